@@ -1,0 +1,1 @@
+//! Typed configuration shared by every node.

@@ -1,0 +1,126 @@
+//! SIP, SIPS and tel URIs (RFC 3261 §19.1, RFC 3966), parsed as views over the text.
+
+use super::scan::{self, Param};
+use super::via::split_host_port;
+use super::ParseError;
+
+/// A parsed URI. For `sip:`/`sips:` every field applies; for `tel:` the number is in
+/// `host` and `params` holds its parameters; other schemes keep their text in `host`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uri<'a> {
+    /// Scheme, as written (compare case-insensitively).
+    pub scheme: &'a str,
+    /// User part (escaped form, as written).
+    pub user: Option<&'a str>,
+    /// Password part.
+    pub password: Option<&'a str>,
+    /// Host (or tel number / opaque part).
+    pub host: &'a str,
+    /// Port.
+    pub port: Option<u16>,
+    /// URI parameters.
+    pub params: Vec<Param<'a>>,
+    /// Header part after `?`, unparsed.
+    pub headers: Option<&'a str>,
+}
+
+fn bad(reason: &'static str) -> ParseError {
+    ParseError::HeaderValue {
+        header: "URI",
+        reason,
+    }
+}
+
+impl<'a> Uri<'a> {
+    /// Parses an absolute URI.
+    pub fn parse(s: &'a str) -> Result<Uri<'a>, ParseError> {
+        let s = s.trim();
+        let colon = s.find(':').ok_or(bad("no scheme"))?;
+        let scheme = &s[..colon];
+        if scheme.is_empty()
+            || !scheme
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+        {
+            return Err(bad("malformed scheme"));
+        }
+        let rest = &s[colon + 1..];
+        if rest.is_empty() || rest.bytes().any(|c| c <= 0x20 || c == 0x7f) {
+            return Err(bad("empty or contains whitespace"));
+        }
+        let is_sip = scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips");
+        let is_tel = scheme.eq_ignore_ascii_case("tel");
+        if !is_sip && !is_tel {
+            return Ok(Uri {
+                scheme,
+                user: None,
+                password: None,
+                host: rest,
+                port: None,
+                params: Vec::new(),
+                headers: None,
+            });
+        }
+        let (rest, headers) = match rest.find('?') {
+            Some(q) => (&rest[..q], Some(&rest[q + 1..])),
+            None => (rest, None),
+        };
+        if is_tel {
+            let (number, params) = match rest.find(';') {
+                Some(i) => (&rest[..i], &rest[i + 1..]),
+                None => (rest, ""),
+            };
+            if number.is_empty() {
+                return Err(bad("empty telephone number"));
+            }
+            return Ok(Uri {
+                scheme,
+                user: None,
+                password: None,
+                host: number,
+                port: None,
+                params: scan::parse_params(params).map_err(bad)?,
+                headers,
+            });
+        }
+        // userinfo ends at the last '@' (user parts may not contain a raw '@').
+        let (userinfo, hostpart) = match rest.rfind('@') {
+            Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+            None => (None, rest),
+        };
+        let (user, password) = match userinfo {
+            Some(u) => match u.find(':') {
+                Some(c) => (Some(&u[..c]), Some(&u[c + 1..])),
+                None => (Some(u), None),
+            },
+            None => (None, None),
+        };
+        if user == Some("") {
+            return Err(bad("empty user part"));
+        }
+        let (hostport, params) = match hostpart.find(';') {
+            Some(i) => (&hostpart[..i], &hostpart[i + 1..]),
+            None => (hostpart, ""),
+        };
+        let (host, port) = split_host_port(hostport).ok_or(bad("malformed host"))?;
+        Ok(Uri {
+            scheme,
+            user,
+            password,
+            host,
+            port,
+            params: scan::parse_params(params).map_err(bad)?,
+            headers,
+        })
+    }
+
+    /// A URI parameter (`Some(None)` for a flag such as `;lr`).
+    pub fn param(&self, name: &str) -> Option<Option<&'a str>> {
+        scan::find_param(&self.params, name).map(|p| p.value)
+    }
+
+    /// True when the URI carries `;lr` (loose routing, RFC 3261 §19.1.1).
+    pub fn is_loose_route(&self) -> bool {
+        self.param("lr").is_some()
+    }
+}
