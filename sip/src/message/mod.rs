@@ -11,6 +11,7 @@ pub mod auth_params;
 pub mod cseq;
 mod error;
 mod headers;
+pub mod key;
 mod method;
 mod parse;
 pub mod scan;
