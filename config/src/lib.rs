@@ -1,1 +1,19 @@
-//! Typed configuration shared by every node.
+//! Typed, validated configuration shared by every node of the IMS core.
+//!
+//! Each node has one struct ([`PcscfConfig`], [`IcscfConfig`], [`ScscfConfig`],
+//! [`HssConfig`]) read from a TOML file. Unknown keys are rejected, and every error names
+//! the file and the dotted key that is wrong, e.g.
+//! `config/dev/pcscf.toml: sip.tls[0]: invalid socket address syntax`.
+//!
+//! Relative paths inside a configuration (certificates, data files) are resolved against
+//! the working directory of the node.
+
+mod error;
+mod load;
+mod nodes;
+mod sections;
+
+pub use error::{ConfigError, Invalid};
+pub use load::{load, parse_str, Validate};
+pub use nodes::{HssConfig, IcscfConfig, NodeKind, PcscfConfig, ScscfConfig};
+pub use sections::{HttpSection, LimitsSection, NodeSection, RouteSection, SipSection, TlsSection};

@@ -1,1 +1,52 @@
-fn main() {}
+//! `imsctl`: the operator's command-line tool.
+//!
+//! * `imsctl up` starts the whole core on embedded defaults (dev configs from
+//!   `config/dev/`, a dev CA and TLS certificates generated into the data directory on
+//!   first start, loopback addresses) and keeps it running until Ctrl-C.
+//! * `imsctl status` shows each node's health.
+
+mod devca;
+mod health;
+mod up;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Operate an IMS core.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Directory holding `pcscf.toml`, `icscf.toml`, `scscf.toml` and `hss.toml`.
+    #[arg(long, global = true, default_value = "config/dev")]
+    config_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start every node on the dev defaults and supervise them until Ctrl-C.
+    Up {
+        /// Where generated certificates and node logs go.
+        #[arg(long, default_value = "data")]
+        data_dir: PathBuf,
+        /// Seconds to wait for each node's /health before giving up.
+        #[arg(long, default_value_t = 30)]
+        health_timeout: u64,
+    },
+    /// Show the health of each node.
+    Status,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Up {
+            data_dir,
+            health_timeout,
+        } => up::run(&cli.config_dir, &data_dir, health_timeout).await,
+        Command::Status => health::print_status(&cli.config_dir).await,
+    }
+}

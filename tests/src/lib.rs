@@ -1,1 +1,144 @@
-//! Helpers for end-to-end tests.
+//! Helpers for the end-to-end tests in `tests/tests/`: locating the workspace's binaries,
+//! running child processes with bounded waits, and reading nodes' `/health`.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// Path of a workspace binary built in the same profile as the running test
+/// (`target/<profile>/<name>`; tests live in `target/<profile>/deps/`).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let mut dir = exe.parent().map(PathBuf::from).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir.join(name)
+}
+
+/// A command for a workspace binary that runs in the repository root, in a process group
+/// of its own (so [`kill_group`] reaches its children too), and does not think it runs
+/// under cargo.
+pub fn command(name: &str) -> Command {
+    let mut c = Command::new(binary(name));
+    c.current_dir(repo_root()).env_remove("CARGO");
+    std::os::unix::process::CommandExt::process_group(&mut c, 0);
+    c
+}
+
+/// SIGKILLs the process group of a child started by [`command`]: the child and every
+/// process it started. Used when a test fails, so nothing outlives it.
+pub fn kill_group(child: &mut Child) {
+    // `--` matters: procps' `kill -KILL -PID` parses -PID as an option and signals
+    // every process (kill(-1)); `kill -s KILL -- -PGID` signals the group only.
+    let _ = Command::new("kill")
+        .args(["-s", "KILL", "--"])
+        .arg(format!("-{}", child.id()))
+        .status();
+    let _ = child.wait();
+}
+
+/// Kills the process group of the child when dropped (a failed assertion included).
+pub struct GroupGuard(pub Child);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        // The group outlives its leader while any member lives: always sweep it.
+        kill_group(&mut self.0);
+    }
+}
+
+/// Polls `f` every 100 ms until it returns `Some`, for at most `limit`.
+pub fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// GETs `http://addr/path` and returns the body of a 200 answer.
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+/// GETs `/health` and parses it.
+pub fn health(addr: SocketAddr) -> Option<serde_json::Value> {
+    serde_json::from_str(http_get(addr, "/health")?.trim()).ok()
+}
+
+/// Sends a signal to a child (`INT`, `TERM`, `KILL`).
+pub fn signal(child: &Child, sig: &str) {
+    let _ = Command::new("kill")
+        .args(["-s", sig, "--"])
+        .arg(child.id().to_string())
+        .status();
+}
+
+/// Waits at most `limit` for the child to exit; kills it if it does not.
+pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let status = wait_for(limit, || child.try_wait().ok().flatten());
+    if status.is_none() {
+        kill_group(child);
+    }
+    status
+}
+
+/// Reads a child's stdout on a thread and waits, at most `limit`, for a line containing
+/// `needle`. Returns the lines read so far on failure.
+pub fn wait_for_line(
+    stdout: std::process::ChildStdout,
+    needle: &str,
+    limit: Duration,
+) -> Result<(), String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            // Keep draining after the waiter is gone, so the child never writes to a
+            // closed pipe.
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + limit;
+    let mut seen = String::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return Ok(()),
+            Ok(line) => {
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+            Err(_) => break,
+        }
+    }
+    Err(seen)
+}

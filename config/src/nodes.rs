@@ -1,0 +1,104 @@
+//! One configuration struct per node.
+
+use serde::Deserialize;
+
+use crate::error::Invalid;
+use crate::load::Validate;
+use crate::sections::{HttpSection, NodeSection, RouteSection, SipSection};
+
+/// Which node a configuration belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    /// Proxy-CSCF.
+    Pcscf,
+    /// Interrogating-CSCF.
+    Icscf,
+    /// Serving-CSCF.
+    Scscf,
+    /// Home Subscriber Server.
+    Hss,
+}
+
+impl NodeKind {
+    /// Every node, in start order (HSS first, P-CSCF last).
+    pub const ALL: [NodeKind; 4] = [
+        NodeKind::Hss,
+        NodeKind::Scscf,
+        NodeKind::Icscf,
+        NodeKind::Pcscf,
+    ];
+
+    /// Binary and config file name: `pcscf`, `icscf`, `scscf`, `hss`.
+    pub fn name(self) -> &'static str {
+        match self {
+            NodeKind::Pcscf => "pcscf",
+            NodeKind::Icscf => "icscf",
+            NodeKind::Scscf => "scscf",
+            NodeKind::Hss => "hss",
+        }
+    }
+}
+
+fn validate_common(node: &NodeSection, http: &HttpSection) -> Result<(), Invalid> {
+    node.validate().map_err(|e| e.under("node"))?;
+    http.validate().map_err(|e| e.under("http"))
+}
+
+macro_rules! sip_node_config {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            /// `[node]`
+            pub node: NodeSection,
+            /// `[http]`
+            pub http: HttpSection,
+            /// `[sip]`
+            pub sip: SipSection,
+            /// `[route]`: where requests go when no Route header says otherwise.
+            pub route: Option<RouteSection>,
+        }
+
+        impl Validate for $name {
+            fn validate(&self) -> Result<(), Invalid> {
+                validate_common(&self.node, &self.http)?;
+                self.sip.validate().map_err(|e| e.under("sip"))?;
+                if let Some(r) = &self.route {
+                    r.validate().map_err(|e| e.under("route"))?;
+                }
+                Ok(())
+            }
+        }
+    };
+}
+
+sip_node_config!(
+    /// P-CSCF configuration (`config/dev/pcscf.toml`).
+    PcscfConfig
+);
+sip_node_config!(
+    /// I-CSCF configuration (`config/dev/icscf.toml`).
+    IcscfConfig
+);
+sip_node_config!(
+    /// S-CSCF configuration (`config/dev/scscf.toml`).
+    ScscfConfig
+);
+
+/// HSS configuration (`config/dev/hss.toml`). Diameter and storage sections arrive with
+/// the HSS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HssConfig {
+    /// `[node]`
+    pub node: NodeSection,
+    /// `[http]`
+    pub http: HttpSection,
+}
+
+impl Validate for HssConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        validate_common(&self.node, &self.http)
+    }
+}

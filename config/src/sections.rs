@@ -1,0 +1,210 @@
+//! Configuration sections shared by several nodes.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::error::Invalid;
+use crate::load::Validate;
+
+/// `[node]`: identity and logging.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// Name used in logs and metrics, e.g. `pcscf-1`.
+    pub name: String,
+    /// Home network domain, e.g. `ims.example.net`.
+    pub domain: String,
+    /// `tracing` filter directive (RUST_LOG syntax); `RUST_LOG` overrides it.
+    #[serde(default = "default_log")]
+    pub log: String,
+}
+
+fn default_log() -> String {
+    "info".to_string()
+}
+
+impl Validate for NodeSection {
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.name.trim().is_empty() {
+            return Err(Invalid::new("name", "must not be empty"));
+        }
+        if self.domain.trim().is_empty() || self.domain.contains(char::is_whitespace) {
+            return Err(Invalid::new("domain", "must be a domain name"));
+        }
+        Ok(())
+    }
+}
+
+/// `[http]`: the health and Prometheus metrics endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// Address serving `/health` and `/metrics`.
+    pub listen: SocketAddr,
+}
+
+impl Validate for HttpSection {
+    fn validate(&self) -> Result<(), Invalid> {
+        Ok(())
+    }
+}
+
+/// `[sip.tls]`: certificate and key for TLS listeners, CA for outgoing TLS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM certificate chain presented by TLS listeners.
+    pub cert: PathBuf,
+    /// PEM private key of that certificate.
+    pub key: PathBuf,
+    /// PEM CA bundle trusted for outgoing TLS connections.
+    pub ca: Option<PathBuf>,
+}
+
+/// `[sip.limits]`: protection against hostile or broken peers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Largest SIP message accepted, in bytes.
+    #[serde(default = "default_max_message_size")]
+    pub max_message_size: usize,
+    /// Largest number of header fields in one message.
+    #[serde(default = "default_max_headers")]
+    pub max_headers: usize,
+    /// Stream connections accepted from one IP address.
+    #[serde(default = "default_max_connections_per_peer")]
+    pub max_connections_per_peer: usize,
+    /// Stream connections in total.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Seconds after which a stream connection without traffic is closed.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
+}
+
+fn default_max_message_size() -> usize {
+    65_535
+}
+fn default_max_headers() -> usize {
+    256
+}
+fn default_max_connections_per_peer() -> usize {
+    64
+}
+fn default_max_connections() -> usize {
+    16_384
+}
+fn default_idle_timeout() -> u64 {
+    // Longer than the usual UE re-registration/keep-alive interval (RFC 5626 suggests
+    // keep-alives every 95-120 s on TCP).
+    600
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            max_message_size: default_max_message_size(),
+            max_headers: default_max_headers(),
+            max_connections_per_peer: default_max_connections_per_peer(),
+            max_connections: default_max_connections(),
+            idle_timeout_secs: default_idle_timeout(),
+        }
+    }
+}
+
+impl Validate for LimitsSection {
+    fn validate(&self) -> Result<(), Invalid> {
+        if !(1_024..=16 * 1_024 * 1_024).contains(&self.max_message_size) {
+            return Err(Invalid::new(
+                "max_message_size",
+                "must be between 1024 and 16777216 bytes",
+            ));
+        }
+        if !(16..=4_096).contains(&self.max_headers) {
+            return Err(Invalid::new("max_headers", "must be between 16 and 4096"));
+        }
+        if self.max_connections_per_peer == 0 {
+            return Err(Invalid::new(
+                "max_connections_per_peer",
+                "must be at least 1",
+            ));
+        }
+        if self.max_connections < self.max_connections_per_peer {
+            return Err(Invalid::new(
+                "max_connections",
+                "must be at least max_connections_per_peer",
+            ));
+        }
+        if self.idle_timeout_secs == 0 {
+            return Err(Invalid::new("idle_timeout_secs", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// `[sip]`: listeners of a SIP node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipSection {
+    /// UDP listen addresses.
+    #[serde(default)]
+    pub udp: Vec<SocketAddr>,
+    /// TCP listen addresses.
+    #[serde(default)]
+    pub tcp: Vec<SocketAddr>,
+    /// TLS listen addresses (need `[sip.tls]`).
+    #[serde(default)]
+    pub tls: Vec<SocketAddr>,
+    /// The address written in Via, Record-Route and Path (`host[:port]`); defaults to the
+    /// first listen address.
+    pub advertise: Option<String>,
+    /// Certificates for TLS.
+    #[serde(rename = "tls_files")]
+    pub tls_files: Option<TlsSection>,
+    /// Limits.
+    #[serde(default)]
+    pub limits: LimitsSection,
+}
+
+impl Validate for SipSection {
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.udp.is_empty() && self.tcp.is_empty() && self.tls.is_empty() {
+            return Err(Invalid::new(
+                "udp",
+                "at least one of udp, tcp, tls must listen",
+            ));
+        }
+        if !self.tls.is_empty() && self.tls_files.is_none() {
+            return Err(Invalid::new(
+                "tls_files",
+                "TLS listeners need tls_files.cert and tls_files.key",
+            ));
+        }
+        if let Some(adv) = &self.advertise {
+            if adv.trim().is_empty() || adv.contains(char::is_whitespace) {
+                return Err(Invalid::new("advertise", "must be host[:port]"));
+            }
+        }
+        self.limits.validate().map_err(|e| e.under("limits"))
+    }
+}
+
+/// `[route]`: the static next hop of a node (DNS is not required).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    /// SIP URI of the next hop, e.g. `sip:127.0.0.1:5070;transport=udp;lr`.
+    pub next_hop: String,
+}
+
+impl Validate for RouteSection {
+    fn validate(&self) -> Result<(), Invalid> {
+        let lower = self.next_hop.to_ascii_lowercase();
+        if !(lower.starts_with("sip:") || lower.starts_with("sips:")) || self.next_hop.len() < 5 {
+            return Err(Invalid::new("next_hop", "must be a sip: or sips: URI"));
+        }
+        Ok(())
+    }
+}

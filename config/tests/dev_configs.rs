@@ -1,0 +1,73 @@
+//! The shipped dev configs load, and bad configs name their file and key.
+
+use std::path::{Path, PathBuf};
+
+use ims_config::{load, parse_str, ConfigError, HssConfig, IcscfConfig, PcscfConfig, ScscfConfig};
+
+fn dev(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("dev").join(name)
+}
+
+#[test]
+fn every_dev_config_loads() {
+    let p: PcscfConfig = load(&dev("pcscf.toml")).expect("pcscf");
+    assert_eq!(p.sip.tls.len(), 1, "the P-CSCF listens on TLS toward UEs");
+    assert!(p.sip.tls_files.is_some());
+    let _: IcscfConfig = load(&dev("icscf.toml")).expect("icscf");
+    let _: ScscfConfig = load(&dev("scscf.toml")).expect("scscf");
+    let _: HssConfig = load(&dev("hss.toml")).expect("hss");
+}
+
+const BASE: &str = r#"
+[node]
+name = "x"
+domain = "ims.example.net"
+[http]
+listen = "127.0.0.1:9000"
+"#;
+
+fn parse_pcscf(extra: &str) -> Result<PcscfConfig, ConfigError> {
+    parse_str(&format!("{BASE}{extra}"), Path::new("bad.toml"))
+}
+
+#[test]
+fn unknown_key_is_named_with_the_file() {
+    let err = parse_pcscf("[sip]\nudp = [\"127.0.0.1:5060\"]\nudpp = 1\n").unwrap_err();
+    let text = err.to_string();
+    assert!(text.starts_with("bad.toml: "), "{text}");
+    assert!(text.contains("udpp"), "{text}");
+}
+
+#[test]
+fn bad_value_type_names_the_dotted_key() {
+    let err = parse_pcscf("[sip]\nudp = [\"not-an-address\"]\n").unwrap_err();
+    assert_eq!(err.key(), Some("sip.udp[0]"), "{err}");
+    assert!(
+        err.to_string().starts_with("bad.toml: sip.udp[0]: "),
+        "{err}"
+    );
+}
+
+#[test]
+fn validation_failure_names_the_nested_key() {
+    let err =
+        parse_pcscf("[sip]\nudp = [\"127.0.0.1:5060\"]\n[sip.limits]\nmax_message_size = 10\n")
+            .unwrap_err();
+    assert_eq!(err.key(), Some("sip.limits.max_message_size"), "{err}");
+}
+
+#[test]
+fn tls_listener_without_certificates_is_refused() {
+    let err = parse_pcscf("[sip]\ntls = [\"127.0.0.1:5061\"]\n").unwrap_err();
+    assert_eq!(err.key(), Some("sip.tls_files"), "{err}");
+}
+
+#[test]
+fn missing_file_is_reported_with_its_path() {
+    let err = load::<HssConfig>(Path::new("/nonexistent/hss.toml")).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("/nonexistent/hss.toml: cannot read"),
+        "{err}"
+    );
+}

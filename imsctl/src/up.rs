@@ -1,0 +1,223 @@
+//! `imsctl up`: start and supervise every node on loopback.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use ims_config::NodeKind;
+use tokio::process::{Child, Command};
+
+use crate::devca::DevCa;
+use crate::health;
+
+struct Running {
+    kind: NodeKind,
+    child: Child,
+    log: PathBuf,
+}
+
+/// Starts HSS, S-CSCF, I-CSCF and P-CSCF in that order, waits until each answers on
+/// `/health`, then supervises them until Ctrl-C (or until one exits).
+pub async fn run(config_dir: &Path, data_dir: &Path, health_timeout: u64) -> anyhow::Result<()> {
+    // Listen for Ctrl-C/SIGTERM from the start, so a signal during start-up still stops
+    // the nodes already running instead of killing imsctl and orphaning them.
+    let mut stop = Stop::install()?;
+    let pcscf: ims_config::PcscfConfig = ims_config::load(&config_dir.join("pcscf.toml"))?;
+    let names: Vec<&str> = NodeKind::ALL.iter().map(|k| k.name()).collect();
+    let (ca, generated) = DevCa::ensure(data_dir, &pcscf.node.domain, &names)?;
+    if generated {
+        println!(
+            "generated dev CA and node certificates in {}",
+            ca.dir.display()
+        );
+    }
+    let bin_dir = binaries().await?;
+    let log_dir = data_dir.join("logs");
+    std::fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
+
+    let mut running: Vec<Running> = Vec::new();
+    for kind in NodeKind::ALL {
+        let started = tokio::select! {
+            r = start(kind, &bin_dir, config_dir, &log_dir, health_timeout) => r,
+            () = stop.recv() => Err(anyhow::anyhow!("interrupted during start-up")),
+        };
+        match started {
+            Ok(r) => running.push(r),
+            Err(e) => {
+                stop_all(&mut running).await;
+                return Err(e);
+            }
+        }
+    }
+    println!();
+    println!(
+        "IMS core is up (Ctrl-C stops it). P-CSCF for UEs: {}",
+        ue_listeners(&pcscf)
+    );
+    println!(
+        "dev CA: {}   logs: {}   status: imsctl status",
+        ca.dir.join("ca.crt").display(),
+        log_dir.display()
+    );
+
+    let exited = tokio::select! {
+        () = stop.recv() => None,
+        kind = first_exit(&mut running) => Some(kind),
+    };
+    stop_all(&mut running).await;
+    if let Some(kind) = exited {
+        bail!(
+            "{} exited unexpectedly; see {}",
+            kind.name(),
+            log_dir.join(format!("{}.log", kind.name())).display()
+        );
+    }
+    Ok(())
+}
+
+fn ue_listeners(c: &ims_config::PcscfConfig) -> String {
+    let mut parts = Vec::new();
+    parts.extend(c.sip.tls.iter().map(|a| format!("tls {a}")));
+    parts.extend(c.sip.tcp.iter().map(|a| format!("tcp {a}")));
+    parts.extend(c.sip.udp.iter().map(|a| format!("udp {a}")));
+    parts.join(", ")
+}
+
+/// Directory of the node binaries: beside `imsctl`. Under `cargo run`, builds them first
+/// with the same profile so one command is enough.
+async fn binaries() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating imsctl")?;
+    let dir = exe
+        .parent()
+        .context("imsctl has no parent directory")?
+        .to_path_buf();
+    if let Ok(cargo) = std::env::var("CARGO") {
+        let release = dir.file_name().is_some_and(|n| n == "release");
+        let mut cmd = Command::new(cargo);
+        cmd.args([
+            "build", "--bins", "-p", "pcscf", "-p", "icscf", "-p", "scscf", "-p", "hss",
+        ]);
+        if release {
+            cmd.arg("--release");
+        }
+        println!("building node binaries ...");
+        let status = cmd.status().await.context("running cargo build")?;
+        anyhow::ensure!(status.success(), "cargo build failed");
+    }
+    Ok(dir)
+}
+
+async fn start(
+    kind: NodeKind,
+    bin_dir: &Path,
+    config_dir: &Path,
+    log_dir: &Path,
+    health_timeout: u64,
+) -> anyhow::Result<Running> {
+    let name = kind.name();
+    let bin = bin_dir.join(name);
+    anyhow::ensure!(
+        bin.exists(),
+        "{} not found (build the workspace first: cargo build --release)",
+        bin.display()
+    );
+    let config = config_dir.join(format!("{name}.toml"));
+    let log = log_dir.join(format!("{name}.log"));
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .with_context(|| format!("opening {}", log.display()))?;
+    let child = Command::new(&bin)
+        .arg("--config")
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let mut r = Running { kind, child, log };
+    let addr = health::http_addr(config_dir, kind)?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(health_timeout);
+    loop {
+        if let Some(status) = r.child.try_wait()? {
+            bail!(
+                "{name} exited during start ({status}); last log lines:\n{}",
+                tail(&r.log)
+            );
+        }
+        if health::fetch(addr).await.is_ok() {
+            println!("{name:<6} up   (health http://{addr}/health)");
+            return Ok(r);
+        }
+        if tokio::time::Instant::now() > deadline {
+            stop_all(std::slice::from_mut(&mut r)).await;
+            bail!("{name} did not answer on http://{addr}/health within {health_timeout} s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(10)..].join("\n")
+}
+
+/// SIGINT and SIGTERM.
+struct Stop {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Stop {
+    fn install() -> anyhow::Result<Stop> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Stop {
+            int: signal(SignalKind::interrupt()).context("installing SIGINT handler")?,
+            term: signal(SignalKind::terminate()).context("installing SIGTERM handler")?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {},
+            _ = self.term.recv() => {},
+        }
+    }
+}
+
+async fn first_exit(running: &mut [Running]) -> NodeKind {
+    loop {
+        for r in running.iter_mut() {
+            if let Ok(Some(_)) = r.child.try_wait() {
+                return r.kind;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// SIGTERM every child (reverse start order), give them 5 s, then kill what is left.
+async fn stop_all(running: &mut [Running]) {
+    for r in running.iter_mut().rev() {
+        if let Some(pid) = r.child.id() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status()
+                .await;
+        }
+    }
+    for r in running.iter_mut().rev() {
+        if tokio::time::timeout(Duration::from_secs(5), r.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = r.child.kill().await;
+        }
+        println!("{:<6} stopped", r.kind.name());
+    }
+}

@@ -1,0 +1,165 @@
+//! `/health` and `/metrics`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use prometheus_client::registry::Registry;
+use serde_json::{json, Value};
+
+/// What `/health` reports: the node's name and kind, its uptime, and whatever gauges the
+/// node publishes (e.g. `registered_contacts`).
+#[derive(Clone)]
+pub struct NodeStatus {
+    name: String,
+    kind: &'static str,
+    started: Instant,
+    fields: Arc<RwLock<BTreeMap<String, Value>>>,
+}
+
+impl NodeStatus {
+    /// Status of node `name` of kind `kind` (`pcscf`, `hss`, ...), started now.
+    pub fn new(name: impl Into<String>, kind: &'static str) -> NodeStatus {
+        NodeStatus {
+            name: name.into(),
+            kind,
+            started: Instant::now(),
+            fields: Arc::default(),
+        }
+    }
+
+    /// Sets a field shown by `/health`.
+    pub fn set(&self, key: &str, value: impl Into<Value>) {
+        if let Ok(mut f) = self.fields.write() {
+            f.insert(key.to_string(), value.into());
+        }
+    }
+
+    fn render(&self) -> Value {
+        let mut v = json!({
+            "status": "ok",
+            "node": self.name,
+            "kind": self.kind,
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_secs": self.started.elapsed().as_secs(),
+        });
+        if let (Some(obj), Ok(fields)) = (v.as_object_mut(), self.fields.read()) {
+            for (k, val) in fields.iter() {
+                obj.insert(k.clone(), val.clone());
+            }
+        }
+        v
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    status: NodeStatus,
+    registry: Arc<Registry>,
+}
+
+/// The HTTP endpoint could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// Binding the listen address failed.
+    #[error("cannot listen for HTTP on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Binds `addr` and serves `/health` and `/metrics` until the task is dropped.
+/// Returns the bound address (useful with port 0) and the serving task.
+pub async fn serve(
+    addr: SocketAddr,
+    status: NodeStatus,
+    registry: Arc<Registry>,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), HttpError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| HttpError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| HttpError::Bind { addr, source })?;
+    let app = Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .with_state(AppState { status, registry });
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "HTTP endpoint stopped");
+        }
+    });
+    Ok((local, task))
+}
+
+async fn health(State(state): State<AppState>) -> Json<Value> {
+    Json(state.status.render())
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut body = String::new();
+    match prometheus_client::encoding::text::encode(&mut body, &state.registry) {
+        Ok(()) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        ),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "metrics encoding failed".to_string(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::metrics::counter::Counter;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn get_path(addr: SocketAddr, path: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn health_and_metrics_are_served() {
+        let mut registry = Registry::default();
+        let c: Counter = Counter::default();
+        registry.register("sip_messages_in", "SIP messages received", c.clone());
+        c.inc_by(3);
+        let status = NodeStatus::new("pcscf-test", "pcscf");
+        status.set("registered_contacts", 7);
+        let (addr, task) = serve("127.0.0.1:0".parse().unwrap(), status, Arc::new(registry))
+            .await
+            .unwrap();
+        let health = get_path(addr, "/health").await;
+        assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+        assert!(health.contains("\"node\":\"pcscf-test\""), "{health}");
+        assert!(health.contains("\"registered_contacts\":7"), "{health}");
+        let metrics = get_path(addr, "/metrics").await;
+        assert!(metrics.contains("sip_messages_in_total 3"), "{metrics}");
+        task.abort();
+    }
+}

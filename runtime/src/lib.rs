@@ -1,0 +1,75 @@
+//! The runtime every node binary shares: command-line arguments, configuration loading,
+//! logging, and the HTTP endpoint with `/health` (JSON) and `/metrics` (Prometheus text
+//! exposition format).
+
+mod args;
+mod http;
+mod logging;
+
+pub use args::NodeArgs;
+pub use http::{serve, HttpError, NodeStatus};
+pub use logging::init_logging;
+pub use prometheus_client;
+
+/// Resolves when the process receives SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        // If the handler cannot be installed, never resolve from this branch.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// A started node: logging installed, `/health` and `/metrics` served.
+pub struct Node {
+    /// Published on `/health`.
+    pub status: NodeStatus,
+    /// Where the HTTP endpoint listens.
+    pub http_addr: std::net::SocketAddr,
+    http_task: tokio::task::JoinHandle<()>,
+}
+
+impl Node {
+    /// Installs logging and serves health and metrics for node `kind` (`pcscf`, ...).
+    /// `registry` holds the node's metrics.
+    pub async fn start(
+        kind: &'static str,
+        node: &ims_config::NodeSection,
+        http: &ims_config::HttpSection,
+        registry: prometheus_client::registry::Registry,
+    ) -> Result<Node, HttpError> {
+        init_logging(&node.log);
+        let status = NodeStatus::new(node.name.clone(), kind);
+        let (http_addr, http_task) =
+            serve(http.listen, status.clone(), std::sync::Arc::new(registry)).await?;
+        tracing::info!(node = %node.name, %http_addr, "{kind} started; health on /health, metrics on /metrics");
+        Ok(Node {
+            status,
+            http_addr,
+            http_task,
+        })
+    }
+
+    /// Waits for SIGINT/SIGTERM, then stops the HTTP endpoint.
+    pub async fn run_until_shutdown(self) {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        self.http_task.abort();
+    }
+}

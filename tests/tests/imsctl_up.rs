@@ -1,0 +1,80 @@
+//! `imsctl up` starts every node on the dev defaults with a generated dev CA, `imsctl
+//! status` sees them, and Ctrl-C stops them all.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use ims_e2e::{command, health, signal, wait_exit, wait_for_line, GroupGuard};
+
+const NODES: [(&str, &str); 4] = [
+    ("hss", "127.0.0.1:9104"),
+    ("scscf", "127.0.0.1:9103"),
+    ("icscf", "127.0.0.1:9102"),
+    ("pcscf", "127.0.0.1:9101"),
+];
+
+#[test]
+fn up_starts_all_nodes_and_ctrl_c_stops_them() {
+    let data = std::env::temp_dir().join(format!("ims-e2e-up-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    for (name, addr) in NODES {
+        assert!(
+            health(addr.parse().expect("addr")).is_none(),
+            "a {name} is already running on {addr}"
+        );
+    }
+    let mut up = GroupGuard(
+        command("imsctl")
+            .args(["up", "--data-dir"])
+            .arg(&data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("imsctl starts"),
+    );
+
+    let stdout = up.0.stdout.take().expect("piped stdout");
+    if let Err(seen) = wait_for_line(stdout, "IMS core is up", Duration::from_secs(60)) {
+        panic!("imsctl up did not report the core up; it printed:\n{seen}");
+    }
+    for (name, addr) in NODES {
+        let h = health(addr.parse().expect("addr"))
+            .unwrap_or_else(|| panic!("{name} does not answer /health on {addr}"));
+        assert_eq!(h["kind"], name);
+        assert_eq!(h["status"], "ok");
+    }
+    for f in ["ca.crt", "ca.key", "pcscf.crt", "pcscf.key"] {
+        assert!(
+            data.join("tls").join(f).exists(),
+            "dev CA file {f} generated"
+        );
+    }
+
+    let status = command("imsctl")
+        .arg("status")
+        .output()
+        .expect("imsctl status runs");
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "status failed: {text}");
+    for (name, _) in NODES {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(name) && l.contains(" ok ")),
+            "{name} ok in:\n{text}"
+        );
+    }
+
+    signal(&up.0, "INT");
+    let exit = wait_exit(&mut up.0, Duration::from_secs(30));
+    assert!(
+        exit.is_some_and(|s| s.success()),
+        "imsctl up exits cleanly on SIGINT: {exit:?}"
+    );
+    for (name, addr) in NODES {
+        assert!(
+            health(addr.parse().expect("addr")).is_none(),
+            "{name} still answering after stop"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&data);
+}
