@@ -70,9 +70,10 @@ impl Sqn {
         self.0 & ((1u64 << ind_bits.min(47)) - 1)
     }
 
-    /// The HE's next SQN (TS 33.102 Annex C.3.2, C.1.2): SEQ incremented by one and
-    /// IND stepped cyclically through 0..2^`ind_bits` (`ind_bits` is clamped to 47;
-    /// 5 is the usual value). Errors, never wraps, when SEQ is at its maximum.
+    /// The HE's next SQN_HE (TS 33.102 Annex C.1.1, non-time-based SEQ): SEQ incremented
+    /// by one, and IND allocated cyclically through 0..2^`ind_bits` for the array scheme
+    /// of Annex C.1.2 / C.2.2 (`ind_bits` is clamped to 47; 5 is the usual value).
+    /// Errors, never wraps, when SEQ is at its maximum.
     pub fn next(self, ind_bits: u32) -> Result<Sqn, AkaError> {
         let bits = ind_bits.min(47);
         let seq = self
@@ -249,8 +250,9 @@ impl std::fmt::Debug for UsimAnswer {
     }
 }
 
-/// A USIM's AKA state (TS 33.102 §6.3.3) with the highest accepted SQN and the
-/// window Δ (Annex C.2.1, one SEQ_MS without the per-IND array).
+/// A USIM's AKA state (TS 33.102 §6.3.3): the highest accepted SQN and the window Δ
+/// of Annex C.2.1. Simplified for tests: whole SQN values are compared against a single
+/// SQN_MS, not the per-IND array of Annex C.2.2.
 #[derive(Debug, Clone)]
 pub struct Usim {
     milenage: Milenage,
@@ -260,7 +262,7 @@ pub struct Usim {
 
 impl Usim {
     /// A USIM that has accepted up to `sqn_ms` and accepts SQN in
-    /// (SQN_MS, SQN_MS + `delta`] (Annex C.2.2 suggests Δ = 2^28).
+    /// (SQN_MS, SQN_MS + `delta`] (e.g. Δ = 2^28).
     pub fn new(milenage: Milenage, sqn_ms: Sqn, delta: u64) -> Usim {
         Usim {
             milenage,
