@@ -3,7 +3,10 @@
 //! * [`message`]: a raw-preserving SIP message model (RFC 3261 §7, §25). Messages that
 //!   are not changed re-serialize byte for byte; typed views (Via, CSeq, name-addr,
 //!   URIs, credentials) are parsed on demand from the raw header values.
+//! * [`auth`]: authentication primitives: HTTP Digest (RFC 2617, RFC 7616), Milenage
+//!   (TS 35.206), IMS AKA (RFC 3310, TS 33.203) and stale/replay-safe nonces.
 
+pub mod auth;
 pub mod message;
 
 pub use message::{

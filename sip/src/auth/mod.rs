@@ -1,0 +1,20 @@
+//! Authentication primitives for the CSCFs and the HSS.
+//!
+//! * [`digest`]: HTTP Digest for SIP (RFC 3261 §22.4, RFC 2617, RFC 7616): HA1,
+//!   `response`, constant-time verification, challenges and `Authentication-Info`.
+//! * [`milenage`]: the 3GPP authentication functions f1..f5* (TS 35.206).
+//! * [`aka`]: IMS AKA vectors, the AKAv1-MD5 nonce, resynchronisation and a USIM model
+//!   (RFC 3310, TS 33.102 §6.3, TS 33.203).
+//! * [`nonce`]: integrity-protected nonces with expiry (stale) and replay detection.
+//!
+//! Nothing here logs keys, passwords, HA1, RES or CK/IK; `Debug` output hides them.
+
+pub mod aka;
+pub mod digest;
+pub mod milenage;
+pub mod nonce;
+
+pub use aka::{AkaError, AuthVector, Sqn};
+pub use digest::{Algorithm, Challenge, Credentials, DigestError, Ha1};
+pub use milenage::Milenage;
+pub use nonce::{NonceError, Nonces};
