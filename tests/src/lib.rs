@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end tests in `tests/tests/`: locating the workspace's binaries,
 //! running child processes with bounded waits, and reading nodes' `/health`.
 
+pub mod sipp;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -141,4 +143,28 @@ pub fn wait_for_line(
         }
     }
     Err(seen)
+}
+
+/// A loopback port that is free for both UDP and TCP right now.
+pub fn free_port() -> u16 {
+    for _ in 0..100 {
+        let Ok(tcp) = std::net::TcpListener::bind("127.0.0.1:0") else {
+            continue;
+        };
+        let Ok(addr) = tcp.local_addr() else {
+            continue;
+        };
+        if std::net::UdpSocket::bind(addr).is_ok() {
+            return addr.port();
+        }
+    }
+    0
+}
+
+/// A fresh scratch directory for one test.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ims-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::create_dir_all(&dir);
+    dir
 }

@@ -1,0 +1,156 @@
+//! Running SIPp (the `sip-tester` package) as a real SIP peer, bounded in calls and time.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::{repo_root, wait_exit};
+
+/// SIPp transport mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SippTransport {
+    /// `-t u1`: UDP, one socket.
+    Udp,
+    /// `-t t1`: TCP, one connection.
+    Tcp,
+}
+
+impl SippTransport {
+    fn flag(self) -> &'static str {
+        match self {
+            SippTransport::Udp => "u1",
+            SippTransport::Tcp => "t1",
+        }
+    }
+}
+
+/// What a finished SIPp client run reported.
+#[derive(Debug)]
+pub struct SippResult {
+    /// SIPp's exit code: 0 when every call succeeded.
+    pub exit_code: Option<i32>,
+    /// Cumulative successful calls from the statistics file.
+    pub successful: u64,
+    /// Cumulative failed calls from the statistics file.
+    pub failed: u64,
+    /// SIPp's error log, if it wrote one.
+    pub errors: String,
+}
+
+/// A scenario file under `sipp-scenarios/`.
+pub fn scenario(rel: &str) -> PathBuf {
+    repo_root().join("sipp-scenarios").join(rel)
+}
+
+/// True when the `sipp` binary is installed (`./scripts/test` installs it).
+pub fn available() -> bool {
+    Command::new("sipp")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+fn base(scenario: &Path, local: SocketAddr, transport: SippTransport, workdir: &Path) -> Command {
+    let mut c = Command::new("sipp");
+    c.current_dir(workdir)
+        .arg("-sf")
+        .arg(scenario)
+        .args(["-i", &local.ip().to_string()])
+        .args(["-p", &local.port().to_string()])
+        .args(["-t", transport.flag()])
+        .args(["-nd", "-trace_err", "-buff_size", "4194304"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    c
+}
+
+/// Starts a SIPp server that handles at most `calls` calls and quits after
+/// `timeout_secs`. Kill it (or let it end) with [`wait_exit`].
+pub fn start_uas(
+    scenario: &Path,
+    local: SocketAddr,
+    transport: SippTransport,
+    calls: u32,
+    timeout_secs: u32,
+    workdir: &Path,
+) -> std::io::Result<Child> {
+    base(scenario, local, transport, workdir)
+        .args(["-m", &calls.to_string()])
+        .args(["-timeout", &format!("{timeout_secs}s")])
+        .spawn()
+}
+
+/// Runs a SIPp client to completion: `calls` calls at `rate` per second toward `remote`
+/// (which names the final target in the Request-URI), sending to `send_to` (the proxy)
+/// when given. Bounded by `timeout_secs`.
+#[allow(clippy::too_many_arguments)]
+pub fn run_uac(
+    scenario: &Path,
+    remote: SocketAddr,
+    send_to: Option<SocketAddr>,
+    local: SocketAddr,
+    transport: SippTransport,
+    calls: u32,
+    rate: u32,
+    timeout_secs: u32,
+    workdir: &Path,
+) -> std::io::Result<SippResult> {
+    let stats = workdir.join(format!("uac-{}.csv", local.port()));
+    let mut c = base(scenario, local, transport, workdir);
+    c.arg(remote.to_string())
+        .args(["-m", &calls.to_string()])
+        .args(["-r", &rate.to_string()])
+        .args(["-timeout", &format!("{timeout_secs}s")])
+        .args(["-timeout_error", "-trace_stat", "-fd", "1", "-stf"])
+        .arg(&stats);
+    if let Some(proxy) = send_to {
+        c.args(["-rsa", &proxy.to_string()]);
+    }
+    let mut child = c.spawn()?;
+    let status = wait_exit(
+        &mut child,
+        Duration::from_secs(u64::from(timeout_secs) + 10),
+    );
+    let (successful, failed) = read_stats(&stats);
+    let errors = std::fs::read_dir(workdir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with("_errors.log"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .collect::<Vec<_>>()
+        .join("\n");
+    Ok(SippResult {
+        exit_code: status.and_then(|s| s.code()),
+        successful,
+        failed,
+        errors,
+    })
+}
+
+/// Reads the cumulative SuccessfulCall(C)/FailedCall(C) columns of the last line of a
+/// SIPp statistics file.
+fn read_stats(path: &Path) -> (u64, u64) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let Some(header) = lines.next() else {
+        return (0, 0);
+    };
+    let Some(last) = lines.last() else {
+        return (0, 0);
+    };
+    let cols: Vec<&str> = header.split(';').collect();
+    let vals: Vec<&str> = last.split(';').collect();
+    let get = |name: &str| {
+        cols.iter()
+            .position(|c| *c == name)
+            .and_then(|i| vals.get(i))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (get("SuccessfulCall(C)"), get("FailedCall(C)"))
+}
