@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! `imsctl up` starts every node on the dev defaults with a generated dev CA, `imsctl
 //! status` sees them, and Ctrl-C stops them all.
 

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! The SIPp scenarios used against our proxies work between SIPp peers alone, over UDP
 //! and TCP, so a failure through a proxy is the proxy's.
 
