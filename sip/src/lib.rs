@@ -3,8 +3,11 @@
 //! * [`message`]: a raw-preserving SIP message model (RFC 3261 §7, §25). Messages that
 //!   are not changed re-serialize byte for byte; typed views (Via, CSeq, name-addr,
 //!   URIs, credentials) are parsed on demand from the raw header values.
+//! * [`transaction`]: the transaction layer (RFC 3261 §17, RFC 6026), a sans-IO state
+//!   machine per transaction kind with a tokio driver.
 
 pub mod message;
+pub mod transaction;
 
 pub use message::{
     Header, HeaderName, Headers, Method, ParseError, Request, Response, SipMessage, StartLine,

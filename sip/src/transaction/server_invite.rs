@@ -1,0 +1,343 @@
+//! The INVITE server transaction (RFC 3261 §17.2.1, Figure 7, as corrected by
+//! RFC 6026 §7.1 and §8.7: a 2xx from the TU moves it to Accepted, where 2xx
+//! retransmissions from the TU pass through, INVITE retransmissions are absorbed,
+//! ACKs go to the TU, and Timer L runs).
+
+use std::time::Duration;
+
+use super::{
+    is_provisional, is_success, Action, Actions, Delivery, Timer, TimerConfig, TransactionError,
+};
+use crate::{Method, SipMessage};
+
+/// An INVITE server transaction in one of its states.
+#[derive(Debug)]
+pub enum ServerInvite {
+    /// The INVITE was passed to the TU; no final response yet.
+    Proceeding(Proceeding),
+    /// A 300-699 was sent; Timer G retransmits it until ACK, Timer H gives up.
+    Completed(Completed),
+    /// The ACK arrived; Timer I absorbs ACK retransmissions.
+    Confirmed(Confirmed),
+    /// A 2xx was sent (RFC 6026); Timer L runs.
+    Accepted(Accepted),
+    /// Done; the owner drops the transaction.
+    Terminated,
+}
+
+/// Proceeding: the last provisional response is re-sent on each INVITE retransmission.
+#[derive(Debug)]
+pub struct Proceeding {
+    last_provisional: Option<SipMessage>,
+    config: TimerConfig,
+    reliable: bool,
+}
+
+/// Completed: the final non-2xx response is retransmitted on Timer G (unreliable only)
+/// and on each INVITE retransmission.
+#[derive(Debug)]
+pub struct Completed {
+    response: SipMessage,
+    config: TimerConfig,
+    reliable: bool,
+    interval_g: Duration,
+}
+
+/// Confirmed: ACK received; further ACKs are absorbed until Timer I.
+#[derive(Debug)]
+pub struct Confirmed;
+
+/// Accepted (RFC 6026 §7.1): a 2xx was sent.
+#[derive(Debug)]
+pub struct Accepted;
+
+impl Proceeding {
+    /// The transaction for a newly received INVITE (the layer hands the request to the
+    /// TU; the TU sends 100 Trying itself, as a proxy does under §16.2).
+    pub fn new(config: TimerConfig, reliable: bool) -> Proceeding {
+        Proceeding {
+            last_provisional: None,
+            config,
+            reliable,
+        }
+    }
+
+    /// A retransmitted INVITE re-sends the last provisional response, if any.
+    pub fn on_request(self, request: SipMessage) -> (ServerInvite, Actions) {
+        let actions = match (request.method(), &self.last_provisional) {
+            (Some(Method::Invite), Some(last)) => vec![Action::Send(last.clone())],
+            _ => Vec::new(),
+        };
+        (ServerInvite::Proceeding(self), actions)
+    }
+
+    /// The TU sends a response: 1xx stays here, 2xx moves to Accepted (Timer L),
+    /// 300-699 to Completed (Timers G and H).
+    pub fn respond(self, response: SipMessage) -> (ServerInvite, Actions) {
+        let Some(code) = response.status() else {
+            return (ServerInvite::Proceeding(self), Vec::new());
+        };
+        let send = Action::Send(response.clone());
+        if is_provisional(code) {
+            return (
+                ServerInvite::Proceeding(Proceeding {
+                    last_provisional: Some(response),
+                    ..self
+                }),
+                vec![send],
+            );
+        }
+        if is_success(code) {
+            return (
+                ServerInvite::Accepted(Accepted),
+                vec![send, Action::StartTimer(Timer::L, self.config.t1x64())],
+            );
+        }
+        let mut actions = vec![send];
+        if !self.reliable {
+            actions.push(Action::StartTimer(Timer::G, self.config.t1));
+        }
+        actions.push(Action::StartTimer(Timer::H, self.config.t1x64()));
+        (
+            ServerInvite::Completed(Completed {
+                response,
+                config: self.config,
+                reliable: self.reliable,
+                interval_g: self.config.t1,
+            }),
+            actions,
+        )
+    }
+}
+
+impl Completed {
+    /// An ACK confirms (Timer I, zero over reliable transports); a retransmitted
+    /// INVITE re-sends the final response.
+    pub fn on_request(self, request: SipMessage) -> (ServerInvite, Actions) {
+        match request.method() {
+            Some(Method::Ack) => {
+                let mut actions =
+                    vec![Action::CancelTimer(Timer::G), Action::CancelTimer(Timer::H)];
+                let i = self.config.t4_unless_reliable(self.reliable);
+                if i.is_zero() {
+                    return (ServerInvite::Terminated, actions);
+                }
+                actions.push(Action::StartTimer(Timer::I, i));
+                (ServerInvite::Confirmed(Confirmed), actions)
+            }
+            Some(Method::Invite) => {
+                let actions = vec![Action::Send(self.response.clone())];
+                (ServerInvite::Completed(self), actions)
+            }
+            _ => (ServerInvite::Completed(self), Vec::new()),
+        }
+    }
+
+    /// Timer G re-sends the response with a doubled interval capped at T2; Timer H
+    /// gives up waiting for the ACK and tells the TU.
+    pub fn on_timer(self, timer: Timer) -> (ServerInvite, Actions) {
+        match timer {
+            Timer::G => {
+                let interval_g = self.config.backoff(self.interval_g);
+                let actions = vec![
+                    Action::Send(self.response.clone()),
+                    Action::StartTimer(Timer::G, interval_g),
+                ];
+                (
+                    ServerInvite::Completed(Completed { interval_g, ..self }),
+                    actions,
+                )
+            }
+            Timer::H => (
+                ServerInvite::Terminated,
+                vec![
+                    Action::CancelTimer(Timer::G),
+                    Action::Deliver(Delivery::Timeout(Timer::H)),
+                ],
+            ),
+            _ => (ServerInvite::Completed(self), Vec::new()),
+        }
+    }
+}
+
+impl Confirmed {
+    /// Timer I ends the transaction.
+    pub fn on_timer(self, timer: Timer) -> (ServerInvite, Actions) {
+        match timer {
+            Timer::I => (ServerInvite::Terminated, Vec::new()),
+            _ => (ServerInvite::Confirmed(self), Vec::new()),
+        }
+    }
+}
+
+impl Accepted {
+    /// RFC 6026 §7.1: an ACK goes to the TU; INVITE retransmissions are absorbed (the
+    /// TU retransmits its 2xx itself).
+    pub fn on_request(self, request: SipMessage) -> (ServerInvite, Actions) {
+        let actions = match request.method() {
+            Some(Method::Ack) => vec![Action::Deliver(Delivery::Ack(request))],
+            _ => Vec::new(),
+        };
+        (ServerInvite::Accepted(self), actions)
+    }
+
+    /// A 2xx (retransmission) from the TU is sent; anything else is refused.
+    pub fn respond(
+        self,
+        response: SipMessage,
+    ) -> (ServerInvite, Result<Actions, TransactionError>) {
+        match response.status() {
+            Some(code) if is_success(code) => (
+                ServerInvite::Accepted(self),
+                Ok(vec![Action::Send(response)]),
+            ),
+            _ => (
+                ServerInvite::Accepted(self),
+                Err(TransactionError::NotAllowed("Accepted")),
+            ),
+        }
+    }
+
+    /// Timer L ends the transaction.
+    pub fn on_timer(self, timer: Timer) -> (ServerInvite, Actions) {
+        match timer {
+            Timer::L => (ServerInvite::Terminated, Vec::new()),
+            _ => (ServerInvite::Accepted(self), Vec::new()),
+        }
+    }
+}
+
+impl ServerInvite {
+    /// Dispatches a request (retransmitted INVITE or ACK) to the current state.
+    pub fn on_request(self, request: SipMessage) -> (ServerInvite, Actions) {
+        match self {
+            ServerInvite::Proceeding(s) => s.on_request(request),
+            ServerInvite::Completed(s) => s.on_request(request),
+            ServerInvite::Accepted(s) => s.on_request(request),
+            other => (other, Vec::new()),
+        }
+    }
+
+    /// Dispatches a response from the TU; refused once a non-2xx final was sent.
+    pub fn respond(
+        self,
+        response: SipMessage,
+    ) -> (ServerInvite, Result<Actions, TransactionError>) {
+        match self {
+            ServerInvite::Proceeding(s) => {
+                let (next, actions) = s.respond(response);
+                (next, Ok(actions))
+            }
+            ServerInvite::Accepted(s) => s.respond(response),
+            other => {
+                let state = other.state_name();
+                (other, Err(TransactionError::NotAllowed(state)))
+            }
+        }
+    }
+
+    /// Dispatches a timer to the current state.
+    pub fn on_timer(self, timer: Timer) -> (ServerInvite, Actions) {
+        match self {
+            ServerInvite::Completed(s) => s.on_timer(timer),
+            ServerInvite::Confirmed(s) => s.on_timer(timer),
+            ServerInvite::Accepted(s) => s.on_timer(timer),
+            other => (other, Vec::new()),
+        }
+    }
+
+    /// A response could not be sent (§17.2.4): the TU is told; Proceeding and
+    /// Completed terminate, Accepted stays (RFC 6026 Figure 7).
+    pub fn on_transport_error(self) -> (ServerInvite, Actions) {
+        let inform = vec![Action::Deliver(Delivery::TransportError)];
+        match self {
+            ServerInvite::Proceeding(_) | ServerInvite::Completed(_) => {
+                (ServerInvite::Terminated, inform)
+            }
+            ServerInvite::Accepted(s) => (ServerInvite::Accepted(s), inform),
+            other => (other, Vec::new()),
+        }
+    }
+
+    /// The state's name, for logs and errors.
+    pub fn state_name(&self) -> &'static str {
+        match self {
+            ServerInvite::Proceeding(_) => "Proceeding",
+            ServerInvite::Completed(_) => "Completed",
+            ServerInvite::Confirmed(_) => "Confirmed",
+            ServerInvite::Accepted(_) => "Accepted",
+            ServerInvite::Terminated => "Terminated",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transaction::client_invite::build_ack;
+    use crate::transaction::test_support::{invite, response_to};
+
+    fn ack_for(invite: &SipMessage, response: &SipMessage) -> SipMessage {
+        build_ack(invite, response).unwrap()
+    }
+
+    #[test]
+    fn retransmitted_invite_gets_the_last_provisional() {
+        let inv = invite();
+        let ringing = response_to(&inv, 180);
+        let p = Proceeding::new(TimerConfig::default(), false);
+        let (state, none) = p.on_request(inv.clone());
+        assert!(none.is_empty());
+        let (state, _) = state.respond(response_to(&inv, 100));
+        let (state, _) = state.respond(ringing.clone());
+        let (_, actions) = state.on_request(inv);
+        assert_eq!(actions, vec![Action::Send(ringing)]);
+    }
+
+    #[test]
+    fn non_2xx_then_ack_confirms_and_absorbs() {
+        let inv = invite();
+        let busy = response_to(&inv, 486);
+        let (state, actions) = Proceeding::new(TimerConfig::default(), false).respond(busy.clone());
+        assert!(actions.contains(&Action::StartTimer(Timer::G, Duration::from_millis(500))));
+        let ServerInvite::Completed(completed) = state else {
+            panic!("expected Completed");
+        };
+        let (state, resend) = completed.on_request(inv);
+        assert_eq!(resend, vec![Action::Send(busy.clone())]);
+        let ack = ack_for(&invite(), &busy);
+        let (state, actions) = state.on_request(ack.clone());
+        assert!(matches!(state, ServerInvite::Confirmed(_)));
+        assert!(actions.contains(&Action::StartTimer(Timer::I, Duration::from_secs(5))));
+        let (state, absorbed) = state.on_request(ack);
+        assert!(absorbed.is_empty());
+        let (state, _) = state.on_timer(Timer::I);
+        assert!(matches!(state, ServerInvite::Terminated));
+    }
+
+    #[test]
+    fn final_after_final_is_refused() {
+        let inv = invite();
+        let (state, _) =
+            Proceeding::new(TimerConfig::default(), true).respond(response_to(&inv, 404));
+        let (_, result) = state.respond(response_to(&inv, 200));
+        assert_eq!(result, Err(TransactionError::NotAllowed("Completed")));
+    }
+
+    #[test]
+    fn accepted_passes_2xx_and_ack_through_and_absorbs_invites() {
+        let inv = invite();
+        let ok = response_to(&inv, 200);
+        let (state, actions) = Proceeding::new(TimerConfig::default(), false).respond(ok.clone());
+        assert!(actions.contains(&Action::StartTimer(Timer::L, Duration::from_secs(32))));
+        let (state, result) = state.respond(ok.clone());
+        assert_eq!(result, Ok(vec![Action::Send(ok.clone())]));
+        let (state, absorbed) = state.on_request(inv.clone());
+        assert!(absorbed.is_empty());
+        let ack = ack_for(&inv, &ok);
+        let (state, up) = state.on_request(ack.clone());
+        assert_eq!(up, vec![Action::Deliver(Delivery::Ack(ack))]);
+        let (_, refused) = state.respond(response_to(&inv, 500));
+        assert_eq!(refused, Err(TransactionError::NotAllowed("Accepted")));
+    }
+}
