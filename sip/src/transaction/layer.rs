@@ -403,14 +403,16 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
             );
             return;
         }
-        let (machine, cancels) = match request.method() {
-            Some(Method::Invite) => (
-                Machine::ServerInvite(ServerInvite::Proceeding(server_invite::Proceeding::new(
-                    self.config,
-                    reliable,
-                ))),
-                None,
-            ),
+        let (machine, actions, cancels) = match request.method() {
+            Some(Method::Invite) => {
+                let (proceeding, actions) =
+                    server_invite::Proceeding::start(&request, self.config, reliable);
+                (
+                    Machine::ServerInvite(ServerInvite::Proceeding(proceeding)),
+                    actions,
+                    None,
+                )
+            }
             method => {
                 let cancels = if method == Some(&Method::Cancel) {
                     Some(with_method(&key, Method::Invite)).filter(|k| self.servers.contains_key(k))
@@ -420,25 +422,24 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
                 let trying = server_non_invite::Trying::new(self.config, reliable);
                 (
                     Machine::ServerNonInvite(ServerNonInvite::Trying(trying)),
+                    Vec::new(),
                     cancels,
                 )
             }
         };
-        self.servers.insert(
-            key.clone(),
-            Entry {
-                machine,
-                peer: source.clone(),
-                armed: Vec::new(),
-            },
-        );
         self.events.push_back(TuEvent::Request {
-            key,
+            key: key.clone(),
             request,
-            source,
+            source: source.clone(),
             reliable,
             cancels,
         });
+        let entry = Entry {
+            machine,
+            peer: source,
+            armed: Vec::new(),
+        };
+        self.run(Side::Server, key, entry, actions);
     }
 
     /// Fires every timer due at `now`.
@@ -569,5 +570,35 @@ fn with_method(key: &TransactionKey, method: Method) -> TransactionKey {
             parts: parts.clone(),
             method,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transaction::test_support::{invite, response_to};
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn restarting_timer_c_on_every_18x_does_not_grow_the_timer_heap() {
+        let mut layer = TransactionLayer::new(
+            TimerConfig::default(),
+            LayerLimits::default(),
+            |_: &SipMessage, _: &u8| Ok(()),
+        );
+        let inv = invite();
+        layer.send_request(inv.clone(), 0, true).unwrap();
+        let ringing = response_to(&inv, 180);
+        for _ in 0..10_000 {
+            layer.receive(ringing.clone(), 0, true);
+        }
+        assert!(layer.timers.len() <= HEAP_SLACK + TIMERS_PER_TRANSACTION);
+        // The live Timer C instance survived compaction and still fires.
+        tokio::time::advance(Duration::from_secs(181)).await;
+        layer.handle_timeouts(Instant::now());
+        let timer_c = std::iter::from_fn(|| layer.poll_event())
+            .filter(|e| matches!(e, TuEvent::TimerC { .. }))
+            .count();
+        assert_eq!(timer_c, 1);
     }
 }

@@ -8,7 +8,9 @@ use std::time::Duration;
 use super::{
     is_provisional, is_success, Action, Actions, Delivery, Timer, TimerConfig, TransactionError,
 };
-use crate::{Method, SipMessage};
+use bytes::Bytes;
+
+use crate::{HeaderName, Headers, Method, Response, SipMessage, StartLine};
 
 /// An INVITE server transaction in one of its states.
 #[derive(Debug)]
@@ -53,13 +55,21 @@ pub struct Accepted;
 
 impl Proceeding {
     /// The transaction for a newly received INVITE (the layer hands the request to the
-    /// TU; the TU sends 100 Trying itself, as a proxy does under §16.2).
-    pub fn new(config: TimerConfig, reliable: bool) -> Proceeding {
-        Proceeding {
-            last_provisional: None,
+    /// TU). It answers `100 Trying` at once (§17.2.1: the server transaction sends it
+    /// unless the TU answers within 200 ms, which a proxy forwarding the request
+    /// cannot promise), so INVITE retransmissions stop and get that 100 meanwhile.
+    pub fn start(
+        invite: &SipMessage,
+        config: TimerConfig,
+        reliable: bool,
+    ) -> (Proceeding, Actions) {
+        let trying = trying_for(invite);
+        let proceeding = Proceeding {
+            last_provisional: Some(trying.clone()),
             config,
             reliable,
-        }
+        };
+        (proceeding, vec![Action::Send(trying)])
     }
 
     /// A retransmitted INVITE re-sends the last provisional response, if any.
@@ -108,6 +118,31 @@ impl Proceeding {
             actions,
         )
     }
+}
+
+/// `100 Trying` for a request (RFC 3261 §8.2.6.1: Via, From, To, Call-ID, CSeq and
+/// Timestamp copied; no To tag).
+pub fn trying_for(request: &SipMessage) -> SipMessage {
+    let timestamp = HeaderName::Other(Bytes::from_static(b"Timestamp"));
+    let mut headers = Headers::new();
+    for name in [
+        HeaderName::Via,
+        HeaderName::From,
+        HeaderName::To,
+        HeaderName::CallId,
+        HeaderName::CSeq,
+        timestamp.clone(),
+    ] {
+        for header in request.headers.get_all(&name) {
+            headers.push(name.clone(), header.value().clone());
+        }
+    }
+    headers.push(HeaderName::ContentLength, "0");
+    SipMessage::new(
+        StartLine::Response(Response::new(100, "Trying")),
+        headers,
+        Bytes::new(),
+    )
 }
 
 impl Completed {
@@ -282,13 +317,35 @@ mod tests {
     }
 
     #[test]
+    fn trying_copies_the_8_2_6_1_headers() {
+        let text = crate::transaction::test_support::INVITE
+            .replace("Contact:", "Timestamp: 54.2\r\nContact:");
+        let inv = SipMessage::parse(text.into_bytes()).unwrap();
+        let (_, actions) = Proceeding::start(&inv, TimerConfig::default(), false);
+        let [Action::Send(trying)] = actions.as_slice() else {
+            panic!("expected one send");
+        };
+        assert_eq!(
+            trying.to_string(),
+            "SIP/2.0 100 Trying\r\n\
+Via: SIP/2.0/UDP pcscf.example.net:5060;branch=z9hG4bKabc123\r\n\
+Via: SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bKue1;rport=5060\r\n\
+From: <sip:alice@ims.example.net>;tag=a1\r\n\
+To: <sip:bob@ims.example.net>\r\n\
+Call-ID: call-1@ue\r\n\
+CSeq: 7 INVITE\r\n\
+Timestamp: 54.2\r\n\
+Content-Length: 0\r\n\r\n"
+        );
+    }
+
+    #[test]
     fn retransmitted_invite_gets_the_last_provisional() {
         let inv = invite();
         let ringing = response_to(&inv, 180);
-        let p = Proceeding::new(TimerConfig::default(), false);
-        let (state, none) = p.on_request(inv.clone());
-        assert!(none.is_empty());
-        let (state, _) = state.respond(response_to(&inv, 100));
+        let (p, start) = Proceeding::start(&inv, TimerConfig::default(), false);
+        let (state, resent) = p.on_request(inv.clone());
+        assert_eq!(resent, start, "the automatic 100 Trying is re-sent");
         let (state, _) = state.respond(ringing.clone());
         let (_, actions) = state.on_request(inv);
         assert_eq!(actions, vec![Action::Send(ringing)]);
@@ -298,7 +355,9 @@ mod tests {
     fn non_2xx_then_ack_confirms_and_absorbs() {
         let inv = invite();
         let busy = response_to(&inv, 486);
-        let (state, actions) = Proceeding::new(TimerConfig::default(), false).respond(busy.clone());
+        let (state, actions) = Proceeding::start(&inv, TimerConfig::default(), false)
+            .0
+            .respond(busy.clone());
         assert!(actions.contains(&Action::StartTimer(Timer::G, Duration::from_millis(500))));
         let ServerInvite::Completed(completed) = state else {
             panic!("expected Completed");
@@ -318,8 +377,9 @@ mod tests {
     #[test]
     fn final_after_final_is_refused() {
         let inv = invite();
-        let (state, _) =
-            Proceeding::new(TimerConfig::default(), true).respond(response_to(&inv, 404));
+        let (state, _) = Proceeding::start(&inv, TimerConfig::default(), true)
+            .0
+            .respond(response_to(&inv, 404));
         let (_, result) = state.respond(response_to(&inv, 200));
         assert_eq!(result, Err(TransactionError::NotAllowed("Completed")));
     }
@@ -328,7 +388,9 @@ mod tests {
     fn accepted_passes_2xx_and_ack_through_and_absorbs_invites() {
         let inv = invite();
         let ok = response_to(&inv, 200);
-        let (state, actions) = Proceeding::new(TimerConfig::default(), false).respond(ok.clone());
+        let (state, actions) = Proceeding::start(&inv, TimerConfig::default(), false)
+            .0
+            .respond(ok.clone());
         assert!(actions.contains(&Action::StartTimer(Timer::L, Duration::from_secs(32))));
         let (state, result) = state.respond(ok.clone());
         assert_eq!(result, Ok(vec![Action::Send(ok.clone())]));
