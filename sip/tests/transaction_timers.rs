@@ -593,3 +593,44 @@ async fn driver_runs_the_timers_and_serves_the_tu() {
     drop(handle);
     task.await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn tu_awaiting_respond_while_events_queue_up_does_not_deadlock() {
+    let layer = TransactionLayer::new(
+        TimerConfig::default(),
+        LayerLimits::default(),
+        |_: &SipMessage, _: &SocketAddr| Ok(()),
+    );
+    let (handle, mut events, _task) = spawn(layer, 1);
+    let transport = handle.clone();
+    tokio::spawn(async move {
+        for i in 0..5 {
+            let branch = format!("z9hG4bKq{i}");
+            transport
+                .incoming(request("OPTIONS", &branch), peer(), false)
+                .await
+                .unwrap();
+        }
+    });
+    let tu = async {
+        let mut answered = 0;
+        while answered < 5 {
+            if let Some(TuEvent::Request { key, request, .. }) = events.recv().await {
+                let branch = request
+                    .headers
+                    .get_str(&HeaderName::Via)
+                    .and_then(|v| v.split("branch=").nth(1))
+                    .unwrap()
+                    .to_string();
+                handle
+                    .respond(key, response(200, "OPTIONS", &branch))
+                    .await
+                    .unwrap();
+                answered += 1;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), tu)
+        .await
+        .expect("TU and driver deadlocked");
+}

@@ -1,7 +1,13 @@
 //! A tokio task that owns a [`TransactionLayer`]: it takes messages from the transport
-//! layer and calls from the TU over one bounded channel, sleeps until the next timer
-//! (`tokio::time::sleep_until`), and hands [`TuEvent`]s to the TU over another bounded
-//! channel (waiting when the TU is slow, so memory stays bounded).
+//! layer and calls from the TU over bounded channels, sleeps until the next timer
+//! (`tokio::time::sleep_until`), and hands [`TuEvent`]s to the TU over a bounded
+//! channel.
+//!
+//! The TU may await [`TransactionHandle::respond`] or
+//! [`TransactionHandle::send_request`] while it handles an event: TU calls are served
+//! even when the event channel is full. What the driver stops taking while the TU
+//! lags is new input from the transport, once `queue` events wait undelivered, so
+//! memory stays bounded.
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -11,12 +17,15 @@ use super::{TransactionError, TransactionLayer, TuEvent};
 use crate::message::key::TransactionKey;
 use crate::SipMessage;
 
-enum Command<D> {
-    Incoming {
-        message: SipMessage,
-        source: D,
-        reliable: bool,
-    },
+/// A message received by the transport layer.
+struct Incoming<D> {
+    message: SipMessage,
+    source: D,
+    reliable: bool,
+}
+
+/// A call from the TU, with the channel for its answer.
+enum Call<D> {
     Request {
         request: SipMessage,
         destination: D,
@@ -33,27 +42,30 @@ enum Command<D> {
 /// The transport layer's and the TU's way into a running driver. Cheap to clone.
 #[derive(Debug)]
 pub struct TransactionHandle<D> {
-    commands: mpsc::Sender<Command<D>>,
+    incoming: mpsc::Sender<Incoming<D>>,
+    calls: mpsc::Sender<Call<D>>,
 }
 
 impl<D> Clone for TransactionHandle<D> {
     fn clone(&self) -> Self {
         TransactionHandle {
-            commands: self.commands.clone(),
+            incoming: self.incoming.clone(),
+            calls: self.calls.clone(),
         }
     }
 }
 
 impl<D: Send + 'static> TransactionHandle<D> {
-    /// Hands a message received by the transport layer to the transaction layer.
+    /// Hands a message received by the transport layer to the transaction layer
+    /// (waits while the TU lags behind).
     pub async fn incoming(
         &self,
         message: SipMessage,
         source: D,
         reliable: bool,
     ) -> Result<(), TransactionError> {
-        self.commands
-            .send(Command::Incoming {
+        self.incoming
+            .send(Incoming {
                 message,
                 source,
                 reliable,
@@ -70,8 +82,8 @@ impl<D: Send + 'static> TransactionHandle<D> {
         reliable: bool,
     ) -> Result<TransactionKey, TransactionError> {
         let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(Command::Request {
+        self.calls
+            .send(Call::Request {
                 request,
                 destination,
                 reliable,
@@ -89,8 +101,8 @@ impl<D: Send + 'static> TransactionHandle<D> {
         response: SipMessage,
     ) -> Result<(), TransactionError> {
         let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(Command::Respond {
+        self.calls
+            .send(Call::Respond {
                 key,
                 response,
                 reply,
@@ -102,9 +114,8 @@ impl<D: Send + 'static> TransactionHandle<D> {
 }
 
 /// Spawns the driver task for `layer`. Returns the handle for the transport layer and
-/// the TU, the TU's event receiver, and the task. Both channels hold at most
-/// `queue` items. The task ends when every handle is dropped or the event receiver
-/// is closed.
+/// the TU, the TU's event receiver, and the task. Each channel holds at most `queue`
+/// items. The task ends when every handle is dropped or the event receiver is closed.
 pub fn spawn<D: Clone + Send + 'static>(
     layer: TransactionLayer<D>,
     queue: usize,
@@ -113,42 +124,53 @@ pub fn spawn<D: Clone + Send + 'static>(
     mpsc::Receiver<TuEvent<D>>,
     JoinHandle<()>,
 ) {
-    let (commands, command_rx) = mpsc::channel(queue.max(1));
-    let (events, event_rx) = mpsc::channel(queue.max(1));
-    let task = tokio::spawn(run(layer, command_rx, events));
-    (TransactionHandle { commands }, event_rx, task)
+    let queue = queue.max(1);
+    let (incoming, incoming_rx) = mpsc::channel(queue);
+    let (calls, calls_rx) = mpsc::channel(queue);
+    let (events, events_rx) = mpsc::channel(queue);
+    let task = tokio::spawn(run(layer, incoming_rx, calls_rx, events, queue));
+    (TransactionHandle { incoming, calls }, events_rx, task)
 }
 
 async fn run<D: Clone + Send + 'static>(
     mut layer: TransactionLayer<D>,
-    mut commands: mpsc::Receiver<Command<D>>,
+    mut incoming: mpsc::Receiver<Incoming<D>>,
+    mut calls: mpsc::Receiver<Call<D>>,
     events: mpsc::Sender<TuEvent<D>>,
+    backlog: usize,
 ) {
-    loop {
-        while let Some(event) = layer.poll_event() {
-            if events.send(event).await.is_err() {
-                return;
-            }
-        }
+    let (mut incoming_open, mut calls_open) = (true, true);
+    while incoming_open || calls_open {
         let deadline = layer.next_deadline();
+        let pending = layer.pending_events();
         tokio::select! {
             biased;
+            permit = events.reserve(), if pending > 0 => {
+                let Ok(permit) = permit else { return };
+                if let Some(event) = layer.poll_event() {
+                    permit.send(event);
+                }
+            }
             () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                 layer.handle_timeouts(Instant::now());
             }
-            command = commands.recv() => match command {
-                None => return,
-                Some(Command::Incoming { message, source, reliable }) => {
-                    layer.receive(message, source, reliable);
-                }
-                Some(Command::Request { request, destination, reliable, reply }) => {
-                    // The TU may have stopped waiting; the transaction runs regardless.
+            call = calls.recv(), if calls_open => match call {
+                None => calls_open = false,
+                // The TU may have stopped waiting; the transaction runs regardless.
+                Some(Call::Request { request, destination, reliable, reply }) => {
                     let _ = reply.send(layer.send_request(request, destination, reliable));
                 }
-                Some(Command::Respond { key, response, reply }) => {
+                Some(Call::Respond { key, response, reply }) => {
                     let _ = reply.send(layer.respond(&key, response));
                 }
             },
+            message = incoming.recv(), if incoming_open && pending < backlog => match message {
+                None => incoming_open = false,
+                Some(Incoming { message, source, reliable }) => {
+                    layer.receive(message, source, reliable);
+                }
+            },
+            else => return,
         }
     }
 }

@@ -256,6 +256,11 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
         self.len() == 0
     }
 
+    /// Number of events waiting for [`TransactionLayer::poll_event`].
+    pub fn pending_events(&self) -> usize {
+        self.events.len()
+    }
+
     /// The next event for the TU, if any.
     pub fn poll_event(&mut self) -> Option<TuEvent<D>> {
         self.events.pop_front()

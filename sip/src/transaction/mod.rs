@@ -59,8 +59,8 @@ pub enum Delivery {
     /// An ACK that matched an INVITE server transaction in the Accepted state
     /// (RFC 6026 §7.1): it belongs to the TU, not to the transaction.
     Ack(SipMessage),
-    /// Timer B, F or H fired: no response (or no ACK) in time. A proxy turns a client
-    /// timeout into a 408 (RFC 3261 §16.7 step 2... §16.8).
+    /// Timer B, F or H fired: no response (or no ACK) in time. The TU treats a client
+    /// timeout as a 408 (RFC 3261 §8.1.3.1; a proxy answers 408 upstream, §16.7).
     Timeout(Timer),
     /// Timer C fired on a proxy's INVITE client transaction (RFC 3261 §16.8): the proxy
     /// sends CANCEL if a provisional response was seen, or acts as on a 408.
