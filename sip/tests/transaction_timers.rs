@@ -634,3 +634,35 @@ async fn tu_awaiting_respond_while_events_queue_up_does_not_deadlock() {
         .await
         .expect("TU and driver deadlocked");
 }
+
+#[tokio::test(start_paused = true)]
+async fn client_cancel_shares_the_invite_branch_but_is_its_own_transaction() {
+    let mut h = Harness::new();
+    let branch = new_branch();
+    let invite = h
+        .layer
+        .send_request(request("INVITE", &branch), peer(), false)
+        .unwrap();
+    h.receive(response(180, "INVITE", &branch), false);
+    let cancel = h
+        .layer
+        .send_request(request("CANCEL", &branch), peer(), false)
+        .unwrap();
+    assert_ne!(invite, cancel);
+    h.receive(response(200, "CANCEL", &branch), false);
+    h.receive(response(487, "INVITE", &branch), false);
+    let keyed: Vec<_> = h
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            TuEvent::Response { key, response } => Some((key.clone(), response.status().unwrap())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(keyed, [(invite.clone(), 180), (cancel, 200), (invite, 487)]);
+    assert_eq!(
+        h.sent_methods_or_codes(),
+        ["INVITE", "CANCEL", "ACK"],
+        "the 487 is ACKed by the INVITE transaction"
+    );
+}
