@@ -30,7 +30,7 @@ pub enum ServerInvite {
 /// Proceeding: the last provisional response is re-sent on each INVITE retransmission.
 #[derive(Debug)]
 pub struct Proceeding {
-    last_provisional: Option<SipMessage>,
+    last_provisional: SipMessage,
     config: TimerConfig,
     reliable: bool,
 }
@@ -65,17 +65,17 @@ impl Proceeding {
     ) -> (Proceeding, Actions) {
         let trying = trying_for(invite);
         let proceeding = Proceeding {
-            last_provisional: Some(trying.clone()),
+            last_provisional: trying.clone(),
             config,
             reliable,
         };
         (proceeding, vec![Action::Send(trying)])
     }
 
-    /// A retransmitted INVITE re-sends the last provisional response, if any.
+    /// A retransmitted INVITE re-sends the last provisional response.
     pub fn on_request(self, request: SipMessage) -> (ServerInvite, Actions) {
-        let actions = match (request.method(), &self.last_provisional) {
-            (Some(Method::Invite), Some(last)) => vec![Action::Send(last.clone())],
+        let actions = match request.method() {
+            Some(Method::Invite) => vec![Action::Send(self.last_provisional.clone())],
             _ => Vec::new(),
         };
         (ServerInvite::Proceeding(self), actions)
@@ -91,7 +91,7 @@ impl Proceeding {
         if is_provisional(code) {
             return (
                 ServerInvite::Proceeding(Proceeding {
-                    last_provisional: Some(response),
+                    last_provisional: response,
                     ..self
                 }),
                 vec![send],
