@@ -5,9 +5,12 @@
 //!   URIs, credentials) are parsed on demand from the raw header values.
 //! * [`auth`]: authentication primitives: HTTP Digest (RFC 2617, RFC 7616), Milenage
 //!   (TS 35.206), IMS AKA (RFC 3310, TS 33.203) and stale/replay-safe nonces.
+//! * [`transaction`]: the transaction layer (RFC 3261 §17, RFC 6026), a sans-IO state
+//!   machine per transaction kind with a tokio driver.
 
 pub mod auth;
 pub mod message;
+pub mod transaction;
 
 pub use message::{
     Header, HeaderName, Headers, Method, ParseError, Request, Response, SipMessage, StartLine,

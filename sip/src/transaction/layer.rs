@@ -1,0 +1,609 @@
+//! The transaction layer proper: keeps the transactions by key, matches incoming
+//! messages to them (RFC 3261 §17.1.3 for responses, §17.2.3 for requests), runs their
+//! timers on tokio time and sends through a [`Transmit`] of the transport layer.
+//!
+//! It is synchronous: its owner feeds it messages ([`TransactionLayer::receive`]),
+//! TU calls ([`TransactionLayer::send_request`], [`TransactionLayer::respond`]) and
+//! the passing of time ([`TransactionLayer::handle_timeouts`] at
+//! [`TransactionLayer::next_deadline`]), and drains [`TuEvent`]s with
+//! [`TransactionLayer::poll_event`]. [`super::driver`] does that in a tokio task.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+
+use tokio::time::Instant;
+
+use super::client_invite::{self, ClientInvite};
+use super::client_non_invite::{self, ClientNonInvite};
+use super::server_invite::{self, ServerInvite};
+use super::server_non_invite::{self, ServerNonInvite};
+use super::{Action, Actions, Delivery, Timer, TimerConfig, TransactionError};
+use crate::message::key::TransactionKey;
+use crate::{Method, SipMessage};
+
+/// How the layer hands a message to the transport layer. `D` is the transport
+/// layer's destination type (an address, a flow/connection id, ...).
+pub trait Transmit<D>: Send {
+    /// Sends `message` to `destination`. An error makes the transaction report a
+    /// transport error to its TU (RFC 3261 §17.1.4, §17.2.4).
+    fn transmit(&self, message: &SipMessage, destination: &D) -> std::io::Result<()>;
+}
+
+impl<D, F> Transmit<D> for F
+where
+    F: Fn(&SipMessage, &D) -> std::io::Result<()> + Send,
+{
+    fn transmit(&self, message: &SipMessage, destination: &D) -> std::io::Result<()> {
+        self(message, destination)
+    }
+}
+
+/// What the layer tells its transaction user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TuEvent<D> {
+    /// A new request created a server transaction (§17.2.3).
+    Request {
+        /// The new server transaction.
+        key: TransactionKey,
+        /// The request.
+        request: SipMessage,
+        /// Where it came from (responses go back there).
+        source: D,
+        /// Whether it came over a reliable transport.
+        reliable: bool,
+        /// For CANCEL: the INVITE server transaction it cancels, if it exists
+        /// (same branch and sent-by, method INVITE; §9.2).
+        cancels: Option<TransactionKey>,
+    },
+    /// An ACK that the layer does not absorb: the ACK for a 2xx, either matching no
+    /// transaction (`key: None`, the usual case: it has its own branch) or matching an
+    /// INVITE server transaction in the Accepted state (RFC 6026 §7.1).
+    Ack {
+        /// The INVITE server transaction it matched, if any.
+        key: Option<TransactionKey>,
+        /// The ACK.
+        ack: SipMessage,
+        /// Where it came from.
+        source: D,
+    },
+    /// A response for a client transaction.
+    Response {
+        /// The client transaction.
+        key: TransactionKey,
+        /// The response.
+        response: SipMessage,
+    },
+    /// A response that matches no client transaction (§17.1.3); a proxy forwards
+    /// stray 2xx responses to INVITE statelessly (§16.7).
+    StrayResponse {
+        /// The response.
+        response: SipMessage,
+        /// Where it came from.
+        source: D,
+    },
+    /// Timer B, F or H fired. For B and F the proxy answers 408 upstream.
+    Timeout {
+        /// The transaction.
+        key: TransactionKey,
+        /// Which timer.
+        timer: Timer,
+    },
+    /// Timer C fired on an INVITE client transaction (RFC 3261 §16.8).
+    TimerC {
+        /// The client transaction.
+        key: TransactionKey,
+        /// True if a provisional response was received (the proxy sends CANCEL).
+        provisional_received: bool,
+    },
+    /// The transport could not send a message of this transaction.
+    TransportError {
+        /// The transaction.
+        key: TransactionKey,
+    },
+    /// The transaction ended and was removed.
+    Terminated {
+        /// The transaction.
+        key: TransactionKey,
+    },
+}
+
+/// Limits on the layer's memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerLimits {
+    /// New server transactions beyond this many live transactions are refused
+    /// (the request is dropped and logged; a UDP peer retransmits).
+    pub max_transactions: usize,
+}
+
+impl Default for LayerLimits {
+    fn default() -> Self {
+        LayerLimits {
+            max_transactions: 100_000,
+        }
+    }
+}
+
+/// Client or server side: the two key spaces are separate, since a request that
+/// loops back to us carries our own branch in its top Via.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Client,
+    Server,
+}
+
+/// The four machines; the names follow RFC 3261 §17 (hence the shared postfix).
+#[derive(Debug)]
+#[allow(clippy::enum_variant_names)]
+enum Machine {
+    ClientInvite(ClientInvite),
+    ClientNonInvite(ClientNonInvite),
+    ServerInvite(ServerInvite),
+    ServerNonInvite(ServerNonInvite),
+}
+
+impl Machine {
+    fn on_timer(self, timer: Timer) -> (Machine, Actions) {
+        match self {
+            Machine::ClientInvite(m) => lift(m.on_timer(timer), Machine::ClientInvite),
+            Machine::ClientNonInvite(m) => lift(m.on_timer(timer), Machine::ClientNonInvite),
+            Machine::ServerInvite(m) => lift(m.on_timer(timer), Machine::ServerInvite),
+            Machine::ServerNonInvite(m) => lift(m.on_timer(timer), Machine::ServerNonInvite),
+        }
+    }
+
+    fn on_transport_error(self) -> (Machine, Actions) {
+        match self {
+            Machine::ClientInvite(m) => lift(m.on_transport_error(), Machine::ClientInvite),
+            Machine::ClientNonInvite(m) => lift(m.on_transport_error(), Machine::ClientNonInvite),
+            Machine::ServerInvite(m) => lift(m.on_transport_error(), Machine::ServerInvite),
+            Machine::ServerNonInvite(m) => lift(m.on_transport_error(), Machine::ServerNonInvite),
+        }
+    }
+
+    fn is_terminated(&self) -> bool {
+        matches!(
+            self,
+            Machine::ClientInvite(ClientInvite::Terminated)
+                | Machine::ClientNonInvite(ClientNonInvite::Terminated)
+                | Machine::ServerInvite(ServerInvite::Terminated)
+                | Machine::ServerNonInvite(ServerNonInvite::Terminated)
+        )
+    }
+}
+
+fn lift<S>((state, actions): (S, Actions), wrap: fn(S) -> Machine) -> (Machine, Actions) {
+    (wrap(state), actions)
+}
+
+#[derive(Debug)]
+struct Entry<D> {
+    machine: Machine,
+    peer: D,
+    /// Running timers and the sequence number of their current instance.
+    armed: Vec<(Timer, u64)>,
+}
+
+#[derive(Debug)]
+struct Scheduled {
+    deadline: Instant,
+    seq: u64,
+    side: Side,
+    key: TransactionKey,
+    timer: Timer,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        self.seq == other.seq
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.deadline, self.seq).cmp(&(other.deadline, other.seq))
+    }
+}
+
+/// At most this many timers run per transaction (A, B, C in Calling); a heap holding
+/// many more entries than that per live transaction is mostly cancelled timers and is
+/// compacted.
+const TIMERS_PER_TRANSACTION: usize = 4;
+const HEAP_SLACK: usize = 1024;
+
+/// The set of live transactions of one SIP element.
+pub struct TransactionLayer<D> {
+    config: TimerConfig,
+    limits: LayerLimits,
+    transmit: Box<dyn Transmit<D>>,
+    clients: HashMap<TransactionKey, Entry<D>>,
+    servers: HashMap<TransactionKey, Entry<D>>,
+    timers: BinaryHeap<Reverse<Scheduled>>,
+    next_seq: u64,
+    events: VecDeque<TuEvent<D>>,
+}
+
+impl<D: Clone + Send + 'static> TransactionLayer<D> {
+    /// A layer with these timer values and limits, sending through `transmit`.
+    pub fn new(
+        config: TimerConfig,
+        limits: LayerLimits,
+        transmit: impl Transmit<D> + 'static,
+    ) -> Self {
+        TransactionLayer {
+            config,
+            limits,
+            transmit: Box::new(transmit),
+            clients: HashMap::new(),
+            servers: HashMap::new(),
+            timers: BinaryHeap::new(),
+            next_seq: 0,
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Number of live transactions (client and server).
+    pub fn len(&self) -> usize {
+        self.clients.len() + self.servers.len()
+    }
+
+    /// True when no transaction is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of events waiting for [`TransactionLayer::poll_event`].
+    pub fn pending_events(&self) -> usize {
+        self.events.len()
+    }
+
+    /// The next event for the TU, if any.
+    pub fn poll_event(&mut self) -> Option<TuEvent<D>> {
+        self.events.pop_front()
+    }
+
+    /// When [`TransactionLayer::handle_timeouts`] should next be called.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse(s)| s.deadline)
+    }
+
+    /// Starts a client transaction for `request` towards `destination` (§17.1).
+    /// The top Via must carry an RFC 3261 branch (see [`super::new_branch`]); it is
+    /// the transaction's key, returned here and carried by its [`TuEvent`]s.
+    pub fn send_request(
+        &mut self,
+        request: SipMessage,
+        destination: D,
+        reliable: bool,
+    ) -> Result<TransactionKey, TransactionError> {
+        let method = request
+            .method()
+            .ok_or(TransactionError::WrongKind("request"))?;
+        if *method == Method::Ack {
+            return Err(TransactionError::AckRequest);
+        }
+        let key = TransactionKey::of(&request)?;
+        if !matches!(key, TransactionKey::Rfc3261 { .. }) {
+            return Err(TransactionError::NoBranch);
+        }
+        if self.clients.contains_key(&key) {
+            return Err(TransactionError::Duplicate);
+        }
+        let (machine, actions) = if *method == Method::Invite {
+            let (s, a) = client_invite::Calling::start(request, self.config, reliable);
+            (Machine::ClientInvite(ClientInvite::Calling(s)), a)
+        } else {
+            let (s, a) = client_non_invite::Trying::start(request, self.config, reliable);
+            (Machine::ClientNonInvite(ClientNonInvite::Trying(s)), a)
+        };
+        let entry = Entry {
+            machine,
+            peer: destination,
+            armed: Vec::new(),
+        };
+        self.run(Side::Client, key.clone(), entry, actions);
+        Ok(key)
+    }
+
+    /// Sends the TU's response in server transaction `key` (§17.2). Refused when the
+    /// transaction does not exist or its state does not allow it.
+    pub fn respond(
+        &mut self,
+        key: &TransactionKey,
+        response: SipMessage,
+    ) -> Result<(), TransactionError> {
+        if response.status().is_none() {
+            return Err(TransactionError::WrongKind("response"));
+        }
+        let mut entry = self.servers.remove(key).ok_or(TransactionError::NotFound)?;
+        let (machine, result) = match entry.machine {
+            Machine::ServerInvite(m) => {
+                let (m, r) = m.respond(response);
+                (Machine::ServerInvite(m), r)
+            }
+            Machine::ServerNonInvite(m) => {
+                let (m, r) = m.respond(response);
+                (Machine::ServerNonInvite(m), r)
+            }
+            client => (client, Err(TransactionError::NotFound)),
+        };
+        entry.machine = machine;
+        match result {
+            Ok(actions) => {
+                self.run(Side::Server, key.clone(), entry, actions);
+                Ok(())
+            }
+            Err(e) => {
+                self.servers.insert(key.clone(), entry);
+                Err(e)
+            }
+        }
+    }
+
+    /// A message from the transport layer: matched to a transaction, or a new server
+    /// transaction, or passed up as stray (§17.1.3, §17.2.3).
+    pub fn receive(&mut self, message: SipMessage, source: D, reliable: bool) {
+        let key = match TransactionKey::of(&message) {
+            Ok(key) => key,
+            Err(e) => {
+                tracing::warn!(error = %e, "dropping message that cannot be matched to a transaction");
+                return;
+            }
+        };
+        if message.is_request() {
+            self.receive_request(key, message, source, reliable);
+        } else {
+            self.receive_response(key, message, source);
+        }
+    }
+
+    fn receive_response(&mut self, key: TransactionKey, response: SipMessage, source: D) {
+        let Some(mut entry) = self.clients.remove(&key) else {
+            self.events
+                .push_back(TuEvent::StrayResponse { response, source });
+            return;
+        };
+        let (machine, actions) = match entry.machine {
+            Machine::ClientInvite(m) => lift(m.on_response(response), Machine::ClientInvite),
+            Machine::ClientNonInvite(m) => lift(m.on_response(response), Machine::ClientNonInvite),
+            server => (server, Vec::new()),
+        };
+        entry.machine = machine;
+        self.run(Side::Client, key, entry, actions);
+    }
+
+    fn receive_request(
+        &mut self,
+        key: TransactionKey,
+        request: SipMessage,
+        source: D,
+        reliable: bool,
+    ) {
+        if let Some(mut entry) = self.servers.remove(&key) {
+            let (machine, actions) = match entry.machine {
+                Machine::ServerInvite(m) => lift(m.on_request(request), Machine::ServerInvite),
+                Machine::ServerNonInvite(m) => lift(m.on_request(), Machine::ServerNonInvite),
+                client => (client, Vec::new()),
+            };
+            entry.machine = machine;
+            self.run(Side::Server, key, entry, actions);
+            return;
+        }
+        if request.method() == Some(&Method::Ack) {
+            self.events.push_back(TuEvent::Ack {
+                key: None,
+                ack: request,
+                source,
+            });
+            return;
+        }
+        if self.len() >= self.limits.max_transactions {
+            tracing::warn!(
+                limit = self.limits.max_transactions,
+                "transaction table full, dropping new request"
+            );
+            return;
+        }
+        let (machine, actions, cancels) = match request.method() {
+            Some(Method::Invite) => {
+                let (proceeding, actions) =
+                    server_invite::Proceeding::start(&request, self.config, reliable);
+                (
+                    Machine::ServerInvite(ServerInvite::Proceeding(proceeding)),
+                    actions,
+                    None,
+                )
+            }
+            method => {
+                let cancels = if method == Some(&Method::Cancel) {
+                    Some(with_method(&key, Method::Invite)).filter(|k| self.servers.contains_key(k))
+                } else {
+                    None
+                };
+                let trying = server_non_invite::Trying::new(self.config, reliable);
+                (
+                    Machine::ServerNonInvite(ServerNonInvite::Trying(trying)),
+                    Vec::new(),
+                    cancels,
+                )
+            }
+        };
+        self.events.push_back(TuEvent::Request {
+            key: key.clone(),
+            request,
+            source: source.clone(),
+            reliable,
+            cancels,
+        });
+        let entry = Entry {
+            machine,
+            peer: source,
+            armed: Vec::new(),
+        };
+        self.run(Side::Server, key, entry, actions);
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn handle_timeouts(&mut self, now: Instant) {
+        while let Some(Reverse(next)) = self.timers.peek() {
+            if next.deadline > now {
+                break;
+            }
+            let Some(Reverse(due)) = self.timers.pop() else {
+                break;
+            };
+            let map = match due.side {
+                Side::Client => &mut self.clients,
+                Side::Server => &mut self.servers,
+            };
+            let live = map
+                .get(&due.key)
+                .is_some_and(|e| e.armed.contains(&(due.timer, due.seq)));
+            if !live {
+                continue;
+            }
+            let Some(mut entry) = map.remove(&due.key) else {
+                continue;
+            };
+            entry.armed.retain(|(t, _)| *t != due.timer);
+            let (machine, actions) = entry.machine.on_timer(due.timer);
+            entry.machine = machine;
+            self.run(due.side, due.key, entry, actions);
+        }
+    }
+
+    /// Performs a transition's actions, then stores the transaction again or, if it
+    /// terminated, drops it and tells the TU.
+    fn run(&mut self, side: Side, key: TransactionKey, mut entry: Entry<D>, actions: Actions) {
+        let mut queue = VecDeque::from(actions);
+        while let Some(action) = queue.pop_front() {
+            match action {
+                Action::Send(message) => {
+                    if let Err(e) = self.transmit.transmit(&message, &entry.peer) {
+                        tracing::warn!(error = %e, "transport error in transaction");
+                        let (machine, more) = entry.machine.on_transport_error();
+                        entry.machine = machine;
+                        queue.extend(more);
+                    }
+                }
+                Action::Deliver(delivery) => {
+                    let event = match delivery {
+                        Delivery::Response(response) => TuEvent::Response {
+                            key: key.clone(),
+                            response,
+                        },
+                        Delivery::Ack(ack) => TuEvent::Ack {
+                            key: Some(key.clone()),
+                            ack,
+                            source: entry.peer.clone(),
+                        },
+                        Delivery::Timeout(timer) => TuEvent::Timeout {
+                            key: key.clone(),
+                            timer,
+                        },
+                        Delivery::TimerC {
+                            provisional_received,
+                        } => TuEvent::TimerC {
+                            key: key.clone(),
+                            provisional_received,
+                        },
+                        Delivery::TransportError => TuEvent::TransportError { key: key.clone() },
+                    };
+                    self.events.push_back(event);
+                }
+                Action::StartTimer(timer, after) => {
+                    let seq = self.next_seq;
+                    self.next_seq += 1;
+                    entry.armed.retain(|(t, _)| *t != timer);
+                    entry.armed.push((timer, seq));
+                    self.timers.push(Reverse(Scheduled {
+                        deadline: Instant::now() + after,
+                        seq,
+                        side,
+                        key: key.clone(),
+                        timer,
+                    }));
+                }
+                Action::CancelTimer(timer) => entry.armed.retain(|(t, _)| *t != timer),
+            }
+        }
+        if entry.machine.is_terminated() {
+            self.events.push_back(TuEvent::Terminated { key });
+        } else {
+            match side {
+                Side::Client => self.clients.insert(key, entry),
+                Side::Server => self.servers.insert(key, entry),
+            };
+        }
+        self.compact_timers();
+    }
+
+    /// Drops cancelled and orphaned timer instances once they dominate the heap, so
+    /// a peer that makes us restart timers (e.g. Timer C on every 18x) cannot grow it.
+    fn compact_timers(&mut self) {
+        let bound = HEAP_SLACK + TIMERS_PER_TRANSACTION * self.len();
+        if self.timers.len() <= bound {
+            return;
+        }
+        let (clients, servers) = (&self.clients, &self.servers);
+        self.timers.retain(|Reverse(s)| {
+            let map = match s.side {
+                Side::Client => clients,
+                Side::Server => servers,
+            };
+            map.get(&s.key)
+                .is_some_and(|e| e.armed.contains(&(s.timer, s.seq)))
+        });
+    }
+}
+
+/// The same key with another method (CANCEL -> the INVITE it cancels, §9.2).
+fn with_method(key: &TransactionKey, method: Method) -> TransactionKey {
+    match key {
+        TransactionKey::Rfc3261 {
+            branch, sent_by, ..
+        } => TransactionKey::Rfc3261 {
+            branch: branch.clone(),
+            sent_by: sent_by.clone(),
+            method,
+        },
+        TransactionKey::Rfc2543 { parts, .. } => TransactionKey::Rfc2543 {
+            parts: parts.clone(),
+            method,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transaction::test_support::{invite, response_to};
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn restarting_timer_c_on_every_18x_does_not_grow_the_timer_heap() {
+        let mut layer = TransactionLayer::new(
+            TimerConfig::default(),
+            LayerLimits::default(),
+            |_: &SipMessage, _: &u8| Ok(()),
+        );
+        let inv = invite();
+        layer.send_request(inv.clone(), 0, true).unwrap();
+        let ringing = response_to(&inv, 180);
+        for _ in 0..10_000 {
+            layer.receive(ringing.clone(), 0, true);
+        }
+        assert!(layer.timers.len() <= HEAP_SLACK + TIMERS_PER_TRANSACTION);
+        // The live Timer C instance survived compaction and still fires.
+        tokio::time::advance(Duration::from_secs(181)).await;
+        layer.handle_timeouts(Instant::now());
+        let timer_c = std::iter::from_fn(|| layer.poll_event())
+            .filter(|e| matches!(e, TuEvent::TimerC { .. }))
+            .count();
+        assert_eq!(timer_c, 1);
+    }
+}
