@@ -18,7 +18,7 @@ pub(super) type WriteTx = mpsc::Sender<Bytes>;
 
 #[derive(Default)]
 struct Inner {
-    by_id: HashMap<u64, WriteTx>,
+    by_id: HashMap<u64, (Flow, WriteTx)>,
     by_remote: HashMap<(TransportKind, SocketAddr), Flow>,
     per_peer: HashMap<IpAddr, usize>,
     total: usize,
@@ -70,9 +70,11 @@ impl ConnectionTable {
         })
     }
 
-    /// The writer of an open stream flow.
+    /// The writer of an open stream flow (all of kind, remote and id must match).
     pub(super) fn writer(&self, flow: &Flow) -> Option<WriteTx> {
-        self.lock().by_id.get(&flow.id).cloned()
+        let inner = self.lock();
+        let (open, tx) = inner.by_id.get(&flow.id)?;
+        (open == flow).then(|| tx.clone())
     }
 
     /// The most recent open connection to `addr` over `kind`, and its writer.
@@ -83,8 +85,8 @@ impl ConnectionTable {
     ) -> Option<(Flow, WriteTx)> {
         let inner = self.lock();
         let flow = *inner.by_remote.get(&(kind, addr))?;
-        let tx = inner.by_id.get(&flow.id)?.clone();
-        Some((flow, tx))
+        let (_, tx) = inner.by_id.get(&flow.id)?;
+        Some((flow, tx.clone()))
     }
 }
 
@@ -108,7 +110,7 @@ impl Slot {
         let flow = Flow { kind, remote, id };
         let (tx, rx) = mpsc::channel(self.table.queue_depth);
         let mut inner = self.table.lock();
-        inner.by_id.insert(id, tx.clone());
+        inner.by_id.insert(id, (flow, tx.clone()));
         inner.by_remote.insert((kind, remote), flow);
         self.flow = Some(flow);
         (flow, tx, rx)
@@ -185,6 +187,12 @@ mod tests {
         assert_ne!(f1, f2);
         assert_eq!(t.by_remote(TransportKind::Tcp, remote).unwrap().0, f2);
         assert!(t.by_remote(TransportKind::Tls, remote).is_none());
+        assert!(t.writer(&f2).is_some());
+        let forged = Flow {
+            remote: "192.0.2.9:5060".parse().unwrap(),
+            ..f2
+        };
+        assert!(t.writer(&forged).is_none());
         drop(s1);
         assert!(t.writer(&f1).is_none());
         assert_eq!(t.by_remote(TransportKind::Tcp, remote).unwrap().0, f2);
