@@ -306,3 +306,20 @@ async fn tcp_over_ipv6_loopback() {
         .unwrap();
     expect_bytes(&mut client, &response("TCP", "v6")).await;
 }
+
+#[tokio::test]
+async fn dropping_the_event_receiver_stops_listeners_and_connections() {
+    let (layer, mut rx, addr) = tcp_layer(|_| {}).await;
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    client.write_all(&request("TCP", "s1", "")).await.unwrap();
+    next_message(&mut rx).await;
+
+    drop(rx);
+    expect_closed(&mut client).await;
+    let deadline = Instant::now() + WAIT;
+    while TcpStream::connect(addr).await.is_ok() {
+        assert!(Instant::now() < deadline, "listener still accepting");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(layer.stats().connections_open.load(Ordering::Relaxed), 0);
+}

@@ -34,7 +34,8 @@ struct Shared {
 }
 
 /// The running transport layer. Cheap to clone; listener and connection tasks run on
-/// the tokio runtime it was bound in, until the event receiver is dropped.
+/// the tokio runtime it was bound in. Dropping the event receiver stops them: listeners
+/// close and connections are shut down.
 #[derive(Clone)]
 pub struct TransportLayer {
     shared: Arc<Shared>,

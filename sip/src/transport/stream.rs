@@ -29,18 +29,23 @@ pub(super) struct StreamContext {
     pub(super) io_timeout: Duration,
 }
 
-/// Accepts connections on `listener` until the upper layer goes away; connections over
-/// a limit are closed at once with a log line.
+/// Accepts connections on `listener` until the event receiver is dropped; connections
+/// over a limit are closed at once with a log line.
 pub(super) async fn accept_loop(
     listener: TcpListener,
     kind: TransportKind,
     ctx: Arc<StreamContext>,
 ) {
     loop {
-        if ctx.upward.events.is_closed() {
+        let accepted_or_closed = tokio::select! {
+            r = listener.accept() => Some(r),
+            () = ctx.upward.events.closed() => None,
+        };
+        let Some(accepted_result) = accepted_or_closed else {
+            tracing::debug!(%kind, "event receiver dropped; listener stops");
             return;
-        }
-        let (stream, remote) = match listener.accept().await {
+        };
+        let (stream, remote) = match accepted_result {
             Ok(r) => r,
             Err(error) => {
                 // Typically out of file descriptors: back off instead of spinning.
@@ -94,7 +99,7 @@ async fn accepted(
 }
 
 /// Serves one registered connection until it ends; dropping `slot` at the end removes
-/// it from the table.
+/// it from the table and releases its place in the limits.
 pub(super) async fn serve<S>(
     mut stream: S,
     slot: Slot,
@@ -162,14 +167,16 @@ pub(super) async fn serve<S>(
                 TransportStats::inc(&upward.stats.messages_out);
                 deadline = Instant::now() + ctx.idle_timeout;
             }
+            () = upward.events.closed() => break,
             () = sleep_until(deadline) => {
                 tracing::info!(%flow, "closing idle connection");
                 break;
             }
         }
     }
-    let _ = timeout(ctx.io_timeout, stream.shutdown()).await;
+    // Leave the table first, so that nothing is queued to a closing connection.
     drop(slot);
+    let _ = timeout(ctx.io_timeout, stream.shutdown()).await;
     tracing::debug!(%flow, "connection closed");
 }
 

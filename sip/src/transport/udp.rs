@@ -9,8 +9,8 @@ use tokio::net::UdpSocket;
 use super::upward::{Delivered, Upward};
 use super::{Flow, Source, TransportKind, TransportStats};
 
-/// Receives datagrams on `socket` (listener number `index`) until the upper layer
-/// goes away. Oversize datagrams and bare CRLF keep-alives are dropped.
+/// Receives datagrams on `socket` (listener number `index`) until the event receiver
+/// is dropped. Oversize datagrams and bare CRLF keep-alives are dropped.
 pub(super) async fn serve(
     socket: Arc<UdpSocket>,
     index: u64,
@@ -21,7 +21,11 @@ pub(super) async fn serve(
     // One byte more than the limit, to tell an oversize datagram from a full one.
     let mut buf = vec![0u8; max.saturating_add(1)];
     loop {
-        let (n, remote) = match socket.recv_from(&mut buf).await {
+        let received = tokio::select! {
+            r = socket.recv_from(&mut buf) => r,
+            () = upward.events.closed() => return,
+        };
+        let (n, remote) = match received {
             Ok(r) => r,
             Err(error) => {
                 tracing::debug!(%local, %error, "UDP receive error");
