@@ -362,6 +362,73 @@ Call-ID: c1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 4\r\n\r\nbody";
         ));
     }
 
+    fn message_with_body(body: &[u8]) -> Vec<u8> {
+        let mut m = format!(
+            "MESSAGE sip:a@b SIP/2.0\r\nl: {}\r\nCall-ID: x\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        m.extend_from_slice(body);
+        m
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_segmentation_yields_the_same_frames(
+            bodies in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..64), 1..5),
+            pings in proptest::collection::vec(proptest::bool::ANY, 5),
+            cuts in proptest::collection::vec(1usize..40, 1..30),
+        ) {
+            let mut input = Vec::new();
+            let mut expected = Vec::new();
+            for (body, ping) in bodies.iter().zip(&pings) {
+                if *ping {
+                    input.extend_from_slice(PING);
+                    expected.push(Frame::Ping);
+                }
+                let m = message_with_body(body);
+                input.extend_from_slice(&m);
+                expected.push(Frame::Message(Bytes::from(m)));
+            }
+            let mut codec = SipStreamCodec::new(65_535);
+            let mut buf = BytesMut::new();
+            let mut got = Vec::new();
+            let mut rest = &input[..];
+            for cut in cuts.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (part, tail) = rest.split_at((*cut).min(rest.len()));
+                buf.extend_from_slice(part);
+                rest = tail;
+                got.extend(decode_all(&mut codec, &mut buf));
+            }
+            proptest::prop_assert_eq!(got, expected);
+            proptest::prop_assert!(buf.is_empty());
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic_nor_buffer_past_the_limit(
+            chunks in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..128), 0..40),
+        ) {
+            let mut codec = SipStreamCodec::new(1024);
+            let mut buf = BytesMut::new();
+            for chunk in &chunks {
+                buf.extend_from_slice(chunk);
+                loop {
+                    match codec.decode(&mut buf) {
+                        Ok(Some(_)) => continue,
+                        Ok(None) => {
+                            proptest::prop_assert!(buf.len() < 1024, "buffered {} bytes", buf.len());
+                            break;
+                        }
+                        Err(_) => return Ok(()),
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn encoder_writes_the_bytes_unchanged() {
         let mut codec = SipStreamCodec::new(1024);
