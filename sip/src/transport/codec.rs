@@ -116,12 +116,16 @@ impl SipStreamCodec {
     }
 }
 
-/// The Content-Length of a header section (long or compact `l` form, RFC 3261 §7.3.3).
+/// The Content-Length of a header section (long or compact `l` form, RFC 3261 §7.3.3;
+/// the value may be folded onto continuation lines, §7.3.1).
 fn content_length(headers: &[u8]) -> Result<usize, CodecError> {
+    const NOT_A_NUMBER: CodecError =
+        CodecError::BadContentLength("not a decimal number below 10^9");
     let mut found: Option<usize> = None;
-    for line in headers.split(|&c| c == b'\n') {
+    let mut lines = headers.split(|&c| c == b'\n').peekable();
+    while let Some(line) = lines.next() {
         if matches!(line.first(), Some(b' ' | b'\t')) {
-            continue; // folded continuation of the previous header
+            continue; // continuation of a header that is not Content-Length
         }
         let Some(colon) = memchr::memchr(b':', line) else {
             continue;
@@ -131,11 +135,24 @@ fn content_length(headers: &[u8]) -> Result<usize, CodecError> {
         if !(name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l")) {
             continue;
         }
-        let value = scan::trim(value.get(1..).unwrap_or_default());
+        // The digits must sit on exactly one of the (folded) lines of the value.
+        let mut digits: Option<&[u8]> = None;
+        let mut segment = scan::trim(value.get(1..).unwrap_or_default());
+        loop {
+            if !segment.is_empty() {
+                if digits.is_some() {
+                    return Err(NOT_A_NUMBER);
+                }
+                digits = Some(segment);
+            }
+            match lines.next_if(|l| matches!(l.first(), Some(b' ' | b'\t'))) {
+                Some(next) => segment = scan::trim(next),
+                None => break,
+            }
+        }
+        let value = digits.unwrap_or_default();
         if value.is_empty() || value.len() > 9 || !value.iter().all(u8::is_ascii_digit) {
-            return Err(CodecError::BadContentLength(
-                "not a decimal number below 10^9",
-            ));
+            return Err(NOT_A_NUMBER);
         }
         let n = value
             .iter()
@@ -325,6 +342,23 @@ Call-ID: c1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 4\r\n\r\nbody";
         assert!(matches!(
             codec.decode(&mut buf),
             Err(CodecError::TooLarge { size, limit: 1024 }) if size > 5000
+        ));
+    }
+
+    #[test]
+    fn folded_content_length_is_read() {
+        let msg = b"MESSAGE sip:a@b SIP/2.0\r\nContent-Length:\r\n   3\r\nTo: x\r\n\r\nabc";
+        let mut codec = SipStreamCodec::new(1024);
+        let mut buf = BytesMut::from(&msg[..]);
+        assert_eq!(
+            decode_all(&mut codec, &mut buf),
+            vec![Frame::Message(Bytes::from_static(msg))]
+        );
+        let split = b"MESSAGE sip:a@b SIP/2.0\r\nContent-Length: 1\r\n 2\r\n\r\n";
+        let mut buf = BytesMut::from(&split[..]);
+        assert!(matches!(
+            SipStreamCodec::new(1024).decode(&mut buf),
+            Err(CodecError::BadContentLength(_))
         ));
     }
 
