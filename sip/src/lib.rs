@@ -7,10 +7,13 @@
 //!   (TS 35.206), IMS AKA (RFC 3310, TS 33.203) and stale/replay-safe nonces.
 //! * [`transaction`]: the transaction layer (RFC 3261 §17, RFC 6026), a sans-IO state
 //!   machine per transaction kind with a tokio driver.
+//! * [`transport`]: UDP, TCP and TLS transports (RFC 3261 §18) with stream framing,
+//!   connection reuse, keep-alives and limits against hostile peers.
 
 pub mod auth;
 pub mod message;
 pub mod transaction;
+pub mod transport;
 
 pub use message::{
     Header, HeaderName, Headers, Method, ParseError, Request, Response, SipMessage, StartLine,

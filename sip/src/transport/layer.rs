@@ -1,0 +1,267 @@
+//! The transport layer: binds the configured listeners, delivers what arrives, and
+//! sends over flows or destinations (RFC 3261 §18.1.1, §18.2.2).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rustls::pki_types::ServerName;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use super::connections::{ConnectionTable, WriteTx};
+use super::stream::{self, StreamContext};
+use super::upward::Upward;
+use super::{
+    tls, udp, Destination, Flow, SendError, Target, TransportConfig, TransportError,
+    TransportEvent, TransportKind, TransportStats,
+};
+
+/// A bound UDP socket.
+struct UdpListener {
+    socket: Arc<UdpSocket>,
+    local: SocketAddr,
+}
+
+struct Shared {
+    udp: Vec<UdpListener>,
+    listeners: Vec<(TransportKind, SocketAddr)>,
+    streams: Arc<StreamContext>,
+    tls_connector: Option<TlsConnector>,
+    stats: Arc<TransportStats>,
+}
+
+/// The running transport layer. Cheap to clone; listener and connection tasks run on
+/// the tokio runtime it was bound in. Dropping the event receiver stops them: listeners
+/// close and connections are shut down.
+#[derive(Clone)]
+pub struct TransportLayer {
+    shared: Arc<Shared>,
+}
+
+impl TransportLayer {
+    /// Binds every configured listener and starts serving; events arrive on the
+    /// returned channel (bounded by `limits.queue_depth`: a slow consumer slows the
+    /// readers down).
+    pub async fn bind(
+        config: TransportConfig,
+    ) -> Result<(TransportLayer, mpsc::Receiver<TransportEvent>), TransportError> {
+        let limits = &config.limits;
+        let stats = Arc::new(TransportStats::default());
+        let (events, rx) = mpsc::channel(limits.queue_depth.max(1));
+        let upward = Arc::new(Upward {
+            events,
+            limits: limits.parse_limits(),
+            stats: stats.clone(),
+        });
+        let tls_acceptor = match (&config.tls_server, config.tls.is_empty()) {
+            (Some(source), _) => Some(TlsAcceptor::from(tls::server_config(source)?)),
+            (None, false) => return Err(TransportError::NoTlsServerConfig),
+            (None, true) => None,
+        };
+        let tls_connector = match &config.tls_client {
+            Some(source) => Some(TlsConnector::from(tls::client_config(source)?)),
+            None => None,
+        };
+        let streams = Arc::new(StreamContext {
+            upward: upward.clone(),
+            table: Arc::new(ConnectionTable::new(limits, stats.clone())),
+            tls_acceptor,
+            idle_timeout: limits.idle_timeout,
+            io_timeout: limits.connect_timeout,
+        });
+
+        let mut listeners = Vec::new();
+        let mut udp_sockets = Vec::new();
+        for &addr in &config.udp {
+            let socket = UdpSocket::bind(addr)
+                .await
+                .map_err(|source| bind_error(TransportKind::Udp, addr, source))?;
+            let local = socket
+                .local_addr()
+                .map_err(|source| bind_error(TransportKind::Udp, addr, source))?;
+            udp_sockets.push(UdpListener {
+                socket: Arc::new(socket),
+                local,
+            });
+            listeners.push((TransportKind::Udp, local));
+        }
+        let mut tcp = Vec::new();
+        for (kind, addrs) in [
+            (TransportKind::Tcp, &config.tcp),
+            (TransportKind::Tls, &config.tls),
+        ] {
+            for &addr in addrs {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| bind_error(kind, addr, source))?;
+                let local = listener
+                    .local_addr()
+                    .map_err(|source| bind_error(kind, addr, source))?;
+                listeners.push((kind, local));
+                tcp.push((kind, listener));
+            }
+        }
+        // Everything is bound: start serving.
+        for (index, l) in (0u64..).zip(&udp_sockets) {
+            tokio::spawn(udp::serve(l.socket.clone(), index, l.local, upward.clone()));
+        }
+        for (kind, listener) in tcp {
+            tokio::spawn(stream::accept_loop(listener, kind, streams.clone()));
+        }
+        for (kind, local) in &listeners {
+            tracing::info!(%kind, %local, "SIP listener bound");
+        }
+        let shared = Arc::new(Shared {
+            udp: udp_sockets,
+            listeners,
+            streams,
+            tls_connector,
+            stats,
+        });
+        Ok((TransportLayer { shared }, rx))
+    }
+
+    /// The bound listeners with their actual addresses (ports chosen when 0 was asked).
+    pub fn local_addrs(&self) -> &[(TransportKind, SocketAddr)] {
+        &self.shared.listeners
+    }
+
+    /// The first bound listener of `kind`.
+    pub fn local_addr(&self, kind: TransportKind) -> Option<SocketAddr> {
+        self.shared
+            .listeners
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, a)| *a)
+    }
+
+    /// Counters for metrics.
+    pub fn stats(&self) -> &TransportStats {
+        &self.shared.stats
+    }
+
+    /// Sends serialized message bytes and returns the flow used.
+    ///
+    /// Over a [`Target::Flow`], only that flow is used (a UDP flow sends from the
+    /// socket the request arrived on). Over a [`Target::Destination`], UDP sends from
+    /// the first listening socket of the destination's address family (so the source
+    /// port is the listening port and `rport` works, RFC 3581); TCP and TLS reuse the
+    /// newest open connection to the address (including one the peer opened) or open
+    /// one within `connect_timeout`.
+    pub async fn send(&self, target: &Target, bytes: Bytes) -> Result<Flow, SendError> {
+        match target {
+            Target::Flow(flow) if flow.kind == TransportKind::Udp => {
+                let index = usize::try_from(flow.id).ok();
+                let listener = index
+                    .and_then(|i| self.shared.udp.get(i))
+                    .ok_or(SendError::FlowClosed(*flow))?;
+                self.send_udp(listener, *flow, &bytes).await
+            }
+            Target::Flow(flow) => {
+                let tx = self
+                    .shared
+                    .streams
+                    .table
+                    .writer(flow)
+                    .ok_or(SendError::FlowClosed(*flow))?;
+                tx.send(bytes)
+                    .await
+                    .map_err(|_| SendError::FlowClosed(*flow))?;
+                Ok(*flow)
+            }
+            Target::Destination(dest) if dest.kind == TransportKind::Udp => {
+                let (index, listener) = (0u64..)
+                    .zip(&self.shared.udp)
+                    .find(|(_, l)| l.local.is_ipv4() == dest.addr.is_ipv4())
+                    .ok_or(SendError::NoListener {
+                        kind: dest.kind,
+                        addr: dest.addr,
+                    })?;
+                let flow = Flow {
+                    kind: TransportKind::Udp,
+                    remote: dest.addr,
+                    id: index,
+                };
+                self.send_udp(listener, flow, &bytes).await
+            }
+            Target::Destination(dest) => {
+                let table = &self.shared.streams.table;
+                if let Some((flow, tx)) = table.by_remote(dest.kind, dest.addr) {
+                    // The connection may close between lookup and send: then connect anew.
+                    if tx.send(bytes.clone()).await.is_ok() {
+                        return Ok(flow);
+                    }
+                }
+                let (flow, tx) = self.connect(dest).await?;
+                tx.send(bytes)
+                    .await
+                    .map_err(|_| SendError::FlowClosed(flow))?;
+                Ok(flow)
+            }
+        }
+    }
+
+    async fn send_udp(
+        &self,
+        listener: &UdpListener,
+        flow: Flow,
+        bytes: &[u8],
+    ) -> Result<Flow, SendError> {
+        let addr = flow.remote;
+        listener
+            .socket
+            .send_to(bytes, addr)
+            .await
+            .map_err(|source| SendError::Io { addr, source })?;
+        TransportStats::inc(&self.shared.stats.messages_out);
+        Ok(flow)
+    }
+
+    /// Opens a TCP or TLS connection to `dest` and starts serving it.
+    async fn connect(&self, dest: &Destination) -> Result<(Flow, WriteTx), SendError> {
+        let addr = dest.addr;
+        let ctx = &self.shared.streams;
+        let mut slot = ctx
+            .table
+            .reserve(addr.ip())
+            .ok_or(SendError::ConnectionLimit(addr))?;
+        let tcp = timeout(ctx.io_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| SendError::Timeout(addr))?
+            .map_err(|source| SendError::Io { addr, source })?;
+        let local = tcp
+            .local_addr()
+            .map_err(|source| SendError::Io { addr, source })?;
+        let _ = tcp.set_nodelay(true);
+        if dest.kind == TransportKind::Tls {
+            let connector = self
+                .shared
+                .tls_connector
+                .as_ref()
+                .ok_or(SendError::NoTlsClientConfig)?;
+            let name = match &dest.server_name {
+                Some(name) => ServerName::try_from(name.clone())
+                    .map_err(|_| SendError::InvalidServerName(name.clone()))?,
+                None => ServerName::IpAddress(addr.ip().into()),
+            };
+            let tls = timeout(ctx.io_timeout, connector.connect(name, tcp))
+                .await
+                .map_err(|_| SendError::Timeout(addr))?
+                .map_err(|source| SendError::Io { addr, source })?;
+            let (flow, tx, rx) = slot.register(dest.kind, addr);
+            tokio::spawn(stream::serve(tls, slot, flow, local, rx, ctx.clone()));
+            Ok((flow, tx))
+        } else {
+            let (flow, tx, rx) = slot.register(dest.kind, addr);
+            tokio::spawn(stream::serve(tcp, slot, flow, local, rx, ctx.clone()));
+            Ok((flow, tx))
+        }
+    }
+}
+
+fn bind_error(kind: TransportKind, addr: SocketAddr, source: std::io::Error) -> TransportError {
+    TransportError::Bind { kind, addr, source }
+}

@@ -1,0 +1,165 @@
+//! SIP transport layer (RFC 3261 §18): UDP, TCP and TLS listeners over IPv4 and IPv6,
+//! stream framing by Content-Length ([`codec`]), connection reuse (RFC 3261 §18.2.2,
+//! RFC 5626 §5: answers and requests to a peer go back over the connection it opened),
+//! CRLF keep-alives (RFC 5626 §4.4.1), limits on message size and connections, and idle
+//! timeouts.
+//!
+//! [`TransportLayer::bind`] starts the listeners and returns a channel of
+//! [`TransportEvent`]s: parsed messages with the [`Flow`] they came over, and messages
+//! that failed to parse (so the upper layer can answer `400` to a request).
+//! [`TransportLayer::send`] writes to a [`Target`]: an existing flow, or a destination
+//! for which a connection is reused or opened.
+//!
+//! Peers are hostile: oversize input, header bombs, binary garbage and truncated
+//! messages are logged and dropped (closing the stream when framing is lost), and the
+//! listeners keep serving.
+
+pub mod codec;
+mod config;
+mod connections;
+mod error;
+mod layer;
+mod limits;
+mod stats;
+mod stream;
+mod tls;
+mod udp;
+mod upward;
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+pub use config::{TlsClientSource, TlsServerSource, TransportConfig};
+pub use error::{SendError, TransportError};
+pub use layer::TransportLayer;
+pub use limits::TransportLimits;
+pub use stats::TransportStats;
+
+use crate::message::{ParseError, SipMessage};
+
+/// A SIP transport protocol (the `transport` of a Via, RFC 3261 §18.2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransportKind {
+    /// UDP datagrams.
+    Udp,
+    /// TCP stream.
+    Tcp,
+    /// TLS over TCP (RFC 3261 §26.2).
+    Tls,
+}
+
+impl TransportKind {
+    /// The Via transport token (`UDP`, `TCP`, `TLS`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TransportKind::Udp => "UDP",
+            TransportKind::Tcp => "TCP",
+            TransportKind::Tls => "TLS",
+        }
+    }
+
+    /// True for connection-oriented transports, framed by Content-Length.
+    pub fn is_stream(&self) -> bool {
+        !matches!(self, TransportKind::Udp)
+    }
+}
+
+impl fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Identifies the path a message came over, to answer over the same one (RFC 5626
+/// "flow"): a stream connection, or a UDP listening socket paired with the remote
+/// address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Flow {
+    kind: TransportKind,
+    remote: SocketAddr,
+    /// Connection id for streams, listener index for UDP.
+    id: u64,
+}
+
+impl Flow {
+    /// The transport of this flow.
+    pub fn kind(&self) -> TransportKind {
+        self.kind
+    }
+
+    /// The peer's address.
+    pub fn remote(&self) -> SocketAddr {
+        self.remote
+    }
+}
+
+impl fmt::Display for Flow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}:{}", self.kind, self.id, self.remote)
+    }
+}
+
+/// A place to send to when no flow is given: an existing connection to `addr` over
+/// `kind` is reused, otherwise one is opened (RFC 3261 §18.1.1, §18.2.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// Transport to use.
+    pub kind: TransportKind,
+    /// Remote address.
+    pub addr: SocketAddr,
+    /// TLS server name to verify (RFC 5922); the IP address when `None`.
+    pub server_name: Option<String>,
+}
+
+/// Where [`TransportLayer::send`] writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Over an existing flow only; fails if it has closed.
+    Flow(Flow),
+    /// Over any connection to the destination, opening one if needed.
+    Destination(Destination),
+}
+
+/// Where a message came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source {
+    /// The flow to answer over.
+    pub flow: Flow,
+    /// The local address of the listener or connection.
+    pub local: SocketAddr,
+    /// The peer's address (what `received`/`rport` record, RFC 3261 §18.2.1, RFC 3581).
+    pub remote: SocketAddr,
+}
+
+/// A message delivered by the transport layer.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    /// The parsed message.
+    pub message: SipMessage,
+    /// Where it came from.
+    pub source: Source,
+}
+
+/// A message that was framed (a datagram, or a Content-Length frame) but failed to
+/// parse. If it was a request the upper layer may answer with
+/// [`ParseError::status_code`].
+#[derive(Debug, Clone)]
+pub struct Malformed {
+    /// Why parsing failed.
+    pub error: ParseError,
+    /// The raw bytes (bounded by the message size limit).
+    pub raw: Bytes,
+    /// Where it came from.
+    pub source: Source,
+}
+
+/// What the transport layer hands upward.
+#[derive(Debug, Clone)]
+pub enum TransportEvent {
+    /// A parsed message.
+    Message(Incoming),
+    /// A message that failed to parse.
+    Malformed(Malformed),
+}

@@ -1,0 +1,56 @@
+//! Parsing framed bytes and handing the result to the upper layer.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::{Incoming, Malformed, Source, TransportEvent, TransportStats};
+use crate::message::{parse_message, ParseError, ParseLimits};
+
+/// What became of one framed message.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Delivered {
+    /// Handed upward (parsed or as malformed); keep serving.
+    Ok,
+    /// A header bomb or oversize message: handed upward, and a stream must be closed.
+    Hostile,
+    /// The upper layer is gone.
+    Closed,
+}
+
+/// The upward channel with what parsing needs.
+pub(super) struct Upward {
+    pub(super) events: mpsc::Sender<TransportEvent>,
+    pub(super) limits: ParseLimits,
+    pub(super) stats: Arc<TransportStats>,
+}
+
+impl Upward {
+    /// Parses `raw` and delivers it as a message or as malformed (with a log line).
+    pub(super) async fn deliver(&self, raw: Bytes, source: Source) -> Delivered {
+        let (event, hostile) = match parse_message(raw.clone(), &self.limits) {
+            Ok(message) => {
+                TransportStats::inc(&self.stats.messages_in);
+                (TransportEvent::Message(Incoming { message, source }), false)
+            }
+            Err(error) => {
+                TransportStats::inc(&self.stats.parse_errors);
+                tracing::warn!(flow = %source.flow, %error, len = raw.len(), "malformed SIP message");
+                let hostile = matches!(
+                    error,
+                    ParseError::TooManyHeaders { .. } | ParseError::TooLarge { .. }
+                );
+                let event = TransportEvent::Malformed(Malformed { error, raw, source });
+                (event, hostile)
+            }
+        };
+        if self.events.send(event).await.is_err() {
+            Delivered::Closed
+        } else if hostile {
+            Delivered::Hostile
+        } else {
+            Delivered::Ok
+        }
+    }
+}
