@@ -28,7 +28,8 @@ pub fn binary(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// A command for a workspace binary that runs in the repository root, in a process group
+/// A command for a workspace binary (built by `cargo build --workspace --bins`, which
+/// `./scripts/test` runs before the tests) that runs in the repository root, in a process group
 /// of its own (so [`kill_group`] reaches its children too), and does not think it runs
 /// under cargo.
 pub fn command(name: &str) -> Command {
