@@ -16,6 +16,7 @@ mod method;
 mod parse;
 pub mod scan;
 pub mod uri;
+mod validate;
 pub mod via;
 
 pub use error::ParseError;

@@ -176,25 +176,38 @@ fn parse_start_line(line: &[u8], raw: Bytes) -> Result<StartLine, ParseError> {
             raw: Some(raw),
         }))
     } else {
-        // Request-Line = Method SP Request-URI SP SIP-Version, single spaces.
+        // Request-Line = Method SP Request-URI SP SIP-Version CRLF: exactly two single
+        // spaces, none inside the Request-URI (RFC 3261 §7.1, §25.1; RFC 4475 §3.1.2.8-10).
+        if line.last().is_some_and(|&c| scan::is_ws(c)) {
+            return Err(ParseError::StartLine(
+                "whitespace at the end of the request line",
+            ));
+        }
         let sp1 = memchr::memchr(b' ', line).ok_or(ParseError::StartLine("no Request-URI"))?;
+        let sp2 = memchr::memrchr(b' ', line).ok_or(ParseError::StartLine("no SIP version"))?;
+        if sp2 <= sp1 {
+            return Err(ParseError::StartLine("no SIP version"));
+        }
         let method = &line[..sp1];
         if !scan::is_token(method) {
             return Err(ParseError::StartLine("method is not a token"));
         }
-        let rest = &line[sp1 + 1..];
-        let sp2 = memchr::memchr(b' ', rest).ok_or(ParseError::StartLine("no SIP version"))?;
-        let uri = &rest[..sp2];
-        check_version(&rest[sp2 + 1..])?;
+        check_version(&line[sp2 + 1..])?;
+        let uri = &line[sp1 + 1..sp2];
         if uri.is_empty() {
             return Err(ParseError::StartLine("empty Request-URI"));
+        }
+        if uri.iter().any(|&c| scan::is_ws(c)) {
+            return Err(ParseError::StartLine(
+                "whitespace in or around the Request-URI",
+            ));
         }
         if !valid_request_uri(uri) {
             return Err(ParseError::StartLine("malformed Request-URI"));
         }
         Ok(StartLine::Request(Request {
             method: Method::from_token(method),
-            uri: raw.slice(sp1 + 1..sp1 + 1 + sp2),
+            uri: raw.slice(sp1 + 1..sp2),
             raw: Some(raw),
         }))
     }
@@ -234,8 +247,8 @@ fn parse_header(
 ) -> Result<Header, ParseError> {
     let line = &input[start..content_end];
     let colon = memchr::memchr(b':', line).ok_or(ParseError::Header("no colon"))?;
-    let name = scan::trim(&line[..colon]);
-    if !scan::is_token(name) {
+    let name_range = scan::trim_range(input, start..start + colon);
+    if !scan::is_token(&input[name_range.clone()]) {
         return Err(ParseError::Header("header name is not a token"));
     }
     let value_range = scan::trim_range(input, start + colon + 1..content_end);
@@ -264,7 +277,7 @@ fn parse_header(
         input.slice(value_range)
     };
     Ok(Header::parsed(
-        HeaderName::from_bytes(name),
+        HeaderName::from_shared(input.slice(name_range)),
         value,
         input.slice(start..next),
     ))
@@ -287,16 +300,28 @@ fn content_length(headers: &Headers) -> Result<Option<usize>, ParseError> {
     let Some(v) = single(headers, &HeaderName::ContentLength, "Content-Length")? else {
         return Ok(None);
     };
-    if v.is_empty() || v.len() > 9 || !v.iter().all(u8::is_ascii_digit) {
-        return Err(ParseError::HeaderValue {
+    match decimal(v) {
+        Some(n) if n < 1_000_000_000 => Ok(Some(n as usize)),
+        _ => Err(ParseError::HeaderValue {
             header: "Content-Length",
             reason: "not a decimal number below 10^9",
-        });
+        }),
     }
-    Ok(Some(
-        v.iter()
-            .fold(0usize, |acc, d| acc * 10 + usize::from(d - b'0')),
-    ))
+}
+
+/// `1*DIGIT` as a number, `None` when empty, not all digits or above `u32::MAX`
+/// (leading zeros do not count towards the size).
+pub(crate) fn decimal(v: &[u8]) -> Option<u32> {
+    if v.is_empty() {
+        return None;
+    }
+    v.iter().try_fold(0u32, |acc, &d| {
+        if d.is_ascii_digit() {
+            acc.checked_mul(10)?.checked_add(u32::from(d - b'0'))
+        } else {
+            None
+        }
+    })
 }
 
 /// RFC 3261 §8.1.1: To, From, CSeq, Call-ID and Via are mandatory in every message
@@ -316,7 +341,9 @@ fn check_mandatory(headers: &Headers, start: &StartLine) -> Result<(), ParseErro
         return Err(ParseError::MissingHeader("Via"));
     }
     if let Some(v) = single(headers, &HeaderName::MaxForwards, "Max-Forwards")? {
-        if v.is_empty() || v.len() > 3 || !v.iter().all(u8::is_ascii_digit) {
+        // 1*DIGIT; leading zeros are allowed (RFC 4475 §3.1.1.1 `0068`), the value is
+        // at most 255 (RFC 3261 §20.22, RFC 4475 §3.1.2.4).
+        if decimal(v).is_none_or(|n| n > 255) {
             return Err(ParseError::HeaderValue {
                 header: "Max-Forwards",
                 reason: "not a number 0-255",
