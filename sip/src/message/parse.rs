@@ -42,7 +42,7 @@ struct Line {
 
 /// The line starting at `start`, or `None` if no `\n` follows (header section incomplete).
 fn line_at(s: &[u8], start: usize) -> Option<Line> {
-    let nl = start + memchr::memchr(b'\n', &s[start..])?;
+    let nl = start + memchr::memchr(b'\n', s.get(start..)?)?;
     let content_end = if nl > start && s[nl - 1] == b'\r' {
         nl - 1
     } else {
@@ -75,6 +75,12 @@ pub fn header_section_end(s: &[u8], start: usize) -> Option<usize> {
 /// cut to it (extra bytes are ignored, as RFC 3261 §18.3 allows for datagrams); when it
 /// is absent the rest of the input is the body.
 pub fn parse_message(input: Bytes, limits: &ParseLimits) -> Result<SipMessage, ParseError> {
+    let len = input.len();
+    parse(input, limits)
+        .inspect_err(|e| tracing::debug!(len, error = %e, "unparseable SIP message"))
+}
+
+fn parse(input: Bytes, limits: &ParseLimits) -> Result<SipMessage, ParseError> {
     if input.len() > limits.max_message_size {
         return Err(ParseError::TooLarge {
             size: input.len(),
