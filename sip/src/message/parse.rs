@@ -97,26 +97,26 @@ fn parse(input: Bytes, limits: &ParseLimits) -> Result<SipMessage, ParseError> {
         input.slice(first.start..first.next),
     )?;
 
-    let mut headers = Headers::with_capacity(16);
-    let mut cur = first.next;
+    let mut headers = Headers::with_capacity(32);
+    let mut line = line_at(&input, first.next).ok_or(ParseError::Incomplete)?;
     let (separator, body_start) = loop {
-        let line = line_at(&input, cur).ok_or(ParseError::Incomplete)?;
         if line.content_end == line.start {
             break (input.slice(line.start..line.next), line.next);
         }
         if matches!(input[line.start], b' ' | b'\t') {
             return Err(ParseError::Header("continuation line without a header"));
         }
-        // Gather continuation lines (folding, RFC 3261 §7.3.1).
+        // Gather continuation lines (folding, RFC 3261 §7.3.1); the first line that is
+        // not one starts the next header (or is the empty separator line).
         let mut last = line;
-        loop {
+        let next = loop {
             let next = line_at(&input, last.next).ok_or(ParseError::Incomplete)?;
             if next.content_end > next.start && matches!(input[next.start], b' ' | b'\t') {
                 last = next;
             } else {
-                break;
+                break next;
             }
-        }
+        };
         if headers.len() >= limits.max_headers {
             return Err(ParseError::TooManyHeaders {
                 limit: limits.max_headers,
@@ -128,7 +128,7 @@ fn parse(input: Bytes, limits: &ParseLimits) -> Result<SipMessage, ParseError> {
             last.content_end,
             last.next,
         )?);
-        cur = last.next;
+        line = next;
     };
 
     check_mandatory(&headers, &start)?;
