@@ -36,6 +36,9 @@ impl<'a> NameAddr<'a> {
                 angle: false,
             });
         }
+        if !quotes_balanced(s) {
+            return Err(bad("unterminated quoted string"));
+        }
         let lt = scan::find_unquoted(s.as_bytes(), b'<');
         if let Some(lt) = lt {
             let display = s[..lt].trim();
@@ -54,7 +57,11 @@ impl<'a> NameAddr<'a> {
             }
             let after = &s[lt + 1..];
             let gt = after.find('>').ok_or(bad("missing '>'"))?;
-            let uri = after[..gt].trim();
+            // LAQUOT addr-spec RAQUOT: no whitespace inside the brackets (RFC 4475 §3.1.2.14).
+            let uri = &after[..gt];
+            if uri.bytes().any(scan::is_ws) {
+                return Err(bad("whitespace inside <>"));
+            }
             let rest = after[gt + 1..].trim_start();
             let params = match rest.strip_prefix(';') {
                 Some(p) => scan::parse_params(p).map_err(bad)?,
@@ -81,6 +88,11 @@ impl<'a> NameAddr<'a> {
             if uri.is_empty() || !uri.contains(':') || uri.contains(char::is_whitespace) {
                 return Err(bad("malformed addr-spec"));
             }
+            // A URI holding ',', '?' or ';' must be in <> (RFC 3261 §20; RFC 4475
+            // §3.1.2.13); ';' already starts the header parameters here.
+            if uri.contains(['?', ',']) {
+                return Err(bad("URI with '?' or ',' not enclosed in <>"));
+            }
             Ok(NameAddr {
                 display: None,
                 uri,
@@ -99,4 +111,20 @@ impl<'a> NameAddr<'a> {
     pub fn tag(&self) -> Option<&'a str> {
         self.param("tag").flatten()
     }
+}
+
+/// True when every quoted string in `s` is closed (backslash escapes respected).
+fn quotes_balanced(s: &str) -> bool {
+    let mut in_quotes = false;
+    let mut escaped = false;
+    for c in s.bytes() {
+        if escaped {
+            escaped = false;
+        } else if in_quotes && c == b'\\' {
+            escaped = true;
+        } else if c == b'"' {
+            in_quotes = !in_quotes;
+        }
+    }
+    !in_quotes
 }

@@ -22,12 +22,22 @@ macro_rules! header_names {
         impl HeaderName {
             /// Identifies a header name (case-insensitive, compact forms accepted).
             pub fn from_bytes(name: &[u8]) -> HeaderName {
+                HeaderName::known(name).unwrap_or_else(|| HeaderName::Other(Bytes::copy_from_slice(name)))
+            }
+
+            /// Like [`HeaderName::from_bytes`], but an unknown name shares `name`'s
+            /// buffer instead of copying it (the parser passes a slice of the input).
+            pub fn from_shared(name: Bytes) -> HeaderName {
+                HeaderName::known(&name).unwrap_or(HeaderName::Other(name))
+            }
+
+            fn known(name: &[u8]) -> Option<HeaderName> {
                 $(
                     if name.eq_ignore_ascii_case($canon.as_bytes()) $( || name.eq_ignore_ascii_case($compact.as_bytes()) )? {
-                        return HeaderName::$variant;
+                        return Some(HeaderName::$variant);
                     }
                 )*
-                HeaderName::Other(Bytes::copy_from_slice(name))
+                None
             }
 
             /// The canonical (long) name.

@@ -5,6 +5,12 @@
 //! bytes of whatever was not modified, so untouched messages round-trip byte-exactly.
 //! Typed views over header values ([`via::Via`], [`cseq::CSeq`], [`addr::NameAddr`],
 //! [`uri::Uri`], [`auth_params::AuthParams`]) are parsed only when asked for.
+//!
+//! Two levels of checking: [`parse_message`] frames the message and checks the start
+//! line, mandatory headers, CSeq and Content-Length (enough to forward it);
+//! [`SipMessage::validate`] checks the grammar of the headers the stack interprets,
+//! for the node that acts on the message. `sip/tests/rfc4475.rs` lists which of the
+//! two rejects each RFC 4475 torture message.
 
 pub mod addr;
 pub mod auth_params;
@@ -16,6 +22,7 @@ mod method;
 mod parse;
 pub mod scan;
 pub mod uri;
+mod validate;
 pub mod via;
 
 pub use error::ParseError;

@@ -42,7 +42,7 @@ struct Line {
 
 /// The line starting at `start`, or `None` if no `\n` follows (header section incomplete).
 fn line_at(s: &[u8], start: usize) -> Option<Line> {
-    let nl = start + memchr::memchr(b'\n', &s[start..])?;
+    let nl = start + memchr::memchr(b'\n', s.get(start..)?)?;
     let content_end = if nl > start && s[nl - 1] == b'\r' {
         nl - 1
     } else {
@@ -75,6 +75,12 @@ pub fn header_section_end(s: &[u8], start: usize) -> Option<usize> {
 /// cut to it (extra bytes are ignored, as RFC 3261 §18.3 allows for datagrams); when it
 /// is absent the rest of the input is the body.
 pub fn parse_message(input: Bytes, limits: &ParseLimits) -> Result<SipMessage, ParseError> {
+    let len = input.len();
+    parse(input, limits)
+        .inspect_err(|e| tracing::debug!(len, error = %e, "unparseable SIP message"))
+}
+
+fn parse(input: Bytes, limits: &ParseLimits) -> Result<SipMessage, ParseError> {
     if input.len() > limits.max_message_size {
         return Err(ParseError::TooLarge {
             size: input.len(),
@@ -91,26 +97,26 @@ pub fn parse_message(input: Bytes, limits: &ParseLimits) -> Result<SipMessage, P
         input.slice(first.start..first.next),
     )?;
 
-    let mut headers = Headers::with_capacity(16);
-    let mut cur = first.next;
+    let mut headers = Headers::with_capacity(32);
+    let mut line = line_at(&input, first.next).ok_or(ParseError::Incomplete)?;
     let (separator, body_start) = loop {
-        let line = line_at(&input, cur).ok_or(ParseError::Incomplete)?;
         if line.content_end == line.start {
             break (input.slice(line.start..line.next), line.next);
         }
         if matches!(input[line.start], b' ' | b'\t') {
             return Err(ParseError::Header("continuation line without a header"));
         }
-        // Gather continuation lines (folding, RFC 3261 §7.3.1).
+        // Gather continuation lines (folding, RFC 3261 §7.3.1); the first line that is
+        // not one starts the next header (or is the empty separator line).
         let mut last = line;
-        loop {
+        let next = loop {
             let next = line_at(&input, last.next).ok_or(ParseError::Incomplete)?;
             if next.content_end > next.start && matches!(input[next.start], b' ' | b'\t') {
                 last = next;
             } else {
-                break;
+                break next;
             }
-        }
+        };
         if headers.len() >= limits.max_headers {
             return Err(ParseError::TooManyHeaders {
                 limit: limits.max_headers,
@@ -122,7 +128,7 @@ pub fn parse_message(input: Bytes, limits: &ParseLimits) -> Result<SipMessage, P
             last.content_end,
             last.next,
         )?);
-        cur = last.next;
+        line = next;
     };
 
     check_mandatory(&headers, &start)?;
@@ -176,25 +182,38 @@ fn parse_start_line(line: &[u8], raw: Bytes) -> Result<StartLine, ParseError> {
             raw: Some(raw),
         }))
     } else {
-        // Request-Line = Method SP Request-URI SP SIP-Version, single spaces.
+        // Request-Line = Method SP Request-URI SP SIP-Version CRLF: exactly two single
+        // spaces, none inside the Request-URI (RFC 3261 §7.1, §25.1; RFC 4475 §3.1.2.8-10).
+        if line.last().is_some_and(|&c| scan::is_ws(c)) {
+            return Err(ParseError::StartLine(
+                "whitespace at the end of the request line",
+            ));
+        }
         let sp1 = memchr::memchr(b' ', line).ok_or(ParseError::StartLine("no Request-URI"))?;
+        let sp2 = memchr::memrchr(b' ', line).ok_or(ParseError::StartLine("no SIP version"))?;
+        if sp2 <= sp1 {
+            return Err(ParseError::StartLine("no SIP version"));
+        }
         let method = &line[..sp1];
         if !scan::is_token(method) {
             return Err(ParseError::StartLine("method is not a token"));
         }
-        let rest = &line[sp1 + 1..];
-        let sp2 = memchr::memchr(b' ', rest).ok_or(ParseError::StartLine("no SIP version"))?;
-        let uri = &rest[..sp2];
-        check_version(&rest[sp2 + 1..])?;
+        check_version(&line[sp2 + 1..])?;
+        let uri = &line[sp1 + 1..sp2];
         if uri.is_empty() {
             return Err(ParseError::StartLine("empty Request-URI"));
+        }
+        if uri.iter().any(|&c| scan::is_ws(c)) {
+            return Err(ParseError::StartLine(
+                "whitespace in or around the Request-URI",
+            ));
         }
         if !valid_request_uri(uri) {
             return Err(ParseError::StartLine("malformed Request-URI"));
         }
         Ok(StartLine::Request(Request {
             method: Method::from_token(method),
-            uri: raw.slice(sp1 + 1..sp1 + 1 + sp2),
+            uri: raw.slice(sp1 + 1..sp2),
             raw: Some(raw),
         }))
     }
@@ -234,8 +253,8 @@ fn parse_header(
 ) -> Result<Header, ParseError> {
     let line = &input[start..content_end];
     let colon = memchr::memchr(b':', line).ok_or(ParseError::Header("no colon"))?;
-    let name = scan::trim(&line[..colon]);
-    if !scan::is_token(name) {
+    let name_range = scan::trim_range(input, start..start + colon);
+    if !scan::is_token(&input[name_range.clone()]) {
         return Err(ParseError::Header("header name is not a token"));
     }
     let value_range = scan::trim_range(input, start + colon + 1..content_end);
@@ -264,7 +283,7 @@ fn parse_header(
         input.slice(value_range)
     };
     Ok(Header::parsed(
-        HeaderName::from_bytes(name),
+        HeaderName::from_shared(input.slice(name_range)),
         value,
         input.slice(start..next),
     ))
@@ -287,16 +306,28 @@ fn content_length(headers: &Headers) -> Result<Option<usize>, ParseError> {
     let Some(v) = single(headers, &HeaderName::ContentLength, "Content-Length")? else {
         return Ok(None);
     };
-    if v.is_empty() || v.len() > 9 || !v.iter().all(u8::is_ascii_digit) {
-        return Err(ParseError::HeaderValue {
+    match decimal(v) {
+        Some(n) if n < 1_000_000_000 => Ok(Some(n as usize)),
+        _ => Err(ParseError::HeaderValue {
             header: "Content-Length",
             reason: "not a decimal number below 10^9",
-        });
+        }),
     }
-    Ok(Some(
-        v.iter()
-            .fold(0usize, |acc, d| acc * 10 + usize::from(d - b'0')),
-    ))
+}
+
+/// `1*DIGIT` as a number, `None` when empty, not all digits or above `u32::MAX`
+/// (leading zeros do not count towards the size).
+pub(crate) fn decimal(v: &[u8]) -> Option<u32> {
+    if v.is_empty() {
+        return None;
+    }
+    v.iter().try_fold(0u32, |acc, &d| {
+        if d.is_ascii_digit() {
+            acc.checked_mul(10)?.checked_add(u32::from(d - b'0'))
+        } else {
+            None
+        }
+    })
 }
 
 /// RFC 3261 §8.1.1: To, From, CSeq, Call-ID and Via are mandatory in every message
@@ -316,7 +347,9 @@ fn check_mandatory(headers: &Headers, start: &StartLine) -> Result<(), ParseErro
         return Err(ParseError::MissingHeader("Via"));
     }
     if let Some(v) = single(headers, &HeaderName::MaxForwards, "Max-Forwards")? {
-        if v.is_empty() || v.len() > 3 || !v.iter().all(u8::is_ascii_digit) {
+        // 1*DIGIT; leading zeros are allowed (RFC 4475 §3.1.1.1 `0068`), the value is
+        // at most 255 (RFC 3261 §20.22, RFC 4475 §3.1.2.4).
+        if decimal(v).is_none_or(|n| n > 255) {
             return Err(ParseError::HeaderValue {
                 header: "Max-Forwards",
                 reason: "not a number 0-255",

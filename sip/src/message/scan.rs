@@ -54,12 +54,12 @@ pub fn find_unquoted(s: &[u8], sep: u8) -> Option<usize> {
             }
         } else if c == b'"' {
             in_quotes = true;
+        } else if c == sep && !in_angle {
+            return Some(i);
         } else if c == b'<' {
             in_angle = true;
         } else if c == b'>' {
             in_angle = false;
-        } else if c == sep && !in_angle {
-            return Some(i);
         }
         i += 1;
     }
@@ -132,10 +132,27 @@ pub fn unquote(s: &str) -> String {
 
 /// Parses `;`-separated parameters (`;a=b;c`), as they follow a URI or header value.
 /// `s` starts after the first `;` (or is empty). Names must be tokens; values may be
-/// tokens, quoted strings or IPv6 references.
+/// tokens, quoted strings or IPv6 references. An empty parameter (`;;`, or a `;` with
+/// nothing after it) is an error: the grammar has `*( SEMI generic-param )` and no
+/// empty element (RFC 3261 §25.1; RFC 4475 §3.1.2.1).
 pub fn parse_params(s: &str) -> Result<Vec<Param<'_>>, &'static str> {
     let mut out = Vec::new();
-    for r in split_on(s.as_bytes(), b';') {
+    if s.trim().is_empty() {
+        return if s.is_empty() {
+            Ok(out)
+        } else {
+            Err("empty parameter")
+        };
+    }
+    let bytes = s.as_bytes();
+    let mut pos = 0;
+    while pos <= s.len() {
+        let end = find_unquoted(&bytes[pos..], b';').map_or(s.len(), |i| pos + i);
+        let r = trim_range(bytes, pos..end);
+        pos = end + 1;
+        if r.is_empty() {
+            return Err("empty parameter");
+        }
         let item = &s[r];
         let (name, value) = match item.find('=') {
             Some(eq) => (item[..eq].trim(), Some(item[eq + 1..].trim())),

@@ -61,11 +61,11 @@ impl<'a> Uri<'a> {
                 headers: None,
             });
         }
-        let (rest, headers) = match rest.find('?') {
-            Some(q) => (&rest[..q], Some(&rest[q + 1..])),
-            None => (rest, None),
-        };
         if is_tel {
+            let (rest, headers) = match rest.find('?') {
+                Some(q) => (&rest[..q], Some(&rest[q + 1..])),
+                None => (rest, None),
+            };
             let (number, params) = match rest.find(';') {
                 Some(i) => (&rest[..i], &rest[i + 1..]),
                 None => (rest, ""),
@@ -83,10 +83,16 @@ impl<'a> Uri<'a> {
                 headers,
             });
         }
-        // userinfo ends at the last '@' (user parts may not contain a raw '@').
+        // userinfo ends at the last '@': neither user parts nor parameters nor headers
+        // may hold a raw '@', while a user part may hold '?', ';' and ',' (RFC 3261
+        // §25.1 `user-unreserved`; RFC 4475 §3.1.1.2 and §3.1.1.9).
         let (userinfo, hostpart) = match rest.rfind('@') {
             Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
             None => (None, rest),
+        };
+        let (hostpart, headers) = match hostpart.find('?') {
+            Some(q) => (&hostpart[..q], Some(&hostpart[q + 1..])),
+            None => (hostpart, None),
         };
         let (user, password) = match userinfo {
             Some(u) => match u.find(':') {
