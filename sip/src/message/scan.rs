@@ -52,14 +52,15 @@ pub fn find_unquoted(s: &[u8], sep: u8) -> Option<usize> {
                 b'"' => in_quotes = false,
                 _ => {}
             }
+        } else if c == sep && !in_angle {
+            // Checked before the bracket tracking so that `<` itself can be searched for.
+            return Some(i);
         } else if c == b'"' {
             in_quotes = true;
         } else if c == b'<' {
             in_angle = true;
         } else if c == b'>' {
             in_angle = false;
-        } else if c == sep && !in_angle {
-            return Some(i);
         }
         i += 1;
     }
