@@ -15,6 +15,8 @@
 //!   here the failure is this element's own inability to deliver the request.
 //! * Once the context is cancelled (§16.10), responses the proxy synthesized (408, 503)
 //!   are replaced by 487 Request Terminated; responses from downstream keep priority.
+//! * Within a class, a response from downstream is preferred to a 408/503 the proxy
+//!   synthesized: it says more about the target.
 //! * Recursion on 3xx (§16.7 step 4) is not done: redirects compete like any other
 //!   final response.
 
@@ -363,7 +365,8 @@ impl ResponseContext {
     }
 
     /// §16.7 steps 6-7: a 6xx if any; else the lowest class, preferring within it
-    /// 401/407/415/420/484 and anything over a 503; a downstream 503 becomes 500;
+    /// 401/407/415/420/484, then anything over a 503, then a downstream response over
+    /// one the proxy synthesized, then the earliest; a downstream 503 becomes 500;
     /// challenges of every 401/407 are gathered into a chosen 401/407.
     fn best_response(&self) -> SipMessage {
         let class = |f: &StoredFinal| f.response.status().unwrap_or(500) / 100;
@@ -376,6 +379,7 @@ impl ResponseContext {
                 c_rank,
                 u8::from(!RESUBMIT_INFO.contains(&code)),
                 u8::from(code == 503),
+                u8::from(f.origin == Origin::Local),
             )
         };
         let Some(best) = self.finals.iter().min_by_key(|f| rank(f)) else {
