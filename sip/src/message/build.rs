@@ -6,6 +6,7 @@ use rand::Rng;
 
 use super::addr::NameAddr;
 use super::cseq::CSeq;
+use super::scan::{is_token, trim};
 use super::via::BRANCH_MAGIC;
 use super::{HeaderName, Headers, Method, Request, Response, SipMessage, StartLine};
 
@@ -234,6 +235,77 @@ pub fn cancel(req: &SipMessage) -> Result<SipMessage, BuildError> {
     ))
 }
 
+/// Lines [`bad_request_from_raw`] looks at, at most (a parse failure may be caused by
+/// an over-long header section; this bounds the work spent answering it).
+const RAW_SCAN_MAX_LINES: usize = 256;
+
+/// A best-effort `400 Bad Request` for bytes that failed to parse (RFC 3261 §8.2.6,
+/// §18.2.1: a malformed request should be answered when a response can be routed).
+///
+/// The input must start with something that is not a status line; the header lines
+/// (folded lines are joined, compact names understood) must yield at least one Via and
+/// From, To, Call-ID and CSeq, or no response is built (`None`): responses and
+/// unreadable requests are dropped. `reason` goes into the status line, so it should
+/// say what was wrong (e.g. the parse error).
+pub fn bad_request_from_raw(input: &[u8], reason: &str) -> Option<SipMessage> {
+    let mut lines = input
+        .split(|c| *c == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .skip_while(|l| l.is_empty())
+        .take(RAW_SCAN_MAX_LINES);
+    let first = lines.next()?;
+    if first.starts_with(b"SIP/") {
+        return None;
+    }
+    let method = first.split(|c| *c == b' ').next().filter(|m| is_token(m))?;
+    // Join folded lines, stop at the empty line.
+    let mut fields: Vec<Vec<u8>> = Vec::new();
+    for line in lines {
+        if line.is_empty() {
+            break;
+        }
+        match (line.first(), fields.last_mut()) {
+            (Some(b' ' | b'\t'), Some(last)) => {
+                last.push(b' ');
+                last.extend_from_slice(trim(line));
+            }
+            _ => fields.push(line.to_vec()),
+        }
+    }
+    let wanted = [
+        HeaderName::Via,
+        HeaderName::From,
+        HeaderName::To,
+        HeaderName::CallId,
+        HeaderName::CSeq,
+    ];
+    let mut headers = Headers::with_capacity(8);
+    for field in &fields {
+        let Some(colon) = memchr::memchr(b':', field) else {
+            continue;
+        };
+        let (name, value) = field.split_at(colon);
+        let name = HeaderName::from_bytes(trim(name));
+        let value = trim(value.get(1..).unwrap_or_default());
+        if wanted.contains(&name) && !value.is_empty() {
+            headers.push(name, Bytes::copy_from_slice(value));
+        }
+    }
+    if wanted.iter().any(|n| headers.get(n).is_none()) {
+        tracing::debug!("unparsable request without routable headers: not answered");
+        return None;
+    }
+    let req = SipMessage::new(
+        StartLine::Request(Request::new(
+            Method::from_token(method),
+            Bytes::from_static(b"sip:invalid"),
+        )),
+        headers,
+        Bytes::new(),
+    );
+    Some(response_with(&req, 400, reason, None, &[]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,6 +441,35 @@ Content-Length: 4\r\n\r\nv=0\n";
         assert_eq!(b1.len(), BRANCH_MAGIC.len() + 16);
         assert_ne!(b1, b2);
         assert_ne!(new_tag(), new_tag());
+    }
+
+    #[test]
+    fn bad_request_from_partly_readable_bytes() {
+        // A broken CSeq fails the parse, but the response can still be routed.
+        let raw = b"INVITE sip:bob@example.com SIP/2.0\r\n\
+v: SIP/2.0/UDP ua.example.com;branch=z9hG4bKx,\r\n SIP/2.0/UDP second;branch=z9hG4bKy\r\n\
+f: <sip:alice@example.com>;tag=a\r\nt: <sip:bob@example.com>\r\ni: abc\r\n\
+CSeq: one INVITE\r\nGarbage\r\n\r\n";
+        assert!(SipMessage::parse(Bytes::from_static(raw)).is_err());
+        let resp = bad_request_from_raw(raw, "Malformed CSeq").unwrap();
+        assert_eq!(resp.status(), Some(400));
+        assert_eq!(resp.response().unwrap().reason, "Malformed CSeq");
+        let vias: Vec<_> = resp.headers.values(&HeaderName::Via).collect();
+        assert_eq!(vias.len(), 2);
+        assert_eq!(resp.headers.get_str(&HeaderName::CallId), Some("abc"));
+        assert_eq!(resp.headers.get_str(&HeaderName::CSeq), Some("one INVITE"));
+        assert!(to_tag(&resp).is_some());
+    }
+
+    #[test]
+    fn no_bad_request_for_responses_or_unroutable_bytes() {
+        let resp = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\r\n\r\n";
+        assert_eq!(bad_request_from_raw(resp, "x"), None);
+        let no_via = b"INVITE sip:b@y SIP/2.0\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\n\
+Call-ID: c\r\nCSeq: 1 INVITE\r\n\r\n";
+        assert_eq!(bad_request_from_raw(no_via, "x"), None);
+        assert_eq!(bad_request_from_raw(b"", "x"), None);
+        assert_eq!(bad_request_from_raw(b"\xff\xfe garbage", "x"), None);
     }
 
     #[test]

@@ -34,9 +34,11 @@ impl RouteUri {
     }
 
     /// The header value, in angle brackets with `;lr` (§16.6 step 4: a proxy that
-    /// record-routes MUST use `lr` so downstream elements route loosely, §19.1.1).
-    pub fn to_header_value(&self) -> String {
-        let mut s = String::from("<sip:");
+    /// record-routes MUST use `lr` so downstream elements route loosely, §19.1.1);
+    /// a `sips` URI when `sips` is set (same step: required when the Request-URI or
+    /// the top Route is `sips`).
+    pub fn to_header_value(&self, sips: bool) -> String {
+        let mut s = String::from(if sips { "<sips:" } else { "<sip:" });
         if let Some(user) = &self.user {
             s.push_str(user);
             s.push('@');
@@ -73,18 +75,19 @@ pub enum RecordRoute {
     },
 }
 
-/// Inserts our Record-Route value(s) above any existing ones (§16.6 step 4).
-pub fn insert_record_route(req: &mut SipMessage, rr: &RecordRoute) {
+/// Inserts our Record-Route value(s) above any existing ones (§16.6 step 4), as
+/// `sips` URIs when `sips` is set.
+pub fn insert_record_route(req: &mut SipMessage, rr: &RecordRoute, sips: bool) {
     match rr {
         RecordRoute::Single(uri) => {
             req.headers
-                .push_front(HeaderName::RecordRoute, uri.to_header_value());
+                .push_front(HeaderName::RecordRoute, uri.to_header_value(sips));
         }
         RecordRoute::Double { inbound, outbound } => {
             req.headers
-                .push_front(HeaderName::RecordRoute, inbound.to_header_value());
+                .push_front(HeaderName::RecordRoute, inbound.to_header_value(sips));
             req.headers
-                .push_front(HeaderName::RecordRoute, outbound.to_header_value());
+                .push_front(HeaderName::RecordRoute, outbound.to_header_value(sips));
         }
     }
 }
@@ -113,8 +116,12 @@ Call-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
     #[test]
     fn header_value_forms() {
         assert_eq!(
-            RouteUri::new("p.example.com", None).to_header_value(),
+            RouteUri::new("p.example.com", None).to_header_value(false),
             "<sip:p.example.com;lr>"
+        );
+        assert_eq!(
+            RouteUri::new("p.example.com", None).to_header_value(true),
+            "<sips:p.example.com;lr>"
         );
         let flow = RouteUri {
             host: "[2001:db8::1]".into(),
@@ -123,11 +130,11 @@ Call-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
             user: Some("FT1234".into()),
         };
         assert_eq!(
-            flow.to_header_value(),
+            flow.to_header_value(false),
             "<sip:FT1234@[2001:db8::1]:5061;transport=tls;lr>"
         );
         assert_eq!(
-            route_user(&flow.to_header_value()).as_deref(),
+            route_user(&flow.to_header_value(false)).as_deref(),
             Some("FT1234")
         );
         assert_eq!(route_user("<sip:p.example.com;lr>"), None);
@@ -139,6 +146,7 @@ Call-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
         insert_record_route(
             &mut r,
             &RecordRoute::Single(RouteUri::new("p.example.com", Some(5070))),
+            false,
         );
         let rr: Vec<_> = r.headers.values(&HeaderName::RecordRoute).collect();
         assert_eq!(
@@ -165,6 +173,7 @@ Call-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
                     ..RouteUri::new("192.168.0.1", None)
                 },
             },
+            false,
         );
         let rr: Vec<_> = r.headers.values(&HeaderName::RecordRoute).collect();
         assert_eq!(

@@ -201,22 +201,40 @@ pub fn forward(received: &SipMessage, spec: &ForwardSpec<'_>) -> Result<Forwarde
         None => 70,
     };
     req.headers.set(HeaderName::MaxForwards, mf.to_string());
-    // Step 4: Record-Route.
-    if let Some(rr) = spec.record_route {
-        insert_record_route(&mut req, rr);
-    }
     // Step 5: Route pre-loading, keeping the given order on top.
     for route in spec.preload_routes.iter().rev() {
         req.headers.push_front(HeaderName::Route, route.clone());
     }
     // Step 6: strict-route postprocessing.
     let strict = strict_route_postprocess(&mut req)?;
+    // Step 4, done after step 6 because it depends on its outcome: `sips` when the
+    // Request-URI or the top Route (after step 6) is `sips`. The headers it touches
+    // are disjoint from steps 5-6, so the result is that of the §16.6 order.
+    if let Some(rr) = spec.record_route {
+        let sips = needs_sips(&req);
+        insert_record_route(&mut req, rr, sips);
+    }
     // Step 7: next hop.
     let next_hop = next_hop(&req, strict)?;
     Ok(Forwarded {
         request: req,
         next_hop,
     })
+}
+
+/// True when the Request-URI or the top Route of `req` is a `sips` URI.
+fn needs_sips(req: &SipMessage) -> bool {
+    let is_sips = |b: &[u8]| b.get(..5).is_some_and(|p| p.eq_ignore_ascii_case(b"sips:"));
+    let ruri_sips = req.request().is_some_and(|r| is_sips(&r.uri));
+    let route_sips = req
+        .headers
+        .first_value(&HeaderName::Route)
+        .and_then(|v| {
+            let t = std::str::from_utf8(&v).ok()?;
+            Some(is_sips(NameAddr::parse(t).ok()?.uri.as_bytes()))
+        })
+        .unwrap_or(false);
+    ruri_sips || route_sips
 }
 
 /// §16.6 step 6: when the top Route lacks `;lr` (a strict router, RFC 2543), the
@@ -501,6 +519,26 @@ mod tests {
         assert_eq!(f.next_hop.host, "outbound.example.com");
         assert_eq!(f.next_hop.port, 5060);
         assert_eq!(f.next_hop.transport, TransportKind::Udp);
+    }
+
+    #[test]
+    fn record_route_is_sips_toward_a_sips_target() {
+        let rr = RecordRoute::Single(RouteUri::new("pcscf.example.com", Some(5061)));
+        let spec = |target| ForwardSpec {
+            target: Some(target),
+            record_route: Some(&rr),
+            preload_routes: &[],
+        };
+        let f = forward(&req("sip:b@y", ""), &spec("sips:bob@example.com")).unwrap();
+        assert_eq!(
+            f.request.headers.get_str(&HeaderName::RecordRoute),
+            Some("<sips:pcscf.example.com:5061;lr>")
+        );
+        let f = forward(&req("sip:b@y", ""), &spec("sip:bob@example.com")).unwrap();
+        assert_eq!(
+            f.request.headers.get_str(&HeaderName::RecordRoute),
+            Some("<sip:pcscf.example.com:5061;lr>")
+        );
     }
 
     #[test]
