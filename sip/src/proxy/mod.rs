@@ -124,12 +124,26 @@ impl LocalAddr {
     }
 
     /// True when `host`/`port` (port defaulting to `default_port`) name this address.
+    /// IP addresses compare by value, so `[2001:DB8:0::1]` matches `[2001:db8::1]`.
     pub fn matches(&self, host: &str, port: Option<u16>, default_port: u16) -> bool {
-        if !self.host.eq_ignore_ascii_case(host) {
+        let same_host = match (ip_of(&self.host), ip_of(host)) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.host.eq_ignore_ascii_case(host),
+        };
+        if !same_host {
             return false;
         }
         self.port.unwrap_or(default_port) == port.unwrap_or(default_port)
     }
+}
+
+/// The IP address in a host (IPv6 with or without brackets), if it is one.
+pub(crate) fn ip_of(host: &str) -> Option<std::net::IpAddr> {
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+        .parse()
+        .ok()
 }
 
 /// What the proxy core needs to know about the element it runs in.
@@ -177,5 +191,8 @@ mod tests {
         assert!(p.matches("10.0.0.1", Some(5070), 5060));
         assert!(!p.matches("10.0.0.1", None, 5060));
         assert!(!p.matches("10.0.0.1", Some(5060), 5060));
+        let v6 = LocalAddr::new("[2001:DB8:0::1]", None);
+        assert!(v6.matches("[2001:db8::1]", None, 5060));
+        assert!(!v6.matches("[2001:db8::2]", None, 5060));
     }
 }

@@ -240,7 +240,9 @@ impl ResponseContext {
     }
 
     /// Timer C fired for an INVITE branch (§16.8): a branch that has seen a provisional
-    /// is cancelled; one that has not is treated as having returned 408.
+    /// is cancelled; one that has not is treated as having returned 408. The glue
+    /// starts Timer C when it sends the INVITE (§16.6 step 11) and restarts it on every
+    /// provisional response of that branch (§16.7 step 2).
     pub fn on_timer_c(&mut self, id: BranchId) -> Result<Actions, ResponseError> {
         let state = self.branch_state(id).ok_or(ResponseError::UnknownBranch)?;
         match state {

@@ -11,7 +11,7 @@ use crate::message::via::Via;
 use crate::{HeaderName, SipMessage};
 
 use super::routing::NextHop;
-use super::TransportKind;
+use super::{ip_of, TransportKind};
 
 /// A Via that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,15 +30,6 @@ pub enum ViaError {
 fn parse_top(value: &Bytes) -> Result<Via<'_>, ViaError> {
     let text = std::str::from_utf8(value).map_err(|_| ViaError::Malformed)?;
     Via::parse(text).map_err(|_| ViaError::Malformed)
-}
-
-/// The IP address of a Via host or `received` value, with or without IPv6 brackets.
-fn host_ip(host: &str) -> Option<IpAddr> {
-    host.strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host)
-        .parse()
-        .ok()
 }
 
 /// A via-parm written back from its parts, with `rport` filled and `received` replaced.
@@ -85,7 +76,7 @@ pub fn stamp_received(req: &mut SipMessage, source: SocketAddr) -> Result<bool, 
         tracing::debug!(via = ?top, "malformed top Via on received request");
     })?;
     let rport_requested = via.rport() == Some(None);
-    let differs = host_ip(via.host) != Some(source.ip());
+    let differs = ip_of(via.host) != Some(source.ip());
     if !rport_requested && !differs {
         return Ok(false);
     }
@@ -164,7 +155,7 @@ pub fn response_destination(resp: &SipMessage) -> Result<Option<ResponseDestinat
         .ok_or_else(|| ViaError::UnknownTransport(via.transport.to_string()))?;
     let sent_by_port = via.port.unwrap_or_else(|| transport.default_port());
     let rport = via.rport().flatten();
-    let received = via.received().and_then(host_ip);
+    let received = via.received().and_then(ip_of);
     let bracket = |ip: IpAddr| match ip {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => format!("[{v6}]"),
