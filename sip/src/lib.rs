@@ -9,9 +9,11 @@
 //!   machine per transaction kind with a tokio driver.
 //! * [`transport`]: UDP, TCP and TLS transports (RFC 3261 §18) with stream framing,
 //!   connection reuse, keep-alives and limits against hostile peers.
+//! * [`proxy`]: the sans-IO logic of an RFC 3261 §16 stateful proxy.
 
 pub mod auth;
 pub mod message;
+pub mod proxy;
 pub mod transaction;
 pub mod transport;
 

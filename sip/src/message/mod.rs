@@ -14,6 +14,7 @@
 
 pub mod addr;
 pub mod auth_params;
+pub mod build;
 pub mod cseq;
 mod error;
 mod headers;

@@ -45,8 +45,12 @@ impl<'a> Uri<'a> {
             return Err(bad("malformed scheme"));
         }
         let rest = &s[colon + 1..];
-        if rest.is_empty() || rest.bytes().any(|c| c <= 0x20 || c == 0x7f) {
-            return Err(bad("empty or contains whitespace"));
+        if rest.is_empty()
+            || rest
+                .bytes()
+                .any(|c| c <= 0x20 || c == 0x7f || matches!(c, b'<' | b'>' | b'"'))
+        {
+            return Err(bad("empty, or holds whitespace, '<', '>' or '\"'"));
         }
         let is_sip = scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips");
         let is_tel = scheme.eq_ignore_ascii_case("tel");
