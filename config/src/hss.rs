@@ -1,0 +1,110 @@
+//! Sections only the HSS has: `[store]`, `[provisioning]`, `[security]`.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::error::Invalid;
+use crate::load::Validate;
+
+/// `[store]`: where subscriber data lives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// `sqlite://path/to/hss.db` (file created on first start) or
+    /// `postgres://user@host:port/database`.
+    pub url: String,
+    /// Connections in the pool.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+fn default_max_connections() -> u32 {
+    8
+}
+
+impl Validate for StoreSection {
+    fn validate(&self) -> Result<(), Invalid> {
+        let lower = self.url.to_ascii_lowercase();
+        if !["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|p| lower.starts_with(p))
+        {
+            return Err(Invalid::new("url", "must be a sqlite: or postgres:// URL"));
+        }
+        if !(1..=256).contains(&self.max_connections) {
+            return Err(Invalid::new("max_connections", "must be between 1 and 256"));
+        }
+        Ok(())
+    }
+}
+
+/// `[provisioning]`: the REST API under `/api/v1/` on the `[http]` listener, protected by
+/// a static bearer token (`admin_token`, or the content of `admin_token_file`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisioningSection {
+    /// The admin token itself. Prefer `admin_token_file` outside tests.
+    pub admin_token: Option<String>,
+    /// File holding the admin token (surrounding whitespace ignored); generated with mode
+    /// 0600 on first start when `security.generate_missing` is set.
+    pub admin_token_file: Option<PathBuf>,
+}
+
+impl Validate for ProvisioningSection {
+    fn validate(&self) -> Result<(), Invalid> {
+        match (&self.admin_token, &self.admin_token_file) {
+            (Some(_), Some(_)) => Err(Invalid::new(
+                "admin_token",
+                "set either admin_token or admin_token_file, not both",
+            )),
+            (Some(t), None) if t.trim().len() < 16 => Err(Invalid::new(
+                "admin_token",
+                "must be at least 16 characters",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `[security]`: the AES-256-GCM key that encrypts AKA K and OPc at rest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySection {
+    /// File holding the key as 64 hex digits.
+    pub key_file: Option<PathBuf>,
+    /// Name of an environment variable holding the key as 64 hex digits; wins over
+    /// `key_file` when the variable is set.
+    pub key_env: Option<String>,
+    /// Development only: create a missing `key_file` and `provisioning.admin_token_file`
+    /// with random content (mode 0600) on start. Off by default, so that a production
+    /// HSS without its key refuses to start instead of inventing one.
+    #[serde(default)]
+    pub generate_missing: bool,
+}
+
+impl Validate for SecuritySection {
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.key_file.is_none() && self.key_env.is_none() {
+            return Err(Invalid::new(
+                "key_file",
+                "a key is required: set key_file or key_env",
+            ));
+        }
+        if self.generate_missing && self.key_file.is_none() {
+            return Err(Invalid::new(
+                "generate_missing",
+                "needs key_file (where the generated key goes)",
+            ));
+        }
+        if let Some(v) = &self.key_env {
+            if v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(Invalid::new(
+                    "key_env",
+                    "must be an environment variable name",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
