@@ -108,3 +108,71 @@ impl Validate for SecuritySection {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::{parse_str, HssConfig};
+
+    fn parse(extra: &str) -> Result<HssConfig, crate::ConfigError> {
+        parse_str(
+            &format!(
+                "[node]\nname = \"hss\"\ndomain = \"ims.example.net\"\n\
+                 [http]\nlisten = \"127.0.0.1:9104\"\n{extra}"
+            ),
+            Path::new("hss.toml"),
+        )
+    }
+
+    const STORE: &str = "[store]\nurl = \"sqlite://data/hss.db\"\n";
+
+    #[test]
+    fn production_style_config_loads() {
+        let c = parse(&format!(
+            "{STORE}[provisioning]\nadmin_token_file = \"/etc/ims/token\"\n\
+             [security]\nkey_env = \"IMS_HSS_STORE_KEY\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.store.max_connections, 8);
+        assert!(!c.security.generate_missing, "generation is opt-in");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            (format!("{STORE}[security]\n"), "security.key_file"),
+            (
+                format!("{STORE}[security]\ngenerate_missing = true\nkey_env = \"K\"\n"),
+                "security.generate_missing",
+            ),
+            (
+                format!("{STORE}[security]\nkey_env = \"not a name\"\n"),
+                "security.key_env",
+            ),
+            (
+                "[store]\nurl = \"mysql://x\"\n[security]\nkey_env = \"K\"\n".to_string(),
+                "store.url",
+            ),
+            (
+                format!(
+                    "{STORE}[provisioning]\nadmin_token = \"short\"\n[security]\nkey_env = \"K\"\n"
+                ),
+                "provisioning.admin_token",
+            ),
+            (
+                format!(
+                    "{STORE}[provisioning]\nadmin_token = \"0123456789abcdef\"\n\
+                     admin_token_file = \"t\"\n[security]\nkey_env = \"K\"\n"
+                ),
+                "provisioning.admin_token",
+            ),
+            ("[security]\nkey_env = \"K\"\n".to_string(), "store"),
+        ];
+        for (text, key) in cases {
+            let err = parse(&text).unwrap_err();
+            assert!(err.to_string().starts_with("hss.toml: "), "{err}");
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
+    }
+}
