@@ -90,7 +90,17 @@ async fn provisioned_data_survives_a_restart() {
     wait_healthy(&client, addr, &mut hss).await;
     let token = std::fs::read_to_string(dir.path().join("data/admin.token")).unwrap();
     let token = token.trim();
-    assert!(dir.path().join("data/hss.db").exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for f in ["data/hss.db", "data/admin.token", "data/store.key"] {
+            let mode = std::fs::metadata(dir.path().join(f))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{f}");
+        }
+    }
     let key = std::fs::read_to_string(dir.path().join("data/store.key")).unwrap();
     let body = json!({
         "id": "alice",
