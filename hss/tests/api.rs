@@ -329,6 +329,16 @@ async fn validation_errors_name_the_field() {
         assert_eq!(err["field"], field, "{text}");
         assert!(err["error"].as_str().is_some_and(|e| !e.is_empty()));
     }
+    let (status, err, _) = call(
+        &app,
+        "GET",
+        "/api/v1/subscribers?limit=many",
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(err["field"], "query");
     let (status, _, _) = call(
         &app,
         "PUT",

@@ -557,7 +557,35 @@ async fn data_survives_reopening(store: Store, url: String) {
     again.close().await;
 }
 
+async fn concurrent_writers_do_not_fail_or_collide(store: Store, _url: String) {
+    let mut handles = Vec::new();
+    for i in 0..12 {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            // Users 0-9 are distinct; 10 and 11 both claim user "dup".
+            let user = if i >= 10 {
+                "dup".to_string()
+            } else {
+                format!("u{i}")
+            };
+            store.create(&format!("s{i}"), &data(&user)).await
+        }));
+    }
+    let mut ok = 0;
+    let mut dup = 0;
+    for h in handles {
+        match h.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(StoreError::Duplicate { .. }) => dup += 1,
+            Err(e) => panic!("unexpected failure: {e}"),
+        }
+    }
+    assert_eq!((ok, dup), (11, 1));
+    assert_eq!(store.count().await.unwrap(), 11);
+}
+
 on_every_backend!(
+    concurrent_writers_do_not_fail_or_collide,
     create_get_and_lookups,
     duplicates_are_refused_whole,
     invalid_profile_reference_is_refused,

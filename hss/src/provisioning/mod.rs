@@ -20,6 +20,7 @@ mod input;
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -209,8 +210,9 @@ async fn create(State(s): State<ApiState>, body: Bytes) -> Result<impl IntoRespo
     security(("bearer" = [])))]
 async fn list(
     State(s): State<ApiState>,
-    Query(q): Query<ListQuery>,
+    q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<SubscriberPage>, Failure> {
+    let Query(q) = q.map_err(|e| FieldError::new("query", e.body_text()))?;
     let found = match (&q.impi, &q.impu) {
         (Some(impi), _) => Some(s.store.by_impi(impi).await?),
         (None, Some(impu)) => Some(s.store.by_impu(impu).await?),
