@@ -84,7 +84,7 @@ async fn provisioned_data_survives_a_restart() {
         port,
         "key_file = \"data/store.key\"\ngenerate_missing = true",
     );
-    let client = reqwest::Client::new();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
 
     let mut hss = start(dir.path(), &cfg);
     wait_healthy(&client, addr, &mut hss).await;

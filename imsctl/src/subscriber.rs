@@ -180,6 +180,22 @@ fn segment(text: &str) -> String {
         .collect()
 }
 
+/// Whether `url` points at this machine (127.0.0.0/8, ::1, localhost).
+fn is_loopback(url: &str) -> bool {
+    let Ok(u) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    let Some(host) = u.host_str() else {
+        return false;
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|a| a.is_loopback())
+}
+
 impl Api {
     fn new(target: &Target, config_dir: &Path) -> anyhow::Result<Api> {
         let config = || -> anyhow::Result<ims_config::HssConfig> {
@@ -214,10 +230,12 @@ impl Api {
                 }
             }
         };
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .context("building the HTTP client")?;
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        if is_loopback(&base) {
+            // A proxy from the environment cannot reach this machine's loopback.
+            builder = builder.no_proxy();
+        }
+        let http = builder.build().context("building the HTTP client")?;
         Ok(Api { http, base, token })
     }
 
@@ -694,4 +712,29 @@ async fn import(api: &Api, file: &Path) -> anyhow::Result<()> {
     println!("imported {good} subscriber(s); {bad} row(s) failed");
     anyhow::ensure!(bad == 0, "{bad} row(s) of {} failed", file.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_urls_are_recognised() {
+        for u in [
+            "http://127.0.0.1:9104",
+            "http://127.1.2.3/",
+            "http://[::1]:80",
+            "http://LocalHost:1",
+        ] {
+            assert!(is_loopback(u), "{u}");
+        }
+        for u in [
+            "http://10.0.0.1:9104",
+            "http://hss.example.net",
+            "http://[2001:db8::1]",
+            "nonsense",
+        ] {
+            assert!(!is_loopback(u), "{u}");
+        }
+    }
 }
