@@ -88,3 +88,57 @@ impl Credentials {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    fn token(system_all: bool, roles: &[&str]) -> TokenInfo {
+        TokenInfo {
+            user_id: "u1".into(),
+            user_name: "alice".into(),
+            user_domain_id: "d1".into(),
+            project_id: (!system_all).then(|| "p1".into()),
+            project_name: (!system_all).then(|| "tenant-a".into()),
+            project_domain_id: (!system_all).then(|| "d1".into()),
+            domain_id: None,
+            system_all,
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            expires_at: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn project_token_credentials() {
+        let c = Credentials::from_token(&token(false, &["admin", "member"]));
+        let s = |v: &str| Some(CredValue::Str(v.into()));
+        assert_eq!(c.get("user_id").cloned(), s("u1"));
+        assert_eq!(c.get("project_id").cloned(), s("p1"));
+        assert_eq!(c.get("project_domain_id").cloned(), s("d1"));
+        assert_eq!(c.get("domain_id"), None);
+        assert_eq!(c.get("system_scope"), None);
+        // A project admin is not the cloud admin.
+        assert_eq!(c.get("is_admin").cloned(), s("False"));
+        assert_eq!(c.roles(), ["admin", "member"]);
+    }
+
+    #[test]
+    fn system_admin_is_the_cloud_admin() {
+        let c = Credentials::from_token(&token(true, &["Admin"]));
+        assert_eq!(
+            c.get("system_scope").cloned(),
+            Some(CredValue::Str("all".into()))
+        );
+        assert_eq!(
+            c.get("is_admin").cloned(),
+            Some(CredValue::Str("True".into()))
+        );
+        assert_eq!(c.get("project_id"), None);
+        let reader = Credentials::from_token(&token(true, &["reader"]));
+        assert_eq!(
+            reader.get("is_admin").cloned(),
+            Some(CredValue::Str("False".into()))
+        );
+    }
+}
