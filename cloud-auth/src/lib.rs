@@ -3,6 +3,8 @@
 //!
 //! - [`keystone`]: validates Keystone tokens (cached, single-flight, fail closed).
 //! - [`oslo`]: the `default` enforcer, an oslo.policy-compatible rule language.
+//! - [`policy`]: policies and their composition (`op-and`, `op-or`, `all-pass`, `all-forbid`).
 
 pub mod keystone;
 pub mod oslo;
+pub mod policy;
