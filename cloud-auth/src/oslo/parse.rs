@@ -6,7 +6,7 @@ use super::check::{Expr, Kind, Piece, Template};
 /// Longest rule text accepted.
 pub const MAX_RULE_LEN: usize = 16 * 1024;
 /// Deepest nesting of `not`, `and`/`or` and parentheses accepted in one rule.
-pub const MAX_DEPTH: usize = 32;
+pub const MAX_DEPTH: usize = 16;
 
 /// Why a rule text does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -12,7 +12,7 @@ use super::parse::SyntaxError;
 pub const DEFAULT_RULE: &str = "default";
 
 /// Longest chain of `rule:` references accepted (bounds evaluation depth).
-pub const MAX_REFERENCE_DEPTH: usize = 64;
+pub const MAX_REFERENCE_DEPTH: usize = 16;
 
 /// Why a rule set is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -260,5 +260,39 @@ mod tests {
             RuleSet::parse(chain(MAX_REFERENCE_DEPTH)).unwrap_err(),
             RuleError::TooDeep { rule: "r0".into() }
         );
+    }
+}
+
+#[cfg(test)]
+mod depth_tests {
+    use super::*;
+    use crate::oslo::parse::MAX_DEPTH;
+
+    #[test]
+    fn deepest_accepted_rule_set_evaluates_within_a_small_stack() {
+        // Every rule nested as deep as allowed, chained as long as allowed.
+        let nest = |inner: String| {
+            let n = MAX_DEPTH - 2;
+            format!(
+                "{}{inner}{}",
+                "(not (not ".repeat(n / 2),
+                "))".repeat(n / 2)
+            )
+        };
+        let mut rules: Vec<(String, String)> = (0..MAX_REFERENCE_DEPTH - 1)
+            .map(|i| (format!("r{i}"), nest(format!("rule:r{}", i + 1))))
+            .collect();
+        rules.push((format!("r{}", MAX_REFERENCE_DEPTH - 1), "role:x".into()));
+        let set = RuleSet::parse(rules).unwrap();
+        let mut creds = Credentials::new();
+        creds.set_roles(vec!["x".into()]);
+        // 256 KiB, an eighth of a default thread stack, even in a debug build.
+        let allowed = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || set.enforce("r0", &creds, &Target::new()))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(allowed);
     }
 }
