@@ -158,6 +158,7 @@ async fn concurrent_validations_of_one_token_share_one_request() {
     let m = v.metrics();
     assert_eq!(m.keystone_requests, 1, "{m:?}");
     assert_eq!(m.misses, 1, "{m:?}");
+    assert!(m.coalesced > 0, "{m:?}");
     assert_eq!(m.hits + m.coalesced + m.misses, 50, "{m:?}");
 }
 

@@ -366,6 +366,35 @@ mod tests {
         assert_eq!((m.invalid, m.keystone_requests, m.logins), (5, 0, 0));
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn cancelled_leader_hands_the_request_over_to_a_waiting_caller() {
+        // A listener that never answers: every request runs into the 2 s timeout (the paused
+        // clock lets it pass at once).
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let v = validator(&format!("http://{}/v3", silent.local_addr().unwrap()));
+        let run = |v: &TokenValidator| {
+            let v = v.clone();
+            tokio::spawn(async move { v.validate("gAAAAABsametoken").await })
+        };
+        let leader = run(&v);
+        tokio::task::yield_now().await;
+        let follower = run(&v);
+        tokio::task::yield_now().await;
+        assert_eq!((v.metrics().misses, v.metrics().coalesced), (1, 1));
+        leader.abort();
+        let r = follower.await.unwrap();
+        assert!(
+            matches!(
+                r,
+                Err(ValidationError::Unavailable(Unavailable::Transport(_)))
+            ),
+            "{r:?}"
+        );
+        // The follower took over: a second miss, and nothing left in flight.
+        assert_eq!(v.metrics().misses, 2);
+        assert!(lock(&v.inner.in_flight).is_empty());
+    }
+
     #[tokio::test]
     async fn unreachable_keystone_fails_closed_and_is_not_cached() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
