@@ -42,6 +42,9 @@ pub enum BuildError {
     /// The extra root certificates do not parse.
     #[error("root CA certificates: {0}")]
     RootCa(String),
+    /// The Keystone URL is not an `http`/`https` URL.
+    #[error("Keystone URL: {0}")]
+    Url(String),
     /// The HTTP client cannot be set up.
     #[error("HTTP client: {0}")]
     Client(String),
@@ -63,10 +66,18 @@ impl Api {
         let http = builder
             .build()
             .map_err(|e| BuildError::Client(e.to_string()))?;
-        Ok(Api {
-            http,
-            tokens_url: format!("{}/auth/tokens?nocatalog", config.url.trim_end_matches('/')),
-        })
+        let tokens_url = format!("{}/auth/tokens?nocatalog", config.url.trim_end_matches('/'));
+        let url = reqwest::Url::parse(&tokens_url).map_err(|e| BuildError::Url(e.to_string()))?;
+        match url.scheme() {
+            "https" => {}
+            "http" if is_loopback(&url) => {}
+            "http" => tracing::warn!(
+                url = %config.url,
+                "Keystone over plain HTTP: tokens and the service password travel unencrypted"
+            ),
+            other => return Err(BuildError::Url(format!("unsupported scheme {other:?}"))),
+        }
+        Ok(Api { http, tokens_url })
     }
 
     /// Password login of the service user, scoped to its project.
@@ -135,6 +146,18 @@ impl Api {
             StatusCode::UNAUTHORIZED => Ok(Validation::ServiceTokenRejected),
             other => Err(Unavailable::Status(other.as_u16())),
         }
+    }
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host_str() {
+        Some("localhost") => true,
+        Some(host) => host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|a| a.is_loopback()),
+        None => false,
     }
 }
 
@@ -280,6 +303,31 @@ mod tests {
             .unwrap();
         assert!(info.system_all);
         assert_eq!(info.project_id, None);
+    }
+
+    #[test]
+    fn url_must_be_http_or_https() {
+        use crate::keystone::{DomainRef, ServiceCredentials};
+        let service = ServiceCredentials {
+            user_name: "u".into(),
+            user_domain: DomainRef::Id("default".into()),
+            password: Secret::new("p"),
+            project_name: "p".into(),
+            project_domain: DomainRef::Id("default".into()),
+        };
+        let api = |url: &str| Api::new(&KeystoneConfig::new(url, service.clone()));
+        assert!(api("https://keystone.example.net/v3").is_ok());
+        assert!(api("http://127.0.0.1:5000/v3/").is_ok());
+        assert_eq!(
+            api("http://[::1]:5000/v3").unwrap().tokens_url,
+            "http://[::1]:5000/v3/auth/tokens?nocatalog"
+        );
+        assert!(matches!(api("ftp://keystone/v3"), Err(BuildError::Url(_))));
+        assert!(matches!(api("keystone:5000"), Err(BuildError::Url(_))));
+        assert!(matches!(api("not a url"), Err(BuildError::Url(_))));
+        let lo = |u: &str| is_loopback(&reqwest::Url::parse(u).unwrap());
+        assert!(lo("http://127.0.0.1:5000/v3") && lo("http://[::1]/") && lo("http://localhost/"));
+        assert!(!lo("http://keystone.example.net/v3") && !lo("http://[2001:db8::1]/"));
     }
 
     #[test]
