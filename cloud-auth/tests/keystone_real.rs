@@ -7,7 +7,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use cloud_auth::keystone::{TokenValidator, Unavailable, ValidationError};
+use cloud_auth::keystone::{TokenInfo, TokenValidator, Unavailable, ValidationError};
+use cloud_auth::oslo::{Credentials, RuleSet, Target};
+use cloud_auth::policy::{Effect, Enforcer, Policy, Request};
 use support::Keystone;
 
 const HOUR: u64 = 3600;
@@ -51,6 +53,34 @@ async fn service_login_and_user_token_details() {
     assert_eq!(after.keystone_requests, before.keystone_requests);
     assert_eq!(after.hits, before.hits + 1);
     assert_eq!((after.keystone_requests, after.logins), (2, 1));
+
+    // The token's credentials drive a policy: the global `restrict` rule of the design brief
+    // (a token reaches only its own tenant) composed with a tenant rule.
+    let restrict = RuleSet::parse([("default", "project_id:%(target.tenant)s")]).unwrap();
+    let tenant = RuleSet::parse([("INVITE", "role:member"), ("REGISTER", "role:reader")]).unwrap();
+    let effective = Policy::new(
+        "effective",
+        Enforcer::OpAnd(vec![
+            Policy::new("global:restrict", Enforcer::Default(restrict)).unwrap(),
+            Policy::new("tenant:root", Enforcer::Default(tenant)).unwrap(),
+        ]),
+    )
+    .unwrap();
+    let decide = |info: &TokenInfo, tenant: &str, verb: &str| {
+        let subject = Credentials::from_token(info);
+        let object: Target = [("target.tenant".to_owned(), tenant.to_owned())].into();
+        effective.decide(&Request {
+            subject: &subject,
+            object: &object,
+            verb,
+        })
+    };
+    assert_eq!(decide(&info, &ks.tenant_a, "INVITE"), Effect::Allow);
+    assert_eq!(decide(&info, &ks.tenant_a, "REGISTER"), Effect::Allow);
+    assert_eq!(decide(&info, &ks.tenant_b, "INVITE"), Effect::Deny);
+    assert_eq!(decide(&bob_info, &ks.tenant_b, "INVITE"), Effect::Allow);
+    assert_eq!(decide(&bob_info, &ks.tenant_a, "REGISTER"), Effect::Deny);
+    assert_eq!(decide(&bob_info, &ks.tenant_b, "MESSAGE"), Effect::Deny);
 
     // Latency, for the record (not asserted: wall clock).
     let mut tokens = Vec::new();
