@@ -78,6 +78,9 @@ pub struct KeystoneConfig {
     pub negative_ttl: Duration,
     /// Most tokens (valid or invalid) held in the cache. Default 100 000.
     pub cache_capacity: usize,
+    /// Most distinct tokens validated at once; more are refused as
+    /// [`Unavailable::Overloaded`](super::Unavailable::Overloaded). Default 256.
+    pub max_in_flight: usize,
     /// Timeout of one HTTP request to Keystone. Default 5 s.
     pub request_timeout: Duration,
     /// Renew the service token this long before it expires (at most a quarter of its
@@ -96,6 +99,7 @@ impl KeystoneConfig {
             cache_ttl: Duration::from_secs(60),
             negative_ttl: Duration::from_secs(10),
             cache_capacity: 100_000,
+            max_in_flight: 256,
             request_timeout: Duration::from_secs(5),
             renew_before: Duration::from_secs(300),
             root_ca_pem: None,

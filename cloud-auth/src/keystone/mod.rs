@@ -83,6 +83,11 @@ pub enum Unavailable {
     /// An answer that does not parse.
     #[error("malformed Keystone answer: {0}")]
     Response(String),
+    /// As many distinct tokens as [`KeystoneConfig::max_in_flight`] are being validated
+    /// already; this one is refused rather than queued, so a flood of forged tokens cannot
+    /// pile up on Keystone.
+    #[error("too many validations in flight")]
+    Overloaded,
 }
 
 type Outcome = Result<Arc<TokenInfo>, ValidationError>;
@@ -133,7 +138,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-enum Role {
+/// A caller's part in the single-flight of one token's validation.
+enum Flight {
     Leader(watch::Sender<Option<Outcome>>),
     Follower(watch::Receiver<Option<Outcome>>),
 }
@@ -191,19 +197,26 @@ impl Inner {
                 bump(&self.metrics.hits);
                 return hit;
             }
-            let role = {
+            let flight = {
                 let mut flights = lock(&self.in_flight);
                 match flights.get(&key) {
-                    Some(rx) => Role::Follower(rx.clone()),
+                    Some(rx) => Flight::Follower(rx.clone()),
+                    None if flights.len() >= self.config.max_in_flight => {
+                        tracing::warn!(
+                            limit = self.config.max_in_flight,
+                            "too many token validations in flight; refusing"
+                        );
+                        return Err(Unavailable::Overloaded.into());
+                    }
                     None => {
                         let (tx, rx) = watch::channel(None);
                         flights.insert(key, rx);
-                        Role::Leader(tx)
+                        Flight::Leader(tx)
                     }
                 }
             };
-            match role {
-                Role::Follower(mut rx) => {
+            match flight {
+                Flight::Follower(mut rx) => {
                     bump(&self.metrics.coalesced);
                     let answer = rx
                         .wait_for(Option::is_some)
@@ -215,7 +228,7 @@ impl Inner {
                     }
                     // The leader was cancelled before it had an answer: try again.
                 }
-                Role::Leader(tx) => {
+                Flight::Leader(tx) => {
                     let _guard = InFlightGuard { inner: self, key };
                     bump(&self.metrics.misses);
                     let outcome = self.ask_keystone(&subject, &key).await;
@@ -393,6 +406,49 @@ mod tests {
         // The follower took over: a second miss, and nothing left in flight.
         assert_eq!(v.metrics().misses, 2);
         assert!(lock(&v.inner.in_flight).is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn distinct_tokens_beyond_the_in_flight_limit_are_refused() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut config = validator(&format!("http://{}/v3", silent.local_addr().unwrap()))
+            .inner
+            .config
+            .clone();
+        config.max_in_flight = 2;
+        let v = TokenValidator::new(config).unwrap();
+        let run = |token: &'static str| {
+            let v = v.clone();
+            tokio::spawn(async move { v.validate(token).await })
+        };
+        let (a, b, a2) = (
+            run("gAAAAABtokenA"),
+            run("gAAAAABtokenB"),
+            run("gAAAAABtokenA"),
+        );
+        tokio::task::yield_now().await;
+        // A third distinct token is refused at once; the same token as a running one waits.
+        assert_eq!(
+            v.validate("gAAAAABtokenC").await,
+            Err(ValidationError::Unavailable(Unavailable::Overloaded))
+        );
+        for t in [a, b, a2] {
+            let r = t.await.unwrap();
+            assert!(
+                matches!(
+                    r,
+                    Err(ValidationError::Unavailable(Unavailable::Transport(_)))
+                ),
+                "{r:?}"
+            );
+        }
+        let m = v.metrics();
+        assert_eq!((m.misses, m.coalesced, m.errors), (2, 1, 4));
+        // Room again once they are done.
+        assert!(matches!(
+            v.validate("gAAAAABtokenC").await,
+            Err(ValidationError::Unavailable(Unavailable::Transport(_)))
+        ));
     }
 
     #[tokio::test]
