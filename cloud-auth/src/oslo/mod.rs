@@ -28,5 +28,5 @@ mod rules;
 
 pub use check::Rule;
 pub use credentials::{CredValue, Credentials, Target};
-pub use parse::SyntaxError;
-pub use rules::{RuleError, RuleSet, DEFAULT_RULE};
+pub use parse::{SyntaxError, MAX_DEPTH, MAX_RULE_LEN};
+pub use rules::{RuleError, RuleSet, DEFAULT_RULE, MAX_REFERENCE_DEPTH};
