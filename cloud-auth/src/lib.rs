@@ -1,4 +1,10 @@
 //! Cloud authorization for the IMS core: Keystone token validation, the MultiPol-style
 //! policy service and the request filter used by the P-CSCF and S-CSCF.
 //!
-//! Built in the cloud-authorization issue; the crate exists now so the layout is final.
+//! - [`keystone`]: validates Keystone tokens (cached, single-flight, fail closed).
+//! - [`oslo`]: the `default` enforcer, an oslo.policy-compatible rule language.
+//! - [`policy`]: policies and their composition (`op-and`, `op-or`, `all-pass`, `all-forbid`).
+
+pub mod keystone;
+pub mod oslo;
+pub mod policy;
