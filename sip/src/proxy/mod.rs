@@ -17,6 +17,7 @@
 //!    [`via::response_destination`] (§18.2.2, RFC 3581 §4).
 
 pub mod cancel;
+pub mod engine;
 pub mod loops;
 pub mod record_route;
 pub mod response_context;
