@@ -48,13 +48,24 @@ pub trait Policy: Send + Sync + 'static {
 }
 
 /// Plain routing (RFC 3261 §16.5-§16.6): forward to the Request-URI, or to the
-/// remaining Route set if any, with record-routing on. When an outbound proxy is
-/// configured it is pre-loaded as Route for requests without Route.
-#[derive(Debug, Clone, Default)]
+/// remaining Route set if any. When an outbound proxy is configured it is pre-loaded
+/// as Route for requests without Route.
+#[derive(Debug, Clone)]
 pub struct DefaultRouting {
     /// A Route value (e.g. `<sip:edge.example.net;transport=tcp;lr>`) pre-loaded on
     /// requests whose Route set is empty after preprocessing.
     pub outbound: Option<String>,
+    /// Record-Route every forwarded request (on by default).
+    pub record_route: bool,
+}
+
+impl Default for DefaultRouting {
+    fn default() -> Self {
+        DefaultRouting {
+            outbound: None,
+            record_route: true,
+        }
+    }
 }
 
 impl Policy for DefaultRouting {
@@ -66,7 +77,7 @@ impl Policy for DefaultRouting {
         };
         Decision::Forward(Forward {
             targets: Vec::new(),
-            record_route: true,
+            record_route: self.record_route,
             preload_routes,
         })
     }

