@@ -224,3 +224,42 @@ fn register_options_over_tcp() {
     );
     assert_all_ok(&r, 50, &proxy);
 }
+
+#[test]
+fn cancel_while_ringing_gets_200_and_487_over_udp() {
+    require_sipp();
+    let dir = scratch_dir("proxy-cancel-udp");
+    let proxy = Proxy::start(&dir, &[]);
+    let r = through_proxy(
+        &dir,
+        proxy.addr(),
+        "proxy/uas_ring_no_answer.xml",
+        "proxy/uac_cancel.xml",
+        SippTransport::Udp,
+        SippTransport::Udp,
+        free_port(),
+        20,
+        20,
+    );
+    assert_all_ok(&r, 20, &proxy);
+}
+
+#[test]
+fn cancel_while_ringing_gets_200_and_487_over_tcp() {
+    require_sipp();
+    let dir = scratch_dir("proxy-cancel-tcp");
+    let uas_port = free_port();
+    let proxy = Proxy::start(&dir, &tcp_outbound(uas_port));
+    let r = through_proxy(
+        &dir,
+        proxy.addr(),
+        "proxy/uas_ring_no_answer.xml",
+        "proxy/uac_cancel.xml",
+        SippTransport::Tcp,
+        SippTransport::Tcp,
+        uas_port,
+        20,
+        20,
+    );
+    assert_all_ok(&r, 20, &proxy);
+}
