@@ -263,3 +263,113 @@ fn cancel_while_ringing_gets_200_and_487_over_tcp() {
     );
     assert_all_ok(&r, 20, &proxy);
 }
+
+/// A request from a raw client at `from` toward `target` (the Request-URI host:port).
+fn raw_request(method: &str, from: SocketAddr, transport: &str, target: SocketAddr, n: u32) -> String {
+    format!(
+        "{method} sip:bob@{target} SIP/2.0\r\n\
+Via: SIP/2.0/{transport} {from};branch=z9hG4bKraw{n}x{port};rport\r\n\
+Max-Forwards: 70\r\n\
+From: <sip:alice@{from}>;tag=raw{n}\r\n\
+To: <sip:bob@{target}>\r\n\
+Call-ID: raw-{n}-{port}@test\r\n\
+CSeq: 1 {method}\r\n\
+Content-Length: 0\r\n\r\n",
+        port = from.port()
+    )
+}
+
+/// The status code of a response, if `bytes` is one.
+fn status_of(bytes: &[u8]) -> Option<u16> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let rest = text.strip_prefix("SIP/2.0 ")?;
+    rest.get(..3)?.parse().ok()
+}
+
+/// Reads datagrams until a final response (or `limit` runs out); returns every status.
+fn udp_statuses(socket: &UdpSocket, limit: Duration) -> Vec<u16> {
+    let deadline = std::time::Instant::now() + limit;
+    let mut codes = Vec::new();
+    let mut buf = vec![0u8; 65_535];
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        socket
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        let Ok(n) = socket.recv(&mut buf) else { break };
+        if let Some(code) = status_of(&buf[..n]) {
+            codes.push(code);
+            if code >= 200 {
+                break;
+            }
+        }
+    }
+    codes
+}
+
+/// A minimal UDP UAS on a thread: answers every request but ACK with 200, copying the
+/// §8.2.6.2 headers. Stops after `limit`.
+fn udp_responder(limit: Duration) -> SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = socket.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + limit;
+        let mut buf = vec![0u8; 65_535];
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            socket.set_read_timeout(Some(left)).unwrap();
+            let Ok((n, from)) = socket.recv_from(&mut buf) else { break };
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            if text.starts_with("ACK ") || text.starts_with("SIP/") {
+                continue;
+            }
+            let mut resp = String::from("SIP/2.0 200 OK\r\n");
+            for line in text.lines() {
+                let copied = ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
+                    .iter()
+                    .any(|h| line.starts_with(h));
+                if copied {
+                    resp.push_str(line);
+                    resp.push_str("\r\n");
+                }
+            }
+            resp.push_str("Content-Length: 0\r\n\r\n");
+            let _ = socket.send_to(resp.as_bytes(), from);
+        }
+    });
+    local
+}
+
+#[test]
+fn unanswered_invite_gets_408_after_timer_b() {
+    let dir = scratch_dir("proxy-408");
+    // T1 = 10 ms: Timer B (64*T1) fires after 640 ms.
+    let proxy = Proxy::start(&dir, &["--t1-ms".into(), "10".into()]);
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let req = raw_request("INVITE", client.local_addr().unwrap(), "UDP", silent.local_addr().unwrap(), 1);
+    client.send_to(req.as_bytes(), proxy.addr()).unwrap();
+    let codes = udp_statuses(&client, Duration::from_secs(10));
+    assert_eq!(codes.last(), Some(&408), "{codes:?}\n{}", proxy.log_text());
+    // The INVITE did reach the next hop (and was retransmitted there over UDP).
+    silent.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = silent.recv(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"INVITE sip:bob@"));
+}
+
+#[test]
+fn refused_tcp_next_hop_gets_503() {
+    let dir = scratch_dir("proxy-503");
+    let closed = free_port();
+    let proxy = Proxy::start(
+        &dir,
+        &[
+            "--outbound".into(),
+            format!("<sip:127.0.0.1:{closed};transport=tcp;lr>"),
+        ],
+    );
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let req = raw_request("OPTIONS", client.local_addr().unwrap(), "UDP", addr(closed), 2);
+    client.send_to(req.as_bytes(), proxy.addr()).unwrap();
+    let codes = udp_statuses(&client, Duration::from_secs(10));
+    assert_eq!(codes, vec![503], "{}", proxy.log_text());
+}
