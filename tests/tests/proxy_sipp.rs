@@ -373,3 +373,130 @@ fn refused_tcp_next_hop_gets_503() {
     let codes = udp_statuses(&client, Duration::from_secs(10));
     assert_eq!(codes, vec![503], "{}", proxy.log_text());
 }
+
+/// Hostile payloads, each as sent over UDP or written on a fresh TCP connection.
+fn hostile_inputs(from: SocketAddr, transport: &str, target: SocketAddr) -> Vec<(&'static str, Vec<u8>)> {
+    let full = raw_request("INVITE", from, transport, target, 9);
+    // Over UDP: a datagram shorter than its Content-Length (RFC 3261 §18.3). Over TCP
+    // that would only wait for more bytes, so there the header section is cut short.
+    let truncated = if transport == "UDP" {
+        full.replace("Content-Length: 0\r\n\r\n", "Content-Length: 200\r\n\r\nv=0\r\n")
+            .into_bytes()
+    } else {
+        let cut = full.find("Call-ID").unwrap();
+        format!("{}\r\n", &full[..cut]).into_bytes()
+    };
+    let mut bomb = raw_request("OPTIONS", from, transport, target, 10).replace("Content-Length: 0\r\n\r\n", "");
+    for i in 0..2000 {
+        bomb.push_str(&format!("X-Bomb-{i}: {}\r\n", "a".repeat(10)));
+    }
+    bomb.push_str("Content-Length: 0\r\n\r\n");
+    // A deterministic byte soup (xorshift), no CRLF CRLF in practice.
+    let mut x: u32 = 0x9e37_79b9;
+    let garbage: Vec<u8> = (0..60_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x & 0xff) as u8
+        })
+        .collect();
+    let mut cases = vec![
+        ("truncated", truncated),
+        ("header bomb", bomb.into_bytes()),
+        ("binary garbage", garbage),
+    ];
+    if transport == "TCP" {
+        let mut oversized = raw_request("OPTIONS", from, transport, target, 11)
+            .replace("Content-Length: 0", "Content-Length: 1000000")
+            .into_bytes();
+        oversized.extend(std::iter::repeat_n(b'x', 100_000));
+        cases.push(("oversized", oversized));
+    }
+    cases
+}
+
+/// What a hostile payload got back.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    Response(u16),
+    Closed,
+    Nothing,
+}
+
+fn acceptable(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Response(400 | 513) | Outcome::Closed | Outcome::Nothing)
+}
+
+#[test]
+fn hostile_udp_input_is_answered_or_dropped_and_the_proxy_keeps_serving() {
+    let dir = scratch_dir("proxy-hostile-udp");
+    let proxy = Proxy::start(&dir, &[]);
+    let uas = udp_responder(Duration::from_secs(30));
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let from = client.local_addr().unwrap();
+    let mut seen = Vec::new();
+    for (name, bytes) in hostile_inputs(from, "UDP", uas) {
+        client.send_to(&bytes, proxy.addr()).unwrap();
+        let codes = udp_statuses(&client, Duration::from_millis(500));
+        let outcome = codes.last().map_or(Outcome::Nothing, |c| Outcome::Response(*c));
+        assert!(acceptable(&outcome), "{name}: {outcome:?}");
+        seen.push((name, outcome));
+    }
+    let outcomes: Vec<&Outcome> = seen.iter().map(|(_, o)| o).collect();
+    assert_eq!(
+        outcomes,
+        [
+            &Outcome::Response(400),
+            &Outcome::Response(400),
+            &Outcome::Nothing
+        ],
+        "truncated and header bomb are answered 400, garbage is dropped: {seen:?}"
+    );
+    let ok = raw_request("OPTIONS", from, "UDP", uas, 12);
+    client.send_to(ok.as_bytes(), proxy.addr()).unwrap();
+    let codes = udp_statuses(&client, Duration::from_secs(5));
+    assert_eq!(codes, vec![200], "{seen:?}\n{}", proxy.log_text());
+}
+
+/// Writes `bytes` on a new connection and reports what came back within 3 s.
+fn tcp_outcome(proxy: SocketAddr, bytes: &[u8]) -> Outcome {
+    let mut s = TcpStream::connect_timeout(&proxy, Duration::from_secs(2)).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    if s.write_all(bytes).is_err() {
+        return Outcome::Closed;
+    }
+    let mut buf = vec![0u8; 65_535];
+    match s.read(&mut buf) {
+        Ok(0) => Outcome::Closed,
+        Ok(n) => status_of(&buf[..n]).map_or(Outcome::Nothing, Outcome::Response),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Outcome::Closed,
+        Err(_) => Outcome::Nothing,
+    }
+}
+
+#[test]
+fn hostile_tcp_input_is_answered_or_closed_and_the_proxy_keeps_serving() {
+    let dir = scratch_dir("proxy-hostile-tcp");
+    let proxy = Proxy::start(&dir, &[]);
+    let uas = udp_responder(Duration::from_secs(30));
+    let from = addr(free_port());
+    let mut seen = Vec::new();
+    for (name, bytes) in hostile_inputs(from, "TCP", uas) {
+        let outcome = tcp_outcome(proxy.addr(), &bytes);
+        assert!(acceptable(&outcome), "{name}: {outcome:?}");
+        seen.push((name, outcome));
+    }
+    // A stream that carried an unparsable message or lost its framing is closed.
+    assert!(seen.iter().all(|(_, o)| *o == Outcome::Closed), "{seen:?}");
+    // A well-formed OPTIONS over a new TCP connection is still proxied (to the UDP UAS).
+    let mut s = TcpStream::connect_timeout(&proxy.addr(), Duration::from_secs(2)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let local = s.local_addr().unwrap();
+    s.write_all(raw_request("OPTIONS", local, "TCP", uas, 13).as_bytes())
+        .unwrap();
+    let mut buf = vec![0u8; 65_535];
+    let n = s.read(&mut buf).unwrap();
+    assert_eq!(status_of(&buf[..n]), Some(200), "{seen:?}\n{}", proxy.log_text());
+}
