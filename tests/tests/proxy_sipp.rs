@@ -500,3 +500,94 @@ fn hostile_tcp_input_is_answered_or_closed_and_the_proxy_keeps_serving() {
     let n = s.read(&mut buf).unwrap();
     assert_eq!(status_of(&buf[..n]), Some(200), "{seen:?}\n{}", proxy.log_text());
 }
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, as PEM files in `dir`:
+/// (CA, certificate chain, key).
+fn make_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Distinct subject names: OpenSSL takes a leaf whose issuer equals its own subject
+    // for self-signed.
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "ims-e2e test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "sip-proxy test server");
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let files = (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"));
+    std::fs::write(&files.0, ca_cert.pem()).unwrap();
+    std::fs::write(&files.1, cert.pem()).unwrap();
+    std::fs::write(&files.2, key.serialize_pem()).unwrap();
+    files
+}
+
+/// stunnel in client mode: plain TCP on `accept`, TLS to `connect`, verifying the
+/// server's chain against `ca`.
+fn start_stunnel(dir: &Path, accept: SocketAddr, connect: SocketAddr, ca: &Path) -> Kill {
+    let conf = dir.join("stunnel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "foreground = yes\npid =\noutput = {log}\n[sip]\nclient = yes\naccept = {accept}\n\
+             connect = {connect}\nCAfile = {ca}\nverifyChain = yes\ncheckIP = 127.0.0.1\n",
+            log = dir.join("stunnel.log").display(),
+            ca = ca.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("stunnel")
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("stunnel starts (package stunnel4)");
+    let up = wait_for(Duration::from_secs(10), || {
+        TcpStream::connect_timeout(&accept, Duration::from_millis(200)).ok()
+    });
+    assert!(up.is_some(), "stunnel did not listen on {accept}");
+    Kill(child)
+}
+
+#[test]
+fn invite_bye_over_tls_via_stunnel_to_a_udp_uas() {
+    require_sipp();
+    let dir = scratch_dir("proxy-invite-tls");
+    let (ca, cert, key) = make_pki(&dir);
+    let tls = addr(free_port());
+    let proxy = Proxy::start(
+        &dir,
+        &[
+            "--tls".into(),
+            tls.to_string(),
+            "--tls-cert".into(),
+            cert.display().to_string(),
+            "--tls-key".into(),
+            key.display().to_string(),
+        ],
+    );
+    let stunnel_addr = addr(free_port());
+    let _stunnel = start_stunnel(&dir, stunnel_addr, tls, &ca);
+    // UAC (TCP) -> stunnel -> proxy (TLS) -> UAS (UDP); the proxy double record-routes
+    // (RFC 5658), so the BYE comes back in over TLS and leaves over UDP.
+    let r = through_proxy(
+        &dir,
+        stunnel_addr,
+        "proxy/uas_invite.xml",
+        "proxy/uac_invite.xml",
+        SippTransport::Udp,
+        SippTransport::Tcp,
+        free_port(),
+        20,
+        20,
+    );
+    assert_all_ok(&r, 20, &proxy);
+}
