@@ -58,7 +58,7 @@ impl Proxy {
         let up = wait_for(Duration::from_secs(10), || {
             std::fs::read_to_string(&proxy.log)
                 .ok()
-                .filter(|l| l.matches("listening on").count() >= 1 + extra_listeners(extra))
+                .filter(|l| l.matches("listening on").count() >= listeners(extra))
         });
         assert!(up.is_some(), "proxy did not start: {}", proxy.log_text());
         proxy
@@ -73,8 +73,9 @@ impl Proxy {
     }
 }
 
-fn extra_listeners(extra: &[String]) -> usize {
-    1 + extra.iter().filter(|a| *a == "--tls").count()
+/// How many listeners the proxy binds: UDP and TCP, plus each `--tls`.
+fn listeners(extra: &[String]) -> usize {
+    2 + extra.iter().filter(|a| *a == "--tls").count()
 }
 
 fn require_sipp() {
@@ -265,7 +266,13 @@ fn cancel_while_ringing_gets_200_and_487_over_tcp() {
 }
 
 /// A request from a raw client at `from` toward `target` (the Request-URI host:port).
-fn raw_request(method: &str, from: SocketAddr, transport: &str, target: SocketAddr, n: u32) -> String {
+fn raw_request(
+    method: &str,
+    from: SocketAddr,
+    transport: &str,
+    target: SocketAddr,
+    n: u32,
+) -> String {
     format!(
         "{method} sip:bob@{target} SIP/2.0\r\n\
 Via: SIP/2.0/{transport} {from};branch=z9hG4bKraw{n}x{port};rport\r\n\
@@ -316,7 +323,9 @@ fn udp_responder(limit: Duration) -> SocketAddr {
         let mut buf = vec![0u8; 65_535];
         while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
             socket.set_read_timeout(Some(left)).unwrap();
-            let Ok((n, from)) = socket.recv_from(&mut buf) else { break };
+            let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                break;
+            };
             let text = String::from_utf8_lossy(&buf[..n]).to_string();
             if text.starts_with("ACK ") || text.starts_with("SIP/") {
                 continue;
@@ -345,12 +354,20 @@ fn unanswered_invite_gets_408_after_timer_b() {
     let proxy = Proxy::start(&dir, &["--t1-ms".into(), "10".into()]);
     let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let req = raw_request("INVITE", client.local_addr().unwrap(), "UDP", silent.local_addr().unwrap(), 1);
+    let req = raw_request(
+        "INVITE",
+        client.local_addr().unwrap(),
+        "UDP",
+        silent.local_addr().unwrap(),
+        1,
+    );
     client.send_to(req.as_bytes(), proxy.addr()).unwrap();
     let codes = udp_statuses(&client, Duration::from_secs(10));
     assert_eq!(codes.last(), Some(&408), "{codes:?}\n{}", proxy.log_text());
     // The INVITE did reach the next hop (and was retransmitted there over UDP).
-    silent.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
     let mut buf = [0u8; 4096];
     let n = silent.recv(&mut buf).unwrap();
     assert!(buf[..n].starts_with(b"INVITE sip:bob@"));
@@ -368,25 +385,39 @@ fn refused_tcp_next_hop_gets_503() {
         ],
     );
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let req = raw_request("OPTIONS", client.local_addr().unwrap(), "UDP", addr(closed), 2);
+    let req = raw_request(
+        "OPTIONS",
+        client.local_addr().unwrap(),
+        "UDP",
+        addr(closed),
+        2,
+    );
     client.send_to(req.as_bytes(), proxy.addr()).unwrap();
     let codes = udp_statuses(&client, Duration::from_secs(10));
     assert_eq!(codes, vec![503], "{}", proxy.log_text());
 }
 
 /// Hostile payloads, each as sent over UDP or written on a fresh TCP connection.
-fn hostile_inputs(from: SocketAddr, transport: &str, target: SocketAddr) -> Vec<(&'static str, Vec<u8>)> {
+fn hostile_inputs(
+    from: SocketAddr,
+    transport: &str,
+    target: SocketAddr,
+) -> Vec<(&'static str, Vec<u8>)> {
     let full = raw_request("INVITE", from, transport, target, 9);
     // Over UDP: a datagram shorter than its Content-Length (RFC 3261 §18.3). Over TCP
     // that would only wait for more bytes, so there the header section is cut short.
     let truncated = if transport == "UDP" {
-        full.replace("Content-Length: 0\r\n\r\n", "Content-Length: 200\r\n\r\nv=0\r\n")
-            .into_bytes()
+        full.replace(
+            "Content-Length: 0\r\n\r\n",
+            "Content-Length: 200\r\n\r\nv=0\r\n",
+        )
+        .into_bytes()
     } else {
         let cut = full.find("Call-ID").unwrap();
         format!("{}\r\n", &full[..cut]).into_bytes()
     };
-    let mut bomb = raw_request("OPTIONS", from, transport, target, 10).replace("Content-Length: 0\r\n\r\n", "");
+    let mut bomb = raw_request("OPTIONS", from, transport, target, 10)
+        .replace("Content-Length: 0\r\n\r\n", "");
     for i in 0..2000 {
         bomb.push_str(&format!("X-Bomb-{i}: {}\r\n", "a".repeat(10)));
     }
@@ -425,7 +456,10 @@ enum Outcome {
 }
 
 fn acceptable(outcome: &Outcome) -> bool {
-    matches!(outcome, Outcome::Response(400 | 513) | Outcome::Closed | Outcome::Nothing)
+    matches!(
+        outcome,
+        Outcome::Response(400 | 513) | Outcome::Closed | Outcome::Nothing
+    )
 }
 
 #[test]
@@ -439,7 +473,9 @@ fn hostile_udp_input_is_answered_or_dropped_and_the_proxy_keeps_serving() {
     for (name, bytes) in hostile_inputs(from, "UDP", uas) {
         client.send_to(&bytes, proxy.addr()).unwrap();
         let codes = udp_statuses(&client, Duration::from_millis(500));
-        let outcome = codes.last().map_or(Outcome::Nothing, |c| Outcome::Response(*c));
+        let outcome = codes
+            .last()
+            .map_or(Outcome::Nothing, |c| Outcome::Response(*c));
         assert!(acceptable(&outcome), "{name}: {outcome:?}");
         seen.push((name, outcome));
     }
@@ -498,7 +534,12 @@ fn hostile_tcp_input_is_answered_or_closed_and_the_proxy_keeps_serving() {
         .unwrap();
     let mut buf = vec![0u8; 65_535];
     let n = s.read(&mut buf).unwrap();
-    assert_eq!(status_of(&buf[..n]), Some(200), "{seen:?}\n{}", proxy.log_text());
+    assert_eq!(
+        status_of(&buf[..n]),
+        Some(200),
+        "{seen:?}\n{}",
+        proxy.log_text()
+    );
 }
 
 /// A CA and a server certificate for 127.0.0.1 signed by it, as PEM files in `dir`:
@@ -522,7 +563,11 @@ fn make_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
         .distinguished_name
         .push(DnType::CommonName, "sip-proxy test server");
     let cert = params.signed_by(&key, &issuer).unwrap();
-    let files = (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"));
+    let files = (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    );
     std::fs::write(&files.0, ca_cert.pem()).unwrap();
     std::fs::write(&files.1, cert.pem()).unwrap();
     std::fs::write(&files.2, key.serialize_pem()).unwrap();

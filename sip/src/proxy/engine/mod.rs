@@ -32,7 +32,6 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use md5::{Digest, Md5};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -95,7 +94,12 @@ impl ProxyEngine {
         let transmit = send::start(layer.clone(), config.clone(), queue, failed_tx);
         let txl = TransactionLayer::new(config.timers, config.limits, transmit);
         let (handle, tu_events, driver) = transaction::spawn(txl, queue);
-        let ingress = tokio::spawn(ingress(events, handle.clone(), layer.clone(), stats.clone()));
+        let ingress = tokio::spawn(ingress(
+            events,
+            handle.clone(),
+            layer.clone(),
+            stats.clone(),
+        ));
         let (decided, decided_rx) = mpsc::channel(queue);
         let core = Core {
             config,
@@ -517,7 +521,12 @@ impl<P: Policy> Core<P> {
 
     /// Our Record-Route: one value when the request leaves on the listener it arrived
     /// on, else two (RFC 5658).
-    fn record_route(&self, source: &Source, out_kind: TransportKind, out: SocketAddr) -> RecordRoute {
+    fn record_route(
+        &self,
+        source: &Source,
+        out_kind: TransportKind,
+        out: SocketAddr,
+    ) -> RecordRoute {
         let in_kind = source.flow.kind();
         let inbound_addr = self.transport.local_addr(in_kind).unwrap_or(source.local);
         let uri = |kind: TransportKind, addr: SocketAddr| RouteUri {
@@ -570,8 +579,8 @@ impl<P: Policy> Core<P> {
     /// Carries out a response context's actions.
     async fn perform(&mut self, server: &TransactionKey, actions: Actions) {
         if let Some(response) = actions.forward {
-            let is_2xx_invite =
-                response.status().is_some_and(|c| (200..300).contains(&c)) && cseq_is_invite(&response);
+            let is_2xx_invite = response.status().is_some_and(|c| (200..300).contains(&c))
+                && cseq_is_invite(&response);
             let copy = is_2xx_invite.then(|| response.clone());
             if !self.respond(server, response).await {
                 // The INVITE server transaction has ended: 2xx go on statelessly (§16.7).
@@ -733,7 +742,7 @@ fn ack_branch(ack: &SipMessage) -> String {
     let top = ack
         .headers
         .first_value(&HeaderName::Via)
-        .unwrap_or_else(Bytes::new);
+        .unwrap_or_default();
     let digest = Md5::digest(&top);
     format!(
         "{BRANCH_MAGIC}{}",

@@ -106,10 +106,7 @@ async fn write(transport: &TransportLayer, out: Outgoing, failed: &mpsc::Sender<
     };
     if let Some(dest) = out.fallback {
         tracing::debug!(%error, addr = %dest.addr, "flow closed, sending the response per its Via");
-        if let Err(error) = transport
-            .send(&Target::Destination(dest), out.bytes)
-            .await
-        {
+        if let Err(error) = transport.send(&Target::Destination(dest), out.bytes).await {
             tracing::warn!(%error, "response could not be sent");
         }
         return;
