@@ -56,6 +56,15 @@ CSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n"
     )
 }
 
+/// Sends a request from a new client socket, which is returned for the answers.
+async fn send(proxy: SocketAddr, method: &str, ruri: &str, branch: &str) -> UdpSocket {
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let from = client.local_addr().unwrap();
+    let req = request(method, from, ruri, branch);
+    client.send_to(req.as_bytes(), proxy).await.unwrap();
+    client
+}
+
 async fn recv(socket: &UdpSocket) -> SipMessage {
     let mut buf = vec![0u8; 65_535];
     let n = timeout(Duration::from_secs(5), socket.recv(&mut buf))
@@ -86,10 +95,7 @@ async fn uas(code: u16) -> (SocketAddr, tokio::task::JoinHandle<()>) {
 #[tokio::test]
 async fn policy_answer_is_sent_and_counted() {
     let (engine, proxy) = start(Vec::new()).await;
-    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let from = client.local_addr().unwrap();
-    let reg = request("REGISTER", from, "sip:y", "z9hG4bKreg1");
-    client.send_to(reg.as_bytes(), proxy).await.unwrap();
+    let client = send(proxy, "REGISTER", "sip:y", "z9hG4bKreg1").await;
     let resp = recv(&client).await;
     assert_eq!(resp.status(), Some(200));
     let stats = engine.stats();
@@ -104,10 +110,7 @@ async fn forked_request_forwards_the_2xx_over_a_4xx() {
     let (ok, t2) = uas(200).await;
     let targets = vec![format!("sip:b@{busy}"), format!("sip:b@{ok}")];
     let (engine, proxy) = start(targets).await;
-    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let from = client.local_addr().unwrap();
-    let opt = request("OPTIONS", from, "sip:b@y", "z9hG4bKfork1");
-    client.send_to(opt.as_bytes(), proxy).await.unwrap();
+    let client = send(proxy, "OPTIONS", "sip:b@y", "z9hG4bKfork1").await;
     let resp = recv(&client).await;
     assert_eq!(resp.status(), Some(200));
     // Our Via was removed: the client sees only its own.
@@ -150,10 +153,7 @@ async fn ack_is_forwarded_statelessly_with_a_stable_branch() {
 #[tokio::test]
 async fn cancel_matching_no_transaction_gets_481() {
     let (_engine, proxy) = start(Vec::new()).await;
-    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let from = client.local_addr().unwrap();
-    let cancel = request("CANCEL", from, "sip:b@y", "z9hG4bKnone");
-    client.send_to(cancel.as_bytes(), proxy).await.unwrap();
+    let client = send(proxy, "CANCEL", "sip:b@y", "z9hG4bKnone").await;
     assert_eq!(recv(&client).await.status(), Some(481));
 }
 
@@ -161,10 +161,7 @@ async fn cancel_matching_no_transaction_gets_481() {
 async fn transactions_active_returns_to_zero() {
     let (ok, t) = uas(200).await;
     let (engine, proxy) = start(vec![format!("sip:b@{ok}")]).await;
-    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let from = client.local_addr().unwrap();
-    let opt = request("OPTIONS", from, "sip:b@y", "z9hG4bKact1");
-    client.send_to(opt.as_bytes(), proxy).await.unwrap();
+    let client = send(proxy, "OPTIONS", "sip:b@y", "z9hG4bKact1").await;
     assert_eq!(recv(&client).await.status(), Some(200));
     let stats = Arc::clone(engine.stats());
     // Timers J (64*T1 = 1.28 s over UDP) and K (T4) end both transactions.

@@ -146,123 +146,110 @@ fn tcp_outbound(uas_port: u16) -> Vec<String> {
     ]
 }
 
-#[test]
-fn invite_bye_over_udp_50_calls_at_50_cps() {
+/// `calls` calls at `rate` per second of a UAC/UAS scenario pair through a fresh proxy,
+/// both SIPp peers on `transport`; asserts every call succeeded.
+fn sipp_case(name: &str, uas: &str, uac: &str, transport: SippTransport, calls: u32, rate: u32) {
     require_sipp();
-    let dir = scratch_dir("proxy-invite-udp");
-    let proxy = Proxy::start(&dir, &[]);
+    let dir = scratch_dir(name);
+    let uas_port = free_port();
+    let extra = match transport {
+        SippTransport::Tcp => tcp_outbound(uas_port),
+        SippTransport::Udp => Vec::new(),
+    };
+    let proxy = Proxy::start(&dir, &extra);
     let r = through_proxy(
         &dir,
         proxy.addr(),
-        "proxy/uas_invite.xml",
-        "proxy/uac_invite.xml",
-        SippTransport::Udp,
-        SippTransport::Udp,
-        free_port(),
-        50,
-        50,
+        uas,
+        uac,
+        transport,
+        transport,
+        uas_port,
+        calls,
+        rate,
     );
-    assert_all_ok(&r, 50, &proxy);
+    assert_all_ok(&r, u64::from(calls), &proxy);
 }
 
+const UAS_INVITE: &str = "proxy/uas_invite.xml";
+const UAC_INVITE: &str = "proxy/uac_invite.xml";
+const UAS_REGISTER: &str = "proxy/uas_register_options.xml";
+const UAC_REGISTER: &str = "proxy/uac_register_options.xml";
+const UAS_RING: &str = "proxy/uas_ring_no_answer.xml";
+const UAC_CANCEL: &str = "proxy/uac_cancel.xml";
+
 #[test]
-fn invite_bye_over_tcp_reuses_connections_50_calls_at_50_cps() {
-    require_sipp();
-    let dir = scratch_dir("proxy-invite-tcp");
-    let uas_port = free_port();
-    let proxy = Proxy::start(&dir, &tcp_outbound(uas_port));
-    // SIPp's `-t t1` UAC opens one connection and reads responses only from it, so
-    // success proves responses return over the UAC's own connection.
-    let r = through_proxy(
-        &dir,
-        proxy.addr(),
-        "proxy/uas_invite.xml",
-        "proxy/uac_invite.xml",
-        SippTransport::Tcp,
-        SippTransport::Tcp,
-        uas_port,
+fn invite_bye_over_udp_50_calls_at_50_cps() {
+    sipp_case(
+        "proxy-invite-udp",
+        UAS_INVITE,
+        UAC_INVITE,
+        SippTransport::Udp,
         50,
         50,
     );
-    assert_all_ok(&r, 50, &proxy);
+}
+
+/// SIPp's `-t t1` UAC opens one connection and reads responses only from it, so
+/// success proves responses return over the UAC's own connection.
+#[test]
+fn invite_bye_over_tcp_reuses_connections_50_calls_at_50_cps() {
+    sipp_case(
+        "proxy-invite-tcp",
+        UAS_INVITE,
+        UAC_INVITE,
+        SippTransport::Tcp,
+        50,
+        50,
+    );
 }
 
 #[test]
 fn register_options_over_udp() {
-    require_sipp();
-    let dir = scratch_dir("proxy-register-udp");
-    let proxy = Proxy::start(&dir, &[]);
-    let r = through_proxy(
-        &dir,
-        proxy.addr(),
-        "proxy/uas_register_options.xml",
-        "proxy/uac_register_options.xml",
+    sipp_case(
+        "proxy-register-udp",
+        UAS_REGISTER,
+        UAC_REGISTER,
         SippTransport::Udp,
-        SippTransport::Udp,
-        free_port(),
         50,
         50,
     );
-    assert_all_ok(&r, 50, &proxy);
 }
 
 #[test]
 fn register_options_over_tcp() {
-    require_sipp();
-    let dir = scratch_dir("proxy-register-tcp");
-    let uas_port = free_port();
-    let proxy = Proxy::start(&dir, &tcp_outbound(uas_port));
-    let r = through_proxy(
-        &dir,
-        proxy.addr(),
-        "proxy/uas_register_options.xml",
-        "proxy/uac_register_options.xml",
+    sipp_case(
+        "proxy-register-tcp",
+        UAS_REGISTER,
+        UAC_REGISTER,
         SippTransport::Tcp,
-        SippTransport::Tcp,
-        uas_port,
         50,
         50,
     );
-    assert_all_ok(&r, 50, &proxy);
 }
 
 #[test]
 fn cancel_while_ringing_gets_200_and_487_over_udp() {
-    require_sipp();
-    let dir = scratch_dir("proxy-cancel-udp");
-    let proxy = Proxy::start(&dir, &[]);
-    let r = through_proxy(
-        &dir,
-        proxy.addr(),
-        "proxy/uas_ring_no_answer.xml",
-        "proxy/uac_cancel.xml",
+    sipp_case(
+        "proxy-cancel-udp",
+        UAS_RING,
+        UAC_CANCEL,
         SippTransport::Udp,
-        SippTransport::Udp,
-        free_port(),
         20,
         20,
     );
-    assert_all_ok(&r, 20, &proxy);
 }
 
 #[test]
 fn cancel_while_ringing_gets_200_and_487_over_tcp() {
-    require_sipp();
-    let dir = scratch_dir("proxy-cancel-tcp");
-    let uas_port = free_port();
-    let proxy = Proxy::start(&dir, &tcp_outbound(uas_port));
-    let r = through_proxy(
-        &dir,
-        proxy.addr(),
-        "proxy/uas_ring_no_answer.xml",
-        "proxy/uac_cancel.xml",
+    sipp_case(
+        "proxy-cancel-tcp",
+        UAS_RING,
+        UAC_CANCEL,
         SippTransport::Tcp,
-        SippTransport::Tcp,
-        uas_port,
         20,
         20,
     );
-    assert_all_ok(&r, 20, &proxy);
 }
 
 /// A request from a raw client at `from` toward `target` (the Request-URI host:port).
@@ -626,8 +613,8 @@ fn invite_bye_over_tls_via_stunnel_to_a_udp_uas() {
     let r = through_proxy(
         &dir,
         stunnel_addr,
-        "proxy/uas_invite.xml",
-        "proxy/uac_invite.xml",
+        UAS_INVITE,
+        UAC_INVITE,
         SippTransport::Udp,
         SippTransport::Tcp,
         free_port(),
