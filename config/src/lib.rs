@@ -9,11 +9,13 @@
 //! the working directory of the node.
 
 mod error;
+mod hss;
 mod load;
 mod nodes;
 mod sections;
 
 pub use error::{ConfigError, Invalid};
+pub use hss::{ProvisioningSection, SecuritySection, StoreSection};
 pub use load::{load, parse_str, Validate};
 pub use nodes::{HssConfig, IcscfConfig, NodeKind, PcscfConfig, ScscfConfig};
 pub use sections::{HttpSection, LimitsSection, NodeSection, RouteSection, SipSection, TlsSection};

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 
 use crate::error::Invalid;
+use crate::hss::{ProvisioningSection, SecuritySection, StoreSection};
 use crate::load::Validate;
 use crate::sections::{HttpSection, NodeSection, RouteSection, SipSection};
 
@@ -86,19 +87,31 @@ sip_node_config!(
     ScscfConfig
 );
 
-/// HSS configuration (`config/dev/hss.toml`). Diameter and storage sections arrive with
-/// the HSS.
+/// HSS configuration (`config/dev/hss.toml`). The Diameter section arrives with the Cx
+/// stack.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HssConfig {
     /// `[node]`
     pub node: NodeSection,
-    /// `[http]`
+    /// `[http]`: also serves the provisioning API under `/api/v1/`.
     pub http: HttpSection,
+    /// `[store]`: the subscriber database.
+    pub store: StoreSection,
+    /// `[provisioning]`: the REST API and its admin token.
+    #[serde(default)]
+    pub provisioning: ProvisioningSection,
+    /// `[security]`: the key protecting AKA secrets at rest.
+    pub security: SecuritySection,
 }
 
 impl Validate for HssConfig {
     fn validate(&self) -> Result<(), Invalid> {
-        validate_common(&self.node, &self.http)
+        validate_common(&self.node, &self.http)?;
+        self.store.validate().map_err(|e| e.under("store"))?;
+        self.provisioning
+            .validate()
+            .map_err(|e| e.under("provisioning"))?;
+        self.security.validate().map_err(|e| e.under("security"))
     }
 }

@@ -4,9 +4,12 @@
 //!   `config/dev/`, a dev CA and TLS certificates generated into the data directory on
 //!   first start, loopback addresses) and keeps it running until Ctrl-C.
 //! * `imsctl status` shows each node's health.
+//! * `imsctl subscriber add|list|show|update|delete|import` manages subscribers through
+//!   the HSS provisioning API.
 
 mod devca;
 mod health;
+mod subscriber;
 mod up;
 
 use std::path::PathBuf;
@@ -37,6 +40,13 @@ enum Command {
     },
     /// Show the health of each node.
     Status,
+    /// Manage subscribers in the HSS (provisioning API).
+    Subscriber {
+        #[command(flatten)]
+        target: subscriber::Target,
+        #[command(subcommand)]
+        command: Box<subscriber::SubscriberCommand>,
+    },
 }
 
 #[tokio::main]
@@ -48,5 +58,8 @@ async fn main() -> anyhow::Result<()> {
             health_timeout,
         } => up::run(&cli.config_dir, &data_dir, health_timeout).await,
         Command::Status => health::print_status(&cli.config_dir).await,
+        Command::Subscriber { target, command } => {
+            subscriber::run(&cli.config_dir, &target, *command).await
+        }
     }
 }

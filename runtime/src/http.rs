@@ -84,6 +84,16 @@ pub async fn serve(
     status: NodeStatus,
     registry: Arc<Registry>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), HttpError> {
+    serve_with(addr, status, registry, Router::new()).await
+}
+
+/// [`serve`], plus the node's own routes in `extra` (e.g. the HSS provisioning API).
+pub async fn serve_with(
+    addr: SocketAddr,
+    status: NodeStatus,
+    registry: Arc<Registry>,
+    extra: Router,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), HttpError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| HttpError::Bind { addr, source })?;
@@ -93,7 +103,8 @@ pub async fn serve(
     let app = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .with_state(AppState { status, registry });
+        .with_state(AppState { status, registry })
+        .merge(extra);
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "HTTP endpoint stopped");

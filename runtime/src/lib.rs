@@ -7,7 +7,8 @@ mod http;
 mod logging;
 
 pub use args::NodeArgs;
-pub use http::{serve, HttpError, NodeStatus};
+pub use axum::Router;
+pub use http::{serve, serve_with, HttpError, NodeStatus};
 pub use logging::init_logging;
 pub use prometheus_client;
 
@@ -54,10 +55,28 @@ impl Node {
         http: &ims_config::HttpSection,
         registry: prometheus_client::registry::Registry,
     ) -> Result<Node, HttpError> {
+        Node::start_with(kind, node, http, registry, Router::new()).await
+    }
+
+    /// [`Node::start`], with the node's own HTTP routes in `extra` served beside
+    /// `/health` and `/metrics`. Logging must already be installed by the caller or is
+    /// installed here.
+    pub async fn start_with(
+        kind: &'static str,
+        node: &ims_config::NodeSection,
+        http: &ims_config::HttpSection,
+        registry: prometheus_client::registry::Registry,
+        extra: Router,
+    ) -> Result<Node, HttpError> {
         init_logging(&node.log);
         let status = NodeStatus::new(node.name.clone(), kind);
-        let (http_addr, http_task) =
-            serve(http.listen, status.clone(), std::sync::Arc::new(registry)).await?;
+        let (http_addr, http_task) = serve_with(
+            http.listen,
+            status.clone(),
+            std::sync::Arc::new(registry),
+            extra,
+        )
+        .await?;
         tracing::info!(node = %node.name, %http_addr, "{kind} started; health on /health, metrics on /metrics");
         Ok(Node {
             status,

@@ -1,0 +1,13 @@
+//! HSS: the subscriber database of the IMS core (TS 29.228/29.229).
+//!
+//! * [`store`]: subscriptions, identities, credentials, service profiles and
+//!   registration state in SQLite or PostgreSQL.
+//! * [`provisioning`]: the REST API (`/api/v1/...`) that operators and `imsctl
+//!   subscriber` use to manage subscribers.
+//! * [`secrets`]: the key protecting AKA secrets at rest and the admin token.
+//!
+//! The Diameter Cx handlers (UAR/MAR/SAR/LIR) sit on top of [`store::Store`].
+
+pub mod provisioning;
+pub mod secrets;
+pub mod store;

@@ -1,0 +1,328 @@
+//! The provisioning REST API (JSON) under `/api/v1/`, served on the HSS's `[http]`
+//! listener next to `/health` and `/metrics`:
+//!
+//! | method | path | |
+//! |---|---|---|
+//! | `POST` | `/api/v1/subscribers` | create (201; 400 naming the field; 409 on duplicates) |
+//! | `GET` | `/api/v1/subscribers?limit=&after=&impi=&impu=` | list a page, or look up by identity |
+//! | `GET` | `/api/v1/subscribers/{id}` | one subscriber (404 if absent) |
+//! | `PUT` | `/api/v1/subscribers/{id}` | replace |
+//! | `PATCH` | `/api/v1/subscribers/{id}` | replace the sections given |
+//! | `DELETE` | `/api/v1/subscribers/{id}` | delete (204) |
+//! | `GET` | `/api/v1/openapi.json` | the OpenAPI 3 document |
+//!
+//! Every route needs `Authorization: Bearer <admin token>` (401 otherwise). Passwords and
+//! AKA keys are accepted on write and never returned: reads show
+//! `"auth": {"digest": true, "aka": {"amf": "8000", "sqn": 0}}`.
+
+mod input;
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+
+pub use input::{AkaInput, FieldError, PrivateIdentityInput, SubscriberInput, SubscriberPatch};
+
+use crate::store::{Store, StoreError, Subscription};
+
+/// Default page size of the list.
+const DEFAULT_PAGE: u32 = 100;
+
+#[derive(Clone)]
+struct ApiState {
+    store: Store,
+    token: Option<Arc<str>>,
+    realm: Arc<str>,
+}
+
+/// The API's routes, to be merged into the node's HTTP router. `token` is the admin
+/// bearer token (`None` refuses every request); `realm` is the default digest realm.
+pub fn router(store: Store, token: Option<String>, realm: &str) -> Router {
+    let state = ApiState {
+        store,
+        token: token.map(Arc::from),
+        realm: Arc::from(realm),
+    };
+    Router::new()
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/subscribers", get(list).post(create))
+        .route(
+            "/api/v1/subscribers/{id}",
+            get(show).put(replace).patch(patch).delete(remove),
+        )
+        .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .with_state(state)
+}
+
+/// An error answer: `{"error": "...", "field": "..."}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiError {
+    /// What went wrong.
+    pub error: String,
+    /// The field at fault, for validation errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+struct Failure(StatusCode, ApiError);
+
+impl Failure {
+    fn new(status: StatusCode, error: impl Into<String>, field: Option<String>) -> Failure {
+        Failure(
+            status,
+            ApiError {
+                error: error.into(),
+                field,
+            },
+        )
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        (self.0, Json(self.1)).into_response()
+    }
+}
+
+impl From<FieldError> for Failure {
+    fn from(e: FieldError) -> Failure {
+        tracing::info!(field = %e.field, reason = %e.reason, "provisioning request refused");
+        Failure::new(StatusCode::BAD_REQUEST, e.reason, Some(e.field))
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Failure {
+        match e {
+            StoreError::Duplicate { field, value } => Failure::new(
+                StatusCode::CONFLICT,
+                format!("{field} {value} already exists"),
+                Some(field.to_string()),
+            ),
+            StoreError::NotFound => Failure::new(StatusCode::NOT_FOUND, "not found", None),
+            StoreError::Invalid { field, reason } => Failure::from(FieldError::new(field, reason)),
+            other => {
+                tracing::error!(error = %other, "store failure");
+                Failure::new(StatusCode::INTERNAL_SERVER_ERROR, "store failure", None)
+            }
+        }
+    }
+}
+
+/// Compares without an early exit, so the time taken does not reveal the prefix matched.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn require_token(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let ok = match (&state.token, presented) {
+        (Some(t), Some(p)) => same(t.as_bytes(), p.as_bytes()),
+        _ => false,
+    };
+    if !ok {
+        tracing::info!(path = %req.uri().path(), "provisioning request without a valid token");
+        let mut r = Failure::new(
+            StatusCode::UNAUTHORIZED,
+            "missing or invalid bearer token",
+            None,
+        )
+        .into_response();
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        return r;
+    }
+    next.run(req).await
+}
+
+/// JSON body parsed with the path of the failing field in the error.
+fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Failure> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let field = e.path().to_string();
+        let reason = e.inner().to_string();
+        Failure::from(FieldError::new(field, reason))
+    })
+}
+
+fn new_id() -> String {
+    let mut b = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// Query of the list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Page size (1-1000, default 100).
+    pub limit: Option<u32>,
+    /// Return subscribers with an id after this one (the previous page's `next`).
+    pub after: Option<String>,
+    /// Only the subscriber holding this private identity.
+    pub impi: Option<String>,
+    /// Only the subscriber holding this public identity.
+    pub impu: Option<String>,
+}
+
+/// A page of subscribers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriberPage {
+    /// The subscribers.
+    pub items: Vec<Subscription>,
+    /// `after` value for the next page; absent on the last page.
+    pub next: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/subscribers", request_body = SubscriberInput,
+    responses((status = 201, body = Subscription), (status = 400, body = ApiError),
+              (status = 401, body = ApiError), (status = 409, body = ApiError)),
+    security(("bearer" = [])))]
+async fn create(State(s): State<ApiState>, body: Bytes) -> Result<impl IntoResponse, Failure> {
+    let input: SubscriberInput = parse(&body)?;
+    let id = input.id.clone().unwrap_or_else(new_id);
+    let data = input.into_data(&s.realm)?;
+    let sub = s.store.create(&id, &data).await?;
+    tracing::info!(id = %sub.id, "subscriber created");
+    Ok((StatusCode::CREATED, Json(sub)))
+}
+
+#[utoipa::path(get, path = "/api/v1/subscribers", params(ListQuery),
+    responses((status = 200, body = SubscriberPage), (status = 401, body = ApiError)),
+    security(("bearer" = [])))]
+async fn list(
+    State(s): State<ApiState>,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<SubscriberPage>, Failure> {
+    let Query(q) = q.map_err(|e| FieldError::new("query", e.body_text()))?;
+    let found = match (&q.impi, &q.impu) {
+        (Some(impi), _) => Some(s.store.by_impi(impi).await?),
+        (None, Some(impu)) => Some(s.store.by_impu(impu).await?),
+        (None, None) => None,
+    };
+    if let Some(found) = found {
+        return Ok(Json(SubscriberPage {
+            items: found.into_iter().collect(),
+            next: None,
+        }));
+    }
+    let page = s
+        .store
+        .list(q.after.as_deref(), q.limit.unwrap_or(DEFAULT_PAGE))
+        .await?;
+    Ok(Json(SubscriberPage {
+        items: page.items,
+        next: page.next,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/subscribers/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = Subscription), (status = 401, body = ApiError),
+              (status = 404, body = ApiError)),
+    security(("bearer" = [])))]
+async fn show(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Subscription>, Failure> {
+    s.store
+        .get(&id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| Failure::from(StoreError::NotFound))
+}
+
+#[utoipa::path(put, path = "/api/v1/subscribers/{id}", params(("id" = String, Path)),
+    request_body = SubscriberInput,
+    responses((status = 200, body = Subscription), (status = 400, body = ApiError),
+              (status = 401, body = ApiError), (status = 404, body = ApiError),
+              (status = 409, body = ApiError)),
+    security(("bearer" = [])))]
+async fn replace(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Subscription>, Failure> {
+    let input: SubscriberInput = parse(&body)?;
+    if input.id.as_deref().is_some_and(|b| b != id) {
+        return Err(FieldError::new("id", "differs from the id in the path").into());
+    }
+    let data = input.into_data(&s.realm)?;
+    Ok(Json(s.store.update(&id, &data).await?))
+}
+
+#[utoipa::path(patch, path = "/api/v1/subscribers/{id}", params(("id" = String, Path)),
+    request_body = SubscriberPatch,
+    responses((status = 200, body = Subscription), (status = 400, body = ApiError),
+              (status = 401, body = ApiError), (status = 404, body = ApiError),
+              (status = 409, body = ApiError)),
+    security(("bearer" = [])))]
+async fn patch(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Subscription>, Failure> {
+    let patch: SubscriberPatch = parse(&body)?;
+    let current = s.store.get(&id).await?.ok_or(StoreError::NotFound)?;
+    let data = patch.apply(current, &s.realm)?;
+    Ok(Json(s.store.update(&id, &data).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/subscribers/{id}", params(("id" = String, Path)),
+    responses((status = 204), (status = 401, body = ApiError), (status = 404, body = ApiError)),
+    security(("bearer" = [])))]
+async fn remove(State(s): State<ApiState>, Path(id): Path<String>) -> Result<StatusCode, Failure> {
+    if s.store.delete(&id).await? {
+        tracing::info!(%id, "subscriber deleted");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(StoreError::NotFound.into())
+    }
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI 3 description of this API.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "HSS provisioning API", description = "Subscribers of the IMS core's HSS."),
+    paths(create, list, show, replace, patch, remove),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> Response {
+    match ApiDoc::openapi().to_json() {
+        Ok(text) => ([(header::CONTENT_TYPE, "application/json")], text).into_response(),
+        Err(_) => {
+            Failure::new(StatusCode::INTERNAL_SERVER_ERROR, "cannot render", None).into_response()
+        }
+    }
+}

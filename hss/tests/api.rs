@@ -1,0 +1,453 @@
+//! The provisioning REST API, driven in-process (tower `oneshot`) on a SQLite store.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+const TOKEN: &str = "test-admin-token-0123456789";
+const K: &str = "465b5ce8b199b49faa5f0a2ee238a6bc";
+const OP: &str = "cdc202d5123e20f62b6d676ac72cb318";
+const PASSWORD: &str = "correct horse battery";
+
+async fn app() -> (Router, common::TestDb) {
+    let db = common::TestDb::sqlite().await;
+    let router = hss::provisioning::router(db.store.clone(), Some(TOKEN.into()), "ims.example.net");
+    (router, db)
+}
+
+async fn call(
+    app: &Router,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value, String) {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let req = match body {
+        Some(b) => req
+            .header("content-type", "application/json")
+            .body(Body::from(b.to_string())),
+        None => req.body(Body::empty()),
+    }
+    .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&bytes).to_string();
+    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    (status, json, text)
+}
+
+fn alice() -> Value {
+    json!({
+        "id": "alice",
+        "cloud": {"project_id": "p1", "user_id": "u1"},
+        "private_identities": [{
+            "impi": "alice@ims.example.net",
+            "password": PASSWORD,
+            "aka": {"k": K, "op": OP, "amf": "8000", "sqn": 64}
+        }],
+        "public_identities": [
+            {"impu": "sip:alice@ims.example.net", "implicit_set": 1},
+            {"impu": "tel:+15551234", "implicit_set": 1}
+        ],
+        "service_profiles": [{"name": "default", "ifcs": [{
+            "priority": 1,
+            "trigger_point": {"condition_type_cnf": true, "spts": [
+                {"group": 0, "type": "method", "method": "INVITE"},
+                {"group": 1, "condition_negated": true, "type": "session_case", "session_case": "ORIGINATING"}
+            ]},
+            "application_server": {"server_name": "sip:as.ims.example.net", "default_handling": "SESSION_TERMINATED"}
+        }]}],
+        "roaming_networks": ["visited.example.org"]
+    })
+}
+
+#[tokio::test]
+async fn every_route_needs_the_token() {
+    let (app, db) = app().await;
+    for (method, path) in [
+        ("GET", "/api/v1/subscribers"),
+        ("POST", "/api/v1/subscribers"),
+        ("GET", "/api/v1/subscribers/x"),
+        ("PUT", "/api/v1/subscribers/x"),
+        ("PATCH", "/api/v1/subscribers/x"),
+        ("DELETE", "/api/v1/subscribers/x"),
+        ("GET", "/api/v1/openapi.json"),
+    ] {
+        for token in [None, Some("wrong-token-wrong-token"), Some("")] {
+            let (status, body, _) = call(&app, method, path, token, Some(alice())).await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} {token:?}"
+            );
+            assert!(body["error"].is_string());
+        }
+    }
+    assert_eq!(db.store.count().await.unwrap(), 0, "nothing was written");
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn crud_round_trip() {
+    let (app, db) = app().await;
+    let t = Some(TOKEN);
+    let (status, created, _) = call(&app, "POST", "/api/v1/subscribers", t, Some(alice())).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["id"], "alice");
+    assert_eq!(created["cloud"]["project_id"], "p1");
+    assert_eq!(
+        created["private_identities"][0]["auth"],
+        json!({"digest": true, "aka": {"amf": "8000", "sqn": 64}})
+    );
+    assert_eq!(created["public_identities"][1]["impu"], "tel:+15551234");
+    assert_eq!(
+        created["public_identities"][0]["registration"]["state"],
+        "NOT_REGISTERED"
+    );
+    assert_eq!(
+        created["service_profiles"][0]["ifcs"][0]["trigger_point"]["spts"][1]["session_case"],
+        "ORIGINATING"
+    );
+
+    let (status, got, _) = call(&app, "GET", "/api/v1/subscribers/alice", t, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(got, created);
+
+    let (status, page, _) = call(&app, "GET", "/api/v1/subscribers?limit=10", t, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert!(page["next"].is_null());
+    let (_, by_impu, _) = call(
+        &app,
+        "GET",
+        "/api/v1/subscribers?impu=tel:%2B15551234",
+        t,
+        None,
+    )
+    .await;
+    assert_eq!(by_impu["items"][0]["id"], "alice");
+    let (_, by_impi, _) = call(&app, "GET", "/api/v1/subscribers?impi=nobody@x", t, None).await;
+    assert_eq!(by_impi["items"], json!([]));
+
+    // PUT without credentials keeps them; drops the tel: identity.
+    let mut put = alice();
+    put["private_identities"][0] = json!({"impi": "alice@ims.example.net"});
+    put["public_identities"] = json!([{"impu": "sip:alice@ims.example.net"}]);
+    let (status, replaced, _) = call(&app, "PUT", "/api/v1/subscribers/alice", t, Some(put)).await;
+    assert_eq!(status, StatusCode::OK, "{replaced}");
+    assert_eq!(replaced["public_identities"].as_array().unwrap().len(), 1);
+    assert_eq!(replaced["private_identities"][0]["auth"]["digest"], true);
+    let creds = db
+        .store
+        .credentials("alice@ims.example.net")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        creds.digest_ha1.unwrap(),
+        ims_sip::auth::Ha1::compute(
+            ims_sip::auth::Algorithm::Md5,
+            "alice@ims.example.net",
+            "ims.example.net",
+            PASSWORD.as_bytes()
+        )
+    );
+
+    // PATCH one section.
+    let (status, patched, _) = call(
+        &app,
+        "PATCH",
+        "/api/v1/subscribers/alice",
+        t,
+        Some(
+            json!({"roaming_networks": ["a.example", "b.example"], "cloud": {"project_id": "p2"}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(
+        patched["roaming_networks"],
+        json!(["a.example", "b.example"])
+    );
+    assert_eq!(
+        patched["cloud"],
+        json!({"project_id": "p2", "user_id": null})
+    );
+    assert_eq!(
+        patched["public_identities"], replaced["public_identities"],
+        "untouched section kept"
+    );
+
+    let (status, _, _) = call(&app, "DELETE", "/api/v1/subscribers/alice", t, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    for (method, body) in [
+        ("GET", None),
+        ("DELETE", None),
+        ("PATCH", Some(json!({}))),
+        ("PUT", Some(alice())),
+    ] {
+        let (status, _, _) = call(&app, method, "/api/v1/subscribers/alice", t, body).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} after delete");
+    }
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn validation_errors_name_the_field() {
+    let (app, db) = app().await;
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            {
+                let mut v = alice();
+                v["private_identities"][0]["aka"]["k"] = json!("abc");
+                v
+            },
+            "private_identities[0].aka.k",
+        ),
+        (
+            {
+                let mut v = alice();
+                v["private_identities"][0]["aka"]["opc"] = json!(OP);
+                v
+            },
+            "private_identities[0].aka.opc",
+        ),
+        (
+            {
+                let mut v = alice();
+                v["private_identities"][0]["aka"]["amf"] = json!("80");
+                v
+            },
+            "private_identities[0].aka.amf",
+        ),
+        (
+            {
+                let mut v = alice();
+                v["private_identities"][0]["aka"]["sqn"] = json!(1u64 << 48);
+                v
+            },
+            "private_identities[0].aka.sqn",
+        ),
+        (
+            {
+                let mut v = alice();
+                v["private_identities"][0]["password"] = json!("");
+                v
+            },
+            "private_identities[0].password",
+        ),
+        (
+            {
+                let mut v = alice();
+                v["private_identities"][0]["impi"] = json!("has space");
+                v
+            },
+            "private_identities[0].impi",
+        ),
+        (
+            {
+                let mut v = alice();
+                v["public_identities"][1]["impu"] = json!("mailto:x@y");
+                v
+            },
+            "public_identities[1].impu",
+        ),
+        (
+            {
+                let mut v = alice();
+                v["public_identities"][0]["service_profile"] = json!("gold");
+                v
+            },
+            "public_identities[0].service_profile",
+        ),
+        (
+            {
+                let mut v = alice();
+                v["id"] = json!("bad/id");
+                v
+            },
+            "id",
+        ),
+        (
+            {
+                let mut v = alice();
+                v["private_identities"] = json!([]);
+                v
+            },
+            "private_identities",
+        ),
+        (
+            {
+                let mut v = alice();
+                v["service_profiles"][0]["ifcs"][0]["application_server"]["server_name"] =
+                    json!("http://x");
+                v
+            },
+            "service_profiles[0].ifcs[0].application_server.server_name",
+        ),
+        (
+            {
+                let mut v = alice();
+                v["colour"] = json!("blue");
+                v
+            },
+            "colour",
+        ),
+        (
+            {
+                let mut v = alice();
+                v["public_identities"][0]["barred"] = json!("yes");
+                v
+            },
+            "public_identities[0].barred",
+        ),
+        (
+            {
+                let mut v = alice();
+                v["private_identities"][0] = json!({"impi": "x@y"});
+                v
+            },
+            "private_identities[0].auth",
+        ),
+    ];
+    for (body, field) in cases {
+        let (status, err, text) =
+            call(&app, "POST", "/api/v1/subscribers", Some(TOKEN), Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}: {text}");
+        assert_eq!(err["field"], field, "{text}");
+        assert!(err["error"].as_str().is_some_and(|e| !e.is_empty()));
+    }
+    let (status, err, _) = call(
+        &app,
+        "GET",
+        "/api/v1/subscribers?limit=many",
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(err["field"], "query");
+    let (status, _, _) = call(
+        &app,
+        "PUT",
+        "/api/v1/subscribers/other",
+        Some(TOKEN),
+        Some(alice()),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "id in body differs from path"
+    );
+    assert_eq!(db.store.count().await.unwrap(), 0);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn duplicates_conflict() {
+    let (app, db) = app().await;
+    let t = Some(TOKEN);
+    assert_eq!(
+        call(&app, "POST", "/api/v1/subscribers", t, Some(alice()))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    let (status, err, _) = call(&app, "POST", "/api/v1/subscribers", t, Some(alice())).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(err["field"], "id");
+    let mut other = alice();
+    other["id"] = json!("bob");
+    other["private_identities"][0]["impi"] = json!("bob@ims.example.net");
+    let (status, err, _) = call(&app, "POST", "/api/v1/subscribers", t, Some(other.clone())).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(err["field"], "impu");
+    other["public_identities"] = json!([{"impu": "sip:bob@ims.example.net"}]);
+    other["private_identities"][0]["impi"] = json!("alice@ims.example.net");
+    let (status, err, _) = call(&app, "POST", "/api/v1/subscribers", t, Some(other)).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(err["field"], "impi");
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn secrets_are_never_returned() {
+    let (app, db) = app().await;
+    let t = Some(TOKEN);
+    let mut texts = vec![
+        call(&app, "POST", "/api/v1/subscribers", t, Some(alice()))
+            .await
+            .2,
+    ];
+    texts.push(
+        call(&app, "GET", "/api/v1/subscribers/alice", t, None)
+            .await
+            .2,
+    );
+    texts.push(call(&app, "GET", "/api/v1/subscribers", t, None).await.2);
+    texts.push(
+        call(
+            &app,
+            "PATCH",
+            "/api/v1/subscribers/alice",
+            t,
+            Some(json!({"cloud": {}})),
+        )
+        .await
+        .2,
+    );
+    let creds = db
+        .store
+        .credentials("alice@ims.example.net")
+        .await
+        .unwrap()
+        .unwrap();
+    let ha1 = creds.digest_ha1.unwrap().as_hex().to_string();
+    let opc = hex::encode(creds.aka.unwrap().opc);
+    for text in texts {
+        assert!(text.contains("alice@ims.example.net"), "{text}");
+        for secret in [PASSWORD, K, OP, opc.as_str(), ha1.as_str()] {
+            assert!(
+                !text.to_ascii_lowercase().contains(secret),
+                "secret {secret} in {text}"
+            );
+        }
+        assert!(!text.contains("password"), "{text}");
+    }
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn openapi_document_lists_the_paths() {
+    let (app, db) = app().await;
+    let (status, doc, text) = call(&app, "GET", "/api/v1/openapi.json", Some(TOKEN), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
+        "{text}"
+    );
+    let paths = doc["paths"].as_object().unwrap();
+    let subscribers = &paths["/api/v1/subscribers"];
+    assert!(subscribers["get"].is_object() && subscribers["post"].is_object());
+    let one = &paths["/api/v1/subscribers/{id}"];
+    for m in ["get", "put", "patch", "delete"] {
+        assert!(one[m].is_object(), "{m} missing");
+    }
+    assert_eq!(subscribers["get"]["parameters"][0]["in"], "query");
+    assert!(doc["components"]["schemas"]["SubscriberInput"].is_object());
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    db.cleanup().await;
+}

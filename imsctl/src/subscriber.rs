@@ -1,0 +1,740 @@
+//! `imsctl subscriber add|list|show|update|delete|import`: a client of the HSS
+//! provisioning API (`/api/v1/subscribers`, see `hss/src/provisioning/`).
+//!
+//! The HSS URL and admin token come from `--url`/`IMS_HSS_URL` and
+//! `--token`/`IMS_HSS_TOKEN`; by default from `hss.toml` in the config directory
+//! (`http.listen`, and `provisioning.admin_token` or the file `admin_token_file`).
+//!
+//! `import` reads CSV with a header row; columns, in any order (names case-insensitive):
+//!
+//! | column | |
+//! |---|---|
+//! | `impi` | private identity (required) |
+//! | `impus` (or `impu`) | public identities, separated by `;` or spaces (required) |
+//! | `password` | SIP Digest password (the HSS stores only HA1) |
+//! | `k`, `opc` or `op`, `amf`, `sqn` | AKA: K and OPc/OP as 32 hex digits, AMF as 4 (default `8000`), initial SQN |
+//! | `project_id`, `user_id` | Keystone project (tenant) and user |
+//! | `id`, `realm` | subscription id (generated when empty), digest realm |
+//!
+//! A row needs a password or AKA keys. Bad rows are reported with their line number and
+//! reason; good rows are kept. The exit status is non-zero if any row failed.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use serde_json::{json, Map, Value};
+
+/// Where the HSS is and how to authenticate.
+#[derive(Debug, Args)]
+pub struct Target {
+    /// Base URL of the HSS HTTP endpoint (default: from hss.toml `http.listen`).
+    #[arg(long, env = "IMS_HSS_URL", global = true)]
+    url: Option<String>,
+    /// Provisioning admin token (default: hss.toml `provisioning.admin_token(_file)`).
+    #[arg(long, env = "IMS_HSS_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
+}
+
+/// Credentials given on the command line.
+#[derive(Debug, Args)]
+pub struct CredentialArgs {
+    /// SIP Digest password (only its HA1 is stored).
+    #[arg(long)]
+    password: Option<String>,
+    /// AKA K, 32 hex digits.
+    #[arg(long)]
+    k: Option<String>,
+    /// AKA OPc, 32 hex digits.
+    #[arg(long, conflicts_with = "op")]
+    opc: Option<String>,
+    /// AKA OP, 32 hex digits (the HSS derives and stores OPc).
+    #[arg(long)]
+    op: Option<String>,
+    /// AKA AMF, 4 hex digits.
+    #[arg(long)]
+    amf: Option<String>,
+    /// Initial SQN.
+    #[arg(long)]
+    sqn: Option<u64>,
+    /// Digest realm (default: the HSS's domain).
+    #[arg(long)]
+    realm: Option<String>,
+}
+
+/// `imsctl subscriber ...`
+#[derive(Debug, Subcommand)]
+pub enum SubscriberCommand {
+    /// Create a subscriber.
+    Add {
+        /// Private identity, e.g. alice@ims.example.net.
+        #[arg(long)]
+        impi: String,
+        /// Public identity (repeat for several), e.g. sip:alice@ims.example.net.
+        #[arg(long = "impu", required = true)]
+        impus: Vec<String>,
+        /// Subscription id (generated when absent).
+        #[arg(long)]
+        id: Option<String>,
+        /// Keystone project id.
+        #[arg(long)]
+        project_id: Option<String>,
+        /// Keystone user id.
+        #[arg(long)]
+        user_id: Option<String>,
+        #[command(flatten)]
+        credentials: CredentialArgs,
+    },
+    /// List subscribers.
+    List {
+        /// Page size.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Follow pages to the end.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show one subscriber (by id, IMPI or IMPU) as JSON.
+    Show {
+        /// Subscription id, IMPI or IMPU.
+        key: String,
+    },
+    /// Change a subscriber (by id, IMPI or IMPU).
+    Update {
+        /// Subscription id, IMPI or IMPU.
+        key: String,
+        /// Which private identity the credentials are for (default: the first).
+        #[arg(long)]
+        impi: Option<String>,
+        /// New Keystone project id.
+        #[arg(long)]
+        project_id: Option<String>,
+        /// New Keystone user id.
+        #[arg(long)]
+        user_id: Option<String>,
+        /// Add a public identity.
+        #[arg(long)]
+        add_impu: Vec<String>,
+        /// Remove a public identity.
+        #[arg(long)]
+        remove_impu: Vec<String>,
+        /// Bar a public identity.
+        #[arg(long)]
+        bar: Vec<String>,
+        /// Lift the barring of a public identity.
+        #[arg(long)]
+        unbar: Vec<String>,
+        #[command(flatten)]
+        credentials: CredentialArgs,
+    },
+    /// Delete a subscriber (by id, IMPI or IMPU).
+    Delete {
+        /// Subscription id, IMPI or IMPU.
+        key: String,
+    },
+    /// Create subscribers from a CSV file; bad rows are reported, good rows kept.
+    ///
+    /// The header row names the columns, in any order: impi (required), impus or impu
+    /// (required; several separated by ';' or spaces), password, k, opc or op, amf, sqn,
+    /// project_id (or tenant), user_id, id, realm. A row needs a password or k with
+    /// opc/op. Exits non-zero if any row failed.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+    },
+}
+
+/// A connection to the provisioning API.
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+/// An API answer that is not a success.
+#[derive(Debug)]
+struct ApiFailure {
+    status: reqwest::StatusCode,
+    message: String,
+}
+
+impl std::fmt::Display for ApiFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HTTP {}: {}", self.status.as_u16(), self.message)
+    }
+}
+
+impl std::error::Error for ApiFailure {}
+
+/// Percent-encodes one path segment (RFC 3986 §2.3: unreserved characters stay).
+fn segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Whether `url` points at this machine (127.0.0.0/8, ::1, localhost).
+fn is_loopback(url: &str) -> bool {
+    let Ok(u) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    let Some(host) = u.host_str() else {
+        return false;
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|a| a.is_loopback())
+}
+
+impl Api {
+    fn new(target: &Target, config_dir: &Path) -> anyhow::Result<Api> {
+        let config = || -> anyhow::Result<ims_config::HssConfig> {
+            Ok(ims_config::load(&config_dir.join("hss.toml"))?)
+        };
+        let base = match &target.url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => {
+                let mut addr = config()?.http.listen;
+                if addr.ip().is_unspecified() {
+                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                format!("http://{addr}")
+            }
+        };
+        let token = match &target.token {
+            Some(t) => t.clone(),
+            None => {
+                let c = config()?;
+                match (c.provisioning.admin_token, c.provisioning.admin_token_file) {
+                    (Some(t), _) => t,
+                    (None, Some(f)) => std::fs::read_to_string(&f)
+                        .with_context(|| {
+                            format!(
+                                "reading the admin token from {} (is the HSS started?)",
+                                f.display()
+                            )
+                        })?
+                        .trim()
+                        .to_string(),
+                    (None, None) => bail!("no admin token: use --token or IMS_HSS_TOKEN"),
+                }
+            }
+        };
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        if is_loopback(&base) {
+            // A proxy from the environment cannot reach this machine's loopback.
+            builder = builder.no_proxy();
+        }
+        let http = builder.build().context("building the HTTP client")?;
+        Ok(Api { http, base, token })
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> anyhow::Result<Option<Value>> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .query(query);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the HSS at {}", self.base))?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            let message = match serde_json::from_str::<Value>(&text) {
+                Ok(v) => match (v["error"].as_str(), v["field"].as_str()) {
+                    (Some(e), Some(f)) => format!("{f}: {e}"),
+                    (Some(e), None) => e.to_string(),
+                    _ => text,
+                },
+                Err(_) => text,
+            };
+            return Err(ApiFailure { status, message }.into());
+        }
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(
+            serde_json::from_str(&text).context("the HSS answered with invalid JSON")?,
+        ))
+    }
+
+    /// The subscriber whose id, IMPI or IMPU is `key`.
+    async fn find(&self, key: &str) -> anyhow::Result<Value> {
+        let by_id = self
+            .send(
+                reqwest::Method::GET,
+                &format!("/api/v1/subscribers/{}", segment(key)),
+                &[],
+                None,
+            )
+            .await;
+        match by_id {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => bail!("empty answer"),
+            Err(e)
+                if e.downcast_ref::<ApiFailure>()
+                    .is_some_and(|f| f.status == reqwest::StatusCode::NOT_FOUND) => {}
+            Err(e) => return Err(e),
+        }
+        let lower = key.to_ascii_lowercase();
+        let by = if ["sip:", "sips:", "tel:"]
+            .iter()
+            .any(|s| lower.starts_with(s))
+        {
+            "impu"
+        } else {
+            "impi"
+        };
+        let page = self
+            .send(
+                reqwest::Method::GET,
+                "/api/v1/subscribers",
+                &[(by, key)],
+                None,
+            )
+            .await?
+            .unwrap_or_default();
+        match page["items"].get(0) {
+            Some(v) => Ok(v.clone()),
+            None => bail!("no subscriber with id, IMPI or IMPU {key}"),
+        }
+    }
+}
+
+/// The `aka` object for `credentials`, if any AKA option was given.
+fn aka_json(c: &CredentialArgs) -> anyhow::Result<Option<Value>> {
+    let Some(k) = &c.k else {
+        anyhow::ensure!(
+            c.opc.is_none() && c.op.is_none() && c.amf.is_none() && c.sqn.is_none(),
+            "--opc, --op, --amf and --sqn need --k"
+        );
+        return Ok(None);
+    };
+    let mut aka = Map::new();
+    aka.insert("k".into(), json!(k));
+    for (name, v) in [("opc", &c.opc), ("op", &c.op), ("amf", &c.amf)] {
+        if let Some(v) = v {
+            aka.insert(name.into(), json!(v));
+        }
+    }
+    if let Some(s) = c.sqn {
+        aka.insert("sqn".into(), json!(s));
+    }
+    Ok(Some(Value::Object(aka)))
+}
+
+fn private_identity(impi: &str, c: &CredentialArgs) -> anyhow::Result<Value> {
+    let mut p = Map::new();
+    p.insert("impi".into(), json!(impi));
+    if let Some(r) = &c.realm {
+        p.insert("realm".into(), json!(r));
+    }
+    if let Some(pw) = &c.password {
+        p.insert("password".into(), json!(pw));
+    }
+    if let Some(aka) = aka_json(c)? {
+        p.insert("aka".into(), aka);
+    }
+    Ok(Value::Object(p))
+}
+
+fn cloud(project_id: Option<&str>, user_id: Option<&str>) -> Value {
+    json!({ "project_id": project_id, "user_id": user_id })
+}
+
+/// Runs one `imsctl subscriber` command.
+pub async fn run(
+    config_dir: &Path,
+    target: &Target,
+    command: SubscriberCommand,
+) -> anyhow::Result<()> {
+    let api = Api::new(target, config_dir)?;
+    match command {
+        SubscriberCommand::Add {
+            impi,
+            impus,
+            id,
+            project_id,
+            user_id,
+            credentials,
+        } => {
+            anyhow::ensure!(
+                credentials.password.is_some() || credentials.k.is_some(),
+                "give --password or --k with --opc/--op"
+            );
+            let mut body = json!({
+                "cloud": cloud(project_id.as_deref(), user_id.as_deref()),
+                "private_identities": [private_identity(&impi, &credentials)?],
+                "public_identities": impus.iter().map(|u| json!({"impu": u})).collect::<Vec<_>>(),
+            });
+            if let Some(id) = id {
+                body["id"] = json!(id);
+            }
+            let created = api
+                .send(
+                    reqwest::Method::POST,
+                    "/api/v1/subscribers",
+                    &[],
+                    Some(&body),
+                )
+                .await?
+                .unwrap_or_default();
+            println!(
+                "created subscriber {}",
+                created["id"].as_str().unwrap_or("?")
+            );
+        }
+        SubscriberCommand::List { limit, all } => list(&api, limit, all).await?,
+        SubscriberCommand::Show { key } => {
+            println!("{}", serde_json::to_string_pretty(&api.find(&key).await?)?);
+        }
+        SubscriberCommand::Update {
+            key,
+            impi,
+            project_id,
+            user_id,
+            add_impu,
+            remove_impu,
+            bar,
+            unbar,
+            credentials,
+        } => {
+            let current = api.find(&key).await?;
+            let id = current["id"]
+                .as_str()
+                .context("subscriber without id")?
+                .to_string();
+            let patch = update_patch(
+                &current,
+                impi.as_deref(),
+                project_id,
+                user_id,
+                &add_impu,
+                &remove_impu,
+                &bar,
+                &unbar,
+                &credentials,
+            )?;
+            anyhow::ensure!(!patch.is_empty(), "nothing to update");
+            api.send(
+                reqwest::Method::PATCH,
+                &format!("/api/v1/subscribers/{}", segment(&id)),
+                &[],
+                Some(&Value::Object(patch)),
+            )
+            .await?;
+            println!("updated subscriber {id}");
+        }
+        SubscriberCommand::Delete { key } => {
+            let current = api.find(&key).await?;
+            let id = current["id"].as_str().context("subscriber without id")?;
+            api.send(
+                reqwest::Method::DELETE,
+                &format!("/api/v1/subscribers/{}", segment(id)),
+                &[],
+                None,
+            )
+            .await?;
+            println!("deleted subscriber {id}");
+        }
+        SubscriberCommand::Import { file } => import(&api, &file).await?,
+    }
+    Ok(())
+}
+
+async fn list(api: &Api, limit: u32, all: bool) -> anyhow::Result<()> {
+    println!(
+        "{:<34} {:<32} {:<20} public identities",
+        "id", "private identities", "project"
+    );
+    let mut after: Option<String> = None;
+    loop {
+        let limit_text = limit.to_string();
+        let mut query = vec![("limit", limit_text.as_str())];
+        if let Some(a) = &after {
+            query.push(("after", a.as_str()));
+        }
+        let page = api
+            .send(reqwest::Method::GET, "/api/v1/subscribers", &query, None)
+            .await?
+            .unwrap_or_default();
+        for s in page["items"].as_array().into_iter().flatten() {
+            let join = |list: &str, field: &str| {
+                s[list]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p[field].as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            println!(
+                "{:<34} {:<32} {:<20} {}",
+                s["id"].as_str().unwrap_or(""),
+                join("private_identities", "impi"),
+                s["cloud"]["project_id"].as_str().unwrap_or("-"),
+                join("public_identities", "impu"),
+            );
+        }
+        match page["next"].as_str() {
+            Some(n) if all => after = Some(n.to_string()),
+            Some(_) => {
+                println!("(more: use --all)");
+                break;
+            }
+            None => break,
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn update_patch(
+    current: &Value,
+    impi: Option<&str>,
+    project_id: Option<String>,
+    user_id: Option<String>,
+    add_impu: &[String],
+    remove_impu: &[String],
+    bar: &[String],
+    unbar: &[String],
+    credentials: &CredentialArgs,
+) -> anyhow::Result<Map<String, Value>> {
+    let mut patch = Map::new();
+    if project_id.is_some() || user_id.is_some() {
+        let project =
+            project_id.or_else(|| current["cloud"]["project_id"].as_str().map(String::from));
+        let user = user_id.or_else(|| current["cloud"]["user_id"].as_str().map(String::from));
+        patch.insert("cloud".into(), cloud(project.as_deref(), user.as_deref()));
+    }
+    let changes_credentials =
+        credentials.password.is_some() || credentials.k.is_some() || credentials.realm.is_some();
+    if changes_credentials {
+        let privates = current["private_identities"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let target = match impi {
+            Some(i) => i.to_string(),
+            None => privates
+                .first()
+                .and_then(|p| p["impi"].as_str())
+                .context("subscriber has no private identity")?
+                .to_string(),
+        };
+        anyhow::ensure!(
+            privates.iter().any(|p| p["impi"] == target.as_str()),
+            "{target} is not a private identity of this subscriber"
+        );
+        let list: Vec<Value> = privates
+            .iter()
+            .map(|p| {
+                let name = p["impi"].as_str().unwrap_or_default();
+                if name == target {
+                    private_identity(name, credentials)
+                } else {
+                    Ok(json!({"impi": name, "realm": p["realm"]}))
+                }
+            })
+            .collect::<anyhow::Result<_>>()?;
+        patch.insert("private_identities".into(), Value::Array(list));
+    }
+    if !(add_impu.is_empty() && remove_impu.is_empty() && bar.is_empty() && unbar.is_empty()) {
+        let mut publics: Vec<Value> = current["public_identities"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                json!({
+                    "impu": p["impu"],
+                    "barred": p["barred"],
+                    "implicit_set": p["implicit_set"],
+                    "service_profile": p["service_profile"],
+                })
+            })
+            .collect();
+        for u in remove_impu {
+            let before = publics.len();
+            publics.retain(|p| p["impu"] != u.as_str());
+            anyhow::ensure!(
+                publics.len() < before,
+                "{u} is not a public identity of this subscriber"
+            );
+        }
+        publics.extend(add_impu.iter().map(|u| json!({"impu": u})));
+        for (list, barred) in [(bar, true), (unbar, false)] {
+            for u in list {
+                let p = publics
+                    .iter_mut()
+                    .find(|p| p["impu"] == u.as_str())
+                    .with_context(|| format!("{u} is not a public identity of this subscriber"))?;
+                p["barred"] = json!(barred);
+            }
+        }
+        patch.insert("public_identities".into(), Value::Array(publics));
+    }
+    Ok(patch)
+}
+
+/// One CSV row turned into a request body, or why it cannot be.
+fn row_body(headers: &csv::StringRecord, row: &csv::StringRecord) -> Result<Value, String> {
+    let get = |names: &[&str]| {
+        headers
+            .iter()
+            .position(|h| names.iter().any(|n| h.trim().eq_ignore_ascii_case(n)))
+            .and_then(|i| row.get(i))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let impi = get(&["impi"]).ok_or("impi is empty")?;
+    let impus: Vec<&str> = get(&["impus", "impu"])
+        .ok_or("impus is empty")?
+        .split(|c: char| c == ';' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let sqn = get(&["sqn"])
+        .map(|s| {
+            s.parse::<u64>()
+                .map_err(|_| format!("sqn {s:?} is not a number"))
+        })
+        .transpose()?;
+    let credentials = CredentialArgs {
+        password: get(&["password"]).map(String::from),
+        k: get(&["k"]).map(String::from),
+        opc: get(&["opc"]).map(String::from),
+        op: get(&["op"]).map(String::from),
+        amf: get(&["amf"]).map(String::from),
+        sqn,
+        realm: get(&["realm"]).map(String::from),
+    };
+    if credentials.password.is_none() && credentials.k.is_none() {
+        return Err("needs a password or k with opc/op".into());
+    }
+    let mut body = json!({
+        "cloud": cloud(get(&["project_id", "tenant"]), get(&["user_id"])),
+        "private_identities": [private_identity(impi, &credentials).map_err(|e| e.to_string())?],
+        "public_identities": impus.iter().map(|u| json!({"impu": u})).collect::<Vec<_>>(),
+    });
+    if let Some(id) = get(&["id"]) {
+        body["id"] = json!(id);
+    }
+    Ok(body)
+}
+
+async fn import(api: &Api, file: &Path) -> anyhow::Result<()> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_path(file)
+        .with_context(|| format!("opening {}", file.display()))?;
+    let headers = reader
+        .headers()
+        .with_context(|| format!("{}: reading the header row", file.display()))?
+        .clone();
+    for required in [&["impi"][..], &["impus", "impu"]] {
+        anyhow::ensure!(
+            headers
+                .iter()
+                .any(|h| required.iter().any(|r| h.eq_ignore_ascii_case(r))),
+            "{}: the header row has no {} column",
+            file.display(),
+            required.join(" or ")
+        );
+    }
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        rows.push(record);
+    }
+    let bar = indicatif::ProgressBar::new(rows.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows  {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let (mut good, mut bad) = (0usize, 0usize);
+    for record in rows {
+        let outcome = match &record {
+            Err(e) => Err((e.position().map_or(0, |p| p.line()), e.to_string())),
+            Ok(row) => {
+                let line = row.position().map_or(0, |p| p.line());
+                if row.len() != headers.len() {
+                    Err((
+                        line,
+                        format!("{} fields, the header has {}", row.len(), headers.len()),
+                    ))
+                } else {
+                    match row_body(&headers, row) {
+                        Err(reason) => Err((line, reason)),
+                        Ok(body) => api
+                            .send(
+                                reqwest::Method::POST,
+                                "/api/v1/subscribers",
+                                &[],
+                                Some(&body),
+                            )
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| (line, format!("{e:#}"))),
+                    }
+                }
+            }
+        };
+        match outcome {
+            Ok(()) => good += 1,
+            Err((line, reason)) => {
+                bad += 1;
+                bar.suspend(|| println!("{}:{line}: {reason}", file.display()));
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    println!("imported {good} subscriber(s); {bad} row(s) failed");
+    anyhow::ensure!(bad == 0, "{bad} row(s) of {} failed", file.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_urls_are_recognised() {
+        for u in [
+            "http://127.0.0.1:9104",
+            "http://127.1.2.3/",
+            "http://[::1]:80",
+            "http://LocalHost:1",
+        ] {
+            assert!(is_loopback(u), "{u}");
+        }
+        for u in [
+            "http://10.0.0.1:9104",
+            "http://hss.example.net",
+            "http://[2001:db8::1]",
+            "nonsense",
+        ] {
+            assert!(!is_loopback(u), "{u}");
+        }
+    }
+}

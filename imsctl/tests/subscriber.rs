@@ -1,0 +1,251 @@
+//! `imsctl subscriber` (the real binary) against the HSS provisioning API served on a
+//! loopback port in this process, over a SQLite store in a temporary directory.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::process::Output;
+use std::sync::Arc;
+
+use hss::secrets::StoreKey;
+use hss::store::Store;
+
+const TOKEN: &str = "imsctl-test-token-0123456789";
+const K: &str = "465b5ce8b199b49faa5f0a2ee238a6bc";
+const OP: &str = "cdc202d5123e20f62b6d676ac72cb318";
+
+struct Hss {
+    store: Store,
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn hss() -> Hss {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("hss.db").display());
+    let key = StoreKey::from_hex(&"33".repeat(32), "test").unwrap();
+    let store = Store::open(&url, 4, key).await.unwrap();
+    let api = hss::provisioning::router(store.clone(), Some(TOKEN.into()), "ims.example.net");
+    let (addr, task) = ims_runtime::serve_with(
+        "127.0.0.1:0".parse().unwrap(),
+        ims_runtime::NodeStatus::new("hss-test", "hss"),
+        Arc::new(Default::default()),
+        api,
+    )
+    .await
+    .unwrap();
+    Hss {
+        store,
+        addr,
+        dir,
+        task,
+    }
+}
+
+/// Runs `imsctl subscriber --url .. --token .. <args>` off the runtime's threads.
+async fn imsctl(addr: SocketAddr, token: &str, args: &[&str]) -> Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_imsctl"));
+    cmd.args(["--config-dir", "/nonexistent", "subscriber", "--url"])
+        .arg(format!("http://{addr}"))
+        .args(["--token", token])
+        .args(args)
+        .env_remove("IMS_HSS_URL")
+        .env_remove("IMS_HSS_TOKEN");
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || cmd.output().unwrap()),
+    )
+    .await
+    .expect("imsctl finished in time")
+    .unwrap();
+    out
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_keeps_good_rows_and_reports_bad_ones_by_line() {
+    let h = hss().await;
+    let csv = h.dir.path().join("subscribers.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "impi,impus,password,k,opc,op,amf,sqn,project_id,user_id\n\
+             alice@ims.example.net,sip:alice@ims.example.net;tel:+15550001,secret,,,,,,proj-a,\n\
+             bob@ims.example.net,sip:bob@ims.example.net,,{K},,{OP},8000,32,proj-b,user-b\n\
+             ,sip:noimpi@ims.example.net,secret,,,,,,,\n\
+             carol@ims.example.net,sip:carol@ims.example.net,,zz,,{OP},,,,\n\
+             dave@ims.example.net,sip:alice@ims.example.net,secret,,,,,,,\n\
+             erin@ims.example.net,sip:erin@ims.example.net,secret\n\
+             frank@ims.example.net,sip:frank@ims.example.net,,,,,,,,\n\
+             gina@ims.example.net,sip:gina@ims.example.net sip:gina2@ims.example.net,pw,,,,,,proj-g,\n\
+             hank@ims.example.net,sip:hank@ims.example.net,,{K},,{OP},,many,,\n"
+        ),
+    )
+    .unwrap();
+    let out = imsctl(h.addr, TOKEN, &["import", csv.to_str().unwrap()]).await;
+    let all = text(&out);
+    assert!(
+        !out.status.success(),
+        "bad rows make the exit status non-zero:\n{all}"
+    );
+    assert!(
+        all.contains("imported 3 subscriber(s); 6 row(s) failed"),
+        "{all}"
+    );
+    let line = |n: usize| {
+        all.lines()
+            .find(|l| l.contains(&format!("subscribers.csv:{n}:")))
+            .unwrap_or_else(|| panic!("line {n} not reported:\n{all}"))
+            .to_string()
+    };
+    assert!(line(4).contains("impi is empty"), "{}", line(4));
+    assert!(
+        line(5).contains("400") && line(5).contains("private_identities[0].aka.k"),
+        "{}",
+        line(5)
+    );
+    assert!(
+        line(6).contains("409") && line(6).contains("sip:alice@ims.example.net"),
+        "{}",
+        line(6)
+    );
+    assert!(line(7).contains("3 fields"), "{}", line(7));
+    assert!(line(8).contains("password"), "{}", line(8));
+    assert!(line(10).contains("sqn"), "{}", line(10));
+    for good in [2, 3, 9] {
+        assert!(
+            !all.contains(&format!("subscribers.csv:{good}:")),
+            "good line {good} reported:\n{all}"
+        );
+    }
+
+    let s = &h.store;
+    assert_eq!(s.count().await.unwrap(), 3);
+    let alice = s.by_impu("tel:+15550001").await.unwrap().unwrap();
+    assert_eq!(alice.cloud.project_id.as_deref(), Some("proj-a"));
+    assert!(alice.private_identities[0].auth.digest);
+    let bob = s.credentials("bob@ims.example.net").await.unwrap().unwrap();
+    assert_eq!(bob.aka.as_ref().unwrap().sqn.value(), 32);
+    assert_eq!(hex::encode(bob.aka.unwrap().k), K);
+    assert!(s
+        .by_impu("sip:gina2@ims.example.net")
+        .await
+        .unwrap()
+        .is_some());
+    for gone in ["carol", "dave", "erin", "frank", "hank"] {
+        assert!(
+            s.by_impi(&format!("{gone}@ims.example.net"))
+                .await
+                .unwrap()
+                .is_none(),
+            "{gone}"
+        );
+    }
+    h.task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_show_update_delete() {
+    let h = hss().await;
+    let out = imsctl(
+        h.addr,
+        TOKEN,
+        &[
+            "add",
+            "--impi",
+            "alice@ims.example.net",
+            "--impu",
+            "sip:alice@ims.example.net",
+            "--impu",
+            "tel:+15550001",
+            "--password",
+            "secret",
+            "--k",
+            K,
+            "--op",
+            OP,
+            "--project-id",
+            "proj-a",
+            "--id",
+            "alice",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("created subscriber alice"));
+
+    let out = imsctl(h.addr, TOKEN, &["show", "tel:+15550001"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["id"], "alice");
+    assert!(!text(&out).contains(K) && !text(&out).contains("secret"));
+
+    let out = imsctl(
+        h.addr,
+        TOKEN,
+        &[
+            "update",
+            "alice@ims.example.net",
+            "--bar",
+            "tel:+15550001",
+            "--add-impu",
+            "sip:al@ims.example.net",
+            "--user-id",
+            "u1",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let sub = h.store.get("alice").await.unwrap().unwrap();
+    let barred: Vec<(&str, bool)> = sub
+        .public_identities
+        .iter()
+        .map(|p| (p.identity.impu.as_str(), p.identity.barred))
+        .collect();
+    assert_eq!(
+        barred,
+        [
+            ("sip:alice@ims.example.net", false),
+            ("tel:+15550001", true),
+            ("sip:al@ims.example.net", false)
+        ]
+    );
+    assert_eq!(sub.cloud.project_id.as_deref(), Some("proj-a"), "kept");
+    assert_eq!(sub.cloud.user_id.as_deref(), Some("u1"));
+    assert!(
+        h.store
+            .credentials("alice@ims.example.net")
+            .await
+            .unwrap()
+            .unwrap()
+            .aka
+            .is_some(),
+        "credentials kept"
+    );
+
+    let out = imsctl(h.addr, TOKEN, &["list"]).await;
+    assert!(
+        out.status.success() && text(&out).contains("sip:al@ims.example.net"),
+        "{}",
+        text(&out)
+    );
+
+    let out = imsctl(h.addr, "wrong-token-wrong-token", &["list"]).await;
+    assert!(!out.status.success());
+    assert!(text(&out).contains("401"), "{}", text(&out));
+
+    let out = imsctl(h.addr, TOKEN, &["delete", "sip:alice@ims.example.net"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(h.store.count().await.unwrap(), 0);
+    let out = imsctl(h.addr, TOKEN, &["show", "alice"]).await;
+    assert!(!out.status.success());
+    h.task.abort();
+}
