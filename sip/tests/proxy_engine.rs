@@ -174,3 +174,15 @@ async fn transactions_active_returns_to_zero() {
     assert!(drained.is_ok());
     t.abort();
 }
+
+#[tokio::test]
+async fn udp_response_without_rport_goes_to_the_via_sent_by_port() {
+    let (_engine, proxy) = start(Vec::new()).await;
+    let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let listener = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let sent_by = listener.local_addr().unwrap();
+    // Sent from one port, Via names another and asks no rport (RFC 3261 §18.2.2).
+    let reg = request("REGISTER", sent_by, "sip:y", "z9hG4bKvia1").replace(";rport", "");
+    sender.send_to(reg.as_bytes(), proxy).await.unwrap();
+    assert_eq!(recv(&listener).await.status(), Some(200));
+}

@@ -29,7 +29,8 @@ pub(super) enum Peer {
 struct Outgoing {
     bytes: Bytes,
     target: Target,
-    /// For a response over a closed flow: where its Via says it goes (§18.2.2).
+    /// For a response over a closed stream flow: where its Via says it goes
+    /// (§18.2.2: `received` and the `rport` or sent-by port).
     fallback: Option<Destination>,
     /// For a client request: its transaction, reported on failure.
     client: Option<TransactionKey>,
@@ -47,16 +48,28 @@ pub(super) fn start(
     tokio::spawn(run(transport, rx, failed));
     move |message: &SipMessage, peer: &Peer| {
         let out = match peer {
-            Peer::Upstream(source) => Outgoing {
-                bytes: message.to_bytes(),
-                target: Target::Flow(source.flow),
-                fallback: message
+            Peer::Upstream(source) => {
+                let per_via = message
                     .status()
                     .is_some()
                     .then(|| response_fallback(message, &resolver))
-                    .flatten(),
-                client: None,
-            },
+                    .flatten();
+                let reliable = source.flow.kind().is_reliable();
+                // UDP: the Via decides (`received` and `rport`, else the sent-by port,
+                // §18.2.2, RFC 3581 §4); the flow when that is where it came from.
+                let target = match &per_via {
+                    Some(dest) if !reliable && dest.addr != source.flow.remote() => {
+                        Target::Destination(dest.clone())
+                    }
+                    _ => Target::Flow(source.flow),
+                };
+                Outgoing {
+                    bytes: message.to_bytes(),
+                    target,
+                    fallback: per_via.filter(|_| reliable),
+                    client: None,
+                }
+            }
             Peer::Downstream(dest) => Outgoing {
                 bytes: message.to_bytes(),
                 target: Target::Destination(dest.clone()),
