@@ -34,13 +34,17 @@ impl Policy for TestPolicy {
 }
 
 async fn start(targets: Vec<String>) -> (ProxyEngine, SocketAddr) {
+    let mut config = EngineConfig::default();
+    config.timers.t1 = Duration::from_millis(20);
+    config.timers.t4 = Duration::from_millis(100);
+    start_with(targets, config).await
+}
+
+async fn start_with(targets: Vec<String>, config: EngineConfig) -> (ProxyEngine, SocketAddr) {
     let transport = TransportConfig {
         udp: vec!["127.0.0.1:0".parse().unwrap()],
         ..TransportConfig::default()
     };
-    let mut config = EngineConfig::default();
-    config.timers.t1 = Duration::from_millis(20);
-    config.timers.t4 = Duration::from_millis(100);
     let engine = ProxyEngine::start(transport, config, TestPolicy { targets })
         .await
         .unwrap();
@@ -185,4 +189,44 @@ async fn udp_response_without_rport_goes_to_the_via_sent_by_port() {
     let reg = request("REGISTER", sent_by, "sip:y", "z9hG4bKvia1").replace(";rport", "");
     sender.send_to(reg.as_bytes(), proxy).await.unwrap();
     assert_eq!(recv(&listener).await.status(), Some(200));
+}
+
+#[tokio::test]
+async fn timer_c_cancels_a_ringing_branch_and_the_caller_gets_487() {
+    // A UAS that rings, then answers CANCEL with 200 and the INVITE with 487.
+    let uas = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let uas_addr = uas.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_535];
+        let mut invite = None;
+        while let Ok((n, from)) = uas.recv_from(&mut buf).await {
+            let req = SipMessage::parse(buf[..n].to_vec()).unwrap();
+            let answers = match req.method() {
+                Some(Method::Invite) => {
+                    invite = Some(req.clone());
+                    vec![response(&req, 180)]
+                }
+                Some(Method::Cancel) => {
+                    let inv = invite.as_ref().unwrap();
+                    vec![response(&req, 200), response(inv, 487)]
+                }
+                _ => Vec::new(),
+            };
+            for a in answers {
+                uas.send_to(&a.to_bytes(), from).await.unwrap();
+            }
+        }
+    });
+    // Default T1 (Timer B 32 s), Timer C 300 ms.
+    let mut config = EngineConfig::default();
+    config.timers.timer_c = Some(Duration::from_millis(300));
+    let (_engine, proxy) = start_with(vec![format!("sip:b@{uas_addr}")], config).await;
+    let client = send(proxy, "INVITE", "sip:b@y", "z9hG4bKtimerc").await;
+    let mut codes = Vec::new();
+    while codes.last().is_none_or(|c| *c < 200) {
+        codes.push(recv(&client).await.status().unwrap());
+    }
+    assert_eq!(codes.last(), Some(&487), "{codes:?}");
+    assert!(codes.contains(&180), "{codes:?}");
+    task.abort();
 }
