@@ -15,6 +15,10 @@
 //!    [`response_context::ResponseContext`] (§16.7-§16.9); a CANCEL to
 //!    [`cancel::handle_cancel`] (§16.10). Upstream responses are sent to
 //!    [`via::response_destination`] (§18.2.2, RFC 3581 §4).
+//!
+//! [`engine::ProxyEngine`] is that glue layer, running over the transport and
+//! transaction layers; a CSCF plugs its routing and answers in as an
+//! [`engine::Policy`].
 
 pub mod cancel;
 pub mod engine;
