@@ -6,10 +6,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ims_sip::message::build::new_branch;
 use ims_sip::message::key::TransactionKey;
-use ims_sip::transaction::{
-    new_branch, spawn, LayerLimits, Timer, TimerConfig, TransactionLayer, TuEvent,
-};
+use ims_sip::transaction::{spawn, LayerLimits, Timer, TimerConfig, TransactionLayer, TuEvent};
 use ims_sip::{HeaderName, Method, SipMessage};
 use tokio::time::{advance, Instant};
 

@@ -222,8 +222,10 @@ pub fn forward(received: &SipMessage, spec: &ForwardSpec<'_>) -> Result<Forwarde
     })
 }
 
-/// True when the Request-URI or the top Route of `req` is a `sips` URI.
-fn needs_sips(req: &SipMessage) -> bool {
+/// True when the Request-URI or the top Route of `req` is a `sips` URI: the
+/// Record-Route inserted then must be `sips` too (§16.6 step 4). A caller that picks
+/// its Record-Route after [`forward`] (from the next hop) inserts it with this.
+pub fn needs_sips(req: &SipMessage) -> bool {
     let is_sips = |b: &[u8]| b.get(..5).is_some_and(|p| p.eq_ignore_ascii_case(b"sips:"));
     let ruri_sips = req.request().is_some_and(|r| is_sips(&r.uri));
     let route_sips = req

@@ -272,7 +272,7 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
     }
 
     /// Starts a client transaction for `request` towards `destination` (§17.1).
-    /// The top Via must carry an RFC 3261 branch (see [`super::new_branch`]); it is
+    /// The top Via must carry an RFC 3261 branch (see [`crate::message::build::new_branch`]); it is
     /// the transaction's key, returned here and carried by its [`TuEvent`]s.
     pub fn send_request(
         &mut self,

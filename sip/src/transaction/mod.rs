@@ -30,7 +30,6 @@ pub mod timers;
 
 use std::time::Duration;
 
-use crate::message::via::BRANCH_MAGIC;
 use crate::SipMessage;
 
 pub use driver::{spawn, TransactionHandle};
@@ -105,12 +104,6 @@ pub enum TransactionError {
     NotAllowed(&'static str),
 }
 
-/// A fresh RFC 3261 branch id: the magic cookie `z9hG4bK` and 64 random bits in hex
-/// (§8.1.1.7: unique across space and time).
-pub fn new_branch() -> String {
-    format!("{BRANCH_MAGIC}{:016x}", rand::random::<u64>())
-}
-
 /// True for 1xx.
 fn is_provisional(code: u16) -> bool {
     (100..200).contains(&code)
@@ -178,16 +171,5 @@ Content-Length: 0\r\n\r\n"
             .into_bytes(),
         )
         .unwrap()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn branches_carry_the_magic_cookie_and_differ() {
-        let a = super::new_branch();
-        let b = super::new_branch();
-        assert!(a.starts_with("z9hG4bK") && a.len() == 7 + 16);
-        assert_ne!(a, b);
     }
 }

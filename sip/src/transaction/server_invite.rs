@@ -8,9 +8,8 @@ use std::time::Duration;
 use super::{
     is_provisional, is_success, Action, Actions, Delivery, Timer, TimerConfig, TransactionError,
 };
-use bytes::Bytes;
 
-use crate::{HeaderName, Headers, Method, Response, SipMessage, StartLine};
+use crate::{Method, SipMessage};
 
 /// An INVITE server transaction in one of its states.
 #[derive(Debug)]
@@ -63,7 +62,7 @@ impl Proceeding {
         config: TimerConfig,
         reliable: bool,
     ) -> (Proceeding, Actions) {
-        let trying = trying_for(invite);
+        let trying = crate::message::build::trying(invite);
         let proceeding = Proceeding {
             last_provisional: trying.clone(),
             config,
@@ -118,31 +117,6 @@ impl Proceeding {
             actions,
         )
     }
-}
-
-/// `100 Trying` for a request (RFC 3261 §8.2.6.1: Via, From, To, Call-ID, CSeq and
-/// Timestamp copied; no To tag).
-pub fn trying_for(request: &SipMessage) -> SipMessage {
-    let timestamp = HeaderName::Other(Bytes::from_static(b"Timestamp"));
-    let mut headers = Headers::new();
-    for name in [
-        HeaderName::Via,
-        HeaderName::From,
-        HeaderName::To,
-        HeaderName::CallId,
-        HeaderName::CSeq,
-        timestamp.clone(),
-    ] {
-        for header in request.headers.get_all(&name) {
-            headers.push(name.clone(), header.value().clone());
-        }
-    }
-    headers.push(HeaderName::ContentLength, "0");
-    SipMessage::new(
-        StartLine::Response(Response::new(100, "Trying")),
-        headers,
-        Bytes::new(),
-    )
 }
 
 impl Completed {

@@ -48,6 +48,9 @@ pub enum SendError {
         /// Destination.
         addr: SocketAddr,
     },
+    /// This layer does not carry this transport (SCTP, WebSocket).
+    #[error("transport {0} is not supported")]
+    Unsupported(TransportKind),
     /// Outgoing TLS is not configured.
     #[error("no TLS client configuration")]
     NoTlsClientConfig,

@@ -150,7 +150,7 @@ impl TransportLayer {
     /// the first listening socket of the destination's address family (so the source
     /// port is the listening port and `rport` works, RFC 3581); TCP and TLS reuse the
     /// newest open connection to the address (including one the peer opened) or open
-    /// one within `connect_timeout`.
+    /// one within `connect_timeout`. SCTP and WebSocket destinations are refused.
     pub async fn send(&self, target: &Target, bytes: Bytes) -> Result<Flow, SendError> {
         match target {
             Target::Flow(flow) if flow.kind == TransportKind::Udp => {
@@ -171,6 +171,14 @@ impl TransportLayer {
                     .await
                     .map_err(|_| SendError::FlowClosed(*flow))?;
                 Ok(*flow)
+            }
+            Target::Destination(dest)
+                if !matches!(
+                    dest.kind,
+                    TransportKind::Udp | TransportKind::Tcp | TransportKind::Tls
+                ) =>
+            {
+                Err(SendError::Unsupported(dest.kind))
             }
             Target::Destination(dest) if dest.kind == TransportKind::Udp => {
                 let (index, listener) = (0u64..)

@@ -18,6 +18,7 @@ pub mod codec;
 mod config;
 mod connections;
 mod error;
+mod kind;
 mod layer;
 mod limits;
 mod stats;
@@ -33,44 +34,12 @@ use bytes::Bytes;
 
 pub use config::{TlsClientSource, TlsServerSource, TransportConfig};
 pub use error::{SendError, TransportError};
+pub use kind::TransportKind;
 pub use layer::TransportLayer;
 pub use limits::TransportLimits;
 pub use stats::TransportStats;
 
 use crate::message::{ParseError, SipMessage};
-
-/// A SIP transport protocol (the `transport` of a Via, RFC 3261 §18.2.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TransportKind {
-    /// UDP datagrams.
-    Udp,
-    /// TCP stream.
-    Tcp,
-    /// TLS over TCP (RFC 3261 §26.2).
-    Tls,
-}
-
-impl TransportKind {
-    /// The Via transport token (`UDP`, `TCP`, `TLS`).
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            TransportKind::Udp => "UDP",
-            TransportKind::Tcp => "TCP",
-            TransportKind::Tls => "TLS",
-        }
-    }
-
-    /// True for connection-oriented transports, framed by Content-Length.
-    pub fn is_stream(&self) -> bool {
-        !matches!(self, TransportKind::Udp)
-    }
-}
-
-impl fmt::Display for TransportKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Identifies the path a message came over, to answer over the same one (RFC 5626
 /// "flow"): a stream connection, or a UDP listening socket paired with the remote

@@ -1,0 +1,751 @@
+//! The running stateful proxy (RFC 3261 §16): a [`TransportLayer`], a transaction
+//! layer driver and the response contexts, glued in the order documented in
+//! [`crate::proxy`]. A CSCF is a [`Policy`] plugged into a [`ProxyEngine`].
+//!
+//! What the engine does by itself:
+//! * a framed message that fails to parse gets a best-effort `400` when it is a request
+//!   ([`build::bad_request_from_raw`]); other garbage is dropped with a log line;
+//! * each new request: `received`/`rport` (§18.2.1, RFC 3581), §16.3 validation
+//!   (rejections answered, ACK never), §16.4 Route preprocessing, then the policy's
+//!   [`Decision`]; forwarding per §16.6 with our Via (branch with the loop-detection
+//!   hash, §16.6 step 8), optional (double, RFC 5658) Record-Route, and one client
+//!   transaction per branch;
+//! * ACK for a 2xx is forwarded statelessly per Route/Request-URI, with a Via branch
+//!   derived from the incoming top Via so retransmissions keep it (§16.11);
+//! * CANCEL (§16.10): matched to its INVITE's response context, answered 200, each
+//!   pending branch cancelled toward the address that branch went to; 487 for the
+//!   INVITE unless something better arrives. A CANCEL matching no transaction is
+//!   answered `481` (§16.10 allows stateless forwarding; without state for the INVITE
+//!   this proxy cannot know where that went);
+//! * responses go through the response context (§16.7) and back on the server
+//!   transaction; a stray 2xx to INVITE whose top Via is ours is forwarded statelessly
+//!   per the next Via (§16.7, §18.2.2, RFC 3581);
+//! * Timer B/F → 408, transport errors and connect failures → 503 (§16.8, §16.9),
+//!   Timer C → CANCEL of the branch (§16.8).
+
+mod config;
+mod policy;
+mod send;
+mod stats;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use md5::{Digest, Md5};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+pub use config::EngineConfig;
+pub use policy::{Decision, DefaultRouting, Forward, Policy};
+pub use stats::EngineStats;
+
+use self::send::Peer;
+use crate::message::build::{self, response_with};
+use crate::message::key::TransactionKey;
+use crate::message::via::{Via, BRANCH_MAGIC};
+use crate::proxy::cancel::handle_cancel;
+use crate::proxy::loops::LoopHash;
+use crate::proxy::record_route::{insert_record_route, RecordRoute, RouteUri};
+use crate::proxy::response_context::{Actions, BranchId, ResponseContext};
+use crate::proxy::routing::{
+    forward, needs_sips, pop_own_route, preprocess_route, ForwardSpec, Forwarded, RoutingError,
+};
+use crate::proxy::validate::validate;
+use crate::proxy::via::{add_via, pop_via, response_destination, stamp_received, LocalVia};
+use crate::proxy::{LocalAddr, TransportKind};
+use crate::transaction::{self, TransactionHandle, TransactionLayer, TuEvent};
+use crate::transport::{
+    Destination, Malformed, Source, Target, TransportConfig, TransportError, TransportEvent,
+    TransportLayer,
+};
+use crate::{HeaderName, Method, SipMessage};
+
+/// A running proxy. Dropping it stops its tasks (listeners close when the transport's
+/// event receiver, owned by a task, goes away).
+pub struct ProxyEngine {
+    transport: TransportLayer,
+    stats: Arc<EngineStats>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl ProxyEngine {
+    /// Binds the listeners of `transport` and starts proxying with `policy`.
+    pub async fn start<P: Policy>(
+        transport: TransportConfig,
+        mut config: EngineConfig,
+        policy: P,
+    ) -> Result<ProxyEngine, TransportError> {
+        let (layer, events) = TransportLayer::bind(transport).await?;
+        for (_, addr) in layer.local_addrs() {
+            let port = Some(addr.port());
+            config
+                .proxy
+                .local
+                .push(LocalAddr::new(host_text(addr.ip()), port));
+            if let Some(host) = &config.advertise {
+                config.proxy.local.push(LocalAddr::new(host.clone(), port));
+            }
+        }
+        let config = Arc::new(config);
+        let stats = Arc::new(EngineStats::default());
+        let queue = config.queue.max(1);
+        let (failed_tx, failed_rx) = mpsc::channel(queue);
+        let transmit = send::start(layer.clone(), config.clone(), queue, failed_tx);
+        let txl = TransactionLayer::new(config.timers, config.limits, transmit);
+        let (handle, tu_events, driver) = transaction::spawn(txl, queue);
+        let ingress = tokio::spawn(ingress(
+            events,
+            handle.clone(),
+            layer.clone(),
+            stats.clone(),
+        ));
+        let (decided, decided_rx) = mpsc::channel(queue);
+        let core = Core {
+            config,
+            policy: Arc::new(policy),
+            transport: layer.clone(),
+            handle,
+            stats: stats.clone(),
+            decided,
+            contexts: HashMap::new(),
+            branches: HashMap::new(),
+        };
+        let main = tokio::spawn(core.run(tu_events, failed_rx, decided_rx));
+        Ok(ProxyEngine {
+            transport: layer,
+            stats,
+            tasks: vec![ingress, driver, main],
+        })
+    }
+
+    /// The transport layer (bound addresses, transport counters).
+    pub fn transport(&self) -> &TransportLayer {
+        &self.transport
+    }
+
+    /// The engine's counters.
+    pub fn stats(&self) -> &Arc<EngineStats> {
+        &self.stats
+    }
+}
+
+impl Drop for ProxyEngine {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// An IP address as a SIP host (IPv6 in brackets).
+fn host_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+/// Hands what the transport delivers to the transaction layer; answers unparsable
+/// requests with 400 (RFC 3261 §8.2.6, §18.2.1) and stamps `received`/`rport`.
+async fn ingress(
+    mut events: mpsc::Receiver<TransportEvent>,
+    handle: TransactionHandle<Peer>,
+    transport: TransportLayer,
+    stats: Arc<EngineStats>,
+) {
+    while let Some(event) = events.recv().await {
+        match event {
+            TransportEvent::Message(incoming) => {
+                let mut message = incoming.message;
+                let source = incoming.source;
+                if message.is_request() {
+                    if let Err(error) = stamp_received(&mut message, source.remote) {
+                        tracing::debug!(%error, remote = %source.remote, "cannot stamp Via");
+                    }
+                }
+                let reliable = source.flow.kind().is_reliable();
+                if handle
+                    .incoming(message, Peer::Upstream(source), reliable)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            TransportEvent::Malformed(bad) => {
+                EngineStats::inc(&stats.parse_errors);
+                answer_malformed(&transport, &bad, &stats);
+            }
+        }
+    }
+}
+
+fn answer_malformed(transport: &TransportLayer, bad: &Malformed, stats: &EngineStats) {
+    let reason = match bad.error.status_code() {
+        513 => "Message Too Large",
+        _ => "Bad Request",
+    };
+    match build::bad_request_from_raw(&bad.raw, reason) {
+        Some(response) => {
+            tracing::info!(remote = %bad.source.remote, error = %bad.error, "malformed request answered 400");
+            stats.response_out(400);
+            send::stateless(transport, Target::Flow(bad.source.flow), &response);
+        }
+        None => {
+            tracing::info!(remote = %bad.source.remote, error = %bad.error, "malformed message dropped");
+        }
+    }
+}
+
+/// The policy's answer for a server transaction.
+struct Decided {
+    key: TransactionKey,
+    decision: Decision,
+}
+
+/// One proxied request.
+struct Context {
+    rc: ResponseContext,
+    /// The request after Route preprocessing: what each branch copies.
+    request: SipMessage,
+    source: Source,
+    loop_hash: LoopHash,
+    /// Where each branch went (its CANCEL goes there too, §9.1).
+    dests: Vec<(BranchId, Destination)>,
+}
+
+/// A client transaction's place in a response context.
+#[derive(Clone)]
+struct BranchRef {
+    server: TransactionKey,
+    id: BranchId,
+}
+
+/// Something that happened on a client branch.
+enum BranchEvent {
+    Response(SipMessage),
+    Timeout,
+    TimerC,
+    TransportError,
+}
+
+struct Core<P> {
+    config: Arc<EngineConfig>,
+    policy: Arc<P>,
+    transport: TransportLayer,
+    handle: TransactionHandle<Peer>,
+    stats: Arc<EngineStats>,
+    decided: mpsc::Sender<Decided>,
+    /// Response contexts by server transaction.
+    contexts: HashMap<TransactionKey, Context>,
+    /// Client transactions of forwarded requests (not of CANCELs).
+    branches: HashMap<TransactionKey, BranchRef>,
+}
+
+impl<P: Policy> Core<P> {
+    async fn run(
+        mut self,
+        mut events: mpsc::Receiver<TuEvent<Peer>>,
+        mut failed: mpsc::Receiver<TransactionKey>,
+        mut decided: mpsc::Receiver<Decided>,
+    ) {
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Some(event) => self.on_event(event).await,
+                    None => return,
+                },
+                Some(key) = failed.recv() => self.on_branch(&key, BranchEvent::TransportError).await,
+                Some(d) = decided.recv() => self.on_decided(d).await,
+            }
+        }
+    }
+
+    async fn on_event(&mut self, event: TuEvent<Peer>) {
+        match event {
+            TuEvent::Request {
+                key,
+                request,
+                source,
+                cancels,
+                ..
+            } => {
+                EngineStats::inc(&self.stats.requests_in);
+                self.stats.transaction_started();
+                let Peer::Upstream(source) = source else {
+                    return;
+                };
+                if request.method() == Some(&Method::Cancel) {
+                    self.on_cancel(key, request, cancels).await;
+                } else {
+                    self.on_request(key, request, source).await;
+                }
+            }
+            TuEvent::Ack { ack, .. } => {
+                EngineStats::inc(&self.stats.requests_in);
+                self.forward_ack(ack);
+            }
+            TuEvent::Response { key, response } => {
+                self.on_branch(&key, BranchEvent::Response(response)).await;
+            }
+            TuEvent::StrayResponse { response, .. } => self.stray(response),
+            TuEvent::Timeout { key, .. } => self.on_branch(&key, BranchEvent::Timeout).await,
+            TuEvent::TimerC { key, .. } => self.on_branch(&key, BranchEvent::TimerC).await,
+            TuEvent::TransportError { key } => {
+                self.on_branch(&key, BranchEvent::TransportError).await;
+            }
+            TuEvent::Terminated { key } => {
+                self.stats.transaction_ended();
+                self.branches.remove(&key);
+                self.contexts.remove(&key);
+            }
+        }
+    }
+
+    /// §16.3, §16.4, then the policy (asked in its own task).
+    async fn on_request(&mut self, key: TransactionKey, mut request: SipMessage, source: Source) {
+        let validated = match validate(&request, &self.config.proxy) {
+            Ok(v) => v,
+            Err(rejection) => {
+                if let Some(response) = rejection.response(&request) {
+                    self.respond(&key, response).await;
+                }
+                return;
+            }
+        };
+        let rc = ResponseContext::new(request.clone());
+        let popped = preprocess_route(&mut request, &self.config.proxy).and_then(|p| {
+            // Our second Record-Route value when we double record-routed (RFC 5658).
+            if p.popped_route.is_some() {
+                pop_own_route(&mut request, &self.config.proxy)?;
+            }
+            Ok(())
+        });
+        if let Err(error) = popped {
+            tracing::info!(%error, "Route preprocessing failed");
+            let response = response_with(&request, 400, "Bad Route", None, &[]);
+            self.respond(&key, response).await;
+            return;
+        }
+        let (policy, decided) = (self.policy.clone(), self.decided.clone());
+        let (req, src, k) = (request.clone(), source, key.clone());
+        tokio::spawn(async move {
+            let decision = policy.decide(&req, &src).await;
+            let _ = decided.send(Decided { key: k, decision }).await;
+        });
+        self.contexts.insert(
+            key,
+            Context {
+                rc,
+                request,
+                source,
+                loop_hash: validated.loop_hash,
+                dests: Vec::new(),
+            },
+        );
+    }
+
+    /// §16.10: a CANCEL for a known INVITE cancels its branches; else 481.
+    async fn on_cancel(
+        &mut self,
+        key: TransactionKey,
+        cancel: SipMessage,
+        cancels: Option<TransactionKey>,
+    ) {
+        let ctx = cancels
+            .as_ref()
+            .and_then(|invite| self.contexts.get_mut(invite).map(|c| (invite, c)));
+        let Some((invite, ctx)) = ctx else {
+            tracing::debug!("CANCEL matches no transaction");
+            self.respond(&key, build::response(&cancel, 481)).await;
+            return;
+        };
+        let outcome = handle_cancel(&mut ctx.rc, &cancel);
+        let invite = invite.clone();
+        self.respond(&key, outcome.ok).await;
+        self.perform(&invite, outcome.actions).await;
+    }
+
+    async fn on_decided(&mut self, Decided { key, decision }: Decided) {
+        let Some(ctx) = self.contexts.get(&key) else {
+            return;
+        };
+        if ctx.rc.final_sent() {
+            return;
+        }
+        match decision {
+            Decision::Respond(response) => {
+                self.respond(&key, response).await;
+            }
+            Decision::Forward(forward) => self.fork(&key, &forward).await,
+        }
+    }
+
+    /// §16.6 for every target, one client transaction per branch.
+    async fn fork(&mut self, key: &TransactionKey, fwd: &Forward) {
+        let targets: Vec<Option<&str>> = if fwd.targets.is_empty() {
+            vec![None]
+        } else {
+            fwd.targets.iter().map(|t| Some(t.as_str())).collect()
+        };
+        let mut last_error = None;
+        let mut forked = false;
+        for target in targets {
+            let Some(ctx) = self.contexts.get(key) else {
+                return;
+            };
+            let (request, dest) = match self.build_branch(ctx, target, fwd) {
+                Ok(b) => b,
+                Err(error) => {
+                    tracing::info!(%error, "cannot forward to target");
+                    last_error = Some(error);
+                    continue;
+                }
+            };
+            let Some(ctx) = self.contexts.get_mut(key) else {
+                return;
+            };
+            let id = match ctx.rc.add_branch(&request) {
+                Ok(id) => id,
+                Err(error) => {
+                    tracing::warn!(%error, "branch refused by the response context");
+                    continue;
+                }
+            };
+            forked = true;
+            let sent = match dest {
+                Some(dest) => {
+                    ctx.dests.push((id, dest.clone()));
+                    let reliable = dest.kind.is_reliable();
+                    self.handle
+                        .send_request(request, Peer::Downstream(dest), reliable)
+                        .await
+                        .map_err(|error| tracing::warn!(%error, "client transaction refused"))
+                        .ok()
+                }
+                None => None,
+            };
+            match sent {
+                Some(client) => {
+                    self.stats.transaction_started();
+                    self.branches.insert(
+                        client,
+                        BranchRef {
+                            server: key.clone(),
+                            id,
+                        },
+                    );
+                }
+                None => {
+                    // No address or listener for the next hop: as a transport error.
+                    let actions = self
+                        .contexts
+                        .get_mut(key)
+                        .and_then(|c| c.rc.on_transport_error(id).ok());
+                    if let Some(actions) = actions {
+                        self.perform(key, actions).await;
+                    }
+                }
+            }
+        }
+        if !forked {
+            let Some(ctx) = self.contexts.get(key) else {
+                return;
+            };
+            let code = match last_error {
+                Some(RoutingError::UnroutableScheme(_)) => 416,
+                _ => 400,
+            };
+            let response = response_with(
+                &ctx.request,
+                code,
+                build::reason_phrase(code),
+                Some(ctx.rc.local_tag()),
+                &[],
+            );
+            self.respond(key, response).await;
+        }
+    }
+
+    /// One branch's request (§16.6 steps 1-8) and its destination, `None` when the next
+    /// hop cannot be resolved or we have no listener of its transport.
+    fn build_branch(
+        &self,
+        ctx: &Context,
+        target: Option<&str>,
+        fwd: &Forward,
+    ) -> Result<(SipMessage, Option<Destination>), RoutingError> {
+        let spec = ForwardSpec {
+            target,
+            record_route: None,
+            preload_routes: &fwd.preload_routes,
+        };
+        let Forwarded {
+            mut request,
+            next_hop,
+        } = forward(&ctx.request, &spec)?;
+        let kind = next_hop.transport;
+        let outbound = self.transport.local_addr(kind);
+        if fwd.record_route {
+            if let Some(out) = outbound {
+                let rr = self.record_route(&ctx.source, kind, out);
+                let sips = needs_sips(&request);
+                insert_record_route(&mut request, &rr, sips);
+            }
+        }
+        let via_addr = outbound.unwrap_or(ctx.source.local);
+        let via = LocalVia {
+            transport: kind,
+            host: self.host(via_addr),
+            port: Some(via_addr.port()),
+            rport: false,
+        };
+        add_via(&mut request, &via, &ctx.loop_hash.branch());
+        let addr = next_hop.socket_addr(|h| self.config.resolve(h));
+        let dest = match (outbound, addr) {
+            (Some(_), Some(addr)) => Some(Destination {
+                kind,
+                addr,
+                server_name: (kind == TransportKind::Tls
+                    && crate::proxy::ip_of(&next_hop.host).is_none())
+                .then(|| next_hop.host.clone()),
+            }),
+            _ => {
+                tracing::info!(host = %next_hop.host, %kind, "next hop unreachable: no address or listener");
+                None
+            }
+        };
+        Ok((request, dest))
+    }
+
+    /// Our Record-Route: one value when the request leaves on the listener it arrived
+    /// on, else two (RFC 5658).
+    fn record_route(
+        &self,
+        source: &Source,
+        out_kind: TransportKind,
+        out: SocketAddr,
+    ) -> RecordRoute {
+        let in_kind = source.flow.kind();
+        let inbound_addr = self.transport.local_addr(in_kind).unwrap_or(source.local);
+        let uri = |kind: TransportKind, addr: SocketAddr| RouteUri {
+            host: self.host(addr),
+            port: Some(addr.port()),
+            transport: (kind != TransportKind::Udp).then_some(kind),
+            user: None,
+        };
+        if (in_kind, inbound_addr) == (out_kind, out) {
+            RecordRoute::Single(uri(out_kind, out))
+        } else {
+            RecordRoute::Double {
+                inbound: uri(in_kind, inbound_addr),
+                outbound: uri(out_kind, out),
+            }
+        }
+    }
+
+    fn host(&self, addr: SocketAddr) -> String {
+        self.config
+            .advertise
+            .clone()
+            .unwrap_or_else(|| host_text(addr.ip()))
+    }
+
+    async fn on_branch(&mut self, key: &TransactionKey, event: BranchEvent) {
+        let branch = self.branches.get(key).cloned();
+        let ctx = branch
+            .as_ref()
+            .and_then(|b| self.contexts.get_mut(&b.server).map(|c| (b, c)));
+        let Some((branch, ctx)) = ctx else {
+            if let BranchEvent::Response(response) = event {
+                self.stray(response);
+            }
+            return;
+        };
+        let result = match event {
+            BranchEvent::Response(response) => ctx.rc.on_response(branch.id, response),
+            BranchEvent::Timeout => ctx.rc.on_timeout(branch.id),
+            BranchEvent::TimerC => ctx.rc.on_timer_c(branch.id),
+            BranchEvent::TransportError => ctx.rc.on_transport_error(branch.id),
+        };
+        let server = branch.server.clone();
+        match result {
+            Ok(actions) => self.perform(&server, actions).await,
+            Err(error) => tracing::debug!(%error, "branch event ignored"),
+        }
+    }
+
+    /// Carries out a response context's actions.
+    async fn perform(&mut self, server: &TransactionKey, actions: Actions) {
+        if let Some(response) = actions.forward {
+            let is_2xx_invite = response.status().is_some_and(|c| (200..300).contains(&c))
+                && cseq_is_invite(&response);
+            let copy = is_2xx_invite.then(|| response.clone());
+            if !self.respond(server, response).await {
+                // The INVITE server transaction has ended: 2xx go on statelessly (§16.7).
+                if let Some(response) = copy {
+                    self.stateless_response(response);
+                }
+            }
+        }
+        for (id, cancel) in actions.cancel {
+            let dest = self
+                .contexts
+                .get(server)
+                .and_then(|c| c.dests.iter().find(|(b, _)| *b == id))
+                .map(|(_, d)| d.clone());
+            let Some(dest) = dest else {
+                continue;
+            };
+            let reliable = dest.kind.is_reliable();
+            match self
+                .handle
+                .send_request(cancel, Peer::Downstream(dest), reliable)
+                .await
+            {
+                Ok(_) => self.stats.transaction_started(),
+                Err(error) => tracing::warn!(%error, "CANCEL not sent"),
+            }
+        }
+    }
+
+    /// Sends a response on a server transaction; false when the layer refused it.
+    async fn respond(&self, key: &TransactionKey, response: SipMessage) -> bool {
+        let code = response.status().unwrap_or_default();
+        match self.handle.respond(key.clone(), response).await {
+            Ok(()) => {
+                self.stats.response_out(code);
+                true
+            }
+            Err(error) => {
+                tracing::debug!(%error, code, "response not sent on its transaction");
+                false
+            }
+        }
+    }
+
+    /// A response with no client transaction: a 2xx to INVITE whose top Via is ours
+    /// is forwarded statelessly (§16.7, §18.2.2); anything else is dropped.
+    fn stray(&self, mut response: SipMessage) {
+        let code = response.status().unwrap_or_default();
+        if !((200..300).contains(&code) && cseq_is_invite(&response)) {
+            tracing::debug!(code, "stray response dropped");
+            return;
+        }
+        let ours = response
+            .headers
+            .first_value(&HeaderName::Via)
+            .and_then(|v| {
+                let text = std::str::from_utf8(&v).ok()?;
+                let via = Via::parse(text).ok()?;
+                let default = TransportKind::from_token(via.transport)?.default_port();
+                Some(self.config.proxy.is_local(via.host, via.port, default))
+            })
+            .unwrap_or(false);
+        if !ours || pop_via(&mut response).is_err() {
+            tracing::debug!(code, "stray 2xx not for us dropped");
+            return;
+        }
+        self.stateless_response(response);
+    }
+
+    /// Sends a response (our Via already removed) per its top Via (§18.2.2, RFC 3581).
+    /// Over a reliable transport this reuses the connection to `received`/`rport`,
+    /// which is the one the request arrived on.
+    fn stateless_response(&self, response: SipMessage) {
+        let dest = match response_destination(&response) {
+            Ok(Some(d)) => d,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::debug!(%error, "response has no usable Via");
+                return;
+            }
+        };
+        let Some(addr) = dest.hop.socket_addr(|h| self.config.resolve(h)) else {
+            tracing::info!(host = %dest.hop.host, "response destination unresolved");
+            return;
+        };
+        self.stats
+            .response_out(response.status().unwrap_or_default());
+        let target = Target::Destination(Destination {
+            kind: dest.hop.transport,
+            addr,
+            server_name: None,
+        });
+        send::stateless(&self.transport, target, &response);
+    }
+
+    /// §16.11: an ACK for a 2xx is routed like any request but without state or
+    /// Record-Route; our Via branch is a hash of the incoming top Via, so an ACK
+    /// retransmission carries the same branch.
+    fn forward_ack(&self, mut ack: SipMessage) {
+        let validated = match validate(&ack, &self.config.proxy) {
+            Ok(v) => v,
+            Err(error) => {
+                tracing::debug!(%error, "ACK dropped");
+                return;
+            }
+        };
+        drop(validated);
+        let routed = preprocess_route(&mut ack, &self.config.proxy).and_then(|p| {
+            if p.popped_route.is_some() {
+                pop_own_route(&mut ack, &self.config.proxy)?;
+            }
+            forward(&ack, &ForwardSpec::default())
+        });
+        let Forwarded {
+            mut request,
+            next_hop,
+        } = match routed {
+            Ok(f) => f,
+            Err(error) => {
+                tracing::debug!(%error, "ACK not routable");
+                return;
+            }
+        };
+        let kind = next_hop.transport;
+        let (Some(out), Some(addr)) = (
+            self.transport.local_addr(kind),
+            next_hop.socket_addr(|h| self.config.resolve(h)),
+        ) else {
+            tracing::info!(host = %next_hop.host, "ACK next hop unreachable");
+            return;
+        };
+        let via = LocalVia {
+            transport: kind,
+            host: self.host(out),
+            port: Some(out.port()),
+            rport: false,
+        };
+        add_via(&mut request, &via, &ack_branch(&ack));
+        let target = Target::Destination(Destination {
+            kind,
+            addr,
+            server_name: None,
+        });
+        send::stateless(&self.transport, target, &request);
+    }
+}
+
+/// True when the CSeq method is INVITE.
+fn cseq_is_invite(msg: &SipMessage) -> bool {
+    msg.headers
+        .get_str(&HeaderName::CSeq)
+        .and_then(|v| v.split_whitespace().nth(1))
+        .is_some_and(|m| m == "INVITE")
+}
+
+/// The branch of a statelessly forwarded ACK: a hash of the incoming top Via (its
+/// branch and sent-by), stable across retransmissions (§16.11).
+fn ack_branch(ack: &SipMessage) -> String {
+    let top = ack
+        .headers
+        .first_value(&HeaderName::Via)
+        .unwrap_or_default();
+    let digest = Md5::digest(&top);
+    format!(
+        "{BRANCH_MAGIC}{}",
+        hex::encode(digest.get(..8).unwrap_or_default())
+    )
+}

@@ -1,0 +1,84 @@
+//! The CSCF's say in proxying: where a request goes (RFC 3261 §16.5), or that it is
+//! answered here (a registrar's 401/200, a 403 from an authorization check).
+
+use std::future::Future;
+
+use crate::transport::Source;
+use crate::SipMessage;
+
+/// What to do with a request that passed §16.3 validation and §16.4 Route
+/// preprocessing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Answer the request with this response (built with
+    /// [`crate::message::build::response_with`] from the request handed to
+    /// [`Policy::decide`]). A provisional response leaves the transaction open: no
+    /// further decision is asked, so a policy answers with a final response.
+    Respond(SipMessage),
+    /// Proxy the request.
+    Forward(Forward),
+}
+
+/// The target set and per-branch changes of a proxied request (§16.5, §16.6 steps 2,
+/// 4, 5).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Forward {
+    /// One branch per target URI, which becomes the Request-URI (§16.6 step 2). Empty:
+    /// one branch that keeps the Request-URI (routed by its Route set, §16.5 "if the
+    /// Request-URI is not ours, the target set is the Request-URI").
+    pub targets: Vec<String>,
+    /// Insert our Record-Route (§16.6 step 4): double record-routing (RFC 5658) when
+    /// the request leaves on another transport or listener than it arrived on.
+    pub record_route: bool,
+    /// Route values to pre-load, topmost first (§16.6 step 5), e.g.
+    /// `<sip:scscf.example.net;lr>`.
+    pub preload_routes: Vec<String>,
+}
+
+/// The policy a proxy engine asks for each new request (not for ACK and CANCEL, which
+/// the engine handles per §16.10 and §16.11).
+pub trait Policy: Send + Sync + 'static {
+    /// Decides what to do with `request` (already stamped with `received`/`rport`,
+    /// validated and Route-preprocessed), received from `source`.
+    fn decide(
+        &self,
+        request: &SipMessage,
+        source: &Source,
+    ) -> impl Future<Output = Decision> + Send;
+}
+
+/// Plain routing (RFC 3261 §16.5-§16.6): forward to the Request-URI, or to the
+/// remaining Route set if any. When an outbound proxy is configured it is pre-loaded
+/// as Route for requests without Route.
+#[derive(Debug, Clone)]
+pub struct DefaultRouting {
+    /// A Route value (e.g. `<sip:edge.example.net;transport=tcp;lr>`) pre-loaded on
+    /// requests whose Route set is empty after preprocessing.
+    pub outbound: Option<String>,
+    /// Record-Route every forwarded request (on by default).
+    pub record_route: bool,
+}
+
+impl Default for DefaultRouting {
+    fn default() -> Self {
+        DefaultRouting {
+            outbound: None,
+            record_route: true,
+        }
+    }
+}
+
+impl Policy for DefaultRouting {
+    async fn decide(&self, request: &SipMessage, _source: &Source) -> Decision {
+        let has_route = request.headers.get(&crate::HeaderName::Route).is_some();
+        let preload_routes = match &self.outbound {
+            Some(route) if !has_route => vec![route.clone()],
+            _ => Vec::new(),
+        };
+        Decision::Forward(Forward {
+            targets: Vec::new(),
+            record_route: self.record_route,
+            preload_routes,
+        })
+    }
+}

@@ -1,0 +1,232 @@
+//! The proxy engine in process, over loopback UDP: a policy's own answer, forking with
+//! best-response selection (RFC 3261 §16.7), stateless ACK forwarding with a stable
+//! branch (§16.11), a CANCEL matching nothing (481), and the counters.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ims_sip::message::build::response;
+use ims_sip::proxy::engine::{Decision, EngineConfig, Forward, Policy, ProxyEngine};
+use ims_sip::transport::{Source, TransportConfig};
+use ims_sip::{HeaderName, Method, SipMessage};
+use tokio::net::UdpSocket;
+use tokio::time::timeout;
+
+/// Answers REGISTER itself (as a registrar would); forks everything else to `targets`.
+struct TestPolicy {
+    targets: Vec<String>,
+}
+
+impl Policy for TestPolicy {
+    async fn decide(&self, request: &SipMessage, _source: &Source) -> Decision {
+        if request.method() == Some(&Method::Register) {
+            return Decision::Respond(response(request, 200));
+        }
+        Decision::Forward(Forward {
+            targets: self.targets.clone(),
+            record_route: true,
+            preload_routes: Vec::new(),
+        })
+    }
+}
+
+async fn start(targets: Vec<String>) -> (ProxyEngine, SocketAddr) {
+    let mut config = EngineConfig::default();
+    config.timers.t1 = Duration::from_millis(20);
+    config.timers.t4 = Duration::from_millis(100);
+    start_with(targets, config).await
+}
+
+async fn start_with(targets: Vec<String>, config: EngineConfig) -> (ProxyEngine, SocketAddr) {
+    let transport = TransportConfig {
+        udp: vec!["127.0.0.1:0".parse().unwrap()],
+        ..TransportConfig::default()
+    };
+    let engine = ProxyEngine::start(transport, config, TestPolicy { targets })
+        .await
+        .unwrap();
+    let addr = engine.transport().local_addrs()[0].1;
+    (engine, addr)
+}
+
+fn request(method: &str, from: SocketAddr, ruri: &str, branch: &str) -> String {
+    format!(
+        "{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch={branch};rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: {branch}@x\r\n\
+CSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+/// Sends a request from a new client socket, which is returned for the answers.
+async fn send(proxy: SocketAddr, method: &str, ruri: &str, branch: &str) -> UdpSocket {
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let from = client.local_addr().unwrap();
+    let req = request(method, from, ruri, branch);
+    client.send_to(req.as_bytes(), proxy).await.unwrap();
+    client
+}
+
+async fn recv(socket: &UdpSocket) -> SipMessage {
+    let mut buf = vec![0u8; 65_535];
+    let n = timeout(Duration::from_secs(5), socket.recv(&mut buf))
+        .await
+        .expect("a message within 5 s")
+        .unwrap();
+    SipMessage::parse(buf[..n].to_vec()).unwrap()
+}
+
+/// A UAS answering every request with `code` (copying the §8.2.6.2 headers).
+async fn uas(code: u16) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_535];
+        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+            let Ok(req) = SipMessage::parse(buf[..n].to_vec()) else {
+                continue;
+            };
+            if req.is_request() && req.method() != Some(&Method::Ack) {
+                let _ = socket.send_to(&response(&req, code).to_bytes(), from).await;
+            }
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn policy_answer_is_sent_and_counted() {
+    let (engine, proxy) = start(Vec::new()).await;
+    let client = send(proxy, "REGISTER", "sip:y", "z9hG4bKreg1").await;
+    let resp = recv(&client).await;
+    assert_eq!(resp.status(), Some(200));
+    let stats = engine.stats();
+    assert_eq!(stats.requests_in.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.responses_out[1].load(Ordering::Relaxed), 1);
+    assert_eq!(stats.responses_out[3].load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn forked_request_forwards_the_2xx_over_a_4xx() {
+    let (busy, t1) = uas(486).await;
+    let (ok, t2) = uas(200).await;
+    let targets = vec![format!("sip:b@{busy}"), format!("sip:b@{ok}")];
+    let (engine, proxy) = start(targets).await;
+    let client = send(proxy, "OPTIONS", "sip:b@y", "z9hG4bKfork1").await;
+    let resp = recv(&client).await;
+    assert_eq!(resp.status(), Some(200));
+    // Our Via was removed: the client sees only its own.
+    assert_eq!(resp.headers.values(&HeaderName::Via).count(), 1);
+    assert_eq!(engine.stats().responses_out[1].load(Ordering::Relaxed), 1);
+    t1.abort();
+    t2.abort();
+}
+
+#[tokio::test]
+async fn ack_is_forwarded_statelessly_with_a_stable_branch() {
+    let (engine, proxy) = start(Vec::new()).await;
+    let next = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let next_addr = next.local_addr().unwrap();
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let from = client.local_addr().unwrap();
+    let ack = request("ACK", from, &format!("sip:b@{next_addr}"), "z9hG4bKack1");
+    let mut branches = Vec::new();
+    for _ in 0..2 {
+        client.send_to(ack.as_bytes(), proxy).await.unwrap();
+        let fwd = recv(&next).await;
+        assert_eq!(fwd.method(), Some(&Method::Ack));
+        assert!(fwd.headers.get(&HeaderName::RecordRoute).is_none());
+        let top = fwd.headers.get_str(&HeaderName::Via).unwrap().to_string();
+        branches.push(top);
+    }
+    assert_eq!(
+        branches[0], branches[1],
+        "a retransmitted ACK keeps our branch"
+    );
+    assert!(!branches[0].contains("z9hG4bKack1"));
+    // The ACK was never answered.
+    let mut buf = [0u8; 1024];
+    assert!(timeout(Duration::from_millis(200), client.recv(&mut buf))
+        .await
+        .is_err());
+    assert_eq!(engine.stats().requests_in.load(Ordering::Relaxed), 2);
+}
+
+#[tokio::test]
+async fn cancel_matching_no_transaction_gets_481() {
+    let (_engine, proxy) = start(Vec::new()).await;
+    let client = send(proxy, "CANCEL", "sip:b@y", "z9hG4bKnone").await;
+    assert_eq!(recv(&client).await.status(), Some(481));
+}
+
+#[tokio::test]
+async fn transactions_active_returns_to_zero() {
+    let (ok, t) = uas(200).await;
+    let (engine, proxy) = start(vec![format!("sip:b@{ok}")]).await;
+    let client = send(proxy, "OPTIONS", "sip:b@y", "z9hG4bKact1").await;
+    assert_eq!(recv(&client).await.status(), Some(200));
+    let stats = Arc::clone(engine.stats());
+    // Timers J (64*T1 = 1.28 s over UDP) and K (T4) end both transactions.
+    let drained = timeout(Duration::from_secs(10), async {
+        while stats.transactions_active.load(Ordering::Relaxed) != 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(drained.is_ok());
+    t.abort();
+}
+
+#[tokio::test]
+async fn udp_response_without_rport_goes_to_the_via_sent_by_port() {
+    let (_engine, proxy) = start(Vec::new()).await;
+    let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let listener = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let sent_by = listener.local_addr().unwrap();
+    // Sent from one port, Via names another and asks no rport (RFC 3261 §18.2.2).
+    let reg = request("REGISTER", sent_by, "sip:y", "z9hG4bKvia1").replace(";rport", "");
+    sender.send_to(reg.as_bytes(), proxy).await.unwrap();
+    assert_eq!(recv(&listener).await.status(), Some(200));
+}
+
+#[tokio::test]
+async fn timer_c_cancels_a_ringing_branch_and_the_caller_gets_487() {
+    // A UAS that rings, then answers CANCEL with 200 and the INVITE with 487.
+    let uas = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let uas_addr = uas.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_535];
+        let mut invite = None;
+        while let Ok((n, from)) = uas.recv_from(&mut buf).await {
+            let req = SipMessage::parse(buf[..n].to_vec()).unwrap();
+            let answers = match req.method() {
+                Some(Method::Invite) => {
+                    invite = Some(req.clone());
+                    vec![response(&req, 180)]
+                }
+                Some(Method::Cancel) => {
+                    let inv = invite.as_ref().unwrap();
+                    vec![response(&req, 200), response(inv, 487)]
+                }
+                _ => Vec::new(),
+            };
+            for a in answers {
+                uas.send_to(&a.to_bytes(), from).await.unwrap();
+            }
+        }
+    });
+    // Default T1 (Timer B 32 s), Timer C 300 ms.
+    let mut config = EngineConfig::default();
+    config.timers.timer_c = Some(Duration::from_millis(300));
+    let (_engine, proxy) = start_with(vec![format!("sip:b@{uas_addr}")], config).await;
+    let client = send(proxy, "INVITE", "sip:b@y", "z9hG4bKtimerc").await;
+    let mut codes = Vec::new();
+    while codes.last().is_none_or(|c| *c < 200) {
+        codes.push(recv(&client).await.status().unwrap());
+    }
+    assert_eq!(codes.last(), Some(&487), "{codes:?}");
+    assert!(codes.contains(&180), "{codes:?}");
+    task.abort();
+}
