@@ -41,6 +41,14 @@ pub enum ConfigError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A `${NAME}` in the file is unset and has no `:-default`, or is malformed.
+    #[error("{}: environment variable {var} is not set (use ${{{var}:-default}})", file.display())]
+    Env {
+        /// The file.
+        file: PathBuf,
+        /// The variable (or the malformed reference).
+        var: String,
+    },
     /// The file is not valid TOML, or a key has the wrong type or is unknown.
     #[error("{}: {key}: {message}", file.display())]
     Parse {
@@ -65,7 +73,7 @@ impl ConfigError {
     /// The dotted key the error is about.
     pub fn key(&self) -> Option<&str> {
         match self {
-            ConfigError::Read { .. } => None,
+            ConfigError::Read { .. } | ConfigError::Env { .. } => None,
             ConfigError::Parse { key, .. } => Some(key),
             ConfigError::Invalid { invalid, .. } => Some(&invalid.key),
         }

@@ -6,8 +6,11 @@
 //! `config/dev/pcscf.toml: sip.tls[0]: invalid socket address syntax`.
 //!
 //! Relative paths inside a configuration (certificates, data files) are resolved against
-//! the working directory of the node.
+//! the working directory of the node. `${NAME}` and `${NAME:-default}` are replaced by
+//! environment variables before parsing; the dev configs use `${IMS_DATA_DIR:-data}`,
+//! which `imsctl up --data-dir` sets.
 
+mod env;
 mod error;
 mod hss;
 mod load;

@@ -26,7 +26,13 @@ pub fn parse_str<T: DeserializeOwned + Validate>(
     text: &str,
     file: &Path,
 ) -> Result<T, ConfigError> {
-    let de = toml::Deserializer::new(text);
+    let text = crate::env::expand(text, |name| std::env::var(name).ok()).map_err(|var| {
+        ConfigError::Env {
+            file: file.to_path_buf(),
+            var,
+        }
+    })?;
+    let de = toml::Deserializer::new(&text);
     let value: T = serde_path_to_error::deserialize(de).map_err(|e| {
         let key = e.path().to_string();
         ConfigError::Parse {

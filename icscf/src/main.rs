@@ -1,17 +1,20 @@
 //! I-CSCF: entry point of the home network (TS 24.229 §5.3).
 //!
-//! Today the node loads and validates its configuration and serves `/health` and
-//! `/metrics`; its protocol functions arrive with their issues (see ARCHITECTURE.md).
+//! Today the node is a stateful SIP proxy (the `ims-sip` proxy engine) on its `[sip]`
+//! listeners that forwards initial requests to its `[route] next_hop` (or by
+//! Request-URI), and serves `/health` and `/metrics`. Its IMS functions arrive with
+//! their issues (see ARCHITECTURE.md).
 
 use clap::Parser;
 use ims_config::IcscfConfig;
-use ims_runtime::{prometheus_client::registry::Registry, Node, NodeArgs};
+use ims_runtime::sip::{default_routing, run_sip_node};
+use ims_runtime::NodeArgs;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = NodeArgs::parse();
     let config: IcscfConfig = ims_config::load(&args.config)?;
-    let node = Node::start("icscf", &config.node, &config.http, Registry::default()).await?;
-    node.run_until_shutdown().await;
+    let policy = default_routing(config.route.as_ref());
+    run_sip_node("icscf", &config.node, &config.http, &config.sip, policy).await?;
     Ok(())
 }

@@ -35,11 +35,19 @@ pub async fn run(config_dir: &Path, data_dir: &Path, health_timeout: u64) -> any
     let bin_dir = binaries().await?;
     let log_dir = data_dir.join("logs");
     std::fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
+    let launch = Launch {
+        bin_dir,
+        config_dir,
+        data_dir: std::path::absolute(data_dir)
+            .with_context(|| format!("resolving {}", data_dir.display()))?,
+        log_dir: log_dir.clone(),
+        health_timeout,
+    };
 
     let mut running: Vec<Running> = Vec::new();
     for kind in NodeKind::ALL {
         let started = tokio::select! {
-            r = start(kind, &bin_dir, config_dir, &log_dir, health_timeout) => r,
+            r = start(kind, &launch) => r,
             () = stop.recv() => Err(anyhow::anyhow!("interrupted during start-up")),
         };
         match started {
@@ -108,13 +116,25 @@ async fn binaries() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-async fn start(
-    kind: NodeKind,
-    bin_dir: &Path,
-    config_dir: &Path,
-    log_dir: &Path,
+/// Where the nodes' binaries, configs and data are.
+struct Launch<'a> {
+    bin_dir: PathBuf,
+    config_dir: &'a Path,
+    /// Absolute, handed to the nodes as `IMS_DATA_DIR` (the dev configs use it).
+    data_dir: PathBuf,
+    log_dir: PathBuf,
     health_timeout: u64,
-) -> anyhow::Result<Running> {
+}
+
+async fn start(kind: NodeKind, launch: &Launch<'_>) -> anyhow::Result<Running> {
+    let Launch {
+        bin_dir,
+        config_dir,
+        data_dir,
+        log_dir,
+        health_timeout,
+    } = launch;
+    let health_timeout = *health_timeout;
     let name = kind.name();
     let bin = bin_dir.join(name);
     anyhow::ensure!(
@@ -132,6 +152,7 @@ async fn start(
     let child = Command::new(&bin)
         .arg("--config")
         .arg(&config)
+        .env("IMS_DATA_DIR", data_dir)
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out)

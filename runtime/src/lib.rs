@@ -5,6 +5,7 @@
 mod args;
 mod http;
 mod logging;
+pub mod sip;
 
 pub use args::NodeArgs;
 pub use axum::Router;

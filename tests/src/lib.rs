@@ -2,6 +2,7 @@
 //! running child processes with bounded waits, and reading nodes' `/health`.
 
 pub mod sipp;
+pub mod stunnel;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -11,20 +11,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use ims_e2e::sipp::{self, SippResult, SippTransport};
+use ims_e2e::stunnel::{self, Kill};
 use ims_e2e::{free_port, scratch_dir, wait_exit, wait_for, GroupGuard};
 
 fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-/// Kills a child that is not a process-group leader (SIPp, stunnel) when dropped.
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// A running `sip-proxy`, its log file, and its listening port (UDP and TCP share it).
@@ -561,34 +552,6 @@ fn make_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     files
 }
 
-/// stunnel in client mode: plain TCP on `accept`, TLS to `connect`, verifying the
-/// server's chain against `ca`.
-fn start_stunnel(dir: &Path, accept: SocketAddr, connect: SocketAddr, ca: &Path) -> Kill {
-    let conf = dir.join("stunnel.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "foreground = yes\npid =\noutput = {log}\n[sip]\nclient = yes\naccept = {accept}\n\
-             connect = {connect}\nCAfile = {ca}\nverifyChain = yes\ncheckIP = 127.0.0.1\n",
-            log = dir.join("stunnel.log").display(),
-            ca = ca.display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("stunnel")
-        .arg(&conf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("stunnel starts (package stunnel4)");
-    let up = wait_for(Duration::from_secs(10), || {
-        TcpStream::connect_timeout(&accept, Duration::from_millis(200)).ok()
-    });
-    assert!(up.is_some(), "stunnel did not listen on {accept}");
-    Kill(child)
-}
-
 #[test]
 fn invite_bye_over_tls_via_stunnel_to_a_udp_uas() {
     require_sipp();
@@ -607,7 +570,7 @@ fn invite_bye_over_tls_via_stunnel_to_a_udp_uas() {
         ],
     );
     let stunnel_addr = addr(free_port());
-    let _stunnel = start_stunnel(&dir, stunnel_addr, tls, &ca);
+    let _stunnel = stunnel::start(&dir, stunnel_addr, tls, &ca).unwrap();
     // UAC (TCP) -> stunnel -> proxy (TLS) -> UAS (UDP); the proxy double record-routes
     // (RFC 5658), so the BYE comes back in over TLS and leaves over UDP.
     let r = through_proxy(

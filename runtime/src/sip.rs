@@ -1,0 +1,243 @@
+//! Running a SIP node: the shared `[sip]`/`[route]` configuration turned into a proxy
+//! engine of `ims-sip`, with its counters exported on `/metrics`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ims_config::{LimitsSection, RouteSection, SipSection};
+use ims_sip::message::via::split_host_port;
+use ims_sip::proxy::engine::{DefaultRouting, EngineConfig, EngineStats, Policy, ProxyEngine};
+use ims_sip::transport::{
+    TlsClientSource, TlsServerSource, TransportConfig, TransportError, TransportLayer,
+    TransportLimits,
+};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+/// The transport configuration of a node's `[sip]` section.
+pub fn transport_config(sip: &SipSection) -> TransportConfig {
+    TransportConfig {
+        udp: sip.udp.clone(),
+        tcp: sip.tcp.clone(),
+        tls: sip.tls.clone(),
+        tls_server: sip.tls_files.as_ref().map(|t| TlsServerSource::Pem {
+            cert: t.cert.clone(),
+            key: t.key.clone(),
+        }),
+        tls_client: sip
+            .tls_files
+            .as_ref()
+            .and_then(|t| t.ca.clone())
+            .map(TlsClientSource::CaFile),
+        limits: transport_limits(&sip.limits),
+    }
+}
+
+fn transport_limits(l: &LimitsSection) -> TransportLimits {
+    TransportLimits {
+        max_message_size: l.max_message_size,
+        max_headers: l.max_headers,
+        max_connections_per_peer: l.max_connections_per_peer,
+        max_connections: l.max_connections,
+        idle_timeout: Duration::from_secs(l.idle_timeout_secs),
+        ..TransportLimits::default()
+    }
+}
+
+/// The engine configuration of a node's `[sip]` section: the advertised host goes into
+/// Via and Record-Route.
+pub fn engine_config(sip: &SipSection) -> EngineConfig {
+    let advertise = sip
+        .advertise
+        .as_deref()
+        .and_then(split_host_port)
+        .map(|(host, _)| host.to_string());
+    EngineConfig {
+        advertise,
+        ..EngineConfig::default()
+    }
+}
+
+/// Plain routing for a node with an optional static next hop (`[route] next_hop`),
+/// pre-loaded as Route on initial requests that carry no Route.
+pub fn default_routing(route: Option<&RouteSection>) -> DefaultRouting {
+    DefaultRouting {
+        outbound: route.map(|r| format!("<{}>", r.next_hop)),
+        record_route: true,
+    }
+}
+
+/// Starts the proxy engine of a SIP node and registers its counters in `registry`.
+pub async fn start_proxy<P: Policy>(
+    sip: &SipSection,
+    policy: P,
+    registry: &mut Registry,
+) -> Result<ProxyEngine, TransportError> {
+    let engine = ProxyEngine::start(transport_config(sip), engine_config(sip), policy).await?;
+    registry.register_collector(Box::new(SipCollector {
+        engine: engine.stats().clone(),
+        transport: engine.transport().clone(),
+    }));
+    for (kind, addr) in engine.transport().local_addrs() {
+        tracing::info!(transport = kind.via_token(), %addr, "SIP listening");
+    }
+    Ok(engine)
+}
+
+/// A SIP node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SipNodeError {
+    /// The SIP listeners could not be bound (or TLS files not loaded).
+    #[error("SIP: {0}")]
+    Sip(#[from] TransportError),
+    /// The health/metrics endpoint could not start.
+    #[error(transparent)]
+    Http(#[from] crate::HttpError),
+}
+
+/// Runs a SIP node until SIGINT/SIGTERM: logging, the proxy engine on the `[sip]`
+/// listeners deciding with `policy`, and `/health` + `/metrics` (with the SIP counters).
+pub async fn run_sip_node<P: Policy>(
+    kind: &'static str,
+    node: &ims_config::NodeSection,
+    http: &ims_config::HttpSection,
+    sip: &SipSection,
+    policy: P,
+) -> Result<(), SipNodeError> {
+    crate::init_logging(&node.log);
+    let mut registry = Registry::default();
+    let engine = start_proxy(sip, policy, &mut registry).await?;
+    let running = crate::Node::start(kind, node, http, registry).await?;
+    let listeners: Vec<String> = engine
+        .transport()
+        .local_addrs()
+        .iter()
+        .map(|(k, a)| format!("{}:{a}", k.via_token().to_ascii_lowercase()))
+        .collect();
+    running.status.set("sip_listeners", listeners);
+    running.run_until_shutdown().await;
+    drop(engine);
+    Ok(())
+}
+
+/// Exports the engine's and the transport's atomics at scrape time.
+struct SipCollector {
+    engine: Arc<EngineStats>,
+    transport: TransportLayer,
+}
+
+impl std::fmt::Debug for SipCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SipCollector")
+    }
+}
+
+fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, v: &AtomicU64) -> std::fmt::Result {
+    let m = ConstCounter::new(v.load(Ordering::Relaxed));
+    m.encode(enc.encode_descriptor(name, help, None, m.metric_type())?)
+}
+
+fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, v: &AtomicU64) -> std::fmt::Result {
+    let value = i64::try_from(v.load(Ordering::Relaxed)).unwrap_or(i64::MAX);
+    let m = ConstGauge::new(value);
+    m.encode(enc.encode_descriptor(name, help, None, m.metric_type())?)
+}
+
+impl Collector for SipCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
+        let t = self.transport.stats();
+        let e = &self.engine;
+        counter(
+            &mut enc,
+            "sip_messages_in",
+            "SIP messages received and parsed",
+            &t.messages_in,
+        )?;
+        counter(
+            &mut enc,
+            "sip_messages_out",
+            "SIP messages sent",
+            &t.messages_out,
+        )?;
+        counter(
+            &mut enc,
+            "sip_parse_errors",
+            "Framed SIP messages that failed to parse",
+            &t.parse_errors,
+        )?;
+        counter(
+            &mut enc,
+            "sip_framing_errors",
+            "Streams closed because framing was lost",
+            &t.framing_errors,
+        )?;
+        counter(
+            &mut enc,
+            "sip_connections_refused",
+            "Connections refused by a limit",
+            &t.connections_refused,
+        )?;
+        gauge(
+            &mut enc,
+            "sip_connections_open",
+            "Open TCP and TLS connections",
+            &t.connections_open,
+        )?;
+        counter(
+            &mut enc,
+            "sip_requests_in",
+            "Requests that created a server transaction, and ACKs for 2xx",
+            &e.requests_in,
+        )?;
+        gauge(
+            &mut enc,
+            "sip_transactions_active",
+            "Live server and client transactions",
+            &e.transactions_active,
+        )?;
+        let family = enc.encode_descriptor(
+            "sip_responses_out",
+            "Responses sent upstream by class",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        let mut family = family;
+        for (i, c) in e.responses_out.iter().enumerate() {
+            let class = [("class", format!("{}xx", i + 1))];
+            ConstCounter::new(c.load(Ordering::Relaxed)).encode(family.encode_family(&class)?)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn node_proxy_starts_from_config_and_exports_metrics() {
+        let sip: SipSection = ims_config::parse_str::<ims_config::IcscfConfig>(
+            "[node]\nname = \"t\"\ndomain = \"ims.example.net\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
+             [sip]\nudp = [\"127.0.0.1:0\"]\ntcp = [\"127.0.0.1:0\"]\n",
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap()
+        .sip;
+        let mut registry = Registry::default();
+        let engine = start_proxy(&sip, default_routing(None), &mut registry)
+            .await
+            .unwrap();
+        assert_eq!(engine.transport().local_addrs().len(), 2);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(text.contains("sip_messages_in_total 0"), "{text}");
+        assert!(
+            text.contains("sip_responses_out_total{class=\"2xx\"} 0"),
+            "{text}"
+        );
+    }
+}
