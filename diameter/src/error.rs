@@ -82,6 +82,14 @@ pub enum DecodeError {
         /// AVP code.
         code: u32,
     },
+    /// A value the command does not allow (unknown enumerated value, wrong application).
+    #[error("AVP {code} has the unexpected value {value}")]
+    AvpUnexpectedValue {
+        /// AVP code.
+        code: u32,
+        /// The value received.
+        value: i64,
+    },
     /// Grouped AVPs nested deeper than the limit.
     #[error("grouped AVPs nested deeper than {0}")]
     NestingTooDeep(usize),
@@ -101,9 +109,9 @@ impl DecodeError {
             | DecodeError::AvpLengthTooShort { .. }
             | DecodeError::AvpLengthBeyondData { .. }
             | DecodeError::AvpDataLength { .. } => result::DIAMETER_INVALID_AVP_LENGTH,
-            DecodeError::AvpNotUtf8 { .. } | DecodeError::AvpBadAddress { .. } => {
-                result::DIAMETER_INVALID_AVP_VALUE
-            }
+            DecodeError::AvpNotUtf8 { .. }
+            | DecodeError::AvpBadAddress { .. }
+            | DecodeError::AvpUnexpectedValue { .. } => result::DIAMETER_INVALID_AVP_VALUE,
             DecodeError::NestingTooDeep(_) => result::DIAMETER_INVALID_AVP_VALUE,
         }
     }
