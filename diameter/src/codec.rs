@@ -109,15 +109,6 @@ impl Encoder<&Message> for DiameterCodec {
     }
 }
 
-impl Encoder<Message> for DiameterCodec {
-    type Error = FrameError;
-
-    fn encode(&mut self, item: Message, dst: &mut BytesMut) -> Result<(), FrameError> {
-        item.encode(dst);
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
