@@ -138,6 +138,11 @@ impl Peer {
         lock(&self.shared.remote_host).clone()
     }
 
+    /// Why the last connection ended (or failed to open).
+    pub fn last_close_reason(&self) -> Option<CloseReason> {
+        lock(&self.shared.last_reason).clone()
+    }
+
     /// Watchdog and connection counters.
     pub fn stats(&self) -> PeerStats {
         self.shared.stats()

@@ -259,6 +259,7 @@ impl Open {
 impl Closed {
     pub(crate) fn after(shared: Arc<Shared>, reason: CloseReason) -> Closed {
         tracing::info!(peer = %shared.name(), ?reason, "diameter: peer closed");
+        *lock(&shared.last_reason) = Some(reason.clone());
         shared.set_state(PeerState::Closed);
         Closed {
             shared,
