@@ -69,7 +69,7 @@ impl Decoder for DiameterCodec {
             return Ok(None);
         };
         let len = u32::from_be_bytes([0, first[1], first[2], first[3]]) as usize;
-        if len < HEADER_LEN || len % 4 != 0 {
+        if len < HEADER_LEN || len & 3 != 0 {
             tracing::warn!(len, "diameter: unframeable message length");
             return Err(FrameError::Decode(DecodeError::InvalidMessageLength {
                 len,

@@ -470,7 +470,7 @@ mod tests {
             flags: 0,
             ..unknown_m.clone()
         };
-        assert!(first_unsupported_mandatory(&[unknown_opt.clone()]).is_none());
+        assert!(first_unsupported_mandatory(std::slice::from_ref(&unknown_opt)).is_none());
         assert_eq!(
             first_unsupported_mandatory(&[unknown_opt.clone(), unknown_m.clone()]),
             Some(&unknown_m)

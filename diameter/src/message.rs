@@ -177,7 +177,7 @@ impl Message {
             hop_by_hop: word(12),
             end_to_end: word(16),
         };
-        if len < HEADER_LEN || len % 4 != 0 || len != buf.len() {
+        if len < HEADER_LEN || len & 3 != 0 || len != buf.len() {
             return Err(DecodeError::InvalidMessageLength {
                 len,
                 available: buf.len(),
