@@ -267,29 +267,31 @@ pub fn lookup(code: u32, vendor_id: Option<u32>) -> Option<&'static AvpDef> {
 /// Deepest nesting of Grouped AVPs examined (a guard against hostile input).
 pub const MAX_GROUP_DEPTH: usize = 8;
 
-/// Finds the first AVP with the M bit that this node does not know (RFC 6733 §4.1: the
-/// request then fails with DIAMETER_AVP_UNSUPPORTED), looking into known Grouped AVPs.
-/// Grouped AVPs nested deeper than [`MAX_GROUP_DEPTH`], or whose contents do not
-/// decode, are returned as well: they cannot be processed.
-pub fn first_unsupported_mandatory(avps: &[Avp]) -> Option<&Avp> {
-    fn walk(avps: &[Avp], depth: usize) -> Option<&Avp> {
+/// Checks the AVPs of a request the node cannot process (RFC 6733 §4.1, §7.1): the first
+/// AVP with the M bit that this node does not know (DIAMETER_AVP_UNSUPPORTED), a known
+/// Grouped AVP whose contents do not decode (the decode error's Result-Code), or Grouped
+/// AVPs nested deeper than [`MAX_GROUP_DEPTH`] (DIAMETER_INVALID_AVP_VALUE). Returns the
+/// offending AVP (for the Failed-AVP) and the Result-Code.
+pub fn check_request_avps(avps: &[Avp]) -> Result<(), (Avp, u32)> {
+    fn walk(avps: &[Avp], depth: usize) -> Result<(), (Avp, u32)> {
         for avp in avps {
             match lookup(avp.code, avp.vendor_id) {
-                None if avp.is_mandatory() => return Some(avp),
+                None if avp.is_mandatory() => {
+                    return Err((avp.clone(), result::DIAMETER_AVP_UNSUPPORTED))
+                }
                 Some(def) if def.ty == AvpType::Grouped => {
-                    let ok = depth < MAX_GROUP_DEPTH
-                        && avp
-                            .grouped_avps()
-                            .map(|inner| walk(&inner, depth + 1).is_none())
-                            .unwrap_or(false);
-                    if !ok {
-                        return Some(avp);
+                    if depth >= MAX_GROUP_DEPTH {
+                        return Err((avp.clone(), result::DIAMETER_INVALID_AVP_VALUE));
                     }
+                    let inner = avp
+                        .grouped_avps()
+                        .map_err(|e| (avp.clone(), e.result_code()))?;
+                    walk(&inner, depth + 1)?;
                 }
                 _ => {}
             }
         }
-        None
+        Ok(())
     }
     walk(avps, 0)
 }
@@ -459,7 +461,7 @@ mod tests {
     }
 
     #[test]
-    fn finds_unknown_mandatory_avps_also_inside_groups() {
+    fn refuses_unknown_mandatory_broken_and_too_deep_avps() {
         let unknown_m = Avp {
             code: 9999,
             flags: crate::avp::FLAG_MANDATORY,
@@ -470,24 +472,36 @@ mod tests {
             flags: 0,
             ..unknown_m.clone()
         };
-        assert!(first_unsupported_mandatory(std::slice::from_ref(&unknown_opt)).is_none());
         assert_eq!(
-            first_unsupported_mandatory(&[unknown_opt.clone(), unknown_m.clone()]),
-            Some(&unknown_m)
+            check_request_avps(std::slice::from_ref(&unknown_opt)),
+            Ok(())
         );
-        let g = Avp::grouped(&base::PROXY_INFO, &[unknown_m]);
         assert_eq!(
-            first_unsupported_mandatory(std::slice::from_ref(&g)),
-            Some(&g)
+            check_request_avps(&[unknown_opt.clone(), unknown_m.clone()]),
+            Err((unknown_m.clone(), result::DIAMETER_AVP_UNSUPPORTED))
         );
-        // A grouped AVP whose contents do not decode cannot be processed either.
+        // Inside a group, the inner AVP is reported.
+        let g = Avp::grouped(&base::PROXY_INFO, std::slice::from_ref(&unknown_m));
+        assert_eq!(
+            check_request_avps(&[g]),
+            Err((unknown_m, result::DIAMETER_AVP_UNSUPPORTED))
+        );
+        // A grouped AVP whose contents do not decode.
         let broken = Avp::new(&base::PROXY_INFO, Bytes::from_static(&[0, 0, 1]));
-        assert!(first_unsupported_mandatory(&[broken]).is_some());
-        // Nesting beyond the limit is refused.
+        assert_eq!(
+            check_request_avps(std::slice::from_ref(&broken)),
+            Err((broken, result::DIAMETER_INVALID_AVP_LENGTH))
+        );
+        // Nesting up to the limit is fine, beyond it is refused.
         let mut g = Avp::u32(&base::VENDOR_ID, 1);
-        for _ in 0..=MAX_GROUP_DEPTH {
+        for _ in 0..MAX_GROUP_DEPTH {
             g = Avp::grouped(&base::PROXY_INFO, &[g]);
         }
-        assert!(first_unsupported_mandatory(&[g]).is_some());
+        assert_eq!(check_request_avps(std::slice::from_ref(&g)), Ok(()));
+        let g = Avp::grouped(&base::PROXY_INFO, &[g]);
+        assert!(matches!(
+            check_request_avps(&[g]),
+            Err((_, result::DIAMETER_INVALID_AVP_VALUE))
+        ));
     }
 }

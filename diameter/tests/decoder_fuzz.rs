@@ -4,14 +4,14 @@
 use bytes::{Bytes, BytesMut};
 use ims_diameter::codec::DiameterCodec;
 use ims_diameter::cx::CxRequest;
-use ims_diameter::dict::first_unsupported_mandatory;
+use ims_diameter::dict::check_request_avps;
 use ims_diameter::{Avp, Message};
 use proptest::prelude::*;
 use tokio_util::codec::Decoder;
 
 fn exercise(bytes: &[u8]) {
     if let Ok(m) = Message::decode(Bytes::copy_from_slice(bytes)) {
-        let _ = first_unsupported_mandatory(&m.avps);
+        let _ = check_request_avps(&m.avps);
         let _ = CxRequest::from_message(&m);
         for a in &m.avps {
             let _ = (

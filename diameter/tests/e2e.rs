@@ -401,3 +401,114 @@ mod tls {
         }
     }
 }
+
+/// Hostile input on an open connection: each malformed request gets the right error
+/// answer; an unframeable length closes the connection; the server keeps serving.
+#[tokio::test]
+async fn malformed_requests_get_error_answers_or_a_clean_disconnect() {
+    use ims_diameter::peer::cer;
+    use tokio::io::AsyncWriteExt;
+
+    let server = serve("127.0.0.1:0".parse().unwrap(), Acceptor::Tcp).await;
+    let tcp = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    let mut f = Framed::new(tcp, DiameterCodec::default());
+    f.send(&cer(&cscf_cfg())).await.unwrap();
+    assert_eq!(
+        next_non_dwr(&mut f).await.unwrap().result_code(),
+        Some(2001)
+    );
+
+    let uar = |hbh: u32| {
+        let mut m = samples::uar().to_message();
+        m.hop_by_hop = hbh;
+        m.end_to_end = hbh;
+        m
+    };
+    let mut cases: Vec<(Vec<u8>, u32)> = Vec::new();
+    // AVP length 7 (below the 8-octet header) in the first AVP.
+    let mut b = uar(1).to_bytes().to_vec();
+    b[27] = 7;
+    cases.push((b, result::DIAMETER_INVALID_AVP_LENGTH));
+    // Version 2.
+    let mut b = uar(2).to_bytes().to_vec();
+    b[0] = 2;
+    cases.push((b, result::DIAMETER_UNSUPPORTED_VERSION));
+    // E bit on a request.
+    let mut b = uar(3).to_bytes().to_vec();
+    b[4] |= 0x20;
+    cases.push((b, result::DIAMETER_INVALID_HDR_BITS));
+    // Unknown application.
+    let mut m = uar(4);
+    m.application_id = 16_777_217;
+    cases.push((
+        m.to_bytes().to_vec(),
+        result::DIAMETER_APPLICATION_UNSUPPORTED,
+    ));
+    // Missing Public-Identity.
+    let mut m = uar(5);
+    m.avps
+        .retain(|a| !a.is(&ims_diameter::dict::cx::PUBLIC_IDENTITY));
+    cases.push((m.to_bytes().to_vec(), result::DIAMETER_MISSING_AVP));
+    // Unknown vendor AVP with the M bit.
+    let mut m = uar(6);
+    m.avps.push(ims_diameter::Avp {
+        code: 1,
+        flags: 0xc0,
+        vendor_id: Some(9),
+        data: bytes::Bytes::from_static(b"x"),
+    });
+    cases.push((m.to_bytes().to_vec(), result::DIAMETER_AVP_UNSUPPORTED));
+    for (i, (bytes, code)) in cases.into_iter().enumerate() {
+        f.get_mut().write_all(&bytes).await.unwrap();
+        let ans = next_non_dwr(&mut f).await.unwrap();
+        assert_eq!(ans.hop_by_hop, i as u32 + 1);
+        assert!(!ans.is_request());
+        assert_eq!(ans.result_code(), Some(code), "case {}", i + 1);
+    }
+    // A length that cannot be framed by: the server closes the connection.
+    f.get_mut()
+        .write_all(&[1, 0, 0, 16, 0x80, 0, 1, 44, 0, 0, 0, 0, 0, 0, 0, 0])
+        .await
+        .unwrap();
+    assert!(next_non_dwr(&mut f).await.is_none(), "connection closed");
+
+    // The server still serves.
+    let client = Peer::connect(
+        cscf_cfg(),
+        server.local_addr(),
+        Connector::Tcp,
+        Arc::new(Node("icscf.ims.example")),
+    );
+    bounded("open", client.wait_for(PeerState::Open)).await;
+    assert!(Uaa::from_message(
+        &bounded("UAA", client.request(samples::uar().to_message()))
+            .await
+            .unwrap()
+    )
+    .is_ok());
+    client.disconnect(0).await;
+    server.abort();
+}
+
+type RawClient = Framed<tokio::net::TcpStream, DiameterCodec>;
+
+/// The next message that is not a DWR (DWRs are answered), or None at close.
+async fn next_non_dwr(f: &mut RawClient) -> Option<Message> {
+    loop {
+        match bounded("answer", f.next()).await {
+            Some(Ok(Frame::Message(m))) if m.command_code == 280 && m.is_request() => {
+                let mut dwa = Message::answer_to(&m, "icscf.ims.example", "ims.example");
+                dwa.avps.push(ims_diameter::Avp::u32(
+                    &ims_diameter::dict::base::RESULT_CODE,
+                    2001,
+                ));
+                f.send(&dwa).await.unwrap();
+            }
+            Some(Ok(Frame::Message(m))) => return Some(m),
+            None => return None,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

@@ -41,8 +41,10 @@ pub struct PeerConfig {
     pub reconnect_min: Duration,
     /// Largest reconnect delay.
     pub reconnect_max: Duration,
-    /// Requests remembered for duplicate detection.
+    /// Requests remembered, with their answers, for duplicate detection.
     pub duplicate_window: usize,
+    /// Requests from the peer being handled at once; beyond, DIAMETER_TOO_BUSY.
+    pub max_inflight_requests: usize,
     /// Largest message accepted.
     pub max_message_size: usize,
 }
@@ -69,7 +71,8 @@ impl PeerConfig {
             exchange_timeout: Duration::from_secs(10),
             reconnect_min: Duration::from_secs(1),
             reconnect_max: Duration::from_secs(60),
-            duplicate_window: 4096,
+            duplicate_window: 1024,
+            max_inflight_requests: 1024,
             max_message_size: DEFAULT_MAX_MESSAGE,
         }
     }

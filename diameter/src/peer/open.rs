@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::time::{sleep_until, Instant};
 
 use super::dup::{DuplicateCache, Seen};
@@ -19,7 +19,7 @@ use super::state::{Closed, Closing, Link, Open};
 use super::Handler;
 use crate::avp::Avp;
 use crate::codec::Frame;
-use crate::dict::{base, command, first_unsupported_mandatory, result, COMMON_APPLICATION_ID};
+use crate::dict::{base, check_request_avps, command, result, COMMON_APPLICATION_ID};
 use crate::message::{Message, FLAG_REQUEST};
 
 /// How the Open loop ends.
@@ -48,6 +48,7 @@ impl Open {
         // Answers produced by handler tasks: (Origin-Host, End-to-End, answer).
         let (ans_tx, mut ans_rx) = mpsc::channel::<(String, u32, Message)>(256);
         let mut dup = DuplicateCache::new(self.shared.cfg.duplicate_window);
+        let inflight = Arc::new(Semaphore::new(self.shared.cfg.max_inflight_requests));
         let mut dwr_pending = false;
         let mut deadline = Instant::now() + self.shared.cfg.jittered_tw();
         let exit = loop {
@@ -61,7 +62,7 @@ impl Open {
                     Some(Ok(frame)) => {
                         deadline = Instant::now() + self.shared.cfg.jittered_tw();
                         dwr_pending = false;
-                        match self.on_frame(frame, &mut dup, &ans_tx, &handler).await {
+                        match self.on_frame(frame, &mut dup, &inflight, &ans_tx, &handler).await {
                             Ok(None) => {}
                             Ok(Some(reason)) => break Exit::Closed(reason),
                             Err(()) => break Exit::Closed(CloseReason::ConnectionLost),
@@ -150,6 +151,7 @@ impl Open {
         &mut self,
         frame: Frame,
         dup: &mut DuplicateCache,
+        inflight: &Arc<Semaphore>,
         ans_tx: &mpsc::Sender<(String, u32, Message)>,
         handler: &Arc<dyn Handler>,
     ) -> Result<Option<CloseReason>, ()> {
@@ -206,8 +208,9 @@ impl Open {
         } else if !cfg.applications.contains(&m.application_id) {
             Some((result::DIAMETER_APPLICATION_UNSUPPORTED, None))
         } else {
-            first_unsupported_mandatory(&m.avps)
-                .map(|a| (result::DIAMETER_AVP_UNSUPPORTED, Some(a.clone())))
+            check_request_avps(&m.avps)
+                .err()
+                .map(|(avp, code)| (code, Some(avp)))
         };
         if let Some((code, failed)) = reject {
             tracing::warn!(peer = %self.remote_host, command = m.command_code, app = m.application_id, code, "diameter: request refused");
@@ -215,6 +218,12 @@ impl Open {
             self.link.send(&ans).await.map_err(|_| ())?;
             return Ok(None);
         }
+        let Ok(permit) = inflight.clone().try_acquire_owned() else {
+            tracing::warn!(peer = %self.remote_host, "diameter: too many requests in flight");
+            let ans = self.error(&m, result::DIAMETER_TOO_BUSY, None);
+            self.link.send(&ans).await.map_err(|_| ())?;
+            return Ok(None);
+        };
         let host = m.origin_host().unwrap_or(&self.remote_host).to_owned();
         match dup.check(&host, m.end_to_end) {
             Seen::InProgress => {
@@ -234,6 +243,7 @@ impl Open {
                     ans.end_to_end = e2e;
                     ans.flags &= !FLAG_REQUEST;
                     let _ = tx.send((host, e2e, ans)).await;
+                    drop(permit);
                 });
             }
         }

@@ -292,3 +292,35 @@ async fn server_side_requests_time_out_and_fail_on_close() {
     task.await.unwrap();
     assert_eq!(peer.request(cx_request(4)).await, Err(PeerError::NotOpen));
 }
+
+/// Never answers: keeps requests in flight.
+struct Stuck;
+
+impl Handler for Stuck {
+    fn handle(&self, _request: Message) -> BoxFuture<'_, Message> {
+        Box::pin(std::future::pending())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_beyond_the_inflight_limit_get_too_busy() {
+    let mut cfg = server_cfg();
+    cfg.max_inflight_requests = 2;
+    let (a, b) = tokio::io::duplex(1 << 16);
+    let shared = Shared::new(Arc::new(cfg), Arc::new(IdGenerator::new()));
+    let _task = tokio::spawn(async move {
+        if let Ok(open) = Closed::new(shared).accept(Box::new(b)).receive_cer().await {
+            open.run(Arc::new(Stuck)).await;
+        }
+    });
+    let mut c: Client = Framed::new(a, DiameterCodec::default());
+    c.send(&cer(&client_cfg())).await.unwrap();
+    assert_eq!(recv(&mut c).await.unwrap().result_code(), Some(2001));
+    for e2e in 1..=3 {
+        c.send(&cx_request(e2e)).await.unwrap();
+    }
+    let busy = recv(&mut c).await.unwrap();
+    assert_eq!(busy.end_to_end, 3);
+    assert_eq!(busy.result_code(), Some(result::DIAMETER_TOO_BUSY));
+    assert!(busy.is_error());
+}
