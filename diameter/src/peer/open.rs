@@ -71,7 +71,7 @@ impl Open {
                 },
                 Some(out) = out_rx.recv() => match out {
                     Outgoing::Request(m) => {
-                        if self.link.send(&m).await.is_err() {
+                        if self.send(&m).await.is_err() {
                             break Exit::Closed(CloseReason::ConnectionLost);
                         }
                     }
@@ -79,7 +79,7 @@ impl Open {
                 },
                 Some((host, e2e, ans)) = ans_rx.recv() => {
                     dup.answered(&host, e2e, &ans);
-                    if self.link.send(&ans).await.is_err() {
+                    if self.send(&ans).await.is_err() {
                         break Exit::Closed(CloseReason::ConnectionLost);
                     }
                 }
@@ -89,7 +89,7 @@ impl Open {
                         break Exit::Closed(CloseReason::WatchdogExpired);
                     }
                     let dwr = self.base_request(command::DEVICE_WATCHDOG);
-                    if self.link.send(&dwr).await.is_err() {
+                    if self.send(&dwr).await.is_err() {
                         break Exit::Closed(CloseReason::ConnectionLost);
                     }
                     Shared::bump(&self.shared.counters.dwr_sent);
@@ -102,14 +102,16 @@ impl Open {
         lock(&self.shared.pending).clear();
         match exit {
             Exit::Closed(reason) => {
-                let _ = SinkExt::<&Message>::close(&mut self.link).await;
+                // Dropping the link closes the transport without flushing: the peer may
+                // be the reason a flush would never complete.
+                drop(self.link);
                 Closed::after(self.shared, reason)
             }
             Exit::Closing(cause) => {
                 let mut dpr = self.base_request(command::DISCONNECT_PEER);
                 dpr.avps.push(Avp::i32(&base::DISCONNECT_CAUSE, cause));
                 self.shared.set_state(PeerState::Closing);
-                if self.link.send(&dpr).await.is_err() {
+                if self.send(&dpr).await.is_err() {
                     return Closed::after(self.shared, CloseReason::ConnectionLost);
                 }
                 Closing {
@@ -120,6 +122,23 @@ impl Open {
                 }
                 .receive_dpa()
                 .await
+            }
+        }
+    }
+
+    /// Writes one message; a peer that does not read for the exchange timeout is treated
+    /// as gone (a stalled writer would otherwise also stall the watchdog).
+    async fn send(&mut self, m: &Message) -> Result<(), ()> {
+        let t = self.shared.cfg.exchange_timeout;
+        match tokio::time::timeout(t, self.link.send(m)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                tracing::warn!(peer = %self.remote_host, error = %e, "diameter: write failed");
+                Err(())
+            }
+            Err(_) => {
+                tracing::warn!(peer = %self.remote_host, "diameter: write stalled");
+                Err(())
             }
         }
     }
@@ -161,7 +180,7 @@ impl Open {
                 if header.flags & FLAG_REQUEST != 0 {
                     let req = header.to_message();
                     let ans = self.error(&req, error.result_code(), None);
-                    self.link.send(&ans).await.map_err(|_| ())?;
+                    self.send(&ans).await?;
                 }
                 return Ok(None);
             }
@@ -179,7 +198,7 @@ impl Open {
                     .insert(0, Avp::u32(&base::RESULT_CODE, result::DIAMETER_SUCCESS));
                 ans.avps
                     .push(Avp::u32(&base::ORIGIN_STATE_ID, cfg.origin_state_id));
-                self.link.send(&ans).await.map_err(|_| ())?;
+                self.send(&ans).await?;
                 return Ok(None);
             }
             command::DISCONNECT_PEER => {
@@ -190,7 +209,7 @@ impl Open {
                 let mut ans = Message::answer_to(&m, &cfg.origin_host, &cfg.origin_realm);
                 ans.avps
                     .insert(0, Avp::u32(&base::RESULT_CODE, result::DIAMETER_SUCCESS));
-                self.link.send(&ans).await.map_err(|_| ())?;
+                self.send(&ans).await?;
                 tracing::info!(peer = %self.remote_host, cause, "diameter: DPR received");
                 return Ok(Some(CloseReason::PeerDisconnected(cause)));
             }
@@ -198,7 +217,7 @@ impl Open {
                 // §5.6 R-Open + R-Rcv-CER: answer with our capabilities again.
                 let code = super::cer::judge(&cfg, &m);
                 let ans = super::cer::cea(&cfg, &m, code);
-                self.link.send(&ans).await.map_err(|_| ())?;
+                self.send(&ans).await?;
                 return Ok(None);
             }
             _ => {}
@@ -215,13 +234,13 @@ impl Open {
         if let Some((code, failed)) = reject {
             tracing::warn!(peer = %self.remote_host, command = m.command_code, app = m.application_id, code, "diameter: request refused");
             let ans = self.error(&m, code, failed.as_ref());
-            self.link.send(&ans).await.map_err(|_| ())?;
+            self.send(&ans).await?;
             return Ok(None);
         }
         let Ok(permit) = inflight.clone().try_acquire_owned() else {
             tracing::warn!(peer = %self.remote_host, "diameter: too many requests in flight");
             let ans = self.error(&m, result::DIAMETER_TOO_BUSY, None);
-            self.link.send(&ans).await.map_err(|_| ())?;
+            self.send(&ans).await?;
             return Ok(None);
         };
         let host = m.origin_host().unwrap_or(&self.remote_host).to_owned();
@@ -231,7 +250,7 @@ impl Open {
             }
             Seen::Answered(mut ans) => {
                 ans.hop_by_hop = m.hop_by_hop;
-                self.link.send(&ans).await.map_err(|_| ())?;
+                self.send(&ans).await?;
             }
             Seen::New => {
                 let handler = handler.clone();

@@ -225,7 +225,8 @@ impl Closing {
                 Err(_) => break,
             }
         }
-        let _ = SinkExt::<&Message>::close(&mut self.link).await;
+        let t = shared.cfg.exchange_timeout;
+        let _ = timeout(t, SinkExt::<&Message>::close(&mut self.link)).await;
         Closed::after(shared, self.reason)
     }
 }

@@ -324,3 +324,40 @@ async fn requests_beyond_the_inflight_limit_get_too_busy() {
     assert_eq!(busy.result_code(), Some(result::DIAMETER_TOO_BUSY));
     assert!(busy.is_error());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_stops_reading_is_dropped_after_the_exchange_timeout() {
+    let (a, b) = tokio::io::duplex(512);
+    let mut cfg = server_cfg();
+    cfg.request_timeout = Duration::from_secs(60);
+    let shared = Shared::new(Arc::new(cfg), Arc::new(IdGenerator::new()));
+    let s = shared.clone();
+    let task = tokio::spawn(async move {
+        match Closed::new(s).accept(Box::new(b)).receive_cer().await {
+            Ok(open) => open.run(Arc::new(Counting(AtomicUsize::new(0)))).await,
+            Err(c) => c,
+        }
+    });
+    let mut c: Client = Framed::new(a, DiameterCodec::default());
+    c.send(&cer(&client_cfg())).await.unwrap();
+    assert_eq!(recv(&mut c).await.unwrap().result_code(), Some(2001));
+    // The client stops reading; a 4 kB request cannot be written into 512 octets.
+    let mut big = cx_request(1);
+    big.avps.push(Avp::new(
+        &crate::dict::cx::USER_DATA,
+        Bytes::from(vec![b'x'; 4096]),
+    ));
+    let t0 = Instant::now();
+    let r = Peer::from_shared(shared).request(big).await;
+    assert_eq!(r, Err(PeerError::Disconnected));
+    assert_eq!(
+        t0.elapsed(),
+        Duration::from_secs(10),
+        "the exchange timeout, before Tw"
+    );
+    assert_eq!(
+        task.await.unwrap().reason,
+        Some(CloseReason::ConnectionLost)
+    );
+    drop(c);
+}
