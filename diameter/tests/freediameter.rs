@@ -1,5 +1,6 @@
 //! Interoperability with a real Diameter implementation: freeDiameter (`freeDiameterd`)
-//! connects to our server peer, completes CER/CEA and keeps the link with DWR/DWA.
+//! connects to our server peer, completes CER/CEA and keeps the link with DWR/DWA
+//! and answers our DPR.
 //! freeDiameter has no Cx commands, so this proves the base protocol (RFC 6733 §5).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -113,6 +114,15 @@ ConnectPeer = "hss.ims.example" {{ ConnectTo = "127.0.0.1"; Port = {port}; No_TL
         }
     })
     .await;
+    // DPR/DPA: freeDiameter answers our DPR.
+    let dpa = match server.peer("fd.ims.example") {
+        Some(p) => {
+            p.disconnect(ims_diameter::dict::disconnect_cause::REBOOTING)
+                .await;
+            p.stats().dpa_received
+        }
+        None => 0,
+    };
     let _ = fd.kill().await;
     let log = std::fs::read_to_string(dir.join("fd.log")).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);
@@ -120,5 +130,6 @@ ConnectPeer = "hss.ims.example" {{ ConnectTo = "127.0.0.1"; Port = {port}; No_TL
         panic!("freeDiameter did not complete CER/CEA and the watchdog exchange within 20 s; stats {:?}; its log:\n{log}", server.peer("fd.ims.example").map(|p| p.stats()));
     };
     assert_eq!(stats.opened, 1);
+    assert_eq!(dpa, 1, "no DPA from freeDiameter; its log:\n{log}");
     server.abort();
 }

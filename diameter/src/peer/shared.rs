@@ -61,6 +61,8 @@ pub struct PeerStats {
     pub dwr_received: u64,
     /// Times the peer reached the Open state.
     pub opened: u64,
+    /// DPAs received in answer to our DPR.
+    pub dpa_received: u64,
 }
 
 #[derive(Debug, Default)]
@@ -69,6 +71,7 @@ pub(crate) struct Counters {
     pub dwa_received: AtomicU64,
     pub dwr_received: AtomicU64,
     pub opened: AtomicU64,
+    pub dpa_received: AtomicU64,
 }
 
 /// A message for the connection task.
@@ -126,6 +129,7 @@ impl Shared {
             dwa_received: c.dwa_received.load(Ordering::Relaxed),
             dwr_received: c.dwr_received.load(Ordering::Relaxed),
             opened: c.opened.load(Ordering::Relaxed),
+            dpa_received: c.dpa_received.load(Ordering::Relaxed),
         }
     }
 

@@ -219,7 +219,8 @@ impl Closing {
                         && !m.is_request()
                         && m.hop_by_hop == self.dpr.hop_by_hop =>
                 {
-                    break
+                    Shared::bump(&shared.counters.dpa_received);
+                    break;
                 }
                 Ok(_) => continue,
                 Err(_) => break,
