@@ -84,8 +84,8 @@ impl Decoder for DiameterCodec {
             }));
         }
         if src.len() < len {
-            // The length was checked against the limit above, so this is bounded.
-            src.reserve(len - src.len());
+            // Nothing is reserved for the claimed length: the buffer grows only with
+            // the bytes that actually arrive.
             return Ok(None);
         }
         let bytes = src.split_to(len).freeze();
