@@ -175,6 +175,12 @@ mod tests {
             Err(FrameError::Decode(DecodeError::MessageTooLarge { .. }))
         ));
         assert!(buf.capacity() < 1000);
+        // A claimed length within the limit does not allocate before the bytes arrive.
+        let mut codec = DiameterCodec::new(65_536);
+        let mut buf = BytesMut::with_capacity(32);
+        buf.extend_from_slice(&[1u8, 0, 0xff, 0xf0, 0x80, 0, 1, 24]);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        assert!(buf.capacity() < 1000);
     }
 
     #[test]
