@@ -1,7 +1,7 @@
 //! The Cx/Dx application (3GPP TS 29.229 §6.1): UAR/UAA, SAR/SAA, LIR/LIA, MAR/MAA,
 //! RTR/RTA and PPR/PPA as typed structs.
 //!
-//! Each struct converts to a [`Message`] (`to_message`; answers also `to_answer`, which
+//! Each struct converts to a [`Message`](crate::Message) (`to_message`; answers also `to_answer`, which
 //! takes identifiers and Proxy-Info from the request) and back (`from_message`, which
 //! checks the command, the R bit and the mandatory AVPs of the command's ABNF; a missing
 //! one is [`CxError::MissingAvp`], answered with DIAMETER_MISSING_AVP and a Failed-AVP).
