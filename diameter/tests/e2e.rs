@@ -512,3 +512,39 @@ async fn next_non_dwr(f: &mut RawClient) -> Option<Message> {
         }
     }
 }
+
+/// Dropping the last client handle disconnects with DPR; the server forgets the peer.
+#[tokio::test]
+async fn dropping_the_client_handle_disconnects() {
+    let server = serve("127.0.0.1:0".parse().unwrap(), Acceptor::Tcp).await;
+    let client = Peer::connect(
+        cscf_cfg(),
+        server.local_addr(),
+        Connector::Tcp,
+        Arc::new(Node("icscf.ims.example")),
+    );
+    bounded("open", client.wait_for(PeerState::Open)).await;
+    wait_until("server-side peer", || {
+        server.peer("icscf.ims.example").is_some()
+    })
+    .await;
+    let towards_cscf = server.peer("icscf.ims.example").unwrap();
+    let second = client.clone();
+    drop(client);
+    assert_eq!(second.state(), PeerState::Open, "a clone keeps the peer up");
+    drop(second);
+    bounded(
+        "DPR seen by the server",
+        towards_cscf.wait_for(PeerState::Closed),
+    )
+    .await;
+    assert_eq!(
+        towards_cscf.last_close_reason(),
+        Some(CloseReason::PeerDisconnected(disconnect_cause::REBOOTING))
+    );
+    wait_until("server forgets the peer", || {
+        server.peer("icscf.ims.example").is_none()
+    })
+    .await;
+    server.abort();
+}

@@ -16,7 +16,6 @@ pub mod state;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,9 +59,25 @@ pub enum PeerError {
 }
 
 /// A handle on one peer: send requests, watch the state, disconnect.
+///
+/// For an initiator ([`Peer::connect`]) dropping the last handle disconnects (DPR with
+/// REBOOTING) and stops reconnecting.
 #[derive(Clone)]
 pub struct Peer {
     shared: Arc<Shared>,
+    _owner: Option<Arc<Owner>>,
+}
+
+/// Stops an initiator's connection when the last [`Peer`] handle goes.
+struct Owner(Arc<Shared>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.0.request_stop();
+        if let Some(link) = lock(&self.0.link).as_ref() {
+            let _ = link.try_send(Outgoing::Disconnect(disconnect_cause::REBOOTING));
+        }
+    }
 }
 
 impl Peer {
@@ -78,11 +93,17 @@ impl Peer {
     ) -> Peer {
         let shared = Shared::new(Arc::new(cfg), Arc::new(IdGenerator::new()));
         tokio::spawn(supervise(shared.clone(), addr, connector, handler));
-        Peer { shared }
+        Peer {
+            _owner: Some(Arc::new(Owner(shared.clone()))),
+            shared,
+        }
     }
 
     pub(crate) fn from_shared(shared: Arc<Shared>) -> Peer {
-        Peer { shared }
+        Peer {
+            shared,
+            _owner: None,
+        }
     }
 
     /// Sends `request` with fresh Hop-by-Hop and End-to-End identifiers and waits for
@@ -151,8 +172,7 @@ impl Peer {
     /// Sends a DPR with `cause` (RFC 6733 §5.4), waits for the DPA or the exchange
     /// timeout, and stops reconnecting.
     pub async fn disconnect(&self, cause: i32) {
-        self.shared.stopped.store(true, Ordering::Relaxed);
-        self.shared.stop.notify_waiters();
+        self.shared.request_stop();
         let link = lock(&self.shared.link).clone();
         if let Some(link) = link {
             let mut rx = self.shared.state.subscribe();

@@ -19,7 +19,9 @@ use super::state::{Closed, Closing, Link, Open};
 use super::Handler;
 use crate::avp::Avp;
 use crate::codec::Frame;
-use crate::dict::{base, check_request_avps, command, result, COMMON_APPLICATION_ID};
+use crate::dict::{
+    base, check_request_avps, command, disconnect_cause, result, COMMON_APPLICATION_ID,
+};
 use crate::message::{Message, FLAG_REQUEST};
 
 /// How the Open loop ends.
@@ -44,6 +46,10 @@ impl Open {
     /// Runs the open connection until it closes; `handler` answers incoming requests.
     pub async fn run(mut self, handler: Arc<dyn Handler>) -> Closed {
         let (out_tx, mut out_rx) = mpsc::channel::<Outgoing>(256);
+        if self.shared.is_stopped() {
+            // Stopped while connecting: say goodbye at once.
+            let _ = out_tx.try_send(Outgoing::Disconnect(disconnect_cause::REBOOTING));
+        }
         *lock(&self.shared.link) = Some(out_tx);
         // Answers produced by handler tasks: (Origin-Host, End-to-End, answer).
         let (ans_tx, mut ans_rx) = mpsc::channel::<(String, u32, Message)>(256);

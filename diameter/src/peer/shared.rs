@@ -137,6 +137,13 @@ impl Shared {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Marks the peer as stopping; wakes a supervisor waiting to reconnect (the permit
+    /// is kept if it is not waiting yet).
+    pub fn request_stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+        self.stop.notify_one();
+    }
+
     pub fn is_stopped(&self) -> bool {
         self.stopped.load(Ordering::Relaxed)
     }
