@@ -115,14 +115,6 @@ impl Peer {
         self.send(request).await
     }
 
-    /// Sends `request` keeping its End-to-End identifier (a retransmission: set the T
-    /// bit yourself), with a fresh Hop-by-Hop identifier.
-    pub async fn retransmit(&self, mut request: Message) -> Result<Message, PeerError> {
-        request.flags |= FLAG_REQUEST;
-        request.hop_by_hop = self.shared.ids.next_hop_by_hop();
-        self.send(request).await
-    }
-
     async fn send(&self, request: Message) -> Result<Message, PeerError> {
         let hbh = request.hop_by_hop;
         let link = lock(&self.shared.link).clone().ok_or(PeerError::NotOpen)?;
