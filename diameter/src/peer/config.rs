@@ -1,0 +1,96 @@
+//! Configuration of the local Diameter node and its peers.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::codec::DEFAULT_MAX_MESSAGE;
+use crate::dict::{CX_APPLICATION_ID, VENDOR_3GPP};
+
+/// The local node as advertised in CER/CEA (RFC 6733 §5.3) and the peer timers.
+#[derive(Debug, Clone)]
+pub struct PeerConfig {
+    /// Origin-Host (our DiameterIdentity).
+    pub origin_host: String,
+    /// Origin-Realm.
+    pub origin_realm: String,
+    /// Host-IP-Address values advertised.
+    pub host_ip_addresses: Vec<IpAddr>,
+    /// Vendor-Id of this implementation (0: none).
+    pub vendor_id: u32,
+    /// Product-Name.
+    pub product_name: String,
+    /// Firmware-Revision.
+    pub firmware_revision: Option<u32>,
+    /// Origin-State-Id (changes at each restart).
+    pub origin_state_id: u32,
+    /// Auth applications supported, advertised as Vendor-Specific-Application-Id with
+    /// Vendor-Id 10415 (Cx: 16777216).
+    pub applications: Vec<u32>,
+    /// Origin-Host values of the peers allowed to connect (RFC 6733 §5.3: unknown peers
+    /// get DIAMETER_UNKNOWN_PEER).
+    pub allowed_peers: Vec<String>,
+    /// Watchdog interval Tw (RFC 3539 §3.4.1; 30 s by default).
+    pub watchdog_interval: Duration,
+    /// Jitter applied to Tw, ± this value (RFC 3539 suggests 2 s).
+    pub watchdog_jitter: Duration,
+    /// How long a request waits for its answer.
+    pub request_timeout: Duration,
+    /// How long CER/CEA and DPR/DPA may take.
+    pub exchange_timeout: Duration,
+    /// First reconnect delay; doubles at each failure up to `reconnect_max`.
+    pub reconnect_min: Duration,
+    /// Largest reconnect delay.
+    pub reconnect_max: Duration,
+    /// Requests remembered, with their answers, for duplicate detection.
+    pub duplicate_window: usize,
+    /// Requests from the peer being handled at once; beyond, DIAMETER_TOO_BUSY.
+    pub max_inflight_requests: usize,
+    /// Largest message accepted.
+    pub max_message_size: usize,
+}
+
+impl PeerConfig {
+    /// A Cx node with the defaults of RFC 3539 (Tw 30 s ± 2 s).
+    pub fn cx(origin_host: &str, origin_realm: &str) -> PeerConfig {
+        PeerConfig {
+            origin_host: origin_host.to_owned(),
+            origin_realm: origin_realm.to_owned(),
+            host_ip_addresses: vec![IpAddr::from([127, 0, 0, 1])],
+            vendor_id: 0,
+            product_name: "ims-core".to_owned(),
+            firmware_revision: None,
+            origin_state_id: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as u32)
+                .unwrap_or(1),
+            applications: vec![CX_APPLICATION_ID],
+            allowed_peers: Vec::new(),
+            watchdog_interval: Duration::from_secs(30),
+            watchdog_jitter: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(10),
+            exchange_timeout: Duration::from_secs(10),
+            reconnect_min: Duration::from_secs(1),
+            reconnect_max: Duration::from_secs(60),
+            duplicate_window: 1024,
+            max_inflight_requests: 1024,
+            max_message_size: DEFAULT_MAX_MESSAGE,
+        }
+    }
+
+    /// The vendor of the advertised applications.
+    pub(crate) fn application_vendor(&self) -> u32 {
+        VENDOR_3GPP
+    }
+
+    /// Tw with a random jitter of ± `watchdog_jitter`, never below 1/2 Tw.
+    pub(crate) fn jittered_tw(&self) -> Duration {
+        let j = self.watchdog_jitter.as_millis() as i64;
+        let delta = if j > 0 {
+            rand::random::<i64>().rem_euclid(2 * j + 1) - j
+        } else {
+            0
+        };
+        let tw = self.watchdog_interval.as_millis() as i64;
+        Duration::from_millis((tw + delta).max(tw / 2).max(1) as u64)
+    }
+}

@@ -1,0 +1,118 @@
+//! The responder side: accepts connections from configured peers (RFC 6733 §5.6 R-Accept
+//! and Process-CER) and serves each as a [`Peer`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::conn::Acceptor;
+use super::ids::IdGenerator;
+use super::shared::{lock, Shared};
+use super::state::Closed;
+use super::{Handler, Peer, PeerConfig};
+
+/// A listening Diameter node.
+pub struct Server {
+    local_addr: SocketAddr,
+    peers: Arc<Mutex<HashMap<String, Peer>>>,
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    /// Listens on `addr`; each accepted connection goes through CER/CEA and then runs
+    /// with `handler` answering its requests.
+    pub async fn bind(
+        cfg: PeerConfig,
+        addr: SocketAddr,
+        acceptor: Acceptor,
+        handler: Arc<dyn Handler>,
+    ) -> std::io::Result<Server> {
+        let listener = TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        let peers = Arc::new(Mutex::new(HashMap::new()));
+        let task = tokio::spawn(accept_loop(
+            listener,
+            Arc::new(cfg),
+            acceptor,
+            handler,
+            peers.clone(),
+        ));
+        Ok(Server {
+            local_addr,
+            peers,
+            task,
+        })
+    }
+
+    /// The address listened on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The open peer whose Origin-Host is `host`, to send it requests (RTR, PPR ...).
+    pub fn peer(&self, host: &str) -> Option<Peer> {
+        lock(&self.peers).get(&host.to_ascii_lowercase()).cloned()
+    }
+
+    /// Stops listening and drops every connection at once, without DPR (as a crash
+    /// would).
+    pub fn abort(self) {
+        self.task.abort();
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    cfg: Arc<PeerConfig>,
+    acceptor: Acceptor,
+    handler: Arc<dyn Handler>,
+    peers: Arc<Mutex<HashMap<String, Peer>>>,
+) {
+    let ids = Arc::new(IdGenerator::new());
+    // Dropping the set (when this task is aborted) aborts every connection.
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (tcp, remote) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "diameter: accept failed");
+                        continue;
+                    }
+                };
+                let _ = tcp.set_nodelay(true);
+                let shared = Shared::new(cfg.clone(), ids.clone());
+                let acceptor = acceptor.clone();
+                let handler = handler.clone();
+                let peers = peers.clone();
+                conns.spawn(async move {
+                    let t = shared.cfg.exchange_timeout;
+                    let io = match tokio::time::timeout(t, acceptor.wrap(tcp)).await {
+                        Ok(Ok(io)) => io,
+                        Ok(Err(e)) => {
+                            tracing::warn!(%remote, error = %e, "diameter: TLS accept failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    let open = match Closed::new(shared.clone()).accept(io).receive_cer().await {
+                        Ok(open) => open,
+                        Err(_) => return,
+                    };
+                    let key = open.remote_host.to_ascii_lowercase();
+                    lock(&peers).insert(key.clone(), Peer::from_shared(shared.clone()));
+                    open.run(handler).await;
+                    let mut map = lock(&peers);
+                    if map.get(&key).is_some_and(|p| Arc::ptr_eq(&p.shared, &shared)) {
+                        map.remove(&key);
+                    }
+                });
+            }
+            Some(_) = conns.join_next() => {}
+        }
+    }
+}
