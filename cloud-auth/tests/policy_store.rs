@@ -261,3 +261,30 @@ async fn changes_reach_the_feed_and_other_nodes() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn concurrent_writers_on_two_nodes_get_distinct_versions() {
+    each_backend(|db| async move {
+        let (a, b) = (db.engine().await, db.engine().await);
+        let root = spec(EnforcerKind::AllPass, Value::Null);
+        let writes: Vec<_> = (0..20)
+            .map(|i| {
+                let e = if i % 2 == 0 { a.clone() } else { b.clone() };
+                let root = root.clone();
+                tokio::spawn(async move { e.put(&tenant("t"), "root", &root, "w").await })
+            })
+            .collect();
+        let mut versions = Vec::new();
+        for w in writes {
+            versions.push(w.await.unwrap().unwrap().version);
+        }
+        versions.sort_unstable();
+        assert_eq!(versions, (1..=20).collect::<Vec<i64>>());
+        let history = a.history(&tenant("t"), "root").await.unwrap();
+        let mut revisions: Vec<i64> = history.iter().map(|v| v.revision).collect();
+        revisions.dedup();
+        assert_eq!(revisions.len(), 20);
+        db
+    })
+    .await;
+}

@@ -51,6 +51,7 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    sqlite: bool,
 }
 
 fn now() -> i64 {
@@ -81,7 +82,8 @@ impl Store {
     pub async fn open(url: &str, max_connections: u32) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let lower = url.to_ascii_lowercase();
-        let url = if lower.starts_with("sqlite:") {
+        let sqlite = lower.starts_with("sqlite:");
+        let url = if sqlite {
             prepare_sqlite_file(url);
             if url.contains("mode=") {
                 Cow::Borrowed(url)
@@ -99,7 +101,13 @@ impl Store {
             .connect(&url)
             .await?;
         migrator().run(&pool).await?;
-        Ok(Store { pool })
+        if sqlite {
+            // Readers do not block the writer.
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
+        }
+        Ok(Store { pool, sqlite })
     }
 
     /// Closes the pool.
@@ -123,7 +131,13 @@ impl Store {
             None => (None, None),
         };
         for _ in 0..WRITE_ATTEMPTS {
-            let mut tx = self.pool.begin().await?;
+            // SQLite: take the write lock at once (a read lock upgraded later fails with
+            // "database is locked" instead of waiting for the other writer).
+            let mut tx = if self.sqlite {
+                self.pool.begin_with("BEGIN IMMEDIATE").await?
+            } else {
+                self.pool.begin().await?
+            };
             let row = sqlx::query(NEXT_NUMBERS)
                 .bind(scope.owner())
                 .bind(name)
@@ -153,8 +167,7 @@ impl Store {
             }
             match tx.commit().await {
                 Ok(()) => {}
-                // SQLite reports a concurrent writer at commit as busy, PostgreSQL as a
-                // serialization or unique failure: the numbers may be stale, try again.
+                // Another node took the numbers first (deferred constraint check): again.
                 Err(sqlx::Error::Database(e)) if e.is_unique_violation() => continue,
                 Err(e) => return Err(e.into()),
             }
