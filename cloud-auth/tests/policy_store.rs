@@ -151,11 +151,30 @@ async fn builtins_are_created_once_and_every_version_is_kept() {
         assert_eq!(history[0].created_by, "ada");
         assert_eq!(history[0].spec.as_ref(), Some(&root));
 
+        // Deleting a built-in sticks (it is only created on first start), and with no
+        // restrict nothing is allowed.
+        e.put(
+            &tenant("a"),
+            "root",
+            &spec(EnforcerKind::AllPass, Value::Null),
+            "ada",
+        )
+        .await
+        .unwrap();
+        e.delete(&Scope::Global, "restrict", "cloud")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            e.verify(&subject("a", &[]), &object("a"), "INVITE").effect,
+            "deny"
+        );
         // Reopening finds everything and adds no second set of built-ins.
         drop(e);
         let e = db.engine().await;
         assert_eq!(e.current(&Scope::Global, "enable").unwrap().version, 1);
-        assert_eq!(e.current(&tenant("a"), "root").unwrap().version, 4);
+        assert_eq!(e.current(&tenant("a"), "root").unwrap().version, 5);
+        assert!(e.current(&Scope::Global, "restrict").is_none());
         assert_eq!(e.current(&tenant("b"), "root").unwrap().version, 1);
         db
     })

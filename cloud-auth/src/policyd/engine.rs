@@ -88,8 +88,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Engine {
-    /// Loads every policy from `store`, creating the built-in globals that do not exist
-    /// yet. `effective` is the composition of a tenant's effective policy.
+    /// Loads every policy from `store`, creating the built-in globals that never existed
+    /// (first start). `effective` is the composition of a tenant's effective policy.
     pub async fn open(store: Store, effective: Vec<Reference>) -> Result<Engine, StoreError> {
         let (feed, _) = broadcast::channel(FEED_BUFFER);
         let engine = Engine {
@@ -105,11 +105,14 @@ impl Engine {
         };
         engine.refresh().await?;
         for (name, spec) in builtins() {
-            let exists = engine
-                .snapshot()
-                .current
-                .contains_key(&(Scope::Global, name.to_owned()));
-            if !exists {
+            // Only on first start: a built-in the cloud admin deleted stays deleted.
+            let existed = !engine
+                .inner
+                .store
+                .history(&Scope::Global, name)
+                .await?
+                .is_empty();
+            if !existed {
                 engine.put(&Scope::Global, name, &spec, "policyd").await?;
                 tracing::info!(policy = name, "created built-in global policy");
             }
