@@ -5,14 +5,11 @@
 //! reach a SIPp UAS; every node counts the traffic on /metrics.
 
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::Duration;
 
 use ims_e2e::sipp::{self, SippTransport};
 use ims_e2e::stunnel::{self, Kill};
-use ims_e2e::{
-    command, free_port, http_get, scratch_dir, signal, wait_exit, wait_for_line, GroupGuard,
-};
+use ims_e2e::{free_port, http_get, scratch_dir, DevCore};
 
 const CALLS: u32 = 20;
 
@@ -67,19 +64,7 @@ fn calls_cross_the_dev_chain_over_udp_and_tls() {
     );
     let dir = scratch_dir("dev-core-sip");
     let data = dir.join("data");
-    let mut up = GroupGuard(
-        command("imsctl")
-            .args(["up", "--data-dir"])
-            .arg(&data)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("imsctl starts"),
-    );
-    let stdout = up.0.stdout.take().expect("piped stdout");
-    if let Err(seen) = wait_for_line(stdout, "IMS core is up", Duration::from_secs(60)) {
-        panic!("imsctl up did not report the core up; it printed:\n{seen}");
-    }
+    let core = DevCore::start(&data).unwrap_or_else(|e| panic!("{e}"));
     let before: Vec<u64> = ["127.0.0.1:9101", "127.0.0.1:9102", "127.0.0.1:9103"]
         .iter()
         .map(|h| requests_in(h))
@@ -106,8 +91,7 @@ fn calls_cross_the_dev_chain_over_udp_and_tls() {
         );
     }
 
-    signal(&up.0, "INT");
-    let exit = wait_exit(&mut up.0, Duration::from_secs(30));
+    let exit = core.stop();
     assert!(
         exit.is_some_and(|s| s.success()),
         "imsctl up exits cleanly: {exit:?}"
