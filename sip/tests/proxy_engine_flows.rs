@@ -49,8 +49,13 @@ impl Policy for EdgePolicy {
             "the popped Route reaches the policy"
         );
         let flow = self.flow.lock().unwrap().expect("registered first");
-        Decision::ForwardOverFlow {
-            flow,
+        let mut edited = request.clone();
+        edited
+            .headers
+            .push(HeaderName::Other("X-Edited".into()), "yes");
+        Decision::ForwardWith {
+            request: edited,
+            flow: Some(flow),
             forward: Forward::default(),
         }
     }
@@ -145,6 +150,12 @@ async fn requests_reach_a_registered_flow_and_fail_with_430_once_it_closes() {
     let delivered = recv_tcp(&mut ue).await;
     assert_eq!(delivered.method(), Some(&Method::Options));
     assert!(delivered.headers.get(&HeaderName::Route).is_none());
+    assert_eq!(
+        delivered
+            .headers
+            .get_str(&HeaderName::Other("X-Edited".into())),
+        Some("yes")
+    );
     let top_via = delivered.headers.first_value(&HeaderName::Via).unwrap();
     assert!(top_via.starts_with(b"SIP/2.0/TCP"), "{top_via:?}");
     ue.write_all(&response(&delivered, 200).to_bytes())

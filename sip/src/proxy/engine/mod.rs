@@ -22,8 +22,8 @@
 //!   per the next Via (§16.7, §18.2.2, RFC 3581);
 //! * Timer B/F → 408, transport errors and connect failures → 503 (§16.8, §16.9),
 //!   Timer C → CANCEL of the branch (§16.8);
-//! * a [`Decision::ForwardOverFlow`] sends every branch over the given flow; a closed
-//!   flow ends the branch with 430 (RFC 5626 §5.3);
+//! * a [`Decision::ForwardWith`] proxies the policy's edited request, over a given
+//!   flow if any; a closed flow ends the branch with 430 (RFC 5626 §5.3);
 //! * the policy sees each response before it goes upstream ([`Policy::on_response`]).
 
 mod config;
@@ -385,8 +385,15 @@ impl<P: Policy> Core<P> {
                 self.respond(&key, response).await;
             }
             Decision::Forward(forward) => self.fork(&key, &forward, None).await,
-            Decision::ForwardOverFlow { flow, forward } => {
-                self.fork(&key, &forward, Some(flow)).await;
+            Decision::ForwardWith {
+                request,
+                flow,
+                forward,
+            } => {
+                if let Some(ctx) = self.contexts.get_mut(&key) {
+                    ctx.request = request;
+                }
+                self.fork(&key, &forward, flow).await;
             }
         }
     }

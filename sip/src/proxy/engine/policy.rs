@@ -19,12 +19,18 @@ pub enum Decision {
     Respond(SipMessage),
     /// Proxy the request.
     Forward(Forward),
-    /// Proxy the request over an existing flow, whatever its next hop says (RFC 5626
-    /// §5.3: a request for a UE registered over a flow goes over that flow). A branch
-    /// whose flow has closed ends with `430 Flow Failed`.
-    ForwardOverFlow {
-        /// The flow every branch is sent over.
-        flow: Flow,
+    /// Proxy `request`, the policy's edited copy of the request it was given (RFC
+    /// 3261 §16.6 step 1 lets a proxy change its copy: an IMS proxy adds Path,
+    /// P-Asserted-Identity, P-Charging-Vector, removes what a UE may not send). The
+    /// transaction identifiers (Via, Call-ID, CSeq, From, To) must stay as received.
+    /// With `flow`, every branch goes over that flow whatever its next hop says (RFC
+    /// 5626 §5.3: a request for a UE registered over a flow goes over that flow), and
+    /// a branch whose flow has closed ends with `430 Flow Failed`.
+    ForwardWith {
+        /// The request to proxy.
+        request: SipMessage,
+        /// The flow every branch is sent over, if any.
+        flow: Option<Flow>,
         /// Targets and per-branch changes, as for [`Decision::Forward`].
         forward: Forward,
     },
@@ -72,7 +78,8 @@ pub trait Policy: Send + Sync + 'static {
     }
 
     /// Sees each response before it is forwarded upstream on the server transaction of
-    /// `request` (as received, after Route preprocessing) from `source`, and may change
+    /// `request` (as received after Route preprocessing, or as edited by a
+    /// [`Decision::ForwardWith`]) from `source`, and may change
     /// it: e.g. a P-CSCF learns a registration from the 200 to a REGISTER (TS 24.229
     /// §5.2.2). This includes the 408/430/503/487 the engine synthesizes for a
     /// branch, not the response of a [`Decision::Respond`]. By default nothing happens.
