@@ -83,7 +83,7 @@ impl Validate for PcscfSection {
 
 /// The number of bytes a hex string encodes, if it is hex.
 fn hex_len(s: &str) -> Option<usize> {
-    (s.len() % 2 == 0 && s.bytes().all(|b| b.is_ascii_hexdigit())).then_some(s.len() / 2)
+    (s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit())).then_some(s.len() / 2)
 }
 
 /// `[cx]`: a Diameter Cx client toward the HSS (TS 29.228, TS 29.229).
