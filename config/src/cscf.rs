@@ -92,6 +92,9 @@ fn hex_len(s: &str) -> Option<usize> {
 pub struct CxClientSection {
     /// The HSS's Diameter address (TCP).
     pub hss: SocketAddr,
+    /// The HSS's Origin-Host, the one peer accepted in CEA (RFC 6733 §5.3), e.g.
+    /// `hss.ims.example.net`.
+    pub hss_host: String,
     /// Our Origin-Host, e.g. `icscf.ims.example.net`.
     pub origin_host: String,
     /// Our Origin-Realm, e.g. `ims.example.net`.
@@ -119,6 +122,7 @@ impl Validate for CxClientSection {
         for (key, v) in [
             ("origin_host", &self.origin_host),
             ("origin_realm", &self.origin_realm),
+            ("hss_host", &self.hss_host),
         ] {
             if v.trim().is_empty() || v.contains(char::is_whitespace) {
                 return Err(Invalid::new(key, "must be a Diameter identity"));

@@ -90,7 +90,7 @@ fn icscf_needs_cx_and_checks_tw() {
     let err = parse_str::<IcscfConfig>(&format!("{BASE}{sip}"), Path::new("i.toml")).unwrap_err();
     assert!(err.to_string().contains("cx"), "{err}");
     let cx =
-        "[cx]\nhss = \"127.0.0.1:3868\"\norigin_host = \"i\"\norigin_realm = \"r\"\ntw_ms = 1000\n";
+        "[cx]\nhss = \"127.0.0.1:3868\"\nhss_host = \"h\"\norigin_host = \"i\"\norigin_realm = \"r\"\ntw_ms = 1000\n";
     let err =
         parse_str::<IcscfConfig>(&format!("{BASE}{sip}{cx}"), Path::new("i.toml")).unwrap_err();
     assert_eq!(err.key(), Some("cx.tw_ms"), "{err}");

@@ -74,11 +74,13 @@ impl CxClient {
         let mut cfg = PeerConfig::cx(&section.origin_host, &section.origin_realm);
         cfg.watchdog_interval = Duration::from_millis(section.tw_ms);
         cfg.request_timeout = Duration::from_millis(section.request_timeout_ms);
+        cfg.allowed_peers = vec![section.hss_host.clone()];
         CxClient::with_config(cfg, section.hss, section.destination_realm.clone())
     }
 
-    /// Starts connecting to `hss` with a full peer configuration (tests shorten the
-    /// timers); `destination_realm` defaults to our realm.
+    /// Starts connecting to `hss` with a full peer configuration (its
+    /// `allowed_peers` names the HSS; tests shorten the timers); `destination_realm`
+    /// defaults to our realm.
     pub fn with_config(
         cfg: PeerConfig,
         hss: SocketAddr,
