@@ -9,18 +9,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use icscf::cx::CxClient;
 use icscf::IcscfPolicy;
 use ims_config::ScscfEntry;
-use ims_diameter::cx::{
-    AnswerHeader, CxResult, ServerCapabilities, Uaa, Uar, UserAuthorizationType,
-};
-use ims_diameter::dict::experimental;
-use ims_diameter::peer::{Acceptor, BoxFuture, Handler, PeerConfig, PeerState, Server};
-use ims_diameter::Message;
+use ims_diameter::cx::UserAuthorizationType;
+use ims_diameter::peer::{PeerConfig, PeerState, Server};
+use ims_e2e::uar_hss::{self, UarHss};
 use ims_sip::message::build::response;
 use ims_sip::proxy::engine::{EngineConfig, ProxyEngine};
 use ims_sip::proxy::record_route::route_user;
@@ -31,51 +28,6 @@ use pcscf::{Pcscf, PcscfPolicy, PcscfSettings};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;
-
-/// An HSS answering UAR from test data: alice has an S-CSCF assigned (Server-Name),
-/// bob gets capabilities, anyone else is unknown. Keeps the UARs it got.
-struct TestHss {
-    uars: Mutex<Vec<Uar>>,
-}
-
-impl Handler for TestHss {
-    fn handle(&self, request: Message) -> BoxFuture<'_, Message> {
-        Box::pin(async move {
-            let uar = Uar::from_message(&request).unwrap();
-            self.uars.lock().unwrap().push(uar.clone());
-            let (result, server_name, caps) = match uar.user_name.as_str() {
-                "alice@ims.example.net" => (
-                    experimental::DIAMETER_FIRST_REGISTRATION,
-                    Some("sip:scscf.ims.example.net:5080".to_string()),
-                    None,
-                ),
-                "bob@ims.example.net" => (
-                    experimental::DIAMETER_FIRST_REGISTRATION,
-                    None,
-                    Some(ServerCapabilities {
-                        mandatory: vec![1],
-                        optional: vec![2],
-                        server_names: Vec::new(),
-                    }),
-                ),
-                _ => (experimental::DIAMETER_ERROR_USER_UNKNOWN, None, None),
-            };
-            let header = AnswerHeader::for_request(
-                &uar.header,
-                "hss.ims.example.net",
-                "ims.example.net",
-                CxResult::experimental(result),
-            );
-            Uaa {
-                header,
-                supported_features: Vec::new(),
-                server_name,
-                server_capabilities: caps,
-            }
-            .to_answer(&request)
-        })
-    }
-}
 
 async fn engine<P: ims_sip::proxy::engine::Policy>(policy: P, tcp: bool) -> ProxyEngine {
     let transport = TransportConfig {
@@ -139,25 +91,13 @@ struct Chain {
     pcscf_state: Arc<Pcscf>,
     pcscf: ProxyEngine,
     _icscf: ProxyEngine,
-    hss: Arc<TestHss>,
+    hss: Arc<UarHss>,
     _server: Server,
     scscf: UdpSocket,
 }
 
 async fn chain() -> Chain {
-    let hss = Arc::new(TestHss {
-        uars: Mutex::new(Vec::new()),
-    });
-    let mut hss_cfg = PeerConfig::cx("hss.ims.example.net", "ims.example.net");
-    hss_cfg.allowed_peers = vec!["icscf.ims.example.net".into()];
-    let server = Server::bind(
-        hss_cfg,
-        "127.0.0.1:0".parse().unwrap(),
-        Acceptor::Tcp,
-        hss.clone(),
-    )
-    .await
-    .unwrap();
+    let (server, hss) = uar_hss::start("icscf.ims.example.net").await.unwrap();
     let scscf = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let scscf_addr = scscf.local_addr().unwrap();
     let mut cx_cfg = PeerConfig::cx("icscf.ims.example.net", "ims.example.net");
@@ -273,7 +213,7 @@ async fn registration_through_pcscf_and_icscf_then_requests_both_ways() {
     );
     // The UAR the I-CSCF sent.
     {
-        let uars = c.hss.uars.lock().unwrap();
+        let uars = c.hss.uars();
         assert_eq!(uars.len(), 1);
         assert_eq!(uars[0].user_name, "alice@ims.example.net");
         assert_eq!(uars[0].public_identity, "sip:alice@ims.example.net");
@@ -374,7 +314,7 @@ async fn registration_through_pcscf_and_icscf_then_requests_both_ways() {
     ue.write_all(dereg.as_bytes()).await.unwrap();
     let (at_s, from) = recv_udp(&c.scscf).await;
     assert_eq!(
-        c.hss.uars.lock().unwrap()[1].user_authorization_type,
+        c.hss.uars()[1].user_authorization_type,
         Some(UserAuthorizationType::DeRegistration)
     );
     c.scscf
