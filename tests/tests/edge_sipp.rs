@@ -6,7 +6,8 @@
 //! P-Associated-URI; the P-CSCF shows the registration on /health; the UE's MESSAGE
 //! reaches a SIPp S-CSCF at the Service-Route with P-Asserted-Identity set and the UE's
 //! own stripped; a MESSAGE from the core with the Path as Route reaches the UE over its
-//! flow; an unregistered UE gets 403.
+//! flow; an unregistered UE gets 403. The same over TLS, with stunnel in front of a
+//! SIPp UE that keeps one connection.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,12 +24,17 @@ fn addr(port: u16) -> SocketAddr {
 /// A SIPp command over UDP on `local` for a scenario under `sipp-scenarios/pcscf/`,
 /// bounded to one call and 20 s, logging `<log>` actions.
 fn sipp_cmd(scenario: &str, local: SocketAddr, dir: &Path) -> Command {
+    sipp_over(scenario, local, dir, "u1")
+}
+
+/// [`sipp_cmd`] over transport mode `mode` (`u1`, `t1`).
+fn sipp_over(scenario: &str, local: SocketAddr, dir: &Path, mode: &str) -> Command {
     let mut c = Command::new("sipp");
     c.current_dir(dir)
         .arg("-sf")
         .arg(sipp::scenario(&format!("pcscf/{scenario}")))
         .args(["-i", "127.0.0.1", "-p", &local.port().to_string()])
-        .args(["-t", "u1", "-m", "1", "-timeout", "20s", "-timeout_error"])
+        .args(["-t", mode, "-m", "1", "-timeout", "20s", "-timeout_error"])
         .args(["-nd", "-trace_err", "-trace_logs"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -87,8 +93,22 @@ fn write(dir: &Path, name: &str, text: String) -> PathBuf {
     path
 }
 
-#[test]
-fn sipp_ue_registers_through_the_pcscf_and_icscf_binaries() {
+/// The nodes under test and their peers' ports.
+struct Setup {
+    dir: PathBuf,
+    p_sip: u16,
+    p_http: u16,
+    s1: u16,
+    s2: u16,
+    hss: std::sync::Arc<uar_hss::UarHss>,
+    _nodes: [GroupGuard; 2],
+    _server: ims_diameter::peer::Server,
+    _rt: tokio::runtime::Runtime,
+}
+
+/// Starts the UAR-answering HSS, the I-CSCF and the P-CSCF (UDP and TCP, and TLS on
+/// `tls` with the PEM `cert`/`key` when given).
+fn setup(name: &str, tls: Option<(u16, &Path, &Path)>) -> Setup {
     assert!(
         sipp::available(),
         "sipp is not installed: run ./scripts/test"
@@ -97,18 +117,24 @@ fn sipp_ue_registers_through_the_pcscf_and_icscf_binaries() {
     let (server, hss) = rt
         .block_on(uar_hss::start("icscf.ims.example.net"))
         .unwrap();
-    let dir = scratch_dir("edge-sipp");
-    let [p_sip, p_http, i_sip, i_http, s1, s2, ue, ue2, core] = [(); 9].map(|()| free_port());
-
+    let dir = scratch_dir(name);
+    let [p_sip, p_http, i_sip, i_http, s1, s2] = [(); 6].map(|()| free_port());
+    let tls_text = tls.map_or(String::new(), |(port, cert, key)| {
+        format!(
+            "tls = [\"127.0.0.1:{port}\"]\n[sip.tls_files]\ncert = \"{}\"\nkey = \"{}\"\n",
+            cert.display(),
+            key.display()
+        )
+    });
     let pcscf_cfg = write(
         &dir,
         "pcscf.toml",
         format!(
             "[node]\nname = \"pcscf\"\ndomain = \"ims.example.net\"\nlog = \"debug\"\n\
              [http]\nlisten = \"127.0.0.1:{p_http}\"\n\
-             [sip]\nudp = [\"127.0.0.1:{p_sip}\"]\ntcp = [\"127.0.0.1:{p_sip}\"]\n\
              [pcscf]\nvisited_network_id = \"visited.example.net\"\n\
-             [pcscf.home_networks]\n\"ims.example.net\" = \"sip:127.0.0.1:{i_sip};lr\"\n"
+             [pcscf.home_networks]\n\"ims.example.net\" = \"sip:127.0.0.1:{i_sip};lr\"\n\
+             [sip]\nudp = [\"127.0.0.1:{p_sip}\"]\ntcp = [\"127.0.0.1:{p_sip}\"]\n{tls_text}"
         ),
     );
     let icscf_cfg = write(
@@ -124,8 +150,10 @@ fn sipp_ue_registers_through_the_pcscf_and_icscf_binaries() {
             server.local_addr()
         ),
     );
-    let _icscf = node("icscf", &icscf_cfg, &dir);
-    let _pcscf = node("pcscf", &pcscf_cfg, &dir);
+    let nodes = [
+        node("icscf", &icscf_cfg, &dir),
+        node("pcscf", &pcscf_cfg, &dir),
+    ];
     for http in [p_http, i_http] {
         wait_for(Duration::from_secs(15), || health(addr(http)))
             .unwrap_or_else(|| panic!("node on {http} does not answer /health"));
@@ -134,17 +162,59 @@ fn sipp_ue_registers_through_the_pcscf_and_icscf_binaries() {
         server.peer("icscf.ims.example.net")
     })
     .expect("the I-CSCF opens its Cx connection");
+    Setup {
+        dir,
+        p_sip,
+        p_http,
+        s1,
+        s2,
+        hss,
+        _nodes: nodes,
+        _server: server,
+        _rt: rt,
+    }
+}
 
+impl Setup {
+    /// Starts the SIPp registrar (Service-Route toward `s2`) and the S-CSCF at `s2`.
+    fn scscfs(&self) -> (GroupGuard, GroupGuard) {
+        let mut registrar = sipp_cmd("scscf_registrar.xml", addr(self.s1), &self.dir);
+        registrar.args(["-key", "sr_port", &self.s2.to_string()]);
+        let registrar = GroupGuard(registrar.spawn().unwrap());
+        let orig = GroupGuard(
+            sipp_cmd("scscf_originating.xml", addr(self.s2), &self.dir)
+                .spawn()
+                .unwrap(),
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        (registrar, orig)
+    }
+
+    /// The Path the registrar logged.
+    fn path(&self) -> String {
+        let log = logs(&self.dir, "scscf_registrar");
+        log.split_whitespace()
+            .skip_while(|w| *w != "PATH")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no Path logged: {log}"))
+            .to_string()
+    }
+
+    fn registered(&self) -> bool {
+        wait_for(Duration::from_secs(5), || {
+            health(addr(self.p_http)).filter(|h| h["registered_contacts"] == 1)
+        })
+        .is_some()
+    }
+}
+
+#[test]
+fn sipp_ue_registers_through_the_pcscf_and_icscf_binaries() {
+    let setup = setup("edge-sipp", None);
+    let (dir, p_sip) = (setup.dir.clone(), setup.p_sip);
+    let [ue, ue2, core] = [(); 3].map(|()| free_port());
     // The registrar and the Service-Route S-CSCF wait; the UE registers.
-    let mut registrar = sipp_cmd("scscf_registrar.xml", addr(s1), &dir);
-    registrar.args(["-key", "sr_port", &s2.to_string()]);
-    let mut registrar = GroupGuard(registrar.spawn().unwrap());
-    let mut orig = GroupGuard(
-        sipp_cmd("scscf_originating.xml", addr(s2), &dir)
-            .spawn()
-            .unwrap(),
-    );
-    std::thread::sleep(Duration::from_millis(300));
+    let (mut registrar, mut orig) = setup.scscfs();
     let mut reg = sipp_cmd("ue_register.xml", addr(ue), &dir);
     reg.arg(addr(p_sip).to_string());
     assert!(run(reg), "UE REGISTER: {}", errors(&dir));
@@ -153,21 +223,15 @@ fn sipp_ue_registers_through_the_pcscf_and_icscf_binaries() {
         "registrar checks: {}",
         errors(&dir)
     );
-    let registrar_log = logs(&dir, "scscf_registrar");
-    let path = registrar_log
-        .split_whitespace()
-        .skip_while(|w| *w != "PATH")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no Path logged: {registrar_log}"))
-        .to_string();
-    let uars = hss.uars();
+    let path = setup.path();
+    let uars = setup.hss.uars();
     assert_eq!(uars.len(), 1);
     assert_eq!(uars[0].user_name, "alice@ims.example.net");
     assert_eq!(uars[0].visited_network_identifier, "visited.example.net");
-    wait_for(Duration::from_secs(5), || {
-        health(addr(p_http)).filter(|h| h["registered_contacts"] == 1)
-    })
-    .expect("the P-CSCF shows one registration on /health");
+    assert!(
+        setup.registered(),
+        "the P-CSCF shows one registration on /health"
+    );
 
     // The registered UE's MESSAGE goes along the Service-Route, identity asserted.
     let mut msg = sipp_cmd("ue_message.xml", addr(ue), &dir);
@@ -203,5 +267,72 @@ fn sipp_ue_registers_through_the_pcscf_and_icscf_binaries() {
     )
     .unwrap();
     assert_eq!((r.successful, r.failed), (1, 0), "{r:?}");
-    drop(server);
+}
+
+/// A CA and a certificate for 127.0.0.1 signed by it, as PEM files in `dir`:
+/// (CA, certificate, key).
+fn make_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "edge test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "pcscf test");
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let files = (
+        dir.join("ca.pem"),
+        dir.join("pcscf.pem"),
+        dir.join("pcscf.key"),
+    );
+    std::fs::write(&files.0, ca_cert.pem()).unwrap();
+    std::fs::write(&files.1, cert.pem()).unwrap();
+    std::fs::write(&files.2, key.serialize_pem()).unwrap();
+    files
+}
+
+#[test]
+fn sipp_ue_over_tls_registers_and_is_reached_over_its_connection() {
+    let pki_dir = scratch_dir("edge-sipp-pki");
+    let (ca, cert, key) = make_pki(&pki_dir);
+    let p_tls = free_port();
+    let setup = setup("edge-sipp-tls", Some((p_tls, &cert, &key)));
+    let dir = setup.dir.clone();
+    let [entry, ue, core] = [(); 3].map(|()| free_port());
+    let _stunnel = ims_e2e::stunnel::start(&dir, addr(entry), addr(p_tls), &ca).unwrap();
+    let (mut registrar, mut orig) = setup.scscfs();
+
+    // One SIPp UE over one TCP connection, TLS from stunnel to the P-CSCF.
+    let mut session = sipp_over("ue_session.xml", addr(ue), &dir, "t1");
+    session
+        .args(["-cid_str", "ue-%u"])
+        .arg(addr(entry).to_string());
+    let mut session = GroupGuard(session.spawn().unwrap());
+    assert!(
+        ended_ok(&mut registrar.0),
+        "registrar checks: {}",
+        errors(&dir)
+    );
+    assert!(
+        setup.registered(),
+        "the P-CSCF shows one registration on /health"
+    );
+    assert!(ended_ok(&mut orig.0), "S-CSCF checks: {}", errors(&dir));
+
+    // The core reaches the UE over its TLS connection (the Call-ID maps to the UE's
+    // SIPp call).
+    let mut term = sipp_cmd("core_to_ue.xml", addr(core), &dir);
+    term.args(["-key", "route", &setup.path()])
+        .args(["-cid_str", "ue-%u"])
+        .args(["-rsa", &addr(setup.p_sip).to_string()])
+        .arg(addr(ue).to_string());
+    assert!(run(term), "core MESSAGE to the UE: {}", errors(&dir));
+    assert!(ended_ok(&mut session.0), "UE session: {}", errors(&dir));
 }
