@@ -22,6 +22,7 @@ use bytes::Bytes;
 use ims_sip::message::addr::NameAddr;
 use ims_sip::message::build::response_with;
 use ims_sip::message::uri::Uri;
+use ims_sip::message::via::split_host_port;
 use ims_sip::proxy::engine::{Decision, Forward, Policy};
 use ims_sip::proxy::record_route::route_user;
 use ims_sip::transport::Source;
@@ -82,11 +83,13 @@ impl Pcscf {
         format!("<sip:{token}@{host};lr>")
     }
 
+    /// Our host without port, for `icid-generated-at` (RFC 7315 §4.6: a host).
     fn host(&self, source: &Source) -> String {
         self.core_address
             .get()
             .and_then(|a| a.split(';').next())
-            .map(str::to_string)
+            .and_then(split_host_port)
+            .map(|(host, _)| host.to_string())
             .unwrap_or_else(|| source.local.ip().to_string())
     }
 
@@ -107,6 +110,16 @@ impl Pcscf {
             tracing::info!(remote = %source.remote, "REGISTER for a domain we do not serve");
             return refuse(request, 403, "Forbidden - unknown home network");
         };
+        if !self.registrations.has_room(&source.flow, Instant::now()) {
+            tracing::warn!(remote = %source.remote, "registration store full: REGISTER refused");
+            return Decision::Respond(response_with(
+                request,
+                503,
+                "Service Unavailable",
+                None,
+                &[(HeaderName::RetryAfter, "60")],
+            ));
+        }
         let mut edited = request.clone();
         edited.headers.remove_all(&HeaderName::Route);
         edited.headers.remove_all(&HeaderName::PAssertedIdentity);

@@ -211,6 +211,17 @@ impl Registrations {
         self.by_flow(&flow, now)
     }
 
+    /// Whether a registration over `flow` fits at `now`: the flow is known, or there is
+    /// room (after dropping expired entries).
+    pub fn has_room(&self, flow: &Flow, now: Instant) -> bool {
+        let mut inner = self.lock();
+        if inner.by_flow.contains_key(flow) || inner.by_flow.len() < self.max {
+            return true;
+        }
+        purge(&mut inner, now);
+        inner.by_flow.len() < self.max
+    }
+
     /// Drops expired registrations; returns how many remain.
     pub fn purge(&self, now: Instant) -> usize {
         let mut inner = self.lock();
@@ -295,10 +306,13 @@ mod tests {
         assert_eq!(regs.learn(&req, fl[0], &ok, now), Learned::Registered);
         assert_eq!(regs.learn(&req, fl[1], &ok, now), Learned::Registered);
         assert_eq!(regs.learn(&req, fl[2], &ok, now), Learned::Full);
+        assert!(!regs.has_room(&fl[2], now));
+        assert!(regs.has_room(&fl[1], now));
         // A refresh of a known flow still fits.
         assert_eq!(regs.learn(&req, fl[1], &ok, now), Learned::Registered);
         // Expired entries make room.
         let later = now + Duration::from_secs(601);
+        assert!(regs.has_room(&fl[2], later));
         assert_eq!(regs.learn(&req, fl[2], &ok, later), Learned::Registered);
         assert_eq!(regs.purge(later), 1);
     }

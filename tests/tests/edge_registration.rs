@@ -97,6 +97,10 @@ struct Chain {
 }
 
 async fn chain() -> Chain {
+    chain_of(100).await
+}
+
+async fn chain_of(max_registrations: usize) -> Chain {
     let (server, hss) = uar_hss::start("icscf.ims.example.net").await.unwrap();
     let scscf = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let scscf_addr = scscf.local_addr().unwrap();
@@ -129,7 +133,7 @@ async fn chain() -> Chain {
             visited_network_id: "visited.example.net".into(),
             tokens: FlowTokens::random(),
         },
-        100,
+        max_registrations,
     );
     let pcscf = engine(PcscfPolicy(state.clone()), true).await;
     state.set_core_address(udp_of(&pcscf).to_string());
@@ -201,6 +205,7 @@ async fn registration_through_pcscf_and_icscf_then_requests_both_ways() {
     );
     let pcv = header(&at_s, HeaderName::PChargingVector);
     assert!(pcv[0].starts_with("icid-value="), "{pcv:?}");
+    assert!(pcv[0].ends_with(";icid-generated-at=127.0.0.1"), "{pcv:?}");
     // The I-CSCF's pre-loaded Route to the selected S-CSCF was consumed by the S-CSCF
     // hop only: it is still there for the S-CSCF to pop.
     assert_eq!(
@@ -434,4 +439,58 @@ async fn unreachable_hss_gives_480() {
     );
     ue.send_to(reg.as_bytes(), udp_of(&icscf)).await.unwrap();
     assert_eq!(recv_udp(&ue).await.0.status(), Some(480));
+}
+
+#[tokio::test]
+async fn a_full_registration_store_refuses_new_ues_with_503() {
+    let c = chain_of(1).await;
+    let scscf_addr = c.scscf.local_addr().unwrap();
+    let pcscf_udp = udp_of(&c.pcscf);
+    let ue1 = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let ue1_addr = ue1.local_addr().unwrap();
+    let contact = format!("Contact: <sip:alice@{ue1_addr}>\r\nExpires: 600\r\n");
+    let reg = request(
+        "REGISTER",
+        "sip:ims.example.net",
+        &format!("UDP {ue1_addr}"),
+        "alice",
+        "f1",
+        &contact,
+    );
+    ue1.send_to(reg.as_bytes(), pcscf_udp).await.unwrap();
+    let (at_s, from) = recv_udp(&c.scscf).await;
+    c.scscf
+        .send_to(&registrar_ok(&at_s, scscf_addr, 600).to_bytes(), from)
+        .await
+        .unwrap();
+    assert_eq!(recv_udp(&ue1).await.0.status(), Some(200));
+
+    // A second UE does not fit: 503 with Retry-After, nothing forwarded.
+    let ue2 = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let ue2_addr = ue2.local_addr().unwrap();
+    let reg = request(
+        "REGISTER",
+        "sip:ims.example.net",
+        &format!("UDP {ue2_addr}"),
+        "alice",
+        "f2",
+        "",
+    );
+    ue2.send_to(reg.as_bytes(), pcscf_udp).await.unwrap();
+    let (answer, _) = recv_udp(&ue2).await;
+    assert_eq!(answer.status(), Some(503));
+    assert_eq!(answer.headers.get_str(&HeaderName::RetryAfter), Some("60"));
+    assert_eq!(c.hss.uars().len(), 1);
+
+    // The registered UE refreshes: it still fits.
+    ue1.send_to(
+        reg.replace(&ue2_addr.to_string(), &ue1_addr.to_string())
+            .replace("f2", "f3")
+            .as_bytes(),
+        pcscf_udp,
+    )
+    .await
+    .unwrap();
+    let (at_s, _) = recv_udp(&c.scscf).await;
+    assert_eq!(at_s.method(), Some(&Method::Register));
 }
