@@ -86,54 +86,59 @@ fn hex_len(s: &str) -> Option<usize> {
     (s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit())).then_some(s.len() / 2)
 }
 
-/// `[cx]`: a Diameter Cx client toward the HSS (TS 29.228, TS 29.229).
+/// `[cx]`: the I-CSCF's Diameter Cx client toward the HSS (TS 29.228, TS 29.229). The
+/// keys are those of the S-CSCF's `[cx]`, without TLS.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CxClientSection {
+pub struct IcscfCxSection {
     /// The HSS's Diameter address (TCP).
     pub hss: SocketAddr,
-    /// The HSS's Origin-Host, the one peer accepted in CEA (RFC 6733 §5.3), e.g.
-    /// `hss.ims.example.net`.
-    pub hss_host: String,
     /// Our Origin-Host, e.g. `icscf.ims.example.net`.
     pub origin_host: String,
     /// Our Origin-Realm, e.g. `ims.example.net`.
     pub origin_realm: String,
-    /// Destination-Realm of Cx requests; defaults to `origin_realm`.
-    pub destination_realm: Option<String>,
-    /// Watchdog interval Tw in milliseconds (RFC 3539 §3.4.1).
-    #[serde(default = "default_tw_ms")]
-    pub tw_ms: u64,
-    /// How long to wait for a Cx answer, in milliseconds.
-    #[serde(default = "default_request_timeout_ms")]
-    pub request_timeout_ms: u64,
+    /// The HSS's Origin-Host: Destination-Host of our requests, and the only peer
+    /// whose CEA we accept (RFC 6733 §5.3), e.g. `hss.ims.example.net`.
+    pub destination_host: String,
+    /// Destination-Realm of our requests.
+    pub destination_realm: String,
+    /// Watchdog interval Tw in seconds (RFC 3539 §3.4.1; at least 6).
+    #[serde(default = "default_tw")]
+    pub watchdog_secs: u64,
+    /// Seconds a Cx request waits for its answer.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_secs: u64,
 }
 
-fn default_tw_ms() -> u64 {
-    30_000
+fn default_tw() -> u64 {
+    30
 }
 
-fn default_request_timeout_ms() -> u64 {
-    5_000
+fn default_request_timeout() -> u64 {
+    5
 }
 
-impl Validate for CxClientSection {
+impl Validate for IcscfCxSection {
     fn validate(&self) -> Result<(), Invalid> {
         for (key, v) in [
             ("origin_host", &self.origin_host),
             ("origin_realm", &self.origin_realm),
-            ("hss_host", &self.hss_host),
+            ("destination_host", &self.destination_host),
+            ("destination_realm", &self.destination_realm),
         ] {
             if v.trim().is_empty() || v.contains(char::is_whitespace) {
                 return Err(Invalid::new(key, "must be a Diameter identity"));
             }
         }
-        if self.tw_ms < 6_000 {
+        if self.watchdog_secs < 6 {
             // RFC 3539 §3.4.1: Tw must not be set below 6 seconds.
-            return Err(Invalid::new("tw_ms", "must be at least 6000 (RFC 3539)"));
+            return Err(Invalid::new(
+                "watchdog_secs",
+                "must be at least 6 (RFC 3539)",
+            ));
         }
-        if self.request_timeout_ms == 0 {
-            return Err(Invalid::new("request_timeout_ms", "must be at least 1"));
+        if self.request_timeout_secs == 0 {
+            return Err(Invalid::new("request_timeout_secs", "must be at least 1"));
         }
         Ok(())
     }

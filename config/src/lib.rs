@@ -18,7 +18,7 @@ mod load;
 mod nodes;
 mod sections;
 
-pub use cscf::{CxClientSection, PcscfSection, ScscfEntry};
+pub use cscf::{IcscfCxSection, PcscfSection, ScscfEntry};
 pub use error::{ConfigError, Invalid};
 pub use hss::{ProvisioningSection, SecuritySection, StoreSection};
 pub use load::{load, parse_str, Validate};

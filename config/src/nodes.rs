@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use crate::cscf::{CxClientSection, PcscfSection, ScscfEntry};
+use crate::cscf::{IcscfCxSection, PcscfSection, ScscfEntry};
 use crate::error::Invalid;
 use crate::hss::{ProvisioningSection, SecuritySection, StoreSection};
 use crate::load::Validate;
@@ -112,7 +112,7 @@ pub struct IcscfConfig {
     /// (LIR) is not there yet.
     pub route: Option<RouteSection>,
     /// `[cx]`: the Diameter client toward the HSS.
-    pub cx: CxClientSection,
+    pub cx: IcscfCxSection,
     /// `[[scscf]]`: the S-CSCFs this I-CSCF may select.
     #[serde(default)]
     pub scscf: Vec<ScscfEntry>,

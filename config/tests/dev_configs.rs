@@ -90,8 +90,8 @@ fn icscf_needs_cx_and_checks_tw() {
     let err = parse_str::<IcscfConfig>(&format!("{BASE}{sip}"), Path::new("i.toml")).unwrap_err();
     assert!(err.to_string().contains("cx"), "{err}");
     let cx =
-        "[cx]\nhss = \"127.0.0.1:3868\"\nhss_host = \"h\"\norigin_host = \"i\"\norigin_realm = \"r\"\ntw_ms = 1000\n";
+        "[cx]\nhss = \"127.0.0.1:3868\"\ndestination_host = \"h\"\ndestination_realm = \"r\"\norigin_host = \"i\"\norigin_realm = \"r\"\nwatchdog_secs = 1\n";
     let err =
         parse_str::<IcscfConfig>(&format!("{BASE}{sip}{cx}"), Path::new("i.toml")).unwrap_err();
-    assert_eq!(err.key(), Some("cx.tw_ms"), "{err}");
+    assert_eq!(err.key(), Some("cx.watchdog_secs"), "{err}");
 }

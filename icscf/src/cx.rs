@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ims_config::CxClientSection;
+use ims_config::IcscfCxSection;
 use ims_diameter::cx::{CxError, RequestHeader, Uaa, Uar};
 use ims_diameter::dict::result;
 use ims_diameter::peer::{BoxFuture, Connector, Handler, Peer, PeerConfig, PeerError};
@@ -55,6 +55,7 @@ pub struct CxClient {
     peer: Peer,
     origin_host: String,
     origin_realm: String,
+    destination_host: Option<String>,
     destination_realm: String,
     sessions: Arc<AtomicU64>,
     epoch: u64,
@@ -70,21 +71,27 @@ impl std::fmt::Debug for CxClient {
 
 impl CxClient {
     /// Starts connecting to the HSS at `hss` (TCP) per `section`.
-    pub fn connect(section: &CxClientSection) -> CxClient {
+    pub fn connect(section: &IcscfCxSection) -> CxClient {
         let mut cfg = PeerConfig::cx(&section.origin_host, &section.origin_realm);
-        cfg.watchdog_interval = Duration::from_millis(section.tw_ms);
-        cfg.request_timeout = Duration::from_millis(section.request_timeout_ms);
-        cfg.allowed_peers = vec![section.hss_host.clone()];
-        CxClient::with_config(cfg, section.hss, section.destination_realm.clone())
+        cfg.watchdog_interval = Duration::from_secs(section.watchdog_secs);
+        cfg.request_timeout = Duration::from_secs(section.request_timeout_secs);
+        cfg.allowed_peers = vec![section.destination_host.clone()];
+        CxClient::with_config(
+            cfg,
+            section.hss,
+            Some(section.destination_host.clone()),
+            section.destination_realm.clone(),
+        )
     }
 
     /// Starts connecting to `hss` with a full peer configuration (its
-    /// `allowed_peers` names the HSS; tests shorten the timers); `destination_realm`
-    /// defaults to our realm.
+    /// `allowed_peers` names the HSS; tests shorten the timers); requests carry
+    /// `destination_host`, if any, and `destination_realm`.
     pub fn with_config(
         cfg: PeerConfig,
         hss: SocketAddr,
-        destination_realm: Option<String>,
+        destination_host: Option<String>,
+        destination_realm: String,
     ) -> CxClient {
         let (origin_host, origin_realm) = (cfg.origin_host.clone(), cfg.origin_realm.clone());
         let handler = Arc::new(NoRequests {
@@ -94,7 +101,8 @@ impl CxClient {
         let peer = Peer::connect(cfg, hss, Connector::Tcp, handler);
         CxClient {
             peer,
-            destination_realm: destination_realm.unwrap_or_else(|| origin_realm.clone()),
+            destination_host,
+            destination_realm,
             origin_host,
             origin_realm,
             sessions: Arc::new(AtomicU64::new(0)),
@@ -117,7 +125,7 @@ impl CxClient {
             session_id: format!("{};{};{}", self.origin_host, self.epoch, n),
             origin_host: self.origin_host.clone(),
             origin_realm: self.origin_realm.clone(),
-            destination_host: None,
+            destination_host: self.destination_host.clone(),
             destination_realm: self.destination_realm.clone(),
         }
     }

@@ -106,7 +106,12 @@ async fn chain_of(max_registrations: usize) -> Chain {
     let scscf_addr = scscf.local_addr().unwrap();
     let mut cx_cfg = PeerConfig::cx("icscf.ims.example.net", "ims.example.net");
     cx_cfg.allowed_peers = vec!["hss.ims.example.net".into()];
-    let cx = CxClient::with_config(cx_cfg, server.local_addr(), None);
+    let cx = CxClient::with_config(
+        cx_cfg,
+        server.local_addr(),
+        Some("hss.ims.example.net".into()),
+        "ims.example.net".into(),
+    );
     timeout(Duration::from_secs(5), cx.peer().wait_for(PeerState::Open))
         .await
         .expect("the Cx peer opens");
@@ -227,6 +232,11 @@ async fn registration_through_pcscf_and_icscf_then_requests_both_ways() {
             uars[0].user_authorization_type,
             Some(UserAuthorizationType::Registration)
         );
+        assert_eq!(
+            uars[0].header.destination_host.as_deref(),
+            Some("hss.ims.example.net")
+        );
+        assert_eq!(uars[0].header.destination_realm, "ims.example.net");
     }
     c.scscf
         .send_to(&registrar_ok(&at_s, scscf_addr, 600).to_bytes(), from)
@@ -419,7 +429,7 @@ async fn unreachable_hss_gives_480() {
     cfg.request_timeout = Duration::from_millis(200);
     let icscf = engine(
         IcscfPolicy {
-            cx: CxClient::with_config(cfg, closed, None),
+            cx: CxClient::with_config(cfg, closed, None, "ims.example.net".into()),
             scscfs: Vec::new(),
             home_network: "ims.example.net".into(),
             next_hop: None,
