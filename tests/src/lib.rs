@@ -3,6 +3,7 @@
 
 pub mod sipp;
 pub mod stunnel;
+pub mod uar_hss;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
