@@ -10,6 +10,7 @@
 //! environment variables before parsing; the dev configs use `${IMS_DATA_DIR:-data}`,
 //! which `imsctl up --data-dir` sets.
 
+mod cscf;
 mod env;
 mod error;
 mod hss;
@@ -18,6 +19,7 @@ mod nodes;
 mod policyd;
 mod sections;
 
+pub use cscf::{IcscfCxSection, PcscfSection, ScscfEntry};
 pub use error::{ConfigError, Invalid};
 pub use hss::{ProvisioningSection, SecuritySection, StoreSection};
 pub use load::{load, parse_str, Validate};
