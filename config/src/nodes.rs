@@ -19,24 +19,28 @@ pub enum NodeKind {
     Scscf,
     /// Home Subscriber Server.
     Hss,
+    /// Policy service (in `cloud-auth`).
+    Policyd,
 }
 
 impl NodeKind {
-    /// Every node, in start order (HSS first, P-CSCF last).
-    pub const ALL: [NodeKind; 4] = [
+    /// Every node, in start order (policy service and HSS first, P-CSCF last).
+    pub const ALL: [NodeKind; 5] = [
+        NodeKind::Policyd,
         NodeKind::Hss,
         NodeKind::Scscf,
         NodeKind::Icscf,
         NodeKind::Pcscf,
     ];
 
-    /// Binary and config file name: `pcscf`, `icscf`, `scscf`, `hss`.
+    /// Binary and config file name: `pcscf`, `icscf`, `scscf`, `hss`, `policyd`.
     pub fn name(self) -> &'static str {
         match self {
             NodeKind::Pcscf => "pcscf",
             NodeKind::Icscf => "icscf",
             NodeKind::Scscf => "scscf",
             NodeKind::Hss => "hss",
+            NodeKind::Policyd => "policyd",
         }
     }
 }

@@ -32,6 +32,11 @@ pub fn http_addr(config_dir: &Path, node: NodeKind) -> anyhow::Result<SocketAddr
                 .http
                 .listen
         }
+        NodeKind::Policyd => {
+            ims_config::load::<ims_config::PolicydConfig>(&path)?
+                .http
+                .listen
+        }
     })
 }
 

@@ -104,7 +104,18 @@ async fn binaries() -> anyhow::Result<PathBuf> {
         let release = dir.file_name().is_some_and(|n| n == "release");
         let mut cmd = Command::new(cargo);
         cmd.args([
-            "build", "--bins", "-p", "pcscf", "-p", "icscf", "-p", "scscf", "-p", "hss",
+            "build",
+            "--bins",
+            "-p",
+            "pcscf",
+            "-p",
+            "icscf",
+            "-p",
+            "scscf",
+            "-p",
+            "hss",
+            "-p",
+            "cloud-auth",
         ]);
         if release {
             cmd.arg("--release");

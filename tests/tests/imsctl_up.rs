@@ -4,7 +4,8 @@
 
 use ims_e2e::{command, health, DevCore};
 
-const NODES: [(&str, &str); 4] = [
+const NODES: [(&str, &str); 5] = [
+    ("policyd", "127.0.0.1:9105"),
     ("hss", "127.0.0.1:9104"),
     ("scscf", "127.0.0.1:9103"),
     ("icscf", "127.0.0.1:9102"),
@@ -27,6 +28,10 @@ fn up_starts_all_nodes_and_ctrl_c_stops_them() {
             .unwrap_or_else(|| panic!("{name} does not answer /health on {addr}"));
         assert_eq!(h["kind"], name);
         assert_eq!(h["status"], "ok");
+        if name == "policyd" {
+            // The dev core has no Keystone: cloud auth is explicitly off, never open.
+            assert_eq!(h["keystone"], "off", "{h}");
+        }
     }
     for f in ["ca.crt", "ca.key", "pcscf.crt", "pcscf.key"] {
         assert!(
