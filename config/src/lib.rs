@@ -10,6 +10,7 @@
 //! environment variables before parsing; the dev configs use `${IMS_DATA_DIR:-data}`,
 //! which `imsctl up --data-dir` sets.
 
+mod diameter;
 mod env;
 mod error;
 mod hss;
@@ -17,6 +18,7 @@ mod load;
 mod nodes;
 mod sections;
 
+pub use diameter::{CapabilitiesSection, DiameterSection, DiameterTlsSection};
 pub use error::{ConfigError, Invalid};
 pub use hss::{ProvisioningSection, SecuritySection, StoreSection};
 pub use load::{load, parse_str, Validate};
