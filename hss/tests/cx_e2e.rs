@@ -493,3 +493,126 @@ async fn cx_over_tcp_and_tls_with_watchdog_restart_rtr_and_ppr() {
     peer.disconnect(0).await;
     drop(hss);
 }
+
+/// A live capture of a CER, UAR, MAR (digest and AKA), SAR, LIR and DWR exchange with
+/// the binary decodes in tshark with the Cx command names, no malformed packet and no
+/// error expert info. Skipped when tshark is absent or cannot capture on `lo`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_capture_decodes_in_tshark() {
+    use std::io::{BufRead, BufReader};
+    if Command::new("tshark").arg("--version").output().is_err() {
+        println!("SKIPPED: tshark is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports {
+        http: free_port(),
+        tcp: free_port(),
+        tls: free_port(),
+    };
+    pki(dir.path());
+    let cfg = config(dir.path(), &ports);
+    let pcap = dir.path().join("cx.pcap");
+    let mut tshark = Running(
+        Command::new("tshark")
+            .args([
+                "-i",
+                "lo",
+                "-f",
+                &format!("tcp port {}", ports.tcp),
+                "-a",
+                "duration:60",
+                "-w",
+            ])
+            .arg(&pcap)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // Wait (bounded) for "Capturing on".
+    let stderr = tshark.0.stderr.take().unwrap();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("Capturing on") {
+                let _ = ready_tx.send(());
+            }
+        }
+    });
+    if ready_rx.recv_timeout(BOUND).is_err() {
+        println!("SKIPPED: tshark cannot capture on lo");
+        return;
+    }
+    let hss = start(dir.path(), &cfg, ports.http).await;
+    provision(ports.http).await;
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let addr: SocketAddr = ([127, 0, 0, 1], ports.tcp).into();
+    let peer = Peer::connect(
+        client_cfg("scscf.ims.example.net"),
+        addr,
+        Connector::Tcp,
+        Arc::new(Scscf(tx)),
+    );
+    bounded("open", peer.wait_for(PeerState::Open)).await;
+    registration(&peer).await;
+    let dwa = peer.stats().dwa_received;
+    wait_until("a DWA", || peer.stats().dwa_received > dwa).await;
+    peer.disconnect(0).await;
+    drop(hss);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // SIGINT: tshark finishes the file and exits.
+    let stopped = Command::new("kill")
+        .args(["-s", "INT", &tshark.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let deadline = Instant::now() + BOUND;
+    while tshark.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "tshark did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = Command::new("tshark")
+        .args([
+            "-n",
+            "-V",
+            "-d",
+            &format!("tcp.port=={},diameter", ports.tcp),
+            "-r",
+        ])
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "Command Code: Capabilities-Exchange (257)",
+        "Command Code: User-Authorization (300)",
+        "Command Code: Server-Assignment (301)",
+        "Command Code: Location-Info (302)",
+        "Command Code: Multimedia-Auth (303)",
+        "Command Code: Device-Watchdog (280)",
+        "Command Code: Disconnect-Peer (282)",
+        "Experimental-Result-Code: DIAMETER_FIRST_REGISTRATION (2001)",
+        "Experimental-Result-Code: DIAMETER_ERROR_IDENTITY_NOT_REGISTERED (5003)",
+        "SIP-Authentication-Scheme: Digest-AKAv1-MD5",
+        "Digest-HA1",
+        "Server-Assignment-Type: USER_DEREGISTRATION (5)",
+        "User-Data",
+    ] {
+        assert!(
+            text.contains(needle),
+            "tshark output lacks {needle:?}:\n{text}"
+        );
+    }
+    assert!(!text.contains("Malformed"), "malformed packet:\n{text}");
+    assert!(
+        !text.contains("Expert Info (Error"),
+        "error expert info:\n{text}"
+    );
+}
