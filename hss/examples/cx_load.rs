@@ -132,6 +132,18 @@ async fn run(
     assert_eq!(good, requests, "{what}: every answer must be a success");
 }
 
+/// VmRSS of this process (Linux), for the memory figure.
+fn rss() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+        })
+        .map_or_else(|| "VmRSS unknown".into(), |v| format!("VmRSS {v}"))
+}
+
 fn main() {
     let args: Vec<usize> = std::env::args()
         .skip(1)
@@ -161,6 +173,17 @@ fn main() {
         println!(
             "provisioned {subscribers} subscribers in {:.2?}",
             t.elapsed()
+        );
+        let db: u64 = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        println!(
+            "SQLite files: {} kB ({} B per subscriber); process {}",
+            db / 1024,
+            db / subscribers as u64,
+            rss()
         );
         let handler = CxServer::new(CxContext {
             store: store.clone(),
@@ -245,5 +268,6 @@ fn main() {
         .await;
         peer.disconnect(0).await;
     });
+    println!("after the load: {}", rss());
     server_rt.block_on(store.close());
 }
