@@ -3,8 +3,12 @@
 //!
 //! - [`keystone`]: validates Keystone tokens (cached, single-flight, fail closed).
 //! - [`oslo`]: the `default` enforcer, an oslo.policy-compatible rule language.
+//! - [`cedar`]: the `custom` enforcer, tenant policies in Cedar.
 //! - [`policy`]: policies and their composition (`op-and`, `op-or`, `all-pass`, `all-forbid`).
+//! - [`policyd`]: the policy service: store with history, REST API, verify, invalidation feed.
 
+pub mod cedar;
 pub mod keystone;
 pub mod oslo;
 pub mod policy;
+pub mod policyd;

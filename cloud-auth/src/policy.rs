@@ -1,7 +1,7 @@
 //! Policies and their composition (design brief §6, after MultiPol): a policy is a named
 //! enforcer; enforcers are `default` (an oslo.policy rule set, [`crate::oslo`]), `op-and`
 //! (every sub-policy must allow: deny overrides), `op-or` (one allowing sub-policy suffices:
-//! allow overrides), `all-pass` and `all-forbid`.
+//! allow overrides), `all-pass`, `all-forbid` and `custom` (Cedar, [`crate::cedar`]).
 //!
 //! A decision answers `Subject, Object, Verb -> Effect`: the subject is the caller's
 //! [`Credentials`], the object the [`Target`] map, the verb the name of the rule a `default`
@@ -9,6 +9,7 @@
 //! explicitly allowed is denied: an unknown verb without a `default` rule, an empty
 //! composition.
 
+use crate::cedar::CedarPolicy;
 use crate::oslo::{Credentials, RuleSet, Target};
 
 /// Deepest nesting of compositions accepted (bounds evaluation depth).
@@ -47,6 +48,8 @@ pub enum Enforcer {
     AllPass,
     /// Denies everything.
     AllForbid,
+    /// A tenant's Cedar policies.
+    Custom(CedarPolicy),
 }
 
 /// A named policy.
@@ -73,7 +76,10 @@ impl Policy {
             Enforcer::OpAnd(subs) | Enforcer::OpOr(subs) => {
                 1 + subs.iter().map(|p| p.depth).max().unwrap_or(0)
             }
-            Enforcer::Default(_) | Enforcer::AllPass | Enforcer::AllForbid => 1,
+            Enforcer::Default(_)
+            | Enforcer::AllPass
+            | Enforcer::AllForbid
+            | Enforcer::Custom(_) => 1,
         };
         if depth > MAX_POLICY_DEPTH {
             return Err(PolicyError::TooDeep(name));
@@ -83,6 +89,15 @@ impl Policy {
             enforcer,
             depth,
         })
+    }
+
+    /// A policy that denies everything (what a missing or broken policy stands for).
+    pub fn deny_all(name: impl Into<String>) -> Policy {
+        Policy {
+            name: name.into(),
+            enforcer: Enforcer::AllForbid,
+            depth: 1,
+        }
     }
 
     /// The policy's name.
@@ -97,19 +112,35 @@ impl Policy {
 
     /// Decides one request.
     pub fn decide(&self, req: &Request<'_>) -> Effect {
-        let allowed = match &self.enforcer {
-            Enforcer::Default(rules) => rules.enforce(req.verb, req.subject, req.object),
+        self.decide_why(req).0
+    }
+
+    /// Decides one request and names the policy that settled it: under `op-and` the first
+    /// denying sub-policy (or, when all allow, the last one); under `op-or` the first
+    /// allowing sub-policy (or, when none does, the composition itself); a leaf itself.
+    pub fn decide_why(&self, req: &Request<'_>) -> (Effect, &Policy) {
+        let leaf = |allowed: bool| (if allowed { Effect::Allow } else { Effect::Deny }, self);
+        match &self.enforcer {
+            Enforcer::Default(rules) => leaf(rules.enforce(req.verb, req.subject, req.object)),
+            Enforcer::Custom(cedar) => leaf(cedar.allows(req.subject, req.object, req.verb)),
+            Enforcer::AllPass => leaf(true),
+            Enforcer::AllForbid => leaf(false),
             Enforcer::OpAnd(subs) => {
-                !subs.is_empty() && subs.iter().all(|p| p.decide(req) == Effect::Allow)
+                let mut last = None;
+                for p in subs {
+                    let (effect, by) = p.decide_why(req);
+                    if effect == Effect::Deny {
+                        return (Effect::Deny, by);
+                    }
+                    last = Some(by);
+                }
+                last.map_or((Effect::Deny, self), |by| (Effect::Allow, by))
             }
-            Enforcer::OpOr(subs) => subs.iter().any(|p| p.decide(req) == Effect::Allow),
-            Enforcer::AllPass => true,
-            Enforcer::AllForbid => false,
-        };
-        if allowed {
-            Effect::Allow
-        } else {
-            Effect::Deny
+            Enforcer::OpOr(subs) => subs
+                .iter()
+                .map(|p| p.decide_why(req))
+                .find(|(effect, _)| *effect == Effect::Allow)
+                .unwrap_or((Effect::Deny, self)),
         }
     }
 }
@@ -194,6 +225,48 @@ mod tests {
         let either = Policy::new("o", Enforcer::OpOr(vec![pass, both])).unwrap();
         assert_eq!(decide(&either, "p", "p", "X"), Effect::Allow);
         assert_eq!(either.name(), "o");
+    }
+
+    #[test]
+    fn the_deciding_policy_is_named() {
+        let tenant = rules("t/root", &[("INVITE", "@")]);
+        let and = Policy::new("and", Enforcer::OpAnd(vec![restrict(), tenant.clone()])).unwrap();
+        let why = |p: &Policy, project: &str, verb: &str| {
+            let (s, o) = (subject(project), object("p-a"));
+            let req = Request {
+                subject: &s,
+                object: &o,
+                verb,
+            };
+            let (effect, by) = p.decide_why(&req);
+            (effect, by.name().to_owned())
+        };
+        assert_eq!(why(&and, "p-a", "INVITE"), (Effect::Allow, "t/root".into()));
+        assert_eq!(
+            why(&and, "p-b", "INVITE"),
+            (Effect::Deny, "global:restrict".into())
+        );
+        assert_eq!(why(&and, "p-a", "BYE"), (Effect::Deny, "t/root".into()));
+        let or = Policy::new("or", Enforcer::OpOr(vec![tenant, restrict()])).unwrap();
+        assert_eq!(
+            why(&or, "p-a", "BYE"),
+            (Effect::Allow, "global:restrict".into())
+        );
+        assert_eq!(why(&or, "p-b", "BYE"), (Effect::Deny, "or".into()));
+    }
+
+    #[test]
+    fn custom_composes_like_any_enforcer() {
+        let cedar = CedarPolicy::parse(
+            r#"permit(principal, action == Ims::Action::"INVITE", resource)
+               when { principal.roles.contains("member") };"#,
+        )
+        .unwrap();
+        let custom = Policy::new("t/custom", Enforcer::Custom(cedar)).unwrap();
+        let p = Policy::new("e", Enforcer::OpAnd(vec![restrict(), custom])).unwrap();
+        assert_eq!(decide(&p, "p-a", "p-a", "INVITE"), Effect::Allow);
+        assert_eq!(decide(&p, "p-a", "p-b", "INVITE"), Effect::Deny);
+        assert_eq!(decide(&p, "p-a", "p-a", "REGISTER"), Effect::Deny);
     }
 
     #[test]

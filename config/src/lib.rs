@@ -1,7 +1,7 @@
 //! Typed, validated configuration shared by every node of the IMS core.
 //!
 //! Each node has one struct ([`PcscfConfig`], [`IcscfConfig`], [`ScscfConfig`],
-//! [`HssConfig`]) read from a TOML file. Unknown keys are rejected, and every error names
+//! [`HssConfig`], [`PolicydConfig`]) read from a TOML file. Unknown keys are rejected, and every error names
 //! the file and the dotted key that is wrong, e.g.
 //! `config/dev/pcscf.toml: sip.tls[0]: invalid socket address syntax`.
 //!
@@ -10,17 +10,21 @@
 //! environment variables before parsing; the dev configs use `${IMS_DATA_DIR:-data}`,
 //! which `imsctl up --data-dir` sets.
 
+mod cscf;
 mod diameter;
 mod env;
 mod error;
 mod hss;
 mod load;
 mod nodes;
+mod policyd;
 mod sections;
 
+pub use cscf::{IcscfCxSection, PcscfSection, ScscfEntry};
 pub use diameter::{CapabilitiesSection, DiameterSection, DiameterTlsSection};
 pub use error::{ConfigError, Invalid};
 pub use hss::{ProvisioningSection, SecuritySection, StoreSection};
 pub use load::{load, parse_str, Validate};
 pub use nodes::{HssConfig, IcscfConfig, NodeKind, PcscfConfig, ScscfConfig};
+pub use policyd::{KeystoneSection, PolicySection, PolicydConfig};
 pub use sections::{HttpSection, LimitsSection, NodeSection, RouteSection, SipSection, TlsSection};

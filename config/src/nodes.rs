@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 
+use crate::cscf::{IcscfCxSection, PcscfSection, ScscfEntry};
 use crate::diameter::DiameterSection;
 use crate::error::Invalid;
 use crate::hss::{ProvisioningSection, SecuritySection, StoreSection};
@@ -75,14 +76,63 @@ macro_rules! sip_node_config {
     };
 }
 
-sip_node_config!(
-    /// P-CSCF configuration (`config/dev/pcscf.toml`).
-    PcscfConfig
-);
-sip_node_config!(
-    /// I-CSCF configuration (`config/dev/icscf.toml`).
-    IcscfConfig
-);
+/// P-CSCF configuration (`config/dev/pcscf.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PcscfConfig {
+    /// `[node]`
+    pub node: NodeSection,
+    /// `[http]`
+    pub http: HttpSection,
+    /// `[sip]`: listeners toward UEs and the core.
+    pub sip: SipSection,
+    /// `[pcscf]`: home networks, P-Visited-Network-ID, registration limits.
+    #[serde(default)]
+    pub pcscf: PcscfSection,
+}
+
+impl Validate for PcscfConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        validate_common(&self.node, &self.http)?;
+        self.sip.validate().map_err(|e| e.under("sip"))?;
+        self.pcscf.validate().map_err(|e| e.under("pcscf"))
+    }
+}
+
+/// I-CSCF configuration (`config/dev/icscf.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IcscfConfig {
+    /// `[node]`
+    pub node: NodeSection,
+    /// `[http]`
+    pub http: HttpSection,
+    /// `[sip]`
+    pub sip: SipSection,
+    /// `[route]`: where requests other than REGISTER go while terminating routing
+    /// (LIR) is not there yet.
+    pub route: Option<RouteSection>,
+    /// `[cx]`: the Diameter client toward the HSS.
+    pub cx: IcscfCxSection,
+    /// `[[scscf]]`: the S-CSCFs this I-CSCF may select.
+    #[serde(default)]
+    pub scscf: Vec<ScscfEntry>,
+}
+
+impl Validate for IcscfConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        validate_common(&self.node, &self.http)?;
+        self.sip.validate().map_err(|e| e.under("sip"))?;
+        if let Some(r) = &self.route {
+            r.validate().map_err(|e| e.under("route"))?;
+        }
+        self.cx.validate().map_err(|e| e.under("cx"))?;
+        for (i, s) in self.scscf.iter().enumerate() {
+            s.validate().map_err(|e| e.under(&format!("scscf[{i}]")))?;
+        }
+        Ok(())
+    }
+}
 sip_node_config!(
     /// S-CSCF configuration (`config/dev/scscf.toml`).
     ScscfConfig

@@ -13,7 +13,10 @@ fn every_dev_config_loads() {
     let p: PcscfConfig = load(&dev("pcscf.toml")).expect("pcscf");
     assert_eq!(p.sip.tls.len(), 1, "the P-CSCF listens on TLS toward UEs");
     assert!(p.sip.tls_files.is_some());
-    let _: IcscfConfig = load(&dev("icscf.toml")).expect("icscf");
+    assert!(p.pcscf.home_networks.contains_key("ims.example.net"));
+    let i: IcscfConfig = load(&dev("icscf.toml")).expect("icscf");
+    assert_eq!(i.cx.origin_host, "icscf.ims.example.net");
+    assert!(!i.scscf.is_empty(), "the I-CSCF knows the dev S-CSCF");
     let _: ScscfConfig = load(&dev("scscf.toml")).expect("scscf");
     let _: HssConfig = load(&dev("hss.toml")).expect("hss");
 }
@@ -70,4 +73,25 @@ fn missing_file_is_reported_with_its_path() {
             .starts_with("/nonexistent/hss.toml: cannot read"),
         "{err}"
     );
+}
+
+#[test]
+fn pcscf_home_network_must_be_a_sip_uri() {
+    let err = parse_pcscf(
+        "[sip]\nudp = [\"127.0.0.1:5060\"]\n[pcscf.home_networks]\n\"a.net\" = \"http://x\"\n",
+    )
+    .unwrap_err();
+    assert_eq!(err.key(), Some("pcscf.home_networks.a.net"), "{err}");
+}
+
+#[test]
+fn icscf_needs_cx_and_checks_tw() {
+    let sip = "[sip]\nudp = [\"127.0.0.1:5070\"]\n";
+    let err = parse_str::<IcscfConfig>(&format!("{BASE}{sip}"), Path::new("i.toml")).unwrap_err();
+    assert!(err.to_string().contains("cx"), "{err}");
+    let cx =
+        "[cx]\nhss = \"127.0.0.1:3868\"\ndestination_host = \"h\"\ndestination_realm = \"r\"\norigin_host = \"i\"\norigin_realm = \"r\"\nwatchdog_secs = 1\n";
+    let err =
+        parse_str::<IcscfConfig>(&format!("{BASE}{sip}{cx}"), Path::new("i.toml")).unwrap_err();
+    assert_eq!(err.key(), Some("cx.watchdog_secs"), "{err}");
 }

@@ -1,20 +1,25 @@
-//! I-CSCF: entry point of the home network (TS 24.229 §5.3).
-//!
-//! Today the node is a stateful SIP proxy (the `ims-sip` proxy engine) on its `[sip]`
-//! listeners that forwards initial requests to its `[route] next_hop` (or by
-//! Request-URI), and serves `/health` and `/metrics`. Its IMS functions arrive with
-//! their issues (see ARCHITECTURE.md).
+//! I-CSCF: entry point of the home network (TS 24.229 §5.3). See the library docs;
+//! this binary runs it on the `[sip]` listeners with its Cx client toward the HSS,
+//! `/health` and `/metrics`.
 
 use clap::Parser;
+use icscf::cx::CxClient;
+use icscf::IcscfPolicy;
 use ims_config::IcscfConfig;
-use ims_runtime::sip::{default_routing, run_sip_node};
+use ims_runtime::sip::run_sip_node;
 use ims_runtime::NodeArgs;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = NodeArgs::parse();
     let config: IcscfConfig = ims_config::load(&args.config)?;
-    let policy = default_routing(config.route.as_ref());
+    ims_runtime::init_logging(&config.node.log);
+    let policy = IcscfPolicy {
+        cx: CxClient::connect(&config.cx),
+        scscfs: config.scscf.clone(),
+        home_network: config.node.domain.clone(),
+        next_hop: config.route.as_ref().map(|r| format!("<{}>", r.next_hop)),
+    };
     run_sip_node("icscf", &config.node, &config.http, &config.sip, policy).await?;
     Ok(())
 }

@@ -6,9 +6,12 @@
 //! * `imsctl status` shows each node's health.
 //! * `imsctl subscriber add|list|show|update|delete|import` manages subscribers through
 //!   the HSS provisioning API.
+//! * `imsctl policy list|show|versions|put|delete` manages policies through the policy
+//!   service's API with a Keystone token.
 
 mod devca;
 mod health;
+mod policy;
 mod subscriber;
 mod up;
 
@@ -47,6 +50,13 @@ enum Command {
         #[command(subcommand)]
         command: Box<subscriber::SubscriberCommand>,
     },
+    /// Manage global and customer policies in the policy service.
+    Policy {
+        #[command(flatten)]
+        target: policy::Target,
+        #[command(subcommand)]
+        command: policy::PolicyCommand,
+    },
 }
 
 #[tokio::main]
@@ -61,5 +71,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Subscriber { target, command } => {
             subscriber::run(&cli.config_dir, &target, *command).await
         }
+        Command::Policy { target, command } => policy::run(&cli.config_dir, &target, command).await,
     }
 }

@@ -168,7 +168,7 @@ impl std::fmt::Display for ApiFailure {
 impl std::error::Error for ApiFailure {}
 
 /// Percent-encodes one path segment (RFC 3986 §2.3: unreserved characters stay).
-fn segment(text: &str) -> String {
+pub(crate) fn segment(text: &str) -> String {
     text.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -181,7 +181,7 @@ fn segment(text: &str) -> String {
 }
 
 /// Whether `url` points at this machine (127.0.0.0/8, ::1, localhost).
-fn is_loopback(url: &str) -> bool {
+pub(crate) fn is_loopback(url: &str) -> bool {
     let Ok(u) = reqwest::Url::parse(url) else {
         return false;
     };

@@ -1,20 +1,92 @@
-//! P-CSCF: the IMS edge proxy toward UEs (TS 24.229 §5.2).
-//!
-//! Today the node is a stateful SIP proxy (the `ims-sip` proxy engine) on its `[sip]`
-//! listeners that forwards initial requests to its `[route] next_hop` (or by
-//! Request-URI), and serves `/health` and `/metrics`. Its IMS functions arrive with
-//! their issues (see ARCHITECTURE.md).
+//! P-CSCF: the IMS edge proxy toward UEs (TS 24.229 §5.2). See the library docs for
+//! what it does; this binary runs it on the `[sip]` listeners with `/health` (which
+//! shows `registered_contacts`) and `/metrics`.
+
+use std::time::Duration;
 
 use clap::Parser;
 use ims_config::PcscfConfig;
-use ims_runtime::sip::{default_routing, run_sip_node};
+use ims_runtime::prometheus_client::registry::Registry;
+use ims_runtime::sip::start_proxy;
 use ims_runtime::NodeArgs;
+use ims_sip::message::via::split_host_port;
+use ims_sip::transport::TransportKind;
+use pcscf::flow_token::FlowTokens;
+use pcscf::{Pcscf, PcscfPolicy, PcscfSettings};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = NodeArgs::parse();
     let config: PcscfConfig = ims_config::load(&args.config)?;
-    let policy = default_routing(config.route.as_ref());
-    run_sip_node("pcscf", &config.node, &config.http, &config.sip, policy).await?;
+    ims_runtime::init_logging(&config.node.log);
+    let section = &config.pcscf;
+    let tokens = match &section.flow_token_key {
+        Some(key) => FlowTokens::new(hex::decode(key)?),
+        None => FlowTokens::random(),
+    };
+    let settings = PcscfSettings {
+        home_networks: section
+            .home_networks
+            .iter()
+            .map(|(domain, uri)| (domain.clone(), format!("<{uri}>")))
+            .collect(),
+        visited_network_id: section
+            .visited_network_id
+            .clone()
+            .unwrap_or_else(|| config.node.domain.clone()),
+        tokens,
+    };
+    let pcscf = Pcscf::new(settings, section.max_registrations);
+    let mut registry = Registry::default();
+    let engine = start_proxy(&config.sip, PcscfPolicy(pcscf.clone()), &mut registry).await?;
+    pcscf.set_core_address(core_address(&config, engine.transport().local_addrs()));
+    let running = ims_runtime::Node::start("pcscf", &config.node, &config.http, registry).await?;
+    let listeners: Vec<String> = engine
+        .transport()
+        .local_addrs()
+        .iter()
+        .map(|(k, a)| format!("{}:{a}", k.via_token().to_ascii_lowercase()))
+        .collect();
+    running.status.set("sip_listeners", listeners);
+    let status = running.status.clone();
+    let purger = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let n = pcscf.registrations.purge(tokio::time::Instant::now());
+            status.set("registered_contacts", n);
+        }
+    });
+    running.run_until_shutdown().await;
+    purger.abort();
+    drop(engine);
     Ok(())
+}
+
+/// Where the core reaches us (the host part of Path): the advertised host with the
+/// first UDP listener's port (else the first listener's, with its transport).
+fn core_address(
+    config: &PcscfConfig,
+    listeners: &[(TransportKind, std::net::SocketAddr)],
+) -> String {
+    let (kind, addr) = listeners
+        .iter()
+        .find(|(k, _)| *k == TransportKind::Udp)
+        .or_else(|| listeners.first())
+        .copied()
+        .unwrap_or((
+            TransportKind::Udp,
+            std::net::SocketAddr::from(([127, 0, 0, 1], 5060)),
+        ));
+    let host = config
+        .sip
+        .advertise
+        .as_deref()
+        .and_then(split_host_port)
+        .map_or_else(|| addr.ip().to_string(), |(h, _)| h.to_string());
+    let transport = match kind {
+        TransportKind::Udp => String::new(),
+        k => format!(";transport={}", k.uri_param()),
+    };
+    format!("{host}:{}{transport}", addr.port())
 }

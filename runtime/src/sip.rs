@@ -220,7 +220,7 @@ mod tests {
 
     #[tokio::test]
     async fn node_proxy_starts_from_config_and_exports_metrics() {
-        let sip: SipSection = ims_config::parse_str::<ims_config::IcscfConfig>(
+        let sip: SipSection = ims_config::parse_str::<ims_config::ScscfConfig>(
             "[node]\nname = \"t\"\ndomain = \"ims.example.net\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
              [sip]\nudp = [\"127.0.0.1:0\"]\ntcp = [\"127.0.0.1:0\"]\n",
             std::path::Path::new("t.toml"),

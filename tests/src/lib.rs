@@ -3,6 +3,7 @@
 
 pub mod sipp;
 pub mod stunnel;
+pub mod uar_hss;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -169,4 +170,34 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::create_dir_all(&dir);
     dir
+}
+
+/// The whole core started by `imsctl up --data-dir <data>` (the dev configs), killed
+/// with all its nodes if dropped before [`DevCore::stop`].
+pub struct DevCore {
+    up: GroupGuard,
+}
+
+impl DevCore {
+    /// Starts `imsctl up` and waits (at most 60 s) until it reports the core up.
+    pub fn start(data: &std::path::Path) -> Result<DevCore, String> {
+        let child = command("imsctl")
+            .args(["up", "--data-dir"])
+            .arg(data)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("imsctl does not start: {e}"))?;
+        let mut up = GroupGuard(child);
+        let stdout = up.0.stdout.take().ok_or("no stdout pipe")?;
+        wait_for_line(stdout, "IMS core is up", Duration::from_secs(60))
+            .map_err(|seen| format!("imsctl up did not report the core up; it printed:\n{seen}"))?;
+        Ok(DevCore { up })
+    }
+
+    /// Ctrl-C to `imsctl up`, and its exit status (`None` if it did not exit in 30 s).
+    pub fn stop(mut self) -> Option<std::process::ExitStatus> {
+        signal(&self.up.0, "INT");
+        wait_exit(&mut self.up.0, Duration::from_secs(30))
+    }
 }

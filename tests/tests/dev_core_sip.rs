@@ -1,18 +1,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! The dev core that `imsctl up` starts is a real SIP chain: SIPp calls enter the P-CSCF
-//! over UDP and over TLS (stunnel in front of SIPp, verified against the generated dev
-//! CA), cross P-CSCF -> I-CSCF -> S-CSCF (each node's static next hop, record-routed) and
-//! reach a SIPp UAS; every node counts the traffic on /metrics.
+//! The dev core that `imsctl up` starts serves UEs over UDP and over TLS (stunnel in
+//! front of SIPp, verified against the generated dev CA): a UE that has not registered
+//! is refused by the P-CSCF with 403 (TS 24.229 §5.2.6.3), and nothing it sends goes
+//! further into the core; every node counts the traffic on /metrics. Registration
+//! across the whole chain needs the S-CSCF registrar and the HSS's Cx: its test comes
+//! with them.
 
 use std::net::SocketAddr;
-use std::process::Stdio;
-use std::time::Duration;
 
 use ims_e2e::sipp::{self, SippTransport};
-use ims_e2e::stunnel::{self, Kill};
-use ims_e2e::{
-    command, free_port, http_get, scratch_dir, signal, wait_exit, wait_for_line, GroupGuard,
-};
+use ims_e2e::stunnel;
+use ims_e2e::{free_port, http_get, scratch_dir, DevCore};
 
 const CALLS: u32 = 20;
 
@@ -29,23 +27,14 @@ fn requests_in(http: &str) -> u64 {
         .unwrap_or_else(|| panic!("no sip_requests_in_total in:\n{text}"))
 }
 
-fn calls_through_pcscf(dir: &std::path::Path, entry: SocketAddr, transport: SippTransport) {
-    let uas_addr = addr(free_port());
-    let _uas = Kill(
-        sipp::start_uas(
-            &sipp::scenario("proxy/uas_invite.xml"),
-            uas_addr,
-            SippTransport::Udp,
-            CALLS,
-            30,
-            dir,
-        )
-        .expect("uas starts"),
-    );
-    std::thread::sleep(Duration::from_millis(300));
+fn unregistered_messages_refused(
+    dir: &std::path::Path,
+    entry: SocketAddr,
+    transport: SippTransport,
+) {
     let r = sipp::run_uac(
-        &sipp::scenario("proxy/uac_invite.xml"),
-        uas_addr,
+        &sipp::scenario("pcscf/uac_unregistered_message.xml"),
+        entry,
         Some(entry),
         addr(free_port()),
         transport,
@@ -60,54 +49,41 @@ fn calls_through_pcscf(dir: &std::path::Path, entry: SocketAddr, transport: Sipp
 }
 
 #[test]
-fn calls_cross_the_dev_chain_over_udp_and_tls() {
+fn unregistered_ues_are_refused_over_udp_and_tls() {
     assert!(
         sipp::available(),
         "sipp is not installed: run ./scripts/test"
     );
     let dir = scratch_dir("dev-core-sip");
     let data = dir.join("data");
-    let mut up = GroupGuard(
-        command("imsctl")
-            .args(["up", "--data-dir"])
-            .arg(&data)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("imsctl starts"),
-    );
-    let stdout = up.0.stdout.take().expect("piped stdout");
-    if let Err(seen) = wait_for_line(stdout, "IMS core is up", Duration::from_secs(60)) {
-        panic!("imsctl up did not report the core up; it printed:\n{seen}");
-    }
+    let core = DevCore::start(&data).unwrap_or_else(|e| panic!("{e}"));
     let before: Vec<u64> = ["127.0.0.1:9101", "127.0.0.1:9102", "127.0.0.1:9103"]
         .iter()
         .map(|h| requests_in(h))
         .collect();
 
     // UDP straight into the P-CSCF.
-    calls_through_pcscf(&dir, addr(5060), SippTransport::Udp);
+    unregistered_messages_refused(&dir, addr(5060), SippTransport::Udp);
 
     // TLS into the P-CSCF's UE listener, verified against the generated dev CA.
     let tls_entry = addr(free_port());
     let _stunnel = stunnel::start(&dir, tls_entry, addr(5061), &data.join("tls/ca.crt")).unwrap();
-    calls_through_pcscf(&dir, tls_entry, SippTransport::Tcp);
+    unregistered_messages_refused(&dir, tls_entry, SippTransport::Tcp);
 
-    // Each call is INVITE, ACK and BYE at every hop.
-    for (i, h) in ["127.0.0.1:9101", "127.0.0.1:9102", "127.0.0.1:9103"]
+    // The P-CSCF answered every MESSAGE itself: nothing reached the I-CSCF or S-CSCF.
+    let seen: Vec<u64> = ["127.0.0.1:9101", "127.0.0.1:9102", "127.0.0.1:9103"]
         .iter()
         .enumerate()
-    {
-        let seen = requests_in(h) - before[i];
-        assert!(
-            seen >= u64::from(3 * 2 * CALLS),
-            "{h} saw {seen} requests, expected at least {}",
-            3 * 2 * CALLS
-        );
-    }
+        .map(|(i, h)| requests_in(h) - before[i])
+        .collect();
+    assert!(seen[0] >= u64::from(2 * CALLS), "P-CSCF saw {seen:?}");
+    assert_eq!(
+        &seen[1..],
+        &[0, 0],
+        "requests went past the P-CSCF: {seen:?}"
+    );
 
-    signal(&up.0, "INT");
-    let exit = wait_exit(&mut up.0, Duration::from_secs(30));
+    let exit = core.stop();
     assert!(
         exit.is_some_and(|s| s.success()),
         "imsctl up exits cleanly: {exit:?}"

@@ -2,10 +2,7 @@
 //! `imsctl up` starts every node on the dev defaults with a generated dev CA, `imsctl
 //! status` sees them, and Ctrl-C stops them all.
 
-use std::process::Stdio;
-use std::time::Duration;
-
-use ims_e2e::{command, health, signal, wait_exit, wait_for_line, GroupGuard};
+use ims_e2e::{command, health, DevCore};
 
 const NODES: [(&str, &str); 4] = [
     ("hss", "127.0.0.1:9104"),
@@ -24,20 +21,7 @@ fn up_starts_all_nodes_and_ctrl_c_stops_them() {
             "a {name} is already running on {addr}"
         );
     }
-    let mut up = GroupGuard(
-        command("imsctl")
-            .args(["up", "--data-dir"])
-            .arg(&data)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("imsctl starts"),
-    );
-
-    let stdout = up.0.stdout.take().expect("piped stdout");
-    if let Err(seen) = wait_for_line(stdout, "IMS core is up", Duration::from_secs(60)) {
-        panic!("imsctl up did not report the core up; it printed:\n{seen}");
-    }
+    let core = DevCore::start(&data).unwrap_or_else(|e| panic!("{e}"));
     for (name, addr) in NODES {
         let h = health(addr.parse().expect("addr"))
             .unwrap_or_else(|| panic!("{name} does not answer /health on {addr}"));
@@ -65,8 +49,7 @@ fn up_starts_all_nodes_and_ctrl_c_stops_them() {
         );
     }
 
-    signal(&up.0, "INT");
-    let exit = wait_exit(&mut up.0, Duration::from_secs(30));
+    let exit = core.stop();
     assert!(
         exit.is_some_and(|s| s.success()),
         "imsctl up exits cleanly on SIGINT: {exit:?}"

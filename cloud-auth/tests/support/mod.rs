@@ -1,6 +1,8 @@
 //! A real Keystone on 127.0.0.1 for the integration tests, with fixtures: domain `ims`,
 //! projects `tenant-a`/`tenant-b`, users alice and carol (member of tenant-a) and bob
-//! (member of tenant-b), and a service user `ims-service` with role `service`.
+//! (member of tenant-b), tenant admins ada (admin of tenant-a) and bea (admin of
+//! tenant-b), and a service user `ims-service` with role `service`. The bootstrap `admin`
+//! holds role admin on the system: the cloud admin.
 //!
 //! Runs `scripts/keystone/setup` (idempotent, cached) then `scripts/keystone/start`. A
 //! machine without `python3` skips (printing why) unless `IMS_TEST_KEYSTONE=1` demands
@@ -25,6 +27,7 @@ pub struct Keystone {
     dir: PathBuf,
     http: reqwest::Client,
     admin_token: String,
+    admin_password: String,
     pub domain_id: String,
     pub tenant_a: String,
     pub tenant_b: String,
@@ -86,6 +89,7 @@ impl Keystone {
                     dir,
                     http: reqwest::Client::new(),
                     admin_token: String::new(),
+                    admin_password: String::new(),
                     domain_id: String::new(),
                     tenant_a: String::new(),
                     tenant_b: String::new(),
@@ -148,9 +152,9 @@ impl Keystone {
         }
     }
 
-    /// A project-scoped token of a fixture user (`alice`, `bob`, `carol`).
+    /// A project-scoped token of a fixture user (`alice`, `bob`, `carol`, `ada`, `bea`).
     pub async fn user_token(&self, user: &str) -> UserToken {
-        let project = if user == "bob" {
+        let project = if user == "bob" || user == "bea" {
             "tenant-b"
         } else {
             "tenant-a"
@@ -163,6 +167,39 @@ impl Keystone {
             json!({"name": "ims"}),
         )
         .await
+    }
+
+    /// A system-scoped token of the bootstrap admin: the cloud admin.
+    pub async fn system_admin_token(&self) -> String {
+        let body = json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": "admin", "domain": {"id": "default"}, "password": self.admin_password}}},
+            "scope": {"system": {"all": true}}}});
+        let resp = self
+            .http
+            .post(format!("{}/auth/tokens?nocatalog", self.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201, "system-scoped admin login");
+        resp.headers()["X-Subject-Token"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// A token of the service user (role `service` on project `service`).
+    pub async fn service_token(&self) -> String {
+        self.login(
+            SERVICE_USER,
+            json!({"id": "default"}),
+            SERVICE_PASSWORD,
+            "service",
+            json!({"name": "Default"}),
+        )
+        .await
+        .token
     }
 
     async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
@@ -219,6 +256,7 @@ impl Keystone {
         .lines()
         .find_map(|l| l.strip_prefix("ADMIN_PASSWORD=").map(str::to_owned))
         .unwrap();
+        self.admin_password = admin_password.clone();
         let default = json!({"id": "default"});
         self.admin_token = self
             .login(
@@ -243,7 +281,7 @@ impl Keystone {
                 .unwrap()
                 .to_owned()
         };
-        let (member, service) = (role("member"), role("service"));
+        let (member, service, admin) = (role("member"), role("service"), role("admin"));
         let id = |v: &Value, kind: &str| v[kind]["id"].as_str().unwrap().to_owned();
         let d = self
             .admin(
@@ -275,10 +313,12 @@ impl Keystone {
             .admin(M::POST, "/projects", Some(project("service", "default")))
             .await;
         let svc_project = id(&svc, "project");
-        for (user, tenant) in [
-            ("alice", &self.tenant_a),
-            ("bob", &self.tenant_b),
-            ("carol", &self.tenant_a),
+        for (user, tenant, role) in [
+            ("alice", &self.tenant_a, &member),
+            ("bob", &self.tenant_b, &member),
+            ("carol", &self.tenant_a, &member),
+            ("ada", &self.tenant_a, &admin),
+            ("bea", &self.tenant_b, &admin),
         ] {
             let u = self
                 .admin(
@@ -288,7 +328,7 @@ impl Keystone {
                     "name": user, "domain_id": self.domain_id, "password": USER_PASSWORD}})),
                 )
                 .await;
-            let path = format!("/projects/{tenant}/users/{}/roles/{member}", id(&u, "user"));
+            let path = format!("/projects/{tenant}/users/{}/roles/{role}", id(&u, "user"));
             self.admin(M::PUT, &path, None).await;
         }
         let s = self

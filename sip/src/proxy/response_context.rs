@@ -239,6 +239,12 @@ impl ResponseContext {
         self.local_final(id, 503)
     }
 
+    /// The branch's request was meant for a flow (RFC 5626 §5.3) that has closed: as
+    /// if it returned 430 Flow Failed (RFC 5626 §5.3, §11.6).
+    pub fn on_flow_failed(&mut self, id: BranchId) -> Result<Actions, ResponseError> {
+        self.local_final(id, 430)
+    }
+
     /// Timer C fired for an INVITE branch (§16.8): a branch that has seen a provisional
     /// is cancelled; one that has not is treated as having returned 408. The glue
     /// starts Timer C when it sends the INVITE (§16.6 step 11) and restarts it on every

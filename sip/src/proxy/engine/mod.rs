@@ -21,7 +21,10 @@
 //!   transaction; a stray 2xx to INVITE whose top Via is ours is forwarded statelessly
 //!   per the next Via (§16.7, §18.2.2, RFC 3581);
 //! * Timer B/F → 408, transport errors and connect failures → 503 (§16.8, §16.9),
-//!   Timer C → CANCEL of the branch (§16.8).
+//!   Timer C → CANCEL of the branch (§16.8);
+//! * a [`Decision::ForwardWith`] proxies the policy's edited request, over a given
+//!   flow if any; a closed flow ends the branch with 430 (RFC 5626 §5.3);
+//! * the policy sees each response before it goes upstream ([`Policy::on_response`]).
 
 mod config;
 mod policy;
@@ -56,7 +59,7 @@ use crate::proxy::via::{add_via, pop_via, response_destination, stamp_received, 
 use crate::proxy::{LocalAddr, TransportKind};
 use crate::transaction::{self, TransactionHandle, TransactionLayer, TuEvent};
 use crate::transport::{
-    Destination, Malformed, Source, Target, TransportConfig, TransportError, TransportEvent,
+    Destination, Flow, Malformed, Source, Target, TransportConfig, TransportError, TransportEvent,
     TransportLayer,
 };
 use crate::{HeaderName, Method, SipMessage};
@@ -212,7 +215,7 @@ struct Context {
     source: Source,
     loop_hash: LoopHash,
     /// Where each branch went (its CANCEL goes there too, §9.1).
-    dests: Vec<(BranchId, Destination)>,
+    dests: Vec<(BranchId, Target)>,
 }
 
 /// A client transaction's place in a response context.
@@ -320,18 +323,21 @@ impl<P: Policy> Core<P> {
             if p.popped_route.is_some() {
                 pop_own_route(&mut request, &self.config.proxy)?;
             }
-            Ok(())
+            Ok(p.popped_route)
         });
-        if let Err(error) = popped {
-            tracing::info!(%error, "Route preprocessing failed");
-            let response = response_with(&request, 400, "Bad Route", None, &[]);
-            self.respond(&key, response).await;
-            return;
-        }
+        let popped = match popped {
+            Ok(popped) => popped,
+            Err(error) => {
+                tracing::info!(%error, "Route preprocessing failed");
+                let response = response_with(&request, 400, "Bad Route", None, &[]);
+                self.respond(&key, response).await;
+                return;
+            }
+        };
         let (policy, decided) = (self.policy.clone(), self.decided.clone());
         let (req, src, k) = (request.clone(), source, key.clone());
         tokio::spawn(async move {
-            let decision = policy.decide(&req, &src).await;
+            let decision = policy.decide_routed(&req, &src, popped.as_ref()).await;
             let _ = decided.send(Decided { key: k, decision }).await;
         });
         self.contexts.insert(
@@ -378,12 +384,23 @@ impl<P: Policy> Core<P> {
             Decision::Respond(response) => {
                 self.respond(&key, response).await;
             }
-            Decision::Forward(forward) => self.fork(&key, &forward).await,
+            Decision::Forward(forward) => self.fork(&key, &forward, None).await,
+            Decision::ForwardWith {
+                request,
+                flow,
+                forward,
+            } => {
+                if let Some(ctx) = self.contexts.get_mut(&key) {
+                    ctx.request = request;
+                }
+                self.fork(&key, &forward, flow).await;
+            }
         }
     }
 
     /// §16.6 for every target, one client transaction per branch.
-    async fn fork(&mut self, key: &TransactionKey, fwd: &Forward) {
+    /// With `flow`, every branch goes over that flow (RFC 5626 §5.3).
+    async fn fork(&mut self, key: &TransactionKey, fwd: &Forward, flow: Option<Flow>) {
         let targets: Vec<Option<&str>> = if fwd.targets.is_empty() {
             vec![None]
         } else {
@@ -395,7 +412,7 @@ impl<P: Policy> Core<P> {
             let Some(ctx) = self.contexts.get(key) else {
                 return;
             };
-            let (request, dest) = match self.build_branch(ctx, target, fwd) {
+            let (request, dest) = match self.build_branch(ctx, target, fwd, flow) {
                 Ok(b) => b,
                 Err(error) => {
                     tracing::info!(%error, "cannot forward to target");
@@ -417,7 +434,7 @@ impl<P: Policy> Core<P> {
             let sent = match dest {
                 Some(dest) => {
                     ctx.dests.push((id, dest.clone()));
-                    let reliable = dest.kind.is_reliable();
+                    let reliable = target_kind(&dest).is_reliable();
                     self.handle
                         .send_request(request, Peer::Downstream(dest), reliable)
                         .await
@@ -468,14 +485,16 @@ impl<P: Policy> Core<P> {
         }
     }
 
-    /// One branch's request (§16.6 steps 1-8) and its destination, `None` when the next
-    /// hop cannot be resolved or we have no listener of its transport.
+    /// One branch's request (§16.6 steps 1-8) and where it goes: `flow` when given,
+    /// else the next hop; `None` when the next hop cannot be resolved or we have no
+    /// listener of its transport.
     fn build_branch(
         &self,
         ctx: &Context,
         target: Option<&str>,
         fwd: &Forward,
-    ) -> Result<(SipMessage, Option<Destination>), RoutingError> {
+        flow: Option<Flow>,
+    ) -> Result<(SipMessage, Option<Target>), RoutingError> {
         let spec = ForwardSpec {
             target,
             record_route: None,
@@ -485,7 +504,7 @@ impl<P: Policy> Core<P> {
             mut request,
             next_hop,
         } = forward(&ctx.request, &spec)?;
-        let kind = next_hop.transport;
+        let kind = flow.map_or(next_hop.transport, |f| f.kind());
         let outbound = self.transport.local_addr(kind);
         if fwd.record_route {
             if let Some(out) = outbound {
@@ -502,15 +521,18 @@ impl<P: Policy> Core<P> {
             rport: false,
         };
         add_via(&mut request, &via, &ctx.loop_hash.branch());
+        if let Some(flow) = flow {
+            return Ok((request, Some(Target::Flow(flow))));
+        }
         let addr = next_hop.socket_addr(|h| self.config.resolve(h));
         let dest = match (outbound, addr) {
-            (Some(_), Some(addr)) => Some(Destination {
+            (Some(_), Some(addr)) => Some(Target::Destination(Destination {
                 kind,
                 addr,
                 server_name: (kind == TransportKind::Tls
                     && crate::proxy::ip_of(&next_hop.host).is_none())
                 .then(|| next_hop.host.clone()),
-            }),
+            })),
             _ => {
                 tracing::info!(host = %next_hop.host, %kind, "next hop unreachable: no address or listener");
                 None
@@ -563,10 +585,15 @@ impl<P: Policy> Core<P> {
             }
             return;
         };
+        let over_flow = ctx
+            .dests
+            .iter()
+            .any(|(id, t)| *id == branch.id && matches!(t, Target::Flow(_)));
         let result = match event {
             BranchEvent::Response(response) => ctx.rc.on_response(branch.id, response),
             BranchEvent::Timeout => ctx.rc.on_timeout(branch.id),
             BranchEvent::TimerC => ctx.rc.on_timer_c(branch.id),
+            BranchEvent::TransportError if over_flow => ctx.rc.on_flow_failed(branch.id),
             BranchEvent::TransportError => ctx.rc.on_transport_error(branch.id),
         };
         let server = branch.server.clone();
@@ -578,7 +605,11 @@ impl<P: Policy> Core<P> {
 
     /// Carries out a response context's actions.
     async fn perform(&mut self, server: &TransactionKey, actions: Actions) {
-        if let Some(response) = actions.forward {
+        if let Some(mut response) = actions.forward {
+            if let Some(ctx) = self.contexts.get(server) {
+                self.policy
+                    .on_response(&ctx.request, &ctx.source, &mut response);
+            }
             let is_2xx_invite = response.status().is_some_and(|c| (200..300).contains(&c))
                 && cseq_is_invite(&response);
             let copy = is_2xx_invite.then(|| response.clone());
@@ -598,7 +629,7 @@ impl<P: Policy> Core<P> {
             let Some(dest) = dest else {
                 continue;
             };
-            let reliable = dest.kind.is_reliable();
+            let reliable = target_kind(&dest).is_reliable();
             match self
                 .handle
                 .send_request(cancel, Peer::Downstream(dest), reliable)
@@ -725,6 +756,14 @@ impl<P: Policy> Core<P> {
             server_name: None,
         });
         send::stateless(&self.transport, target, &request);
+    }
+}
+
+/// The transport a branch is sent over.
+fn target_kind(target: &Target) -> TransportKind {
+    match target {
+        Target::Flow(flow) => flow.kind(),
+        Target::Destination(dest) => dest.kind,
     }
 }
 

@@ -3,7 +3,9 @@
 
 use std::future::Future;
 
-use crate::transport::Source;
+use bytes::Bytes;
+
+use crate::transport::{Flow, Source};
 use crate::SipMessage;
 
 /// What to do with a request that passed §16.3 validation and §16.4 Route
@@ -17,6 +19,21 @@ pub enum Decision {
     Respond(SipMessage),
     /// Proxy the request.
     Forward(Forward),
+    /// Proxy `request`, the policy's edited copy of the request it was given (RFC
+    /// 3261 §16.6 step 1 lets a proxy change its copy: an IMS proxy adds Path,
+    /// P-Asserted-Identity, P-Charging-Vector, removes what a UE may not send). The
+    /// transaction identifiers (Via, Call-ID, CSeq, From, To) must stay as received.
+    /// With `flow`, every branch goes over that flow whatever its next hop says (RFC
+    /// 5626 §5.3: a request for a UE registered over a flow goes over that flow), and
+    /// a branch whose flow has closed ends with `430 Flow Failed`.
+    ForwardWith {
+        /// The request to proxy.
+        request: SipMessage,
+        /// The flow every branch is sent over, if any.
+        flow: Option<Flow>,
+        /// Targets and per-branch changes, as for [`Decision::Forward`].
+        forward: Forward,
+    },
 }
 
 /// The target set and per-branch changes of a proxied request (§16.5, §16.6 steps 2,
@@ -45,6 +62,30 @@ pub trait Policy: Send + Sync + 'static {
         request: &SipMessage,
         source: &Source,
     ) -> impl Future<Output = Decision> + Send;
+
+    /// What the engine calls: [`Policy::decide`], also given the Route value that
+    /// §16.4 preprocessing removed because it named this element, as written (it may
+    /// carry a flow token this element put into a Path or Record-Route, RFC 5626
+    /// §5.3). By default the value is ignored.
+    fn decide_routed(
+        &self,
+        request: &SipMessage,
+        source: &Source,
+        popped_route: Option<&Bytes>,
+    ) -> impl Future<Output = Decision> + Send {
+        let _ = popped_route;
+        self.decide(request, source)
+    }
+
+    /// Sees each response before it is forwarded upstream on the server transaction of
+    /// `request` (as received after Route preprocessing, or as edited by a
+    /// [`Decision::ForwardWith`]) from `source`, and may change
+    /// it: e.g. a P-CSCF learns a registration from the 200 to a REGISTER (TS 24.229
+    /// §5.2.2). This includes the 408/430/503/487 the engine synthesizes for a
+    /// branch, not the response of a [`Decision::Respond`]. By default nothing happens.
+    fn on_response(&self, request: &SipMessage, source: &Source, response: &mut SipMessage) {
+        let _ = (request, source, response);
+    }
 }
 
 /// Plain routing (RFC 3261 §16.5-§16.6): forward to the Request-URI, or to the

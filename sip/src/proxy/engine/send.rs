@@ -21,8 +21,8 @@ use super::EngineConfig;
 pub(super) enum Peer {
     /// Where a request came from.
     Upstream(Source),
-    /// Where a client transaction sends.
-    Downstream(Destination),
+    /// Where a client transaction sends: a destination, or a flow (RFC 5626 §5.3).
+    Downstream(Target),
 }
 
 /// One message to write.
@@ -70,9 +70,9 @@ pub(super) fn start(
                     client: None,
                 }
             }
-            Peer::Downstream(dest) => Outgoing {
+            Peer::Downstream(target) => Outgoing {
                 bytes: message.to_bytes(),
-                target: Target::Destination(dest.clone()),
+                target: target.clone(),
                 fallback: None,
                 client: message
                     .is_request()

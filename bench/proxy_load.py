@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Load benchmark of the stateful proxy engine (the `sip-proxy` binary built only from
+ims-sip): SIPp UAC -> sip-proxy -> SIPp UAS, INVITE/180/200/ACK/BYE/200 over UDP, at
+rising call rates. Every step is bounded in calls and time and uses loopback only.
+
+For each rate it reports successful/failed calls, response-time percentiles (INVITE to
+200, from SIPp's -trace_rtt) and the proxy's CPU use (utime+stime from /proc). The
+result is the highest rate with zero failed calls.
+
+    cargo build --release -p ims-e2e --bin sip-proxy
+    python3 bench/proxy_load.py [--rates 200,500,1000] [--seconds 10]
+"""
+import argparse
+import csv
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCEN = os.path.join(ROOT, "sipp-scenarios", "proxy")
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick
+
+
+def percentiles(values, ps):
+    if not values:
+        return {p: float("nan") for p in ps}
+    values = sorted(values)
+    return {p: values[min(len(values) - 1, int(len(values) * p / 100))] for p in ps}
+
+
+def run_rate(proxy_bin, rate, seconds, work):
+    calls = rate * seconds
+    proxy_port, uas_port, uac_port = free_port(), free_port(), free_port()
+    proxy = subprocess.Popen(
+        [proxy_bin, "--udp", f"127.0.0.1:{proxy_port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "RUST_LOG": "warn"},
+    )
+    uas = subprocess.Popen(
+        ["sipp", "-sf", os.path.join(SCEN, "uas_invite.xml"), "-i", "127.0.0.1",
+         "-p", str(uas_port), "-t", "u1", "-nd", "-m", str(calls),
+         "-timeout", f"{seconds * 3 + 30}s", "-buff_size", "4194304"],
+        cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)
+    cpu0, t0 = cpu_seconds(proxy.pid), time.time()
+    uac = subprocess.run(
+        ["sipp", "-sf", os.path.join(SCEN, "uac_invite.xml"), f"127.0.0.1:{uas_port}",
+         "-rsa", f"127.0.0.1:{proxy_port}", "-i", "127.0.0.1", "-p", str(uac_port),
+         "-t", "u1", "-nd", "-m", str(calls), "-r", str(rate), "-l", str(rate * 4),
+         "-timeout", f"{seconds * 3 + 20}s", "-timeout_error", "-buff_size", "4194304",
+         "-trace_stat", "-fd", "1", "-stf", "stat.csv", "-trace_rtt", "-rtt_freq", "1"],
+        cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        timeout=seconds * 3 + 60,
+    )
+    wall, cpu = time.time() - t0, cpu_seconds(proxy.pid) - cpu0
+    for p in (uas, proxy):
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    ok = failed = 0
+    with open(os.path.join(work, "stat.csv")) as f:
+        rows = list(csv.reader(f, delimiter=";"))
+    head, last = rows[0], rows[-1]
+    ok = int(last[head.index("SuccessfulCall(C)")])
+    failed = int(last[head.index("FailedCall(C)")])
+    rtts = []
+    for path in glob.glob(os.path.join(work, "*_rtt.csv")):
+        with open(path) as f:
+            for row in csv.reader(f, delimiter=";"):
+                try:
+                    rtts.append(float(row[1]))
+                except (ValueError, IndexError):
+                    pass
+        os.remove(path)
+    os.remove(os.path.join(work, "stat.csv"))
+    pct = percentiles(rtts, [50, 95, 99])
+    return {"rate": rate, "calls": calls, "ok": ok, "failed": failed, "exit": uac.returncode,
+            "p50_ms": pct[50], "p95_ms": pct[95], "p99_ms": pct[99],
+            "proxy_cpu_pct": 100.0 * cpu / wall if wall > 0 else 0.0}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rates", default="200,500,1000,1500,2000,3000")
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--proxy", default=None, help="sip-proxy binary (default: release build)")
+    args = ap.parse_args()
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    proxy_bin = args.proxy or os.path.join(target, "release", "sip-proxy")
+    if not os.path.exists(proxy_bin) or not shutil.which("sipp"):
+        sys.exit(f"needs {proxy_bin} (cargo build --release -p ims-e2e --bin sip-proxy) and sipp")
+    work = tempfile.mkdtemp(prefix="proxy-load-")
+    best = None
+    print(f"{'rate':>6} {'calls':>7} {'ok':>7} {'failed':>6} {'p50ms':>7} {'p95ms':>7} {'p99ms':>7} {'proxy CPU%':>10}")
+    for rate in [int(r) for r in args.rates.split(",")]:
+        r = run_rate(proxy_bin, rate, args.seconds, work)
+        print(f"{r['rate']:>6} {r['calls']:>7} {r['ok']:>7} {r['failed']:>6} {r['p50_ms']:>7.2f} "
+              f"{r['p95_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['proxy_cpu_pct']:>10.1f}", flush=True)
+        if r["failed"] == 0 and r["ok"] == r["calls"]:
+            best = r
+        else:
+            break
+    shutil.rmtree(work, ignore_errors=True)
+    print(f"highest rate with zero failures: {best['rate'] if best else 'none'} calls/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+//! `policyd`: the policy service (design brief §6). Loads its configuration, opens the
+//! policy store (creating the SQLite file, the schema and the built-in global policies on
+//! first start), and serves `/health`, `/metrics` and the policy API (`/v1/`, see
+//! `cloud_auth::policyd::api`) on its `[http]` listener. Without `[keystone]` it runs with
+//! cloud auth off: every API call is refused with 503, and the log and `/health` say so.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use cloud_auth::keystone::{DomainRef, KeystoneConfig, Secret, ServiceCredentials, TokenValidator};
+use cloud_auth::policyd::{self, Engine, Reference, Store};
+use ims_config::{KeystoneSection, PolicydConfig};
+use ims_runtime::{prometheus_client::registry::Registry, Node, NodeArgs};
+
+fn keystone_config(k: &KeystoneSection) -> anyhow::Result<KeystoneConfig> {
+    let password = if let Some(p) = &k.service_password {
+        Secret::new(p.clone())
+    } else if let Some(var) = &k.service_password_env {
+        Secret::from_env(var).with_context(|| format!("keystone: environment variable {var}"))?
+    } else if let Some(file) = &k.service_password_file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("keystone: reading {}", file.display()))?;
+        Secret::new(text.trim().to_owned())
+    } else {
+        anyhow::bail!("keystone: no service password configured");
+    };
+    let service = ServiceCredentials {
+        user_name: k.service_user.clone(),
+        user_domain: DomainRef::Id(k.service_user_domain_id.clone()),
+        password,
+        project_name: k.service_project.clone(),
+        project_domain: DomainRef::Id(k.service_project_domain_id.clone()),
+    };
+    let mut config = KeystoneConfig::new(&k.url, service);
+    config.cache_ttl = Duration::from_secs(k.cache_ttl_secs);
+    Ok(config)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = NodeArgs::parse();
+    let config: PolicydConfig = ims_config::load(&args.config)?;
+    ims_runtime::init_logging(&config.node.log);
+    let effective = config
+        .policy
+        .effective
+        .iter()
+        .map(|r| Reference::parse(r).with_context(|| format!("policy.effective: {r}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let keystone = match &config.keystone {
+        Some(k) => {
+            let v = TokenValidator::new(keystone_config(k)?).context("keystone")?;
+            // Find a wrong service password or URL at once; not fatal (Keystone may come up
+            // later), calls are refused with 503 meanwhile.
+            if let Err(e) = v.ensure_service_token().await {
+                tracing::warn!(error = %e, url = %k.url, "Keystone service login failed; API calls get 503 until it works");
+            }
+            Some(v)
+        }
+        None => {
+            tracing::warn!(
+                "no [keystone] configured: cloud auth is OFF; every policy API call \
+                 (management, verify, feed) is refused with 503"
+            );
+            None
+        }
+    };
+    let store = Store::open(&config.store.url, config.store.max_connections)
+        .await
+        .context("store: opening the policy database")?;
+    let engine = Engine::open(store, effective)
+        .await
+        .context("store: loading policies")?;
+    let metrics = policyd::Metrics::default();
+    let mut registry = Registry::default();
+    metrics.register(&mut registry);
+    let keystone_on = keystone.is_some();
+    let api = policyd::router(engine.clone(), keystone, metrics);
+    let node = Node::start_with("policyd", &config.node, &config.http, registry, api).await?;
+    node.status
+        .set("keystone", if keystone_on { "on" } else { "off" });
+    node.status.set("policies_at_start", engine.list().len());
+    let poll = Duration::from_millis(config.policy.poll_interval_ms);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(poll);
+        loop {
+            tick.tick().await;
+            if let Err(e) = engine.refresh().await {
+                tracing::warn!(error = %e, "reading the policy change log failed");
+            }
+        }
+    });
+    node.run_until_shutdown().await;
+    Ok(())
+}

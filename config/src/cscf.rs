@@ -1,0 +1,166 @@
+//! Sections of the P-CSCF (`[pcscf]`) and the I-CSCF (`[cx]`, `[[scscf]]`).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+
+use crate::error::Invalid;
+use crate::load::Validate;
+
+fn check_sip_uri(key: &str, uri: &str) -> Result<(), Invalid> {
+    let lower = uri.to_ascii_lowercase();
+    if !(lower.starts_with("sip:") || lower.starts_with("sips:"))
+        || uri.len() < 5
+        || uri.contains(char::is_whitespace)
+    {
+        return Err(Invalid::new(key, "must be a sip: or sips: URI"));
+    }
+    Ok(())
+}
+
+/// `[pcscf]`: the edge proxy's IMS settings (TS 24.229 §5.2).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PcscfSection {
+    /// Home network domain -> SIP URI of its I-CSCF (the entry point a REGISTER is
+    /// forwarded to, TS 24.229 §5.2.2.1; a static table instead of DNS), e.g.
+    /// `"ims.example.net" = "sip:127.0.0.1:5070;lr"`. A REGISTER for a domain not
+    /// listed is answered 403.
+    #[serde(default)]
+    pub home_networks: BTreeMap<String, String>,
+    /// The P-Visited-Network-ID this P-CSCF inserts (TS 24.229 §5.2.2.1); defaults to
+    /// `[node] domain`.
+    pub visited_network_id: Option<String>,
+    /// Most registrations kept in memory; a REGISTER beyond it is answered 503.
+    #[serde(default = "default_max_registrations")]
+    pub max_registrations: usize,
+    /// Hex key (at least 16 bytes) authenticating flow tokens (RFC 5626 §5.2); random
+    /// at each start when absent, so tokens die with the flows they name.
+    pub flow_token_key: Option<String>,
+}
+
+fn default_max_registrations() -> usize {
+    100_000
+}
+
+impl Default for PcscfSection {
+    fn default() -> Self {
+        PcscfSection {
+            home_networks: BTreeMap::new(),
+            visited_network_id: None,
+            max_registrations: default_max_registrations(),
+            flow_token_key: None,
+        }
+    }
+}
+
+impl Validate for PcscfSection {
+    fn validate(&self) -> Result<(), Invalid> {
+        for (domain, uri) in &self.home_networks {
+            check_sip_uri(&format!("home_networks.{domain}"), uri)?;
+        }
+        if let Some(v) = &self.visited_network_id {
+            if v.trim().is_empty() || v.contains(['"', '\r', '\n']) {
+                return Err(Invalid::new("visited_network_id", "must be a name"));
+            }
+        }
+        if self.max_registrations == 0 {
+            return Err(Invalid::new("max_registrations", "must be at least 1"));
+        }
+        if let Some(key) = &self.flow_token_key {
+            let ok = hex_len(key).is_some_and(|n| n >= 16);
+            if !ok {
+                return Err(Invalid::new(
+                    "flow_token_key",
+                    "must be at least 16 bytes in hex",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The number of bytes a hex string encodes, if it is hex.
+fn hex_len(s: &str) -> Option<usize> {
+    (s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit())).then_some(s.len() / 2)
+}
+
+/// `[cx]`: the I-CSCF's Diameter Cx client toward the HSS (TS 29.228, TS 29.229). The
+/// keys are those of the S-CSCF's `[cx]`, without TLS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IcscfCxSection {
+    /// The HSS's Diameter address (TCP).
+    pub hss: SocketAddr,
+    /// Our Origin-Host, e.g. `icscf.ims.example.net`.
+    pub origin_host: String,
+    /// Our Origin-Realm, e.g. `ims.example.net`.
+    pub origin_realm: String,
+    /// The HSS's Origin-Host: Destination-Host of our requests, and the only peer
+    /// whose CEA we accept (RFC 6733 §5.3), e.g. `hss.ims.example.net`.
+    pub destination_host: String,
+    /// Destination-Realm of our requests.
+    pub destination_realm: String,
+    /// Watchdog interval Tw in seconds (RFC 3539 §3.4.1; at least 6).
+    #[serde(default = "default_tw")]
+    pub watchdog_secs: u64,
+    /// Seconds a Cx request waits for its answer.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_secs: u64,
+}
+
+fn default_tw() -> u64 {
+    30
+}
+
+fn default_request_timeout() -> u64 {
+    5
+}
+
+impl Validate for IcscfCxSection {
+    fn validate(&self) -> Result<(), Invalid> {
+        for (key, v) in [
+            ("origin_host", &self.origin_host),
+            ("origin_realm", &self.origin_realm),
+            ("destination_host", &self.destination_host),
+            ("destination_realm", &self.destination_realm),
+        ] {
+            if v.trim().is_empty() || v.contains(char::is_whitespace) {
+                return Err(Invalid::new(key, "must be a Diameter identity"));
+            }
+        }
+        if self.watchdog_secs < 6 {
+            // RFC 3539 §3.4.1: Tw must not be set below 6 seconds.
+            return Err(Invalid::new(
+                "watchdog_secs",
+                "must be at least 6 (RFC 3539)",
+            ));
+        }
+        if self.request_timeout_secs == 0 {
+            return Err(Invalid::new("request_timeout_secs", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// `[[scscf]]`: one S-CSCF the I-CSCF may select (TS 29.228 §6.1.1, Server-Capabilities
+/// matching).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScscfEntry {
+    /// Its Server-Name as the HSS knows it, e.g. `sip:scscf.ims.example.net:5080`.
+    pub name: String,
+    /// Where to send requests for it (no DNS), e.g. `sip:127.0.0.1:5080;lr`.
+    pub uri: String,
+    /// Capabilities it has (matched against Mandatory- and Optional-Capability).
+    #[serde(default)]
+    pub capabilities: Vec<u32>,
+}
+
+impl Validate for ScscfEntry {
+    fn validate(&self) -> Result<(), Invalid> {
+        check_sip_uri("name", &self.name)?;
+        check_sip_uri("uri", &self.uri)
+    }
+}

@@ -1,0 +1,17 @@
+//! I-CSCF: entry point of the home network (TS 24.229 §5.3).
+//!
+//! | module | what | standard |
+//! |---|---|---|
+//! | [`uar`] | the UAR for a REGISTER | TS 24.229 §5.3.1.2, TS 29.229 §6.1.1 |
+//! | [`selection`] | S-CSCF by Server-Name or Server-Capabilities | TS 29.228 §6.1.1, §6.7 |
+//! | [`answer`] | UAA results to forwarding or SIP answers | TS 24.229 §5.3.1.2, TS 29.229 §6.2 |
+//! | [`cx`] | the Diameter Cx client toward the HSS | TS 29.229, RFC 6733 |
+//! | [`policy`] | the routing decisions over the proxy engine | TS 24.229 §5.3 |
+
+pub mod answer;
+pub mod cx;
+pub mod policy;
+pub mod selection;
+pub mod uar;
+
+pub use policy::IcscfPolicy;

@@ -1,0 +1,17 @@
+//! P-CSCF: the IMS edge proxy toward UEs (TS 24.229 §5.2).
+//!
+//! | module | what | standard |
+//! |---|---|---|
+//! | [`flow_token`] | flow tokens in Path naming the UE's connection | RFC 5626 §5.2-5.3 |
+//! | [`registrations`] | registrations learned from the 200 to REGISTER | TS 24.229 §5.2.2.1 |
+//! | [`headers`] | Path, P-Visited-Network-ID, P-Charging-Vector, P-Asserted-Identity | RFC 3327, RFC 7315, RFC 3325 |
+//! | [`policy`] | the routing decisions over the proxy engine | TS 24.229 §5.2.2, §5.2.6 |
+
+pub mod flow_token;
+pub mod headers;
+pub mod policy;
+pub mod registrations;
+#[cfg(test)]
+mod testutil;
+
+pub use policy::{Pcscf, PcscfPolicy, PcscfSettings};

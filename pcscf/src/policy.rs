@@ -1,0 +1,238 @@
+//! The P-CSCF's decisions (TS 24.229 §5.2) on top of the proxy engine:
+//!
+//! * REGISTER (§5.2.2.1): forwarded to the I-CSCF of the home domain named by the
+//!   Request-URI (static table), with Path carrying the UE's flow token (RFC 3327,
+//!   RFC 5626), P-Visited-Network-ID and a new P-Charging-Vector; not record-routed.
+//!   The 200 teaches the registration ([`Registrations::learn`]).
+//! * Initial requests from a registered UE (§5.2.6.3): Route replaced by the
+//!   Service-Route (RFC 3608), P-Asserted-Identity set (P-Preferred-Identity honoured
+//!   only if associated; whatever P-Asserted-Identity the UE sent is dropped),
+//!   P-Charging-Vector, record-routed. From an unregistered UE: 403.
+//! * Requests from the core whose Route carried our flow token (§5.2.6.4, RFC 5626
+//!   §5.3): sent over that flow; a forged token gets 403, a flow no longer registered
+//!   430.
+//! * In-dialog requests (To tag) follow their Route set.
+//!
+//! Terminating requests toward a UE in a dialog it did not start through us, and the
+//! request filter of the cloud authorization, come with their issues.
+
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use ims_sip::message::addr::NameAddr;
+use ims_sip::message::build::response_with;
+use ims_sip::message::uri::Uri;
+use ims_sip::message::via::split_host_port;
+use ims_sip::proxy::engine::{Decision, Forward, Policy};
+use ims_sip::proxy::record_route::route_user;
+use ims_sip::transport::Source;
+use ims_sip::{HeaderName, Method, SipMessage};
+use tokio::time::Instant;
+
+use crate::flow_token::FlowTokens;
+use crate::headers::{
+    add_path, assert_identity, asserted_identity, set_charging_vector, set_visited_network,
+};
+use crate::registrations::{Learned, Registrations};
+
+/// What the P-CSCF is configured with.
+#[derive(Debug, Clone)]
+pub struct PcscfSettings {
+    /// Home domain -> Route value of its I-CSCF (`<sip:...;lr>`).
+    pub home_networks: Vec<(String, String)>,
+    /// P-Visited-Network-ID value.
+    pub visited_network_id: String,
+    /// Flow-token key.
+    pub tokens: FlowTokens,
+}
+
+/// The P-CSCF's state, shared by the policy and the node (health, purging).
+#[derive(Debug)]
+pub struct Pcscf {
+    settings: PcscfSettings,
+    /// Registrations learned from 200s to REGISTER.
+    pub registrations: Registrations,
+    /// `host[:port][;transport=x]` the core reaches us at: the host part of Path.
+    core_address: OnceLock<String>,
+}
+
+impl Pcscf {
+    /// A P-CSCF keeping at most `max_registrations`.
+    pub fn new(settings: PcscfSettings, max_registrations: usize) -> Arc<Pcscf> {
+        Arc::new(Pcscf {
+            settings,
+            registrations: Registrations::new(max_registrations),
+            core_address: OnceLock::new(),
+        })
+    }
+
+    /// Sets the address written into Path once the listeners are bound, as
+    /// `host[:port]` with an optional `;transport=` parameter. Later calls are ignored.
+    pub fn set_core_address(&self, address: String) {
+        let _ = self.core_address.set(address);
+    }
+
+    /// Our Path value for a UE's flow: `<sip:TOKEN@core-address;lr>`.
+    fn path_value(&self, source: &Source) -> String {
+        let token = self.settings.tokens.issue(&source.flow);
+        let host = self
+            .core_address
+            .get()
+            .cloned()
+            .unwrap_or_else(|| source.local.to_string());
+        format!("<sip:{token}@{host};lr>")
+    }
+
+    /// Our host without port, for `icid-generated-at` (RFC 7315 §4.6: a host).
+    fn host(&self, source: &Source) -> String {
+        self.core_address
+            .get()
+            .and_then(|a| a.split(';').next())
+            .and_then(split_host_port)
+            .map(|(host, _)| host.to_string())
+            .unwrap_or_else(|| source.local.ip().to_string())
+    }
+
+    /// The I-CSCF Route for the home domain of a REGISTER's Request-URI.
+    fn home_route(&self, request: &SipMessage) -> Option<&str> {
+        let ruri = request.request()?.uri.clone();
+        let text = std::str::from_utf8(&ruri).ok()?;
+        let host = Uri::parse(text).ok()?.host.to_string();
+        self.settings
+            .home_networks
+            .iter()
+            .find(|(d, _)| d.eq_ignore_ascii_case(&host))
+            .map(|(_, r)| r.as_str())
+    }
+
+    fn register(&self, request: &SipMessage, source: &Source) -> Decision {
+        let Some(icscf) = self.home_route(request) else {
+            tracing::info!(remote = %source.remote, "REGISTER for a domain we do not serve");
+            return refuse(request, 403, "Forbidden - unknown home network");
+        };
+        if !self.registrations.has_room(&source.flow, Instant::now()) {
+            tracing::warn!(remote = %source.remote, "registration store full: REGISTER refused");
+            return Decision::Respond(response_with(
+                request,
+                503,
+                "Service Unavailable",
+                None,
+                &[(HeaderName::RetryAfter, "60")],
+            ));
+        }
+        let mut edited = request.clone();
+        edited.headers.remove_all(&HeaderName::Route);
+        edited.headers.remove_all(&HeaderName::PAssertedIdentity);
+        add_path(&mut edited, &self.path_value(source));
+        set_visited_network(&mut edited, &self.settings.visited_network_id);
+        set_charging_vector(&mut edited, &self.host(source));
+        Decision::ForwardWith {
+            request: edited,
+            flow: None,
+            forward: Forward {
+                targets: Vec::new(),
+                record_route: false,
+                preload_routes: vec![icscf.to_string()],
+            },
+        }
+    }
+
+    fn originating(&self, request: &SipMessage, source: &Source) -> Decision {
+        let Some(reg) = self.registrations.by_flow(&source.flow, Instant::now()) else {
+            tracing::info!(remote = %source.remote, method = ?request.method(), "request from an unregistered UE refused");
+            return refuse(request, 403, "Forbidden - not registered");
+        };
+        let mut edited = request.clone();
+        let identity = asserted_identity(request, &reg);
+        assert_identity(&mut edited, &identity);
+        edited.headers.remove_all(&HeaderName::Route);
+        set_charging_vector(&mut edited, &self.host(source));
+        Decision::ForwardWith {
+            request: edited,
+            flow: None,
+            forward: Forward {
+                targets: Vec::new(),
+                record_route: true,
+                preload_routes: reg.service_route,
+            },
+        }
+    }
+
+    fn toward_ue(&self, request: &SipMessage, token: &str) -> Decision {
+        let label = match self.settings.tokens.check(token) {
+            Ok(label) => label,
+            Err(error) => {
+                tracing::info!(%error, "request with a bad flow token refused");
+                return refuse(request, 403, "Forbidden");
+            }
+        };
+        let Some(reg) = self.registrations.by_label(&label, Instant::now()) else {
+            return refuse(request, 430, "Flow Failed");
+        };
+        Decision::ForwardWith {
+            request: request.clone(),
+            flow: Some(reg.flow),
+            forward: Forward {
+                targets: Vec::new(),
+                record_route: !has_to_tag(request),
+                preload_routes: Vec::new(),
+            },
+        }
+    }
+}
+
+fn refuse(request: &SipMessage, code: u16, reason: &str) -> Decision {
+    Decision::Respond(response_with(request, code, reason, None, &[]))
+}
+
+fn has_to_tag(request: &SipMessage) -> bool {
+    request
+        .headers
+        .get_str(&HeaderName::To)
+        .and_then(|v| NameAddr::parse(v).ok().map(|a| a.tag().is_some()))
+        .unwrap_or(false)
+}
+
+/// The P-CSCF as a proxy-engine [`Policy`].
+#[derive(Debug, Clone)]
+pub struct PcscfPolicy(pub Arc<Pcscf>);
+
+impl Policy for PcscfPolicy {
+    async fn decide(&self, request: &SipMessage, source: &Source) -> Decision {
+        self.decide_routed(request, source, None).await
+    }
+
+    async fn decide_routed(
+        &self,
+        request: &SipMessage,
+        source: &Source,
+        popped_route: Option<&Bytes>,
+    ) -> Decision {
+        let pcscf = &self.0;
+        let token = popped_route.and_then(|v| route_user(std::str::from_utf8(v).ok()?));
+        if let Some(token) = token {
+            return pcscf.toward_ue(request, &token);
+        }
+        if request.method() == Some(&Method::Register) {
+            return pcscf.register(request, source);
+        }
+        if has_to_tag(request) {
+            // In-dialog: the Route set decides (RFC 3261 §16.12).
+            return Decision::Forward(Forward::default());
+        }
+        pcscf.originating(request, source)
+    }
+
+    fn on_response(&self, request: &SipMessage, source: &Source, response: &mut SipMessage) {
+        if request.method() != Some(&Method::Register) {
+            return;
+        }
+        let learned = self
+            .0
+            .registrations
+            .learn(request, source.flow, response, Instant::now());
+        if learned != Learned::Ignored {
+            tracing::debug!(flow = %source.flow, ?learned, "registration learned");
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! What the P-CSCF remembers of each UE registration (TS 24.229 §5.2.2.1 on the 200
+//! to REGISTER): the contacts and their expiry, the Service-Route (RFC 3608), the
+//! P-Associated-URI list (RFC 7315 §4.1) and the flow the UE registered over, with its
+//! flow token (RFC 5626). Entries go on de-registration (a 200 with no remaining
+//! contact of the UE, or `Expires: 0`) and on expiry; the store is bounded.
+//!
+//! One registration per flow: a UE that registers several public identities over one
+//! flow keeps the last one's Service-Route and associated URIs (the implicit
+//! registration set makes one REGISTER enough for the usual UE).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use ims_sip::message::addr::NameAddr;
+use ims_sip::message::uri::Uri;
+use ims_sip::transport::Flow;
+use ims_sip::{HeaderName, SipMessage};
+use tokio::time::Instant;
+
+use crate::flow_token::label;
+
+/// A UE's registration as learned from the 200 to its REGISTER.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// The flow the UE registered over.
+    pub flow: Flow,
+    /// The registered public identity (To of the REGISTER).
+    pub public_identity: String,
+    /// The UE's contact URIs accepted by the registrar.
+    pub contacts: Vec<String>,
+    /// When the last contact expires.
+    pub expires: Instant,
+    /// Service-Route values, topmost first (pre-loaded on the UE's requests).
+    pub service_route: Vec<String>,
+    /// P-Associated-URI URIs, the default public identity first.
+    pub associated: Vec<String>,
+}
+
+/// What a 200 to REGISTER did to the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Learned {
+    /// The registration is stored (new or refreshed).
+    Registered,
+    /// The UE de-registered: its entry is gone.
+    Deregistered,
+    /// The store is full: not remembered.
+    Full,
+    /// Not a 200 to REGISTER, or nothing usable in it.
+    Ignored,
+}
+
+#[derive(Default)]
+struct Inner {
+    by_flow: HashMap<Flow, Registration>,
+    by_label: HashMap<String, Flow>,
+}
+
+/// Registrations by flow, bounded.
+pub struct Registrations {
+    inner: Mutex<Inner>,
+    max: usize,
+}
+
+impl std::fmt::Debug for Registrations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registrations")
+            .field("max", &self.max)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The URI inside a name-addr or addr-spec header value.
+pub fn uri_of(value: &str) -> Option<String> {
+    NameAddr::parse(value).ok().map(|a| a.uri.to_string())
+}
+
+/// Two contact URIs name the same binding: same scheme, user, host and port
+/// (RFC 3261 §10.2.4 compares URIs; parameters are not compared here).
+fn same_contact(a: &str, b: &str) -> bool {
+    match (Uri::parse(a), Uri::parse(b)) {
+        (Ok(a), Ok(b)) => {
+            a.scheme.eq_ignore_ascii_case(b.scheme)
+                && a.user == b.user
+                && a.host.eq_ignore_ascii_case(b.host)
+                && a.port == b.port
+        }
+        _ => false,
+    }
+}
+
+/// The Expires header of a message as seconds, if present and numeric.
+fn expires_header(msg: &SipMessage) -> Option<u64> {
+    msg.headers
+        .get_str(&HeaderName::Expires)
+        .and_then(|v| v.trim().parse().ok())
+}
+
+impl Registrations {
+    /// An empty store holding at most `max` registrations.
+    pub fn new(max: usize) -> Registrations {
+        Registrations {
+            inner: Mutex::new(Inner::default()),
+            max,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every update is a short statement sequence: the maps stay consistent.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Learns from `response` to `request` (a REGISTER received over `flow`) at `now`.
+    pub fn learn(
+        &self,
+        request: &SipMessage,
+        flow: Flow,
+        response: &SipMessage,
+        now: Instant,
+    ) -> Learned {
+        if response.status() != Some(200) || request.method() != Some(&ims_sip::Method::Register) {
+            return Learned::Ignored;
+        }
+        let Some(public_identity) = request.headers.get_str(&HeaderName::To).and_then(uri_of)
+        else {
+            return Learned::Ignored;
+        };
+        let default_expiry = expires_header(response);
+        let ours: Vec<String> = request
+            .headers
+            .values(&HeaderName::Contact)
+            .filter_map(|v| std::str::from_utf8(&v).ok().and_then(uri_of))
+            .collect();
+        // Each of the UE's contacts with the expiry the registrar granted it.
+        let mut contacts = Vec::new();
+        let mut longest = 0u64;
+        for value in response.headers.values(&HeaderName::Contact) {
+            let Ok(text) = std::str::from_utf8(&value) else {
+                continue;
+            };
+            let Ok(addr) = NameAddr::parse(text) else {
+                continue;
+            };
+            if !ours.iter().any(|c| same_contact(c, addr.uri)) {
+                continue;
+            }
+            let secs = addr
+                .param("expires")
+                .flatten()
+                .and_then(|e| e.parse::<u64>().ok())
+                .or(default_expiry)
+                .unwrap_or(0);
+            if secs > 0 {
+                contacts.push(addr.uri.to_string());
+                longest = longest.max(secs);
+            }
+        }
+        let mut inner = self.lock();
+        if contacts.is_empty() {
+            let removed = inner.by_flow.remove(&flow).is_some();
+            inner.by_label.remove(&label(&flow));
+            tracing::debug!(%flow, removed, "UE de-registered");
+            return Learned::Deregistered;
+        }
+        if !inner.by_flow.contains_key(&flow) && inner.by_flow.len() >= self.max {
+            // Make room from expired entries before refusing.
+            purge(&mut inner, now);
+            if inner.by_flow.len() >= self.max {
+                tracing::warn!(max = self.max, "registration store full");
+                return Learned::Full;
+            }
+        }
+        let service_route = response
+            .headers
+            .values(&HeaderName::ServiceRoute)
+            .filter_map(|v| std::str::from_utf8(&v).ok().map(str::to_string))
+            .collect();
+        let associated = response
+            .headers
+            .values(&HeaderName::PAssociatedUri)
+            .filter_map(|v| std::str::from_utf8(&v).ok().and_then(uri_of))
+            .collect();
+        let registration = Registration {
+            flow,
+            public_identity,
+            contacts,
+            expires: now + Duration::from_secs(longest),
+            service_route,
+            associated,
+        };
+        inner.by_label.insert(label(&flow), flow);
+        inner.by_flow.insert(flow, registration);
+        Learned::Registered
+    }
+
+    /// The live registration over `flow` at `now`.
+    pub fn by_flow(&self, flow: &Flow, now: Instant) -> Option<Registration> {
+        let mut inner = self.lock();
+        let reg = inner.by_flow.get(flow)?;
+        if reg.expires > now {
+            return Some(reg.clone());
+        }
+        inner.by_flow.remove(flow);
+        inner.by_label.remove(&label(flow));
+        None
+    }
+
+    /// The live registration whose flow has this label (from a flow token).
+    pub fn by_label(&self, flow_label: &str, now: Instant) -> Option<Registration> {
+        let flow = *self.lock().by_label.get(flow_label)?;
+        self.by_flow(&flow, now)
+    }
+
+    /// Whether a registration over `flow` fits at `now`: the flow is known, or there is
+    /// room (after dropping expired entries).
+    pub fn has_room(&self, flow: &Flow, now: Instant) -> bool {
+        let mut inner = self.lock();
+        if inner.by_flow.contains_key(flow) || inner.by_flow.len() < self.max {
+            return true;
+        }
+        purge(&mut inner, now);
+        inner.by_flow.len() < self.max
+    }
+
+    /// Drops expired registrations; returns how many remain.
+    pub fn purge(&self, now: Instant) -> usize {
+        let mut inner = self.lock();
+        purge(&mut inner, now);
+        inner.by_flow.len()
+    }
+}
+
+fn purge(inner: &mut Inner, now: Instant) {
+    let expired: Vec<Flow> = inner
+        .by_flow
+        .values()
+        .filter(|r| r.expires <= now)
+        .map(|r| r.flow)
+        .collect();
+    for flow in expired {
+        inner.by_flow.remove(&flow);
+        inner.by_label.remove(&label(&flow));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{flows, register_200, sip};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_200_to_register_is_learned_and_expires() {
+        let flow = flows(1).await[0];
+        let regs = Registrations::new(10);
+        let (req, ok) = register_200(600);
+        let now = Instant::now();
+        assert_eq!(regs.learn(&req, flow, &ok, now), Learned::Registered);
+        let reg = regs.by_flow(&flow, now).unwrap();
+        // Only the UE's own contact, with the expiry the registrar granted.
+        assert_eq!(reg.contacts, vec!["sip:alice@127.0.0.1:5062"]);
+        assert_eq!(reg.expires, now + Duration::from_secs(600));
+        assert_eq!(
+            reg.service_route,
+            vec!["<sip:orig@scscf.ims.example.net:5080;lr>"]
+        );
+        assert_eq!(
+            reg.associated,
+            vec!["sip:alice@ims.example.net", "tel:+15551230001"]
+        );
+        assert_eq!(reg.public_identity, "sip:alice@ims.example.net");
+        assert_eq!(regs.by_label(&label(&flow), now), Some(reg));
+        assert_eq!(regs.purge(now + Duration::from_secs(599)), 1);
+        assert_eq!(regs.by_flow(&flow, now + Duration::from_secs(600)), None);
+        assert_eq!(regs.purge(now + Duration::from_secs(600)), 0);
+    }
+
+    #[tokio::test]
+    async fn deregistration_and_failures_are_handled() {
+        let flow = flows(1).await[0];
+        let regs = Registrations::new(10);
+        let now = Instant::now();
+        let (req, ok) = register_200(600);
+        regs.learn(&req, flow, &ok, now);
+        // A 401 teaches nothing.
+        let text = String::from_utf8(ok.to_bytes().to_vec()).unwrap();
+        let unauthorized =
+            SipMessage::parse(text.replacen("200 OK", "401 Unauthorized", 1)).unwrap();
+        assert_eq!(regs.learn(&req, flow, &unauthorized, now), Learned::Ignored);
+        assert!(regs.by_flow(&flow, now).is_some());
+        // The registrar's 200 to `Expires: 0` lists no contact of this UE.
+        let (_, dereg) = register_200(0);
+        assert_eq!(regs.learn(&req, flow, &dereg, now), Learned::Deregistered);
+        assert_eq!(regs.by_flow(&flow, now), None);
+        assert_eq!(regs.by_label(&label(&flow), now), None);
+        // A MESSAGE's 200 is not a registration.
+        let msg = sip("MESSAGE sip:b@x SIP/2.0\r\n");
+        assert_eq!(regs.learn(&msg, flow, &ok, now), Learned::Ignored);
+    }
+
+    #[tokio::test]
+    async fn the_store_is_bounded() {
+        let fl = flows(3).await;
+        let regs = Registrations::new(2);
+        let now = Instant::now();
+        let (req, ok) = register_200(600);
+        assert_eq!(regs.learn(&req, fl[0], &ok, now), Learned::Registered);
+        assert_eq!(regs.learn(&req, fl[1], &ok, now), Learned::Registered);
+        assert_eq!(regs.learn(&req, fl[2], &ok, now), Learned::Full);
+        assert!(!regs.has_room(&fl[2], now));
+        assert!(regs.has_room(&fl[1], now));
+        // A refresh of a known flow still fits.
+        assert_eq!(regs.learn(&req, fl[1], &ok, now), Learned::Registered);
+        // Expired entries make room.
+        let later = now + Duration::from_secs(601);
+        assert!(regs.has_room(&fl[2], later));
+        assert_eq!(regs.learn(&req, fl[2], &ok, later), Learned::Registered);
+        assert_eq!(regs.purge(later), 1);
+    }
+}

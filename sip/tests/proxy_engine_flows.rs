@@ -1,0 +1,178 @@
+//! The engine hooks an edge proxy needs, in process over loopback: the Route value §16.4
+//! removed reaches the policy, a request sent over a UE's flow (RFC 5626 §5.3), 430
+//! when that flow has closed, and the policy seeing (and changing) responses.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ims_sip::message::build::response;
+use ims_sip::proxy::engine::{Decision, EngineConfig, Forward, Policy, ProxyEngine};
+use ims_sip::proxy::record_route::route_user;
+use ims_sip::transport::{Flow, Source, TransportConfig, TransportKind};
+use ims_sip::{HeaderName, Method, SipMessage};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::time::timeout;
+
+/// Remembers the flow a REGISTER came over; sends requests whose popped Route has the
+/// user part `ue` over that flow; marks every response it forwards.
+struct EdgePolicy {
+    registrar: SocketAddr,
+    flow: Mutex<Option<Flow>>,
+}
+
+impl Policy for EdgePolicy {
+    async fn decide(&self, _request: &SipMessage, _source: &Source) -> Decision {
+        unreachable!("the engine calls decide_routed")
+    }
+
+    async fn decide_routed(
+        &self,
+        request: &SipMessage,
+        source: &Source,
+        popped: Option<&Bytes>,
+    ) -> Decision {
+        if request.method() == Some(&Method::Register) {
+            *self.flow.lock().unwrap() = Some(source.flow);
+            return Decision::Forward(Forward {
+                targets: vec![format!("sip:{}", self.registrar)],
+                ..Forward::default()
+            });
+        }
+        let user = popped.and_then(|v| route_user(std::str::from_utf8(v).ok()?));
+        assert_eq!(
+            user.as_deref(),
+            Some("ue"),
+            "the popped Route reaches the policy"
+        );
+        let flow = self.flow.lock().unwrap().expect("registered first");
+        let mut edited = request.clone();
+        edited
+            .headers
+            .push(HeaderName::Other("X-Edited".into()), "yes");
+        Decision::ForwardWith {
+            request: edited,
+            flow: Some(flow),
+            forward: Forward::default(),
+        }
+    }
+
+    fn on_response(&self, request: &SipMessage, source: &Source, response: &mut SipMessage) {
+        let method = request
+            .method()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let kind = source.flow.kind().via_token().to_string();
+        response.headers.push(
+            HeaderName::Other("X-Seen".into()),
+            format!("{method} {kind}"),
+        );
+    }
+}
+
+async fn recv_udp(socket: &UdpSocket) -> SipMessage {
+    let mut buf = vec![0u8; 65_535];
+    let n = timeout(Duration::from_secs(5), socket.recv(&mut buf))
+        .await
+        .expect("a message within 5 s")
+        .unwrap();
+    SipMessage::parse(buf[..n].to_vec()).unwrap()
+}
+
+/// Reads one message without a body from a stream.
+async fn recv_tcp(stream: &mut TcpStream) -> SipMessage {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        let n = timeout(Duration::from_secs(5), stream.read(&mut byte))
+            .await
+            .expect("a message within 5 s")
+            .unwrap();
+        assert_eq!(n, 1, "stream closed");
+        buf.push(byte[0]);
+    }
+    SipMessage::parse(buf).unwrap()
+}
+
+fn request(method: &str, transport: &str, from: SocketAddr, extra: &str, branch: &str) -> String {
+    format!(
+        "{method} sip:ue@example.net SIP/2.0\r\nVia: SIP/2.0/{transport} {from};branch={branch}\r\n\
+Max-Forwards: 70\r\nFrom: <sip:ue@example.net>;tag=1\r\nTo: <sip:ue@example.net>\r\n\
+Call-ID: {branch}@x\r\nCSeq: 1 {method}\r\n{extra}Content-Length: 0\r\n\r\n"
+    )
+}
+
+#[tokio::test]
+async fn requests_reach_a_registered_flow_and_fail_with_430_once_it_closes() {
+    let registrar = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let policy = EdgePolicy {
+        registrar: registrar.local_addr().unwrap(),
+        flow: Mutex::new(None),
+    };
+    let transport = TransportConfig {
+        udp: vec!["127.0.0.1:0".parse().unwrap()],
+        tcp: vec!["127.0.0.1:0".parse().unwrap()],
+        ..TransportConfig::default()
+    };
+    let engine = ProxyEngine::start(transport, EngineConfig::default(), policy)
+        .await
+        .unwrap();
+    let udp = engine.transport().local_addr(TransportKind::Udp).unwrap();
+    let tcp = engine.transport().local_addr(TransportKind::Tcp).unwrap();
+
+    // The UE registers over TCP; the registrar's 200 comes back marked by the policy.
+    let mut ue = TcpStream::connect(tcp).await.unwrap();
+    let ue_addr = ue.local_addr().unwrap();
+    let reg = request("REGISTER", "TCP", ue_addr, "", "z9hG4bKreg");
+    ue.write_all(reg.as_bytes()).await.unwrap();
+    let forwarded = recv_udp(&registrar).await;
+    assert_eq!(forwarded.method(), Some(&Method::Register));
+    registrar
+        .send_to(&response(&forwarded, 200).to_bytes(), udp)
+        .await
+        .unwrap();
+    let ok = recv_tcp(&mut ue).await;
+    assert_eq!(ok.status(), Some(200));
+    assert_eq!(
+        ok.headers.get_str(&HeaderName::Other("X-Seen".into())),
+        Some("REGISTER TCP")
+    );
+
+    // The core sends toward the flow: it arrives over the UE's connection.
+    let core = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let route = format!("Route: <sip:ue@{udp};lr>\r\n");
+    let core_addr = core.local_addr().unwrap();
+    let opt = request("OPTIONS", "UDP", core_addr, &route, "z9hG4bKopt1");
+    core.send_to(opt.as_bytes(), udp).await.unwrap();
+    let delivered = recv_tcp(&mut ue).await;
+    assert_eq!(delivered.method(), Some(&Method::Options));
+    assert!(delivered.headers.get(&HeaderName::Route).is_none());
+    assert_eq!(
+        delivered
+            .headers
+            .get_str(&HeaderName::Other("X-Edited".into())),
+        Some("yes")
+    );
+    let top_via = delivered.headers.first_value(&HeaderName::Via).unwrap();
+    assert!(top_via.starts_with(b"SIP/2.0/TCP"), "{top_via:?}");
+    ue.write_all(&response(&delivered, 200).to_bytes())
+        .await
+        .unwrap();
+    let answer = recv_udp(&core).await;
+    assert_eq!(answer.status(), Some(200));
+    assert_eq!(
+        answer.headers.get_str(&HeaderName::Other("X-Seen".into())),
+        Some("OPTIONS UDP")
+    );
+
+    // The UE's connection closes: the next request toward its flow gets 430.
+    drop(ue);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let opt = request("OPTIONS", "UDP", core_addr, &route, "z9hG4bKopt2");
+    core.send_to(opt.as_bytes(), udp).await.unwrap();
+    let failed = recv_udp(&core).await;
+    assert_eq!(failed.status(), Some(430));
+}

@@ -1,0 +1,506 @@
+//! The P-CSCF and I-CSCF policies in process, each on its own proxy engine over
+//! loopback, with a Diameter server answering UAR from test data and sockets playing
+//! the UE and the S-CSCF registrar: registration through P -> I -> S with Path (flow
+//! token), P-Visited-Network-ID and P-Charging-Vector; the registration learned from
+//! the 200; a registered UE's request along its Service-Route with P-Asserted-Identity;
+//! requests from the core over the UE's TCP flow (403 forged token, 430 after
+//! de-registration); UAA errors answered (403), an unreachable HSS (480), and a request
+//! from an unregistered UE refused (403).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use icscf::cx::CxClient;
+use icscf::IcscfPolicy;
+use ims_config::ScscfEntry;
+use ims_diameter::cx::UserAuthorizationType;
+use ims_diameter::peer::{PeerConfig, PeerState, Server};
+use ims_e2e::uar_hss::{self, UarHss};
+use ims_sip::message::build::response;
+use ims_sip::proxy::engine::{EngineConfig, ProxyEngine};
+use ims_sip::proxy::record_route::route_user;
+use ims_sip::transport::{TransportConfig, TransportKind};
+use ims_sip::{HeaderName, Method, SipMessage};
+use pcscf::flow_token::FlowTokens;
+use pcscf::{Pcscf, PcscfPolicy, PcscfSettings};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::time::timeout;
+
+async fn engine<P: ims_sip::proxy::engine::Policy>(policy: P, tcp: bool) -> ProxyEngine {
+    let transport = TransportConfig {
+        udp: vec!["127.0.0.1:0".parse().unwrap()],
+        tcp: if tcp {
+            vec!["127.0.0.1:0".parse().unwrap()]
+        } else {
+            Vec::new()
+        },
+        ..TransportConfig::default()
+    };
+    let mut config = EngineConfig::default();
+    config.timers.t1 = Duration::from_millis(50);
+    ProxyEngine::start(transport, config, policy).await.unwrap()
+}
+
+fn udp_of(e: &ProxyEngine) -> SocketAddr {
+    e.transport().local_addr(TransportKind::Udp).unwrap()
+}
+
+async fn recv_udp(socket: &UdpSocket) -> (SipMessage, SocketAddr) {
+    let mut buf = vec![0u8; 65_535];
+    let (n, from) = timeout(Duration::from_secs(5), socket.recv_from(&mut buf))
+        .await
+        .expect("a message within 5 s")
+        .unwrap();
+    (SipMessage::parse(buf[..n].to_vec()).unwrap(), from)
+}
+
+/// Reads one body-less message from a stream.
+async fn recv_tcp(stream: &mut TcpStream) -> SipMessage {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        let n = timeout(Duration::from_secs(5), stream.read(&mut byte))
+            .await
+            .expect("a message within 5 s")
+            .unwrap();
+        assert_eq!(n, 1, "stream closed");
+        buf.push(byte[0]);
+    }
+    SipMessage::parse(buf).unwrap()
+}
+
+fn request(method: &str, ruri: &str, via: &str, user: &str, call: &str, extra: &str) -> String {
+    format!(
+        "{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/{via};branch=z9hG4bK{call}\r\nMax-Forwards: 70\r\n\
+         From: <sip:{user}@ims.example.net>;tag=ue\r\nTo: <sip:{user}@ims.example.net>\r\n\
+         Call-ID: {call}\r\nCSeq: 1 {method}\r\n{extra}Content-Length: 0\r\n\r\n"
+    )
+}
+
+fn header(m: &SipMessage, name: HeaderName) -> Vec<String> {
+    m.headers
+        .values(&name)
+        .map(|v| String::from_utf8(v.to_vec()).unwrap())
+        .collect()
+}
+
+struct Chain {
+    pcscf_state: Arc<Pcscf>,
+    pcscf: ProxyEngine,
+    _icscf: ProxyEngine,
+    hss: Arc<UarHss>,
+    _server: Server,
+    scscf: UdpSocket,
+}
+
+async fn chain() -> Chain {
+    chain_of(100).await
+}
+
+async fn chain_of(max_registrations: usize) -> Chain {
+    let (server, hss) = uar_hss::start("icscf.ims.example.net").await.unwrap();
+    let scscf = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let scscf_addr = scscf.local_addr().unwrap();
+    let mut cx_cfg = PeerConfig::cx("icscf.ims.example.net", "ims.example.net");
+    cx_cfg.allowed_peers = vec!["hss.ims.example.net".into()];
+    let cx = CxClient::with_config(
+        cx_cfg,
+        server.local_addr(),
+        Some("hss.ims.example.net".into()),
+        "ims.example.net".into(),
+    );
+    timeout(Duration::from_secs(5), cx.peer().wait_for(PeerState::Open))
+        .await
+        .expect("the Cx peer opens");
+    let icscf = engine(
+        IcscfPolicy {
+            cx,
+            scscfs: vec![ScscfEntry {
+                name: "sip:scscf.ims.example.net:5080".into(),
+                uri: format!("sip:{scscf_addr};lr"),
+                capabilities: vec![1, 2],
+            }],
+            home_network: "ims.example.net".into(),
+            next_hop: None,
+        },
+        false,
+    )
+    .await;
+    let state = Pcscf::new(
+        PcscfSettings {
+            home_networks: vec![(
+                "ims.example.net".into(),
+                format!("<sip:{};lr>", udp_of(&icscf)),
+            )],
+            visited_network_id: "visited.example.net".into(),
+            tokens: FlowTokens::random(),
+        },
+        max_registrations,
+    );
+    let pcscf = engine(PcscfPolicy(state.clone()), true).await;
+    state.set_core_address(udp_of(&pcscf).to_string());
+    Chain {
+        pcscf_state: state,
+        pcscf,
+        _icscf: icscf,
+        hss,
+        _server: server,
+        scscf,
+    }
+}
+
+/// The S-CSCF's 200 to a REGISTER: the UE's contact bound for `expires` seconds (none
+/// when 0), Service-Route and P-Associated-URI, Path echoed (RFC 3327 §5.3).
+fn registrar_ok(reg: &SipMessage, scscf: SocketAddr, expires: u32) -> SipMessage {
+    let mut ok = response(reg, 200);
+    if expires > 0 {
+        for c in header(reg, HeaderName::Contact) {
+            ok.headers
+                .push(HeaderName::Contact, format!("{c};expires={expires}"));
+        }
+    }
+    for p in header(reg, HeaderName::Path) {
+        ok.headers.push(HeaderName::Path, p);
+    }
+    ok.headers
+        .push(HeaderName::ServiceRoute, format!("<sip:orig@{scscf};lr>"));
+    ok.headers.push(
+        HeaderName::PAssociatedUri,
+        "<sip:alice@ims.example.net>, <tel:+15551230001>",
+    );
+    ok
+}
+
+#[tokio::test]
+async fn registration_through_pcscf_and_icscf_then_requests_both_ways() {
+    let c = chain().await;
+    let scscf_addr = c.scscf.local_addr().unwrap();
+    let pcscf_udp = udp_of(&c.pcscf);
+    let pcscf_tcp = c.pcscf.transport().local_addr(TransportKind::Tcp).unwrap();
+
+    // REGISTER over TCP from alice.
+    let mut ue = TcpStream::connect(pcscf_tcp).await.unwrap();
+    let ue_addr = ue.local_addr().unwrap();
+    let contact = format!("Contact: <sip:alice@{ue_addr};transport=tcp>\r\nExpires: 600\r\n");
+    let reg = request(
+        "REGISTER",
+        "sip:ims.example.net",
+        &format!("TCP {ue_addr}"),
+        "alice",
+        "reg1",
+        &contact,
+    );
+    ue.write_all(reg.as_bytes()).await.unwrap();
+
+    // What the S-CSCF receives.
+    let (at_s, from) = recv_udp(&c.scscf).await;
+    assert_eq!(at_s.method(), Some(&Method::Register));
+    let path = header(&at_s, HeaderName::Path);
+    assert_eq!(path.len(), 1, "{path:?}");
+    let token = route_user(&path[0]).expect("Path carries a flow token");
+    assert!(path[0].ends_with(&format!("@{pcscf_udp};lr>")), "{path:?}");
+    assert!(token.len() > 20, "{token}");
+    assert_eq!(header(&at_s, HeaderName::Require), vec!["path"]);
+    assert_eq!(
+        header(&at_s, HeaderName::PVisitedNetworkId),
+        vec!["visited.example.net"]
+    );
+    let pcv = header(&at_s, HeaderName::PChargingVector);
+    assert!(pcv[0].starts_with("icid-value="), "{pcv:?}");
+    assert!(pcv[0].ends_with(";icid-generated-at=127.0.0.1"), "{pcv:?}");
+    // The I-CSCF's pre-loaded Route to the selected S-CSCF was consumed by the S-CSCF
+    // hop only: it is still there for the S-CSCF to pop.
+    assert_eq!(
+        header(&at_s, HeaderName::Route),
+        vec![format!("<sip:{scscf_addr};lr>")]
+    );
+    assert!(
+        at_s.headers.get(&HeaderName::RecordRoute).is_none(),
+        "REGISTER is not record-routed"
+    );
+    // The UAR the I-CSCF sent.
+    {
+        let uars = c.hss.uars();
+        assert_eq!(uars.len(), 1);
+        assert_eq!(uars[0].user_name, "alice@ims.example.net");
+        assert_eq!(uars[0].public_identity, "sip:alice@ims.example.net");
+        assert_eq!(uars[0].visited_network_identifier, "visited.example.net");
+        assert_eq!(
+            uars[0].user_authorization_type,
+            Some(UserAuthorizationType::Registration)
+        );
+        assert_eq!(
+            uars[0].header.destination_host.as_deref(),
+            Some("hss.ims.example.net")
+        );
+        assert_eq!(uars[0].header.destination_realm, "ims.example.net");
+    }
+    c.scscf
+        .send_to(&registrar_ok(&at_s, scscf_addr, 600).to_bytes(), from)
+        .await
+        .unwrap();
+    let ok = recv_tcp(&mut ue).await;
+    assert_eq!(ok.status(), Some(200));
+    assert_eq!(
+        c.pcscf_state
+            .registrations
+            .purge(tokio::time::Instant::now()),
+        1
+    );
+
+    // A MESSAGE from the registered UE: along the Service-Route, identity asserted.
+    let msg = request(
+        "MESSAGE",
+        "sip:bob@ims.example.net",
+        &format!("TCP {ue_addr}"),
+        "alice",
+        "msg1",
+        "P-Asserted-Identity: <sip:boss@ims.example.net>\r\n\
+         P-Preferred-Identity: <tel:+15551230001>\r\n",
+    );
+    ue.write_all(msg.as_bytes()).await.unwrap();
+    let (at_s, from) = recv_udp(&c.scscf).await;
+    assert_eq!(at_s.method(), Some(&Method::Message));
+    assert_eq!(
+        header(&at_s, HeaderName::Route),
+        vec![format!("<sip:orig@{scscf_addr};lr>")]
+    );
+    assert_eq!(
+        header(&at_s, HeaderName::PAssertedIdentity),
+        vec!["<tel:+15551230001>"]
+    );
+    assert!(at_s.headers.get(&HeaderName::PPreferredIdentity).is_none());
+    assert!(header(&at_s, HeaderName::RecordRoute)
+        .iter()
+        .any(|r| r.contains(&pcscf_udp.to_string())));
+    c.scscf
+        .send_to(&response(&at_s, 200).to_bytes(), from)
+        .await
+        .unwrap();
+    assert_eq!(recv_tcp(&mut ue).await.status(), Some(200));
+
+    // From the core toward the UE's flow token: over the UE's TCP connection.
+    let route = format!("Route: <sip:{token}@{pcscf_udp};lr>\r\n");
+    let term = request(
+        "MESSAGE",
+        &format!("sip:alice@{ue_addr};transport=tcp"),
+        &format!("UDP {scscf_addr}"),
+        "carol",
+        "term1",
+        &route,
+    );
+    c.scscf.send_to(term.as_bytes(), pcscf_udp).await.unwrap();
+    let at_ue = recv_tcp(&mut ue).await;
+    assert_eq!(at_ue.method(), Some(&Method::Message));
+    ue.write_all(&response(&at_ue, 200).to_bytes())
+        .await
+        .unwrap();
+    let (answer, _) = recv_udp(&c.scscf).await;
+    assert_eq!(answer.status(), Some(200));
+
+    // A forged token is refused.
+    let forged = request(
+        "MESSAGE",
+        "sip:alice@ims.example.net",
+        &format!("UDP {scscf_addr}"),
+        "carol",
+        "term2",
+        &format!(
+            "Route: <sip:{}x@{pcscf_udp};lr>\r\n",
+            &token[..token.len() - 1]
+        ),
+    );
+    c.scscf.send_to(forged.as_bytes(), pcscf_udp).await.unwrap();
+    let (answer, _) = recv_udp(&c.scscf).await;
+    assert_eq!(answer.status(), Some(403));
+
+    // De-registration: the UAR says DE_REGISTRATION, the P-CSCF forgets the UE.
+    let dereg = request(
+        "REGISTER",
+        "sip:ims.example.net",
+        &format!("TCP {ue_addr}"),
+        "alice",
+        "reg2",
+        &contact.replace("Expires: 600", "Expires: 0"),
+    );
+    ue.write_all(dereg.as_bytes()).await.unwrap();
+    let (at_s, from) = recv_udp(&c.scscf).await;
+    assert_eq!(
+        c.hss.uars()[1].user_authorization_type,
+        Some(UserAuthorizationType::DeRegistration)
+    );
+    c.scscf
+        .send_to(&registrar_ok(&at_s, scscf_addr, 0).to_bytes(), from)
+        .await
+        .unwrap();
+    assert_eq!(recv_tcp(&mut ue).await.status(), Some(200));
+    assert_eq!(
+        c.pcscf_state
+            .registrations
+            .purge(tokio::time::Instant::now()),
+        0
+    );
+    // The flow is no longer registered: 430 for the core, 403 for the UE.
+    let term = request(
+        "MESSAGE",
+        "sip:alice@ims.example.net",
+        &format!("UDP {scscf_addr}"),
+        "carol",
+        "term3",
+        &route,
+    );
+    c.scscf.send_to(term.as_bytes(), pcscf_udp).await.unwrap();
+    assert_eq!(recv_udp(&c.scscf).await.0.status(), Some(430));
+    let msg = request(
+        "MESSAGE",
+        "sip:bob@ims.example.net",
+        &format!("TCP {ue_addr}"),
+        "alice",
+        "msg2",
+        "",
+    );
+    ue.write_all(msg.as_bytes()).await.unwrap();
+    assert_eq!(recv_tcp(&mut ue).await.status(), Some(403));
+}
+
+#[tokio::test]
+async fn capabilities_select_the_scscf_and_errors_are_answered() {
+    let c = chain().await;
+    let pcscf_udp = udp_of(&c.pcscf);
+    let ue = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let ue_addr = ue.local_addr().unwrap();
+    let via = format!("UDP {ue_addr};rport");
+
+    // bob: the HSS sends capabilities; the one configured S-CSCF has them.
+    let reg = request(
+        "REGISTER",
+        "sip:ims.example.net",
+        &via,
+        "bob",
+        "b1",
+        &format!("Contact: <sip:bob@{ue_addr}>\r\n"),
+    );
+    ue.send_to(reg.as_bytes(), pcscf_udp).await.unwrap();
+    let (at_s, _) = recv_udp(&c.scscf).await;
+    assert_eq!(at_s.method(), Some(&Method::Register));
+
+    // An unknown user: 403 from the I-CSCF, relayed by the P-CSCF.
+    let reg = request(
+        "REGISTER",
+        "sip:ims.example.net",
+        &via,
+        "mallory",
+        "m1",
+        &format!("Contact: <sip:m@{ue_addr}>\r\n"),
+    );
+    ue.send_to(reg.as_bytes(), pcscf_udp).await.unwrap();
+    assert_eq!(recv_udp(&ue).await.0.status(), Some(403));
+
+    // A request from a UE that never registered: 403 at the P-CSCF.
+    let msg = request(
+        "MESSAGE",
+        "sip:alice@ims.example.net",
+        &via,
+        "eve",
+        "e1",
+        "",
+    );
+    ue.send_to(msg.as_bytes(), pcscf_udp).await.unwrap();
+    let (answer, _) = recv_udp(&ue).await;
+    assert_eq!(answer.status(), Some(403));
+
+    // A home network the P-CSCF does not serve: 403.
+    let reg = request("REGISTER", "sip:other.example.org", &via, "alice", "o1", "");
+    ue.send_to(reg.as_bytes(), pcscf_udp).await.unwrap();
+    assert_eq!(recv_udp(&ue).await.0.status(), Some(403));
+}
+
+#[tokio::test]
+async fn unreachable_hss_gives_480() {
+    // A port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut cfg = PeerConfig::cx("icscf.ims.example.net", "ims.example.net");
+    cfg.request_timeout = Duration::from_millis(200);
+    let icscf = engine(
+        IcscfPolicy {
+            cx: CxClient::with_config(cfg, closed, None, "ims.example.net".into()),
+            scscfs: Vec::new(),
+            home_network: "ims.example.net".into(),
+            next_hop: None,
+        },
+        false,
+    )
+    .await;
+    let ue = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let ue_addr = ue.local_addr().unwrap();
+    let reg = request(
+        "REGISTER",
+        "sip:ims.example.net",
+        &format!("UDP {ue_addr}"),
+        "alice",
+        "h1",
+        "",
+    );
+    ue.send_to(reg.as_bytes(), udp_of(&icscf)).await.unwrap();
+    assert_eq!(recv_udp(&ue).await.0.status(), Some(480));
+}
+
+#[tokio::test]
+async fn a_full_registration_store_refuses_new_ues_with_503() {
+    let c = chain_of(1).await;
+    let scscf_addr = c.scscf.local_addr().unwrap();
+    let pcscf_udp = udp_of(&c.pcscf);
+    let ue1 = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let ue1_addr = ue1.local_addr().unwrap();
+    let contact = format!("Contact: <sip:alice@{ue1_addr}>\r\nExpires: 600\r\n");
+    let reg = request(
+        "REGISTER",
+        "sip:ims.example.net",
+        &format!("UDP {ue1_addr}"),
+        "alice",
+        "f1",
+        &contact,
+    );
+    ue1.send_to(reg.as_bytes(), pcscf_udp).await.unwrap();
+    let (at_s, from) = recv_udp(&c.scscf).await;
+    c.scscf
+        .send_to(&registrar_ok(&at_s, scscf_addr, 600).to_bytes(), from)
+        .await
+        .unwrap();
+    assert_eq!(recv_udp(&ue1).await.0.status(), Some(200));
+
+    // A second UE does not fit: 503 with Retry-After, nothing forwarded.
+    let ue2 = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let ue2_addr = ue2.local_addr().unwrap();
+    let reg = request(
+        "REGISTER",
+        "sip:ims.example.net",
+        &format!("UDP {ue2_addr}"),
+        "alice",
+        "f2",
+        "",
+    );
+    ue2.send_to(reg.as_bytes(), pcscf_udp).await.unwrap();
+    let (answer, _) = recv_udp(&ue2).await;
+    assert_eq!(answer.status(), Some(503));
+    assert_eq!(answer.headers.get_str(&HeaderName::RetryAfter), Some("60"));
+    assert_eq!(c.hss.uars().len(), 1);
+
+    // The registered UE refreshes: it still fits.
+    ue1.send_to(
+        reg.replace(&ue2_addr.to_string(), &ue1_addr.to_string())
+            .replace("f2", "f3")
+            .as_bytes(),
+        pcscf_udp,
+    )
+    .await
+    .unwrap();
+    let (at_s, _) = recv_udp(&c.scscf).await;
+    assert_eq!(at_s.method(), Some(&Method::Register));
+}
