@@ -11,6 +11,7 @@
 //! which `imsctl up --data-dir` sets.
 
 mod cscf;
+mod diameter;
 mod env;
 mod error;
 mod hss;
@@ -20,6 +21,7 @@ mod policyd;
 mod sections;
 
 pub use cscf::{IcscfCxSection, PcscfSection, ScscfEntry};
+pub use diameter::{CapabilitiesSection, DiameterSection, DiameterTlsSection};
 pub use error::{ConfigError, Invalid};
 pub use hss::{ProvisioningSection, SecuritySection, StoreSection};
 pub use load::{load, parse_str, Validate};

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 
 use crate::cscf::{IcscfCxSection, PcscfSection, ScscfEntry};
+use crate::diameter::DiameterSection;
 use crate::error::Invalid;
 use crate::hss::{ProvisioningSection, SecuritySection, StoreSection};
 use crate::load::Validate;
@@ -141,8 +142,7 @@ sip_node_config!(
     ScscfConfig
 );
 
-/// HSS configuration (`config/dev/hss.toml`). The Diameter section arrives with the Cx
-/// stack.
+/// HSS configuration (`config/dev/hss.toml`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HssConfig {
@@ -157,6 +157,8 @@ pub struct HssConfig {
     pub provisioning: ProvisioningSection,
     /// `[security]`: the key protecting AKA secrets at rest.
     pub security: SecuritySection,
+    /// `[diameter]`: the Cx server; without it the HSS serves only the provisioning API.
+    pub diameter: Option<DiameterSection>,
 }
 
 impl Validate for HssConfig {
@@ -166,6 +168,10 @@ impl Validate for HssConfig {
         self.provisioning
             .validate()
             .map_err(|e| e.under("provisioning"))?;
-        self.security.validate().map_err(|e| e.under("security"))
+        self.security.validate().map_err(|e| e.under("security"))?;
+        if let Some(d) = &self.diameter {
+            d.validate().map_err(|e| e.under("diameter"))?;
+        }
+        Ok(())
     }
 }

@@ -1,12 +1,18 @@
 //! HSS: subscriber database speaking Diameter Cx (TS 29.228/29.229).
 //!
 //! Loads its configuration, opens the subscriber store (creating the SQLite file and
-//! running migrations on first start), and serves `/health`, `/metrics` and the
-//! provisioning API (`/api/v1/`) on its `[http]` listener. The Cx handlers arrive with
-//! the Diameter stack.
+//! running migrations on first start), listens for Diameter Cx peers on its
+//! `[diameter]` listeners (UAR/MAR/SAR/LIR answered from the store; RTR/PPR sent when
+//! the provisioning API de-registers, deletes or changes a subscriber), and serves
+//! `/health`, `/metrics` and the provisioning API (`/api/v1/`) on its `[http]` listener.
+
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use hss::cx::push::Push;
+use hss::cx::{CxContext, CxServer};
+use hss::provisioning::SubscriberEvents;
 use hss::secrets::{self, StoreKey};
 use hss::store::Store;
 use ims_config::HssConfig;
@@ -30,7 +36,27 @@ async fn main() -> anyhow::Result<()> {
         .context("store: opening the subscriber database")?;
     let subscribers = store.count().await?;
     let backend = format!("{:?}", store.backend()).to_ascii_lowercase();
-    let api = hss::provisioning::router(store, token, &config.node.domain);
+    let events: Option<Arc<dyn SubscriberEvents>> = match &config.diameter {
+        Some(d) => {
+            let handler = CxServer::new(CxContext {
+                store: store.clone(),
+                origin_host: d.origin_host.clone(),
+                origin_realm: d.origin_realm.clone(),
+                capabilities: hss::node::capabilities(d),
+            });
+            let servers = hss::node::listen(d, Arc::new(handler)).await?;
+            Some(Arc::new(Push::new(
+                Arc::new(servers),
+                &d.origin_host,
+                &d.origin_realm,
+            )))
+        }
+        None => {
+            tracing::warn!("no [diameter] section: the HSS serves no Cx peer");
+            None
+        }
+    };
+    let api = hss::provisioning::router_with_events(store, token, &config.node.domain, events);
     let node =
         Node::start_with("hss", &config.node, &config.http, Registry::default(), api).await?;
     node.status.set("store", backend);

@@ -446,8 +446,129 @@ async fn openapi_document_lists_the_paths() {
     for m in ["get", "put", "patch", "delete"] {
         assert!(one[m].is_object(), "{m} missing");
     }
+    assert!(paths["/api/v1/subscribers/{id}/deregister"]["post"].is_object());
     assert_eq!(subscribers["get"]["parameters"][0]["in"], "query");
     assert!(doc["components"]["schemas"]["SubscriberInput"].is_object());
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    db.cleanup().await;
+}
+
+/// Records what the provisioning API tells the Cx side.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<String>>);
+
+impl hss::provisioning::SubscriberEvents for Recorder {
+    fn deleted(self: std::sync::Arc<Self>, before: hss::store::Subscription) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("deleted {}", before.id));
+    }
+    fn deregistered(
+        self: std::sync::Arc<Self>,
+        before: hss::store::Subscription,
+        reason: hss::provisioning::DeregisterReason,
+    ) {
+        let state = before.public_identities[0].registration.state;
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("deregistered {} {reason:?} {state:?}", before.id));
+    }
+    fn changed(self: std::sync::Arc<Self>, after: hss::store::Subscription) {
+        let p = after.cloud.project_id.unwrap_or_default();
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("changed {} {p}", after.id));
+    }
+}
+
+#[tokio::test]
+async fn deregister_and_events_for_the_cx_side() {
+    use hss::store::{Registration, RegistrationState};
+    let db = common::TestDb::sqlite().await;
+    let events = std::sync::Arc::new(Recorder::default());
+    let app = hss::provisioning::router_with_events(
+        db.store.clone(),
+        Some(TOKEN.into()),
+        "ims.example.net",
+        Some(events.clone()),
+    );
+    let path = "/api/v1/subscribers/alice/deregister";
+    assert_eq!(
+        call(&app, "POST", path, None, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&app, "POST", path, Some(TOKEN), None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (s, ..) = call(
+        &app,
+        "POST",
+        "/api/v1/subscribers",
+        Some(TOKEN),
+        Some(alice()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, body, _) = call(
+        &app,
+        "POST",
+        path,
+        Some(TOKEN),
+        Some(json!({"reason": "sometime"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(body["field"], "reason");
+    let impus = ["sip:alice@ims.example.net", "tel:+15551234"];
+    let registered = Registration {
+        state: RegistrationState::Registered,
+        scscf: Some("sip:scscf.ims.example.net".into()),
+    };
+    db.store
+        .set_registration(&impus, &registered)
+        .await
+        .unwrap();
+    let body = json!({"reason": "permanent_termination"});
+    let (s, after, _) = call(&app, "POST", path, Some(TOKEN), Some(body)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        after["public_identities"][0]["registration"]["state"],
+        "NOT_REGISTERED"
+    );
+    for impu in impus {
+        let r = db.store.registration(impu).await.unwrap().unwrap();
+        assert_eq!(r, Registration::default(), "{impu}");
+    }
+    let patch = json!({"cloud": {"project_id": "p9"}});
+    let (s, ..) = call(
+        &app,
+        "PATCH",
+        "/api/v1/subscribers/alice",
+        Some(TOKEN),
+        Some(patch),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, ..) = call(
+        &app,
+        "DELETE",
+        "/api/v1/subscribers/alice",
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(
+        *events.0.lock().unwrap(),
+        [
+            "deregistered alice PermanentTermination Registered",
+            "changed alice p9",
+            "deleted alice"
+        ]
+    );
     db.cleanup().await;
 }

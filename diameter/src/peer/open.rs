@@ -35,7 +35,6 @@ impl Open {
         tracing::info!(peer = %remote_host, "diameter: peer open");
         *lock(&shared.remote_host) = Some(remote_host.clone());
         Shared::bump(&shared.counters.opened);
-        shared.set_state(PeerState::Open);
         Open {
             shared,
             link,
@@ -51,6 +50,8 @@ impl Open {
             let _ = out_tx.try_send(Outgoing::Disconnect(disconnect_cause::REBOOTING));
         }
         *lock(&self.shared.link) = Some(out_tx);
+        // Open only once requests can be sent: a waiter on Open may send at once.
+        self.shared.set_state(PeerState::Open);
         // Answers produced by handler tasks: (Origin-Host, End-to-End, answer).
         let (ans_tx, mut ans_rx) = mpsc::channel::<(String, u32, Message)>(256);
         let mut dup = DuplicateCache::new(self.shared.cfg.duplicate_window);

@@ -9,6 +9,7 @@
 //! | `PUT` | `/api/v1/subscribers/{id}` | replace |
 //! | `PATCH` | `/api/v1/subscribers/{id}` | replace the sections given |
 //! | `DELETE` | `/api/v1/subscribers/{id}` | delete (204) |
+//! | `POST` | `/api/v1/subscribers/{id}/deregister` | de-register every public identity (200) |
 //! | `GET` | `/api/v1/openapi.json` | the OpenAPI 3 document |
 //!
 //! Every route needs `Authorization: Bearer <admin token>` (401 otherwise). Passwords and
@@ -44,15 +45,63 @@ struct ApiState {
     store: Store,
     token: Option<Arc<str>>,
     realm: Arc<str>,
+    events: Option<Arc<dyn SubscriberEvents>>,
+}
+
+/// Why an operator de-registers a subscriber: the Reason-Code of the RTR the HSS sends
+/// (TS 29.229 §6.3.17).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeregisterReason {
+    /// PERMANENT_TERMINATION: the subscription ended; the UE must not re-register.
+    PermanentTermination,
+    /// NEW_SERVER_ASSIGNED.
+    NewServerAssigned,
+    /// SERVER_CHANGE: the UE re-registers (and gets an S-CSCF anew). The default.
+    #[default]
+    ServerChange,
+    /// REMOVE_S-CSCF.
+    RemoveScscf,
+}
+
+/// Body of `POST /api/v1/subscribers/{id}/deregister` (optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeregisterInput {
+    /// Reason given to the S-CSCF (default `server_change`).
+    #[serde(default)]
+    pub reason: DeregisterReason,
+}
+
+/// What the Cx side does when the provisioning API changes a subscriber (TS 29.228
+/// §6.1.3 RTR, §6.1.4 PPR). Called after the store has changed; must not block.
+pub trait SubscriberEvents: Send + Sync + 'static {
+    /// The subscription was deleted; `before` is its last state.
+    fn deleted(self: Arc<Self>, before: Subscription);
+    /// Every public identity was de-registered; `before` holds the S-CSCF assignments.
+    fn deregistered(self: Arc<Self>, before: Subscription, reason: DeregisterReason);
+    /// The subscription was replaced or patched; `after` is its new state.
+    fn changed(self: Arc<Self>, after: Subscription);
 }
 
 /// The API's routes, to be merged into the node's HTTP router. `token` is the admin
 /// bearer token (`None` refuses every request); `realm` is the default digest realm.
 pub fn router(store: Store, token: Option<String>, realm: &str) -> Router {
+    router_with_events(store, token, realm, None)
+}
+
+/// [`router`], telling `events` about deletions, de-registrations and changes.
+pub fn router_with_events(
+    store: Store,
+    token: Option<String>,
+    realm: &str,
+    events: Option<Arc<dyn SubscriberEvents>>,
+) -> Router {
     let state = ApiState {
         store,
         token: token.map(Arc::from),
         realm: Arc::from(realm),
+        events,
     };
     Router::new()
         .route("/api/v1/openapi.json", get(openapi))
@@ -60,6 +109,10 @@ pub fn router(store: Store, token: Option<String>, realm: &str) -> Router {
         .route(
             "/api/v1/subscribers/{id}",
             get(show).put(replace).patch(patch).delete(remove),
+        )
+        .route(
+            "/api/v1/subscribers/{id}/deregister",
+            axum::routing::post(deregister),
         )
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state)
@@ -265,7 +318,11 @@ async fn replace(
         return Err(FieldError::new("id", "differs from the id in the path").into());
     }
     let data = input.into_data(&s.realm)?;
-    Ok(Json(s.store.update(&id, &data).await?))
+    let after = s.store.update(&id, &data).await?;
+    if let Some(e) = &s.events {
+        e.clone().changed(after.clone());
+    }
+    Ok(Json(after))
 }
 
 #[utoipa::path(patch, path = "/api/v1/subscribers/{id}", params(("id" = String, Path)),
@@ -282,19 +339,61 @@ async fn patch(
     let patch: SubscriberPatch = parse(&body)?;
     let current = s.store.get(&id).await?.ok_or(StoreError::NotFound)?;
     let data = patch.apply(current, &s.realm)?;
-    Ok(Json(s.store.update(&id, &data).await?))
+    let after = s.store.update(&id, &data).await?;
+    if let Some(e) = &s.events {
+        e.clone().changed(after.clone());
+    }
+    Ok(Json(after))
 }
 
 #[utoipa::path(delete, path = "/api/v1/subscribers/{id}", params(("id" = String, Path)),
     responses((status = 204), (status = 401, body = ApiError), (status = 404, body = ApiError)),
     security(("bearer" = [])))]
 async fn remove(State(s): State<ApiState>, Path(id): Path<String>) -> Result<StatusCode, Failure> {
+    let before = s.store.get(&id).await?;
     if s.store.delete(&id).await? {
         tracing::info!(%id, "subscriber deleted");
+        if let (Some(e), Some(before)) = (&s.events, before) {
+            e.clone().deleted(before);
+        }
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(StoreError::NotFound.into())
     }
+}
+
+/// Administrative de-registration (TS 29.228 §6.1.3): every public identity becomes not
+/// registered with no S-CSCF, and the S-CSCFs that held them get an RTR.
+#[utoipa::path(post, path = "/api/v1/subscribers/{id}/deregister", params(("id" = String, Path)),
+    request_body = DeregisterInput,
+    responses((status = 200, body = Subscription), (status = 400, body = ApiError),
+              (status = 401, body = ApiError), (status = 404, body = ApiError)),
+    security(("bearer" = [])))]
+async fn deregister(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Subscription>, Failure> {
+    let input: DeregisterInput = if body.iter().all(u8::is_ascii_whitespace) {
+        DeregisterInput::default()
+    } else {
+        parse(&body)?
+    };
+    let before = s.store.get(&id).await?.ok_or(StoreError::NotFound)?;
+    let impus: Vec<&str> = before
+        .public_identities
+        .iter()
+        .map(|p| p.identity.impu.as_str())
+        .collect();
+    s.store
+        .set_registration(&impus, &crate::store::Registration::default())
+        .await?;
+    tracing::info!(%id, reason = ?input.reason, "subscriber de-registered by the operator");
+    let after = s.store.get(&id).await?.ok_or(StoreError::NotFound)?;
+    if let Some(e) = &s.events {
+        e.clone().deregistered(before, input.reason);
+    }
+    Ok(Json(after))
 }
 
 struct BearerAuth;
@@ -313,7 +412,7 @@ impl Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "HSS provisioning API", description = "Subscribers of the IMS core's HSS."),
-    paths(create, list, show, replace, patch, remove),
+    paths(create, list, show, replace, patch, remove, deregister),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

@@ -1,0 +1,163 @@
+//! `[diameter]`: the HSS as a Diameter Cx node (RFC 6733, TS 29.229).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::error::Invalid;
+use crate::load::Validate;
+
+/// `[diameter]`: listeners, identity, allowed peers and the watchdog interval.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiameterSection {
+    /// Origin-Host advertised in CER/CEA and answers (a DiameterIdentity, RFC 6733 §4.3.1).
+    pub origin_host: String,
+    /// Origin-Realm.
+    pub origin_realm: String,
+    /// Plain TCP listeners (RFC 6733 §2.1; port 3868).
+    #[serde(default)]
+    pub tcp: Vec<SocketAddr>,
+    /// TLS listeners (TLS on connect, RFC 6733 §13; port 5658); need `[diameter.tls_files]`.
+    #[serde(default)]
+    pub tls: Vec<SocketAddr>,
+    /// Certificate, key and optional client CA for the TLS listeners.
+    pub tls_files: Option<DiameterTlsSection>,
+    /// Origin-Host values of the peers allowed to connect; any other gets
+    /// DIAMETER_UNKNOWN_PEER in the CEA (RFC 6733 §5.3).
+    pub peers: Vec<String>,
+    /// Watchdog interval Tw in milliseconds (RFC 3539 §3.4.1: 30 s by default).
+    #[serde(default = "default_tw_ms")]
+    pub tw_ms: u64,
+    /// What the UAA/LIA carry as Server-Capabilities when no S-CSCF is assigned.
+    #[serde(default)]
+    pub capabilities: CapabilitiesSection,
+}
+
+fn default_tw_ms() -> u64 {
+    30_000
+}
+
+/// `[diameter.tls_files]`: PEM files of the TLS listeners.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiameterTlsSection {
+    /// PEM certificate chain presented to peers.
+    pub cert: PathBuf,
+    /// PEM private key of that certificate.
+    pub key: PathBuf,
+    /// PEM CA bundle: when set, peers must present a certificate it signed (mutual TLS).
+    pub client_ca: Option<PathBuf>,
+}
+
+/// `[diameter.capabilities]`: Server-Capabilities (TS 29.229 §6.3.4) for S-CSCF selection.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapabilitiesSection {
+    /// Mandatory-Capability values (operator-defined numbers).
+    #[serde(default)]
+    pub mandatory: Vec<u32>,
+    /// Optional-Capability values.
+    #[serde(default)]
+    pub optional: Vec<u32>,
+    /// S-CSCF names (SIP URIs) the I-CSCF may pick directly.
+    #[serde(default)]
+    pub server_names: Vec<String>,
+}
+
+fn identity_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 255
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
+}
+
+impl Validate for DiameterSection {
+    fn validate(&self) -> Result<(), Invalid> {
+        if !identity_ok(&self.origin_host) {
+            return Err(Invalid::new("origin_host", "must be a host name"));
+        }
+        if !identity_ok(&self.origin_realm) {
+            return Err(Invalid::new("origin_realm", "must be a realm name"));
+        }
+        if self.tcp.is_empty() && self.tls.is_empty() {
+            return Err(Invalid::new("tcp", "at least one tcp or tls listener"));
+        }
+        if !self.tls.is_empty() && self.tls_files.is_none() {
+            return Err(Invalid::new("tls_files", "required by the tls listeners"));
+        }
+        if let Some(i) = self.peers.iter().position(|p| !identity_ok(p)) {
+            return Err(Invalid::new(format!("peers[{i}]"), "must be a host name"));
+        }
+        if !(100..=3_600_000).contains(&self.tw_ms) {
+            return Err(Invalid::new("tw_ms", "must be between 100 and 3600000"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::{parse_str, HssConfig};
+
+    fn parse(diameter: &str) -> Result<HssConfig, crate::ConfigError> {
+        parse_str(
+            &format!(
+                "[node]\nname = \"hss\"\ndomain = \"ims.example.net\"\n\
+                 [http]\nlisten = \"127.0.0.1:9104\"\n\
+                 [store]\nurl = \"sqlite://data/hss.db\"\n\
+                 [security]\nkey_env = \"K\"\n{diameter}"
+            ),
+            Path::new("hss.toml"),
+        )
+    }
+
+    const BASE: &str = "[diameter]\norigin_host = \"hss.ims.example.net\"\n\
+                        origin_realm = \"ims.example.net\"\n";
+
+    #[test]
+    fn full_section_loads() {
+        let c = parse(&format!(
+            "{BASE}tcp = [\"127.0.0.1:3868\"]\ntls = [\"127.0.0.1:5658\"]\n\
+             peers = [\"scscf.ims.example.net\"]\ntw_ms = 6000\n\
+             [diameter.tls_files]\ncert = \"c.pem\"\nkey = \"k.pem\"\nclient_ca = \"ca.pem\"\n\
+             [diameter.capabilities]\nmandatory = [1]\nserver_names = [\"sip:scscf\"]\n"
+        ))
+        .unwrap();
+        let d = c.diameter.unwrap();
+        assert_eq!(d.tw_ms, 6000);
+        assert_eq!(d.capabilities.mandatory, vec![1]);
+        assert!(d.tls_files.unwrap().client_ca.is_some());
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            (format!("{BASE}peers = []\n"), "diameter.tcp"),
+            (
+                format!("{BASE}tls = [\"127.0.0.1:5658\"]\npeers = []\n"),
+                "diameter.tls_files",
+            ),
+            (
+                format!("{BASE}tcp = [\"127.0.0.1:3868\"]\npeers = [\"a b\"]\n"),
+                "diameter.peers[0]",
+            ),
+            (
+                format!("{BASE}tcp = [\"127.0.0.1:3868\"]\npeers = []\ntw_ms = 5\n"),
+                "diameter.tw_ms",
+            ),
+            (
+                "[diameter]\norigin_host = \"\"\norigin_realm = \"r\"\ntcp = [\"127.0.0.1:1\"]\npeers = []\n"
+                    .to_string(),
+                "diameter.origin_host",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = parse(&text).unwrap_err();
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
+    }
+}

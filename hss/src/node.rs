@@ -1,0 +1,105 @@
+//! The HSS's Diameter node from its `[diameter]` configuration: TCP and TLS listeners
+//! (TLS on connect, RFC 6733 §13; mutual TLS when `client_ca` is set), the local
+//! identity advertised in CER/CEA, the peers allowed (RFC 6733 §5.3) and Tw (RFC 3539).
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use ims_config::{DiameterSection, DiameterTlsSection};
+use ims_diameter::cx::ServerCapabilities;
+use ims_diameter::peer::{Acceptor, Handler, PeerConfig, Server};
+use rustls::pki_types::CertificateDer;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+
+/// The peer configuration of `section`.
+pub fn peer_config(section: &DiameterSection) -> PeerConfig {
+    let mut cfg = PeerConfig::cx(&section.origin_host, &section.origin_realm);
+    cfg.allowed_peers = section.peers.clone();
+    cfg.watchdog_interval = Duration::from_millis(section.tw_ms);
+    // RFC 3539 §3.4.1: jitter of ±2 s, kept below Tw/4 for short test intervals.
+    cfg.watchdog_jitter = Duration::from_millis((section.tw_ms / 4).min(2_000));
+    cfg.product_name = "ims-core hss".to_owned();
+    cfg
+}
+
+/// Server-Capabilities from `[diameter.capabilities]`.
+pub fn capabilities(section: &DiameterSection) -> ServerCapabilities {
+    ServerCapabilities {
+        mandatory: section.capabilities.mandatory.clone(),
+        optional: section.capabilities.optional.clone(),
+        server_names: section.capabilities.server_names.clone(),
+    }
+}
+
+/// Binds every listener of `section`, answering with `handler`.
+pub async fn listen(
+    section: &DiameterSection,
+    handler: Arc<dyn Handler>,
+) -> anyhow::Result<Vec<Server>> {
+    let cfg = peer_config(section);
+    let mut servers = Vec::new();
+    for addr in &section.tcp {
+        let s = Server::bind(cfg.clone(), *addr, Acceptor::Tcp, handler.clone())
+            .await
+            .with_context(|| format!("diameter.tcp: binding {addr}"))?;
+        tracing::info!(addr = %s.local_addr(), "Diameter Cx listening (TCP)");
+        servers.push(s);
+    }
+    if !section.tls.is_empty() {
+        let files = section
+            .tls_files
+            .as_ref()
+            .context("diameter.tls_files: required by the tls listeners")?;
+        let tls = Acceptor::Tls(server_tls(files).context("diameter.tls_files")?);
+        for addr in &section.tls {
+            let s = Server::bind(cfg.clone(), *addr, tls.clone(), handler.clone())
+                .await
+                .with_context(|| format!("diameter.tls: binding {addr}"))?;
+            tracing::info!(addr = %s.local_addr(), mutual = files.client_ca.is_some(), "Diameter Cx listening (TLS)");
+            servers.push(s);
+        }
+    }
+    Ok(servers)
+}
+
+fn certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let f = File::open(path).with_context(|| format!("{}", path.display()))?;
+    let certs = rustls_pemfile::certs(&mut BufReader::new(f))
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("{}: not PEM certificates", path.display()))?;
+    anyhow::ensure!(!certs.is_empty(), "{}: no certificate", path.display());
+    Ok(certs)
+}
+
+/// The rustls server configuration: certificate and key, and a client verifier when a
+/// client CA is configured.
+fn server_tls(files: &DiameterTlsSection) -> anyhow::Result<Arc<ServerConfig>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain = certs(&files.cert)?;
+    let f = File::open(&files.key).with_context(|| format!("{}", files.key.display()))?;
+    let key = rustls_pemfile::private_key(&mut BufReader::new(f))
+        .with_context(|| format!("{}: not a PEM key", files.key.display()))?
+        .with_context(|| format!("{}: no private key", files.key.display()))?;
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let config = match &files.client_ca {
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            for c in certs(ca)? {
+                roots.add(c)?;
+            }
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build()?;
+            builder
+                .with_client_cert_verifier(verifier)
+                .with_single_cert(chain, key)?
+        }
+        None => builder.with_no_client_auth().with_single_cert(chain, key)?,
+    };
+    Ok(Arc::new(config))
+}

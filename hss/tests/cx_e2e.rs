@@ -1,0 +1,618 @@
+//! End to end against the real `hss` binary on loopback: a Diameter client (the
+//! ims-diameter `Peer`, as an S-CSCF) does CER, UAR, MAR (SIP Digest and AKA, the AKA
+//! vector checked with ims-sip's USIM), SAR, LIR over TCP and over mutual TLS; DWR/DWA
+//! keep the link; a killed and restarted HSS is detected by the watchdog and the client
+//! reconnects; profile changes through the REST API bring a PPR, a deletion an RTR.
+//! Every wait is bounded.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "common/cx.rs"]
+mod fixture;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fixture::*;
+use ims_diameter::cx::*;
+use ims_diameter::dict::{experimental, result};
+use ims_diameter::peer::{BoxFuture, Connector, Handler, Peer, PeerConfig, PeerState};
+use ims_diameter::Message;
+use ims_sip::auth::aka::Usim;
+use ims_sip::auth::milenage::Milenage;
+use ims_sip::auth::Sqn;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+const BOUND: Duration = Duration::from_secs(15);
+const TOKEN: &str = "e2e-admin-token-0123456789";
+
+async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(BOUND, f)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Ports {
+    http: u16,
+    tcp: u16,
+    tls: u16,
+}
+
+/// Test PKI: a CA, the HSS's certificate, and the S-CSCF's client certificate.
+struct Pki {
+    ca: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    client: (Vec<u8>, Vec<u8>),
+}
+
+fn pki(dir: &Path) -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf = |name: &str| {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec![name.to_owned()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        (cert, key)
+    };
+    let (cert, key) = leaf("hss.ims.example.net");
+    std::fs::write(dir.join("hss.crt"), cert.pem()).unwrap();
+    std::fs::write(dir.join("hss.key"), key.serialize_pem()).unwrap();
+    std::fs::write(dir.join("ca.crt"), ca.pem()).unwrap();
+    let (c, k) = leaf("scscf.ims.example.net");
+    let client = (c.der().to_vec(), k.serialize_der());
+    Pki { ca, client }
+}
+
+fn client_tls(pki: &Pki) -> Connector {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pki.ca.der().clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            vec![CertificateDer::from(pki.client.0.clone())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.client.1.clone())),
+        )
+        .unwrap();
+    Connector::Tls {
+        config: Arc::new(config),
+        server_name: ServerName::try_from("hss.ims.example.net").unwrap(),
+    }
+}
+
+fn config(dir: &Path, p: &Ports) -> PathBuf {
+    let path = dir.join("hss.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[node]\nname = \"hss-e2e\"\ndomain = \"ims.example.net\"\n\
+             [http]\nlisten = \"127.0.0.1:{}\"\n\
+             [store]\nurl = \"sqlite://data/hss.db\"\n\
+             [provisioning]\nadmin_token = \"{TOKEN}\"\n\
+             [security]\nkey_file = \"data/store.key\"\ngenerate_missing = true\n\
+             [diameter]\norigin_host = \"hss.ims.example.net\"\norigin_realm = \"ims.example.net\"\n\
+             tcp = [\"127.0.0.1:{}\"]\ntls = [\"127.0.0.1:{}\"]\n\
+             peers = [\"scscf.ims.example.net\", \"icscf.ims.example.net\"]\ntw_ms = 1000\n\
+             [diameter.tls_files]\ncert = \"hss.crt\"\nkey = \"hss.key\"\nclient_ca = \"ca.crt\"\n\
+             [diameter.capabilities]\nmandatory = [1]\noptional = [2, 3]\n\
+             server_names = [\"{SCSCF}\"]\n",
+            p.http, p.tcp, p.tls
+        ),
+    )
+    .unwrap();
+    path
+}
+
+async fn start(dir: &Path, cfg: &Path, http: u16) -> Running {
+    let mut hss = Running(
+        Command::new(env!("CARGO_BIN_EXE_hss"))
+            .arg("--config")
+            .arg(cfg)
+            .current_dir(dir)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + BOUND;
+    loop {
+        if let Some(status) = hss.0.try_wait().unwrap() {
+            panic!("hss exited during start: {status}");
+        }
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{http}/health"))
+            .send()
+            .await
+        {
+            if r.status().is_success() {
+                return hss;
+            }
+        }
+        assert!(Instant::now() < deadline, "hss did not become healthy");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The S-CSCF side: answers RTR and PPR with success and hands them to the test.
+struct Scscf(mpsc::UnboundedSender<CxRequest>);
+
+impl Handler for Scscf {
+    fn handle(&self, req: Message) -> BoxFuture<'_, Message> {
+        Box::pin(async move {
+            let ok = |h: &RequestHeader| {
+                AnswerHeader::for_request(
+                    h,
+                    "scscf.ims.example.net",
+                    HOME,
+                    CxResult::Base(result::DIAMETER_SUCCESS),
+                )
+            };
+            let ans = match CxRequest::from_message(&req) {
+                Ok(CxRequest::Rtr(r)) => Rta {
+                    header: ok(&r.header),
+                    associated_identities: None,
+                    supported_features: Vec::new(),
+                }
+                .to_answer(&req),
+                Ok(CxRequest::Ppr(r)) => Ppa {
+                    header: ok(&r.header),
+                    supported_features: Vec::new(),
+                }
+                .to_answer(&req),
+                _ => Message::error_answer(
+                    &req,
+                    "scscf.ims.example.net",
+                    HOME,
+                    result::DIAMETER_UNABLE_TO_COMPLY,
+                    None,
+                ),
+            };
+            if let Ok(r) = CxRequest::from_message(&req) {
+                let _ = self.0.send(r);
+            }
+            ans
+        })
+    }
+}
+
+fn client_cfg(host: &str) -> PeerConfig {
+    let mut c = PeerConfig::cx(host, HOME);
+    c.allowed_peers = vec!["hss.ims.example.net".into()];
+    c.watchdog_interval = Duration::from_millis(200);
+    c.watchdog_jitter = Duration::from_millis(20);
+    c.reconnect_min = Duration::from_millis(50);
+    c.reconnect_max = Duration::from_millis(300);
+    c.exchange_timeout = Duration::from_secs(2);
+    c.request_timeout = Duration::from_secs(3);
+    c
+}
+
+async fn provision(http: u16) {
+    let body = json!({
+        "id": "alice",
+        "cloud": {"project_id": "p1"},
+        "private_identities": [{"impi": ALICE_IMPI, "password": "secret",
+            "aka": {"k": hex::encode(K), "op": hex::encode(OP), "amf": "8000"}}],
+        "public_identities": [{"impu": ALICE, "implicit_set": 1},
+                              {"impu": ALICE_TEL, "implicit_set": 1}],
+    });
+    let r = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{http}/api/v1/subscribers"))
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+}
+
+async fn request(peer: &Peer, m: Message) -> Message {
+    bounded("answer", peer.request(m)).await.unwrap()
+}
+
+/// UAR, MAR (digest and AKA), SAR REGISTRATION, LIR, SAR USER_DEREGISTRATION.
+async fn registration(peer: &Peer) {
+    let uaa =
+        Uaa::from_message(&request(peer, uar(ALICE_IMPI, ALICE, HOME, None).to_message()).await)
+            .unwrap();
+    assert_eq!(
+        uaa.header.result,
+        CxResult::experimental(experimental::DIAMETER_FIRST_REGISTRATION)
+    );
+    assert_eq!(uaa.server_capabilities.unwrap().mandatory, vec![1]);
+    let maa = Maa::from_message(
+        &request(
+            peer,
+            mar(ALICE_IMPI, ALICE, "SIP Digest", 1, None).to_message(),
+        )
+        .await,
+    )
+    .unwrap();
+    let d = maa.sip_auth_data_items[0].digest.clone().unwrap();
+    assert_eq!(&d.ha1[..], digest_ha1(ALICE_IMPI).as_hex().as_bytes());
+    let maa = Maa::from_message(
+        &request(
+            peer,
+            mar(ALICE_IMPI, ALICE, "Digest-AKAv1-MD5", 1, None).to_message(),
+        )
+        .await,
+    )
+    .unwrap();
+    let item = &maa.sip_auth_data_items[0];
+    let (rand, autn) = rand_autn(item);
+    let mut usim = Usim::new(Milenage::new(&K, &opc()), Sqn::new(0).unwrap(), 1 << 28);
+    let res = usim.authenticate(&rand, &autn).unwrap();
+    assert_eq!(&res.res[..], &item.authorization.as_ref().unwrap()[..]);
+    assert_eq!(&res.ck[..], &item.confidentiality_key.as_ref().unwrap()[..]);
+    let saa = Saa::from_message(
+        &request(
+            peer,
+            sar(
+                Some(ALICE_IMPI),
+                &[ALICE],
+                SCSCF,
+                ServerAssignmentType::Registration,
+            )
+            .to_message(),
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(saa.header.result, CxResult::Base(result::DIAMETER_SUCCESS));
+    let xml = String::from_utf8(saa.user_data.unwrap().to_vec()).unwrap();
+    assert!(xml.contains("<Identity>tel:+15550001</Identity>"), "{xml}");
+    assert!(xml.contains("<ProjectId>p1</ProjectId>"), "{xml}");
+    let lia = Lia::from_message(&request(peer, lir(ALICE_TEL, false).to_message()).await).unwrap();
+    assert_eq!(lia.server_name.as_deref(), Some(SCSCF));
+    let saa = Saa::from_message(
+        &request(
+            peer,
+            sar(
+                Some(ALICE_IMPI),
+                &[ALICE],
+                SCSCF,
+                ServerAssignmentType::UserDeregistration,
+            )
+            .to_message(),
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(saa.header.result, CxResult::Base(result::DIAMETER_SUCCESS));
+    let lia = Lia::from_message(&request(peer, lir(ALICE, false).to_message()).await).unwrap();
+    assert_eq!(
+        lia.header.result,
+        CxResult::experimental(experimental::DIAMETER_ERROR_IDENTITY_NOT_REGISTERED)
+    );
+}
+
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    bounded(what, async {
+        while !cond() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cx_over_tcp_and_tls_with_watchdog_restart_rtr_and_ppr() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports {
+        http: free_port(),
+        tcp: free_port(),
+        tls: free_port(),
+    };
+    let pki = pki(dir.path());
+    let cfg = config(dir.path(), &ports);
+    let hss = start(dir.path(), &cfg, ports.http).await;
+    provision(ports.http).await;
+
+    // TCP.
+    let (tx, mut pushed) = mpsc::unbounded_channel();
+    let tcp_addr: SocketAddr = ([127, 0, 0, 1], ports.tcp).into();
+    let peer = Peer::connect(
+        client_cfg("scscf.ims.example.net"),
+        tcp_addr,
+        Connector::Tcp,
+        Arc::new(Scscf(tx)),
+    );
+    bounded("TCP open", peer.wait_for(PeerState::Open)).await;
+    assert_eq!(peer.remote_host().as_deref(), Some("hss.ims.example.net"));
+    registration(&peer).await;
+    // The watchdog keeps the link: DWAs come back, the connection stays the first one.
+    let dwa = peer.stats().dwa_received;
+    wait_until("DWAs", || peer.stats().dwa_received >= dwa + 3).await;
+    assert_eq!(peer.stats().opened, 1);
+
+    // TLS with a client certificate (as the I-CSCF).
+    let (tls_tx, _tls_pushed) = mpsc::unbounded_channel();
+    let tls_addr: SocketAddr = ([127, 0, 0, 1], ports.tls).into();
+    let tls_peer = Peer::connect(
+        client_cfg("icscf.ims.example.net"),
+        tls_addr,
+        client_tls(&pki),
+        Arc::new(Scscf(tls_tx)),
+    );
+    bounded("TLS open", tls_peer.wait_for(PeerState::Open)).await;
+    registration(&tls_peer).await;
+    tls_peer.disconnect(0).await;
+
+    // Hang the HSS (SIGSTOP: the connection stays up, nothing answers): only the
+    // watchdog can notice (RFC 3539 §3.4). Then kill and restart it: the client
+    // reconnects and is served.
+    let stopped = Command::new("kill")
+        .args(["-s", "STOP", &hss.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    wait_until("watchdog failover", || peer.state() != PeerState::Open).await;
+    assert!(
+        matches!(
+            peer.last_close_reason(),
+            Some(ims_diameter::peer::CloseReason::WatchdogExpired)
+        ),
+        "{:?}",
+        peer.last_close_reason()
+    );
+    drop(hss);
+    let hss = start(dir.path(), &cfg, ports.http).await;
+    bounded("reconnect", peer.wait_for(PeerState::Open)).await;
+    assert_eq!(peer.stats().opened, 2);
+    // Registered again after the restart: state survived in the store.
+    let saa = Saa::from_message(
+        &request(
+            &peer,
+            sar(
+                Some(ALICE_IMPI),
+                &[ALICE],
+                SCSCF,
+                ServerAssignmentType::Registration,
+            )
+            .to_message(),
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(saa.header.result, CxResult::Base(result::DIAMETER_SUCCESS));
+
+    // PPR on a profile change of a registered subscriber.
+    let api = reqwest::Client::new();
+    let r = api
+        .patch(format!(
+            "http://127.0.0.1:{}/api/v1/subscribers/alice",
+            ports.http
+        ))
+        .bearer_auth(TOKEN)
+        .json(&json!({"cloud": {"project_id": "p2"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let Some(CxRequest::Ppr(ppr)) = bounded("PPR", pushed.recv()).await else {
+        panic!("expected a PPR");
+    };
+    assert_eq!(ppr.user_name, ALICE_IMPI);
+    assert_eq!(
+        ppr.header.destination_host.as_deref(),
+        Some("scscf.ims.example.net")
+    );
+    let xml = String::from_utf8(ppr.user_data.unwrap().to_vec()).unwrap();
+    assert!(xml.contains("<ProjectId>p2</ProjectId>"), "{xml}");
+
+    // Operator de-registration: RTR (SERVER_CHANGE by default), state cleared.
+    let r = api
+        .post(format!(
+            "http://127.0.0.1:{}/api/v1/subscribers/alice/deregister",
+            ports.http
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let Some(CxRequest::Rtr(rtr)) = bounded("RTR", pushed.recv()).await else {
+        panic!("expected an RTR");
+    };
+    assert_eq!(
+        rtr.deregistration_reason.reason_code,
+        ReasonCode::ServerChange
+    );
+    let mut impus = rtr.public_identities.clone();
+    impus.sort();
+    assert_eq!(impus, vec![ALICE.to_string(), ALICE_TEL.to_string()]);
+    let uaa =
+        Uaa::from_message(&request(&peer, uar(ALICE_IMPI, ALICE, HOME, None).to_message()).await)
+            .unwrap();
+    assert_eq!(
+        uaa.header.result,
+        CxResult::experimental(experimental::DIAMETER_FIRST_REGISTRATION)
+    );
+
+    // Deletion of a registered subscriber: RTR with PERMANENT_TERMINATION.
+    request(
+        &peer,
+        sar(
+            Some(ALICE_IMPI),
+            &[ALICE],
+            SCSCF,
+            ServerAssignmentType::Registration,
+        )
+        .to_message(),
+    )
+    .await;
+    let r = api
+        .delete(format!(
+            "http://127.0.0.1:{}/api/v1/subscribers/alice",
+            ports.http
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let Some(CxRequest::Rtr(rtr)) = bounded("RTR", pushed.recv()).await else {
+        panic!("expected an RTR");
+    };
+    assert_eq!(
+        rtr.deregistration_reason.reason_code,
+        ReasonCode::PermanentTermination
+    );
+    assert_eq!(rtr.user_name, ALICE_IMPI);
+    peer.disconnect(0).await;
+    drop(hss);
+}
+
+/// A live capture of a CER, UAR, MAR (digest and AKA), SAR, LIR and DWR exchange with
+/// the binary decodes in tshark with the Cx command names, no malformed packet and no
+/// error expert info. Skipped when tshark is absent or cannot capture on `lo`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_capture_decodes_in_tshark() {
+    use std::io::{BufRead, BufReader};
+    if Command::new("tshark").arg("--version").output().is_err() {
+        println!("SKIPPED: tshark is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports {
+        http: free_port(),
+        tcp: free_port(),
+        tls: free_port(),
+    };
+    pki(dir.path());
+    let cfg = config(dir.path(), &ports);
+    let pcap = dir.path().join("cx.pcap");
+    let mut tshark = Running(
+        Command::new("tshark")
+            .args([
+                "-i",
+                "lo",
+                "-f",
+                &format!("tcp port {}", ports.tcp),
+                "-a",
+                "duration:60",
+                "-w",
+            ])
+            .arg(&pcap)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // Wait (bounded) for "Capturing on".
+    let stderr = tshark.0.stderr.take().unwrap();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("Capturing on") {
+                let _ = ready_tx.send(());
+            }
+        }
+    });
+    if ready_rx.recv_timeout(BOUND).is_err() {
+        println!("SKIPPED: tshark cannot capture on lo");
+        return;
+    }
+    let hss = start(dir.path(), &cfg, ports.http).await;
+    provision(ports.http).await;
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let addr: SocketAddr = ([127, 0, 0, 1], ports.tcp).into();
+    let peer = Peer::connect(
+        client_cfg("scscf.ims.example.net"),
+        addr,
+        Connector::Tcp,
+        Arc::new(Scscf(tx)),
+    );
+    bounded("open", peer.wait_for(PeerState::Open)).await;
+    registration(&peer).await;
+    let dwa = peer.stats().dwa_received;
+    wait_until("a DWA", || peer.stats().dwa_received > dwa).await;
+    peer.disconnect(0).await;
+    drop(hss);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // SIGINT: tshark finishes the file and exits.
+    let stopped = Command::new("kill")
+        .args(["-s", "INT", &tshark.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let deadline = Instant::now() + BOUND;
+    while tshark.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "tshark did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = Command::new("tshark")
+        .args([
+            "-n",
+            "-V",
+            "-d",
+            &format!("tcp.port=={},diameter", ports.tcp),
+            "-r",
+        ])
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "Command Code: Capabilities-Exchange (257)",
+        "Command Code: User-Authorization (300)",
+        "Command Code: Server-Assignment (301)",
+        "Command Code: Location-Info (302)",
+        "Command Code: Multimedia-Auth (303)",
+        "Command Code: Device-Watchdog (280)",
+        "Command Code: Disconnect-Peer (282)",
+        "Experimental-Result-Code: DIAMETER_FIRST_REGISTRATION (2001)",
+        "Experimental-Result-Code: DIAMETER_ERROR_IDENTITY_NOT_REGISTERED (5003)",
+        "SIP-Authentication-Scheme: Digest-AKAv1-MD5",
+        "Digest-HA1",
+        "Server-Assignment-Type: USER_DEREGISTRATION (5)",
+        "User-Data",
+    ] {
+        assert!(
+            text.contains(needle),
+            "tshark output lacks {needle:?}:\n{text}"
+        );
+    }
+    assert!(!text.contains("Malformed"), "malformed packet:\n{text}");
+    assert!(
+        !text.contains("Expert Info (Error"),
+        "error expert info:\n{text}"
+    );
+}

@@ -1,0 +1,579 @@
+//! The Cx handlers in process (no connection): every branch of UAR, MAR, SAR and LIR
+//! (TS 29.228 §6.1.1, §6.1.2, §6.1.4, §6.3) against a real store, on SQLite and (with
+//! `IMS_TEST_POSTGRES_URL`) on PostgreSQL. AKA vectors are checked with ims-sip's USIM.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+#[path = "common/cx.rs"]
+mod cx_fixture;
+
+use cx_fixture::*;
+use hss::store::{RegistrationState, Store};
+use ims_diameter::cx::*;
+use ims_diameter::dict::{base, command, experimental, result};
+use ims_diameter::Message;
+use ims_sip::auth::aka::{Usim, UsimFailure};
+use ims_sip::auth::milenage::Milenage;
+use ims_sip::auth::Sqn;
+
+fn exp(code: u32) -> CxResult {
+    CxResult::experimental(code)
+}
+
+async fn uar_scenarios(store: Store, _: String) {
+    provision(&store).await;
+    let cx = server(&store);
+    let ask = |impi: &str, impu: &str, visited: &str, t| {
+        let m = uar(impi, impu, visited, t).to_message();
+        let cx = cx.clone();
+        async move { Uaa::from_message(&cx.answer(&m).await).unwrap() }
+    };
+    use UserAuthorizationType as T;
+    let a = ask(
+        "nobody@ims.example.net",
+        "sip:nobody@ims.example.net",
+        HOME,
+        None,
+    )
+    .await;
+    assert_eq!(
+        a.header.result,
+        exp(experimental::DIAMETER_ERROR_USER_UNKNOWN)
+    );
+    let a = ask("nobody@ims.example.net", ALICE, HOME, None).await;
+    assert_eq!(
+        a.header.result,
+        exp(experimental::DIAMETER_ERROR_USER_UNKNOWN)
+    );
+    let a = ask(ALICE_IMPI, BOB, HOME, None).await;
+    assert_eq!(
+        a.header.result,
+        exp(experimental::DIAMETER_ERROR_IDENTITIES_DONT_MATCH)
+    );
+    // Barred, alone in its set: rejected; barred in a set with a non-barred one: allowed.
+    let a = ask(ALICE_IMPI, ALICE_BARRED, HOME, None).await;
+    assert_eq!(
+        a.header.result,
+        CxResult::Base(result::DIAMETER_AUTHORIZATION_REJECTED)
+    );
+    let a = ask(ALICE_IMPI, ALICE_TEL, HOME, None).await;
+    assert_eq!(
+        a.header.result,
+        exp(experimental::DIAMETER_FIRST_REGISTRATION)
+    );
+    // De-registration of a barred identity is not refused for barring.
+    let a = ask(ALICE_IMPI, ALICE_BARRED, HOME, Some(T::DeRegistration)).await;
+    assert_eq!(
+        a.header.result,
+        exp(experimental::DIAMETER_ERROR_IDENTITY_NOT_REGISTERED)
+    );
+    // Roaming.
+    let a = ask(ALICE_IMPI, ALICE, "visited.example.org", None).await;
+    assert_eq!(
+        a.header.result,
+        exp(experimental::DIAMETER_FIRST_REGISTRATION)
+    );
+    let a = ask(ALICE_IMPI, ALICE, "elsewhere.example.org", None).await;
+    assert_eq!(
+        a.header.result,
+        exp(experimental::DIAMETER_ERROR_ROAMING_NOT_ALLOWED)
+    );
+    // First registration: capabilities, no name.
+    let a = ask(ALICE_IMPI, ALICE, HOME, Some(T::Registration)).await;
+    assert_eq!(
+        a.header.result,
+        exp(experimental::DIAMETER_FIRST_REGISTRATION)
+    );
+    assert_eq!(a.server_name, None);
+    assert_eq!(a.server_capabilities, Some(capabilities()));
+    let a = ask(
+        ALICE_IMPI,
+        ALICE,
+        HOME,
+        Some(T::RegistrationAndCapabilities),
+    )
+    .await;
+    assert_eq!(a.header.result, CxResult::Base(result::DIAMETER_SUCCESS));
+    assert_eq!(a.server_capabilities, Some(capabilities()));
+}
+
+async fn registration_flow(store: Store, _: String) {
+    provision(&store).await;
+    let cx = server(&store);
+    // MAR stores the S-CSCF name; UAR then returns it with FIRST_REGISTRATION.
+    let maa = Maa::from_message(
+        &cx.answer(&mar(ALICE_IMPI, ALICE, "SIP Digest", 1, None).to_message())
+            .await,
+    )
+    .unwrap();
+    assert_eq!(maa.header.result, CxResult::Base(result::DIAMETER_SUCCESS));
+    let d = maa.sip_auth_data_items[0].digest.clone().unwrap();
+    assert_eq!(d.realm, "ims.example.net");
+    assert_eq!(d.algorithm.as_deref(), Some("MD5"));
+    assert_eq!(d.qop.as_deref(), Some("auth"));
+    assert_eq!(&d.ha1[..], digest_ha1(ALICE_IMPI).as_hex().as_bytes());
+    let reg = store.registration(ALICE_TEL).await.unwrap().unwrap();
+    assert_eq!(
+        reg.scscf.as_deref(),
+        Some(SCSCF),
+        "stored for the implicit set"
+    );
+    assert_eq!(reg.state, RegistrationState::NotRegistered);
+    let a = Uaa::from_message(
+        &cx.answer(&uar(ALICE_IMPI, ALICE, HOME, None).to_message())
+            .await,
+    )
+    .unwrap();
+    assert_eq!(
+        a.header.result,
+        exp(experimental::DIAMETER_FIRST_REGISTRATION)
+    );
+    assert_eq!(a.server_name.as_deref(), Some(SCSCF));
+    assert_eq!(a.server_capabilities, None);
+
+    // SAR REGISTRATION: the whole implicit set registers; User-Data describes it.
+    let saa = sar_answer(
+        &cx,
+        sar(
+            Some(ALICE_IMPI),
+            &[ALICE],
+            SCSCF,
+            ServerAssignmentType::Registration,
+        ),
+    )
+    .await;
+    assert_eq!(saa.header.result, CxResult::Base(result::DIAMETER_SUCCESS));
+    assert_eq!(saa.user_name.as_deref(), Some(ALICE_IMPI));
+    let xml = String::from_utf8(saa.user_data.unwrap().to_vec()).unwrap();
+    assert!(
+        xml.contains("<Identity>sip:alice@ims.example.net</Identity>"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<BarringIndication>1</BarringIndication><Identity>tel:+15550001</Identity>"),
+        "{xml}"
+    );
+    assert!(!xml.contains(ALICE_BARRED), "another implicit set: {xml}");
+    assert!(xml.contains("<ProjectId>proj-a&amp;b</ProjectId>"), "{xml}");
+    for impu in [ALICE, ALICE_TEL] {
+        let r = store.registration(impu).await.unwrap().unwrap();
+        assert_eq!(r.state, RegistrationState::Registered, "{impu}");
+        assert_eq!(r.scscf.as_deref(), Some(SCSCF));
+    }
+    assert_eq!(
+        store
+            .registration(ALICE_BARRED)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        RegistrationState::NotRegistered
+    );
+    // Subsequent registration, LIR, UAR de-registration.
+    let a = Uaa::from_message(
+        &cx.answer(&uar(ALICE_IMPI, ALICE, HOME, None).to_message())
+            .await,
+    )
+    .unwrap();
+    assert_eq!(
+        a.header.result,
+        exp(experimental::DIAMETER_SUBSEQUENT_REGISTRATION)
+    );
+    assert_eq!(a.server_name.as_deref(), Some(SCSCF));
+    let l = lir_answer(&cx, ALICE_TEL, false).await;
+    assert_eq!(l.header.result, CxResult::Base(result::DIAMETER_SUCCESS));
+    assert_eq!(l.server_name.as_deref(), Some(SCSCF));
+    let a = Uaa::from_message(
+        &cx.answer(
+            &uar(
+                ALICE_IMPI,
+                ALICE,
+                HOME,
+                Some(UserAuthorizationType::DeRegistration),
+            )
+            .to_message(),
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(a.header.result, CxResult::Base(result::DIAMETER_SUCCESS));
+    assert_eq!(a.server_name.as_deref(), Some(SCSCF));
+    // RE_REGISTRATION with the data already at the S-CSCF: no User-Data.
+    let mut re = sar(
+        Some(ALICE_IMPI),
+        &[ALICE],
+        SCSCF,
+        ServerAssignmentType::ReRegistration,
+    );
+    re.user_data_already_available = UserDataAlreadyAvailable::AlreadyAvailable;
+    let saa = sar_answer(&cx, re).await;
+    assert_eq!(saa.header.result, CxResult::Base(result::DIAMETER_SUCCESS));
+    assert_eq!(saa.user_data, None);
+
+    // USER_DEREGISTRATION: not registered, name cleared; LIR then finds no service.
+    let saa = sar_answer(
+        &cx,
+        sar(
+            Some(ALICE_IMPI),
+            &[ALICE_TEL],
+            SCSCF,
+            ServerAssignmentType::UserDeregistration,
+        ),
+    )
+    .await;
+    assert_eq!(saa.header.result, CxResult::Base(result::DIAMETER_SUCCESS));
+    assert_eq!(saa.user_data, None);
+    for impu in [ALICE, ALICE_TEL] {
+        assert_eq!(
+            store.registration(impu).await.unwrap().unwrap(),
+            Default::default()
+        );
+    }
+    let l = lir_answer(&cx, ALICE, false).await;
+    assert_eq!(
+        l.header.result,
+        exp(experimental::DIAMETER_ERROR_IDENTITY_NOT_REGISTERED)
+    );
+    // ... except for an originating request, which has unregistered services.
+    let l = lir_answer(&cx, ALICE, true).await;
+    assert_eq!(
+        l.header.result,
+        exp(experimental::DIAMETER_UNREGISTERED_SERVICE)
+    );
+    assert_eq!(l.server_capabilities, Some(capabilities()));
+}
+
+async fn unregistered_services(store: Store, _: String) {
+    provision(&store).await;
+    let cx = server(&store);
+    // ALICE_OTHER's profile has an iFC for the unregistered state.
+    let l = lir_answer(&cx, ALICE_OTHER, false).await;
+    assert_eq!(
+        l.header.result,
+        exp(experimental::DIAMETER_UNREGISTERED_SERVICE)
+    );
+    assert_eq!(l.server_capabilities, Some(capabilities()));
+    assert_eq!(l.server_name, None);
+    let l = lir_answer(&cx, "sip:ghost@ims.example.net", false).await;
+    assert_eq!(
+        l.header.result,
+        exp(experimental::DIAMETER_ERROR_USER_UNKNOWN)
+    );
+    // UNREGISTERED_USER: an S-CSCF now holds it, with the profile.
+    let saa = sar_answer(
+        &cx,
+        sar(
+            None,
+            &[ALICE_OTHER],
+            SCSCF,
+            ServerAssignmentType::UnregisteredUser,
+        ),
+    )
+    .await;
+    assert_eq!(saa.header.result, CxResult::Base(result::DIAMETER_SUCCESS));
+    let xml = String::from_utf8(saa.user_data.unwrap().to_vec()).unwrap();
+    assert!(
+        xml.contains("<ProfilePartIndicator>1</ProfilePartIndicator>"),
+        "{xml}"
+    );
+    let r = store.registration(ALICE_OTHER).await.unwrap().unwrap();
+    assert_eq!(r.state, RegistrationState::Unregistered);
+    let l = lir_answer(&cx, ALICE_OTHER, false).await;
+    assert_eq!(l.header.result, CxResult::Base(result::DIAMETER_SUCCESS));
+    assert_eq!(l.server_name.as_deref(), Some(SCSCF));
+    // UAR for an unregistered identity: SUBSEQUENT_REGISTRATION to the same S-CSCF.
+    let a = Uaa::from_message(
+        &cx.answer(&uar(ALICE_IMPI, ALICE_OTHER, HOME, None).to_message())
+            .await,
+    )
+    .unwrap();
+    assert_eq!(
+        a.header.result,
+        exp(experimental::DIAMETER_SUBSEQUENT_REGISTRATION)
+    );
+    assert_eq!(a.server_name.as_deref(), Some(SCSCF));
+}
+
+async fn sar_errors(store: Store, _: String) {
+    provision(&store).await;
+    let cx = server(&store);
+    use ServerAssignmentType as T;
+    let saa = sar_answer(
+        &cx,
+        sar(None, &["sip:ghost@ims.example.net"], SCSCF, T::Registration),
+    )
+    .await;
+    assert_eq!(
+        saa.header.result,
+        exp(experimental::DIAMETER_ERROR_USER_UNKNOWN)
+    );
+    let saa = sar_answer(&cx, sar(Some(BOB_IMPI), &[ALICE], SCSCF, T::Registration)).await;
+    assert_eq!(
+        saa.header.result,
+        exp(experimental::DIAMETER_ERROR_IDENTITIES_DONT_MATCH)
+    );
+    let saa = sar_answer(
+        &cx,
+        sar(Some(ALICE_IMPI), &[ALICE, BOB], SCSCF, T::Registration),
+    )
+    .await;
+    assert_eq!(
+        saa.header.result,
+        exp(experimental::DIAMETER_ERROR_IDENTITIES_DONT_MATCH)
+    );
+    let saa = sar_answer(&cx, sar(None, &[ALICE], SCSCF, T::AaaUserDataRequest)).await;
+    assert_eq!(
+        saa.header.result,
+        exp(experimental::DIAMETER_ERROR_IN_ASSIGNMENT_TYPE)
+    );
+    // Registered at SCSCF: another S-CSCF may not take it as unregistered, nor fetch it.
+    sar_answer(&cx, sar(None, &[ALICE], SCSCF, T::Registration)).await;
+    let saa = sar_answer(&cx, sar(None, &[ALICE], OTHER_SCSCF, T::UnregisteredUser)).await;
+    assert_eq!(
+        saa.header.result,
+        exp(experimental::DIAMETER_ERROR_IDENTITY_ALREADY_REGISTERED)
+    );
+    let saa = sar_answer(&cx, sar(None, &[ALICE], OTHER_SCSCF, T::NoAssignment)).await;
+    assert_eq!(
+        saa.header.result,
+        CxResult::Base(result::DIAMETER_UNABLE_TO_COMPLY)
+    );
+    let saa = sar_answer(&cx, sar(None, &[ALICE], SCSCF, T::NoAssignment)).await;
+    assert_eq!(saa.header.result, CxResult::Base(result::DIAMETER_SUCCESS));
+    assert!(saa.user_data.is_some());
+    assert_eq!(
+        store.registration(ALICE).await.unwrap().unwrap().state,
+        RegistrationState::Registered
+    );
+    // AUTHENTICATION_FAILURE keeps a registered identity's S-CSCF ...
+    sar_answer(&cx, sar(None, &[ALICE], SCSCF, T::AuthenticationFailure)).await;
+    assert_eq!(
+        store
+            .registration(ALICE)
+            .await
+            .unwrap()
+            .unwrap()
+            .scscf
+            .as_deref(),
+        Some(SCSCF)
+    );
+    // ... and clears the name a MAR stored for a not registered one.
+    cx.answer(&mar(BOB_IMPI, BOB, "SIP Digest", 1, None).to_message())
+        .await;
+    assert_eq!(
+        store
+            .registration(BOB)
+            .await
+            .unwrap()
+            .unwrap()
+            .scscf
+            .as_deref(),
+        Some(SCSCF)
+    );
+    let saa = sar_answer(
+        &cx,
+        sar(Some(BOB_IMPI), &[BOB], SCSCF, T::AuthenticationTimeout),
+    )
+    .await;
+    assert_eq!(saa.header.result, CxResult::Base(result::DIAMETER_SUCCESS));
+    assert_eq!(store.registration(BOB).await.unwrap().unwrap().scscf, None);
+    // *_STORE_SERVER_NAME keeps the name while de-registering; User-Name alone names
+    // every identity of the subscription.
+    let saa = sar_answer(
+        &cx,
+        sar(
+            Some(ALICE_IMPI),
+            &[],
+            SCSCF,
+            T::UserDeregistrationStoreServerName,
+        ),
+    )
+    .await;
+    assert_eq!(saa.header.result, CxResult::Base(result::DIAMETER_SUCCESS));
+    for impu in [ALICE, ALICE_TEL, ALICE_BARRED, ALICE_OTHER] {
+        let r = store.registration(impu).await.unwrap().unwrap();
+        assert_eq!(r.state, RegistrationState::NotRegistered, "{impu}");
+        assert_eq!(r.scscf.as_deref(), Some(SCSCF), "{impu}");
+    }
+    // ADMINISTRATIVE_DEREGISTRATION clears it.
+    sar_answer(
+        &cx,
+        sar(None, &[ALICE], SCSCF, T::AdministrativeDeregistration),
+    )
+    .await;
+    assert_eq!(
+        store.registration(ALICE).await.unwrap().unwrap().scscf,
+        None
+    );
+}
+
+async fn mar_aka(store: Store, _: String) {
+    provision(&store).await;
+    let cx = server(&store);
+    let mut usim = Usim::new(Milenage::new(&K, &opc()), Sqn::new(0).unwrap(), 1 << 28);
+    // Nine asked, five given; each one a valid challenge in SQN order.
+    let maa = Maa::from_message(
+        &cx.answer(&mar(ALICE_IMPI, ALICE, "Digest-AKAv1-MD5", 9, None).to_message())
+            .await,
+    )
+    .unwrap();
+    assert_eq!(maa.header.result, CxResult::Base(result::DIAMETER_SUCCESS));
+    assert_eq!(maa.sip_number_auth_items, Some(5));
+    assert_eq!(maa.sip_auth_data_items.len(), 5);
+    for (i, item) in maa.sip_auth_data_items.iter().enumerate() {
+        assert_eq!(item.item_number, Some(i as u32 + 1));
+        assert_eq!(
+            item.authentication_scheme.as_deref(),
+            Some("Digest-AKAv1-MD5")
+        );
+        let (rand, autn) = rand_autn(item);
+        let ans = usim.authenticate(&rand, &autn).unwrap();
+        assert_eq!(&ans.res[..], &item.authorization.as_ref().unwrap()[..]);
+        assert_eq!(&ans.ck[..], &item.confidentiality_key.as_ref().unwrap()[..]);
+        assert_eq!(&ans.ik[..], &item.integrity_key.as_ref().unwrap()[..]);
+    }
+    // Unknown scheme: the subscriber has AKA, so AKA.
+    let maa = Maa::from_message(
+        &cx.answer(&mar(ALICE_IMPI, ALICE, "Unknown", 1, None).to_message())
+            .await,
+    )
+    .unwrap();
+    assert_eq!(
+        maa.sip_auth_data_items[0].authentication_scheme.as_deref(),
+        Some("Digest-AKAv1-MD5")
+    );
+
+    // A USIM far ahead rejects the HSS's SQN; its AUTS re-synchronises the HSS.
+    let mut ahead = Usim::new(
+        Milenage::new(&K, &opc()),
+        Sqn::new(1 << 30).unwrap(),
+        1 << 28,
+    );
+    let (rand, autn) = rand_autn(&maa.sip_auth_data_items[0]);
+    let Err(UsimFailure::SyncFailure { auts }) = ahead.authenticate(&rand, &autn) else {
+        panic!("expected a sync failure");
+    };
+    let mut resync = rand.to_vec();
+    resync.extend_from_slice(&auts);
+    // A corrupted AUTS is refused and leaves SQN alone.
+    let mut bad = resync.clone();
+    bad[20] ^= 1;
+    let maa = Maa::from_message(
+        &cx.answer(&mar(ALICE_IMPI, ALICE, "Digest-AKAv1-MD5", 1, Some(bad)).to_message())
+            .await,
+    )
+    .unwrap();
+    assert_eq!(
+        maa.header.result,
+        CxResult::Base(result::DIAMETER_AUTHENTICATION_REJECTED)
+    );
+    assert!(maa.sip_auth_data_items.is_empty());
+    let maa = Maa::from_message(
+        &cx.answer(&mar(ALICE_IMPI, ALICE, "Digest-AKAv1-MD5", 1, Some(vec![0; 12])).to_message())
+            .await,
+    )
+    .unwrap();
+    assert_eq!(
+        maa.header.result,
+        CxResult::Base(result::DIAMETER_INVALID_AVP_VALUE)
+    );
+    let maa = Maa::from_message(
+        &cx.answer(&mar(ALICE_IMPI, ALICE, "Digest-AKAv1-MD5", 2, Some(resync)).to_message())
+            .await,
+    )
+    .unwrap();
+    assert_eq!(maa.header.result, CxResult::Base(result::DIAMETER_SUCCESS));
+    assert_eq!(maa.sip_auth_data_items.len(), 2);
+    for item in &maa.sip_auth_data_items {
+        let (rand, autn) = rand_autn(item);
+        let ans = ahead.authenticate(&rand, &autn).unwrap();
+        assert_eq!(&ans.res[..], &item.authorization.as_ref().unwrap()[..]);
+    }
+}
+
+async fn mar_schemes(store: Store, _: String) {
+    provision(&store).await;
+    let cx = server(&store);
+    let maa = |impi: &'static str, impu: &'static str, scheme: &'static str| {
+        let m = mar(impi, impu, scheme, 1, None).to_message();
+        let cx = cx.clone();
+        async move { Maa::from_message(&cx.answer(&m).await).unwrap() }
+    };
+    let a = maa(BOB_IMPI, BOB, "Digest-AKAv1-MD5").await;
+    assert_eq!(
+        a.header.result,
+        exp(experimental::DIAMETER_ERROR_AUTH_SCHEME_NOT_SUPPORTED)
+    );
+    let a = maa(BOB_IMPI, BOB, "NTLM").await;
+    assert_eq!(
+        a.header.result,
+        exp(experimental::DIAMETER_ERROR_AUTH_SCHEME_NOT_SUPPORTED)
+    );
+    let a = maa(BOB_IMPI, BOB, "Unknown").await;
+    assert_eq!(a.header.result, CxResult::Base(result::DIAMETER_SUCCESS));
+    assert_eq!(
+        a.sip_auth_data_items[0].authentication_scheme.as_deref(),
+        Some("SIP Digest")
+    );
+    let a = maa(BOB_IMPI, ALICE, "SIP Digest").await;
+    assert_eq!(
+        a.header.result,
+        exp(experimental::DIAMETER_ERROR_IDENTITIES_DONT_MATCH)
+    );
+    let a = maa(
+        "ghost@ims.example.net",
+        "sip:ghost@ims.example.net",
+        "SIP Digest",
+    )
+    .await;
+    assert_eq!(
+        a.header.result,
+        exp(experimental::DIAMETER_ERROR_USER_UNKNOWN)
+    );
+}
+
+async fn malformed_requests(store: Store, _: String) {
+    provision(&store).await;
+    let cx = server(&store);
+    let mut m = uar(ALICE_IMPI, ALICE, HOME, None).to_message();
+    m.avps
+        .retain(|a| !a.is(&ims_diameter::dict::cx::PUBLIC_IDENTITY));
+    let ans = cx.answer(&m).await;
+    assert_eq!(ans.result_code(), Some(result::DIAMETER_MISSING_AVP));
+    assert!(ans.find(&base::FAILED_AVP).is_some());
+    let rtr = Rtr {
+        header: header(Some("hss.ims.example.net")),
+        user_name: ALICE_IMPI.into(),
+        associated_identities: None,
+        supported_features: Vec::new(),
+        public_identities: vec![ALICE.into()],
+        deregistration_reason: DeregistrationReason {
+            reason_code: ReasonCode::PermanentTermination,
+            reason_info: None,
+        },
+    };
+    let ans = cx.answer(&rtr.to_message()).await;
+    assert_eq!(
+        ans.result_code(),
+        Some(result::DIAMETER_COMMAND_UNSUPPORTED)
+    );
+    let mut odd = Message::request(399, ims_diameter::dict::CX_APPLICATION_ID);
+    odd.avps = m.avps.clone();
+    assert_ne!(odd.command_code, command::USER_AUTHORIZATION);
+    let ans = cx.answer(&odd).await;
+    assert_eq!(
+        ans.result_code(),
+        Some(result::DIAMETER_COMMAND_UNSUPPORTED)
+    );
+}
+
+on_every_backend!(
+    uar_scenarios,
+    registration_flow,
+    unregistered_services,
+    sar_errors,
+    mar_aka,
+    mar_schemes,
+    malformed_requests
+);
