@@ -15,10 +15,12 @@ mod error;
 mod hss;
 mod load;
 mod nodes;
+mod scscf;
 mod sections;
 
 pub use error::{ConfigError, Invalid};
 pub use hss::{ProvisioningSection, SecuritySection, StoreSection};
 pub use load::{load, parse_str, Validate};
 pub use nodes::{HssConfig, IcscfConfig, NodeKind, PcscfConfig, ScscfConfig};
+pub use scscf::{CxClientSection, RegistrarSection};
 pub use sections::{HttpSection, LimitsSection, NodeSection, RouteSection, SipSection, TlsSection};
