@@ -19,8 +19,9 @@ pub struct CxClientSection {
     pub origin_host: String,
     /// Our Origin-Realm.
     pub origin_realm: String,
-    /// Destination-Host of our requests (the HSS's Origin-Host); optional.
-    pub destination_host: Option<String>,
+    /// The HSS's Origin-Host: Destination-Host of our requests, and the only peer
+    /// whose CEA we accept (RFC 6733 §5.3).
+    pub destination_host: String,
     /// Destination-Realm of our requests.
     pub destination_realm: String,
     /// Watchdog interval Tw in seconds (RFC 3539 §3.4.1; at least 6).
@@ -31,7 +32,7 @@ pub struct CxClientSection {
     pub request_timeout_secs: u64,
     /// PEM CA file: connect with TLS (RFC 6733 §13) and verify the HSS against it.
     pub tls_ca: Option<PathBuf>,
-    /// Name the HSS certificate must carry (default: the host of `destination_host`).
+    /// Name the HSS certificate must carry (default: `destination_host`).
     pub tls_server_name: Option<String>,
 }
 
@@ -48,6 +49,7 @@ impl Validate for CxClientSection {
         for (key, v) in [
             ("origin_host", &self.origin_host),
             ("origin_realm", &self.origin_realm),
+            ("destination_host", &self.destination_host),
             ("destination_realm", &self.destination_realm),
         ] {
             if v.trim().is_empty() || v.contains(char::is_whitespace) {
@@ -64,15 +66,6 @@ impl Validate for CxClientSection {
             return Err(Invalid::new(
                 "request_timeout_secs",
                 "must be between 1 and 60",
-            ));
-        }
-        if self.tls_ca.is_some()
-            && self.tls_server_name.is_none()
-            && self.destination_host.is_none()
-        {
-            return Err(Invalid::new(
-                "tls_server_name",
-                "TLS needs tls_server_name or destination_host",
             ));
         }
         Ok(())

@@ -99,8 +99,7 @@ fn tls_connector(cfg: &CxClientSection) -> anyhow::Result<Connector> {
     let name = cfg
         .tls_server_name
         .clone()
-        .or_else(|| cfg.destination_host.clone())
-        .unwrap_or_default();
+        .unwrap_or_else(|| cfg.destination_host.clone());
     Ok(Connector::Tls {
         config: Arc::new(config),
         server_name: rustls::pki_types::ServerName::try_from(name)?,
@@ -134,12 +133,13 @@ impl CxClient {
         pc.watchdog_interval = Duration::from_secs(cfg.watchdog_secs);
         pc.request_timeout = Duration::from_secs(cfg.request_timeout_secs);
         pc.reconnect_max = Duration::from_secs(10);
+        pc.allowed_peers = vec![cfg.destination_host.clone()];
         let peer = Peer::connect(pc, cfg.hss, tls_connector(cfg)?, handler);
         Ok(CxClient {
             peer,
             origin_host: cfg.origin_host.clone(),
             origin_realm: cfg.origin_realm.clone(),
-            destination_host: cfg.destination_host.clone(),
+            destination_host: Some(cfg.destination_host.clone()),
             destination_realm: cfg.destination_realm.clone(),
             server_name: server_name.to_string(),
             session: AtomicU64::new(0),
