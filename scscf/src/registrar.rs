@@ -143,7 +143,17 @@ impl Registrar {
             tracing::info!("REGISTER without a readable To");
             return reply(req, 400, &[]);
         };
-        let raw_auth = req.headers.get_str(&HeaderName::Authorization);
+        // The UE may send several Authorization headers (Digest and an RFC 8898 Bearer
+        // token, design brief §3): the registrar reads the Digest one.
+        let raw_auth = req
+            .headers
+            .get_all(&HeaderName::Authorization)
+            .filter_map(|h| h.value_str())
+            .find(|v| {
+                v.trim_start()
+                    .get(..6)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("digest"))
+            });
         let creds = raw_auth.and_then(|a| Credentials::parse(a).ok());
         let impi = creds.as_ref().map_or_else(
             || {

@@ -206,14 +206,18 @@ async fn lapsed_nonce_gets_stale_true() {
     let hss = TestHss::start(0).await;
     let r = registrar(&hss, dir.path(), 1).await;
     let contact = "Contact: <sip:alice@10.0.0.1:5070>\r\n";
-    let first = r
-        .register(&register("alice", 1, &initial("alice", ""), contact))
-        .await;
+    // A Bearer token before the Digest credentials (design brief §3) is skipped
+    // (stale=true below proves the Digest credentials were read).
+    let both = format!("Bearer abc.def\r\nAuthorization: {}", initial("alice", ""));
+    let first = r.register(&register("alice", 1, &both, contact)).await;
     let nonce = challenge(&first).get("nonce").unwrap();
     assert!(challenge(&first).get("stale").is_none());
     // Nonce lifetime 1 s: answer after it lapsed.
     tokio::time::sleep(Duration::from_millis(2200)).await;
-    let late = answer("alice", Algorithm::Md5, &nonce, b"secret", 1, "");
+    let late = format!(
+        "Bearer abc.def\r\nAuthorization: {}",
+        answer("alice", Algorithm::Md5, &nonce, b"secret", 1, "")
+    );
     let again = r.register(&register("alice", 2, &late, contact)).await;
     assert_eq!(challenge(&again).get("stale").as_deref(), Some("true"));
     assert_eq!(r.contacts(), 0);
