@@ -16,6 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ims_diameter::cx::{CxResult, Ppr, Rtr, ServerAssignmentType};
 use ims_diameter::dict::{experimental, result};
+use ims_diameter::peer::PeerState;
 use ims_runtime::NodeStatus;
 use ims_sip::auth::Credentials;
 use ims_sip::message::addr::NameAddr;
@@ -33,6 +34,8 @@ use crate::store::BindingStore;
 
 /// How often lapsed bindings are looked for.
 pub const EXPIRY_TICK: Duration = Duration::from_secs(1);
+/// How long the first expiry sweep waits for the Cx peer to open.
+pub const EXPIRY_FIRST_WAIT: Duration = Duration::from_secs(10);
 
 /// Registrar settings, from `[registrar]` and `[node]`.
 #[derive(Debug, Clone)]
@@ -128,7 +131,7 @@ impl Registrar {
     }
 
     /// State of the Diameter peer toward the HSS.
-    pub fn cx_state(&self) -> ims_diameter::peer::PeerState {
+    pub fn cx_state(&self) -> PeerState {
         self.cx.peer().state()
     }
 
@@ -447,7 +450,12 @@ impl Registrar {
     /// Runs [`Registrar::expire`] every [`EXPIRY_TICK`] until the registrar is dropped.
     pub fn spawn_expiry(self: &Arc<Registrar>) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(self);
+        let peer = self.cx.peer().clone();
         tokio::spawn(async move {
+            // After a restart, bindings that lapsed while we were down go at the first
+            // sweep: give the Cx peer a moment to open so that their SAR reaches the HSS.
+            let _ = tokio::time::timeout(EXPIRY_FIRST_WAIT, peer.wait_for(PeerState::Open)).await;
+            drop(peer);
             let mut tick = tokio::time::interval(EXPIRY_TICK);
             loop {
                 tick.tick().await;

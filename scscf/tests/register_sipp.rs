@@ -159,9 +159,9 @@ async fn bindings_survive_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn short_registrations_expire_with_timeout_deregistration() {
-    // max_expires 2: the 600 s asked by the scenario is shortened to 2 s.
-    let (dir, hss, mut s) = setup("scscf-expiry", 0, (1, 2, 2)).await;
+async fn short_registrations_expire_on_time_across_a_restart() {
+    // max_expires 3: the 600 s asked by the scenario is shortened to 3 s.
+    let (dir, hss, mut s) = setup("scscf-expiry", 0, (1, 3, 3)).await;
     let d = dir.path();
     let alice = csv(
         d,
@@ -170,6 +170,9 @@ async fn short_registrations_expire_with_timeout_deregistration() {
     );
     let (code, err) = sipp_async(d, "digest.xml", &alice, 1, s.sip).await;
     assert_eq!(code, Some(0), "{err}");
+    // Restart at once: the binding must come back from the store and still lapse.
+    s.stop();
+    s.start(d);
     let mut expired = false;
     for _ in 0..100 {
         if sars(&hss).contains(&Sat::TimeoutDeregistration) {
@@ -179,6 +182,15 @@ async fn short_registrations_expire_with_timeout_deregistration() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(expired, "no SAR TIMEOUT_DEREGISTRATION: {:?}", hss.seen());
+    let timeouts = sars(&hss)
+        .into_iter()
+        .filter(|t| *t == Sat::TimeoutDeregistration)
+        .count();
+    assert_eq!(timeouts, 1);
+    // The log of the restarted process (the first one's was overwritten) shows that it
+    // reloaded the binding and expired it.
+    let log = std::fs::read_to_string(d.join("scscf.log")).unwrap();
+    assert!(log.contains("registration expired"), "{log}");
     assert_eq!(s.contacts(), 0);
     s.stop();
 }
