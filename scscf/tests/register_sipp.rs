@@ -297,18 +297,42 @@ async fn hss_down_fails_closed_with_503() {
         .unwrap();
     let mut s = write_config(d, hss_addr, (60, 3600, 7200));
     s.start(d);
+    // A plain UDP REGISTER: the MAR cannot go out, the answer is 503 (fail closed).
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let me = sock.local_addr().unwrap();
+    let req = format!(
+        "REGISTER sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKnohss1;rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:alice@{DOMAIN}>;tag=1\r\nTo: <sip:alice@{DOMAIN}>\r\n\
+         Call-ID: nohss-1\r\nCSeq: 1 REGISTER\r\nContact: <sip:alice@{me}>\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    sock.send_to(req.as_bytes(), s.sip).unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = sock.recv_from(&mut buf).expect("an answer");
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("SIP/2.0 503"), "{answer}");
+    s.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hss_restart_then_registrations_succeed() {
+    let (dir, hss, mut s) = setup("scscf-hss-restart", 0, (60, 3600, 7200)).await;
+    let d = dir.path();
     let alice = csv(
         d,
         "alice.csv",
         &[("alice", &digest_auth("alice", "secret"))],
     );
-    // unknown_user.xml expects the first answer to be 403: a 503 fails the call.
-    let (code, err) = sipp_async(d, "unknown_user.xml", &alice, 1, s.sip).await;
-    assert_ne!(
-        code,
-        Some(0),
-        "a REGISTER must not get 403/200 without the HSS"
-    );
-    assert!(err.contains("SIP/2.0 503"), "SIPp saw no 503: {err}");
+    let addr = hss.server.local_addr();
+    // The HSS crashes (connections dropped without DPR) and comes back on its port.
+    hss.server.abort();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let hss = TestHss::start_at(addr, 0).await;
+    hss.scscf_peer().await;
+    s.wait_cx_open();
+    let (code, err) = sipp_async(d, "digest.xml", &alice, 1, s.sip).await;
+    assert_eq!(code, Some(0), "registration after the HSS restart: {err}");
+    assert_eq!(sars(&hss), [Sat::Registration]);
     s.stop();
 }

@@ -204,6 +204,11 @@ impl TestHss {
     /// Digest users `alice` (password `secret`) and `user0`..`user{n-1}` (same
     /// password), AKA user `akauser`.
     pub async fn start(n: usize) -> TestHss {
+        TestHss::start_at("127.0.0.1:0".parse().unwrap(), n).await
+    }
+
+    /// [`TestHss::start`] on `addr` (to come back on the same port after an abort).
+    pub async fn start_at(addr: SocketAddr, n: usize) -> TestHss {
         let mut users = HashMap::new();
         users.insert("alice".to_string(), Cred::Digest("secret"));
         users.insert("akauser".to_string(), Cred::Aka);
@@ -218,14 +223,9 @@ impl TestHss {
         };
         let mut cfg = PeerConfig::cx(HSS_HOST, DOMAIN);
         cfg.allowed_peers = vec![SCSCF_HOST.into()];
-        let server = Server::bind(
-            cfg,
-            "127.0.0.1:0".parse().unwrap(),
-            Acceptor::Tcp,
-            Arc::new(data),
-        )
-        .await
-        .unwrap();
+        let server = Server::bind(cfg, addr, Acceptor::Tcp, Arc::new(data))
+            .await
+            .unwrap();
         TestHss { server, log }
     }
 
