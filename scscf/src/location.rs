@@ -365,7 +365,12 @@ impl Location {
             .cloned()
             .unwrap_or_else(|| impu.to_string());
         let reg = self.by_impu.remove(&key)?;
-        self.alias.retain(|_, v| *v != key);
+        let ids = reg.profile.associated.iter().chain(&reg.profile.barred);
+        for id in ids.chain(std::iter::once(&reg.impu)) {
+            if self.alias.get(id) == Some(&key) {
+                self.alias.remove(id);
+            }
+        }
         Some(reg)
     }
 
