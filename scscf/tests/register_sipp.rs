@@ -336,3 +336,28 @@ async fn hss_restart_then_registrations_succeed() {
     assert_eq!(sars(&hss), [Sat::Registration]);
     s.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digest_and_aka_over_tcp() {
+    let (dir, hss, mut s) = setup("scscf-tcp", 0, (60, 3600, 7200)).await;
+    let d = dir.path();
+    let alice = csv(
+        d,
+        "alice.csv",
+        &[("alice", &digest_auth("alice", "secret"))],
+    );
+    let (code, err) = sipp_tcp(d, "digest.xml", &alice, 1, s.sip).await;
+    assert_eq!(code, Some(0), "digest over TCP: {err}");
+    let auth = "[authentication username=akauser@ims.example.net aka_K=abcdefghijklmnop aka_OP=0123456789abcdef aka_AMF=AA]";
+    let aka = csv(d, "aka.csv", &[("akauser", auth)]);
+    let (code, err) = sipp_tcp(d, "aka.xml", &aka, 1, s.sip).await;
+    assert_eq!(code, Some(0), "AKA over TCP: {err}");
+    let wrong = csv(d, "wrong.csv", &[("alice", &digest_auth("alice", "nope"))]);
+    let (code, err) = sipp_tcp(d, "wrong_password.xml", &wrong, 1, s.sip).await;
+    assert_eq!(code, Some(0), "wrong password over TCP: {err}");
+    // alice is registered: the failed attempt changes nothing and the HSS keeps the
+    // assignment (no AUTHENTICATION_FAILURE).
+    assert_eq!(sars(&hss), [Sat::Registration, Sat::Registration]);
+    assert_eq!(s.contacts(), 2);
+    s.stop();
+}

@@ -349,9 +349,11 @@ pub fn scenarios() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sipp-scenarios/register")
 }
 
-/// Runs `scenario` with `csv` for `calls` calls against `target` over UDP (bounded to
+/// Runs `scenario` with `csv` for `calls` calls against `target` over `transport`
+/// (SIPp's `-t`: `u1` or `t1`; bounded to
 /// 30 s); returns SIPp's exit code (0: every call passed) and its error log.
 pub fn sipp(
+    transport: &str,
     dir: &Path,
     scenario: &str,
     csv: &Path,
@@ -366,7 +368,7 @@ pub fn sipp(
         .arg(scenarios().join(scenario))
         .arg("-inf")
         .arg(csv)
-        .args(["-i", "127.0.0.1", "-p", &local.to_string(), "-t", "u1"])
+        .args(["-i", "127.0.0.1", "-p", &local.to_string(), "-t", transport])
         .args(["-m", &calls.to_string(), "-r", "20", "-l", "10"])
         .args(["-timeout", "30s", "-timeout_error", "-nd", "-trace_err"])
         .stdin(Stdio::null())
@@ -399,7 +401,21 @@ pub async fn sipp_async(
     target: SocketAddr,
 ) -> (Option<i32>, String) {
     let (dir, csv) = (dir.to_path_buf(), csv.to_path_buf());
-    tokio::task::spawn_blocking(move || sipp(&dir, scenario, &csv, calls, target))
+    tokio::task::spawn_blocking(move || sipp("u1", &dir, scenario, &csv, calls, target))
+        .await
+        .unwrap()
+}
+
+/// [`sipp_async`] over TCP (`-t t1`: one connection).
+pub async fn sipp_tcp(
+    dir: &Path,
+    scenario: &'static str,
+    csv: &Path,
+    calls: u32,
+    target: SocketAddr,
+) -> (Option<i32>, String) {
+    let (dir, csv) = (dir.to_path_buf(), csv.to_path_buf());
+    tokio::task::spawn_blocking(move || sipp("t1", &dir, scenario, &csv, calls, target))
         .await
         .unwrap()
 }
