@@ -27,8 +27,8 @@ use scscf::store::BindingStore;
 
 const URI: &str = "sip:ims.example.net";
 
-async fn registrar(hss: &TestHss, dir: &std::path::Path, nonce_lifetime: u64) -> Arc<Registrar> {
-    let cfg = CxClientSection {
+fn cx_section(hss: &TestHss) -> CxClientSection {
+    CxClientSection {
         hss: hss.server.local_addr(),
         origin_host: SCSCF_HOST.into(),
         origin_realm: DOMAIN.into(),
@@ -38,7 +38,11 @@ async fn registrar(hss: &TestHss, dir: &std::path::Path, nonce_lifetime: u64) ->
         request_timeout_secs: 5,
         tls_ca: None,
         tls_server_name: None,
-    };
+    }
+}
+
+async fn registrar(hss: &TestHss, dir: &std::path::Path, nonce_lifetime: u64) -> Arc<Registrar> {
+    let cfg = cx_section(hss);
     let handler = HssRequests::new(SCSCF_HOST, DOMAIN);
     let cx = CxClient::start(&cfg, "sip:scscf.ims.example.net:5080", handler.clone()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), cx.peer().wait_for(PeerState::Open))
@@ -221,4 +225,91 @@ async fn lapsed_nonce_gets_stale_true() {
     let again = r.register(&register("alice", 2, &late, contact)).await;
     assert_eq!(challenge(&again).get("stale").as_deref(), Some("true"));
     assert_eq!(r.contacts(), 0);
+}
+
+/// A CA (PEM) and a rustls server configuration for `hss.ims.example.net` it signed.
+fn hss_tls() -> (String, Arc<rustls::ServerConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec![HSS_HOST.to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    (ca.pem(), Arc::new(config))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cx_over_tls_verified_against_the_configured_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, server) = hss_tls();
+    let hss = TestHss::start_with(
+        "127.0.0.1:0".parse().unwrap(),
+        0,
+        ims_diameter::peer::Acceptor::Tls(server),
+    )
+    .await;
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca).unwrap();
+    let mut cfg = cx_section(&hss);
+    cfg.tls_ca = Some(ca_file);
+    let cx = CxClient::start(
+        &cfg,
+        "sip:scscf.ims.example.net:5080",
+        HssRequests::new(SCSCF_HOST, DOMAIN),
+    )
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), cx.peer().wait_for(PeerState::Open))
+        .await
+        .expect("Cx over TLS opens");
+    let item = cx
+        .mar(
+            "alice@ims.example.net",
+            "sip:alice@ims.example.net",
+            "Unknown",
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(item.authentication_scheme.as_deref(), Some("SIP Digest"));
+
+    // Another CA: the HSS certificate is refused, the peer never opens.
+    let (other_ca, _) = hss_tls();
+    let other = dir.path().join("other.pem");
+    std::fs::write(&other, other_ca).unwrap();
+    cfg.tls_ca = Some(other);
+    let cx = CxClient::start(
+        &cfg,
+        "sip:scscf.ims.example.net:5080",
+        HssRequests::new(SCSCF_HOST, DOMAIN),
+    )
+    .unwrap();
+    let opened =
+        tokio::time::timeout(Duration::from_secs(2), cx.peer().wait_for(PeerState::Open)).await;
+    assert!(
+        opened.is_err(),
+        "a certificate from an unknown CA was accepted"
+    );
+    assert!(matches!(
+        cx.mar(
+            "alice@ims.example.net",
+            "sip:alice@ims.example.net",
+            "Unknown",
+            None
+        )
+        .await,
+        Err(scscf::cx::CxFailure::Unreachable(_))
+    ));
 }

@@ -209,6 +209,11 @@ impl TestHss {
 
     /// [`TestHss::start`] on `addr` (to come back on the same port after an abort).
     pub async fn start_at(addr: SocketAddr, n: usize) -> TestHss {
+        TestHss::start_with(addr, n, Acceptor::Tcp).await
+    }
+
+    /// [`TestHss::start_at`] with `acceptor` (TLS).
+    pub async fn start_with(addr: SocketAddr, n: usize, acceptor: Acceptor) -> TestHss {
         let mut users = HashMap::new();
         users.insert("alice".to_string(), Cred::Digest("secret"));
         users.insert("akauser".to_string(), Cred::Aka);
@@ -223,7 +228,7 @@ impl TestHss {
         };
         let mut cfg = PeerConfig::cx(HSS_HOST, DOMAIN);
         cfg.allowed_peers = vec![SCSCF_HOST.into()];
-        let server = Server::bind(cfg, addr, Acceptor::Tcp, Arc::new(data))
+        let server = Server::bind(cfg, addr, acceptor, Arc::new(data))
             .await
             .unwrap();
         TestHss { server, log }
