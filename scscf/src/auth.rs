@@ -63,6 +63,7 @@ enum Secret {
 /// An outstanding challenge.
 #[derive(Clone)]
 struct Pending {
+    impu: String,
     realm: String,
     secret: Secret,
 }
@@ -158,6 +159,7 @@ impl Challenges {
     pub fn issue(
         &self,
         impi: &str,
+        impu: &str,
         realm: &str,
         item: &SipAuthDataItem,
         stale: bool,
@@ -181,6 +183,7 @@ impl Challenges {
             };
             (
                 Pending {
+                    impu: impu.to_string(),
                     realm: realm.to_string(),
                     secret,
                 },
@@ -202,6 +205,7 @@ impl Challenges {
             let ha1 = ha1_of(&d.ha1)?;
             (
                 Pending {
+                    impu: impu.to_string(),
                     realm: d.realm.clone(),
                     secret: Secret::Digest { ha1 },
                 },
@@ -240,8 +244,10 @@ impl Challenges {
             .remove(&(impi.to_string(), nonce.to_string()));
     }
 
-    /// Checks `creds` of a request of `method` at `now`.
-    pub fn verify(&self, creds: &Credentials, method: &str, now: u64) -> Verdict {
+    /// Checks `creds` of a request of `method` for public identity `impu` at `now`.
+    /// A challenge answered for another public identity than it was issued for (the
+    /// HSS checked that pair in the MAR) is not accepted: a new challenge follows.
+    pub fn verify(&self, creds: &Credentials, method: &str, impu: &str, now: u64) -> Verdict {
         if creds.nonce.is_empty() || creds.response.is_empty() && creds.auts.is_none() {
             return Verdict::Challenge;
         }
@@ -250,6 +256,13 @@ impl Challenges {
             .map
             .get(&(creds.username.clone(), creds.nonce.clone()))
             .map(|(p, _)| p.clone());
+        let found = found.filter(|p| {
+            let same = p.impu == impu;
+            if !same {
+                tracing::info!(impi = %creds.username, %impu, "credentials answer a challenge for another identity");
+            }
+            same
+        });
         let Some(pending) = found else {
             // Not ours, or no longer held: a lapsed genuine nonce is stale.
             let stale = [RANDOM_PREFIX_LEN, 32]
@@ -329,6 +342,7 @@ mod tests {
 
     const IMPI: &str = "alice@ims.example.net";
     const REALM: &str = "ims.example.net";
+    const IMPU: &str = "sip:alice@ims.example.net";
     const URI: &str = "sip:ims.example.net";
 
     fn digest_item(password: &str) -> SipAuthDataItem {
@@ -371,7 +385,7 @@ mod tests {
     fn digest_challenge_verifies_and_refuses_replay_and_wrong_password() {
         let c = Challenges::new(30, 16);
         let h = c
-            .issue(IMPI, REALM, &digest_item("secret"), false, 1000)
+            .issue(IMPI, IMPU, REALM, &digest_item("secret"), false, 1000)
             .unwrap();
         assert!(
             h.starts_with("Digest realm=\"ims.example.net\", nonce="),
@@ -379,50 +393,56 @@ mod tests {
         );
         assert!(h.contains("algorithm=MD5, qop=\"auth\""), "{h}");
         let good = answer(&h, "MD5", b"secret", 1, "");
-        assert_eq!(c.verify(&good, "REGISTER", 1001), Verdict::Valid);
-        assert_eq!(c.verify(&good, "REGISTER", 1002), Verdict::Replay);
+        assert_eq!(c.verify(&good, "REGISTER", IMPU, 1001), Verdict::Valid);
+        assert_eq!(c.verify(&good, "REGISTER", IMPU, 1002), Verdict::Replay);
         // The same nonce with the next count (a re-REGISTER) is accepted.
         let next = answer(&h, "MD5", b"secret", 2, "");
-        assert_eq!(c.verify(&next, "REGISTER", 1003), Verdict::Valid);
+        assert_eq!(c.verify(&next, "REGISTER", IMPU, 1003), Verdict::Valid);
         let h2 = c
-            .issue(IMPI, REALM, &digest_item("secret"), false, 1000)
+            .issue(IMPI, IMPU, REALM, &digest_item("secret"), false, 1000)
             .unwrap();
         let bad = answer(&h2, "MD5", b"guess", 1, "");
-        assert_eq!(c.verify(&bad, "REGISTER", 1001), Verdict::Wrong);
+        // Answering it for another public identity: not accepted, challenged afresh.
+        let other = answer(&h2, "MD5", b"secret", 1, "");
+        assert_eq!(
+            c.verify(&other, "REGISTER", "sip:bob@ims.example.net", 1001),
+            Verdict::Challenge
+        );
+        assert_eq!(c.verify(&bad, "REGISTER", IMPU, 1001), Verdict::Wrong);
         // A wrong answer consumes the challenge.
         let good2 = answer(&h2, "MD5", b"secret", 1, "");
-        assert_eq!(c.verify(&good2, "REGISTER", 1001), Verdict::Challenge);
+        assert_eq!(c.verify(&good2, "REGISTER", IMPU, 1001), Verdict::Challenge);
     }
 
     #[test]
     fn lapsed_nonce_is_stale_and_unknown_nonce_is_challenged() {
         let c = Challenges::new(30, 16);
         let h = c
-            .issue(IMPI, REALM, &digest_item("secret"), false, 1000)
+            .issue(IMPI, IMPU, REALM, &digest_item("secret"), false, 1000)
             .unwrap();
         let good = answer(&h, "MD5", b"secret", 1, "");
-        assert_eq!(c.verify(&good, "REGISTER", 1031), Verdict::Stale);
+        assert_eq!(c.verify(&good, "REGISTER", IMPU, 1031), Verdict::Stale);
         // A nonce from another server (or before a restart).
         let other = Challenges::new(30, 16);
         let h = other
-            .issue(IMPI, REALM, &digest_item("secret"), false, 1000)
+            .issue(IMPI, IMPU, REALM, &digest_item("secret"), false, 1000)
             .unwrap();
         assert_eq!(
-            c.verify(&answer(&h, "MD5", b"secret", 1, ""), "REGISTER", 1001),
+            c.verify(&answer(&h, "MD5", b"secret", 1, ""), "REGISTER", IMPU, 1001),
             Verdict::Challenge
         );
         let empty = Credentials::parse(&format!(
             "Digest username=\"{IMPI}\", realm=\"{REALM}\", nonce=\"\", uri=\"{URI}\", response=\"\""
         ))
         .unwrap();
-        assert_eq!(c.verify(&empty, "REGISTER", 1001), Verdict::Challenge);
+        assert_eq!(c.verify(&empty, "REGISTER", IMPU, 1001), Verdict::Challenge);
     }
 
     #[test]
     fn pending_challenges_are_bounded() {
         let c = Challenges::new(30, 4);
         for _ in 0..10 {
-            c.issue(IMPI, REALM, &digest_item("x"), false, 1000)
+            c.issue(IMPI, IMPU, REALM, &digest_item("x"), false, 1000)
                 .unwrap();
         }
         assert_eq!(c.outstanding(), 4);
@@ -446,7 +466,7 @@ mod tests {
     fn aka_nonce_carries_rand_autn_and_res_verifies() {
         let (m, v, item) = aka_setup();
         let c = Challenges::new(30, 16);
-        let h = c.issue(IMPI, REALM, &item, false, 1000).unwrap();
+        let h = c.issue(IMPI, IMPU, REALM, &item, false, 1000).unwrap();
         assert!(h.contains("algorithm=AKAv1-MD5"), "{h}");
         let nonce = ims_sip::auth::aka::AkaNonce::parse(&nonce_of(&h)).unwrap();
         assert_eq!(nonce.rand, v.rand);
@@ -454,22 +474,22 @@ mod tests {
         let mut usim = Usim::new(m, Sqn::new(32).unwrap(), 1 << 28);
         let res = usim.authenticate(&nonce.rand, &nonce.autn).unwrap().res;
         let good = answer(&h, "AKAv1-MD5", &res, 1, "");
-        assert_eq!(c.verify(&good, "REGISTER", 1001), Verdict::Valid);
-        let h = c.issue(IMPI, REALM, &item, false, 1000).unwrap();
+        assert_eq!(c.verify(&good, "REGISTER", IMPU, 1001), Verdict::Valid);
+        let h = c.issue(IMPI, IMPU, REALM, &item, false, 1000).unwrap();
         let bad = answer(&h, "AKAv1-MD5", &[0u8; 8], 1, "");
-        assert_eq!(c.verify(&bad, "REGISTER", 1001), Verdict::Wrong);
+        assert_eq!(c.verify(&bad, "REGISTER", IMPU, 1001), Verdict::Wrong);
     }
 
     #[test]
     fn aka_auts_asks_for_resynchronisation_with_rand_and_auts() {
         let (m, v, item) = aka_setup();
         let c = Challenges::new(30, 16);
-        let h = c.issue(IMPI, REALM, &item, false, 1000).unwrap();
+        let h = c.issue(IMPI, IMPU, REALM, &item, false, 1000).unwrap();
         let usim = Usim::new(m, Sqn::new(1 << 20).unwrap(), 1 << 28);
         let auts = usim.auts(&v.rand);
         let extra = format!(", auts=\"{}\"", STANDARD.encode(auts));
         let creds = answer(&h, "AKAv1-MD5", b"", 1, &extra);
-        let Verdict::Resync(sent) = c.verify(&creds, "REGISTER", 1001) else {
+        let Verdict::Resync(sent) = c.verify(&creds, "REGISTER", IMPU, 1001) else {
             panic!("no resync");
         };
         assert_eq!(&sent[..16], &v.rand);
@@ -484,7 +504,7 @@ mod tests {
             ..SipAuthDataItem::default()
         };
         assert_eq!(
-            c.issue(IMPI, REALM, &item, false, 0),
+            c.issue(IMPI, IMPU, REALM, &item, false, 0),
             Err(VectorError::UnsupportedScheme)
         );
         let item = SipAuthDataItem {
@@ -493,7 +513,7 @@ mod tests {
             ..SipAuthDataItem::default()
         };
         assert!(matches!(
-            c.issue(IMPI, REALM, &item, false, 0),
+            c.issue(IMPI, IMPU, REALM, &item, false, 0),
             Err(VectorError::Malformed(_))
         ));
     }

@@ -168,7 +168,7 @@ impl Registrar {
         );
         let now = unix_now();
         let verdict = creds.as_ref().map_or(Verdict::Challenge, |c| {
-            self.challenges.verify(c, "REGISTER", now)
+            self.challenges.verify(c, "REGISTER", &impu, now)
         });
         let realm = creds
             .as_ref()
@@ -236,7 +236,10 @@ impl Registrar {
                 return reply(req, e.sip_status(), &[]);
             }
         };
-        match self.challenges.issue(impi, realm, &item, stale, unix_now()) {
+        match self
+            .challenges
+            .issue(impi, impu, realm, &item, stale, unix_now())
+        {
             Ok(h) => reply(req, 401, &[(HeaderName::WwwAuthenticate, &h)]),
             Err(VectorError::UnsupportedScheme) => reply(req, 403, &[]),
             Err(e) => {
