@@ -156,3 +156,74 @@ impl Validate for RegistrarSection {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{parse_str, ConfigError, ScscfConfig};
+
+    const BASE: &str = "[node]\nname = \"s\"\ndomain = \"ims.example.net\"\n\
+        [http]\nlisten = \"127.0.0.1:0\"\n[sip]\nudp = [\"127.0.0.1:0\"]\n\
+        [cx]\nhss = \"127.0.0.1:3868\"\norigin_host = \"scscf.ims.example.net\"\n\
+        origin_realm = \"ims.example.net\"\ndestination_host = \"hss.ims.example.net\"\n\
+        destination_realm = \"ims.example.net\"\n";
+
+    fn parse(registrar: &str) -> Result<ScscfConfig, ConfigError> {
+        parse_str(
+            &format!(
+                "{BASE}[registrar]\nserver_name = \"sip:scscf.ims.example.net:5080\"\n{registrar}"
+            ),
+            std::path::Path::new("scscf.toml"),
+        )
+    }
+
+    fn invalid_key(r: Result<ScscfConfig, ConfigError>) -> String {
+        match r {
+            Err(ConfigError::Invalid { invalid, .. }) => invalid.key,
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_a_working_registrar() {
+        let c = parse("").unwrap();
+        assert_eq!(
+            (
+                c.registrar.min_expires,
+                c.registrar.default_expires,
+                c.registrar.max_expires
+            ),
+            (60, 3600, 7200)
+        );
+        assert!(c.registrar.store.starts_with("sqlite://"));
+        assert_eq!(c.cx.watchdog_secs, 30);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        assert_eq!(
+            invalid_key(parse("min_expires = 9000\n")),
+            "registrar.min_expires"
+        );
+        assert_eq!(
+            invalid_key(parse("default_expires = 10\n")),
+            "registrar.default_expires"
+        );
+        assert_eq!(
+            invalid_key(parse("store = \"mysql://x\"\n")),
+            "registrar.store"
+        );
+        let bad_name = parse_str::<ScscfConfig>(
+            &format!("{BASE}[registrar]\nserver_name = \"scscf.ims.example.net\"\n"),
+            std::path::Path::new("scscf.toml"),
+        );
+        assert_eq!(invalid_key(bad_name), "registrar.server_name");
+        let bad_tw = parse_str::<ScscfConfig>(
+            &format!(
+                "{}watchdog_secs = 2\n[registrar]\nserver_name = \"sip:s\"\n",
+                BASE
+            ),
+            std::path::Path::new("scscf.toml"),
+        );
+        assert_eq!(invalid_key(bad_tw), "cx.watchdog_secs");
+    }
+}
