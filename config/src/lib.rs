@@ -18,6 +18,7 @@ mod hss;
 mod load;
 mod nodes;
 mod policyd;
+mod scscf;
 mod sections;
 
 pub use cscf::{IcscfCxSection, PcscfSection, ScscfEntry};
@@ -27,4 +28,5 @@ pub use hss::{ProvisioningSection, SecuritySection, StoreSection};
 pub use load::{load, parse_str, Validate};
 pub use nodes::{HssConfig, IcscfConfig, NodeKind, PcscfConfig, ScscfConfig};
 pub use policyd::{KeystoneSection, PolicySection, PolicydConfig};
+pub use scscf::{CxClientSection, RegistrarSection};
 pub use sections::{HttpSection, LimitsSection, NodeSection, RouteSection, SipSection, TlsSection};

@@ -7,6 +7,7 @@ use crate::diameter::DiameterSection;
 use crate::error::Invalid;
 use crate::hss::{ProvisioningSection, SecuritySection, StoreSection};
 use crate::load::Validate;
+use crate::scscf::{CxClientSection, RegistrarSection};
 use crate::sections::{HttpSection, NodeSection, RouteSection, SipSection};
 
 /// Which node a configuration belongs to.
@@ -49,35 +50,6 @@ impl NodeKind {
 fn validate_common(node: &NodeSection, http: &HttpSection) -> Result<(), Invalid> {
     node.validate().map_err(|e| e.under("node"))?;
     http.validate().map_err(|e| e.under("http"))
-}
-
-macro_rules! sip_node_config {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        pub struct $name {
-            /// `[node]`
-            pub node: NodeSection,
-            /// `[http]`
-            pub http: HttpSection,
-            /// `[sip]`
-            pub sip: SipSection,
-            /// `[route]`: where requests go when no Route header says otherwise.
-            pub route: Option<RouteSection>,
-        }
-
-        impl Validate for $name {
-            fn validate(&self) -> Result<(), Invalid> {
-                validate_common(&self.node, &self.http)?;
-                self.sip.validate().map_err(|e| e.under("sip"))?;
-                if let Some(r) = &self.route {
-                    r.validate().map_err(|e| e.under("route"))?;
-                }
-                Ok(())
-            }
-        }
-    };
 }
 
 /// P-CSCF configuration (`config/dev/pcscf.toml`).
@@ -137,10 +109,36 @@ impl Validate for IcscfConfig {
         Ok(())
     }
 }
-sip_node_config!(
-    /// S-CSCF configuration (`config/dev/scscf.toml`).
-    ScscfConfig
-);
+
+/// S-CSCF configuration (`config/dev/scscf.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScscfConfig {
+    /// `[node]`
+    pub node: NodeSection,
+    /// `[http]`
+    pub http: HttpSection,
+    /// `[sip]`
+    pub sip: SipSection,
+    /// `[route]`: where requests go when no Route header says otherwise.
+    pub route: Option<RouteSection>,
+    /// `[cx]`: the Diameter Cx client toward the HSS.
+    pub cx: CxClientSection,
+    /// `[registrar]`: registration and authentication.
+    pub registrar: RegistrarSection,
+}
+
+impl Validate for ScscfConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        validate_common(&self.node, &self.http)?;
+        self.sip.validate().map_err(|e| e.under("sip"))?;
+        if let Some(r) = &self.route {
+            r.validate().map_err(|e| e.under("route"))?;
+        }
+        self.cx.validate().map_err(|e| e.under("cx"))?;
+        self.registrar.validate().map_err(|e| e.under("registrar"))
+    }
+}
 
 /// HSS configuration (`config/dev/hss.toml`).
 #[derive(Debug, Clone, Deserialize)]

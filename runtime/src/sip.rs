@@ -220,13 +220,11 @@ mod tests {
 
     #[tokio::test]
     async fn node_proxy_starts_from_config_and_exports_metrics() {
-        let sip: SipSection = ims_config::parse_str::<ims_config::ScscfConfig>(
-            "[node]\nname = \"t\"\ndomain = \"ims.example.net\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
-             [sip]\nudp = [\"127.0.0.1:0\"]\ntcp = [\"127.0.0.1:0\"]\n",
+        let sip: SipSection = ims_config::parse_str(
+            "udp = [\"127.0.0.1:0\"]\ntcp = [\"127.0.0.1:0\"]\n",
             std::path::Path::new("t.toml"),
         )
-        .unwrap()
-        .sip;
+        .unwrap();
         let mut registry = Registry::default();
         let engine = start_proxy(&sip, default_routing(None), &mut registry)
             .await

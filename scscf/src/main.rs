@@ -1,20 +1,97 @@
 //! S-CSCF: registrar and session control (TS 24.229 §5.4).
 //!
-//! Today the node is a stateful SIP proxy (the `ims-sip` proxy engine) on its `[sip]`
-//! listeners that forwards initial requests to its `[route] next_hop` (or by
-//! Request-URI), and serves `/health` and `/metrics`. Its IMS functions arrive with
-//! their issues (see ARCHITECTURE.md).
+//! The node runs the `ims-sip` proxy engine on its `[sip]` listeners with the
+//! [`scscf::policy::ScscfPolicy`]: REGISTER is answered by the registrar (Digest/AKA
+//! authentication with MAR, SAR, bindings persisted in `[registrar] store`), other
+//! requests are routed by Route or Request-URI. The Diameter Cx client connects to
+//! `[cx] hss` and keeps reconnecting. `/health` shows `registered_contacts` and
+//! `cx_peer`.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 use ims_config::ScscfConfig;
-use ims_runtime::sip::{default_routing, run_sip_node};
+use ims_runtime::sip::{default_routing, start_proxy};
 use ims_runtime::NodeArgs;
+use ims_sip::message::uri::Uri;
+use scscf::auth::Challenges;
+use scscf::cx::{CxClient, HssRequests};
+use scscf::location::ExpiryLimits;
+use scscf::policy::ScscfPolicy;
+use scscf::registrar::{Registrar, Settings};
+use scscf::store::BindingStore;
+
+/// `<sip:orig@HOST;lr>`: the advertised SIP address if any, else the host of the
+/// Server-Name.
+fn service_route(config: &ScscfConfig) -> String {
+    let host = config.sip.advertise.clone().unwrap_or_else(|| {
+        Uri::parse(&config.registrar.server_name)
+            .map(|u| match u.port {
+                Some(p) => format!("{}:{p}", u.host),
+                None => u.host.to_string(),
+            })
+            .unwrap_or_else(|_| config.node.domain.clone())
+    });
+    format!("<sip:orig@{host};lr>")
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = NodeArgs::parse();
     let config: ScscfConfig = ims_config::load(&args.config)?;
-    let policy = default_routing(config.route.as_ref());
-    run_sip_node("scscf", &config.node, &config.http, &config.sip, policy).await?;
+    ims_runtime::init_logging(&config.node.log);
+    let r = &config.registrar;
+    let store = BindingStore::open(&r.store)
+        .await
+        .map_err(|e| anyhow::anyhow!("registrar.store: {e}"))?;
+    let handler = HssRequests::new(&config.cx.origin_host, &config.cx.origin_realm);
+    let cx = CxClient::start(&config.cx, &r.server_name, handler.clone())?;
+    let settings = Settings {
+        limits: ExpiryLimits {
+            min: r.min_expires,
+            max: r.max_expires,
+            default: r.default_expires,
+        },
+        service_route: service_route(&config),
+        realm: config.node.domain.clone(),
+    };
+    let challenges = Challenges::new(r.nonce_lifetime, r.max_pending_challenges);
+    let registrar = Registrar::new(settings, challenges, cx, store.clone()).await?;
+    handler.bind(&registrar);
+    let expiry = registrar.spawn_expiry();
+
+    let mut registry = ims_runtime::prometheus_client::registry::Registry::default();
+    let policy = ScscfPolicy {
+        registrar: registrar.clone(),
+        routing: default_routing(config.route.as_ref()),
+    };
+    let engine = start_proxy(&config.sip, policy, &mut registry).await?;
+    let running = ims_runtime::Node::start("scscf", &config.node, &config.http, registry).await?;
+    let listeners: Vec<String> = engine
+        .transport()
+        .local_addrs()
+        .iter()
+        .map(|(k, a)| format!("{}:{a}", k.via_token().to_ascii_lowercase()))
+        .collect();
+    running.status.set("sip_listeners", listeners);
+    registrar.publish_to(running.status.clone());
+    let status = running.status.clone();
+    let peer_watch = {
+        let registrar = Arc::downgrade(&registrar);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let Some(r) = registrar.upgrade() else { return };
+                status.set("cx_peer", format!("{:?}", r.cx_state()));
+            }
+        })
+    };
+    running.run_until_shutdown().await;
+    peer_watch.abort();
+    expiry.abort();
+    drop(engine);
+    store.close().await;
     Ok(())
 }

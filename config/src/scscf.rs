@@ -1,0 +1,229 @@
+//! Sections only the S-CSCF has: `[cx]` (its Diameter Cx client toward the HSS) and
+//! `[registrar]` (TS 24.229 §5.4.1).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::error::Invalid;
+use crate::load::Validate;
+
+/// `[cx]`: the Diameter Cx client of a CSCF (TS 29.229), one peer: the HSS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CxClientSection {
+    /// The HSS Diameter address (TCP, or TLS when `tls_ca` is set).
+    pub hss: SocketAddr,
+    /// Our Origin-Host (DiameterIdentity), e.g. `scscf.ims.example.net`.
+    pub origin_host: String,
+    /// Our Origin-Realm.
+    pub origin_realm: String,
+    /// The HSS's Origin-Host: Destination-Host of our requests, and the only peer
+    /// whose CEA we accept (RFC 6733 §5.3).
+    pub destination_host: String,
+    /// Destination-Realm of our requests.
+    pub destination_realm: String,
+    /// Watchdog interval Tw in seconds (RFC 3539 §3.4.1; at least 6).
+    #[serde(default = "default_tw")]
+    pub watchdog_secs: u64,
+    /// Seconds a Cx request waits for its answer.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_secs: u64,
+    /// PEM CA file: connect with TLS (RFC 6733 §13) and verify the HSS against it.
+    pub tls_ca: Option<PathBuf>,
+    /// Name the HSS certificate must carry (default: `destination_host`).
+    pub tls_server_name: Option<String>,
+}
+
+fn default_tw() -> u64 {
+    30
+}
+
+fn default_request_timeout() -> u64 {
+    5
+}
+
+impl Validate for CxClientSection {
+    fn validate(&self) -> Result<(), Invalid> {
+        for (key, v) in [
+            ("origin_host", &self.origin_host),
+            ("origin_realm", &self.origin_realm),
+            ("destination_host", &self.destination_host),
+            ("destination_realm", &self.destination_realm),
+        ] {
+            if v.trim().is_empty() || v.contains(char::is_whitespace) {
+                return Err(Invalid::new(key, "must be a DiameterIdentity (no spaces)"));
+            }
+        }
+        if self.watchdog_secs < 6 {
+            return Err(Invalid::new(
+                "watchdog_secs",
+                "must be at least 6 (RFC 3539 §3.4.1)",
+            ));
+        }
+        if !(1..=60).contains(&self.request_timeout_secs) {
+            return Err(Invalid::new(
+                "request_timeout_secs",
+                "must be between 1 and 60",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `[registrar]`: the S-CSCF registrar (TS 24.229 §5.4.1, RFC 3261 §10.3).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrarSection {
+    /// Our SIP URI, sent as Server-Name in MAR/SAR (TS 29.229 §6.3.9) and the base of the
+    /// Service-Route, e.g. `sip:scscf.ims.example.net:5080`.
+    pub server_name: String,
+    /// Shortest registration accepted, seconds (shorter: 423 with Min-Expires).
+    #[serde(default = "default_min_expires")]
+    pub min_expires: u32,
+    /// Longest registration granted, seconds (longer requests are shortened).
+    #[serde(default = "default_max_expires")]
+    pub max_expires: u32,
+    /// Granted when the REGISTER names no expiry.
+    #[serde(default = "default_expires")]
+    pub default_expires: u32,
+    /// Seconds a challenge nonce stays valid (then `stale=true`).
+    #[serde(default = "default_nonce_lifetime")]
+    pub nonce_lifetime: u64,
+    /// Outstanding challenges kept in memory at most.
+    #[serde(default = "default_max_pending")]
+    pub max_pending_challenges: usize,
+    /// Bindings store: `sqlite://path` (created on first start) or `postgres://...`.
+    #[serde(default = "default_store")]
+    pub store: String,
+}
+
+fn default_min_expires() -> u32 {
+    60
+}
+fn default_max_expires() -> u32 {
+    7200
+}
+fn default_expires() -> u32 {
+    3600
+}
+fn default_nonce_lifetime() -> u64 {
+    60
+}
+fn default_max_pending() -> usize {
+    100_000
+}
+fn default_store() -> String {
+    "sqlite://data/scscf/bindings.db".to_string()
+}
+
+impl Validate for RegistrarSection {
+    fn validate(&self) -> Result<(), Invalid> {
+        let lower = self.server_name.to_ascii_lowercase();
+        if !(lower.starts_with("sip:") || lower.starts_with("sips:"))
+            || self.server_name.contains(char::is_whitespace)
+        {
+            return Err(Invalid::new("server_name", "must be a sip: or sips: URI"));
+        }
+        if self.min_expires == 0 || self.min_expires > self.max_expires {
+            return Err(Invalid::new(
+                "min_expires",
+                "must be at least 1 and at most max_expires",
+            ));
+        }
+        if !(self.min_expires..=self.max_expires).contains(&self.default_expires) {
+            return Err(Invalid::new(
+                "default_expires",
+                "must lie between min_expires and max_expires",
+            ));
+        }
+        if self.nonce_lifetime == 0 {
+            return Err(Invalid::new("nonce_lifetime", "must be at least 1"));
+        }
+        if self.max_pending_challenges == 0 {
+            return Err(Invalid::new("max_pending_challenges", "must be at least 1"));
+        }
+        if !["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|p| self.store.to_ascii_lowercase().starts_with(p))
+        {
+            return Err(Invalid::new(
+                "store",
+                "must be a sqlite: or postgres:// URL",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{parse_str, ConfigError, ScscfConfig};
+
+    const BASE: &str = "[node]\nname = \"s\"\ndomain = \"ims.example.net\"\n\
+        [http]\nlisten = \"127.0.0.1:0\"\n[sip]\nudp = [\"127.0.0.1:0\"]\n\
+        [cx]\nhss = \"127.0.0.1:3868\"\norigin_host = \"scscf.ims.example.net\"\n\
+        origin_realm = \"ims.example.net\"\ndestination_host = \"hss.ims.example.net\"\n\
+        destination_realm = \"ims.example.net\"\n";
+
+    fn parse(registrar: &str) -> Result<ScscfConfig, ConfigError> {
+        parse_str(
+            &format!(
+                "{BASE}[registrar]\nserver_name = \"sip:scscf.ims.example.net:5080\"\n{registrar}"
+            ),
+            std::path::Path::new("scscf.toml"),
+        )
+    }
+
+    fn invalid_key(r: Result<ScscfConfig, ConfigError>) -> String {
+        match r {
+            Err(ConfigError::Invalid { invalid, .. }) => invalid.key,
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_a_working_registrar() {
+        let c = parse("").unwrap();
+        assert_eq!(
+            (
+                c.registrar.min_expires,
+                c.registrar.default_expires,
+                c.registrar.max_expires
+            ),
+            (60, 3600, 7200)
+        );
+        assert!(c.registrar.store.starts_with("sqlite://"));
+        assert_eq!(c.cx.watchdog_secs, 30);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        assert_eq!(
+            invalid_key(parse("min_expires = 9000\n")),
+            "registrar.min_expires"
+        );
+        assert_eq!(
+            invalid_key(parse("default_expires = 10\n")),
+            "registrar.default_expires"
+        );
+        assert_eq!(
+            invalid_key(parse("store = \"mysql://x\"\n")),
+            "registrar.store"
+        );
+        let bad_name = parse_str::<ScscfConfig>(
+            &format!("{BASE}[registrar]\nserver_name = \"scscf.ims.example.net\"\n"),
+            std::path::Path::new("scscf.toml"),
+        );
+        assert_eq!(invalid_key(bad_name), "registrar.server_name");
+        let bad_tw = parse_str::<ScscfConfig>(
+            &format!(
+                "{}watchdog_secs = 2\n[registrar]\nserver_name = \"sip:s\"\n",
+                BASE
+            ),
+            std::path::Path::new("scscf.toml"),
+        );
+        assert_eq!(invalid_key(bad_tw), "cx.watchdog_secs");
+    }
+}

@@ -1,0 +1,19 @@
+//! S-CSCF: registrar and session control (TS 24.229 §5.4).
+//!
+//! * [`registrar`]: REGISTER handling, SAR, RTR/PPR (TS 24.229 §5.4.1, TS 29.228 §6.1).
+//! * [`auth`]: Digest MD5 and AKAv1-MD5 challenges and verification (TS 33.203,
+//!   RFC 3310).
+//! * [`location`]: bindings and the RFC 3261 §10.3 rules (RFC 5626/5627 instances).
+//! * [`store`]: bindings persisted in SQLite or PostgreSQL.
+//! * [`profile`]: the implicit registration set from the IMSSubscription (TS 29.228
+//!   Annex E).
+//! * [`cx`]: the Diameter Cx client toward the HSS (TS 29.229).
+//! * [`policy`]: the proxy policy tying the registrar into the SIP proxy engine.
+
+pub mod auth;
+pub mod cx;
+pub mod location;
+pub mod policy;
+pub mod profile;
+pub mod registrar;
+pub mod store;

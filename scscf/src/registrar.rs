@@ -1,0 +1,554 @@
+//! The S-CSCF registrar (TS 24.229 §5.4.1, RFC 3261 §10.3, RFC 3327, RFC 3608): answers
+//! REGISTER after authentication ([`crate::auth`]), informs the HSS with SAR
+//! (REGISTRATION, RE_REGISTRATION, USER_DEREGISTRATION, TIMEOUT_DEREGISTRATION,
+//! AUTHENTICATION_FAILURE; TS 29.228 §6.1.2), keeps the bindings ([`crate::location`])
+//! in memory and in the store ([`crate::store`]), and serves the HSS's RTR (drop the
+//! bindings, TS 29.228 §6.1.3) and PPR (replace the profile, §6.1.4).
+//!
+//! The 200 OK lists every current binding of the identity with its remaining expiry,
+//! the Service-Route (RFC 3608) toward our originating entry point, the implicit
+//! registration set as P-Associated-URI (RFC 7315 §4.1, TS 24.229 §5.4.1.2.2 step 8) and
+//! the Path received (RFC 3327 §5.3).
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use ims_diameter::cx::{CxResult, Ppr, Rtr, ServerAssignmentType};
+use ims_diameter::dict::{experimental, result};
+use ims_diameter::peer::PeerState;
+use ims_runtime::NodeStatus;
+use ims_sip::auth::Credentials;
+use ims_sip::message::addr::NameAddr;
+use ims_sip::message::build::{reason_phrase, response_with};
+use ims_sip::{HeaderName, SipMessage};
+
+use crate::auth::{scheme_for, Challenges, VectorError, Verdict};
+use crate::cx::CxClient;
+use crate::location::{
+    apply, read_contacts, ContactError, ContactRequest, ExpiryLimits, Location, Registration,
+    RequestMeta,
+};
+use crate::profile::UserProfile;
+use crate::store::BindingStore;
+
+/// How often lapsed bindings are looked for.
+pub const EXPIRY_TICK: Duration = Duration::from_secs(1);
+/// How long the first expiry sweep waits for the Cx peer to open.
+pub const EXPIRY_FIRST_WAIT: Duration = Duration::from_secs(10);
+
+/// Registrar settings, from `[registrar]` and `[node]`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Expiry bounds.
+    pub limits: ExpiryLimits,
+    /// The Service-Route value returned in the 200 OK, e.g.
+    /// `<sip:orig@127.0.0.1:5080;lr>`.
+    pub service_route: String,
+    /// Realm of AKA challenges and the domain of identities derived from To.
+    pub realm: String,
+}
+
+/// The registrar.
+pub struct Registrar {
+    settings: Settings,
+    challenges: Challenges,
+    cx: CxClient,
+    store: BindingStore,
+    location: Mutex<Location>,
+    writes: tokio::sync::Mutex<()>,
+    status: OnceLock<NodeStatus>,
+}
+
+impl std::fmt::Debug for Registrar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registrar")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn reply(req: &SipMessage, code: u16, extra: &[(HeaderName, &str)]) -> SipMessage {
+    response_with(req, code, reason_phrase(code), None, extra)
+}
+
+/// The URI of the To header (the public identity being registered).
+fn to_uri(req: &SipMessage) -> Option<String> {
+    let to = req.headers.get_str(&HeaderName::To)?;
+    NameAddr::parse(to).ok().map(|a| a.uri.to_string())
+}
+
+impl Registrar {
+    /// A registrar over `cx` and `store`, loaded with the registrations the store holds
+    /// (those already lapsed are dropped by the first expiry run).
+    pub async fn new(
+        settings: Settings,
+        challenges: Challenges,
+        cx: CxClient,
+        store: BindingStore,
+    ) -> Result<Arc<Registrar>, crate::store::StoreError> {
+        let mut location = Location::default();
+        for reg in store.load_all().await? {
+            location.put(reg);
+        }
+        tracing::info!(
+            contacts = location.contacts(),
+            "bindings reloaded from the store"
+        );
+        Ok(Arc::new(Registrar {
+            settings,
+            challenges,
+            cx,
+            store,
+            location: Mutex::new(location),
+            writes: tokio::sync::Mutex::new(()),
+            status: OnceLock::new(),
+        }))
+    }
+
+    fn location(&self) -> std::sync::MutexGuard<'_, Location> {
+        self.location.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Publishes `registered_contacts` on `/health` from now on.
+    pub fn publish_to(&self, status: NodeStatus) {
+        let _ = self.status.set(status);
+        self.publish();
+    }
+
+    fn publish(&self) {
+        let n = self.location().contacts();
+        if let Some(s) = self.status.get() {
+            s.set("registered_contacts", n as u64);
+        }
+    }
+
+    /// State of the Diameter peer toward the HSS.
+    pub fn cx_state(&self) -> PeerState {
+        self.cx.peer().state()
+    }
+
+    /// Number of bindings held.
+    pub fn contacts(&self) -> usize {
+        self.location().contacts()
+    }
+
+    /// Answers a REGISTER.
+    pub async fn register(&self, req: &SipMessage) -> SipMessage {
+        let Some(impu) = to_uri(req) else {
+            tracing::info!("REGISTER without a readable To");
+            return reply(req, 400, &[]);
+        };
+        // The UE may send several Authorization headers (Digest and an RFC 8898 Bearer
+        // token, design brief §3): the registrar reads the Digest one.
+        let raw_auth = req
+            .headers
+            .get_all(&HeaderName::Authorization)
+            .filter_map(|h| h.value_str())
+            .find(|v| {
+                v.trim_start()
+                    .get(..6)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("digest"))
+            });
+        let creds = raw_auth.and_then(|a| Credentials::parse(a).ok());
+        let impi = creds.as_ref().map_or_else(
+            || {
+                impu.trim_start_matches("sips:")
+                    .trim_start_matches("sip:")
+                    .to_string()
+            },
+            |c| c.username.clone(),
+        );
+        let now = unix_now();
+        let verdict = creds.as_ref().map_or(Verdict::Challenge, |c| {
+            self.challenges.verify(c, "REGISTER", &impu, now)
+        });
+        let realm = creds
+            .as_ref()
+            .map_or(self.settings.realm.as_str(), |c| c.realm.as_str())
+            .to_string();
+        match verdict {
+            Verdict::Valid => {}
+            Verdict::Challenge | Verdict::Replay => {
+                let scheme = scheme_for(creds.as_ref(), raw_auth);
+                return self
+                    .challenge(req, &impi, &impu, &realm, scheme, None, false)
+                    .await;
+            }
+            Verdict::Stale => {
+                let scheme = scheme_for(creds.as_ref(), raw_auth);
+                return self
+                    .challenge(req, &impi, &impu, &realm, scheme, None, true)
+                    .await;
+            }
+            Verdict::Resync(rand_auts) => {
+                let scheme = crate::auth::scheme::AKA;
+                return self
+                    .challenge(req, &impi, &impu, &realm, scheme, Some(rand_auts), false)
+                    .await;
+            }
+            Verdict::Wrong => {
+                // TS 24.229 §5.4.1.2.3 (AKA) and §5.4.1.2.3A (SIP digest): an incorrect
+                // response gets 403; the registration state stays as it was. An
+                // unregistered user's S-CSCF assignment is released (TS 29.228 §6.1.2).
+                if self.location().get(&impu).is_none() {
+                    if let Err(e) = self
+                        .cx
+                        .sar(
+                            &impi,
+                            std::slice::from_ref(&impu),
+                            ServerAssignmentType::AuthenticationFailure,
+                            false,
+                        )
+                        .await
+                    {
+                        tracing::info!(error = %e, "SAR AUTHENTICATION_FAILURE failed");
+                    }
+                }
+                return reply(req, 403, &[]);
+            }
+        }
+        self.update(req, &impi, &impu, now).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn challenge(
+        &self,
+        req: &SipMessage,
+        impi: &str,
+        impu: &str,
+        realm: &str,
+        scheme: &str,
+        resync: Option<Bytes>,
+        stale: bool,
+    ) -> SipMessage {
+        let item = match self.cx.mar(impi, impu, scheme, resync).await {
+            Ok(item) => item,
+            Err(e) => {
+                tracing::info!(%impi, error = %e, "MAR failed");
+                return reply(req, e.sip_status(), &[]);
+            }
+        };
+        match self
+            .challenges
+            .issue(impi, impu, realm, &item, stale, unix_now())
+        {
+            Ok(h) => reply(req, 401, &[(HeaderName::WwwAuthenticate, &h)]),
+            Err(VectorError::UnsupportedScheme) => reply(req, 403, &[]),
+            Err(e) => {
+                tracing::warn!(%impi, error = %e, "unusable authentication vector");
+                reply(req, 500, &[])
+            }
+        }
+    }
+
+    fn contact_error(&self, req: &SipMessage, e: &ContactError) -> SipMessage {
+        tracing::info!(error = %e, "REGISTER refused");
+        match e {
+            ContactError::BadRequest(_) => reply(req, 400, &[]),
+            ContactError::TooBrief => {
+                let min = self.settings.limits.min.to_string();
+                reply(req, 423, &[(HeaderName::MinExpires, &min)])
+            }
+            ContactError::OutOfOrder => reply(req, 500, &[]),
+            ContactError::TooMany => reply(req, 403, &[]),
+        }
+    }
+
+    /// RFC 3261 §10.3 steps 6-8 after authentication.
+    async fn update(&self, req: &SipMessage, impi: &str, impu: &str, now: u64) -> SipMessage {
+        let asked = match read_contacts(req, self.settings.limits) {
+            Ok(a) => a,
+            Err(e) => return self.contact_error(req, &e),
+        };
+        let meta = match RequestMeta::of(req) {
+            Ok(m) => m,
+            Err(e) => return self.contact_error(req, &e),
+        };
+        let existing = self.location().get(impu).cloned();
+        let updates = match asked {
+            ContactRequest::Fetch => return self.ok(req, existing.as_ref(), now),
+            ContactRequest::RemoveAll => Vec::new(),
+            ContactRequest::Update(u) => u,
+        };
+        let current = existing
+            .as_ref()
+            .map(|r| r.bindings.clone())
+            .unwrap_or_default();
+        let planned = match apply(&current, &updates, &meta, now) {
+            Ok(b) => b,
+            Err(e) => return self.contact_error(req, &e),
+        };
+        if planned.is_empty() {
+            return self.deregister(req, impi, impu, existing).await;
+        }
+        let kind = if existing.is_some() {
+            ServerAssignmentType::ReRegistration
+        } else {
+            ServerAssignmentType::Registration
+        };
+        let saa = match self
+            .cx
+            .sar(impi, &[impu.to_string()], kind, existing.is_some())
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::info!(%impu, error = %e, "SAR failed");
+                return reply(req, e.sip_status(), &[]);
+            }
+        };
+        let profile = match (saa.user_data, &existing) {
+            (Some(data), _) => match UserProfile::parse(data) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(%impu, error = %e, "unreadable User-Data in SAA");
+                    return reply(req, 500, &[]);
+                }
+            },
+            (None, Some(reg)) => reg.profile.clone(),
+            (None, None) => {
+                tracing::warn!(%impu, "SAA without User-Data for a first registration");
+                return reply(req, 500, &[]);
+            }
+        };
+        if !profile.contains(impu) {
+            tracing::warn!(%impu, "registered identity is not in its own implicit set");
+        }
+        let _w = self.writes.lock().await;
+        // Re-read under the write lock: another REGISTER may have changed the bindings
+        // while the SAR was out.
+        let current = self
+            .location()
+            .get(impu)
+            .map(|r| r.bindings.clone())
+            .unwrap_or_default();
+        let bindings = match apply(&current, &updates, &meta, now) {
+            Ok(b) => b,
+            Err(e) => return self.contact_error(req, &e),
+        };
+        let reg = Registration {
+            impu: impu.to_string(),
+            impi: impi.to_string(),
+            profile,
+            bindings,
+        };
+        if let Err(e) = self.store.save(&reg).await {
+            tracing::error!(%impu, error = %e, "cannot persist the registration");
+            return reply(req, 500, &[]);
+        }
+        self.location().put(reg.clone());
+        self.publish();
+        tracing::info!(%impu, contacts = reg.bindings.len(), ?kind, "registered");
+        self.ok(req, Some(&reg), now)
+    }
+
+    async fn deregister(
+        &self,
+        req: &SipMessage,
+        impi: &str,
+        impu: &str,
+        existing: Option<Registration>,
+    ) -> SipMessage {
+        if let Some(reg) = existing {
+            // TS 24.229 §5.4.1.4: the UE de-registers; tell the HSS (TS 29.228 §6.1.2).
+            if let Err(e) = self
+                .cx
+                .sar(
+                    impi,
+                    std::slice::from_ref(&reg.impu),
+                    ServerAssignmentType::UserDeregistration,
+                    false,
+                )
+                .await
+            {
+                tracing::warn!(%impu, error = %e, "SAR USER_DEREGISTRATION failed; bindings dropped anyway");
+            }
+            let _w = self.writes.lock().await;
+            self.location().remove(&reg.impu);
+            if let Err(e) = self.store.delete(&reg.impu).await {
+                tracing::error!(%impu, error = %e, "cannot delete the registration from the store");
+            }
+            self.publish();
+            tracing::info!(%impu, "de-registered by the UE");
+        }
+        reply(req, 200, &[])
+    }
+
+    /// The 200 OK to a REGISTER: bindings, Service-Route, P-Associated-URI, Path.
+    fn ok(&self, req: &SipMessage, reg: Option<&Registration>, now: u64) -> SipMessage {
+        let mut extra: Vec<(HeaderName, String)> = Vec::new();
+        if let Some(reg) = reg {
+            for b in &reg.bindings {
+                let left = b.expires_at.saturating_sub(now);
+                extra.push((HeaderName::Contact, format!("{};expires={left}", b.contact)));
+            }
+            extra.push((
+                HeaderName::ServiceRoute,
+                self.settings.service_route.clone(),
+            ));
+            let assoc: Vec<String> = reg
+                .associated_uris()
+                .iter()
+                .map(|u| format!("<{u}>"))
+                .collect();
+            extra.push((HeaderName::PAssociatedUri, assoc.join(", ")));
+        }
+        for p in req.headers.get_all(&HeaderName::Path) {
+            if let Some(v) = p.value_str() {
+                extra.push((HeaderName::Path, v.to_string()));
+            }
+        }
+        let refs: Vec<(HeaderName, &str)> =
+            extra.iter().map(|(n, v)| (n.clone(), v.as_str())).collect();
+        reply(req, 200, &refs)
+    }
+
+    /// Removes the bindings lapsed at `now`; sends SAR TIMEOUT_DEREGISTRATION for the
+    /// identities left without any (TS 24.229 §5.4.1.7, TS 29.228 §6.1.2).
+    pub async fn expire(&self, now: u64) {
+        let (gone, changed) = {
+            let _w = self.writes.lock().await;
+            let (gone, changed) = self.location().expire(now);
+            for reg in &changed {
+                if let Err(e) = self.store.save(reg).await {
+                    tracing::error!(impu = %reg.impu, error = %e, "cannot persist an expiry");
+                }
+            }
+            for reg in &gone {
+                if let Err(e) = self.store.delete(&reg.impu).await {
+                    tracing::error!(impu = %reg.impu, error = %e, "cannot persist an expiry");
+                }
+            }
+            (gone, changed)
+        };
+        if gone.is_empty() && changed.is_empty() {
+            return;
+        }
+        self.publish();
+        for reg in gone {
+            tracing::info!(impu = %reg.impu, "registration expired");
+            if let Err(e) = self
+                .cx
+                .sar(
+                    &reg.impi,
+                    std::slice::from_ref(&reg.impu),
+                    ServerAssignmentType::TimeoutDeregistration,
+                    false,
+                )
+                .await
+            {
+                tracing::warn!(impu = %reg.impu, error = %e, "SAR TIMEOUT_DEREGISTRATION failed");
+            }
+        }
+    }
+
+    /// Runs [`Registrar::expire`] every [`EXPIRY_TICK`] until the registrar is dropped.
+    pub fn spawn_expiry(self: &Arc<Registrar>) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        let peer = self.cx.peer().clone();
+        tokio::spawn(async move {
+            // After a restart, bindings that lapsed while we were down go at the first
+            // sweep: give the Cx peer a moment to open so that their SAR reaches the HSS.
+            let _ = tokio::time::timeout(EXPIRY_FIRST_WAIT, peer.wait_for(PeerState::Open)).await;
+            drop(peer);
+            let mut tick = tokio::time::interval(EXPIRY_TICK);
+            loop {
+                tick.tick().await;
+                let Some(r) = weak.upgrade() else { return };
+                r.expire(unix_now()).await;
+            }
+        })
+    }
+
+    /// RTR (TS 29.228 §6.1.3): drops the registrations of the identities named, or of
+    /// every identity of the private identities named when none is. Answers
+    /// DIAMETER_SUCCESS (the bindings are gone whatever the store says).
+    pub fn terminate(self: &Arc<Registrar>, rtr: &Rtr) -> CxResult {
+        let mut impis = vec![rtr.user_name.clone()];
+        if let Some(a) = &rtr.associated_identities {
+            impis.extend(a.user_names.iter().cloned());
+        }
+        let mut removed = Vec::new();
+        {
+            let mut loc = self.location();
+            let impus: Vec<String> = if rtr.public_identities.is_empty() {
+                impis.iter().flat_map(|i| loc.impus_of(i)).collect()
+            } else {
+                rtr.public_identities.clone()
+            };
+            for impu in impus {
+                if let Some(reg) = loc.remove(&impu) {
+                    removed.push(reg.impu);
+                }
+            }
+        }
+        tracing::info!(removed = ?removed, reason = ?rtr.deregistration_reason.reason_code, "network-initiated de-registration (RTR)");
+        self.publish();
+        let me = self.clone();
+        tokio::spawn(async move {
+            let _w = me.writes.lock().await;
+            for impu in removed {
+                if let Err(e) = me.store.delete(&impu).await {
+                    tracing::error!(%impu, error = %e, "cannot delete the registration from the store");
+                }
+            }
+        });
+        CxResult::Base(result::DIAMETER_SUCCESS)
+    }
+
+    /// PPR (TS 29.228 §6.1.4): replaces the profile of the registrations of the private
+    /// identity. DIAMETER_ERROR_USER_UNKNOWN when it has none here.
+    pub fn push_profile(self: &Arc<Registrar>, ppr: &Ppr) -> CxResult {
+        let Some(data) = ppr.user_data.clone() else {
+            // Only charging or auth data changed: nothing the registrar keeps.
+            return CxResult::Base(result::DIAMETER_SUCCESS);
+        };
+        let profile = match UserProfile::parse(data) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "PPR with unreadable User-Data");
+                return CxResult::Base(result::DIAMETER_UNABLE_TO_COMPLY);
+            }
+        };
+        let updated: Vec<Registration> = {
+            let mut loc = self.location();
+            let impus = loc.impus_of(&ppr.user_name);
+            let mut out = Vec::new();
+            for impu in impus {
+                if let Some(mut reg) = loc.remove(&impu) {
+                    reg.profile = profile.clone();
+                    loc.put(reg.clone());
+                    out.push(reg);
+                }
+            }
+            out
+        };
+        if updated.is_empty() {
+            return CxResult::experimental(experimental::DIAMETER_ERROR_USER_UNKNOWN);
+        }
+        tracing::info!(impi = %ppr.user_name, registrations = updated.len(), "profile replaced (PPR)");
+        let me = self.clone();
+        tokio::spawn(async move {
+            let _w = me.writes.lock().await;
+            for reg in updated {
+                if let Err(e) = me.store.save(&reg).await {
+                    tracing::error!(impu = %reg.impu, error = %e, "cannot persist the pushed profile");
+                }
+            }
+        });
+        CxResult::Base(result::DIAMETER_SUCCESS)
+    }
+
+    /// The registration covering `impu` (for terminating routing later, and tests).
+    pub fn registration(&self, impu: &str) -> Option<Registration> {
+        self.location().get(impu).cloned()
+    }
+}

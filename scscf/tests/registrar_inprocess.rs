@@ -1,0 +1,315 @@
+//! The registrar in-process, against the test HSS, with hand-built REGISTERs: what SIPp
+//! cannot produce (AKA resynchronisation with AUTS, replayed nonce counts, stale nonces,
+//! Path and several contacts).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use common::*;
+use ims_config::CxClientSection;
+use ims_diameter::peer::PeerState;
+use ims_sip::auth::aka::{AkaNonce, Usim, UsimFailure};
+use ims_sip::auth::digest::{response, QopAuth};
+use ims_sip::auth::{Algorithm, Ha1, Milenage, Sqn};
+use ims_sip::message::auth_params::AuthParams;
+use ims_sip::{HeaderName, SipMessage};
+use scscf::auth::Challenges;
+use scscf::cx::{CxClient, HssRequests};
+use scscf::location::ExpiryLimits;
+use scscf::registrar::{Registrar, Settings};
+use scscf::store::BindingStore;
+
+const URI: &str = "sip:ims.example.net";
+
+fn cx_section(hss: &TestHss) -> CxClientSection {
+    CxClientSection {
+        hss: hss.server.local_addr(),
+        origin_host: SCSCF_HOST.into(),
+        origin_realm: DOMAIN.into(),
+        destination_host: HSS_HOST.into(),
+        destination_realm: DOMAIN.into(),
+        watchdog_secs: 30,
+        request_timeout_secs: 5,
+        tls_ca: None,
+        tls_server_name: None,
+    }
+}
+
+async fn registrar(hss: &TestHss, dir: &std::path::Path, nonce_lifetime: u64) -> Arc<Registrar> {
+    let cfg = cx_section(hss);
+    let handler = HssRequests::new(SCSCF_HOST, DOMAIN);
+    let cx = CxClient::start(&cfg, "sip:scscf.ims.example.net:5080", handler.clone()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), cx.peer().wait_for(PeerState::Open))
+        .await
+        .expect("Cx peer opens");
+    let store = BindingStore::open(&format!("sqlite://{}", dir.join("b.db").display()))
+        .await
+        .unwrap();
+    let settings = Settings {
+        limits: ExpiryLimits {
+            min: 60,
+            max: 7200,
+            default: 3600,
+        },
+        service_route: "<sip:orig@127.0.0.1:5080;lr>".into(),
+        realm: DOMAIN.into(),
+    };
+    let r = Registrar::new(settings, Challenges::new(nonce_lifetime, 1000), cx, store)
+        .await
+        .unwrap();
+    handler.bind(&r);
+    r
+}
+
+fn register(user: &str, cseq: u32, auth: &str, contacts: &str) -> SipMessage {
+    let text = format!(
+        "REGISTER {URI} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK{cseq}\r\n\
+         From: <sip:{user}@{DOMAIN}>;tag=1\r\nTo: <sip:{user}@{DOMAIN}>\r\n\
+         Call-ID: call-{user}\r\nCSeq: {cseq} REGISTER\r\n\
+         Path: <sip:term@pcscf.ims.example.net;lr>\r\n\
+         {contacts}Authorization: {auth}\r\nContent-Length: 0\r\n\r\n"
+    );
+    SipMessage::parse(text.into_bytes()).unwrap()
+}
+
+fn initial(user: &str, alg: &str) -> String {
+    format!(
+        "Digest username=\"{user}@{DOMAIN}\", realm=\"{DOMAIN}\", nonce=\"\", uri=\"{URI}\", \
+         response=\"\"{alg}"
+    )
+}
+
+fn challenge(resp: &SipMessage) -> AuthParams<'_> {
+    assert_eq!(resp.status(), Some(401), "{resp:?}");
+    AuthParams::parse(resp.headers.get_str(&HeaderName::WwwAuthenticate).unwrap()).unwrap()
+}
+
+fn answer(
+    user: &str,
+    alg: Algorithm,
+    nonce: &str,
+    password: &[u8],
+    nc: u32,
+    extra: &str,
+) -> String {
+    let impi = format!("{user}@{DOMAIN}");
+    let ha1 = Ha1::compute(alg, &impi, DOMAIN, password);
+    let nc = format!("{nc:08x}");
+    let q = QopAuth {
+        nc: &nc,
+        cnonce: "abc",
+    };
+    let rsp = response(alg, &ha1, "REGISTER", URI, nonce, Some(q)).unwrap();
+    format!(
+        "Digest username=\"{impi}\", realm=\"{DOMAIN}\", nonce=\"{nonce}\", uri=\"{URI}\", \
+         response=\"{rsp}\", algorithm={alg}, qop=auth, nc={nc}, cnonce=\"abc\"{extra}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aka_resync_then_success_with_path_and_contacts() {
+    let dir = tempfile::tempdir().unwrap();
+    let hss = TestHss::start(0).await;
+    let r = registrar(&hss, dir.path(), 30).await;
+    let contact = "Contact: <sip:akauser@10.0.0.1:5070>;+sip.instance=\"<urn:uuid:1>\";reg-id=1, \
+                   <sip:akauser@10.0.0.1:5071>;expires=120\r\n";
+
+    let first = r
+        .register(&register(
+            "akauser",
+            1,
+            &initial("akauser", ", algorithm=AKAv1-MD5"),
+            contact,
+        ))
+        .await;
+    let nonce = challenge(&first).get("nonce").unwrap();
+    assert_eq!(
+        challenge(&first).get("algorithm").as_deref(),
+        Some("AKAv1-MD5")
+    );
+    let aka = AkaNonce::parse(&nonce).unwrap();
+
+    // A USIM that has seen a much higher SQN rejects AUTN: AUTS.
+    let mut usim = Usim::new(
+        Milenage::with_op(AKA_K, AKA_OP),
+        Sqn::new(1 << 20).unwrap(),
+        1 << 28,
+    );
+    let Err(UsimFailure::SyncFailure { auts }) = usim.authenticate(&aka.rand, &aka.autn) else {
+        panic!("USIM should ask for resynchronisation");
+    };
+    let extra = format!(", auts=\"{}\"", STANDARD.encode(auts));
+    let resync = answer("akauser", Algorithm::AkaV1Md5, &nonce, b"", 1, &extra);
+    let second = r.register(&register("akauser", 2, &resync, contact)).await;
+    assert!(hss.seen().contains(&Seen::Mar(
+        "akauser@ims.example.net".into(),
+        "Digest-AKAv1-MD5".into(),
+        true
+    )));
+    let nonce2 = challenge(&second).get("nonce").unwrap();
+    let aka2 = AkaNonce::parse(&nonce2).unwrap();
+    let res = usim
+        .authenticate(&aka2.rand, &aka2.autn)
+        .expect("resynchronised SQN accepted")
+        .res;
+
+    let good = answer("akauser", Algorithm::AkaV1Md5, &nonce2, &res, 1, "");
+    let ok = r.register(&register("akauser", 3, &good, contact)).await;
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+    let contacts: Vec<String> = ok
+        .headers
+        .get_all(&HeaderName::Contact)
+        .map(|h| h.value_str().unwrap().to_string())
+        .collect();
+    assert_eq!(contacts.len(), 2, "{contacts:?}");
+    assert!(
+        contacts[0].contains("reg-id=1") && contacts[0].contains("expires=3600"),
+        "{contacts:?}"
+    );
+    assert!(contacts[1].ends_with("expires=120"), "{contacts:?}");
+    assert_eq!(
+        ok.headers.get_str(&HeaderName::ServiceRoute),
+        Some("<sip:orig@127.0.0.1:5080;lr>")
+    );
+    assert_eq!(
+        ok.headers.get_str(&HeaderName::PAssociatedUri),
+        Some("<sip:akauser@ims.example.net>, <tel:+15550000007>")
+    );
+    assert_eq!(
+        ok.headers.get_str(&HeaderName::Path),
+        Some("<sip:term@pcscf.ims.example.net;lr>")
+    );
+    let reg = r
+        .registration("tel:+15550000007")
+        .expect("implicit set resolves");
+    assert_eq!(
+        reg.bindings[0].path,
+        ["<sip:term@pcscf.ims.example.net;lr>"]
+    );
+
+    // The same credentials again (same nc): a replay, challenged afresh, nothing changes.
+    let replay = r.register(&register("akauser", 4, &good, contact)).await;
+    challenge(&replay);
+    // The next nc on the same nonce is a valid re-registration.
+    let next = answer("akauser", Algorithm::AkaV1Md5, &nonce2, &res, 2, "");
+    let again = r.register(&register("akauser", 5, &next, contact)).await;
+    assert_eq!(again.status(), Some(200));
+    assert_eq!(r.contacts(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lapsed_nonce_gets_stale_true() {
+    let dir = tempfile::tempdir().unwrap();
+    let hss = TestHss::start(0).await;
+    let r = registrar(&hss, dir.path(), 1).await;
+    let contact = "Contact: <sip:alice@10.0.0.1:5070>\r\n";
+    // A Bearer token before the Digest credentials (design brief §3) is skipped
+    // (stale=true below proves the Digest credentials were read).
+    let both = format!("Bearer abc.def\r\nAuthorization: {}", initial("alice", ""));
+    let first = r.register(&register("alice", 1, &both, contact)).await;
+    let nonce = challenge(&first).get("nonce").unwrap();
+    assert!(challenge(&first).get("stale").is_none());
+    // Nonce lifetime 1 s: answer after it lapsed.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let late = format!(
+        "Bearer abc.def\r\nAuthorization: {}",
+        answer("alice", Algorithm::Md5, &nonce, b"secret", 1, "")
+    );
+    let again = r.register(&register("alice", 2, &late, contact)).await;
+    assert_eq!(challenge(&again).get("stale").as_deref(), Some("true"));
+    assert_eq!(r.contacts(), 0);
+}
+
+/// A CA (PEM) and a rustls server configuration for `hss.ims.example.net` it signed.
+fn hss_tls() -> (String, Arc<rustls::ServerConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec![HSS_HOST.to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    (ca.pem(), Arc::new(config))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cx_over_tls_verified_against_the_configured_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, server) = hss_tls();
+    let hss = TestHss::start_with(
+        "127.0.0.1:0".parse().unwrap(),
+        0,
+        ims_diameter::peer::Acceptor::Tls(server),
+    )
+    .await;
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca).unwrap();
+    let mut cfg = cx_section(&hss);
+    cfg.tls_ca = Some(ca_file);
+    let cx = CxClient::start(
+        &cfg,
+        "sip:scscf.ims.example.net:5080",
+        HssRequests::new(SCSCF_HOST, DOMAIN),
+    )
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), cx.peer().wait_for(PeerState::Open))
+        .await
+        .expect("Cx over TLS opens");
+    let item = cx
+        .mar(
+            "alice@ims.example.net",
+            "sip:alice@ims.example.net",
+            "Unknown",
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(item.authentication_scheme.as_deref(), Some("SIP Digest"));
+
+    // Another CA: the HSS certificate is refused, the peer never opens.
+    let (other_ca, _) = hss_tls();
+    let other = dir.path().join("other.pem");
+    std::fs::write(&other, other_ca).unwrap();
+    cfg.tls_ca = Some(other);
+    let cx = CxClient::start(
+        &cfg,
+        "sip:scscf.ims.example.net:5080",
+        HssRequests::new(SCSCF_HOST, DOMAIN),
+    )
+    .unwrap();
+    let opened =
+        tokio::time::timeout(Duration::from_secs(2), cx.peer().wait_for(PeerState::Open)).await;
+    assert!(
+        opened.is_err(),
+        "a certificate from an unknown CA was accepted"
+    );
+    assert!(matches!(
+        cx.mar(
+            "alice@ims.example.net",
+            "sip:alice@ims.example.net",
+            "Unknown",
+            None
+        )
+        .await,
+        Err(scscf::cx::CxFailure::Unreachable(_))
+    ));
+}
