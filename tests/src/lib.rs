@@ -114,10 +114,10 @@ pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::Exi
     status
 }
 
-/// Reads a child's stdout on a thread and waits, at most `limit`, for a line containing
+/// Reads a child's stdout (or stderr) on a thread and waits, at most `limit`, for a line containing
 /// `needle`. Returns the lines read so far on failure.
 pub fn wait_for_line(
-    stdout: std::process::ChildStdout,
+    stdout: impl Read + Send + 'static,
     needle: &str,
     limit: Duration,
 ) -> Result<(), String> {

@@ -99,8 +99,40 @@ pub fn run_uac(
     timeout_secs: u32,
     workdir: &Path,
 ) -> std::io::Result<SippResult> {
+    run_uac_inf(
+        scenario,
+        remote,
+        send_to,
+        None,
+        local,
+        transport,
+        calls,
+        rate,
+        timeout_secs,
+        workdir,
+    )
+}
+
+/// [`run_uac`] with an injection file (`-inf`): call `i` takes its `[fieldN]` values from
+/// line `i` of the CSV (`SEQUENTIAL`).
+#[allow(clippy::too_many_arguments)]
+pub fn run_uac_inf(
+    scenario: &Path,
+    remote: SocketAddr,
+    send_to: Option<SocketAddr>,
+    inf: Option<&Path>,
+    local: SocketAddr,
+    transport: SippTransport,
+    calls: u32,
+    rate: u32,
+    timeout_secs: u32,
+    workdir: &Path,
+) -> std::io::Result<SippResult> {
     let stats = workdir.join(format!("uac-{}.csv", local.port()));
     let mut c = base(scenario, local, transport, workdir);
+    if let Some(inf) = inf {
+        c.arg("-inf").arg(inf);
+    }
     c.arg(remote.to_string())
         .args(["-m", &calls.to_string()])
         .args(["-r", &rate.to_string()])

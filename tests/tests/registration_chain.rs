@@ -1,0 +1,581 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! IMS registration through the whole chain (TS 24.229 §5.2.2, §5.3.1, §5.4.1; TS 29.228/
+//! 29.229 Cx): the real `policyd`, `hss`, `scscf`, `icscf` and `pcscf` binaries with the
+//! dev configs and a scratch data directory, subscribers provisioned with the real
+//! `imsctl subscriber`, and real SIPp UEs (UDP, TCP, and TLS through stunnel) running
+//! the scenarios of `sipp-scenarios/register/`. After each run the HSS's state (through
+//! `imsctl subscriber show`) and the S-CSCF's `registered_contacts` (on `/health`) are
+//! checked. Restarts of the S-CSCF and the HSS, and a tshark decode of a capture, too.
+//!
+//! The nodes listen on the fixed dev ports: these tests run one at a time (nextest test
+//! group `e2e`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use ims_e2e::sipp::{self, SippResult, SippTransport};
+use ims_e2e::{
+    command, free_port, health, repo_root, scratch_dir, signal, stunnel, wait_exit, wait_for,
+    DevCore, GroupGuard,
+};
+
+const DOMAIN: &str = "ims.example.net";
+/// The S-CSCF's Server-Name (`config/dev/scscf.toml`), which the HSS records on SAR.
+const SERVER_NAME: &str = "sip:scscf.ims.example.net:5080";
+const PCSCF: u16 = 5060;
+const PCSCF_TLS: u16 = 5061;
+const SCSCF_HTTP: u16 = 9103;
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// `imsctl <args>` against the dev configs and the data directory `data`.
+fn imsctl(data: &Path, args: &[&str]) -> Output {
+    command("imsctl")
+        .args(args)
+        .env("IMS_DATA_DIR", data)
+        .stdin(Stdio::null())
+        .output()
+        .expect("imsctl runs")
+}
+
+/// `n` user names `<prefix>000`, `<prefix>001`, ...
+fn users(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i:03}")).collect()
+}
+
+fn impu(user: &str) -> String {
+    format!("sip:{user}@{DOMAIN}")
+}
+
+/// Provisions Digest users through `imsctl subscriber import`.
+fn provision_digest(data: &Path, dir: &Path, names: &[String], password: &str) {
+    let csv = dir.join(format!("import-{}.csv", names[0]));
+    let mut text = String::from("impi,impus,password\n");
+    for n in names {
+        text.push_str(&format!("{n}@{DOMAIN},{},{password}\n", impu(n)));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let out = imsctl(data, &["subscriber", "import", csv.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "imsctl subscriber import: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A SIPp injection file for `names` (the format of `sipp-scenarios/register/users.csv`).
+fn sipp_csv(dir: &Path, file: &str, names: &[String], password: &str) -> PathBuf {
+    let path = dir.join(file);
+    let mut text = String::from("SEQUENTIAL\n");
+    for n in names {
+        text.push_str(&format!(
+            "{n};{DOMAIN};[authentication username={n}@{DOMAIN} password={password}]\n"
+        ));
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Runs `scenario` (under `sipp-scenarios/register/`) for `calls` users of `csv` toward
+/// `entry`, in a fresh work directory.
+fn run(
+    dir: &Path,
+    scenario: &str,
+    csv: &Path,
+    transport: SippTransport,
+    calls: u32,
+    entry: SocketAddr,
+) -> SippResult {
+    static RUN: AtomicU32 = AtomicU32::new(0);
+    let work = dir.join(format!("sipp-{}", RUN.fetch_add(1, Ordering::Relaxed)));
+    std::fs::create_dir_all(&work).unwrap();
+    sipp::run_uac_inf(
+        &sipp::scenario(&format!("register/{scenario}")),
+        entry,
+        None,
+        Some(csv),
+        addr(free_port()),
+        transport,
+        calls,
+        50,
+        60,
+        &work,
+    )
+    .expect("sipp runs")
+}
+
+/// Asserts that SIPp finished all `calls` calls successfully.
+fn assert_all_passed(r: &SippResult, calls: usize) {
+    assert_eq!((r.successful, r.failed), (calls as u64, 0), "{r:?}");
+    assert_eq!(r.exit_code, Some(0), "{r:?}");
+}
+
+/// The HSS's registration state and S-CSCF for `impu`, from `imsctl subscriber show`.
+fn hss_state(data: &Path, impu: &str) -> (String, Option<String>) {
+    let out = imsctl(data, &["subscriber", "show", impu]);
+    assert!(
+        out.status.success(),
+        "imsctl subscriber show {impu}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sub: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let id = sub["public_identities"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["impu"] == impu)
+        .unwrap_or_else(|| panic!("{impu} not in {sub}"));
+    (
+        id["registration"]["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        id["registration"]["scscf"].as_str().map(String::from),
+    )
+}
+
+fn assert_registered(data: &Path, names: &[String]) {
+    for n in names {
+        assert_eq!(
+            hss_state(data, &impu(n)),
+            ("REGISTERED".to_string(), Some(SERVER_NAME.to_string())),
+            "HSS state of {n}"
+        );
+    }
+}
+
+fn assert_not_registered(data: &Path, names: &[String]) {
+    for n in names {
+        assert_eq!(
+            hss_state(data, &impu(n)).0,
+            "NOT_REGISTERED",
+            "HSS state of {n}"
+        );
+    }
+}
+
+/// The S-CSCF's `registered_contacts` on `/health`.
+fn scscf_contacts() -> Option<u64> {
+    health(addr(SCSCF_HTTP))?["registered_contacts"].as_u64()
+}
+
+/// Waits (at most 10 s) until the S-CSCF counts `n` contacts; asserts it does.
+fn assert_contacts(n: u64) {
+    let seen = wait_for(Duration::from_secs(10), || {
+        scscf_contacts().filter(|c| *c == n)
+    });
+    assert_eq!(
+        seen,
+        Some(n),
+        "S-CSCF registered_contacts: {:?}",
+        scscf_contacts()
+    );
+}
+
+fn start_core(name: &str) -> (PathBuf, PathBuf, DevCore) {
+    assert!(
+        sipp::available(),
+        "sipp is not installed: run ./scripts/test"
+    );
+    let dir = scratch_dir(name);
+    let data = dir.join("data");
+    let core = DevCore::start(&data).unwrap_or_else(|e| panic!("{e}"));
+    (dir, data, core)
+}
+
+fn stop_core(core: DevCore) {
+    let exit = core.stop();
+    assert!(
+        exit.is_some_and(|s| s.success()),
+        "imsctl up exits cleanly: {exit:?}"
+    );
+}
+
+#[test]
+fn digest_registration_over_udp_and_tcp() {
+    const N: usize = 20;
+    let (dir, data, core) = start_core("chain-digest");
+    for (prefix, transport, total) in [
+        ("udp", SippTransport::Udp, N),
+        ("tcp", SippTransport::Tcp, 2 * N),
+    ] {
+        let names = users(prefix, N);
+        provision_digest(&data, &dir, &names, "secret");
+        assert_not_registered(&data, &names);
+        let csv = sipp_csv(&dir, &format!("{prefix}.csv"), &names, "secret");
+        let r = run(&dir, "digest.xml", &csv, transport, N as u32, addr(PCSCF));
+        assert_all_passed(&r, N);
+        assert_registered(&data, &names);
+        assert_contacts(total as u64);
+    }
+    let status = imsctl(&data, &["status"]);
+    assert!(status.status.success(), "imsctl status: {status:?}");
+    stop_core(core);
+}
+
+#[test]
+fn wrong_password_and_unknown_user_get_403_and_stay_unregistered() {
+    let (dir, data, core) = start_core("chain-failures");
+    let alice = users("alice", 1);
+    provision_digest(&data, &dir, &alice, "secret");
+    let wrong = sipp_csv(&dir, "wrong.csv", &alice, "not-the-password");
+    let nobody = users("nobody", 1);
+    let unknown = sipp_csv(&dir, "unknown.csv", &nobody, "secret");
+    for transport in [SippTransport::Udp, SippTransport::Tcp] {
+        // The scenarios expect the 403 (TS 24.229 §5.4.1.2.3A; TS 29.228 §6.1.1).
+        let r = run(
+            &dir,
+            "wrong_password.xml",
+            &wrong,
+            transport,
+            1,
+            addr(PCSCF),
+        );
+        assert_all_passed(&r, 1);
+        let r = run(
+            &dir,
+            "unknown_user.xml",
+            &unknown,
+            transport,
+            1,
+            addr(PCSCF),
+        );
+        assert_all_passed(&r, 1);
+    }
+    assert_not_registered(&data, &alice);
+    let out = imsctl(&data, &["subscriber", "show", &impu(&nobody[0])]);
+    assert!(!out.status.success(), "the HSS knows nobody: {out:?}");
+    assert_contacts(0);
+    stop_core(core);
+}
+
+#[test]
+fn aka_registration_over_udp_and_tcp() {
+    let (dir, data, core) = start_core("chain-aka");
+    // The keys of sipp-scenarios/register/aka_users.csv: K = "abcdefghijklmnop",
+    // OP = "0123456789abcdef", AMF = "AA" (0x4141).
+    let out = imsctl(
+        &data,
+        &[
+            "subscriber",
+            "add",
+            "--impi",
+            "akauser@ims.example.net",
+            "--impu",
+            "sip:akauser@ims.example.net",
+            "--k",
+            &hex(b"abcdefghijklmnop"),
+            "--op",
+            &hex(b"0123456789abcdef"),
+            "--amf",
+            "4141",
+        ],
+    );
+    assert!(out.status.success(), "imsctl subscriber add: {out:?}");
+    let aka = vec!["akauser".to_string()];
+    assert_not_registered(&data, &aka);
+    let csv = repo_root().join("sipp-scenarios/register/aka_users.csv");
+    for transport in [SippTransport::Udp, SippTransport::Tcp] {
+        let r = run(&dir, "aka.xml", &csv, transport, 1, addr(PCSCF));
+        assert_all_passed(&r, 1);
+        assert_registered(&data, &aka);
+    }
+    // Each transport registers its own contact (Contact carries the transport).
+    assert!(
+        scscf_contacts().is_some_and(|c| c >= 1),
+        "{:?}",
+        scscf_contacts()
+    );
+    stop_core(core);
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn deregistration_drops_contacts_and_hss_state() {
+    const N: usize = 6;
+    let (dir, data, core) = start_core("chain-dereg");
+    let names = users("dereg", N);
+    provision_digest(&data, &dir, &names, "secret");
+    let csv = sipp_csv(&dir, "all.csv", &names, "secret");
+    let r = run(
+        &dir,
+        "digest.xml",
+        &csv,
+        SippTransport::Udp,
+        N as u32,
+        addr(PCSCF),
+    );
+    assert_all_passed(&r, N);
+    assert_contacts(N as u64);
+    // deregister.xml refreshes the registration, then sends Expires: 0.
+    let (gone, kept) = names.split_at(2);
+    let csv = sipp_csv(&dir, "gone.csv", gone, "secret");
+    let r = run(
+        &dir,
+        "deregister.xml",
+        &csv,
+        SippTransport::Udp,
+        2,
+        addr(PCSCF),
+    );
+    assert_all_passed(&r, 2);
+    assert_contacts((N - 2) as u64);
+    assert_not_registered(&data, gone);
+    assert_registered(&data, kept);
+    stop_core(core);
+}
+
+#[test]
+fn digest_registration_over_tls_through_stunnel() {
+    const N: usize = 5;
+    let (dir, data, core) = start_core("chain-tls");
+    let names = users("tls", N);
+    provision_digest(&data, &dir, &names, "secret");
+    let entry = addr(free_port());
+    let _tunnel = stunnel::start(&dir, entry, addr(PCSCF_TLS), &data.join("tls/ca.crt")).unwrap();
+    let csv = sipp_csv(&dir, "tls.csv", &names, "secret");
+    let r = run(
+        &dir,
+        "digest.xml",
+        &csv,
+        SippTransport::Tcp,
+        N as u32,
+        entry,
+    );
+    assert_all_passed(&r, N);
+    assert_registered(&data, &names);
+    assert_contacts(N as u64);
+    stop_core(core);
+}
+
+#[test]
+fn a_udp_registration_decodes_in_tshark() {
+    let (dir, data, core) = start_core("chain-tshark");
+    let names = users("cap", 1);
+    provision_digest(&data, &dir, &names, "secret");
+    let csv = sipp_csv(&dir, "cap.csv", &names, "secret");
+    let pcap = dir.join("registration.pcapng");
+    let mut tshark = std::process::Command::new("tshark")
+        .args(["-i", "lo", "-f"])
+        .arg("udp port 5060 or udp port 5070 or udp port 5080 or tcp port 3868")
+        .arg("-w")
+        .arg(&pcap)
+        .args(["-a", "duration:60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tshark runs (package tshark)");
+    let stderr = tshark.stderr.take().unwrap();
+    let mut tshark = ims_e2e::stunnel::Kill(tshark);
+    // tshark says "Capturing on 'Loopback: lo'" once the capture runs.
+    ims_e2e::wait_for_line(stderr, "Capturing on", Duration::from_secs(20))
+        .unwrap_or_else(|seen| panic!("tshark does not capture:\n{seen}"));
+    let r = run(&dir, "digest.xml", &csv, SippTransport::Udp, 1, addr(PCSCF));
+    assert_all_passed(&r, 1);
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&tshark.0, "INT");
+    assert!(wait_exit(&mut tshark.0, Duration::from_secs(20)).is_some());
+    stop_core(core);
+
+    let out = std::process::Command::new("tshark")
+        .arg("-r")
+        .arg(&pcap)
+        .args([
+            "-d",
+            "tcp.port==3868,diameter",
+            "-d",
+            "udp.port==5070,sip",
+            "-d",
+            "udp.port==5080,sip",
+            "-V",
+        ])
+        .output()
+        .expect("tshark reads the capture");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "Path: ",
+        "Service-Route: ",
+        "P-Associated-URI: ",
+        "Command Code: 300",
+        "Command Code: 303",
+        "Command Code: 301",
+    ] {
+        assert!(
+            text.contains(needle),
+            "no {needle:?} in the decode of {}",
+            pcap.display()
+        );
+    }
+    for bad in ["Malformed", "Expert Info (Error"] {
+        assert!(
+            !text.contains(bad),
+            "{bad:?} in the decode of {}",
+            pcap.display()
+        );
+    }
+}
+
+/// The nodes started one by one (as `imsctl up` does, same binaries, configs and
+/// `IMS_DATA_DIR`), so one of them can be restarted: `imsctl up` stops the whole core
+/// when a node exits.
+struct Nodes {
+    data: PathBuf,
+    running: Vec<(&'static str, GroupGuard)>,
+}
+
+/// Start order and `/health` port of each node (`config/dev/`).
+const NODES: [(&str, u16); 5] = [
+    ("policyd", 9105),
+    ("hss", 9104),
+    ("scscf", 9103),
+    ("icscf", 9102),
+    ("pcscf", 9101),
+];
+
+impl Nodes {
+    /// Generates the dev CA and tokens with `imsctl up` (stopped again), then starts
+    /// every node.
+    fn start(name: &str) -> (PathBuf, Nodes) {
+        let (dir, data, core) = start_core(name);
+        stop_core(core);
+        let mut nodes = Nodes {
+            data,
+            running: Vec::new(),
+        };
+        for (node, _) in NODES {
+            nodes.start_node(node);
+        }
+        (dir, nodes)
+    }
+
+    fn start_node(&mut self, node: &'static str) {
+        let (_, port) = NODES.iter().find(|(n, _)| *n == node).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data.join(format!("logs/{node}.log")))
+            .unwrap();
+        let child = command(node)
+            .arg("--config")
+            .arg(repo_root().join(format!("config/dev/{node}.toml")))
+            .env("IMS_DATA_DIR", &self.data)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{node} does not start: {e}"));
+        let mut guard = GroupGuard(child);
+        let up = wait_for(Duration::from_secs(30), || {
+            if let Ok(Some(status)) = guard.0.try_wait() {
+                panic!("{node} exited during start: {status}");
+            }
+            health(addr(*port))
+        });
+        assert!(up.is_some(), "{node} does not answer on /health");
+        self.running.push((node, guard));
+    }
+
+    /// SIGKILLs one node (no graceful shutdown).
+    fn kill_node(&mut self, node: &str) {
+        let i = self.running.iter().position(|(n, _)| *n == node).unwrap();
+        let (_, mut guard) = self.running.remove(i);
+        ims_e2e::kill_group(&mut guard.0);
+    }
+}
+
+#[test]
+fn registrations_survive_an_scscf_restart() {
+    const N: usize = 100;
+    let (dir, mut nodes) = Nodes::start("chain-scscf-restart");
+    let data = nodes.data.clone();
+    let names = users("many", N);
+    provision_digest(&data, &dir, &names, "secret");
+    let csv = sipp_csv(&dir, "many.csv", &names, "secret");
+    let r = run(
+        &dir,
+        "digest.xml",
+        &csv,
+        SippTransport::Udp,
+        N as u32,
+        addr(PCSCF),
+    );
+    assert_all_passed(&r, N);
+    assert_contacts(N as u64);
+
+    nodes.kill_node("scscf");
+    assert_eq!(scscf_contacts(), None, "the S-CSCF is down");
+    nodes.start_node("scscf");
+    assert_contacts(N as u64);
+    assert_registered(&data, &names);
+
+    // It still serves: a re-registration refreshes its binding (same +sip.instance).
+    let one = sipp_csv(&dir, "one.csv", &names[..1], "secret");
+    let r = run(&dir, "digest.xml", &one, SippTransport::Udp, 1, addr(PCSCF));
+    assert_all_passed(&r, 1);
+    assert_contacts(N as u64);
+}
+
+#[test]
+fn registrations_succeed_after_an_hss_restart() {
+    let (dir, mut nodes) = Nodes::start("chain-hss-restart");
+    let data = nodes.data.clone();
+    let names = users("hss", 6);
+    provision_digest(&data, &dir, &names, "secret");
+    let (before, after) = names.split_at(2);
+    let csv = sipp_csv(&dir, "before.csv", before, "secret");
+    let r = run(&dir, "digest.xml", &csv, SippTransport::Udp, 2, addr(PCSCF));
+    assert_all_passed(&r, 2);
+
+    nodes.kill_node("hss");
+    nodes.start_node("hss");
+
+    // The I-CSCF and S-CSCF reconnect on their own (RFC 6733 §5.1, RFC 3539): the first
+    // user registers within a bounded time...
+    let first = sipp_csv(&dir, "first.csv", &after[..1], "secret");
+    let mut attempts = Vec::new();
+    let ok = wait_for(Duration::from_secs(90), || {
+        let r = run(
+            &dir,
+            "digest.xml",
+            &first,
+            SippTransport::Udp,
+            1,
+            addr(PCSCF),
+        );
+        let ok = r.successful == 1 && r.exit_code == Some(0);
+        attempts.push(r);
+        if !ok {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        ok.then_some(())
+    });
+    assert!(
+        ok.is_some(),
+        "no registration after the HSS restart: {attempts:?}"
+    );
+    // ...and then every one does, at once.
+    let rest = sipp_csv(&dir, "rest.csv", &after[1..], "secret");
+    let r = run(
+        &dir,
+        "digest.xml",
+        &rest,
+        SippTransport::Udp,
+        3,
+        addr(PCSCF),
+    );
+    assert_all_passed(&r, 3);
+    assert_registered(&data, &names);
+    assert_contacts(names.len() as u64);
+}
