@@ -408,9 +408,9 @@ fn a_udp_registration_decodes_in_tshark() {
         "Path: ",
         "Service-Route: ",
         "P-Associated-URI: ",
-        "Command Code: 300",
-        "Command Code: 303",
-        "Command Code: 301",
+        "Command Code: User-Authorization (300)",
+        "Command Code: Multimedia-Auth (303)",
+        "Command Code: Server-Assignment (301)",
     ] {
         assert!(
             text.contains(needle),
