@@ -303,6 +303,37 @@ fn aka_registration_over_udp_and_tcp() {
     stop_core(core);
 }
 
+#[test]
+fn a_barred_identity_gets_403() {
+    let (dir, data, core) = start_core("chain-barred");
+    let barred = users("barred", 1);
+    provision_digest(&data, &dir, &barred, "secret");
+    let out = imsctl(
+        &data,
+        &[
+            "subscriber",
+            "update",
+            &impu(&barred[0]),
+            "--bar",
+            &impu(&barred[0]),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "imsctl subscriber update --bar: {out:?}"
+    );
+    let csv = sipp_csv(&dir, "barred.csv", &barred, "secret");
+    for transport in [SippTransport::Udp, SippTransport::Tcp] {
+        // The UAA refuses a barred identity; the I-CSCF answers 403 (TS 29.228 §6.1.1,
+        // TS 24.229 §5.3.1.2) without a challenge.
+        let r = run(&dir, "unknown_user.xml", &csv, transport, 1, addr(PCSCF));
+        assert_all_passed(&r, 1);
+    }
+    assert_not_registered(&data, &barred);
+    assert_contacts(0);
+    stop_core(core);
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
