@@ -6,6 +6,7 @@ mod args;
 mod http;
 mod logging;
 pub mod sip;
+pub mod sqlite;
 
 pub use args::NodeArgs;
 pub use axum::Router;

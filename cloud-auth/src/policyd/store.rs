@@ -84,7 +84,7 @@ impl Store {
         let lower = url.to_ascii_lowercase();
         let sqlite = lower.starts_with("sqlite:");
         let url = if sqlite {
-            prepare_sqlite_file(url);
+            ims_runtime::sqlite::prepare_sqlite_file(url, "policy database");
             if url.contains("mode=") {
                 Cow::Borrowed(url)
             } else {
@@ -238,37 +238,4 @@ fn version_of(r: &AnyRow) -> Result<PolicyVersion, StoreError> {
         created_by: r.try_get("created_by")?,
         created_at: r.try_get("created_at")?,
     })
-}
-
-/// Creates the directory and an empty file (mode 0600) for a SQLite URL.
-fn prepare_sqlite_file(url: &str) {
-    let path = url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:")
-        .split('?')
-        .next()
-        .unwrap_or("");
-    if path.is_empty() || path.starts_with(':') {
-        return;
-    }
-    let path = std::path::Path::new(path);
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot create the store directory");
-        }
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    match options.open(path) {
-        Ok(_) => tracing::info!(file = %path.display(), "created the policy database"),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => {
-            tracing::warn!(file = %path.display(), error = %e, "cannot create the database file")
-        }
-    }
 }

@@ -183,7 +183,7 @@ impl Store {
             _ => Cow::Borrowed(url),
         };
         if backend == Backend::Sqlite {
-            prepare_sqlite_file(&url);
+            ims_runtime::sqlite::prepare_sqlite_file(&url, "subscriber database");
         }
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections.max(1))
@@ -956,39 +956,4 @@ async fn write_profiles(
         }
     }
     Ok(())
-}
-
-/// Creates the directory of the SQLite file and the file itself with mode 0600: it holds
-/// HA1s, which are password equivalents for Digest. SQLite gives its `-wal` and `-shm`
-/// files the same mode.
-fn prepare_sqlite_file(url: &str) {
-    let path = url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:")
-        .split('?')
-        .next()
-        .unwrap_or("");
-    if path.is_empty() || path.starts_with(':') {
-        return;
-    }
-    let path = std::path::Path::new(path);
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot create the store directory");
-        }
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    match options.open(path) {
-        Ok(_) => tracing::info!(file = %path.display(), "created the subscriber database"),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => {
-            tracing::warn!(file = %path.display(), error = %e, "cannot create the database file")
-        }
-    }
 }
