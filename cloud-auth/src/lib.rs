@@ -5,9 +5,11 @@
 //! - [`oslo`]: the `default` enforcer, an oslo.policy-compatible rule language.
 //! - [`cedar`]: the `custom` enforcer, tenant policies in Cedar.
 //! - [`policy`]: policies and their composition (`op-and`, `op-or`, `all-pass`, `all-forbid`).
+//! - [`filter`]: the request filter of the P-CSCF and S-CSCF (token, decision cache, feed).
 //! - [`policyd`]: the policy service: store with history, REST API, verify, invalidation feed.
 
 pub mod cedar;
+pub mod filter;
 pub mod keystone;
 pub mod oslo;
 pub mod policy;

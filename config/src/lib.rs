@@ -10,6 +10,7 @@
 //! environment variables before parsing; the dev configs use `${IMS_DATA_DIR:-data}`,
 //! which `imsctl up --data-dir` sets.
 
+mod cloud_auth;
 mod cscf;
 mod diameter;
 mod env;
@@ -21,6 +22,7 @@ mod policyd;
 mod scscf;
 mod sections;
 
+pub use cloud_auth::{CloudAuthMode, CloudAuthSection};
 pub use cscf::{IcscfCxSection, PcscfSection, ScscfEntry};
 pub use diameter::{CapabilitiesSection, DiameterSection, DiameterTlsSection};
 pub use error::{ConfigError, Invalid};

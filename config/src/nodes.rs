@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 
+use crate::cloud_auth::CloudAuthSection;
 use crate::cscf::{IcscfCxSection, PcscfSection, ScscfEntry};
 use crate::diameter::DiameterSection;
 use crate::error::Invalid;
@@ -65,13 +66,18 @@ pub struct PcscfConfig {
     /// `[pcscf]`: home networks, P-Visited-Network-ID, registration limits.
     #[serde(default)]
     pub pcscf: PcscfSection,
+    /// `[cloud_auth]`: Keystone token and policy checks on requests from UEs (required).
+    pub cloud_auth: CloudAuthSection,
 }
 
 impl Validate for PcscfConfig {
     fn validate(&self) -> Result<(), Invalid> {
         validate_common(&self.node, &self.http)?;
         self.sip.validate().map_err(|e| e.under("sip"))?;
-        self.pcscf.validate().map_err(|e| e.under("pcscf"))
+        self.pcscf.validate().map_err(|e| e.under("pcscf"))?;
+        self.cloud_auth
+            .validate()
+            .map_err(|e| e.under("cloud_auth"))
     }
 }
 
@@ -126,6 +132,8 @@ pub struct ScscfConfig {
     pub cx: CxClientSection,
     /// `[registrar]`: registration and authentication.
     pub registrar: RegistrarSection,
+    /// `[cloud_auth]`: token and policy checks on registrations (required).
+    pub cloud_auth: CloudAuthSection,
 }
 
 impl Validate for ScscfConfig {
@@ -136,7 +144,12 @@ impl Validate for ScscfConfig {
             r.validate().map_err(|e| e.under("route"))?;
         }
         self.cx.validate().map_err(|e| e.under("cx"))?;
-        self.registrar.validate().map_err(|e| e.under("registrar"))
+        self.registrar
+            .validate()
+            .map_err(|e| e.under("registrar"))?;
+        self.cloud_auth
+            .validate()
+            .map_err(|e| e.under("cloud_auth"))
     }
 }
 

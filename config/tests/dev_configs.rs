@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use ims_config::{load, parse_str, ConfigError, HssConfig, IcscfConfig, PcscfConfig, ScscfConfig};
+use ims_config::{
+    load, parse_str, CloudAuthMode, ConfigError, HssConfig, IcscfConfig, PcscfConfig, ScscfConfig,
+};
 
 fn dev(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("dev").join(name)
@@ -17,7 +19,10 @@ fn every_dev_config_loads() {
     let i: IcscfConfig = load(&dev("icscf.toml")).expect("icscf");
     assert_eq!(i.cx.origin_host, "icscf.ims.example.net");
     assert!(!i.scscf.is_empty(), "the I-CSCF knows the dev S-CSCF");
-    let _: ScscfConfig = load(&dev("scscf.toml")).expect("scscf");
+    let s: ScscfConfig = load(&dev("scscf.toml")).expect("scscf");
+    // No Keystone in the dev core: both filters say explicitly that cloud auth is off.
+    assert_eq!(p.cloud_auth.mode, CloudAuthMode::Off);
+    assert_eq!(s.cloud_auth.mode, CloudAuthMode::Off);
     let _: HssConfig = load(&dev("hss.toml")).expect("hss");
 }
 
@@ -30,7 +35,10 @@ listen = "127.0.0.1:9000"
 "#;
 
 fn parse_pcscf(extra: &str) -> Result<PcscfConfig, ConfigError> {
-    parse_str(&format!("{BASE}{extra}"), Path::new("bad.toml"))
+    parse_str(
+        &format!("{BASE}[cloud_auth]\nmode = \"off\"\n{extra}"),
+        Path::new("bad.toml"),
+    )
 }
 
 #[test]

@@ -132,6 +132,7 @@ fn setup(name: &str, tls: Option<(u16, &Path, &Path)>) -> Setup {
         format!(
             "[node]\nname = \"pcscf\"\ndomain = \"ims.example.net\"\nlog = \"debug\"\n\
              [http]\nlisten = \"127.0.0.1:{p_http}\"\n\
+             [cloud_auth]\nmode = \"off\"\n\
              [pcscf]\nvisited_network_id = \"visited.example.net\"\n\
              [pcscf.home_networks]\n\"ims.example.net\" = \"sip:127.0.0.1:{i_sip};lr\"\n\
              [sip]\nudp = [\"127.0.0.1:{p_sip}\"]\ntcp = [\"127.0.0.1:{p_sip}\"]\n{tls_text}"

@@ -8,34 +8,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use cloud_auth::keystone::{DomainRef, KeystoneConfig, Secret, ServiceCredentials, TokenValidator};
+use cloud_auth::keystone::{KeystoneConfig, TokenValidator};
 use cloud_auth::policyd::{self, Engine, Reference, Store};
-use ims_config::{KeystoneSection, PolicydConfig};
+use ims_config::PolicydConfig;
 use ims_runtime::{prometheus_client::registry::Registry, Node, NodeArgs};
-
-fn keystone_config(k: &KeystoneSection) -> anyhow::Result<KeystoneConfig> {
-    let password = if let Some(p) = &k.service_password {
-        Secret::new(p.clone())
-    } else if let Some(var) = &k.service_password_env {
-        Secret::from_env(var).with_context(|| format!("keystone: environment variable {var}"))?
-    } else if let Some(file) = &k.service_password_file {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("keystone: reading {}", file.display()))?;
-        Secret::new(text.trim().to_owned())
-    } else {
-        anyhow::bail!("keystone: no service password configured");
-    };
-    let service = ServiceCredentials {
-        user_name: k.service_user.clone(),
-        user_domain: DomainRef::Id(k.service_user_domain_id.clone()),
-        password,
-        project_name: k.service_project.clone(),
-        project_domain: DomainRef::Id(k.service_project_domain_id.clone()),
-    };
-    let mut config = KeystoneConfig::new(&k.url, service);
-    config.cache_ttl = Duration::from_secs(k.cache_ttl_secs);
-    Ok(config)
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -50,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let keystone = match &config.keystone {
         Some(k) => {
-            let v = TokenValidator::new(keystone_config(k)?).context("keystone")?;
+            let v = TokenValidator::new(KeystoneConfig::from_section(k)?).context("keystone")?;
             // Find a wrong service password or URL at once; not fatal (Keystone may come up
             // later), calls are refused with 503 meanwhile.
             if let Err(e) = v.ensure_service_token().await {

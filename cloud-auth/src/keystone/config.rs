@@ -107,6 +107,56 @@ impl KeystoneConfig {
     }
 }
 
+/// Why a `[keystone]` section does not give a usable configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum SectionError {
+    /// `service_password_env` names a variable that is not set.
+    #[error("keystone: environment variable {0} is not set")]
+    MissingEnv(String),
+    /// `service_password_file` cannot be read.
+    #[error("keystone: reading {path}: {source}")]
+    PasswordFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No password source at all (the section's validation prevents it).
+    #[error("keystone: no service password configured")]
+    NoPassword,
+}
+
+impl KeystoneConfig {
+    /// The client settings of a `[keystone]` section, reading the service password from
+    /// where the section says.
+    pub fn from_section(k: &ims_config::KeystoneSection) -> Result<Self, SectionError> {
+        let password = if let Some(p) = &k.service_password {
+            Secret::new(p.clone())
+        } else if let Some(var) = &k.service_password_env {
+            Secret::from_env(var).map_err(|_| SectionError::MissingEnv(var.clone()))?
+        } else if let Some(path) = &k.service_password_file {
+            let text =
+                std::fs::read_to_string(path).map_err(|source| SectionError::PasswordFile {
+                    path: path.clone(),
+                    source,
+                })?;
+            Secret::new(text.trim().to_owned())
+        } else {
+            return Err(SectionError::NoPassword);
+        };
+        let service = ServiceCredentials {
+            user_name: k.service_user.clone(),
+            user_domain: DomainRef::Id(k.service_user_domain_id.clone()),
+            password,
+            project_name: k.service_project.clone(),
+            project_domain: DomainRef::Id(k.service_project_domain_id.clone()),
+        };
+        let mut config = KeystoneConfig::new(&k.url, service);
+        config.cache_ttl = Duration::from_secs(k.cache_ttl_secs);
+        Ok(config)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 pub use api::BuildError;
-pub use config::{DomainRef, KeystoneConfig, Secret, ServiceCredentials};
+pub use config::{DomainRef, KeystoneConfig, Secret, SectionError, ServiceCredentials};
 pub use metrics::MetricsSnapshot;
 
 use api::{Api, Validation};
@@ -91,6 +91,20 @@ pub enum Unavailable {
 }
 
 type Outcome = Result<Arc<TokenInfo>, ValidationError>;
+
+/// The service user's token, lent by [`TokenValidator::service_auth`]; never printed.
+#[derive(Debug, Clone)]
+pub struct ServiceAuth {
+    token: Secret,
+    generation: u64,
+}
+
+impl ServiceAuth {
+    /// The token, for the `X-Auth-Token` header of a call to another service.
+    pub(crate) fn token(&self) -> &str {
+        self.token.expose()
+    }
+}
 
 /// Validates Keystone tokens; cheap to clone (shared state).
 #[derive(Clone)]
@@ -176,6 +190,19 @@ impl TokenValidator {
             Ok(_) => {}
         }
         outcome
+    }
+
+    /// The service user's token, to call another service as the service user (the policy
+    /// service's verify and feed), logging in first when needed.
+    pub async fn service_auth(&self) -> Result<ServiceAuth, Unavailable> {
+        let (token, generation) = self.inner.service_token().await?;
+        Ok(ServiceAuth { token, generation })
+    }
+
+    /// Drops a service token that another service refused (401), so the next
+    /// [`TokenValidator::service_auth`] logs in again.
+    pub async fn service_auth_refused(&self, auth: &ServiceAuth) {
+        self.inner.drop_service_token(auth.generation).await;
     }
 
     /// Logs the service user in now if it holds no usable token (e.g. at start-up, to find

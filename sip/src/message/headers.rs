@@ -285,6 +285,14 @@ impl Headers {
         before - self.list.len()
     }
 
+    /// Keeps only the header lines for which `keep` returns true; returns how many were
+    /// removed.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Header) -> bool) -> usize {
+        let before = self.list.len();
+        self.list.retain(|h| keep(h));
+        before - self.list.len()
+    }
+
     /// Removes and returns the first comma-separated value of the first line with this
     /// name. A line holding several values is rewritten with the rest.
     pub fn pop_first_value(&mut self, name: &HeaderName) -> Option<Bytes> {

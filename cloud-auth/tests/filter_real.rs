@@ -1,0 +1,282 @@
+//! The request filter against a real Keystone 30.0.0 and the real policy service on
+//! 127.0.0.1 (see `support`): tenancy decisions, the decision cache, a policy change
+//! reaching the filter through the feed within one second, and failing closed when the
+//! policy service is gone.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use cloud_auth::filter::{FilterSettings, Question, Refusal, RequestFilter};
+use cloud_auth::keystone::TokenValidator;
+use cloud_auth::policyd::{self, Engine, Reference, Store};
+use serde_json::{json, Value};
+use support::Keystone;
+
+const HOUR: u64 = 3600;
+
+/// The policy service on a free port, with root policies for both fixture tenants. It
+/// runs on a runtime of its own, so dropping it closes every connection (the feed too).
+struct Policyd {
+    base: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Policyd {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+    }
+}
+
+async fn put(ks: &Keystone, base: &str, path: &str, user: &str, body: Value) {
+    let token = ks.user_token(user).await.token;
+    let resp = reqwest::Client::new()
+        .put(format!("{base}/v1{path}"))
+        .header("X-Auth-Token", token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "PUT {path}");
+}
+
+async fn start_policyd(ks: &Keystone) -> Policyd {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("policy.db").display());
+    let store = Store::open(&url, 4).await.unwrap();
+    let effective = vec![
+        Reference::parse("global:restrict").unwrap(),
+        Reference::parse("tenant:root").unwrap(),
+    ];
+    let engine = Engine::open(store, effective).await.unwrap();
+    let validator = TokenValidator::new(ks.config()).unwrap();
+    let app = policyd::router(engine, Some(validator), policyd::Metrics::default());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            tokio::select! {
+                r = axum::serve(listener, app) => r.unwrap(),
+                _ = stopped => {}
+            }
+        });
+        // Dropping the runtime drops every connection task.
+    });
+    let root = json!({"enforcer": "default",
+                      "rules": {"INVITE": "role:member", "REGISTER": "role:member"}});
+    put(
+        ks,
+        &base,
+        &format!("/policies/root?tenant={}", ks.tenant_a),
+        "ada",
+        root.clone(),
+    )
+    .await;
+    put(
+        ks,
+        &base,
+        &format!("/policies/root?tenant={}", ks.tenant_b),
+        "bea",
+        root,
+    )
+    .await;
+    Policyd {
+        base,
+        stop: Some(stop),
+        thread: Some(thread),
+        _dir: dir,
+    }
+}
+
+fn filter(ks: &Keystone, base: &str, cache: usize) -> RequestFilter {
+    let settings = FilterSettings {
+        policy_url: base.to_owned(),
+        decision_cache: cache,
+        decision_ttl: Duration::from_secs(300),
+        verify_timeout: Duration::from_millis(2000),
+    };
+    RequestFilter::new(&settings, TokenValidator::new(ks.config()).unwrap()).unwrap()
+}
+
+/// Waits (at most 10 s) for the filter's feed to connect.
+async fn feed_connected(f: &RequestFilter) {
+    let start = Instant::now();
+    while !f.feed_connected() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "feed never connected"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn q<'a>(identity: &'a str, target: &'a str, tenant: &'a str, verb: &'a str) -> Question<'a> {
+    Question {
+        identity,
+        target,
+        tenant,
+        verb,
+    }
+}
+
+#[tokio::test]
+async fn tokens_and_tenancy_decide_and_a_policy_change_arrives_within_a_second() {
+    let Some(ks) = Keystone::start(HOUR).await else {
+        return;
+    };
+    let svc = start_policyd(&ks).await;
+    let f = filter(&ks, &svc.base, 1000);
+    feed_connected(&f).await;
+    let (a, b) = (ks.tenant_a.clone(), ks.tenant_b.clone());
+
+    // Tokens: none, garbage, valid.
+    assert_eq!(f.authenticate(None).await.unwrap_err(), Refusal::NoToken);
+    assert_eq!(
+        f.authenticate(Some("gAAAAAnot-a-token")).await.unwrap_err(),
+        Refusal::InvalidToken
+    );
+    let alice = f
+        .authenticate(Some(&ks.user_token("alice").await.token))
+        .await
+        .unwrap();
+    let bob = f
+        .authenticate(Some(&ks.user_token("bob").await.token))
+        .await
+        .unwrap();
+
+    let alice_id = "sip:alice@ims.example.net";
+    let bob_id = "sip:bob@ims.example.net";
+    // Own tenant: allowed; another tenant's identity: denied (global restrict).
+    f.authorize(&alice, &q(alice_id, alice_id, &a, "REGISTER"))
+        .await
+        .unwrap();
+    assert_eq!(
+        f.authorize(&bob, &q(bob_id, alice_id, &a, "REGISTER"))
+            .await
+            .unwrap_err(),
+        Refusal::Denied
+    );
+    // Same question again: from the cache.
+    let before = f.stats();
+    f.authorize(&alice, &q(alice_id, alice_id, &a, "REGISTER"))
+        .await
+        .unwrap();
+    let after = f.stats();
+    assert_eq!(
+        (after.hits - before.hits, after.misses - before.misses),
+        (1, 0)
+    );
+
+    // Alice calling Bob (tenant b) is denied, and the denial is cached...
+    let invite = q(alice_id, bob_id, &b, "INVITE");
+    assert_eq!(
+        f.authorize(&alice, &invite).await.unwrap_err(),
+        Refusal::Denied
+    );
+    assert_eq!(
+        f.authorize(&alice, &invite).await.unwrap_err(),
+        Refusal::Denied
+    );
+    assert!(f.cached_decisions() >= 3);
+    // ...until tenant b lets tenant a's members call in: within one second of the PUT.
+    let inbound = json!({"enforcer": "custom", "rules": format!(
+        r#"permit(principal in Ims::Tenant::"{a}", action == Ims::Action::"INVITE", resource)
+           when {{ principal.roles.contains("member") }};"#)});
+    put(
+        &ks,
+        &svc.base,
+        &format!("/policies/inbound?tenant={b}"),
+        "bea",
+        inbound,
+    )
+    .await;
+    let changed = Instant::now();
+    loop {
+        if f.authorize(&alice, &invite).await.is_ok() {
+            break;
+        }
+        assert!(
+            changed.elapsed() < Duration::from_secs(1),
+            "the change did not reach the filter within one second"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!(
+        "policy change effective in the filter after {:?}",
+        changed.elapsed()
+    );
+    assert!(f.stats().wipes >= 1);
+    ks.stop();
+}
+
+#[tokio::test]
+async fn with_the_policy_service_down_cached_decisions_hold_and_new_ones_are_refused() {
+    let Some(ks) = Keystone::start(HOUR).await else {
+        return;
+    };
+    let svc = start_policyd(&ks).await;
+    let f = filter(&ks, &svc.base, 1000);
+    feed_connected(&f).await;
+    let a = ks.tenant_a.clone();
+    let alice = f
+        .authenticate(Some(&ks.user_token("alice").await.token))
+        .await
+        .unwrap();
+    let id = "sip:alice@ims.example.net";
+    f.authorize(&alice, &q(id, id, &a, "REGISTER"))
+        .await
+        .unwrap();
+
+    drop(svc);
+    let start = Instant::now();
+    while f.feed_connected() {
+        assert!(start.elapsed() < Duration::from_secs(10), "feed still up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The decision already held still works...
+    f.authorize(&alice, &q(id, id, &a, "REGISTER"))
+        .await
+        .unwrap();
+    // ...a new question cannot be decided: refused.
+    let refused = f
+        .authorize(&alice, &q(id, id, &a, "INVITE"))
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, Refusal::Undecidable(_)), "{refused:?}");
+    assert_eq!(f.stats().undecidable, 1);
+    ks.stop();
+}
+
+#[tokio::test]
+async fn without_a_cache_every_decision_is_asked() {
+    let Some(ks) = Keystone::start(HOUR).await else {
+        return;
+    };
+    let svc = start_policyd(&ks).await;
+    let f = filter(&ks, &svc.base, 0);
+    let a = ks.tenant_a.clone();
+    let alice = f
+        .authenticate(Some(&ks.user_token("alice").await.token))
+        .await
+        .unwrap();
+    let id = "sip:alice@ims.example.net";
+    for _ in 0..3 {
+        f.authorize(&alice, &q(id, id, &a, "REGISTER"))
+            .await
+            .unwrap();
+    }
+    let s = f.stats();
+    assert_eq!((s.hits, s.misses, s.allowed), (0, 3, 3));
+    assert_eq!(f.cached_decisions(), 0);
+    ks.stop();
+}
