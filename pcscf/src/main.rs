@@ -35,9 +35,18 @@ async fn main() -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| config.node.domain.clone()),
         tokens,
+        cloud_auth: cloud_auth::filter::setup::from_section(
+            &config.cloud_auth,
+            &config.node.domain,
+            "pcscf",
+        )?,
     };
+    let settings_filter = settings.cloud_auth.clone();
     let pcscf = Pcscf::new(settings, section.max_registrations);
     let mut registry = Registry::default();
+    if let Some(f) = &settings_filter {
+        f.filter().register_metrics(&mut registry);
+    }
     let engine = start_proxy(&config.sip, PcscfPolicy(pcscf.clone()), &mut registry).await?;
     pcscf.set_core_address(core_address(&config, engine.transport().local_addrs()));
     let running = ims_runtime::Node::start("pcscf", &config.node, &config.http, registry).await?;
@@ -48,6 +57,14 @@ async fn main() -> anyhow::Result<()> {
         .map(|(k, a)| format!("{}:{a}", k.via_token().to_ascii_lowercase()))
         .collect();
     running.status.set("sip_listeners", listeners);
+    running.status.set(
+        "cloud_auth",
+        if settings_filter.is_some() {
+            "on"
+        } else {
+            "off"
+        },
+    );
     let status = running.status.clone();
     let purger = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));

@@ -13,8 +13,15 @@
 //!   430.
 //! * In-dialog requests (To tag) follow their Route set.
 //!
-//! Terminating requests toward a UE in a dialog it did not start through us, and the
-//! request filter of the cloud authorization, come with their issues.
+//! * Cloud authorization (design brief §5, RFC 8898): initial requests from a UE whose
+//!   method `[cloud_auth]` names (REGISTER and INVITE by default) need a valid Keystone
+//!   Bearer token, else 401 with a Bearer challenge (`error="invalid_token"` for a
+//!   refused one). The token travels on to our own core nodes, where the S-CSCF decides
+//!   the policy questions with the subscriber's tenant; it is stripped from every request
+//!   sent toward a UE. In-dialog requests were authorized with their dialog.
+//!
+//! Terminating requests toward a UE in a dialog it did not start through us come with the
+//! sessions issue.
 
 use std::sync::{Arc, OnceLock};
 
@@ -28,6 +35,8 @@ use ims_sip::proxy::record_route::route_user;
 use ims_sip::transport::Source;
 use ims_sip::{HeaderName, Method, SipMessage};
 use tokio::time::Instant;
+
+use cloud_auth::filter::sip::{strip_bearer, SipFilter};
 
 use crate::flow_token::FlowTokens;
 use crate::headers::{
@@ -44,6 +53,8 @@ pub struct PcscfSettings {
     pub visited_network_id: String,
     /// Flow-token key.
     pub tokens: FlowTokens,
+    /// The cloud-authorization filter; `None` when `[cloud_auth]` is off.
+    pub cloud_auth: Option<SipFilter>,
 }
 
 /// The P-CSCF's state, shared by the policy and the node (health, purging).
@@ -169,12 +180,16 @@ impl Pcscf {
         let Some(reg) = self.registrations.by_label(&label, Instant::now()) else {
             return refuse(request, 430, "Flow Failed");
         };
+        // The bearer credential never leaves our trust boundary toward a UE.
+        let record_route = !has_to_tag(request);
+        let mut request = request.clone();
+        strip_bearer(&mut request);
         Decision::ForwardWith {
-            request: request.clone(),
+            request,
             flow: Some(reg.flow),
             forward: Forward {
                 targets: Vec::new(),
-                record_route: !has_to_tag(request),
+                record_route,
                 preload_routes: Vec::new(),
             },
         }
@@ -213,10 +228,18 @@ impl Policy for PcscfPolicy {
         if let Some(token) = token {
             return pcscf.toward_ue(request, &token);
         }
+        let in_dialog = has_to_tag(request);
+        if let Some(filter) = &pcscf.settings.cloud_auth {
+            if !in_dialog && filter.applies_to(request) {
+                if let Err(refusal) = filter.authenticate(request).await {
+                    return Decision::Respond(refusal);
+                }
+            }
+        }
         if request.method() == Some(&Method::Register) {
             return pcscf.register(request, source);
         }
-        if has_to_tag(request) {
+        if in_dialog {
             // In-dialog: the Route set decides (RFC 3261 §16.12).
             return Decision::Forward(Forward::default());
         }

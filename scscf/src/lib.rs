@@ -3,6 +3,8 @@
 //! * [`registrar`]: REGISTER handling, SAR, RTR/PPR (TS 24.229 §5.4.1, TS 29.228 §6.1).
 //! * [`auth`]: Digest MD5 and AKAv1-MD5 challenges and verification (TS 33.203,
 //!   RFC 3310).
+//! * [`cloud_auth`]: registrations checked against the token's tenant and the policies
+//!   (design brief §5-§6).
 //! * [`location`]: bindings and the RFC 3261 §10.3 rules (RFC 5626/5627 instances).
 //! * [`store`]: bindings persisted in SQLite or PostgreSQL.
 //! * [`profile`]: the implicit registration set from the IMSSubscription (TS 29.228
@@ -11,6 +13,7 @@
 //! * [`policy`]: the proxy policy tying the registrar into the SIP proxy engine.
 
 pub mod auth;
+pub mod cloud_auth;
 pub mod cx;
 pub mod location;
 pub mod policy;

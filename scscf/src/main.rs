@@ -55,13 +55,22 @@ async fn main() -> anyhow::Result<()> {
         },
         service_route: service_route(&config),
         realm: config.node.domain.clone(),
+        cloud_auth: cloud_auth::filter::setup::from_section(
+            &config.cloud_auth,
+            &config.node.domain,
+            "scscf",
+        )?,
     };
+    let filter = settings.cloud_auth.clone();
     let challenges = Challenges::new(r.nonce_lifetime, r.max_pending_challenges);
     let registrar = Registrar::new(settings, challenges, cx, store.clone()).await?;
     handler.bind(&registrar);
     let expiry = registrar.spawn_expiry();
 
     let mut registry = ims_runtime::prometheus_client::registry::Registry::default();
+    if let Some(f) = &filter {
+        f.filter().register_metrics(&mut registry);
+    }
     let policy = ScscfPolicy {
         registrar: registrar.clone(),
         routing: default_routing(config.route.as_ref()),
@@ -76,6 +85,9 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     running.status.set("sip_listeners", listeners);
     registrar.publish_to(running.status.clone());
+    running
+        .status
+        .set("cloud_auth", if filter.is_some() { "on" } else { "off" });
     let status = running.status.clone();
     let peer_watch = {
         let registrar = Arc::downgrade(&registrar);

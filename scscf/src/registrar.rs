@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use cloud_auth::filter::sip::SipFilter;
 use ims_diameter::cx::{CxResult, Ppr, Rtr, ServerAssignmentType};
 use ims_diameter::dict::{experimental, result};
 use ims_diameter::peer::PeerState;
@@ -24,6 +25,7 @@ use ims_sip::message::build::{reason_phrase, response_with};
 use ims_sip::{HeaderName, SipMessage};
 
 use crate::auth::{scheme_for, Challenges, VectorError, Verdict};
+use crate::cloud_auth::check_registration;
 use crate::cx::CxClient;
 use crate::location::{
     apply, read_contacts, ContactError, ContactRequest, ExpiryLimits, Location, Registration,
@@ -47,6 +49,8 @@ pub struct Settings {
     pub service_route: String,
     /// Realm of AKA challenges and the domain of identities derived from To.
     pub realm: String,
+    /// The cloud-authorization filter; `None` when `[cloud_auth]` is off.
+    pub cloud_auth: Option<SipFilter>,
 }
 
 /// The registrar.
@@ -321,6 +325,18 @@ impl Registrar {
         };
         if !profile.contains(impu) {
             tracing::warn!(%impu, "registered identity is not in its own implicit set");
+        }
+        if let Some(filter) = &self.settings.cloud_auth {
+            if let Err(refusal) = check_registration(filter, req, impu, &profile).await {
+                if existing.is_none() {
+                    // Release the assignment the SAR just made (TS 29.228 §6.1.2).
+                    let dereg = ServerAssignmentType::UserDeregistration;
+                    if let Err(e) = self.cx.sar(impi, &[impu.to_string()], dereg, false).await {
+                        tracing::info!(%impu, error = %e, "SAR USER_DEREGISTRATION failed");
+                    }
+                }
+                return refusal;
+            }
         }
         let _w = self.writes.lock().await;
         // Re-read under the write lock: another REGISTER may have changed the bindings

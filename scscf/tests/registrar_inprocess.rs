@@ -59,6 +59,7 @@ async fn registrar(hss: &TestHss, dir: &std::path::Path, nonce_lifetime: u64) ->
         },
         service_route: "<sip:orig@127.0.0.1:5080;lr>".into(),
         realm: DOMAIN.into(),
+        cloud_auth: None,
     };
     let r = Registrar::new(settings, Challenges::new(nonce_lifetime, 1000), cx, store)
         .await

@@ -1,6 +1,7 @@
 //! Helpers for the end-to-end tests in `tests/tests/`: locating the workspace's binaries,
 //! running child processes with bounded waits, and reading nodes' `/health`.
 
+pub mod chain;
 pub mod sipp;
 pub mod stunnel;
 pub mod uar_hss;
@@ -181,7 +182,20 @@ pub struct DevCore {
 impl DevCore {
     /// Starts `imsctl up` and waits (at most 60 s) until it reports the core up.
     pub fn start(data: &std::path::Path) -> Result<DevCore, String> {
-        let child = command("imsctl")
+        Self::start_with(None, data)
+    }
+
+    /// [`DevCore::start`] with the configurations of `config_dir` (the dev ones when
+    /// `None`).
+    pub fn start_with(
+        config_dir: Option<&std::path::Path>,
+        data: &std::path::Path,
+    ) -> Result<DevCore, String> {
+        let mut cmd = command("imsctl");
+        if let Some(c) = config_dir {
+            cmd.arg("--config-dir").arg(c);
+        }
+        let child = cmd
             .args(["up", "--data-dir"])
             .arg(data)
             .stdout(std::process::Stdio::piped())

@@ -137,6 +137,7 @@ async fn chain_of(max_registrations: usize) -> Chain {
             )],
             visited_network_id: "visited.example.net".into(),
             tokens: FlowTokens::random(),
+            cloud_auth: None,
         },
         max_registrations,
     );

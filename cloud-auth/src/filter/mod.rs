@@ -5,6 +5,7 @@
 //! - [`decisions`]: the bounded decision cache.
 //! - [`policy_client`]: verify questions to the policy service.
 //! - `feed`: the invalidation feed that wipes the cache on every policy change.
+//! - [`setup`]: a node's filter from its `[cloud_auth]` section.
 //! - [`sip`]: the same checks on SIP requests, answered 401/403 as RFC 8898 says.
 //!
 //! Fail closed: a token Keystone cannot check, or a question neither the cache nor the
@@ -14,6 +15,7 @@ pub mod bearer;
 pub mod decisions;
 mod feed;
 pub mod policy_client;
+pub mod setup;
 pub mod sip;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -145,6 +147,15 @@ impl Shared {
 pub struct RequestFilter {
     shared: Arc<Shared>,
     policy: PolicyClient,
+}
+
+impl std::fmt::Debug for RequestFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestFilter")
+            .field("feed_connected", &self.feed_connected())
+            .field("cached_decisions", &self.cached_decisions())
+            .finish_non_exhaustive()
+    }
 }
 
 impl RequestFilter {

@@ -19,7 +19,7 @@ use super::{Question, Refusal, RequestFilter};
 use crate::keystone::TokenInfo;
 
 /// The filter with the SIP-side settings.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct SipFilter {
     filter: RequestFilter,
     realm: String,

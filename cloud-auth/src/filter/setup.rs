@@ -1,0 +1,76 @@
+//! Building a node's filter from its `[cloud_auth]` section.
+
+use std::time::Duration;
+
+use ims_config::{CloudAuthMode, CloudAuthSection};
+
+use super::sip::SipFilter;
+use super::{FilterSettings, RequestFilter};
+use crate::keystone::{BuildError, KeystoneConfig, SectionError, TokenValidator};
+
+/// Why a filter cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The Keystone settings are unusable.
+    #[error(transparent)]
+    Keystone(#[from] SectionError),
+    /// The Keystone client cannot be built.
+    #[error("keystone client: {0}")]
+    KeystoneClient(#[from] BuildError),
+    /// The policy-service client cannot be built.
+    #[error("policy service client: {0}")]
+    Policy(#[from] reqwest::Error),
+    /// `mode = "on"` without a part it needs (the section's validation prevents it).
+    #[error("cloud_auth: {0} is required when mode = \"on\"")]
+    Missing(&'static str),
+}
+
+/// The filter of a node (`node` names it in the log), or `None` when `[cloud_auth]` says
+/// `mode = "off"`, which is logged as a warning. Must run inside a tokio runtime.
+pub fn from_section(
+    section: &CloudAuthSection,
+    domain: &str,
+    node: &str,
+) -> Result<Option<SipFilter>, SetupError> {
+    if section.mode == CloudAuthMode::Off {
+        tracing::warn!(
+            node,
+            "[cloud_auth] mode = \"off\": requests are NOT checked against Keystone tokens \
+             or policies"
+        );
+        return Ok(None);
+    }
+    let keystone = section
+        .keystone
+        .as_ref()
+        .ok_or(SetupError::Missing("keystone"))?;
+    let policy_url = section
+        .policy_url
+        .clone()
+        .ok_or(SetupError::Missing("policy_url"))?;
+    let validator = TokenValidator::new(KeystoneConfig::from_section(keystone)?)?;
+    let settings = FilterSettings {
+        policy_url,
+        decision_cache: section.decision_cache,
+        decision_ttl: Duration::from_secs(section.decision_ttl_secs),
+        verify_timeout: Duration::from_millis(section.verify_timeout_ms),
+    };
+    let filter = RequestFilter::new(&settings, validator)?;
+    tracing::info!(
+        node,
+        keystone = %keystone.url,
+        policy = %settings.policy_url,
+        methods = ?section.methods,
+        decision_cache = settings.decision_cache,
+        "cloud authorization on"
+    );
+    Ok(Some(SipFilter::new(
+        filter,
+        section.realm.clone().unwrap_or_else(|| domain.to_owned()),
+        section
+            .authz_server
+            .clone()
+            .unwrap_or_else(|| keystone.url.clone()),
+        section.methods.clone(),
+    )))
+}

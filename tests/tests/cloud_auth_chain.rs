@@ -1,0 +1,254 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Cloud authorization through the whole chain (design brief §5-§6, RFC 8898): a real
+//! Keystone 30.0.0 (see `cloud-auth/tests/support`), the real `policyd`, `hss`, `scscf`,
+//! `icscf` and `pcscf` started by `imsctl up` with the dev configs turned to
+//! `[cloud_auth] mode = "on"`, subscribers of two tenants, and SIPp UEs carrying Keystone
+//! tokens as `Authorization: Bearer` beside their Digest credentials
+//! (`sipp-scenarios/cloud/`).
+//!
+//! The CSCFs' Keystone cache TTL is set to 2 s here: a revoked token is refused at the
+//! latest 2 s after its revocation.
+
+#[path = "../../cloud-auth/tests/support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ims_e2e::chain::{
+    addr, assert_all_passed, assert_not_registered, assert_registered, provision_digest, run,
+    sipp_csv, start_core, stop_core, users, PCSCF, POLICYD_HTTP,
+};
+use ims_e2e::sipp::{SippResult, SippTransport};
+use ims_e2e::{repo_root, scratch_dir};
+use serde_json::{json, Value};
+use support::{Keystone, SERVICE_PASSWORD, SERVICE_USER};
+
+const HOUR: u64 = 3600;
+/// Keystone cache TTL of the CSCFs in these tests.
+const TOKEN_TTL_S: u64 = 2;
+
+/// The dev configs with cloud authorization on, pointed at `ks`.
+fn configs(dir: &Path, ks: &Keystone) -> PathBuf {
+    let out = dir.join("config");
+    std::fs::create_dir_all(&out).unwrap();
+    let keystone = format!(
+        "url = \"{}\"\nservice_user = \"{SERVICE_USER}\"\nservice_password = \"{SERVICE_PASSWORD}\"\n\
+         cache_ttl_secs = {TOKEN_TTL_S}\n",
+        ks.url
+    );
+    for node in ["hss", "icscf", "pcscf", "scscf", "policyd"] {
+        let mut text =
+            std::fs::read_to_string(repo_root().join(format!("config/dev/{node}.toml"))).unwrap();
+        match node {
+            "policyd" => text.push_str(&format!("\n[keystone]\n{keystone}")),
+            "pcscf" | "scscf" => {
+                assert!(
+                    text.contains("mode = \"off\""),
+                    "{node}.toml has [cloud_auth]"
+                );
+                text = text.replace(
+                    "mode = \"off\"",
+                    &format!("mode = \"on\"\npolicy_url = \"http://127.0.0.1:{POLICYD_HTTP}\""),
+                );
+                text.push_str(&format!("\n[cloud_auth.keystone]\n{keystone}"));
+            }
+            _ => {}
+        }
+        std::fs::write(out.join(format!("{node}.toml")), text).unwrap();
+    }
+    out
+}
+
+/// `PUT /v1/policies/root?tenant=<tenant>` as `admin` (a tenant admin of that tenant).
+async fn put_root(ks: &Keystone, admin: &str, tenant: &str, rules: Value) {
+    let token = ks.user_token(admin).await.token;
+    let resp = reqwest::Client::new()
+        .put(format!(
+            "http://127.0.0.1:{POLICYD_HTTP}/v1/policies/root?tenant={tenant}"
+        ))
+        .header("X-Auth-Token", token)
+        .json(&json!({"enforcer": "default", "rules": rules}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        resp.status() == 200 || resp.status() == 201,
+        "PUT root policy of {tenant}: {}",
+        resp.status()
+    );
+}
+
+fn members_may_register_and_call() -> Value {
+    json!({"REGISTER": "role:member", "INVITE": "role:member"})
+}
+
+/// Runs `scenario` (under `sipp-scenarios/cloud/`) for `user` with `token` over UDP.
+fn register(dir: &Path, scenario: &str, user: &str, token: Option<&str>) -> SippResult {
+    let names = vec![user.to_owned()];
+    let csv = sipp_csv(
+        dir,
+        &format!("{user}-{scenario}.csv"),
+        &names,
+        "secret",
+        token,
+    );
+    run(
+        dir,
+        &format!("cloud/{scenario}.xml"),
+        &csv,
+        SippTransport::Udp,
+        1,
+        addr(PCSCF),
+    )
+}
+
+struct Setup {
+    ks: Keystone,
+    config: PathBuf,
+    dir: PathBuf,
+    data: PathBuf,
+    core: ims_e2e::DevCore,
+}
+
+/// Keystone, the core with cloud auth on, root policies for both tenants, and subscribers
+/// `ca000`, `ca001` (tenant a) and `cb000` (tenant b). `None` where Keystone cannot run.
+async fn setup(name: &str) -> Option<Setup> {
+    let ks = Keystone::start(HOUR).await?;
+    let config = configs(&scratch_dir(&format!("{name}-cfg")), &ks);
+    let (dir, data, core) = start_core(name, Some(&config));
+    put_root(&ks, "ada", &ks.tenant_a, members_may_register_and_call()).await;
+    put_root(&ks, "bea", &ks.tenant_b, members_may_register_and_call()).await;
+    provision_digest(&data, &dir, &users("ca", 2), "secret", Some(&ks.tenant_a));
+    provision_digest(&data, &dir, &users("cb", 1), "secret", Some(&ks.tenant_b));
+    Some(Setup {
+        ks,
+        config,
+        dir,
+        data,
+        core,
+    })
+}
+
+#[tokio::test]
+async fn registration_needs_a_valid_token_of_the_subscribers_tenant() {
+    let Some(Setup {
+        ks,
+        dir,
+        data,
+        core,
+        ..
+    }) = setup("cloud-register").await
+    else {
+        return;
+    };
+    let alice = ks.user_token("alice").await.token; // member of tenant a
+    let bob = ks.user_token("bob").await.token; // member of tenant b
+    let one = |n: &str| vec![n.to_owned()];
+
+    // A token of the subscriber's own tenant: registered.
+    assert_all_passed(&register(&dir, "register_bearer", "ca000", Some(&alice)), 1);
+    assert_registered(&data, &one("ca000"));
+    // No token: the Bearer challenge naming Keystone; nothing registered.
+    assert_all_passed(&register(&dir, "register_no_token", "cb000", None), 1);
+    // A forged token: 401 invalid_token.
+    assert_all_passed(
+        &register(
+            &dir,
+            "register_bad_token",
+            "cb000",
+            Some("gAAAAABforged-token_x"),
+        ),
+        1,
+    );
+    assert_not_registered(&data, &one("cb000"));
+    // Another tenant's token: the Digest exchange succeeds, then 403, and the S-CSCF
+    // releases the assignment (the HSS holds the identity unregistered).
+    assert_all_passed(&register(&dir, "register_denied", "ca001", Some(&bob)), 1);
+    assert_not_registered(&data, &one("ca001"));
+    // Bob's token registers his own tenant's subscriber.
+    assert_all_passed(&register(&dir, "register_bearer", "cb000", Some(&bob)), 1);
+    assert_registered(&data, &one("cb000"));
+
+    // A revoked token is refused once the CSCFs' token cache (2 s) let it go.
+    ks.revoke(&alice).await;
+    tokio::time::sleep(Duration::from_secs(TOKEN_TTL_S + 1)).await;
+    assert_all_passed(
+        &register(&dir, "register_bad_token", "ca000", Some(&alice)),
+        1,
+    );
+
+    stop_core(core);
+    ks.stop();
+}
+
+#[tokio::test]
+async fn a_policy_change_applies_within_a_second_and_a_hung_policy_service_fails_closed() {
+    let Some(Setup {
+        ks,
+        config,
+        dir,
+        data,
+        core,
+    }) = setup("cloud-policy").await
+    else {
+        return;
+    };
+    let alice = ks.user_token("alice").await.token;
+    let a = ks.tenant_a.clone();
+    assert_all_passed(&register(&dir, "register_bearer", "ca000", Some(&alice)), 1);
+
+    // Tenant a's admin stops registrations: the next REGISTER, one second later, is
+    // refused although the S-CSCF had the decision cached.
+    put_root(
+        &ks,
+        "ada",
+        &a,
+        json!({"REGISTER": "!", "INVITE": "role:member"}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_all_passed(&register(&dir, "register_denied", "ca000", Some(&alice)), 1);
+    put_root(&ks, "ada", &a, members_may_register_and_call()).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_all_passed(&register(&dir, "register_bearer", "ca000", Some(&alice)), 1);
+
+    // The policy service hangs (SIGSTOP): the decision the S-CSCF holds keeps working,
+    // a question it never asked is refused.
+    let pid = policyd_pid(&config);
+    signal(pid, "STOP");
+    let cached = register(&dir, "register_bearer", "ca000", Some(&alice));
+    let new = register(&dir, "register_denied", "ca001", Some(&alice));
+    signal(pid, "CONT");
+    // A cached decision keeps working while policyd is down; a new one is refused.
+    assert_all_passed(&cached, 1);
+    assert_all_passed(&new, 1);
+    assert_not_registered(&data, &["ca001".to_owned()]);
+    // Back up: the new question is answered again.
+    assert_all_passed(&register(&dir, "register_bearer", "ca001", Some(&alice)), 1);
+
+    stop_core(core);
+    ks.stop();
+}
+
+/// The pid of the `policyd` that `imsctl up` started with the configs of `config`.
+fn policyd_pid(config: &Path) -> u32 {
+    let pattern = format!("policyd --config {}/policyd.toml", config.display());
+    let out = std::process::Command::new("pgrep")
+        .args(["-f", &pattern])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let pids: Vec<u32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    assert_eq!(pids.len(), 1, "one process matches {pattern:?}: {text}");
+    pids[0]
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args(["-s", sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -s {sig} {pid}");
+}
