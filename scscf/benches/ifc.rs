@@ -52,6 +52,10 @@ fn bench(c: &mut Criterion) {
             hops
         })
     });
+    let text = std::str::from_utf8(PROFILE).unwrap();
+    c.bench_function("ifc/xml_tree_only", |b| {
+        b.iter(|| scscf::ifc::xml::parse(black_box(text)).unwrap())
+    });
     c.bench_function("ifc/parse_profile_10_ifcs", |b| {
         b.iter(|| UserProfile::parse(Bytes::from_static(black_box(PROFILE))).unwrap())
     });

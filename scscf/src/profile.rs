@@ -221,6 +221,7 @@ fn optional_name(el: &Element, name: &str) -> Result<Option<String>, ProfileErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ifc::{DefaultHandling, RegistrationState, SptCondition};
 
     const DOC: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><IMSSubscription>\
         <PrivateID>alice@ims.example.net</PrivateID><ServiceProfile>\
@@ -281,5 +282,191 @@ mod tests {
             UserProfile::parse(Bytes::from(doc)),
             Err(ProfileError::TooMany)
         );
+    }
+
+    fn wrap(service_profile_body: &str) -> String {
+        format!(
+            "<IMSSubscription><ServiceProfile><PublicIdentity><Identity>sip:a@x</Identity>\
+             </PublicIdentity>{service_profile_body}</ServiceProfile></IMSSubscription>"
+        )
+    }
+
+    fn ifc(prio: &str, body: &str) -> String {
+        format!("<InitialFilterCriteria><Priority>{prio}</Priority>{body}</InitialFilterCriteria>")
+    }
+
+    const AS: &str = "<ApplicationServer><ServerName>sip:as@x</ServerName></ApplicationServer>";
+
+    #[test]
+    fn reads_ifcs_application_server_and_cloud_profile() {
+        let doc = "<?xml version=\"1.0\"?><IMSSubscription><PrivateID>a@x</PrivateID>\
+            <ServiceProfile><PublicIdentity><Identity>sip:a@x</Identity></PublicIdentity>\
+            <InitialFilterCriteria><Priority>7</Priority><TriggerPoint>\
+            <ConditionTypeCNF>true</ConditionTypeCNF><SPT><Group>3</Group><Group>1</Group>\
+            <Method>INVITE</Method><Extension><RegistrationType>0</RegistrationType></Extension>\
+            </SPT></TriggerPoint><ApplicationServer><ServerName> sip:as@x </ServerName>\
+            <DefaultHandling>1</DefaultHandling><ServiceInfo> opaque&amp;data </ServiceInfo>\
+            <Extension><IncludeRegisterResponse/></Extension></ApplicationServer>\
+            <ProfilePartIndicator>1</ProfilePartIndicator></InitialFilterCriteria>\
+            </ServiceProfile><Extension><CloudProfile><ProjectId> p1 </ProjectId>\
+            </CloudProfile></Extension></IMSSubscription>";
+        let p = UserProfile::parse(Bytes::from(doc)).unwrap();
+        assert_eq!(p.tenant.as_deref(), Some("p1"));
+        assert_eq!(p.bound_user, None);
+        let [ifc] = p.ifcs("sip:a@x") else {
+            panic!("one iFC expected: {:?}", p.ifcs("sip:a@x"))
+        };
+        assert_eq!(ifc.priority, 7);
+        assert_eq!(ifc.profile_part, Some(RegistrationState::Unregistered));
+        let a = &ifc.application_server;
+        assert_eq!(a.server_name, "sip:as@x");
+        assert_eq!(a.default_handling, DefaultHandling::SessionTerminated);
+        assert_eq!(a.service_info.as_deref(), Some(" opaque&data "));
+        assert!(!a.include_register_request);
+        assert!(a.include_register_response);
+        let tp = ifc.trigger_point.as_ref().unwrap();
+        assert!(tp.is_cnf());
+        assert_eq!(tp.spts().len(), 1);
+        assert_eq!(tp.spts()[0].groups, [3, 1]);
+        assert!(!tp.spts()[0].negated, "ConditionNegated defaults to false");
+        assert_eq!(
+            tp.spts()[0].condition,
+            SptCondition::Method("INVITE".into())
+        );
+        assert!(p.ifcs("sip:other@x").is_empty());
+        assert!(p.service_profile("sip:other@x").is_none());
+    }
+
+    #[test]
+    fn ifcs_belong_to_the_service_profile_of_the_identity() {
+        let doc = format!(
+            "<IMSSubscription><ServiceProfile><PublicIdentity><Identity>sip:a@x</Identity>\
+             </PublicIdentity>{}</ServiceProfile><ServiceProfile><PublicIdentity>\
+             <BarringIndication>1</BarringIndication><Identity>sip:b@x</Identity>\
+             </PublicIdentity>{}{}</ServiceProfile></IMSSubscription>",
+            ifc("1", AS),
+            ifc("9", AS),
+            ifc("2", AS)
+        );
+        let p = UserProfile::parse(Bytes::from(doc)).unwrap();
+        let prios = |impu| p.ifcs(impu).iter().map(|i| i.priority).collect::<Vec<_>>();
+        assert_eq!(prios("sip:a@x"), [1]);
+        assert_eq!(
+            prios("sip:b@x"),
+            [2, 9],
+            "barred identities keep their profile"
+        );
+    }
+
+    #[test]
+    fn unusable_ifcs_are_left_out_and_the_rest_kept() {
+        let tp = |inner: &str| format!("<TriggerPoint>{inner}</TriggerPoint>{AS}");
+        let spt = "<SPT><Group>0</Group><Method>INVITE</Method></SPT>";
+        let bad = [
+            ifc("x", AS),
+            ifc("1", ""),
+            ifc("1", "<ApplicationServer><ServerName> </ServerName></ApplicationServer>"),
+            ifc("1", "<ApplicationServer><ServerName>s</ServerName><DefaultHandling>2</DefaultHandling></ApplicationServer>"),
+            ifc("1", &format!("{AS}<ProfilePartIndicator>2</ProfilePartIndicator>")),
+            ifc("1", &tp(spt)),
+            ifc("1", &tp("<ConditionTypeCNF>yes</ConditionTypeCNF>")),
+            ifc("1", &tp("<ConditionTypeCNF>1</ConditionTypeCNF>")),
+            ifc("1", &tp("<ConditionTypeCNF>1</ConditionTypeCNF><SPT><Method>INVITE</Method></SPT>")),
+            ifc("1", &tp("<ConditionTypeCNF>1</ConditionTypeCNF><SPT><Group>a</Group><Method>INVITE</Method></SPT>")),
+            ifc("1", &tp("<ConditionTypeCNF>1</ConditionTypeCNF><SPT><Group>0</Group></SPT>")),
+            ifc("1", &tp("<ConditionTypeCNF>1</ConditionTypeCNF><SPT><Group>0</Group><SessionCase>5</SessionCase></SPT>")),
+            ifc("1", &tp("<ConditionTypeCNF>1</ConditionTypeCNF><SPT><Group>0</Group><Method/></SPT>")),
+            ifc("1", &tp("<ConditionTypeCNF>1</ConditionTypeCNF><SPT><Group>0</Group><SIPHeader><Content>x</Content></SIPHeader></SPT>")),
+            ifc("1", &tp("<ConditionTypeCNF>1</ConditionTypeCNF><SPT><Group>0</Group><SessionDescription/></SPT>")),
+            ifc("1", &tp("<ConditionTypeCNF>1</ConditionTypeCNF><SPT><ConditionNegated>2</ConditionNegated><Group>0</Group><Method>A</Method></SPT>")),
+        ];
+        let doc = wrap(&(bad.concat() + &ifc("5", AS)));
+        let p = UserProfile::parse(Bytes::from(doc)).unwrap();
+        let kept: Vec<i64> = p.ifcs("sip:a@x").iter().map(|i| i.priority).collect();
+        assert_eq!(kept, [5]);
+        assert_eq!(p.associated, ["sip:a@x"]);
+    }
+
+    #[test]
+    fn refuses_oversized_and_malformed_documents() {
+        let big = vec![b' '; MAX_DOCUMENT + 1];
+        assert_eq!(
+            UserProfile::parse(Bytes::from(big)),
+            Err(ProfileError::TooLarge {
+                size: MAX_DOCUMENT + 1
+            })
+        );
+        for doc in [
+            "",
+            "<IMSSubscription>",
+            "<IMSSubscription></ServiceProfile>",
+            "<IMSSubscription>&bogus;</IMSSubscription>",
+            "<!DOCTYPE IMSSubscription [<!ENTITY a \"aaaa\">]><IMSSubscription/>",
+            "<IMSSubscription/><IMSSubscription/>",
+        ] {
+            assert_eq!(
+                UserProfile::parse(Bytes::from(doc)),
+                Err(ProfileError::Malformed),
+                "{doc:?}"
+            );
+        }
+        let deep = format!(
+            "<IMSSubscription>{}</IMSSubscription>",
+            "<a>".repeat(20) + &"</a>".repeat(20)
+        );
+        assert_eq!(
+            UserProfile::parse(Bytes::from(deep)),
+            Err(ProfileError::Limit("element depth"))
+        );
+    }
+
+    #[test]
+    fn bounds_ifcs_spts_groups_profiles_and_names() {
+        let many_ifcs = wrap(&ifc("1", AS).repeat(MAX_IFCS + 1));
+        assert_eq!(
+            UserProfile::parse(Bytes::from(many_ifcs)),
+            Err(ProfileError::Limit("InitialFilterCriteria"))
+        );
+        assert!(UserProfile::parse(Bytes::from(wrap(&ifc("1", AS).repeat(MAX_IFCS)))).is_ok());
+        let spt = "<SPT><Group>0</Group><Method>INVITE</Method></SPT>";
+        let tp = |n: usize| {
+            format!(
+                "<TriggerPoint><ConditionTypeCNF>1</ConditionTypeCNF>{}</TriggerPoint>{AS}",
+                spt.repeat(n)
+            )
+        };
+        assert_eq!(
+            UserProfile::parse(Bytes::from(wrap(&ifc("1", &tp(65))))),
+            Err(ProfileError::Limit("SPTs per TriggerPoint"))
+        );
+        let full = ifc("1", &tp(64)).repeat(MAX_SPTS / 64 + 1);
+        assert_eq!(
+            UserProfile::parse(Bytes::from(wrap(&full))),
+            Err(ProfileError::Limit("SPT"))
+        );
+        let groups = "<Group>0</Group>".repeat(17);
+        let g = format!("<TriggerPoint><ConditionTypeCNF>1</ConditionTypeCNF><SPT>{groups}<Method>A</Method></SPT></TriggerPoint>{AS}");
+        assert_eq!(
+            UserProfile::parse(Bytes::from(wrap(&ifc("1", &g)))),
+            Err(ProfileError::Limit("Groups per SPT"))
+        );
+        let profiles = "<ServiceProfile/>".repeat(MAX_SERVICE_PROFILES + 1);
+        assert_eq!(
+            UserProfile::parse(Bytes::from(format!(
+                "<IMSSubscription>{profiles}</IMSSubscription>"
+            ))),
+            Err(ProfileError::Limit("ServiceProfile"))
+        );
+        let long = format!(
+            "<IMSSubscription><Extension><CloudProfile><ProjectId>{}</ProjectId></CloudProfile></Extension></IMSSubscription>",
+            "p".repeat(MAX_NAME + 1)
+        );
+        assert_eq!(
+            UserProfile::parse(Bytes::from(long)),
+            Err(ProfileError::Limit("CloudProfile length"))
+        );
+        let empty = "<IMSSubscription><Extension><CloudProfile><ProjectId/><UserId> </UserId></CloudProfile></Extension></IMSSubscription>";
+        let p = UserProfile::parse(Bytes::from(empty)).unwrap();
+        assert_eq!((p.tenant, p.bound_user), (None, None));
     }
 }

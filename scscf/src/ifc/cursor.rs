@@ -144,3 +144,200 @@ impl IfcCursor {
         Ok(cursor)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::profile::UserProfile;
+
+    const ALICE: &str = "sip:alice@ims.example.net";
+
+    fn ifcs(prios_and_methods: &[(i64, &str)]) -> Vec<InitialFilterCriteria> {
+        let mut doc = format!(
+            "<IMSSubscription><ServiceProfile><PublicIdentity><Identity>{ALICE}</Identity>\
+             </PublicIdentity>"
+        );
+        for (prio, method) in prios_and_methods {
+            doc.push_str(&format!(
+                "<InitialFilterCriteria><Priority>{prio}</Priority><TriggerPoint>\
+                 <ConditionTypeCNF>1</ConditionTypeCNF><SPT><Group>0</Group>\
+                 <Method>{method}</Method></SPT></TriggerPoint><ApplicationServer>\
+                 <ServerName>sip:{method}{prio}@as</ServerName></ApplicationServer>\
+                 </InitialFilterCriteria>"
+            ));
+        }
+        doc.push_str("</ServiceProfile></IMSSubscription>");
+        UserProfile::parse(Bytes::from(doc))
+            .unwrap()
+            .ifcs(ALICE)
+            .to_vec()
+    }
+
+    fn request(method: &str) -> SipMessage {
+        SipMessage::parse(Bytes::from(format!(
+            "{method} sip:bob@x SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+             Max-Forwards: 70\r\nTo: <sip:bob@x>\r\nFrom: <{ALICE}>;tag=1\r\nCall-ID: c\r\n\
+             CSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n"
+        )))
+        .unwrap()
+    }
+
+    /// The server names visited walking the chain with an odi round trip per hop.
+    fn walk(ifcs: &[InitialFilterCriteria], req: &SipMessage) -> Vec<String> {
+        let mut cursor = IfcCursor::start(SessionCase::Originating, RegistrationState::Registered);
+        let mut visited = Vec::new();
+        while let Some((next, ifc)) = cursor.next(ifcs, req) {
+            visited.push(ifc.application_server.server_name.clone());
+            cursor = IfcCursor::decode(&next.encode()).unwrap();
+            assert!(visited.len() <= ifcs.len(), "the walk must end");
+        }
+        visited
+    }
+
+    #[test]
+    fn walks_matching_ifcs_in_priority_order_once_each() {
+        let list = ifcs(&[
+            (30, "INVITE"),
+            (10, "INVITE"),
+            (20, "MESSAGE"),
+            (40, "INVITE"),
+        ]);
+        assert_eq!(
+            walk(&list, &request("INVITE")),
+            ["sip:INVITE10@as", "sip:INVITE30@as", "sip:INVITE40@as"]
+        );
+        assert_eq!(walk(&list, &request("MESSAGE")), ["sip:MESSAGE20@as"]);
+        assert!(walk(&list, &request("BYE")).is_empty());
+    }
+
+    #[test]
+    fn equal_priorities_are_each_visited_in_document_order() {
+        let list = ifcs(&[(5, "INVITE"), (5, "MESSAGE"), (5, "INVITE"), (1, "INVITE")]);
+        assert_eq!(
+            walk(&list, &request("INVITE")),
+            ["sip:INVITE1@as", "sip:INVITE5@as", "sip:INVITE5@as"]
+        );
+        let start = IfcCursor::start(SessionCase::Originating, RegistrationState::Registered);
+        let (c1, _) = start.next(&list, &request("INVITE")).unwrap();
+        let (c2, _) = c1.next(&list, &request("INVITE")).unwrap();
+        let (c3, _) = c2.next(&list, &request("INVITE")).unwrap();
+        assert_eq!(
+            c2.last,
+            Some(IfcPosition {
+                priority: 5,
+                ordinal: 0
+            })
+        );
+        assert_eq!(
+            c3.last,
+            Some(IfcPosition {
+                priority: 5,
+                ordinal: 2
+            })
+        );
+        assert_eq!(c3.encode(), "00.5.2");
+    }
+
+    #[test]
+    fn the_returned_request_is_evaluated_again() {
+        // The AS of priority 10 turned the INVITE into a MESSAGE (any change counts).
+        let list = ifcs(&[(10, "INVITE"), (20, "INVITE"), (30, "MESSAGE")]);
+        let start = IfcCursor::start(SessionCase::Originating, RegistrationState::Registered);
+        let (after_first, first) = start.next(&list, &request("INVITE")).unwrap();
+        assert_eq!(first.priority, 10);
+        let (_, second) = after_first.next(&list, &request("MESSAGE")).unwrap();
+        assert_eq!(second.priority, 30);
+    }
+
+    #[test]
+    fn a_profile_changed_between_hops_resumes_after_the_priority() {
+        let before = ifcs(&[(10, "INVITE"), (20, "INVITE")]);
+        let after = ifcs(&[(5, "INVITE"), (15, "INVITE"), (20, "INVITE")]);
+        let start = IfcCursor::start(SessionCase::Originating, RegistrationState::Registered);
+        let (cursor, _) = start.next(&before, &request("INVITE")).unwrap();
+        let (_, next) = cursor.next(&after, &request("INVITE")).unwrap();
+        assert_eq!(next.priority, 15);
+    }
+
+    #[test]
+    fn encodes_every_field() {
+        let c = IfcCursor {
+            session_case: SessionCase::OriginatingCdiv,
+            registration: RegistrationState::Unregistered,
+            last: Some(IfcPosition {
+                priority: i64::MIN,
+                ordinal: u16::MAX,
+            }),
+        };
+        let token = c.encode();
+        assert_eq!(token, "41.-9223372036854775808.65535");
+        assert!(token.len() <= MAX_ENCODED_LEN);
+        assert_eq!(IfcCursor::decode(&token), Ok(c));
+        let start = IfcCursor::start(
+            SessionCase::TerminatingRegistered,
+            RegistrationState::Registered,
+        );
+        assert_eq!(start.encode(), "10");
+        assert_eq!(IfcCursor::decode("10"), Ok(start));
+    }
+
+    #[test]
+    fn refuses_hostile_tokens() {
+        for bad in [
+            "",
+            "0",
+            "000",
+            "50",
+            "02",
+            "a0",
+            "00.",
+            "00.1",
+            "00.1.",
+            "00.1.2.3",
+            "00.+1.0",
+            "00.01.0",
+            "00.1.01",
+            "00.-0.0",
+            "00.1.65536",
+            "00.9223372036854775808.0",
+            "00.1.-1",
+            "00..0",
+            " 00",
+            "00 .1.0",
+            "٣0",
+            "00.1.٣",
+        ] {
+            assert_eq!(
+                IfcCursor::decode(bad),
+                Err(CursorError::Malformed),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            IfcCursor::decode(&"0".repeat(MAX_ENCODED_LEN + 1)),
+            Err(CursorError::TooLong)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn decode_never_panics_and_accepts_only_what_it_writes_back(s in ".{0,64}") {
+            if let Ok(c) = IfcCursor::decode(&s) {
+                prop_assert_eq!(c.encode(), s);
+            }
+        }
+
+        #[test]
+        fn every_cursor_round_trips(case in 0i64..5, state in 0i64..2, last in proptest::option::of((any::<i64>(), any::<u16>()))) {
+            let c = IfcCursor {
+                session_case: SessionCase::from_code(case).unwrap(),
+                registration: RegistrationState::from_code(state).unwrap(),
+                last: last.map(|(priority, ordinal)| IfcPosition { priority, ordinal }),
+            };
+            prop_assert_eq!(IfcCursor::decode(&c.encode()), Ok(c));
+        }
+    }
+}

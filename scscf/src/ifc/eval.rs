@@ -51,7 +51,12 @@ impl TriggerPoint {
         let mut value = 0u64;
         let spts = self.spts();
         let mut spt = |i: u8| -> bool {
-            let bit = 1u64 << i;
+            let Some(bit) = 1u64.checked_shl(u32::from(i)) else {
+                // Not reached: TriggerPoint::new caps SPTs at 64.
+                return spts
+                    .get(usize::from(i))
+                    .is_some_and(|s| s.matches(req, case));
+            };
             if done & bit == 0 {
                 done |= bit;
                 if spts
@@ -88,11 +93,9 @@ impl SptCondition {
         match self {
             SptCondition::RequestUri(p) => {
                 let uri = &req.request()?.uri;
-                let literal = uri.eq_ignore_ascii_case(p.source().as_bytes());
-                match p.find_in(uri) {
-                    Some(found) => Some(literal || found),
-                    None => Some(literal),
-                }
+                Some(
+                    uri.eq_ignore_ascii_case(p.source().as_bytes()) || p.find_in(uri) == Some(true),
+                )
             }
             SptCondition::Method(m) => Some(req.method()?.as_str().eq_ignore_ascii_case(m)),
             SptCondition::SipHeader { header, content } => {
@@ -137,8 +140,6 @@ fn sdp_lines(req: &SipMessage) -> impl Iterator<Item = (&[u8], &[u8])> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use bytes::Bytes;
 
     use super::*;

@@ -139,8 +139,6 @@ fn append_text(stack: &mut [Element], text: &str) -> Result<(), XmlError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use super::*;
 
     #[test]
