@@ -24,6 +24,14 @@ fn spt(group: i64, negated: bool, condition: h::SptCondition) -> h::Spt {
     }
 }
 
+fn method(m: &str) -> h::SptCondition {
+    h::SptCondition::Method { method: m.into() }
+}
+
+fn case(c: h::SessionCase) -> h::SptCondition {
+    h::SptCondition::SessionCase { session_case: c }
+}
+
 fn hss_ifc(
     priority: i64,
     spts: Option<(bool, Vec<h::Spt>)>,
@@ -74,20 +82,8 @@ fn subscription() -> h::Subscription {
             Some((
                 false,
                 vec![
-                    spt(
-                        0,
-                        false,
-                        C::Method {
-                            method: "MESSAGE".into(),
-                        },
-                    ),
-                    spt(
-                        1,
-                        false,
-                        C::Method {
-                            method: "INVITE".into(),
-                        },
-                    ),
+                    spt(0, false, method("MESSAGE")),
+                    spt(1, false, method("INVITE")),
                     spt(
                         1,
                         false,
@@ -115,27 +111,9 @@ fn subscription() -> h::Subscription {
             Some((
                 true,
                 vec![
-                    spt(
-                        0,
-                        false,
-                        C::Method {
-                            method: "INVITE".into(),
-                        },
-                    ),
-                    spt(
-                        1,
-                        false,
-                        C::SessionCase {
-                            session_case: h::SessionCase::Originating,
-                        },
-                    ),
-                    spt(
-                        1,
-                        false,
-                        C::SessionCase {
-                            session_case: h::SessionCase::OriginatingUnregistered,
-                        },
-                    ),
+                    spt(0, false, method("INVITE")),
+                    spt(1, false, case(h::SessionCase::Originating)),
+                    spt(1, false, case(h::SessionCase::OriginatingUnregistered)),
                     spt(
                         2,
                         false,

@@ -189,6 +189,15 @@ mod tests {
         s + "</TriggerPoint>"
     }
 
+    /// A TriggerPoint with one SPT `<outer><first>value</first><Content>..</Content></outer>`.
+    fn with_content(outer: &str, first: &str, value: &str, content: Option<&str>) -> String {
+        let c = content
+            .map(|c| format!("<Content>{c}</Content>"))
+            .unwrap_or_default();
+        let cond = format!("<{outer}><{first}>{value}</{first}>{c}</{outer}>");
+        tp(true, &[(&[0], false, &cond)])
+    }
+
     /// Whether a single-iFC profile with this TriggerPoint matches `req`.
     fn hits(tp_xml: &str, req: &SipMessage, case: SessionCase) -> bool {
         let ifcs = profile(&ifc(0, tp_xml, ""));
@@ -346,19 +355,8 @@ mod tests {
     #[test]
     fn sip_header_presence_and_content_per_line() {
         let req = invite();
-        let h = |name: &str, content: Option<&str>| {
-            let c = content
-                .map(|c| format!("<Content>{c}</Content>"))
-                .unwrap_or_default();
-            tp(
-                true,
-                &[(
-                    &[0],
-                    false,
-                    &format!("<SIPHeader><Header>{name}</Header>{c}</SIPHeader>"),
-                )],
-            )
-        };
+        let h =
+            |name: &str, content: Option<&str>| with_content("SIPHeader", "Header", name, content);
         assert!(hits(&h("p-asserted-identity", None), &req, ORIG));
         assert!(!hits(&h("P-Preferred-Identity", None), &req, ORIG));
         assert!(hits(
@@ -413,17 +411,7 @@ mod tests {
     fn session_description_line_and_content() {
         let req = invite();
         let sd = |line: &str, content: Option<&str>| {
-            let c = content
-                .map(|c| format!("<Content>{c}</Content>"))
-                .unwrap_or_default();
-            tp(
-                true,
-                &[(
-                    &[0],
-                    false,
-                    &format!("<SessionDescription><Line>{line}</Line>{c}</SessionDescription>"),
-                )],
-            )
+            with_content("SessionDescription", "Line", line, content)
         };
         assert!(hits(&sd("m", None), &req, ORIG));
         assert!(!hits(&sd("b", None), &req, ORIG));
