@@ -7,14 +7,17 @@
 //!   (design brief §5-§6).
 //! * [`location`]: bindings and the RFC 3261 §10.3 rules (RFC 5626/5627 instances).
 //! * [`store`]: bindings persisted in SQLite or PostgreSQL.
-//! * [`profile`]: the implicit registration set from the IMSSubscription (TS 29.228
-//!   Annex E).
+//! * [`profile`]: the IMSSubscription (TS 29.228 Annex E): implicit registration set,
+//!   service profiles, cloud profile.
+//! * [`ifc`]: initial filter criteria and their evaluation (TS 29.228 Annex B/C,
+//!   TS 24.229 §5.4.3.2-3).
 //! * [`cx`]: the Diameter Cx client toward the HSS (TS 29.229).
 //! * [`policy`]: the proxy policy tying the registrar into the SIP proxy engine.
 
 pub mod auth;
 pub mod cloud_auth;
 pub mod cx;
+pub mod ifc;
 pub mod location;
 pub mod policy;
 pub mod profile;

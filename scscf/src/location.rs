@@ -559,6 +559,7 @@ mod tests {
             raw: Bytes::new(),
             associated: ids.iter().map(|s| s.to_string()).collect(),
             barred: Vec::new(),
+            ..UserProfile::default()
         }
     }
 
