@@ -19,7 +19,6 @@
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use ims_sip::message::addr::NameAddr;
 use ims_sip::message::build::response_with;
 use ims_sip::message::uri::Uri;
 use ims_sip::message::via::split_host_port;
@@ -130,9 +129,8 @@ impl Pcscf {
             request: edited,
             flow: None,
             forward: Forward {
-                targets: Vec::new(),
-                record_route: false,
                 preload_routes: vec![icscf.to_string()],
+                ..Forward::default()
             },
         }
     }
@@ -151,9 +149,9 @@ impl Pcscf {
             request: edited,
             flow: None,
             forward: Forward {
-                targets: Vec::new(),
                 record_route: true,
                 preload_routes: reg.service_route,
+                ..Forward::default()
             },
         }
     }
@@ -173,9 +171,8 @@ impl Pcscf {
             request: request.clone(),
             flow: Some(reg.flow),
             forward: Forward {
-                targets: Vec::new(),
-                record_route: !has_to_tag(request),
-                preload_routes: Vec::new(),
+                record_route: !request.has_to_tag(),
+                ..Forward::default()
             },
         }
     }
@@ -183,14 +180,6 @@ impl Pcscf {
 
 fn refuse(request: &SipMessage, code: u16, reason: &str) -> Decision {
     Decision::Respond(response_with(request, code, reason, None, &[]))
-}
-
-fn has_to_tag(request: &SipMessage) -> bool {
-    request
-        .headers
-        .get_str(&HeaderName::To)
-        .and_then(|v| NameAddr::parse(v).ok().map(|a| a.tag().is_some()))
-        .unwrap_or(false)
 }
 
 /// The P-CSCF as a proxy-engine [`Policy`].
@@ -216,7 +205,7 @@ impl Policy for PcscfPolicy {
         if request.method() == Some(&Method::Register) {
             return pcscf.register(request, source);
         }
-        if has_to_tag(request) {
+        if request.has_to_tag() {
             // In-dialog: the Route set decides (RFC 3261 §16.12).
             return Decision::Forward(Forward::default());
         }

@@ -124,7 +124,6 @@ async fn chain_of(max_registrations: usize) -> Chain {
                 capabilities: vec![1, 2],
             }],
             home_network: "ims.example.net".into(),
-            next_hop: None,
         },
         false,
     )
@@ -432,7 +431,6 @@ async fn unreachable_hss_gives_480() {
             cx: CxClient::with_config(cfg, closed, None, "ims.example.net".into()),
             scscfs: Vec::new(),
             home_network: "ims.example.net".into(),
-            next_hop: None,
         },
         false,
     )

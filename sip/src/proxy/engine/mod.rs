@@ -408,11 +408,15 @@ impl<P: Policy> Core<P> {
         };
         let mut last_error = None;
         let mut forked = false;
-        for target in targets {
+        for (i, target) in targets.into_iter().enumerate() {
             let Some(ctx) = self.contexts.get(key) else {
                 return;
             };
-            let (request, dest) = match self.build_branch(ctx, target, fwd, flow) {
+            let mut routes = fwd.preload_routes.clone();
+            if target.is_some() {
+                routes.extend(fwd.target_routes.get(i).into_iter().flatten().cloned());
+            }
+            let (request, dest) = match self.build_branch(ctx, target, &routes, fwd, flow) {
                 Ok(b) => b,
                 Err(error) => {
                     tracing::info!(%error, "cannot forward to target");
@@ -485,20 +489,22 @@ impl<P: Policy> Core<P> {
         }
     }
 
-    /// One branch's request (§16.6 steps 1-8) and where it goes: `flow` when given,
+    /// One branch's request (§16.6 steps 1-8) with `preload_routes` (the forward's and
+    /// the target's own) and where it goes: `flow` when given,
     /// else the next hop; `None` when the next hop cannot be resolved or we have no
     /// listener of its transport.
     fn build_branch(
         &self,
         ctx: &Context,
         target: Option<&str>,
+        preload_routes: &[String],
         fwd: &Forward,
         flow: Option<Flow>,
     ) -> Result<(SipMessage, Option<Target>), RoutingError> {
         let spec = ForwardSpec {
             target,
             record_route: None,
-            preload_routes: &fwd.preload_routes,
+            preload_routes,
         };
         let Forwarded {
             mut request,

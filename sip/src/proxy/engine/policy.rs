@@ -47,9 +47,14 @@ pub struct Forward {
     /// Insert our Record-Route (§16.6 step 4): double record-routing (RFC 5658) when
     /// the request leaves on another transport or listener than it arrived on.
     pub record_route: bool,
-    /// Route values to pre-load, topmost first (§16.6 step 5), e.g.
+    /// Route values to pre-load on every branch, topmost first (§16.6 step 5), e.g.
     /// `<sip:scscf.example.net;lr>`.
     pub preload_routes: Vec<String>,
+    /// Route values to pre-load on one branch only, below `preload_routes`: entry `i`
+    /// goes on the branch of `targets[i]`, topmost first. A registrar forking to its
+    /// contacts sends each along the Path it registered with (RFC 3327 §5.3, TS 24.229
+    /// §5.4.3.3). Missing entries pre-load nothing more.
+    pub target_routes: Vec<Vec<String>>,
 }
 
 /// The policy a proxy engine asks for each new request (not for ACK and CANCEL, which
@@ -117,9 +122,9 @@ impl Policy for DefaultRouting {
             _ => Vec::new(),
         };
         Decision::Forward(Forward {
-            targets: Vec::new(),
             record_route: self.record_route,
             preload_routes,
+            ..Forward::default()
         })
     }
 }
