@@ -1,6 +1,7 @@
 //! Helpers for the end-to-end tests in `tests/tests/`: locating the workspace's binaries,
 //! running child processes with bounded waits, and reading nodes' `/health`.
 
+pub mod chain;
 pub mod sipp;
 pub mod stunnel;
 pub mod uar_hss;

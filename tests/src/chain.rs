@@ -1,0 +1,389 @@
+//! Driving the whole dev core (`imsctl up` with `config/dev/`) from a test: start and
+//! stop it, provision subscribers with the real `imsctl subscriber`, write SIPp CSV
+//! files, run SIPp UEs, read the HSS's and the S-CSCF's state, and capture the
+//! chain's traffic with tshark. Shared by `tests/tests/registration_chain.rs` and
+//! `tests/tests/session_chain.rs`.
+//!
+//! These are test steps: a step that cannot be done fails the test (panics) with what
+//! went wrong.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use crate::sipp::{self, SippResult, SippTransport};
+use crate::stunnel::Kill;
+use crate::{command, free_port, health, scratch_dir, signal, wait_exit, wait_for, DevCore};
+
+/// The home domain of the dev configs.
+pub const DOMAIN: &str = "ims.example.net";
+/// The S-CSCF's Server-Name (`config/dev/scscf.toml`), which the HSS records on SAR.
+pub const SERVER_NAME: &str = "sip:scscf.ims.example.net:5080";
+/// The P-CSCF's UDP/TCP port.
+pub const PCSCF: u16 = 5060;
+/// The P-CSCF's TLS port.
+pub const PCSCF_TLS: u16 = 5061;
+/// The S-CSCF's `/health` port.
+pub const SCSCF_HTTP: u16 = 9103;
+/// What a capture of the chain listens to: SIP between the nodes and toward UEs (all
+/// UE traffic goes through the P-CSCF's 5060) and Cx.
+pub const CAPTURE_FILTER: &str = "udp port 5060 or udp port 5070 or udp port 5080 or tcp port 3868";
+
+/// `127.0.0.1:port`.
+pub fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// `imsctl <args>` against the dev configs and the data directory `data`.
+pub fn imsctl(data: &Path, args: &[&str]) -> Output {
+    command("imsctl")
+        .args(args)
+        .env("IMS_DATA_DIR", data)
+        .stdin(Stdio::null())
+        .output()
+        .expect("imsctl runs")
+}
+
+/// `n` user names `<prefix>000`, `<prefix>001`, ...
+pub fn users(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i:03}")).collect()
+}
+
+/// The public identity of a user: `sip:<user>@ims.example.net`.
+pub fn impu(user: &str) -> String {
+    format!("sip:{user}@{DOMAIN}")
+}
+
+/// Provisions Digest users through `imsctl subscriber import` (a CSV in `dir`).
+pub fn provision_digest(data: &Path, dir: &Path, names: &[String], password: &str) {
+    let csv = dir.join(format!("import-{}.csv", names[0]));
+    let mut text = String::from("impi,impus,password\n");
+    for n in names {
+        text.push_str(&format!("{n}@{DOMAIN},{},{password}\n", impu(n)));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let out = imsctl(data, &["subscriber", "import", csv.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "imsctl subscriber import: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A SIPp injection file, one line per user: field0 = user, field1 = domain, field2 =
+/// the whole `[authentication ...]` keyword (the format of
+/// `sipp-scenarios/register/users.csv`), field3 = `peer` (the callee of
+/// `sipp-scenarios/session/`), when given.
+pub fn sipp_csv(
+    dir: &Path,
+    file: &str,
+    names: &[String],
+    password: &str,
+    peer: Option<&str>,
+) -> PathBuf {
+    let path = dir.join(file);
+    let mut text = String::from("SEQUENTIAL\n");
+    for n in names {
+        text.push_str(&format!(
+            "{n};{DOMAIN};[authentication username={n}@{DOMAIN} password={password}]"
+        ));
+        if let Some(peer) = peer {
+            text.push(';');
+            text.push_str(peer);
+        }
+        text.push('\n');
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A fresh work directory under `dir` for one SIPp run (its logs stay apart).
+pub fn workdir(dir: &Path) -> PathBuf {
+    static RUN: AtomicU32 = AtomicU32::new(0);
+    let work = dir.join(format!("sipp-{}", RUN.fetch_add(1, Ordering::Relaxed)));
+    std::fs::create_dir_all(&work).unwrap();
+    work
+}
+
+/// Runs `scenario` (a path under `sipp-scenarios/`) for `calls` lines of `csv` toward
+/// `entry` from `local`, at 50 calls per second, in a fresh work directory, bounded by
+/// 60 s.
+pub fn run_from(
+    dir: &Path,
+    scenario: &str,
+    csv: &Path,
+    transport: SippTransport,
+    calls: u32,
+    entry: SocketAddr,
+    local: SocketAddr,
+) -> SippResult {
+    sipp::run_uac_inf(
+        &sipp::scenario(scenario),
+        entry,
+        None,
+        Some(csv),
+        local,
+        transport,
+        calls,
+        50,
+        60,
+        &workdir(dir),
+    )
+    .expect("sipp runs")
+}
+
+/// [`run_from`] a free local port.
+pub fn run(
+    dir: &Path,
+    scenario: &str,
+    csv: &Path,
+    transport: SippTransport,
+    calls: u32,
+    entry: SocketAddr,
+) -> SippResult {
+    run_from(
+        dir,
+        scenario,
+        csv,
+        transport,
+        calls,
+        entry,
+        addr(free_port()),
+    )
+}
+
+/// Asserts that SIPp finished all `calls` calls successfully.
+pub fn assert_all_passed(r: &SippResult, calls: usize) {
+    assert_eq!((r.successful, r.failed), (calls as u64, 0), "{r:?}");
+    assert_eq!(r.exit_code, Some(0), "{r:?}");
+}
+
+/// The HSS's registration state and S-CSCF for `impu`, from `imsctl subscriber show`.
+pub fn hss_state(data: &Path, impu: &str) -> (String, Option<String>) {
+    let out = imsctl(data, &["subscriber", "show", impu]);
+    assert!(
+        out.status.success(),
+        "imsctl subscriber show {impu}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sub: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let id = sub["public_identities"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["impu"] == impu)
+        .unwrap_or_else(|| panic!("{impu} not in {sub}"));
+    (
+        id["registration"]["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        id["registration"]["scscf"].as_str().map(String::from),
+    )
+}
+
+/// Asserts the HSS has each user REGISTERED at the dev S-CSCF.
+pub fn assert_registered(data: &Path, names: &[String]) {
+    for n in names {
+        assert_eq!(
+            hss_state(data, &impu(n)),
+            ("REGISTERED".to_string(), Some(SERVER_NAME.to_string())),
+            "HSS state of {n}"
+        );
+    }
+}
+
+/// Asserts the HSS has each user NOT_REGISTERED.
+pub fn assert_not_registered(data: &Path, names: &[String]) {
+    for n in names {
+        assert_eq!(
+            hss_state(data, &impu(n)).0,
+            "NOT_REGISTERED",
+            "HSS state of {n}"
+        );
+    }
+}
+
+/// The S-CSCF's `registered_contacts` on `/health`.
+pub fn scscf_contacts() -> Option<u64> {
+    health(addr(SCSCF_HTTP))?["registered_contacts"].as_u64()
+}
+
+/// Waits (at most 10 s) until the S-CSCF counts `n` contacts; asserts it does.
+pub fn assert_contacts(n: u64) {
+    let seen = wait_for(Duration::from_secs(10), || {
+        scscf_contacts().filter(|c| *c == n)
+    });
+    assert_eq!(
+        seen,
+        Some(n),
+        "S-CSCF registered_contacts: {:?}",
+        scscf_contacts()
+    );
+}
+
+/// Starts the dev core in a fresh scratch directory `ims-e2e-<name>-<pid>`; returns
+/// that directory, the core's data directory in it, and the core.
+pub fn start_core(name: &str) -> (PathBuf, PathBuf, DevCore) {
+    assert!(
+        sipp::available(),
+        "sipp is not installed: run ./scripts/test"
+    );
+    let dir = scratch_dir(name);
+    let data = dir.join("data");
+    let core = DevCore::start(&data).unwrap_or_else(|e| panic!("{e}"));
+    (dir, data, core)
+}
+
+/// Stops the core and asserts `imsctl up` exits cleanly.
+pub fn stop_core(core: DevCore) {
+    let exit = core.stop();
+    assert!(
+        exit.is_some_and(|s| s.success()),
+        "imsctl up exits cleanly: {exit:?}"
+    );
+}
+
+/// A SIPp UE of `user`, registered through the P-CSCF over UDP from its own port by
+/// `sipp-scenarios/session/register.xml`; later scenarios run from that port, which is
+/// where the P-CSCF sends requests for it (its registered flow).
+#[derive(Debug, Clone)]
+pub struct Ue {
+    /// The user part.
+    pub user: String,
+    /// The UE's address (its Contact and UDP flow).
+    pub local: SocketAddr,
+    /// The CSV the UE's scenarios read: this user, its credentials, `peer` as field3.
+    pub csv: PathBuf,
+}
+
+impl Ue {
+    /// Registers `user` (password `secret`) from a free port, with `peer` as the
+    /// callee of its later calls; asserts the registration passed.
+    pub fn register(dir: &Path, user: &str, peer: &str) -> Ue {
+        let local = addr(free_port());
+        let file = format!("ue-{user}-{}.csv", local.port());
+        let csv = sipp_csv(dir, &file, &[user.to_string()], "secret", Some(peer));
+        let ue = Ue {
+            user: user.to_string(),
+            local,
+            csv,
+        };
+        let r = ue.run(dir, "session/register.xml");
+        assert_all_passed(&r, 1);
+        ue
+    }
+
+    /// Runs a client scenario (path under `sipp-scenarios/`) once from the UE's port.
+    pub fn run(&self, dir: &Path, scenario: &str) -> SippResult {
+        self.run_calls(dir, scenario, 1)
+    }
+
+    /// Runs a client scenario `calls` times (at 50 per second) from the UE's port.
+    pub fn run_calls(&self, dir: &Path, scenario: &str, calls: u32) -> SippResult {
+        run_from(
+            dir,
+            scenario,
+            &self.csv,
+            SippTransport::Udp,
+            calls,
+            addr(PCSCF),
+            self.local,
+        )
+    }
+
+    /// Starts a server scenario on the UE's port for `calls` calls, bounded by 60 s.
+    pub fn serve(&self, dir: &Path, scenario: &str, calls: u32) -> sipp::Uas {
+        sipp::Uas::start(
+            &sipp::scenario(scenario),
+            self.local,
+            calls,
+            60,
+            &workdir(dir),
+        )
+        .expect("sipp UAS starts")
+    }
+}
+
+/// A tshark capture of the chain's traffic ([`CAPTURE_FILTER`]) on `lo` into a file,
+/// stopped (and the file complete) by [`Capture::stop`], killed if dropped before.
+pub struct Capture {
+    tshark: Kill,
+    /// The capture file.
+    pub file: PathBuf,
+}
+
+impl Capture {
+    /// Starts capturing into `file` (at most 120 s) and waits until tshark captures.
+    pub fn start(file: &Path) -> Capture {
+        let mut child = Command::new("tshark")
+            .args(["-i", "lo", "-f", CAPTURE_FILTER, "-w"])
+            .arg(file)
+            .args(["-a", "duration:120"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tshark runs (package tshark)");
+        let stderr = child.stderr.take().unwrap();
+        let capture = Capture {
+            tshark: Kill(child),
+            file: file.to_path_buf(),
+        };
+        // tshark says "Capturing on 'Loopback: lo'" once the capture runs.
+        crate::wait_for_line(stderr, "Capturing on", Duration::from_secs(20))
+            .unwrap_or_else(|seen| panic!("tshark does not capture:\n{seen}"));
+        capture
+    }
+
+    /// Lets the last packets in, stops tshark and waits for it to close the file.
+    pub fn stop(mut self) -> PathBuf {
+        std::thread::sleep(Duration::from_millis(500));
+        signal(&self.tshark.0, "INT");
+        assert!(
+            wait_exit(&mut self.tshark.0, Duration::from_secs(20)).is_some(),
+            "tshark stops"
+        );
+        self.file.clone()
+    }
+}
+
+/// Reads a capture with SIP decoded on the CSCFs' ports and Diameter on 3868, with
+/// `args` (e.g. `-V`, or `-T fields ...`); returns tshark's output.
+pub fn decode(pcap: &Path, args: &[&str]) -> String {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(pcap)
+        .args([
+            "-d",
+            "tcp.port==3868,diameter",
+            "-d",
+            "udp.port==5070,sip",
+            "-d",
+            "udp.port==5080,sip",
+        ])
+        .args(args)
+        .output()
+        .expect("tshark reads the capture");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asserts that tshark's full decode of `pcap` has no malformed packet or error-level
+/// expert info, and returns the decode.
+pub fn decode_cleanly(pcap: &Path) -> String {
+    let text = decode(pcap, &["-V"]);
+    for bad in ["Malformed", "Expert Info (Error"] {
+        assert!(
+            !text.contains(bad),
+            "{bad:?} in the decode of {}",
+            pcap.display()
+        );
+    }
+    text
+}
