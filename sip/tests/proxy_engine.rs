@@ -284,9 +284,9 @@ fn ringing_uas(
             if log.cancelled {
                 return log;
             }
-            if answer && log.invite.is_some() {
+            if let Some(invite) = log.invite.as_ref().filter(|_| answer) {
                 tokio::time::sleep(delay).await;
-                let ok = response(log.invite.as_ref().unwrap(), 200);
+                let ok = response(invite, 200);
                 socket.send_to(&ok.to_bytes(), from).await.unwrap();
                 return log;
             }
