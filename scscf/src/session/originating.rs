@@ -57,7 +57,7 @@ pub fn route(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::tests::{registration, request, settings};
+    use crate::session::tests::{code, registration, request, settings};
 
     fn alice() -> Registration {
         registration(
@@ -71,13 +71,6 @@ mod tests {
         match d {
             Decision::Forward(f) => f,
             other => panic!("not forwarded: {other:?}"),
-        }
-    }
-
-    fn code(d: Decision) -> u16 {
-        match d {
-            Decision::Respond(r) => r.status().unwrap(),
-            other => panic!("not answered: {other:?}"),
         }
     }
 

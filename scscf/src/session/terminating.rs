@@ -89,7 +89,7 @@ pub fn route(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::tests::{registration, request, settings};
+    use crate::session::tests::{code, registration, request, settings};
 
     fn bob() -> Registration {
         registration(
@@ -103,13 +103,6 @@ mod tests {
                 ("<sip:bob@127.0.0.1:7003>", "<sip:TOKEN2@127.0.0.1:5060;lr>"),
             ],
         )
-    }
-
-    fn code(d: Decision) -> u16 {
-        match d {
-            Decision::Respond(r) => r.status().unwrap(),
-            other => panic!("not answered: {other:?}"),
-        }
     }
 
     #[test]
