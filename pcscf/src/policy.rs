@@ -7,14 +7,19 @@
 //! * Initial requests from a registered UE (§5.2.6.3): Route replaced by the
 //!   Service-Route (RFC 3608), P-Asserted-Identity set (P-Preferred-Identity honoured
 //!   only if associated; whatever P-Asserted-Identity the UE sent is dropped),
-//!   P-Charging-Vector, record-routed. From an unregistered UE: 403.
+//!   P-Charging-Vector, record-routed with the UE's flow token as user part. From an
+//!   unregistered UE: 403.
 //! * Requests from the core whose Route carried our flow token (§5.2.6.4, RFC 5626
-//!   §5.3): sent over that flow; a forged token gets 403, a flow no longer registered
-//!   430.
-//! * In-dialog requests (To tag) follow their Route set.
+//!   §5.3): the terminating initial request along the Path, and every later request of
+//!   the dialog along the Record-Route (both originating and terminating dialogs carry
+//!   the token there): sent over that flow, the initial one record-routed with the
+//!   same token; a forged token gets 403, a flow no longer registered 430. ACKs for a
+//!   2xx likewise ([`Policy::ack_flow`]).
+//! * Requests in a dialog from the UE (To tag; their first Route is ours, with the
+//!   token of the flow they came over, or of an earlier flow of the same UE) follow
+//!   their Route set.
 //!
-//! Terminating requests toward a UE in a dialog it did not start through us, and the
-//! request filter of the cloud authorization, come with their issues.
+//! The request filter of the cloud authorization comes with its issue.
 
 use std::sync::{Arc, OnceLock};
 
@@ -24,11 +29,11 @@ use ims_sip::message::uri::Uri;
 use ims_sip::message::via::split_host_port;
 use ims_sip::proxy::engine::{Decision, Forward, Policy};
 use ims_sip::proxy::record_route::route_user;
-use ims_sip::transport::Source;
+use ims_sip::transport::{Flow, Source};
 use ims_sip::{HeaderName, Method, SipMessage};
 use tokio::time::Instant;
 
-use crate::flow_token::FlowTokens;
+use crate::flow_token::{label, FlowTokens};
 use crate::headers::{
     add_path, assert_identity, asserted_identity, set_charging_vector, set_visited_network,
 };
@@ -150,10 +155,32 @@ impl Pcscf {
             flow: None,
             forward: Forward {
                 record_route: true,
+                record_route_user: Some(self.settings.tokens.issue(&source.flow)),
                 preload_routes: reg.service_route,
                 ..Forward::default()
             },
         }
+    }
+
+    /// True when a request whose popped Route carried `token` came from the UE side:
+    /// over the very flow the token names (our Record-Route value heads the UE's route
+    /// set), or over another flow a UE is registered on (it re-registered over a new
+    /// connection since the dialog began). Requests from the core come over neither.
+    fn from_ue(&self, token: &str, source: &Source) -> bool {
+        self.settings
+            .tokens
+            .check(token)
+            .is_ok_and(|l| l == label(&source.flow))
+            || self
+                .registrations
+                .by_flow(&source.flow, Instant::now())
+                .is_some()
+    }
+
+    /// The flow a live, authentic token names.
+    fn flow_of(&self, token: &str) -> Option<Flow> {
+        let label = self.settings.tokens.check(token).ok()?;
+        Some(self.registrations.by_label(&label, Instant::now())?.flow)
     }
 
     fn toward_ue(&self, request: &SipMessage, token: &str) -> Decision {
@@ -172,6 +199,7 @@ impl Pcscf {
             flow: Some(reg.flow),
             forward: Forward {
                 record_route: !request.has_to_tag(),
+                record_route_user: Some(token.to_string()),
                 ..Forward::default()
             },
         }
@@ -199,7 +227,7 @@ impl Policy for PcscfPolicy {
     ) -> Decision {
         let pcscf = &self.0;
         let token = popped_route.and_then(|v| route_user(std::str::from_utf8(v).ok()?));
-        if let Some(token) = token {
+        if let Some(token) = token.filter(|t| !pcscf.from_ue(t, source)) {
             return pcscf.toward_ue(request, &token);
         }
         if request.method() == Some(&Method::Register) {
@@ -210,6 +238,21 @@ impl Policy for PcscfPolicy {
             return Decision::Forward(Forward::default());
         }
         pcscf.originating(request, source)
+    }
+
+    /// An ACK from the core for a UE's 2xx carries the UE's flow token in the Route
+    /// value of our Record-Route: it goes over that flow.
+    fn ack_flow(
+        &self,
+        _ack: &SipMessage,
+        source: &Source,
+        popped_route: Option<&Bytes>,
+    ) -> Option<Flow> {
+        let token = popped_route.and_then(|v| route_user(std::str::from_utf8(v).ok()?))?;
+        if self.0.from_ue(&token, source) {
+            return None;
+        }
+        self.0.flow_of(&token)
     }
 
     fn on_response(&self, request: &SipMessage, source: &Source, response: &mut SipMessage) {

@@ -174,9 +174,8 @@ fn a_captured_call_shows_the_record_route_set_and_lir_in_tshark() {
     flags.sort_unstable();
     assert_eq!(flags, ["0", "1"], "LIR and LIA in {}", pcap.display());
     // The INVITE that reaches Bob, and the 200 Alice gets, carry the whole set: P-CSCF
-    // (Bob's side, on top), S-CSCF, S-CSCF, P-CSCF (Alice's side).
-    let set = "<sip:127.0.0.1:5060;lr>,<sip:127.0.0.1:5080;lr>,\
-               <sip:127.0.0.1:5080;lr>,<sip:127.0.0.1:5060;lr>";
+    // (Bob's side, on top, with the flow token of Bob's UE), S-CSCF, S-CSCF, P-CSCF
+    // (Alice's side, with hers).
     for filter in [
         "sip.Method == \"INVITE\" && udp.srcport == 5060 && udp.dstport == ".to_string()
             + &bob.local.port().to_string(),
@@ -191,7 +190,27 @@ fn a_captured_call_shows_the_record_route_set_and_lir_in_tshark() {
         assert!(!seen.is_empty(), "no packet matches {filter}");
         for line in seen {
             // Bob's SIPp writes the values it copies as one comma-separated header.
-            assert_eq!(line.replace(' ', ""), set, "Record-Route of {filter}");
+            let line = line.replace(' ', "");
+            let set: Vec<&str> = line.split(',').collect();
+            let pcscf_token = |v: &str| {
+                v.strip_prefix("<sip:")
+                    .and_then(|v| v.strip_suffix("@127.0.0.1:5060;lr>"))
+                    .filter(|t| t.len() > 20)
+                    .map(str::to_string)
+            };
+            let (Some(b), Some(a)) = (
+                set.first().and_then(|v| pcscf_token(v)),
+                set.last().and_then(|v| pcscf_token(v)),
+            ) else {
+                panic!("P-CSCF values with flow tokens around {line} ({filter})");
+            };
+            assert_ne!(a, b, "each UE's own flow token");
+            assert_eq!(
+                set.get(1..3),
+                Some(&["<sip:127.0.0.1:5080;lr>", "<sip:127.0.0.1:5080;lr>"][..]),
+                "Record-Route of {filter}"
+            );
+            assert_eq!(set.len(), 4, "{line}");
         }
     }
 }

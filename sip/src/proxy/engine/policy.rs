@@ -50,6 +50,11 @@ pub struct Forward {
     /// Route values to pre-load on every branch, topmost first (§16.6 step 5), e.g.
     /// `<sip:scscf.example.net;lr>`.
     pub preload_routes: Vec<String>,
+    /// User part of our Record-Route value(s), e.g. a flow token naming the UE's
+    /// connection (RFC 5626 §5.3, TS 24.229 §5.2.6.3.3: a P-CSCF puts it there, so the
+    /// requests later in the dialog, which carry it in their Route, reach the UE over
+    /// that flow).
+    pub record_route_user: Option<String>,
     /// Route values to pre-load on one branch only, below `preload_routes`: entry `i`
     /// goes on the branch of `targets[i]`, topmost first. A registrar forking to its
     /// contacts sends each along the Path it registered with (RFC 3327 §5.3, TS 24.229
@@ -90,6 +95,20 @@ pub trait Policy: Send + Sync + 'static {
     /// branch, not the response of a [`Decision::Respond`]. By default nothing happens.
     fn on_response(&self, request: &SipMessage, source: &Source, response: &mut SipMessage) {
         let _ = (request, source, response);
+    }
+
+    /// The flow an ACK for a 2xx (forwarded statelessly, §16.11: no decision is asked
+    /// for it) goes over instead of toward its next hop, given the Route value §16.4
+    /// removed because it named this element (RFC 5626 §5.3: the ACK of a dialog with a
+    /// UE registered over a flow goes over that flow). By default none.
+    fn ack_flow(
+        &self,
+        ack: &SipMessage,
+        source: &Source,
+        popped_route: Option<&Bytes>,
+    ) -> Option<Flow> {
+        let _ = (ack, source, popped_route);
+        None
     }
 }
 
