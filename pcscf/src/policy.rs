@@ -166,7 +166,7 @@ impl Pcscf {
     /// over the very flow the token names (our Record-Route value heads the UE's route
     /// set), or over another flow a UE is registered on (it re-registered over a new
     /// connection since the dialog began). Requests from the core come over neither.
-    fn from_ue(&self, token: &str, source: &Source) -> bool {
+    fn sent_by_ue(&self, token: &str, source: &Source) -> bool {
         self.settings
             .tokens
             .check(token)
@@ -227,7 +227,7 @@ impl Policy for PcscfPolicy {
     ) -> Decision {
         let pcscf = &self.0;
         let token = popped_route.and_then(|v| route_user(std::str::from_utf8(v).ok()?));
-        if let Some(token) = token.filter(|t| !pcscf.from_ue(t, source)) {
+        if let Some(token) = token.filter(|t| !pcscf.sent_by_ue(t, source)) {
             return pcscf.toward_ue(request, &token);
         }
         if request.method() == Some(&Method::Register) {
@@ -249,7 +249,7 @@ impl Policy for PcscfPolicy {
         popped_route: Option<&Bytes>,
     ) -> Option<Flow> {
         let token = popped_route.and_then(|v| route_user(std::str::from_utf8(v).ok()?))?;
-        if self.0.from_ue(&token, source) {
+        if self.0.sent_by_ue(&token, source) {
             return None;
         }
         self.0.flow_of(&token)

@@ -298,8 +298,8 @@ impl Ue {
     }
 
     /// Starts a server scenario on the UE's port for `calls` calls, bounded by 60 s.
-    pub fn serve(&self, dir: &Path, scenario: &str, calls: u32) -> sipp::Uas {
-        sipp::Uas::start(
+    pub fn serve(&self, dir: &Path, scenario: &str, calls: u32) -> sipp::Background {
+        sipp::Background::uas(
             &sipp::scenario(scenario),
             self.local,
             calls,

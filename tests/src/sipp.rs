@@ -85,50 +85,86 @@ pub fn start_uas(
         .spawn()
 }
 
-/// A SIPp server over UDP in the background, with its own statistics; killed if dropped
-/// before [`Uas::finish`].
-pub struct Uas {
+/// A SIPp run in the background (a server, or a registered UE answering calls), with
+/// its own statistics; killed if dropped before [`Background::finish`].
+pub struct Background {
     child: Kill,
     stats: PathBuf,
     workdir: PathBuf,
     timeout_secs: u32,
 }
 
-impl Uas {
+impl Background {
     /// Starts `scenario` as a UDP server on `local` for at most `calls` calls and
     /// `timeout_secs`, and waits (at most 10 s) until it has bound `local`, so a
     /// request sent afterwards finds it.
-    pub fn start(
+    pub fn uas(
         scenario: &Path,
         local: SocketAddr,
         calls: u32,
         timeout_secs: u32,
         workdir: &Path,
-    ) -> std::io::Result<Uas> {
-        let stats = workdir.join(format!("uas-{}.csv", local.port()));
-        let child = base(scenario, local, SippTransport::Udp, workdir)
-            .args(["-m", &calls.to_string()])
-            .args(["-timeout", &format!("{timeout_secs}s")])
-            .args(["-timeout_error", "-trace_stat", "-fd", "1", "-stf"])
-            .arg(&stats)
-            .spawn()?;
-        let uas = Uas {
-            child: Kill(child),
-            stats,
-            workdir: workdir.to_path_buf(),
-            timeout_secs,
-        };
+    ) -> std::io::Result<Background> {
+        let mut c = base(scenario, local, SippTransport::Udp, workdir);
+        c.args(["-m", &calls.to_string()]);
+        let run = Background::spawn(c, local, timeout_secs, workdir)?;
         // Nothing else may bind the port once SIPp holds it.
         let bound = wait_for(Duration::from_secs(10), || {
             UdpSocket::bind(local).is_err().then_some(())
         });
         match bound {
-            Some(()) => Ok(uas),
+            Some(()) => Ok(run),
             None => Err(std::io::Error::other(format!("SIPp did not bind {local}"))),
         }
     }
 
-    /// Waits for the server to end (its calls done, or its timeout) and reports.
+    /// Starts a UE that runs the client `scenario` once toward `remote` with the CSV
+    /// `inf` (a registration ending in a `<pause/>`), stays for `stay_ms` (`-d`), and
+    /// meanwhile answers requests of other calls with `ooc` (`-oocsf`) over the same
+    /// socket or connection: a UE over TCP (or TLS through stunnel) that registers and
+    /// is then called.
+    #[allow(clippy::too_many_arguments)]
+    pub fn registered_ue(
+        scenario: &Path,
+        ooc: &Path,
+        remote: SocketAddr,
+        inf: &Path,
+        local: SocketAddr,
+        transport: SippTransport,
+        stay_ms: u32,
+        workdir: &Path,
+    ) -> std::io::Result<Background> {
+        let mut c = base(scenario, local, transport, workdir);
+        c.arg(remote.to_string())
+            .arg("-oocsf")
+            .arg(ooc)
+            .arg("-inf")
+            .arg(inf)
+            .args(["-m", "1", "-d", &stay_ms.to_string()]);
+        Background::spawn(c, local, stay_ms / 1000 + 30, workdir)
+    }
+
+    fn spawn(
+        mut c: Command,
+        local: SocketAddr,
+        timeout_secs: u32,
+        workdir: &Path,
+    ) -> std::io::Result<Background> {
+        let stats = workdir.join(format!("sipp-{}.csv", local.port()));
+        let child = c
+            .args(["-timeout", &format!("{timeout_secs}s")])
+            .args(["-timeout_error", "-trace_stat", "-fd", "1", "-stf"])
+            .arg(&stats)
+            .spawn()?;
+        Ok(Background {
+            child: Kill(child),
+            stats,
+            workdir: workdir.to_path_buf(),
+            timeout_secs,
+        })
+    }
+
+    /// Waits for the run to end (its calls done, or its timeout) and reports.
     pub fn finish(mut self) -> SippResult {
         let status = wait_exit(
             &mut self.child.0,

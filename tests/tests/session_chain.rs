@@ -19,9 +19,14 @@
 use std::path::Path;
 
 use ims_e2e::chain::{
-    assert_all_passed, assert_contacts, decode, decode_cleanly, provision_digest, start_core,
-    stop_core, Capture, Ue,
+    addr, assert_all_passed, assert_contacts, decode, decode_cleanly, provision_digest, sipp_csv,
+    start_core, stop_core, workdir, Capture, Ue, PCSCF_TLS,
 };
+use ims_e2e::sipp::{scenario, Background, SippTransport};
+use ims_e2e::{free_port, http_get, stunnel};
+
+/// The P-CSCF's `/health` and `/metrics` port.
+const PCSCF_HTTP: u16 = 9101;
 
 /// Provisions `names` with password `secret`.
 fn provision(data: &Path, dir: &Path, names: &[&str]) {
@@ -119,6 +124,57 @@ fn forking_to_two_contacts_first_answer_wins_and_the_other_is_cancelled() {
     assert_all_passed(&r, 1);
     assert_all_passed(&answers.finish(), 1);
     assert_all_passed(&cancelled.finish(), 1);
+    stop_core(core);
+}
+
+/// The P-CSCF's open TCP and TLS connections, from `/metrics`.
+fn pcscf_connections() -> Option<u64> {
+    let text = http_get(addr(PCSCF_HTTP), "/metrics")?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("sip_connections_open "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn a_callee_over_tls_is_reached_over_its_own_connection() {
+    let (dir, data, core) = start_core("session-tls");
+    provision(&data, &dir, &["alice", "bob"]);
+    // Bob's SIPp speaks TCP to stunnel, which speaks TLS to the P-CSCF. He registers,
+    // then answers the call over that connection (`-oocsf`).
+    let entry = addr(free_port());
+    let _tunnel = stunnel::start(&dir, entry, addr(PCSCF_TLS), &data.join("tls/ca.crt")).unwrap();
+    let csv = sipp_csv(
+        &dir,
+        "bob-tls.csv",
+        &["bob".into()],
+        "secret",
+        Some("alice"),
+    );
+    let _bob = Background::registered_ue(
+        &scenario("session/register.xml"),
+        &scenario("session/uas_answer_hangup.xml"),
+        entry,
+        &csv,
+        addr(free_port()),
+        SippTransport::Tcp,
+        60_000,
+        &workdir(&dir),
+    )
+    .unwrap();
+    assert_contacts(1);
+    assert_eq!(pcscf_connections(), Some(1), "Bob's TLS connection");
+    // Alice (UDP) calls; ACK, re-INVITE, ACK and UPDATE go to Bob along the Record-Route
+    // (the P-CSCF value carries his flow token), his BYE comes back up.
+    let alice = Ue::register(&dir, "alice", "bob");
+    let r = alice.run(&dir, "session/uac_call_in_dialog.xml");
+    assert_all_passed(&r, 1);
+    // Everything reached Bob over his own connection: the P-CSCF opened none to the
+    // Contact he registered (where his SIPp also listens).
+    assert_eq!(
+        pcscf_connections(),
+        Some(1),
+        "no connection to Bob's Contact"
+    );
     stop_core(core);
 }
 
