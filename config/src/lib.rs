@@ -30,5 +30,5 @@ pub use hss::{ProvisioningSection, SecuritySection, StoreSection};
 pub use load::{load, parse_str, Validate};
 pub use nodes::{HssConfig, IcscfConfig, NodeKind, PcscfConfig, ScscfConfig};
 pub use policyd::{KeystoneSection, PolicySection, PolicydConfig};
-pub use scscf::{CxClientSection, RegistrarSection};
-pub use sections::{HttpSection, LimitsSection, NodeSection, RouteSection, SipSection, TlsSection};
+pub use scscf::{CxClientSection, RegistrarSection, SessionSection};
+pub use sections::{HttpSection, LimitsSection, NodeSection, SipSection, TlsSection};

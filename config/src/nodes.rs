@@ -8,8 +8,8 @@ use crate::diameter::DiameterSection;
 use crate::error::Invalid;
 use crate::hss::{ProvisioningSection, SecuritySection, StoreSection};
 use crate::load::Validate;
-use crate::scscf::{CxClientSection, RegistrarSection};
-use crate::sections::{HttpSection, NodeSection, RouteSection, SipSection};
+use crate::scscf::{CxClientSection, RegistrarSection, SessionSection};
+use crate::sections::{HttpSection, NodeSection, SipSection};
 
 /// Which node a configuration belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,9 +91,6 @@ pub struct IcscfConfig {
     pub http: HttpSection,
     /// `[sip]`
     pub sip: SipSection,
-    /// `[route]`: where requests other than REGISTER go while terminating routing
-    /// (LIR) is not there yet.
-    pub route: Option<RouteSection>,
     /// `[cx]`: the Diameter client toward the HSS.
     pub cx: IcscfCxSection,
     /// `[[scscf]]`: the S-CSCFs this I-CSCF may select.
@@ -105,9 +102,6 @@ impl Validate for IcscfConfig {
     fn validate(&self) -> Result<(), Invalid> {
         validate_common(&self.node, &self.http)?;
         self.sip.validate().map_err(|e| e.under("sip"))?;
-        if let Some(r) = &self.route {
-            r.validate().map_err(|e| e.under("route"))?;
-        }
         self.cx.validate().map_err(|e| e.under("cx"))?;
         for (i, s) in self.scscf.iter().enumerate() {
             s.validate().map_err(|e| e.under(&format!("scscf[{i}]")))?;
@@ -126,12 +120,12 @@ pub struct ScscfConfig {
     pub http: HttpSection,
     /// `[sip]`
     pub sip: SipSection,
-    /// `[route]`: where requests go when no Route header says otherwise.
-    pub route: Option<RouteSection>,
     /// `[cx]`: the Diameter Cx client toward the HSS.
     pub cx: CxClientSection,
     /// `[registrar]`: registration and authentication.
     pub registrar: RegistrarSection,
+    /// `[session]`: originating and terminating routing of sessions.
+    pub session: SessionSection,
     /// `[cloud_auth]`: token and policy checks on registrations (required).
     pub cloud_auth: CloudAuthSection,
 }
@@ -140,13 +134,11 @@ impl Validate for ScscfConfig {
     fn validate(&self) -> Result<(), Invalid> {
         validate_common(&self.node, &self.http)?;
         self.sip.validate().map_err(|e| e.under("sip"))?;
-        if let Some(r) = &self.route {
-            r.validate().map_err(|e| e.under("route"))?;
-        }
         self.cx.validate().map_err(|e| e.under("cx"))?;
         self.registrar
             .validate()
             .map_err(|e| e.under("registrar"))?;
+        self.session.validate().map_err(|e| e.under("session"))?;
         self.cloud_auth
             .validate()
             .map_err(|e| e.under("cloud_auth"))

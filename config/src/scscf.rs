@@ -1,5 +1,5 @@
-//! Sections only the S-CSCF has: `[cx]` (its Diameter Cx client toward the HSS) and
-//! `[registrar]` (TS 24.229 §5.4.1).
+//! Sections only the S-CSCF has: `[cx]` (its Diameter Cx client toward the HSS),
+//! `[registrar]` (TS 24.229 §5.4.1) and `[session]` (TS 24.229 §5.4.3).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -157,12 +157,50 @@ impl Validate for RegistrarSection {
     }
 }
 
+/// `[session]`: how the S-CSCF routes initial requests (TS 24.229 §5.4.3).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSection {
+    /// SIP URI of the I-CSCF of the home network, pre-loaded as Route on originating
+    /// requests toward a home domain or a tel URI (§5.4.3.2: the callee's home network
+    /// is reached through its I-CSCF), e.g. `sip:127.0.0.1:5070;lr`.
+    pub icscf: String,
+    /// Domains of the home network (compared with the Request-URI host); empty means
+    /// `[node] domain` alone.
+    #[serde(default)]
+    pub home_domains: Vec<String>,
+}
+
+impl Validate for SessionSection {
+    fn validate(&self) -> Result<(), Invalid> {
+        let lower = self.icscf.to_ascii_lowercase();
+        if !(lower.starts_with("sip:") || lower.starts_with("sips:"))
+            || self.icscf.len() < 5
+            || self.icscf.contains(char::is_whitespace)
+        {
+            return Err(Invalid::new("icscf", "must be a sip: or sips: URI"));
+        }
+        if let Some(i) = self
+            .home_domains
+            .iter()
+            .position(|d| d.trim().is_empty() || d.contains(char::is_whitespace))
+        {
+            return Err(Invalid::new(
+                format!("home_domains[{i}]"),
+                "must be a domain",
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::{parse_str, ConfigError, ScscfConfig};
 
     const BASE: &str = "[node]\nname = \"s\"\ndomain = \"ims.example.net\"\n\
         [http]\nlisten = \"127.0.0.1:0\"\n[sip]\nudp = [\"127.0.0.1:0\"]\n\
+        [session]\nicscf = \"sip:127.0.0.1:5070;lr\"\n\
         [cloud_auth]\nmode = \"off\"\n[cx]\nhss = \"127.0.0.1:3868\"\norigin_host = \"scscf.ims.example.net\"\n\
         origin_realm = \"ims.example.net\"\ndestination_host = \"hss.ims.example.net\"\n\
         destination_realm = \"ims.example.net\"\n";
@@ -225,5 +263,27 @@ mod tests {
             std::path::Path::new("scscf.toml"),
         );
         assert_eq!(invalid_key(bad_tw), "cx.watchdog_secs");
+    }
+
+    #[test]
+    fn session_section_is_checked() {
+        let c = parse("").unwrap();
+        assert_eq!(c.session.icscf, "sip:127.0.0.1:5070;lr");
+        assert!(c.session.home_domains.is_empty());
+        let bad = BASE.replace("sip:127.0.0.1:5070;lr", "127.0.0.1:5070");
+        let r = parse_str::<ScscfConfig>(
+            &format!("{bad}[registrar]\nserver_name = \"sip:s\"\n"),
+            std::path::Path::new("scscf.toml"),
+        );
+        assert_eq!(invalid_key(r), "session.icscf");
+        let domains = BASE.replace(
+            "[session]\n",
+            "[session]\nhome_domains = [\"ims.example.net\", \" \"]\n",
+        );
+        let r = parse_str::<ScscfConfig>(
+            &format!("{domains}[registrar]\nserver_name = \"sip:s\"\n"),
+            std::path::Path::new("scscf.toml"),
+        );
+        assert_eq!(invalid_key(r), "session.home_domains[1]");
     }
 }

@@ -190,21 +190,3 @@ impl Validate for SipSection {
         self.limits.validate().map_err(|e| e.under("limits"))
     }
 }
-
-/// `[route]`: the static next hop of a node (DNS is not required).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RouteSection {
-    /// SIP URI of the next hop, e.g. `sip:127.0.0.1:5070;transport=udp;lr`.
-    pub next_hop: String,
-}
-
-impl Validate for RouteSection {
-    fn validate(&self) -> Result<(), Invalid> {
-        let lower = self.next_hop.to_ascii_lowercase();
-        if !(lower.starts_with("sip:") || lower.starts_with("sips:")) || self.next_hop.len() < 5 {
-            return Err(Invalid::new("next_hop", "must be a sip: or sips: URI"));
-        }
-        Ok(())
-    }
-}

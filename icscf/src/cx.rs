@@ -1,6 +1,6 @@
 //! The I-CSCF's Cx client toward the HSS (TS 29.228, TS 29.229 over RFC 6733): one
 //! Diameter peer kept connected (reconnecting with backoff), fresh Session-Ids
-//! (RFC 6733 §8.8), and the UAR exchange.
+//! (RFC 6733 §8.8), and the UAR and LIR exchanges.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ims_config::IcscfCxSection;
-use ims_diameter::cx::{CxError, RequestHeader, Uaa, Uar};
+use ims_diameter::cx::{CxError, Lia, Lir, RequestHeader, Uaa, Uar};
 use ims_diameter::dict::result;
 use ims_diameter::peer::{BoxFuture, Connector, Handler, Peer, PeerConfig, PeerError};
 use ims_diameter::Message;
@@ -19,7 +19,7 @@ pub enum CxFailure {
     /// The HSS did not answer (not connected, connection lost, timeout).
     #[error("HSS unreachable: {0}")]
     Peer(#[from] PeerError),
-    /// The answer is not a valid UAA.
+    /// The answer is not a valid UAA or LIA.
     #[error("invalid answer: {0}")]
     Invalid(#[from] CxError),
 }
@@ -134,5 +134,11 @@ impl CxClient {
     pub async fn uar(&self, uar: &Uar) -> Result<Uaa, CxFailure> {
         let answer = self.peer.request(uar.to_message()).await?;
         Ok(Uaa::from_message(&answer)?)
+    }
+
+    /// Sends `lir` and decodes the LIA.
+    pub async fn lir(&self, lir: &Lir) -> Result<Lia, CxFailure> {
+        let answer = self.peer.request(lir.to_message()).await?;
+        Ok(Lia::from_message(&answer)?)
     }
 }

@@ -4,12 +4,14 @@
 //! |---|---|---|
 //! | [`uar`] | the UAR for a REGISTER | TS 24.229 §5.3.1.2, TS 29.229 §6.1.1 |
 //! | [`selection`] | S-CSCF by Server-Name or Server-Capabilities | TS 29.228 §6.1.1, §6.7 |
-//! | [`answer`] | UAA results to forwarding or SIP answers | TS 24.229 §5.3.1.2, TS 29.229 §6.2 |
+//! | [`lir`] | the LIR for an initial request toward a served user | TS 24.229 §5.3.2.1, TS 29.229 §6.1.5 |
+//! | [`answer`] | UAA and LIA results to forwarding or SIP answers | TS 24.229 §5.3.1.2, §5.3.2.1, TS 29.229 §6.2 |
 //! | [`cx`] | the Diameter Cx client toward the HSS | TS 29.229, RFC 6733 |
 //! | [`policy`] | the routing decisions over the proxy engine | TS 24.229 §5.3 |
 
 pub mod answer;
 pub mod cx;
+pub mod lir;
 pub mod policy;
 pub mod selection;
 pub mod uar;

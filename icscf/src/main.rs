@@ -18,7 +18,6 @@ async fn main() -> anyhow::Result<()> {
         cx: CxClient::connect(&config.cx),
         scscfs: config.scscf.clone(),
         home_network: config.node.domain.clone(),
-        next_hop: config.route.as_ref().map(|r| format!("<{}>", r.next_hop)),
     };
     run_sip_node("icscf", &config.node, &config.http, &config.sip, policy).await?;
     Ok(())

@@ -1,12 +1,16 @@
 //! The I-CSCF's decisions (TS 24.229 §5.3) on top of the proxy engine. It stays
-//! transaction-stateful and does not record-route (§5.3.1.2: REGISTER is not
-//! record-routed; the I-CSCF is not on the dialog path).
+//! transaction-stateful and does not record-route (§5.3.1.2, §5.3.2.1: the I-CSCF is
+//! not on the dialog path).
 //!
 //! * REGISTER (§5.3.1.2): UAR ([`crate::uar`]), then [`crate::answer::outcome`]:
 //!   forwarded to the selected S-CSCF as a pre-loaded Route, or answered.
-//! * Other requests: [`IcscfPolicy::terminating`]. Terminating routing by LIR
-//!   (§5.3.2.1, TS 29.228 §6.1.4) is the sessions issue and lands there; until then
-//!   such requests go to the configured `[route]` next hop, or by Request-URI.
+//! * Initial requests other than REGISTER (§5.3.2.1, terminating routing): LIR for
+//!   the Request-URI ([`crate::lir`]), then [`crate::answer::location_outcome`]:
+//!   forwarded to the S-CSCF the HSS names (or one selected by capabilities for an
+//!   unregistered user with services), or answered (404 unknown user, 480 not
+//!   registered).
+//! * Requests inside a dialog (To tag) follow their Route set; they do not normally
+//!   reach the I-CSCF, which does not record-route.
 
 use ims_config::ScscfEntry;
 use ims_sip::message::build::response_with;
@@ -14,8 +18,9 @@ use ims_sip::proxy::engine::{Decision, Forward, Policy};
 use ims_sip::transport::Source;
 use ims_sip::{HeaderName, Method, SipMessage};
 
-use crate::answer::{outcome, Outcome, HSS_UNAVAILABLE};
+use crate::answer::{location_outcome, outcome, Outcome, HSS_UNAVAILABLE};
 use crate::cx::CxClient;
+use crate::lir::lir_for;
 use crate::uar::uar_for;
 
 /// The I-CSCF as a proxy-engine [`Policy`].
@@ -27,8 +32,6 @@ pub struct IcscfPolicy {
     pub scscfs: Vec<ScscfEntry>,
     /// Our home network, the Visited-Network-Identifier when the P-CSCF sent none.
     pub home_network: String,
-    /// Route value for non-REGISTER requests until LIR exists.
-    pub next_hop: Option<String>,
 }
 
 fn reject(request: &SipMessage, code: u16, reason: &str) -> Decision {
@@ -51,43 +54,52 @@ impl IcscfPolicy {
                 HSS_UNAVAILABLE
             }
         };
-        match next {
-            Outcome::Forward(selected) => {
-                tracing::debug!(impu = %uar.public_identity, scscf = %selected.name, "REGISTER to S-CSCF");
-                // Any Route the REGISTER still carries is not for us to keep: the
-                // S-CSCF chosen here is the next hop (§5.3.1.2).
-                let mut edited = request.clone();
-                edited.headers.remove_all(&HeaderName::Route);
-                Decision::ForwardWith {
-                    request: edited,
-                    flow: None,
-                    forward: Forward {
-                        targets: Vec::new(),
-                        record_route: false,
-                        preload_routes: vec![selected.route],
-                    },
-                }
-            }
-            Outcome::Reject(code, reason) => {
-                tracing::info!(impu = %uar.public_identity, code, "REGISTER answered");
-                reject(request, code, reason)
-            }
-        }
+        forward_or_answer(request, next, &uar.public_identity)
     }
 
-    /// Requests other than REGISTER: where LIR-based terminating routing
-    /// (TS 24.229 §5.3.2.1) belongs. Today: the static next hop, if any, for requests
-    /// without a Route; else the Route set / Request-URI.
-    pub fn terminating(&self, request: &SipMessage) -> Decision {
-        let has_route = request.headers.get(&HeaderName::Route).is_some();
-        Decision::Forward(Forward {
-            targets: Vec::new(),
-            record_route: false,
-            preload_routes: match &self.next_hop {
-                Some(route) if !has_route => vec![route.clone()],
-                _ => Vec::new(),
-            },
-        })
+    /// An initial request toward a public identity of ours (§5.3.2.1): LIR, then
+    /// forward to its S-CSCF or answer.
+    pub async fn terminating(&self, request: &SipMessage) -> Decision {
+        let lir = match lir_for(request, self.cx.header()) {
+            Ok(lir) => lir,
+            Err(error) => {
+                tracing::info!(%error, "initial request refused");
+                return reject(request, 416, "Unsupported URI Scheme");
+            }
+        };
+        let next = match self.cx.lir(&lir).await {
+            Ok(lia) => location_outcome(&lia, &self.scscfs),
+            Err(error) => {
+                tracing::warn!(%error, impu = %lir.public_identity, "LIR failed");
+                HSS_UNAVAILABLE
+            }
+        };
+        forward_or_answer(request, next, &lir.public_identity)
+    }
+}
+
+/// Forwards `request` to the selected S-CSCF as its only Route (any Route the request
+/// still carries is not ours to keep: the S-CSCF chosen here is the next hop,
+/// §5.3.1.2, §5.3.2.1), or answers it.
+fn forward_or_answer(request: &SipMessage, next: Outcome, impu: &str) -> Decision {
+    match next {
+        Outcome::Forward(selected) => {
+            tracing::debug!(%impu, scscf = %selected.name, method = ?request.method(), "to S-CSCF");
+            let mut edited = request.clone();
+            edited.headers.remove_all(&HeaderName::Route);
+            Decision::ForwardWith {
+                request: edited,
+                flow: None,
+                forward: Forward {
+                    preload_routes: vec![selected.route],
+                    ..Forward::default()
+                },
+            }
+        }
+        Outcome::Reject(code, reason) => {
+            tracing::info!(%impu, code, method = ?request.method(), "answered");
+            reject(request, code, reason)
+        }
     }
 }
 
@@ -95,8 +107,11 @@ impl Policy for IcscfPolicy {
     async fn decide(&self, request: &SipMessage, _source: &Source) -> Decision {
         if request.method() == Some(&Method::Register) {
             self.register(request).await
+        } else if request.has_to_tag() {
+            // In a dialog: the Route set decides (RFC 3261 §16.12).
+            Decision::Forward(Forward::default())
         } else {
-            self.terminating(request)
+            self.terminating(request).await
         }
     }
 }

@@ -7,11 +7,17 @@
 //! * Initial requests from a registered UE (§5.2.6.3): Route replaced by the
 //!   Service-Route (RFC 3608), P-Asserted-Identity set (P-Preferred-Identity honoured
 //!   only if associated; whatever P-Asserted-Identity the UE sent is dropped),
-//!   P-Charging-Vector, record-routed. From an unregistered UE: 403.
+//!   P-Charging-Vector, record-routed with the UE's flow token as user part. From an
+//!   unregistered UE: 403.
 //! * Requests from the core whose Route carried our flow token (§5.2.6.4, RFC 5626
-//!   §5.3): sent over that flow; a forged token gets 403, a flow no longer registered
-//!   430.
-//! * In-dialog requests (To tag) follow their Route set.
+//!   §5.3): the terminating initial request along the Path, and every later request of
+//!   the dialog along the Record-Route (both originating and terminating dialogs carry
+//!   the token there): sent over that flow, the initial one record-routed with the
+//!   same token; a forged token gets 403, a flow no longer registered 430. ACKs for a
+//!   2xx likewise ([`Policy::ack_flow`]).
+//! * Requests in a dialog from the UE (To tag; their first Route is ours, with the
+//!   token of the flow they came over, or of an earlier flow of the same UE) follow
+//!   their Route set.
 //!
 //! * Cloud authorization (design brief §5, RFC 8898): initial requests from a UE whose
 //!   method `[cloud_auth]` names (REGISTER and INVITE by default) need a valid Keystone
@@ -19,26 +25,22 @@
 //!   refused one). The token travels on to our own core nodes, where the S-CSCF decides
 //!   the policy questions with the subscriber's tenant; it is stripped from every request
 //!   sent toward a UE. In-dialog requests were authorized with their dialog.
-//!
-//! Terminating requests toward a UE in a dialog it did not start through us come with the
-//! sessions issue.
 
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use ims_sip::message::addr::NameAddr;
 use ims_sip::message::build::response_with;
 use ims_sip::message::uri::Uri;
 use ims_sip::message::via::split_host_port;
 use ims_sip::proxy::engine::{Decision, Forward, Policy};
 use ims_sip::proxy::record_route::route_user;
-use ims_sip::transport::Source;
+use ims_sip::transport::{Flow, Source};
 use ims_sip::{HeaderName, Method, SipMessage};
 use tokio::time::Instant;
 
 use cloud_auth::filter::sip::{strip_bearer, SipFilter};
 
-use crate::flow_token::FlowTokens;
+use crate::flow_token::{label, FlowTokens};
 use crate::headers::{
     add_path, assert_identity, asserted_identity, set_charging_vector, set_visited_network,
 };
@@ -141,9 +143,8 @@ impl Pcscf {
             request: edited,
             flow: None,
             forward: Forward {
-                targets: Vec::new(),
-                record_route: false,
                 preload_routes: vec![icscf.to_string()],
+                ..Forward::default()
             },
         }
     }
@@ -162,11 +163,33 @@ impl Pcscf {
             request: edited,
             flow: None,
             forward: Forward {
-                targets: Vec::new(),
                 record_route: true,
+                record_route_user: Some(self.settings.tokens.issue(&source.flow)),
                 preload_routes: reg.service_route,
+                ..Forward::default()
             },
         }
+    }
+
+    /// True when a request whose popped Route carried `token` came from the UE side:
+    /// over the very flow the token names (our Record-Route value heads the UE's route
+    /// set), or over another flow a UE is registered on (it re-registered over a new
+    /// connection since the dialog began). Requests from the core come over neither.
+    fn sent_by_ue(&self, token: &str, source: &Source) -> bool {
+        self.settings
+            .tokens
+            .check(token)
+            .is_ok_and(|l| l == label(&source.flow))
+            || self
+                .registrations
+                .by_flow(&source.flow, Instant::now())
+                .is_some()
+    }
+
+    /// The flow a live, authentic token names.
+    fn flow_of(&self, token: &str) -> Option<Flow> {
+        let label = self.settings.tokens.check(token).ok()?;
+        Some(self.registrations.by_label(&label, Instant::now())?.flow)
     }
 
     fn toward_ue(&self, request: &SipMessage, token: &str) -> Decision {
@@ -181,16 +204,16 @@ impl Pcscf {
             return refuse(request, 430, "Flow Failed");
         };
         // The bearer credential never leaves our trust boundary toward a UE.
-        let record_route = !has_to_tag(request);
+        let record_route = !request.has_to_tag();
         let mut request = request.clone();
         strip_bearer(&mut request);
         Decision::ForwardWith {
             request,
             flow: Some(reg.flow),
             forward: Forward {
-                targets: Vec::new(),
                 record_route,
-                preload_routes: Vec::new(),
+                record_route_user: Some(token.to_string()),
+                ..Forward::default()
             },
         }
     }
@@ -198,14 +221,6 @@ impl Pcscf {
 
 fn refuse(request: &SipMessage, code: u16, reason: &str) -> Decision {
     Decision::Respond(response_with(request, code, reason, None, &[]))
-}
-
-fn has_to_tag(request: &SipMessage) -> bool {
-    request
-        .headers
-        .get_str(&HeaderName::To)
-        .and_then(|v| NameAddr::parse(v).ok().map(|a| a.tag().is_some()))
-        .unwrap_or(false)
 }
 
 /// The P-CSCF as a proxy-engine [`Policy`].
@@ -225,10 +240,10 @@ impl Policy for PcscfPolicy {
     ) -> Decision {
         let pcscf = &self.0;
         let token = popped_route.and_then(|v| route_user(std::str::from_utf8(v).ok()?));
-        if let Some(token) = token {
+        if let Some(token) = token.filter(|t| !pcscf.sent_by_ue(t, source)) {
             return pcscf.toward_ue(request, &token);
         }
-        let in_dialog = has_to_tag(request);
+        let in_dialog = request.has_to_tag();
         if let Some(filter) = &pcscf.settings.cloud_auth {
             if !in_dialog && filter.applies_to(request) {
                 if let Err(refusal) = filter.authenticate(request).await {
@@ -244,6 +259,21 @@ impl Policy for PcscfPolicy {
             return Decision::Forward(Forward::default());
         }
         pcscf.originating(request, source)
+    }
+
+    /// An ACK from the core for a UE's 2xx carries the UE's flow token in the Route
+    /// value of our Record-Route: it goes over that flow.
+    fn ack_flow(
+        &self,
+        _ack: &SipMessage,
+        source: &Source,
+        popped_route: Option<&Bytes>,
+    ) -> Option<Flow> {
+        let token = popped_route.and_then(|v| route_user(std::str::from_utf8(v).ok()?))?;
+        if self.0.sent_by_ue(&token, source) {
+            return None;
+        }
+        self.0.flow_of(&token)
     }
 
     fn on_response(&self, request: &SipMessage, source: &Source, response: &mut SipMessage) {

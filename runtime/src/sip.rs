@@ -1,13 +1,13 @@
-//! Running a SIP node: the shared `[sip]`/`[route]` configuration turned into a proxy
+//! Running a SIP node: the shared `[sip]` configuration turned into a proxy
 //! engine of `ims-sip`, with its counters exported on `/metrics`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ims_config::{LimitsSection, RouteSection, SipSection};
+use ims_config::{LimitsSection, SipSection};
 use ims_sip::message::via::split_host_port;
-use ims_sip::proxy::engine::{DefaultRouting, EngineConfig, EngineStats, Policy, ProxyEngine};
+use ims_sip::proxy::engine::{EngineConfig, EngineStats, Policy, ProxyEngine};
 use ims_sip::transport::{
     TlsClientSource, TlsServerSource, TransportConfig, TransportError, TransportLayer,
     TransportLimits,
@@ -59,15 +59,6 @@ pub fn engine_config(sip: &SipSection) -> EngineConfig {
     EngineConfig {
         advertise,
         ..EngineConfig::default()
-    }
-}
-
-/// Plain routing for a node with an optional static next hop (`[route] next_hop`),
-/// pre-loaded as Route on initial requests that carry no Route.
-pub fn default_routing(route: Option<&RouteSection>) -> DefaultRouting {
-    DefaultRouting {
-        outbound: route.map(|r| format!("<{}>", r.next_hop)),
-        record_route: true,
     }
 }
 
@@ -217,6 +208,7 @@ impl Collector for SipCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ims_sip::proxy::engine::DefaultRouting;
 
     #[tokio::test]
     async fn node_proxy_starts_from_config_and_exports_metrics() {
@@ -226,7 +218,7 @@ mod tests {
         )
         .unwrap();
         let mut registry = Registry::default();
-        let engine = start_proxy(&sip, default_routing(None), &mut registry)
+        let engine = start_proxy(&sip, DefaultRouting::default(), &mut registry)
             .await
             .unwrap();
         assert_eq!(engine.transport().local_addrs().len(), 2);

@@ -12,7 +12,10 @@
 //! * [`ifc`]: initial filter criteria and their evaluation (TS 29.228 Annex B/C,
 //!   TS 24.229 §5.4.3.2-3).
 //! * [`cx`]: the Diameter Cx client toward the HSS (TS 29.229).
-//! * [`policy`]: the proxy policy tying the registrar into the SIP proxy engine.
+//! * [`session`]: originating and terminating routing of initial requests (TS 24.229
+//!   §5.4.3), with the places application servers slot into.
+//! * [`policy`]: the proxy policy tying the registrar and session routing into the SIP
+//!   proxy engine.
 
 pub mod auth;
 pub mod cloud_auth;
@@ -22,4 +25,5 @@ pub mod location;
 pub mod policy;
 pub mod profile;
 pub mod registrar;
+pub mod session;
 pub mod store;

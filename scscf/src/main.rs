@@ -2,8 +2,9 @@
 //!
 //! The node runs the `ims-sip` proxy engine on its `[sip]` listeners with the
 //! [`scscf::policy::ScscfPolicy`]: REGISTER is answered by the registrar (Digest/AKA
-//! authentication with MAR, SAR, bindings persisted in `[registrar] store`), other
-//! requests are routed by Route or Request-URI. The Diameter Cx client connects to
+//! authentication with MAR, SAR, bindings persisted in `[registrar] store`), initial
+//! requests are routed as originating (toward `[session] icscf`) or terminating (to the
+//! callee's contacts), requests in a dialog by their Route set. The Diameter Cx client connects to
 //! `[cx] hss` and keeps reconnecting. `/health` shows `registered_contacts` and
 //! `cx_peer`.
 
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use ims_config::ScscfConfig;
-use ims_runtime::sip::{default_routing, start_proxy};
+use ims_runtime::sip::start_proxy;
 use ims_runtime::NodeArgs;
 use ims_sip::message::uri::Uri;
 use scscf::auth::Challenges;
@@ -20,10 +21,12 @@ use scscf::cx::{CxClient, HssRequests};
 use scscf::location::ExpiryLimits;
 use scscf::policy::ScscfPolicy;
 use scscf::registrar::{Registrar, Settings};
+use scscf::session::case::ORIG_USER;
+use scscf::session::SessionSettings;
 use scscf::store::BindingStore;
 
-/// `<sip:orig@HOST;lr>`: the advertised SIP address if any, else the host of the
-/// Server-Name.
+/// `<sip:orig@HOST;lr>` ([`ORIG_USER`]): the advertised SIP address if any, else the
+/// host of the Server-Name.
 fn service_route(config: &ScscfConfig) -> String {
     let host = config.sip.advertise.clone().unwrap_or_else(|| {
         Uri::parse(&config.registrar.server_name)
@@ -33,7 +36,7 @@ fn service_route(config: &ScscfConfig) -> String {
             })
             .unwrap_or_else(|_| config.node.domain.clone())
     });
-    format!("<sip:orig@{host};lr>")
+    format!("<sip:{ORIG_USER}@{host};lr>")
 }
 
 #[tokio::main]
@@ -73,7 +76,11 @@ async fn main() -> anyhow::Result<()> {
     }
     let policy = ScscfPolicy {
         registrar: registrar.clone(),
-        routing: default_routing(config.route.as_ref()),
+        sessions: SessionSettings::new(
+            &config.session.icscf,
+            &config.session.home_domains,
+            &config.node.domain,
+        ),
     };
     let engine = start_proxy(&config.sip, policy, &mut registry).await?;
     let running = ims_runtime::Node::start("scscf", &config.node, &config.http, registry).await?;

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use ims_sip::message::build::response;
 use ims_sip::proxy::engine::{Decision, EngineConfig, Forward, Policy, ProxyEngine};
 use ims_sip::transport::{Source, TransportConfig};
@@ -15,9 +16,11 @@ use ims_sip::{HeaderName, Method, SipMessage};
 use tokio::net::UdpSocket;
 use tokio::time::timeout;
 
-/// Answers REGISTER itself (as a registrar would); forks everything else to `targets`.
+/// Answers REGISTER itself (as a registrar would); forks everything else to `targets`,
+/// each branch with its own pre-loaded Route (`target_routes`).
 struct TestPolicy {
     targets: Vec<String>,
+    target_routes: Vec<Vec<String>>,
 }
 
 impl Policy for TestPolicy {
@@ -28,7 +31,8 @@ impl Policy for TestPolicy {
         Decision::Forward(Forward {
             targets: self.targets.clone(),
             record_route: true,
-            preload_routes: Vec::new(),
+            target_routes: self.target_routes.clone(),
+            ..Forward::default()
         })
     }
 }
@@ -41,13 +45,22 @@ async fn start(targets: Vec<String>) -> (ProxyEngine, SocketAddr) {
 }
 
 async fn start_with(targets: Vec<String>, config: EngineConfig) -> (ProxyEngine, SocketAddr) {
+    start_policy(
+        TestPolicy {
+            targets,
+            target_routes: Vec::new(),
+        },
+        config,
+    )
+    .await
+}
+
+async fn start_policy(policy: TestPolicy, config: EngineConfig) -> (ProxyEngine, SocketAddr) {
     let transport = TransportConfig {
         udp: vec!["127.0.0.1:0".parse().unwrap()],
         ..TransportConfig::default()
     };
-    let engine = ProxyEngine::start(transport, config, TestPolicy { targets })
-        .await
-        .unwrap();
+    let engine = ProxyEngine::start(transport, config, policy).await.unwrap();
     let addr = engine.transport().local_addrs()[0].1;
     (engine, addr)
 }
@@ -229,4 +242,114 @@ async fn timer_c_cancels_a_ringing_branch_and_the_caller_gets_487() {
     assert_eq!(codes.last(), Some(&487), "{codes:?}");
     assert!(codes.contains(&180), "{codes:?}");
     task.abort();
+}
+
+/// What one forked UAS saw: the INVITE it got, and whether a CANCEL reached it.
+#[derive(Debug, Default)]
+struct UasLog {
+    invite: Option<SipMessage>,
+    cancelled: bool,
+}
+
+/// A UAS that rings at once and, when `answer` is set, answers 200 after `delay`; a
+/// CANCEL gets 200 and the INVITE 487 (RFC 3261 §9.2).
+fn ringing_uas(
+    socket: UdpSocket,
+    answer: bool,
+    delay: Duration,
+) -> tokio::task::JoinHandle<UasLog> {
+    tokio::spawn(async move {
+        let mut log = UasLog::default();
+        let mut buf = vec![0u8; 65_535];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while let Ok(Ok((n, from))) =
+            tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await
+        {
+            let req = SipMessage::parse(buf[..n].to_vec()).unwrap();
+            let answers = match req.method() {
+                Some(Method::Invite) if log.invite.is_none() => {
+                    log.invite = Some(req.clone());
+                    vec![response(&req, 180)]
+                }
+                Some(Method::Cancel) => {
+                    log.cancelled = true;
+                    let inv = log.invite.as_ref().unwrap();
+                    vec![response(&req, 200), response(inv, 487)]
+                }
+                _ => Vec::new(),
+            };
+            for a in answers {
+                socket.send_to(&a.to_bytes(), from).await.unwrap();
+            }
+            if log.cancelled {
+                return log;
+            }
+            if let Some(invite) = log.invite.as_ref().filter(|_| answer) {
+                tokio::time::sleep(delay).await;
+                let ok = response(invite, 200);
+                socket.send_to(&ok.to_bytes(), from).await.unwrap();
+                return log;
+            }
+        }
+        log
+    })
+}
+
+#[tokio::test]
+async fn parallel_fork_with_per_branch_routes_first_2xx_wins_and_cancels_the_other() {
+    // Two contacts of one user, each reached through its own Path (RFC 3327): the
+    // Route pre-loaded on each branch names the UAS itself, with a per-branch user part.
+    let answering = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let ringing = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (a, r) = (
+        answering.local_addr().unwrap(),
+        ringing.local_addr().unwrap(),
+    );
+    let policy = TestPolicy {
+        targets: vec![format!("sip:bob@{a}"), format!("sip:bob@{r}")],
+        target_routes: vec![
+            vec![format!("<sip:flowA@{a};lr>")],
+            vec![format!("<sip:flowR@{r};lr>")],
+        ],
+    };
+    let answered = ringing_uas(answering, true, Duration::from_millis(100));
+    let cancelled = ringing_uas(ringing, false, Duration::ZERO);
+    let mut config = EngineConfig::default();
+    config.timers.t1 = Duration::from_millis(50);
+    let (_engine, proxy) = start_policy(policy, config).await;
+    let client = send(proxy, "INVITE", "sip:bob@y", "z9hG4bKfork2").await;
+    let mut codes = Vec::new();
+    while codes.last().is_none_or(|c| *c < 200) {
+        codes.push(recv(&client).await.status().unwrap());
+    }
+    assert_eq!(codes.last(), Some(&200), "{codes:?}");
+    assert!(codes.contains(&180), "{codes:?}");
+
+    let answered = answered.await.unwrap();
+    let cancelled = cancelled.await.unwrap();
+    let route = |log: &UasLog| {
+        let inv = log.invite.as_ref().expect("the branch got the INVITE");
+        let ruri = String::from_utf8(inv.request().unwrap().uri.to_vec()).unwrap();
+        let routes: Vec<_> = inv.headers.values(&HeaderName::Route).collect();
+        let rr = inv.headers.values(&HeaderName::RecordRoute).count();
+        (ruri, routes, rr)
+    };
+    assert_eq!(
+        route(&answered),
+        (
+            format!("sip:bob@{a}"),
+            vec![Bytes::from(format!("<sip:flowA@{a};lr>"))],
+            1
+        )
+    );
+    assert_eq!(
+        route(&cancelled),
+        (
+            format!("sip:bob@{r}"),
+            vec![Bytes::from(format!("<sip:flowR@{r};lr>"))],
+            1
+        )
+    );
+    assert!(!answered.cancelled, "the answering branch is not cancelled");
+    assert!(cancelled.cancelled, "the other branch gets a CANCEL");
 }

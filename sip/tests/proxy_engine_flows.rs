@@ -1,6 +1,8 @@
 //! The engine hooks an edge proxy needs, in process over loopback: the Route value §16.4
-//! removed reaches the policy, a request sent over a UE's flow (RFC 5626 §5.3), 430
-//! when that flow has closed, and the policy seeing (and changing) responses.
+//! removed reaches the policy, a request sent over a UE's flow (RFC 5626 §5.3) and
+//! record-routed with the policy's user part (a flow token), an ACK for a 2xx sent over
+//! the flow the policy names, 430 when that flow has closed, and the policy seeing (and
+//! changing) responses.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::SocketAddr;
@@ -18,7 +20,8 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;
 
 /// Remembers the flow a REGISTER came over; sends requests whose popped Route has the
-/// user part `ue` over that flow; marks every response it forwards.
+/// user part `ue` over that flow, record-routed with that user part, and so the ACKs
+/// whose popped Route has it; marks every response it forwards.
 struct EdgePolicy {
     registrar: SocketAddr,
     flow: Mutex<Option<Flow>>,
@@ -56,8 +59,24 @@ impl Policy for EdgePolicy {
         Decision::ForwardWith {
             request: edited,
             flow: Some(flow),
-            forward: Forward::default(),
+            forward: Forward {
+                record_route: true,
+                record_route_user: Some("ue".into()),
+                ..Forward::default()
+            },
         }
+    }
+
+    fn ack_flow(
+        &self,
+        _ack: &SipMessage,
+        _source: &Source,
+        popped: Option<&Bytes>,
+    ) -> Option<Flow> {
+        let user = popped.and_then(|v| route_user(std::str::from_utf8(v).ok()?));
+        (user.as_deref() == Some("ue"))
+            .then(|| *self.flow.lock().unwrap())
+            .flatten()
     }
 
     fn on_response(&self, request: &SipMessage, source: &Source, response: &mut SipMessage) {
@@ -158,6 +177,19 @@ async fn requests_reach_a_registered_flow_and_fail_with_430_once_it_closes() {
     );
     let top_via = delivered.headers.first_value(&HeaderName::Via).unwrap();
     assert!(top_via.starts_with(b"SIP/2.0/TCP"), "{top_via:?}");
+    // Record-Routed with the policy's user part, double: UDP in, TCP out (RFC 5658).
+    let rr: Vec<_> = delivered
+        .headers
+        .values(&HeaderName::RecordRoute)
+        .map(|v| String::from_utf8(v.to_vec()).unwrap())
+        .collect();
+    assert_eq!(
+        rr,
+        [
+            format!("<sip:ue@{tcp};transport=tcp;lr>"),
+            format!("<sip:ue@{udp};lr>")
+        ]
+    );
     ue.write_all(&response(&delivered, 200).to_bytes())
         .await
         .unwrap();
@@ -167,6 +199,15 @@ async fn requests_reach_a_registered_flow_and_fail_with_430_once_it_closes() {
         answer.headers.get_str(&HeaderName::Other("X-Seen".into())),
         Some("OPTIONS UDP")
     );
+
+    // An ACK for a 2xx (stateless, §16.11) with that Route goes over the flow too,
+    // though its Request-URI names no reachable host.
+    let ack = request("ACK", "UDP", core_addr, &route, "z9hG4bKack1")
+        .replace("To: <sip:ue@example.net>", "To: <sip:ue@example.net>;tag=2");
+    core.send_to(ack.as_bytes(), udp).await.unwrap();
+    let acked = recv_tcp(&mut ue).await;
+    assert_eq!(acked.method(), Some(&Method::Ack));
+    assert!(acked.headers.get(&HeaderName::Route).is_none());
 
     // The UE's connection closes: the next request toward its flow gets 430.
     drop(ue);

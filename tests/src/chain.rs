@@ -1,22 +1,28 @@
-//! Helpers for tests that drive the whole core started by `imsctl up` (the dev configs,
-//! on the fixed dev ports): provisioning through `imsctl subscriber`, SIPp runs toward
-//! the P-CSCF, and the HSS's view of a registration. Only tests call them, and a step
-//! that fails must fail the test: they panic.
+//! Driving the whole dev core (`imsctl up` with `config/dev/`) from a test: start and
+//! stop it, provision subscribers with the real `imsctl subscriber`, write SIPp CSV
+//! files, run SIPp UEs, read the HSS's and the S-CSCF's state, and capture the
+//! chain's traffic with tshark. Shared by `tests/tests/registration_chain.rs` and
+//! `tests/tests/session_chain.rs`.
+//!
+//! These are test steps: a step that cannot be done fails the test (panics) with what
+//! went wrong.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use crate::sipp::{self, SippResult, SippTransport};
-use crate::{command, free_port, scratch_dir, DevCore};
+use crate::stunnel::Kill;
+use crate::{command, free_port, health, scratch_dir, signal, wait_exit, wait_for, DevCore};
 
-/// The dev core's home domain.
+/// The home domain of the dev configs.
 pub const DOMAIN: &str = "ims.example.net";
 /// The S-CSCF's Server-Name (`config/dev/scscf.toml`), which the HSS records on SAR.
 pub const SERVER_NAME: &str = "sip:scscf.ims.example.net:5080";
-/// The P-CSCF's UDP/TCP port toward UEs.
+/// The P-CSCF's UDP/TCP port.
 pub const PCSCF: u16 = 5060;
 /// The P-CSCF's TLS port.
 pub const PCSCF_TLS: u16 = 5061;
@@ -24,6 +30,9 @@ pub const PCSCF_TLS: u16 = 5061;
 pub const SCSCF_HTTP: u16 = 9103;
 /// The policy service's port.
 pub const POLICYD_HTTP: u16 = 9105;
+/// What a capture of the chain listens to: SIP between the nodes and toward UEs (all
+/// UE traffic goes through the P-CSCF's 5060) and Cx.
+pub const CAPTURE_FILTER: &str = "udp port 5060 or udp port 5070 or udp port 5080 or tcp port 3868";
 
 /// `127.0.0.1:port`.
 pub fn addr(port: u16) -> SocketAddr {
@@ -45,13 +54,13 @@ pub fn users(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}{i:03}")).collect()
 }
 
-/// `sip:<user>@ims.example.net`.
+/// The public identity of a user: `sip:<user>@ims.example.net`.
 pub fn impu(user: &str) -> String {
     format!("sip:{user}@{DOMAIN}")
 }
 
-/// Provisions Digest users through `imsctl subscriber import`, in Keystone project
-/// `project` (the cloud tenant) when given.
+/// Provisions Digest users through `imsctl subscriber import` (a CSV in `dir`), in
+/// Keystone project `project` (their cloud tenant) when given.
 pub fn provision_digest(
     data: &Path,
     dir: &Path,
@@ -78,14 +87,16 @@ pub fn provision_digest(
     );
 }
 
-/// A SIPp injection file for `names` (the format of `sipp-scenarios/register/users.csv`),
-/// with `extra` as field3 of every line when given (e.g. a bearer token).
+/// A SIPp injection file, one line per user: field0 = user, field1 = domain, field2 =
+/// the whole `[authentication ...]` keyword (the format of
+/// `sipp-scenarios/register/users.csv`), field3 = `peer` (the callee of
+/// `sipp-scenarios/session/`, or the bearer token of `sipp-scenarios/cloud/`), when given.
 pub fn sipp_csv(
     dir: &Path,
     file: &str,
     names: &[String],
     password: &str,
-    extra: Option<&str>,
+    peer: Option<&str>,
 ) -> PathBuf {
     let path = dir.join(file);
     let mut text = String::from("SEQUENTIAL\n");
@@ -93,9 +104,9 @@ pub fn sipp_csv(
         text.push_str(&format!(
             "{n};{DOMAIN};[authentication username={n}@{DOMAIN} password={password}]"
         ));
-        if let Some(e) = extra {
+        if let Some(peer) = peer {
             text.push(';');
-            text.push_str(e);
+            text.push_str(peer);
         }
         text.push('\n');
     }
@@ -103,8 +114,42 @@ pub fn sipp_csv(
     path
 }
 
-/// Runs `scenario` (a path under `sipp-scenarios/`) for `calls` users of `csv` toward
-/// `entry`, in a fresh work directory.
+/// A fresh work directory under `dir` for one SIPp run (its logs stay apart).
+pub fn workdir(dir: &Path) -> PathBuf {
+    static RUN: AtomicU32 = AtomicU32::new(0);
+    let work = dir.join(format!("sipp-{}", RUN.fetch_add(1, Ordering::Relaxed)));
+    std::fs::create_dir_all(&work).unwrap();
+    work
+}
+
+/// Runs `scenario` (a path under `sipp-scenarios/`) for `calls` lines of `csv` toward
+/// `entry` from `local`, at 50 calls per second, in a fresh work directory, bounded by
+/// 60 s.
+pub fn run_from(
+    dir: &Path,
+    scenario: &str,
+    csv: &Path,
+    transport: SippTransport,
+    calls: u32,
+    entry: SocketAddr,
+    local: SocketAddr,
+) -> SippResult {
+    sipp::run_uac_inf(
+        &sipp::scenario(scenario),
+        entry,
+        None,
+        Some(csv),
+        local,
+        transport,
+        calls,
+        50,
+        60,
+        &workdir(dir),
+    )
+    .expect("sipp runs")
+}
+
+/// [`run_from`] a free local port.
 pub fn run(
     dir: &Path,
     scenario: &str,
@@ -113,22 +158,15 @@ pub fn run(
     calls: u32,
     entry: SocketAddr,
 ) -> SippResult {
-    static RUN: AtomicU32 = AtomicU32::new(0);
-    let work = dir.join(format!("sipp-{}", RUN.fetch_add(1, Ordering::Relaxed)));
-    std::fs::create_dir_all(&work).unwrap();
-    sipp::run_uac_inf(
-        &sipp::scenario(scenario),
-        entry,
-        None,
-        Some(csv),
-        addr(free_port()),
+    run_from(
+        dir,
+        scenario,
+        csv,
         transport,
         calls,
-        50,
-        60,
-        &work,
+        entry,
+        addr(free_port()),
     )
-    .expect("sipp runs")
 }
 
 /// Asserts that SIPp finished all `calls` calls successfully.
@@ -162,7 +200,7 @@ pub fn hss_state(data: &Path, impu: &str) -> (String, Option<String>) {
     )
 }
 
-/// Asserts the HSS holds each of `names` registered at the dev S-CSCF.
+/// Asserts the HSS has each user REGISTERED at the dev S-CSCF.
 pub fn assert_registered(data: &Path, names: &[String]) {
     for n in names {
         assert_eq!(
@@ -173,7 +211,7 @@ pub fn assert_registered(data: &Path, names: &[String]) {
     }
 }
 
-/// Asserts the HSS holds none of `names` registered.
+/// Asserts the HSS has each user NOT_REGISTERED.
 pub fn assert_not_registered(data: &Path, names: &[String]) {
     for n in names {
         assert_eq!(
@@ -184,8 +222,27 @@ pub fn assert_not_registered(data: &Path, names: &[String]) {
     }
 }
 
-/// A scratch directory and the core started by `imsctl up` on it (with the configs of
-/// `config_dir`, the dev configs when `None`): `(dir, data dir, core)`.
+/// The S-CSCF's `registered_contacts` on `/health`.
+pub fn scscf_contacts() -> Option<u64> {
+    health(addr(SCSCF_HTTP))?["registered_contacts"].as_u64()
+}
+
+/// Waits (at most 10 s) until the S-CSCF counts `n` contacts; asserts it does.
+pub fn assert_contacts(n: u64) {
+    let seen = wait_for(Duration::from_secs(10), || {
+        scscf_contacts().filter(|c| *c == n)
+    });
+    assert_eq!(
+        seen,
+        Some(n),
+        "S-CSCF registered_contacts: {:?}",
+        scscf_contacts()
+    );
+}
+
+/// Starts the core (with the configs of `config_dir`, the dev ones when `None`) in a
+/// fresh scratch directory `ims-e2e-<name>-<pid>`; returns that directory, the core's
+/// data directory in it, and the core.
 pub fn start_core(name: &str, config_dir: Option<&Path>) -> (PathBuf, PathBuf, DevCore) {
     assert!(
         sipp::available(),
@@ -197,11 +254,150 @@ pub fn start_core(name: &str, config_dir: Option<&Path>) -> (PathBuf, PathBuf, D
     (dir, data, core)
 }
 
-/// Stops the core and asserts `imsctl up` exited cleanly.
+/// Stops the core and asserts `imsctl up` exits cleanly.
 pub fn stop_core(core: DevCore) {
     let exit = core.stop();
     assert!(
         exit.is_some_and(|s| s.success()),
         "imsctl up exits cleanly: {exit:?}"
     );
+}
+
+/// A SIPp UE of `user`, registered through the P-CSCF over UDP from its own port by
+/// `sipp-scenarios/session/register.xml`; later scenarios run from that port, which is
+/// where the P-CSCF sends requests for it (its registered flow).
+#[derive(Debug, Clone)]
+pub struct Ue {
+    /// The user part.
+    pub user: String,
+    /// The UE's address (its Contact and UDP flow).
+    pub local: SocketAddr,
+    /// The CSV the UE's scenarios read: this user, its credentials, `peer` as field3.
+    pub csv: PathBuf,
+}
+
+impl Ue {
+    /// Registers `user` (password `secret`) from a free port, with `peer` as the
+    /// callee of its later calls; asserts the registration passed.
+    pub fn register(dir: &Path, user: &str, peer: &str) -> Ue {
+        let local = addr(free_port());
+        let file = format!("ue-{user}-{}.csv", local.port());
+        let csv = sipp_csv(dir, &file, &[user.to_string()], "secret", Some(peer));
+        let ue = Ue {
+            user: user.to_string(),
+            local,
+            csv,
+        };
+        let r = ue.run(dir, "session/register.xml");
+        assert_all_passed(&r, 1);
+        ue
+    }
+
+    /// Runs a client scenario (path under `sipp-scenarios/`) once from the UE's port.
+    pub fn run(&self, dir: &Path, scenario: &str) -> SippResult {
+        self.run_calls(dir, scenario, 1)
+    }
+
+    /// Runs a client scenario `calls` times (at 50 per second) from the UE's port.
+    pub fn run_calls(&self, dir: &Path, scenario: &str, calls: u32) -> SippResult {
+        run_from(
+            dir,
+            scenario,
+            &self.csv,
+            SippTransport::Udp,
+            calls,
+            addr(PCSCF),
+            self.local,
+        )
+    }
+
+    /// Starts a server scenario on the UE's port for `calls` calls, bounded by 60 s.
+    pub fn serve(&self, dir: &Path, scenario: &str, calls: u32) -> sipp::Background {
+        sipp::Background::uas(
+            &sipp::scenario(scenario),
+            self.local,
+            calls,
+            60,
+            &workdir(dir),
+        )
+        .expect("sipp UAS starts")
+    }
+}
+
+/// A tshark capture of the chain's traffic ([`CAPTURE_FILTER`]) on `lo` into a file,
+/// stopped (and the file complete) by [`Capture::stop`], killed if dropped before.
+pub struct Capture {
+    tshark: Kill,
+    /// The capture file.
+    pub file: PathBuf,
+}
+
+impl Capture {
+    /// Starts capturing into `file` (at most 120 s) and waits until tshark captures.
+    pub fn start(file: &Path) -> Capture {
+        let mut child = Command::new("tshark")
+            .args(["-i", "lo", "-f", CAPTURE_FILTER, "-w"])
+            .arg(file)
+            .args(["-a", "duration:120"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tshark runs (package tshark)");
+        let stderr = child.stderr.take().unwrap();
+        let capture = Capture {
+            tshark: Kill(child),
+            file: file.to_path_buf(),
+        };
+        // tshark says "Capturing on 'Loopback: lo'" once the capture runs.
+        crate::wait_for_line(stderr, "Capturing on", Duration::from_secs(20))
+            .unwrap_or_else(|seen| panic!("tshark does not capture:\n{seen}"));
+        capture
+    }
+
+    /// Lets the last packets in, stops tshark and waits for it to close the file.
+    pub fn stop(mut self) -> PathBuf {
+        std::thread::sleep(Duration::from_millis(500));
+        signal(&self.tshark.0, "INT");
+        assert!(
+            wait_exit(&mut self.tshark.0, Duration::from_secs(20)).is_some(),
+            "tshark stops"
+        );
+        self.file.clone()
+    }
+}
+
+/// Reads a capture with SIP decoded on the CSCFs' ports and Diameter on 3868, with
+/// `args` (e.g. `-V`, or `-T fields ...`); returns tshark's output.
+pub fn decode(pcap: &Path, args: &[&str]) -> String {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(pcap)
+        .args([
+            "-d",
+            "tcp.port==3868,diameter",
+            "-d",
+            "udp.port==5070,sip",
+            "-d",
+            "udp.port==5080,sip",
+        ])
+        .args(args)
+        .output()
+        .expect("tshark reads the capture");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asserts that tshark's full decode of `pcap` has no malformed packet or error-level
+/// expert info, and returns the decode.
+pub fn decode_cleanly(pcap: &Path) -> String {
+    let text = decode(pcap, &["-V"]);
+    for bad in ["Malformed", "Expert Info (Error"] {
+        assert!(
+            !text.contains(bad),
+            "{bad:?} in the decode of {}",
+            pcap.display()
+        );
+    }
+    text
 }

@@ -1,11 +1,12 @@
 //! Running SIPp (the `sip-tester` package) as a real SIP peer, bounded in calls and time.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::{repo_root, wait_exit};
+use crate::stunnel::Kill;
+use crate::{repo_root, wait_exit, wait_for};
 
 /// SIPp transport mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +85,95 @@ pub fn start_uas(
         .spawn()
 }
 
+/// A SIPp run in the background (a server, or a registered UE answering calls), with
+/// its own statistics; killed if dropped before [`Background::finish`].
+pub struct Background {
+    child: Kill,
+    stats: PathBuf,
+    workdir: PathBuf,
+    timeout_secs: u32,
+}
+
+impl Background {
+    /// Starts `scenario` as a UDP server on `local` for at most `calls` calls and
+    /// `timeout_secs`, and waits (at most 10 s) until it has bound `local`, so a
+    /// request sent afterwards finds it.
+    pub fn uas(
+        scenario: &Path,
+        local: SocketAddr,
+        calls: u32,
+        timeout_secs: u32,
+        workdir: &Path,
+    ) -> std::io::Result<Background> {
+        let mut c = base(scenario, local, SippTransport::Udp, workdir);
+        c.args(["-m", &calls.to_string()]);
+        let run = Background::spawn(c, local, timeout_secs, workdir)?;
+        // Nothing else may bind the port once SIPp holds it.
+        let bound = wait_for(Duration::from_secs(10), || {
+            UdpSocket::bind(local).is_err().then_some(())
+        });
+        match bound {
+            Some(()) => Ok(run),
+            None => Err(std::io::Error::other(format!("SIPp did not bind {local}"))),
+        }
+    }
+
+    /// Starts a UE that runs the client `scenario` once toward `remote` with the CSV
+    /// `inf` (a registration ending in a `<pause/>`), stays for `stay_ms` (`-d`), and
+    /// meanwhile answers requests of other calls with `ooc` (`-oocsf`) over the same
+    /// socket or connection: a UE over TCP (or TLS through stunnel) that registers and
+    /// is then called.
+    #[allow(clippy::too_many_arguments)]
+    pub fn registered_ue(
+        scenario: &Path,
+        ooc: &Path,
+        remote: SocketAddr,
+        inf: &Path,
+        local: SocketAddr,
+        transport: SippTransport,
+        stay_ms: u32,
+        workdir: &Path,
+    ) -> std::io::Result<Background> {
+        let mut c = base(scenario, local, transport, workdir);
+        c.arg(remote.to_string())
+            .arg("-oocsf")
+            .arg(ooc)
+            .arg("-inf")
+            .arg(inf)
+            .args(["-m", "1", "-d", &stay_ms.to_string()]);
+        Background::spawn(c, local, stay_ms / 1000 + 30, workdir)
+    }
+
+    fn spawn(
+        mut c: Command,
+        local: SocketAddr,
+        timeout_secs: u32,
+        workdir: &Path,
+    ) -> std::io::Result<Background> {
+        let stats = workdir.join(format!("sipp-{}.csv", local.port()));
+        let child = c
+            .args(["-timeout", &format!("{timeout_secs}s")])
+            .args(["-timeout_error", "-trace_stat", "-fd", "1", "-stf"])
+            .arg(&stats)
+            .spawn()?;
+        Ok(Background {
+            child: Kill(child),
+            stats,
+            workdir: workdir.to_path_buf(),
+            timeout_secs,
+        })
+    }
+
+    /// Waits for the run to end (its calls done, or its timeout) and reports.
+    pub fn finish(mut self) -> SippResult {
+        let status = wait_exit(
+            &mut self.child.0,
+            Duration::from_secs(u64::from(self.timeout_secs) + 10),
+        );
+        result(status, &self.stats, &self.workdir)
+    }
+}
+
 /// Runs a SIPp client to completion: `calls` calls at `rate` per second toward `remote`
 /// (which names the final target in the Request-URI), sending to `send_to` (the proxy)
 /// when given. Bounded by `timeout_secs`.
@@ -147,7 +237,13 @@ pub fn run_uac_inf(
         &mut child,
         Duration::from_secs(u64::from(timeout_secs) + 10),
     );
-    let (successful, failed) = read_stats(&stats);
+    Ok(result(status, &stats, workdir))
+}
+
+/// What a finished SIPp run reported: its exit status, its statistics file, the error
+/// logs in its work directory.
+fn result(status: Option<std::process::ExitStatus>, stats: &Path, workdir: &Path) -> SippResult {
+    let (successful, failed) = read_stats(stats);
     let errors = std::fs::read_dir(workdir)
         .into_iter()
         .flatten()
@@ -156,12 +252,12 @@ pub fn run_uac_inf(
         .filter_map(|e| std::fs::read_to_string(e.path()).ok())
         .collect::<Vec<_>>()
         .join("\n");
-    Ok(SippResult {
+    SippResult {
         exit_code: status.and_then(|s| s.code()),
         successful,
         failed,
         errors,
-    })
+    }
 }
 
 /// Reads the cumulative SuccessfulCall(C)/FailedCall(C) columns of the last line of a

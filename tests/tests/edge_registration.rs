@@ -5,7 +5,8 @@
 //! the 200; a registered UE's request along its Service-Route with P-Asserted-Identity;
 //! requests from the core over the UE's TCP flow (403 forged token, 430 after
 //! de-registration); UAA errors answered (403), an unreachable HSS (480), and a request
-//! from an unregistered UE refused (403).
+//! from an unregistered UE refused (403); a dialog with a TCP UE whose requests from the
+//! core (ACK included) reach it over its connection by the flow token in the Record-Route.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::SocketAddr;
@@ -124,7 +125,6 @@ async fn chain_of(max_registrations: usize) -> Chain {
                 capabilities: vec![1, 2],
             }],
             home_network: "ims.example.net".into(),
-            next_hop: None,
         },
         false,
     )
@@ -433,7 +433,6 @@ async fn unreachable_hss_gives_480() {
             cx: CxClient::with_config(cfg, closed, None, "ims.example.net".into()),
             scscfs: Vec::new(),
             home_network: "ims.example.net".into(),
-            next_hop: None,
         },
         false,
     )
@@ -504,4 +503,125 @@ async fn a_full_registration_store_refuses_new_ues_with_503() {
     .unwrap();
     let (at_s, _) = recv_udp(&c.scscf).await;
     assert_eq!(at_s.method(), Some(&Method::Register));
+}
+
+/// A request in the dialog `call` (To tagged), from `via` with `extra` headers.
+fn in_dialog(method: &str, ruri: &str, via: &str, call: &str, cseq: u32, extra: &str) -> String {
+    request(method, ruri, via, "alice", call, extra)
+        .replace(
+            "To: <sip:alice@ims.example.net>",
+            "To: <sip:alice@ims.example.net>;tag=callee",
+        )
+        .replace(
+            &format!("CSeq: 1 {method}"),
+            &format!("CSeq: {cseq} {method}"),
+        )
+}
+
+#[tokio::test]
+async fn a_dialog_with_a_tcp_ue_reaches_it_over_its_flow_both_ways() {
+    let c = chain().await;
+    let scscf_addr = c.scscf.local_addr().unwrap();
+    let pcscf_udp = udp_of(&c.pcscf);
+    let pcscf_tcp = c.pcscf.transport().local_addr(TransportKind::Tcp).unwrap();
+
+    // alice registers over TCP.
+    let mut ue = TcpStream::connect(pcscf_tcp).await.unwrap();
+    let ue_addr = ue.local_addr().unwrap();
+    let reg = request(
+        "REGISTER",
+        "sip:ims.example.net",
+        &format!("TCP {ue_addr}"),
+        "alice",
+        "dreg",
+        &format!("Contact: <sip:alice@{ue_addr};transport=tcp>\r\nExpires: 600\r\n"),
+    );
+    ue.write_all(reg.as_bytes()).await.unwrap();
+    let (at_s, from) = recv_udp(&c.scscf).await;
+    let token = route_user(&header(&at_s, HeaderName::Path)[0]).unwrap();
+    c.scscf
+        .send_to(&registrar_ok(&at_s, scscf_addr, 600).to_bytes(), from)
+        .await
+        .unwrap();
+    assert_eq!(recv_tcp(&mut ue).await.status(), Some(200));
+
+    // Her INVITE: record-routed twice (TCP in, UDP out, RFC 5658), each value with the
+    // token of her flow.
+    let invite = request(
+        "INVITE",
+        "sip:bob@ims.example.net",
+        &format!("TCP {ue_addr}"),
+        "alice",
+        "dlg1",
+        &format!("Contact: <sip:alice@{ue_addr};transport=tcp>\r\n"),
+    );
+    ue.write_all(invite.as_bytes()).await.unwrap();
+    let (at_s, from) = recv_udp(&c.scscf).await;
+    assert_eq!(at_s.method(), Some(&Method::Invite));
+    let rr = header(&at_s, HeaderName::RecordRoute);
+    assert_eq!(
+        rr,
+        [
+            format!("<sip:{token}@{pcscf_udp};lr>"),
+            format!("<sip:{token}@{pcscf_tcp};transport=tcp;lr>")
+        ]
+    );
+    let mut ok = response(&at_s, 200);
+    ok.headers
+        .set(HeaderName::To, "<sip:alice@ims.example.net>;tag=callee");
+    c.scscf.send_to(&ok.to_bytes(), from).await.unwrap();
+    assert_eq!(recv_tcp(&mut ue).await.status(), Some(100));
+    assert_eq!(recv_tcp(&mut ue).await.status(), Some(200));
+
+    // From the core, along the Record-Route, to a Contact nobody can reach: the ACK
+    // and a BYE still arrive over her connection.
+    let route = format!(
+        "Route: <sip:{token}@{pcscf_udp};lr>, <sip:{token}@{pcscf_tcp};transport=tcp;lr>\r\n"
+    );
+    let unreachable = "sip:alice@192.0.2.1:5999;transport=tcp";
+    let via = format!("UDP {scscf_addr}");
+    let ack = in_dialog("ACK", unreachable, &via, "dlg1", 1, &route);
+    c.scscf.send_to(ack.as_bytes(), pcscf_udp).await.unwrap();
+    let at_ue = recv_tcp(&mut ue).await;
+    assert_eq!(at_ue.method(), Some(&Method::Ack));
+    assert!(at_ue.headers.get(&HeaderName::Route).is_none());
+    let bye = in_dialog("BYE", unreachable, &via, "dlg1", 2, &route);
+    c.scscf.send_to(bye.as_bytes(), pcscf_udp).await.unwrap();
+    let at_ue = recv_tcp(&mut ue).await;
+    assert_eq!(at_ue.method(), Some(&Method::Bye));
+    assert!(
+        at_ue.headers.get(&HeaderName::RecordRoute).is_none(),
+        "requests in a dialog are not record-routed"
+    );
+    ue.write_all(&response(&at_ue, 200).to_bytes())
+        .await
+        .unwrap();
+    assert_eq!(recv_udp(&c.scscf).await.0.status(), Some(200));
+
+    // From her, in the dialog: her route set starts with our values (her own token):
+    // up to the S-CSCF, not back to her.
+    let route = format!(
+        "Route: <sip:{token}@{pcscf_tcp};transport=tcp;lr>, <sip:{token}@{pcscf_udp};lr>, \
+         <sip:{scscf_addr};lr>\r\n"
+    );
+    let update = in_dialog(
+        "UPDATE",
+        "sip:bob@192.0.2.2",
+        &format!("TCP {ue_addr}"),
+        "dlg1",
+        3,
+        &route,
+    );
+    ue.write_all(update.as_bytes()).await.unwrap();
+    let (at_s, from) = recv_udp(&c.scscf).await;
+    assert_eq!(at_s.method(), Some(&Method::Update));
+    assert_eq!(
+        header(&at_s, HeaderName::Route),
+        [format!("<sip:{scscf_addr};lr>")]
+    );
+    c.scscf
+        .send_to(&response(&at_s, 200).to_bytes(), from)
+        .await
+        .unwrap();
+    assert_eq!(recv_tcp(&mut ue).await.status(), Some(200));
 }

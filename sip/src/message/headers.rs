@@ -106,6 +106,7 @@ header_names! {
     PChargingVector => "P-Charging-Vector";
     PChargingFunctionAddresses => "P-Charging-Function-Addresses";
     PAccessNetworkInfo => "P-Access-Network-Info";
+    PCalledPartyId => "P-Called-Party-ID";
 }
 
 impl std::fmt::Display for HeaderName {

@@ -149,6 +149,15 @@ impl SipMessage {
         self.response().map(|r| r.code)
     }
 
+    /// True when the To header carries a tag. For a request: it belongs to a dialog
+    /// (RFC 3261 §12.2), and a proxy routes it by its Route set (§16.12).
+    pub fn has_to_tag(&self) -> bool {
+        self.headers
+            .get_str(&HeaderName::To)
+            .and_then(|v| addr::NameAddr::parse(v).ok().map(|a| a.tag().is_some()))
+            .unwrap_or(false)
+    }
+
     /// Replaces the Request-URI (requests only; ignored for responses).
     pub fn set_request_uri(&mut self, uri: impl Into<Bytes>) {
         if let StartLine::Request(r) = &mut self.start {

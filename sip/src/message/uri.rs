@@ -133,4 +133,35 @@ impl<'a> Uri<'a> {
     pub fn is_loose_route(&self) -> bool {
         self.param("lr").is_some()
     }
+
+    /// The address-of-record this URI names, in canonical form (RFC 3261 §10.3 step 5):
+    /// `scheme:user@host` for SIP and SIPS URIs and `tel:number` for tel URIs, without
+    /// port, password, parameters or headers, scheme and host in lower case. This is
+    /// how an IMS public identity is looked up from a Request-URI.
+    pub fn address_of_record(&self) -> String {
+        let scheme = self.scheme.to_ascii_lowercase();
+        let host = self.host.to_ascii_lowercase();
+        match self.user {
+            Some(user) => format!("{scheme}:{user}@{host}"),
+            None if scheme == "tel" => format!("{scheme}:{}", self.host),
+            None => format!("{scheme}:{host}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Uri;
+
+    #[test]
+    fn address_of_record_drops_port_parameters_and_headers() {
+        let aor = |s: &str| Uri::parse(s).unwrap().address_of_record();
+        assert_eq!(
+            aor("SIP:bob:pw@IMS.Example.NET:5060;user=phone;transport=tcp?Subject=x"),
+            "sip:bob@ims.example.net"
+        );
+        assert_eq!(aor("sips:Bob@ims.example.net"), "sips:Bob@ims.example.net");
+        assert_eq!(aor("tel:+1-555-123;phone-context=x"), "tel:+1-555-123");
+        assert_eq!(aor("sip:ims.example.net:5080"), "sip:ims.example.net");
+    }
 }

@@ -10,8 +10,9 @@
 //!   [`Decision`]; forwarding per §16.6 with our Via (branch with the loop-detection
 //!   hash, §16.6 step 8), optional (double, RFC 5658) Record-Route, and one client
 //!   transaction per branch;
-//! * ACK for a 2xx is forwarded statelessly per Route/Request-URI, with a Via branch
-//!   derived from the incoming top Via so retransmissions keep it (§16.11);
+//! * ACK for a 2xx is forwarded statelessly per Route/Request-URI (or over the flow
+//!   [`Policy::ack_flow`] names), with a Via branch derived from the incoming top Via
+//!   so retransmissions keep it (§16.11);
 //! * CANCEL (§16.10): matched to its INVITE's response context, answered 200, each
 //!   pending branch cancelled toward the address that branch went to; 487 for the
 //!   INVITE unless something better arrives. A CANCEL matching no transaction is
@@ -285,9 +286,11 @@ impl<P: Policy> Core<P> {
                     self.on_request(key, request, source).await;
                 }
             }
-            TuEvent::Ack { ack, .. } => {
+            TuEvent::Ack { ack, source, .. } => {
                 EngineStats::inc(&self.stats.requests_in);
-                self.forward_ack(ack);
+                if let Peer::Upstream(source) = source {
+                    self.forward_ack(ack, &source);
+                }
             }
             TuEvent::Response { key, response } => {
                 self.on_branch(&key, BranchEvent::Response(response)).await;
@@ -408,11 +411,15 @@ impl<P: Policy> Core<P> {
         };
         let mut last_error = None;
         let mut forked = false;
-        for target in targets {
+        for (i, target) in targets.into_iter().enumerate() {
             let Some(ctx) = self.contexts.get(key) else {
                 return;
             };
-            let (request, dest) = match self.build_branch(ctx, target, fwd, flow) {
+            let mut routes = fwd.preload_routes.clone();
+            if target.is_some() {
+                routes.extend(fwd.target_routes.get(i).into_iter().flatten().cloned());
+            }
+            let (request, dest) = match self.build_branch(ctx, target, &routes, fwd, flow) {
                 Ok(b) => b,
                 Err(error) => {
                     tracing::info!(%error, "cannot forward to target");
@@ -485,20 +492,22 @@ impl<P: Policy> Core<P> {
         }
     }
 
-    /// One branch's request (§16.6 steps 1-8) and where it goes: `flow` when given,
+    /// One branch's request (§16.6 steps 1-8) with `preload_routes` (the forward's and
+    /// the target's own) and where it goes: `flow` when given,
     /// else the next hop; `None` when the next hop cannot be resolved or we have no
     /// listener of its transport.
     fn build_branch(
         &self,
         ctx: &Context,
         target: Option<&str>,
+        preload_routes: &[String],
         fwd: &Forward,
         flow: Option<Flow>,
     ) -> Result<(SipMessage, Option<Target>), RoutingError> {
         let spec = ForwardSpec {
             target,
             record_route: None,
-            preload_routes: &fwd.preload_routes,
+            preload_routes,
         };
         let Forwarded {
             mut request,
@@ -508,7 +517,8 @@ impl<P: Policy> Core<P> {
         let outbound = self.transport.local_addr(kind);
         if fwd.record_route {
             if let Some(out) = outbound {
-                let rr = self.record_route(&ctx.source, kind, out);
+                let rr =
+                    self.record_route(&ctx.source, kind, out, fwd.record_route_user.as_deref());
                 let sips = needs_sips(&request);
                 insert_record_route(&mut request, &rr, sips);
             }
@@ -543,11 +553,13 @@ impl<P: Policy> Core<P> {
 
     /// Our Record-Route: one value when the request leaves on the listener it arrived
     /// on, else two (RFC 5658).
+    /// `user`, if any, is the user part of each value.
     fn record_route(
         &self,
         source: &Source,
         out_kind: TransportKind,
         out: SocketAddr,
+        user: Option<&str>,
     ) -> RecordRoute {
         let in_kind = source.flow.kind();
         let inbound_addr = self.transport.local_addr(in_kind).unwrap_or(source.local);
@@ -555,7 +567,7 @@ impl<P: Policy> Core<P> {
             host: self.host(addr),
             port: Some(addr.port()),
             transport: (kind != TransportKind::Udp).then_some(kind),
-            user: None,
+            user: user.map(str::to_string),
         };
         if (in_kind, inbound_addr) == (out_kind, out) {
             RecordRoute::Single(uri(out_kind, out))
@@ -710,7 +722,8 @@ impl<P: Policy> Core<P> {
     /// §16.11: an ACK for a 2xx is routed like any request but without state or
     /// Record-Route; our Via branch is a hash of the incoming top Via, so an ACK
     /// retransmission carries the same branch.
-    fn forward_ack(&self, mut ack: SipMessage) {
+    /// The policy may send it over a flow instead ([`Policy::ack_flow`]).
+    fn forward_ack(&self, mut ack: SipMessage, source: &Source) {
         let validated = match validate(&ack, &self.config.proxy) {
             Ok(v) => v,
             Err(error) => {
@@ -723,23 +736,40 @@ impl<P: Policy> Core<P> {
             if p.popped_route.is_some() {
                 pop_own_route(&mut ack, &self.config.proxy)?;
             }
-            forward(&ack, &ForwardSpec::default())
+            let forwarded = forward(&ack, &ForwardSpec::default())?;
+            Ok((forwarded, p.popped_route))
         });
-        let Forwarded {
-            mut request,
-            next_hop,
-        } = match routed {
+        let (
+            Forwarded {
+                mut request,
+                next_hop,
+            },
+            popped,
+        ) = match routed {
             Ok(f) => f,
             Err(error) => {
                 tracing::debug!(%error, "ACK not routable");
                 return;
             }
         };
-        let kind = next_hop.transport;
-        let (Some(out), Some(addr)) = (
-            self.transport.local_addr(kind),
-            next_hop.socket_addr(|h| self.config.resolve(h)),
-        ) else {
+        let flow = self.policy.ack_flow(&ack, source, popped.as_ref());
+        let (kind, target) = match flow {
+            Some(flow) => (flow.kind(), Some(Target::Flow(flow))),
+            None => {
+                let kind = next_hop.transport;
+                let dest = next_hop
+                    .socket_addr(|h| self.config.resolve(h))
+                    .map(|addr| {
+                        Target::Destination(Destination {
+                            kind,
+                            addr,
+                            server_name: None,
+                        })
+                    });
+                (kind, dest)
+            }
+        };
+        let (Some(out), Some(target)) = (self.transport.local_addr(kind), target) else {
             tracing::info!(host = %next_hop.host, "ACK next hop unreachable");
             return;
         };
@@ -750,11 +780,6 @@ impl<P: Policy> Core<P> {
             rport: false,
         };
         add_via(&mut request, &via, &ack_branch(&ack));
-        let target = Target::Destination(Destination {
-            kind,
-            addr,
-            server_name: None,
-        });
         send::stateless(&self.transport, target, &request);
     }
 }

@@ -47,9 +47,19 @@ pub struct Forward {
     /// Insert our Record-Route (§16.6 step 4): double record-routing (RFC 5658) when
     /// the request leaves on another transport or listener than it arrived on.
     pub record_route: bool,
-    /// Route values to pre-load, topmost first (§16.6 step 5), e.g.
+    /// Route values to pre-load on every branch, topmost first (§16.6 step 5), e.g.
     /// `<sip:scscf.example.net;lr>`.
     pub preload_routes: Vec<String>,
+    /// User part of our Record-Route value(s), e.g. a flow token naming the UE's
+    /// connection (RFC 5626 §5.3, TS 24.229 §5.2.6.3.3: a P-CSCF puts it there, so the
+    /// requests later in the dialog, which carry it in their Route, reach the UE over
+    /// that flow).
+    pub record_route_user: Option<String>,
+    /// Route values to pre-load on one branch only, below `preload_routes`: entry `i`
+    /// goes on the branch of `targets[i]`, topmost first. A registrar forking to its
+    /// contacts sends each along the Path it registered with (RFC 3327 §5.3, TS 24.229
+    /// §5.4.3.3). Missing entries pre-load nothing more.
+    pub target_routes: Vec<Vec<String>>,
 }
 
 /// The policy a proxy engine asks for each new request (not for ACK and CANCEL, which
@@ -86,6 +96,20 @@ pub trait Policy: Send + Sync + 'static {
     fn on_response(&self, request: &SipMessage, source: &Source, response: &mut SipMessage) {
         let _ = (request, source, response);
     }
+
+    /// The flow an ACK for a 2xx (forwarded statelessly, §16.11: no decision is asked
+    /// for it) goes over instead of toward its next hop, given the Route value §16.4
+    /// removed because it named this element (RFC 5626 §5.3: the ACK of a dialog with a
+    /// UE registered over a flow goes over that flow). By default none.
+    fn ack_flow(
+        &self,
+        ack: &SipMessage,
+        source: &Source,
+        popped_route: Option<&Bytes>,
+    ) -> Option<Flow> {
+        let _ = (ack, source, popped_route);
+        None
+    }
 }
 
 /// Plain routing (RFC 3261 §16.5-§16.6): forward to the Request-URI, or to the
@@ -117,9 +141,9 @@ impl Policy for DefaultRouting {
             _ => Vec::new(),
         };
         Decision::Forward(Forward {
-            targets: Vec::new(),
             record_route: self.record_route,
             preload_routes,
+            ..Forward::default()
         })
     }
 }
