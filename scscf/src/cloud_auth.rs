@@ -5,13 +5,32 @@
 //! user, where bound), as the policy service decides for verb `REGISTER` on the identity
 //! (the global `restrict` policy is what keeps one tenant's token off another tenant's
 //! phones).
+//!
+//! Sessions (the methods `[cloud_auth] methods` names, INVITE by default) are checked on
+//! both sides, each where the tenant is known:
+//!
+//! - originating: the caller's token must be allowed to use the caller's identity (object
+//!   = the served user, of the caller's tenant);
+//! - terminating: the caller's token (it travels with the request between our nodes) must
+//!   be allowed to reach the callee (object = the callee, of the callee's tenant): across
+//!   tenants only when the callee's tenant has a policy letting the caller's in.
+//!
+//! A served user with no registration here is left to session routing (403 or 480).
 
+use bytes::Bytes;
 use cloud_auth::filter::sip::SipFilter;
 use cloud_auth::filter::Question;
 use ims_sip::message::build::response_with;
 use ims_sip::SipMessage;
 
+use crate::location::Registration;
 use crate::profile::UserProfile;
+use crate::session::case::{asserted_identity, recognise, SessionCase};
+
+fn no_tenant(req: &SipMessage, impu: &str) -> SipMessage {
+    tracing::info!(%impu, "subscription without a cloud tenant: refused");
+    response_with(req, 403, "Forbidden (no cloud tenant)", None, &[])
+}
 
 /// Checks a REGISTER for `impu` with `profile` against the token it carries; the answer
 /// refusing it otherwise (401 Bearer challenge, 403).
@@ -23,14 +42,7 @@ pub async fn check_registration(
 ) -> Result<(), SipMessage> {
     let who = filter.authenticate(req).await?;
     let Some(tenant) = profile.tenant.as_deref() else {
-        tracing::info!(%impu, "subscription without a cloud tenant: registration refused");
-        return Err(response_with(
-            req,
-            403,
-            "Forbidden (no cloud tenant)",
-            None,
-            &[],
-        ));
+        return Err(no_tenant(req, impu));
     };
     if profile
         .bound_user
@@ -45,6 +57,41 @@ pub async fn check_registration(
         target: impu,
         tenant,
         verb: "REGISTER",
+    };
+    filter.authorize(req, &who, &question).await
+}
+
+/// Checks an initial request outside a dialog (a method the filter applies to) on the
+/// side this S-CSCF serves; the answer refusing it otherwise.
+pub async fn check_session(
+    filter: &SipFilter,
+    req: &SipMessage,
+    popped_route: Option<&Bytes>,
+    registration: impl Fn(&str) -> Option<Registration>,
+) -> Result<(), SipMessage> {
+    let Ok(case) = recognise(req, popped_route) else {
+        return Ok(()); // session routing answers it
+    };
+    let (served, caller) = match &case {
+        SessionCase::Originating { served_user } => (served_user.clone(), served_user.clone()),
+        SessionCase::Terminating { served_user } => {
+            let caller = asserted_identity(req).unwrap_or_default();
+            (served_user.clone(), caller)
+        }
+    };
+    let Some(reg) = registration(&served) else {
+        return Ok(());
+    };
+    let who = filter.authenticate(req).await?;
+    let Some(tenant) = reg.profile.tenant.as_deref() else {
+        return Err(no_tenant(req, &served));
+    };
+    let verb = req.method().map_or("", |m| m.as_str());
+    let question = Question {
+        identity: &caller,
+        target: &served,
+        tenant,
+        verb,
     };
     filter.authorize(req, &who, &question).await
 }

@@ -8,6 +8,9 @@
 //!   [`crate::session::decide`] recognises the originating or terminating case and
 //!   routes it (TS 24.229 §5.4.3).
 //!
+//! With `[cloud_auth]` on, initial requests of the methods it names are first checked
+//! against the token they carry and the policies ([`crate::cloud_auth::check_session`]).
+//!
 //! CANCEL and ACK never reach the policy: the engine handles them (§16.10, §16.11).
 
 use std::sync::Arc;
@@ -17,6 +20,7 @@ use ims_sip::proxy::engine::{Decision, Forward, Policy};
 use ims_sip::transport::Source;
 use ims_sip::{Method, SipMessage};
 
+use crate::cloud_auth::check_session;
 use crate::registrar::Registrar;
 use crate::session::{decide, SessionSettings};
 
@@ -45,6 +49,16 @@ impl Policy for ScscfPolicy {
         }
         if request.has_to_tag() {
             return Decision::Forward(Forward::default());
+        }
+        if let Some(filter) = self
+            .registrar
+            .cloud_auth()
+            .filter(|f| f.applies_to(request))
+        {
+            let lookup = |impu: &str| self.registrar.registration(impu);
+            if let Err(refusal) = check_session(filter, request, popped_route, lookup).await {
+                return Decision::Respond(refusal);
+            }
         }
         decide(&self.sessions, request, popped_route, |impu| {
             self.registrar.registration(impu)

@@ -121,6 +121,11 @@ impl Registrar {
         self.location.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The cloud-authorization filter, when `[cloud_auth]` is on.
+    pub fn cloud_auth(&self) -> Option<&SipFilter> {
+        self.settings.cloud_auth.as_ref()
+    }
+
     /// Publishes `registered_contacts` on `/health` from now on.
     pub fn publish_to(&self, status: NodeStatus) {
         let _ = self.status.set(status);

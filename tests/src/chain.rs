@@ -280,15 +280,21 @@ impl Ue {
     /// Registers `user` (password `secret`) from a free port, with `peer` as the
     /// callee of its later calls; asserts the registration passed.
     pub fn register(dir: &Path, user: &str, peer: &str) -> Ue {
+        Ue::register_with(dir, user, peer, "session/register.xml")
+    }
+
+    /// [`Ue::register`] with the registration scenario `scenario`; `fields` is field3
+    /// and on (`;`-separated: the callee, then e.g. a bearer token).
+    pub fn register_with(dir: &Path, user: &str, fields: &str, scenario: &str) -> Ue {
         let local = addr(free_port());
         let file = format!("ue-{user}-{}.csv", local.port());
-        let csv = sipp_csv(dir, &file, &[user.to_string()], "secret", Some(peer));
+        let csv = sipp_csv(dir, &file, &[user.to_string()], "secret", Some(fields));
         let ue = Ue {
             user: user.to_string(),
             local,
             csv,
         };
-        let r = ue.run(dir, "session/register.xml");
+        let r = ue.run(dir, scenario);
         assert_all_passed(&r, 1);
         ue
     }

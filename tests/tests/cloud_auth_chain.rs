@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use ims_e2e::chain::{
     addr, assert_all_passed, assert_not_registered, assert_registered, provision_digest, run,
-    sipp_csv, start_core, stop_core, users, PCSCF, POLICYD_HTTP,
+    sipp_csv, start_core, stop_core, users, Ue, PCSCF, POLICYD_HTTP,
 };
 use ims_e2e::sipp::{SippResult, SippTransport};
 use ims_e2e::{repo_root, scratch_dir};
@@ -83,16 +83,14 @@ fn members_may_register_and_call() -> Value {
     json!({"REGISTER": "role:member", "INVITE": "role:member"})
 }
 
-/// Runs `scenario` (under `sipp-scenarios/cloud/`) for `user` with `token` over UDP.
+/// Runs `scenario` (under `sipp-scenarios/cloud/`) for `user` with `token` (field4)
+/// over UDP.
 fn register(dir: &Path, scenario: &str, user: &str, token: Option<&str>) -> SippResult {
     let names = vec![user.to_owned()];
-    let csv = sipp_csv(
-        dir,
-        &format!("{user}-{scenario}.csv"),
-        &names,
-        "secret",
-        token,
-    );
+    // field3 (a callee) is unused here; field4 is the token.
+    let fields = format!("-;{}", token.unwrap_or("-"));
+    let file = format!("{user}-{scenario}.csv");
+    let csv = sipp_csv(dir, &file, &names, "secret", Some(&fields));
     run(
         dir,
         &format!("cloud/{scenario}.xml"),
@@ -251,4 +249,68 @@ fn signal(pid: u32, sig: &str) {
         .unwrap()
         .success();
     assert!(ok, "kill -s {sig} {pid}");
+}
+
+#[tokio::test]
+async fn a_call_within_a_tenant_passes_and_across_tenants_needs_the_callees_inbound_policy() {
+    let Some(Setup { ks, dir, core, .. }) = setup("cloud-invite").await else {
+        return;
+    };
+    let a = ks.tenant_a.clone();
+    let b = ks.tenant_b.clone();
+    let alice = ks.user_token("alice").await.token; // tenant a
+    let carol = ks.user_token("carol").await.token; // tenant a
+    let bob = ks.user_token("bob").await.token; // tenant b
+    let reg = "cloud/register_bearer.xml";
+    // Callees register with tokens of their own tenants; the caller calls both.
+    let same = Ue::register_with(&dir, "ca001", &format!("-;{carol}"), reg);
+    let other = Ue::register_with(&dir, "cb000", &format!("-;{bob}"), reg);
+    let to_same = Ue::register_with(&dir, "ca000", &format!("ca001;{alice}"), reg);
+
+    // Within tenant a: the call completes.
+    let callee = same.serve(&dir, "session/uas_answer.xml", 1);
+    assert_all_passed(&to_same.run(&dir, "cloud/uac_call_bearer.xml"), 1);
+    assert_all_passed(&callee.finish(), 1);
+
+    // Across tenants: the callee's S-CSCF refuses (403)...
+    let to_other = Ue {
+        csv: sipp_csv(
+            &dir,
+            "ca000-to-cb000.csv",
+            &["ca000".to_owned()],
+            "secret",
+            Some(&format!("cb000;{alice}")),
+        ),
+        ..to_same.clone()
+    };
+    assert_all_passed(&to_other.run(&dir, "cloud/uac_call_denied.xml"), 1);
+    // ...until tenant b lets tenant a's members call in: one second after the change the
+    // same call completes.
+    put_inbound(&ks, &b, &a).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let callee = other.serve(&dir, "session/uas_answer.xml", 1);
+    assert_all_passed(&to_other.run(&dir, "cloud/uac_call_bearer.xml"), 1);
+    assert_all_passed(&callee.finish(), 1);
+
+    stop_core(core);
+    ks.stop();
+}
+
+/// Tenant `callee`'s admin (bea) lets members of tenant `caller` INVITE its subscribers.
+async fn put_inbound(ks: &Keystone, callee: &str, caller: &str) {
+    let token = ks.user_token("bea").await.token;
+    let rules = format!(
+        r#"permit(principal in Ims::Tenant::"{caller}", action == Ims::Action::"INVITE", resource)
+           when {{ principal.roles.contains("member") }};"#
+    );
+    let resp = reqwest::Client::new()
+        .put(format!(
+            "http://127.0.0.1:{POLICYD_HTTP}/v1/policies/inbound?tenant={callee}"
+        ))
+        .header("X-Auth-Token", token)
+        .json(&json!({"enforcer": "custom", "rules": rules}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "PUT inbound policy of {callee}");
 }
