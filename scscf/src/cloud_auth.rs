@@ -95,3 +95,61 @@ pub async fn check_session(
     };
     filter.authorize(req, &who, &question).await
 }
+
+/// The name an application server is known by in policies: the host of its ServerName
+/// URI (`sip:as1.ims.example.net;lr` → `as1.ims.example.net`), lower case.
+pub fn as_name(server_name: &str) -> String {
+    let rest = server_name
+        .split_once(':')
+        .map_or(server_name, |(_, r)| r)
+        .trim_start_matches("//");
+    let host_port = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let host = host_port.split([';', '?', '>']).next().unwrap_or_default();
+    let host = if host.starts_with('[') {
+        host.split_inclusive(']').next().unwrap_or(host)
+    } else {
+        host.split(':').next().unwrap_or(host)
+    };
+    host.to_ascii_lowercase()
+}
+
+/// Checks that the request's token may have `served_user`'s request routed to the
+/// application server `server_name` (verb `as:<name>`, object = the AS, of the served
+/// user's tenant, design brief §6); the answer refusing it otherwise.
+pub async fn check_as_routing(
+    filter: &SipFilter,
+    req: &SipMessage,
+    served_user: &str,
+    profile: &UserProfile,
+    server_name: &str,
+) -> Result<(), SipMessage> {
+    let who = filter.authenticate(req).await?;
+    let Some(tenant) = profile.tenant.as_deref() else {
+        return Err(no_tenant(req, served_user));
+    };
+    let name = as_name(server_name);
+    let verb = format!("as:{name}");
+    let question = Question {
+        identity: served_user,
+        target: &name,
+        tenant,
+        verb: &verb,
+    };
+    filter.authorize(req, &who, &question).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::as_name;
+
+    #[test]
+    fn an_application_server_is_named_by_its_host() {
+        assert_eq!(as_name("sip:AS1.ims.example.net;lr"), "as1.ims.example.net");
+        assert_eq!(
+            as_name("sip:mmtel@as2.example.net:5090;transport=tcp"),
+            "as2.example.net"
+        );
+        assert_eq!(as_name("sip:[::1]:5090"), "[::1]");
+        assert_eq!(as_name("sip:127.0.0.1:5090"), "127.0.0.1");
+    }
+}
