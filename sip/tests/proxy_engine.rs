@@ -1,6 +1,7 @@
 //! The proxy engine in process, over loopback UDP: a policy's own answer, forking with
 //! best-response selection (RFC 3261 §16.7), stateless ACK forwarding with a stable
-//! branch (§16.11), a CANCEL matching nothing (481), and the counters.
+//! branch (§16.11), a CANCEL matching nothing (481), the counters, and serial forking
+//! (`Forward::on_failure`, `Forward::no_response_timeout`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::SocketAddr;
@@ -352,4 +353,145 @@ async fn parallel_fork_with_per_branch_routes_first_2xx_wins_and_cancels_the_oth
     );
     assert!(!answered.cancelled, "the answering branch is not cancelled");
     assert!(cancelled.cancelled, "the other branch gets a CANCEL");
+}
+
+/// Serial forking: round `i` goes to `rounds[i]` (target, no-response timeout); when it
+/// fails, `on_failure` (tag = the next round's index) sends the request to the next
+/// round while the response is a 408 or 5xx, and lets anything else go upstream.
+struct SerialPolicy {
+    rounds: Vec<(String, Option<Duration>)>,
+    /// The responses `on_failure` saw.
+    failures: Arc<std::sync::Mutex<Vec<u16>>>,
+}
+
+impl SerialPolicy {
+    fn round(&self, i: usize) -> Decision {
+        let (target, limit) = self.rounds[i].clone();
+        Decision::Forward(Forward {
+            targets: vec![target],
+            record_route: true,
+            no_response_timeout: limit,
+            on_failure: (i + 1 < self.rounds.len()).then(|| (i + 1).to_string()),
+            ..Forward::default()
+        })
+    }
+}
+
+impl Policy for SerialPolicy {
+    async fn decide(&self, _request: &SipMessage, _source: &Source) -> Decision {
+        self.round(0)
+    }
+
+    async fn on_failure(
+        &self,
+        _request: &SipMessage,
+        _source: &Source,
+        tag: &str,
+        response: &SipMessage,
+    ) -> Option<Decision> {
+        let code = response.status()?;
+        self.failures.lock().unwrap().push(code);
+        let next: usize = tag.parse().ok()?;
+        (code == 408 || code >= 500).then(|| self.round(next))
+    }
+}
+
+/// A socket that takes a request and never answers; true once it got one (within 5 s).
+fn silent_peer(socket: UdpSocket) -> tokio::task::JoinHandle<bool> {
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_535];
+        matches!(
+            timeout(Duration::from_secs(5), socket.recv_from(&mut buf)).await,
+            Ok(Ok(_))
+        )
+    })
+}
+
+/// A proxy with a [`SerialPolicy`] over `rounds`, and the failures it will see.
+async fn serial(
+    rounds: Vec<(String, Option<Duration>)>,
+) -> (ProxyEngine, SocketAddr, SerialPolicyLog) {
+    let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let policy = SerialPolicy {
+        rounds,
+        failures: failures.clone(),
+    };
+    let transport = TransportConfig {
+        udp: vec!["127.0.0.1:0".parse().unwrap()],
+        ..TransportConfig::default()
+    };
+    // Default T1: Timer B (32 s) is far beyond the no-response timeouts used here.
+    let engine = ProxyEngine::start(transport, EngineConfig::default(), policy)
+        .await
+        .unwrap();
+    let addr = engine.transport().local_addrs()[0].1;
+    (engine, addr, failures)
+}
+
+/// The failures a [`SerialPolicy`] saw.
+type SerialPolicyLog = Arc<std::sync::Mutex<Vec<u16>>>;
+
+/// The status codes the client gets until a final one.
+async fn codes_until_final(client: &UdpSocket) -> Vec<u16> {
+    let mut codes = Vec::new();
+    while codes.last().is_none_or(|c| *c < 200) {
+        codes.push(recv(client).await.status().unwrap());
+    }
+    codes
+}
+
+#[tokio::test]
+async fn a_silent_branch_is_given_up_after_its_timeout_and_the_policy_goes_on() {
+    let dead = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let dead_addr = dead.local_addr().unwrap();
+    let dead = silent_peer(dead);
+    let (ok, ok_task) = uas(200).await;
+    let (_engine, proxy, failures) = serial(vec![
+        (
+            format!("sip:as@{dead_addr}"),
+            Some(Duration::from_millis(300)),
+        ),
+        (format!("sip:b@{ok}"), None),
+    ])
+    .await;
+    let client = send(proxy, "INVITE", "sip:b@y", "z9hG4bKserial1").await;
+    // recv() allows 5 s per message, far below Timer B (32 s): the 408 that moved on
+    // came from the no-response timeout.
+    assert_eq!(codes_until_final(&client).await.last(), Some(&200));
+    assert_eq!(*failures.lock().unwrap(), [408]);
+    assert!(dead.await.unwrap(), "the silent peer got the INVITE");
+    ok_task.abort();
+}
+
+#[tokio::test]
+async fn a_5xx_moves_on_and_the_last_round_answers() {
+    let (broken, t1) = uas(503).await;
+    let (busy, t2) = uas(486).await;
+    let (_engine, proxy, failures) = serial(vec![
+        (format!("sip:as@{broken}"), Some(Duration::from_secs(5))),
+        (format!("sip:b@{busy}"), None),
+    ])
+    .await;
+    let client = send(proxy, "INVITE", "sip:b@y", "z9hG4bKserial2").await;
+    // The second round's 486 goes upstream alone: the first round's 500 is forgotten.
+    assert_eq!(codes_until_final(&client).await.last(), Some(&486));
+    assert_eq!(*failures.lock().unwrap(), [500]);
+    t1.abort();
+    t2.abort();
+}
+
+#[tokio::test]
+async fn a_failure_the_policy_lets_go_goes_upstream() {
+    let (busy, t1) = uas(486).await;
+    let (never, t2) = uas(200).await;
+    let (_engine, proxy, failures) = serial(vec![
+        (format!("sip:as@{busy}"), Some(Duration::from_secs(5))),
+        (format!("sip:b@{never}"), None),
+    ])
+    .await;
+    let client = send(proxy, "OPTIONS", "sip:b@y", "z9hG4bKserial3").await;
+    assert_eq!(codes_until_final(&client).await.last(), Some(&486));
+    assert_eq!(*failures.lock().unwrap(), [486]);
+    t1.abort();
+    t2.abort();
 }

@@ -356,3 +356,94 @@ fn responses_that_do_not_fit_are_errors() {
     let a = ctx.on_response(b[0].0, reply(&b[0].1, 486, &[])).unwrap();
     assert_eq!(a, Default::default());
 }
+
+/// One more branch of `ctx`'s request (as received) toward `target`.
+fn add_branch(ctx: &mut ResponseContext, target: &str) -> (BranchId, SipMessage) {
+    let req = received("INVITE");
+    let mut f = forward(
+        &req,
+        &ForwardSpec {
+            target: Some(target),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    add_via(
+        &mut f.request,
+        &LocalVia {
+            transport: f.next_hop.transport,
+            host: "10.0.0.1".into(),
+            port: Some(5060),
+            rport: false,
+        },
+        &LoopHash::of(&req).branch(),
+    );
+    (ctx.add_branch(&f.request).unwrap(), f.request)
+}
+
+#[test]
+fn a_held_round_hands_out_its_best_response_and_a_retry_forgets_it() {
+    let (mut ctx, b) = forked("INVITE", 1);
+    ctx.hold_final();
+    let (id, req) = &b[0];
+    let a = ctx.on_response(*id, reply(req, 503, &[])).unwrap();
+    // A downstream 503 becomes 500 (§16.7 step 6); held, not sent.
+    assert!(a.forward.is_none());
+    assert_eq!(a.held.as_ref().and_then(SipMessage::status), Some(500));
+    assert!(ctx.is_held() && !ctx.final_sent());
+
+    // Serial forking: a second round decides alone (its 486 beats nothing older).
+    assert!(ctx.retry());
+    assert!(!ctx.is_held());
+    let (id2, req2) = add_branch(&mut ctx, "sip:bob@192.0.2.40");
+    let a = ctx.on_response(id2, reply(&req2, 486, &[])).unwrap();
+    assert_eq!(a.forward.as_ref().and_then(SipMessage::status), Some(486));
+    assert!(a.held.is_none() && ctx.final_sent());
+    assert!(!ctx.retry() && !ctx.release(), "nothing is held any more");
+}
+
+#[test]
+fn a_held_response_released_counts_as_sent() {
+    let (mut ctx, b) = forked("INVITE", 1);
+    ctx.hold_final();
+    let a = ctx.on_timeout(b[0].0).unwrap();
+    assert_eq!(a.held.as_ref().and_then(SipMessage::status), Some(408));
+    assert!(ctx.release());
+    assert!(ctx.final_sent() && !ctx.is_held());
+}
+
+#[test]
+fn a_cancel_while_held_answers_487_at_once() {
+    let (mut ctx, b) = forked("INVITE", 1);
+    ctx.hold_final();
+    assert!(ctx.on_transport_error(b[0].0).unwrap().held.is_some());
+    let a = ctx.cancel();
+    assert_eq!(a.forward.as_ref().and_then(SipMessage::status), Some(487));
+    assert!(ctx.final_sent());
+    assert!(!ctx.retry(), "a cancelled request is not retried");
+}
+
+#[test]
+fn a_cancelled_round_is_not_held() {
+    let (mut ctx, b) = forked("INVITE", 1);
+    ctx.hold_final();
+    let (id, req) = &b[0];
+    ctx.on_response(*id, reply(req, 180, &[])).unwrap();
+    let a = ctx.cancel();
+    assert_eq!(a.cancel.len(), 1);
+    let a = ctx.on_response(*id, reply(req, 487, &[])).unwrap();
+    assert_eq!(a.forward.as_ref().and_then(SipMessage::status), Some(487));
+    assert!(a.held.is_none());
+}
+
+#[test]
+fn no_response_in_time_is_408_only_for_a_silent_branch() {
+    let (mut ctx, b) = forked("INVITE", 2);
+    let (silent, _) = &b[0];
+    let (trying, req) = &b[1];
+    ctx.on_response(*trying, reply(req, 100, &[])).unwrap();
+    assert!(ctx.on_no_response(*trying).unwrap().forward.is_none());
+    assert_eq!(ctx.branch_state(*trying), Some(BranchState::Proceeding));
+    ctx.on_no_response(*silent).unwrap();
+    assert_eq!(ctx.branch_state(*silent), Some(BranchState::Completed(408)));
+}

@@ -19,6 +19,11 @@
 //!   synthesized: it says more about the target.
 //! * Recursion on 3xx (§16.7 step 4) is not done: redirects compete like any other
 //!   final response.
+//! * Serial forking: a context told to [`ResponseContext::hold_final`] hands its best
+//!   final response out in [`Actions::held`] instead of sending it, and stays open;
+//!   the glue then either adds new branches after [`ResponseContext::retry`] (which
+//!   forgets the failed round's responses) or sends the response after
+//!   [`ResponseContext::release`]. A CANCEL while held is answered with 487 at once.
 
 use crate::message::build::{cancel as build_cancel, new_tag, reason_phrase, response_with};
 use crate::message::via::Via;
@@ -69,6 +74,9 @@ pub struct Actions {
     /// CANCEL requests to send, each on a new client transaction toward the same
     /// destination as the branch it cancels (§9.1).
     pub cancel: Vec<(BranchId, SipMessage)>,
+    /// The best final response of a round that was to be held
+    /// ([`ResponseContext::hold_final`]): not sent; the context is open for a retry.
+    pub held: Option<SipMessage>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +110,10 @@ pub struct ResponseContext {
     finals: Vec<StoredFinal>,
     final_sent: bool,
     cancelled: bool,
+    /// Hold the best final response of the current round.
+    hold: bool,
+    /// A round's final response was handed out held; nothing sent yet.
+    held: bool,
     local_tag: String,
 }
 
@@ -120,6 +132,8 @@ impl ResponseContext {
             finals: Vec::new(),
             final_sent: false,
             cancelled: false,
+            hold: false,
+            held: false,
             local_tag: new_tag(),
         }
     }
@@ -158,6 +172,43 @@ impl ResponseContext {
     /// True once a final response has been sent upstream.
     pub fn final_sent(&self) -> bool {
         self.final_sent
+    }
+
+    /// Holds the best final response of the current round of branches: when every
+    /// branch has completed without a 2xx, it comes out in [`Actions::held`] and is not
+    /// counted as sent (unless the context was cancelled, then it goes as usual).
+    pub fn hold_final(&mut self) {
+        self.hold = true;
+    }
+
+    /// True while a held final response waits for [`ResponseContext::retry`] or
+    /// [`ResponseContext::release`].
+    pub fn is_held(&self) -> bool {
+        self.held
+    }
+
+    /// Starts a new round after a held response: the failed round's final responses
+    /// are forgotten, so the branches added next decide the response alone. False
+    /// (nothing changes) when no response is held.
+    pub fn retry(&mut self) -> bool {
+        if !self.held || self.final_sent {
+            return false;
+        }
+        self.held = false;
+        self.hold = false;
+        self.finals.clear();
+        true
+    }
+
+    /// The held response goes upstream after all: the context counts it as sent.
+    /// False when none is held.
+    pub fn release(&mut self) -> bool {
+        if !self.held || self.final_sent {
+            return false;
+        }
+        self.held = false;
+        self.final_sent = true;
+        true
     }
 
     /// A response arrived on a branch (§16.7). Our Via is removed; then:
@@ -221,7 +272,7 @@ impl ResponseContext {
                 if code >= 600 {
                     actions.cancel = self.cancel_pending_branches();
                 }
-                actions.forward = self.try_complete();
+                self.try_complete(&mut actions);
             }
         }
         Ok(actions)
@@ -231,6 +282,16 @@ impl ResponseContext {
     /// 408 Request Timeout (§16.8, §16.7 step 6 "no response ... 408").
     pub fn on_timeout(&mut self, id: BranchId) -> Result<Actions, ResponseError> {
         self.local_final(id, 408)
+    }
+
+    /// The branch had no response at all within the time its forwarder allowed: as if
+    /// it returned 408 (§16.7 step 6); a branch that has seen any response is left
+    /// alone.
+    pub fn on_no_response(&mut self, id: BranchId) -> Result<Actions, ResponseError> {
+        match self.branch_state(id).ok_or(ResponseError::UnknownBranch)? {
+            BranchState::Calling => self.local_final(id, 408),
+            _ => Ok(Actions::default()),
+        }
     }
 
     /// The transport could not deliver the branch's request: as if it returned
@@ -258,8 +319,8 @@ impl ResponseContext {
                     b.cancel_pending = true;
                 }
                 Ok(Actions {
-                    forward: None,
                     cancel: self.cancel_if_pending(id).into_iter().collect(),
+                    ..Actions::default()
                 })
             }
             BranchState::Completed(_) => Ok(Actions::default()),
@@ -277,13 +338,18 @@ impl ResponseContext {
         }
         self.cancelled = true;
         let cancel = self.cancel_pending_branches();
-        let forward = if self.branches.is_empty() {
+        let forward = if self.branches.is_empty() || self.held {
+            self.held = false;
             self.final_sent = true;
             Some(self.local_response(487))
         } else {
             None
         };
-        Actions { forward, cancel }
+        Actions {
+            forward,
+            cancel,
+            held: None,
+        }
     }
 
     fn set_state(&mut self, id: BranchId, state: BranchState) {
@@ -315,10 +381,9 @@ impl ResponseContext {
             response: self.local_response(code),
             origin: Origin::Local,
         });
-        Ok(Actions {
-            forward: self.try_complete(),
-            cancel: Vec::new(),
-        })
+        let mut actions = Actions::default();
+        self.try_complete(&mut actions);
+        Ok(actions)
     }
 
     /// Marks every unfinished branch for cancellation and returns the CANCELs that can
@@ -357,19 +422,27 @@ impl ResponseContext {
         }
     }
 
-    /// The best response once every branch is complete and nothing final was sent.
-    fn try_complete(&mut self) -> Option<SipMessage> {
+    /// The best response once every branch is complete and nothing final was sent or
+    /// held: in `forward`, or in `held` when the round is held.
+    fn try_complete(&mut self, actions: &mut Actions) {
         if self.final_sent
+            || self.held
             || self.branches.is_empty()
             || self
                 .branches
                 .iter()
                 .any(|b| !matches!(b.state, BranchState::Completed(_)))
         {
-            return None;
+            return;
+        }
+        if self.hold && !self.cancelled {
+            self.hold = false;
+            self.held = true;
+            actions.held = Some(self.best_response());
+            return;
         }
         self.final_sent = true;
-        Some(self.best_response())
+        actions.forward = Some(self.best_response());
     }
 
     /// §16.7 steps 6-7: a 6xx if any; else the lowest class, preferring within it

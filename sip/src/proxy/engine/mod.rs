@@ -22,7 +22,11 @@
 //!   transaction; a stray 2xx to INVITE whose top Via is ours is forwarded statelessly
 //!   per the next Via (§16.7, §18.2.2, RFC 3581);
 //! * Timer B/F → 408, transport errors and connect failures → 503 (§16.8, §16.9),
-//!   Timer C → CANCEL of the branch (§16.8);
+//!   Timer C → CANCEL of the branch (§16.8); a branch silent for its forward's
+//!   [`Forward::no_response_timeout`] → 408;
+//! * serial forking: when every branch of a forward with [`Forward::on_failure`] has
+//!   failed, the policy is asked again ([`Policy::on_failure`]) before the best
+//!   response goes upstream, and may add new branches to the same context;
 //! * a [`Decision::ForwardWith`] proxies the policy's edited request, over a given
 //!   flow if any; a closed flow ends the branch with 430 (RFC 5626 §5.3);
 //! * the policy sees each response before it goes upstream ([`Policy::on_response`]).
@@ -105,6 +109,7 @@ impl ProxyEngine {
             stats.clone(),
         ));
         let (decided, decided_rx) = mpsc::channel(queue);
+        let (silent, silent_rx) = mpsc::channel(queue);
         let core = Core {
             config,
             policy: Arc::new(policy),
@@ -112,10 +117,11 @@ impl ProxyEngine {
             handle,
             stats: stats.clone(),
             decided,
+            silent,
             contexts: HashMap::new(),
             branches: HashMap::new(),
         };
-        let main = tokio::spawn(core.run(tu_events, failed_rx, decided_rx));
+        let main = tokio::spawn(core.run(tu_events, failed_rx, decided_rx, silent_rx));
         Ok(ProxyEngine {
             transport: layer,
             stats,
@@ -206,6 +212,9 @@ fn answer_malformed(transport: &TransportLayer, bad: &Malformed, stats: &EngineS
 struct Decided {
     key: TransactionKey,
     decision: Decision,
+    /// The decision is a held response the policy let go ([`Policy::on_failure`]
+    /// answered `None`).
+    released: bool,
 }
 
 /// One proxied request.
@@ -217,6 +226,8 @@ struct Context {
     loop_hash: LoopHash,
     /// Where each branch went (its CANCEL goes there too, §9.1).
     dests: Vec<(BranchId, Target)>,
+    /// [`Forward::on_failure`] of the current round of branches.
+    on_failure: Option<String>,
 }
 
 /// A client transaction's place in a response context.
@@ -232,6 +243,8 @@ enum BranchEvent {
     Timeout,
     TimerC,
     TransportError,
+    /// [`Forward::no_response_timeout`] ran out.
+    NoResponse,
 }
 
 struct Core<P> {
@@ -241,6 +254,8 @@ struct Core<P> {
     handle: TransactionHandle<Peer>,
     stats: Arc<EngineStats>,
     decided: mpsc::Sender<Decided>,
+    /// Client transactions whose [`Forward::no_response_timeout`] ran out.
+    silent: mpsc::Sender<TransactionKey>,
     /// Response contexts by server transaction.
     contexts: HashMap<TransactionKey, Context>,
     /// Client transactions of forwarded requests (not of CANCELs).
@@ -253,6 +268,7 @@ impl<P: Policy> Core<P> {
         mut events: mpsc::Receiver<TuEvent<Peer>>,
         mut failed: mpsc::Receiver<TransactionKey>,
         mut decided: mpsc::Receiver<Decided>,
+        mut silent: mpsc::Receiver<TransactionKey>,
     ) {
         loop {
             tokio::select! {
@@ -262,6 +278,7 @@ impl<P: Policy> Core<P> {
                 },
                 Some(key) = failed.recv() => self.on_branch(&key, BranchEvent::TransportError).await,
                 Some(d) = decided.recv() => self.on_decided(d).await,
+                Some(key) = silent.recv() => self.on_branch(&key, BranchEvent::NoResponse).await,
             }
         }
     }
@@ -341,7 +358,13 @@ impl<P: Policy> Core<P> {
         let (req, src, k) = (request.clone(), source, key.clone());
         tokio::spawn(async move {
             let decision = policy.decide_routed(&req, &src, popped.as_ref()).await;
-            let _ = decided.send(Decided { key: k, decision }).await;
+            let _ = decided
+                .send(Decided {
+                    key: k,
+                    decision,
+                    released: false,
+                })
+                .await;
         });
         self.contexts.insert(
             key,
@@ -351,6 +374,7 @@ impl<P: Policy> Core<P> {
                 source,
                 loop_hash: validated.loop_hash,
                 dests: Vec::new(),
+                on_failure: None,
             },
         );
     }
@@ -376,29 +400,71 @@ impl<P: Policy> Core<P> {
         self.perform(&invite, outcome.actions).await;
     }
 
-    async fn on_decided(&mut self, Decided { key, decision }: Decided) {
-        let Some(ctx) = self.contexts.get(&key) else {
+    async fn on_decided(
+        &mut self,
+        Decided {
+            key,
+            decision,
+            released,
+        }: Decided,
+    ) {
+        let Some(ctx) = self.contexts.get_mut(&key) else {
             return;
         };
         if ctx.rc.final_sent() {
             return;
         }
-        match decision {
-            Decision::Respond(response) => {
+        let (request, flow, forward) = match decision {
+            Decision::Respond(mut response) => {
+                // A held response the policy let go is a branch response like any.
+                if ctx.rc.release() && released {
+                    self.policy
+                        .on_response(&ctx.request, &ctx.source, &mut response);
+                }
                 self.respond(&key, response).await;
+                return;
             }
-            Decision::Forward(forward) => self.fork(&key, &forward, None).await,
+            Decision::Forward(forward) => (None, None, forward),
             Decision::ForwardWith {
                 request,
                 flow,
                 forward,
-            } => {
-                if let Some(ctx) = self.contexts.get_mut(&key) {
-                    ctx.request = request;
-                }
-                self.fork(&key, &forward, flow).await;
-            }
+            } => (Some(request), flow, forward),
+        };
+        // A new round after a held response forgets the failed one.
+        ctx.rc.retry();
+        if let Some(request) = request {
+            ctx.request = request;
         }
+        ctx.on_failure.clone_from(&forward.on_failure);
+        if forward.on_failure.is_some() {
+            ctx.rc.hold_final();
+        }
+        self.fork(&key, &forward, flow).await;
+    }
+
+    /// A held final response (every branch of a [`Forward::on_failure`] round
+    /// failed): the policy decides, in its own task, whether the request goes on.
+    fn ask_on_failure(&mut self, key: &TransactionKey, response: SipMessage) {
+        let Some(ctx) = self.contexts.get_mut(key) else {
+            return;
+        };
+        let tag = ctx.on_failure.take().unwrap_or_default();
+        let (policy, decided) = (self.policy.clone(), self.decided.clone());
+        let (req, src, k) = (ctx.request.clone(), ctx.source, key.clone());
+        tokio::spawn(async move {
+            let (decision, released) = match policy.on_failure(&req, &src, &tag, &response).await {
+                Some(decision) => (decision, false),
+                None => (Decision::Respond(response), true),
+            };
+            let _ = decided
+                .send(Decided {
+                    key: k,
+                    decision,
+                    released,
+                })
+                .await;
+        });
     }
 
     /// §16.6 for every target, one client transaction per branch.
@@ -453,6 +519,13 @@ impl<P: Policy> Core<P> {
             match sent {
                 Some(client) => {
                     self.stats.transaction_started();
+                    if let Some(limit) = fwd.no_response_timeout {
+                        let (silent, key) = (self.silent.clone(), client.clone());
+                        tokio::spawn(async move {
+                            tokio::time::sleep(limit).await;
+                            let _ = silent.send(key).await;
+                        });
+                    }
                     self.branches.insert(
                         client,
                         BranchRef {
@@ -607,6 +680,7 @@ impl<P: Policy> Core<P> {
             BranchEvent::TimerC => ctx.rc.on_timer_c(branch.id),
             BranchEvent::TransportError if over_flow => ctx.rc.on_flow_failed(branch.id),
             BranchEvent::TransportError => ctx.rc.on_transport_error(branch.id),
+            BranchEvent::NoResponse => ctx.rc.on_no_response(branch.id),
         };
         let server = branch.server.clone();
         match result {
@@ -617,6 +691,9 @@ impl<P: Policy> Core<P> {
 
     /// Carries out a response context's actions.
     async fn perform(&mut self, server: &TransactionKey, actions: Actions) {
+        if let Some(held) = actions.held {
+            self.ask_on_failure(server, held);
+        }
         if let Some(mut response) = actions.forward {
             if let Some(ctx) = self.contexts.get(server) {
                 self.policy

@@ -2,6 +2,7 @@
 //! answered here (a registrar's 401/200, a 403 from an authorization check).
 
 use std::future::Future;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -60,6 +61,19 @@ pub struct Forward {
     /// contacts sends each along the Path it registered with (RFC 3327 §5.3, TS 24.229
     /// §5.4.3.3). Missing entries pre-load nothing more.
     pub target_routes: Vec<Vec<String>>,
+    /// Give up a branch that has had no response at all, not even `100 Trying`, this
+    /// long after it was sent: it counts as having answered `408 Request Timeout`
+    /// (§16.7 step 6), and its client transaction is left to run out. An S-CSCF gives
+    /// an application server that long to answer (TS 24.229 §5.4.3.2, §5.4.3.3).
+    /// `None`: only the transaction timers (B, F, C) end a silent branch.
+    pub no_response_timeout: Option<Duration>,
+    /// Serial forking: when every branch of this forward has ended without a 2xx,
+    /// [`Policy::on_failure`] is asked, with this value, before the best final
+    /// response goes upstream; it may send the request on elsewhere (the targets
+    /// added to the same response context, §16.7 step 4 style). An S-CSCF goes on
+    /// with the next iFC when an application server fails (TS 24.229 §5.4.3.2
+    /// DefaultHandling SESSION_CONTINUED). `None`: the best response goes upstream.
+    pub on_failure: Option<String>,
 }
 
 /// The policy a proxy engine asks for each new request (not for ACK and CANCEL, which
@@ -95,6 +109,24 @@ pub trait Policy: Send + Sync + 'static {
     /// branch, not the response of a [`Decision::Respond`]. By default nothing happens.
     fn on_response(&self, request: &SipMessage, source: &Source, response: &mut SipMessage) {
         let _ = (request, source, response);
+    }
+
+    /// Every branch of a request forwarded with [`Forward::on_failure`] set to `tag`
+    /// has ended without a 2xx, and `response` is the best final response (§16.7
+    /// step 6, our Via removed) that would go upstream. A new [`Decision`] to forward
+    /// sends `request` (as the failed branches were built from it, after Route
+    /// preprocessing or as edited by [`Decision::ForwardWith`]) on with new branches
+    /// in the same response context; `None` (the default) lets `response` go upstream
+    /// (through [`Policy::on_response`]). Not asked once the request was cancelled.
+    fn on_failure(
+        &self,
+        request: &SipMessage,
+        source: &Source,
+        tag: &str,
+        response: &SipMessage,
+    ) -> impl Future<Output = Option<Decision>> + Send {
+        let _ = (request, source, tag, response);
+        std::future::ready(None)
     }
 
     /// The flow an ACK for a 2xx (forwarded statelessly, §16.11: no decision is asked
