@@ -169,6 +169,15 @@ pub struct SessionSection {
     /// `[node] domain` alone.
     #[serde(default)]
     pub home_domains: Vec<String>,
+    /// Milliseconds an application server has to give a first response (even `100
+    /// Trying`) before the S-CSCF applies the iFC's DefaultHandling (TS 24.229
+    /// §5.4.3.2, §5.4.3.3), 100 to 60000; default 2000.
+    #[serde(default = "default_as_timeout_ms")]
+    pub as_timeout_ms: u64,
+}
+
+fn default_as_timeout_ms() -> u64 {
+    2000
 }
 
 impl Validate for SessionSection {
@@ -188,6 +197,12 @@ impl Validate for SessionSection {
             return Err(Invalid::new(
                 format!("home_domains[{i}]"),
                 "must be a domain",
+            ));
+        }
+        if !(100..=60_000).contains(&self.as_timeout_ms) {
+            return Err(Invalid::new(
+                "as_timeout_ms",
+                "must be between 100 and 60000 milliseconds",
             ));
         }
         Ok(())
@@ -270,6 +285,13 @@ mod tests {
         let c = parse("").unwrap();
         assert_eq!(c.session.icscf, "sip:127.0.0.1:5070;lr");
         assert!(c.session.home_domains.is_empty());
+        assert_eq!(c.session.as_timeout_ms, 2000);
+        let slow = BASE.replace("[session]\n", "[session]\nas_timeout_ms = 50\n");
+        let r = parse_str::<ScscfConfig>(
+            &format!("{slow}[registrar]\nserver_name = \"sip:s\"\n"),
+            std::path::Path::new("scscf.toml"),
+        );
+        assert_eq!(invalid_key(r), "session.as_timeout_ms");
         let bad = BASE.replace("sip:127.0.0.1:5070;lr", "127.0.0.1:5070");
         let r = parse_str::<ScscfConfig>(
             &format!("{bad}[registrar]\nserver_name = \"sip:s\"\n"),

@@ -208,9 +208,27 @@ impl CxClient {
         kind: ServerAssignmentType,
         data_available: bool,
     ) -> Result<Saa, CxFailure> {
+        self.sar_for(Some(impi), impus, kind, data_available).await
+    }
+
+    /// SAR UNREGISTERED_USER for `impu`, whose private identity this S-CSCF does not
+    /// know (TS 29.228 §6.1.2: User-Name is then absent): the HSS records us as the
+    /// identity's S-CSCF in the unregistered state and returns its User-Data.
+    pub async fn sar_unregistered(&self, impu: &str) -> Result<Saa, CxFailure> {
+        let kind = ServerAssignmentType::UnregisteredUser;
+        self.sar_for(None, &[impu.to_string()], kind, false).await
+    }
+
+    async fn sar_for(
+        &self,
+        impi: Option<&str>,
+        impus: &[String],
+        kind: ServerAssignmentType,
+        data_available: bool,
+    ) -> Result<Saa, CxFailure> {
         let sar = Sar {
             header: self.header(),
-            user_name: Some(impi.to_string()),
+            user_name: impi.map(str::to_string),
             supported_features: Vec::new(),
             public_identities: impus.to_vec(),
             wildcarded_public_identity: None,

@@ -4,7 +4,8 @@
 //! [`scscf::policy::ScscfPolicy`]: REGISTER is answered by the registrar (Digest/AKA
 //! authentication with MAR, SAR, bindings persisted in `[registrar] store`), initial
 //! requests are routed as originating (toward `[session] icscf`) or terminating (to the
-//! callee's contacts), requests in a dialog by their Route set. The Diameter Cx client connects to
+//! callee's contacts), through the served user's application servers (iFC, `[session]
+//! as_timeout_ms`), requests in a dialog by their Route set. The Diameter Cx client connects to
 //! `[cx] hss` and keeps reconnecting. `/health` shows `registered_contacts` and
 //! `cx_peer`.
 
@@ -25,18 +26,22 @@ use scscf::session::case::ORIG_USER;
 use scscf::session::SessionSettings;
 use scscf::store::BindingStore;
 
-/// `<sip:orig@HOST;lr>` ([`ORIG_USER`]): the advertised SIP address if any, else the
-/// host of the Server-Name.
-fn service_route(config: &ScscfConfig) -> String {
-    let host = config.sip.advertise.clone().unwrap_or_else(|| {
+/// Our SIP `host[:port]` for other nodes and application servers: the advertised SIP
+/// address if any, else the host of the Server-Name.
+fn own_host(config: &ScscfConfig) -> String {
+    config.sip.advertise.clone().unwrap_or_else(|| {
         Uri::parse(&config.registrar.server_name)
             .map(|u| match u.port {
                 Some(p) => format!("{}:{p}", u.host),
                 None => u.host.to_string(),
             })
             .unwrap_or_else(|_| config.node.domain.clone())
-    });
-    format!("<sip:{ORIG_USER}@{host};lr>")
+    })
+}
+
+/// `<sip:orig@HOST;lr>` ([`ORIG_USER`]) at [`own_host`].
+fn service_route(config: &ScscfConfig) -> String {
+    format!("<sip:{ORIG_USER}@{};lr>", own_host(config))
 }
 
 #[tokio::main]
@@ -74,13 +79,16 @@ async fn main() -> anyhow::Result<()> {
     if let Some(f) = &filter {
         f.filter().register_metrics(&mut registry);
     }
+    let mut sessions = SessionSettings::new(
+        &config.session.icscf,
+        &config.session.home_domains,
+        &config.node.domain,
+    );
+    sessions.own_host = own_host(&config);
+    sessions.as_timeout = Duration::from_millis(config.session.as_timeout_ms);
     let policy = ScscfPolicy {
         registrar: registrar.clone(),
-        sessions: SessionSettings::new(
-            &config.session.icscf,
-            &config.session.home_domains,
-            &config.node.domain,
-        ),
+        sessions,
     };
     let engine = start_proxy(&config.sip, policy, &mut registry).await?;
     let running = ims_runtime::Node::start("scscf", &config.node, &config.http, registry).await?;

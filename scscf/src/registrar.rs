@@ -572,4 +572,33 @@ impl Registrar {
     pub fn registration(&self, impu: &str) -> Option<Registration> {
         self.location().get(impu).cloned()
     }
+
+    /// The profile of `impu`, not registered here, for the unregistered session cases
+    /// (TS 24.229 §5.4.3.3, TS 29.228 §6.1.2): SAR UNREGISTERED_USER, whose answer
+    /// makes the HSS send further requests for the identity here; a registration
+    /// without bindings. `None` when the HSS does not know the identity, cannot be
+    /// asked, or answers without a readable profile (logged).
+    pub async fn unregistered(&self, impu: &str) -> Option<Registration> {
+        let saa = match self.cx.sar_unregistered(impu).await {
+            Ok(saa) => saa,
+            Err(error) => {
+                tracing::info!(%impu, %error, "SAR UNREGISTERED_USER failed");
+                return None;
+            }
+        };
+        let data = saa.user_data?;
+        let profile = match UserProfile::parse(data) {
+            Ok(profile) => profile,
+            Err(error) => {
+                tracing::warn!(%impu, %error, "unreadable User-Data in SAA");
+                return None;
+            }
+        };
+        Some(Registration {
+            impu: impu.to_string(),
+            impi: saa.user_name.unwrap_or_default(),
+            profile,
+            bindings: Vec::new(),
+        })
+    }
 }

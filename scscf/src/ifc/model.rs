@@ -48,6 +48,17 @@ impl SessionCase {
         }
     }
 
+    /// True for the originating cases (originating, originating-unregistered,
+    /// originating-CDIV).
+    pub fn is_originating(self) -> bool {
+        matches!(
+            self,
+            SessionCase::Originating
+                | SessionCase::OriginatingUnregistered
+                | SessionCase::OriginatingCdiv
+        )
+    }
+
     /// From the enumerated value; `None` for values the standard does not define.
     pub fn from_code(code: i64) -> Option<SessionCase> {
         Some(match code {

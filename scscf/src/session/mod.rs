@@ -5,51 +5,81 @@
 //! | module | what | standard |
 //! |---|---|---|
 //! | [`case`] | originating or terminating, and the served user | TS 24.229 §5.4.3.1, TS 29.228 Annex F |
-//! | [`originating`] | record-route, then toward the callee's home network (I-CSCF) or by Request-URI; unregistered or barred caller: 403 | TS 24.229 §5.4.3.2 |
-//! | [`terminating`] | record-route, retarget to every registered contact of the callee along its Path (parallel fork); not registered: 480; barred or not ours: 404 | TS 24.229 §5.4.3.3, RFC 3327 §5.3 |
+//! | [`originating`] | the caller must be registered and not barred (403); after its application servers, record-route toward the callee's home network (I-CSCF) or by Request-URI | TS 24.229 §5.4.3.2 |
+//! | [`terminating`] | registered callee, or unregistered with a profile from SAR UNREGISTERED_USER; barred or not ours: 404; after its application servers, record-route and fork to every registered contact along its Path; none: 480; retargeted by an AS: on by Request-URI | TS 24.229 §5.4.3.3, RFC 3327 §5.3 |
+//! | [`as_routing`] | the served user's iFCs in priority order: Route to the AS and back to us with the odi, DefaultHandling | TS 24.229 §5.4.3.2-3 steps 3-4, TS 29.228 Annex C/F |
+//! | [`odi`] | the authenticated original dialog identifier | TS 24.229 §5.4.3.2 step 4, TS 23.218 §6.4 |
 //!
 //! Requests inside a dialog never get here: they follow their Route set
-//! ([`crate::policy`]). Application servers (iFC) slot into one marked place in each
-//! of [`originating::route`] and [`terminating::route`].
+//! ([`crate::policy`]). A request that comes back from an AS with our odi Route is
+//! resumed where it was ([`resume`]): no new case recognition and no second
+//! `check_session` (the odi proves this S-CSCF already admitted it), but the next AS
+//! is checked like every AS hop (`as:<name>`, [`crate::cloud_auth::check_as_routing`]).
 
+pub mod as_routing;
 pub mod case;
+pub mod odi;
 pub mod originating;
 pub mod terminating;
 
+use std::future::Future;
+use std::time::Duration;
+
 use bytes::Bytes;
+use cloud_auth::filter::sip::SipFilter;
 use ims_sip::message::build::response_with;
 use ims_sip::message::uri::Uri;
 use ims_sip::proxy::engine::Decision;
 use ims_sip::SipMessage;
 
+use crate::cloud_auth::{check_as_routing, check_session};
+use crate::ifc::RegistrationState;
 use crate::location::Registration;
+use as_routing::{call_id, is_as_failure, next_hop, odi_of, Served};
 use case::{recognise, CaseError, SessionCase};
+use odi::OdiKeys;
 
-/// What session routing is configured with (`[session]`).
+/// What session routing is configured with (`[session]`, and our own address).
 #[derive(Debug, Clone)]
 pub struct SessionSettings {
     /// Route value of the home network's I-CSCF, e.g. `<sip:127.0.0.1:5070;lr>`.
     pub icscf_route: String,
     /// Domains of the home network, lower case.
     pub home_domains: Vec<String>,
+    /// Our `host[:port]` as an application server reaches us back, e.g.
+    /// `127.0.0.1:5080` (the advertised SIP address).
+    pub own_host: String,
+    /// How long an application server has to answer at all (`[session]
+    /// as_timeout_ms`).
+    pub as_timeout: Duration,
+    /// The keys of our original dialog identifiers.
+    pub odi: OdiKeys,
+}
+
+/// `<uri;lr>` (or `<uri>` when it already says `lr`): a Route value for a SIP URI.
+pub fn loose_route(uri: &str) -> String {
+    if uri.to_ascii_lowercase().contains(";lr") {
+        format!("<{uri}>")
+    } else {
+        format!("<{uri};lr>")
+    }
 }
 
 impl SessionSettings {
-    /// Settings from `[session]`; `node_domain` when no home domain is listed.
+    /// Settings from `[session]`; `node_domain` when no home domain is listed. Our own
+    /// host defaults to `node_domain`, the AS timeout to 2 s, the odi key is random.
     pub fn new(icscf: &str, home_domains: &[String], node_domain: &str) -> SessionSettings {
-        let icscf_route = if icscf.to_ascii_lowercase().contains(";lr") {
-            format!("<{icscf}>")
-        } else {
-            format!("<{icscf};lr>")
-        };
         let domains = if home_domains.is_empty() {
             vec![node_domain.to_string()]
         } else {
             home_domains.to_vec()
         };
         SessionSettings {
-            icscf_route,
+            icscf_route: loose_route(icscf),
             home_domains: domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+            own_host: node_domain.to_string(),
+            as_timeout: Duration::from_secs(2),
+            odi: OdiKeys::random(),
         }
     }
 
@@ -72,48 +102,180 @@ impl SessionSettings {
     }
 }
 
+/// What session routing needs to know of the served users (the registrar, in the
+/// node).
+pub trait Subscribers: Send + Sync {
+    /// The registration here covering `impu`.
+    fn registration(&self, impu: &str) -> Option<Registration>;
+
+    /// The profile of `impu`, not registered here, for the unregistered session cases:
+    /// SAR UNREGISTERED_USER (TS 29.228 §6.1.2, TS 24.229 §5.4.3.3), as a
+    /// registration without bindings. `None` for a user the HSS does not know, or when
+    /// it cannot be asked.
+    fn unregistered(&self, impu: &str) -> impl Future<Output = Option<Registration>> + Send;
+
+    /// The cloud-authorization filter, when `[cloud_auth]` is on.
+    fn cloud_auth(&self) -> Option<&SipFilter>;
+}
+
 /// An answer built from the request.
 pub(crate) fn answer(request: &SipMessage, code: u16, reason: &str) -> Decision {
     Decision::Respond(response_with(request, code, reason, None, &[]))
 }
 
-/// Routes an initial request outside a dialog: recognises the session case, looks the
-/// served user up with `registration` (the registrar's bindings), and hands over to
-/// [`originating::route`] or [`terminating::route`].
-pub fn decide(
+/// Routes a new initial request outside a dialog: back from an application server
+/// when `popped_route` carries our odi ([`resume`]); else checked by cloud
+/// authorization ([`check_session`]), its session case recognised, the served user
+/// looked up, and on through the served user's iFC chain.
+pub async fn decide(
     settings: &SessionSettings,
+    subscribers: &impl Subscribers,
     request: &SipMessage,
     popped_route: Option<&Bytes>,
-    registration: impl Fn(&str) -> Option<Registration>,
 ) -> Decision {
-    match recognise(request, popped_route) {
+    if let Some(token) = popped_route.and_then(|r| odi_of(r)) {
+        return resume(settings, subscribers, request, &token).await;
+    }
+    if let Some(filter) = subscribers.cloud_auth().filter(|f| f.applies_to(request)) {
+        let lookup = |impu: &str| subscribers.registration(impu);
+        if let Err(refusal) = check_session(filter, request, popped_route, lookup).await {
+            return Decision::Respond(refusal);
+        }
+    }
+    let served = match recognise(request, popped_route) {
         Ok(SessionCase::Originating { served_user }) => {
-            let reg = registration(&served_user);
-            originating::route(settings, request, &served_user, reg.as_ref())
+            let reg = subscribers.registration(&served_user);
+            originating::served(request, &served_user, reg)
         }
         Ok(SessionCase::Terminating { served_user }) => {
-            let reg = registration(&served_user);
-            terminating::route(settings, request, &served_user, reg.as_ref())
+            let reg = subscribers.registration(&served_user);
+            let unregistered = match reg {
+                None if settings.is_home(request) => subscribers.unregistered(&served_user).await,
+                _ => None,
+            };
+            terminating::served(settings, request, &served_user, reg, unregistered)
         }
         Err(error @ CaseError::NoAssertedIdentity) => {
             tracing::info!(%error, "originating request refused");
-            answer(request, 403, "Forbidden")
+            return answer(request, 403, "Forbidden");
         }
         Err(error @ CaseError::BadRequestUri) => {
             tracing::info!(%error, "terminating request refused");
-            answer(request, 416, "Unsupported URI Scheme")
+            return answer(request, 416, "Unsupported URI Scheme");
+        }
+    };
+    match served {
+        Ok(served) => through_services(settings, subscribers, &served, request).await,
+        Err(not_served) => answer(request, not_served.code, not_served.reason),
+    }
+}
+
+/// Goes on with a request at the place its odi `token` names: it came back from the
+/// application server (or the AS failed and DefaultHandling is SESSION_CONTINUED). A
+/// forged or foreign odi gets 403; a served user no longer registered, 403
+/// (originating) or 480 (terminating).
+pub async fn resume(
+    settings: &SessionSettings,
+    subscribers: &impl Subscribers,
+    request: &SipMessage,
+    token: &str,
+) -> Decision {
+    let odi = match settings.odi.check(token, call_id(request)) {
+        Ok(odi) => odi,
+        Err(error) => {
+            tracing::info!(%error, "request with a bad original dialog identifier refused");
+            return answer(request, 403, "Forbidden");
+        }
+    };
+    let registration = match odi.cursor.registration {
+        RegistrationState::Registered => subscribers.registration(&odi.served_user),
+        RegistrationState::Unregistered => subscribers.unregistered(&odi.served_user).await,
+    };
+    let Some(registration) = registration else {
+        let originating = odi.cursor.session_case.is_originating();
+        tracing::info!(served_user = %odi.served_user, originating, "served user gone between application servers");
+        return if originating {
+            answer(request, 403, "Forbidden - not registered")
+        } else {
+            answer(request, 480, "Temporarily Unavailable")
+        };
+    };
+    let served = Served {
+        served_user: odi.served_user,
+        cursor: odi.cursor,
+        registration,
+    };
+    through_services(settings, subscribers, &served, request).await
+}
+
+/// What the policy does when every branch toward an application server failed with
+/// `code` and the iFC's DefaultHandling is SESSION_CONTINUED (the forward's
+/// `on_failure` carries its odi `token`): a 408 or 5xx skips to the next iFC
+/// ([`resume`] on the request as sent to that AS); anything else is the AS's answer
+/// and goes to the caller (`None`).
+pub async fn on_as_failure(
+    settings: &SessionSettings,
+    subscribers: &impl Subscribers,
+    request: &SipMessage,
+    token: &str,
+    code: u16,
+) -> Option<Decision> {
+    if !is_as_failure(code) {
+        return None;
+    }
+    tracing::info!(
+        code,
+        "application server failed: DefaultHandling SESSION_CONTINUED, next iFC"
+    );
+    Some(resume(settings, subscribers, request, token).await)
+}
+
+/// The next application server of `served`'s chain for `request`, checked by cloud
+/// authorization (`as:<name>`); or, when none is left, on to the destination.
+async fn through_services(
+    settings: &SessionSettings,
+    subscribers: &impl Subscribers,
+    served: &Served,
+    request: &SipMessage,
+) -> Decision {
+    match next_hop(settings, served, request) {
+        Ok(Some(hop)) => {
+            if let Some(filter) = subscribers.cloud_auth().filter(|f| f.applies_to(request)) {
+                let profile = &served.registration.profile;
+                let user = &served.served_user;
+                if let Err(refusal) =
+                    check_as_routing(filter, request, user, profile, &hop.server_name).await
+                {
+                    return Decision::Respond(refusal);
+                }
+            }
+            Decision::Forward(hop.forward)
+        }
+        Ok(None) if served.is_originating() => {
+            originating::onward(settings, request, &served.served_user)
+        }
+        Ok(None) => terminating::onward(settings, request, served),
+        Err(error) => {
+            tracing::warn!(%error, served_user = %served.served_user, "cannot route to the application server");
+            answer(request, 500, "Server Internal Error")
         }
     }
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
     use crate::location::Binding;
     use crate::profile::UserProfile;
 
+    /// Settings with a fixed odi key and our host `scscf.test:5080`.
     pub(crate) fn settings() -> SessionSettings {
-        SessionSettings::new("sip:127.0.0.1:5070", &[], "IMS.example.net")
+        let mut s = SessionSettings::new("sip:127.0.0.1:5070", &[], "IMS.example.net");
+        s.own_host = "scscf.test:5080".into();
+        s.odi = OdiKeys::new([3; 32]);
+        s
     }
 
     pub(crate) fn request(method: &str, ruri: &str, extra: &str) -> SipMessage {
@@ -134,6 +296,27 @@ pub(crate) mod tests {
         }
     }
 
+    /// An iFC (XML) sending `method` requests of SessionCase `case` (any when `None`)
+    /// to `server` with DefaultHandling `handling`.
+    pub(crate) fn ifc(
+        prio: i64,
+        method: &str,
+        case: Option<u8>,
+        server: &str,
+        handling: u8,
+    ) -> String {
+        let case = case
+            .map(|c| format!("<SPT><Group>1</Group><SessionCase>{c}</SessionCase></SPT>"))
+            .unwrap_or_default();
+        format!(
+            "<InitialFilterCriteria><Priority>{prio}</Priority><TriggerPoint>\
+             <ConditionTypeCNF>1</ConditionTypeCNF><SPT><Group>0</Group>\
+             <Method>{method}</Method></SPT>{case}</TriggerPoint><ApplicationServer>\
+             <ServerName>{server}</ServerName><DefaultHandling>{handling}</DefaultHandling>\
+             </ApplicationServer></InitialFilterCriteria>"
+        )
+    }
+
     /// `impu` registered with one binding per `(contact, path)`; `barred` in its
     /// implicit set, barred.
     pub(crate) fn registration(
@@ -141,11 +324,21 @@ pub(crate) mod tests {
         barred: &str,
         contacts: &[(&str, &str)],
     ) -> Registration {
+        registration_with(impu, barred, contacts, "")
+    }
+
+    /// [`registration`] whose service profile holds `ifcs` (XML).
+    pub(crate) fn registration_with(
+        impu: &str,
+        barred: &str,
+        contacts: &[(&str, &str)],
+        ifcs: &str,
+    ) -> Registration {
         let xml = format!(
             "<IMSSubscription><ServiceProfile>\
              <PublicIdentity><Identity>{impu}</Identity></PublicIdentity>\
              <PublicIdentity><BarringIndication>1</BarringIndication>\
-             <Identity>{barred}</Identity></PublicIdentity>\
+             <Identity>{barred}</Identity></PublicIdentity>{ifcs}\
              </ServiceProfile></IMSSubscription>"
         );
         Registration {
@@ -167,11 +360,94 @@ pub(crate) mod tests {
         }
     }
 
+    /// Registered users, the profiles the HSS gives for unregistered ones (counting
+    /// the SARs), and a cloud-authorization filter.
+    #[derive(Default)]
+    struct TestSubscribers {
+        registered: Vec<Registration>,
+        unregistered: Vec<Registration>,
+        sars: AtomicUsize,
+        filter: Option<SipFilter>,
+    }
+
+    impl Subscribers for TestSubscribers {
+        fn registration(&self, impu: &str) -> Option<Registration> {
+            self.registered
+                .iter()
+                .find(|r| r.profile.contains(impu))
+                .cloned()
+        }
+
+        async fn unregistered(&self, impu: &str) -> Option<Registration> {
+            self.sars.fetch_add(1, Ordering::Relaxed);
+            self.unregistered
+                .iter()
+                .find(|r| r.profile.contains(impu))
+                .map(|r| Registration {
+                    bindings: Vec::new(),
+                    ..r.clone()
+                })
+        }
+
+        fn cloud_auth(&self) -> Option<&SipFilter> {
+            self.filter.as_ref()
+        }
+    }
+
+    const AS1: &str = "sip:as1.ims.example.net";
+    const AS2: &str = "sip:127.0.0.1:5090";
+    const PAI: &str = "P-Asserted-Identity: <sip:alice@ims.example.net>\r\n";
+
+    fn orig_route() -> Bytes {
+        Bytes::from_static(b"<sip:orig@127.0.0.1:5080;lr>")
+    }
+
+    /// Alice (registered, two originating iFCs for INVITE: AS1 SESSION_TERMINATED, AS2
+    /// SESSION_CONTINUED) and Bob (registered, no iFC).
+    fn alice_and_bob() -> TestSubscribers {
+        let ifcs = format!(
+            "{}{}{}",
+            ifc(10, "INVITE", Some(0), AS1, 1),
+            ifc(20, "INVITE", Some(0), AS2, 0),
+            ifc(30, "INVITE", Some(1), "sip:term.ims.example.net", 0)
+        );
+        TestSubscribers {
+            registered: vec![
+                registration_with(
+                    "sip:alice@ims.example.net",
+                    "sip:alice-barred@ims.example.net",
+                    &[("<sip:alice@127.0.0.1:7001>", "<sip:A@127.0.0.1:5060;lr>")],
+                    &ifcs,
+                ),
+                registration(
+                    "sip:bob@ims.example.net",
+                    "sip:bob-barred@ims.example.net",
+                    &[("<sip:bob@127.0.0.1:7002>", "<sip:B@127.0.0.1:5060;lr>")],
+                ),
+            ],
+            ..TestSubscribers::default()
+        }
+    }
+
+    fn forward(d: Decision) -> ims_sip::proxy::engine::Forward {
+        match d {
+            Decision::Forward(f) => f,
+            other => panic!("not forwarded: {other:?}"),
+        }
+    }
+
+    /// The odi of a forward to an AS.
+    fn odi_route(f: &ims_sip::proxy::engine::Forward) -> String {
+        odi_of(f.preload_routes[1].as_bytes()).expect("our odi Route under the AS's")
+    }
+
     #[test]
     fn settings_default_to_the_node_domain_and_add_lr() {
-        let s = settings();
+        let s = SessionSettings::new("sip:127.0.0.1:5070", &[], "IMS.example.net");
         assert_eq!(s.icscf_route, "<sip:127.0.0.1:5070;lr>");
         assert_eq!(s.home_domains, ["ims.example.net"]);
+        assert_eq!(s.own_host, "IMS.example.net");
+        assert_eq!(s.as_timeout, Duration::from_secs(2));
         let s = SessionSettings::new("sip:i;lr", &["a.net".into()], "b.net");
         assert_eq!(s.icscf_route, "<sip:i;lr>");
         assert_eq!(s.home_domains, ["a.net"]);
@@ -180,44 +456,223 @@ pub(crate) mod tests {
         assert!(!s.is_home(&request("INVITE", "sip:x@b.net", "")));
     }
 
-    #[test]
-    fn the_case_decides_which_side_routes() {
-        let alice = registration(
-            "sip:alice@ims.example.net",
-            "sip:alice-barred@ims.example.net",
-            &[("<sip:alice@127.0.0.1:7001>", "<sip:A@127.0.0.1:5060;lr>")],
-        );
-        let bob = registration(
-            "sip:bob@ims.example.net",
-            "sip:bob-barred@ims.example.net",
-            &[("<sip:bob@127.0.0.1:7002>", "<sip:B@127.0.0.1:5060;lr>")],
-        );
-        let lookup = |u: &str| {
-            [&alice, &bob]
-                .into_iter()
-                .find(|r| r.profile.contains(u))
-                .cloned()
-        };
-        let req = request(
-            "INVITE",
-            "sip:bob@ims.example.net",
-            "P-Asserted-Identity: <sip:alice@ims.example.net>\r\n",
-        );
-        let orig = Bytes::from_static(b"<sip:orig@127.0.0.1:5080;lr>");
-        // Originating: toward our I-CSCF.
-        let Decision::Forward(f) = decide(&settings(), &req, Some(&orig), lookup) else {
-            panic!("originating is forwarded");
-        };
+    #[tokio::test]
+    async fn the_case_decides_which_side_routes() {
+        let subs = alice_and_bob();
+        let s = settings();
+        // Originating for Bob (no iFC): to the I-CSCF.
+        let bob_pai = "P-Asserted-Identity: <sip:bob@ims.example.net>\r\n";
+        let req = request("INVITE", "sip:alice@ims.example.net", bob_pai);
+        let f = forward(decide(&s, &subs, &req, Some(&orig_route())).await);
         assert_eq!(f.preload_routes, ["<sip:127.0.0.1:5070;lr>"]);
-        // Terminating: to bob's contact.
-        let Decision::ForwardWith { forward, .. } = decide(&settings(), &req, None, lookup) else {
+        // Terminating for Bob: to his contact.
+        let req = request("INVITE", "sip:bob@ims.example.net", PAI);
+        let Decision::ForwardWith { forward, .. } = decide(&s, &subs, &req, None).await else {
             panic!("terminating is forwarded");
         };
         assert_eq!(forward.targets, ["sip:bob@127.0.0.1:7002"]);
         // No asserted identity on the originating side: 403.
         let anon = request("INVITE", "sip:bob@ims.example.net", "");
-        assert_eq!(code(decide(&settings(), &anon, Some(&orig), lookup)), 403);
+        assert_eq!(
+            code(decide(&s, &subs, &anon, Some(&orig_route())).await),
+            403
+        );
         let odd = request("INVITE", "mailto:bob@ims.example.net", "");
-        assert_eq!(code(decide(&settings(), &odd, None, lookup)), 416);
+        assert_eq!(code(decide(&s, &subs, &odd, None).await), 416);
+    }
+
+    #[tokio::test]
+    async fn an_originating_call_visits_each_application_server_then_the_icscf() {
+        let subs = alice_and_bob();
+        let s = settings();
+        let req = request("INVITE", "sip:bob@ims.example.net", PAI);
+        let first = forward(decide(&s, &subs, &req, Some(&orig_route())).await);
+        assert_eq!(first.preload_routes[0], format!("<{AS1};lr>"));
+        assert!(first.preload_routes[1].starts_with("<sip:scscf.test:5080;lr;orig;odi="));
+        assert_eq!(first.on_failure, None, "AS1 is SESSION_TERMINATED");
+
+        // AS1 sends it back with our Route: the second AS (the MESSAGE-only and
+        // terminating iFCs do not match).
+        let back = Bytes::from(first.preload_routes[1].clone());
+        let second = forward(decide(&s, &subs, &req, Some(&back)).await);
+        assert_eq!(second.preload_routes[0], format!("<{AS2};lr>"));
+        assert_eq!(
+            second.on_failure.as_deref(),
+            Some(odi_route(&second).as_str())
+        );
+
+        // Back from AS2: no iFC left, on to the callee's home network.
+        let back = Bytes::from(second.preload_routes[1].clone());
+        let last = forward(decide(&s, &subs, &req, Some(&back)).await);
+        assert_eq!(last.preload_routes, ["<sip:127.0.0.1:5070;lr>"]);
+        assert!(last.record_route && last.on_failure.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_forged_or_foreign_odi_is_refused() {
+        let subs = alice_and_bob();
+        let s = settings();
+        let req = request("INVITE", "sip:bob@ims.example.net", PAI);
+        let first = forward(decide(&s, &subs, &req, Some(&orig_route())).await);
+        // Another call's request with this odi.
+        let mut other_call = request("INVITE", "sip:bob@ims.example.net", PAI);
+        other_call.headers.set(ims_sip::HeaderName::CallId, "d");
+        let back = Bytes::from(first.preload_routes[1].clone());
+        assert_eq!(code(decide(&s, &subs, &other_call, Some(&back)).await), 403);
+        let forged = Bytes::from_static(b"<sip:scscf.test:5080;lr;orig;odi=MDAAc2lwOmFAYg>");
+        assert_eq!(code(decide(&s, &subs, &req, Some(&forged)).await), 403);
+        // Another S-CSCF's key.
+        let mut other = settings();
+        other.odi = OdiKeys::new([4; 32]);
+        assert_eq!(code(decide(&other, &subs, &req, Some(&back)).await), 403);
+    }
+
+    #[tokio::test]
+    async fn default_handling_continued_skips_a_failed_application_server() {
+        let subs = alice_and_bob();
+        let s = settings();
+        let req = request("INVITE", "sip:bob@ims.example.net", PAI);
+        let first = forward(decide(&s, &subs, &req, Some(&orig_route())).await);
+        let back = Bytes::from(first.preload_routes[1].clone());
+        let second = forward(decide(&s, &subs, &req, Some(&back)).await);
+        let tag = second.on_failure.clone().unwrap();
+        // AS2 timed out (408) or failed (5xx): on to the I-CSCF.
+        for failure in [408, 500, 503] {
+            let next = on_as_failure(&s, &subs, &req, &tag, failure).await;
+            let next = forward(next.expect("SESSION_CONTINUED goes on"));
+            assert_eq!(next.preload_routes, ["<sip:127.0.0.1:5070;lr>"]);
+        }
+        // Any other answer is the AS's own: it goes to the caller.
+        assert!(on_as_failure(&s, &subs, &req, &tag, 486).await.is_none());
+        assert!(on_as_failure(&s, &subs, &req, &tag, 603).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn terminating_unregistered_services_reach_their_application_server() {
+        let voicemail = ifc(1, "INVITE", Some(2), "sip:vm.ims.example.net", 0);
+        let mut subs = alice_and_bob();
+        subs.unregistered = vec![
+            registration_with(
+                "sip:carol@ims.example.net",
+                "sip:carol-barred@ims.example.net",
+                &[],
+                &voicemail,
+            ),
+            registration(
+                "sip:dave@ims.example.net",
+                "sip:dave-barred@ims.example.net",
+                &[],
+            ),
+        ];
+        let s = settings();
+        let req = request("INVITE", "sip:carol@ims.example.net", PAI);
+        let f = forward(decide(&s, &subs, &req, None).await);
+        assert_eq!(f.preload_routes[0], "<sip:vm.ims.example.net;lr>");
+        let token = odi_route(&f);
+        assert!(f.preload_routes[1].starts_with("<sip:scscf.test:5080;lr;odi="));
+        assert_eq!(s.odi.check(&token, b"c").unwrap().cursor.encode(), "21.1.0");
+        // A MESSAGE matches no unregistered service: 480.
+        let msg = request("MESSAGE", "sip:carol@ims.example.net", PAI);
+        assert_eq!(code(decide(&s, &subs, &msg, None).await), 480);
+        // Dave has no services at all, Erin is unknown to the HSS: 480.
+        for callee in ["sip:dave@ims.example.net", "sip:erin@ims.example.net"] {
+            let req = request("INVITE", callee, PAI);
+            assert_eq!(code(decide(&s, &subs, &req, None).await), 480, "{callee}");
+        }
+        // A barred identity: 404.
+        let barred = request("INVITE", "sip:carol-barred@ims.example.net", PAI);
+        assert_eq!(code(decide(&s, &subs, &barred, None).await), 404);
+        let sars = subs.sars.load(Ordering::Relaxed);
+        // Not ours: 404 without asking the HSS.
+        let foreign = request("INVITE", "sip:carol@other.example.org", PAI);
+        assert_eq!(code(decide(&s, &subs, &foreign, None).await), 404);
+        assert_eq!(subs.sars.load(Ordering::Relaxed), sars);
+    }
+
+    #[tokio::test]
+    async fn a_terminating_application_server_that_retargets_sends_the_request_on() {
+        let forwarding = ifc(1, "INVITE", Some(1), "sip:cdiv.ims.example.net", 0);
+        let mut subs = alice_and_bob();
+        subs.registered[1] = registration_with(
+            "sip:bob@ims.example.net",
+            "sip:bob-barred@ims.example.net",
+            &[("<sip:bob@127.0.0.1:7002>", "<sip:B@127.0.0.1:5060;lr>")],
+            &forwarding,
+        );
+        let s = settings();
+        let req = request("INVITE", "sip:bob@ims.example.net", PAI);
+        let f = forward(decide(&s, &subs, &req, None).await);
+        let back = Bytes::from(f.preload_routes[1].clone());
+        // Returned unchanged: to Bob's contact.
+        let Decision::ForwardWith { forward: f, .. } = decide(&s, &subs, &req, Some(&back)).await
+        else {
+            panic!("to the contacts");
+        };
+        assert_eq!(f.targets, ["sip:bob@127.0.0.1:7002"]);
+        // Returned for Carol instead: on by Request-URI through the I-CSCF.
+        let diverted = request("INVITE", "sip:carol@ims.example.net", PAI);
+        let f = forward(decide(&s, &subs, &diverted, Some(&back)).await);
+        assert_eq!(f.preload_routes, ["<sip:127.0.0.1:5070;lr>"]);
+    }
+
+    /// A filter whose Keystone and policy service do not answer (nothing listens on
+    /// port 9 of loopback): a request without a token gets its 401 without them.
+    fn unreachable_filter() -> SipFilter {
+        let toml = "[node]\nname = \"s\"\ndomain = \"ims.example.net\"\n\
+            [http]\nlisten = \"127.0.0.1:0\"\n[sip]\nudp = [\"127.0.0.1:0\"]\n\
+            [session]\nicscf = \"sip:127.0.0.1:5070;lr\"\n\
+            [cloud_auth]\nmode = \"on\"\npolicy_url = \"http://127.0.0.1:9\"\n\
+            [cloud_auth.keystone]\nurl = \"http://127.0.0.1:9/v3\"\nservice_user = \"s\"\n\
+            service_password = \"p\"\n\
+            [cx]\nhss = \"127.0.0.1:3868\"\norigin_host = \"scscf.ims.example.net\"\n\
+            origin_realm = \"ims.example.net\"\ndestination_host = \"hss.ims.example.net\"\n\
+            destination_realm = \"ims.example.net\"\n\
+            [registrar]\nserver_name = \"sip:scscf.ims.example.net:5080\"\n";
+        let config: ims_config::ScscfConfig =
+            ims_config::parse_str(toml, std::path::Path::new("scscf.toml")).unwrap();
+        cloud_auth::filter::setup::from_section(&config.cloud_auth, "ims.example.net", "scscf")
+            .unwrap()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn each_application_server_hop_is_checked_by_cloud_authorization() {
+        let mut subs = alice_and_bob();
+        let s = settings();
+        let req = request("INVITE", "sip:bob@ims.example.net", PAI);
+        let first = forward(decide(&s, &subs, &req, Some(&orig_route())).await);
+        let back = Bytes::from(first.preload_routes[1].clone());
+        let tag = {
+            let second = forward(decide(&s, &subs, &req, Some(&back)).await);
+            second.on_failure.unwrap()
+        };
+        subs.filter = Some(unreachable_filter());
+        // Returned from AS1 (no check_session again): the hop to AS2 needs a token.
+        let refused = decide(&s, &subs, &req, Some(&back)).await;
+        let Decision::Respond(r) = refused else {
+            panic!("the AS hop is refused");
+        };
+        assert_eq!(r.status(), Some(401));
+        assert!(r
+            .headers
+            .get_str(&ims_sip::HeaderName::WwwAuthenticate)
+            .is_some_and(|c| c.starts_with("Bearer")));
+        // After AS2 failed there is no AS left: the hop to the I-CSCF is no AS routing
+        // (the initial request passed check_session on its first pass).
+        let skipped = on_as_failure(&s, &subs, &req, &tag, 408).await;
+        assert!(matches!(skipped, Some(Decision::Forward(_))), "{skipped:?}");
+        // With a token but no Keystone to validate it: fail closed.
+        let with_token = request(
+            "INVITE",
+            "sip:bob@ims.example.net",
+            &format!("{PAI}Authorization: Bearer abc\r\n"),
+        );
+        assert_eq!(code(decide(&s, &subs, &with_token, Some(&back)).await), 403);
+        // A MESSAGE is not a method the filter checks (INVITE by default).
+        let msg = request("MESSAGE", "sip:bob@ims.example.net", PAI);
+        assert!(matches!(
+            decide(&s, &subs, &msg, Some(&orig_route())).await,
+            Decision::Forward(_)
+        ));
     }
 }

@@ -2,45 +2,57 @@
 //! along the Service-Route with the P-Asserted-Identity its P-CSCF set.
 //!
 //! 1. The served user must be registered here (its registration holds the profile);
-//!    otherwise 403 (the originating-unregistered case, which needs iFC, comes with
-//!    application servers). A barred identity gets 403 too (§5.4.3.2 step 1, TS 29.228
-//!    §6.5.1: a barred public identity cannot originate).
-//! 2. Application servers: see the marked hook in [`route`].
-//! 3. Toward the callee: a Request-URI of a home domain (or a tel URI) goes to our
-//!    I-CSCF, which finds the callee's S-CSCF with LIR (§5.4.3.2 step 11, TS 29.228
-//!    §6.1.4); any other goes by its Request-URI (RFC 3261 §16.5). The S-CSCF
-//!    record-routes (§5.4.3.2 step 9) so that it sees the dialog's later requests.
+//!    otherwise 403 (requests reach us along the Service-Route only for registered
+//!    users; the originating-unregistered case, for requests an AS or the I-CSCF sends
+//!    on behalf of an unregistered user, is not served). A barred identity gets 403
+//!    too (§5.4.3.2 step 1, TS 29.228 §6.5.1: a barred public identity cannot
+//!    originate).
+//! 2. Application servers: the iFCs of the originating case ([`super::as_routing`]).
+//! 3. Toward the callee ([`onward`]): a Request-URI of a home domain (or a tel URI)
+//!    goes to our I-CSCF, which finds the callee's S-CSCF with LIR (§5.4.3.2 step 11,
+//!    TS 29.228 §6.1.4); any other goes by its Request-URI (RFC 3261 §16.5). The
+//!    S-CSCF record-routes (§5.4.3.2 step 9) so that it sees the dialog's later
+//!    requests.
 
 use ims_sip::proxy::engine::{Decision, Forward};
 use ims_sip::SipMessage;
 
-use super::{answer, SessionSettings};
+use super::as_routing::{NotServed, Served};
+use super::SessionSettings;
+use crate::ifc::{IfcCursor, RegistrationState, SessionCase};
 use crate::location::Registration;
 
-/// Routes an originating request of `served_user`, whose registration here is
-/// `registration`.
-pub fn route(
-    settings: &SessionSettings,
+/// The served user of an originating request, at the start of its iFC chain, given
+/// its registration here; the 403 when it is not registered or barred.
+pub fn served(
     request: &SipMessage,
     served_user: &str,
-    registration: Option<&Registration>,
-) -> Decision {
+    registration: Option<Registration>,
+) -> Result<Served, NotServed> {
     let Some(registration) = registration else {
         tracing::info!(%served_user, method = ?request.method(), "originating request from an unregistered user refused");
-        return answer(request, 403, "Forbidden - not registered");
+        return Err(NotServed {
+            code: 403,
+            reason: "Forbidden - not registered",
+        });
     };
     if registration.profile.barred.iter().any(|b| b == served_user) {
         tracing::info!(%served_user, "originating request from a barred identity refused");
-        return answer(request, 403, "Forbidden - barred");
+        return Err(NotServed {
+            code: 403,
+            reason: "Forbidden - barred",
+        });
     }
+    Ok(Served {
+        served_user: served_user.to_string(),
+        cursor: IfcCursor::start(SessionCase::Originating, RegistrationState::Registered),
+        registration,
+    })
+}
 
-    // AS-ROUTING HOOK (originating, TS 24.229 §5.4.3.2 steps 3-4, TS 29.228 Annex F):
-    // evaluate `registration.profile`'s iFC for the originating session case against
-    // `request`, in priority order; when one matches, return a Forward to that AS with
-    // `preload_routes: [<AS URI;lr>, <our URI;lr;orig;odi=...>]` instead of going on.
-    // The request comes back with our odi Route; `case::recognise` must then resume
-    // after the iFC that sent it. When none (or no more) matches, fall through.
-
+/// Routes an originating request of `served_user` past its application servers:
+/// toward the callee's home network, record-routed.
+pub fn onward(settings: &SessionSettings, request: &SipMessage, served_user: &str) -> Decision {
     let preload_routes = if settings.is_home(request) {
         vec![settings.icscf_route.clone()]
     } else {
@@ -57,6 +69,7 @@ pub fn route(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::answer;
     use crate::session::tests::{code, registration, request, settings};
 
     fn alice() -> Registration {
@@ -65,6 +78,18 @@ mod tests {
             "sip:alice-barred@ims.example.net",
             &[("<sip:alice@127.0.0.1:7001>", "<sip:A@127.0.0.1:5060;lr>")],
         )
+    }
+
+    fn route(
+        s: &SessionSettings,
+        req: &SipMessage,
+        user: &str,
+        reg: Option<&Registration>,
+    ) -> Decision {
+        match served(req, user, reg.cloned()) {
+            Ok(served) => onward(s, req, &served.served_user),
+            Err(n) => answer(req, n.code, n.reason),
+        }
     }
 
     fn forward(d: Decision) -> Forward {

@@ -1,56 +1,96 @@
 //! The terminating case (TS 24.229 §5.4.3.3): a request addressed to a served user.
 //!
-//! 1. A barred Request-URI gets 404 (§5.4.3.3 step 1).
-//! 2. Not registered here: 480 Temporarily Unavailable for an identity of a home
-//!    domain or a tel URI (the terminating-unregistered case with iFC comes with
-//!    application servers), 404 Not Found for anything else (we are not its S-CSCF).
-//! 3. Application servers: see the marked hook in [`route`].
-//! 4. Retargeting (§5.4.3.3 steps 8-10): P-Called-Party-ID gets the Request-URI as
-//!    received (RFC 3455 §4.2), then one branch per registered contact, whose
-//!    Request-URI is the contact and whose Route is the Path the contact registered
-//!    with (RFC 3327 §5.3: the P-CSCF of that UE, with the flow token that sends the
-//!    request over the UE's own connection). The engine forks in parallel, forwards
-//!    the best response and cancels the other branches on a 2xx (RFC 3261 §16.7). The
-//!    S-CSCF record-routes.
+//! 1. The served user ([`served`]): registered here (TERMINATING_REGISTERED), or not
+//!    registered but with a profile the HSS gives on SAR UNREGISTERED_USER for an
+//!    identity of a home domain or a tel URI (TERMINATING_UNREGISTERED: the I-CSCF
+//!    sends such requests here when the identity has services for the unregistered
+//!    state). A barred Request-URI gets 404 (§5.4.3.3 step 1); a home identity the HSS
+//!    does not give gets 480, anything else 404 (we are not its S-CSCF).
+//! 2. Application servers: the iFCs of that case ([`super::as_routing`]).
+//! 3. Retargeting ([`onward`], §5.4.3.3 steps 8-10): P-Called-Party-ID gets the
+//!    Request-URI as received (RFC 3455 §4.2), then one branch per registered contact,
+//!    whose Request-URI is the contact and whose Route is the Path the contact
+//!    registered with (RFC 3327 §5.3: the P-CSCF of that UE, with the flow token that
+//!    sends the request over the UE's own connection). The engine forks in parallel,
+//!    forwards the best response and cancels the other branches on a 2xx (RFC 3261
+//!    §16.7). The S-CSCF record-routes. No contact (an unregistered user whose
+//!    services did not answer the request): 480. An application server that changed
+//!    the Request-URI to another identity (e.g. call forwarding) retargeted the
+//!    request: it goes on by its new Request-URI as an originating request would
+//!    (the originating-CDIV iFCs are not evaluated).
 
 use ims_sip::message::addr::NameAddr;
 use ims_sip::proxy::engine::{Decision, Forward};
 use ims_sip::{HeaderName, SipMessage};
 
-use super::{answer, SessionSettings};
+use super::as_routing::{NotServed, Served};
+use super::case::request_uri_identity;
+use super::{answer, originating, SessionSettings};
+use crate::ifc::{IfcCursor, RegistrationState, SessionCase};
 use crate::location::Registration;
 
-/// Routes a terminating request for `served_user`, whose registration here is
-/// `registration`.
-pub fn route(
+/// The served user of a terminating request, at the start of its iFC chain: its
+/// `registration` here, else its `unregistered` profile (SAR UNREGISTERED_USER);
+/// the 404 or 480 otherwise.
+pub fn served(
     settings: &SessionSettings,
     request: &SipMessage,
     served_user: &str,
-    registration: Option<&Registration>,
-) -> Decision {
-    let Some(registration) = registration else {
-        if settings.is_home(request) {
+    registration: Option<Registration>,
+    unregistered: Option<Registration>,
+) -> Result<Served, NotServed> {
+    let (registration, state, case) = match (registration, unregistered) {
+        (Some(r), _) => (
+            r,
+            RegistrationState::Registered,
+            SessionCase::TerminatingRegistered,
+        ),
+        (None, Some(r)) => (
+            r,
+            RegistrationState::Unregistered,
+            SessionCase::TerminatingUnregistered,
+        ),
+        (None, None) if settings.is_home(request) => {
             tracing::info!(%served_user, method = ?request.method(), "callee not registered");
-            return answer(request, 480, "Temporarily Unavailable");
+            return Err(NotServed {
+                code: 480,
+                reason: "Temporarily Unavailable",
+            });
         }
-        tracing::info!(%served_user, "terminating request for a user we do not serve");
-        return answer(request, 404, "Not Found");
+        (None, None) => {
+            tracing::info!(%served_user, "terminating request for a user we do not serve");
+            return Err(NotServed {
+                code: 404,
+                reason: "Not Found",
+            });
+        }
     };
     if registration.profile.barred.iter().any(|b| b == served_user) {
         tracing::info!(%served_user, "terminating request for a barred identity");
-        return answer(request, 404, "Not Found");
+        return Err(NotServed {
+            code: 404,
+            reason: "Not Found",
+        });
     }
+    Ok(Served {
+        served_user: served_user.to_string(),
+        cursor: IfcCursor::start(case, state),
+        registration,
+    })
+}
 
-    // AS-ROUTING HOOK (terminating, TS 24.229 §5.4.3.3 steps 3-4, TS 29.228 Annex F):
-    // evaluate `registration.profile`'s iFC for the terminating-registered session case
-    // against `request`, in priority order; when one matches, return a Forward to that
-    // AS with `preload_routes: [<AS URI;lr>, <our URI;lr;odi=...>]` instead of going
-    // on. (The terminating-unregistered case belongs in the `None` branch above.)
-    // When none (or no more) matches, fall through to the contacts.
-
-    let mut targets = Vec::with_capacity(registration.bindings.len());
-    let mut target_routes = Vec::with_capacity(registration.bindings.len());
-    for binding in &registration.bindings {
+/// Routes a terminating request past the served user's application servers: to every
+/// registered contact, 480 when there is none; by Request-URI when an AS retargeted it.
+pub fn onward(settings: &SessionSettings, request: &SipMessage, served: &Served) -> Decision {
+    let served_user = served.served_user.as_str();
+    if request_uri_identity(request).is_some_and(|target| target != served_user) {
+        tracing::info!(%served_user, "request retargeted by an application server");
+        return originating::onward(settings, request, served_user);
+    }
+    let bindings = &served.registration.bindings;
+    let mut targets = Vec::with_capacity(bindings.len());
+    let mut target_routes = Vec::with_capacity(bindings.len());
+    for binding in bindings {
         match NameAddr::parse(&binding.contact) {
             Ok(contact) => {
                 targets.push(contact.uri.to_string());
@@ -62,6 +102,7 @@ pub fn route(
         }
     }
     if targets.is_empty() {
+        tracing::info!(%served_user, "no contact to reach");
         return answer(request, 480, "Temporarily Unavailable");
     }
     let mut edited = request.clone();
@@ -90,6 +131,19 @@ pub fn route(
 mod tests {
     use super::*;
     use crate::session::tests::{code, registration, request, settings};
+
+    /// [`served`] (registered only) then [`onward`].
+    fn route(
+        s: &SessionSettings,
+        req: &SipMessage,
+        user: &str,
+        reg: Option<&Registration>,
+    ) -> Decision {
+        match served(s, req, user, reg.cloned(), None) {
+            Ok(served) => onward(s, req, &served),
+            Err(n) => answer(req, n.code, n.reason),
+        }
+    }
 
     fn bob() -> Registration {
         registration(
