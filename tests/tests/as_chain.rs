@@ -1,0 +1,228 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Application servers in the path of a call (TS 24.229 §5.4.3.2-3 steps 3-4, TS 29.228
+//! Annex C/F): the real binaries started by `imsctl up` (the dev configs with
+//! `[session] as_timeout_ms = 1000`), subscribers provisioned with `imsctl subscriber`
+//! and their iFCs set through the HSS provisioning API (`imsctl` has no iFC option),
+//! SIPp UEs and SIPp playing the application server (`sipp-scenarios/session/as_*.xml`).
+//!
+//! An AS scenario passes only if the INVITE reaches it with the Route it checks (its
+//! own value, then the S-CSCF's `<sip:127.0.0.1:5080;lr[;orig];odi=...>`), so a passed
+//! AS plus a passed call show the request went to the AS and came back to the right
+//! place in the chain.
+//!
+//! The nodes listen on the fixed dev ports: these tests run one at a time (nextest test
+//! group `e2e`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ims_e2e::chain::{
+    addr, assert_all_passed, assert_contacts, hss_state, provision_digest, start_core, stop_core,
+    workdir, Ue, SERVER_NAME,
+};
+use ims_e2e::sipp::{scenario, Background};
+use ims_e2e::{free_port, repo_root, scratch_dir};
+use serde_json::{json, Value};
+
+/// The HSS's HTTP (provisioning API) port in the dev configs.
+const HSS_HTTP: u16 = 9104;
+/// `[session] as_timeout_ms` of the S-CSCF in these tests.
+const AS_TIMEOUT_MS: u64 = 1000;
+/// Timer B of the S-CSCF's INVITE client transactions (64 * T1 = 64 * 500 ms): without
+/// the AS timeout, a silent AS would be given up only then.
+const TIMER_B: Duration = Duration::from_secs(32);
+
+/// The dev configs with the S-CSCF's AS timeout set to [`AS_TIMEOUT_MS`].
+fn configs(name: &str) -> PathBuf {
+    let out = scratch_dir(&format!("{name}-cfg")).join("config");
+    std::fs::create_dir_all(&out).unwrap();
+    for node in ["hss", "icscf", "pcscf", "scscf", "policyd"] {
+        let mut text =
+            std::fs::read_to_string(repo_root().join(format!("config/dev/{node}.toml"))).unwrap();
+        if node == "scscf" {
+            assert!(text.contains("as_timeout_ms = 2000"), "scscf.toml sets it");
+            text = text.replace(
+                "as_timeout_ms = 2000",
+                &format!("as_timeout_ms = {AS_TIMEOUT_MS}"),
+            );
+        }
+        std::fs::write(out.join(format!("{node}.toml")), text).unwrap();
+    }
+    out
+}
+
+/// Sends `method path` with a JSON body to the HSS provisioning API, authenticated with
+/// the admin token the HSS wrote into the data directory; the status and JSON answer.
+fn hss_api(data: &Path, method: reqwest::Method, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let token = std::fs::read_to_string(data.join("hss/admin.token")).unwrap();
+    let url = format!("http://127.0.0.1:{HSS_HTTP}{path}");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut req = reqwest::Client::new()
+            .request(method, url)
+            .bearer_auth(token.trim())
+            .timeout(Duration::from_secs(10));
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    })
+}
+
+/// Gives `impu`'s subscription one service profile, `default` (the one its identities
+/// use), holding `ifcs` (the provisioning API's JSON shape).
+fn set_ifcs(data: &Path, impu: &str, ifcs: Value) {
+    let (status, found) = hss_api(
+        data,
+        reqwest::Method::GET,
+        &format!("/api/v1/subscribers?impu={}", impu.replace(':', "%3A")),
+        None,
+    );
+    assert_eq!(status, 200, "{found}");
+    let id = found["items"][0]["id"].as_str().unwrap().to_string();
+    let patch = json!({"service_profiles": [{"name": "default", "ifcs": ifcs}]});
+    let (status, answer) = hss_api(
+        data,
+        reqwest::Method::PATCH,
+        &format!("/api/v1/subscribers/{id}"),
+        Some(&patch),
+    );
+    assert_eq!(status, 200, "PATCH {impu}: {answer}");
+}
+
+/// An iFC: INVITEs of `session_case` to the AS at `port` of loopback.
+fn ifc(priority: i64, session_case: &str, port: u16, default_handling: &str) -> Value {
+    json!({
+        "priority": priority,
+        "trigger_point": {"condition_type_cnf": true, "spts": [
+            {"group": 0, "type": "method", "method": "INVITE"},
+            {"group": 1, "type": "session_case", "session_case": session_case}]},
+        "application_server": {"server_name": format!("sip:127.0.0.1:{port}"),
+                               "default_handling": default_handling}
+    })
+}
+
+/// Alice and Bob provisioned (password `secret`), Alice with `alice_ifcs`.
+fn provision(dir: &Path, data: &Path, alice_ifcs: Value) {
+    let names = vec!["alice".to_string(), "bob".to_string()];
+    provision_digest(data, dir, &names, "secret", None);
+    set_ifcs(data, "sip:alice@ims.example.net", alice_ifcs);
+}
+
+/// A SIPp application server on `local` for one call.
+fn application_server(dir: &Path, scenario_file: &str, local: SocketAddr) -> Background {
+    Background::uas(&scenario(scenario_file), local, 1, 60, &workdir(dir)).expect("SIPp AS starts")
+}
+
+#[test]
+fn the_application_server_gets_the_invite_with_its_route_and_odi_and_sends_it_back() {
+    let name = "as-forward";
+    let (dir, data, core) = start_core(name, Some(&configs(name)));
+    let as_port = free_port();
+    // SESSION_TERMINATED: the call completes only through the AS.
+    provision(
+        &dir,
+        &data,
+        json!([ifc(10, "ORIGINATING", as_port, "SESSION_TERMINATED")]),
+    );
+    let bob = Ue::register(&dir, "bob", "alice");
+    let alice = Ue::register(&dir, "alice", "bob");
+    assert_contacts(2);
+    // The AS checks its Route (its own value, then `<sip:127.0.0.1:5080;lr;orig;odi=..>`),
+    // sends the INVITE back with the S-CSCF's value alone and relays 180 and 200.
+    let server = application_server(&dir, "session/as_forward.xml", addr(as_port));
+    let callee = bob.serve(&dir, "session/uas_answer.xml", 1);
+    let r = alice.run(&dir, "session/uac_call.xml");
+    assert_all_passed(&r, 1);
+    assert_all_passed(&server.finish(), 1);
+    assert_all_passed(&callee.finish(), 1);
+    stop_core(core);
+}
+
+#[test]
+fn session_continued_skips_a_dead_application_server_within_its_timeout() {
+    let name = "as-dead-continued";
+    let (dir, data, core) = start_core(name, Some(&configs(name)));
+    // Nothing listens on the first AS's port; the second forwards the call.
+    let (dead, live) = (free_port(), free_port());
+    provision(
+        &dir,
+        &data,
+        json!([
+            ifc(10, "ORIGINATING", dead, "SESSION_CONTINUED"),
+            ifc(20, "ORIGINATING", live, "SESSION_TERMINATED")
+        ]),
+    );
+    let bob = Ue::register(&dir, "bob", "alice");
+    let alice = Ue::register(&dir, "alice", "bob");
+    assert_contacts(2);
+    let server = application_server(&dir, "session/as_forward.xml", addr(live));
+    let callee = bob.serve(&dir, "session/uas_answer.xml", 1);
+    let started = Instant::now();
+    let r = alice.run(&dir, "session/uac_call.xml");
+    let took = started.elapsed();
+    assert_all_passed(&r, 1);
+    assert_all_passed(&server.finish(), 1);
+    assert_all_passed(&callee.finish(), 1);
+    // The dead AS was given up after as_timeout_ms (1 s), not when its INVITE
+    // transaction timed out (Timer B, 32 s): the whole call took less than that.
+    assert!(took < TIMER_B, "the call took {took:?}");
+    stop_core(core);
+}
+
+#[test]
+fn session_terminated_fails_the_call_when_its_application_server_is_dead() {
+    let name = "as-dead-terminated";
+    let (dir, data, core) = start_core(name, Some(&configs(name)));
+    let dead = free_port();
+    provision(
+        &dir,
+        &data,
+        json!([ifc(10, "ORIGINATING", dead, "SESSION_TERMINATED")]),
+    );
+    let alice = Ue::register(&dir, "alice", "bob");
+    assert_contacts(1);
+    // INVITE, (100), 408 from the S-CSCF, ACK.
+    let started = Instant::now();
+    let r = alice.run(&dir, "session/uac_call_as_failed.xml");
+    assert_all_passed(&r, 1);
+    assert!(started.elapsed() < TIMER_B, "{:?}", started.elapsed());
+    stop_core(core);
+}
+
+#[test]
+fn a_terminating_unregistered_ifc_reaches_its_application_server() {
+    let name = "as-term-unreg";
+    let (dir, data, core) = start_core(name, Some(&configs(name)));
+    let voicemail = free_port();
+    provision(&dir, &data, json!([]));
+    let mut unregistered = ifc(
+        5,
+        "TERMINATING_UNREGISTERED",
+        voicemail,
+        "SESSION_CONTINUED",
+    );
+    unregistered["profile_part_indicator"] = json!("UNREGISTERED");
+    set_ifcs(&data, "sip:bob@ims.example.net", json!([unregistered]));
+    let alice = Ue::register(&dir, "alice", "bob");
+    assert_contacts(1);
+    // Bob is not registered: LIA UNREGISTERED_SERVICE, the I-CSCF picks the S-CSCF,
+    // which fetches Bob's profile (SAR UNREGISTERED_USER) and sends the INVITE to his
+    // voicemail, which answers; ACK and BYE reach it along the Record-Route set.
+    let server = application_server(&dir, "session/as_answer.xml", addr(voicemail));
+    let r = alice.run(&dir, "session/uac_call_voicemail.xml");
+    assert_all_passed(&r, 1);
+    assert_all_passed(&server.finish(), 1);
+    assert_eq!(
+        hss_state(&data, "sip:bob@ims.example.net"),
+        ("UNREGISTERED".to_string(), Some(SERVER_NAME.to_string())),
+        "the S-CSCF holds Bob's profile in the unregistered state"
+    );
+    stop_core(core);
+}
