@@ -26,34 +26,37 @@ fn received(method: &str) -> SipMessage {
     req
 }
 
+/// The request a proxy sends toward `target` for `req`: §16.6 with our Via on top.
+fn branch_request(req: &SipMessage, target: &str) -> SipMessage {
+    let mut f = forward(
+        req,
+        &ForwardSpec {
+            target: Some(target),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    add_via(
+        &mut f.request,
+        &LocalVia {
+            transport: f.next_hop.transport,
+            host: "10.0.0.1".into(),
+            port: Some(5060),
+            rport: false,
+        },
+        &LoopHash::of(req).branch(),
+    );
+    f.request
+}
+
 /// A context for `method` forked to `n` targets; returns it with the branch requests.
 fn forked(method: &str, n: usize) -> (ResponseContext, Vec<(BranchId, SipMessage)>) {
     let req = received(method);
-    let hash = LoopHash::of(&req);
     let mut ctx = ResponseContext::new(req.clone());
     let mut branches = Vec::new();
     for i in 0..n {
-        let target = format!("sip:bob@192.0.2.{}", 20 + i);
-        let mut f = forward(
-            &req,
-            &ForwardSpec {
-                target: Some(&target),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        add_via(
-            &mut f.request,
-            &LocalVia {
-                transport: f.next_hop.transport,
-                host: "10.0.0.1".into(),
-                port: Some(5060),
-                rport: false,
-            },
-            &hash.branch(),
-        );
-        let id = ctx.add_branch(&f.request).unwrap();
-        branches.push((id, f.request));
+        let request = branch_request(&req, &format!("sip:bob@192.0.2.{}", 20 + i));
+        branches.push((ctx.add_branch(&request).unwrap(), request));
     }
     (ctx, branches)
 }
@@ -357,28 +360,10 @@ fn responses_that_do_not_fit_are_errors() {
     assert_eq!(a, Default::default());
 }
 
-/// One more branch of `ctx`'s request (as received) toward `target`.
+/// One more branch of an INVITE context toward `target`.
 fn add_branch(ctx: &mut ResponseContext, target: &str) -> (BranchId, SipMessage) {
-    let req = received("INVITE");
-    let mut f = forward(
-        &req,
-        &ForwardSpec {
-            target: Some(target),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    add_via(
-        &mut f.request,
-        &LocalVia {
-            transport: f.next_hop.transport,
-            host: "10.0.0.1".into(),
-            port: Some(5060),
-            rport: false,
-        },
-        &LoopHash::of(&req).branch(),
-    );
-    (ctx.add_branch(&f.request).unwrap(), f.request)
+    let request = branch_request(&received("INVITE"), target);
+    (ctx.add_branch(&request).unwrap(), request)
 }
 
 #[test]
