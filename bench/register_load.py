@@ -36,8 +36,9 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def node_pids(bin_dir):
+def node_pids(bin_dir, nodes=None):
     """The pid of each node binary started from bin_dir (by /proc/<pid>/exe)."""
+    nodes = nodes or NODES
     pids = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -46,10 +47,10 @@ def node_pids(bin_dir):
             exe = os.readlink(f"/proc/{entry}/exe")
         except OSError:
             continue
-        for node in NODES:
+        for node in nodes:
             if exe == os.path.join(bin_dir, node):
                 pids[node] = int(entry)
-    missing = [n for n in NODES if n not in pids]
+    missing = [n for n in nodes if n not in pids]
     if missing:
         sys.exit(f"node processes not found: {missing}")
     return pids
@@ -81,14 +82,14 @@ def percentiles(values, ps):
     return {p: values[min(len(values) - 1, int(len(values) * p / 100))] for p in ps}
 
 
-def run_rate(rate, seconds, users_csv, work, pids):
+def run_rate(rate, seconds, users_csv, work, pids, scenario="sipp-scenarios/register/digest.xml"):
     calls = rate * seconds
     load = os.getloadavg()[0]
     cpu0 = {n: cpu_seconds(p) for n, p in pids.items()}
     sipp0 = children_cpu()
     t0 = time.time()
     sipp = subprocess.run(
-        ["sipp", "127.0.0.1:5060", "-sf", os.path.join(ROOT, "sipp-scenarios/register/digest.xml"),
+        ["sipp", "127.0.0.1:5060", "-sf", os.path.join(ROOT, scenario),
          "-inf", users_csv, "-i", "127.0.0.1", "-p", "25062", "-t", "u1", "-nd",
          "-m", str(calls), "-r", str(rate), "-l", str(rate * 4),
          "-timeout", f"{seconds * 3 + 20}s", "-timeout_error", "-buff_size", "4194304",
@@ -116,17 +117,45 @@ def run_rate(rate, seconds, users_csv, work, pids):
             "pct": percentiles(rtts, [50, 95, 99]), "cpu": cpu, "wall": wall, "load": load}
 
 
+def release_dir():
+    """Where the release binaries are; exits when they or sipp are missing."""
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    bin_dir = os.path.join(target, "release")
+    if not all(os.path.exists(os.path.join(bin_dir, n)) for n in NODES + ["imsctl"]) or not shutil.which("sipp"):
+        sys.exit(f"needs release binaries in {bin_dir} (cargo build --release --workspace --bins) and sipp")
+    return bin_dir
+
+
+def print_header(nodes, extra=None):
+    cols = nodes + ["sipp"]
+    print((f"{extra:<14} " if extra else "")
+          + f"{'rate':>5} {'regs':>6} {'ok':>6} {'failed':>6} {'done/s':>6} {'p50ms':>6} {'p95ms':>6} "
+          f"{'p99ms':>6}  " + " ".join(f"{n + ' CPU%':>10}" for n in cols) + f" {'load1':>6}")
+
+
+def print_row(r, nodes):
+    cols = nodes + ["sipp"]
+    p = r["pct"]
+    print((f"{r['mode']:<14} " if "mode" in r else "")
+          + f"{r['rate']:>5} {r['calls']:>6} {r['ok']:>6} {r['failed']:>6} {r['ok'] / r['wall']:>6.0f} "
+          f"{p[50]:>6.0f} {p[95]:>6.0f} {p[99]:>6.0f}  "
+          + " ".join(f"{r['cpu'].get(n, 0):>10.1f}" for n in cols) + f" {r['load']:>6.2f}", flush=True)
+
+
+def clean(r):
+    """Every registration succeeded and the chain kept up with the offered rate (an
+    overloaded chain finishes every call too, seconds late)."""
+    return r["failed"] == 0 and r["ok"] == r["calls"] and r["ok"] / r["wall"] >= 0.9 * r["rate"]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rates", default="100,200,400,600,800,1000")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--users", type=int, default=2000)
     args = ap.parse_args()
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-    bin_dir = os.path.join(target, "release")
+    bin_dir = release_dir()
     imsctl = os.path.join(bin_dir, "imsctl")
-    if not all(os.path.exists(os.path.join(bin_dir, n)) for n in NODES + ["imsctl"]) or not shutil.which("sipp"):
-        sys.exit(f"needs release binaries in {bin_dir} (cargo build --release --workspace --bins) and sipp")
     work = tempfile.mkdtemp(prefix="register-load-")
     data = os.path.join(work, "data")
     env = {**os.environ, "IMS_DATA_DIR": data, "RUST_LOG": "warn"}
@@ -149,20 +178,13 @@ def main():
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
         pids = node_pids(bin_dir)
         best = None
-        cols = NODES + ["sipp"]
         print(f"machine: {os.cpu_count()} CPUs; load average before the run: "
               + " ".join(f"{x:.2f}" for x in os.getloadavg()))
-        print(f"{'rate':>5} {'regs':>6} {'ok':>6} {'failed':>6} {'done/s':>6} {'p50ms':>6} {'p95ms':>6} "
-              f"{'p99ms':>6}  " + " ".join(f"{n + ' CPU%':>10}" for n in cols) + f" {'load1':>6}")
+        print_header(NODES)
         for rate in [int(r) for r in args.rates.split(",")]:
             r = run_rate(rate, args.seconds, users_csv, work, pids)
-            p = r["pct"]
-            print(f"{r['rate']:>5} {r['calls']:>6} {r['ok']:>6} {r['failed']:>6} {r['ok'] / r['wall']:>6.0f} "
-                  f"{p[50]:>6.0f} {p[95]:>6.0f} {p[99]:>6.0f}  "
-                  + " ".join(f"{r['cpu'].get(n, 0):>10.1f}" for n in cols) + f" {r['load']:>6.2f}", flush=True)
-            # Clean: every registration succeeded and the chain kept up with the offered
-            # rate (an overloaded chain finishes every call too, seconds late).
-            if r["failed"] == 0 and r["ok"] == r["calls"] and r["ok"] / r["wall"] >= 0.9 * rate:
+            print_row(r, NODES)
+            if clean(r):
                 best = r
             else:
                 break
