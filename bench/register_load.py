@@ -7,7 +7,8 @@ four Diameter exchanges). Every step is bounded in count and time; loopback only
 For each rate it reports successful/failed registrations, the REGISTER->200 time
 percentiles of whole cycles (SIPp -trace_rtt, 1 ms resolution) and each node's CPU
 (utime+stime from /proc, % of one core). The result is the highest rate with zero
-failed registrations.
+failed registrations
+while the chain keeps up (at least 90 % of the offered rate completed per second).
 
     cargo build --release --workspace --bins
     python3 bench/register_load.py [--rates 100,200,400] [--seconds 10] [--users 2000]
@@ -16,11 +17,13 @@ import argparse
 import csv
 import glob
 import os
+import resource
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,15 +36,43 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def node_pids(bin_dir):
+def node_pids(bin_dir, nodes=None):
+    """The pid of each node binary started from bin_dir (by /proc/<pid>/exe)."""
+    nodes = nodes or NODES
     pids = {}
-    for node in NODES:
-        exe = os.path.join(bin_dir, node)
-        out = subprocess.run(["pgrep", "-x", "-f", f"{exe} --config config/dev/{node}.toml"],
-                             capture_output=True, text=True).stdout.split()
-        if out:
-            pids[node] = int(out[0])
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            exe = os.readlink(f"/proc/{entry}/exe")
+        except OSError:
+            continue
+        for node in nodes:
+            if exe == os.path.join(bin_dir, node):
+                pids[node] = int(entry)
+    missing = [n for n in nodes if n not in pids]
+    if missing:
+        sys.exit(f"node processes not found: {missing}")
     return pids
+
+
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def wait_until_up(up, seconds):
+    """Reads `imsctl up`'s output until it says the core is up, for at most `seconds`."""
+    ready = threading.Event()
+
+    def read():
+        for line in up.stdout:
+            if "IMS core is up" in line:
+                ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    if not ready.wait(seconds):
+        sys.exit("the core did not come up")
 
 
 def percentiles(values, ps):
@@ -51,12 +82,14 @@ def percentiles(values, ps):
     return {p: values[min(len(values) - 1, int(len(values) * p / 100))] for p in ps}
 
 
-def run_rate(rate, seconds, users_csv, work, pids):
+def run_rate(rate, seconds, users_csv, work, pids, scenario="sipp-scenarios/register/digest.xml"):
     calls = rate * seconds
+    load = os.getloadavg()[0]
     cpu0 = {n: cpu_seconds(p) for n, p in pids.items()}
+    sipp0 = children_cpu()
     t0 = time.time()
     sipp = subprocess.run(
-        ["sipp", "127.0.0.1:5060", "-sf", os.path.join(ROOT, "sipp-scenarios/register/digest.xml"),
+        ["sipp", "127.0.0.1:5060", "-sf", os.path.join(ROOT, scenario),
          "-inf", users_csv, "-i", "127.0.0.1", "-p", "25062", "-t", "u1", "-nd",
          "-m", str(calls), "-r", str(rate), "-l", str(rate * 4),
          "-timeout", f"{seconds * 3 + 20}s", "-timeout_error", "-buff_size", "4194304",
@@ -64,6 +97,7 @@ def run_rate(rate, seconds, users_csv, work, pids):
         cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=seconds * 3 + 60)
     wall = time.time() - t0
     cpu = {n: 100.0 * (cpu_seconds(p) - cpu0[n]) / wall for n, p in pids.items()}
+    cpu["sipp"] = 100.0 * (children_cpu() - sipp0) / wall
     with open(os.path.join(work, "stat.csv")) as f:
         rows = list(csv.reader(f, delimiter=";"))
     head, last = rows[0], rows[-1]
@@ -80,7 +114,38 @@ def run_rate(rate, seconds, users_csv, work, pids):
         os.remove(path)
     os.remove(os.path.join(work, "stat.csv"))
     return {"rate": rate, "calls": calls, "ok": ok, "failed": failed, "exit": sipp.returncode,
-            "pct": percentiles(rtts, [50, 95, 99]), "cpu": cpu}
+            "pct": percentiles(rtts, [50, 95, 99]), "cpu": cpu, "wall": wall, "load": load}
+
+
+def release_dir():
+    """Where the release binaries are; exits when they or sipp are missing."""
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    bin_dir = os.path.join(target, "release")
+    if not all(os.path.exists(os.path.join(bin_dir, n)) for n in NODES + ["imsctl"]) or not shutil.which("sipp"):
+        sys.exit(f"needs release binaries in {bin_dir} (cargo build --release --workspace --bins) and sipp")
+    return bin_dir
+
+
+def print_header(nodes, extra=None):
+    cols = nodes + ["sipp"]
+    print((f"{extra:<14} " if extra else "")
+          + f"{'rate':>5} {'regs':>6} {'ok':>6} {'failed':>6} {'done/s':>6} {'p50ms':>6} {'p95ms':>6} "
+          f"{'p99ms':>6}  " + " ".join(f"{n + ' CPU%':>10}" for n in cols) + f" {'load1':>6}")
+
+
+def print_row(r, nodes):
+    cols = nodes + ["sipp"]
+    p = r["pct"]
+    print((f"{r['mode']:<14} " if "mode" in r else "")
+          + f"{r['rate']:>5} {r['calls']:>6} {r['ok']:>6} {r['failed']:>6} {r['ok'] / r['wall']:>6.0f} "
+          f"{p[50]:>6.0f} {p[95]:>6.0f} {p[99]:>6.0f}  "
+          + " ".join(f"{r['cpu'].get(n, 0):>10.1f}" for n in cols) + f" {r['load']:>6.2f}", flush=True)
+
+
+def clean(r):
+    """Every registration succeeded and the chain kept up with the offered rate (an
+    overloaded chain finishes every call too, seconds late)."""
+    return r["failed"] == 0 and r["ok"] == r["calls"] and r["ok"] / r["wall"] >= 0.9 * r["rate"]
 
 
 def main():
@@ -89,11 +154,8 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--users", type=int, default=2000)
     args = ap.parse_args()
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-    bin_dir = os.path.join(target, "release")
+    bin_dir = release_dir()
     imsctl = os.path.join(bin_dir, "imsctl")
-    if not all(os.path.exists(os.path.join(bin_dir, n)) for n in NODES + ["imsctl"]) or not shutil.which("sipp"):
-        sys.exit(f"needs release binaries in {bin_dir} (cargo build --release --workspace --bins) and sipp")
     work = tempfile.mkdtemp(prefix="register-load-")
     data = os.path.join(work, "data")
     env = {**os.environ, "IMS_DATA_DIR": data, "RUST_LOG": "warn"}
@@ -102,12 +164,7 @@ def main():
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                           start_new_session=True)
     try:
-        deadline = time.time() + 60
-        for line in up.stdout:
-            if "IMS core is up" in line:
-                break
-            if time.time() > deadline:
-                sys.exit("the core did not come up")
+        wait_until_up(up, 60)
         # Users: imported into the HSS, and the matching SIPp injection file.
         imp = os.path.join(work, "import.csv")
         users_csv = os.path.join(work, "users.csv")
@@ -121,14 +178,13 @@ def main():
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
         pids = node_pids(bin_dir)
         best = None
-        print(f"{'rate':>5} {'regs':>6} {'ok':>6} {'failed':>6} {'p50ms':>6} {'p95ms':>6} {'p99ms':>6}  "
-              + " ".join(f"{n + ' CPU%':>10}" for n in NODES))
+        print(f"machine: {os.cpu_count()} CPUs; load average before the run: "
+              + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+        print_header(NODES)
         for rate in [int(r) for r in args.rates.split(",")]:
             r = run_rate(rate, args.seconds, users_csv, work, pids)
-            p = r["pct"]
-            print(f"{r['rate']:>5} {r['calls']:>6} {r['ok']:>6} {r['failed']:>6} {p[50]:>6.0f} {p[95]:>6.0f} "
-                  f"{p[99]:>6.0f}  " + " ".join(f"{r['cpu'].get(n, 0):>10.1f}" for n in NODES), flush=True)
-            if r["failed"] == 0 and r["ok"] == r["calls"]:
+            print_row(r, NODES)
+            if clean(r):
                 best = r
             else:
                 break

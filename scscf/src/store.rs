@@ -7,7 +7,6 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Row};
 
@@ -59,27 +58,6 @@ fn migrator(postgres: bool) -> Migrator {
     }
 }
 
-/// Creates the directory of a SQLite file URL.
-fn prepare_sqlite_dir(url: &str) {
-    let path = url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:")
-        .split('?')
-        .next()
-        .unwrap_or("");
-    if path.is_empty() || path.starts_with(':') {
-        return;
-    }
-    if let Some(dir) = std::path::Path::new(path)
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-    {
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot create the bindings directory");
-        }
-    }
-}
-
 /// The bindings database. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct BindingStore {
@@ -93,33 +71,16 @@ fn i64_of(v: u64) -> i64 {
 impl BindingStore {
     /// Connects to `url` (a SQLite file is created if missing), applies the schema.
     pub async fn open(url: &str) -> Result<BindingStore, StoreError> {
-        sqlx::any::install_default_drivers();
         let lower = url.to_ascii_lowercase();
         let postgres = lower.starts_with("postgres://") || lower.starts_with("postgresql://");
-        let sqlite = lower.starts_with("sqlite:");
+        let sqlite = ims_runtime::sqlite::is_sqlite_url(url);
         if !postgres && !sqlite {
             return Err(StoreError::UnsupportedUrl);
         }
-        let url = if sqlite && !url.contains("mode=") {
-            prepare_sqlite_dir(url);
-            let sep = if url.contains('?') { '&' } else { '?' };
-            format!("{url}{sep}mode=rwc")
-        } else {
-            url.to_string()
-        };
-        let pool = AnyPoolOptions::new()
-            .max_connections(if sqlite { 1 } else { 4 })
-            .connect(&url)
-            .await?;
+        // One SQLite connection: the writes are serialised by the registrar anyway.
+        let connections = if sqlite { 1 } else { 4 };
+        let pool = ims_runtime::sqlite::connect_pool(url, connections, "bindings database").await?;
         migrator(postgres).run(&pool).await?;
-        if sqlite {
-            sqlx::query("PRAGMA journal_mode = WAL")
-                .execute(&pool)
-                .await?;
-            sqlx::query("PRAGMA synchronous = NORMAL")
-                .execute(&pool)
-                .await?;
-        }
         Ok(BindingStore { pool })
     }
 

@@ -78,7 +78,6 @@ pub async fn answer(ctx: &CxContext, req: &Sar) -> Result<Saa, StoreError> {
             }
         }
     }
-    let impus: Vec<&str> = set.iter().map(|p| p.identity.impu.as_str()).collect();
     let assigned_elsewhere = set.iter().any(|p| {
         p.registration
             .scscf
@@ -92,13 +91,13 @@ pub async fn answer(ctx: &CxContext, req: &Sar) -> Result<Saa, StoreError> {
     use ServerAssignmentType as T;
     let (result, data) = match req.server_assignment_type {
         T::Registration | T::ReRegistration => {
-            set_state(ctx, &impus, RegistrationState::Registered, server).await?;
+            set_state(ctx, &set, RegistrationState::Registered, server).await?;
             let data = req.user_data_already_available == UserDataAlreadyAvailable::NotAvailable;
             (SUCCESS, data)
         }
         T::UnregisteredUser => {
             if registered && assigned_elsewhere {
-                tracing::info!(impus = ?impus, "SAR: registered at another S-CSCF");
+                tracing::info!(impu = ?first, "SAR: registered at another S-CSCF");
                 return Ok(saa(
                     ctx,
                     req,
@@ -110,32 +109,32 @@ pub async fn answer(ctx: &CxContext, req: &Sar) -> Result<Saa, StoreError> {
             } else {
                 RegistrationState::Unregistered
             };
-            set_state(ctx, &impus, state, server).await?;
+            set_state(ctx, &set, state, server).await?;
             (SUCCESS, true)
         }
         T::TimeoutDeregistration
         | T::UserDeregistration
         | T::DeregistrationTooMuchData
         | T::AdministrativeDeregistration => {
-            set_state(ctx, &impus, RegistrationState::NotRegistered, None).await?;
+            set_state(ctx, &set, RegistrationState::NotRegistered, None).await?;
             (SUCCESS, false)
         }
         T::TimeoutDeregistrationStoreServerName | T::UserDeregistrationStoreServerName => {
-            set_state(ctx, &impus, RegistrationState::NotRegistered, server).await?;
+            set_state(ctx, &set, RegistrationState::NotRegistered, server).await?;
             (SUCCESS, false)
         }
         T::AuthenticationFailure | T::AuthenticationTimeout => {
-            let not_registered: Vec<&str> = set
+            let not_registered: Vec<&PublicIdentityInfo> = set
                 .iter()
                 .filter(|p| p.registration.state == RegistrationState::NotRegistered)
-                .map(|p| p.identity.impu.as_str())
+                .copied()
                 .collect();
             set_state(ctx, &not_registered, RegistrationState::NotRegistered, None).await?;
             (SUCCESS, false)
         }
         T::NoAssignment => {
             if assigned_elsewhere {
-                tracing::info!(impus = ?impus, "SAR NO_ASSIGNMENT from a non-assigned S-CSCF");
+                tracing::info!(impu = ?first, "SAR NO_ASSIGNMENT from a non-assigned S-CSCF");
                 (CxResult::Base(result::DIAMETER_UNABLE_TO_COMPLY), false)
             } else {
                 (SUCCESS, true)
@@ -165,18 +164,24 @@ pub async fn answer(ctx: &CxContext, req: &Sar) -> Result<Saa, StoreError> {
     Ok(saa)
 }
 
+/// Gives each identity of `set` the registration `state` at `scscf`; only those whose
+/// stored registration differs are written (a re-registration usually changes nothing).
 async fn set_state(
     ctx: &CxContext,
-    impus: &[&str],
+    set: &[&PublicIdentityInfo],
     state: RegistrationState,
     scscf: Option<String>,
 ) -> Result<(), StoreError> {
-    if impus.is_empty() {
+    let registration = Registration { state, scscf };
+    let changed: Vec<&str> = set
+        .iter()
+        .filter(|p| p.registration != registration)
+        .map(|p| p.identity.impu.as_str())
+        .collect();
+    if changed.is_empty() {
         return Ok(());
     }
-    ctx.store
-        .set_registration(impus, &Registration { state, scscf })
-        .await
+    ctx.store.set_registration(&changed, &registration).await
 }
 
 fn saa(ctx: &CxContext, req: &Sar, result: CxResult) -> Saa {

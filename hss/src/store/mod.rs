@@ -7,14 +7,16 @@
 //! SQN_HE (TS 33.102 Annex C.1.1) advances by compare-and-set, so concurrent MARs never
 //! get the same SQN.
 
+mod cache;
 mod model;
 mod sql;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use ims_sip::auth::{Ha1, Sqn};
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::AnyRow;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{Any, AnyPool, Row, Transaction};
 
@@ -148,12 +150,17 @@ pub struct Page {
     pub next: Option<String>,
 }
 
-/// The subscriber store. Cheap to clone (a pool handle and the key).
+/// The subscriber store. Cheap to clone (a pool handle, the key, shared cache).
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
     key: StoreKey,
     backend: Backend,
+    /// SQLite only (see [`cache`]).
+    cache: Option<Arc<cache::Cache>>,
+    /// SQLite only: one writer at a time here, rather than several connections
+    /// contending for SQLite's write lock and sleeping in its busy handler.
+    writer: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 type Tx = Transaction<'static, Any>;
@@ -173,31 +180,33 @@ impl Store {
     /// `?options[search_path]=schema` selects a schema), runs the migrations, and returns
     /// the store.
     pub async fn open(url: &str, max_connections: u32, key: StoreKey) -> Result<Store, StoreError> {
-        sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url).ok_or(StoreError::UnsupportedUrl)?;
-        let url = match backend {
-            Backend::Sqlite if !url.contains("mode=") => {
-                let sep = if url.contains('?') { '&' } else { '?' };
-                Cow::Owned(format!("{url}{sep}mode=rwc"))
-            }
-            _ => Cow::Borrowed(url),
-        };
-        if backend == Backend::Sqlite {
-            ims_runtime::sqlite::prepare_sqlite_file(&url, "subscriber database");
-        }
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .connect(&url)
-            .await?;
+        let pool =
+            ims_runtime::sqlite::connect_pool(url, max_connections, "subscriber database").await?;
         backend.migrator().run(&pool).await?;
-        if backend == Backend::Sqlite {
-            // Readers do not block the writer, and the writer waits (busy timeout)
-            // instead of failing.
-            sqlx::query("PRAGMA journal_mode = WAL")
-                .execute(&pool)
-                .await?;
+        let sqlite = backend == Backend::Sqlite;
+        Ok(Store {
+            pool,
+            key,
+            backend,
+            cache: sqlite.then(Default::default),
+            writer: sqlite.then(Default::default),
+        })
+    }
+
+    /// Waits for our turn to write (SQLite); the guard ends it.
+    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.writer {
+            Some(w) => Some(w.lock().await),
+            None => None,
         }
-        Ok(Store { pool, key, backend })
+    }
+
+    /// Empties the cache after a write that may have changed any subscription.
+    fn forget_all(&self) {
+        if let Some(c) = &self.cache {
+            c.clear();
+        }
     }
 
     /// The backend in use.
@@ -231,6 +240,15 @@ impl Store {
         data: &SubscriptionData,
     ) -> Result<Subscription, StoreError> {
         check_data(data)?;
+        let turn = self.write_turn().await;
+        let written = self.write_new(id, data).await;
+        self.forget_all();
+        drop(turn);
+        written?;
+        self.get(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn write_new(&self, id: &str, data: &SubscriptionData) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let t = now();
         // The first statement writes, so SQLite takes the write lock at once.
@@ -246,7 +264,7 @@ impl Store {
         }
         self.write_parts(&mut tx, id, data).await?;
         tx.commit().await?;
-        self.get(id).await?.ok_or(StoreError::NotFound)
+        Ok(())
     }
 
     /// Replaces subscription `id` with `data`. Identities that stay keep their
@@ -258,6 +276,15 @@ impl Store {
         data: &SubscriptionData,
     ) -> Result<Subscription, StoreError> {
         check_data(data)?;
+        let turn = self.write_turn().await;
+        let written = self.write_update(id, data).await;
+        self.forget_all();
+        drop(turn);
+        written?;
+        self.get(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn write_update(&self, id: &str, data: &SubscriptionData) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(sql::UPDATE_SUBSCRIPTION)
             .bind(id)
@@ -271,20 +298,39 @@ impl Store {
         }
         self.write_parts(&mut tx, id, data).await?;
         tx.commit().await?;
-        self.get(id).await?.ok_or(StoreError::NotFound)
+        Ok(())
     }
 
     /// Deletes subscription `id` and everything it holds; false if it did not exist.
     pub async fn delete(&self, id: &str) -> Result<bool, StoreError> {
+        let turn = self.write_turn().await;
         let done = sqlx::query(sql::DELETE_SUBSCRIPTION)
             .bind(id)
             .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+            .await;
+        self.forget_all();
+        drop(turn);
+        Ok(done?.rows_affected() > 0)
     }
 
     /// Subscription `id`.
     pub async fn get(&self, id: &str) -> Result<Option<Subscription>, StoreError> {
+        let Some(cache) = &self.cache else {
+            return self.load(id).await;
+        };
+        if let Some(sub) = cache.get(cache::Key::Id(id)) {
+            return Ok(Some(sub));
+        }
+        let generation = cache.generation();
+        let sub = self.load(id).await?;
+        if let Some(s) = &sub {
+            cache.insert(generation, s);
+        }
+        Ok(sub)
+    }
+
+    /// Subscription `id` as the database holds it.
+    async fn load(&self, id: &str) -> Result<Option<Subscription>, StoreError> {
         let Some(row) = sqlx::query(sql::SELECT_SUBSCRIPTION)
             .bind(id)
             .fetch_optional(&self.pool)
@@ -369,6 +415,13 @@ impl Store {
 
     /// The subscription holding private identity `impi`.
     pub async fn by_impi(&self, impi: &str) -> Result<Option<Subscription>, StoreError> {
+        if let Some(sub) = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.get(cache::Key::Impi(impi)))
+        {
+            return Ok(Some(sub));
+        }
         match self.owner(sql::OWNER_OF_IMPI, impi).await? {
             Some(id) => self.get(&id).await,
             None => Ok(None),
@@ -377,6 +430,13 @@ impl Store {
 
     /// The subscription holding public identity `impu`.
     pub async fn by_impu(&self, impu: &str) -> Result<Option<Subscription>, StoreError> {
+        if let Some(sub) = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.get(cache::Key::Impu(impu)))
+        {
+            return Ok(Some(sub));
+        }
         match self.owner(sql::OWNER_OF_IMPU, impu).await? {
             Some(id) => self.get(&id).await,
             None => Ok(None),
@@ -424,6 +484,7 @@ impl Store {
     /// IND) and returns the SQNs to put in the vectors, oldest first. Atomic: concurrent
     /// callers never get the same SQN.
     pub async fn next_sqns(&self, impi: &str, count: usize) -> Result<Vec<Sqn>, StoreError> {
+        let _turn = self.write_turn().await;
         for _ in 0..SQN_CAS_ATTEMPTS {
             let row = sqlx::query(sql::SELECT_SQN)
                 .bind(impi)
@@ -447,6 +508,9 @@ impl Store {
                 .execute(&self.pool)
                 .await?;
             if done.rows_affected() == 1 {
+                if let Some(c) = &self.cache {
+                    c.set_sqn(impi, sqn.value());
+                }
                 return Ok(out);
             }
             tokio::task::yield_now().await;
@@ -465,6 +529,7 @@ impl Store {
     /// Sets SQN_HE (re-synchronisation: SQN_HE := SQN_MS from AUTS, TS 33.102 §6.3.5).
     pub async fn set_sqn(&self, impi: &str, sqn: Sqn) -> Result<(), StoreError> {
         let value = i64::try_from(sqn.value()).map_err(|_| StoreError::SqnExhausted)?;
+        let _turn = self.write_turn().await;
         let done = sqlx::query(sql::SET_SQN)
             .bind(impi)
             .bind(value)
@@ -472,6 +537,9 @@ impl Store {
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NoAka);
+        }
+        if let Some(c) = &self.cache {
+            c.set_sqn(impi, sqn.value());
         }
         Ok(())
     }
@@ -484,6 +552,7 @@ impl Store {
         impus: &[&str],
         registration: &Registration,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         for impu in impus {
             let done = sqlx::query(sql::SET_REGISTRATION)
@@ -497,6 +566,9 @@ impl Store {
             }
         }
         tx.commit().await?;
+        if let Some(c) = &self.cache {
+            c.set_registration(impus, registration);
+        }
         Ok(())
     }
 

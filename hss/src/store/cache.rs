@@ -1,0 +1,240 @@
+//! In-memory copies of the subscriptions read through a SQLite store, so that the Cx
+//! requests of a registration (two UARs, a MAR and a SAR, each needing the whole
+//! subscription) do not read the same eight tables four times. SQLite is embedded: this
+//! process is the only writer of its file, and every write of the store goes through
+//! [`Store`](super::Store), which keeps the copies right:
+//!
+//! * a registration or SQN change updates the cached copy in place after its commit;
+//! * any other write (create, update, delete of a subscription) empties the cache;
+//! * a subscription read from the database is cached only if no write that could have
+//!   raced with the read (a generation counter moved) and no other reader cached it in the
+//!   meantime, so a stale read never replaces a newer copy.
+//!
+//! The cache is bounded ([`CAPACITY`] subscriptions; emptied when full). PostgreSQL
+//! stores have none: several HSS front ends may share one database.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::model::{Registration, Subscription};
+
+/// Most subscriptions kept.
+pub const CAPACITY: usize = 50_000;
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Moves whenever a write could not be applied to a cached copy.
+    generation: u64,
+    by_id: HashMap<String, Arc<Subscription>>,
+    /// Owner subscription of each cached IMPU and IMPI.
+    by_impu: HashMap<String, String>,
+    by_impi: HashMap<String, String>,
+}
+
+/// What identifies the subscription to look up.
+#[derive(Debug, Clone, Copy)]
+pub enum Key<'a> {
+    /// Subscription id.
+    Id(&'a str),
+    /// A public identity of it.
+    Impu(&'a str),
+    /// A private identity of it.
+    Impi(&'a str),
+}
+
+/// The subscription cache of a SQLite store.
+#[derive(Debug, Default)]
+pub struct Cache {
+    inner: Mutex<Inner>,
+}
+
+impl Cache {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The cached subscription for `key`.
+    pub fn get(&self, key: Key<'_>) -> Option<Subscription> {
+        let inner = self.lock();
+        let id = match key {
+            Key::Id(id) => id,
+            Key::Impu(impu) => inner.by_impu.get(impu)?.as_str(),
+            Key::Impi(impi) => inner.by_impi.get(impi)?.as_str(),
+        };
+        inner.by_id.get(id).map(|s| Subscription::clone(s))
+    }
+
+    /// The generation to pass to [`Cache::insert`] after reading from the database.
+    pub fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// Caches `sub`, read from the database after [`Cache::generation`] returned
+    /// `generation`, unless a write moved the generation since or a copy is cached.
+    pub fn insert(&self, generation: u64, sub: &Subscription) {
+        let mut inner = self.lock();
+        if inner.generation != generation || inner.by_id.contains_key(&sub.id) {
+            return;
+        }
+        if inner.by_id.len() >= CAPACITY {
+            inner.clear();
+        }
+        for p in &sub.public_identities {
+            inner
+                .by_impu
+                .insert(p.identity.impu.clone(), sub.id.clone());
+        }
+        for p in &sub.private_identities {
+            inner.by_impi.insert(p.impi.clone(), sub.id.clone());
+        }
+        inner.by_id.insert(sub.id.clone(), Arc::new(sub.clone()));
+    }
+
+    /// Forgets everything (after a write that changed subscriptions wholesale).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    /// Records, after its commit, that each of `impus` now has `registration`.
+    pub fn set_registration(&self, impus: &[&str], registration: &Registration) {
+        let mut inner = self.lock();
+        for impu in impus {
+            let updated = inner.modify(Key::Impu(impu), |sub| {
+                sub.public_identities
+                    .iter_mut()
+                    .filter(|p| p.identity.impu == *impu)
+                    .for_each(|p| p.registration = registration.clone());
+            });
+            if !updated {
+                inner.generation += 1;
+            }
+        }
+    }
+
+    /// Records, after its commit, that SQN_HE of `impi` is now `sqn`.
+    pub fn set_sqn(&self, impi: &str, sqn: u64) {
+        let mut inner = self.lock();
+        let updated = inner.modify(Key::Impi(impi), |sub| {
+            sub.private_identities
+                .iter_mut()
+                .filter(|p| p.impi == impi)
+                .filter_map(|p| p.auth.aka.as_mut())
+                .for_each(|a| a.sqn = sqn);
+        });
+        if !updated {
+            inner.generation += 1;
+        }
+    }
+}
+
+impl Inner {
+    fn clear(&mut self) {
+        self.generation += 1;
+        self.by_id.clear();
+        self.by_impu.clear();
+        self.by_impi.clear();
+    }
+
+    /// Applies `f` to the cached subscription of `key`; false if none is cached.
+    fn modify(&mut self, key: Key<'_>, f: impl FnOnce(&mut Subscription)) -> bool {
+        let id = match key {
+            Key::Id(id) => Some(id.to_string()),
+            Key::Impu(impu) => self.by_impu.get(impu).cloned(),
+            Key::Impi(impi) => self.by_impi.get(impi).cloned(),
+        };
+        match id.and_then(|id| self.by_id.get_mut(&id)) {
+            Some(sub) => {
+                f(Arc::make_mut(sub));
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::model::{
+        AkaInfo, AuthInfo, CloudProfile, PrivateIdentityInfo, PublicIdentity, PublicIdentityInfo,
+        RegistrationState,
+    };
+
+    fn sub(id: &str) -> Subscription {
+        Subscription {
+            id: id.into(),
+            cloud: CloudProfile::default(),
+            private_identities: vec![PrivateIdentityInfo {
+                impi: format!("{id}@x"),
+                realm: "x".into(),
+                auth: AuthInfo {
+                    digest: false,
+                    aka: Some(AkaInfo {
+                        amf: "8000".into(),
+                        sqn: 32,
+                    }),
+                },
+            }],
+            public_identities: vec![PublicIdentityInfo {
+                identity: PublicIdentity {
+                    impu: format!("sip:{id}@x"),
+                    barred: false,
+                    implicit_set: None,
+                    service_profile: "p".into(),
+                },
+                registration: Registration::default(),
+            }],
+            service_profiles: Vec::new(),
+            roaming_networks: Vec::new(),
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn cached_copies_follow_registration_and_sqn_writes() {
+        let c = Cache::default();
+        let g = c.generation();
+        c.insert(g, &sub("a"));
+        assert_eq!(c.get(Key::Impu("sip:a@x")).unwrap().id, "a");
+        assert_eq!(c.get(Key::Impi("a@x")).unwrap().id, "a");
+        let reg = Registration {
+            state: RegistrationState::Registered,
+            scscf: Some("sip:s".into()),
+        };
+        c.set_registration(&["sip:a@x"], &reg);
+        c.set_sqn("a@x", 64);
+        let got = c.get(Key::Id("a")).unwrap();
+        assert_eq!(got.public_identities[0].registration, reg);
+        assert_eq!(got.private_identities[0].auth.aka.as_ref().unwrap().sqn, 64);
+        // A write to a subscription not cached moves the generation.
+        assert_eq!(c.generation(), g);
+        c.set_registration(&["sip:b@x"], &reg);
+        assert_ne!(c.generation(), g);
+    }
+
+    #[test]
+    fn a_read_that_raced_with_a_write_is_not_cached() {
+        let c = Cache::default();
+        // Read of "b" starts; a write to the (uncached) "b" commits meanwhile.
+        let g = c.generation();
+        c.set_registration(
+            &["sip:b@x"],
+            &Registration {
+                state: RegistrationState::Registered,
+                scscf: None,
+            },
+        );
+        c.insert(g, &sub("b"));
+        assert!(c.get(Key::Id("b")).is_none());
+        // Two readers: the later insert never replaces the copy already updated in place.
+        let g = c.generation();
+        c.insert(g, &sub("b"));
+        c.set_sqn("b@x", 99);
+        c.insert(g, &sub("b"));
+        let got = c.get(Key::Id("b")).unwrap();
+        assert_eq!(got.private_identities[0].auth.aka.as_ref().unwrap().sqn, 99);
+        c.clear();
+        assert!(c.get(Key::Impu("sip:b@x")).is_none());
+    }
+}
