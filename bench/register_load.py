@@ -6,12 +6,15 @@ four Diameter exchanges). Every step is bounded in count and time; loopback only
 
 For each rate it reports successful/failed registrations, the REGISTER->200 time
 percentiles of whole cycles (SIPp -trace_rtt, 1 ms resolution) and each node's CPU
-(utime+stime from /proc, % of one core). The result is the highest rate with zero
-failed registrations
-while the chain keeps up (at least 90 % of the offered rate completed per second).
+(utime+stime from /proc, % of one core), SIPp's too, and the load average. The result
+is the highest rate with zero failed registrations while the chain keeps up (at least
+90 % of the offered rate completed per second).
 
     cargo build --release --workspace --bins
-    python3 bench/register_load.py [--rates 100,200,400] [--seconds 10] [--users 2000]
+    python3 bench/register_load.py [--rates 100,200,400] [--seconds 10] [--users 2000] [--warm]
+
+Run it in a network namespace of its own (the dev ports are fixed):
+    unshare -n bash -c 'ip link set lo up && python3 bench/register_load.py --warm'
 """
 import argparse
 import csv
@@ -153,6 +156,9 @@ def main():
     ap.add_argument("--rates", default="100,200,400,600,800,1000")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--users", type=int, default=2000)
+    ap.add_argument("--warm", action="store_true",
+                    help="register every user once (at 400/s, not reported) before the rates, so that "
+                         "they measure re-registrations of known users rather than first registrations")
     args = ap.parse_args()
     bin_dir = release_dir()
     imsctl = os.path.join(bin_dir, "imsctl")
@@ -177,6 +183,9 @@ def main():
         subprocess.run([imsctl, "subscriber", "import", imp], cwd=ROOT, env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
         pids = node_pids(bin_dir)
+        if args.warm:
+            w = run_rate(400, -(-args.users // 400), users_csv, work, pids)
+            print(f"warm-up: {w['ok']} registered, {w['failed']} failed")
         best = None
         print(f"machine: {os.cpu_count()} CPUs; load average before the run: "
               + " ".join(f"{x:.2f}" for x in os.getloadavg()))

@@ -334,6 +334,9 @@ pub fn apply(
 pub struct Location {
     by_impu: HashMap<String, Registration>,
     alias: HashMap<String, String>,
+    /// Bindings over all registrations (kept as they change: `/health` reads it after
+    /// every REGISTER).
+    contacts: usize,
 }
 
 impl Location {
@@ -354,6 +357,7 @@ impl Location {
             self.alias.insert(a.clone(), reg.impu.clone());
         }
         self.alias.insert(reg.impu.clone(), reg.impu.clone());
+        self.contacts += reg.bindings.len();
         self.by_impu.insert(reg.impu.clone(), reg);
     }
 
@@ -365,6 +369,7 @@ impl Location {
             .cloned()
             .unwrap_or_else(|| impu.to_string());
         let reg = self.by_impu.remove(&key)?;
+        self.contacts = self.contacts.saturating_sub(reg.bindings.len());
         let ids = reg.profile.associated.iter().chain(&reg.profile.barred);
         for id in ids.chain(std::iter::once(&reg.impu)) {
             if self.alias.get(id) == Some(&key) {
@@ -410,7 +415,7 @@ impl Location {
 
     /// Number of bindings held.
     pub fn contacts(&self) -> usize {
-        self.by_impu.values().map(|r| r.bindings.len()).sum()
+        self.contacts
     }
 }
 

@@ -1,9 +1,13 @@
 //! Running SIPp (the `sip-tester` package) as a real SIP peer, bounded in calls and time.
 
+use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+use ims_sip::auth::aka::AkaNonce;
+use ims_sip::auth::milenage::Milenage;
 
 use crate::stunnel::Kill;
 use crate::{repo_root, wait_exit, wait_for};
@@ -37,6 +41,8 @@ pub struct SippResult {
     pub failed: u64,
     /// SIPp's error log, if it wrote one.
     pub errors: String,
+    /// SIPp's message trace (`-trace_msg`), when asked for.
+    pub messages: String,
 }
 
 /// A scenario file under `sipp-scenarios/`.
@@ -218,8 +224,51 @@ pub fn run_uac_inf(
     timeout_secs: u32,
     workdir: &Path,
 ) -> std::io::Result<SippResult> {
+    let run = Run {
+        scenario,
+        remote,
+        send_to,
+        inf,
+        local,
+        transport,
+        calls,
+        rate,
+        timeout_secs,
+    };
+    run_client(&run, false, workdir)
+}
+
+/// One SIPp client run.
+struct Run<'a> {
+    scenario: &'a Path,
+    remote: SocketAddr,
+    send_to: Option<SocketAddr>,
+    inf: Option<&'a Path>,
+    local: SocketAddr,
+    transport: SippTransport,
+    calls: u32,
+    rate: u32,
+    timeout_secs: u32,
+}
+
+/// Runs `run` in `workdir`, tracing every message when `trace_msg`.
+fn run_client(run: &Run<'_>, trace_msg: bool, workdir: &Path) -> std::io::Result<SippResult> {
+    let Run {
+        scenario,
+        remote,
+        send_to,
+        inf,
+        local,
+        transport,
+        calls,
+        rate,
+        timeout_secs,
+    } = *run;
     let stats = workdir.join(format!("uac-{}.csv", local.port()));
     let mut c = base(scenario, local, transport, workdir);
+    if trace_msg {
+        c.arg("-trace_msg");
+    }
     if let Some(inf) = inf {
         c.arg("-inf").arg(inf);
     }
@@ -241,22 +290,133 @@ pub fn run_uac_inf(
 }
 
 /// What a finished SIPp run reported: its exit status, its statistics file, the error
-/// logs in its work directory.
+/// and message logs in its work directory.
 fn result(status: Option<std::process::ExitStatus>, stats: &Path, workdir: &Path) -> SippResult {
     let (successful, failed) = read_stats(stats);
-    let errors = std::fs::read_dir(workdir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with("_errors.log"))
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .collect::<Vec<_>>()
-        .join("\n");
     SippResult {
         exit_code: status.and_then(|s| s.code()),
         successful,
         failed,
-        errors,
+        errors: read_logs(workdir, "_errors.log"),
+        messages: read_logs(workdir, "_messages.log"),
+    }
+}
+
+/// The SIPp logs in `workdir` whose names end with `suffix`, joined.
+fn read_logs(workdir: &Path, suffix: &str) -> String {
+    std::fs::read_dir(workdir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(suffix))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// SIPp 3.6 (Debian's `sip-tester` 3.6.1) hashes an AKAv1-MD5 RES only up to its first
+/// zero octet (the RES reaches the Digest computation as a C string), so it answers
+/// wrongly, and a correct S-CSCF refuses with 403 (TS 24.229 §5.4.1.2.3), every AKA
+/// challenge whose 8-octet RES holds a 0x00: 1 - (255/256)^8, about 3 % of them. True
+/// when `nonce`, the nonce of an AKA 401 (RFC 3310: base64 of RAND ‖ AUTN ‖ ...), is
+/// such a challenge for a USIM with keys `k` and `op`.
+pub fn sipp_misanswers_aka(nonce: &str, k: &[u8; 16], op: &[u8; 16]) -> bool {
+    AkaNonce::parse(nonce)
+        .map(|n| Milenage::with_op(k, op).f2345(&n.rand).res.contains(&0))
+        .unwrap_or(false)
+}
+
+/// The nonces of the challenges, in a SIPp message trace, whose answer was refused with
+/// 403: per Call-ID, the nonce of the last 401 received before a 403.
+pub fn refused_nonces(messages: &str) -> Vec<String> {
+    let mut last_nonce: HashMap<&str, &str> = HashMap::new();
+    let mut refused = Vec::new();
+    // Each traced message starts after a line of dashes and a "... message ..." line.
+    for msg in messages.split("\n----------") {
+        let mut lines = msg.lines().map(str::trim).filter(|l| !l.is_empty());
+        let status = lines
+            .find(|l| l.starts_with("SIP/2.0 ") || l.contains(" sip:"))
+            .and_then(|l| l.strip_prefix("SIP/2.0 "))
+            .and_then(|l| l.get(..3));
+        let header = |name: &str| {
+            msg.lines().find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.trim().eq_ignore_ascii_case(name).then_some(v.trim())
+            })
+        };
+        let Some(call_id) = header("Call-ID") else {
+            continue;
+        };
+        match status {
+            Some("401") => {
+                let nonce = header("WWW-Authenticate")
+                    .and_then(|v| v.split("nonce=\"").nth(1))
+                    .and_then(|v| v.split('"').next());
+                if let Some(n) = nonce {
+                    last_nonce.insert(call_id, n);
+                }
+            }
+            Some("403") => {
+                if let Some(n) = last_nonce.remove(call_id) {
+                    refused.push(n.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    refused
+}
+
+/// [`run_uac_inf`] of an AKA registration scenario for USIM keys `k` and `op`, around
+/// SIPp's defect ([`sipp_misanswers_aka`]): a run whose every unsuccessful call got a 403
+/// to a challenge SIPp cannot answer is run again, at most `attempts` times in all. Any
+/// other failure, and the last attempt, are returned as they are.
+#[allow(clippy::too_many_arguments)]
+pub fn run_aka_uac(
+    scenario: &Path,
+    entry: SocketAddr,
+    inf: &Path,
+    local: SocketAddr,
+    transport: SippTransport,
+    calls: u32,
+    keys: (&[u8; 16], &[u8; 16]),
+    attempts: u32,
+    workdir: &Path,
+) -> std::io::Result<SippResult> {
+    let run = Run {
+        scenario,
+        remote: entry,
+        send_to: None,
+        inf: Some(inf),
+        local,
+        transport,
+        calls,
+        rate: 50,
+        // A misanswered call over TCP only ends with the run: keep that short.
+        timeout_secs: 20,
+    };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let dir = workdir.join(format!("aka-{attempt}"));
+        std::fs::create_dir_all(&dir)?;
+        let r = run_client(&run, true, &dir)?;
+        let refused = refused_nonces(&r.messages);
+        // A refused call ends as failed (UDP, after SIPp's retransmissions) or not at
+        // all (TCP: it waits for a 200 until the run's timeout).
+        let unsuccessful = u64::from(calls).saturating_sub(r.successful);
+        let only_sipp_defect = unsuccessful > 0
+            && refused.len() as u64 == unsuccessful
+            && refused
+                .iter()
+                .all(|n| sipp_misanswers_aka(n, keys.0, keys.1));
+        if !only_sipp_defect || attempt >= attempts {
+            return Ok(r);
+        }
+        eprintln!(
+            "AKA attempt {attempt}: SIPp misanswered {} challenge(s) whose RES holds a zero octet; again",
+            refused.len()
+        );
     }
 }
 
@@ -281,4 +441,50 @@ fn read_stats(path: &Path) -> (u64, u64) {
             .unwrap_or(0)
     };
     (get("SuccessfulCall(C)"), get("FailedCall(C)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K: &[u8; 16] = b"abcdefghijklmnop";
+    const OP: &[u8; 16] = b"0123456789abcdef";
+    /// From a run against the chain: RES 00427dff45dfdab1; SIPp answered with the
+    /// response of an empty password and got 403.
+    const NUL_RES: &str =
+        "34Pd4Opfk/8cxSKILUAZYRq8AgLulkFBqs1YyhySFwUAAAAAawTTk0o4KxHpGoMolqufjt6AbN8=";
+    /// Same run, RES 5223c0e23d99561c: answered and registered.
+    const GOOD: &str =
+        "bdw3MV/4TFfKNCV2+eYKyvLtWZF/vkFBJz1qgziSuykAAAAAawTTjveFlt1HOpsOGzaTS6Xvks0=";
+
+    #[test]
+    fn only_a_res_with_a_zero_octet_is_misanswered() {
+        assert!(sipp_misanswers_aka(NUL_RES, K, OP));
+        assert!(!sipp_misanswers_aka(GOOD, K, OP));
+        assert!(!sipp_misanswers_aka("not base64!", K, OP));
+    }
+
+    #[test]
+    fn refused_nonces_pairs_each_403_with_its_call_s_challenge() {
+        let trace = format!(
+            "----------------------------------------------- 2026-11-24 00:00:14.38\n\
+             UDP message received [463] bytes :\n\n\
+             SIP/2.0 401 Unauthorized\nCall-ID: 1-1@h\n\
+             WWW-Authenticate: Digest realm=\"r\", nonce=\"{GOOD}\", algorithm=AKAv1-MD5\n\n\
+             ----------------------------------------------- 2026-11-24 00:00:14.39\n\
+             UDP message sent (592 bytes):\n\n\
+             REGISTER sip:ims.example.net SIP/2.0\nCall-ID: 1-1@h\nCSeq: 2 REGISTER\n\n\
+             ----------------------------------------------- 2026-11-24 00:00:14.40\n\
+             UDP message received [300] bytes :\n\n\
+             SIP/2.0 200 OK\nCall-ID: 1-1@h\n\n\
+             ----------------------------------------------- 2026-11-24 00:00:15.38\n\
+             UDP message received [463] bytes :\n\n\
+             SIP/2.0 401 Unauthorized\nCall-ID: 2-1@h\n\
+             WWW-Authenticate: Digest realm=\"r\", nonce=\"{NUL_RES}\", algorithm=AKAv1-MD5\n\n\
+             ----------------------------------------------- 2026-11-24 00:00:15.40\n\
+             UDP message received [200] bytes :\n\n\
+             SIP/2.0 403 Forbidden\nCall-ID: 2-1@h\nCSeq: 2 REGISTER\n\n"
+        );
+        assert_eq!(refused_nonces(&trace), vec![NUL_RES.to_string()]);
+    }
 }

@@ -19,7 +19,7 @@ use ims_e2e::chain::{
     decode_cleanly, impu, imsctl, provision_digest, run, scscf_contacts, sipp_csv, start_core,
     stop_core, users, Capture, PCSCF, PCSCF_TLS,
 };
-use ims_e2e::sipp::SippTransport;
+use ims_e2e::sipp::{self, SippTransport};
 use ims_e2e::{command, free_port, health, repo_root, stunnel, wait_for, GroupGuard};
 
 #[test]
@@ -124,7 +124,21 @@ fn aka_registration_over_udp_and_tcp() {
     assert_not_registered(&data, &aka);
     let csv = repo_root().join("sipp-scenarios/register/aka_users.csv");
     for transport in [SippTransport::Udp, SippTransport::Tcp] {
-        let r = run(&dir, "register/aka.xml", &csv, transport, 1, addr(PCSCF));
+        // SIPp 3.6 misanswers the ~3 % of AKA challenges whose RES holds a zero octet
+        // (`sipp::sipp_misanswers_aka`); such runs, and only those, are run again.
+        let work = dir.join(format!("aka-{transport:?}"));
+        let r = sipp::run_aka_uac(
+            &sipp::scenario("register/aka.xml"),
+            addr(PCSCF),
+            &csv,
+            addr(free_port()),
+            transport,
+            1,
+            (b"abcdefghijklmnop", b"0123456789abcdef"),
+            3,
+            &work,
+        )
+        .expect("sipp runs");
         assert_all_passed(&r, 1);
         assert_registered(&data, &aka);
         // One binding: the TCP registration replaces the UDP one (same +sip.instance,
