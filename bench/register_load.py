@@ -83,6 +83,31 @@ def run_rate(rate, seconds, users_csv, work, pids):
             "pct": percentiles(rtts, [50, 95, 99]), "cpu": cpu}
 
 
+def start_core(imsctl, data, env):
+    """Starts `imsctl up --data-dir data` in its own process group and waits (at most
+    60 s) until it reports the core up; returns the process."""
+    up = subprocess.Popen([imsctl, "up", "--data-dir", data], cwd=ROOT, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                          start_new_session=True)
+    deadline = time.time() + 60
+    for line in up.stdout:
+        if "IMS core is up" in line:
+            return up
+        if time.time() > deadline:
+            break
+    stop_core(up)
+    sys.exit("the core did not come up")
+
+
+def stop_core(up):
+    """Ctrl-C to `imsctl up`, SIGKILL to its group after 30 s."""
+    os.killpg(up.pid, signal.SIGINT)
+    try:
+        up.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(up.pid, signal.SIGKILL)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rates", default="100,200,400,600,800,1000")
@@ -98,16 +123,8 @@ def main():
     data = os.path.join(work, "data")
     env = {**os.environ, "IMS_DATA_DIR": data, "RUST_LOG": "warn"}
     env.pop("CARGO", None)
-    up = subprocess.Popen([imsctl, "up", "--data-dir", data], cwd=ROOT, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                          start_new_session=True)
+    up = start_core(imsctl, data, env)
     try:
-        deadline = time.time() + 60
-        for line in up.stdout:
-            if "IMS core is up" in line:
-                break
-            if time.time() > deadline:
-                sys.exit("the core did not come up")
         # Users: imported into the HSS, and the matching SIPp injection file.
         imp = os.path.join(work, "import.csv")
         users_csv = os.path.join(work, "users.csv")
@@ -134,11 +151,7 @@ def main():
                 break
         print(f"highest rate with zero failed registrations: {best['rate'] if best else 'none'}/s")
     finally:
-        os.killpg(up.pid, signal.SIGINT)
-        try:
-            up.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(up.pid, signal.SIGKILL)
+        stop_core(up)
         shutil.rmtree(work, ignore_errors=True)
 
 
