@@ -151,6 +151,29 @@ def clean(r):
     return r["failed"] == 0 and r["ok"] == r["calls"] and r["ok"] / r["wall"] >= 0.9 * r["rate"]
 
 
+def start_core(imsctl, data, env):
+    """Starts `imsctl up --data-dir data` in its own process group and waits (at most
+    60 s) until it reports the core up; returns the process."""
+    up = subprocess.Popen([imsctl, "up", "--data-dir", data], cwd=ROOT, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                          start_new_session=True)
+    try:
+        wait_until_up(up, 60)
+    except SystemExit:
+        stop_core(up)
+        raise
+    return up
+
+
+def stop_core(up):
+    """Ctrl-C to `imsctl up`, SIGKILL to its group after 30 s."""
+    os.killpg(up.pid, signal.SIGINT)
+    try:
+        up.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(up.pid, signal.SIGKILL)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rates", default="100,200,400,600,800,1000")
@@ -166,11 +189,8 @@ def main():
     data = os.path.join(work, "data")
     env = {**os.environ, "IMS_DATA_DIR": data, "RUST_LOG": "warn"}
     env.pop("CARGO", None)
-    up = subprocess.Popen([imsctl, "up", "--data-dir", data], cwd=ROOT, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                          start_new_session=True)
+    up = start_core(imsctl, data, env)
     try:
-        wait_until_up(up, 60)
         # Users: imported into the HSS, and the matching SIPp injection file.
         imp = os.path.join(work, "import.csv")
         users_csv = os.path.join(work, "users.csv")
@@ -199,11 +219,7 @@ def main():
                 break
         print(f"highest rate with zero failed registrations: {best['rate'] if best else 'none'}/s")
     finally:
-        os.killpg(up.pid, signal.SIGINT)
-        try:
-            up.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(up.pid, signal.SIGKILL)
+        stop_core(up)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -82,6 +82,11 @@ impl TransportLayer {
             let local = socket
                 .local_addr()
                 .map_err(|source| bind_error(TransportKind::Udp, addr, source))?;
+            if let Err(error) =
+                socket2::SockRef::from(&socket).set_recv_buffer_size(limits.udp_recv_buffer)
+            {
+                tracing::warn!(%error, %local, "cannot size the UDP receive buffer");
+            }
             udp_sockets.push(UdpListener {
                 socket: Arc::new(socket),
                 local,
@@ -272,4 +277,38 @@ impl TransportLayer {
 
 fn bind_error(kind: TransportKind, addr: SocketAddr, source: std::io::Error) -> TransportError {
     TransportError::Bind { kind, addr, source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::TransportLimits;
+
+    /// `net.core.rmem_max`, the kernel's cap on what `SO_RCVBUF` may ask.
+    fn rmem_max() -> usize {
+        std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(212_992)
+    }
+
+    #[tokio::test]
+    async fn udp_sockets_get_the_receive_buffer_asked_up_to_the_kernel_cap() {
+        let asked = 1 << 20;
+        let config = TransportConfig {
+            udp: vec!["127.0.0.1:0".parse().unwrap()],
+            limits: TransportLimits {
+                udp_recv_buffer: asked,
+                ..TransportLimits::default()
+            },
+            ..TransportConfig::default()
+        };
+        let (layer, _events) = TransportLayer::bind(config).await.unwrap();
+        let socket = &layer.shared.udp[0].socket;
+        let got = socket2::SockRef::from(&**socket)
+            .recv_buffer_size()
+            .unwrap();
+        // Linux doubles the value for its bookkeeping; the cap applies before that.
+        assert!(got >= asked.min(rmem_max()), "{got}");
+    }
 }

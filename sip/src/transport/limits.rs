@@ -22,6 +22,10 @@ pub struct TransportLimits {
     pub connect_timeout: Duration,
     /// Depth of the bounded channels (events upward, writes per connection).
     pub queue_depth: usize,
+    /// Receive buffer asked for each UDP socket (`SO_RCVBUF`; the kernel caps it at
+    /// `net.core.rmem_max`): one socket carries every peer's datagrams, and a burst
+    /// larger than the buffer is dropped by the kernel before it is read.
+    pub udp_recv_buffer: usize,
 }
 
 impl Default for TransportLimits {
@@ -35,6 +39,7 @@ impl Default for TransportLimits {
             idle_timeout: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(10),
             queue_depth: 1024,
+            udp_recv_buffer: 4 << 20,
         }
     }
 }

@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Load benchmark of sessions through the whole chain started by `imsctl up`: a SIPp UE
+(alice) calls a SIPp UE (bob), INVITE/180/200/ACK/BYE/200 over UDP, through P-CSCF,
+S-CSCF (originating), I-CSCF (LIR to the HSS), S-CSCF (terminating), P-CSCF: four
+record-routing proxy hops and one Diameter exchange per call. Bob rings 200 ms before
+answering (sipp-scenarios/session/uas_answer.xml); alice hangs up 100 ms after the ACK.
+Every step is bounded in count and time; loopback only.
+
+For each rate it reports successful/failed calls, the call setup time (INVITE to 200,
+SIPp -trace_rtt, minus bob's 200 ms of ringing), each node's CPU (utime+stime from
+/proc, % of one core and ms per call), and each CSCF's resident memory after the rate
+(the proxies keep no dialog state: what they hold is transactions in their wait states,
+Timers J/K/L, 32 s over UDP). The result is the highest rate with zero failed calls.
+
+    cargo build --release --workspace --bins
+    python3 bench/session_load.py [--rates 100,200,400] [--seconds 15]
+"""
+import argparse
+import csv
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from register_load import NODES, ROOT, cpu_seconds, node_pids, percentiles, start_core, stop_core  # noqa: E402
+
+SCEN = os.path.join(ROOT, "sipp-scenarios", "session")
+ALICE, BOB = "26060", "26070"
+RING_MS = 200
+
+
+def sipp(args, work, timeout):
+    return subprocess.run(["sipp", *args, "-i", "127.0.0.1", "-t", "u1", "-nd", "-buff_size", "4194304"],
+                          cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout)
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def register(user, port, work):
+    r = sipp(["127.0.0.1:5060", "-sf", os.path.join(SCEN, "register.xml"),
+              "-inf", os.path.join(SCEN, f"{user}.csv"), "-p", port, "-m", "1", "-timeout", "20s",
+              "-timeout_error"], work, 40)
+    if r.returncode != 0:
+        sys.exit(f"{user} did not register")
+
+
+def run_rate(rate, seconds, work, pids):
+    calls = rate * seconds
+    budget = seconds * 3 + 30
+    bob = subprocess.Popen(["sipp", "-sf", os.path.join(SCEN, "uas_answer.xml"), "-i", "127.0.0.1",
+                            "-t", "u1", "-nd", "-p", BOB, "-s", "bob", "-m", str(calls),
+                            "-timeout", f"{budget}s", "-buff_size", "4194304"],
+                           cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    cpu0 = {n: cpu_seconds(p) for n, p in pids.items()}
+    t0 = time.time()
+    alice = sipp(["127.0.0.1:5060", "-sf", os.path.join(SCEN, "uac_call.xml"),
+                  "-inf", os.path.join(SCEN, "alice.csv"), "-p", ALICE, "-m", str(calls),
+                  "-r", str(rate), "-l", str(rate * 4), "-timeout", f"{budget}s", "-timeout_error",
+                  "-trace_stat", "-fd", "1", "-stf", "stat.csv", "-trace_rtt", "-rtt_freq", "1"],
+                 work, budget + 30)
+    wall = time.time() - t0
+    cpu = {n: cpu_seconds(p) - cpu0[n] for n, p in pids.items()}
+    rss = {n: rss_kib(p) // 1024 for n, p in pids.items() if n != "hss"}
+    try:
+        bob.wait(timeout=budget + 30)
+    except subprocess.TimeoutExpired:
+        bob.kill()
+    with open(os.path.join(work, "stat.csv")) as f:
+        rows = list(csv.reader(f, delimiter=";"))
+    head, last = rows[0], rows[-1]
+    ok = int(last[head.index("SuccessfulCall(C)")])
+    failed = int(last[head.index("FailedCall(C)")])
+    rtts = []
+    for path in glob.glob(os.path.join(work, "*_rtt.csv")):
+        with open(path) as f:
+            for row in csv.reader(f, delimiter=";"):
+                try:
+                    rtts.append(float(row[1]) - RING_MS)
+                except (ValueError, IndexError):
+                    pass
+        os.remove(path)
+    os.remove(os.path.join(work, "stat.csv"))
+    return {"rate": rate, "calls": calls, "ok": ok, "failed": failed, "exit": alice.returncode,
+            "pct": percentiles(rtts, [50, 95, 99]), "cpu": cpu, "wall": wall, "rss": rss}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rates", default="100,200,400,600,800")
+    ap.add_argument("--seconds", type=int, default=15)
+    args = ap.parse_args()
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    bin_dir = os.path.join(target, "release")
+    imsctl = os.path.join(bin_dir, "imsctl")
+    if not all(os.path.exists(os.path.join(bin_dir, n)) for n in NODES + ["imsctl"]) or not shutil.which("sipp"):
+        sys.exit(f"needs release binaries in {bin_dir} (cargo build --release --workspace --bins) and sipp")
+    work = tempfile.mkdtemp(prefix="session-load-")
+    data = os.path.join(work, "data")
+    env = {**os.environ, "IMS_DATA_DIR": data, "RUST_LOG": "warn"}
+    env.pop("CARGO", None)
+    up = start_core(imsctl, data, env)
+    try:
+        for user in ["alice", "bob"]:
+            subprocess.run([imsctl, "subscriber", "add", "--impi", f"{user}@ims.example.net",
+                            "--impu", f"sip:{user}@ims.example.net", "--password", "secret"],
+                           cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=60)
+        register("bob", BOB, work)
+        register("alice", ALICE, work)
+        pids = node_pids(bin_dir)
+        best = None
+        print(f"{'rate':>5} {'calls':>6} {'ok':>6} {'failed':>6} {'p50ms':>6} {'p95ms':>6} {'p99ms':>6}  "
+              + " ".join(f"{n + ' CPU% (ms/call)':>22}" for n in NODES) + "  RSS MiB P/I/S")
+        for rate in [int(r) for r in args.rates.split(",")]:
+            r = run_rate(rate, args.seconds, work, pids)
+            p = r["pct"]
+            cells = " ".join(f"{100.0 * r['cpu'].get(n, 0) / r['wall']:>13.1f} ({1000.0 * r['cpu'].get(n, 0) / max(r['ok'], 1):>5.2f})"
+                             for n in NODES)
+            rss = "/".join(str(r["rss"].get(n, 0)) for n in ["pcscf", "icscf", "scscf"])
+            print(f"{r['rate']:>5} {r['calls']:>6} {r['ok']:>6} {r['failed']:>6} {p[50]:>6.0f} {p[95]:>6.0f} "
+                  f"{p[99]:>6.0f}  {cells}  {rss}", flush=True)
+            if r["failed"] == 0 and r["ok"] == r["calls"]:
+                best = r
+            else:
+                break
+            # Let the transactions of this rate end (Timers J/L: 32 s) before the next.
+            time.sleep(35)
+        print(f"highest rate with zero failed calls: {best['rate'] if best else 'none'}/s")
+    finally:
+        stop_core(up)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
