@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -145,11 +144,7 @@ def run_mode(name, cache, args, bin_dir, ks, tenant, token, admin_token, work):
             if not rl.clean(r):
                 break
     finally:
-        os.killpg(up.pid, signal.SIGINT)
-        try:
-            up.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(up.pid, signal.SIGKILL)
+        rl.stop_core(up)
     return results
 
 

@@ -17,9 +17,12 @@
 //!
 //! A served user with no registration here is left to session routing (403 or 480).
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use cloud_auth::filter::sip::SipFilter;
 use cloud_auth::filter::Question;
+use cloud_auth::keystone::TokenInfo;
 use ims_sip::message::build::response_with;
 use ims_sip::SipMessage;
 
@@ -27,9 +30,26 @@ use crate::location::Registration;
 use crate::profile::UserProfile;
 use crate::session::case::{asserted_identity, recognise, SessionCase};
 
-fn no_tenant(req: &SipMessage, impu: &str) -> SipMessage {
-    tracing::info!(%impu, "subscription without a cloud tenant: refused");
-    response_with(req, 403, "Forbidden (no cloud tenant)", None, &[])
+/// The token's subject and the tenant of `impu`'s subscription, or the answer refusing
+/// the request (no or invalid token; a subscription without a tenant gets 403).
+async fn subject_and_tenant<'p>(
+    filter: &SipFilter,
+    req: &SipMessage,
+    impu: &str,
+    profile: &'p UserProfile,
+) -> Result<(Arc<TokenInfo>, &'p str), SipMessage> {
+    let who = filter.authenticate(req).await?;
+    let Some(tenant) = profile.tenant.as_deref() else {
+        tracing::info!(%impu, "subscription without a cloud tenant: refused");
+        return Err(response_with(
+            req,
+            403,
+            "Forbidden (no cloud tenant)",
+            None,
+            &[],
+        ));
+    };
+    Ok((who, tenant))
 }
 
 /// Checks a REGISTER for `impu` with `profile` against the token it carries; the answer
@@ -40,10 +60,7 @@ pub async fn check_registration(
     impu: &str,
     profile: &UserProfile,
 ) -> Result<(), SipMessage> {
-    let who = filter.authenticate(req).await?;
-    let Some(tenant) = profile.tenant.as_deref() else {
-        return Err(no_tenant(req, impu));
-    };
+    let (who, tenant) = subject_and_tenant(filter, req, impu, profile).await?;
     if profile
         .bound_user
         .as_ref()
@@ -82,10 +99,7 @@ pub async fn check_session(
     let Some(reg) = registration(&served) else {
         return Ok(());
     };
-    let who = filter.authenticate(req).await?;
-    let Some(tenant) = reg.profile.tenant.as_deref() else {
-        return Err(no_tenant(req, &served));
-    };
+    let (who, tenant) = subject_and_tenant(filter, req, &served, &reg.profile).await?;
     let verb = req.method().map_or("", |m| m.as_str());
     let question = Question {
         identity: &caller,
@@ -123,10 +137,7 @@ pub async fn check_as_routing(
     profile: &UserProfile,
     server_name: &str,
 ) -> Result<(), SipMessage> {
-    let who = filter.authenticate(req).await?;
-    let Some(tenant) = profile.tenant.as_deref() else {
-        return Err(no_tenant(req, served_user));
-    };
+    let (who, tenant) = subject_and_tenant(filter, req, served_user, profile).await?;
     let name = as_name(server_name);
     let verb = format!("as:{name}");
     let question = Question {

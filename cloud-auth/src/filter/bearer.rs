@@ -3,6 +3,8 @@
 //! `realm`, `authz_server` and, for a refused token, `error="invalid_token"`
 //! (RFC 8898 §2.3, RFC 6750 §3).
 
+use ims_sip::message::build::quoted_string as quoted;
+
 use crate::keystone::MAX_TOKEN_LEN;
 
 /// What a request's `Authorization` header fields hold for the Bearer scheme.
@@ -55,20 +57,6 @@ pub fn is_bearer(value: &str) -> bool {
         .get(..6)
         .is_some_and(|s| s.eq_ignore_ascii_case("bearer"))
         && value[6..].starts_with([' ', '\t'])
-}
-
-/// A quoted-string (RFC 3261 §25.1) holding `s`.
-fn quoted(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars().filter(|c| !c.is_control()) {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
 }
 
 /// The `WWW-Authenticate` value of a Bearer challenge: `error` is `None` when the request

@@ -109,27 +109,19 @@ impl SipFilter {
 
     /// The answer for a refusal.
     pub fn refusal(&self, request: &SipMessage, refusal: &Refusal) -> SipMessage {
+        let challenge = |error: Option<&str>| {
+            let c = bearer::challenge(&self.realm, &self.authz_server, error);
+            response_with(
+                request,
+                401,
+                "Unauthorized",
+                Some(&new_tag()),
+                &[(HeaderName::WwwAuthenticate, c.as_str())],
+            )
+        };
         match refusal {
-            Refusal::NoToken => {
-                let c = bearer::challenge(&self.realm, &self.authz_server, None);
-                response_with(
-                    request,
-                    401,
-                    "Unauthorized",
-                    Some(&new_tag()),
-                    &[(HeaderName::WwwAuthenticate, c.as_str())],
-                )
-            }
-            Refusal::InvalidToken => {
-                let c = bearer::challenge(&self.realm, &self.authz_server, Some("invalid_token"));
-                response_with(
-                    request,
-                    401,
-                    "Unauthorized",
-                    Some(&new_tag()),
-                    &[(HeaderName::WwwAuthenticate, c.as_str())],
-                )
-            }
+            Refusal::NoToken => challenge(None),
+            Refusal::InvalidToken => challenge(Some("invalid_token")),
             Refusal::Denied => response_with(request, 403, "Forbidden", Some(&new_tag()), &[]),
             Refusal::Undecidable(_) => response_with(
                 request,

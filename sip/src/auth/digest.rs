@@ -10,6 +10,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::message::auth_params::AuthParams;
+use crate::message::build::quoted_string as quote;
 use crate::message::ParseError;
 
 /// Errors reading or checking Digest credentials.
@@ -429,19 +430,4 @@ impl std::fmt::Display for Challenge<'_> {
         }
         Ok(())
     }
-}
-
-/// A quoted-string (RFC 3261 §25.1): `"` and `\` escaped, control characters dropped
-/// so no value can break the header line.
-fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars().filter(|c| !c.is_control()) {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
 }

@@ -307,6 +307,21 @@ pub fn bad_request_from_raw(input: &[u8], reason: &str) -> Option<SipMessage> {
     Some(response_with(&req, 400, reason, None, &[]))
 }
 
+/// A quoted-string (RFC 3261 §25.1): `"` and `\` escaped, control characters dropped
+/// so no value can break the header line.
+pub fn quoted_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars().filter(|c| !c.is_control()) {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
