@@ -114,12 +114,9 @@ def run_mode(name, cache, args, bin_dir, ks, tenant, token, admin_token, work):
     imsctl = os.path.join(bin_dir, "imsctl")
     env = {**os.environ, "IMS_DATA_DIR": data, "RUST_LOG": "warn"}
     env.pop("CARGO", None)
-    up = subprocess.Popen([imsctl, "--config-dir", cfg, "up", "--data-dir", data], cwd=ROOT,
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                          start_new_session=True)
+    up = rl.start_core(imsctl, data, env, config_dir=cfg)
     results = []
     try:
-        rl.wait_until_up(up, 60)
         call("PUT", f"http://127.0.0.1:9105/v1/policies/root?tenant={tenant}", admin_token,
              {"enforcer": "default", "rules": {"REGISTER": "role:member", "INVITE": "role:member"}})
         imp = os.path.join(work, "import.csv")

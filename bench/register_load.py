@@ -151,10 +151,12 @@ def clean(r):
     return r["failed"] == 0 and r["ok"] == r["calls"] and r["ok"] / r["wall"] >= 0.9 * r["rate"]
 
 
-def start_core(imsctl, data, env):
-    """Starts `imsctl up --data-dir data` in its own process group and waits (at most
-    60 s) until it reports the core up; returns the process."""
-    up = subprocess.Popen([imsctl, "up", "--data-dir", data], cwd=ROOT, env=env,
+def start_core(imsctl, data, env, config_dir=None):
+    """Starts `imsctl up --data-dir data` (with the configs of `config_dir`, the dev ones
+    when None) in its own process group and waits (at most 60 s) until it reports the
+    core up; returns the process."""
+    configs = ["--config-dir", config_dir] if config_dir else []
+    up = subprocess.Popen([imsctl, *configs, "up", "--data-dir", data], cwd=ROOT, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                           start_new_session=True)
     try:

@@ -6,10 +6,11 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cloud_auth::filter::{FilterSettings, Question, Refusal, RequestFilter};
-use cloud_auth::keystone::TokenValidator;
+use cloud_auth::keystone::{TokenInfo, TokenValidator};
 use cloud_auth::policyd::{self, Engine, Reference, Store};
 use serde_json::{json, Value};
 use support::Keystone;
@@ -108,16 +109,23 @@ fn filter(ks: &Keystone, base: &str, cache: usize) -> RequestFilter {
     RequestFilter::new(&settings, TokenValidator::new(ks.config()).unwrap()).unwrap()
 }
 
-/// Waits (at most 10 s) for the filter's feed to connect.
-async fn feed_connected(f: &RequestFilter) {
+/// Waits (at most 10 s) until the filter's feed is connected (`up`) or not.
+async fn feed_state(f: &RequestFilter, up: bool) {
     let start = Instant::now();
-    while !f.feed_connected() {
+    while f.feed_connected() != up {
         assert!(
             start.elapsed() < Duration::from_secs(10),
-            "feed never connected"
+            "feed never became {}",
+            if up { "connected" } else { "disconnected" }
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The validated token of fixture user `user`.
+async fn subject(ks: &Keystone, f: &RequestFilter, user: &str) -> Arc<TokenInfo> {
+    let token = ks.user_token(user).await.token;
+    f.authenticate(Some(&token)).await.unwrap()
 }
 
 fn q<'a>(identity: &'a str, target: &'a str, tenant: &'a str, verb: &'a str) -> Question<'a> {
@@ -136,7 +144,7 @@ async fn tokens_and_tenancy_decide_and_a_policy_change_arrives_within_a_second()
     };
     let svc = start_policyd(&ks).await;
     let f = filter(&ks, &svc.base, 1000);
-    feed_connected(&f).await;
+    feed_state(&f, true).await;
     let (a, b) = (ks.tenant_a.clone(), ks.tenant_b.clone());
 
     // Tokens: none, garbage, valid.
@@ -145,14 +153,8 @@ async fn tokens_and_tenancy_decide_and_a_policy_change_arrives_within_a_second()
         f.authenticate(Some("gAAAAAnot-a-token")).await.unwrap_err(),
         Refusal::InvalidToken
     );
-    let alice = f
-        .authenticate(Some(&ks.user_token("alice").await.token))
-        .await
-        .unwrap();
-    let bob = f
-        .authenticate(Some(&ks.user_token("bob").await.token))
-        .await
-        .unwrap();
+    let alice = subject(&ks, &f, "alice").await;
+    let bob = subject(&ks, &f, "bob").await;
 
     let alice_id = "sip:alice@ims.example.net";
     let bob_id = "sip:bob@ims.example.net";
@@ -226,23 +228,16 @@ async fn with_the_policy_service_down_cached_decisions_hold_and_new_ones_are_ref
     };
     let svc = start_policyd(&ks).await;
     let f = filter(&ks, &svc.base, 1000);
-    feed_connected(&f).await;
+    feed_state(&f, true).await;
     let a = ks.tenant_a.clone();
-    let alice = f
-        .authenticate(Some(&ks.user_token("alice").await.token))
-        .await
-        .unwrap();
+    let alice = subject(&ks, &f, "alice").await;
     let id = "sip:alice@ims.example.net";
     f.authorize(&alice, &q(id, id, &a, "REGISTER"))
         .await
         .unwrap();
 
     drop(svc);
-    let start = Instant::now();
-    while f.feed_connected() {
-        assert!(start.elapsed() < Duration::from_secs(10), "feed still up");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    feed_state(&f, false).await;
     // The decision already held still works...
     f.authorize(&alice, &q(id, id, &a, "REGISTER"))
         .await
@@ -265,10 +260,7 @@ async fn without_a_cache_every_decision_is_asked() {
     let svc = start_policyd(&ks).await;
     let f = filter(&ks, &svc.base, 0);
     let a = ks.tenant_a.clone();
-    let alice = f
-        .authenticate(Some(&ks.user_token("alice").await.token))
-        .await
-        .unwrap();
+    let alice = subject(&ks, &f, "alice").await;
     let id = "sip:alice@ims.example.net";
     for _ in 0..3 {
         f.authorize(&alice, &q(id, id, &a, "REGISTER"))

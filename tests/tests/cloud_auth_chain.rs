@@ -60,22 +60,35 @@ fn configs(dir: &Path, ks: &Keystone) -> PathBuf {
     out
 }
 
-/// `PUT /v1/policies/root?tenant=<tenant>` as `admin` (a tenant admin of that tenant).
-async fn put_root(ks: &Keystone, admin: &str, tenant: &str, rules: Value) {
+/// `PUT /v1/policies/<name>?tenant=<tenant>` with `body` as `admin` (a tenant admin of
+/// that tenant); the status.
+async fn put_policy(
+    ks: &Keystone,
+    admin: &str,
+    tenant: &str,
+    name: &str,
+    body: Value,
+) -> reqwest::StatusCode {
     let token = ks.user_token(admin).await.token;
-    let resp = reqwest::Client::new()
+    reqwest::Client::new()
         .put(format!(
-            "http://127.0.0.1:{POLICYD_HTTP}/v1/policies/root?tenant={tenant}"
+            "http://127.0.0.1:{POLICYD_HTTP}/v1/policies/{name}?tenant={tenant}"
         ))
         .header("X-Auth-Token", token)
-        .json(&json!({"enforcer": "default", "rules": rules}))
+        .json(&body)
         .send()
         .await
-        .unwrap();
+        .unwrap()
+        .status()
+}
+
+/// The root policy of `tenant` (created or replaced) with `rules` (`default` enforcer).
+async fn put_root(ks: &Keystone, admin: &str, tenant: &str, rules: Value) {
+    let body = json!({"enforcer": "default", "rules": rules});
+    let status = put_policy(ks, admin, tenant, "root", body).await;
     assert!(
-        resp.status() == 200 || resp.status() == 201,
-        "PUT root policy of {tenant}: {}",
-        resp.status()
+        status == 200 || status == 201,
+        "PUT root policy of {tenant}: {status}"
     );
 }
 
@@ -298,19 +311,11 @@ async fn a_call_within_a_tenant_passes_and_across_tenants_needs_the_callees_inbo
 
 /// Tenant `callee`'s admin (bea) lets members of tenant `caller` INVITE its subscribers.
 async fn put_inbound(ks: &Keystone, callee: &str, caller: &str) {
-    let token = ks.user_token("bea").await.token;
     let rules = format!(
         r#"permit(principal in Ims::Tenant::"{caller}", action == Ims::Action::"INVITE", resource)
            when {{ principal.roles.contains("member") }};"#
     );
-    let resp = reqwest::Client::new()
-        .put(format!(
-            "http://127.0.0.1:{POLICYD_HTTP}/v1/policies/inbound?tenant={callee}"
-        ))
-        .header("X-Auth-Token", token)
-        .json(&json!({"enforcer": "custom", "rules": rules}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201, "PUT inbound policy of {callee}");
+    let body = json!({"enforcer": "custom", "rules": rules});
+    let status = put_policy(ks, "bea", callee, "inbound", body).await;
+    assert_eq!(status, 201, "PUT inbound policy of {callee}");
 }
