@@ -15,11 +15,11 @@
 //!   be allowed to reach the callee (object = the callee, of the callee's tenant): across
 //!   tenants only when the callee's tenant has a policy letting the caller's in.
 //!
-//! A served user with no registration here is left to session routing (403 or 480).
+//! A served user with no registration here is left to session routing (403, 480, or the
+//! terminating-unregistered services).
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use cloud_auth::filter::sip::SipFilter;
 use cloud_auth::filter::Question;
 use cloud_auth::keystone::TokenInfo;
@@ -28,7 +28,7 @@ use ims_sip::SipMessage;
 
 use crate::location::Registration;
 use crate::profile::UserProfile;
-use crate::session::case::{asserted_identity, recognise, SessionCase};
+use crate::session::case::{asserted_identity, SessionCase};
 
 /// The token's subject and the tenant of `impu`'s subscription, or the answer refusing
 /// the request (no or invalid token; a subscription without a tenant gets 403).
@@ -78,32 +78,28 @@ pub async fn check_registration(
     filter.authorize(req, &who, &question).await
 }
 
-/// Checks an initial request outside a dialog (a method the filter applies to) on the
-/// side this S-CSCF serves; the answer refusing it otherwise.
+/// Checks an initial request outside a dialog (a method the filter applies to) of
+/// session case `case` on the side this S-CSCF serves, whose served user's registration
+/// here is `registration`; the answer refusing it otherwise.
 pub async fn check_session(
     filter: &SipFilter,
     req: &SipMessage,
-    popped_route: Option<&Bytes>,
-    registration: impl Fn(&str) -> Option<Registration>,
+    case: &SessionCase,
+    registration: Option<&Registration>,
 ) -> Result<(), SipMessage> {
-    let Ok(case) = recognise(req, popped_route) else {
-        return Ok(()); // session routing answers it
-    };
-    let (served, caller) = match &case {
-        SessionCase::Originating { served_user } => (served_user.clone(), served_user.clone()),
-        SessionCase::Terminating { served_user } => {
-            let caller = asserted_identity(req).unwrap_or_default();
-            (served_user.clone(), caller)
-        }
-    };
-    let Some(reg) = registration(&served) else {
+    let Some(reg) = registration else {
         return Ok(());
     };
-    let (who, tenant) = subject_and_tenant(filter, req, &served, &reg.profile).await?;
+    let served = case.served_user();
+    let caller = match case {
+        SessionCase::Originating { served_user } => served_user.clone(),
+        SessionCase::Terminating { .. } => asserted_identity(req).unwrap_or_default(),
+    };
+    let (who, tenant) = subject_and_tenant(filter, req, served, &reg.profile).await?;
     let verb = req.method().map_or("", |m| m.as_str());
     let question = Question {
         identity: &caller,
-        target: &served,
+        target: served,
         tenant,
         verb,
     };

@@ -39,6 +39,17 @@ pub enum SessionCase {
     },
 }
 
+impl SessionCase {
+    /// The served user, whichever the case.
+    pub fn served_user(&self) -> &str {
+        match self {
+            SessionCase::Originating { served_user } | SessionCase::Terminating { served_user } => {
+                served_user
+            }
+        }
+    }
+}
+
 /// Why no served user could be found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum CaseError {

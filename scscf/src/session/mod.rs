@@ -136,25 +136,8 @@ pub async fn decide(
     if let Some(token) = popped_route.and_then(|r| odi_of(r)) {
         return resume(settings, subscribers, request, &token).await;
     }
-    if let Some(filter) = subscribers.cloud_auth().filter(|f| f.applies_to(request)) {
-        let lookup = |impu: &str| subscribers.registration(impu);
-        if let Err(refusal) = check_session(filter, request, popped_route, lookup).await {
-            return Decision::Respond(refusal);
-        }
-    }
-    let served = match recognise(request, popped_route) {
-        Ok(SessionCase::Originating { served_user }) => {
-            let reg = subscribers.registration(&served_user);
-            originating::served(request, &served_user, reg)
-        }
-        Ok(SessionCase::Terminating { served_user }) => {
-            let reg = subscribers.registration(&served_user);
-            let unregistered = match reg {
-                None if settings.is_home(request) => subscribers.unregistered(&served_user).await,
-                _ => None,
-            };
-            terminating::served(settings, request, &served_user, reg, unregistered)
-        }
+    let case = match recognise(request, popped_route) {
+        Ok(case) => case,
         Err(error @ CaseError::NoAssertedIdentity) => {
             tracing::info!(%error, "originating request refused");
             return answer(request, 403, "Forbidden");
@@ -162,6 +145,22 @@ pub async fn decide(
         Err(error @ CaseError::BadRequestUri) => {
             tracing::info!(%error, "terminating request refused");
             return answer(request, 416, "Unsupported URI Scheme");
+        }
+    };
+    let reg = subscribers.registration(case.served_user());
+    if let Some(filter) = subscribers.cloud_auth().filter(|f| f.applies_to(request)) {
+        if let Err(refusal) = check_session(filter, request, &case, reg.as_ref()).await {
+            return Decision::Respond(refusal);
+        }
+    }
+    let served = match case {
+        SessionCase::Originating { served_user } => originating::served(request, &served_user, reg),
+        SessionCase::Terminating { served_user } => {
+            let unregistered = match reg {
+                None if settings.is_home(request) => subscribers.unregistered(&served_user).await,
+                _ => None,
+            };
+            terminating::served(settings, request, &served_user, reg, unregistered)
         }
     };
     match served {
