@@ -69,11 +69,14 @@ pub fn asserted_identity(req: &SipMessage, reg: &Registration) -> String {
         .unwrap_or_else(|| reg.public_identity.clone())
 }
 
-/// Removes what a UE may not assert and asserts the identity: P-Asserted-Identity and
-/// P-Preferred-Identity from the UE go, `<identity>` is set (RFC 3325 §9.1: a proxy
-/// in the trust domain replaces what an untrusted UE sent).
+/// Removes what a UE may not assert and asserts the identity: P-Asserted-Identity,
+/// P-Preferred-Identity and P-Served-User from the UE go (the S-CSCF takes the served
+/// user from P-Served-User, which only the trust domain may set, RFC 5502 §4), and
+/// `<identity>` is set (RFC 3325 §9.1: a proxy in the trust domain replaces what an
+/// untrusted UE sent).
 pub fn assert_identity(req: &mut SipMessage, identity: &str) {
     req.headers.remove_all(&HeaderName::PPreferredIdentity);
+    req.headers.remove_all(&HeaderName::PServedUser);
     req.headers
         .set(HeaderName::PAssertedIdentity, format!("<{identity}>"));
 }
@@ -141,8 +144,10 @@ mod tests {
         assert_eq!(asserted_identity(&r, &reg), "sip:alice@ims.example.net");
         let mut r = sip("MESSAGE sip:bob@ims.example.net SIP/2.0\r\n\
              P-Asserted-Identity: <sip:mallory@ims.example.net>\r\n\
+             P-Served-User: <sip:mallory@ims.example.net>;sescase=orig\r\n\
              P-Preferred-Identity: <tel:+15551230001>\r\n");
         assert_identity(&mut r, "tel:+15551230001");
+        assert!(r.headers.get(&HeaderName::PServedUser).is_none());
         let pai: Vec<_> = r.headers.values(&HeaderName::PAssertedIdentity).collect();
         assert_eq!(pai, vec!["<tel:+15551230001>"]);
         assert!(r.headers.get(&HeaderName::PPreferredIdentity).is_none());

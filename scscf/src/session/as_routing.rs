@@ -12,8 +12,10 @@
 //!
 //! (`orig` on the originating side only, so the returned request is recognised as
 //! originating by any S-CSCF, TS 24.229 §5.4.3.2), where TOKEN is the authenticated
-//! original dialog identifier ([`super::odi`]). When the AS sends the request back
-//! with that Route, the S-CSCF resumes after that iFC, evaluating the request as the
+//! original dialog identifier ([`super::odi`]), and the P-Served-User header (RFC 5502,
+//! with RFC 8498's `orig-cdiv`; TS 24.229 §5.4.3.2 step 4) tells the AS whom it serves
+//! and how: `P-Served-User: <served user>;sescase=orig|term|orig-cdiv;regstate=reg|unreg`.
+//! When the AS sends the request back with that Route, the S-CSCF resumes after that iFC, evaluating the request as the
 //! AS returned it. The forward gives the AS `[session] as_timeout_ms` to answer at all
 //! (`Forward::no_response_timeout`) and, for DefaultHandling SESSION_CONTINUED, asks
 //! the policy again when it fails (`Forward::on_failure`, carrying the same token), so
@@ -22,6 +24,9 @@
 
 use ims_sip::proxy::engine::Forward;
 use ims_sip::{HeaderName, SipMessage};
+
+use crate::ifc::{RegistrationState, SessionCase};
+use crate::registrar::unix_now;
 
 use super::odi::Odi;
 use super::{loose_route, SessionSettings};
@@ -66,6 +71,8 @@ pub struct NotServed {
 pub struct AsHop {
     /// ServerName of the AS (what cloud authorization checks, `as:<host>`).
     pub server_name: String,
+    /// The request as sent to the AS: with the P-Served-User header.
+    pub request: SipMessage,
     /// The forward: the AS's Route and ours with the odi, record-routed.
     pub forward: Forward,
 }
@@ -95,7 +102,7 @@ pub fn next_hop(
     };
     let token = settings
         .odi
-        .issue(&odi, call_id(request))
+        .issue(&odi, unix_now())
         .ok_or(AsRoutingError::ServedUserTooLong)?;
     let orig = if served.is_originating() { ";orig" } else { "" };
     let back = format!("<sip:{};lr{orig};{ODI_PARAM}={token}>", settings.own_host);
@@ -108,8 +115,13 @@ pub fn next_hop(
         default_handling = ?server.default_handling,
         "request routed to an application server"
     );
+    let mut edited = request.clone();
+    edited
+        .headers
+        .set(HeaderName::PServedUser, served_user_header(&odi));
     Ok(Some(AsHop {
         server_name: server.server_name.clone(),
+        request: edited,
         forward: Forward {
             record_route: true,
             preload_routes: vec![loose_route(&server.server_name), back],
@@ -120,12 +132,22 @@ pub fn next_hop(
     }))
 }
 
-/// The Call-ID an odi is bound to.
-pub fn call_id(request: &SipMessage) -> &[u8] {
-    request
-        .headers
-        .get_value(&HeaderName::CallId)
-        .map_or(&[][..], |v| &v[..])
+/// The P-Served-User value for the served user and case of `odi` (RFC 5502 §6:
+/// `sescase` orig or term, RFC 8498: orig-cdiv; `regstate` reg or unreg).
+pub fn served_user_header(odi: &Odi) -> String {
+    let sescase = match odi.cursor.session_case {
+        SessionCase::Originating | SessionCase::OriginatingUnregistered => "orig",
+        SessionCase::OriginatingCdiv => "orig-cdiv",
+        SessionCase::TerminatingRegistered | SessionCase::TerminatingUnregistered => "term",
+    };
+    let regstate = match odi.cursor.registration {
+        RegistrationState::Registered => "reg",
+        RegistrationState::Unregistered => "unreg",
+    };
+    format!(
+        "<{}>;sescase={sescase};regstate={regstate}",
+        odi.served_user
+    )
 }
 
 /// The odi in the Route value §16.4 removed (ours), if any.
@@ -147,7 +169,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::ifc::{RegistrationState, SessionCase};
     use crate::session::tests::{ifc, registration_with, request, settings};
 
     const ALICE: &str = "sip:alice@ims.example.net";
@@ -190,7 +211,7 @@ mod tests {
 
         // The odi names the iFC of priority 20 for this call only.
         let token = odi_of(f.preload_routes[1].as_bytes()).unwrap();
-        let odi = s.odi.check(&token, b"c").unwrap();
+        let odi = s.odi.check(&token, unix_now()).unwrap();
         assert_eq!(odi.served_user, ALICE);
         assert_eq!(odi.cursor.encode(), "00.20.0");
 
@@ -204,7 +225,7 @@ mod tests {
         let token = odi_of(hop.forward.preload_routes[1].as_bytes()).unwrap();
         assert_eq!(hop.forward.on_failure.as_deref(), Some(token.as_str()));
         let last = Served {
-            cursor: s.odi.check(&token, b"c").unwrap().cursor,
+            cursor: s.odi.check(&token, unix_now()).unwrap().cursor,
             ..served
         };
         assert_eq!(next_hop(&s, &last, &req), Ok(None));

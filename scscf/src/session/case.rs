@@ -5,14 +5,17 @@
 //!   is the Service-Route it handed out at registration, `<sip:orig@host;lr>`
 //!   ([`ORIG_USER`], RFC 3608), or carries an `orig` parameter (the form TS 24.229
 //!   §5.4.1.2.2 step 7 suggests and other S-CSCFs use). The served user is the
-//!   P-Asserted-Identity the P-CSCF set (§5.4.3.2 step 1; RFC 3325: the P-CSCF is in
-//!   the trust domain and replaced whatever the UE sent).
+//!   P-Served-User an application server originating on a user's behalf set (RFC 5502
+//!   §6, TS 24.229 §5.4.3.2 step 1), else the P-Asserted-Identity the P-CSCF set
+//!   (RFC 3325: the P-CSCF is in the trust domain and replaced whatever the UE sent;
+//!   it removes a P-Served-User from UEs too).
 //! * **Terminating** (§5.4.3.3): anything else, i.e. a request that reached us through
 //!   the I-CSCF (LIR) or with our plain URI in Route. The served user is the
 //!   Request-URI as an address-of-record.
 //!
-//! Originating-unregistered and originating-CDIV cases need the iFC and application
-//! servers and are told apart later, by the caller of [`recognise`].
+//! Whether the served user is registered (originating or originating-unregistered,
+//! terminating-registered or -unregistered) and whether an AS diverted the request
+//! (originating-CDIV) is told later, by the caller of [`recognise`].
 
 use bytes::Bytes;
 use ims_sip::message::addr::NameAddr;
@@ -81,16 +84,25 @@ fn aor(uri: &str) -> Option<String> {
     matches!(scheme.as_str(), "sip" | "sips" | "tel").then(|| uri.address_of_record())
 }
 
-/// The served user of an originating request: the first P-Asserted-Identity (a UE
-/// with both a SIP and a tel identity gets two; the P-CSCF sets one).
+/// The first P-Asserted-Identity as an address-of-record (a UE with both a SIP and a
+/// tel identity gets two; the P-CSCF sets one).
 pub fn asserted_identity(request: &SipMessage) -> Option<String> {
-    request
-        .headers
-        .values(&HeaderName::PAssertedIdentity)
-        .find_map(|v| {
-            let text = std::str::from_utf8(&v).ok()?;
-            aor(NameAddr::parse(text).ok()?.uri)
-        })
+    first_identity(request, &HeaderName::PAssertedIdentity)
+}
+
+/// The served user of an originating request: the P-Served-User if there is one, else
+/// the P-Asserted-Identity.
+pub fn originating_identity(request: &SipMessage) -> Option<String> {
+    first_identity(request, &HeaderName::PServedUser).or_else(|| asserted_identity(request))
+}
+
+/// The first value of header `name` (`name-addr` with parameters) as an
+/// address-of-record.
+fn first_identity(request: &SipMessage, name: &HeaderName) -> Option<String> {
+    request.headers.values(name).find_map(|v| {
+        let text = std::str::from_utf8(&v).ok()?;
+        aor(NameAddr::parse(text).ok()?.uri)
+    })
 }
 
 /// The Request-URI as an address-of-record.
@@ -105,7 +117,7 @@ pub fn recognise(
     popped_route: Option<&Bytes>,
 ) -> Result<SessionCase, CaseError> {
     if popped_route.is_some_and(is_originating) {
-        let served_user = asserted_identity(request).ok_or(CaseError::NoAssertedIdentity)?;
+        let served_user = originating_identity(request).ok_or(CaseError::NoAssertedIdentity)?;
         return Ok(SessionCase::Originating { served_user });
     }
     let served_user = request_uri_identity(request).ok_or(CaseError::BadRequestUri)?;
@@ -146,6 +158,29 @@ mod tests {
         ] {
             assert_eq!(recognise(&req, Some(&route(r))), Ok(orig.clone()), "{r}");
         }
+    }
+
+    #[test]
+    fn an_application_server_names_the_served_user_in_p_served_user() {
+        let req = invite(
+            "sip:bob@ims.example.net",
+            "P-Asserted-Identity: <sip:as@ims.example.net>\r\n\
+             P-Served-User: <sip:Carol@ims.example.net>;sescase=orig;regstate=unreg\r\n",
+        );
+        let orig = route("<sip:orig@127.0.0.1:5080;lr>");
+        assert_eq!(
+            recognise(&req, Some(&orig)),
+            Ok(SessionCase::Originating {
+                served_user: "sip:Carol@ims.example.net".into()
+            })
+        );
+        // On the terminating side the Request-URI names the served user.
+        assert_eq!(
+            recognise(&req, None),
+            Ok(SessionCase::Terminating {
+                served_user: "sip:bob@ims.example.net".into()
+            })
+        );
     }
 
     #[test]

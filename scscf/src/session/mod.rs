@@ -35,7 +35,8 @@ use ims_sip::SipMessage;
 use crate::cloud_auth::{check_as_routing, check_session};
 use crate::ifc::RegistrationState;
 use crate::location::Registration;
-use as_routing::{call_id, is_as_failure, next_hop, odi_of, Served};
+use crate::registrar::unix_now;
+use as_routing::{is_as_failure, next_hop, odi_of, Served};
 use case::{recognise, CaseError, SessionCase};
 use odi::OdiKeys;
 
@@ -87,11 +88,16 @@ impl SessionSettings {
     /// callee's home network is ours, reached through our I-CSCF (no ENUM here, so a
     /// tel URI is looked up in our HSS too).
     pub fn is_home(&self, request: &SipMessage) -> bool {
-        let Some(uri) = request
+        request
             .request()
             .and_then(|r| std::str::from_utf8(&r.uri).ok())
-            .and_then(|t| Uri::parse(t).ok())
-        else {
+            .is_some_and(|uri| self.is_home_uri(uri))
+    }
+
+    /// True when `uri` is a tel URI or a SIP(S) URI of a home domain: an identity our
+    /// HSS may know.
+    pub fn is_home_uri(&self, uri: &str) -> bool {
+        let Ok(uri) = Uri::parse(uri) else {
             return false;
         };
         uri.scheme.eq_ignore_ascii_case("tel")
@@ -124,9 +130,10 @@ pub(crate) fn answer(request: &SipMessage, code: u16, reason: &str) -> Decision 
 }
 
 /// Routes a new initial request outside a dialog: back from an application server
-/// when `popped_route` carries our odi ([`resume`]); else checked by cloud
-/// authorization ([`check_session`]), its session case recognised, the served user
-/// looked up, and on through the served user's iFC chain.
+/// when `popped_route` carries our odi ([`resume`]); else its session case recognised,
+/// the served user looked up (registered here, else its unregistered profile for an
+/// identity of ours), checked by cloud authorization ([`check_session`]), and on
+/// through the served user's iFC chain.
 pub async fn decide(
     settings: &SessionSettings,
     subscribers: &impl Subscribers,
@@ -147,24 +154,30 @@ pub async fn decide(
             return answer(request, 416, "Unsupported URI Scheme");
         }
     };
-    let reg = subscribers.registration(case.served_user());
+    let served_user = case.served_user();
+    let (registration, state) = match subscribers.registration(served_user) {
+        Some(registration) => (Some(registration), RegistrationState::Registered),
+        None if settings.is_home_uri(served_user) => (
+            subscribers.unregistered(served_user).await,
+            RegistrationState::Unregistered,
+        ),
+        None => (None, RegistrationState::Unregistered),
+    };
     if let Some(filter) = subscribers.cloud_auth().filter(|f| f.applies_to(request)) {
-        if let Err(refusal) = check_session(filter, request, &case, reg.as_ref()).await {
+        if let Err(refusal) = check_session(filter, request, &case, registration.as_ref()).await {
             return Decision::Respond(refusal);
         }
     }
     let served = match case {
-        SessionCase::Originating { served_user } => originating::served(request, &served_user, reg),
+        SessionCase::Originating { served_user } => {
+            originating::served(request, &served_user, registration, state)
+        }
         SessionCase::Terminating { served_user } => {
-            let unregistered = match reg {
-                None if settings.is_home(request) => subscribers.unregistered(&served_user).await,
-                _ => None,
-            };
-            terminating::served(settings, request, &served_user, reg, unregistered)
+            terminating::served(settings, request, &served_user, registration, state)
         }
     };
     match served {
-        Ok(served) => through_services(settings, subscribers, &served, request).await,
+        Ok(served) => through_services(settings, subscribers, served, request).await,
         Err(not_served) => answer(request, not_served.code, not_served.reason),
     }
 }
@@ -179,7 +192,7 @@ pub async fn resume(
     request: &SipMessage,
     token: &str,
 ) -> Decision {
-    let odi = match settings.odi.check(token, call_id(request)) {
+    let odi = match settings.odi.check(token, unix_now()) {
         Ok(odi) => odi,
         Err(error) => {
             tracing::info!(%error, "request with a bad original dialog identifier refused");
@@ -204,7 +217,7 @@ pub async fn resume(
         cursor: odi.cursor,
         registration,
     };
-    through_services(settings, subscribers, &served, request).await
+    through_services(settings, subscribers, served, request).await
 }
 
 /// What the policy does when every branch toward an application server failed with
@@ -230,14 +243,18 @@ pub async fn on_as_failure(
 }
 
 /// The next application server of `served`'s chain for `request`, checked by cloud
-/// authorization (`as:<name>`); or, when none is left, on to the destination.
+/// authorization (`as:<name>`); or, when none is left, on to the destination. A
+/// terminating request whose Request-URI an application server changed was diverted:
+/// the rest of the terminating iFCs are skipped and the diverting user's
+/// originating-CDIV iFCs run instead (TS 24.229 §5.4.3.3 step 4, TS 23.218 §6.5).
 async fn through_services(
     settings: &SessionSettings,
     subscribers: &impl Subscribers,
-    served: &Served,
+    served: Served,
     request: &SipMessage,
 ) -> Decision {
-    match next_hop(settings, served, request) {
+    let served = terminating::diverted(served, request);
+    match next_hop(settings, &served, request) {
         Ok(Some(hop)) => {
             if let Some(filter) = subscribers.cloud_auth().filter(|f| f.applies_to(request)) {
                 let profile = &served.registration.profile;
@@ -248,12 +265,16 @@ async fn through_services(
                     return Decision::Respond(refusal);
                 }
             }
-            Decision::Forward(hop.forward)
+            Decision::ForwardWith {
+                request: hop.request,
+                flow: None,
+                forward: hop.forward,
+            }
         }
         Ok(None) if served.is_originating() => {
             originating::onward(settings, request, &served.served_user)
         }
-        Ok(None) => terminating::onward(settings, request, served),
+        Ok(None) => terminating::onward(request, &served),
         Err(error) => {
             tracing::warn!(%error, served_user = %served.served_user, "cannot route to the application server");
             answer(request, 500, "Server Internal Error")
@@ -429,10 +450,26 @@ pub(crate) mod tests {
     }
 
     fn forward(d: Decision) -> ims_sip::proxy::engine::Forward {
+        sent(d).1
+    }
+
+    /// The request as forwarded (edited or not) and the forward.
+    fn sent(d: Decision) -> (Option<SipMessage>, ims_sip::proxy::engine::Forward) {
         match d {
-            Decision::Forward(f) => f,
+            Decision::Forward(f) => (None, f),
+            Decision::ForwardWith {
+                request, forward, ..
+            } => (Some(request), forward),
             other => panic!("not forwarded: {other:?}"),
         }
+    }
+
+    /// The P-Served-User of a request sent to an AS.
+    fn served_user_header(d: Decision) -> String {
+        let (request, _) = sent(d);
+        let request = request.expect("an AS hop edits the request");
+        let value = request.headers.get_str(&ims_sip::HeaderName::PServedUser);
+        value.expect("P-Served-User").to_string()
     }
 
     /// The odi of a forward to an AS.
@@ -508,16 +545,24 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
-    async fn a_forged_or_foreign_odi_is_refused() {
+    async fn a_b2bua_may_return_in_a_new_dialog_but_a_forged_odi_is_refused() {
         let subs = alice_and_bob();
         let s = settings();
         let req = request("INVITE", "sip:bob@ims.example.net", PAI);
         let first = forward(decide(&s, &subs, &req, Some(&orig_route())).await);
-        // Another call's request with this odi.
-        let mut other_call = request("INVITE", "sip:bob@ims.example.net", PAI);
-        other_call.headers.set(ims_sip::HeaderName::CallId, "d");
+        // A routing B2BUA sends the request on in its own dialog: new Call-ID and
+        // From tag, our odi Route. It resumes at the second AS.
+        let mut new_dialog = request("INVITE", "sip:bob@ims.example.net", PAI);
+        new_dialog
+            .headers
+            .set(ims_sip::HeaderName::CallId, "b2bua-leg-2");
+        new_dialog.headers.set(
+            ims_sip::HeaderName::From,
+            "<sip:alice@ims.example.net>;tag=b2",
+        );
         let back = Bytes::from(first.preload_routes[1].clone());
-        assert_eq!(code(decide(&s, &subs, &other_call, Some(&back)).await), 403);
+        let second = forward(decide(&s, &subs, &new_dialog, Some(&back)).await);
+        assert_eq!(second.preload_routes[0], format!("<{AS2};lr>"));
         let forged = Bytes::from_static(b"<sip:scscf.test:5080;lr;orig;odi=MDAAc2lwOmFAYg>");
         assert_eq!(code(decide(&s, &subs, &req, Some(&forged)).await), 403);
         // Another S-CSCF's key.
@@ -569,7 +614,10 @@ pub(crate) mod tests {
         assert_eq!(f.preload_routes[0], "<sip:vm.ims.example.net;lr>");
         let token = odi_route(&f);
         assert!(f.preload_routes[1].starts_with("<sip:scscf.test:5080;lr;odi="));
-        assert_eq!(s.odi.check(&token, b"c").unwrap().cursor.encode(), "21.1.0");
+        assert_eq!(
+            s.odi.check(&token, unix_now()).unwrap().cursor.encode(),
+            "21.1.0"
+        );
         // A MESSAGE matches no unregistered service: 480.
         let msg = request("MESSAGE", "sip:carol@ims.example.net", PAI);
         assert_eq!(code(decide(&s, &subs, &msg, None).await), 480);
@@ -589,29 +637,139 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
-    async fn a_terminating_application_server_that_retargets_sends_the_request_on() {
-        let forwarding = ifc(1, "INVITE", Some(1), "sip:cdiv.ims.example.net", 0);
+    async fn a_diverting_application_server_starts_the_originating_cdiv_chain() {
+        const CDIV_AS: &str = "sip:cdiv.ims.example.net";
+        const LATER_TERM_AS: &str = "sip:term2.ims.example.net";
+        const ORIG_CDIV_AS: &str = "sip:occ.ims.example.net";
+        let ifcs = format!(
+            "{}{}{}",
+            ifc(1, "INVITE", Some(1), CDIV_AS, 0),
+            ifc(2, "INVITE", Some(1), LATER_TERM_AS, 0),
+            ifc(3, "INVITE", Some(4), ORIG_CDIV_AS, 0),
+        );
         let mut subs = alice_and_bob();
         subs.registered[1] = registration_with(
             "sip:bob@ims.example.net",
             "sip:bob-barred@ims.example.net",
             &[("<sip:bob@127.0.0.1:7002>", "<sip:B@127.0.0.1:5060;lr>")],
-            &forwarding,
+            &ifcs,
         );
         let s = settings();
         let req = request("INVITE", "sip:bob@ims.example.net", PAI);
-        let f = forward(decide(&s, &subs, &req, None).await);
-        let back = Bytes::from(f.preload_routes[1].clone());
-        // Returned unchanged: to Bob's contact.
-        let Decision::ForwardWith { forward: f, .. } = decide(&s, &subs, &req, Some(&back)).await
-        else {
-            panic!("to the contacts");
-        };
-        assert_eq!(f.targets, ["sip:bob@127.0.0.1:7002"]);
-        // Returned for Carol instead: on by Request-URI through the I-CSCF.
+        let first = decide(&s, &subs, &req, None).await;
+        assert_eq!(
+            served_user_header(first.clone()),
+            "<sip:bob@ims.example.net>;sescase=term;regstate=reg"
+        );
+        let back = Bytes::from(forward(first).preload_routes[1].clone());
+        // Returned unchanged: the next terminating AS.
+        let f = forward(decide(&s, &subs, &req, Some(&back)).await);
+        assert_eq!(f.preload_routes[0], format!("<{LATER_TERM_AS};lr>"));
+
+        // Returned for Carol instead (call forwarding): the rest of Bob's terminating
+        // iFCs are skipped; his originating-CDIV iFC runs, for Bob.
         let diverted = request("INVITE", "sip:carol@ims.example.net", PAI);
+        let to_occ = decide(&s, &subs, &diverted, Some(&back)).await;
+        assert_eq!(
+            served_user_header(to_occ.clone()),
+            "<sip:bob@ims.example.net>;sescase=orig-cdiv;regstate=reg"
+        );
+        let f = forward(to_occ);
+        assert_eq!(f.preload_routes[0], format!("<{ORIG_CDIV_AS};lr>"));
+        assert!(f.preload_routes[1].contains(";orig;odi="), "{f:?}");
+        let token = odi_route(&f);
+        assert_eq!(
+            s.odi.check(&token, unix_now()).unwrap().cursor.encode(),
+            "40.3.0"
+        );
+        // Back from that AS: on by Request-URI through the I-CSCF.
+        let back = Bytes::from(f.preload_routes[1].clone());
         let f = forward(decide(&s, &subs, &diverted, Some(&back)).await);
         assert_eq!(f.preload_routes, ["<sip:127.0.0.1:5070;lr>"]);
+        assert!(f.record_route);
+    }
+
+    #[tokio::test]
+    async fn an_application_server_may_originate_for_an_unregistered_user() {
+        const ORIG_UNREG_AS: &str = "sip:barring.ims.example.net";
+        let mut subs = alice_and_bob();
+        subs.unregistered = vec![
+            registration_with(
+                "sip:carol@ims.example.net",
+                "sip:carol-barred@ims.example.net",
+                &[],
+                &format!(
+                    "{}{}",
+                    ifc(1, "INVITE", Some(0), "sip:registered-only.example.net", 0),
+                    ifc(2, "INVITE", Some(3), ORIG_UNREG_AS, 0)
+                ),
+            ),
+            registration(
+                "sip:dave@ims.example.net",
+                "sip:dave-barred@ims.example.net",
+                &[],
+            ),
+        ];
+        let s = settings();
+        let on_behalf = |user: &str| {
+            request(
+                "INVITE",
+                "sip:bob@ims.example.net",
+                &format!(
+                    "P-Asserted-Identity: <sip:as@ims.example.net>\r\n\
+                     P-Served-User: <{user}>;sescase=orig;regstate=unreg\r\n"
+                ),
+            )
+        };
+        // Carol is not registered: her ORIGINATING_UNREGISTERED iFC, not the
+        // ORIGINATING one.
+        let carol = on_behalf("sip:carol@ims.example.net");
+        let first = decide(&s, &subs, &carol, Some(&orig_route())).await;
+        assert_eq!(
+            served_user_header(first.clone()),
+            "<sip:carol@ims.example.net>;sescase=orig;regstate=unreg"
+        );
+        let f = forward(first);
+        assert_eq!(f.preload_routes[0], format!("<{ORIG_UNREG_AS};lr>"));
+        let back = Bytes::from(f.preload_routes[1].clone());
+        let sars = subs.sars.load(Ordering::Relaxed);
+        let last = forward(decide(&s, &subs, &carol, Some(&back)).await);
+        assert_eq!(last.preload_routes, ["<sip:127.0.0.1:5070;lr>"]);
+        assert_eq!(
+            subs.sars.load(Ordering::Relaxed),
+            sars + 1,
+            "resumed with the unregistered profile"
+        );
+        // Dave has no services: straight on toward the callee.
+        let dave = forward(
+            decide(
+                &s,
+                &subs,
+                &on_behalf("sip:dave@ims.example.net"),
+                Some(&orig_route()),
+            )
+            .await,
+        );
+        assert_eq!(dave.preload_routes, ["<sip:127.0.0.1:5070;lr>"]);
+        // Unknown to the HSS, barred, or of another network: 403, the last without a SAR.
+        for user in [
+            "sip:erin@ims.example.net",
+            "sip:carol-barred@ims.example.net",
+        ] {
+            let req = on_behalf(user);
+            assert_eq!(
+                code(decide(&s, &subs, &req, Some(&orig_route())).await),
+                403,
+                "{user}"
+            );
+        }
+        let sars = subs.sars.load(Ordering::Relaxed);
+        let foreign = on_behalf("sip:carol@other.example.org");
+        assert_eq!(
+            code(decide(&s, &subs, &foreign, Some(&orig_route())).await),
+            403
+        );
+        assert_eq!(subs.sars.load(Ordering::Relaxed), sars);
     }
 
     /// A filter whose Keystone and policy service do not answer (nothing listens on

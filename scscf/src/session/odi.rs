@@ -5,13 +5,19 @@
 //! in the served user's iFC chain ([`IfcCursor`]).
 //!
 //! The S-CSCF keeps no state per request: the odi carries that state itself,
-//! authenticated. `odi = base64url(cursor ‖ 0x00 ‖ served user ‖ tag)` where `cursor`
-//! is [`IfcCursor::encode`] (session case, registration state, last iFC executed) and
-//! `tag` the first 16 bytes of HMAC-SHA256(key, `"odi" ‖ 0 ‖ cursor ‖ 0 ‖ served user ‖
-//! 0 ‖ Call-ID`). The Call-ID is bound in but not carried: an odi is good only for the
-//! request (dialog) it was issued for, so an AS or UE cannot replay one to skip iFCs
-//! of another request. The key is random per S-CSCF process (an odi comes back to the
-//! S-CSCF that issued it, within the request's lifetime).
+//! authenticated. `odi = base64url(cursor ‖ 0x00 ‖ served user ‖ expiry ‖ tag)` where
+//! `cursor` is [`IfcCursor::encode`] (session case, registration state, last iFC
+//! executed), `expiry` the Unix second after which the odi is refused (8 bytes, big
+//! endian; [`ODI_LIFETIME_SECS`] after issue) and `tag` the first 16 bytes of
+//! HMAC-SHA256(key, `"odi" ‖ 0 ‖ cursor ‖ 0 ‖ served user ‖ 0 ‖ expiry`).
+//!
+//! The odi is not bound to the request's Call-ID: an AS acting as a routing B2BUA
+//! (TS 23.218 §9.1.4, TS 24.229 §5.7.5) sends the request back in a new dialog with a
+//! new Call-ID, and the odi is what lets the S-CSCF recognise it (TS 24.229 §5.4.3.2
+//! step 4: "the original dialog identifier ... to identify the original dialog"). The
+//! expiry bounds how long a copied odi can be replayed: it travels only in the Route
+//! between this S-CSCF and its application servers, inside the trust domain. The key is
+//! random per S-CSCF process (an odi comes back to the S-CSCF that issued it).
 //!
 //! Everything read back is hostile input: lengths are bounded before decoding, the tag
 //! is compared in constant time, and nothing here panics.
@@ -28,20 +34,30 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// Bytes of the HMAC kept in an odi.
 const TAG_LEN: usize = 16;
+/// Bytes of the expiry (Unix seconds, big endian).
+const EXPIRY_LEN: usize = 8;
+/// How long an odi is good for after it is issued: five minutes, longer than an INVITE
+/// transaction lives at a proxy that sees provisional responses (RFC 3261 §16.6 Timer C,
+/// over three minutes) plus an AS's own handling.
+pub const ODI_LIFETIME_SECS: u64 = 300;
 /// Longest served user (an address-of-record) an odi is issued for.
 pub const MAX_SERVED_USER: usize = 256;
 /// Longest odi accepted back: base64 of the largest payload.
-pub const MAX_ODI_LEN: usize = (MAX_ENCODED_LEN + 1 + MAX_SERVED_USER + TAG_LEN).div_ceil(3) * 4;
+pub const MAX_ODI_LEN: usize =
+    (MAX_ENCODED_LEN + 1 + MAX_SERVED_USER + EXPIRY_LEN + TAG_LEN).div_ceil(3) * 4;
 
 /// Why an odi from a Route is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum OdiError {
-    /// Too long, not base64url, or not cursor ‖ 0 ‖ served user ‖ tag.
+    /// Too long, not base64url, or not cursor ‖ 0 ‖ served user ‖ expiry ‖ tag.
     #[error("malformed original dialog identifier")]
     Malformed,
-    /// The tag does not match: not issued by this S-CSCF for this request.
+    /// The tag does not match: not issued by this S-CSCF.
     #[error("original dialog identifier fails authentication")]
     Forged,
+    /// Authentic, but past its expiry.
+    #[error("original dialog identifier expired")]
+    Expired,
 }
 
 /// What an authentic odi says.
@@ -78,52 +94,63 @@ impl OdiKeys {
 
     /// The MAC over an odi's fields (`None` never happens: HMAC takes keys of any
     /// length).
-    fn mac(&self, cursor: &[u8], served_user: &[u8], call_id: &[u8]) -> Option<HmacSha256> {
+    fn mac(&self, cursor: &[u8], served_user: &[u8], expiry: &[u8]) -> Option<HmacSha256> {
         let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.key).ok()?;
         for part in [b"odi".as_slice(), cursor, served_user] {
             mac.update(part);
             mac.update(&[0]);
         }
-        mac.update(call_id);
+        mac.update(expiry);
         Some(mac)
     }
 
-    /// The odi for `cursor` and `served_user` on the request with this Call-ID; `None`
-    /// for a served user longer than [`MAX_SERVED_USER`] or holding a NUL byte.
-    pub fn issue(&self, odi: &Odi, call_id: &[u8]) -> Option<String> {
+    /// The odi for `cursor` and `served_user`, issued at Unix second `now`; `None` for
+    /// a served user longer than [`MAX_SERVED_USER`] or holding a NUL byte.
+    pub fn issue(&self, odi: &Odi, now: u64) -> Option<String> {
         let user = odi.served_user.as_bytes();
         if user.len() > MAX_SERVED_USER || user.contains(&0) {
             return None;
         }
         let cursor = odi.cursor.encode();
-        let tag = self.mac(cursor.as_bytes(), user, call_id)?.finalize();
-        let mut raw = Vec::with_capacity(cursor.len() + 1 + user.len() + TAG_LEN);
+        let expiry = now.saturating_add(ODI_LIFETIME_SECS).to_be_bytes();
+        let tag = self.mac(cursor.as_bytes(), user, &expiry)?.finalize();
+        let mut raw = Vec::with_capacity(cursor.len() + 1 + user.len() + EXPIRY_LEN + TAG_LEN);
         raw.extend_from_slice(cursor.as_bytes());
         raw.push(0);
         raw.extend_from_slice(user);
+        raw.extend_from_slice(&expiry);
         raw.extend_from_slice(tag.into_bytes().get(..TAG_LEN)?);
         Some(URL_SAFE_NO_PAD.encode(raw))
     }
 
-    /// What an odi issued by these keys for the request with this Call-ID says.
-    pub fn check(&self, token: &str, call_id: &[u8]) -> Result<Odi, OdiError> {
+    /// What an odi issued by these keys says, checked at Unix second `now`.
+    pub fn check(&self, token: &str, now: u64) -> Result<Odi, OdiError> {
         if token.len() > MAX_ODI_LEN {
             return Err(OdiError::Malformed);
         }
         let raw = URL_SAFE_NO_PAD
             .decode(token)
             .map_err(|_| OdiError::Malformed)?;
-        let body_len = raw.len().checked_sub(TAG_LEN).ok_or(OdiError::Malformed)?;
-        let (body, tag) = raw.split_at(body_len);
+        let signed_len = raw.len().checked_sub(TAG_LEN).ok_or(OdiError::Malformed)?;
+        let (signed, tag) = raw.split_at(signed_len);
+        let body_len = signed
+            .len()
+            .checked_sub(EXPIRY_LEN)
+            .ok_or(OdiError::Malformed)?;
+        let (body, expiry) = signed.split_at(body_len);
         let nul = body
             .iter()
             .position(|&b| b == 0)
             .ok_or(OdiError::Malformed)?;
         let (cursor, user) = (&body[..nul], &body[nul + 1..]);
-        self.mac(cursor, user, call_id)
+        self.mac(cursor, user, expiry)
             .ok_or(OdiError::Forged)?
             .verify_truncated_left(tag)
             .map_err(|_| OdiError::Forged)?;
+        let expiry = <[u8; EXPIRY_LEN]>::try_from(expiry).map_err(|_| OdiError::Malformed)?;
+        if now > u64::from_be_bytes(expiry) {
+            return Err(OdiError::Expired);
+        }
         let cursor = std::str::from_utf8(cursor).map_err(|_| OdiError::Malformed)?;
         let served_user = String::from_utf8(user.to_vec()).map_err(|_| OdiError::Malformed)?;
         Ok(Odi {
@@ -154,77 +181,102 @@ mod tests {
         }
     }
 
+    const NOW: u64 = 1_800_000_000;
+
     #[test]
-    fn an_odi_round_trips_for_its_own_call_only() {
+    fn an_odi_round_trips_until_it_expires() {
         let keys = OdiKeys::new([7; 32]);
-        let token = keys.issue(&odi(), b"call-1@x").unwrap();
+        let token = keys.issue(&odi(), NOW).unwrap();
         // Safe as a SIP URI parameter value (RFC 3261 §25.1 unreserved characters).
         assert!(token
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-        assert_eq!(keys.check(&token, b"call-1@x"), Ok(odi()));
-        assert_eq!(keys.check(&token, b"call-2@x"), Err(OdiError::Forged));
+        assert_eq!(keys.check(&token, NOW), Ok(odi()));
+        // Good for any request (a B2BUA AS returns it with a new Call-ID) until expiry.
+        assert_eq!(keys.check(&token, NOW + ODI_LIFETIME_SECS), Ok(odi()));
         assert_eq!(
-            OdiKeys::new([8; 32]).check(&token, b"call-1@x"),
+            keys.check(&token, NOW + ODI_LIFETIME_SECS + 1),
+            Err(OdiError::Expired)
+        );
+        assert_eq!(
+            OdiKeys::new([8; 32]).check(&token, NOW),
             Err(OdiError::Forged)
         );
     }
 
     #[test]
-    fn a_changed_cursor_or_user_is_forged() {
+    fn a_changed_cursor_user_or_expiry_is_forged() {
         let keys = OdiKeys::new([7; 32]);
-        let token = keys.issue(&odi(), b"c").unwrap();
+        let token = keys.issue(&odi(), NOW).unwrap();
         let raw = URL_SAFE_NO_PAD.decode(&token).unwrap();
+        let forged = |raw: &[u8]| keys.check(&URL_SAFE_NO_PAD.encode(raw), NOW);
         // Skip one more iFC: "21.-20.1" -> "21.-20.2".
-        let text = String::from_utf8_lossy(&raw).replace("21.-20.1", "21.-20.2");
-        let mut skipped = text.as_bytes()[..raw.len() - TAG_LEN].to_vec();
-        skipped.extend_from_slice(&raw[raw.len() - TAG_LEN..]);
-        assert_eq!(
-            keys.check(&URL_SAFE_NO_PAD.encode(&skipped), b"c"),
-            Err(OdiError::Forged)
-        );
+        let mut skipped = raw.clone();
+        let at = raw.windows(8).position(|w| w == b"21.-20.1").unwrap();
+        skipped[at + 7] = b'2';
+        assert_eq!(forged(&skipped), Err(OdiError::Forged));
         let mut other_user = raw.clone();
         other_user[10] ^= 1;
-        assert_eq!(
-            keys.check(&URL_SAFE_NO_PAD.encode(&other_user), b"c"),
-            Err(OdiError::Forged)
-        );
+        assert_eq!(forged(&other_user), Err(OdiError::Forged));
+        // A later expiry: the last expiry byte sits just before the tag.
+        let mut extended = raw.clone();
+        extended[raw.len() - TAG_LEN - 1] ^= 0x80;
+        assert_eq!(forged(&extended), Err(OdiError::Forged));
     }
 
     #[test]
     fn hostile_odis_are_refused() {
         let keys = OdiKeys::new([7; 32]);
-        for bad in ["", "a", "!!!!", "AAAA", &"A".repeat(MAX_ODI_LEN + 1)] {
-            assert_eq!(keys.check(bad, b"c"), Err(OdiError::Malformed), "{bad:?}");
+        for bad in [
+            "",
+            "a",
+            "!!!!",
+            "AAAA",
+            &"A".repeat(40),
+            &"A".repeat(MAX_ODI_LEN + 1),
+        ] {
+            assert!(
+                matches!(
+                    keys.check(bad, NOW),
+                    Err(OdiError::Malformed | OdiError::Forged)
+                ),
+                "{bad:?}"
+            );
         }
+        assert_eq!(keys.check("AAAA", NOW), Err(OdiError::Malformed));
         // An authentic tag over a body that is not a cursor.
+        let expiry = (NOW + 1).to_be_bytes();
         let mut raw = b"xx\0sip:a@b".to_vec();
-        let tag = keys.mac(b"xx", b"sip:a@b", b"c").unwrap().finalize();
+        raw.extend_from_slice(&expiry);
+        let tag = keys.mac(b"xx", b"sip:a@b", &expiry).unwrap().finalize();
         raw.extend_from_slice(&tag.into_bytes()[..TAG_LEN]);
         assert_eq!(
-            keys.check(&URL_SAFE_NO_PAD.encode(&raw), b"c"),
+            keys.check(&URL_SAFE_NO_PAD.encode(&raw), NOW),
             Err(OdiError::Malformed)
         );
         let long = Odi {
             served_user: format!("sip:{}@x", "a".repeat(MAX_SERVED_USER)),
             ..odi()
         };
-        assert_eq!(keys.issue(&long, b"c"), None);
+        assert_eq!(keys.issue(&long, NOW), None);
         let mut longest = odi();
         longest.served_user = "u".repeat(MAX_SERVED_USER);
         longest.cursor.last = Some(IfcPosition {
             priority: i64::MIN,
             ordinal: u16::MAX,
         });
-        let token = keys.issue(&longest, b"c").unwrap();
+        let token = keys.issue(&longest, NOW).unwrap();
         assert!(token.len() <= MAX_ODI_LEN);
-        assert_eq!(keys.check(&token, b"c"), Ok(longest));
+        assert_eq!(keys.check(&token, NOW), Ok(longest));
+        // Issued at the end of time: saturates instead of wrapping into the past.
+        let token = keys.issue(&odi(), u64::MAX).unwrap();
+        assert_eq!(keys.check(&token, u64::MAX), Ok(odi()));
     }
 
     proptest! {
         #[test]
-        fn check_never_panics(token in ".{0,600}", call_id in proptest::collection::vec(any::<u8>(), 0..40)) {
-            let _ = OdiKeys::new([1; 32]).check(&token, &call_id);
+        fn check_never_panics(token in ".{0,600}", now in any::<u64>()) {
+            let _ = OdiKeys::new([1; 32]).check(&token, now);
         }
     }
 }

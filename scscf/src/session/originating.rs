@@ -1,13 +1,14 @@
 //! The originating case (TS 24.229 §5.4.3.2): a request from a served user, arriving
 //! along the Service-Route with the P-Asserted-Identity its P-CSCF set.
 //!
-//! 1. The served user must be registered here (its registration holds the profile);
-//!    otherwise 403 (requests reach us along the Service-Route only for registered
-//!    users; the originating-unregistered case, for requests an AS or the I-CSCF sends
-//!    on behalf of an unregistered user, is not served). A barred identity gets 403
-//!    too (§5.4.3.2 step 1, TS 29.228 §6.5.1: a barred public identity cannot
+//! 1. The served user ([`served`]): registered here (ORIGINATING, its registration holds
+//!    the profile), or not registered but with a profile the HSS gives on SAR
+//!    UNREGISTERED_USER (ORIGINATING_UNREGISTERED: an AS originating on behalf of a
+//!    user who is not registered, TS 24.229 §5.4.3.2, §5.7.3; the P-CSCF sends requests
+//!    only for registered users). An identity the HSS does not give, or a barred one,
+//!    gets 403 (§5.4.3.2 step 1, TS 29.228 §6.5.1: a barred public identity cannot
 //!    originate).
-//! 2. Application servers: the iFCs of the originating case ([`super::as_routing`]).
+//! 2. Application servers: the iFCs of that case ([`super::as_routing`]).
 //! 3. Toward the callee ([`onward`]): a Request-URI of a home domain (or a tel URI)
 //!    goes to our I-CSCF, which finds the callee's S-CSCF with LIR (§5.4.3.2 step 11,
 //!    TS 29.228 §6.1.4); any other goes by its Request-URI (RFC 3261 §16.5). The
@@ -23,14 +24,16 @@ use crate::ifc::{IfcCursor, RegistrationState, SessionCase};
 use crate::location::Registration;
 
 /// The served user of an originating request, at the start of its iFC chain, given
-/// its registration here; the 403 when it is not registered or barred.
+/// its `registration` here (`state` registered) or its unregistered profile (`state`
+/// unregistered); the 403 when there is none or the identity is barred.
 pub fn served(
     request: &SipMessage,
     served_user: &str,
     registration: Option<Registration>,
+    state: RegistrationState,
 ) -> Result<Served, NotServed> {
     let Some(registration) = registration else {
-        tracing::info!(%served_user, method = ?request.method(), "originating request from an unregistered user refused");
+        tracing::info!(%served_user, method = ?request.method(), "originating request from an unknown, unregistered user refused");
         return Err(NotServed {
             code: 403,
             reason: "Forbidden - not registered",
@@ -43,9 +46,13 @@ pub fn served(
             reason: "Forbidden - barred",
         });
     }
+    let case = match state {
+        RegistrationState::Registered => SessionCase::Originating,
+        RegistrationState::Unregistered => SessionCase::OriginatingUnregistered,
+    };
     Ok(Served {
         served_user: served_user.to_string(),
-        cursor: IfcCursor::start(SessionCase::Originating, RegistrationState::Registered),
+        cursor: IfcCursor::start(case, state),
         registration,
     })
 }
@@ -86,7 +93,7 @@ mod tests {
         user: &str,
         reg: Option<&Registration>,
     ) -> Decision {
-        match served(req, user, reg.cloned()) {
+        match served(req, user, reg.cloned(), RegistrationState::Registered) {
             Ok(served) => onward(s, req, &served.served_user),
             Err(n) => answer(req, n.code, n.reason),
         }

@@ -14,10 +14,12 @@
 //!    sends the request over the UE's own connection). The engine forks in parallel,
 //!    forwards the best response and cancels the other branches on a 2xx (RFC 3261
 //!    §16.7). The S-CSCF record-routes. No contact (an unregistered user whose
-//!    services did not answer the request): 480. An application server that changed
-//!    the Request-URI to another identity (e.g. call forwarding) retargeted the
-//!    request: it goes on by its new Request-URI as an originating request would
-//!    (the originating-CDIV iFCs are not evaluated).
+//!    services did not answer the request): 480.
+//! 4. Diversion ([`diverted`], §5.4.3.3 step 4, TS 23.218 §6.5): an application server
+//!    that changed the Request-URI to another identity (call forwarding) retargeted
+//!    the request. The remaining terminating iFCs are skipped; the diverting user's
+//!    ORIGINATING_CDIV iFCs run (its registration state kept), then the request goes
+//!    on by its new Request-URI as an originating request does.
 
 use ims_sip::message::addr::NameAddr;
 use ims_sip::proxy::engine::{Decision, Forward};
@@ -25,45 +27,33 @@ use ims_sip::{HeaderName, SipMessage};
 
 use super::as_routing::{NotServed, Served};
 use super::case::request_uri_identity;
-use super::{answer, originating, SessionSettings};
+use super::{answer, SessionSettings};
 use crate::ifc::{IfcCursor, RegistrationState, SessionCase};
 use crate::location::Registration;
 
 /// The served user of a terminating request, at the start of its iFC chain: its
-/// `registration` here, else its `unregistered` profile (SAR UNREGISTERED_USER);
-/// the 404 or 480 otherwise.
+/// `registration` here (`state` registered) or its unregistered profile (`state`
+/// unregistered, from SAR UNREGISTERED_USER); the 404 or 480 otherwise.
 pub fn served(
     settings: &SessionSettings,
     request: &SipMessage,
     served_user: &str,
     registration: Option<Registration>,
-    unregistered: Option<Registration>,
+    state: RegistrationState,
 ) -> Result<Served, NotServed> {
-    let (registration, state, case) = match (registration, unregistered) {
-        (Some(r), _) => (
-            r,
-            RegistrationState::Registered,
-            SessionCase::TerminatingRegistered,
-        ),
-        (None, Some(r)) => (
-            r,
-            RegistrationState::Unregistered,
-            SessionCase::TerminatingUnregistered,
-        ),
-        (None, None) if settings.is_home(request) => {
+    let Some(registration) = registration else {
+        if settings.is_home(request) {
             tracing::info!(%served_user, method = ?request.method(), "callee not registered");
             return Err(NotServed {
                 code: 480,
                 reason: "Temporarily Unavailable",
             });
         }
-        (None, None) => {
-            tracing::info!(%served_user, "terminating request for a user we do not serve");
-            return Err(NotServed {
-                code: 404,
-                reason: "Not Found",
-            });
-        }
+        tracing::info!(%served_user, "terminating request for a user we do not serve");
+        return Err(NotServed {
+            code: 404,
+            reason: "Not Found",
+        });
     };
     if registration.profile.barred.iter().any(|b| b == served_user) {
         tracing::info!(%served_user, "terminating request for a barred identity");
@@ -72,6 +62,10 @@ pub fn served(
             reason: "Not Found",
         });
     }
+    let case = match state {
+        RegistrationState::Registered => SessionCase::TerminatingRegistered,
+        RegistrationState::Unregistered => SessionCase::TerminatingUnregistered,
+    };
     Ok(Served {
         served_user: served_user.to_string(),
         cursor: IfcCursor::start(case, state),
@@ -79,14 +73,27 @@ pub fn served(
     })
 }
 
-/// Routes a terminating request past the served user's application servers: to every
-/// registered contact, 480 when there is none; by Request-URI when an AS retargeted it.
-pub fn onward(settings: &SessionSettings, request: &SipMessage, served: &Served) -> Decision {
-    let served_user = served.served_user.as_str();
-    if request_uri_identity(request).is_some_and(|target| target != served_user) {
-        tracing::info!(%served_user, "request retargeted by an application server");
-        return originating::onward(settings, request, served_user);
+/// `served` as it goes on: unchanged, unless it is terminating and an application
+/// server changed the Request-URI to another identity; then at the start of the
+/// diverting user's ORIGINATING_CDIV chain.
+pub fn diverted(served: Served, request: &SipMessage) -> Served {
+    if served.is_originating()
+        || request_uri_identity(request).is_none_or(|target| target == served.served_user)
+    {
+        return served;
     }
+    tracing::info!(served_user = %served.served_user, "request diverted by an application server: originating-CDIV");
+    let state = served.cursor.registration;
+    Served {
+        cursor: IfcCursor::start(SessionCase::OriginatingCdiv, state),
+        ..served
+    }
+}
+
+/// Routes a terminating request past the served user's application servers: to every
+/// registered contact, 480 when there is none.
+pub fn onward(request: &SipMessage, served: &Served) -> Decision {
+    let served_user = served.served_user.as_str();
     let bindings = &served.registration.bindings;
     let mut targets = Vec::with_capacity(bindings.len());
     let mut target_routes = Vec::with_capacity(bindings.len());
@@ -139,8 +146,8 @@ mod tests {
         user: &str,
         reg: Option<&Registration>,
     ) -> Decision {
-        match served(s, req, user, reg.cloned(), None) {
-            Ok(served) => onward(s, req, &served),
+        match served(s, req, user, reg.cloned(), RegistrationState::Registered) {
+            Ok(served) => onward(req, &served),
             Err(n) => answer(req, n.code, n.reason),
         }
     }

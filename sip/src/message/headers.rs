@@ -107,6 +107,7 @@ header_names! {
     PChargingFunctionAddresses => "P-Charging-Function-Addresses";
     PAccessNetworkInfo => "P-Access-Network-Info";
     PCalledPartyId => "P-Called-Party-ID";
+    PServedUser => "P-Served-User";
 }
 
 impl std::fmt::Display for HeaderName {
