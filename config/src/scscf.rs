@@ -174,10 +174,27 @@ pub struct SessionSection {
     /// §5.4.3.2, §5.4.3.3), 100 to 60000; default 2000.
     #[serde(default = "default_as_timeout_ms")]
     pub as_timeout_ms: u64,
+    /// Seconds the profile of an identity served in the unregistered state (SAR
+    /// UNREGISTERED_USER, TS 29.228 §6.1.2) is kept before the HSS is told to release
+    /// it (SAR TIMEOUT_DEREGISTRATION), 10 to 86400; default 600.
+    #[serde(default = "default_unregistered_ttl_secs")]
+    pub unregistered_ttl_secs: u64,
+    /// Most unregistered profiles kept at once (at least 1; default 100000): beyond,
+    /// each request for another such identity asks the HSS again.
+    #[serde(default = "default_max_unregistered_profiles")]
+    pub max_unregistered_profiles: usize,
 }
 
 fn default_as_timeout_ms() -> u64 {
     2000
+}
+
+fn default_unregistered_ttl_secs() -> u64 {
+    600
+}
+
+fn default_max_unregistered_profiles() -> usize {
+    100_000
 }
 
 impl Validate for SessionSection {
@@ -203,6 +220,18 @@ impl Validate for SessionSection {
             return Err(Invalid::new(
                 "as_timeout_ms",
                 "must be between 100 and 60000 milliseconds",
+            ));
+        }
+        if !(10..=86_400).contains(&self.unregistered_ttl_secs) {
+            return Err(Invalid::new(
+                "unregistered_ttl_secs",
+                "must be between 10 and 86400 seconds",
+            ));
+        }
+        if self.max_unregistered_profiles == 0 {
+            return Err(Invalid::new(
+                "max_unregistered_profiles",
+                "must be at least 1",
             ));
         }
         Ok(())
@@ -292,6 +321,20 @@ mod tests {
             std::path::Path::new("scscf.toml"),
         );
         assert_eq!(invalid_key(r), "session.as_timeout_ms");
+        assert_eq!(c.session.unregistered_ttl_secs, 600);
+        assert_eq!(c.session.max_unregistered_profiles, 100_000);
+        for (key, value) in [
+            ("unregistered_ttl_secs", "5"),
+            ("unregistered_ttl_secs", "86401"),
+            ("max_unregistered_profiles", "0"),
+        ] {
+            let odd = BASE.replace("[session]\n", &format!("[session]\n{key} = {value}\n"));
+            let r = parse_str::<ScscfConfig>(
+                &format!("{odd}[registrar]\nserver_name = \"sip:s\"\n"),
+                std::path::Path::new("scscf.toml"),
+            );
+            assert_eq!(invalid_key(r), format!("session.{key}"), "{key} = {value}");
+        }
         let bad = BASE.replace("sip:127.0.0.1:5070;lr", "127.0.0.1:5070");
         let r = parse_str::<ScscfConfig>(
             &format!("{bad}[registrar]\nserver_name = \"sip:s\"\n"),

@@ -282,6 +282,40 @@ async fn unregistered_services(store: Store, _: String) {
     let l = lir_answer(&cx, ALICE_OTHER, false).await;
     assert_eq!(l.header.result, CxResult::Base(result::DIAMETER_SUCCESS));
     assert_eq!(l.server_name.as_deref(), Some(SCSCF));
+    // A release from another S-CSCF (one the user has left) changes nothing; from the
+    // S-CSCF holding it, the HSS forgets the assignment.
+    for (scscf, after) in [
+        ("sip:other-scscf.ims.example.net", r.clone()),
+        (SCSCF, Default::default()),
+    ] {
+        let saa = sar_answer(
+            &cx,
+            sar(
+                Some(ALICE_IMPI),
+                &[ALICE_OTHER],
+                scscf,
+                ServerAssignmentType::TimeoutDeregistration,
+            ),
+        )
+        .await;
+        assert_eq!(saa.header.result, CxResult::Base(result::DIAMETER_SUCCESS));
+        assert_eq!(
+            store.registration(ALICE_OTHER).await.unwrap().unwrap(),
+            after,
+            "{scscf}"
+        );
+    }
+    let saa = sar_answer(
+        &cx,
+        sar(
+            None,
+            &[ALICE_OTHER],
+            SCSCF,
+            ServerAssignmentType::UnregisteredUser,
+        ),
+    )
+    .await;
+    assert_eq!(saa.header.result, CxResult::Base(result::DIAMETER_SUCCESS));
     // UAR for an unregistered identity: SUBSEQUENT_REGISTRATION to the same S-CSCF.
     let a = Uaa::from_message(
         &cx.answer(&uar(ALICE_IMPI, ALICE_OTHER, HOME, None).to_message())

@@ -219,6 +219,18 @@ impl CxClient {
         self.sar_for(None, &[impu.to_string()], kind, false).await
     }
 
+    /// SAR TIMEOUT_DEREGISTRATION for `impu`, served here unregistered until now
+    /// (TS 29.228 §6.1.2): the HSS clears our assignment. `impi` as the SAA of
+    /// UNREGISTERED_USER gave it, if it did.
+    pub async fn release_unregistered(
+        &self,
+        impi: Option<&str>,
+        impu: &str,
+    ) -> Result<Saa, CxFailure> {
+        let kind = ServerAssignmentType::TimeoutDeregistration;
+        self.sar_for(impi, &[impu.to_string()], kind, false).await
+    }
+
     async fn sar_for(
         &self,
         impi: Option<&str>,

@@ -14,6 +14,8 @@
 //! * [`cx`]: the Diameter Cx client toward the HSS (TS 29.229).
 //! * [`session`]: originating and terminating routing of initial requests (TS 24.229
 //!   §5.4.3), with the places application servers slot into.
+//! * [`unregistered`]: profiles of the identities served unregistered, kept for a
+//!   while and released at the HSS when they lapse (TS 29.228 §6.1.2).
 //! * [`policy`]: the proxy policy tying the registrar and session routing into the SIP
 //!   proxy engine.
 
@@ -27,3 +29,4 @@ pub mod profile;
 pub mod registrar;
 pub mod session;
 pub mod store;
+pub mod unregistered;

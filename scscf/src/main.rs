@@ -68,6 +68,8 @@ async fn main() -> anyhow::Result<()> {
             &config.node.domain,
             "scscf",
         )?,
+        unregistered_ttl_secs: config.session.unregistered_ttl_secs,
+        max_unregistered_profiles: config.session.max_unregistered_profiles,
     };
     let filter = settings.cloud_auth.clone();
     let challenges = Challenges::new(r.nonce_lifetime, r.max_pending_challenges);

@@ -3,7 +3,9 @@
 //! (REGISTRATION, RE_REGISTRATION, USER_DEREGISTRATION, TIMEOUT_DEREGISTRATION,
 //! AUTHENTICATION_FAILURE; TS 29.228 §6.1.2), keeps the bindings ([`crate::location`])
 //! in memory and in the store ([`crate::store`]), and serves the HSS's RTR (drop the
-//! bindings, TS 29.228 §6.1.3) and PPR (replace the profile, §6.1.4).
+//! bindings, TS 29.228 §6.1.3) and PPR (replace the profile, §6.1.4). It also fetches
+//! and keeps the profiles of identities served in the unregistered state
+//! ([`crate::unregistered`]) and releases them at the HSS when they lapse.
 //!
 //! The 200 OK lists every current binding of the identity with its remaining expiry,
 //! the Service-Route (RFC 3608) toward our originating entry point, the implicit
@@ -33,6 +35,7 @@ use crate::location::{
 };
 use crate::profile::UserProfile;
 use crate::store::BindingStore;
+use crate::unregistered::UnregisteredProfiles;
 
 /// How often lapsed bindings are looked for.
 pub const EXPIRY_TICK: Duration = Duration::from_secs(1);
@@ -51,6 +54,11 @@ pub struct Settings {
     pub realm: String,
     /// The cloud-authorization filter; `None` when `[cloud_auth]` is off.
     pub cloud_auth: Option<SipFilter>,
+    /// Seconds an unregistered identity's profile is kept (`[session]
+    /// unregistered_ttl_secs`).
+    pub unregistered_ttl_secs: u64,
+    /// Most unregistered profiles kept at once (`[session] max_unregistered_profiles`).
+    pub max_unregistered_profiles: usize,
 }
 
 /// The registrar.
@@ -60,6 +68,7 @@ pub struct Registrar {
     cx: CxClient,
     store: BindingStore,
     location: Mutex<Location>,
+    unregistered: UnregisteredProfiles,
     writes: tokio::sync::Mutex<()>,
     status: OnceLock<NodeStatus>,
 }
@@ -106,8 +115,13 @@ impl Registrar {
             contacts = location.contacts(),
             "bindings reloaded from the store"
         );
+        let unregistered = UnregisteredProfiles::new(
+            settings.unregistered_ttl_secs,
+            settings.max_unregistered_profiles,
+        );
         Ok(Arc::new(Registrar {
             settings,
+            unregistered,
             challenges,
             cx,
             store,
@@ -126,7 +140,8 @@ impl Registrar {
         self.settings.cloud_auth.as_ref()
     }
 
-    /// Publishes `registered_contacts` on `/health` from now on.
+    /// Publishes `registered_contacts` and `unregistered_profiles` on `/health` from now
+    /// on.
     pub fn publish_to(&self, status: NodeStatus) {
         let _ = self.status.set(status);
         self.publish();
@@ -136,6 +151,7 @@ impl Registrar {
         let n = self.location().contacts();
         if let Some(s) = self.status.get() {
             s.set("registered_contacts", n as u64);
+            s.set("unregistered_profiles", self.unregistered.len() as u64);
         }
     }
 
@@ -366,6 +382,9 @@ impl Registrar {
             return reply(req, 500, &[]);
         }
         self.location().put(reg.clone());
+        // The HSS now holds the implicit set registered here: any of it served
+        // unregistered until now is no longer.
+        self.unregistered.forget_covered_by(&reg.profile);
         self.publish();
         tracing::info!(%impu, contacts = reg.bindings.len(), ?kind, "registered");
         self.ok(req, Some(&reg), now)
@@ -433,8 +452,10 @@ impl Registrar {
     }
 
     /// Removes the bindings lapsed at `now`; sends SAR TIMEOUT_DEREGISTRATION for the
-    /// identities left without any (TS 24.229 §5.4.1.7, TS 29.228 §6.1.2).
+    /// identities left without any (TS 24.229 §5.4.1.7, TS 29.228 §6.1.2), and for the
+    /// unregistered identities whose kept profile lapsed.
     pub async fn expire(&self, now: u64) {
+        self.release_unregistered(now).await;
         let (gone, changed) = {
             let _w = self.writes.lock().await;
             let (gone, changed) = self.location().expire(now);
@@ -467,6 +488,25 @@ impl Registrar {
                 .await
             {
                 tracing::warn!(impu = %reg.impu, error = %e, "SAR TIMEOUT_DEREGISTRATION failed");
+            }
+        }
+    }
+
+    /// Releases at the HSS (SAR TIMEOUT_DEREGISTRATION) the unregistered identities
+    /// whose kept profile lapsed at `now`: the HSS stops sending their requests here.
+    async fn release_unregistered(&self, now: u64) {
+        let lapsed = self.unregistered.take_lapsed(now);
+        if lapsed.is_empty() {
+            return;
+        }
+        self.publish();
+        for reg in lapsed {
+            let impi = Some(reg.impi.as_str()).filter(|i| !i.is_empty());
+            match self.cx.release_unregistered(impi, &reg.impu).await {
+                Ok(_) => tracing::debug!(impu = %reg.impu, "unregistered profile released"),
+                Err(e) => {
+                    tracing::warn!(impu = %reg.impu, error = %e, "SAR TIMEOUT_DEREGISTRATION of an unregistered identity failed")
+                }
             }
         }
     }
@@ -511,7 +551,11 @@ impl Registrar {
                 }
             }
         }
-        tracing::info!(removed = ?removed, reason = ?rtr.deregistration_reason.reason_code, "network-initiated de-registration (RTR)");
+        let unregistered: usize = impis
+            .iter()
+            .map(|i| self.unregistered.forget(i, &rtr.public_identities))
+            .sum();
+        tracing::info!(removed = ?removed, unregistered, reason = ?rtr.deregistration_reason.reason_code, "network-initiated de-registration (RTR)");
         self.publish();
         let me = self.clone();
         tokio::spawn(async move {
@@ -552,10 +596,11 @@ impl Registrar {
             }
             out
         };
-        if updated.is_empty() {
+        let unregistered = self.unregistered.push_profile(&ppr.user_name, &profile);
+        if updated.is_empty() && unregistered == 0 {
             return CxResult::experimental(experimental::DIAMETER_ERROR_USER_UNKNOWN);
         }
-        tracing::info!(impi = %ppr.user_name, registrations = updated.len(), "profile replaced (PPR)");
+        tracing::info!(impi = %ppr.user_name, registrations = updated.len(), unregistered, "profile replaced (PPR)");
         let me = self.clone();
         tokio::spawn(async move {
             let _w = me.writes.lock().await;
@@ -574,11 +619,16 @@ impl Registrar {
     }
 
     /// The profile of `impu`, not registered here, for the unregistered session cases
-    /// (TS 24.229 §5.4.3.3, TS 29.228 §6.1.2): SAR UNREGISTERED_USER, whose answer
-    /// makes the HSS send further requests for the identity here; a registration
-    /// without bindings. `None` when the HSS does not know the identity, cannot be
-    /// asked, or answers without a readable profile (logged).
+    /// (TS 24.229 §5.4.3.2-3, TS 29.228 §6.1.2): the one kept from an earlier request,
+    /// else SAR UNREGISTERED_USER, whose answer makes the HSS send further requests for
+    /// the identity here (kept from then on); a registration without bindings. `None`
+    /// when the HSS does not know the identity, cannot be asked, or answers without a
+    /// readable profile (logged).
     pub async fn unregistered(&self, impu: &str) -> Option<Registration> {
+        let now = unix_now();
+        if let Some(kept) = self.unregistered.get(impu, now) {
+            return Some(kept);
+        }
         let saa = match self.cx.sar_unregistered(impu).await {
             Ok(saa) => saa,
             Err(error) => {
@@ -594,11 +644,17 @@ impl Registrar {
                 return None;
             }
         };
-        Some(Registration {
+        let registration = Registration {
             impu: impu.to_string(),
             impi: saa.user_name.unwrap_or_default(),
             profile,
             bindings: Vec::new(),
-        })
+        };
+        if self.unregistered.put(registration.clone(), now) {
+            self.publish();
+        } else {
+            tracing::debug!(%impu, "unregistered profile store full: not kept");
+        }
+        Some(registration)
     }
 }

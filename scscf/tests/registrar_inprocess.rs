@@ -13,6 +13,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use common::*;
 use ims_config::CxClientSection;
+use ims_diameter::cx::ServerAssignmentType;
 use ims_diameter::peer::PeerState;
 use ims_sip::auth::aka::{AkaNonce, Usim, UsimFailure};
 use ims_sip::auth::digest::{response, QopAuth};
@@ -60,6 +61,8 @@ async fn registrar(hss: &TestHss, dir: &std::path::Path, nonce_lifetime: u64) ->
         service_route: "<sip:orig@127.0.0.1:5080;lr>".into(),
         realm: DOMAIN.into(),
         cloud_auth: None,
+        unregistered_ttl_secs: 60,
+        max_unregistered_profiles: 100,
     };
     let r = Registrar::new(settings, Challenges::new(nonce_lifetime, 1000), cx, store)
         .await
@@ -226,6 +229,58 @@ async fn lapsed_nonce_gets_stale_true() {
     let again = r.register(&register("alice", 2, &late, contact)).await;
     assert_eq!(challenge(&again).get("stale").as_deref(), Some("true"));
     assert_eq!(r.contacts(), 0);
+}
+
+/// The SARs of `kind` the test HSS saw.
+fn sars(hss: &TestHss, kind: ServerAssignmentType) -> usize {
+    hss.seen()
+        .iter()
+        .filter(|s| matches!(s, Seen::Sar(k, _, _) if *k == kind))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unregistered_profile_is_kept_released_when_it_lapses_and_dropped_on_registration() {
+    use ServerAssignmentType::{TimeoutDeregistration, UnregisteredUser};
+    let dir = tempfile::tempdir().unwrap();
+    let hss = TestHss::start(0).await;
+    let r = registrar(&hss, dir.path(), 30).await;
+    const ALICE: &str = "sip:alice@ims.example.net";
+    // The first request asks the HSS; the next ones use the kept profile.
+    for _ in 0..3 {
+        let reg = r.unregistered(ALICE).await.expect("profile from SAA");
+        assert!(reg.bindings.is_empty() && reg.profile.contains(ALICE));
+        assert_eq!(reg.impi, "alice@ims.example.net");
+    }
+    assert_eq!(sars(&hss, UnregisteredUser), 1);
+    // Not yet lapsed (ttl 60 s): nothing released.
+    let now = scscf::registrar::unix_now();
+    r.expire(now + 30).await;
+    assert_eq!(sars(&hss, TimeoutDeregistration), 0);
+    // Lapsed: the HSS is told, for that identity, with the private identity.
+    r.expire(now + 61).await;
+    assert_eq!(sars(&hss, TimeoutDeregistration), 1);
+    assert!(hss
+        .seen()
+        .contains(&Seen::Sar(TimeoutDeregistration, vec![ALICE.into()], false)));
+    // Asked again, then Alice registers: the unregistered profile goes without a
+    // release (the HSS now holds her registered).
+    r.unregistered(ALICE).await.expect("profile from SAA");
+    assert_eq!(sars(&hss, UnregisteredUser), 2);
+    let contact = "Contact: <sip:alice@10.0.0.1:5070>\r\n";
+    let first = r
+        .register(&register("alice", 1, &initial("alice", ""), contact))
+        .await;
+    let nonce = challenge(&first).get("nonce").unwrap();
+    let auth = answer("alice", Algorithm::Md5, &nonce, b"secret", 1, "");
+    let ok = r.register(&register("alice", 2, &auth, contact)).await;
+    assert_eq!(ok.status(), Some(200));
+    r.expire(scscf::registrar::unix_now() + 61).await;
+    assert_eq!(
+        sars(&hss, TimeoutDeregistration),
+        1,
+        "nothing left to release"
+    );
 }
 
 /// A CA (PEM) and a rustls server configuration for `hss.ims.example.net` it signed.

@@ -18,7 +18,9 @@ use crate::store::{PublicIdentityInfo, Registration, RegistrationState, StoreErr
 ///   DIAMETER_ERROR_IDENTITY_ALREADY_REGISTERED if registered at another S-CSCF;
 /// - TIMEOUT_DEREGISTRATION, USER_DEREGISTRATION, DEREGISTRATION_TOO_MUCH_DATA,
 ///   ADMINISTRATIVE_DEREGISTRATION: not registered, S-CSCF name cleared;
-///   the `_STORE_SERVER_NAME` variants keep the S-CSCF name (DIAMETER_SUCCESS);
+///   the `_STORE_SERVER_NAME` variants keep the S-CSCF name (DIAMETER_SUCCESS); an
+///   identity another S-CSCF holds is left as it is (a late release from an S-CSCF
+///   the user has since left must not de-register it at its new one);
 /// - AUTHENTICATION_FAILURE, AUTHENTICATION_TIMEOUT: the S-CSCF name stored by MAR is
 ///   cleared unless the identity is registered;
 /// - NO_ASSIGNMENT: User-Data only, DIAMETER_UNABLE_TO_COMPLY from an S-CSCF other than
@@ -116,11 +118,13 @@ pub async fn answer(ctx: &CxContext, req: &Sar) -> Result<Saa, StoreError> {
         | T::UserDeregistration
         | T::DeregistrationTooMuchData
         | T::AdministrativeDeregistration => {
-            set_state(ctx, &set, RegistrationState::NotRegistered, None).await?;
+            let own = held_by(&set, &req.server_name);
+            set_state(ctx, &own, RegistrationState::NotRegistered, None).await?;
             (SUCCESS, false)
         }
         T::TimeoutDeregistrationStoreServerName | T::UserDeregistrationStoreServerName => {
-            set_state(ctx, &set, RegistrationState::NotRegistered, server).await?;
+            let own = held_by(&set, &req.server_name);
+            set_state(ctx, &own, RegistrationState::NotRegistered, server).await?;
             (SUCCESS, false)
         }
         T::AuthenticationFailure | T::AuthenticationTimeout => {
@@ -162,6 +166,20 @@ pub async fn answer(ctx: &CxContext, req: &Sar) -> Result<Saa, StoreError> {
         }
     }
     Ok(saa)
+}
+
+/// The identities of `set` held by S-CSCF `server_name` or by none (logging the others).
+fn held_by<'a>(set: &[&'a PublicIdentityInfo], server_name: &str) -> Vec<&'a PublicIdentityInfo> {
+    set.iter()
+        .filter(|p| match p.registration.scscf.as_deref() {
+            Some(other) if other != server_name => {
+                tracing::info!(impu = %p.identity.impu, %other, requester = %server_name, "SAR de-registration from an S-CSCF not holding the identity: left as it is");
+                false
+            }
+            _ => true,
+        })
+        .copied()
+        .collect()
 }
 
 /// Gives each identity of `set` the registration `state` at `scscf`; only those whose

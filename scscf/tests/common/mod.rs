@@ -170,19 +170,30 @@ impl HssData {
             sar.public_identities.clone(),
             available,
         ));
+        // The user of User-Name, or (UNREGISTERED_USER, without one) of the identity.
         let user = sar
             .user_name
             .as_deref()
+            .or_else(|| {
+                sar.public_identities
+                    .first()
+                    .map(|i| i.trim_start_matches("sip:"))
+            })
             .and_then(|u| u.split('@').next())
             .unwrap_or_default()
             .to_string();
         let wants_data = matches!(
             sar.server_assignment_type,
-            ServerAssignmentType::Registration | ServerAssignmentType::ReRegistration
+            ServerAssignmentType::Registration
+                | ServerAssignmentType::ReRegistration
+                | ServerAssignmentType::UnregisteredUser
         ) && !available;
         Saa {
             header: header(&sar.header, CxResult::Base(result::DIAMETER_SUCCESS)),
-            user_name: sar.user_name.clone(),
+            user_name: sar
+                .user_name
+                .clone()
+                .or_else(|| Some(format!("{user}@{DOMAIN}"))),
             supported_features: vec![],
             user_data: wants_data.then(|| Bytes::from(subscription(&user, ""))),
             charging_information: None,
