@@ -18,13 +18,16 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ims_e2e::chain::{
-    addr, assert_all_passed, assert_contacts, hss_state, provision_digest, start_core, stop_core,
-    workdir, Ue, SERVER_NAME,
+    addr, assert_all_passed, assert_contacts, hss_state, provision_digest, run, sipp_csv,
+    start_core, stop_core, workdir, Ue, SERVER_NAME,
 };
+use ims_e2e::sipp::SippTransport;
 use ims_e2e::sipp::{scenario, Background};
 use ims_e2e::{free_port, repo_root, scratch_dir};
 use serde_json::{json, Value};
 
+/// The S-CSCF's SIP port in the dev configs.
+const SCSCF_SIP: u16 = 5080;
 /// The HSS's HTTP (provisioning API) port in the dev configs.
 const HSS_HTTP: u16 = 9104;
 /// `[session] as_timeout_ms` of the S-CSCF in these tests.
@@ -223,6 +226,93 @@ fn a_terminating_unregistered_ifc_reaches_its_application_server() {
         hss_state(&data, "sip:bob@ims.example.net"),
         ("UNREGISTERED".to_string(), Some(SERVER_NAME.to_string())),
         "the S-CSCF holds Bob's profile in the unregistered state"
+    );
+    stop_core(core);
+}
+
+#[test]
+fn a_diverting_application_server_sends_the_call_on_through_the_originating_cdiv_chain() {
+    let name = "as-cdiv";
+    let (dir, data, core) = start_core(name, Some(&configs(name)));
+    let (divert, later, cdiv) = (free_port(), free_port(), free_port());
+    let names: Vec<String> = ["alice", "bob", "carol"].map(String::from).to_vec();
+    provision_digest(&data, &dir, &names, "secret", None);
+    // Bob forwards his calls (the AS diverts to Carol). Nothing listens on `later`: had
+    // the S-CSCF gone on with Bob's terminating iFCs after the diversion, the call would
+    // fail there (SESSION_TERMINATED). His ORIGINATING_CDIV iFC must be run.
+    set_ifcs(
+        &data,
+        "sip:bob@ims.example.net",
+        json!([
+            ifc(10, "TERMINATING_REGISTERED", divert, "SESSION_TERMINATED"),
+            ifc(20, "TERMINATING_REGISTERED", later, "SESSION_TERMINATED"),
+            ifc(30, "ORIGINATING_CDIV", cdiv, "SESSION_TERMINATED")
+        ]),
+    );
+    let _bob = Ue::register(&dir, "bob", "alice");
+    let carol = Ue::register(&dir, "carol", "alice");
+    let alice = Ue::register(&dir, "alice", "bob");
+    assert_contacts(3);
+    // The diverting AS checks P-Served-User (Bob, term, reg) and the terminating odi
+    // Route; the CDIV AS checks the `orig` odi Route; Carol answers.
+    let diverting = application_server(&dir, "session/as_divert.xml", addr(divert));
+    let forwarding = application_server(&dir, "session/as_forward.xml", addr(cdiv));
+    let callee = carol.serve(&dir, "session/uas_answer.xml", 1);
+    let r = alice.run(&dir, "session/uac_call.xml");
+    assert_all_passed(&r, 1);
+    assert_all_passed(&diverting.finish(), 1);
+    assert_all_passed(&forwarding.finish(), 1);
+    assert_all_passed(&callee.finish(), 1);
+    stop_core(core);
+}
+
+#[test]
+fn an_application_server_originates_for_an_unregistered_user_through_its_unregistered_services() {
+    let name = "as-orig-unreg";
+    let (dir, data, core) = start_core(name, Some(&configs(name)));
+    let service = free_port();
+    let names: Vec<String> = ["bob", "dave"].map(String::from).to_vec();
+    provision_digest(&data, &dir, &names, "secret", None);
+    // Dave is never registered; his ORIGINATING_UNREGISTERED iFC (in the unregistered
+    // part of his profile) is SESSION_TERMINATED: the call completes only through it.
+    // An ORIGINATING iFC toward a dead port would fail the call if it were run.
+    let mut unregistered = ifc(
+        10,
+        "ORIGINATING_UNREGISTERED",
+        service,
+        "SESSION_TERMINATED",
+    );
+    unregistered["profile_part_indicator"] = json!("UNREGISTERED");
+    set_ifcs(
+        &data,
+        "sip:dave@ims.example.net",
+        json!([
+            ifc(5, "ORIGINATING", free_port(), "SESSION_TERMINATED"),
+            unregistered
+        ]),
+    );
+    let bob = Ue::register(&dir, "bob", "dave");
+    assert_contacts(1);
+    let server = application_server(&dir, "session/as_forward.xml", addr(service));
+    let callee = bob.serve(&dir, "session/uas_answer.xml", 1);
+    // An AS (SIPp) originates for Dave: straight to the S-CSCF's `orig` URI with
+    // P-Served-User.
+    let csv = sipp_csv(&dir, "dave.csv", &names[1..], "secret", Some("bob"));
+    let r = run(
+        &dir,
+        "session/as_originate_unregistered.xml",
+        &csv,
+        SippTransport::Udp,
+        1,
+        addr(SCSCF_SIP),
+    );
+    assert_all_passed(&r, 1);
+    assert_all_passed(&server.finish(), 1);
+    assert_all_passed(&callee.finish(), 1);
+    assert_eq!(
+        hss_state(&data, "sip:dave@ims.example.net"),
+        ("UNREGISTERED".to_string(), Some(SERVER_NAME.to_string())),
+        "the S-CSCF holds Dave's profile in the unregistered state"
     );
     stop_core(core);
 }

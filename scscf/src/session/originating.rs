@@ -13,10 +13,10 @@
 //!    goes to our I-CSCF, which finds the callee's S-CSCF with LIR (§5.4.3.2 step 11,
 //!    TS 29.228 §6.1.4); any other goes by its Request-URI (RFC 3261 §16.5). The
 //!    S-CSCF record-routes (§5.4.3.2 step 9) so that it sees the dialog's later
-//!    requests.
+//!    requests, and removes a P-Served-User an AS left in it.
 
 use ims_sip::proxy::engine::{Decision, Forward};
-use ims_sip::SipMessage;
+use ims_sip::{HeaderName, SipMessage};
 
 use super::as_routing::{NotServed, Served};
 use super::SessionSettings;
@@ -66,11 +66,29 @@ pub fn onward(settings: &SessionSettings, request: &SipMessage, served_user: &st
         Vec::new()
     };
     tracing::debug!(%served_user, home = !preload_routes.is_empty(), "originating request routed");
-    Decision::Forward(Forward {
+    let forward = Forward {
         record_route: true,
         preload_routes,
         ..Forward::default()
-    })
+    };
+    match without_served_user(request) {
+        Some(edited) => Decision::ForwardWith {
+            request: edited,
+            flow: None,
+            forward,
+        },
+        None => Decision::Forward(forward),
+    }
+}
+
+/// The request without its P-Served-User, when it has one: the header is between the
+/// S-CSCF and its application servers (RFC 5502 §4) and does not go on with the
+/// request.
+pub fn without_served_user(request: &SipMessage) -> Option<SipMessage> {
+    request.headers.get(&HeaderName::PServedUser)?;
+    let mut edited = request.clone();
+    edited.headers.remove_all(&HeaderName::PServedUser);
+    Some(edited)
 }
 
 #[cfg(test)]
@@ -121,6 +139,21 @@ mod tests {
             assert!(f.record_route);
             assert!(f.targets.is_empty(), "the Request-URI is kept");
         }
+    }
+
+    #[test]
+    fn a_p_served_user_does_not_go_on() {
+        let req = request(
+            "INVITE",
+            "sip:bob@ims.example.net",
+            "P-Served-User: <sip:alice@ims.example.net>;sescase=orig\r\n",
+        );
+        let Decision::ForwardWith { request, .. } =
+            onward(&settings(), &req, "sip:alice@ims.example.net")
+        else {
+            panic!("edited");
+        };
+        assert!(request.headers.get(&HeaderName::PServedUser).is_none());
     }
 
     #[test]

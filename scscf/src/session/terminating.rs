@@ -11,7 +11,8 @@
 //!    Request-URI as received (RFC 3455 §4.2), then one branch per registered contact,
 //!    whose Request-URI is the contact and whose Route is the Path the contact
 //!    registered with (RFC 3327 §5.3: the P-CSCF of that UE, with the flow token that
-//!    sends the request over the UE's own connection). The engine forks in parallel,
+//!    sends the request over the UE's own connection); a P-Served-User an AS left in
+//!    the request is removed (RFC 5502 §4: not for the UE). The engine forks in parallel,
 //!    forwards the best response and cancels the other branches on a 2xx (RFC 3261
 //!    §16.7). The S-CSCF record-routes. No contact (an unregistered user whose
 //!    services did not answer the request): 480.
@@ -113,6 +114,7 @@ pub fn onward(request: &SipMessage, served: &Served) -> Decision {
         return answer(request, 480, "Temporarily Unavailable");
     }
     let mut edited = request.clone();
+    edited.headers.remove_all(&HeaderName::PServedUser);
     if let Some(uri) = request
         .request()
         .and_then(|r| std::str::from_utf8(&r.uri).ok())
@@ -169,7 +171,11 @@ mod tests {
     #[test]
     fn every_contact_gets_a_branch_along_its_own_path() {
         let reg = bob();
-        let req = request("INVITE", "sip:bob@ims.example.net;user=phone", "");
+        let req = request(
+            "INVITE",
+            "sip:bob@ims.example.net;user=phone",
+            "P-Served-User: <sip:bob@ims.example.net>;sescase=term;regstate=reg\r\n",
+        );
         let Decision::ForwardWith {
             request: edited,
             flow,
@@ -199,6 +205,7 @@ mod tests {
             edited.headers.get_str(&HeaderName::PCalledPartyId),
             Some("<sip:bob@ims.example.net;user=phone>")
         );
+        assert!(edited.headers.get(&HeaderName::PServedUser).is_none());
     }
 
     #[test]
