@@ -1,7 +1,8 @@
 //! The proxy engine in process, over loopback UDP: a policy's own answer, forking with
 //! best-response selection (RFC 3261 §16.7), stateless ACK forwarding with a stable
-//! branch (§16.11), a CANCEL matching nothing (481), the counters, and serial forking
-//! (`Forward::on_failure`, `Forward::no_response_timeout`).
+//! branch (§16.11), a CANCEL matching nothing (481), the counters, serial forking
+//! (`Forward::on_failure`, `Forward::no_response_timeout`), and next hops named by host
+//! name (RFC 3263 §4.2 A/AAAA through the system resolver).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::SocketAddr;
@@ -166,6 +167,34 @@ async fn ack_is_forwarded_statelessly_with_a_stable_branch() {
         .await
         .is_err());
     assert_eq!(engine.stats().requests_in.load(Ordering::Relaxed), 2);
+}
+
+#[tokio::test]
+async fn next_hops_named_by_host_name_are_resolved() {
+    // `localhost` is in every /etc/hosts; the engine has no static entry for it.
+    let (ok, task) = uas(200).await;
+    let (engine, proxy) = start(vec![format!("sip:b@localhost:{}", ok.port())]).await;
+    let client = send(proxy, "OPTIONS", "sip:b@y", "z9hG4bKname1").await;
+    assert_eq!(recv(&client).await.status(), Some(200));
+    // An ACK (stateless, no policy) to a name: looked up aside, then sent.
+    let next = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = next.local_addr().unwrap().port();
+    let from = client.local_addr().unwrap();
+    let ack = request(
+        "ACK",
+        from,
+        &format!("sip:b@LocalHost:{port}"),
+        "z9hG4bKname2",
+    );
+    client.send_to(ack.as_bytes(), proxy).await.unwrap();
+    assert_eq!(recv(&next).await.method(), Some(&Method::Ack));
+    // A name that never resolves (RFC 6761 §6.4): the caller gets an error answer.
+    let (_e2, proxy2) = start(vec!["sip:b@no-such-host.invalid:5060".into()]).await;
+    let client = send(proxy2, "OPTIONS", "sip:b@y", "z9hG4bKname3").await;
+    let answer = recv(&client).await.status().unwrap();
+    assert!(answer >= 400, "{answer}");
+    drop(engine);
+    task.abort();
 }
 
 #[tokio::test]

@@ -1,8 +1,10 @@
 //! Configuration of a proxy engine.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
+use std::sync::Arc;
 
+use super::resolver::HostCache;
 use crate::proxy::ProxyConfig;
 use crate::transaction::{LayerLimits, TimerConfig};
 
@@ -19,9 +21,11 @@ pub struct EngineConfig {
     pub timers: TimerConfig,
     /// Limits of the transaction layer.
     pub limits: LayerLimits,
-    /// Static host name to IP address map for next hops (no DNS); `localhost` resolves
-    /// to 127.0.0.1 unless mapped here.
+    /// Static host name to IP address map for next hops, asked before the system
+    /// resolver.
     pub hosts: HashMap<String, IpAddr>,
+    /// Next-hop names resolved by the system resolver ([`HostCache`]).
+    pub names: Arc<HostCache>,
     /// Depth of the engine's internal queues.
     pub queue: usize,
 }
@@ -34,21 +38,28 @@ impl Default for EngineConfig {
             timers: TimerConfig::default(),
             limits: LayerLimits::default(),
             hosts: HashMap::new(),
+            names: Arc::new(HostCache::default()),
             queue: 1024,
         }
     }
 }
 
 impl EngineConfig {
-    /// The IP address of a next-hop host name: the host map, then `localhost`.
+    /// The IP address of a next-hop host name: the host map, then what the system
+    /// resolver answered when the name was prepared ([`HostCache::prepare`]).
     pub fn resolve(&self, host: &str) -> Option<IpAddr> {
         self.hosts
             .iter()
             .find(|(name, _)| name.eq_ignore_ascii_case(host))
             .map(|(_, ip)| *ip)
-            .or_else(|| {
-                host.eq_ignore_ascii_case("localhost")
-                    .then_some(IpAddr::V4(Ipv4Addr::LOCALHOST))
-            })
+            .or_else(|| self.names.cached(host))
+    }
+
+    /// Looks up the names among `hosts` the host map does not hold.
+    pub async fn prepare<'a>(&self, hosts: impl IntoIterator<Item = &'a str>) {
+        let unmapped = hosts
+            .into_iter()
+            .filter(|h| !self.hosts.keys().any(|n| n.eq_ignore_ascii_case(h)));
+        self.names.prepare(unmapped).await;
     }
 }

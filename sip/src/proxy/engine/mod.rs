@@ -33,6 +33,7 @@
 
 mod config;
 mod policy;
+mod resolver;
 mod send;
 mod stats;
 
@@ -46,6 +47,7 @@ use tokio::task::JoinHandle;
 
 pub use config::EngineConfig;
 pub use policy::{Decision, DefaultRouting, Forward, Policy};
+pub use resolver::HostCache;
 pub use stats::EngineStats;
 
 use self::send::Peer;
@@ -154,6 +156,51 @@ fn host_text(ip: IpAddr) -> String {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => format!("[{v6}]"),
     }
+}
+
+/// The hosts a decision may send `request` to, for [`EngineConfig::prepare`]: of the
+/// preloaded and per-target Route values, the targets, the request's own top Route and
+/// its Request-URI (whichever §16.6 step 7 picks). Unreadable values are skipped (the
+/// routing step reports them).
+fn next_hop_hosts<'a>(request: &'a SipMessage, decision: &'a Decision) -> Vec<&'a str> {
+    let (request, forward) = match decision {
+        Decision::Respond(_) => return Vec::new(),
+        Decision::Forward(forward) => (request, forward),
+        Decision::ForwardWith {
+            request, forward, ..
+        } => (request, forward),
+    };
+    let routes = forward
+        .preload_routes
+        .iter()
+        .chain(forward.target_routes.iter().flatten())
+        .map(String::as_str);
+    let own_route = request.headers.get_str(&HeaderName::Route);
+    let ruri = request
+        .request()
+        .and_then(|r| std::str::from_utf8(&r.uri).ok());
+    let uris = forward
+        .targets
+        .iter()
+        .map(String::as_str)
+        .chain(ruri)
+        .filter_map(|u| uri_host(u));
+    routes
+        .chain(own_route.and_then(|r| r.split(',').next()))
+        .filter_map(|r| crate::message::addr::NameAddr::parse(r.trim()).ok())
+        .filter_map(|a| uri_host(a.uri))
+        .chain(uris)
+        .collect()
+}
+
+/// The next-hop host of a SIP(S) URI (its `maddr`, else its host).
+fn uri_host(uri: &str) -> Option<&str> {
+    let parsed = crate::message::uri::Uri::parse(uri).ok()?;
+    let sips = parsed.scheme.eq_ignore_ascii_case("sips");
+    if !sips && !parsed.scheme.eq_ignore_ascii_case("sip") {
+        return None;
+    }
+    Some(parsed.param("maddr").flatten().unwrap_or(parsed.host))
 }
 
 /// Hands what the transport delivers to the transaction layer; answers unparsable
@@ -356,8 +403,10 @@ impl<P: Policy> Core<P> {
         };
         let (policy, decided) = (self.policy.clone(), self.decided.clone());
         let (req, src, k) = (request.clone(), source, key.clone());
+        let config = self.config.clone();
         tokio::spawn(async move {
             let decision = policy.decide_routed(&req, &src, popped.as_ref()).await;
+            config.prepare(next_hop_hosts(&req, &decision)).await;
             let _ = decided
                 .send(Decided {
                     key: k,
@@ -452,11 +501,13 @@ impl<P: Policy> Core<P> {
         let tag = ctx.on_failure.take().unwrap_or_default();
         let (policy, decided) = (self.policy.clone(), self.decided.clone());
         let (req, src, k) = (ctx.request.clone(), ctx.source, key.clone());
+        let config = self.config.clone();
         tokio::spawn(async move {
             let (decision, released) = match policy.on_failure(&req, &src, &tag, &response).await {
                 Some(decision) => (decision, false),
                 None => (Decision::Respond(response), true),
             };
+            config.prepare(next_hop_hosts(&req, &decision)).await;
             let _ = decided
                 .send(Decided {
                     key: k,
@@ -830,24 +881,9 @@ impl<P: Policy> Core<P> {
             }
         };
         let flow = self.policy.ack_flow(&ack, source, popped.as_ref());
-        let (kind, target) = match flow {
-            Some(flow) => (flow.kind(), Some(Target::Flow(flow))),
-            None => {
-                let kind = next_hop.transport;
-                let dest = next_hop
-                    .socket_addr(|h| self.config.resolve(h))
-                    .map(|addr| {
-                        Target::Destination(Destination {
-                            kind,
-                            addr,
-                            server_name: None,
-                        })
-                    });
-                (kind, dest)
-            }
-        };
-        let (Some(out), Some(target)) = (self.transport.local_addr(kind), target) else {
-            tracing::info!(host = %next_hop.host, "ACK next hop unreachable");
+        let kind = flow.map_or(next_hop.transport, |f| f.kind());
+        let Some(out) = self.transport.local_addr(kind) else {
+            tracing::info!(host = %next_hop.host, %kind, "ACK next hop unreachable: no listener");
             return;
         };
         let via = LocalVia {
@@ -857,7 +893,28 @@ impl<P: Policy> Core<P> {
             rport: false,
         };
         add_via(&mut request, &via, &ack_branch(&ack));
-        send::stateless(&self.transport, target, &request);
+        let destination = move |addr| {
+            Target::Destination(Destination {
+                kind,
+                addr,
+                server_name: None,
+            })
+        };
+        if let Some(flow) = flow {
+            send::stateless(&self.transport, Target::Flow(flow), &request);
+        } else if let Some(addr) = next_hop.socket_addr(|h| self.config.resolve(h)) {
+            send::stateless(&self.transport, destination(addr), &request);
+        } else {
+            // A host name not looked up yet: look it up aside, then send.
+            let (config, transport) = (self.config.clone(), self.transport.clone());
+            tokio::spawn(async move {
+                config.prepare([next_hop.host.as_str()]).await;
+                match next_hop.socket_addr(|h| config.resolve(h)) {
+                    Some(addr) => send::stateless(&transport, destination(addr), &request),
+                    None => tracing::info!(host = %next_hop.host, "ACK next hop unresolved"),
+                }
+            });
+        }
     }
 }
 
