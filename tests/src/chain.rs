@@ -325,6 +325,7 @@ impl Ue {
             calls,
             60,
             &workdir(dir),
+            false,
         )
         .expect("sipp UAS starts")
     }

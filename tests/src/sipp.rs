@@ -102,17 +102,22 @@ pub struct Background {
 
 impl Background {
     /// Starts `scenario` as a UDP server on `local` for at most `calls` calls and
-    /// `timeout_secs`, and waits (at most 10 s) until it has bound `local`, so a
-    /// request sent afterwards finds it.
+    /// `timeout_secs`, tracing every message when `trace_msg` (`-trace_msg`: then
+    /// [`SippResult::messages`] holds what it received and sent), and waits (at most
+    /// 10 s) until it has bound `local`, so a request sent afterwards finds it.
     pub fn uas(
         scenario: &Path,
         local: SocketAddr,
         calls: u32,
         timeout_secs: u32,
         workdir: &Path,
+        trace_msg: bool,
     ) -> std::io::Result<Background> {
         let mut c = base(scenario, local, SippTransport::Udp, workdir);
         c.args(["-m", &calls.to_string()]);
+        if trace_msg {
+            c.arg("-trace_msg");
+        }
         let run = Background::spawn(c, local, timeout_secs, workdir)?;
         // Nothing else may bind the port once SIPp holds it.
         let bound = wait_for(Duration::from_secs(10), || {

@@ -2,7 +2,7 @@
 //! Application servers in the path of a call (TS 24.229 §5.4.3.2-3 steps 3-4, TS 29.228
 //! Annex C/F): the real binaries started by `imsctl up` (the dev configs with
 //! `[session] as_timeout_ms = 1000`), subscribers provisioned with `imsctl subscriber`
-//! and their iFCs set through the HSS provisioning API (`imsctl` has no iFC option),
+//! and their iFCs set through the HSS provisioning API (`ims_e2e::hss_api`),
 //! SIPp UEs and SIPp playing the application server (`sipp-scenarios/session/as_*.xml`).
 //!
 //! An AS scenario passes only if the INVITE reaches it with the Route it checks (its
@@ -22,14 +22,13 @@ use ims_e2e::chain::{
     start_core, stop_core, workdir, Ue, SERVER_NAME,
 };
 use ims_e2e::sipp::SippTransport;
+use ims_e2e::hss_api::{ifc, set_ifcs};
 use ims_e2e::sipp::{scenario, Background};
 use ims_e2e::{free_port, repo_root, scratch_dir};
 use serde_json::{json, Value};
 
 /// The S-CSCF's SIP port in the dev configs.
 const SCSCF_SIP: u16 = 5080;
-/// The HSS's HTTP (provisioning API) port in the dev configs.
-const HSS_HTTP: u16 = 9104;
 /// `[session] as_timeout_ms` of the S-CSCF in these tests.
 const AS_TIMEOUT_MS: u64 = 1000;
 /// Timer B of the S-CSCF's INVITE client transactions (64 * T1 = 64 * 500 ms): without
@@ -55,62 +54,6 @@ fn configs(name: &str) -> PathBuf {
     out
 }
 
-/// Sends `method path` with a JSON body to the HSS provisioning API, authenticated with
-/// the admin token the HSS wrote into the data directory; the status and JSON answer.
-fn hss_api(data: &Path, method: reqwest::Method, path: &str, body: Option<&Value>) -> (u16, Value) {
-    let token = std::fs::read_to_string(data.join("hss/admin.token")).unwrap();
-    let url = format!("http://127.0.0.1:{HSS_HTTP}{path}");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let mut req = reqwest::Client::new()
-            .request(method, url)
-            .bearer_auth(token.trim())
-            .timeout(Duration::from_secs(10));
-        if let Some(body) = body {
-            req = req.json(body);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    })
-}
-
-/// Gives `impu`'s subscription one service profile, `default` (the one its identities
-/// use), holding `ifcs` (the provisioning API's JSON shape).
-fn set_ifcs(data: &Path, impu: &str, ifcs: Value) {
-    let (status, found) = hss_api(
-        data,
-        reqwest::Method::GET,
-        &format!("/api/v1/subscribers?impu={}", impu.replace(':', "%3A")),
-        None,
-    );
-    assert_eq!(status, 200, "{found}");
-    let id = found["items"][0]["id"].as_str().unwrap().to_string();
-    let patch = json!({"service_profiles": [{"name": "default", "ifcs": ifcs}]});
-    let (status, answer) = hss_api(
-        data,
-        reqwest::Method::PATCH,
-        &format!("/api/v1/subscribers/{id}"),
-        Some(&patch),
-    );
-    assert_eq!(status, 200, "PATCH {impu}: {answer}");
-}
-
-/// An iFC: INVITEs of `session_case` to the AS at `port` of loopback.
-fn ifc(priority: i64, session_case: &str, port: u16, default_handling: &str) -> Value {
-    json!({
-        "priority": priority,
-        "trigger_point": {"condition_type_cnf": true, "spts": [
-            {"group": 0, "type": "method", "method": "INVITE"},
-            {"group": 1, "type": "session_case", "session_case": session_case}]},
-        "application_server": {"server_name": format!("sip:127.0.0.1:{port}"),
-                               "default_handling": default_handling}
-    })
-}
-
 /// Alice and Bob provisioned (password `secret`), Alice with `alice_ifcs`.
 fn provision(dir: &Path, data: &Path, alice_ifcs: Value) {
     let names = vec!["alice".to_string(), "bob".to_string()];
@@ -120,7 +63,8 @@ fn provision(dir: &Path, data: &Path, alice_ifcs: Value) {
 
 /// A SIPp application server on `local` for one call.
 fn application_server(dir: &Path, scenario_file: &str, local: SocketAddr) -> Background {
-    Background::uas(&scenario(scenario_file), local, 1, 60, &workdir(dir)).expect("SIPp AS starts")
+    Background::uas(&scenario(scenario_file), local, 1, 60, &workdir(dir), false)
+        .expect("SIPp AS starts")
 }
 
 #[test]

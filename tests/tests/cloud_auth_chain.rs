@@ -4,7 +4,9 @@
 //! `icscf` and `pcscf` started by `imsctl up` with the dev configs turned to
 //! `[cloud_auth] mode = "on"`, subscribers of two tenants, and SIPp UEs carrying Keystone
 //! tokens as `Authorization: Bearer` beside their Digest credentials
-//! (`sipp-scenarios/cloud/`).
+//! (`sipp-scenarios/cloud/`). One test puts SIPp as an application server in the caller's
+//! path (an originating iFC set through the HSS provisioning API): each hop to it is an
+//! `as:<host>` question to the caller's tenant policy.
 //!
 //! The CSCFs' Keystone cache TTL is set to 2 s here: a revoked token is refused at the
 //! latest 2 s after its revocation.
@@ -17,10 +19,11 @@ use std::time::Duration;
 
 use ims_e2e::chain::{
     addr, assert_all_passed, assert_not_registered, assert_registered, provision_digest, run,
-    sipp_csv, start_core, stop_core, users, Ue, PCSCF, POLICYD_HTTP,
+    sipp_csv, start_core, stop_core, users, workdir, Ue, PCSCF, POLICYD_HTTP,
 };
-use ims_e2e::sipp::{SippResult, SippTransport};
-use ims_e2e::{repo_root, scratch_dir};
+use ims_e2e::hss_api::{ifc, set_ifcs};
+use ims_e2e::sipp::{scenario, Background, SippResult, SippTransport};
+use ims_e2e::{free_port, repo_root, scratch_dir};
 use serde_json::{json, Value};
 use support::{Keystone, SERVICE_PASSWORD, SERVICE_USER};
 
@@ -318,4 +321,86 @@ async fn put_inbound(ks: &Keystone, callee: &str, caller: &str) {
     let body = json!({"enforcer": "custom", "rules": rules});
     let status = put_policy(ks, "bea", callee, "inbound", body).await;
     assert_eq!(status, 201, "PUT inbound policy of {callee}");
+}
+
+#[tokio::test]
+async fn an_application_server_hop_passes_only_when_the_tenant_policy_allows_it() {
+    let Some(Setup {
+        ks,
+        dir,
+        data,
+        core,
+        ..
+    }) = setup("cloud-as").await
+    else {
+        return;
+    };
+    let a = ks.tenant_a.clone();
+    let alice = ks.user_token("alice").await.token; // tenant a
+    let carol = ks.user_token("carol").await.token; // tenant a
+                                                    // ca000's INVITEs go first to an originating AS (ServerName sip:127.0.0.1:<port>,
+                                                    // known to policies as `as:127.0.0.1`); SESSION_TERMINATED, so a call completes only
+                                                    // through it.
+    let as_port = free_port();
+    let caller = "sip:ca000@ims.example.net";
+    set_ifcs(
+        &data,
+        caller,
+        json!([ifc(10, "ORIGINATING", as_port, "SESSION_TERMINATED")]),
+    );
+    let with_as = |as_rule: &str| json!({"REGISTER": "role:member", "INVITE": "role:member", as_rule: "role:member"});
+    put_root(&ks, "ada", &a, with_as("as:127.0.0.1")).await;
+    let reg = "cloud/register_bearer.xml";
+    let callee = Ue::register_with(&dir, "ca001", &format!("-;{carol}"), reg);
+    let ue = Ue::register_with(&dir, "ca000", &format!("ca001;{alice}"), reg);
+
+    // Tenant a lets its members through that AS: the call goes through it and completes.
+    // The AS checks its Route (its own value, then the S-CSCF's `;lr;orig;odi=...`) and
+    // that P-Served-User names an originating registered user; the trace shows it is
+    // the caller.
+    let server = Background::uas(
+        &scenario("session/as_forward.xml"),
+        addr(as_port),
+        1,
+        60,
+        &workdir(&dir),
+        true,
+    )
+    .expect("SIPp AS starts");
+    let answer = callee.serve(&dir, "session/uas_answer.xml", 1);
+    assert_all_passed(&ue.run(&dir, "cloud/uac_call_bearer.xml"), 1);
+    assert_all_passed(&answer.finish(), 1);
+    let seen = server.finish();
+    assert_all_passed(&seen, 1);
+    let invite = seen
+        .messages
+        .split("\n----------")
+        .find(|m| m.contains("message received") && m.contains("\nINVITE "))
+        .unwrap_or_else(|| panic!("no INVITE received by the AS in:\n{}", seen.messages));
+    for needle in [
+        format!("P-Served-User: <{caller}>;sescase=orig;regstate=reg"),
+        ";lr;orig;odi=".to_string(),
+    ] {
+        assert!(invite.contains(&needle), "{needle:?} not in {invite}");
+    }
+
+    // Tenant a allows another AS only: the S-CSCF refuses the hop (403) and nothing
+    // reaches this AS. The feed wipes the S-CSCF's cached allow within a second.
+    put_root(&ks, "ada", &a, with_as("as:as.other.example")).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let as_socket = std::net::UdpSocket::bind(addr(as_port)).unwrap();
+    let refused = ue.run(&dir, "cloud/uac_call_denied.xml");
+    // Whatever the S-CSCF sent the AS arrived before the call ended.
+    as_socket.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 2048];
+    let got = as_socket.recv_from(&mut buf);
+    assert!(
+        got.is_err(),
+        "the AS got {:?}",
+        got.map(|(n, from)| (from, String::from_utf8_lossy(&buf[..n]).into_owned()))
+    );
+    assert_all_passed(&refused, 1);
+
+    stop_core(core);
+    ks.stop();
 }

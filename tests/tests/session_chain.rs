@@ -71,6 +71,21 @@ fn requests_in_the_dialog_follow_the_record_route_set_both_ways() {
 }
 
 #[test]
+fn a_call_with_a_reliable_183_and_prack_completes() {
+    let (dir, data, core) = start_core("session-prack", None);
+    let (alice, bob) = alice_and_bob(&dir, &data);
+    // RFC 3262: Alice requires 100rel; Bob answers 183 with Require: 100rel and RSeq 1,
+    // which establishes the early dialog (To tag, Contact, the Record-Route set). Alice's
+    // PRACK follows that route set through P-CSCF, S-CSCF, S-CSCF, P-CSCF to Bob, who
+    // checks its RAck (1 1 INVITE) and answers 200, then 200 to the INVITE; ACK, BYE.
+    let callee = bob.serve(&dir, "session/uas_prack.xml", 1);
+    let r = alice.run(&dir, "session/uac_prack.xml");
+    assert_all_passed(&r, 1);
+    assert_all_passed(&callee.finish(), 1);
+    stop_core(core);
+}
+
+#[test]
 fn cancel_before_answer_gives_487_and_cancels_the_callee() {
     let (dir, data, core) = start_core("session-cancel", None);
     let (alice, bob) = alice_and_bob(&dir, &data);
