@@ -21,8 +21,8 @@ use ims_e2e::chain::{
     addr, assert_all_passed, assert_contacts, hss_state, provision_digest, run, sipp_csv,
     start_core, stop_core, workdir, Ue, SERVER_NAME,
 };
-use ims_e2e::sipp::SippTransport;
 use ims_e2e::hss_api::{ifc, set_ifcs};
+use ims_e2e::sipp::SippTransport;
 use ims_e2e::sipp::{scenario, Background};
 use ims_e2e::{free_port, repo_root, scratch_dir};
 use serde_json::{json, Value};
@@ -184,11 +184,15 @@ fn a_diverting_application_server_sends_the_call_on_through_the_originating_cdiv
     // Bob forwards his calls (the AS diverts to Carol). Nothing listens on `later`: had
     // the S-CSCF gone on with Bob's terminating iFCs after the diversion, the call would
     // fail there (SESSION_TERMINATED). His ORIGINATING_CDIV iFC must be run.
+    // The diverting AS is named by host name (RFC 3263: the S-CSCF's engine looks it up
+    // with the system resolver; `localhost` is in every /etc/hosts).
+    let mut diverting_ifc = ifc(10, "TERMINATING_REGISTERED", divert, "SESSION_TERMINATED");
+    diverting_ifc["application_server"]["server_name"] = json!(format!("sip:localhost:{divert}"));
     set_ifcs(
         &data,
         "sip:bob@ims.example.net",
         json!([
-            ifc(10, "TERMINATING_REGISTERED", divert, "SESSION_TERMINATED"),
+            diverting_ifc,
             ifc(20, "TERMINATING_REGISTERED", later, "SESSION_TERMINATED"),
             ifc(30, "ORIGINATING_CDIV", cdiv, "SESSION_TERMINATED")
         ]),
