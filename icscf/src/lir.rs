@@ -1,13 +1,19 @@
 //! The LIR the I-CSCF sends for an initial request other than REGISTER (TS 24.229
-//! §5.3.2.1, TS 29.228 §6.1.4, TS 29.229 §6.1.5): Public-Identity is the Request-URI as
-//! an address-of-record (`sip:user@host` or `tel:number`, without port or parameters,
-//! RFC 3261 §10.3 step 5), the form the HSS stores public identities in. No
-//! Originating-Request (this is the terminating side) and no User-Authorization-Type
-//! (the I-CSCF wants the serving S-CSCF, not only capabilities).
+//! §5.3.2.1, TS 29.228 §6.1.4, TS 29.229 §6.1.5), Public-Identity always an
+//! address-of-record (`sip:user@host` or `tel:number`, without port or parameters,
+//! RFC 3261 §10.3 step 5), the form the HSS stores public identities in; no
+//! User-Authorization-Type (the I-CSCF wants the serving S-CSCF, not only
+//! capabilities):
+//!
+//! * terminating ([`lir_for`]): the Request-URI, no Originating-Request;
+//! * originating ([`lir_originating`], an AS originating on behalf of a user sent the
+//!   request to the I-CSCF with `orig` in its Route): the served user from
+//!   P-Served-User, else P-Asserted-Identity, with Originating-Request, so that the HSS
+//!   also names an S-CSCF for a user with only unregistered services.
 
 use ims_diameter::cx::{Lir, RequestHeader};
-use ims_sip::message::uri::Uri;
-use ims_sip::SipMessage;
+use ims_sip::message::identity::{header_identity, request_uri_identity};
+use ims_sip::{HeaderName, SipMessage};
 
 /// Why a request cannot be turned into a LIR.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -15,31 +21,39 @@ pub enum LirError {
     /// The Request-URI does not parse, or is not a SIP, SIPS or tel URI.
     #[error("Request-URI is not a SIP, SIPS or tel URI")]
     BadRequestUri,
+    /// An originating request without a P-Served-User or P-Asserted-Identity naming a
+    /// public identity.
+    #[error("originating request without a served user")]
+    NoServedUser,
 }
 
 /// The public identity a Request-URI addresses.
 pub fn public_identity(request: &SipMessage) -> Result<String, LirError> {
-    let uri = request
-        .request()
-        .ok_or(LirError::BadRequestUri)?
-        .uri
-        .clone();
-    let text = std::str::from_utf8(&uri).map_err(|_| LirError::BadRequestUri)?;
-    let uri = Uri::parse(text).map_err(|_| LirError::BadRequestUri)?;
-    let scheme = uri.scheme.to_ascii_lowercase();
-    if !matches!(scheme.as_str(), "sip" | "sips" | "tel") {
-        return Err(LirError::BadRequestUri);
-    }
-    Ok(uri.address_of_record())
+    request_uri_identity(request).ok_or(LirError::BadRequestUri)
 }
 
-/// The LIR for `request`, with `header` (session, origin, destination).
+/// The LIR for `request` on the terminating side, with `header` (session, origin,
+/// destination).
 pub fn lir_for(request: &SipMessage, header: RequestHeader) -> Result<Lir, LirError> {
     Ok(Lir {
         header,
         originating_request: false,
         supported_features: Vec::new(),
         public_identity: public_identity(request)?,
+        user_authorization_type: None,
+    })
+}
+
+/// The LIR for an originating `request` (its served user), with `header`.
+pub fn lir_originating(request: &SipMessage, header: RequestHeader) -> Result<Lir, LirError> {
+    let served_user = header_identity(request, &HeaderName::PServedUser)
+        .or_else(|| header_identity(request, &HeaderName::PAssertedIdentity))
+        .ok_or(LirError::NoServedUser)?;
+    Ok(Lir {
+        header,
+        originating_request: true,
+        supported_features: Vec::new(),
+        public_identity: served_user,
         user_authorization_type: None,
     })
 }
@@ -69,6 +83,26 @@ mod tests {
         assert_eq!(lir.user_authorization_type, None);
         let tel = lir_for(&invite("tel:+15551230002"), RequestHeader::default()).unwrap();
         assert_eq!(tel.public_identity, "tel:+15551230002");
+    }
+
+    #[test]
+    fn an_originating_lir_asks_for_the_served_user() {
+        let mut req = invite("sip:bob@ims.example.net");
+        assert_eq!(
+            lir_originating(&req, RequestHeader::default()).unwrap_err(),
+            LirError::NoServedUser
+        );
+        req.headers
+            .push(HeaderName::PAssertedIdentity, "<sip:as@ims.example.net>");
+        let lir = lir_originating(&req, RequestHeader::default()).unwrap();
+        assert_eq!(lir.public_identity, "sip:as@ims.example.net");
+        assert!(lir.originating_request);
+        req.headers.push(
+            HeaderName::PServedUser,
+            "<sip:Dave@IMS.example.net>;sescase=orig;regstate=unreg",
+        );
+        let lir = lir_originating(&req, RequestHeader::default()).unwrap();
+        assert_eq!(lir.public_identity, "sip:Dave@ims.example.net");
     }
 
     #[test]

@@ -9,18 +9,26 @@
 //!   forwarded to the S-CSCF the HSS names (or one selected by capabilities for an
 //!   unregistered user with services), or answered (404 unknown user, 480 not
 //!   registered).
+//! * Initial requests whose Route value for us carries `orig` (§5.3.2.1: an AS
+//!   originating on behalf of a user who may not be registered, and does not know
+//!   the user's S-CSCF): LIR with Originating-Request for the served user
+//!   (P-Served-User, else P-Asserted-Identity), then forwarded to that S-CSCF with
+//!   `orig` in its Route value, so that it runs the user's originating services.
 //! * Requests inside a dialog (To tag) follow their Route set; they do not normally
 //!   reach the I-CSCF, which does not record-route.
 
+use bytes::Bytes;
 use ims_config::ScscfEntry;
+use ims_sip::message::addr::NameAddr;
 use ims_sip::message::build::response_with;
+use ims_sip::message::uri::Uri;
 use ims_sip::proxy::engine::{Decision, Forward, Policy};
 use ims_sip::transport::Source;
 use ims_sip::{HeaderName, Method, SipMessage};
 
 use crate::answer::{location_outcome, outcome, Outcome, HSS_UNAVAILABLE};
 use crate::cx::CxClient;
-use crate::lir::lir_for;
+use crate::lir::{lir_for, lir_originating};
 use crate::uar::uar_for;
 
 /// The I-CSCF as a proxy-engine [`Policy`].
@@ -76,6 +84,51 @@ impl IcscfPolicy {
         };
         forward_or_answer(request, next, &lir.public_identity)
     }
+
+    /// An initial request an AS sent on behalf of a served user (`orig` in our Route
+    /// value): LIR with Originating-Request for that user, then forward to its S-CSCF
+    /// with `orig`, or answer (403 without a served user).
+    pub async fn originating(&self, request: &SipMessage) -> Decision {
+        let lir = match lir_originating(request, self.cx.header()) {
+            Ok(lir) => lir,
+            Err(error) => {
+                tracing::info!(%error, "originating request refused");
+                return reject(request, 403, "Forbidden");
+            }
+        };
+        let next = match self.cx.lir(&lir).await {
+            Ok(lia) => location_outcome(&lia, &self.scscfs),
+            Err(error) => {
+                tracing::warn!(%error, impu = %lir.public_identity, "LIR failed");
+                HSS_UNAVAILABLE
+            }
+        };
+        let next = match next {
+            Outcome::Forward(mut selected) => {
+                selected.route = with_orig(&selected.route);
+                Outcome::Forward(selected)
+            }
+            other => other,
+        };
+        forward_or_answer(request, next, &lir.public_identity)
+    }
+}
+
+/// True when the Route value the engine removed for us (§16.4) carries `orig`.
+fn marks_originating(popped_route: Option<&Bytes>) -> bool {
+    let Some(text) = popped_route.and_then(|r| std::str::from_utf8(r).ok()) else {
+        return false;
+    };
+    NameAddr::parse(text)
+        .ok()
+        .and_then(|a| Uri::parse(a.uri).ok())
+        .is_some_and(|u| u.param("orig").is_some())
+}
+
+/// `<uri;lr>` as `<uri;lr;orig>`.
+fn with_orig(route: &str) -> String {
+    let uri = route.trim().trim_start_matches('<').trim_end_matches('>');
+    format!("<{uri};orig>")
 }
 
 /// Forwards `request` to the selected S-CSCF as its only Route (any Route the request
@@ -104,14 +157,51 @@ fn forward_or_answer(request: &SipMessage, next: Outcome, impu: &str) -> Decisio
 }
 
 impl Policy for IcscfPolicy {
-    async fn decide(&self, request: &SipMessage, _source: &Source) -> Decision {
+    async fn decide(&self, request: &SipMessage, source: &Source) -> Decision {
+        self.decide_routed(request, source, None).await
+    }
+
+    async fn decide_routed(
+        &self,
+        request: &SipMessage,
+        _source: &Source,
+        popped_route: Option<&Bytes>,
+    ) -> Decision {
         if request.method() == Some(&Method::Register) {
             self.register(request).await
         } else if request.has_to_tag() {
             // In a dialog: the Route set decides (RFC 3261 §16.12).
             Decision::Forward(Forward::default())
+        } else if marks_originating(popped_route) {
+            self.originating(request).await
         } else {
             self.terminating(request).await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_orig_parameter_in_our_route_value_marks_an_originating_request() {
+        let popped = |s: &'static str| Bytes::from_static(s.as_bytes());
+        assert!(marks_originating(Some(&popped(
+            "<sip:127.0.0.1:5070;lr;orig>"
+        ))));
+        assert!(marks_originating(Some(&popped(
+            "<sip:icscf.ims.example.net;orig;lr>"
+        ))));
+        assert!(!marks_originating(Some(&popped("<sip:127.0.0.1:5070;lr>"))));
+        assert!(!marks_originating(Some(&popped(
+            "<sip:orig@127.0.0.1:5070;lr>"
+        ))));
+        assert!(!marks_originating(Some(&popped("\u{1}<"))));
+        assert!(!marks_originating(None));
+        assert_eq!(
+            with_orig("<sip:127.0.0.1:5080;lr>"),
+            "<sip:127.0.0.1:5080;lr;orig>"
+        );
     }
 }

@@ -27,6 +27,8 @@ use ims_e2e::sipp::{scenario, Background};
 use ims_e2e::{free_port, repo_root, scratch_dir};
 use serde_json::{json, Value};
 
+/// The I-CSCF's SIP port in the dev configs.
+const ICSCF_SIP: u16 = 5070;
 /// The S-CSCF's SIP port in the dev configs.
 const SCSCF_SIP: u16 = 5080;
 /// `[session] as_timeout_ms` of the S-CSCF in these tests.
@@ -222,8 +224,8 @@ fn an_application_server_originates_for_an_unregistered_user_through_its_unregis
     let names: Vec<String> = ["bob", "dave"].map(String::from).to_vec();
     provision_digest(&data, &dir, &names, "secret", None);
     // Dave is never registered; his ORIGINATING_UNREGISTERED iFC (in the unregistered
-    // part of his profile) is SESSION_TERMINATED: the call completes only through it.
-    // An ORIGINATING iFC toward a dead port would fail the call if it were run.
+    // part of his profile) is SESSION_TERMINATED: the calls complete only through it.
+    // An ORIGINATING iFC toward a dead port would fail them if it were run.
     let mut unregistered = ifc(
         10,
         "ORIGINATING_UNREGISTERED",
@@ -241,22 +243,34 @@ fn an_application_server_originates_for_an_unregistered_user_through_its_unregis
     );
     let bob = Ue::register(&dir, "bob", "dave");
     assert_contacts(1);
-    let server = application_server(&dir, "session/as_forward.xml", addr(service));
-    let callee = bob.serve(&dir, "session/uas_answer.xml", 1);
-    // An AS (SIPp) originates for Dave: straight to the S-CSCF's `orig` URI with
-    // P-Served-User.
+    // An AS (SIPp) originates for Dave twice, with P-Served-User and `orig` in its
+    // Route: first through the I-CSCF, which knows no S-CSCF for Dave yet and finds
+    // one with an originating LIR (the HSS answers with capabilities: unregistered
+    // services); then straight to the S-CSCF, which keeps Dave's unregistered profile.
+    let server = Background::uas(
+        &scenario("session/as_forward.xml"),
+        addr(service),
+        2,
+        60,
+        &workdir(&dir),
+        false,
+    )
+    .expect("SIPp AS starts");
+    let callee = bob.serve(&dir, "session/uas_answer.xml", 2);
     let csv = sipp_csv(&dir, "dave.csv", &names[1..], "secret", Some("bob"));
-    let r = run(
-        &dir,
-        "session/as_originate_unregistered.xml",
-        &csv,
-        SippTransport::Udp,
-        1,
-        addr(SCSCF_SIP),
-    );
-    assert_all_passed(&r, 1);
-    assert_all_passed(&server.finish(), 1);
-    assert_all_passed(&callee.finish(), 1);
+    for entry in [ICSCF_SIP, SCSCF_SIP] {
+        let r = run(
+            &dir,
+            "session/as_originate_unregistered.xml",
+            &csv,
+            SippTransport::Udp,
+            1,
+            addr(entry),
+        );
+        assert_all_passed(&r, 1);
+    }
+    assert_all_passed(&server.finish(), 2);
+    assert_all_passed(&callee.finish(), 2);
     assert_eq!(
         hss_state(&data, "sip:dave@ims.example.net"),
         ("UNREGISTERED".to_string(), Some(SERVER_NAME.to_string())),

@@ -19,6 +19,7 @@
 
 use bytes::Bytes;
 use ims_sip::message::addr::NameAddr;
+use ims_sip::message::identity::{header_identity, request_uri_identity};
 use ims_sip::message::uri::Uri;
 use ims_sip::{HeaderName, SipMessage};
 
@@ -77,38 +78,16 @@ pub fn is_originating(route: &Bytes) -> bool {
     Uri::parse(addr.uri).is_ok_and(|u| u.user == Some(ORIG_USER) || u.param(ORIG_USER).is_some())
 }
 
-/// A SIP, SIPS or tel URI as an address-of-record.
-fn aor(uri: &str) -> Option<String> {
-    let uri = Uri::parse(uri).ok()?;
-    let scheme = uri.scheme.to_ascii_lowercase();
-    matches!(scheme.as_str(), "sip" | "sips" | "tel").then(|| uri.address_of_record())
-}
-
 /// The first P-Asserted-Identity as an address-of-record (a UE with both a SIP and a
 /// tel identity gets two; the P-CSCF sets one).
 pub fn asserted_identity(request: &SipMessage) -> Option<String> {
-    first_identity(request, &HeaderName::PAssertedIdentity)
+    header_identity(request, &HeaderName::PAssertedIdentity)
 }
 
 /// The served user of an originating request: the P-Served-User if there is one, else
 /// the P-Asserted-Identity.
 pub fn originating_identity(request: &SipMessage) -> Option<String> {
-    first_identity(request, &HeaderName::PServedUser).or_else(|| asserted_identity(request))
-}
-
-/// The first value of header `name` (`name-addr` with parameters) as an
-/// address-of-record.
-fn first_identity(request: &SipMessage, name: &HeaderName) -> Option<String> {
-    request.headers.values(name).find_map(|v| {
-        let text = std::str::from_utf8(&v).ok()?;
-        aor(NameAddr::parse(text).ok()?.uri)
-    })
-}
-
-/// The Request-URI as an address-of-record.
-pub fn request_uri_identity(request: &SipMessage) -> Option<String> {
-    let uri = &request.request()?.uri;
-    aor(std::str::from_utf8(uri).ok()?)
+    header_identity(request, &HeaderName::PServedUser).or_else(|| asserted_identity(request))
 }
 
 /// The session case of an initial request, given the Route value §16.4 removed.

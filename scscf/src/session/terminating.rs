@@ -27,10 +27,10 @@ use ims_sip::proxy::engine::{Decision, Forward};
 use ims_sip::{HeaderName, SipMessage};
 
 use super::as_routing::{NotServed, Served};
-use super::case::request_uri_identity;
 use super::{answer, SessionSettings};
 use crate::ifc::{IfcCursor, RegistrationState, SessionCase};
 use crate::location::Registration;
+use ims_sip::message::identity::request_uri_identity;
 
 /// The served user of a terminating request, at the start of its iFC chain: its
 /// `registration` here (`state` registered) or its unregistered profile (`state`

@@ -18,6 +18,7 @@ pub mod build;
 pub mod cseq;
 mod error;
 mod headers;
+pub mod identity;
 pub mod key;
 mod method;
 mod parse;
