@@ -19,6 +19,7 @@
 
 use bytes::Bytes;
 use ims_config::ScscfEntry;
+use ims_diameter::cx::Lir;
 use ims_sip::message::addr::NameAddr;
 use ims_sip::message::build::response_with;
 use ims_sip::message::uri::Uri;
@@ -75,14 +76,19 @@ impl IcscfPolicy {
                 return reject(request, 416, "Unsupported URI Scheme");
             }
         };
-        let next = match self.cx.lir(&lir).await {
+        let next = self.locate(&lir).await;
+        forward_or_answer(request, next, &lir.public_identity)
+    }
+
+    /// Where the LIA for `lir` says the request goes.
+    async fn locate(&self, lir: &Lir) -> Outcome {
+        match self.cx.lir(lir).await {
             Ok(lia) => location_outcome(&lia, &self.scscfs),
             Err(error) => {
                 tracing::warn!(%error, impu = %lir.public_identity, "LIR failed");
                 HSS_UNAVAILABLE
             }
-        };
-        forward_or_answer(request, next, &lir.public_identity)
+        }
     }
 
     /// An initial request an AS sent on behalf of a served user (`orig` in our Route
@@ -96,14 +102,7 @@ impl IcscfPolicy {
                 return reject(request, 403, "Forbidden");
             }
         };
-        let next = match self.cx.lir(&lir).await {
-            Ok(lia) => location_outcome(&lia, &self.scscfs),
-            Err(error) => {
-                tracing::warn!(%error, impu = %lir.public_identity, "LIR failed");
-                HSS_UNAVAILABLE
-            }
-        };
-        let next = match next {
+        let next = match self.locate(&lir).await {
             Outcome::Forward(mut selected) => {
                 selected.route = with_orig(&selected.route);
                 Outcome::Forward(selected)
