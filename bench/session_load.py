@@ -13,9 +13,15 @@ SIPp -trace_rtt, minus bob's 200 ms of ringing), each node's CPU (utime+stime fr
 Timers J/K/L, 32 s over UDP). The result is the highest rate with zero failed calls.
 
     cargo build --release --workspace --bins
-    python3 bench/session_load.py [--rates 100,200,400] [--seconds 15]
+    python3 bench/session_load.py [--rates 100,200,400] [--seconds 15] [--perf DIR]
+
+With `--perf DIR`, `perf record -g` samples each node during each rate (99 Hz, call
+graphs) into `DIR/<rate>-<node>.data`, and the script prints each node's share of
+samples in the kernel, in its SIP/Diameter code and in the allocator, and its top
+symbols (`perf report --no-children`), to show where the time goes.
 """
 import argparse
+import collections
 import csv
 import glob
 import os
@@ -54,7 +60,7 @@ def register(user, port, work):
         sys.exit(f"{user} did not register")
 
 
-def run_rate(rate, seconds, work, pids):
+def run_rate(rate, seconds, work, pids, perf_dir=None):
     calls = rate * seconds
     budget = seconds * 3 + 30
     bob = subprocess.Popen(["sipp", "-sf", os.path.join(SCEN, "uas_answer.xml"), "-i", "127.0.0.1",
@@ -63,6 +69,13 @@ def run_rate(rate, seconds, work, pids):
                            cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
     cpu0 = {n: cpu_seconds(p) for n, p in pids.items()}
+    perfs = []
+    if perf_dir:
+        for n, p in pids.items():
+            out = os.path.join(perf_dir, f"{rate}-{n}.data")
+            perfs.append(subprocess.Popen(["perf", "record", "-F", "99", "-g", "-p", str(p), "-o", out,
+                                           "--", "sleep", str(seconds)],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     t0 = time.time()
     alice = sipp(["127.0.0.1:5060", "-sf", os.path.join(SCEN, "uac_call.xml"),
                   "-inf", os.path.join(SCEN, "alice.csv"), "-p", ALICE, "-m", str(calls),
@@ -71,6 +84,11 @@ def run_rate(rate, seconds, work, pids):
                  work, budget + 30)
     wall = time.time() - t0
     cpu = {n: cpu_seconds(p) - cpu0[n] for n, p in pids.items()}
+    for p in perfs:
+        try:
+            p.wait(timeout=seconds + 30)
+        except subprocess.TimeoutExpired:
+            p.kill()
     rss = {n: rss_kib(p) // 1024 for n, p in pids.items() if n != "hss"}
     try:
         bob.wait(timeout=budget + 30)
@@ -95,11 +113,41 @@ def run_rate(rate, seconds, work, pids):
             "pct": percentiles(rtts, [50, 95, 99]), "cpu": cpu, "wall": wall, "rss": rss}
 
 
+def perf_summary(path, top=12):
+    """Shares of a node's samples (kernel, allocator, tokio, the rest) and its top
+    symbols, from `perf report`."""
+    rep = subprocess.run(["perf", "report", "-i", path, "--no-children", "--sort", "dso,sym",
+                          "--stdio", "-g", "none", "--percent-limit", "0.3"],
+                         capture_output=True, text=True, timeout=300).stdout
+    groups = collections.Counter()
+    rows = []
+    for line in rep.splitlines():
+        parts = line.split()
+        if len(parts) < 4 or not parts[0].endswith("%"):
+            continue
+        pct = float(parts[0].rstrip("%"))
+        dso, sym = parts[1], " ".join(parts[3:])
+        if "kernel" in dso:
+            group = "kernel"
+        elif any(k in sym for k in ("malloc", "free", "realloc", "memmove", "memcpy", "cfree")):
+            group = "alloc/copy"
+        elif "tokio" in sym or "mio" in sym or "parking_lot" in sym:
+            group = "tokio"
+        else:
+            group = "other"
+        groups[group] += pct
+        rows.append((pct, dso, sym))
+    return groups, rows[:top]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rates", default="100,200,400,600,800")
     ap.add_argument("--seconds", type=int, default=15)
+    ap.add_argument("--perf", metavar="DIR", help="perf record each node into DIR")
     args = ap.parse_args()
+    if args.perf:
+        os.makedirs(args.perf, exist_ok=True)
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
     bin_dir = os.path.join(target, "release")
     imsctl = os.path.join(bin_dir, "imsctl")
@@ -123,13 +171,19 @@ def main():
         print(f"{'rate':>5} {'calls':>6} {'ok':>6} {'failed':>6} {'p50ms':>6} {'p95ms':>6} {'p99ms':>6}  "
               + " ".join(f"{n + ' CPU% (ms/call)':>22}" for n in NODES) + "  RSS MiB P/I/S")
         for rate in [int(r) for r in args.rates.split(",")]:
-            r = run_rate(rate, args.seconds, work, pids)
+            r = run_rate(rate, args.seconds, work, pids, args.perf)
             p = r["pct"]
             cells = " ".join(f"{100.0 * r['cpu'].get(n, 0) / r['wall']:>13.1f} ({1000.0 * r['cpu'].get(n, 0) / max(r['ok'], 1):>5.2f})"
                              for n in NODES)
             rss = "/".join(str(r["rss"].get(n, 0)) for n in ["pcscf", "icscf", "scscf"])
             print(f"{r['rate']:>5} {r['calls']:>6} {r['ok']:>6} {r['failed']:>6} {p[50]:>6.0f} {p[95]:>6.0f} "
                   f"{p[99]:>6.0f}  {cells}  {rss}", flush=True)
+            if args.perf:
+                for n in pids:
+                    groups, rows = perf_summary(os.path.join(args.perf, f"{rate}-{n}.data"))
+                    print(f"  {n}: " + ", ".join(f"{g} {v:.0f}%" for g, v in groups.most_common()))
+                    for pct, dso, sym in rows:
+                        print(f"    {pct:5.1f}%  {dso:<20} {sym[:90]}")
             if r["failed"] == 0 and r["ok"] == r["calls"]:
                 best = r
             else:

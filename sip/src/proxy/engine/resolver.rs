@@ -78,18 +78,23 @@ impl HostCache {
     /// Looks up each name of `hosts` that is not an IP literal and not known (or has
     /// lapsed), concurrently, each bounded by [`LOOKUP_TIMEOUT`].
     pub async fn prepare<'a>(&self, hosts: impl IntoIterator<Item = &'a str>) {
+        // Most next hops are IP literals: no allocation or lock for them.
+        let mut names: Vec<&str> = Vec::new();
+        for host in hosts {
+            if !host.is_empty() && host.len() <= MAX_NAME && !is_ip_literal(host) {
+                names.push(host);
+            }
+        }
+        if names.is_empty() {
+            return;
+        }
         let now = Instant::now();
         let mut wanted: Vec<String> = Vec::new();
         {
             let entries = self.entries();
-            for host in hosts {
+            for host in names {
                 let name = host.to_ascii_lowercase();
-                if name.is_empty()
-                    || name.len() > MAX_NAME
-                    || is_ip_literal(&name)
-                    || wanted.contains(&name)
-                    || entries.get(&name).is_some_and(|e| e.until > now)
-                {
+                if wanted.contains(&name) || entries.get(&name).is_some_and(|e| e.until > now) {
                     continue;
                 }
                 wanted.push(name);
