@@ -28,7 +28,7 @@ pub use diameter::{CapabilitiesSection, DiameterSection, DiameterTlsSection};
 pub use error::{ConfigError, Invalid};
 pub use hss::{ProvisioningSection, SecuritySection, StoreSection};
 pub use load::{load, parse_str, Validate};
-pub use nodes::{HssConfig, IcscfConfig, NodeKind, PcscfConfig, ScscfConfig};
+pub use nodes::{HssConfig, IcscfConfig, NodeKind, OriginatingSection, PcscfConfig, ScscfConfig};
 pub use policyd::{KeystoneSection, PolicySection, PolicydConfig};
 pub use scscf::{CxClientSection, RegistrarSection, SessionSection};
 pub use sections::{HttpSection, LimitsSection, NodeSection, SipSection, TlsSection};

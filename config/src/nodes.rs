@@ -96,6 +96,44 @@ pub struct IcscfConfig {
     /// `[[scscf]]`: the S-CSCFs this I-CSCF may select.
     #[serde(default)]
     pub scscf: Vec<ScscfEntry>,
+    /// `[originating]`: who may send requests on behalf of a user (`orig`).
+    #[serde(default)]
+    pub originating: OriginatingSection,
+}
+
+/// `[originating]` of the I-CSCF: the application servers that may send it requests
+/// on behalf of a user, with `orig` in their Route (TS 24.229 §5.3.2.1). The I-CSCF
+/// also faces other networks, whose requests must not originate as our users: a
+/// request with `orig` from any other source address gets 403.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OriginatingSection {
+    /// Source networks trusted with `orig` (CIDR); default loopback only
+    /// (`127.0.0.0/8`, `::1/128`).
+    #[serde(default = "loopback_nets")]
+    pub from: Vec<ipnet::IpNet>,
+}
+
+impl Default for OriginatingSection {
+    fn default() -> Self {
+        OriginatingSection {
+            from: loopback_nets(),
+        }
+    }
+}
+
+fn loopback_nets() -> Vec<ipnet::IpNet> {
+    ["127.0.0.0/8", "::1/128"]
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
+impl OriginatingSection {
+    /// True when `ip` is in a trusted network.
+    pub fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        self.from.iter().any(|n| n.contains(&ip))
+    }
 }
 
 impl Validate for IcscfConfig {

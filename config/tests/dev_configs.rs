@@ -19,6 +19,8 @@ fn every_dev_config_loads() {
     let i: IcscfConfig = load(&dev("icscf.toml")).expect("icscf");
     assert_eq!(i.cx.origin_host, "icscf.ims.example.net");
     assert!(!i.scscf.is_empty(), "the I-CSCF knows the dev S-CSCF");
+    assert!(i.originating.trusts("127.0.0.1".parse().unwrap()));
+    assert!(!i.originating.trusts("192.0.2.1".parse().unwrap()));
     let s: ScscfConfig = load(&dev("scscf.toml")).expect("scscf");
     // No Keystone in the dev core: both filters say explicitly that cloud auth is off.
     assert_eq!(p.cloud_auth.mode, CloudAuthMode::Off);
@@ -102,4 +104,21 @@ fn icscf_needs_cx_and_checks_tw() {
     let err =
         parse_str::<IcscfConfig>(&format!("{BASE}{sip}{cx}"), Path::new("i.toml")).unwrap_err();
     assert_eq!(err.key(), Some("cx.watchdog_secs"), "{err}");
+}
+
+#[test]
+fn icscf_trusts_orig_from_loopback_unless_told_otherwise() {
+    let sip = "[sip]\nudp = [\"127.0.0.1:5070\"]\n";
+    let cx = "[cx]\nhss = \"127.0.0.1:3868\"\ndestination_host = \"h\"\ndestination_realm = \"r\"\norigin_host = \"i\"\norigin_realm = \"r\"\n";
+    let base = format!("{BASE}{sip}{cx}");
+    let i = parse_str::<IcscfConfig>(&base, Path::new("i.toml")).unwrap();
+    assert!(i.originating.trusts("::1".parse().unwrap()));
+    assert!(!i.originating.trusts("10.0.0.5".parse().unwrap()));
+    let own = format!("{base}[originating]\nfrom = [\"10.0.0.0/24\"]\n");
+    let i = parse_str::<IcscfConfig>(&own, Path::new("i.toml")).unwrap();
+    assert!(i.originating.trusts("10.0.0.5".parse().unwrap()));
+    assert!(!i.originating.trusts("127.0.0.1".parse().unwrap()));
+    let bad = format!("{base}[originating]\nfrom = [\"10.0.0.0/33\"]\n");
+    let err = parse_str::<IcscfConfig>(&bad, Path::new("i.toml")).unwrap_err();
+    assert!(err.to_string().contains("originating"), "{err}");
 }

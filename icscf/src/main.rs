@@ -18,6 +18,7 @@ async fn main() -> anyhow::Result<()> {
         cx: CxClient::connect(&config.cx),
         scscfs: config.scscf.clone(),
         home_network: config.node.domain.clone(),
+        originating: config.originating.clone(),
     };
     run_sip_node("icscf", &config.node, &config.http, &config.sip, policy).await?;
     Ok(())

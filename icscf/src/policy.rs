@@ -13,12 +13,14 @@
 //!   originating on behalf of a user who may not be registered, and does not know
 //!   the user's S-CSCF): LIR with Originating-Request for the served user
 //!   (P-Served-User, else P-Asserted-Identity), then forwarded to that S-CSCF with
-//!   `orig` in its Route value, so that it runs the user's originating services.
+//!   `orig` in its Route value, so that it runs the user's originating services. Only
+//!   from the networks `[originating] from` trusts (the I-CSCF also faces other
+//!   networks): else 403.
 //! * Requests inside a dialog (To tag) follow their Route set; they do not normally
 //!   reach the I-CSCF, which does not record-route.
 
 use bytes::Bytes;
-use ims_config::ScscfEntry;
+use ims_config::{OriginatingSection, ScscfEntry};
 use ims_diameter::cx::Lir;
 use ims_sip::message::addr::NameAddr;
 use ims_sip::message::build::response_with;
@@ -41,6 +43,8 @@ pub struct IcscfPolicy {
     pub scscfs: Vec<ScscfEntry>,
     /// Our home network, the Visited-Network-Identifier when the P-CSCF sent none.
     pub home_network: String,
+    /// Who may send requests on behalf of a user (`[originating]`).
+    pub originating: OriginatingSection,
 }
 
 fn reject(request: &SipMessage, code: u16, reason: &str) -> Decision {
@@ -163,7 +167,7 @@ impl Policy for IcscfPolicy {
     async fn decide_routed(
         &self,
         request: &SipMessage,
-        _source: &Source,
+        source: &Source,
         popped_route: Option<&Bytes>,
     ) -> Decision {
         if request.method() == Some(&Method::Register) {
@@ -172,6 +176,10 @@ impl Policy for IcscfPolicy {
             // In a dialog: the Route set decides (RFC 3261 §16.12).
             Decision::Forward(Forward::default())
         } else if marks_originating(popped_route) {
+            if !self.originating.trusts(source.remote.ip()) {
+                tracing::warn!(remote = %source.remote, "request on behalf of a user from an untrusted source refused");
+                return reject(request, 403, "Forbidden");
+            }
             self.originating(request).await
         } else {
             self.terminating(request).await

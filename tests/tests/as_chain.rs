@@ -278,3 +278,43 @@ fn an_application_server_originates_for_an_unregistered_user_through_its_unregis
     );
     stop_core(core);
 }
+
+#[test]
+fn an_untrusted_source_may_not_originate_for_a_user_through_the_icscf() {
+    let name = "as-orig-untrusted";
+    let config = configs(name);
+    // Only 192.0.2.0/24 may send requests on behalf of users; the AS is on loopback.
+    let icscf = config.join("icscf.toml");
+    let text = std::fs::read_to_string(&icscf).unwrap();
+    let trusted = "from = [\"127.0.0.0/8\", \"::1/128\"]";
+    assert!(text.contains(trusted), "icscf.toml sets it");
+    std::fs::write(&icscf, text.replace(trusted, "from = [\"192.0.2.0/24\"]")).unwrap();
+    let (dir, data, core) = start_core(name, Some(&config));
+    let names: Vec<String> = ["bob", "dave"].map(String::from).to_vec();
+    provision_digest(&data, &dir, &names, "secret", None);
+    let bob = Ue::register(&dir, "bob", "dave");
+    assert_contacts(1);
+    let phone = std::net::UdpSocket::bind(bob.local).unwrap();
+    let csv = sipp_csv(&dir, "dave.csv", &names[1..], "secret", Some("bob"));
+    // 403 from the I-CSCF, and Bob's phone never rings.
+    let r = run(
+        &dir,
+        "session/as_originate_refused.xml",
+        &csv,
+        SippTransport::Udp,
+        1,
+        addr(ICSCF_SIP),
+    );
+    assert_all_passed(&r, 1);
+    phone
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    assert!(phone.recv(&mut buf).is_err(), "no request reached Bob");
+    assert_eq!(
+        hss_state(&data, "sip:dave@ims.example.net").1,
+        None,
+        "no S-CSCF was assigned to Dave"
+    );
+    stop_core(core);
+}

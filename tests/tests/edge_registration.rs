@@ -125,6 +125,7 @@ async fn chain_of(max_registrations: usize) -> Chain {
                 capabilities: vec![1, 2],
             }],
             home_network: "ims.example.net".into(),
+            originating: Default::default(),
         },
         false,
     )
@@ -433,6 +434,7 @@ async fn unreachable_hss_gives_480() {
             cx: CxClient::with_config(cfg, closed, None, "ims.example.net".into()),
             scscfs: Vec::new(),
             home_network: "ims.example.net".into(),
+            originating: Default::default(),
         },
         false,
     )
