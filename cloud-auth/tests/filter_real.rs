@@ -4,6 +4,8 @@
 //! policy service is gone.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/policyd.rs"]
+mod policyd_support;
 mod support;
 
 use std::sync::Arc;
@@ -11,92 +13,26 @@ use std::time::{Duration, Instant};
 
 use cloud_auth::filter::{FilterSettings, Question, Refusal, RequestFilter};
 use cloud_auth::keystone::{TokenInfo, TokenValidator};
-use cloud_auth::policyd::{self, Engine, Reference, Store};
+use policyd_support::{root_rules, Policyd};
 use serde_json::{json, Value};
 use support::Keystone;
 
 const HOUR: u64 = 3600;
 
-/// The policy service on a free port, with root policies for both fixture tenants. It
-/// runs on a runtime of its own, so dropping it closes every connection (the feed too).
-struct Policyd {
-    base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Policyd {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap();
-        }
-    }
-}
-
-async fn put(ks: &Keystone, base: &str, path: &str, user: &str, body: Value) {
+/// PUTs a policy document as fixture user `user`, expecting it created.
+async fn put(ks: &Keystone, svc: &Policyd, path: &str, user: &str, body: Value) {
     let token = ks.user_token(user).await.token;
-    let resp = reqwest::Client::new()
-        .put(format!("{base}/v1{path}"))
-        .header("X-Auth-Token", token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201, "PUT {path}");
+    assert_eq!(svc.put(path, &token, body).await, 201, "PUT {path}");
 }
 
+/// The policy service with root policies for both fixture tenants.
 async fn start_policyd(ks: &Keystone) -> Policyd {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("policy.db").display());
-    let store = Store::open(&url, 4).await.unwrap();
-    let effective = vec![
-        Reference::parse("global:restrict").unwrap(),
-        Reference::parse("tenant:root").unwrap(),
-    ];
-    let engine = Engine::open(store, effective).await.unwrap();
-    let validator = TokenValidator::new(ks.config()).unwrap();
-    let app = policyd::router(engine, Some(validator), policyd::Metrics::default());
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            tokio::select! {
-                r = axum::serve(listener, app) => r.unwrap(),
-                _ = stopped => {}
-            }
-        });
-        // Dropping the runtime drops every connection task.
-    });
-    let root = json!({"enforcer": "default",
-                      "rules": {"INVITE": "role:member", "REGISTER": "role:member"}});
-    put(
-        ks,
-        &base,
-        &format!("/policies/root?tenant={}", ks.tenant_a),
-        "ada",
-        root.clone(),
-    )
-    .await;
-    put(
-        ks,
-        &base,
-        &format!("/policies/root?tenant={}", ks.tenant_b),
-        "bea",
-        root,
-    )
-    .await;
-    Policyd {
-        base,
-        stop: Some(stop),
-        thread: Some(thread),
-        _dir: dir,
-    }
+    let svc = Policyd::start(ks).await;
+    let root_a = format!("/policies/root?tenant={}", ks.tenant_a);
+    put(ks, &svc, &root_a, "ada", root_rules()).await;
+    let root_b = format!("/policies/root?tenant={}", ks.tenant_b);
+    put(ks, &svc, &root_b, "bea", root_rules()).await;
+    svc
 }
 
 fn filter(ks: &Keystone, base: &str, cache: usize) -> RequestFilter {
@@ -196,7 +132,7 @@ async fn tokens_and_tenancy_decide_and_a_policy_change_arrives_within_a_second()
            when {{ principal.roles.contains("member") }};"#)});
     put(
         &ks,
-        &svc.base,
+        &svc,
         &format!("/policies/inbound?tenant={b}"),
         "bea",
         inbound,

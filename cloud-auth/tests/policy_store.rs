@@ -3,17 +3,15 @@
 //! built-ins, effective policies, the feed, and two nodes sharing one store.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use cloud_auth::oslo::{Credentials, Target};
 use cloud_auth::policyd::{EnforcerKind, Engine, Reference, Scope, Spec, Store};
+use ims_runtime::test_db::PgSchema;
 use serde_json::{json, Value};
-use sqlx::Connection;
 
 struct Db {
     url: String,
     _dir: Option<tempfile::TempDir>,
-    pg: Option<(String, String)>,
+    pg: Option<PgSchema>,
 }
 
 impl Db {
@@ -28,32 +26,11 @@ impl Db {
     }
 
     async fn postgres() -> Option<Db> {
-        let Ok(base) = std::env::var("IMS_TEST_POSTGRES_URL") else {
-            eprintln!("IMS_TEST_POSTGRES_URL not set: PostgreSQL variant skipped");
-            return None;
-        };
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let schema = format!(
-            "policyd_test_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        sqlx::any::install_default_drivers();
-        let mut c = sqlx::AnyConnection::connect(&base).await.unwrap();
-        sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            .execute(&mut c)
-            .await
-            .unwrap();
-        sqlx::query(&format!("CREATE SCHEMA {schema}"))
-            .execute(&mut c)
-            .await
-            .unwrap();
-        c.close().await.unwrap();
-        let sep = if base.contains('?') { '&' } else { '?' };
+        let pg = PgSchema::create("policyd_test").await.unwrap()?;
         Some(Db {
-            url: format!("{base}{sep}options[search_path]={schema}"),
+            url: pg.url().to_owned(),
             _dir: None,
-            pg: Some((base, schema)),
+            pg: Some(pg),
         })
     }
 
@@ -67,12 +44,8 @@ impl Db {
     }
 
     async fn drop_pg(self) {
-        if let Some((base, schema)) = &self.pg {
-            let mut c = sqlx::AnyConnection::connect(base).await.unwrap();
-            sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                .execute(&mut c)
-                .await
-                .unwrap();
+        if let Some(pg) = self.pg {
+            pg.drop_schema().await.unwrap();
         }
     }
 }

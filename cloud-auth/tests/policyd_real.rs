@@ -3,87 +3,22 @@
 //! verify decisions, and the invalidation feed seeing a change within one second.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/policyd.rs"]
+mod policyd_support;
 mod support;
 
 use std::time::{Duration, Instant};
 
-use cloud_auth::keystone::TokenValidator;
-use cloud_auth::policyd::{self, Engine, Reference, Store};
+use policyd_support::{root_rules, Policyd};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use support::Keystone;
 
 const HOUR: u64 = 3600;
 
-struct Service {
-    base: String,
-    http: reqwest::Client,
-    engine: Engine,
-    _dir: tempfile::TempDir,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn start(ks: &Keystone) -> Service {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("policy.db").display());
-    let store = Store::open(&url, 4).await.unwrap();
-    let effective = vec![
-        Reference::parse("global:restrict").unwrap(),
-        Reference::parse("tenant:root").unwrap(),
-    ];
-    let engine = Engine::open(store, effective).await.unwrap();
-    let validator = TokenValidator::new(ks.config()).unwrap();
-    let app = policyd::router(engine.clone(), Some(validator), policyd::Metrics::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    Service {
-        base: format!("http://{addr}/v1"),
-        http: reqwest::Client::new(),
-        engine,
-        _dir: dir,
-        task,
-    }
-}
-
-impl Service {
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.header("X-Auth-Token", t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn put(&self, path: &str, token: &str, body: Value) -> StatusCode {
-        self.call(Method::PUT, path, Some(token), Some(body))
-            .await
-            .0
-    }
-
-    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
-        self.call(Method::GET, path, Some(token), None).await
-    }
-
+impl Policyd {
+    /// Asks the service's verify endpoint (as `token`) whether `user` of `project`, a member,
+    /// may `verb` toward `tenant`: the 200 answer.
     async fn verify(
         &self,
         token: &str,
@@ -103,6 +38,14 @@ impl Service {
             .await;
         assert_eq!(status, 200, "{v}");
         v
+    }
+
+    /// Opens the invalidation feed with `token`.
+    async fn feed(&self, token: &str) -> reqwest::Response {
+        self.request(Method::GET, "/feed", Some(token))
+            .send()
+            .await
+            .unwrap()
     }
 }
 
@@ -137,16 +80,12 @@ impl Events {
     }
 }
 
-fn root_rules() -> Value {
-    json!({"enforcer": "default", "rules": {"INVITE": "role:member", "REGISTER": "role:member"}})
-}
-
 #[tokio::test]
 async fn management_calls_obey_constraints_i_ii_and_iv() {
     let Some(ks) = Keystone::start(HOUR).await else {
         return;
     };
-    let svc = start(&ks).await;
+    let svc = Policyd::start(&ks).await;
     let (a, b) = (ks.tenant_a.clone(), ks.tenant_b.clone());
     let cloud = ks.system_admin_token().await;
     let ada = ks.user_token("ada").await.token;
@@ -268,22 +207,9 @@ async fn management_calls_obey_constraints_i_ii_and_iv() {
 
     // IV: only the service user subscribes to the feed and asks verify questions.
     for token in [&cloud, &ada, &alice] {
-        let resp = svc
-            .http
-            .get(format!("{}/feed", svc.base))
-            .header("X-Auth-Token", token.as_str())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 403);
+        assert_eq!(svc.feed(token).await.status(), 403);
     }
-    let resp = svc
-        .http
-        .get(format!("{}/feed", svc.base))
-        .header("X-Auth-Token", &service)
-        .send()
-        .await
-        .unwrap();
+    let resp = svc.feed(&service).await;
     assert_eq!(resp.status(), 200);
     let mut feed = Events {
         resp,
@@ -309,7 +235,7 @@ async fn verify_follows_the_policies_and_the_feed_tells_within_a_second() {
     let Some(ks) = Keystone::start(HOUR).await else {
         return;
     };
-    let svc = start(&ks).await;
+    let svc = Policyd::start(&ks).await;
     let (a, b) = (ks.tenant_a.clone(), ks.tenant_b.clone());
     let ada = ks.user_token("ada").await.token;
     let bea = ks.user_token("bea").await.token;
@@ -325,13 +251,7 @@ async fn verify_follows_the_policies_and_the_feed_tells_within_a_second() {
         201
     );
 
-    let resp = svc
-        .http
-        .get(format!("{}/feed", svc.base))
-        .header("X-Auth-Token", &service)
-        .send()
-        .await
-        .unwrap();
+    let resp = svc.feed(&service).await;
     assert_eq!(resp.status(), 200);
     let mut feed = Events {
         resp,

@@ -1,7 +1,6 @@
-//! Sections of the P-CSCF (`[pcscf]`) and the I-CSCF (`[cx]`, `[[scscf]]`).
+//! Sections of the P-CSCF (`[pcscf]`) and the I-CSCF (`[[scscf]]`).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
 use serde::Deserialize;
 
@@ -84,64 +83,6 @@ impl Validate for PcscfSection {
 /// The number of bytes a hex string encodes, if it is hex.
 fn hex_len(s: &str) -> Option<usize> {
     (s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit())).then_some(s.len() / 2)
-}
-
-/// `[cx]`: the I-CSCF's Diameter Cx client toward the HSS (TS 29.228, TS 29.229). The
-/// keys are those of the S-CSCF's `[cx]`, without TLS.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IcscfCxSection {
-    /// The HSS's Diameter address (TCP).
-    pub hss: SocketAddr,
-    /// Our Origin-Host, e.g. `icscf.ims.example.net`.
-    pub origin_host: String,
-    /// Our Origin-Realm, e.g. `ims.example.net`.
-    pub origin_realm: String,
-    /// The HSS's Origin-Host: Destination-Host of our requests, and the only peer
-    /// whose CEA we accept (RFC 6733 §5.3), e.g. `hss.ims.example.net`.
-    pub destination_host: String,
-    /// Destination-Realm of our requests.
-    pub destination_realm: String,
-    /// Watchdog interval Tw in seconds (RFC 3539 §3.4.1; at least 6).
-    #[serde(default = "default_tw")]
-    pub watchdog_secs: u64,
-    /// Seconds a Cx request waits for its answer.
-    #[serde(default = "default_request_timeout")]
-    pub request_timeout_secs: u64,
-}
-
-fn default_tw() -> u64 {
-    30
-}
-
-fn default_request_timeout() -> u64 {
-    5
-}
-
-impl Validate for IcscfCxSection {
-    fn validate(&self) -> Result<(), Invalid> {
-        for (key, v) in [
-            ("origin_host", &self.origin_host),
-            ("origin_realm", &self.origin_realm),
-            ("destination_host", &self.destination_host),
-            ("destination_realm", &self.destination_realm),
-        ] {
-            if v.trim().is_empty() || v.contains(char::is_whitespace) {
-                return Err(Invalid::new(key, "must be a Diameter identity"));
-            }
-        }
-        if self.watchdog_secs < 6 {
-            // RFC 3539 §3.4.1: Tw must not be set below 6 seconds.
-            return Err(Invalid::new(
-                "watchdog_secs",
-                "must be at least 6 (RFC 3539)",
-            ));
-        }
-        if self.request_timeout_secs == 0 {
-            return Err(Invalid::new("request_timeout_secs", "must be at least 1"));
-        }
-        Ok(())
-    }
 }
 
 /// `[[scscf]]`: one S-CSCF the I-CSCF may select (TS 29.228 §6.1.1, Server-Capabilities

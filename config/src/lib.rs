@@ -12,6 +12,7 @@
 
 mod cloud_auth;
 mod cscf;
+mod cx;
 mod diameter;
 mod env;
 mod error;
@@ -23,12 +24,13 @@ mod scscf;
 mod sections;
 
 pub use cloud_auth::{CloudAuthMode, CloudAuthSection};
-pub use cscf::{IcscfCxSection, PcscfSection, ScscfEntry};
+pub use cscf::{PcscfSection, ScscfEntry};
+pub use cx::CxClientSection;
 pub use diameter::{CapabilitiesSection, DiameterSection, DiameterTlsSection};
 pub use error::{ConfigError, Invalid};
 pub use hss::{ProvisioningSection, SecuritySection, StoreSection};
 pub use load::{load, parse_str, Validate};
 pub use nodes::{HssConfig, IcscfConfig, NodeKind, OriginatingSection, PcscfConfig, ScscfConfig};
 pub use policyd::{KeystoneSection, PolicySection, PolicydConfig};
-pub use scscf::{CxClientSection, RegistrarSection, SessionSection};
+pub use scscf::{RegistrarSection, SessionSection};
 pub use sections::{HttpSection, LimitsSection, NodeSection, SipSection, TlsSection};

@@ -3,12 +3,13 @@
 use serde::Deserialize;
 
 use crate::cloud_auth::CloudAuthSection;
-use crate::cscf::{IcscfCxSection, PcscfSection, ScscfEntry};
+use crate::cscf::{PcscfSection, ScscfEntry};
+use crate::cx::CxClientSection;
 use crate::diameter::DiameterSection;
 use crate::error::Invalid;
 use crate::hss::{ProvisioningSection, SecuritySection, StoreSection};
 use crate::load::Validate;
-use crate::scscf::{CxClientSection, RegistrarSection, SessionSection};
+use crate::scscf::{RegistrarSection, SessionSection};
 use crate::sections::{HttpSection, NodeSection, SipSection};
 
 /// Which node a configuration belongs to.
@@ -92,7 +93,7 @@ pub struct IcscfConfig {
     /// `[sip]`
     pub sip: SipSection,
     /// `[cx]`: the Diameter client toward the HSS.
-    pub cx: IcscfCxSection,
+    pub cx: CxClientSection,
     /// `[[scscf]]`: the S-CSCFs this I-CSCF may select.
     #[serde(default)]
     pub scscf: Vec<ScscfEntry>,

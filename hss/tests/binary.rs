@@ -3,29 +3,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "common/process.rs"]
+mod process;
+
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use process::{free_port, start_hss, wait_healthy};
 use serde_json::{json, Value};
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn config(dir: &Path, port: u16, security: &str) -> std::path::PathBuf {
     let path = dir.join("hss.toml");
@@ -43,37 +30,6 @@ fn config(dir: &Path, port: u16, security: &str) -> std::path::PathBuf {
     path
 }
 
-fn start(dir: &Path, config: &Path) -> Running {
-    Running(
-        Command::new(env!("CARGO_BIN_EXE_hss"))
-            .arg("--config")
-            .arg(config)
-            .current_dir(dir)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    )
-}
-
-async fn wait_healthy(client: &reqwest::Client, addr: SocketAddr, hss: &mut Running) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = hss.0.try_wait().unwrap() {
-            panic!("hss exited during start: {status}");
-        }
-        if let Ok(r) = client.get(format!("http://{addr}/health")).send().await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        assert!(Instant::now() < deadline, "hss did not become healthy");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test]
 async fn provisioned_data_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -86,8 +42,8 @@ async fn provisioned_data_survives_a_restart() {
     );
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
 
-    let mut hss = start(dir.path(), &cfg);
-    wait_healthy(&client, addr, &mut hss).await;
+    let mut hss = start_hss(dir.path(), &cfg);
+    wait_healthy(&mut hss, addr, Duration::from_secs(30)).await;
     let token = std::fs::read_to_string(dir.path().join("data/admin.token")).unwrap();
     let token = token.trim();
     #[cfg(unix)]
@@ -119,8 +75,8 @@ async fn provisioned_data_survives_a_restart() {
     let created: Value = r.json().await.unwrap();
     drop(hss);
 
-    let mut hss = start(dir.path(), &cfg);
-    wait_healthy(&client, addr, &mut hss).await;
+    let mut hss = start_hss(dir.path(), &cfg);
+    wait_healthy(&mut hss, addr, Duration::from_secs(30)).await;
     assert_eq!(
         std::fs::read_to_string(dir.path().join("data/store.key")).unwrap(),
         key,

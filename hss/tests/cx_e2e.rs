@@ -9,11 +9,12 @@
 
 #[path = "common/cx.rs"]
 mod fixture;
+#[path = "common/process.rs"]
+mod process;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,8 @@ use ims_diameter::Message;
 use ims_sip::auth::aka::Usim;
 use ims_sip::auth::milenage::Milenage;
 use ims_sip::auth::Sqn;
+use process::{free_port, start_hss, wait_healthy, Running};
+use reqwest::Method;
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -35,29 +38,6 @@ async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
     tokio::time::timeout(BOUND, f)
         .await
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Ports {
-    http: u16,
-    tcp: u16,
-    tls: u16,
 }
 
 /// Test PKI: a CA, the HSS's certificate, and the S-CSCF's client certificate.
@@ -108,59 +88,98 @@ fn client_tls(pki: &Pki) -> Connector {
     }
 }
 
-fn config(dir: &Path, p: &Ports) -> PathBuf {
-    let path = dir.join("hss.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[node]\nname = \"hss-e2e\"\ndomain = \"ims.example.net\"\n\
-             [http]\nlisten = \"127.0.0.1:{}\"\n\
-             [store]\nurl = \"sqlite://data/hss.db\"\n\
-             [provisioning]\nadmin_token = \"{TOKEN}\"\n\
-             [security]\nkey_file = \"data/store.key\"\ngenerate_missing = true\n\
-             [diameter]\norigin_host = \"hss.ims.example.net\"\norigin_realm = \"ims.example.net\"\n\
-             tcp = [\"127.0.0.1:{}\"]\ntls = [\"127.0.0.1:{}\"]\n\
-             peers = [\"scscf.ims.example.net\", \"icscf.ims.example.net\"]\ntw_ms = 1000\n\
-             [diameter.tls_files]\ncert = \"hss.crt\"\nkey = \"hss.key\"\nclient_ca = \"ca.crt\"\n\
-             [diameter.capabilities]\nmandatory = [1]\noptional = [2, 3]\n\
-             server_names = [\"{SCSCF}\"]\n",
-            p.http, p.tcp, p.tls
-        ),
-    )
-    .unwrap();
-    path
+/// An HSS of this test: its directory (config, TLS files, data), ports and PKI.
+struct Node {
+    dir: tempfile::TempDir,
+    http: u16,
+    tcp: u16,
+    tls: u16,
+    pki: Pki,
+    config: PathBuf,
 }
 
-async fn start(dir: &Path, cfg: &Path, http: u16) -> Running {
-    let mut hss = Running(
-        Command::new(env!("CARGO_BIN_EXE_hss"))
-            .arg("--config")
-            .arg(cfg)
-            .current_dir(dir)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + BOUND;
-    loop {
-        if let Some(status) = hss.0.try_wait().unwrap() {
-            panic!("hss exited during start: {status}");
+impl Node {
+    /// Writes the configuration and TLS files; [`Node::start`] runs the binary.
+    fn new() -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let (http, tcp, tls) = (free_port(), free_port(), free_port());
+        let pki = pki(dir.path());
+        let config = dir.path().join("hss.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[node]\nname = \"hss-e2e\"\ndomain = \"ims.example.net\"\n\
+                 [http]\nlisten = \"127.0.0.1:{http}\"\n\
+                 [store]\nurl = \"sqlite://data/hss.db\"\n\
+                 [provisioning]\nadmin_token = \"{TOKEN}\"\n\
+                 [security]\nkey_file = \"data/store.key\"\ngenerate_missing = true\n\
+                 [diameter]\norigin_host = \"hss.ims.example.net\"\norigin_realm = \"ims.example.net\"\n\
+                 tcp = [\"127.0.0.1:{tcp}\"]\ntls = [\"127.0.0.1:{tls}\"]\n\
+                 peers = [\"scscf.ims.example.net\", \"icscf.ims.example.net\"]\ntw_ms = 1000\n\
+                 [diameter.tls_files]\ncert = \"hss.crt\"\nkey = \"hss.key\"\nclient_ca = \"ca.crt\"\n\
+                 [diameter.capabilities]\nmandatory = [1]\noptional = [2, 3]\n\
+                 server_names = [\"{SCSCF}\"]\n"
+            ),
+        )
+        .unwrap();
+        Node {
+            dir,
+            http,
+            tcp,
+            tls,
+            pki,
+            config,
         }
-        if let Ok(r) = client
-            .get(format!("http://127.0.0.1:{http}/health"))
+    }
+
+    /// Starts the binary and waits until it is healthy.
+    async fn start(&self) -> Running {
+        let mut hss = start_hss(self.dir.path(), &self.config);
+        wait_healthy(&mut hss, ([127, 0, 0, 1], self.http).into(), BOUND).await;
+        hss
+    }
+
+    /// A provisioning API request to `path` (under `/api/v1`) with the admin token.
+    fn api(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new()
+            .request(
+                method,
+                format!("http://127.0.0.1:{}/api/v1{path}", self.http),
+            )
+            .bearer_auth(TOKEN)
+    }
+
+    /// Provisions alice (digest and AKA credentials, cloud project `p1`).
+    async fn provision(&self) {
+        let body = json!({
+            "id": "alice",
+            "cloud": {"project_id": "p1"},
+            "private_identities": [{"impi": ALICE_IMPI, "password": "secret",
+                "aka": {"k": hex::encode(K), "op": hex::encode(OP), "amf": "8000"}}],
+            "public_identities": [{"impu": ALICE, "implicit_set": 1},
+                                  {"impu": ALICE_TEL, "implicit_set": 1}],
+        });
+        let r = self
+            .api(Method::POST, "/subscribers")
+            .json(&body)
             .send()
             .await
-        {
-            if r.status().is_success() {
-                return hss;
-            }
-        }
-        assert!(Instant::now() < deadline, "hss did not become healthy");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+            .unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    }
+
+    /// A Diameter client toward the HSS's TCP listener, as the S-CSCF, once open: it
+    /// answers RTR and PPR and hands them to the returned receiver.
+    async fn scscf_peer(&self) -> (Peer, mpsc::UnboundedReceiver<CxRequest>) {
+        let (tx, pushed) = mpsc::unbounded_channel();
+        let peer = Peer::connect(
+            client_cfg("scscf.ims.example.net"),
+            ([127, 0, 0, 1], self.tcp).into(),
+            Connector::Tcp,
+            Arc::new(Scscf(tx)),
+        );
+        bounded("TCP open", peer.wait_for(PeerState::Open)).await;
+        (peer, pushed)
     }
 }
 
@@ -218,34 +237,25 @@ fn client_cfg(host: &str) -> PeerConfig {
     c
 }
 
-async fn provision(http: u16) {
-    let body = json!({
-        "id": "alice",
-        "cloud": {"project_id": "p1"},
-        "private_identities": [{"impi": ALICE_IMPI, "password": "secret",
-            "aka": {"k": hex::encode(K), "op": hex::encode(OP), "amf": "8000"}}],
-        "public_identities": [{"impu": ALICE, "implicit_set": 1},
-                              {"impu": ALICE_TEL, "implicit_set": 1}],
-    });
-    let r = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{http}/api/v1/subscribers"))
-        .bearer_auth(TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
-}
-
 async fn request(peer: &Peer, m: Message) -> Message {
     bounded("answer", peer.request(m)).await.unwrap()
 }
 
+/// UAR for alice's IMPI and SIP IMPU.
+async fn alice_uar(peer: &Peer) -> Uaa {
+    Uaa::from_message(&request(peer, uar(ALICE_IMPI, ALICE, HOME, None).to_message()).await)
+        .unwrap()
+}
+
+/// SAR of type `t` for alice at [`SCSCF`].
+async fn alice_sar(peer: &Peer, t: ServerAssignmentType) -> Saa {
+    let sar = sar(Some(ALICE_IMPI), &[ALICE], SCSCF, t);
+    Saa::from_message(&request(peer, sar.to_message()).await).unwrap()
+}
+
 /// UAR, MAR (digest and AKA), SAR REGISTRATION, LIR, SAR USER_DEREGISTRATION.
 async fn registration(peer: &Peer) {
-    let uaa =
-        Uaa::from_message(&request(peer, uar(ALICE_IMPI, ALICE, HOME, None).to_message()).await)
-            .unwrap();
+    let uaa = alice_uar(peer).await;
     assert_eq!(
         uaa.header.result,
         CxResult::experimental(experimental::DIAMETER_FIRST_REGISTRATION)
@@ -275,40 +285,14 @@ async fn registration(peer: &Peer) {
     let res = usim.authenticate(&rand, &autn).unwrap();
     assert_eq!(&res.res[..], &item.authorization.as_ref().unwrap()[..]);
     assert_eq!(&res.ck[..], &item.confidentiality_key.as_ref().unwrap()[..]);
-    let saa = Saa::from_message(
-        &request(
-            peer,
-            sar(
-                Some(ALICE_IMPI),
-                &[ALICE],
-                SCSCF,
-                ServerAssignmentType::Registration,
-            )
-            .to_message(),
-        )
-        .await,
-    )
-    .unwrap();
+    let saa = alice_sar(peer, ServerAssignmentType::Registration).await;
     assert_eq!(saa.header.result, CxResult::Base(result::DIAMETER_SUCCESS));
     let xml = String::from_utf8(saa.user_data.unwrap().to_vec()).unwrap();
     assert!(xml.contains("<Identity>tel:+15550001</Identity>"), "{xml}");
     assert!(xml.contains("<ProjectId>p1</ProjectId>"), "{xml}");
     let lia = Lia::from_message(&request(peer, lir(ALICE_TEL, false).to_message()).await).unwrap();
     assert_eq!(lia.server_name.as_deref(), Some(SCSCF));
-    let saa = Saa::from_message(
-        &request(
-            peer,
-            sar(
-                Some(ALICE_IMPI),
-                &[ALICE],
-                SCSCF,
-                ServerAssignmentType::UserDeregistration,
-            )
-            .to_message(),
-        )
-        .await,
-    )
-    .unwrap();
+    let saa = alice_sar(peer, ServerAssignmentType::UserDeregistration).await;
     assert_eq!(saa.header.result, CxResult::Base(result::DIAMETER_SUCCESS));
     let lia = Lia::from_message(&request(peer, lir(ALICE, false).to_message()).await).unwrap();
     assert_eq!(
@@ -328,27 +312,12 @@ async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cx_over_tcp_and_tls_with_watchdog_restart_rtr_and_ppr() {
-    let dir = tempfile::tempdir().unwrap();
-    let ports = Ports {
-        http: free_port(),
-        tcp: free_port(),
-        tls: free_port(),
-    };
-    let pki = pki(dir.path());
-    let cfg = config(dir.path(), &ports);
-    let hss = start(dir.path(), &cfg, ports.http).await;
-    provision(ports.http).await;
+    let node = Node::new();
+    let hss = node.start().await;
+    node.provision().await;
 
     // TCP.
-    let (tx, mut pushed) = mpsc::unbounded_channel();
-    let tcp_addr: SocketAddr = ([127, 0, 0, 1], ports.tcp).into();
-    let peer = Peer::connect(
-        client_cfg("scscf.ims.example.net"),
-        tcp_addr,
-        Connector::Tcp,
-        Arc::new(Scscf(tx)),
-    );
-    bounded("TCP open", peer.wait_for(PeerState::Open)).await;
+    let (peer, mut pushed) = node.scscf_peer().await;
     assert_eq!(peer.remote_host().as_deref(), Some("hss.ims.example.net"));
     registration(&peer).await;
     // The watchdog keeps the link: DWAs come back, the connection stays the first one.
@@ -358,11 +327,10 @@ async fn cx_over_tcp_and_tls_with_watchdog_restart_rtr_and_ppr() {
 
     // TLS with a client certificate (as the I-CSCF).
     let (tls_tx, _tls_pushed) = mpsc::unbounded_channel();
-    let tls_addr: SocketAddr = ([127, 0, 0, 1], ports.tls).into();
     let tls_peer = Peer::connect(
         client_cfg("icscf.ims.example.net"),
-        tls_addr,
-        client_tls(&pki),
+        ([127, 0, 0, 1], node.tls).into(),
+        client_tls(&node.pki),
         Arc::new(Scscf(tls_tx)),
     );
     bounded("TLS open", tls_peer.wait_for(PeerState::Open)).await;
@@ -387,34 +355,16 @@ async fn cx_over_tcp_and_tls_with_watchdog_restart_rtr_and_ppr() {
         peer.last_close_reason()
     );
     drop(hss);
-    let hss = start(dir.path(), &cfg, ports.http).await;
+    let hss = node.start().await;
     bounded("reconnect", peer.wait_for(PeerState::Open)).await;
     assert_eq!(peer.stats().opened, 2);
     // Registered again after the restart: state survived in the store.
-    let saa = Saa::from_message(
-        &request(
-            &peer,
-            sar(
-                Some(ALICE_IMPI),
-                &[ALICE],
-                SCSCF,
-                ServerAssignmentType::Registration,
-            )
-            .to_message(),
-        )
-        .await,
-    )
-    .unwrap();
+    let saa = alice_sar(&peer, ServerAssignmentType::Registration).await;
     assert_eq!(saa.header.result, CxResult::Base(result::DIAMETER_SUCCESS));
 
     // PPR on a profile change of a registered subscriber.
-    let api = reqwest::Client::new();
-    let r = api
-        .patch(format!(
-            "http://127.0.0.1:{}/api/v1/subscribers/alice",
-            ports.http
-        ))
-        .bearer_auth(TOKEN)
+    let r = node
+        .api(Method::PATCH, "/subscribers/alice")
         .json(&json!({"cloud": {"project_id": "p2"}}))
         .send()
         .await
@@ -432,12 +382,8 @@ async fn cx_over_tcp_and_tls_with_watchdog_restart_rtr_and_ppr() {
     assert!(xml.contains("<ProjectId>p2</ProjectId>"), "{xml}");
 
     // Operator de-registration: RTR (SERVER_CHANGE by default), state cleared.
-    let r = api
-        .post(format!(
-            "http://127.0.0.1:{}/api/v1/subscribers/alice/deregister",
-            ports.http
-        ))
-        .bearer_auth(TOKEN)
+    let r = node
+        .api(Method::POST, "/subscribers/alice/deregister")
         .send()
         .await
         .unwrap();
@@ -452,32 +398,16 @@ async fn cx_over_tcp_and_tls_with_watchdog_restart_rtr_and_ppr() {
     let mut impus = rtr.public_identities.clone();
     impus.sort();
     assert_eq!(impus, vec![ALICE.to_string(), ALICE_TEL.to_string()]);
-    let uaa =
-        Uaa::from_message(&request(&peer, uar(ALICE_IMPI, ALICE, HOME, None).to_message()).await)
-            .unwrap();
+    let uaa = alice_uar(&peer).await;
     assert_eq!(
         uaa.header.result,
         CxResult::experimental(experimental::DIAMETER_FIRST_REGISTRATION)
     );
 
     // Deletion of a registered subscriber: RTR with PERMANENT_TERMINATION.
-    request(
-        &peer,
-        sar(
-            Some(ALICE_IMPI),
-            &[ALICE],
-            SCSCF,
-            ServerAssignmentType::Registration,
-        )
-        .to_message(),
-    )
-    .await;
-    let r = api
-        .delete(format!(
-            "http://127.0.0.1:{}/api/v1/subscribers/alice",
-            ports.http
-        ))
-        .bearer_auth(TOKEN)
+    alice_sar(&peer, ServerAssignmentType::Registration).await;
+    let r = node
+        .api(Method::DELETE, "/subscribers/alice")
         .send()
         .await
         .unwrap();
@@ -504,22 +434,15 @@ async fn live_capture_decodes_in_tshark() {
         println!("SKIPPED: tshark is not installed");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let ports = Ports {
-        http: free_port(),
-        tcp: free_port(),
-        tls: free_port(),
-    };
-    pki(dir.path());
-    let cfg = config(dir.path(), &ports);
-    let pcap = dir.path().join("cx.pcap");
+    let node = Node::new();
+    let pcap = node.dir.path().join("cx.pcap");
     let mut tshark = Running(
         Command::new("tshark")
             .args([
                 "-i",
                 "lo",
                 "-f",
-                &format!("tcp port {}", ports.tcp),
+                &format!("tcp port {}", node.tcp),
                 "-a",
                 "duration:60",
                 "-w",
@@ -545,17 +468,9 @@ async fn live_capture_decodes_in_tshark() {
         println!("SKIPPED: tshark cannot capture on lo");
         return;
     }
-    let hss = start(dir.path(), &cfg, ports.http).await;
-    provision(ports.http).await;
-    let (tx, _rx) = mpsc::unbounded_channel();
-    let addr: SocketAddr = ([127, 0, 0, 1], ports.tcp).into();
-    let peer = Peer::connect(
-        client_cfg("scscf.ims.example.net"),
-        addr,
-        Connector::Tcp,
-        Arc::new(Scscf(tx)),
-    );
-    bounded("open", peer.wait_for(PeerState::Open)).await;
+    let hss = node.start().await;
+    node.provision().await;
+    let (peer, _pushed) = node.scscf_peer().await;
     registration(&peer).await;
     let dwa = peer.stats().dwa_received;
     wait_until("a DWA", || peer.stats().dwa_received > dwa).await;
@@ -578,7 +493,7 @@ async fn live_capture_decodes_in_tshark() {
             "-n",
             "-V",
             "-d",
-            &format!("tcp.port=={},diameter", ports.tcp),
+            &format!("tcp.port=={},diameter", node.tcp),
             "-r",
         ])
         .arg(&pcap)

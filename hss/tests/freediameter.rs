@@ -5,26 +5,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "common/process.rs"]
+mod process;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use process::{free_port, start_hss, Running};
 
 fn wait_for(what: &str, log: &Path, mut cond: impl FnMut(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -66,18 +54,7 @@ fn freediameter_opens_and_stays_open_with_the_hss() {
         ),
     )
     .unwrap();
-    let _hss = Running(
-        Command::new(env!("CARGO_BIN_EXE_hss"))
-            .arg("--config")
-            .arg(d.join("hss.toml"))
-            .current_dir(d)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _hss = start_hss(d, &d.join("hss.toml"));
     // The HTTP listener opens after the Diameter ones: once it accepts, so does Cx.
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", http)).is_err() {

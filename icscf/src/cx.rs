@@ -7,10 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ims_config::IcscfCxSection;
+use ims_config::CxClientSection;
 use ims_diameter::cx::{CxError, Lia, Lir, RequestHeader, Uaa, Uar};
 use ims_diameter::dict::result;
-use ims_diameter::peer::{BoxFuture, Connector, Handler, Peer, PeerConfig, PeerError};
+use ims_diameter::peer::{
+    BoxFuture, Connector, Handler, Peer, PeerConfig, PeerError, TlsClientError,
+};
 use ims_diameter::Message;
 
 /// Why a Cx exchange produced no usable answer.
@@ -70,21 +72,23 @@ impl std::fmt::Debug for CxClient {
 }
 
 impl CxClient {
-    /// Starts connecting to the HSS at `hss` (TCP) per `section`.
-    pub fn connect(section: &IcscfCxSection) -> CxClient {
+    /// Starts connecting to the HSS per `section` (TCP, or TLS when `tls_ca` is set).
+    pub fn connect(section: &CxClientSection) -> Result<CxClient, TlsClientError> {
         let mut cfg = PeerConfig::cx(&section.origin_host, &section.origin_realm);
         cfg.watchdog_interval = Duration::from_secs(section.watchdog_secs);
         cfg.request_timeout = Duration::from_secs(section.request_timeout_secs);
         cfg.allowed_peers = vec![section.destination_host.clone()];
-        CxClient::with_config(
+        let connector = Connector::client(section.tls_ca.as_deref(), section.hss_tls_name())?;
+        Ok(CxClient::with_connector(
             cfg,
             section.hss,
+            connector,
             Some(section.destination_host.clone()),
             section.destination_realm.clone(),
-        )
+        ))
     }
 
-    /// Starts connecting to `hss` with a full peer configuration (its
+    /// Starts connecting to `hss` over TCP with a full peer configuration (its
     /// `allowed_peers` names the HSS; tests shorten the timers); requests carry
     /// `destination_host`, if any, and `destination_realm`.
     pub fn with_config(
@@ -93,12 +97,28 @@ impl CxClient {
         destination_host: Option<String>,
         destination_realm: String,
     ) -> CxClient {
+        CxClient::with_connector(
+            cfg,
+            hss,
+            Connector::Tcp,
+            destination_host,
+            destination_realm,
+        )
+    }
+
+    fn with_connector(
+        cfg: PeerConfig,
+        hss: SocketAddr,
+        connector: Connector,
+        destination_host: Option<String>,
+        destination_realm: String,
+    ) -> CxClient {
         let (origin_host, origin_realm) = (cfg.origin_host.clone(), cfg.origin_realm.clone());
         let handler = Arc::new(NoRequests {
             host: origin_host.clone(),
             realm: origin_realm.clone(),
         });
-        let peer = Peer::connect(cfg, hss, Connector::Tcp, handler);
+        let peer = Peer::connect(cfg, hss, connector, handler);
         CxClient {
             peer,
             destination_host,
@@ -140,5 +160,35 @@ impl CxClient {
     pub async fn lir(&self, lir: &Lir) -> Result<Lia, CxFailure> {
         let answer = self.peer.request(lir.to_message()).await?;
         Ok(Lia::from_message(&answer)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn section(tls_ca: Option<&str>) -> CxClientSection {
+        CxClientSection {
+            hss: "127.0.0.1:9".parse().unwrap(),
+            origin_host: "icscf.ims.example.net".into(),
+            origin_realm: "ims.example.net".into(),
+            destination_host: "hss.ims.example.net".into(),
+            destination_realm: "ims.example.net".into(),
+            watchdog_secs: 30,
+            request_timeout_secs: 5,
+            tls_ca: tls_ca.map(Into::into),
+            tls_server_name: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_tls_ca_of_the_cx_section_is_used() {
+        assert!(CxClient::connect(&section(None)).is_ok());
+        let err = CxClient::connect(&section(Some("/nonexistent/ca.pem"))).err();
+        assert!(
+            matches!(err, Some(TlsClientError::CaFile { .. })),
+            "{err:?}"
+        );
     }
 }

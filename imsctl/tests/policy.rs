@@ -3,29 +3,15 @@
 //! its tenant's policies; a member is refused; a service without Keystone refuses all.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "../../cloud-auth/tests/support/policyd.rs"]
+mod policyd_support;
 #[path = "../../cloud-auth/tests/support/mod.rs"]
 mod support;
 
 use std::process::Output;
 
-use cloud_auth::keystone::TokenValidator;
-use cloud_auth::policyd::{self, Engine, Reference, Store};
+use policyd_support::Policyd;
 use serde_json::Value;
-
-async fn policyd(validator: Option<TokenValidator>, dir: &tempfile::TempDir) -> String {
-    let url = format!("sqlite://{}", dir.path().join("policy.db").display());
-    let store = Store::open(&url, 2).await.unwrap();
-    let effective = vec![
-        Reference::parse("global:restrict").unwrap(),
-        Reference::parse("tenant:root").unwrap(),
-    ];
-    let engine = Engine::open(store, effective).await.unwrap();
-    let app = policyd::router(engine, validator, policyd::Metrics::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
-}
 
 async fn imsctl(url: &str, token: &str, args: &[&str]) -> Output {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_imsctl"));
@@ -65,8 +51,9 @@ async fn tenant_admin_manages_its_policies_with_imsctl() {
     let Some(ks) = support::Keystone::start(3600).await else {
         return;
     };
+    let svc = Policyd::start(&ks).await;
+    let url = &svc.base;
     let dir = tempfile::tempdir().unwrap();
-    let url = policyd(Some(TokenValidator::new(ks.config()).unwrap()), &dir).await;
     let a = ks.tenant_a.clone();
     let ada = ks.user_token("ada").await.token;
     let alice = ks.user_token("alice").await.token;
@@ -81,7 +68,7 @@ async fn tenant_admin_manages_its_policies_with_imsctl() {
         "--rules",
         r#"{"INVITE": "role:member"}"#,
     ];
-    let v = json_of(&imsctl(&url, &ada, &put).await);
+    let v = json_of(&imsctl(url, &ada, &put).await);
     assert_eq!(
         (v["version"].as_i64(), v["tenant"].as_str()),
         (Some(1), Some(a.as_str()))
@@ -104,21 +91,21 @@ async fn tenant_admin_manages_its_policies_with_imsctl() {
         &cedar,
     ];
     assert_eq!(
-        json_of(&imsctl(&url, &ada, &put_cedar).await)["enforcer"],
+        json_of(&imsctl(url, &ada, &put_cedar).await)["enforcer"],
         "custom"
     );
 
-    let shown = json_of(&imsctl(&url, &ada, &["show", "root", "--tenant", &a]).await);
+    let shown = json_of(&imsctl(url, &ada, &["show", "root", "--tenant", &a]).await);
     assert_eq!(shown["rules"]["INVITE"], "role:member");
-    let listed = json_of(&imsctl(&url, &ada, &["list", "--tenant", &a]).await);
+    let listed = json_of(&imsctl(url, &ada, &["list", "--tenant", &a]).await);
     assert_eq!(listed.as_array().unwrap().len(), 2);
-    json_of(&imsctl(&url, &ada, &["delete", "root", "--tenant", &a]).await);
-    let history = json_of(&imsctl(&url, &ada, &["versions", "root", "--tenant", &a]).await);
+    json_of(&imsctl(url, &ada, &["delete", "root", "--tenant", &a]).await);
+    let history = json_of(&imsctl(url, &ada, &["versions", "root", "--tenant", &a]).await);
     assert_eq!(history.as_array().unwrap().len(), 2);
     assert_eq!(history[1]["deleted"], true);
 
     // A member is refused, and imsctl says why and fails.
-    let out = imsctl(&url, &alice, &put).await;
+    let out = imsctl(url, &alice, &put).await;
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("HTTP 403"), "{err}");
@@ -126,9 +113,8 @@ async fn tenant_admin_manages_its_policies_with_imsctl() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_keystone_every_call_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = policyd(None, &dir).await;
-    let out = imsctl(&url, "anything", &["list"]).await;
+    let svc = Policyd::without_keystone().await;
+    let out = imsctl(&svc.base, "anything", &["list"]).await;
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

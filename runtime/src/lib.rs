@@ -7,6 +7,8 @@ mod http;
 mod logging;
 pub mod sip;
 pub mod sqlite;
+#[cfg(feature = "test-support")]
+pub mod test_db;
 
 pub use args::NodeArgs;
 pub use axum::Router;

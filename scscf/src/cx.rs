@@ -20,7 +20,9 @@ use ims_diameter::cx::{
     ServerAssignmentType, SipAuthDataItem, UserDataAlreadyAvailable,
 };
 use ims_diameter::dict::{experimental, result};
-use ims_diameter::peer::{BoxFuture, Connector, Handler, Peer, PeerConfig, PeerError};
+use ims_diameter::peer::{
+    BoxFuture, Connector, Handler, Peer, PeerConfig, PeerError, TlsClientError,
+};
 use ims_diameter::Message;
 
 use crate::registrar::Registrar;
@@ -81,31 +83,6 @@ impl std::fmt::Debug for CxClient {
     }
 }
 
-/// Builds the TLS connector of `[cx] tls_ca`.
-fn tls_connector(cfg: &CxClientSection) -> anyhow::Result<Connector> {
-    let Some(ca) = &cfg.tls_ca else {
-        return Ok(Connector::Tcp);
-    };
-    let pem = std::fs::read(ca).map_err(|e| anyhow::anyhow!("cx.tls_ca {}: {e}", ca.display()))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots.add(cert?)?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let name = cfg
-        .tls_server_name
-        .clone()
-        .unwrap_or_else(|| cfg.destination_host.clone());
-    Ok(Connector::Tls {
-        config: Arc::new(config),
-        server_name: rustls::pki_types::ServerName::try_from(name)?,
-    })
-}
-
 fn check(header: &AnswerHeader) -> Result<(), CxFailure> {
     if header.result.is_success() {
         Ok(())
@@ -128,13 +105,14 @@ impl CxClient {
         cfg: &CxClientSection,
         server_name: &str,
         handler: Arc<HssRequests>,
-    ) -> anyhow::Result<CxClient> {
+    ) -> Result<CxClient, TlsClientError> {
         let mut pc = PeerConfig::cx(&cfg.origin_host, &cfg.origin_realm);
         pc.watchdog_interval = Duration::from_secs(cfg.watchdog_secs);
         pc.request_timeout = Duration::from_secs(cfg.request_timeout_secs);
         pc.reconnect_max = Duration::from_secs(10);
         pc.allowed_peers = vec![cfg.destination_host.clone()];
-        let peer = Peer::connect(pc, cfg.hss, tls_connector(cfg)?, handler);
+        let connector = Connector::client(cfg.tls_ca.as_deref(), cfg.hss_tls_name())?;
+        let peer = Peer::connect(pc, cfg.hss, connector, handler);
         Ok(CxClient {
             peer,
             origin_host: cfg.origin_host.clone(),

@@ -54,7 +54,8 @@ async fn main() -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("registrar.store: {e}"))?;
     let handler = HssRequests::new(&config.cx.origin_host, &config.cx.origin_realm);
-    let cx = CxClient::start(&config.cx, &r.server_name, handler.clone())?;
+    let cx = CxClient::start(&config.cx, &r.server_name, handler.clone())
+        .map_err(|e| anyhow::anyhow!("cx.tls_ca: {e}"))?;
     let settings = Settings {
         limits: ExpiryLimits {
             min: r.min_expires,

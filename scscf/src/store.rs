@@ -190,6 +190,7 @@ impl BindingStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ims_runtime::test_db::PgSchema;
 
     fn reg(impu: &str, contacts: &[(&str, u64)]) -> Registration {
         let xml = format!(
@@ -254,25 +255,10 @@ mod tests {
     /// Runs against PostgreSQL when `IMS_TEST_POSTGRES_URL` is set, in a fresh schema.
     #[tokio::test]
     async fn postgres_round_trip_survives_reopen() {
-        let Ok(base) = std::env::var("IMS_TEST_POSTGRES_URL") else {
-            eprintln!("IMS_TEST_POSTGRES_URL not set: PostgreSQL variant skipped");
+        let Some(pg) = PgSchema::create("scscf_test").await.unwrap() else {
             return;
         };
-        use sqlx::Connection;
-        sqlx::any::install_default_drivers();
-        let schema = format!("scscf_test_{}", std::process::id());
-        let mut c = sqlx::AnyConnection::connect(&base).await.unwrap();
-        for q in [
-            format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
-            format!("CREATE SCHEMA {schema}"),
-        ] {
-            sqlx::query(&q).execute(&mut c).await.unwrap();
-        }
-        let sep = if base.contains('?') { '&' } else { '?' };
-        round_trip(&format!("{base}{sep}options[search_path]={schema}")).await;
-        sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            .execute(&mut c)
-            .await
-            .unwrap();
+        round_trip(pg.url()).await;
+        pg.drop_schema().await.unwrap();
     }
 }

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -26,6 +27,36 @@ fn sars(hss: &TestHss) -> Vec<Sat> {
         .collect()
 }
 
+/// `[registrar]` min, max and default expiry of most tests.
+const LIMITS: (u32, u32, u32) = (60, 3600, 7200);
+
+/// The SIPp authentication keyword of the AKA user the test HSS knows (K, OP and AMF of
+/// `common`).
+const AKA_AUTH: &str = "[authentication username=akauser@ims.example.net aka_K=abcdefghijklmnop aka_OP=0123456789abcdef aka_AMF=AA]";
+
+/// The CSV of alice with her digest password.
+fn alice_csv(d: &Path) -> PathBuf {
+    csv(
+        d,
+        "alice.csv",
+        &[("alice", &digest_auth("alice", "secret"))],
+    )
+}
+
+/// Polls `cond` every 100 ms until it holds (true) or `limit` has passed (false).
+async fn within(limit: Duration, mut cond: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if cond().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn setup(
     name: &str,
     hss_users: usize,
@@ -41,13 +72,9 @@ async fn setup(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn digest_register_reregister_deregister_and_failures() {
-    let (dir, hss, mut s) = setup("scscf-digest", 0, (60, 3600, 7200)).await;
+    let (dir, hss, mut s) = setup("scscf-digest", 0, LIMITS).await;
     let d = dir.path();
-    let alice = csv(
-        d,
-        "alice.csv",
-        &[("alice", &digest_auth("alice", "secret"))],
-    );
+    let alice = alice_csv(d);
 
     // 401 then 200 with Service-Route, P-Associated-URI and Contact (checked by SIPp).
     let (code, err) = sipp_async(d, "digest.xml", &alice, 1, s.sip).await;
@@ -110,10 +137,9 @@ async fn digest_register_reregister_deregister_and_failures() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aka_registration_with_sipp() {
-    let (dir, hss, mut s) = setup("scscf-aka", 0, (60, 3600, 7200)).await;
+    let (dir, hss, mut s) = setup("scscf-aka", 0, LIMITS).await;
     let d = dir.path();
-    let auth = "[authentication username=akauser@ims.example.net aka_K=abcdefghijklmnop aka_OP=0123456789abcdef aka_AMF=AA]";
-    let users = csv(d, "aka.csv", &[("akauser", auth)]);
+    let users = csv(d, "aka.csv", &[("akauser", AKA_AUTH)]);
     let (code, err) = sipp_async(d, "aka.xml", &users, 1, s.sip).await;
     assert_eq!(code, Some(0), "AKA registration: {err}");
     assert!(matches!(&hss.seen()[0], Seen::Mar(_, scheme, false) if scheme == "Digest-AKAv1-MD5"));
@@ -125,7 +151,7 @@ async fn aka_registration_with_sipp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bindings_survive_a_restart() {
     const N: usize = 20;
-    let (dir, hss, mut s) = setup("scscf-restart", N, (60, 3600, 7200)).await;
+    let (dir, hss, mut s) = setup("scscf-restart", N, LIMITS).await;
     let d = dir.path();
     let users: Vec<(String, String)> = (0..N)
         .map(|i| {
@@ -163,24 +189,16 @@ async fn short_registrations_expire_on_time_across_a_restart() {
     // max_expires 3: the 600 s asked by the scenario is shortened to 3 s.
     let (dir, hss, mut s) = setup("scscf-expiry", 0, (1, 3, 3)).await;
     let d = dir.path();
-    let alice = csv(
-        d,
-        "alice.csv",
-        &[("alice", &digest_auth("alice", "secret"))],
-    );
+    let alice = alice_csv(d);
     let (code, err) = sipp_async(d, "digest.xml", &alice, 1, s.sip).await;
     assert_eq!(code, Some(0), "{err}");
     // Restart at once: the binding must come back from the store and still lapse.
     s.stop();
     s.start(d);
-    let mut expired = false;
-    for _ in 0..100 {
-        if sars(&hss).contains(&Sat::TimeoutDeregistration) {
-            expired = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let expired = within(Duration::from_secs(10), async || {
+        sars(&hss).contains(&Sat::TimeoutDeregistration)
+    })
+    .await;
     assert!(expired, "no SAR TIMEOUT_DEREGISTRATION: {:?}", hss.seen());
     let timeouts = sars(&hss)
         .into_iter()
@@ -207,13 +225,9 @@ fn hss_header() -> RequestHeader {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hss_rtr_drops_bindings_and_ppr_replaces_the_profile() {
-    let (dir, hss, mut s) = setup("scscf-rtr", 0, (60, 3600, 7200)).await;
+    let (dir, hss, mut s) = setup("scscf-rtr", 0, LIMITS).await;
     let d = dir.path();
-    let alice = csv(
-        d,
-        "alice.csv",
-        &[("alice", &digest_auth("alice", "secret"))],
-    );
+    let alice = alice_csv(d);
     let (code, err) = sipp_async(d, "digest.xml", &alice, 1, s.sip).await;
     assert_eq!(code, Some(0), "{err}");
     let peer = hss.scscf_peer().await;
@@ -232,18 +246,12 @@ async fn hss_rtr_drops_bindings_and_ppr_replaces_the_profile() {
     let ppa = Ppa::from_message(&peer.request(ppr.to_message()).await.unwrap()).unwrap();
     assert_eq!(ppa.header.result, CxResult::Base(result::DIAMETER_SUCCESS));
     let store = BindingStore::open(&s.store).await.unwrap();
-    let mut pushed = false;
-    for _ in 0..50 {
+    let pushed = within(Duration::from_secs(5), async || {
         let regs = store.load_all().await.unwrap();
-        if regs
-            .iter()
+        regs.iter()
             .any(|r| r.profile.contains("sip:alice.work@ims.example.net"))
-        {
-            pushed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
     assert!(pushed, "pushed profile not stored");
 
     // PPR for a user not registered here.
@@ -271,14 +279,10 @@ async fn hss_rtr_drops_bindings_and_ppr_replaces_the_profile() {
     let rta = Rta::from_message(&peer.request(rtr.to_message()).await.unwrap()).unwrap();
     assert_eq!(rta.header.result, CxResult::Base(result::DIAMETER_SUCCESS));
     assert_eq!(s.contacts(), 0);
-    let mut gone = false;
-    for _ in 0..50 {
-        if store.load_all().await.unwrap().is_empty() {
-            gone = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let gone = within(Duration::from_secs(5), async || {
+        store.load_all().await.unwrap().is_empty()
+    })
+    .await;
     assert!(gone, "RTR not persisted");
     store.close().await;
     s.stop();
@@ -295,7 +299,7 @@ async fn hss_down_fails_closed_with_503() {
     let hss_addr = format!("127.0.0.1:{}", ims_e2e::free_port())
         .parse()
         .unwrap();
-    let mut s = write_config(d, hss_addr, (60, 3600, 7200));
+    let mut s = write_config(d, hss_addr, LIMITS);
     s.start(d);
     // A plain UDP REGISTER: the MAR cannot go out, the answer is 503 (fail closed).
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -317,13 +321,9 @@ async fn hss_down_fails_closed_with_503() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hss_restart_then_registrations_succeed() {
-    let (dir, hss, mut s) = setup("scscf-hss-restart", 0, (60, 3600, 7200)).await;
+    let (dir, hss, mut s) = setup("scscf-hss-restart", 0, LIMITS).await;
     let d = dir.path();
-    let alice = csv(
-        d,
-        "alice.csv",
-        &[("alice", &digest_auth("alice", "secret"))],
-    );
+    let alice = alice_csv(d);
     let addr = hss.server.local_addr();
     // The HSS crashes (connections dropped without DPR) and comes back on its port.
     hss.server.abort();
@@ -339,17 +339,12 @@ async fn hss_restart_then_registrations_succeed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn digest_and_aka_over_tcp() {
-    let (dir, hss, mut s) = setup("scscf-tcp", 0, (60, 3600, 7200)).await;
+    let (dir, hss, mut s) = setup("scscf-tcp", 0, LIMITS).await;
     let d = dir.path();
-    let alice = csv(
-        d,
-        "alice.csv",
-        &[("alice", &digest_auth("alice", "secret"))],
-    );
+    let alice = alice_csv(d);
     let (code, err) = sipp_tcp(d, "digest.xml", &alice, 1, s.sip).await;
     assert_eq!(code, Some(0), "digest over TCP: {err}");
-    let auth = "[authentication username=akauser@ims.example.net aka_K=abcdefghijklmnop aka_OP=0123456789abcdef aka_AMF=AA]";
-    let aka = csv(d, "aka.csv", &[("akauser", auth)]);
+    let aka = csv(d, "aka.csv", &[("akauser", AKA_AUTH)]);
     let (code, err) = sipp_tcp(d, "aka.xml", &aka, 1, s.sip).await;
     assert_eq!(code, Some(0), "AKA over TCP: {err}");
     let wrong = csv(d, "wrong.csv", &[("alice", &digest_auth("alice", "nope"))]);

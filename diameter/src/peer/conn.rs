@@ -2,6 +2,7 @@
 //! Mutual TLS is a matter of the rustls configurations given (a client certificate in the
 //! `ClientConfig`, a client verifier in the `ServerConfig`).
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -28,7 +29,66 @@ pub enum Connector {
     },
 }
 
+/// Why a TLS [`Connector`] could not be built from a CA file.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsClientError {
+    /// The CA file cannot be read, or a certificate in it does not parse.
+    #[error("CA file {}: {source}", path.display())]
+    CaFile {
+        /// The CA file.
+        path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// The CA file holds no PEM certificate.
+    #[error("CA file {}: no certificate", path.display())]
+    NoCertificate {
+        /// The CA file.
+        path: PathBuf,
+    },
+    /// rustls refused a CA certificate or the configuration.
+    #[error("TLS: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The server name is neither a DNS name nor an IP address.
+    #[error("invalid TLS server name {0:?}")]
+    ServerName(String),
+}
+
 impl Connector {
+    /// A client's transport: plain TCP without `ca`; with it, TLS on connect (RFC 6733 §13)
+    /// verifying the server's certificate against that PEM CA bundle and `server_name` (no
+    /// client certificate).
+    pub fn client(ca: Option<&Path>, server_name: &str) -> Result<Connector, TlsClientError> {
+        let Some(ca) = ca else {
+            return Ok(Connector::Tcp);
+        };
+        let ca_error = |source| TlsClientError::CaFile {
+            path: ca.to_path_buf(),
+            source,
+        };
+        let pem = std::fs::read(ca).map_err(ca_error)?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            roots.add(cert.map_err(ca_error)?)?;
+        }
+        if roots.is_empty() {
+            return Err(TlsClientError::NoCertificate {
+                path: ca.to_path_buf(),
+            });
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let server_name = rustls::pki_types::ServerName::try_from(server_name.to_owned())
+            .map_err(|_| TlsClientError::ServerName(server_name.to_owned()))?;
+        Ok(Connector::Tls {
+            config: Arc::new(config),
+            server_name,
+        })
+    }
+
     pub(crate) async fn wrap(&self, tcp: TcpStream) -> std::io::Result<BoxIo> {
         match self {
             Connector::Tcp => Ok(Box::new(tcp)),
@@ -61,5 +121,64 @@ impl Acceptor {
                 Ok(Box::new(a.accept(tcp).await?))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    fn ca_pem() -> String {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .self_signed(&rcgen::KeyPair::generate().unwrap())
+            .unwrap()
+            .pem()
+    }
+
+    #[test]
+    fn a_client_without_a_ca_is_plain_tcp() {
+        assert!(matches!(
+            Connector::client(None, "hss.ims.example").unwrap(),
+            Connector::Tcp
+        ));
+    }
+
+    #[test]
+    fn a_client_with_a_ca_verifies_the_server_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, ca_pem()).unwrap();
+        match Connector::client(Some(&ca), "hss.ims.example").unwrap() {
+            Connector::Tls { server_name, .. } => {
+                assert_eq!(server_name.to_str(), "hss.ims.example");
+            }
+            Connector::Tcp => panic!("a CA file gave plain TCP"),
+        }
+        let bad_name = Connector::client(Some(&ca), "not a host name").err();
+        assert!(
+            matches!(bad_name, Some(TlsClientError::ServerName(_))),
+            "{bad_name:?}"
+        );
+    }
+
+    #[test]
+    fn a_missing_or_empty_ca_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let err = Connector::client(Some(&missing), "hss").err();
+        assert!(
+            matches!(err, Some(TlsClientError::CaFile { .. })),
+            "{err:?}"
+        );
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let err = Connector::client(Some(&empty), "hss").err();
+        assert!(
+            matches!(err, Some(TlsClientError::NoCertificate { .. })),
+            "{err:?}"
+        );
     }
 }

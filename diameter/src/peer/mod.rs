@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 
 pub use cer::{advertised_applications, cea, cer, judge};
 pub use config::PeerConfig;
-pub use conn::{Acceptor, BoxIo, Connector, Io};
+pub use conn::{Acceptor, BoxIo, Connector, Io, TlsClientError};
 pub use dup::{DuplicateCache, Seen};
 pub use ids::IdGenerator;
 pub use server::Server;

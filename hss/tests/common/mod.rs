@@ -3,11 +3,9 @@
 
 #![allow(dead_code)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use hss::secrets::StoreKey;
 use hss::store::Store;
-use sqlx::Connection;
+use ims_runtime::test_db::PgSchema;
 
 pub fn key() -> StoreKey {
     StoreKey::from_hex(&"a5".repeat(32), "test").unwrap()
@@ -19,7 +17,7 @@ pub struct TestDb {
     /// URL that reopens the same database.
     pub url: String,
     _dir: Option<tempfile::TempDir>,
-    pg: Option<(String, String)>,
+    pg: Option<PgSchema>,
 }
 
 impl TestDb {
@@ -37,47 +35,21 @@ impl TestDb {
 
     /// `None` (and a note on stderr) when PostgreSQL is not configured.
     pub async fn postgres() -> Option<TestDb> {
-        let Ok(base) = std::env::var("IMS_TEST_POSTGRES_URL") else {
-            eprintln!("IMS_TEST_POSTGRES_URL not set: PostgreSQL variant skipped");
-            return None;
-        };
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let schema = format!(
-            "hss_test_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        sqlx::any::install_default_drivers();
-        let mut c = sqlx::AnyConnection::connect(&base).await.unwrap();
-        sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            .execute(&mut c)
-            .await
-            .unwrap();
-        sqlx::query(&format!("CREATE SCHEMA {schema}"))
-            .execute(&mut c)
-            .await
-            .unwrap();
-        c.close().await.unwrap();
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options[search_path]={schema}");
+        let pg = PgSchema::create("hss_test").await.unwrap()?;
+        let url = pg.url().to_owned();
         let store = Store::open(&url, 4, key()).await.unwrap();
         Some(TestDb {
             store,
             url,
             _dir: None,
-            pg: Some((base, schema)),
+            pg: Some(pg),
         })
     }
 
     pub async fn cleanup(self) {
         self.store.close().await;
-        if let Some((base, schema)) = &self.pg {
-            let mut c = sqlx::AnyConnection::connect(base).await.unwrap();
-            sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                .execute(&mut c)
-                .await
-                .unwrap();
-            c.close().await.unwrap();
+        if let Some(pg) = self.pg {
+            pg.drop_schema().await.unwrap();
         }
     }
 }
