@@ -33,6 +33,20 @@ fn up_starts_all_nodes_and_ctrl_c_stops_them() {
             assert_eq!(h["keystone"], "off", "{h}");
         }
     }
+    // Every node on this host got its share of the cores as tokio worker threads.
+    let sized = node_environments(&data)
+        .iter()
+        .filter(|env| {
+            env.iter()
+                .filter_map(|v| v.strip_prefix("TOKIO_WORKER_THREADS="))
+                .any(|n| n.parse::<usize>().is_ok_and(|n| n >= 1))
+        })
+        .count();
+    assert_eq!(
+        sized,
+        NODES.len(),
+        "nodes started with TOKIO_WORKER_THREADS"
+    );
     for f in ["ca.crt", "ca.key", "pcscf.crt", "pcscf.key"] {
         assert!(
             data.join("tls").join(f).exists(),
@@ -66,4 +80,22 @@ fn up_starts_all_nodes_and_ctrl_c_stops_them() {
         );
     }
     let _ = std::fs::remove_dir_all(&data);
+}
+
+/// The environments of the processes started with `IMS_DATA_DIR=<data>` (the nodes).
+fn node_environments(data: &std::path::Path) -> Vec<Vec<String>> {
+    let marker = format!("IMS_DATA_DIR={}", data.display());
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|p| std::fs::read(p.path().join("environ")).ok())
+        .map(|raw| {
+            raw.split(|b| *b == 0)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .collect::<Vec<_>>()
+        })
+        .filter(|env| env.contains(&marker))
+        .collect()
 }
