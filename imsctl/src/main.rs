@@ -11,6 +11,7 @@
 
 mod devca;
 mod health;
+mod ifc;
 mod policy;
 mod subscriber;
 mod up;

@@ -133,6 +133,28 @@ pub enum SubscriberCommand {
         /// Subscription id, IMPI or IMPU.
         key: String,
     },
+    /// Add an initial filter criterion (an application server in the subscriber's
+    /// sessions) to a service profile of a subscriber (by id, IMPI or IMPU).
+    AddIfc {
+        /// Subscription id, IMPI or IMPU.
+        key: String,
+        /// The service profile (the one public identities use unless told otherwise).
+        #[arg(long, default_value = "default")]
+        profile: String,
+        #[command(flatten)]
+        ifc: crate::ifc::IfcArgs,
+    },
+    /// Remove the initial filter criterion of a priority from a service profile.
+    RemoveIfc {
+        /// Subscription id, IMPI or IMPU.
+        key: String,
+        /// The service profile.
+        #[arg(long, default_value = "default")]
+        profile: String,
+        /// The iFC's priority.
+        #[arg(long)]
+        priority: i64,
+    },
     /// Create subscribers from a CSV file; bad rows are reported, good rows kept.
     ///
     /// The header row names the columns, in any order: impi (required), impus or impu
@@ -458,9 +480,44 @@ pub async fn run(
             .await?;
             println!("deleted subscriber {id}");
         }
+        SubscriberCommand::AddIfc { key, profile, ifc } => {
+            let current = api.find(&key).await?;
+            let profiles = crate::ifc::with_ifc(&current, &profile, crate::ifc::ifc_json(&ifc)?)?;
+            let id = patch_profiles(&api, &current, profiles).await?;
+            println!(
+                "added the iFC of priority {} to {id} ({profile})",
+                ifc.priority
+            );
+        }
+        SubscriberCommand::RemoveIfc {
+            key,
+            profile,
+            priority,
+        } => {
+            let current = api.find(&key).await?;
+            let profiles = crate::ifc::without_ifc(&current, &profile, priority)?;
+            let id = patch_profiles(&api, &current, profiles).await?;
+            println!("removed the iFC of priority {priority} from {id} ({profile})");
+        }
         SubscriberCommand::Import { file } => import(&api, &file).await?,
     }
     Ok(())
+}
+
+/// Replaces the service profiles of the subscriber `current` shows; its id.
+async fn patch_profiles(api: &Api, current: &Value, profiles: Value) -> anyhow::Result<String> {
+    let id = current["id"]
+        .as_str()
+        .context("subscriber without id")?
+        .to_string();
+    api.send(
+        reqwest::Method::PATCH,
+        &format!("/api/v1/subscribers/{}", segment(&id)),
+        &[],
+        Some(&json!({ "service_profiles": profiles })),
+    )
+    .await?;
+    Ok(id)
 }
 
 async fn list(api: &Api, limit: u32, all: bool) -> anyhow::Result<()> {

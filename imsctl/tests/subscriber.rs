@@ -231,6 +231,54 @@ async fn add_show_update_delete() {
         "credentials kept"
     );
 
+    // An application server for alice's originating INVITEs, then one more before it.
+    let add = |priority: &'static str, server: &'static str| {
+        [
+            "add-ifc",
+            "sip:alice@ims.example.net",
+            "--priority",
+            priority,
+            "--as",
+            server,
+            "--method",
+            "INVITE",
+            "--session-case",
+            "originating",
+            "--default-handling",
+            "terminated",
+        ]
+    };
+    let out = imsctl(h.addr, TOKEN, &add("20", "sip:as2.ims.example.net")).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let out = imsctl(h.addr, TOKEN, &add("10", "sip:127.0.0.1:5090")).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let out = imsctl(h.addr, TOKEN, &add("10", "sip:dup.ims.example.net")).await;
+    assert!(!out.status.success(), "a priority used twice is refused");
+    let servers = |sub: &hss::store::Subscription| -> Vec<(i64, String)> {
+        sub.service_profiles
+            .iter()
+            .find(|p| p.name == "default")
+            .map(|p| {
+                p.ifcs
+                    .iter()
+                    .map(|i| (i.priority, i.application_server.server_name.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let sub = h.store.get("alice").await.unwrap().unwrap();
+    assert_eq!(
+        servers(&sub),
+        [
+            (10, "sip:127.0.0.1:5090".to_string()),
+            (20, "sip:as2.ims.example.net".to_string())
+        ]
+    );
+    let out = imsctl(h.addr, TOKEN, &["remove-ifc", "alice", "--priority", "20"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let sub = h.store.get("alice").await.unwrap().unwrap();
+    assert_eq!(servers(&sub), [(10, "sip:127.0.0.1:5090".to_string())]);
+
     let out = imsctl(h.addr, TOKEN, &["list"]).await;
     assert!(
         out.status.success() && text(&out).contains("sip:al@ims.example.net"),

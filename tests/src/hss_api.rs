@@ -1,5 +1,6 @@
-//! Service profiles through the HSS provisioning API (`imsctl` has no iFC option): the
-//! iFCs that send a subscriber's requests to application servers (TS 29.228 Annex B/C).
+//! Service profiles through the HSS provisioning API: the iFCs that send a subscriber's
+//! requests to application servers (TS 29.228 Annex B/C), patched as JSON in one step
+//! (`imsctl subscriber add-ifc` adds them one at a time for operators).
 //! Shared by `tests/tests/as_chain.rs` and `tests/tests/cloud_auth_chain.rs`.
 //!
 //! These are test steps: a step that cannot be done fails the test (panics) with what
