@@ -30,7 +30,23 @@ pub fn header_identity(message: &SipMessage, name: &HeaderName) -> Option<String
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        #[test]
+        fn hostile_identities_never_panic(uri in ".{0,200}", header in "[ -~]{0,200}") {
+            let _ = public_identity(&uri);
+            if let Ok(r) = SipMessage::parse(format!(
+                "INVITE sip:b@x SIP/2.0\r\nVia: SIP/2.0/UDP p;branch=z9hG4bK1\r\n\
+                 From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\
+                 P-Served-User: {header}\r\nContent-Length: 0\r\n\r\n"
+            )) {
+                let _ = header_identity(&r, &HeaderName::PServedUser);
+            }
+        }
+    }
 
     fn request(ruri: &str, extra: &str) -> SipMessage {
         SipMessage::parse(format!(
