@@ -10,17 +10,19 @@
 //! core and most deployments listen on IPv4).
 //!
 //! Names come from the network (Request-URIs, Route values), so everything is bounded:
-//! each lookup by [`LOOKUP_TIMEOUT`], the cache by its size (lapsed entries go first,
-//! then arbitrary ones), and a failed lookup is remembered for [`NEGATIVE_TTL`] so that
-//! a name that does not resolve is not asked for again on every request. NAPTR and SRV
+//! each lookup by [`LOOKUP_TIMEOUT`], lookups under way by [`MAX_LOOKUPS`], the cache by
+//! its size (lapsed entries go first, then arbitrary ones), and a failed lookup is
+//! remembered for [`NEGATIVE_TTL`] so that a name that does not resolve is not asked for
+//! again on every request. NAPTR and SRV
 //! (RFC 3263 §4.1, §4.2 without a port) are not done: the port is the URI's or the
 //! transport's default.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 /// How long a lookup may take before the name counts as unresolved.
@@ -33,6 +35,10 @@ pub const NEGATIVE_TTL: Duration = Duration::from_secs(5);
 pub const MAX_ENTRIES: usize = 4096;
 /// Longest name looked up (RFC 1035 §2.3.4: 255 octets).
 const MAX_NAME: usize = 255;
+/// Most lookups under way at once: each holds a thread of tokio's blocking pool
+/// (`getaddrinfo`) until the system resolver gives up, so a flood of names that do not
+/// resolve must not take them all. A name beyond this is not looked up this time.
+pub const MAX_LOOKUPS: usize = 16;
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -45,6 +51,7 @@ struct Entry {
 pub struct HostCache {
     entries: Mutex<HashMap<String, Entry>>,
     max_entries: usize,
+    lookups: Arc<Semaphore>,
 }
 
 impl Default for HostCache {
@@ -59,6 +66,7 @@ impl HostCache {
         HostCache {
             entries: Mutex::new(HashMap::new()),
             max_entries: max_entries.max(1),
+            lookups: Arc::new(Semaphore::new(MAX_LOOKUPS)),
         }
     }
 
@@ -105,7 +113,12 @@ impl HostCache {
         }
         let mut lookups = tokio::task::JoinSet::new();
         for name in wanted {
+            let Ok(permit) = self.lookups.clone().try_acquire_owned() else {
+                tracing::warn!(host = %name, "too many name lookups under way: not looked up");
+                continue;
+            };
             lookups.spawn(async move {
+                let _permit = permit;
                 let ip = lookup(&name).await;
                 (name, ip)
             });
@@ -223,6 +236,20 @@ mod tests {
         let long = "a".repeat(MAX_NAME + 1);
         cache.prepare([long.as_str(), ""]).await;
         assert_eq!(cache.len(), 1, "overlong and empty names are not looked up");
+    }
+
+    #[tokio::test]
+    async fn lookups_under_way_are_bounded() {
+        let cache = HostCache::new(8);
+        let held: Vec<_> = (0..MAX_LOOKUPS)
+            .map(|_| cache.lookups.clone().try_acquire_owned().unwrap())
+            .collect();
+        cache.prepare(["localhost"]).await;
+        assert_eq!(cache.cached("localhost"), None, "no permit: not looked up");
+        assert!(cache.is_empty());
+        drop(held);
+        cache.prepare(["localhost"]).await;
+        assert!(cache.cached("localhost").is_some());
     }
 
     #[tokio::test(start_paused = true)]
