@@ -501,6 +501,10 @@ impl Registrar {
         }
         self.publish();
         for reg in lapsed {
+            if self.registration(&reg.impu).is_some() {
+                // Registered here since: the HSS holds it registered, nothing to release.
+                continue;
+            }
             let impi = Some(reg.impi.as_str()).filter(|i| !i.is_empty());
             match self.cx.release_unregistered(impi, &reg.impu).await {
                 Ok(_) => tracing::debug!(impu = %reg.impu, "unregistered profile released"),
@@ -625,6 +629,12 @@ impl Registrar {
     /// when the HSS does not know the identity, cannot be asked, or answers without a
     /// readable profile (logged).
     pub async fn unregistered(&self, impu: &str) -> Option<Registration> {
+        // Registered meanwhile (a request resumed from an AS after the user registered):
+        // the registration holds the profile, and nothing may be kept as unregistered
+        // (its release would de-register the user at the HSS).
+        if let Some(registered) = self.registration(impu) {
+            return Some(registered);
+        }
         let now = unix_now();
         if let Some(kept) = self.unregistered.get(impu, now) {
             return Some(kept);

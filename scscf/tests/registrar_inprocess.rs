@@ -275,6 +275,11 @@ async fn an_unregistered_profile_is_kept_released_when_it_lapses_and_dropped_on_
     let auth = answer("alice", Algorithm::Md5, &nonce, b"secret", 1, "");
     let ok = r.register(&register("alice", 2, &auth, contact)).await;
     assert_eq!(ok.status(), Some(200));
+    // A request resumed for her as unregistered (its odi said so) gets her
+    // registration: no SAR, nothing kept, so nothing released later.
+    let reg = r.unregistered(ALICE).await.expect("her registration");
+    assert_eq!(reg.bindings.len(), 1);
+    assert_eq!(sars(&hss, UnregisteredUser), 2);
     r.expire(scscf::registrar::unix_now() + 61).await;
     assert_eq!(
         sars(&hss, TimeoutDeregistration),
