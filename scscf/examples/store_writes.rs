@@ -1,8 +1,10 @@
 //! Throughput of the registrar's store writes alone: `--concurrency` tasks persist
 //! registrations (one binding each, a realistic profile) of `--users` identities into a
-//! SQLite file in a temporary directory, the way the registrar does after each SAR, until
-//! `--total` are done. Prints saves per second, SQL transactions per save and the
-//! process's CPU (utime+stime) per save.
+//! SQLite file in a temporary directory, the way the registrar does after each SAR (the
+//! identity's lock held across the group-commit writer's commit), until `--total` are
+//! done. Prints saves per second, SQL transactions per save and the process's CPU
+//! (utime+stime) per save. `--serial` instead writes each registration in a transaction
+//! of its own under one global lock, as the registrar did before the group commit.
 //!
 //! ```text
 //! cargo run --release -p scscf --example store_writes -- --concurrency 256 --total 50000
@@ -14,9 +16,11 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use clap::Parser;
+use scscf::identity_lock::{IdentityLocks, SHARDS};
 use scscf::location::{Binding, Registration};
 use scscf::profile::UserProfile;
-use scscf::store::BindingStore;
+use scscf::store::writer::{StoreWriter, MAX_BATCH};
+use scscf::store::{BindingStore, Change};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -29,6 +33,9 @@ struct Args {
     /// Distinct identities (registration i is of identity i % users).
     #[arg(long, default_value_t = 4_000)]
     users: u64,
+    /// One transaction per registration under one global lock (no group commit).
+    #[arg(long)]
+    serial: bool,
 }
 
 fn registration(user: u64, n: u64) -> anyhow::Result<Registration> {
@@ -83,14 +90,17 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let url = format!("sqlite://{}", dir.path().join("bindings.db").display());
     let store = BindingStore::open(&url).await?;
-    // The registrar's write lock: every write of every identity in turn.
-    let writes = Arc::new(tokio::sync::Mutex::new(()));
+    let writer = StoreWriter::spawn(store.clone(), MAX_BATCH);
+    let order = Arc::new(IdentityLocks::new(SHARDS));
+    // The registrar's write lock before the group commit: every write in turn.
+    let serial = Arc::new(tokio::sync::Mutex::new(()));
     let next = Arc::new(AtomicU64::new(0));
     let (cpu0, t0) = (cpu_seconds(), Instant::now());
     let mut tasks = Vec::new();
     for _ in 0..args.concurrency {
-        let (store, writes, next) = (store.clone(), writes.clone(), next.clone());
-        let (total, users) = (args.total, args.users.max(1));
+        let (store, writer, next) = (store.clone(), writer.clone(), next.clone());
+        let (order, serial) = (order.clone(), serial.clone());
+        let (total, users, one_by_one) = (args.total, args.users.max(1), args.serial);
         tasks.push(tokio::spawn(async move {
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
@@ -98,8 +108,13 @@ async fn main() -> anyhow::Result<()> {
                     return Ok::<(), anyhow::Error>(());
                 }
                 let reg = registration(n % users, n)?;
-                let _w = writes.lock().await;
-                store.save(&reg).await?;
+                if one_by_one {
+                    let _w = serial.lock().await;
+                    store.apply(&[Change::Save(reg)]).await?;
+                } else {
+                    let _order = order.lock([reg.impu.as_str()]).await;
+                    writer.write(Change::Save(reg)).await?;
+                }
             }
         }));
     }
@@ -108,14 +123,24 @@ async fn main() -> anyhow::Result<()> {
     }
     let (wall, cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - cpu0);
     let saves = args.total as f64;
+    let transactions = if args.serial {
+        saves
+    } else {
+        writer.stats().transactions as f64
+    };
     println!(
-        "concurrency {} total {} users {}: {:.0} saves/s, {:.3} transactions/save, \
+        "{} concurrency {} total {} users {}: {:.0} saves/s, {:.3} transactions/save, \
          {:.1} µs CPU/save ({:.2} s wall, {:.2} s CPU)",
+        if args.serial {
+            "serial"
+        } else {
+            "group commit"
+        },
         args.concurrency,
         args.total,
         args.users,
         saves / wall,
-        1.0,
+        transactions / saves,
         cpu * 1e6 / saves,
         wall,
         cpu
