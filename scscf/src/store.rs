@@ -34,7 +34,7 @@ pub enum StoreError {
     UnsupportedUrl,
 }
 
-/// Upserts registration rows: `INSERT ... VALUES` followed by `($1, $2, $3), ...`, then
+/// Upserts registration rows: `INSERT ... VALUES` followed by rows of parameters, then
 /// [`UPSERT_REGISTRATION_TAIL`] (SQLite ≥ 3.24 and PostgreSQL).
 const UPSERT_REGISTRATION_HEAD: &str = "INSERT INTO registration (impu, impi, profile) VALUES ";
 const UPSERT_REGISTRATION_TAIL: &str =
@@ -80,16 +80,32 @@ impl Change {
     }
 }
 
-/// `($first, ..., $(first + n - 1))`: one row of `n` numbered parameters.
-fn row(first: usize, n: usize) -> String {
-    let numbers: Vec<String> = (first..first + n).map(|i| format!("${i}")).collect();
-    format!("({})", numbers.join(", "))
+/// How the backend's statements name their bind parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Params {
+    /// `$1, $2, ...` (PostgreSQL).
+    Numbered,
+    /// `?` in order (SQLite: sqlx finds a named or numbered SQLite parameter by a linear
+    /// scan of the statement's names, quadratic in a long multi-row statement).
+    Anonymous,
 }
 
-/// `rows` rows of `columns` parameters each, numbered from 1, comma-separated.
-fn rows(rows: usize, columns: usize) -> String {
-    let all: Vec<String> = (0..rows).map(|r| row(r * columns + 1, columns)).collect();
-    all.join(", ")
+impl Params {
+    /// `rows` rows of `columns` parameters each, `(.., ..), (.., ..)`.
+    fn rows(self, rows: usize, columns: usize) -> String {
+        let all: Vec<String> = (0..rows)
+            .map(|r| {
+                let row: Vec<String> = (1..=columns)
+                    .map(|c| match self {
+                        Params::Numbered => format!("${}", r * columns + c),
+                        Params::Anonymous => "?".to_string(),
+                    })
+                    .collect();
+                format!("({})", row.join(", "))
+            })
+            .collect();
+        all.join(", ")
+    }
 }
 
 /// Of `changes`, the last one of each identity, in their order: each change replaces
@@ -131,6 +147,7 @@ fn migrator(postgres: bool) -> Migrator {
 #[derive(Debug, Clone)]
 pub struct BindingStore {
     pool: AnyPool,
+    params: Params,
 }
 
 fn i64_of(v: u64) -> i64 {
@@ -141,11 +158,12 @@ fn i64_of(v: u64) -> i64 {
 /// of at most [`MAX_PARAMETERS`] identities.
 async fn delete_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    params: Params,
     head: &str,
     impus: &[&str],
 ) -> Result<(), StoreError> {
     for chunk in impus.chunks(MAX_PARAMETERS) {
-        let sql = format!("{head}{}", row(1, chunk.len()));
+        let sql = format!("{head}{}", params.rows(1, chunk.len()));
         let mut q = sqlx::query(&sql);
         for impu in chunk {
             q = q.bind(*impu);
@@ -169,7 +187,12 @@ impl BindingStore {
         let connections = if sqlite { 1 } else { 4 };
         let pool = ims_runtime::sqlite::connect_pool(url, connections, "bindings database").await?;
         migrator(postgres).run(&pool).await?;
-        Ok(BindingStore { pool })
+        let params = if postgres {
+            Params::Numbered
+        } else {
+            Params::Anonymous
+        };
+        Ok(BindingStore { pool, params })
     }
 
     /// Applies `changes` in one transaction: every row of the identities changed is
@@ -184,18 +207,18 @@ impl BindingStore {
         }
         let mut tx = self.pool.begin().await?;
         let touched: Vec<&str> = changes.iter().map(|c| c.impu()).collect();
-        delete_in(&mut tx, DELETE_BINDINGS_IN, &touched).await?;
+        delete_in(&mut tx, self.params, DELETE_BINDINGS_IN, &touched).await?;
         let gone: Vec<&str> = changes
             .iter()
             .filter(|c| c.saved().is_none())
             .map(|c| c.impu())
             .collect();
-        delete_in(&mut tx, DELETE_REGISTRATIONS_IN, &gone).await?;
+        delete_in(&mut tx, self.params, DELETE_REGISTRATIONS_IN, &gone).await?;
         let saved: Vec<&Registration> = changes.iter().filter_map(|c| c.saved()).collect();
         for chunk in saved.chunks(MAX_PARAMETERS / 3) {
             let sql = format!(
                 "{UPSERT_REGISTRATION_HEAD}{}{UPSERT_REGISTRATION_TAIL}",
-                rows(chunk.len(), 3)
+                self.params.rows(chunk.len(), 3)
             );
             let mut q = sqlx::query(&sql);
             for reg in chunk {
@@ -216,7 +239,7 @@ impl BindingStore {
             })
             .collect();
         for chunk in bindings.chunks(MAX_PARAMETERS / 8) {
-            let sql = format!("{INSERT_BINDING_HEAD}{}", rows(chunk.len(), 8));
+            let sql = format!("{INSERT_BINDING_HEAD}{}", self.params.rows(chunk.len(), 8));
             let mut q = sqlx::query(&sql);
             for (impu, position, b) in chunk {
                 q = q
@@ -389,6 +412,13 @@ pub(crate) mod tests {
         };
     }
     pub(crate) use on_both_backends;
+
+    #[test]
+    fn parameters_of_each_backend() {
+        assert_eq!(Params::Numbered.rows(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(Params::Anonymous.rows(2, 2), "(?, ?), (?, ?)");
+        assert_eq!(Params::Numbered.rows(1, 1), "($1)");
+    }
 
     async fn round_trip(url: &str) {
         let store = BindingStore::open(url).await.unwrap();
