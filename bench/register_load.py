@@ -228,6 +228,7 @@ def main():
               + " ".join(f"{x:.2f}" for x in os.getloadavg()))
         print_header(NODES)
         for rate in [int(r) for r in args.rates.split(",")]:
+            time.sleep(1.5)  # /health's counters are refreshed every second
             before = scscf_store_counters()
             r = run_rate(rate, args.seconds, users_csv, work, pids)
             print_row(r, NODES)
