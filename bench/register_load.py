@@ -6,7 +6,9 @@ four Diameter exchanges). Every step is bounded in count and time; loopback only
 
 For each rate it reports successful/failed registrations, the REGISTER->200 time
 percentiles of whole cycles (SIPp -trace_rtt, 1 ms resolution) and each node's CPU
-(utime+stime from /proc, % of one core), SIPp's too, and the load average. The result
+(utime+stime from /proc, % of one core), SIPp's too, and the load average; then the
+S-CSCF's store changes and SQL transactions over the rate (group commit, from its
+/health). The result
 is the highest rate with zero failed registrations while the chain keeps up (at least
 90 % of the offered rate completed per second).
 
@@ -19,6 +21,7 @@ Run it in a network namespace of its own (the dev ports are fixed):
 import argparse
 import csv
 import glob
+import json
 import os
 import resource
 import shutil
@@ -28,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NODES = ["pcscf", "icscf", "scscf", "hss"]
@@ -118,6 +122,17 @@ def run_rate(rate, seconds, users_csv, work, pids, scenario="sipp-scenarios/regi
     os.remove(os.path.join(work, "stat.csv"))
     return {"rate": rate, "calls": calls, "ok": ok, "failed": failed, "exit": sipp.returncode,
             "pct": percentiles(rtts, [50, 95, 99]), "cpu": cpu, "wall": wall, "load": load}
+
+
+def scscf_store_counters():
+    """(changes, transactions) of the S-CSCF's store writer from its /health (the dev
+    HTTP port; refreshed every second), or None when it does not show them."""
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:9103/health", timeout=5) as r:
+            health = json.load(r)
+        return health["store_changes"], health["store_transactions"]
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def release_dir():
@@ -213,8 +228,16 @@ def main():
               + " ".join(f"{x:.2f}" for x in os.getloadavg()))
         print_header(NODES)
         for rate in [int(r) for r in args.rates.split(",")]:
+            time.sleep(1.5)  # /health's counters are refreshed every second
+            before = scscf_store_counters()
             r = run_rate(rate, args.seconds, users_csv, work, pids)
             print_row(r, NODES)
+            time.sleep(1.5)
+            after = scscf_store_counters()
+            if before and after and after[1] > before[1]:
+                changes, transactions = after[0] - before[0], after[1] - before[1]
+                print(f"      S-CSCF store: {changes} changes in {transactions} transactions "
+                      f"({changes / transactions:.1f} per transaction)", flush=True)
             if clean(r):
                 best = r
             else:

@@ -6,7 +6,9 @@
 //! * [`cloud_auth`]: registrations checked against the token's tenant and the policies
 //!   (design brief §5-§6).
 //! * [`location`]: bindings and the RFC 3261 §10.3 rules (RFC 5626/5627 instances).
-//! * [`store`]: bindings persisted in SQLite or PostgreSQL.
+//! * [`store`]: bindings persisted in SQLite or PostgreSQL, written by one group-commit
+//!   writer ([`store::writer`]).
+//! * [`identity_lock`]: the order of the registrar's changes per identity.
 //! * [`profile`]: the IMSSubscription (TS 29.228 Annex E): implicit registration set,
 //!   service profiles, cloud profile.
 //! * [`ifc`]: initial filter criteria and their evaluation (TS 29.228 Annex B/C,
@@ -22,6 +24,7 @@
 pub mod auth;
 pub mod cloud_auth;
 pub mod cx;
+pub mod identity_lock;
 pub mod ifc;
 pub mod location;
 pub mod policy;

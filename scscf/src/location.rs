@@ -346,6 +346,12 @@ impl Location {
         self.by_impu.get(key)
     }
 
+    /// The registration of registered identity `impu` itself (not of an identity of its
+    /// implicit set).
+    pub fn registered(&self, impu: &str) -> Option<&Registration> {
+        self.by_impu.get(impu)
+    }
+
     /// Stores `reg` (replacing any registration of the same identity); a registration
     /// without bindings is removed instead.
     pub fn put(&mut self, reg: Registration) {
@@ -388,18 +394,28 @@ impl Location {
             .collect()
     }
 
-    /// Removes lapsed bindings at `now`; returns the registrations left with none (now
-    /// removed) and those that lost some (updated, to persist).
-    pub fn expire(&mut self, now: u64) -> (Vec<Registration>, Vec<Registration>) {
-        let lapsed: Vec<String> = self
-            .by_impu
+    /// The registered identities with a binding lapsed at `now`.
+    pub fn lapsed(&self, now: u64) -> Vec<String> {
+        self.by_impu
             .values()
             .filter(|r| r.bindings.iter().any(|b| b.expires_at <= now))
             .map(|r| r.impu.clone())
-            .collect();
+            .collect()
+    }
+
+    /// Removes the bindings lapsed at `now` of the registered identities `impus`;
+    /// returns the registrations left with none (now removed) and those that lost some
+    /// (updated, to persist).
+    pub fn expire(&mut self, impus: &[String], now: u64) -> (Vec<Registration>, Vec<Registration>) {
         let (mut gone, mut changed) = (Vec::new(), Vec::new());
-        for impu in lapsed {
-            let Some(mut reg) = self.remove(&impu) else {
+        for impu in impus {
+            let Some(reg) = self.by_impu.get(impu) else {
+                continue;
+            };
+            if !reg.bindings.iter().any(|b| b.expires_at <= now) {
+                continue;
+            }
+            let Some(mut reg) = self.remove(impu) else {
                 continue;
             };
             reg.expire(now);
@@ -591,11 +607,24 @@ mod tests {
         );
         assert_eq!(loc.contacts(), 2);
         assert_eq!(loc.impus_of("alice@ims.example.net").len(), 1);
-        let (gone, changed) = loc.expire(1060);
+        assert!(loc.lapsed(1059).is_empty());
+        let lapsed = loc.lapsed(1060);
+        assert_eq!(lapsed, ["sip:alice@ims.example.net"]);
+        assert_eq!(
+            loc.expire(&lapsed, 1059),
+            (vec![], vec![]),
+            "nothing lapsed yet"
+        );
+        let (gone, changed) = loc.expire(&lapsed, 1060);
         assert!(gone.is_empty());
         assert_eq!(changed.len(), 1);
         assert_eq!(loc.contacts(), 1);
-        let (gone, _) = loc.expire(1120);
+        assert!(
+            loc.registered("tel:+1555").is_none(),
+            "only the registered identity"
+        );
+        assert!(loc.registered("sip:alice@ims.example.net").is_some());
+        let (gone, _) = loc.expire(&loc.lapsed(1120), 1120);
         assert_eq!(gone.len(), 1);
         assert!(loc.get("tel:+1555").is_none());
         assert_eq!(loc.contacts(), 0);

@@ -6,8 +6,8 @@
 //! requests are routed as originating (toward `[session] icscf`) or terminating (to the
 //! callee's contacts), through the served user's application servers (iFC, `[session]
 //! as_timeout_ms`), requests in a dialog by their Route set. The Diameter Cx client connects to
-//! `[cx] hss` and keeps reconnecting. `/health` shows `registered_contacts` and
-//! `cx_peer`.
+//! `[cx] hss` and keeps reconnecting. `/health` shows `registered_contacts`, `cx_peer`
+//! and the store writer's `store_changes` and `store_transactions` (group commit).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -115,6 +115,9 @@ async fn main() -> anyhow::Result<()> {
                 tick.tick().await;
                 let Some(r) = registrar.upgrade() else { return };
                 status.set("cx_peer", format!("{:?}", r.cx_state()));
+                let store = r.store_stats();
+                status.set("store_changes", store.changes);
+                status.set("store_transactions", store.transactions);
             }
         })
     };

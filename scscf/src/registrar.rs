@@ -11,6 +11,13 @@
 //! the Service-Route (RFC 3608) toward our originating entry point, the implicit
 //! registration set as P-Associated-URI (RFC 7315 §4.1, TS 24.229 §5.4.1.2.2 step 8) and
 //! the Path received (RFC 3327 §5.3).
+//!
+//! Every change of a registration (REGISTER, de-registration, expiry, RTR, PPR) runs
+//! under the lock of the identities it touches ([`crate::identity_lock`]): two changes
+//! of one identity apply one after the other, the others at the same time. The store
+//! writes go through one group-commit writer ([`crate::store::writer`]), so concurrent
+//! registrations share transactions; a 200 OK is sent only after the commit of its
+//! registration.
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -29,12 +36,14 @@ use ims_sip::{HeaderName, SipMessage};
 use crate::auth::{scheme_for, Challenges, VectorError, Verdict};
 use crate::cloud_auth::check_registration;
 use crate::cx::CxClient;
+use crate::identity_lock::{IdentityGuard, IdentityLocks, SHARDS};
 use crate::location::{
     apply, read_contacts, ContactError, ContactRequest, ExpiryLimits, Location, Registration,
     RequestMeta,
 };
 use crate::profile::UserProfile;
-use crate::store::BindingStore;
+use crate::store::writer::{StoreWriter, WriterStats, MAX_BATCH};
+use crate::store::{BindingStore, Change};
 use crate::unregistered::UnregisteredProfiles;
 
 /// How often lapsed bindings are looked for.
@@ -66,10 +75,10 @@ pub struct Registrar {
     settings: Settings,
     challenges: Challenges,
     cx: CxClient,
-    store: BindingStore,
+    writer: StoreWriter,
     location: Mutex<Location>,
     unregistered: UnregisteredProfiles,
-    writes: tokio::sync::Mutex<()>,
+    order: IdentityLocks,
     status: OnceLock<NodeStatus>,
 }
 
@@ -100,7 +109,8 @@ fn to_uri(req: &SipMessage) -> Option<String> {
 
 impl Registrar {
     /// A registrar over `cx` and `store`, loaded with the registrations the store holds
-    /// (those already lapsed are dropped by the first expiry run).
+    /// (those already lapsed are dropped by the first expiry run); starts the store's
+    /// writer task.
     pub async fn new(
         settings: Settings,
         challenges: Challenges,
@@ -124,9 +134,9 @@ impl Registrar {
             unregistered,
             challenges,
             cx,
-            store,
+            writer: StoreWriter::spawn(store, MAX_BATCH),
             location: Mutex::new(location),
-            writes: tokio::sync::Mutex::new(()),
+            order: IdentityLocks::new(SHARDS),
             status: OnceLock::new(),
         }))
     }
@@ -163,6 +173,31 @@ impl Registrar {
     /// Number of bindings held.
     pub fn contacts(&self) -> usize {
         self.location().contacts()
+    }
+
+    /// The counters of the store's writer (changes, transactions).
+    pub fn store_stats(&self) -> WriterStats {
+        self.writer.stats()
+    }
+
+    /// The registered identity whose registration covers `impu`, if any.
+    fn registered_key(&self, impu: &str) -> Option<String> {
+        self.location().get(impu).map(|r| r.impu.clone())
+    }
+
+    /// Locks `impu` and the registered identity whose registration covers it (the
+    /// record a REGISTER of `impu` reads and replaces), checked again once locked.
+    async fn lock_registration(&self, impu: &str) -> IdentityGuard<'_> {
+        loop {
+            let key = self.registered_key(impu);
+            let guard = self
+                .order
+                .lock(std::iter::once(impu).chain(key.as_deref()))
+                .await;
+            if self.registered_key(impu) == key {
+                return guard;
+            }
+        }
     }
 
     /// Answers a REGISTER.
@@ -359,9 +394,9 @@ impl Registrar {
                 return refusal;
             }
         }
-        let _w = self.writes.lock().await;
-        // Re-read under the write lock: another REGISTER may have changed the bindings
-        // while the SAR was out.
+        let _order = self.lock_registration(impu).await;
+        // Re-read under the identity's lock: another REGISTER may have changed the
+        // bindings while the SAR was out.
         let current = self
             .location()
             .get(impu)
@@ -377,7 +412,9 @@ impl Registrar {
             profile,
             bindings,
         };
-        if let Err(e) = self.store.save(&reg).await {
+        // The 200 OK only after the commit: an acknowledged registration survives a
+        // restart.
+        if let Err(e) = self.writer.write(Change::Save(reg.clone())).await {
             tracing::error!(%impu, error = %e, "cannot persist the registration");
             return reply(req, 500, &[]);
         }
@@ -411,9 +448,9 @@ impl Registrar {
             {
                 tracing::warn!(%impu, error = %e, "SAR USER_DEREGISTRATION failed; bindings dropped anyway");
             }
-            let _w = self.writes.lock().await;
+            let _order = self.order.lock([impu, reg.impu.as_str()]).await;
             self.location().remove(&reg.impu);
-            if let Err(e) = self.store.delete(&reg.impu).await {
+            if let Err(e) = self.writer.write(Change::Delete(reg.impu.clone())).await {
                 tracing::error!(%impu, error = %e, "cannot delete the registration from the store");
             }
             self.publish();
@@ -456,19 +493,20 @@ impl Registrar {
     /// unregistered identities whose kept profile lapsed.
     pub async fn expire(&self, now: u64) {
         self.release_unregistered(now).await;
+        let lapsed = self.location().lapsed(now);
+        if lapsed.is_empty() {
+            return;
+        }
         let (gone, changed) = {
-            let _w = self.writes.lock().await;
-            let (gone, changed) = self.location().expire(now);
-            for reg in &changed {
-                if let Err(e) = self.store.save(reg).await {
-                    tracing::error!(impu = %reg.impu, error = %e, "cannot persist an expiry");
-                }
-            }
-            for reg in &gone {
-                if let Err(e) = self.store.delete(&reg.impu).await {
-                    tracing::error!(impu = %reg.impu, error = %e, "cannot persist an expiry");
-                }
-            }
+            let _order = self.order.lock(lapsed.iter().map(String::as_str)).await;
+            // Under the locks: a REGISTER may have refreshed some of them meanwhile.
+            let (gone, changed) = self.location().expire(&lapsed, now);
+            let changes: Vec<Change> = changed
+                .iter()
+                .map(|reg| Change::Save(reg.clone()))
+                .chain(gone.iter().map(|reg| Change::Delete(reg.impu.clone())))
+                .collect();
+            self.write_all(changes, "cannot persist an expiry").await;
             (gone, changed)
         };
         if gone.is_empty() && changed.is_empty() {
@@ -561,15 +599,7 @@ impl Registrar {
             .sum();
         tracing::info!(removed = ?removed, unregistered, reason = ?rtr.deregistration_reason.reason_code, "network-initiated de-registration (RTR)");
         self.publish();
-        let me = self.clone();
-        tokio::spawn(async move {
-            let _w = me.writes.lock().await;
-            for impu in removed {
-                if let Err(e) = me.store.delete(&impu).await {
-                    tracing::error!(%impu, error = %e, "cannot delete the registration from the store");
-                }
-            }
-        });
+        self.spawn_persist(removed);
         CxResult::Base(result::DIAMETER_SUCCESS)
     }
 
@@ -605,16 +635,48 @@ impl Registrar {
             return CxResult::experimental(experimental::DIAMETER_ERROR_USER_UNKNOWN);
         }
         tracing::info!(impi = %ppr.user_name, registrations = updated.len(), unregistered, "profile replaced (PPR)");
+        self.spawn_persist(updated.into_iter().map(|r| r.impu).collect());
+        CxResult::Base(result::DIAMETER_SUCCESS)
+    }
+
+    /// Queues `changes` one after the other, then waits for all their commits (they
+    /// share transactions); failures are logged with `what`.
+    async fn write_all(&self, changes: Vec<Change>, what: &str) {
+        let mut pending = Vec::new();
+        for change in changes {
+            let impu = change.impu().to_string();
+            pending.push((impu, self.writer.submit(change).await));
+        }
+        for (impu, p) in pending {
+            if let Err(e) = p.committed().await {
+                tracing::error!(%impu, error = %e, "{what}");
+            }
+        }
+    }
+
+    /// Persists, under their locks, what the memory holds for the registered identities
+    /// `impus` (changed in memory by an RTR or a PPR, answered at once): the registration
+    /// of each, or its deletion when it has none. Whatever changed an identity since
+    /// (a REGISTER) is what gets stored, so the store ends as the memory.
+    fn spawn_persist(self: &Arc<Registrar>, impus: Vec<String>) {
+        if impus.is_empty() {
+            return;
+        }
         let me = self.clone();
         tokio::spawn(async move {
-            let _w = me.writes.lock().await;
-            for reg in updated {
-                if let Err(e) = me.store.save(&reg).await {
-                    tracing::error!(impu = %reg.impu, error = %e, "cannot persist the pushed profile");
-                }
-            }
+            let _order = me.order.lock(impus.iter().map(String::as_str)).await;
+            let changes: Vec<Change> = {
+                let loc = me.location();
+                impus
+                    .iter()
+                    .map(|impu| match loc.registered(impu) {
+                        Some(reg) => Change::Save(reg.clone()),
+                        None => Change::Delete(impu.clone()),
+                    })
+                    .collect()
+            };
+            me.write_all(changes, "cannot persist an RTR or PPR").await;
         });
-        CxResult::Base(result::DIAMETER_SUCCESS)
     }
 
     /// The registration covering `impu` (for terminating routing later, and tests).

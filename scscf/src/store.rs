@@ -1,10 +1,12 @@
 //! Persistence of the registrations and bindings, so that they survive a restart of the
 //! S-CSCF: SQLite (embedded, the default) or PostgreSQL, through sqlx's `Any` driver,
 //! the same choice as the HSS store. The schema is in `scscf/migrations/<backend>/` and
-//! is applied on [`BindingStore::open`]. Each change of a registration rewrites that
-//! registration's rows in one transaction.
+//! is applied on [`BindingStore::open`]. [`BindingStore::apply`] writes a batch of
+//! changes in one transaction with a few multi-row statements (the registrar's writes go
+//! through the group-commit [`writer`]).
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use bytes::Bytes;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -12,6 +14,8 @@ use sqlx::{AnyPool, Row};
 
 use crate::location::{Binding, Registration};
 use crate::profile::UserProfile;
+
+pub mod writer;
 
 /// Store failures.
 #[derive(Debug, thiserror::Error)]
@@ -22,21 +26,102 @@ pub enum StoreError {
     /// The schema migration failed.
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The group-commit writer stopped before answering (the process is shutting down).
+    #[error("the store writer stopped")]
+    WriterStopped,
     /// The URL names no supported backend.
     #[error("unsupported store URL (expected sqlite: or postgres://)")]
     UnsupportedUrl,
 }
 
-const INSERT_REGISTRATION: &str =
-    "INSERT INTO registration (impu, impi, profile) VALUES ($1, $2, $3)";
-const DELETE_REGISTRATION: &str = "DELETE FROM registration WHERE impu = $1";
-const INSERT_BINDING: &str = "INSERT INTO binding \
-    (impu, key, position, contact, path, call_id, cseq, expires_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-const DELETE_BINDINGS: &str = "DELETE FROM binding WHERE impu = $1";
+/// Upserts registration rows: `INSERT ... VALUES` followed by rows of parameters, then
+/// [`UPSERT_REGISTRATION_TAIL`] (SQLite ≥ 3.24 and PostgreSQL).
+const UPSERT_REGISTRATION_HEAD: &str = "INSERT INTO registration (impu, impi, profile) VALUES ";
+const UPSERT_REGISTRATION_TAIL: &str =
+    " ON CONFLICT (impu) DO UPDATE SET impi = excluded.impi, profile = excluded.profile";
+const INSERT_BINDING_HEAD: &str = "INSERT INTO binding \
+    (impu, key, position, contact, path, call_id, cseq, expires_at) VALUES ";
+const DELETE_REGISTRATIONS_IN: &str = "DELETE FROM registration WHERE impu IN ";
+const DELETE_BINDINGS_IN: &str = "DELETE FROM binding WHERE impu IN ";
 const SELECT_REGISTRATIONS: &str = "SELECT impu, impi, profile FROM registration";
 const SELECT_BINDINGS: &str = "SELECT impu, key, contact, path, call_id, cseq, expires_at \
     FROM binding ORDER BY impu, position";
+
+/// Bind parameters in one statement at most: the lowest limit of the backends (SQLite
+/// builds before 3.32 allowed 999; PostgreSQL allows 65 535). Longer lists of rows are
+/// split over several statements of the same transaction.
+const MAX_PARAMETERS: usize = 999;
+
+/// One change of the stored registrations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Store this registration, replacing what was stored for its identity (a
+    /// registration without bindings is deleted).
+    Save(Registration),
+    /// Delete the registration of this identity.
+    Delete(String),
+}
+
+impl Change {
+    /// The identity whose stored registration changes.
+    pub fn impu(&self) -> &str {
+        match self {
+            Change::Save(reg) => &reg.impu,
+            Change::Delete(impu) => impu,
+        }
+    }
+
+    /// The registration to store, if this change leaves one.
+    fn saved(&self) -> Option<&Registration> {
+        match self {
+            Change::Save(reg) if !reg.bindings.is_empty() => Some(reg),
+            _ => None,
+        }
+    }
+}
+
+/// How the backend's statements name their bind parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Params {
+    /// `$1, $2, ...` (PostgreSQL).
+    Numbered,
+    /// `?` in order (SQLite: sqlx finds a named or numbered SQLite parameter by a linear
+    /// scan of the statement's names, quadratic in a long multi-row statement).
+    Anonymous,
+}
+
+impl Params {
+    /// `rows` rows of `columns` parameters each, `(.., ..), (.., ..)`.
+    fn rows(self, rows: usize, columns: usize) -> String {
+        let all: Vec<String> = (0..rows)
+            .map(|r| {
+                let row: Vec<String> = (1..=columns)
+                    .map(|c| match self {
+                        Params::Numbered => format!("${}", r * columns + c),
+                        Params::Anonymous => "?".to_string(),
+                    })
+                    .collect();
+                format!("({})", row.join(", "))
+            })
+            .collect();
+        all.join(", ")
+    }
+}
+
+/// Of `changes`, the last one of each identity, in their order: each change replaces
+/// the whole stored state of its identity, so the last one is what the sequence leaves.
+fn last_of_each(changes: &[Change]) -> Vec<&Change> {
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity(changes.len());
+    for (i, c) in changes.iter().enumerate() {
+        last.insert(c.impu(), i);
+    }
+    changes
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| last.get(c.impu()) == Some(i))
+        .map(|(_, c)| c)
+        .collect()
+}
 
 fn migrator(postgres: bool) -> Migrator {
     let sql = if postgres {
@@ -62,10 +147,30 @@ fn migrator(postgres: bool) -> Migrator {
 #[derive(Debug, Clone)]
 pub struct BindingStore {
     pool: AnyPool,
+    params: Params,
 }
 
 fn i64_of(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// `DELETE ... WHERE impu IN (...)` (`head` ends with `IN `) for `impus`, in statements
+/// of at most [`MAX_PARAMETERS`] identities.
+async fn delete_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    params: Params,
+    head: &str,
+    impus: &[&str],
+) -> Result<(), StoreError> {
+    for chunk in impus.chunks(MAX_PARAMETERS) {
+        let sql = format!("{head}{}", params.rows(1, chunk.len()));
+        let mut q = sqlx::query(&sql);
+        for impu in chunk {
+            q = q.bind(*impu);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 impl BindingStore {
@@ -77,58 +182,77 @@ impl BindingStore {
         if !postgres && !sqlite {
             return Err(StoreError::UnsupportedUrl);
         }
-        // One SQLite connection: the writes are serialised by the registrar anyway.
+        // One SQLite connection: SQLite has one writer at a time, and the registrar's
+        // writes go through one group-commit writer anyway.
         let connections = if sqlite { 1 } else { 4 };
         let pool = ims_runtime::sqlite::connect_pool(url, connections, "bindings database").await?;
         migrator(postgres).run(&pool).await?;
-        Ok(BindingStore { pool })
+        let params = if postgres {
+            Params::Numbered
+        } else {
+            Params::Anonymous
+        };
+        Ok(BindingStore { pool, params })
     }
 
-    /// Writes `reg` (replacing what was stored for its identity); a registration without
-    /// bindings is deleted.
-    pub async fn save(&self, reg: &Registration) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(DELETE_BINDINGS)
-            .bind(reg.impu.clone())
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(DELETE_REGISTRATION)
-            .bind(reg.impu.clone())
-            .execute(&mut *tx)
-            .await?;
-        if !reg.bindings.is_empty() {
-            sqlx::query(INSERT_REGISTRATION)
-                .bind(reg.impu.clone())
-                .bind(reg.impi.clone())
-                .bind(String::from_utf8_lossy(&reg.profile.raw).into_owned())
-                .execute(&mut *tx)
-                .await?;
-            for (i, b) in reg.bindings.iter().enumerate() {
-                sqlx::query(INSERT_BINDING)
-                    .bind(reg.impu.clone())
-                    .bind(b.key.clone())
-                    .bind(i64::try_from(i).unwrap_or(i64::MAX))
-                    .bind(b.contact.clone())
-                    .bind(b.path.join("\n"))
-                    .bind(b.call_id.clone())
-                    .bind(i64::from(b.cseq))
-                    .bind(i64_of(b.expires_at))
-                    .execute(&mut *tx)
-                    .await?;
-            }
+    /// Applies `changes` in one transaction: every row of the identities changed is
+    /// replaced by what the last change of each leaves (bindings deleted then inserted
+    /// again, registration rows upserted, or deleted when none is left), with a few
+    /// multi-row statements whatever the number of changes. All or nothing: on error
+    /// nothing of the batch is stored.
+    pub async fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
+        let changes = last_of_each(changes);
+        if changes.is_empty() {
+            return Ok(());
         }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Deletes the registration of `impu`.
-    pub async fn delete(&self, impu: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for q in [DELETE_BINDINGS, DELETE_REGISTRATION] {
-            sqlx::query(q)
-                .bind(impu.to_string())
-                .execute(&mut *tx)
-                .await?;
+        let touched: Vec<&str> = changes.iter().map(|c| c.impu()).collect();
+        delete_in(&mut tx, self.params, DELETE_BINDINGS_IN, &touched).await?;
+        let gone: Vec<&str> = changes
+            .iter()
+            .filter(|c| c.saved().is_none())
+            .map(|c| c.impu())
+            .collect();
+        delete_in(&mut tx, self.params, DELETE_REGISTRATIONS_IN, &gone).await?;
+        let saved: Vec<&Registration> = changes.iter().filter_map(|c| c.saved()).collect();
+        for chunk in saved.chunks(MAX_PARAMETERS / 3) {
+            let sql = format!(
+                "{UPSERT_REGISTRATION_HEAD}{}{UPSERT_REGISTRATION_TAIL}",
+                self.params.rows(chunk.len(), 3)
+            );
+            let mut q = sqlx::query(&sql);
+            for reg in chunk {
+                q = q
+                    .bind(reg.impu.as_str())
+                    .bind(reg.impi.as_str())
+                    .bind(String::from_utf8_lossy(&reg.profile.raw).into_owned());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        let bindings: Vec<(&str, usize, &Binding)> = saved
+            .iter()
+            .flat_map(|reg| {
+                reg.bindings
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| (reg.impu.as_str(), i, b))
+            })
+            .collect();
+        for chunk in bindings.chunks(MAX_PARAMETERS / 8) {
+            let sql = format!("{INSERT_BINDING_HEAD}{}", self.params.rows(chunk.len(), 8));
+            let mut q = sqlx::query(&sql);
+            for (impu, position, b) in chunk {
+                q = q
+                    .bind(*impu)
+                    .bind(b.key.as_str())
+                    .bind(i64::try_from(*position).unwrap_or(i64::MAX))
+                    .bind(b.contact.as_str())
+                    .bind(b.path.join("\n"))
+                    .bind(b.call_id.as_str())
+                    .bind(i64::from(b.cseq))
+                    .bind(i64_of(b.expires_at));
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -188,11 +312,11 @@ impl BindingStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use ims_runtime::test_db::PgSchema;
 
-    fn reg(impu: &str, contacts: &[(&str, u64)]) -> Registration {
+    /// A registration of `impu` with one binding per `(contact, expires_at)`.
+    pub(crate) fn reg(impu: &str, contacts: &[(&str, u64)]) -> Registration {
         let xml = format!(
             "<IMSSubscription><ServiceProfile><PublicIdentity><Identity>{impu}</Identity>\
              </PublicIdentity><PublicIdentity><Identity>tel:+1555</Identity></PublicIdentity>\
@@ -216,6 +340,49 @@ mod tests {
         }
     }
 
+    /// What `store` holds, by identity.
+    pub(crate) async fn stored(store: &BindingStore) -> Vec<Registration> {
+        let mut all = store.load_all().await.unwrap();
+        all.sort_by(|x, y| x.impu.cmp(&y.impu));
+        all
+    }
+
+    /// A SQLite store URL in `dir`.
+    pub(crate) fn sqlite_url(dir: &std::path::Path) -> String {
+        format!("sqlite://{}", dir.join("scscf/bindings.db").display())
+    }
+
+    /// Two tests running `$check(url)`: on SQLite in a temporary directory, and on
+    /// PostgreSQL in a fresh schema when `IMS_TEST_POSTGRES_URL` is set.
+    macro_rules! on_both_backends {
+        ($check:path, $sqlite:ident, $postgres:ident) => {
+            #[tokio::test]
+            async fn $sqlite() {
+                let dir = tempfile::tempdir().unwrap();
+                $check(&crate::store::tests::sqlite_url(dir.path())).await;
+            }
+
+            #[tokio::test]
+            async fn $postgres() {
+                if let Some(pg) = ims_runtime::test_db::PgSchema::create("scscf")
+                    .await
+                    .unwrap()
+                {
+                    $check(pg.url()).await;
+                    pg.drop_schema().await.unwrap();
+                }
+            }
+        };
+    }
+    pub(crate) use on_both_backends;
+
+    #[test]
+    fn parameters_of_each_backend() {
+        assert_eq!(Params::Numbered.rows(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(Params::Anonymous.rows(2, 2), "(?, ?), (?, ?)");
+        assert_eq!(Params::Numbered.rows(1, 1), "($1)");
+    }
+
     async fn round_trip(url: &str) {
         let store = BindingStore::open(url).await.unwrap();
         let a = reg(
@@ -223,42 +390,95 @@ mod tests {
             &[("sip:a@10.0.0.1", 5000), ("sip:b@10.0.0.2", 6000)],
         );
         let b = reg("sip:bob@x", &[("sip:b@10.0.0.3", 7000)]);
-        store.save(&a).await.unwrap();
-        store.save(&b).await.unwrap();
+        store.apply(&[Change::Save(a.clone())]).await.unwrap();
+        store.apply(&[Change::Save(b.clone())]).await.unwrap();
         let mut a2 = a.clone();
         a2.bindings.truncate(1);
-        store.save(&a2).await.unwrap();
+        store.apply(&[Change::Save(a2.clone())]).await.unwrap();
         store.close().await;
         // Reopen: what a restarted S-CSCF sees.
         let store = BindingStore::open(url).await.unwrap();
-        let mut all = store.load_all().await.unwrap();
-        all.sort_by(|x, y| x.impu.cmp(&y.impu));
-        assert_eq!(all, vec![a2, b.clone()]);
-        store.delete("sip:alice@x").await.unwrap();
+        assert_eq!(stored(&store).await, vec![a2, b.clone()]);
         let mut none = b.clone();
         none.bindings.clear();
-        store.save(&none).await.unwrap();
+        let changes = [Change::Delete("sip:alice@x".into()), Change::Save(none)];
+        store.apply(&changes).await.unwrap();
         assert!(store.load_all().await.unwrap().is_empty());
         store.close().await;
     }
 
-    #[tokio::test]
-    async fn sqlite_round_trip_survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!(
-            "sqlite://{}",
-            dir.path().join("scscf/bindings.db").display()
-        );
-        round_trip(&url).await;
+    on_both_backends!(
+        round_trip,
+        sqlite_round_trip_survives_reopen,
+        postgres_round_trip_survives_reopen
+    );
+
+    /// One batch: many identities (more rows than one statement takes), several changes
+    /// of one identity (the last one stays), a save then a delete of another.
+    async fn batch(url: &str) {
+        let store = BindingStore::open(url).await.unwrap();
+        let old = reg("sip:carol@x", &[("sip:c@10.0.0.9", 1000)]);
+        store.apply(&[Change::Save(old)]).await.unwrap();
+        let mut changes: Vec<Change> = (0..400)
+            .map(|i| {
+                let contacts = [("sip:u@10.0.0.1", 5000), ("sip:u@10.0.0.2", 6000)];
+                Change::Save(reg(&format!("sip:user{i:03}@x"), &contacts))
+            })
+            .collect();
+        let a1 = reg("sip:alice@x", &[("sip:a@10.0.0.1", 5000)]);
+        let a2 = reg("sip:alice@x", &[("sip:a@10.0.0.2", 5000)]);
+        let bob = reg("sip:bob@x", &[("sip:b@10.0.0.3", 7000)]);
+        changes.extend([
+            Change::Save(a1.clone()),
+            Change::Save(bob),
+            Change::Delete("sip:alice@x".into()),
+            Change::Save(a2.clone()),
+            Change::Delete("sip:bob@x".into()),
+            Change::Delete("sip:carol@x".into()),
+            Change::Save(a1.clone()),
+        ]);
+        // The batch needs several statements of each kind.
+        const { assert!(800 * 8 > MAX_PARAMETERS && 400 * 3 > MAX_PARAMETERS) };
+        store.apply(&changes).await.unwrap();
+        let all = stored(&store).await;
+        assert_eq!(all.len(), 401, "400 users and alice; bob and carol deleted");
+        assert_eq!(all[0], a1, "the last change of alice");
+        assert!(all[1..].iter().all(|r| r.bindings.len() == 2));
+        store.close().await;
     }
 
-    /// Runs against PostgreSQL when `IMS_TEST_POSTGRES_URL` is set, in a fresh schema.
-    #[tokio::test]
-    async fn postgres_round_trip_survives_reopen() {
-        let Some(pg) = PgSchema::create("scscf_test").await.unwrap() else {
-            return;
-        };
-        round_trip(pg.url()).await;
-        pg.drop_schema().await.unwrap();
+    on_both_backends!(
+        batch,
+        sqlite_batch_keeps_the_last_change_of_each_identity,
+        postgres_batch_keeps_the_last_change_of_each_identity
+    );
+
+    /// A registration the database refuses: two bindings with the same key (the
+    /// primary key of `binding`); the registrar never builds one.
+    pub(crate) fn refused(impu: &str) -> Registration {
+        reg(
+            impu,
+            &[("sip:same@10.0.0.1", 5000), ("sip:same@10.0.0.1", 6000)],
+        )
     }
+
+    async fn all_or_nothing(url: &str) {
+        let store = BindingStore::open(url).await.unwrap();
+        let a = reg("sip:alice@x", &[("sip:a@10.0.0.1", 5000)]);
+        store.apply(&[Change::Save(a.clone())]).await.unwrap();
+        let changes = [
+            Change::Delete("sip:alice@x".into()),
+            Change::Save(reg("sip:bob@x", &[("sip:b@10.0.0.3", 7000)])),
+            Change::Save(refused("sip:carol@x")),
+        ];
+        assert!(store.apply(&changes).await.is_err());
+        assert_eq!(stored(&store).await, vec![a], "nothing of the batch stored");
+        store.close().await;
+    }
+
+    on_both_backends!(
+        all_or_nothing,
+        sqlite_a_failed_batch_stores_nothing,
+        postgres_a_failed_batch_stores_nothing
+    );
 }

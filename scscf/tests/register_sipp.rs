@@ -169,6 +169,15 @@ async fn bindings_survive_a_restart() {
     let (code, err) = sipp_async(d, "digest.xml", &file, N as u32, s.sip).await;
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(s.contacts(), N as u64);
+    // The store writer's counters on /health (refreshed every second): one change per
+    // registration, in at most as many transactions.
+    let counted = ims_e2e::wait_for(Duration::from_secs(5), || {
+        let h = s.health();
+        (h["store_changes"].as_u64() == Some(N as u64)).then_some(h)
+    });
+    let health = counted.expect("store_changes on /health");
+    let transactions = health["store_transactions"].as_u64().unwrap_or(u64::MAX);
+    assert!((1..=N as u64).contains(&transactions), "{health}");
 
     s.stop();
     s.start(d);

@@ -1,6 +1,6 @@
 //! The registrar in-process, against the test HSS, with hand-built REGISTERs: what SIPp
 //! cannot produce (AKA resynchronisation with AUTS, replayed nonce counts, stale nonces,
-//! Path and several contacts).
+//! Path and several contacts, concurrent REGISTERs and the store under them).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -43,6 +43,15 @@ fn cx_section(hss: &TestHss) -> CxClientSection {
 }
 
 async fn registrar(hss: &TestHss, dir: &std::path::Path, nonce_lifetime: u64) -> Arc<Registrar> {
+    registrar_and_store(hss, dir, nonce_lifetime).await.0
+}
+
+/// A registrar and (a handle to the same pool of) its store.
+async fn registrar_and_store(
+    hss: &TestHss,
+    dir: &std::path::Path,
+    nonce_lifetime: u64,
+) -> (Arc<Registrar>, BindingStore) {
     let cfg = cx_section(hss);
     let handler = HssRequests::new(SCSCF_HOST, DOMAIN);
     let cx = CxClient::start(&cfg, "sip:scscf.ims.example.net:5080", handler.clone()).unwrap();
@@ -64,19 +73,29 @@ async fn registrar(hss: &TestHss, dir: &std::path::Path, nonce_lifetime: u64) ->
         unregistered_ttl_secs: 60,
         max_unregistered_profiles: 100,
     };
-    let r = Registrar::new(settings, Challenges::new(nonce_lifetime, 1000), cx, store)
-        .await
-        .unwrap();
+    let r = Registrar::new(
+        settings,
+        Challenges::new(nonce_lifetime, 1000),
+        cx,
+        store.clone(),
+    )
+    .await
+    .unwrap();
     handler.bind(&r);
-    r
+    (r, store)
 }
 
 fn register(user: &str, cseq: u32, auth: &str, contacts: &str) -> SipMessage {
+    register_in(user, &format!("call-{user}"), cseq, auth, contacts)
+}
+
+/// A REGISTER of `user` with Call-ID `call_id`.
+fn register_in(user: &str, call_id: &str, cseq: u32, auth: &str, contacts: &str) -> SipMessage {
     let text = format!(
         "REGISTER {URI} SIP/2.0\r\n\
          Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK{cseq}\r\n\
          From: <sip:{user}@{DOMAIN}>;tag=1\r\nTo: <sip:{user}@{DOMAIN}>\r\n\
-         Call-ID: call-{user}\r\nCSeq: {cseq} REGISTER\r\n\
+         Call-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\n\
          Path: <sip:term@pcscf.ims.example.net;lr>\r\n\
          {contacts}Authorization: {auth}\r\nContent-Length: 0\r\n\r\n"
     );
@@ -373,4 +392,133 @@ async fn cx_over_tls_verified_against_the_configured_ca() {
         .await,
         Err(scscf::cx::CxFailure::Unreachable(_))
     ));
+}
+
+/// A Digest registration of `user` (password `secret`) with `contacts`, in its dialog
+/// `call_id`: challenged, answered; the final response.
+async fn digest_register(r: &Registrar, user: &str, call_id: &str, contacts: &str) -> SipMessage {
+    let first = r
+        .register(&register_in(user, call_id, 1, &initial(user, ""), contacts))
+        .await;
+    let nonce = challenge(&first).get("nonce").unwrap();
+    let auth = answer(user, Algorithm::Md5, &nonce, b"secret", 1, "");
+    r.register(&register_in(user, call_id, 2, &auth, contacts))
+        .await
+}
+
+/// The contacts of `impu` in the store, as a restarted S-CSCF would load them.
+async fn stored_contacts(store: &BindingStore, impu: &str) -> Vec<String> {
+    let mut contacts: Vec<String> = store
+        .load_all()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.impu == impu)
+        .flat_map(|r| r.bindings.into_iter().map(|b| b.contact))
+        .collect();
+    contacts.sort();
+    contacts
+}
+
+/// The contacts of `impu` in the registrar's memory.
+fn held_contacts(r: &Registrar, impu: &str) -> Vec<String> {
+    let mut contacts: Vec<String> = r
+        .registration(impu)
+        .map(|reg| reg.bindings.into_iter().map(|b| b.contact).collect())
+        .unwrap_or_default();
+    contacts.sort();
+    contacts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_registration_is_in_the_store() {
+    const USERS: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let hss = TestHss::start(USERS).await;
+    let (r, store) = registrar_and_store(&hss, dir.path(), 30).await;
+    // Another pool on the same file: what a restarted S-CSCF would read.
+    let reader = BindingStore::open(&format!("sqlite://{}", dir.path().join("b.db").display()))
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..USERS)
+        .map(|i| {
+            let (r, reader) = (r.clone(), reader.clone());
+            tokio::spawn(async move {
+                let user = format!("user{i}");
+                let contact = format!("<sip:{user}@10.0.0.{i}:5070>");
+                let ok = digest_register(&r, &user, "c1", &format!("Contact: {contact}\r\n")).await;
+                assert_eq!(ok.status(), Some(200), "{ok:?}");
+                // Read as soon as the 200 is out: the commit came before it.
+                let impu = format!("sip:{user}@{DOMAIN}");
+                assert_eq!(stored_contacts(&reader, &impu).await, [contact]);
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let stats = r.store_stats();
+    assert_eq!(stats.changes, USERS as u64);
+    eprintln!("{USERS} concurrent registrations: {stats:?}");
+
+    // A REGISTER whose commit fails is refused, and nothing changes in memory.
+    store.close().await;
+    let contact = "Contact: <sip:alice@10.0.0.1:5070>\r\n";
+    let refused = digest_register(&r, "alice", "c1", contact).await;
+    assert_eq!(refused.status(), Some(500), "{refused:?}");
+    assert!(r.registration("sip:alice@ims.example.net").is_none());
+    assert_eq!(r.contacts(), USERS);
+    reader.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_registers_of_one_identity_lose_no_binding() {
+    const DEVICES: usize = 12;
+    const ALICE: &str = "sip:alice@ims.example.net";
+    let dir = tempfile::tempdir().unwrap();
+    let hss = TestHss::start(0).await;
+    let (r, store) = registrar_and_store(&hss, dir.path(), 30).await;
+    // Each device its own dialog and contact, all at once: each REGISTER reads the
+    // bindings the others left, so every contact stays.
+    let tasks: Vec<_> = (0..DEVICES)
+        .map(|i| {
+            let r = r.clone();
+            tokio::spawn(async move {
+                let contact = format!("Contact: <sip:alice@10.0.1.{i}:5070>\r\n");
+                digest_register(&r, "alice", &format!("device-{i}"), &contact).await
+            })
+        })
+        .collect();
+    for t in tasks {
+        let ok = t.await.unwrap();
+        assert_eq!(ok.status(), Some(200), "{ok:?}");
+    }
+    let held = held_contacts(&r, ALICE);
+    assert_eq!(held.len(), DEVICES, "{held:?}");
+    assert_eq!(stored_contacts(&store, ALICE).await, held);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiry_racing_a_register_leaves_the_store_as_the_memory() {
+    const ALICE: &str = "sip:alice@ims.example.net";
+    let dir = tempfile::tempdir().unwrap();
+    let hss = TestHss::start(0).await;
+    let (r, store) = registrar_and_store(&hss, dir.path(), 30).await;
+    let short = "Contact: <sip:alice@10.0.0.1:5070>;expires=60\r\n";
+    let ok = digest_register(&r, "alice", "c1", short).await;
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+    // The short binding lapses while another device registers: whichever goes first,
+    // the other sees its result.
+    let long = "Contact: <sip:alice@10.0.0.2:5070>;expires=3600\r\n";
+    let at = scscf::registrar::unix_now() + 61;
+    let (ok, ()) = tokio::join!(digest_register(&r, "alice", "c2", long), r.expire(at));
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+    // The REGISTER may have gone second, keeping the short binding (not lapsed at its
+    // own time): the next sweep removes it.
+    r.expire(at).await;
+    assert_eq!(held_contacts(&r, ALICE), ["<sip:alice@10.0.0.2:5070>"]);
+    assert_eq!(
+        stored_contacts(&store, ALICE).await,
+        held_contacts(&r, ALICE)
+    );
 }
