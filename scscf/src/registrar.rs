@@ -603,8 +603,9 @@ impl Registrar {
         CxResult::Base(result::DIAMETER_SUCCESS)
     }
 
-    /// PPR (TS 29.228 §6.1.4): replaces the profile of the registrations of the private
-    /// identity. DIAMETER_ERROR_USER_UNKNOWN when it has none here.
+    /// PPR (TS 29.228 §6.1.4): replaces the profile of the registrations and kept
+    /// unregistered profiles of the private identity. DIAMETER_ERROR_USER_UNKNOWN when it
+    /// has neither here.
     pub fn push_profile(self: &Arc<Registrar>, ppr: &Ppr) -> CxResult {
         let Some(data) = ppr.user_data.clone() else {
             // Only charging or auth data changed: nothing the registrar keeps.
