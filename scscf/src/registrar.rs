@@ -412,11 +412,24 @@ impl Registrar {
             profile,
             bindings,
         };
+        // The registration this one replaces in memory when `impu` was registered as
+        // part of another identity's implicit set: its rows go from the store too, or a
+        // restart would load both.
+        let replaced = self
+            .location()
+            .get(impu)
+            .map(|r| r.impu.clone())
+            .filter(|key| key != impu);
         // The 200 OK only after the commit: an acknowledged registration survives a
         // restart.
         if let Err(e) = self.writer.write(Change::Save(reg.clone())).await {
             tracing::error!(%impu, error = %e, "cannot persist the registration");
             return reply(req, 500, &[]);
+        }
+        if let Some(old) = replaced {
+            if let Err(e) = self.writer.write(Change::Delete(old.clone())).await {
+                tracing::error!(%impu, replaced = %old, error = %e, "cannot delete the replaced registration from the store");
+            }
         }
         self.location().put(reg.clone());
         // The HSS now holds the implicit set registered here: any of it served

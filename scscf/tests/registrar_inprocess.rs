@@ -522,3 +522,50 @@ async fn an_expiry_racing_a_register_leaves_the_store_as_the_memory() {
         held_contacts(&r, ALICE)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registering_an_identity_of_the_implicit_set_replaces_the_stored_registration() {
+    let dir = tempfile::tempdir().unwrap();
+    let hss = TestHss::start(0).await;
+    let (r, _store) = registrar_and_store(&hss, dir.path(), 30).await;
+    let reader = BindingStore::open(&format!("sqlite://{}", dir.path().join("b.db").display()))
+        .await
+        .unwrap();
+    let sip = format!("sip:alice@{DOMAIN}");
+    let ok = digest_register(&r, "alice", "c1", "Contact: <sip:alice@10.0.0.1:5070>\r\n").await;
+    assert_eq!(ok.status(), Some(200));
+    // alice's tel URI (same implicit set) registers from another phone.
+    let tel = "tel:+15550000005";
+    let to_tel = |cseq: u32, auth: &str| {
+        let text = String::from_utf8(
+            register_in(
+                "alice",
+                "c2",
+                cseq,
+                auth,
+                "Contact: <sip:alice@10.0.0.2:5070>\r\n",
+            )
+            .to_bytes()
+            .to_vec(),
+        )
+        .unwrap()
+        .replace(&format!("To: <{sip}>"), &format!("To: <{tel}>"));
+        SipMessage::parse(text.into_bytes()).unwrap()
+    };
+    let first = r.register(&to_tel(1, &initial("alice", ""))).await;
+    let nonce = challenge(&first).get("nonce").unwrap();
+    let auth = answer("alice", Algorithm::Md5, &nonce, b"secret", 1, "");
+    let ok = r.register(&to_tel(2, &auth)).await;
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+    // Memory holds one registration of the set; so does the store (what a restart loads).
+    let held = r.registration(&sip).expect("the set is registered");
+    assert_eq!(held.impu, tel);
+    let stored: Vec<String> = reader
+        .load_all()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|reg| reg.impu)
+        .collect();
+    assert_eq!(stored, [tel], "the replaced registration's rows are gone");
+}
