@@ -11,8 +11,6 @@ result is the highest rate with zero failed calls.
     python3 bench/proxy_load.py [--rates 200,500,1000] [--seconds 10]
 """
 import argparse
-import csv
-import glob
 import os
 import shutil
 import signal
@@ -22,7 +20,9 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from register_load import ROOT, cpu_seconds, percentiles, sipp_results  # noqa: E402
+
 SCEN = os.path.join(ROOT, "sipp-scenarios", "proxy")
 
 
@@ -30,20 +30,6 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / tick
-
-
-def percentiles(values, ps):
-    if not values:
-        return {p: float("nan") for p in ps}
-    values = sorted(values)
-    return {p: values[min(len(values) - 1, int(len(values) * p / 100))] for p in ps}
 
 
 def run_rate(proxy_bin, rate, seconds, work):
@@ -78,22 +64,7 @@ def run_rate(proxy_bin, rate, seconds, work):
             p.wait(timeout=10)
         except subprocess.TimeoutExpired:
             p.kill()
-    ok = failed = 0
-    with open(os.path.join(work, "stat.csv")) as f:
-        rows = list(csv.reader(f, delimiter=";"))
-    head, last = rows[0], rows[-1]
-    ok = int(last[head.index("SuccessfulCall(C)")])
-    failed = int(last[head.index("FailedCall(C)")])
-    rtts = []
-    for path in glob.glob(os.path.join(work, "*_rtt.csv")):
-        with open(path) as f:
-            for row in csv.reader(f, delimiter=";"):
-                try:
-                    rtts.append(float(row[1]))
-                except (ValueError, IndexError):
-                    pass
-        os.remove(path)
-    os.remove(os.path.join(work, "stat.csv"))
+    ok, failed, rtts = sipp_results(work)
     pct = percentiles(rtts, [50, 95, 99])
     return {"rate": rate, "calls": calls, "ok": ok, "failed": failed, "exit": uac.returncode,
             "p50_ms": pct[50], "p95_ms": pct[95], "p99_ms": pct[99],

@@ -89,6 +89,27 @@ def percentiles(values, ps):
     return {p: values[min(len(values) - 1, int(len(values) * p / 100))] for p in ps}
 
 
+def sipp_results(work, offset_ms=0.0):
+    """Successful and failed calls of the SIPp run in `work` (its `-stf stat.csv`) and
+    its round-trip times in ms (`-trace_rtt`) minus `offset_ms`; both files are removed."""
+    with open(os.path.join(work, "stat.csv")) as f:
+        rows = list(csv.reader(f, delimiter=";"))
+    head, last = rows[0], rows[-1]
+    ok = int(last[head.index("SuccessfulCall(C)")])
+    failed = int(last[head.index("FailedCall(C)")])
+    rtts = []
+    for path in glob.glob(os.path.join(work, "*_rtt.csv")):
+        with open(path) as f:
+            for row in csv.reader(f, delimiter=";"):
+                try:
+                    rtts.append(float(row[1]) - offset_ms)
+                except (ValueError, IndexError):
+                    pass
+        os.remove(path)
+    os.remove(os.path.join(work, "stat.csv"))
+    return ok, failed, rtts
+
+
 def run_rate(rate, seconds, users_csv, work, pids, scenario="sipp-scenarios/register/digest.xml"):
     calls = rate * seconds
     load = os.getloadavg()[0]
@@ -105,21 +126,7 @@ def run_rate(rate, seconds, users_csv, work, pids, scenario="sipp-scenarios/regi
     wall = time.time() - t0
     cpu = {n: 100.0 * (cpu_seconds(p) - cpu0[n]) / wall for n, p in pids.items()}
     cpu["sipp"] = 100.0 * (children_cpu() - sipp0) / wall
-    with open(os.path.join(work, "stat.csv")) as f:
-        rows = list(csv.reader(f, delimiter=";"))
-    head, last = rows[0], rows[-1]
-    ok = int(last[head.index("SuccessfulCall(C)")])
-    failed = int(last[head.index("FailedCall(C)")])
-    rtts = []
-    for path in glob.glob(os.path.join(work, "*_rtt.csv")):
-        with open(path) as f:
-            for row in csv.reader(f, delimiter=";"):
-                try:
-                    rtts.append(float(row[1]))
-                except (ValueError, IndexError):
-                    pass
-        os.remove(path)
-    os.remove(os.path.join(work, "stat.csv"))
+    ok, failed, rtts = sipp_results(work)
     return {"rate": rate, "calls": calls, "ok": ok, "failed": failed, "exit": sipp.returncode,
             "pct": percentiles(rtts, [50, 95, 99]), "cpu": cpu, "wall": wall, "load": load}
 

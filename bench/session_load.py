@@ -22,8 +22,6 @@ symbols (`perf report --no-children`), to show where the time goes.
 """
 import argparse
 import collections
-import csv
-import glob
 import os
 import shutil
 import subprocess
@@ -32,7 +30,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from register_load import NODES, ROOT, cpu_seconds, node_pids, percentiles, start_core, stop_core  # noqa: E402
+from register_load import (NODES, ROOT, cpu_seconds, node_pids, percentiles, sipp_results,  # noqa: E402
+                           start_core, stop_core)
 
 SCEN = os.path.join(ROOT, "sipp-scenarios", "session")
 ALICE, BOB = "26060", "26070"
@@ -94,21 +93,7 @@ def run_rate(rate, seconds, work, pids, perf_dir=None):
         bob.wait(timeout=budget + 30)
     except subprocess.TimeoutExpired:
         bob.kill()
-    with open(os.path.join(work, "stat.csv")) as f:
-        rows = list(csv.reader(f, delimiter=";"))
-    head, last = rows[0], rows[-1]
-    ok = int(last[head.index("SuccessfulCall(C)")])
-    failed = int(last[head.index("FailedCall(C)")])
-    rtts = []
-    for path in glob.glob(os.path.join(work, "*_rtt.csv")):
-        with open(path) as f:
-            for row in csv.reader(f, delimiter=";"):
-                try:
-                    rtts.append(float(row[1]) - RING_MS)
-                except (ValueError, IndexError):
-                    pass
-        os.remove(path)
-    os.remove(os.path.join(work, "stat.csv"))
+    ok, failed, rtts = sipp_results(work, RING_MS)
     return {"rate": rate, "calls": calls, "ok": ok, "failed": failed, "exit": alice.returncode,
             "pct": percentiles(rtts, [50, 95, 99]), "cpu": cpu, "wall": wall, "rss": rss}
 
