@@ -50,6 +50,21 @@ pub struct Served {
 }
 
 impl Served {
+    /// `served_user` with `registration` (its state `state`), at the start of the iFC
+    /// chain of session case `case`.
+    pub fn start(
+        served_user: &str,
+        registration: Registration,
+        case: SessionCase,
+        state: RegistrationState,
+    ) -> Served {
+        Served {
+            served_user: served_user.to_string(),
+            cursor: IfcCursor::start(case, state),
+            registration,
+        }
+    }
+
     /// True for the originating session cases.
     pub fn is_originating(&self) -> bool {
         self.cursor.session_case.is_originating()

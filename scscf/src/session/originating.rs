@@ -20,7 +20,7 @@ use ims_sip::{HeaderName, SipMessage};
 
 use super::as_routing::{NotServed, Served};
 use super::SessionSettings;
-use crate::ifc::{IfcCursor, RegistrationState, SessionCase};
+use crate::ifc::{RegistrationState, SessionCase};
 use crate::location::Registration;
 
 /// The served user of an originating request, at the start of its iFC chain, given
@@ -50,11 +50,7 @@ pub fn served(
         RegistrationState::Registered => SessionCase::Originating,
         RegistrationState::Unregistered => SessionCase::OriginatingUnregistered,
     };
-    Ok(Served {
-        served_user: served_user.to_string(),
-        cursor: IfcCursor::start(case, state),
-        registration,
-    })
+    Ok(Served::start(served_user, registration, case, state))
 }
 
 /// Routes an originating request of `served_user` past its application servers:

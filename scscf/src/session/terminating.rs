@@ -67,11 +67,7 @@ pub fn served(
         RegistrationState::Registered => SessionCase::TerminatingRegistered,
         RegistrationState::Unregistered => SessionCase::TerminatingUnregistered,
     };
-    Ok(Served {
-        served_user: served_user.to_string(),
-        cursor: IfcCursor::start(case, state),
-        registration,
-    })
+    Ok(Served::start(served_user, registration, case, state))
 }
 
 /// `served` as it goes on: unchanged, unless it is terminating and an application
