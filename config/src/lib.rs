@@ -26,7 +26,7 @@ mod sections;
 pub use cloud_auth::{CloudAuthMode, CloudAuthSection};
 pub use cscf::{PcscfSection, ScscfEntry};
 pub use cx::CxClientSection;
-pub use diameter::{CapabilitiesSection, DiameterSection, DiameterTlsSection};
+pub use diameter::{CapabilitiesSection, DiameterPeerSection, DiameterSection, DiameterTlsSection};
 pub use error::{ConfigError, Invalid};
 pub use hss::{ProvisioningSection, SecuritySection, StoreSection};
 pub use load::{load, parse_str, Validate};

@@ -36,6 +36,7 @@ async fn main() -> anyhow::Result<()> {
         .context("store: opening the subscriber database")?;
     let subscribers = store.count().await?;
     let backend = format!("{:?}", store.backend()).to_ascii_lowercase();
+    let mut registry = Registry::default();
     let events: Option<Arc<dyn SubscriberEvents>> = match &config.diameter {
         Some(d) => {
             let handler = CxServer::new(CxContext {
@@ -44,9 +45,10 @@ async fn main() -> anyhow::Result<()> {
                 origin_realm: d.origin_realm.clone(),
                 capabilities: hss::node::capabilities(d),
             });
-            let servers = hss::node::listen(d, Arc::new(handler)).await?;
+            let servers = Arc::new(hss::node::listen(d, Arc::new(handler)).await?);
+            hss::node::register_metrics(&mut registry, servers.clone());
             Some(Arc::new(Push::new(
-                Arc::new(servers),
+                servers,
                 &d.origin_host,
                 &d.origin_realm,
             )))
@@ -57,8 +59,7 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let api = hss::provisioning::router_with_events(store, token, &config.node.domain, events);
-    let node =
-        Node::start_with("hss", &config.node, &config.http, Registry::default(), api).await?;
+    let node = Node::start_with("hss", &config.node, &config.http, registry, api).await?;
     node.status.set("store", backend);
     node.status.set("subscribers_at_start", subscribers);
     node.run_until_shutdown().await;

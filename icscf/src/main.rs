@@ -15,7 +15,7 @@ async fn main() -> anyhow::Result<()> {
     let config: IcscfConfig = ims_config::load(&args.config)?;
     ims_runtime::init_logging(&config.node.log);
     let policy = IcscfPolicy {
-        cx: CxClient::connect(&config.cx).map_err(|e| anyhow::anyhow!("cx.tls_ca: {e}"))?,
+        cx: CxClient::connect(&config.cx).map_err(|e| anyhow::anyhow!("cx TLS files: {e}"))?,
         scscfs: config.scscf.clone(),
         home_network: config.node.domain.clone(),
         originating: config.originating.clone(),

@@ -55,7 +55,7 @@ async fn main() -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("registrar.store: {e}"))?;
     let handler = HssRequests::new(&config.cx.origin_host, &config.cx.origin_realm);
     let cx = CxClient::start(&config.cx, &r.server_name, handler.clone())
-        .map_err(|e| anyhow::anyhow!("cx.tls_ca: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("cx TLS files: {e}"))?;
     let settings = Settings {
         limits: ExpiryLimits {
             min: r.min_expires,
