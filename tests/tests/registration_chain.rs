@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use ims_e2e::chain::{
     addr, assert_all_passed, assert_contacts, assert_not_registered, assert_registered,
-    decode_cleanly, impu, imsctl, provision_digest, run, scscf_contacts, sipp_csv, start_core,
-    stop_core, users, Capture, PCSCF, PCSCF_TLS,
+    decode_cleanly, impu, imsctl, plain_cx_configs, provision_digest, run, scscf_contacts,
+    sipp_csv, start_core, stop_core, users, Capture, PCSCF, PCSCF_TLS,
 };
 use ims_e2e::sipp::{self, SippTransport};
 use ims_e2e::{command, free_port, health, repo_root, stunnel, wait_for, GroupGuard};
@@ -250,7 +250,9 @@ fn digest_registration_over_tls_through_stunnel() {
 
 #[test]
 fn a_udp_registration_decodes_in_tshark() {
-    let (dir, data, core) = start_core("chain-tshark", None);
+    // Cx in plaintext (bound by address) so tshark decodes it; the dev core runs it over
+    // mutual TLS.
+    let (dir, data, core) = start_core("chain-tshark", Some(&plain_cx_configs("chain-tshark")));
     let names = users("cap", 1);
     provision_digest(&data, &dir, &names, "secret", None);
     let csv = sipp_csv(&dir, "cap.csv", &names, "secret", None);
