@@ -121,7 +121,7 @@ fn server_tls(files: &DiameterTlsSection) -> anyhow::Result<Arc<ServerConfig>> {
     Ok(Arc::new(config))
 }
 
-/// Exports the refused capabilities exchanges of `servers` on `/metrics` as
+/// Exports the refused connections of `servers` on `/metrics` as
 /// `diameter_peers_refused_total{reason=...}` (reasons: [`Refusal::label`]).
 pub fn register_metrics(registry: &mut Registry, servers: Arc<Vec<Server>>) {
     registry.register_collector(Box::new(RefusalCollector(servers)));
@@ -139,7 +139,7 @@ impl Collector for RefusalCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
         let mut family = enc.encode_descriptor(
             "diameter_peers_refused",
-            "Diameter capabilities exchanges refused with DIAMETER_UNKNOWN_PEER, by reason: Origin-Host missing or unknown, plain TCP while TLS is required, client certificate not naming the Origin-Host, source address not allowed",
+            "Diameter connections refused, by reason: Origin-Host missing or unknown, plain TCP while TLS is required, client certificate not naming the Origin-Host, source address not allowed (each answered with CEA DIAMETER_UNKNOWN_PEER), TLS handshake failed",
             None,
             MetricType::Counter,
         )?;

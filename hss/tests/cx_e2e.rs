@@ -546,6 +546,10 @@ async fn tls_peers_must_present_a_certificate_naming_their_origin_host() {
         m.contains("diameter_peers_refused_total{reason=\"certificate_name\"} 1"),
         "{m}"
     );
+    assert!(
+        !m.contains("diameter_peers_refused_total{reason=\"tls_handshake\"} 0"),
+        "the handshake without a certificate is counted: {m}"
+    );
     drop(hss);
 }
 

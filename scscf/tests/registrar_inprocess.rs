@@ -39,6 +39,9 @@ fn cx_section(hss: &TestHss) -> CxClientSection {
         request_timeout_secs: 5,
         tls_ca: None,
         tls_server_name: None,
+        tls_cert: None,
+        tls_key: None,
+        require_tls: false,
     }
 }
 

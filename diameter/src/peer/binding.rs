@@ -88,15 +88,20 @@ pub enum Refusal {
     /// No client certificate, and the source address is not one of the host's.
     #[error("source address not allowed for the Origin-Host")]
     Address,
+    /// The TLS handshake failed (no client certificate, one of another CA, ...), before
+    /// any CER.
+    #[error("TLS handshake failed")]
+    TlsHandshake,
 }
 
 impl Refusal {
     /// Every refusal, in the order of [`Refusal::label`]'s metric labels.
-    pub const ALL: [Refusal; 4] = [
+    pub const ALL: [Refusal; 5] = [
         Refusal::UnknownHost,
         Refusal::TlsRequired,
         Refusal::CertificateName,
         Refusal::Address,
+        Refusal::TlsHandshake,
     ];
 
     /// A short label for metrics and logs.
@@ -106,6 +111,7 @@ impl Refusal {
             Refusal::TlsRequired => "tls_required",
             Refusal::CertificateName => "certificate_name",
             Refusal::Address => "address",
+            Refusal::TlsHandshake => "tls_handshake",
         }
     }
 
@@ -172,12 +178,12 @@ pub fn certificate_names(der: &[u8]) -> Vec<String> {
     names
 }
 
-/// Refused capabilities exchanges: counted by [`Refusal`], and logged at most once per
-/// interval with the number suppressed since the last line, so a peer hammering the
-/// listener cannot flood the log.
+/// Refused connections (failed TLS handshakes and capabilities exchanges): counted by
+/// [`Refusal`], and logged at most once per interval with the number suppressed since
+/// the last line, so a peer hammering the listener cannot flood the log.
 #[derive(Debug)]
 pub struct Refusals {
-    counts: [AtomicU64; 4],
+    counts: [AtomicU64; 5],
     interval: Duration,
     log: Mutex<(Option<Instant>, u64)>,
 }
@@ -203,8 +209,9 @@ impl Refusals {
         self.counts[r.index()].load(Ordering::Relaxed)
     }
 
-    /// Counts this refusal and logs it, or counts it as suppressed.
-    pub fn refused(&self, host: &str, remote: &Remote, why: Refusal) {
+    /// Counts this refusal and logs it (with `detail`, e.g. the TLS error), or counts it
+    /// as suppressed.
+    pub fn refused(&self, host: &str, remote: &Remote, why: Refusal, detail: &str) {
         self.counts[why.index()].fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
         let suppressed = {
@@ -224,8 +231,9 @@ impl Refusals {
             remote = %remote.addr,
             tls,
             reason = why.label(),
+            detail,
             suppressed,
-            "diameter: CER refused: Origin-Host missing, unknown or not bound to the connection"
+            "diameter: peer refused: {why}"
         );
     }
 }
@@ -326,8 +334,8 @@ mod tests {
     fn refusals_are_counted_even_when_not_logged() {
         let r = Refusals::new(Duration::from_secs(3600));
         let remote = tcp("127.0.0.9");
-        r.refused("scscf.example", &remote, Refusal::Address);
-        r.refused("scscf.example", &remote, Refusal::Address);
+        r.refused("scscf.example", &remote, Refusal::Address, "");
+        r.refused("scscf.example", &remote, Refusal::Address, "");
         assert_eq!(r.count(Refusal::Address), 2);
         assert_eq!(r.count(Refusal::UnknownHost), 0);
         assert_eq!(super::super::shared::lock(&r.log).1, 1, "one suppressed");

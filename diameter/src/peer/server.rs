@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::binding::{Refusals, Remote};
+use super::binding::{Refusal, Refusals, Remote, RemoteTransport};
 use super::conn::Acceptor;
 use super::ids::IdGenerator;
 use super::shared::{lock, Shared};
@@ -115,7 +115,11 @@ async fn accept_loop(
                     let (io, transport) = match tokio::time::timeout(t, acceptor.wrap(tcp)).await {
                         Ok(Ok(io)) => io,
                         Ok(Err(e)) => {
-                            tracing::warn!(%remote, error = %e, "diameter: TLS accept failed");
+                            let remote = Remote {
+                                addr: remote.ip(),
+                                transport: RemoteTransport::Tls { names: None },
+                            };
+                            refusals.refused("", &remote, Refusal::TlsHandshake, &e.to_string());
                             return;
                         }
                         Err(_) => return,

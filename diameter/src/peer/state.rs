@@ -199,13 +199,13 @@ impl WaitCer {
         let cfg = &shared.cfg;
         let code = match m.origin_host() {
             None => {
-                refusals.refused("", remote, Refusal::UnknownHost);
+                refusals.refused("", remote, Refusal::UnknownHost, "no Origin-Host");
                 result::DIAMETER_MISSING_AVP
             }
             Some(host) => match binding::check(&cfg.bindings, cfg.require_tls, host, remote) {
                 Ok(()) => cer::common(cfg, &m),
                 Err(why) => {
-                    refusals.refused(host, remote, why);
+                    refusals.refused(host, remote, why, "");
                     result::DIAMETER_UNKNOWN_PEER
                 }
             },
