@@ -95,6 +95,18 @@ async fn serve(addr: SocketAddr, acceptor: Acceptor) -> Server {
         .unwrap()
 }
 
+/// The I-CSCF peer over TCP toward `addr`, once open.
+async fn open_tcp_client(addr: SocketAddr) -> Peer {
+    let client = Peer::connect(
+        cscf_cfg(),
+        addr,
+        Connector::Tcp,
+        Arc::new(Node("icscf.ims.example")),
+    );
+    bounded("open", client.wait_for(PeerState::Open)).await;
+    client
+}
+
 async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     bounded(what, async {
         while !cond() {
@@ -184,9 +196,9 @@ async fn mutual_tls_session() {
     .await;
 }
 
-#[tokio::test]
-async fn tls_client_without_certificate_is_refused() {
-    let tls = tls::Pki::new();
+/// A mutual-TLS server of `tls`, and the I-CSCF peer (claiming `icscf.ims.example`)
+/// connecting to it with `config`, once its first attempt has ended.
+async fn tls_attempt(tls: &tls::Pki, config: Arc<rustls::ClientConfig>) -> (Server, Peer) {
     let server = serve(
         "127.0.0.1:0".parse().unwrap(),
         Acceptor::Tls(tls.server_config()),
@@ -196,12 +208,19 @@ async fn tls_client_without_certificate_is_refused() {
         cscf_cfg(),
         server.local_addr(),
         Connector::Tls {
-            config: tls.client_config_without_cert(),
+            config,
             server_name: "hss.ims.example".try_into().unwrap(),
         },
         Arc::new(Node("icscf.ims.example")),
     );
     wait_until("a failed attempt", || client.last_close_reason().is_some()).await;
+    (server, client)
+}
+
+#[tokio::test]
+async fn tls_client_without_certificate_is_refused() {
+    let tls = tls::Pki::new();
+    let (server, client) = tls_attempt(&tls, tls.client_config_without_cert()).await;
     assert_ne!(client.state(), PeerState::Open);
     assert_eq!(client.stats().opened, 0);
     client.disconnect(0).await;
@@ -234,23 +253,9 @@ async fn unknown_peer_is_refused_over_tcp() {
 #[tokio::test]
 async fn a_certificate_for_another_origin_host_is_refused() {
     let tls = tls::Pki::with_client("scscf.ims.example");
-    let server = serve(
-        "127.0.0.1:0".parse().unwrap(),
-        Acceptor::Tls(tls.server_config()),
-    )
-    .await;
     // Claims icscf.ims.example (allowed, and from an allowed address) with scscf's
     // certificate: the certificate decides.
-    let client = Peer::connect(
-        cscf_cfg(),
-        server.local_addr(),
-        Connector::Tls {
-            config: tls.client_config(),
-            server_name: "hss.ims.example".try_into().unwrap(),
-        },
-        Arc::new(Node("icscf.ims.example")),
-    );
-    wait_until("refusal", || client.last_close_reason().is_some()).await;
+    let (server, client) = tls_attempt(&tls, tls.client_config()).await;
     assert_eq!(
         client.last_close_reason(),
         Some(CloseReason::CapabilitiesRejected(
@@ -272,13 +277,7 @@ async fn an_origin_host_from_another_address_is_refused_over_tcp() {
     use ims_diameter::peer::cer;
 
     let server = serve("127.0.0.1:0".parse().unwrap(), Acceptor::Tcp).await;
-    let real = Peer::connect(
-        cscf_cfg(),
-        server.local_addr(),
-        Connector::Tcp,
-        Arc::new(Node("icscf.ims.example")),
-    );
-    bounded("open", real.wait_for(PeerState::Open)).await;
+    let real = open_tcp_client(server.local_addr()).await;
 
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind("127.0.0.9:0".parse().unwrap()).unwrap();
@@ -370,13 +369,7 @@ async fn watchdog_failover_and_reconnect() {
 #[tokio::test]
 async fn no_reconnect_after_do_not_want_to_talk_to_you() {
     let server = serve("127.0.0.1:0".parse().unwrap(), Acceptor::Tcp).await;
-    let client = Peer::connect(
-        cscf_cfg(),
-        server.local_addr(),
-        Connector::Tcp,
-        Arc::new(Node("icscf.ims.example")),
-    );
-    bounded("open", client.wait_for(PeerState::Open)).await;
+    let client = open_tcp_client(server.local_addr()).await;
     wait_until("server-side peer", || {
         server.peer("icscf.ims.example").is_some()
     })
@@ -561,13 +554,7 @@ async fn malformed_requests_get_error_answers_or_a_clean_disconnect() {
     assert!(next_non_dwr(&mut f).await.is_none(), "connection closed");
 
     // The server still serves.
-    let client = Peer::connect(
-        cscf_cfg(),
-        server.local_addr(),
-        Connector::Tcp,
-        Arc::new(Node("icscf.ims.example")),
-    );
-    bounded("open", client.wait_for(PeerState::Open)).await;
+    let client = open_tcp_client(server.local_addr()).await;
     assert!(Uaa::from_message(
         &bounded("UAA", client.request(samples::uar().to_message()))
             .await
@@ -603,13 +590,7 @@ async fn next_non_dwr(f: &mut RawClient) -> Option<Message> {
 #[tokio::test]
 async fn dropping_the_client_handle_disconnects() {
     let server = serve("127.0.0.1:0".parse().unwrap(), Acceptor::Tcp).await;
-    let client = Peer::connect(
-        cscf_cfg(),
-        server.local_addr(),
-        Connector::Tcp,
-        Arc::new(Node("icscf.ims.example")),
-    );
-    bounded("open", client.wait_for(PeerState::Open)).await;
+    let client = open_tcp_client(server.local_addr()).await;
     wait_until("server-side peer", || {
         server.peer("icscf.ims.example").is_some()
     })
