@@ -141,7 +141,9 @@ pub fn check(
             }
         }
         RemoteTransport::Tcp | RemoteTransport::Tls { names: None } => {
-            if binding.from.iter().any(|net| net.contains(&remote.addr)) {
+            // An IPv4 peer on a dual-stack listener shows as ::ffff:a.b.c.d.
+            let addr = remote.addr.to_canonical();
+            if binding.from.iter().any(|net| net.contains(&addr)) {
                 Ok(())
             } else {
                 Err(Refusal::Address)
@@ -272,6 +274,11 @@ mod tests {
     fn plain_tcp_is_bound_by_source_address() {
         let b = bindings();
         assert_eq!(check(&b, false, "SCSCF.example", &tcp("127.0.0.1")), Ok(()));
+        assert_eq!(
+            check(&b, false, "scscf.example", &tcp("::ffff:127.0.0.1")),
+            Ok(()),
+            "IPv4 on a dual-stack listener"
+        );
         assert_eq!(
             check(&b, false, "scscf.example", &tcp("127.0.0.9")),
             Err(Refusal::Address)
