@@ -24,7 +24,8 @@ use base64::Engine as _;
 use bytes::Bytes;
 use ims_diameter::cx::SipAuthDataItem;
 use ims_sip::auth::nonce::RANDOM_PREFIX_LEN;
-use ims_sip::auth::{Algorithm, Challenge, Credentials, Ha1, NonceError, Nonces};
+use ims_sip::auth::decoy::www_authenticate;
+use ims_sip::auth::{Algorithm, Credentials, Ha1, NonceError, Nonces};
 
 /// SIP-Authentication-Scheme values (TS 29.229 §6.3.2).
 pub mod scheme {
@@ -216,14 +217,7 @@ impl Challenges {
             tracing::info!(scheme, "MAA with an authentication scheme we do not offer");
             return Err(VectorError::UnsupportedScheme);
         };
-        let header = Challenge {
-            realm: &pending.realm,
-            nonce: &nonce,
-            algorithm,
-            opaque: None,
-            stale,
-        }
-        .to_string();
+        let header = www_authenticate(&pending.realm, &nonce, algorithm, stale);
         let key = (impi.to_string(), nonce);
         let mut t = self.table();
         while let Some((old, at)) = t.order.front().cloned() {

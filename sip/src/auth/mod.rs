@@ -5,11 +5,13 @@
 //! * [`milenage`]: the 3GPP authentication functions f1..f5* (TS 35.206).
 //! * [`aka`]: IMS AKA vectors, the AKAv1-MD5 nonce, resynchronisation and a USIM model
 //!   (RFC 3310, TS 33.102 §6.3, TS 33.203).
+//! * [`decoy`]: challenges of the real shape for identities we do not serve.
 //! * [`nonce`]: integrity-protected nonces with expiry (stale) and replay detection.
 //!
 //! Nothing here logs keys, passwords, HA1, RES or CK/IK; `Debug` output hides them.
 
 pub mod aka;
+pub mod decoy;
 pub mod digest;
 pub mod milenage;
 pub mod nonce;
