@@ -150,6 +150,16 @@ impl Challenges {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Seconds a nonce lives.
+    pub fn lifetime(&self) -> u64 {
+        self.lifetime
+    }
+
+    /// Most challenges outstanding.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Number of outstanding challenges.
     pub fn outstanding(&self) -> usize {
         self.table().map.len()

@@ -72,6 +72,7 @@ async fn registrar_and_store(
         cloud_auth: None,
         unregistered_ttl_secs: 60,
         max_unregistered_profiles: 100,
+        failures: None,
     };
     let r = Registrar::new(
         settings,

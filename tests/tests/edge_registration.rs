@@ -14,8 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use icscf::cx::CxClient;
+use icscf::unknown::UnknownUsers;
 use icscf::IcscfPolicy;
-use ims_config::ScscfEntry;
+use ims_config::{BudgetSection, ScscfEntry};
+use ims_runtime::budget::BudgetMetrics;
 use ims_diameter::cx::UserAuthorizationType;
 use ims_diameter::peer::{PeerConfig, PeerState, Server};
 use ims_e2e::uar_hss::{self, UarHss};
@@ -24,6 +26,7 @@ use ims_sip::proxy::engine::{EngineConfig, ProxyEngine};
 use ims_sip::proxy::record_route::route_user;
 use ims_sip::transport::{TransportConfig, TransportKind};
 use ims_sip::{HeaderName, Method, SipMessage};
+use pcscf::budget::SourceBudget;
 use pcscf::flow_token::FlowTokens;
 use pcscf::{Pcscf, PcscfPolicy, PcscfSettings};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -88,6 +91,15 @@ fn header(m: &SipMessage, name: HeaderName) -> Vec<String> {
         .collect()
 }
 
+/// The I-CSCF's decoys and UAR budget with the default `[budget]`.
+fn unknown_users() -> Arc<UnknownUsers> {
+    Arc::new(UnknownUsers::new(
+        &BudgetSection::default(),
+        "ims.example.net",
+        BudgetMetrics::default(),
+    ))
+}
+
 struct Chain {
     pcscf_state: Arc<Pcscf>,
     pcscf: ProxyEngine,
@@ -126,6 +138,7 @@ async fn chain_of(max_registrations: usize) -> Chain {
             }],
             home_network: "ims.example.net".into(),
             originating: Default::default(),
+            unknown: unknown_users(),
         },
         false,
     )
@@ -139,6 +152,10 @@ async fn chain_of(max_registrations: usize) -> Chain {
             visited_network_id: "visited.example.net".into(),
             tokens: FlowTokens::random(),
             cloud_auth: None,
+            budget: Arc::new(SourceBudget::new(
+                &BudgetSection::default(),
+                BudgetMetrics::default(),
+            )),
         },
         max_registrations,
     );
@@ -435,6 +452,7 @@ async fn unreachable_hss_gives_480() {
             scscfs: Vec::new(),
             home_network: "ims.example.net".into(),
             originating: Default::default(),
+            unknown: unknown_users(),
         },
         false,
     )

@@ -20,3 +20,23 @@ pub use aka::{AkaError, AuthVector, Sqn};
 pub use digest::{Algorithm, Challenge, Credentials, DigestError, Ha1};
 pub use milenage::Milenage;
 pub use nonce::{NonceError, Nonces};
+
+/// The Digest credentials of a request and their raw `Authorization` value, if any: a
+/// UE may send several Authorization headers (Digest and an RFC 8898 Bearer token).
+pub fn digest_credentials(request: &crate::SipMessage) -> (Option<Credentials>, Option<&str>) {
+    let raw = request
+        .headers
+        .get_all(&crate::HeaderName::Authorization)
+        .filter_map(|h| h.value_str())
+        .find(|v| {
+            v.trim_start()
+                .get(..6)
+                .is_some_and(|s| s.eq_ignore_ascii_case("digest"))
+        });
+    (raw.and_then(|a| Credentials::parse(a).ok()), raw)
+}
+
+/// True when `creds` answer a challenge (carry a response or an AKA AUTS).
+pub fn carries_response(creds: Option<&Credentials>) -> bool {
+    creds.is_some_and(|c| !c.response.is_empty() || c.auts.is_some())
+}

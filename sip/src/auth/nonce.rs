@@ -35,6 +35,13 @@ const TAG_LEN: usize = 16;
 /// Octets of the random prefix of a plain Digest nonce.
 pub const RANDOM_PREFIX_LEN: usize = 16;
 
+/// Seconds since the Unix epoch now (the `now` of [`Nonces`]).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Why a nonce is refused.
 #[derive(Debug, thiserror::Error, Clone, Copy, PartialEq, Eq)]
 pub enum NonceError {
