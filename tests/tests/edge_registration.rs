@@ -406,7 +406,9 @@ async fn capabilities_select_the_scscf_and_errors_are_answered() {
     let (at_s, _) = recv_udp(&c.scscf).await;
     assert_eq!(at_s.method(), Some(&Method::Register));
 
-    // An unknown user: 403 from the I-CSCF, relayed by the P-CSCF.
+    // An unknown user: no 403 at once, which would tell a scanner who exists (issue
+    // 11): a decoy Digest challenge from the I-CSCF, relayed by the P-CSCF, and 403
+    // for the answer to it; the second REGISTER costs no UAR (negative cache).
     let reg = request(
         "REGISTER",
         "sip:ims.example.net",
@@ -416,7 +418,31 @@ async fn capabilities_select_the_scscf_and_errors_are_answered() {
         &format!("Contact: <sip:m@{ue_addr}>\r\n"),
     );
     ue.send_to(reg.as_bytes(), pcscf_udp).await.unwrap();
-    assert_eq!(recv_udp(&ue).await.0.status(), Some(403));
+    let challenge = recv_udp(&ue).await.0;
+    assert_eq!(challenge.status(), Some(401));
+    let www = challenge
+        .headers
+        .get_str(&HeaderName::WwwAuthenticate)
+        .unwrap()
+        .to_string();
+    assert!(
+        www.starts_with("Digest realm=\"ims.example.net\", nonce=\"")
+            && www.ends_with("\", algorithm=MD5, qop=\"auth\""),
+        "{www}"
+    );
+    let nonce = www.split('"').nth(3).unwrap().to_string();
+    let uars = c.hss.uars().len();
+    let answer = format!(
+        "Authorization: Digest username=\"mallory@ims.example.net\", realm=\"ims.example.net\", \
+         nonce=\"{nonce}\", uri=\"sip:ims.example.net\", response=\"0123456789abcdef0123456789abcdef\", \
+         algorithm=MD5, qop=auth, nc=00000001, cnonce=\"c\"\r\nContact: <sip:m@{ue_addr}>\r\n"
+    );
+    let reg = request("REGISTER", "sip:ims.example.net", &via, "mallory", "m2", &answer);
+    ue.send_to(reg.as_bytes(), pcscf_udp).await.unwrap();
+    let refused = recv_udp(&ue).await.0;
+    assert_eq!(refused.status(), Some(403));
+    assert_eq!(&refused.response().unwrap().reason[..], b"Forbidden");
+    assert_eq!(c.hss.uars().len(), uars, "no UAR for a cached unknown user");
 
     // A request from a UE that never registered: 403 at the P-CSCF.
     let msg = request(
