@@ -104,7 +104,10 @@ impl Validate for BudgetSection {
             return Err(Invalid::new("summary_secs", "must be at least 1"));
         }
         for (key, v) in [
-            ("unauthenticated_per_second", self.unauthenticated_per_second),
+            (
+                "unauthenticated_per_second",
+                self.unauthenticated_per_second,
+            ),
             ("uar_per_second", self.uar_per_second),
         ] {
             if !v.is_finite() || v <= 0.0 {
@@ -115,7 +118,10 @@ impl Validate for BudgetSection {
             return Err(Invalid::new("unauthenticated_burst", "must be at least 1"));
         }
         if self.failures_before_backoff == 0 {
-            return Err(Invalid::new("failures_before_backoff", "must be at least 1"));
+            return Err(Invalid::new(
+                "failures_before_backoff",
+                "must be at least 1",
+            ));
         }
         if self.backoff_base_secs == 0 || self.backoff_max_secs < self.backoff_base_secs {
             return Err(Invalid::new(

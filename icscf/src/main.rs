@@ -38,7 +38,15 @@ async fn main() -> anyhow::Result<()> {
         .spawn_reporter(Duration::from_secs(config.budget.summary_secs));
     let mut registry = Registry::default();
     metrics.register(&mut registry);
-    run_sip_node_with("icscf", &config.node, &config.http, &config.sip, policy, registry).await?;
+    run_sip_node_with(
+        "icscf",
+        &config.node,
+        &config.http,
+        &config.sip,
+        policy,
+        registry,
+    )
+    .await?;
     reporter.abort();
     Ok(())
 }

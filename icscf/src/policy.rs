@@ -24,11 +24,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use ims_config::{OriginatingSection, ScscfEntry};
 use ims_diameter::cx::Lir;
+use ims_sip::auth::{carries_response, digest_credentials};
 use ims_sip::message::addr::NameAddr;
 use ims_sip::message::build::response_with;
 use ims_sip::message::uri::Uri;
 use ims_sip::proxy::engine::{Decision, Forward, Policy};
-use ims_sip::auth::{carries_response, digest_credentials};
 use ims_sip::transport::Source;
 use ims_sip::{HeaderName, Method, SipMessage};
 
@@ -76,7 +76,13 @@ impl IcscfPolicy {
         if !unknown.uar_allowed(carries_response(digest_credentials(request).0.as_ref())) {
             unknown.refusals.refused(source.remote.ip(), "uar rate");
             let retry = [(HeaderName::RetryAfter, "1")];
-            return Decision::Respond(response_with(request, 503, "Service Unavailable", None, &retry));
+            return Decision::Respond(response_with(
+                request,
+                503,
+                "Service Unavailable",
+                None,
+                &retry,
+            ));
         }
         unknown.metrics.event("icscf_uar_sent");
         let next = match self.cx.uar(&uar).await {

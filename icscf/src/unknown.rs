@@ -187,17 +187,24 @@ impl UnknownUsers {
     /// The answer to a REGISTER for an identity that may not register, decided at
     /// `started`: a decoy `401`, or `403` for an answer to one, after the real path's
     /// delay.
-    pub async fn answer(&self, request: &SipMessage, source: IpAddr, started: Instant) -> SipMessage {
+    pub async fn answer(
+        &self,
+        request: &SipMessage,
+        source: IpAddr,
+        started: Instant,
+    ) -> SipMessage {
         let (creds, raw) = digest_credentials(request);
-        let verdict = creds
-            .as_ref()
-            .map_or(DecoyAnswer::Challenge, |c| self.decoys.answer(c, unix_now()));
+        let verdict = creds.as_ref().map_or(DecoyAnswer::Challenge, |c| {
+            self.decoys.answer(c, unix_now())
+        });
         let aka = creds
             .as_ref()
             .is_some_and(|c| c.algorithm == Algorithm::AkaV1Md5)
             || raw.is_some_and(|a| a.contains("AKAv1-MD5"));
         let (algorithm, realm) = if aka {
-            let realm = creds.as_ref().map_or(self.realm.as_str(), |c| c.realm.as_str());
+            let realm = creds
+                .as_ref()
+                .map_or(self.realm.as_str(), |c| c.realm.as_str());
             (Algorithm::AkaV1Md5, realm)
         } else {
             (Algorithm::Md5, self.realm.as_str())
@@ -222,10 +229,7 @@ impl UnknownUsers {
             }
         };
         let status = response.status().unwrap_or(0);
-        let wait = self
-            .delay
-            .target(status)
-            .saturating_sub(started.elapsed());
+        let wait = self.delay.target(status).saturating_sub(started.elapsed());
         tokio::time::sleep(wait).await;
         response
     }

@@ -247,7 +247,12 @@ impl Policy for PcscfPolicy {
             return pcscf.toward_ue(request, &token);
         }
         let registered = pcscf.registrations.by_flow(&source.flow, Instant::now());
-        if let Some(busy) = pcscf.settings.budget.refuse(request, source.remote.ip(), registered.is_some()) {
+        if let Some(busy) =
+            pcscf
+                .settings
+                .budget
+                .refuse(request, source.remote.ip(), registered.is_some())
+        {
             return Decision::Respond(busy);
         }
         let in_dialog = request.has_to_tag();

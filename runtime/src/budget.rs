@@ -208,7 +208,8 @@ struct Failures {
     until: Option<Instant>,
 }
 
-/// A failure counter with back-off per key, at most `capacity` keys.
+/// A failure counter with back-off per key, at most `capacity` keys; each failure is
+/// counted as `budget_events_total{event=<name>}`.
 #[derive(Debug)]
 pub struct Backoff<K: Hash + Eq> {
     name: &'static str,
@@ -262,6 +263,7 @@ impl<K: Hash + Eq> Backoff<K> {
         let held = map.len();
         drop(map);
         self.metrics.track(self.name, held);
+        self.metrics.event(self.name);
         if delay.is_some() {
             self.metrics.backoff(self.name);
         }

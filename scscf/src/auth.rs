@@ -23,8 +23,8 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use bytes::Bytes;
 use ims_diameter::cx::SipAuthDataItem;
-use ims_sip::auth::nonce::RANDOM_PREFIX_LEN;
 use ims_sip::auth::decoy::www_authenticate;
+use ims_sip::auth::nonce::RANDOM_PREFIX_LEN;
 use ims_sip::auth::{Algorithm, Credentials, Ha1, NonceError, Nonces};
 
 /// SIP-Authentication-Scheme values (TS 29.229 §6.3.2).

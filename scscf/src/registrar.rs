@@ -27,14 +27,14 @@ use cloud_auth::filter::sip::SipFilter;
 use ims_diameter::cx::{CxResult, Ppr, Rtr, ServerAssignmentType};
 use ims_diameter::dict::{experimental, result};
 use ims_diameter::peer::PeerState;
-use ims_runtime::NodeStatus;
 use ims_runtime::budget::Backoff;
+use ims_runtime::NodeStatus;
 use ims_sip::auth::decoy::Decoys;
 use ims_sip::auth::{carries_response, digest_credentials, Algorithm, Credentials};
-use tokio::time::Instant;
 use ims_sip::message::addr::NameAddr;
 use ims_sip::message::build::{reason_phrase, response_with};
 use ims_sip::{HeaderName, SipMessage};
+use tokio::time::Instant;
 
 use crate::auth::{scheme_for, Challenges, VectorError, Verdict};
 use crate::cloud_auth::check_registration;

@@ -17,10 +17,10 @@ use icscf::cx::CxClient;
 use icscf::unknown::UnknownUsers;
 use icscf::IcscfPolicy;
 use ims_config::{BudgetSection, ScscfEntry};
-use ims_runtime::budget::BudgetMetrics;
 use ims_diameter::cx::UserAuthorizationType;
 use ims_diameter::peer::{PeerConfig, PeerState, Server};
 use ims_e2e::uar_hss::{self, UarHss};
+use ims_runtime::budget::BudgetMetrics;
 use ims_sip::message::build::response;
 use ims_sip::proxy::engine::{EngineConfig, ProxyEngine};
 use ims_sip::proxy::record_route::route_user;
@@ -437,7 +437,14 @@ async fn capabilities_select_the_scscf_and_errors_are_answered() {
          nonce=\"{nonce}\", uri=\"sip:ims.example.net\", response=\"0123456789abcdef0123456789abcdef\", \
          algorithm=MD5, qop=auth, nc=00000001, cnonce=\"c\"\r\nContact: <sip:m@{ue_addr}>\r\n"
     );
-    let reg = request("REGISTER", "sip:ims.example.net", &via, "mallory", "m2", &answer);
+    let reg = request(
+        "REGISTER",
+        "sip:ims.example.net",
+        &via,
+        "mallory",
+        "m2",
+        &answer,
+    );
     ue.send_to(reg.as_bytes(), pcscf_udp).await.unwrap();
     let refused = recv_udp(&ue).await.0;
     assert_eq!(refused.status(), Some(403));

@@ -153,6 +153,9 @@ mod tests {
         assert_eq!(d.answer(&creds_for(&h, "x"), 1061), DecoyAnswer::Stale);
         // A nonce from elsewhere.
         let other = Decoys::new(60, 16).challenge("r", Algorithm::Md5, false, 1000);
-        assert_eq!(d.answer(&creds_for(&other, "x"), 1001), DecoyAnswer::Challenge);
+        assert_eq!(
+            d.answer(&creds_for(&other, "x"), 1001),
+            DecoyAnswer::Challenge
+        );
     }
 }
