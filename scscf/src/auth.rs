@@ -418,6 +418,34 @@ mod tests {
         assert_eq!(c.verify(&good2, "REGISTER", IMPU, 1001), Verdict::Challenge);
     }
 
+    /// Parameter names in order with the length of each value.
+    fn shape(header: &str) -> Vec<(String, usize)> {
+        let body = header.split_once(' ').map_or("", |(_, b)| b);
+        body.split(", ")
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                (k.to_string(), v.len())
+            })
+            .collect()
+    }
+
+    /// A decoy for an identity we do not serve (I-CSCF, or the S-CSCF during back-off)
+    /// has the shape of a real challenge: same parameters, same order, same lengths.
+    #[test]
+    fn decoy_challenges_have_the_shape_of_real_ones() {
+        let c = Challenges::new(30, 16);
+        let decoys = ims_sip::auth::decoy::Decoys::new(30, 16);
+        let real = c
+            .issue(IMPI, IMPU, REALM, &digest_item("secret"), false, 1000)
+            .unwrap();
+        let fake = decoys.challenge(REALM, Algorithm::Md5, false, 1000);
+        assert_eq!(shape(&real), shape(&fake), "{real}\n{fake}");
+        let (_, _, item) = aka_setup();
+        let real = c.issue(IMPI, IMPU, REALM, &item, true, 1000).unwrap();
+        let fake = decoys.challenge(REALM, Algorithm::AkaV1Md5, true, 1000);
+        assert_eq!(shape(&real), shape(&fake), "{real}\n{fake}");
+    }
+
     #[test]
     fn lapsed_nonce_is_stale_and_unknown_nonce_is_challenged() {
         let c = Challenges::new(30, 16);
