@@ -20,6 +20,7 @@ use ims_sip::auth::digest::{response, QopAuth};
 use ims_sip::auth::{Algorithm, Ha1, Milenage, Sqn};
 use ims_sip::message::auth_params::AuthParams;
 use ims_sip::{HeaderName, SipMessage};
+use ims_runtime::budget::{Backoff, BackoffPolicy, BudgetMetrics};
 use scscf::auth::Challenges;
 use scscf::cx::{CxClient, HssRequests};
 use scscf::location::ExpiryLimits;
@@ -52,6 +53,16 @@ async fn registrar_and_store(
     dir: &std::path::Path,
     nonce_lifetime: u64,
 ) -> (Arc<Registrar>, BindingStore) {
+    registrar_with(hss, dir, nonce_lifetime, None).await
+}
+
+/// [`registrar_and_store`] with a back-off per private identity.
+async fn registrar_with(
+    hss: &TestHss,
+    dir: &std::path::Path,
+    nonce_lifetime: u64,
+    failures: Option<Arc<Backoff<String>>>,
+) -> (Arc<Registrar>, BindingStore) {
     let cfg = cx_section(hss);
     let handler = HssRequests::new(SCSCF_HOST, DOMAIN);
     let cx = CxClient::start(&cfg, "sip:scscf.ims.example.net:5080", handler.clone()).unwrap();
@@ -72,7 +83,7 @@ async fn registrar_and_store(
         cloud_auth: None,
         unregistered_ttl_secs: 60,
         max_unregistered_profiles: 100,
-        failures: None,
+        failures,
     };
     let r = Registrar::new(
         settings,
@@ -249,6 +260,63 @@ async fn lapsed_nonce_gets_stale_true() {
     let again = r.register(&register("alice", 2, &late, contact)).await;
     assert_eq!(challenge(&again).get("stale").as_deref(), Some("true"));
     assert_eq!(r.contacts(), 0);
+}
+
+/// Password guessing (issue 11): after 2 wrong answers alice is backed off for 1 s:
+/// meanwhile even the right password gets 403, unverified and without MAR, and a
+/// REGISTER without credentials a decoy 401 of the real shape; once the back-off lapsed
+/// the right password registers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_wrong_answers_back_the_identity_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let hss = TestHss::start(0).await;
+    let policy = BackoffPolicy {
+        after_failures: 2,
+        base: Duration::from_secs(1),
+        max: Duration::from_secs(60),
+    };
+    let failures = Arc::new(Backoff::new("t", policy, 16, BudgetMetrics::default()));
+    let (r, _store) = registrar_with(&hss, dir.path(), 60, Some(failures)).await;
+    let contact = "Contact: <sip:alice@10.0.0.1:5070>\r\n";
+    let mars = || hss.seen().iter().filter(|s| matches!(s, Seen::Mar(..))).count();
+    let mut cseq = 0;
+    let mut attempt = |pw: &'static [u8]| {
+        cseq += 2;
+        let r = r.clone();
+        async move {
+            let first = r
+                .register(&register("alice", cseq, &initial("alice", ""), contact))
+                .await;
+            let nonce = challenge(&first).get("nonce").unwrap();
+            let auth = answer("alice", Algorithm::Md5, &nonce, pw, 1, "");
+            let header = first
+                .headers
+                .get_str(&HeaderName::WwwAuthenticate)
+                .unwrap()
+                .to_string();
+            let second = r.register(&register("alice", cseq + 1, &auth, contact)).await;
+            (header, second.status())
+        }
+    };
+    let (real, status) = attempt(b"guess1").await;
+    assert_eq!(status, Some(403));
+    assert_eq!(attempt(b"guess2").await.1, Some(403));
+    let before = mars();
+    let (decoy, status) = attempt(b"secret").await;
+    assert_eq!(status, Some(403), "the right password is not verified meanwhile");
+    assert_eq!(mars(), before, "no MAR while backed off");
+    let names = |h: &str| -> Vec<(String, usize)> {
+        h.split(", ")
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap();
+                (k.to_string(), v.len())
+            })
+            .collect()
+    };
+    assert_eq!(names(&real), names(&decoy), "{real}\n{decoy}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(attempt(b"secret").await.1, Some(200));
+    assert_eq!(r.contacts(), 1);
 }
 
 /// The SARs of `kind` the test HSS saw.
@@ -557,16 +625,4 @@ async fn registering_an_identity_of_the_implicit_set_replaces_the_stored_registr
     let nonce = challenge(&first).get("nonce").unwrap();
     let auth = answer("alice", Algorithm::Md5, &nonce, b"secret", 1, "");
     let ok = r.register(&to_tel(2, &auth)).await;
-    assert_eq!(ok.status(), Some(200), "{ok:?}");
-    // Memory holds one registration of the set; so does the store (what a restart loads).
-    let held = r.registration(&sip).expect("the set is registered");
-    assert_eq!(held.impu, tel);
-    let stored: Vec<String> = reader
-        .load_all()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|reg| reg.impu)
-        .collect();
-    assert_eq!(stored, [tel], "the replaced registration's rows are gone");
-}
+    assert_eq!(ok.status(), Some(200), "{ok:?
