@@ -15,12 +15,12 @@ use common::*;
 use ims_config::CxClientSection;
 use ims_diameter::cx::ServerAssignmentType;
 use ims_diameter::peer::PeerState;
+use ims_runtime::budget::{Backoff, BackoffPolicy, BudgetMetrics};
 use ims_sip::auth::aka::{AkaNonce, Usim, UsimFailure};
 use ims_sip::auth::digest::{response, QopAuth};
 use ims_sip::auth::{Algorithm, Ha1, Milenage, Sqn};
 use ims_sip::message::auth_params::AuthParams;
 use ims_sip::{HeaderName, SipMessage};
-use ims_runtime::budget::{Backoff, BackoffPolicy, BudgetMetrics};
 use scscf::auth::Challenges;
 use scscf::cx::{CxClient, HssRequests};
 use scscf::location::ExpiryLimits;
@@ -277,46 +277,58 @@ async fn repeated_wrong_answers_back_the_identity_off() {
     };
     let failures = Arc::new(Backoff::new("t", policy, 16, BudgetMetrics::default()));
     let (r, _store) = registrar_with(&hss, dir.path(), 60, Some(failures)).await;
-    let contact = "Contact: <sip:alice@10.0.0.1:5070>\r\n";
-    let mars = || hss.seen().iter().filter(|s| matches!(s, Seen::Mar(..))).count();
-    let mut cseq = 0;
-    let mut attempt = |pw: &'static [u8]| {
-        cseq += 2;
-        let r = r.clone();
-        async move {
-            let first = r
-                .register(&register("alice", cseq, &initial("alice", ""), contact))
-                .await;
-            let nonce = challenge(&first).get("nonce").unwrap();
-            let auth = answer("alice", Algorithm::Md5, &nonce, pw, 1, "");
-            let header = first
-                .headers
-                .get_str(&HeaderName::WwwAuthenticate)
-                .unwrap()
-                .to_string();
-            let second = r.register(&register("alice", cseq + 1, &auth, contact)).await;
-            (header, second.status())
-        }
+    let mars = || {
+        hss.seen()
+            .iter()
+            .filter(|s| matches!(s, Seen::Mar(..)))
+            .count()
     };
-    let (real, status) = attempt(b"guess1").await;
+    let (real, status) = attempt(&r, 1, b"guess1").await;
     assert_eq!(status, Some(403));
-    assert_eq!(attempt(b"guess2").await.1, Some(403));
+    assert_eq!(attempt(&r, 3, b"guess2").await.1, Some(403));
     let before = mars();
-    let (decoy, status) = attempt(b"secret").await;
-    assert_eq!(status, Some(403), "the right password is not verified meanwhile");
+    let (decoy, status) = attempt(&r, 5, b"secret").await;
+    assert_eq!(
+        status,
+        Some(403),
+        "the right password is not verified meanwhile"
+    );
     assert_eq!(mars(), before, "no MAR while backed off");
-    let names = |h: &str| -> Vec<(String, usize)> {
-        h.split(", ")
-            .map(|kv| {
-                let (k, v) = kv.split_once('=').unwrap();
-                (k.to_string(), v.len())
-            })
-            .collect()
-    };
-    assert_eq!(names(&real), names(&decoy), "{real}\n{decoy}");
+    assert_eq!(shape(&real), shape(&decoy), "{real}\n{decoy}");
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(attempt(b"secret").await.1, Some(200));
+    assert_eq!(attempt(&r, 7, b"secret").await.1, Some(200));
     assert_eq!(r.contacts(), 1);
+}
+
+/// A REGISTER of alice (CSeq `cseq`) and the answer to its challenge with `pw`: the
+/// challenge header and the final status.
+async fn attempt(r: &Registrar, cseq: u32, pw: &[u8]) -> (String, Option<u16>) {
+    let contact = "Contact: <sip:alice@10.0.0.1:5070>\r\n";
+    let first = r
+        .register(&register("alice", cseq, &initial("alice", ""), contact))
+        .await;
+    let nonce = challenge(&first).get("nonce").unwrap();
+    let header = first
+        .headers
+        .get_str(&HeaderName::WwwAuthenticate)
+        .unwrap()
+        .to_string();
+    let auth = answer("alice", Algorithm::Md5, &nonce, pw, 1, "");
+    let second = r
+        .register(&register("alice", cseq + 1, &auth, contact))
+        .await;
+    (header, second.status())
+}
+
+/// Parameter names of a challenge in order, with the length of each value.
+fn shape(header: &str) -> Vec<(String, usize)> {
+    header
+        .split(", ")
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap();
+            (k.to_string(), v.len())
+        })
+        .collect()
 }
 
 /// The SARs of `kind` the test HSS saw.
@@ -625,4 +637,16 @@ async fn registering_an_identity_of_the_implicit_set_replaces_the_stored_registr
     let nonce = challenge(&first).get("nonce").unwrap();
     let auth = answer("alice", Algorithm::Md5, &nonce, b"secret", 1, "");
     let ok = r.register(&to_tel(2, &auth)).await;
-    assert_eq!(ok.status(), Some(200), "{ok:?
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+    // Memory holds one registration of the set; so does the store (what a restart loads).
+    let held = r.registration(&sip).expect("the set is registered");
+    assert_eq!(held.impu, tel);
+    let stored: Vec<String> = reader
+        .load_all()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|reg| reg.impu)
+        .collect();
+    assert_eq!(stored, [tel], "the replaced registration's rows are gone");
+}
