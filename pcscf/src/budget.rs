@@ -118,7 +118,8 @@ impl SourceBudget {
         match response.status() {
             Some(403) => {
                 if let Some(d) = self.failures.failure(source, Instant::now()) {
-                    tracing::debug!(%source, secs = d.as_secs(), "authentication back-off");
+                    // One line per back-off window and source at most.
+                    tracing::info!(%source, secs = d.as_secs(), "authentication back-off");
                 }
             }
             Some(200..=299) => self.failures.success(&source),

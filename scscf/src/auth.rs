@@ -320,7 +320,9 @@ impl Challenges {
             }
         };
         if creds.realm != pending.realm || creds.verify(&ha1, method).is_err() {
-            tracing::info!(impi = %creds.username, "wrong digest response");
+            // Counted (budget_events_total{event="scscf_auth_failures"}), not logged at INFO:
+            // a guesser would otherwise write one line per guess.
+            tracing::debug!(impi = %creds.username, "wrong digest response");
             self.forget(&creds.username, &creds.nonce);
             return Verdict::Wrong;
         }

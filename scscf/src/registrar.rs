@@ -257,8 +257,9 @@ impl Registrar {
             }
             Verdict::Wrong => {
                 if let Some(f) = &self.settings.failures {
-                    if f.failure(impi.clone(), Instant::now()).is_some() {
-                        tracing::debug!(%impi, "authentication back-off");
+                    if let Some(d) = f.failure(impi.clone(), Instant::now()) {
+                        // One line per back-off window and identity at most.
+                        tracing::info!(%impi, secs = d.as_secs(), "authentication back-off");
                     }
                 }
                 // TS 24.229 §5.4.1.2.3 (AKA) and §5.4.1.2.3A (SIP digest): an incorrect

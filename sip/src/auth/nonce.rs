@@ -179,7 +179,7 @@ impl Nonces {
         let (prefix, rest) = raw.split_at(prefix_len);
         let (time, tag) = rest.split_at(TIME_LEN);
         if !bool::from(self.tag(prefix, time).as_slice().ct_eq(tag)) {
-            tracing::info!("nonce tag does not verify: forged or altered nonce");
+            tracing::debug!("nonce tag does not verify: forged or altered nonce");
             return Err(NonceError::Forged);
         }
         let issued_at = u64::from_be_bytes(std::array::from_fn(|i| time[i]));
