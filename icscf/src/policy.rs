@@ -3,7 +3,9 @@
 //! not on the dialog path).
 //!
 //! * REGISTER (§5.3.1.2): UAR ([`crate::uar`]), then [`crate::answer::outcome`]:
-//!   forwarded to the selected S-CSCF as a pre-loaded Route, or answered.
+//!   forwarded to the selected S-CSCF as a pre-loaded Route, or answered; an identity
+//!   that may not register gets a decoy challenge, then 403 ([`crate::unknown`]: no
+//!   user enumeration, negative cache, UAR cap).
 //! * Initial requests other than REGISTER (§5.3.2.1, terminating routing): LIR for
 //!   the Request-URI ([`crate::lir`]), then [`crate::answer::location_outcome`]:
 //!   forwarded to the S-CSCF the HSS names (or one selected by capabilities for an

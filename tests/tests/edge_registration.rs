@@ -4,7 +4,8 @@
 //! token), P-Visited-Network-ID and P-Charging-Vector; the registration learned from
 //! the 200; a registered UE's request along its Service-Route with P-Asserted-Identity;
 //! requests from the core over the UE's TCP flow (403 forged token, 430 after
-//! de-registration); UAA errors answered (403), an unreachable HSS (480), and a request
+//! de-registration); UAA errors answered (an unknown user: decoy 401, then 403, no
+//! second UAR), an unreachable HSS (480), and a request
 //! from an unregistered UE refused (403); a dialog with a TCP UE whose requests from the
 //! core (ACK included) reach it over its connection by the flow token in the Record-Route.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
