@@ -6,11 +6,12 @@
 //! (DIAMETER_AUTHORIZATION_REJECTED) is not answered `403` at once, which would tell a
 //! scanner (`svwar`) who exists: the REGISTER gets a decoy `401` of the S-CSCF's shape
 //! ([`ims_sip::auth::decoy`]) and the answer to it the S-CSCF's `403` for a wrong
-//! response, after a delay drawn around the moving average of the real path's (see
+//! response, after a delay drawn from the real path's recent ones (see
 //! [`PathDelay`]). The identity pair is then remembered for `unknown_user_cache_secs`
 //! (no UAR for it meanwhile), and REGISTERs without credentials may cause at most
 //! `uar_per_second` UARs (beyond: `503` with Retry-After).
 
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -51,14 +52,19 @@ pub fn hides_identity(uaa: &Uaa) -> bool {
     }
 }
 
-/// Moving averages of how long the real path took to answer a REGISTER with `401` and
-/// with `403` (from our decision to the S-CSCF's answer), learnt from the responses
-/// passing through us.
+/// How long the real path took to answer a REGISTER with `401` and with `403` (from our
+/// decision to the S-CSCF's answer): the latest [`SAMPLES`] of each, learnt from the
+/// responses passing through us. A decoy waits as long as one of them, drawn at random:
+/// the decoys' delays follow the real path's recent distribution, a slow start (first
+/// connection, cold caches) drops out after [`SAMPLES`] answers.
 #[derive(Debug)]
 pub struct PathDelay {
     started: Mutex<LruCache<(String, String), Instant>>,
-    averages: Mutex<[Option<Duration>; 2]>,
+    samples: Mutex<[VecDeque<Duration>; 2]>,
 }
+
+/// Real delays kept per answer.
+pub const SAMPLES: usize = 32;
 
 fn slot(status: u16) -> Option<usize> {
     match status {
@@ -79,7 +85,7 @@ impl Default for PathDelay {
     fn default() -> Self {
         PathDelay {
             started: Mutex::new(LruCache::new(TIMED)),
-            averages: Mutex::new([None, None]),
+            samples: Mutex::new([VecDeque::new(), VecDeque::new()]),
         }
     }
 }
@@ -109,21 +115,31 @@ impl PathDelay {
             return;
         };
         let sample = now.saturating_duration_since(started);
-        let mut a = self.averages.lock().unwrap_or_else(|e| e.into_inner());
-        a[i] = Some(match a[i] {
-            // Exponentially weighted, 1/8 for the new sample.
-            Some(avg) => (avg * 7 + sample) / 8,
-            None => sample,
-        });
+        let mut all = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(recent) = all.get_mut(i) {
+            if recent.len() == SAMPLES {
+                recent.pop_front();
+            }
+            recent.push_back(sample);
+        }
     }
 
-    /// How long a decoy answered with `status` should take from its start: near the
-    /// real path's average (±25 %).
+    /// How long a decoy answered with `status` should take from its start: one of the
+    /// real path's recent delays for that answer, drawn at random (before any: 20 ms
+    /// ±25 %).
     pub fn target(&self, status: u16) -> Duration {
-        let avg = slot(status)
-            .and_then(|i| self.averages.lock().unwrap_or_else(|e| e.into_inner())[i])
-            .unwrap_or(FIRST_GUESS);
-        avg.mul_f64(rand::thread_rng().gen_range(0.75..1.25))
+        let mut rng = rand::thread_rng();
+        let all = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        let recent = slot(status)
+            .and_then(|i| all.get(i))
+            .filter(|r| !r.is_empty());
+        match recent {
+            Some(r) => r
+                .get(rng.gen_range(0..r.len()))
+                .copied()
+                .unwrap_or(FIRST_GUESS),
+            None => FIRST_GUESS.mul_f64(rng.gen_range(0.75..1.25)),
+        }
     }
 }
 
@@ -232,5 +248,40 @@ impl UnknownUsers {
         let wait = self.delay.target(status).saturating_sub(started.elapsed());
         tokio::time::sleep(wait).await;
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn register(call: &str) -> SipMessage {
+        SipMessage::parse(format!(
+            "REGISTER sip:ims.example.net SIP/2.0\r\nVia: SIP/2.0/UDP p;branch=z9hG4bK{call}\r\n\
+             From: <sip:a@ims.example.net>;tag=1\r\nTo: <sip:a@ims.example.net>\r\n\
+             Call-ID: {call}\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n"
+        ))
+        .unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn decoys_wait_as_long_as_recent_real_answers() {
+        let d = PathDelay::default();
+        let first = d.target(401);
+        assert!(first >= Duration::from_millis(15) && first <= Duration::from_millis(25));
+        // 40 real 401s: the first 8 slow (cold start), then 32 of 5 ms.
+        for i in 0..40u64 {
+            let req = register(&format!("c{i}"));
+            let ms = if i < 8 { 200 } else { 5 };
+            let start = Instant::now();
+            d.forwarded(&req, start);
+            let resp = response_with(&req, 401, "Unauthorized", None, &[]);
+            d.answered(&req, &resp, start + Duration::from_millis(ms));
+        }
+        for _ in 0..100 {
+            assert_eq!(d.target(401), Duration::from_millis(5));
+        }
+        // No 403 seen yet: the first guess.
+        assert!(d.target(403) <= Duration::from_millis(25));
     }
 }
