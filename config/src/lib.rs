@@ -10,6 +10,7 @@
 //! environment variables before parsing; the dev configs use `${IMS_DATA_DIR:-data}`,
 //! which `imsctl up --data-dir` sets.
 
+mod budget;
 mod cloud_auth;
 mod cscf;
 mod cx;
@@ -23,6 +24,7 @@ mod policyd;
 mod scscf;
 mod sections;
 
+pub use budget::BudgetSection;
 pub use cloud_auth::{CloudAuthMode, CloudAuthSection};
 pub use cscf::{PcscfSection, ScscfEntry};
 pub use cx::CxClientSection;
