@@ -22,6 +22,7 @@ mod nodes;
 mod policyd;
 mod scscf;
 mod sections;
+mod zones;
 
 pub use cloud_auth::{CloudAuthMode, CloudAuthSection};
 pub use cscf::{PcscfSection, ScscfEntry};
@@ -30,7 +31,8 @@ pub use diameter::{CapabilitiesSection, DiameterSection, DiameterTlsSection};
 pub use error::{ConfigError, Invalid};
 pub use hss::{ProvisioningSection, SecuritySection, StoreSection};
 pub use load::{load, parse_str, Validate};
-pub use nodes::{HssConfig, IcscfConfig, NodeKind, OriginatingSection, PcscfConfig, ScscfConfig};
+pub use nodes::{HssConfig, IcscfConfig, NodeKind, PcscfConfig, ScscfConfig};
 pub use policyd::{KeystoneSection, PolicySection, PolicydConfig};
 pub use scscf::{RegistrarSection, SessionSection};
 pub use sections::{HttpSection, LimitsSection, NodeSection, SipSection, TlsSection};
+pub use zones::ZonesSection;
