@@ -6,6 +6,7 @@ use clap::Parser;
 use icscf::cx::CxClient;
 use icscf::IcscfPolicy;
 use ims_config::IcscfConfig;
+use ims_node::{Ingress, Role};
 use ims_runtime::sip::run_sip_node;
 use ims_runtime::NodeArgs;
 
@@ -18,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
         cx: CxClient::connect(&config.cx).map_err(|e| anyhow::anyhow!("cx.tls_ca: {e}"))?,
         scscfs: config.scscf.clone(),
         home_network: config.node.domain.clone(),
-        originating: config.originating.clone(),
+        ingress: Ingress::new(Role::Icscf, &config.zones),
     };
     run_sip_node("icscf", &config.node, &config.http, &config.sip, policy).await?;
     Ok(())

@@ -15,10 +15,11 @@ use std::time::Duration;
 
 use icscf::cx::CxClient;
 use icscf::IcscfPolicy;
-use ims_config::ScscfEntry;
+use ims_config::{ScscfEntry, ZonesSection};
 use ims_diameter::cx::UserAuthorizationType;
 use ims_diameter::peer::{PeerConfig, PeerState, Server};
 use ims_e2e::uar_hss::{self, UarHss};
+use ims_node::{Ingress, Role};
 use ims_sip::message::build::response;
 use ims_sip::proxy::engine::{EngineConfig, ProxyEngine};
 use ims_sip::proxy::record_route::route_user;
@@ -97,6 +98,14 @@ struct Chain {
     scscf: UdpSocket,
 }
 
+/// `[zones]` of the dev core: loopback 127.0.0.1 is core.
+fn loopback_core() -> ZonesSection {
+    ZonesSection {
+        core: vec!["127.0.0.1/32".parse().unwrap()],
+        ..ZonesSection::default()
+    }
+}
+
 async fn chain() -> Chain {
     chain_of(100).await
 }
@@ -125,7 +134,7 @@ async fn chain_of(max_registrations: usize) -> Chain {
                 capabilities: vec![1, 2],
             }],
             home_network: "ims.example.net".into(),
-            originating: Default::default(),
+            ingress: Ingress::new(Role::Icscf, &loopback_core()),
         },
         false,
     )
@@ -139,6 +148,7 @@ async fn chain_of(max_registrations: usize) -> Chain {
             visited_network_id: "visited.example.net".into(),
             tokens: FlowTokens::random(),
             cloud_auth: None,
+            ingress: Ingress::new(Role::Pcscf, &loopback_core()),
         },
         max_registrations,
     );
@@ -434,7 +444,7 @@ async fn unreachable_hss_gives_480() {
             cx: CxClient::with_config(cfg, closed, None, "ims.example.net".into()),
             scscfs: Vec::new(),
             home_network: "ims.example.net".into(),
-            originating: Default::default(),
+            ingress: Ingress::new(Role::Icscf, &loopback_core()),
         },
         false,
     )
