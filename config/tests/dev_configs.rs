@@ -114,17 +114,27 @@ fn zones_are_empty_by_default_and_name_the_bad_key() {
     let cx = "[cx]\nhss = \"127.0.0.1:3868\"\ndestination_host = \"h\"\ndestination_realm = \"r\"\norigin_host = \"i\"\norigin_realm = \"r\"\n";
     let base = format!("{BASE}{sip}{cx}");
     let i = parse_str::<IcscfConfig>(&base, Path::new("i.toml")).unwrap();
-    assert_eq!(i.zones, ZonesSection::default(), "nothing is core by default");
-    let own = format!("{base}[zones]\ncore = [\"10.0.0.0/24\"]\napplication_servers = [\"10.0.2.5/32\"]\n");
+    assert_eq!(
+        i.zones,
+        ZonesSection::default(),
+        "nothing is core by default"
+    );
+    let own = format!(
+        "{base}[zones]\ncore = [\"10.0.0.0/24\"]\napplication_servers = [\"10.0.2.5/32\"]\n"
+    );
     let i = parse_str::<IcscfConfig>(&own, Path::new("i.toml")).unwrap();
     assert_eq!(i.zones.core.len(), 1);
     assert_eq!(i.zones.application_servers.len(), 1);
     let bad = format!("{base}[zones]\ncore = [\"10.0.0.0/33\"]\n");
     let err = parse_str::<IcscfConfig>(&bad, Path::new("i.toml")).unwrap_err();
     assert_eq!(err.key(), Some("zones.core[0]"), "{err}");
-    let twice = format!("{base}[zones]\ncore = [\"10.0.0.0/24\"]\ninterconnect = [\"10.0.0.0/24\"]\n");
+    let twice =
+        format!("{base}[zones]\ncore = [\"10.0.0.0/24\"]\ninterconnect = [\"10.0.0.0/24\"]\n");
     let err = parse_str::<IcscfConfig>(&twice, Path::new("i.toml")).unwrap_err();
     assert_eq!(err.key(), Some("zones.interconnect[0]"), "{err}");
     let old = format!("{base}[originating]\nfrom = [\"10.0.0.0/24\"]\n");
-    assert!(parse_str::<IcscfConfig>(&old, Path::new("i.toml")).is_err(), "[originating] is gone");
+    assert!(
+        parse_str::<IcscfConfig>(&old, Path::new("i.toml")).is_err(),
+        "[originating] is gone"
+    );
 }

@@ -26,11 +26,11 @@
 use bytes::Bytes;
 use ims_config::ScscfEntry;
 use ims_diameter::cx::Lir;
+use ims_node::ingress::forward_filtered;
+use ims_node::{Ingress, RequestKind};
 use ims_sip::message::addr::NameAddr;
 use ims_sip::message::build::response_with;
 use ims_sip::message::uri::Uri;
-use ims_node::ingress::forward_filtered;
-use ims_node::{Ingress, RequestKind};
 use ims_sip::proxy::engine::{Decision, Forward, Policy};
 use ims_sip::transport::Source;
 use ims_sip::{HeaderName, Method, SipMessage};

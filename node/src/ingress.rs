@@ -130,11 +130,7 @@ pub fn allows(role: Role, zone: Zone, kind: RequestKind) -> bool {
         (Role::Icscf, Z::Unclassified) => kind == K::Terminating,
         (Role::Scscf, Z::Core) => matches!(
             kind,
-            K::Register
-                | K::Originating
-                | K::Terminating
-                | K::InDialog
-                | K::FromApplicationServer
+            K::Register | K::Originating | K::Terminating | K::InDialog | K::FromApplicationServer
         ),
         (Role::Scscf, Z::ApplicationServer) => matches!(
             kind,

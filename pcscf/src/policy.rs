@@ -36,10 +36,10 @@
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
+use ims_node::{Ingress, RequestKind, Zone};
 use ims_sip::message::build::response_with;
 use ims_sip::message::uri::Uri;
 use ims_sip::message::via::split_host_port;
-use ims_node::{Ingress, RequestKind, Zone};
 use ims_sip::proxy::engine::{AckRoute, Decision, Forward, Policy};
 use ims_sip::proxy::record_route::route_user;
 use ims_sip::transport::{Flow, Source};
@@ -161,7 +161,12 @@ impl Pcscf {
 
     /// An initial request of a UE: `received` as it came (its P-Preferred-Identity is
     /// honoured when associated), `filtered` through the ingress filter.
-    fn originating(&self, received: &SipMessage, filtered: SipMessage, source: &Source) -> Decision {
+    fn originating(
+        &self,
+        received: &SipMessage,
+        filtered: SipMessage,
+        source: &Source,
+    ) -> Decision {
         let Some(reg) = self.registrations.by_flow(&source.flow, Instant::now()) else {
             tracing::info!(remote = %source.remote, method = ?received.method(), "request from an unregistered UE refused");
             return refuse(received, 403, "Forbidden - not registered");
@@ -189,7 +194,7 @@ impl Pcscf {
     /// is registered on (it re-registered over a new connection since the dialog
     /// began; the token's flow has gone or is registered to the same identity). A
     /// request from the core, or from another UE, comes over neither.
-    fn from_token_ue(&self, token_label: &str, source: &Source, now: Instant) -> bool {
+    fn sent_by_token_ue(&self, token_label: &str, source: &Source, now: Instant) -> bool {
         if token_label == label(&source.flow) {
             return true;
         }
@@ -218,7 +223,7 @@ impl Pcscf {
         let own_token = token
             .as_deref()
             .and_then(|t| self.settings.tokens.check(t).ok())
-            .is_some_and(|l| self.from_token_ue(&l, source, now));
+            .is_some_and(|l| self.sent_by_token_ue(&l, source, now));
         if own_token {
             let kind = if in_dialog {
                 RequestKind::InDialog

@@ -289,9 +289,10 @@ fn an_untrusted_source_may_not_originate_for_a_user_through_the_icscf() {
     let text = std::fs::read_to_string(&icscf).unwrap();
     let core = "core = [\"127.0.0.1/32\", \"::1/128\"]";
     assert!(text.contains(core), "icscf.toml sets it");
-    let text = text
-        .replace(core, "core = []")
-        .replace("interconnect = []", "interconnect = [\"127.0.0.1/32\", \"::1/128\"]");
+    let text = text.replace(core, "core = []").replace(
+        "interconnect = []",
+        "interconnect = [\"127.0.0.1/32\", \"::1/128\"]",
+    );
     std::fs::write(&icscf, text).unwrap();
     let (dir, data, core) = start_core(name, Some(&config));
     let names: Vec<String> = ["bob", "dave"].map(String::from).to_vec();

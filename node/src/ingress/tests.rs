@@ -98,7 +98,11 @@ fn the_scscf_runs_the_originating_case_only_for_core_and_application_servers() {
         assert!(!s(Zone::Unclassified, kind));
     }
     assert!(s(Zone::Core, RequestKind::Register));
-    for zone in [Zone::ApplicationServer, Zone::Interconnect, Zone::Unclassified] {
+    for zone in [
+        Zone::ApplicationServer,
+        Zone::Interconnect,
+        Zone::Unclassified,
+    ] {
         assert!(!s(zone, RequestKind::Register), "{zone}");
     }
     assert!(s(Zone::Interconnect, RequestKind::InDialog));
@@ -124,7 +128,12 @@ fn identity_headers_are_kept_from_the_core_only_what_an_as_may_assert_from_an_as
     let f = Ingress::new(Role::Scscf, &dev_zones());
     let mut r = request(FORGED);
     assert_eq!(
-        f.admit(&mut r, remote("127.0.0.1"), Zone::Core, RequestKind::Originating),
+        f.admit(
+            &mut r,
+            remote("127.0.0.1"),
+            Zone::Core,
+            RequestKind::Originating
+        ),
         Ok(0)
     );
     assert_eq!(identity_headers_left(&r).len(), 6);
@@ -209,8 +218,12 @@ fn header_name() -> impl Strategy<Value = String> {
         "Route",
         "Privacy",
     ]);
-    (names, prop::collection::vec(any::<bool>(), 32), "[ \t]{0,2}").prop_map(
-        |(name, upper, blanks)| {
+    (
+        names,
+        prop::collection::vec(any::<bool>(), 32),
+        "[ \t]{0,2}",
+    )
+        .prop_map(|(name, upper, blanks)| {
             let cased: String = name
                 .chars()
                 .zip(upper.iter().cycle())
@@ -223,8 +236,7 @@ fn header_name() -> impl Strategy<Value = String> {
                 })
                 .collect();
             format!("{cased}{blanks}")
-        },
-    )
+        })
 }
 
 /// Values: name-addrs, comma lists, parameters, folding onto a second line.
@@ -261,11 +273,18 @@ fn hostile_request() -> impl Strategy<Value = Vec<u8>> {
 /// The names of the header lines of a serialized message, lower case, blanks trimmed.
 fn wire_header_names(wire: &[u8]) -> Vec<String> {
     let text = String::from_utf8_lossy(wire);
-    let head = text.split("\r\n\r\n").next().unwrap_or_default().to_string();
+    let head = text
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_string();
     head.split("\r\n")
         .skip(1)
         .filter(|l| !l.starts_with([' ', '\t']))
-        .filter_map(|l| l.split_once(':').map(|(n, _)| n.trim().to_ascii_lowercase()))
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(n, _)| n.trim().to_ascii_lowercase())
+        })
         .collect()
 }
 
