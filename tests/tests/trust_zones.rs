@@ -83,21 +83,48 @@ fn rand_tag() -> String {
     )
 }
 
-/// The next message on `s`, if one arrives within its read timeout.
-fn recv(s: &UdpSocket) -> Option<SipMessage> {
+/// The next message on `s` and where it came from, if one arrives within its read
+/// timeout.
+fn recv_from(s: &UdpSocket) -> Option<(SipMessage, SocketAddr)> {
     let mut buf = vec![0u8; 65_535];
-    let n = s.recv(&mut buf).ok()?;
-    SipMessage::parse(buf[..n].to_vec()).ok()
+    let (n, peer) = s.recv_from(&mut buf).ok()?;
+    Some((SipMessage::parse(buf[..n].to_vec()).ok()?, peer))
 }
 
-/// The first final response on `s` (provisional ones skipped), within 5 s.
-fn final_response(s: &UdpSocket) -> Option<u16> {
+/// The next message on `s`.
+fn recv(s: &UdpSocket) -> Option<SipMessage> {
+    recv_from(s).map(|(m, _)| m)
+}
+
+/// The final response on `s` to the request `sent` (provisional ones, and answers to
+/// other requests, skipped), within 5 s; an INVITE's is acknowledged (hop by hop, RFC
+/// 3261 §17.1.1.3), so it is not retransmitted.
+fn final_response(s: &UdpSocket, sent: &str) -> Option<u16> {
+    let sent = SipMessage::parse(sent.as_bytes().to_vec()).unwrap();
+    let call_id = sent.headers.get_str(&HeaderName::CallId)?.to_string();
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        let status = recv(s)?.status()?;
-        if status >= 200 {
-            return Some(status);
+        let (answer, peer) = recv_from(s)?;
+        let status = answer.status()?;
+        if status < 200 || answer.headers.get_str(&HeaderName::CallId) != Some(call_id.as_str()) {
+            continue;
         }
+        if sent.method() == Some(&Method::Invite) {
+            let field = |m: &SipMessage, h| m.headers.get_str(&h).unwrap_or_default().to_string();
+            let uri = sent
+                .request()
+                .map(|r| String::from_utf8_lossy(&r.uri).into_owned());
+            let ack = format!(
+                "ACK {} SIP/2.0\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {call_id}\r\n\
+                 CSeq: 2 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+                uri.unwrap_or_default(),
+                field(&sent, HeaderName::Via),
+                field(&sent, HeaderName::From),
+                field(&answer, HeaderName::To),
+            );
+            s.send_to(ack.as_bytes(), peer).unwrap();
+        }
+        return Some(status);
     }
     None
 }
@@ -117,6 +144,12 @@ fn send(s: &UdpSocket, text: &str, to: SocketAddr) {
     s.send_to(text.as_bytes(), to).unwrap();
 }
 
+/// Sends the request `text` from `s` to `to`; its final response's status.
+fn ask(s: &UdpSocket, text: &str, to: SocketAddr) -> Option<u16> {
+    send(s, text, to);
+    final_response(s, text)
+}
+
 #[test]
 fn the_pcscf_relays_nothing_for_a_sender_that_never_registered() {
     let (_dir, _data, core) = start_core("zones-relay", None);
@@ -132,12 +165,12 @@ fn the_pcscf_relays_nothing_for_a_sender_that_never_registered() {
         ("BYE", Some("madeup")),
         ("MESSAGE", None),
     ] {
-        send(
-            &attacker,
-            &request(method, &ruri, from, tag, &route),
-            addr(PCSCF),
+        let sent = request(method, &ruri, from, tag, &route);
+        assert_eq!(
+            ask(&attacker, &sent, addr(PCSCF)),
+            Some(403),
+            "{method} {tag:?}"
         );
-        assert_eq!(final_response(&attacker), Some(403), "{method} {tag:?}");
     }
     // An ACK has no response: dropped.
     send(
@@ -163,24 +196,27 @@ fn the_scscf_serves_no_sender_outside_the_core() {
     let bob_uri = "sip:bob@ims.example.net";
     // Alice's originating case, as her Service-Route names it, with a forged PAI.
     let orig = format!("Route: <sip:orig@127.0.0.1:{SCSCF};lr>\r\n{FORGED}");
-    send(
-        &attacker,
-        &request("INVITE", bob_uri, from, None, &orig),
-        addr(SCSCF),
+    let sent = request("INVITE", bob_uri, from, None, &orig);
+    assert_eq!(
+        ask(&attacker, &sent, addr(SCSCF)),
+        Some(403),
+        "originating INVITE"
     );
-    assert_eq!(final_response(&attacker), Some(403), "originating INVITE");
     // A terminating INVITE straight to the S-CSCF (not through the I-CSCF).
-    send(
-        &attacker,
-        &request("INVITE", bob_uri, from, None, FORGED),
-        addr(SCSCF),
+    let sent = request("INVITE", bob_uri, from, None, FORGED);
+    assert_eq!(
+        ask(&attacker, &sent, addr(SCSCF)),
+        Some(403),
+        "terminating INVITE"
     );
-    assert_eq!(final_response(&attacker), Some(403), "terminating INVITE");
     // A REGISTER: 403, never a challenge.
     let register = request("REGISTER", "sip:ims.example.net", from, None, "")
         .replace("To: <sip:ims.example.net>", "To: <sip:bob@ims.example.net>");
-    send(&attacker, &register, addr(SCSCF));
-    assert_eq!(final_response(&attacker), Some(403), "REGISTER");
+    assert_eq!(
+        ask(&attacker, &register, addr(SCSCF)),
+        Some(403),
+        "REGISTER"
+    );
     assert_quiet(&phone, "Bob's phone rang");
     stop_core(core);
 }
@@ -217,7 +253,7 @@ fn bobs_flow_token(phone: &UdpSocket) -> String {
         &String::from_utf8_lossy(&response(&delivered, 200).to_bytes()),
         addr(PCSCF),
     );
-    assert_eq!(final_response(phone), Some(200), "Bob's MESSAGE");
+    assert_eq!(final_response(phone, &msg), Some(200), "Bob's MESSAGE");
     let token = delivered
         .headers
         .values(&HeaderName::RecordRoute)
@@ -246,12 +282,12 @@ fn a_flow_token_lets_only_the_core_reach_the_phone_and_ues_assert_nothing_in_dia
     let via_token = format!("Route: <sip:{token}@127.0.0.1:{PCSCF};lr>\r\n");
     let to_phone = format!("sip:bob@{}", bob.local);
     for tag in [None, Some("madeup")] {
-        send(
-            &attacker,
-            &request("MESSAGE", &to_phone, from, tag, &via_token),
-            addr(PCSCF),
+        let sent = request("MESSAGE", &to_phone, from, tag, &via_token);
+        assert_eq!(
+            ask(&attacker, &sent, addr(PCSCF)),
+            Some(403),
+            "MESSAGE {tag:?}"
         );
-        assert_eq!(final_response(&attacker), Some(403), "MESSAGE {tag:?}");
     }
     send(
         &attacker,
