@@ -23,6 +23,8 @@ use ims_sip::proxy::record_route::route_user;
 use ims_sip::{HeaderName, Method, SipMessage};
 use serde_json::json;
 
+/// The I-CSCF's SIP port in the dev configs.
+const ICSCF: u16 = 5070;
 /// The S-CSCF's SIP port in the dev configs.
 const SCSCF: u16 = 5080;
 /// Where the attacker wants requests relayed: a host a UE must never reach through us.
@@ -218,6 +220,51 @@ fn the_scscf_serves_no_sender_outside_the_core() {
         "REGISTER"
     );
     assert_quiet(&phone, "Bob's phone rang");
+    stop_core(core);
+}
+
+#[test]
+fn the_icscf_takes_only_terminating_requests_from_other_networks_and_believes_none_of_their_identities(
+) {
+    let (dir, data, core) = start_core("zones-icscf", None);
+    provision_digest(&data, &dir, &["bob".to_string()], "secret", None);
+    let bob = Ue::register(&dir, "bob", "alice");
+    assert_contacts(1);
+    let phone = UdpSocket::bind(bob.local).unwrap();
+    phone
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let forbidden = UdpSocket::bind(addr(FORBIDDEN_HOST)).unwrap();
+    let attacker = socket("127.0.0.9");
+    let from = attacker.local_addr().unwrap();
+    let bob_uri = "sip:bob@ims.example.net";
+    // On behalf of a user (`orig`, TS 24.229 5.3.2.1): only core and application servers.
+    let orig = format!("Route: <sip:127.0.0.1:{ICSCF};lr;orig>\r\n{FORGED}");
+    let sent = request("INVITE", bob_uri, from, None, &orig);
+    assert_eq!(ask(&attacker, &sent, addr(ICSCF)), Some(403), "orig INVITE");
+    // In-dialog requests: the I-CSCF is on no dialog's path, and relays none for them.
+    let relay = format!("Route: <sip:127.0.0.1:{FORBIDDEN_HOST};lr>\r\n");
+    let ruri = format!("sip:victim@127.0.0.1:{FORBIDDEN_HOST}");
+    let sent = request("MESSAGE", &ruri, from, Some("madeup"), &relay);
+    assert_eq!(
+        ask(&attacker, &sent, addr(ICSCF)),
+        Some(403),
+        "in-dialog MESSAGE"
+    );
+    assert_quiet(&forbidden, "the I-CSCF relayed for a stranger");
+    // A terminating request is what a peer network may send: Bob gets it, without the
+    // identities it claimed (TS 24.229 4.4).
+    let sent = request("MESSAGE", bob_uri, from, None, FORGED);
+    send(&attacker, &sent, addr(ICSCF));
+    let delivered = std::iter::from_fn(|| recv(&phone))
+        .find(|m| m.method() == Some(&Method::Message))
+        .expect("the MESSAGE reaches Bob");
+    for h in IDENTITY {
+        assert!(delivered.headers.get(&h).is_none(), "kept {}", h.as_str());
+    }
+    let ok = response(&delivered, 200).to_bytes();
+    phone.send_to(&ok, addr(PCSCF)).unwrap();
+    assert_eq!(final_response(&attacker, &sent), Some(200));
     stop_core(core);
 }
 
