@@ -377,3 +377,84 @@ impl Policy for PcscfPolicy {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{flows, register_200, sip};
+    use ims_config::ZonesSection;
+    use ims_node::Role;
+
+    fn pcscf() -> Arc<Pcscf> {
+        let zones = ZonesSection {
+            core: vec!["127.0.0.1/32".parse().unwrap()],
+            ..ZonesSection::default()
+        };
+        Pcscf::new(
+            PcscfSettings {
+                home_networks: Vec::new(),
+                visited_network_id: "v".into(),
+                tokens: FlowTokens::new(vec![7; 32]),
+                cloud_auth: None,
+                ingress: Ingress::new(Role::Pcscf, &zones),
+            },
+            10,
+        )
+    }
+
+    fn source(flow: Flow) -> Source {
+        Source {
+            flow,
+            local: "127.0.0.1:5060".parse().unwrap(),
+            remote: flow.remote(),
+        }
+    }
+
+    /// Registers `user` (alice's 200 with the name replaced) over `flow`.
+    fn register(p: &Pcscf, user: &str, flow: Flow) {
+        let (req, ok) = register_200(3600);
+        let swap = |m: &SipMessage| {
+            let text = String::from_utf8(m.to_bytes().to_vec()).unwrap();
+            SipMessage::parse(text.replace("alice", user)).unwrap()
+        };
+        p.registrations
+            .learn(&swap(&req), flow, &swap(&ok), Instant::now());
+    }
+
+    #[tokio::test]
+    async fn a_flow_token_is_the_ues_own_only_over_its_flow_or_another_flow_of_the_same_identity() {
+        let p = pcscf();
+        let f = flows(4).await;
+        let (alice_old, alice_new, bob, core) = (f[0], f[1], f[2], f[3]);
+        register(&p, "alice", alice_old);
+        register(&p, "alice", alice_new);
+        register(&p, "bob", bob);
+        let token = p.settings.tokens.issue(&alice_old);
+        let popped = Bytes::from(format!("<sip:{token}@127.0.0.1:5060;lr>"));
+        let bye = sip("BYE sip:x@127.0.0.1:5999 SIP/2.0\r\n").to_bytes();
+        let bye = String::from_utf8(bye.to_vec()).unwrap().replace(
+            "To: <sip:alice@ims.example.net>",
+            "To: <sip:alice@ims.example.net>;tag=t",
+        );
+        let bye = SipMessage::parse(bye).unwrap();
+        let kind_from = |flow| {
+            let (zone, kind, _) = p.classify(&bye, &source(flow), Some(&popped));
+            (zone, kind)
+        };
+        // Alice over the flow the token names, or over her new connection: her dialog.
+        assert_eq!(kind_from(alice_old), (Zone::Access, RequestKind::InDialog));
+        assert_eq!(kind_from(alice_new), (Zone::Access, RequestKind::InDialog));
+        // Bob, registered on a core address, with Alice's token: toward her UE, from
+        // the access zone, which may not send that.
+        assert_eq!(kind_from(bob), (Zone::Access, RequestKind::TowardUe));
+        // An unregistered sender on a core address: the core, toward Alice's UE.
+        assert_eq!(kind_from(core), (Zone::Core, RequestKind::TowardUe));
+        // Without our Route value, an in-dialog request is on nobody's route.
+        let (zone, kind, _) = p.classify(&bye, &source(bob), None);
+        assert_eq!((zone, kind), (Zone::Access, RequestKind::NotOurRoute));
+        // REGISTER is the access zone's whatever its Route says.
+        let reg = sip("REGISTER sip:ims.example.net SIP/2.0\r\n");
+        let (zone, kind, _) = p.classify(&reg, &source(core), Some(&popped));
+        assert_eq!((zone, kind), (Zone::Access, RequestKind::Register));
+    }
+}
