@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use ims_config::PcscfConfig;
 use ims_runtime::budget::BudgetMetrics;
+use ims_node::{Ingress, Role};
 use ims_runtime::prometheus_client::registry::Registry;
 use ims_runtime::sip::start_proxy;
 use ims_runtime::NodeArgs;
@@ -49,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
             &config.node.domain,
             "pcscf",
         )?,
+        ingress: Ingress::new(Role::Pcscf, &config.zones),
     };
     let settings_filter = settings.cloud_auth.clone();
     let pcscf = Pcscf::new(settings, section.max_registrations);

@@ -117,6 +117,7 @@ async fn main() -> anyhow::Result<()> {
     let policy = ScscfPolicy {
         registrar: registrar.clone(),
         sessions,
+        ingress: ims_node::Ingress::new(ims_node::Role::Scscf, &config.zones),
     };
     let engine = start_proxy(&config.sip, policy, &mut registry).await?;
     let running = ims_runtime::Node::start("scscf", &config.node, &config.http, registry).await?;
