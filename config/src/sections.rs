@@ -137,8 +137,11 @@ impl Validate for LimitsSection {
                 "must be at least max_connections_per_peer",
             ));
         }
-        if self.idle_timeout_secs == 0 {
-            return Err(Invalid::new("idle_timeout_secs", "must be at least 1"));
+        if !(1..=86_400).contains(&self.idle_timeout_secs) {
+            return Err(Invalid::new(
+                "idle_timeout_secs",
+                "must be between 1 and 86400",
+            ));
         }
         Ok(())
     }

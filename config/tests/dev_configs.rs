@@ -104,6 +104,26 @@ fn icscf_needs_cx_and_checks_tw() {
     let err =
         parse_str::<IcscfConfig>(&format!("{BASE}{sip}{cx}"), Path::new("i.toml")).unwrap_err();
     assert_eq!(err.key(), Some("cx.watchdog_secs"), "{err}");
+    // A Tw too large for a clock deadline is refused too.
+    let huge = cx.replace("watchdog_secs = 1", "watchdog_secs = 9223372036854775807");
+    let err =
+        parse_str::<IcscfConfig>(&format!("{BASE}{sip}{huge}"), Path::new("i.toml")).unwrap_err();
+    assert_eq!(err.key(), Some("cx.watchdog_secs"), "{err}");
+}
+
+#[test]
+fn sip_idle_timeout_is_bounded() {
+    for bad in ["0", "86401", "9223372036854775807"] {
+        let err = parse_pcscf(&format!(
+            "[sip]\nudp = [\"127.0.0.1:5060\"]\n[sip.limits]\nidle_timeout_secs = {bad}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            err.key(),
+            Some("sip.limits.idle_timeout_secs"),
+            "{bad}: {err}"
+        );
+    }
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use ims_config::PcscfConfig;
 use ims_runtime::prometheus_client::registry::Registry;
-use ims_runtime::sip::start_proxy;
+use ims_runtime::sip::{run_engine_until_shutdown, start_proxy};
 use ims_runtime::NodeArgs;
 use ims_sip::message::via::split_host_port;
 use ims_sip::transport::TransportKind;
@@ -47,7 +47,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(f) = &settings_filter {
         f.filter().register_metrics(&mut registry);
     }
-    let engine = start_proxy(&config.sip, PcscfPolicy(pcscf.clone()), &mut registry).await?;
+    let mut engine = start_proxy(&config.sip, PcscfPolicy(pcscf.clone()), &mut registry).await?;
     pcscf.set_core_address(core_address(&config, engine.transport().local_addrs()));
     let running = ims_runtime::Node::start("pcscf", &config.node, &config.http, registry).await?;
     let listeners: Vec<String> = engine
@@ -74,10 +74,10 @@ async fn main() -> anyhow::Result<()> {
             status.set("registered_contacts", n);
         }
     });
-    running.run_until_shutdown().await;
+    let served = run_engine_until_shutdown(running, &mut engine).await;
     purger.abort();
     drop(engine);
-    Ok(())
+    Ok(served?)
 }
 
 /// Where the core reaches us (the host part of Path): the advertised host with the

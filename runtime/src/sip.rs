@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ims_config::{LimitsSection, SipSection};
 use ims_sip::message::via::split_host_port;
-use ims_sip::proxy::engine::{EngineConfig, EngineStats, Policy, ProxyEngine};
+use ims_sip::proxy::engine::{EngineConfig, EngineStats, EngineStopped, Policy, ProxyEngine};
 use ims_sip::transport::{
     TlsClientSource, TlsServerSource, TransportConfig, TransportError, TransportLayer,
     TransportLimits,
@@ -88,10 +88,31 @@ pub enum SipNodeError {
     /// The health/metrics endpoint could not start.
     #[error(transparent)]
     Http(#[from] crate::HttpError),
+    /// The proxy engine stopped by itself (a task panicked): the node exits.
+    #[error(transparent)]
+    Stopped(#[from] EngineStopped),
+}
+
+/// Serves until SIGINT/SIGTERM (`Ok`), or until the proxy engine stops by itself
+/// (`Err`): a node that no longer proxies must not live on with `/health` saying ok, so
+/// its `main` returns the error, the process exits non-zero and its supervisor
+/// (`imsctl up`, systemd) restarts it.
+pub async fn run_engine_until_shutdown(
+    running: crate::Node,
+    engine: &mut ProxyEngine,
+) -> Result<(), EngineStopped> {
+    tokio::select! {
+        () = running.run_until_shutdown() => Ok(()),
+        stopped = engine.stopped() => {
+            tracing::error!(%stopped, "exiting: this node no longer proxies SIP");
+            Err(stopped)
+        }
+    }
 }
 
 /// Runs a SIP node until SIGINT/SIGTERM: logging, the proxy engine on the `[sip]`
-/// listeners deciding with `policy`, and `/health` + `/metrics` (with the SIP counters).
+/// listeners deciding with `policy`, and `/health` + `/metrics` (with the SIP counters);
+/// an error if the engine stops by itself ([`run_engine_until_shutdown`]).
 pub async fn run_sip_node<P: Policy>(
     kind: &'static str,
     node: &ims_config::NodeSection,
@@ -101,7 +122,7 @@ pub async fn run_sip_node<P: Policy>(
 ) -> Result<(), SipNodeError> {
     crate::init_logging(&node.log);
     let mut registry = Registry::default();
-    let engine = start_proxy(sip, policy, &mut registry).await?;
+    let mut engine = start_proxy(sip, policy, &mut registry).await?;
     let running = crate::Node::start(kind, node, http, registry).await?;
     let listeners: Vec<String> = engine
         .transport()
@@ -110,7 +131,7 @@ pub async fn run_sip_node<P: Policy>(
         .map(|(k, a)| format!("{}:{a}", k.via_token().to_ascii_lowercase()))
         .collect();
     running.status.set("sip_listeners", listeners);
-    running.run_until_shutdown().await;
+    run_engine_until_shutdown(running, &mut engine).await?;
     drop(engine);
     Ok(())
 }

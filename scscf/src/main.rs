@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use ims_config::ScscfConfig;
-use ims_runtime::sip::start_proxy;
+use ims_runtime::sip::{run_engine_until_shutdown, start_proxy};
 use ims_runtime::NodeArgs;
 use ims_sip::message::uri::Uri;
 use scscf::auth::Challenges;
@@ -93,7 +93,7 @@ async fn main() -> anyhow::Result<()> {
         registrar: registrar.clone(),
         sessions,
     };
-    let engine = start_proxy(&config.sip, policy, &mut registry).await?;
+    let mut engine = start_proxy(&config.sip, policy, &mut registry).await?;
     let running = ims_runtime::Node::start("scscf", &config.node, &config.http, registry).await?;
     let listeners: Vec<String> = engine
         .transport()
@@ -121,10 +121,10 @@ async fn main() -> anyhow::Result<()> {
             }
         })
     };
-    running.run_until_shutdown().await;
+    let served = run_engine_until_shutdown(running, &mut engine).await;
     peer_watch.abort();
     expiry.abort();
     drop(engine);
     store.close().await;
-    Ok(())
+    Ok(served?)
 }
