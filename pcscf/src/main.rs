@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Parser;
 use ims_config::PcscfConfig;
 use ims_runtime::prometheus_client::registry::Registry;
@@ -20,9 +21,15 @@ async fn main() -> anyhow::Result<()> {
     let config: PcscfConfig = ims_config::load(&args.config)?;
     ims_runtime::init_logging(&config.node.log);
     let section = &config.pcscf;
-    let tokens = match &section.flow_token_key {
-        Some(key) => FlowTokens::new(hex::decode(key)?),
-        None => FlowTokens::random(),
+    let tokens = match (&section.flow_token_key, &section.flow_token_key_file) {
+        (Some(key), _) => FlowTokens::new(hex::decode(key)?),
+        (None, Some(path)) => {
+            FlowTokens::from_key_file(path).context("pcscf.flow_token_key_file")?
+        }
+        (None, None) => {
+            tracing::warn!("no pcscf.flow_token_key(_file): a random key, so flow tokens issued before a restart will be refused");
+            FlowTokens::random()
+        }
     };
     let settings = PcscfSettings {
         home_networks: section

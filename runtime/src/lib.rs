@@ -5,6 +5,7 @@
 mod args;
 mod http;
 mod logging;
+pub mod secret_file;
 pub mod sip;
 pub mod sqlite;
 #[cfg(feature = "test-support")]
