@@ -142,3 +142,38 @@ fn icscf_trusts_orig_from_loopback_unless_told_otherwise() {
     let err = parse_str::<IcscfConfig>(&bad, Path::new("i.toml")).unwrap_err();
     assert!(err.to_string().contains("originating"), "{err}");
 }
+
+#[test]
+fn plain_http_off_loopback_needs_tls_or_an_explicit_allowance() {
+    let http = |extra: &str| {
+        parse_str::<ims_config::HttpSection>(extra, Path::new("http.toml")).map(|h| {
+            (
+                h.tls.map(|t| t.cert.display().to_string()),
+                h.metrics_listen,
+                h.allow_plaintext,
+            )
+        })
+    };
+    let err = http("listen = \"0.0.0.0:9104\"\n").unwrap_err();
+    assert_eq!(err.key(), Some("listen"), "{err}");
+    assert!(err.to_string().contains("allow_plaintext"), "{err}");
+    let err = http("listen = \"10.0.0.5:9104\"\n").unwrap_err();
+    assert_eq!(err.key(), Some("listen"), "{err}");
+    // Loopback, TLS, or an explicit allowance are fine.
+    assert!(http("listen = \"127.0.0.1:9104\"\n").is_ok());
+    assert!(http("listen = \"[::1]:9104\"\n").is_ok());
+    assert_eq!(
+        http("listen = \"0.0.0.0:9104\"\n[tls]\ncert = \"c.crt\"\nkey = \"k.key\"\n").unwrap(),
+        (Some("c.crt".into()), None, false)
+    );
+    assert_eq!(
+        http("listen = \"0.0.0.0:9104\"\nallow_plaintext = true\nmetrics_listen = \"0.0.0.0:9114\"\n")
+            .unwrap(),
+        (None, Some("0.0.0.0:9114".parse().unwrap()), true)
+    );
+    let err =
+        http("listen = \"127.0.0.1:9104\"\nmetrics_listen = \"127.0.0.1:9104\"\n").unwrap_err();
+    assert_eq!(err.key(), Some("metrics_listen"), "{err}");
+    let err = http("listen = \"127.0.0.1:9104\"\n[tls]\ncert = \"c.crt\"\n").unwrap_err();
+    assert!(err.to_string().contains("key"), "{err}");
+}
