@@ -20,6 +20,14 @@ pub enum SetupError {
     /// The policy-service client cannot be built.
     #[error("policy service client: {0}")]
     Policy(#[from] reqwest::Error),
+    /// The `policy_ca` file cannot be read.
+    #[error("cloud_auth.policy_ca: {}: {source}", path.display())]
+    PolicyCa {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// `mode = "on"` without a part it needs (the section's validation prevents it).
     #[error("cloud_auth: {0} is required when mode = \"on\"")]
     Missing(&'static str),
@@ -54,6 +62,16 @@ pub fn from_section(
         decision_cache: section.decision_cache,
         decision_ttl: Duration::from_secs(section.decision_ttl_secs),
         verify_timeout: Duration::from_millis(section.verify_timeout_ms),
+        policy_ca_pem: section
+            .policy_ca
+            .as_ref()
+            .map(|path| {
+                std::fs::read(path).map_err(|source| SetupError::PolicyCa {
+                    path: path.clone(),
+                    source,
+                })
+            })
+            .transpose()?,
     };
     let filter = RequestFilter::new(&settings, validator)?;
     tracing::info!(
