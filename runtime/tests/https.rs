@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ims_config::{HttpSection, HttpTlsSection};
-use ims_runtime::{serve_node, NodeStatus, Router};
+use ims_runtime::{serve_node, HttpError, NodeHttp, NodeStatus, Router};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -90,6 +90,17 @@ fn section(tls: Option<&Path>, metrics: bool) -> HttpSection {
     .unwrap()
 }
 
+/// Serves `/health` and `/metrics` of a test node per `http`.
+async fn serve(http: &HttpSection) -> Result<NodeHttp, HttpError> {
+    serve_node(
+        http,
+        NodeStatus::new("node-test", "hss"),
+        Arc::new(Default::default()),
+        Router::new(),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn https_with_the_ca_and_metrics_on_their_own_listener() {
     let dir = tempfile::tempdir().unwrap();
@@ -97,18 +108,11 @@ async fn https_with_the_ca_and_metrics_on_their_own_listener() {
     let http = section(Some(dir.path()), true);
     let tls: Option<&HttpTlsSection> = http.tls.as_ref();
     assert!(tls.is_some());
-    let served = serve_node(
-        &http,
-        NodeStatus::new("hss-test", "hss"),
-        Arc::new(Default::default()),
-        Router::new(),
-    )
-    .await
-    .unwrap();
+    let served = serve(&http).await.unwrap();
 
     let health = https_get(served.addr, &ca, "/health").await.unwrap();
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
-    assert!(health.contains("\"node\":\"hss-test\""), "{health}");
+    assert!(health.contains("\"node\":\"node-test\""), "{health}");
 
     // Plain HTTP to the TLS port gets no HTTP answer.
     let plain = get(TcpStream::connect(served.addr).await.unwrap(), "/health").await;
@@ -138,14 +142,7 @@ async fn https_with_the_ca_and_metrics_on_their_own_listener() {
 async fn a_silent_client_does_not_block_other_handshakes() {
     let dir = tempfile::tempdir().unwrap();
     let ca = certificates(dir.path());
-    let served = serve_node(
-        &section(Some(dir.path()), false),
-        NodeStatus::new("policyd-test", "policyd"),
-        Arc::new(Default::default()),
-        Router::new(),
-    )
-    .await
-    .unwrap();
+    let served = serve(&section(Some(dir.path()), false)).await.unwrap();
     // Connected, never says hello.
     let _silent: Vec<TcpStream> = futures_connect(served.addr, 5).await;
     let health = tokio::time::timeout(
@@ -177,14 +174,9 @@ async fn a_bad_certificate_file_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("node.crt"), "not a certificate").unwrap();
     std::fs::write(dir.path().join("node.key"), "not a key").unwrap();
-    let err = serve_node(
-        &section(Some(dir.path()), false),
-        NodeStatus::new("x", "hss"),
-        Arc::new(Default::default()),
-        Router::new(),
-    )
-    .await
-    .err()
-    .expect("refused");
+    let err = serve(&section(Some(dir.path()), false))
+        .await
+        .err()
+        .expect("refused");
     assert!(err.to_string().contains("node.crt"), "{err}");
 }
