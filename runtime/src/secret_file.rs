@@ -58,18 +58,25 @@ pub fn ensure(path: &Path, content: impl FnOnce() -> String) -> Result<bool, Sec
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
+    // A temporary file left by a crash of a process with our id is stale: replace it.
+    let _ = std::fs::remove_file(&tmp);
     let written = options.open(&tmp).and_then(|mut f| {
         f.write_all(content().as_bytes())?;
         f.write_all(b"\n")?;
         f.sync_all()
     });
-    let linked = written.and_then(|()| std::fs::hard_link(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(&tmp)(e));
+    }
+    let linked = std::fs::hard_link(&tmp, path);
     let _ = std::fs::remove_file(&tmp);
     match linked {
         Ok(()) => {
             tracing::info!(file = %path.display(), "generated a secret (mode 0600)");
             Ok(true)
         }
+        // Another process made it first: theirs is kept.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(io(path)(e)),
     }
@@ -116,6 +123,19 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         // No temporary file left behind.
         assert_eq!(std::fs::read_dir(dir.join("sub")).unwrap().count(), 1);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_stale_temporary_file_does_not_stop_creation() {
+        let dir = scratch("stale");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("key");
+        let stale = dir.join(format!(".key.{}.tmp", std::process::id()));
+        std::fs::write(&stale, "half").unwrap();
+        assert!(ensure(&path, || "whole".into()).unwrap());
+        assert_eq!(read_private(&path).unwrap(), "whole\n");
+        assert!(!stale.exists());
         let _ = std::fs::remove_dir_all(dir);
     }
 
