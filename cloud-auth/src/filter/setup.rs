@@ -92,3 +92,48 @@ pub fn from_section(
         section.methods.clone(),
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(policy_ca: &str) -> CloudAuthSection {
+        let toml = format!(
+            "mode = \"on\"\npolicy_url = \"https://127.0.0.1:9\"\n{policy_ca}\
+             [keystone]\nurl = \"http://127.0.0.1:9/v3\"\nservice_user = \"s\"\n\
+             service_password = \"p\"\n"
+        );
+        ims_config::parse_str(&toml, std::path::Path::new("cloud_auth.toml")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn policy_ca_is_read_and_a_missing_or_bad_one_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let err = from_section(
+            &section(&format!("policy_ca = \"{}\"\n", missing.display())),
+            "d",
+            "pcscf",
+        )
+        .err()
+        .expect("refused");
+        assert!(matches!(err, SetupError::PolicyCa { .. }), "{err}");
+        assert!(err.to_string().contains("missing.pem"), "{err}");
+        let bad = dir.path().join("bad.pem");
+        std::fs::write(
+            &bad,
+            "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let err = from_section(
+            &section(&format!("policy_ca = \"{}\"\n", bad.display())),
+            "d",
+            "pcscf",
+        )
+        .err()
+        .expect("refused");
+        assert!(matches!(err, SetupError::Policy(_)), "{err}");
+        // Without policy_ca the system roots alone.
+        assert!(from_section(&section(""), "d", "pcscf").unwrap().is_some());
+    }
+}
