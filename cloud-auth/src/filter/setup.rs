@@ -115,8 +115,7 @@ mod tests {
             "d",
             "pcscf",
         )
-        .err()
-        .expect("refused");
+        .expect_err("refused");
         assert!(matches!(err, SetupError::PolicyCa { .. }), "{err}");
         assert!(err.to_string().contains("missing.pem"), "{err}");
         let bad = dir.path().join("bad.pem");
@@ -130,8 +129,7 @@ mod tests {
             "d",
             "pcscf",
         )
-        .err()
-        .expect("refused");
+        .expect_err("refused");
         assert!(matches!(err, SetupError::Policy(_)), "{err}");
         // Without policy_ca the system roots alone.
         assert!(from_section(&section(""), "d", "pcscf").unwrap().is_some());
