@@ -36,5 +36,7 @@ pub use load::{load, parse_str, Validate};
 pub use nodes::{HssConfig, IcscfConfig, NodeKind, PcscfConfig, ScscfConfig};
 pub use policyd::{KeystoneSection, PolicySection, PolicydConfig};
 pub use scscf::{RegistrarSection, SessionSection};
-pub use sections::{HttpSection, LimitsSection, NodeSection, SipSection, TlsSection};
+pub use sections::{
+    HttpSection, HttpTlsSection, LimitsSection, NodeSection, SipSection, TlsSection,
+};
 pub use zones::ZonesSection;

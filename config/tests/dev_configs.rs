@@ -118,6 +118,26 @@ fn icscf_needs_cx_and_checks_tw() {
     let err =
         parse_str::<IcscfConfig>(&format!("{BASE}{sip}{cx}"), Path::new("i.toml")).unwrap_err();
     assert_eq!(err.key(), Some("cx.watchdog_secs"), "{err}");
+    // A Tw too large for a clock deadline is refused too.
+    let huge = cx.replace("watchdog_secs = 1", "watchdog_secs = 9223372036854775807");
+    let err =
+        parse_str::<IcscfConfig>(&format!("{BASE}{sip}{huge}"), Path::new("i.toml")).unwrap_err();
+    assert_eq!(err.key(), Some("cx.watchdog_secs"), "{err}");
+}
+
+#[test]
+fn sip_idle_timeout_is_bounded() {
+    for bad in ["0", "86401", "9223372036854775807"] {
+        let err = parse_pcscf(&format!(
+            "[sip]\nudp = [\"127.0.0.1:5060\"]\n[sip.limits]\nidle_timeout_secs = {bad}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            err.key(),
+            Some("sip.limits.idle_timeout_secs"),
+            "{bad}: {err}"
+        );
+    }
 }
 
 #[test]
@@ -149,4 +169,39 @@ fn zones_are_empty_by_default_and_name_the_bad_key() {
         parse_str::<IcscfConfig>(&old, Path::new("i.toml")).is_err(),
         "[originating] is gone"
     );
+}
+
+#[test]
+fn plain_http_off_loopback_needs_tls_or_an_explicit_allowance() {
+    let http = |extra: &str| {
+        parse_str::<ims_config::HttpSection>(extra, Path::new("http.toml")).map(|h| {
+            (
+                h.tls.map(|t| t.cert.display().to_string()),
+                h.metrics_listen,
+                h.allow_plaintext,
+            )
+        })
+    };
+    let err = http("listen = \"0.0.0.0:9104\"\n").unwrap_err();
+    assert_eq!(err.key(), Some("listen"), "{err}");
+    assert!(err.to_string().contains("allow_plaintext"), "{err}");
+    let err = http("listen = \"10.0.0.5:9104\"\n").unwrap_err();
+    assert_eq!(err.key(), Some("listen"), "{err}");
+    // Loopback, TLS, or an explicit allowance are fine.
+    assert!(http("listen = \"127.0.0.1:9104\"\n").is_ok());
+    assert!(http("listen = \"[::1]:9104\"\n").is_ok());
+    assert_eq!(
+        http("listen = \"0.0.0.0:9104\"\n[tls]\ncert = \"c.crt\"\nkey = \"k.key\"\n").unwrap(),
+        (Some("c.crt".into()), None, false)
+    );
+    assert_eq!(
+        http("listen = \"0.0.0.0:9104\"\nallow_plaintext = true\nmetrics_listen = \"0.0.0.0:9114\"\n")
+            .unwrap(),
+        (None, Some("0.0.0.0:9114".parse().unwrap()), true)
+    );
+    let err =
+        http("listen = \"127.0.0.1:9104\"\nmetrics_listen = \"127.0.0.1:9104\"\n").unwrap_err();
+    assert_eq!(err.key(), Some("metrics_listen"), "{err}");
+    let err = http("listen = \"127.0.0.1:9104\"\n[tls]\ncert = \"c.crt\"\n").unwrap_err();
+    assert!(err.to_string().contains("key"), "{err}");
 }

@@ -36,6 +36,7 @@ mod policy;
 mod resolver;
 mod send;
 mod stats;
+mod stopped;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -49,6 +50,7 @@ pub use config::EngineConfig;
 pub use policy::{AckRoute, Decision, DefaultRouting, Forward, Policy};
 pub use resolver::HostCache;
 pub use stats::EngineStats;
+pub use stopped::EngineStopped;
 
 use self::send::Peer;
 use crate::message::build::{self, response_with};
@@ -76,7 +78,8 @@ use crate::{HeaderName, Method, SipMessage};
 pub struct ProxyEngine {
     transport: TransportLayer,
     stats: Arc<EngineStats>,
-    tasks: Vec<JoinHandle<()>>,
+    /// The engine's own tasks by name: they run until the engine is dropped.
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
 }
 
 impl ProxyEngine {
@@ -127,7 +130,11 @@ impl ProxyEngine {
         Ok(ProxyEngine {
             transport: layer,
             stats,
-            tasks: vec![ingress, driver, main],
+            tasks: vec![
+                ("ingress", ingress),
+                ("transactions", driver),
+                ("core", main),
+            ],
         })
     }
 
@@ -144,7 +151,7 @@ impl ProxyEngine {
 
 impl Drop for ProxyEngine {
     fn drop(&mut self) {
-        for task in &self.tasks {
+        for (_, task) in &self.tasks {
             task.abort();
         }
     }
