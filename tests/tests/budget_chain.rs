@@ -29,7 +29,7 @@ const ICSCF_HTTP: u16 = 9102;
 const SCSCF_HTTP: u16 = 9103;
 
 /// The dev configs in `dir/config`, with `[budget]` of the three CSCFs replaced by
-/// `budget` (the dev files end with their `[budget]` section).
+/// `budget` (the rest of each file as it is).
 fn configs_with_budget(dir: &Path, budget: &str) -> PathBuf {
     let out = dir.join("config");
     std::fs::create_dir_all(&out).unwrap();
@@ -38,10 +38,9 @@ fn configs_with_budget(dir: &Path, budget: &str) -> PathBuf {
         let name = path.file_name().unwrap().to_owned();
         let mut text = std::fs::read_to_string(&path).unwrap();
         if ["pcscf.toml", "icscf.toml", "scscf.toml"].contains(&name.to_str().unwrap()) {
-            let at = text.find("\n[budget]").expect("a [budget] section");
-            text.truncate(at);
-            text.push_str("\n[budget]\n");
-            text.push_str(budget);
+            let at = text.find("\n[budget]").expect("a [budget] section") + 1;
+            let end = text[at + 1..].find("\n[").map_or(text.len(), |n| at + 2 + n);
+            text.replace_range(at..end, &format!("[budget]\n{budget}\n"));
         }
         std::fs::write(out.join(name), text).unwrap();
     }

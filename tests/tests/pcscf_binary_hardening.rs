@@ -88,6 +88,7 @@ fn start_pcscf_with(
             "[node]\nname = \"pcscf\"\ndomain = \"ims.example.net\"\nlog = \"info\"\n\
              [http]\nlisten = \"127.0.0.1:{p_http}\"\n\
              [cloud_auth]\nmode = \"off\"\n\
+             [zones]\ncore = [\"127.0.0.1/32\"]\n\
              [pcscf]\n{pcscf_extra}\n\
              [pcscf.home_networks]\n\"ims.example.net\" = \"sip:127.0.0.1:{i_sip};lr\"\n\
              [sip]\nudp = [\"127.0.0.1:{p_sip}\"]\n"
