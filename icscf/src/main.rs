@@ -22,16 +22,19 @@ async fn main() -> anyhow::Result<()> {
     let config: IcscfConfig = ims_config::load(&args.config)?;
     ims_runtime::init_logging(&config.node.log);
     let metrics = BudgetMetrics::default();
+    let unknown = Arc::new(UnknownUsers::new(
+        &config.budget,
+        &config.node.domain,
+        metrics.clone(),
+    ));
+    let ingress =
+        Ingress::new(Role::Icscf, &config.zones).with_refusals(unknown.refusals.clone());
     let policy = IcscfPolicy {
         cx: CxClient::connect(&config.cx).map_err(|e| anyhow::anyhow!("cx TLS files: {e}"))?,
         scscfs: config.scscf.clone(),
         home_network: config.node.domain.clone(),
-        unknown: Arc::new(UnknownUsers::new(
-            &config.budget,
-            &config.node.domain,
-            metrics.clone(),
-        )),
-        ingress: Ingress::new(Role::Icscf, &config.zones),
+        unknown,
+        ingress,
     };
     let reporter = policy
         .unknown

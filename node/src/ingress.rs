@@ -24,8 +24,10 @@
 //! other zone.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use ims_config::ZonesSection;
+use ims_runtime::budget::Refusals;
 use ims_sip::message::build::response_with;
 use ims_sip::proxy::engine::Decision;
 use ims_sip::{HeaderName, SipMessage};
@@ -173,6 +175,8 @@ impl Refused {
 pub struct Ingress {
     role: Role,
     classifier: Classifier,
+    /// Where refusals are counted and summarised; `None`: one INFO line each.
+    refusals: Option<Arc<Refusals>>,
 }
 
 impl Ingress {
@@ -181,7 +185,17 @@ impl Ingress {
         Ingress {
             role,
             classifier: Classifier::from_section(zones),
+            refusals: None,
         }
+    }
+
+    /// The same filter, counting its refusals in `refusals` (one summary line per
+    /// interval and the `budget_events_total{event="refused:<kind>"}` metric) instead of
+    /// logging one line per refused request: a flood from outside the core costs no
+    /// log line each.
+    pub fn with_refusals(mut self, refusals: Arc<Refusals>) -> Ingress {
+        self.refusals = Some(refusals);
+        self
     }
 
     /// The zone of a sender at `ip`. A P-CSCF faces UEs: a sender that is none of
@@ -204,14 +218,17 @@ impl Ingress {
         kind: RequestKind,
     ) -> Result<usize, Refused> {
         if !allows(self.role, zone, kind) {
-            tracing::info!(
-                node = self.role.name(),
-                %zone,
-                kind = kind.name(),
-                %remote,
-                method = ?request.method(),
-                "request refused at the trust boundary"
-            );
+            match &self.refusals {
+                Some(refusals) => refusals.refused(remote.ip(), kind.name()),
+                None => tracing::info!(
+                    node = self.role.name(),
+                    %zone,
+                    kind = kind.name(),
+                    %remote,
+                    method = ?request.method(),
+                    "request refused at the trust boundary"
+                ),
+            }
             return Err(Refused { zone, kind });
         }
         Ok(strip_untrusted(request, zone))

@@ -57,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
             &config.node.domain,
             "pcscf",
         )?,
-        ingress: Ingress::new(Role::Pcscf, &config.zones),
+        ingress: Ingress::new(Role::Pcscf, &config.zones).with_refusals(budget.refusals.clone()),
     };
     let settings_filter = settings.cloud_auth.clone();
     let pcscf = Pcscf::new(settings, section.max_registrations);

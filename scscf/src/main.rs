@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use ims_config::{BudgetSection, ScscfConfig};
-use ims_runtime::budget::{Backoff, BackoffPolicy, BudgetMetrics};
+use ims_runtime::budget::{Backoff, BackoffPolicy, BudgetMetrics, Refusals};
 use ims_runtime::sip::{run_engine_until_shutdown, start_proxy};
 use ims_runtime::NodeArgs;
 use ims_sip::message::uri::Uri;
@@ -107,6 +107,9 @@ async fn main() -> anyhow::Result<()> {
     if let Some(f) = &filter {
         f.filter().register_metrics(&mut registry);
     }
+    // Requests refused at the trust boundary: one summary line per interval.
+    let refusals = Refusals::new("scscf", metrics.clone());
+    let reporter = refusals.spawn_reporter(Duration::from_secs(config.budget.summary_secs));
     let mut sessions = SessionSettings::new(
         &config.session.icscf,
         &config.session.home_domains,
@@ -117,7 +120,8 @@ async fn main() -> anyhow::Result<()> {
     let policy = ScscfPolicy {
         registrar: registrar.clone(),
         sessions,
-        ingress: ims_node::Ingress::new(ims_node::Role::Scscf, &config.zones),
+        ingress: ims_node::Ingress::new(ims_node::Role::Scscf, &config.zones)
+            .with_refusals(refusals.clone()),
     };
     let mut engine = start_proxy(&config.sip, policy, &mut registry).await?;
     let running = ims_runtime::Node::start("scscf", &config.node, &config.http, registry).await?;
@@ -150,6 +154,7 @@ async fn main() -> anyhow::Result<()> {
     let served = run_engine_until_shutdown(running, &mut engine).await;
     peer_watch.abort();
     expiry.abort();
+    reporter.abort();
     drop(engine);
     store.close().await;
     Ok(served?)
