@@ -23,7 +23,7 @@ mod policyd;
 mod scscf;
 mod sections;
 
-pub use cloud_auth::{CloudAuthMode, CloudAuthSection};
+pub use cloud_auth::{CloudAuthMode, CloudAuthSection, ALL_METHODS};
 pub use cscf::{PcscfSection, ScscfEntry};
 pub use cx::CxClientSection;
 pub use diameter::{CapabilitiesSection, DiameterSection, DiameterTlsSection};

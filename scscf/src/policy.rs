@@ -4,7 +4,7 @@
 //! * a request inside a dialog (To tag) follows its Route set (RFC 3261 §16.12): the
 //!   S-CSCF record-routed the initial request, so ACK, BYE, re-INVITE, UPDATE and PRACK
 //!   pass here on their way between the two P-CSCFs (and the application servers that
-//!   record-routed);
+//!   record-routed), without a Bearer token ([`crate::cloud_auth::in_dialog`]);
 //! * any other request starts a session or is a standalone request (MESSAGE, OPTIONS):
 //!   [`crate::session::decide`] checks it with cloud authorization, recognises the
 //!   originating or terminating case, and routes it through the served user's
@@ -19,10 +19,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use cloud_auth::filter::sip::SipFilter;
-use ims_sip::proxy::engine::{Decision, Forward, Policy};
+use ims_sip::proxy::engine::{Decision, Policy};
 use ims_sip::transport::Source;
 use ims_sip::{Method, SipMessage};
 
+use crate::cloud_auth::in_dialog;
 use crate::location::Registration;
 use crate::registrar::Registrar;
 use crate::session::{decide, on_as_failure, SessionSettings, Subscribers};
@@ -65,7 +66,7 @@ impl Policy for ScscfPolicy {
             return Decision::Respond(self.registrar.register(request).await);
         }
         if request.has_to_tag() {
-            return Decision::Forward(Forward::default());
+            return in_dialog(request);
         }
         decide(&self.sessions, &*self.registrar, request, popped_route).await
     }
