@@ -228,8 +228,22 @@ pub async fn resume(
         registration,
     };
     let restored = settings.carried.restore(request, key_of(route).as_deref());
-    let request = restored.as_ref().unwrap_or(request);
-    through_services(settings, subscribers, served, request).await
+    let decision = through_services(
+        settings,
+        subscribers,
+        served,
+        restored.as_ref().unwrap_or(request),
+    )
+    .await;
+    match (decision, restored) {
+        // Forwarded unchanged: unchanged from the request with its token put back.
+        (Decision::Forward(forward), Some(request)) => Decision::ForwardWith {
+            request,
+            flow: None,
+            forward,
+        },
+        (decision, _) => decision,
+    }
 }
 
 /// What the policy does when every branch toward an application server failed with
@@ -883,8 +897,10 @@ pub(crate) mod tests {
         let auth = "Authorization: Bearer gAAAA-caller\r\n";
         let req = request("INVITE", "sip:bob@ims.example.net", &format!("{PAI}{auth}"));
         let (to_as1, first) = sent(decide(&s, &subs, &req, Some(&orig_route())).await);
-        let to_as1 = to_as1.expect("edited for the AS");
+        let mut to_as1 = to_as1.expect("edited for the AS");
         assert!(!has_bearer(&to_as1), "AS1 got the token: {to_as1:?}");
+        // The ASs send it back without P-Served-User (nothing else to edit).
+        to_as1.headers.remove_all(&ims_sip::HeaderName::PServedUser);
         assert!(first.preload_routes[1].contains(";bkey="), "{first:?}");
         // AS1 sends it back (without the token): AS2 does not get it either...
         let back = Bytes::from(first.preload_routes[1].clone());
