@@ -84,6 +84,7 @@ pub async fn check_registration(
         target: impu,
         tenant,
         verb: "REGISTER",
+        policy: None,
     };
     filter.authorize(req, &who, &question).await
 }
@@ -112,6 +113,7 @@ pub async fn check_session(
         target: served,
         tenant,
         verb,
+        policy: None,
     };
     filter.authorize(req, &who, &question).await
 }
@@ -151,6 +153,7 @@ pub async fn check_as_routing(
         target: &name,
         tenant,
         verb: &verb,
+        policy: None,
     };
     filter.authorize(req, &who, &question).await
 }
