@@ -39,7 +39,9 @@ async fn main() -> anyhow::Result<()> {
         Some(section) => cloud_auth::filter::setup::request_filter(section, "hss")
             .context("provisioning.cloud_auth")?,
         None => {
-            tracing::warn!("no [provisioning.cloud_auth]: Keystone tokens are refused by the provisioning API");
+            tracing::warn!(
+                "no [provisioning.cloud_auth]: Keystone tokens are refused by the provisioning API"
+            );
             None
         }
     };

@@ -428,4 +428,3 @@ fn verdict(snap: &Snapshot, policy: &Policy, req: &Request<'_>) -> Verdict {
         revision: snap.revision,
     }
 }
-
