@@ -359,12 +359,12 @@ async fn replace(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Subscription>, Failure> {
-    writable(&s, &caller, &id).await?;
     let input: SubscriberInput = parse(&body)?;
     if input.id.as_deref().is_some_and(|b| b != id) {
         return Err(FieldError::new("id", "differs from the id in the path").into());
     }
     let data = input.into_data(&s.realm)?;
+    writable(&s, &caller, &id).await?;
     s.access
         .check(&caller, access::WRITE, tenant_of(&data.cloud))
         .await?;
@@ -387,8 +387,8 @@ async fn patch(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Subscription>, Failure> {
-    let current = writable(&s, &caller, &id).await?;
     let patch: SubscriberPatch = parse(&body)?;
+    let current = writable(&s, &caller, &id).await?;
     let data = patch.apply(current, &s.realm)?;
     s.access
         .check(&caller, access::WRITE, tenant_of(&data.cloud))
