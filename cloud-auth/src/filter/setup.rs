@@ -59,7 +59,6 @@ pub fn request_filter(
         node,
         keystone = %keystone.url,
         policy = %settings.policy_url,
-        methods = ?section.methods,
         decision_cache = settings.decision_cache,
         "cloud authorization on"
     );
@@ -76,6 +75,7 @@ pub fn from_section(
     let Some(filter) = request_filter(section, node)? else {
         return Ok(None);
     };
+    tracing::info!(node, methods = ?section.methods, "SIP methods checked outside a dialog");
     let keystone_url = section
         .keystone
         .as_ref()
