@@ -34,6 +34,15 @@ pub struct CxClientSection {
     pub tls_ca: Option<PathBuf>,
     /// Name the HSS certificate must carry (default: `destination_host`).
     pub tls_server_name: Option<String>,
+    /// PEM certificate chain presented to the HSS (mutual TLS, RFC 6733 §13); it must
+    /// name our `origin_host` (SAN dNSName), which the HSS checks. Needs `tls_ca` and
+    /// `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Refuse to start unless Cx runs over TLS (`tls_ca` set); default false.
+    #[serde(default)]
+    pub require_tls: bool,
 }
 
 impl CxClientSection {
@@ -42,6 +51,11 @@ impl CxClientSection {
         self.tls_server_name
             .as_deref()
             .unwrap_or(&self.destination_host)
+    }
+
+    /// The client certificate and key files, when both are set.
+    pub fn client_identity(&self) -> Option<(&std::path::Path, &std::path::Path)> {
+        Some((self.tls_cert.as_deref()?, self.tls_key.as_deref()?))
     }
 }
 
@@ -71,6 +85,23 @@ impl Validate for CxClientSection {
                 "must be at least 6 (RFC 3539 §3.4.1)",
             ));
         }
+        if self.require_tls && self.tls_ca.is_none() {
+            return Err(Invalid::new(
+                "require_tls",
+                "set, but no tls_ca: Cx would run over plain TCP",
+            ));
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => return Err(Invalid::new("tls_key", "required by tls_cert")),
+            (None, Some(_)) => return Err(Invalid::new("tls_cert", "required by tls_key")),
+            (Some(_), Some(_)) if self.tls_ca.is_none() => {
+                return Err(Invalid::new(
+                    "tls_ca",
+                    "required by tls_cert (a client certificate is only sent over TLS)",
+                ))
+            }
+            _ => {}
+        }
         if !(1..=60).contains(&self.request_timeout_secs) {
             return Err(Invalid::new(
                 "request_timeout_secs",
@@ -78,5 +109,53 @@ impl Validate for CxClientSection {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::{parse_str, IcscfConfig};
+
+    fn parse(cx_extra: &str) -> Result<IcscfConfig, crate::ConfigError> {
+        parse_str(
+            &format!(
+                "[node]\nname = \"icscf\"\ndomain = \"ims.example.net\"\n\
+                 [http]\nlisten = \"127.0.0.1:9102\"\n[sip]\nudp = [\"127.0.0.1:5070\"]\n\
+                 [cx]\nhss = \"127.0.0.1:5658\"\ndestination_host = \"hss.ims.example.net\"\n\
+                 destination_realm = \"ims.example.net\"\norigin_host = \"icscf.ims.example.net\"\n\
+                 origin_realm = \"ims.example.net\"\n{cx_extra}"
+            ),
+            Path::new("icscf.toml"),
+        )
+    }
+
+    #[test]
+    fn a_client_certificate_and_required_tls_load() {
+        let c = parse(
+            "tls_ca = \"ca.crt\"\ntls_cert = \"icscf.crt\"\ntls_key = \"icscf.key\"\nrequire_tls = true\n",
+        )
+        .unwrap();
+        assert!(c.cx.require_tls);
+        let (cert, key) = c.cx.client_identity().unwrap();
+        assert_eq!(
+            (cert, key),
+            (Path::new("icscf.crt"), Path::new("icscf.key"))
+        );
+        assert!(!parse("").unwrap().cx.require_tls, "off by default");
+    }
+
+    #[test]
+    fn tls_errors_name_the_key() {
+        for (extra, key) in [
+            ("require_tls = true\n", "cx.require_tls"),
+            ("tls_ca = \"ca\"\ntls_cert = \"c\"\n", "cx.tls_key"),
+            ("tls_ca = \"ca\"\ntls_key = \"k\"\n", "cx.tls_cert"),
+            ("tls_cert = \"c\"\ntls_key = \"k\"\n", "cx.tls_ca"),
+        ] {
+            let err = parse(extra).unwrap_err();
+            assert_eq!(err.key(), Some(key), "{extra}: {err}");
+        }
     }
 }

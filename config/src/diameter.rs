@@ -8,7 +8,8 @@ use serde::Deserialize;
 use crate::error::Invalid;
 use crate::load::Validate;
 
-/// `[diameter]`: listeners, identity, allowed peers and the watchdog interval.
+/// `[diameter]`: listeners, identity, allowed peers (and how each proves its
+/// Origin-Host) and the watchdog interval.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiameterSection {
@@ -24,9 +25,15 @@ pub struct DiameterSection {
     pub tls: Vec<SocketAddr>,
     /// Certificate, key and optional client CA for the TLS listeners.
     pub tls_files: Option<DiameterTlsSection>,
-    /// Origin-Host values of the peers allowed to connect; any other gets
-    /// DIAMETER_UNKNOWN_PEER in the CEA (RFC 6733 §5.3).
-    pub peers: Vec<String>,
+    /// `[[diameter.peer]]`: the peers allowed to connect. A CER naming any other
+    /// Origin-Host, or one its connection does not prove, gets DIAMETER_UNKNOWN_PEER and
+    /// is closed (RFC 6733 §5.3, §13).
+    #[serde(default)]
+    pub peer: Vec<DiameterPeerSection>,
+    /// Refuse plain TCP Cx altogether: no `tcp` listener may be configured, and only TLS
+    /// peers are accepted (default false).
+    #[serde(default)]
+    pub require_tls: bool,
     /// Watchdog interval Tw in milliseconds (RFC 3539 §3.4.1: 30 s by default).
     #[serde(default = "default_tw_ms")]
     pub tw_ms: u64,
@@ -49,6 +56,23 @@ pub struct DiameterTlsSection {
     pub key: PathBuf,
     /// PEM CA bundle: when set, peers must present a certificate it signed (mutual TLS).
     pub client_ca: Option<PathBuf>,
+}
+
+/// `[[diameter.peer]]`: one Diameter peer (a CSCF) and how its Origin-Host is bound to
+/// its connection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiameterPeerSection {
+    /// The Origin-Host the peer sends in its CER, e.g. `scscf.ims.example.net`.
+    pub host: String,
+    /// Source addresses (CIDR) a connection without a client certificate (plain TCP, or
+    /// TLS without `client_ca`) claiming `host` may come from. Empty (the default): only
+    /// a TLS client certificate naming the host is accepted.
+    #[serde(default)]
+    pub from: Vec<ipnet::IpNet>,
+    /// The name a client certificate must carry (SAN dNSName, or CN without SAN); by
+    /// default `host`.
+    pub tls_name: Option<String>,
 }
 
 /// `[diameter.capabilities]`: Server-Capabilities (TS 29.229 §6.3.4) for S-CSCF selection.
@@ -87,8 +111,37 @@ impl Validate for DiameterSection {
         if !self.tls.is_empty() && self.tls_files.is_none() {
             return Err(Invalid::new("tls_files", "required by the tls listeners"));
         }
-        if let Some(i) = self.peers.iter().position(|p| !identity_ok(p)) {
-            return Err(Invalid::new(format!("peers[{i}]"), "must be a host name"));
+        if self.require_tls && !self.tcp.is_empty() {
+            return Err(Invalid::new(
+                "tcp",
+                "plain TCP listeners while require_tls = true",
+            ));
+        }
+        let mutual = self
+            .tls_files
+            .as_ref()
+            .is_some_and(|f| f.client_ca.is_some())
+            && !self.tls.is_empty();
+        for (i, p) in self.peer.iter().enumerate() {
+            let key = |k: &str| format!("peer[{i}].{k}");
+            if !identity_ok(&p.host) {
+                return Err(Invalid::new(key("host"), "must be a host name"));
+            }
+            if self.peer[..i]
+                .iter()
+                .any(|q| q.host.eq_ignore_ascii_case(&p.host))
+            {
+                return Err(Invalid::new(key("host"), "configured twice"));
+            }
+            if p.tls_name.as_deref().is_some_and(|n| !identity_ok(n)) {
+                return Err(Invalid::new(key("tls_name"), "must be a host name"));
+            }
+            if p.from.is_empty() && !mutual {
+                return Err(Invalid::new(
+                    key("from"),
+                    "empty, and no TLS listener with tls_files.client_ca: the peer could never prove its Origin-Host",
+                ));
+            }
         }
         if !(100..=3_600_000).contains(&self.tw_ms) {
             return Err(Invalid::new("tw_ms", "must be between 100 and 3600000"));
@@ -118,39 +171,59 @@ mod tests {
     const BASE: &str = "[diameter]\norigin_host = \"hss.ims.example.net\"\n\
                         origin_realm = \"ims.example.net\"\n";
 
+    const PEER: &str = "[[diameter.peer]]\nhost = \"scscf.ims.example.net\"\n\
+                        from = [\"127.0.0.1/32\"]\n";
+
     #[test]
     fn full_section_loads() {
         let c = parse(&format!(
-            "{BASE}tcp = [\"127.0.0.1:3868\"]\ntls = [\"127.0.0.1:5658\"]\n\
-             peers = [\"scscf.ims.example.net\"]\ntw_ms = 6000\n\
+            "{BASE}tcp = [\"127.0.0.1:3868\"]\ntls = [\"127.0.0.1:5658\"]\ntw_ms = 6000\n\
              [diameter.tls_files]\ncert = \"c.pem\"\nkey = \"k.pem\"\nclient_ca = \"ca.pem\"\n\
-             [diameter.capabilities]\nmandatory = [1]\nserver_names = [\"sip:scscf\"]\n"
+             [diameter.capabilities]\nmandatory = [1]\nserver_names = [\"sip:scscf\"]\n\
+             {PEER}[[diameter.peer]]\nhost = \"icscf.ims.example.net\"\ntls_name = \"icscf-cx.example\"\n"
         ))
         .unwrap();
         let d = c.diameter.unwrap();
         assert_eq!(d.tw_ms, 6000);
         assert_eq!(d.capabilities.mandatory, vec![1]);
         assert!(d.tls_files.unwrap().client_ca.is_some());
+        assert!(!d.require_tls);
+        assert_eq!(d.peer.len(), 2);
+        assert_eq!(d.peer[0].from, vec!["127.0.0.1/32".parse().unwrap()]);
+        assert_eq!(d.peer[1].tls_name.as_deref(), Some("icscf-cx.example"));
     }
 
     #[test]
     fn errors_name_the_key() {
+        let tcp = "tcp = [\"127.0.0.1:3868\"]\n";
+        let tls = "tls = [\"127.0.0.1:5658\"]\n";
+        let files = "[diameter.tls_files]\ncert = \"c.pem\"\nkey = \"k.pem\"\n";
         let cases = [
-            (format!("{BASE}peers = []\n"), "diameter.tcp"),
+            (BASE.to_string(), "diameter.tcp"),
+            (format!("{BASE}{tls}"), "diameter.tls_files"),
             (
-                format!("{BASE}tls = [\"127.0.0.1:5658\"]\npeers = []\n"),
-                "diameter.tls_files",
+                format!(
+                    "{BASE}{tcp}[[diameter.peer]]\nhost = \"a b\"\nfrom = [\"127.0.0.1/32\"]\n"
+                ),
+                "diameter.peer[0].host",
+            ),
+            (format!("{BASE}{tcp}{PEER}{PEER}"), "diameter.peer[1].host"),
+            (
+                format!("{BASE}{tcp}[[diameter.peer]]\nhost = \"scscf.ims.example.net\"\n"),
+                "diameter.peer[0].from",
             ),
             (
-                format!("{BASE}tcp = [\"127.0.0.1:3868\"]\npeers = [\"a b\"]\n"),
-                "diameter.peers[0]",
+                format!("{BASE}{tcp}[[diameter.peer]]\nhost = \"a\"\nfrom = [\"10.0.0.300/8\"]\n"),
+                "diameter.peer[0].from",
             ),
             (
-                format!("{BASE}tcp = [\"127.0.0.1:3868\"]\npeers = []\ntw_ms = 5\n"),
-                "diameter.tw_ms",
+                format!("{BASE}{tcp}{tls}require_tls = true\n{files}"),
+                "diameter.tcp",
             ),
+            (format!("{BASE}{tcp}peers = [\"a\"]\n"), "peers"),
+            (format!("{BASE}{tcp}tw_ms = 5\n"), "diameter.tw_ms"),
             (
-                "[diameter]\norigin_host = \"\"\norigin_realm = \"r\"\ntcp = [\"127.0.0.1:1\"]\npeers = []\n"
+                "[diameter]\norigin_host = \"\"\norigin_realm = \"r\"\ntcp = [\"127.0.0.1:1\"]\n"
                     .to_string(),
                 "diameter.origin_host",
             ),
@@ -159,5 +232,12 @@ mod tests {
             let err = parse(&text).unwrap_err();
             assert!(err.to_string().contains(key), "{key}: {err}");
         }
+        // TLS required, peers proven by certificate only: valid.
+        let ok = format!(
+            "{BASE}{tls}require_tls = true\n{files}client_ca = \"ca.pem\"\n\
+             [[diameter.peer]]\nhost = \"scscf.ims.example.net\"\n"
+        );
+        let d = parse(&ok).unwrap().diameter.unwrap();
+        assert!(d.require_tls && d.peer[0].from.is_empty());
     }
 }

@@ -10,6 +10,7 @@
 //! environment variables before parsing; the dev configs use `${IMS_DATA_DIR:-data}`,
 //! which `imsctl up --data-dir` sets.
 
+mod budget;
 mod cloud_auth;
 mod cscf;
 mod cx;
@@ -23,10 +24,11 @@ mod policyd;
 mod scscf;
 mod sections;
 
+pub use budget::BudgetSection;
 pub use cloud_auth::{CloudAuthMode, CloudAuthSection, ALL_METHODS};
 pub use cscf::{PcscfSection, ScscfEntry};
 pub use cx::CxClientSection;
-pub use diameter::{CapabilitiesSection, DiameterSection, DiameterTlsSection};
+pub use diameter::{CapabilitiesSection, DiameterPeerSection, DiameterSection, DiameterTlsSection};
 pub use error::{ConfigError, Invalid};
 pub use hss::{ProvisioningSection, SecuritySection, StoreSection};
 pub use load::{load, parse_str, Validate};

@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 
+use crate::budget::BudgetSection;
 use crate::cloud_auth::CloudAuthSection;
 use crate::cscf::{PcscfSection, ScscfEntry};
 use crate::cx::CxClientSection;
@@ -69,6 +70,9 @@ pub struct PcscfConfig {
     pub pcscf: PcscfSection,
     /// `[cloud_auth]`: Keystone token and policy checks on requests from UEs (required).
     pub cloud_auth: CloudAuthSection,
+    /// `[budget]`: what unauthenticated traffic may cost.
+    #[serde(default)]
+    pub budget: BudgetSection,
 }
 
 impl Validate for PcscfConfig {
@@ -76,6 +80,7 @@ impl Validate for PcscfConfig {
         validate_common(&self.node, &self.http)?;
         self.sip.validate().map_err(|e| e.under("sip"))?;
         self.pcscf.validate().map_err(|e| e.under("pcscf"))?;
+        self.budget.validate().map_err(|e| e.under("budget"))?;
         self.cloud_auth
             .validate()
             .map_err(|e| e.under("cloud_auth"))
@@ -100,6 +105,9 @@ pub struct IcscfConfig {
     /// `[originating]`: who may send requests on behalf of a user (`orig`).
     #[serde(default)]
     pub originating: OriginatingSection,
+    /// `[budget]`: what unauthenticated traffic may cost.
+    #[serde(default)]
+    pub budget: BudgetSection,
 }
 
 /// `[originating]` of the I-CSCF: the application servers that may send it requests
@@ -142,6 +150,7 @@ impl Validate for IcscfConfig {
         validate_common(&self.node, &self.http)?;
         self.sip.validate().map_err(|e| e.under("sip"))?;
         self.cx.validate().map_err(|e| e.under("cx"))?;
+        self.budget.validate().map_err(|e| e.under("budget"))?;
         for (i, s) in self.scscf.iter().enumerate() {
             s.validate().map_err(|e| e.under(&format!("scscf[{i}]")))?;
         }
@@ -167,6 +176,9 @@ pub struct ScscfConfig {
     pub session: SessionSection,
     /// `[cloud_auth]`: token and policy checks on registrations (required).
     pub cloud_auth: CloudAuthSection,
+    /// `[budget]`: what unauthenticated traffic may cost.
+    #[serde(default)]
+    pub budget: BudgetSection,
 }
 
 impl Validate for ScscfConfig {
@@ -178,6 +190,7 @@ impl Validate for ScscfConfig {
             .validate()
             .map_err(|e| e.under("registrar"))?;
         self.session.validate().map_err(|e| e.under("session"))?;
+        self.budget.validate().map_err(|e| e.under("budget"))?;
         self.cloud_auth
             .validate()
             .map_err(|e| e.under("cloud_auth"))

@@ -25,7 +25,19 @@ fn every_dev_config_loads() {
     // No Keystone in the dev core: both filters say explicitly that cloud auth is off.
     assert_eq!(p.cloud_auth.mode, CloudAuthMode::Off);
     assert_eq!(s.cloud_auth.mode, CloudAuthMode::Off);
-    let _: HssConfig = load(&dev("hss.toml")).expect("hss");
+    let h: HssConfig = load(&dev("hss.toml")).expect("hss");
+    // Cx over mutual TLS only: the HSS refuses plain TCP and knows both CSCFs, which
+    // present client certificates.
+    let d = h.diameter.expect("[diameter]");
+    assert!(d.require_tls && d.tcp.is_empty());
+    let hosts: Vec<&str> = d.peer.iter().map(|p| p.host.as_str()).collect();
+    assert_eq!(
+        hosts,
+        [i.cx.origin_host.as_str(), s.cx.origin_host.as_str()]
+    );
+    for cx in [&i.cx, &s.cx] {
+        assert!(cx.require_tls && cx.client_identity().is_some(), "{cx:?}");
+    }
 }
 
 const BASE: &str = r#"

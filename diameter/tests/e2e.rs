@@ -16,7 +16,8 @@ use ims_diameter::codec::{DiameterCodec, Frame};
 use ims_diameter::cx::{CxRequest, CxResult, Rta, Uaa};
 use ims_diameter::dict::{disconnect_cause, result};
 use ims_diameter::peer::{
-    cea, Acceptor, BoxFuture, CloseReason, Connector, Handler, Peer, PeerConfig, PeerState, Server,
+    cea, Acceptor, BoxFuture, CloseReason, Connector, Handler, Peer, PeerBinding, PeerConfig,
+    PeerState, Refusal, Server,
 };
 use ims_diameter::Message;
 use tokio::net::TcpListener;
@@ -66,6 +67,11 @@ impl Handler for Node {
 fn cfg(host: &str, peer: &str) -> PeerConfig {
     let mut c = PeerConfig::cx(host, "ims.example");
     c.allowed_peers = vec![peer.into()];
+    // As a responder: the peer is believed from loopback over TCP, or by certificate.
+    c.bindings = vec![PeerBinding::new(
+        peer,
+        vec!["127.0.0.1/32".parse().unwrap()],
+    )];
     c.watchdog_interval = Duration::from_millis(200);
     c.watchdog_jitter = Duration::from_millis(20);
     c.reconnect_min = Duration::from_millis(50);
@@ -87,6 +93,18 @@ async fn serve(addr: SocketAddr, acceptor: Acceptor) -> Server {
     Server::bind(hss_cfg(), addr, acceptor, Arc::new(Node("hss.ims.example")))
         .await
         .unwrap()
+}
+
+/// The I-CSCF peer over TCP toward `addr`, once open.
+async fn open_tcp_client(addr: SocketAddr) -> Peer {
+    let client = Peer::connect(
+        cscf_cfg(),
+        addr,
+        Connector::Tcp,
+        Arc::new(Node("icscf.ims.example")),
+    );
+    bounded("open", client.wait_for(PeerState::Open)).await;
+    client
 }
 
 async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
@@ -178,9 +196,9 @@ async fn mutual_tls_session() {
     .await;
 }
 
-#[tokio::test]
-async fn tls_client_without_certificate_is_refused() {
-    let tls = tls::Pki::new();
+/// A mutual-TLS server of `tls`, and the I-CSCF peer (claiming `icscf.ims.example`)
+/// connecting to it with `config`, once its first attempt has ended.
+async fn tls_attempt(tls: &tls::Pki, config: Arc<rustls::ClientConfig>) -> (Server, Peer) {
     let server = serve(
         "127.0.0.1:0".parse().unwrap(),
         Acceptor::Tls(tls.server_config()),
@@ -190,12 +208,19 @@ async fn tls_client_without_certificate_is_refused() {
         cscf_cfg(),
         server.local_addr(),
         Connector::Tls {
-            config: tls.client_config_without_cert(),
+            config,
             server_name: "hss.ims.example".try_into().unwrap(),
         },
         Arc::new(Node("icscf.ims.example")),
     );
     wait_until("a failed attempt", || client.last_close_reason().is_some()).await;
+    (server, client)
+}
+
+#[tokio::test]
+async fn tls_client_without_certificate_is_refused() {
+    let tls = tls::Pki::new();
+    let (server, client) = tls_attempt(&tls, tls.client_config_without_cert()).await;
     assert_ne!(client.state(), PeerState::Open);
     assert_eq!(client.stats().opened, 0);
     client.disconnect(0).await;
@@ -220,6 +245,61 @@ async fn unknown_peer_is_refused_over_tcp() {
         ))
     );
     client.disconnect(0).await;
+    server.abort();
+}
+
+/// Mutual TLS with a valid certificate of our CA, issued to another Origin-Host than
+/// the one the CER claims: DIAMETER_UNKNOWN_PEER, never open, so no request is served.
+#[tokio::test]
+async fn a_certificate_for_another_origin_host_is_refused() {
+    let tls = tls::Pki::with_client("scscf.ims.example");
+    // Claims icscf.ims.example (allowed, and from an allowed address) with scscf's
+    // certificate: the certificate decides.
+    let (server, client) = tls_attempt(&tls, tls.client_config()).await;
+    assert_eq!(
+        client.last_close_reason(),
+        Some(CloseReason::CapabilitiesRejected(
+            result::DIAMETER_UNKNOWN_PEER
+        ))
+    );
+    assert_eq!(client.stats().opened, 0);
+    assert!(server.peer("icscf.ims.example").is_none());
+    assert_eq!(server.refusals().count(Refusal::CertificateName), 1);
+    client.disconnect(0).await;
+    server.abort();
+}
+
+/// A plain TCP connection from 127.0.0.9 claiming the Origin-Host of a peer allowed
+/// from 127.0.0.1 gets DIAMETER_UNKNOWN_PEER and is closed before any request is read,
+/// while the real peer from 127.0.0.1 is served.
+#[tokio::test]
+async fn an_origin_host_from_another_address_is_refused_over_tcp() {
+    use ims_diameter::peer::cer;
+
+    let server = serve("127.0.0.1:0".parse().unwrap(), Acceptor::Tcp).await;
+    let real = open_tcp_client(server.local_addr()).await;
+
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.9:0".parse().unwrap()).unwrap();
+    let tcp = bounded("connect", socket.connect(server.local_addr()))
+        .await
+        .unwrap();
+    let mut f = Framed::new(tcp, DiameterCodec::default());
+    f.send(&cer(&cscf_cfg())).await.unwrap();
+    let cea = next_non_dwr(&mut f).await.unwrap();
+    assert_eq!(cea.result_code(), Some(result::DIAMETER_UNKNOWN_PEER));
+    let _ = f.send(&samples::uar().to_message()).await;
+    assert!(next_non_dwr(&mut f).await.is_none(), "closed, no UAA");
+    assert_eq!(server.refusals().count(Refusal::Address), 1);
+
+    // The real peer is still the one the server knows, and is served.
+    assert!(Uaa::from_message(
+        &bounded("UAA", real.request(samples::uar().to_message()))
+            .await
+            .unwrap()
+    )
+    .is_ok());
+    real.disconnect(0).await;
     server.abort();
 }
 
@@ -289,13 +369,7 @@ async fn watchdog_failover_and_reconnect() {
 #[tokio::test]
 async fn no_reconnect_after_do_not_want_to_talk_to_you() {
     let server = serve("127.0.0.1:0".parse().unwrap(), Acceptor::Tcp).await;
-    let client = Peer::connect(
-        cscf_cfg(),
-        server.local_addr(),
-        Connector::Tcp,
-        Arc::new(Node("icscf.ims.example")),
-    );
-    bounded("open", client.wait_for(PeerState::Open)).await;
+    let client = open_tcp_client(server.local_addr()).await;
     wait_until("server-side peer", || {
         server.peer("icscf.ims.example").is_some()
     })
@@ -337,6 +411,11 @@ mod tls {
 
     impl Pki {
         pub fn new() -> Pki {
+            Pki::with_client("icscf.ims.example")
+        }
+
+        /// A PKI whose client certificate names `client`.
+        pub fn with_client(client: &str) -> Pki {
             let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
             ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
             let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
@@ -351,7 +430,7 @@ mod tls {
             Pki {
                 ca: ca.der().clone(),
                 server: leaf("hss.ims.example"),
-                client: leaf("icscf.ims.example"),
+                client: leaf(client),
             }
         }
 
@@ -475,13 +554,7 @@ async fn malformed_requests_get_error_answers_or_a_clean_disconnect() {
     assert!(next_non_dwr(&mut f).await.is_none(), "connection closed");
 
     // The server still serves.
-    let client = Peer::connect(
-        cscf_cfg(),
-        server.local_addr(),
-        Connector::Tcp,
-        Arc::new(Node("icscf.ims.example")),
-    );
-    bounded("open", client.wait_for(PeerState::Open)).await;
+    let client = open_tcp_client(server.local_addr()).await;
     assert!(Uaa::from_message(
         &bounded("UAA", client.request(samples::uar().to_message()))
             .await
@@ -517,13 +590,7 @@ async fn next_non_dwr(f: &mut RawClient) -> Option<Message> {
 #[tokio::test]
 async fn dropping_the_client_handle_disconnects() {
     let server = serve("127.0.0.1:0".parse().unwrap(), Acceptor::Tcp).await;
-    let client = Peer::connect(
-        cscf_cfg(),
-        server.local_addr(),
-        Connector::Tcp,
-        Arc::new(Node("icscf.ims.example")),
-    );
-    bounded("open", client.wait_for(PeerState::Open)).await;
+    let client = open_tcp_client(server.local_addr()).await;
     wait_until("server-side peer", || {
         server.peer("icscf.ims.example").is_some()
     })

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ims_diameter::dict::result;
-use ims_diameter::peer::{Acceptor, BoxFuture, Handler, PeerConfig, Server};
+use ims_diameter::peer::{Acceptor, BoxFuture, Handler, PeerBinding, PeerConfig, Server};
 use ims_diameter::Message;
 use tokio::process::Command;
 
@@ -48,7 +48,10 @@ async fn freediameter_completes_cer_and_watchdog() {
         return;
     }
     let mut cfg = PeerConfig::cx("hss.ims.example", "ims.example");
-    cfg.allowed_peers = vec!["fd.ims.example".into()];
+    cfg.bindings = vec![PeerBinding::new(
+        "fd.ims.example",
+        vec!["127.0.0.1/32".parse().unwrap()],
+    )];
     cfg.watchdog_interval = Duration::from_millis(500);
     cfg.watchdog_jitter = Duration::ZERO;
     let server = Server::bind(

@@ -18,7 +18,7 @@ use hss::secrets::StoreKey;
 use hss::store::*;
 use ims_diameter::cx::*;
 use ims_diameter::peer::{
-    Acceptor, BoxFuture, Connector, Handler, Peer, PeerConfig, PeerState, Server,
+    Acceptor, BoxFuture, Connector, Handler, Peer, PeerBinding, PeerConfig, PeerState, Server,
 };
 use ims_diameter::Message;
 use ims_sip::auth::milenage::opc;
@@ -192,7 +192,10 @@ fn main() {
             capabilities: ServerCapabilities::default(),
         });
         let mut cfg = PeerConfig::cx("hss.ims.example.net", REALM);
-        cfg.allowed_peers = vec!["scscf.ims.example.net".into()];
+        cfg.bindings = vec![PeerBinding::new(
+            "scscf.ims.example.net",
+            vec!["127.0.0.1/32".parse().unwrap()],
+        )];
         let server = Server::bind(
             cfg,
             "127.0.0.1:0".parse().unwrap(),

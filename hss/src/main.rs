@@ -52,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
         .context("store: opening the subscriber database")?;
     let subscribers = store.count().await?;
     let backend = format!("{:?}", store.backend()).to_ascii_lowercase();
+    let mut registry = Registry::default();
     let events: Option<Arc<dyn SubscriberEvents>> = match &config.diameter {
         Some(d) => {
             let handler = CxServer::new(CxContext {
@@ -60,9 +61,10 @@ async fn main() -> anyhow::Result<()> {
                 origin_realm: d.origin_realm.clone(),
                 capabilities: hss::node::capabilities(d),
             });
-            let servers = hss::node::listen(d, Arc::new(handler)).await?;
+            let servers = Arc::new(hss::node::listen(d, Arc::new(handler)).await?);
+            hss::node::register_metrics(&mut registry, servers.clone());
             Some(Arc::new(Push::new(
-                Arc::new(servers),
+                servers,
                 &d.origin_host,
                 &d.origin_realm,
             )))
@@ -73,7 +75,6 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let api = hss::provisioning::router_with_access(store, access, &config.node.domain, events);
-    let mut registry = Registry::default();
     if let Some(filter) = &cloud {
         filter.register_metrics(&mut registry);
     }

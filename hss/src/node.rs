@@ -1,6 +1,9 @@
 //! The HSS's Diameter node from its `[diameter]` configuration: TCP and TLS listeners
 //! (TLS on connect, RFC 6733 §13; mutual TLS when `client_ca` is set), the local
-//! identity advertised in CER/CEA, the peers allowed (RFC 6733 §5.3) and Tw (RFC 3539).
+//! identity advertised in CER/CEA, the peers allowed (`[[diameter.peer]]`, RFC 6733
+//! §5.3) with how each one's Origin-Host is bound to its connection (client certificate
+//! name or source address, `ims_diameter::peer::binding`), and Tw (RFC 3539). Refused
+//! capabilities exchanges are counted on `/metrics` ([`register_metrics`]).
 
 use std::fs::File;
 use std::io::BufReader;
@@ -11,7 +14,12 @@ use std::time::Duration;
 use anyhow::Context;
 use ims_config::{DiameterSection, DiameterTlsSection};
 use ims_diameter::cx::ServerCapabilities;
-use ims_diameter::peer::{Acceptor, Handler, PeerConfig, Server};
+use ims_diameter::peer::{Acceptor, Handler, PeerBinding, PeerConfig, Refusal, Server};
+use ims_runtime::prometheus_client::collector::Collector;
+use ims_runtime::prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use ims_runtime::prometheus_client::metrics::counter::ConstCounter;
+use ims_runtime::prometheus_client::metrics::MetricType;
+use ims_runtime::prometheus_client::registry::Registry;
 use rustls::pki_types::CertificateDer;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
@@ -19,7 +27,16 @@ use rustls::{RootCertStore, ServerConfig};
 /// The peer configuration of `section`.
 pub fn peer_config(section: &DiameterSection) -> PeerConfig {
     let mut cfg = PeerConfig::cx(&section.origin_host, &section.origin_realm);
-    cfg.allowed_peers = section.peers.clone();
+    cfg.bindings = section
+        .peer
+        .iter()
+        .map(|p| PeerBinding {
+            host: p.host.clone(),
+            from: p.from.clone(),
+            tls_name: p.tls_name.clone(),
+        })
+        .collect();
+    cfg.require_tls = section.require_tls;
     cfg.watchdog_interval = Duration::from_millis(section.tw_ms);
     // RFC 3539 §3.4.1: jitter of ±2 s, kept below Tw/4 for short test intervals.
     cfg.watchdog_jitter = Duration::from_millis((section.tw_ms / 4).min(2_000));
@@ -102,4 +119,34 @@ fn server_tls(files: &DiameterTlsSection) -> anyhow::Result<Arc<ServerConfig>> {
         None => builder.with_no_client_auth().with_single_cert(chain, key)?,
     };
     Ok(Arc::new(config))
+}
+
+/// Exports the refused connections of `servers` on `/metrics` as
+/// `diameter_peers_refused_total{reason=...}` (reasons: [`Refusal::label`]).
+pub fn register_metrics(registry: &mut Registry, servers: Arc<Vec<Server>>) {
+    registry.register_collector(Box::new(RefusalCollector(servers)));
+}
+
+struct RefusalCollector(Arc<Vec<Server>>);
+
+impl std::fmt::Debug for RefusalCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RefusalCollector")
+    }
+}
+
+impl Collector for RefusalCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
+        let mut family = enc.encode_descriptor(
+            "diameter_peers_refused",
+            "Diameter connections refused, by reason: Origin-Host missing or unknown, plain TCP while TLS is required, client certificate not naming the Origin-Host, source address not allowed (each answered with CEA DIAMETER_UNKNOWN_PEER), TLS handshake failed",
+            None,
+            MetricType::Counter,
+        )?;
+        for r in Refusal::ALL {
+            let n: u64 = self.0.iter().map(|s| s.refusals().count(r)).sum();
+            ConstCounter::new(n).encode(family.encode_family(&[("reason", r.label())])?)?;
+        }
+        Ok(())
+    }
 }

@@ -40,10 +40,11 @@ async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
 
-/// Test PKI: a CA, the HSS's certificate, and the S-CSCF's client certificate.
+/// Test PKI: a CA, the HSS's certificate, and the CSCFs' client certificates.
 struct Pki {
     ca: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
-    client: (Vec<u8>, Vec<u8>),
+    scscf: (Vec<u8>, Vec<u8>),
+    icscf: (Vec<u8>, Vec<u8>),
 }
 
 fn pki(dir: &Path) -> Pki {
@@ -63,12 +64,19 @@ fn pki(dir: &Path) -> Pki {
     std::fs::write(dir.join("hss.crt"), cert.pem()).unwrap();
     std::fs::write(dir.join("hss.key"), key.serialize_pem()).unwrap();
     std::fs::write(dir.join("ca.crt"), ca.pem()).unwrap();
-    let (c, k) = leaf("scscf.ims.example.net");
-    let client = (c.der().to_vec(), k.serialize_der());
-    Pki { ca, client }
+    let client = |name: &str| {
+        let (c, k) = leaf(name);
+        (c.der().to_vec(), k.serialize_der())
+    };
+    Pki {
+        scscf: client("scscf.ims.example.net"),
+        icscf: client("icscf.ims.example.net"),
+        ca,
+    }
 }
 
-fn client_tls(pki: &Pki) -> Connector {
+/// TLS toward the HSS presenting the client certificate and key `client` (DER).
+fn client_tls(pki: &Pki, client: &(Vec<u8>, Vec<u8>)) -> Connector {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
@@ -78,8 +86,8 @@ fn client_tls(pki: &Pki) -> Connector {
         .unwrap()
         .with_root_certificates(roots)
         .with_client_auth_cert(
-            vec![CertificateDer::from(pki.client.0.clone())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.client.1.clone())),
+            vec![CertificateDer::from(client.0.clone())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(client.1.clone())),
         )
         .unwrap();
     Connector::Tls {
@@ -115,10 +123,12 @@ impl Node {
                  [security]\nkey_file = \"data/store.key\"\ngenerate_missing = true\n\
                  [diameter]\norigin_host = \"hss.ims.example.net\"\norigin_realm = \"ims.example.net\"\n\
                  tcp = [\"127.0.0.1:{tcp}\"]\ntls = [\"127.0.0.1:{tls}\"]\n\
-                 peers = [\"scscf.ims.example.net\", \"icscf.ims.example.net\"]\ntw_ms = 1000\n\
+                 tw_ms = 1000\n\
                  [diameter.tls_files]\ncert = \"hss.crt\"\nkey = \"hss.key\"\nclient_ca = \"ca.crt\"\n\
                  [diameter.capabilities]\nmandatory = [1]\noptional = [2, 3]\n\
-                 server_names = [\"{SCSCF}\"]\n"
+                 server_names = [\"{SCSCF}\"]\n\
+                 [[diameter.peer]]\nhost = \"scscf.ims.example.net\"\nfrom = [\"127.0.0.1/32\"]\n\
+                 [[diameter.peer]]\nhost = \"icscf.ims.example.net\"\nfrom = [\"127.0.0.1/32\"]\n"
             ),
         )
         .unwrap();
@@ -325,12 +335,12 @@ async fn cx_over_tcp_and_tls_with_watchdog_restart_rtr_and_ppr() {
     wait_until("DWAs", || peer.stats().dwa_received >= dwa + 3).await;
     assert_eq!(peer.stats().opened, 1);
 
-    // TLS with a client certificate (as the I-CSCF).
+    // TLS with the I-CSCF's client certificate (as the I-CSCF).
     let (tls_tx, _tls_pushed) = mpsc::unbounded_channel();
     let tls_peer = Peer::connect(
         client_cfg("icscf.ims.example.net"),
         ([127, 0, 0, 1], node.tls).into(),
-        client_tls(&node.pki),
+        client_tls(&node.pki, &node.pki.icscf),
         Arc::new(Scscf(tls_tx)),
     );
     bounded("TLS open", tls_peer.wait_for(PeerState::Open)).await;
@@ -421,6 +431,125 @@ async fn cx_over_tcp_and_tls_with_watchdog_restart_rtr_and_ppr() {
     );
     assert_eq!(rtr.user_name, ALICE_IMPI);
     peer.disconnect(0).await;
+    drop(hss);
+}
+
+/// Reads one Diameter message from `tcp`, skipping DWRs; None when the connection
+/// closes first.
+async fn read_message(tcp: &mut tokio::net::TcpStream) -> Option<Message> {
+    use tokio::io::AsyncReadExt;
+    loop {
+        let mut head = [0u8; 20];
+        bounded("a message", tcp.read_exact(&mut head)).await.ok()?;
+        let len = usize::from(head[1]) << 16 | usize::from(head[2]) << 8 | usize::from(head[3]);
+        let mut buf = head.to_vec();
+        buf.resize(len, 0);
+        bounded("a message", tcp.read_exact(&mut buf[20..]))
+            .await
+            .ok()?;
+        let m = Message::decode(buf.into()).unwrap();
+        if m.command_code != 280 {
+            return Some(m);
+        }
+    }
+}
+
+/// The HSS's `/metrics` text.
+async fn metrics(node: &Node) -> String {
+    reqwest::get(format!("http://127.0.0.1:{}/metrics", node.http))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Issue 11, attack 4: a plain TCP connection from 127.0.0.9 claiming the S-CSCF's
+/// Origin-Host (allowed from 127.0.0.1 only) while the real S-CSCF is connected gets
+/// DIAMETER_UNKNOWN_PEER and is closed: its MAR for alice gets no HA1. The real S-CSCF
+/// keeps being served; the refusal is counted on `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cscf_origin_host_from_another_address_gets_no_credentials() {
+    use tokio::io::AsyncWriteExt;
+    let node = Node::new();
+    let hss = node.start().await;
+    node.provision().await;
+    let (peer, _pushed) = node.scscf_peer().await;
+
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.9:0".parse().unwrap()).unwrap();
+    let mut tcp = bounded("connect", socket.connect(([127, 0, 0, 1], node.tcp).into()))
+        .await
+        .unwrap();
+    let cer = ims_diameter::peer::cer(&client_cfg("scscf.ims.example.net"));
+    tcp.write_all(&cer.to_bytes()).await.unwrap();
+    let cea = read_message(&mut tcp).await.expect("a CEA");
+    assert_eq!(cea.result_code(), Some(result::DIAMETER_UNKNOWN_PEER));
+    let mar = mar(ALICE_IMPI, ALICE, "SIP Digest", 1, None).to_message();
+    let _ = tcp.write_all(&mar.to_bytes()).await;
+    assert!(
+        read_message(&mut tcp).await.is_none(),
+        "the connection is closed and the MAR not answered"
+    );
+
+    let maa = Maa::from_message(&request(&peer, mar).await).unwrap();
+    assert!(
+        maa.sip_auth_data_items[0].digest.is_some(),
+        "real S-CSCF served"
+    );
+    let m = metrics(&node).await;
+    assert!(
+        m.contains("diameter_peers_refused_total{reason=\"address\"} 1"),
+        "{m}"
+    );
+    peer.disconnect(0).await;
+    drop(hss);
+}
+
+/// Mutual TLS: a valid client certificate of the HSS's CA, issued to the S-CSCF,
+/// presented by a peer claiming the I-CSCF's Origin-Host (from an allowed address) is
+/// refused with DIAMETER_UNKNOWN_PEER; a peer with no client certificate fails the TLS
+/// handshake. Neither ever opens, so neither gets a request answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_peers_must_present_a_certificate_naming_their_origin_host() {
+    let node = Node::new();
+    let hss = node.start().await;
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let wrong = Peer::connect(
+        client_cfg("icscf.ims.example.net"),
+        ([127, 0, 0, 1], node.tls).into(),
+        client_tls(&node.pki, &node.pki.scscf),
+        Arc::new(Scscf(tx.clone())),
+    );
+    wait_until("refusal", || wrong.last_close_reason().is_some()).await;
+    assert_eq!(
+        wrong.last_close_reason(),
+        Some(ims_diameter::peer::CloseReason::CapabilitiesRejected(
+            result::DIAMETER_UNKNOWN_PEER
+        ))
+    );
+    assert_eq!(wrong.stats().opened, 0);
+    wrong.disconnect(0).await;
+
+    let ca = node.dir.path().join("ca.crt");
+    let no_cert = Peer::connect(
+        client_cfg("icscf.ims.example.net"),
+        ([127, 0, 0, 1], node.tls).into(),
+        Connector::client(Some(&ca), "hss.ims.example.net", None).unwrap(),
+        Arc::new(Scscf(tx)),
+    );
+    wait_until("a failed attempt", || no_cert.last_close_reason().is_some()).await;
+    assert_eq!(no_cert.stats().opened, 0);
+    no_cert.disconnect(0).await;
+    let m = metrics(&node).await;
+    assert!(
+        m.contains("diameter_peers_refused_total{reason=\"certificate_name\"} 1"),
+        "{m}"
+    );
+    assert!(
+        !m.contains("diameter_peers_refused_total{reason=\"tls_handshake\"} 0"),
+        "the handshake without a certificate is counted: {m}"
+    );
     drop(hss);
 }
 

@@ -50,7 +50,8 @@ fn freediameter_opens_and_stays_open_with_the_hss() {
              [store]\nurl = \"sqlite://data/hss.db\"\n\
              [security]\nkey_file = \"data/store.key\"\ngenerate_missing = true\n\
              [diameter]\norigin_host = \"hss.ims.example.net\"\norigin_realm = \"ims.example.net\"\n\
-             tcp = [\"127.0.0.1:{dia}\"]\npeers = [\"fd.ims.example.net\"]\ntw_ms = 500\n"
+             tcp = [\"127.0.0.1:{dia}\"]\ntw_ms = 500\n\
+             [[diameter.peer]]\nhost = \"fd.ims.example.net\"\nfrom = [\"127.0.0.1/32\"]\n"
         ),
     )
     .unwrap();

@@ -6,7 +6,7 @@
 //! |---|---|
 //! | DIAMETER_FIRST_REGISTRATION / SUBSEQUENT_REGISTRATION / SUCCESS with Server-Name | forward to that S-CSCF |
 //! | the same with Server-Capabilities | forward to the best match; none matches: 600 Busy Everywhere |
-//! | DIAMETER_ERROR_USER_UNKNOWN, DIAMETER_ERROR_IDENTITIES_DONT_MATCH, DIAMETER_AUTHORIZATION_REJECTED, DIAMETER_ERROR_IDENTITY_NOT_REGISTERED | 403 Forbidden |
+//! | DIAMETER_ERROR_USER_UNKNOWN, DIAMETER_ERROR_IDENTITIES_DONT_MATCH, DIAMETER_AUTHORIZATION_REJECTED, DIAMETER_ERROR_IDENTITY_NOT_REGISTERED | 403 Forbidden (the policy answers the first three with a decoy challenge before asking this table: [`crate::unknown`]) |
 //! | DIAMETER_ERROR_ROAMING_NOT_ALLOWED | 403 Forbidden - Roaming not allowed |
 //! | DIAMETER_UNABLE_TO_COMPLY, DIAMETER_TOO_BUSY, no answer, HSS unreachable | 480 Temporarily Unavailable |
 //! | anything else | 500 Server Internal Error |

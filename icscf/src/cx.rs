@@ -78,7 +78,11 @@ impl CxClient {
         cfg.watchdog_interval = Duration::from_secs(section.watchdog_secs);
         cfg.request_timeout = Duration::from_secs(section.request_timeout_secs);
         cfg.allowed_peers = vec![section.destination_host.clone()];
-        let connector = Connector::client(section.tls_ca.as_deref(), section.hss_tls_name())?;
+        let connector = Connector::client(
+            section.tls_ca.as_deref(),
+            section.hss_tls_name(),
+            section.client_identity(),
+        )?;
         Ok(CxClient::with_connector(
             cfg,
             section.hss,
@@ -179,6 +183,9 @@ mod tests {
             request_timeout_secs: 5,
             tls_ca: tls_ca.map(Into::into),
             tls_server_name: None,
+            tls_cert: None,
+            tls_key: None,
+            require_tls: false,
         }
     }
 

@@ -7,6 +7,7 @@
 //! | [`lir`] | the LIR for an initial request toward a served user | TS 24.229 §5.3.2.1, TS 29.229 §6.1.5 |
 //! | [`answer`] | UAA and LIA results to forwarding or SIP answers | TS 24.229 §5.3.1.2, §5.3.2.1, TS 29.229 §6.2 |
 //! | [`cx`] | the Diameter Cx client toward the HSS | TS 29.229, RFC 6733 |
+//! | [`unknown`] | decoy challenges for identities that may not register, the UAR budget | issue 11 |
 //! | [`policy`] | the routing decisions over the proxy engine | TS 24.229 §5.3 |
 
 pub mod answer;
@@ -15,5 +16,6 @@ pub mod lir;
 pub mod policy;
 pub mod selection;
 pub mod uar;
+pub mod unknown;
 
 pub use policy::IcscfPolicy;

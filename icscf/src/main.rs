@@ -2,11 +2,17 @@
 //! this binary runs it on the `[sip]` listeners with its Cx client toward the HSS,
 //! `/health` and `/metrics`.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use clap::Parser;
 use icscf::cx::CxClient;
+use icscf::unknown::UnknownUsers;
 use icscf::IcscfPolicy;
 use ims_config::IcscfConfig;
-use ims_runtime::sip::run_sip_node;
+use ims_runtime::budget::BudgetMetrics;
+use ims_runtime::prometheus_client::registry::Registry;
+use ims_runtime::sip::run_sip_node_with;
 use ims_runtime::NodeArgs;
 
 #[tokio::main]
@@ -14,12 +20,33 @@ async fn main() -> anyhow::Result<()> {
     let args = NodeArgs::parse();
     let config: IcscfConfig = ims_config::load(&args.config)?;
     ims_runtime::init_logging(&config.node.log);
+    let metrics = BudgetMetrics::default();
     let policy = IcscfPolicy {
-        cx: CxClient::connect(&config.cx).map_err(|e| anyhow::anyhow!("cx.tls_ca: {e}"))?,
+        cx: CxClient::connect(&config.cx).map_err(|e| anyhow::anyhow!("cx TLS files: {e}"))?,
         scscfs: config.scscf.clone(),
         home_network: config.node.domain.clone(),
         originating: config.originating.clone(),
+        unknown: Arc::new(UnknownUsers::new(
+            &config.budget,
+            &config.node.domain,
+            metrics.clone(),
+        )),
     };
-    run_sip_node("icscf", &config.node, &config.http, &config.sip, policy).await?;
+    let reporter = policy
+        .unknown
+        .refusals
+        .spawn_reporter(Duration::from_secs(config.budget.summary_secs));
+    let mut registry = Registry::default();
+    metrics.register(&mut registry);
+    run_sip_node_with(
+        "icscf",
+        &config.node,
+        &config.http,
+        &config.sip,
+        policy,
+        registry,
+    )
+    .await?;
+    reporter.abort();
     Ok(())
 }

@@ -3,7 +3,9 @@
 //! not on the dialog path).
 //!
 //! * REGISTER (§5.3.1.2): UAR ([`crate::uar`]), then [`crate::answer::outcome`]:
-//!   forwarded to the selected S-CSCF as a pre-loaded Route, or answered.
+//!   forwarded to the selected S-CSCF as a pre-loaded Route, or answered; an identity
+//!   that may not register gets a decoy challenge, then 403 ([`crate::unknown`]: no
+//!   user enumeration, negative cache, UAR cap).
 //! * Initial requests other than REGISTER (§5.3.2.1, terminating routing): LIR for
 //!   the Request-URI ([`crate::lir`]), then [`crate::answer::location_outcome`]:
 //!   forwarded to the S-CSCF the HSS names (or one selected by capabilities for an
@@ -19,9 +21,12 @@
 //! * Requests inside a dialog (To tag) follow their Route set; they do not normally
 //!   reach the I-CSCF, which does not record-route.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use ims_config::{OriginatingSection, ScscfEntry};
 use ims_diameter::cx::Lir;
+use ims_sip::auth::{carries_response, digest_credentials};
 use ims_sip::message::addr::NameAddr;
 use ims_sip::message::build::response_with;
 use ims_sip::message::uri::Uri;
@@ -33,6 +38,7 @@ use crate::answer::{location_outcome, outcome, Outcome, HSS_UNAVAILABLE};
 use crate::cx::CxClient;
 use crate::lir::{lir_for, lir_originating};
 use crate::uar::uar_for;
+use crate::unknown::{hides_identity, UnknownUsers};
 
 /// The I-CSCF as a proxy-engine [`Policy`].
 #[derive(Debug, Clone)]
@@ -45,6 +51,8 @@ pub struct IcscfPolicy {
     pub home_network: String,
     /// Who may send requests on behalf of a user (`[originating]`).
     pub originating: OriginatingSection,
+    /// Decoys for identities that may not register, and the UAR budget (`[budget]`).
+    pub unknown: Arc<UnknownUsers>,
 }
 
 fn reject(request: &SipMessage, code: u16, reason: &str) -> Decision {
@@ -52,7 +60,8 @@ fn reject(request: &SipMessage, code: u16, reason: &str) -> Decision {
 }
 
 impl IcscfPolicy {
-    async fn register(&self, request: &SipMessage) -> Decision {
+    async fn register(&self, request: &SipMessage, source: &Source) -> Decision {
+        let started = tokio::time::Instant::now();
         let uar = match uar_for(request, self.cx.header(), &self.home_network) {
             Ok(uar) => uar,
             Err(error) => {
@@ -60,13 +69,39 @@ impl IcscfPolicy {
                 return reject(request, 400, "Bad Request");
             }
         };
+        let unknown = &self.unknown;
+        let pair = (uar.user_name.clone(), uar.public_identity.clone());
+        if unknown.known_unknown(&pair) {
+            let answer = unknown.answer(request, source.remote.ip(), started).await;
+            return Decision::Respond(answer);
+        }
+        if !unknown.uar_allowed(carries_response(digest_credentials(request).0.as_ref())) {
+            unknown.refusals.refused(source.remote.ip(), "uar rate");
+            let retry = [(HeaderName::RetryAfter, "1")];
+            return Decision::Respond(response_with(
+                request,
+                503,
+                "Service Unavailable",
+                None,
+                &retry,
+            ));
+        }
+        unknown.metrics.event("icscf_uar_sent");
         let next = match self.cx.uar(&uar).await {
+            Ok(uaa) if hides_identity(&uaa) => {
+                unknown.remember(pair);
+                let answer = unknown.answer(request, source.remote.ip(), started).await;
+                return Decision::Respond(answer);
+            }
             Ok(uaa) => outcome(&uaa, &self.scscfs),
             Err(error) => {
                 tracing::warn!(%error, impu = %uar.public_identity, "UAR failed");
                 HSS_UNAVAILABLE
             }
         };
+        if matches!(next, Outcome::Forward(_)) {
+            unknown.delay.forwarded(request, started);
+        }
         forward_or_answer(request, next, &uar.public_identity)
     }
 
@@ -153,7 +188,7 @@ fn forward_or_answer(request: &SipMessage, next: Outcome, impu: &str) -> Decisio
             }
         }
         Outcome::Reject(code, reason) => {
-            tracing::info!(%impu, code, method = ?request.method(), "answered");
+            tracing::debug!(%impu, code, method = ?request.method(), "answered");
             reject(request, code, reason)
         }
     }
@@ -171,7 +206,7 @@ impl Policy for IcscfPolicy {
         popped_route: Option<&Bytes>,
     ) -> Decision {
         if request.method() == Some(&Method::Register) {
-            self.register(request).await
+            self.register(request, source).await
         } else if request.has_to_tag() {
             // In a dialog: the Route set decides (RFC 3261 §16.12).
             Decision::Forward(Forward::default())
@@ -183,6 +218,15 @@ impl Policy for IcscfPolicy {
             self.originating(request).await
         } else {
             self.terminating(request).await
+        }
+    }
+
+    /// Times the S-CSCF's answers to REGISTER (the delay decoys mimic).
+    fn on_response(&self, request: &SipMessage, _source: &Source, response: &mut SipMessage) {
+        if request.method() == Some(&Method::Register) {
+            self.unknown
+                .delay
+                .answered(request, response, tokio::time::Instant::now());
         }
     }
 }

@@ -1,8 +1,11 @@
 //! The development CA: generated once into `<data>/tls/`, then reused.
 //!
 //! Files: `ca.crt`/`ca.key` and, per node, `<node>.crt`/`<node>.key` valid for
-//! `localhost`, `127.0.0.1`, `::1` and `<node>.<domain>`. Private keys are written with
-//! mode 0600. Never use these certificates outside development.
+//! `localhost`, `127.0.0.1`, `::1`, `<node>.<domain>` and the node's extra names (the
+//! Diameter Origin-Host of the HSS and the CSCFs: the certificate is also their Cx
+//! client or server certificate). Private keys are written with mode 0600. Never use
+//! these certificates outside development. An existing certificate is kept, even if the
+//! names asked for changed: delete it to have it issued again.
 
 use std::fs;
 use std::io::Write;
@@ -18,9 +21,13 @@ pub struct DevCa {
 }
 
 impl DevCa {
-    /// Ensures the CA and the certificates of `nodes` exist under `<data_dir>/tls`.
-    /// Existing files are kept. Returns whether anything was generated.
-    pub fn ensure(data_dir: &Path, domain: &str, nodes: &[&str]) -> anyhow::Result<(DevCa, bool)> {
+    /// Ensures the CA and the certificates of `nodes` (name, extra DNS names) exist under
+    /// `<data_dir>/tls`. Existing files are kept. Returns whether anything was generated.
+    pub fn ensure(
+        data_dir: &Path,
+        domain: &str,
+        nodes: &[(&str, Vec<String>)],
+    ) -> anyhow::Result<(DevCa, bool)> {
         let dir = data_dir.join("tls");
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let ca_crt = dir.join("ca.crt");
@@ -38,19 +45,25 @@ impl DevCa {
             fs::read_to_string(&ca_key).with_context(|| format!("reading {}", ca_key.display()))?;
         // The issuer needs only the CA's name and key, both reproducible from the files.
         let issuer = Issuer::new(ca_params()?, KeyPair::from_pem(&ca_key_pem)?);
-        for node in nodes {
+        for (node, extra) in nodes {
             let crt = dir.join(format!("{node}.crt"));
             let key_path = dir.join(format!("{node}.key"));
             if crt.exists() && key_path.exists() {
                 continue;
             }
             let key = KeyPair::generate()?;
-            let mut params = CertificateParams::new(vec![
+            let mut names = vec![
                 "localhost".to_string(),
                 "127.0.0.1".to_string(),
                 "::1".to_string(),
                 format!("{node}.{domain}"),
-            ])?;
+            ];
+            for name in extra {
+                if !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+                    names.push(name.clone());
+                }
+            }
+            let mut params = CertificateParams::new(names)?;
             params
                 .distinguished_name
                 .push(DnType::CommonName, format!("{node}.{domain}"));
@@ -93,7 +106,11 @@ mod tests {
     fn generates_once_then_reuses() {
         let tmp = std::env::temp_dir().join(format!("imsctl-devca-{}", std::process::id()));
         let _ = fs::remove_dir_all(&tmp);
-        let (ca, first) = DevCa::ensure(&tmp, "ims.example.net", &["pcscf"]).unwrap();
+        let nodes = [
+            ("pcscf", Vec::new()),
+            ("scscf", vec!["scscf-cx.example.org".to_string()]),
+        ];
+        let (ca, first) = DevCa::ensure(&tmp, "ims.example.net", &nodes).unwrap();
         assert!(first);
         let crt = fs::read_to_string(ca.dir.join("pcscf.crt")).unwrap();
         assert!(crt.starts_with("-----BEGIN CERTIFICATE-----"));
@@ -106,7 +123,16 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o077, 0, "private key readable by others: {mode:o}");
         }
-        let (_, second) = DevCa::ensure(&tmp, "ims.example.net", &["pcscf"]).unwrap();
+        let scscf = fs::read_to_string(ca.dir.join("scscf.crt")).unwrap();
+        let der = rustls_pemfile::certs(&mut scscf.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap();
+        let names = ims_diameter::peer::binding::certificate_names(&der);
+        for name in ["scscf.ims.example.net", "scscf-cx.example.org"] {
+            assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
+        }
+        let (_, second) = DevCa::ensure(&tmp, "ims.example.net", &nodes).unwrap();
         assert!(!second, "existing CA and certificates are reused");
         assert_eq!(fs::read_to_string(ca.dir.join("pcscf.crt")).unwrap(), crt);
         let _ = fs::remove_dir_all(&tmp);

@@ -43,8 +43,15 @@ pub async fn run(config_dir: &Path, data_dir: &Path, health_timeout: u64) -> any
     // the nodes already running instead of killing imsctl and orphaning them.
     let mut stop = Stop::install()?;
     let pcscf: ims_config::PcscfConfig = ims_config::load(&config_dir.join("pcscf.toml"))?;
-    let names: Vec<&str> = NodeKind::ALL.iter().map(|k| k.name()).collect();
-    let (ca, generated) = DevCa::ensure(data_dir, &pcscf.node.domain, &names)?;
+    let diameter = diameter_hosts(config_dir)?;
+    let nodes: Vec<(&str, Vec<String>)> = NodeKind::ALL
+        .iter()
+        .map(|k| {
+            let extra = diameter.iter().filter(|(n, _)| *n == k.name());
+            (k.name(), extra.map(|(_, host)| host.clone()).collect())
+        })
+        .collect();
+    let (ca, generated) = DevCa::ensure(data_dir, &pcscf.node.domain, &nodes)?;
     if generated {
         println!(
             "generated dev CA and node certificates in {}",
@@ -101,6 +108,21 @@ pub async fn run(config_dir: &Path, data_dir: &Path, health_timeout: u64) -> any
         );
     }
     Ok(())
+}
+
+/// The Diameter Origin-Hosts of the HSS, I-CSCF and S-CSCF (by node name): their dev
+/// certificates must name them, since the HSS binds a CSCF's Origin-Host to its client
+/// certificate and the CSCFs check the HSS's against `destination_host`.
+fn diameter_hosts(config_dir: &Path) -> anyhow::Result<Vec<(&'static str, String)>> {
+    let icscf: ims_config::IcscfConfig = ims_config::load(&config_dir.join("icscf.toml"))?;
+    let scscf: ims_config::ScscfConfig = ims_config::load(&config_dir.join("scscf.toml"))?;
+    let hss: ims_config::HssConfig = ims_config::load(&config_dir.join("hss.toml"))?;
+    let mut hosts = vec![
+        ("icscf", icscf.cx.origin_host),
+        ("scscf", scscf.cx.origin_host),
+    ];
+    hosts.extend(hss.diameter.map(|d| ("hss", d.origin_host)));
+    Ok(hosts)
 }
 
 fn ue_listeners(c: &ims_config::PcscfConfig) -> String {

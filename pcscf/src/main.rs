@@ -2,15 +2,18 @@
 //! what it does; this binary runs it on the `[sip]` listeners with `/health` (which
 //! shows `registered_contacts`) and `/metrics`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use ims_config::PcscfConfig;
+use ims_runtime::budget::BudgetMetrics;
 use ims_runtime::prometheus_client::registry::Registry;
 use ims_runtime::sip::start_proxy;
 use ims_runtime::NodeArgs;
 use ims_sip::message::via::split_host_port;
 use ims_sip::transport::TransportKind;
+use pcscf::budget::SourceBudget;
 use pcscf::flow_token::FlowTokens;
 use pcscf::{Pcscf, PcscfPolicy, PcscfSettings};
 
@@ -24,7 +27,13 @@ async fn main() -> anyhow::Result<()> {
         Some(key) => FlowTokens::new(hex::decode(key)?),
         None => FlowTokens::random(),
     };
+    let metrics = BudgetMetrics::default();
+    let budget = Arc::new(SourceBudget::new(&config.budget, metrics.clone()));
+    let reporter = budget
+        .refusals
+        .spawn_reporter(Duration::from_secs(config.budget.summary_secs));
     let settings = PcscfSettings {
+        budget,
         home_networks: section
             .home_networks
             .iter()
@@ -44,6 +53,7 @@ async fn main() -> anyhow::Result<()> {
     let settings_filter = settings.cloud_auth.clone();
     let pcscf = Pcscf::new(settings, section.max_registrations);
     let mut registry = Registry::default();
+    metrics.register(&mut registry);
     if let Some(f) = &settings_filter {
         f.filter().register_metrics(&mut registry);
     }
@@ -76,6 +86,7 @@ async fn main() -> anyhow::Result<()> {
     });
     running.run_until_shutdown().await;
     purger.abort();
+    reporter.abort();
     drop(engine);
     Ok(())
 }

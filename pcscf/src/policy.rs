@@ -40,6 +40,7 @@ use tokio::time::Instant;
 
 use cloud_auth::filter::sip::{strip_bearer, SipFilter};
 
+use crate::budget::SourceBudget;
 use crate::flow_token::{label, FlowTokens};
 use crate::headers::{
     add_path, assert_identity, asserted_identity, set_charging_vector, set_visited_network,
@@ -57,6 +58,8 @@ pub struct PcscfSettings {
     pub tokens: FlowTokens,
     /// The cloud-authorization filter; `None` when `[cloud_auth]` is off.
     pub cloud_auth: Option<SipFilter>,
+    /// Per-source budgets of unauthenticated traffic (`[budget]`).
+    pub budget: Arc<SourceBudget>,
 }
 
 /// The P-CSCF's state, shared by the policy and the node (health, purging).
@@ -243,6 +246,15 @@ impl Policy for PcscfPolicy {
         if let Some(token) = token.filter(|t| !pcscf.sent_by_ue(t, source)) {
             return pcscf.toward_ue(request, &token);
         }
+        let registered = pcscf.registrations.by_flow(&source.flow, Instant::now());
+        if let Some(busy) =
+            pcscf
+                .settings
+                .budget
+                .refuse(request, source.remote.ip(), registered.is_some())
+        {
+            return Decision::Respond(busy);
+        }
         let in_dialog = request.has_to_tag();
         if let Some(filter) = &pcscf.settings.cloud_auth {
             if !in_dialog && filter.applies_to(request) {
@@ -280,6 +292,8 @@ impl Policy for PcscfPolicy {
         if request.method() != Some(&Method::Register) {
             return;
         }
+        let ip = source.remote.ip();
+        self.0.settings.budget.answered(request, ip, response);
         let learned = self
             .0
             .registrations

@@ -3,6 +3,7 @@
 //! exposition format).
 
 mod args;
+pub mod budget;
 mod http;
 mod logging;
 pub mod sip;

@@ -99,8 +99,19 @@ pub async fn run_sip_node<P: Policy>(
     sip: &SipSection,
     policy: P,
 ) -> Result<(), SipNodeError> {
+    run_sip_node_with(kind, node, http, sip, policy, Registry::default()).await
+}
+
+/// [`run_sip_node`] with the node's own metrics already in `registry`.
+pub async fn run_sip_node_with<P: Policy>(
+    kind: &'static str,
+    node: &ims_config::NodeSection,
+    http: &ims_config::HttpSection,
+    sip: &SipSection,
+    policy: P,
+    mut registry: Registry,
+) -> Result<(), SipNodeError> {
     crate::init_logging(&node.log);
-    let mut registry = Registry::default();
     let engine = start_proxy(sip, policy, &mut registry).await?;
     let running = crate::Node::start(kind, node, http, registry).await?;
     let listeners: Vec<String> = engine

@@ -23,8 +23,9 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use bytes::Bytes;
 use ims_diameter::cx::SipAuthDataItem;
+use ims_sip::auth::decoy::www_authenticate;
 use ims_sip::auth::nonce::RANDOM_PREFIX_LEN;
-use ims_sip::auth::{Algorithm, Challenge, Credentials, Ha1, NonceError, Nonces};
+use ims_sip::auth::{Algorithm, Credentials, Ha1, NonceError, Nonces};
 
 /// SIP-Authentication-Scheme values (TS 29.229 §6.3.2).
 pub mod scheme {
@@ -149,6 +150,16 @@ impl Challenges {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Seconds a nonce lives.
+    pub fn lifetime(&self) -> u64 {
+        self.lifetime
+    }
+
+    /// Most challenges outstanding.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Number of outstanding challenges.
     pub fn outstanding(&self) -> usize {
         self.table().map.len()
@@ -216,14 +227,7 @@ impl Challenges {
             tracing::info!(scheme, "MAA with an authentication scheme we do not offer");
             return Err(VectorError::UnsupportedScheme);
         };
-        let header = Challenge {
-            realm: &pending.realm,
-            nonce: &nonce,
-            algorithm,
-            opaque: None,
-            stale,
-        }
-        .to_string();
+        let header = www_authenticate(&pending.realm, &nonce, algorithm, stale);
         let key = (impi.to_string(), nonce);
         let mut t = self.table();
         while let Some((old, at)) = t.order.front().cloned() {
@@ -316,7 +320,9 @@ impl Challenges {
             }
         };
         if creds.realm != pending.realm || creds.verify(&ha1, method).is_err() {
-            tracing::info!(impi = %creds.username, "wrong digest response");
+            // Counted (budget_events_total{event="scscf_auth_failures"}), not logged at INFO:
+            // a guesser would otherwise write one line per guess.
+            tracing::debug!(impi = %creds.username, "wrong digest response");
             self.forget(&creds.username, &creds.nonce);
             return Verdict::Wrong;
         }
@@ -412,6 +418,34 @@ mod tests {
         // A wrong answer consumes the challenge.
         let good2 = answer(&h2, "MD5", b"secret", 1, "");
         assert_eq!(c.verify(&good2, "REGISTER", IMPU, 1001), Verdict::Challenge);
+    }
+
+    /// Parameter names in order with the length of each value.
+    fn shape(header: &str) -> Vec<(String, usize)> {
+        let body = header.split_once(' ').map_or("", |(_, b)| b);
+        body.split(", ")
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                (k.to_string(), v.len())
+            })
+            .collect()
+    }
+
+    /// A decoy for an identity we do not serve (I-CSCF, or the S-CSCF during back-off)
+    /// has the shape of a real challenge: same parameters, same order, same lengths.
+    #[test]
+    fn decoy_challenges_have_the_shape_of_real_ones() {
+        let c = Challenges::new(30, 16);
+        let decoys = ims_sip::auth::decoy::Decoys::new(30, 16);
+        let real = c
+            .issue(IMPI, IMPU, REALM, &digest_item("secret"), false, 1000)
+            .unwrap();
+        let fake = decoys.challenge(REALM, Algorithm::Md5, false, 1000);
+        assert_eq!(shape(&real), shape(&fake), "{real}\n{fake}");
+        let (_, _, item) = aka_setup();
+        let real = c.issue(IMPI, IMPU, REALM, &item, true, 1000).unwrap();
+        let fake = decoys.challenge(REALM, Algorithm::AkaV1Md5, true, 1000);
+        assert_eq!(shape(&real), shape(&fake), "{real}\n{fake}");
     }
 
     #[test]

@@ -111,7 +111,11 @@ impl CxClient {
         pc.request_timeout = Duration::from_secs(cfg.request_timeout_secs);
         pc.reconnect_max = Duration::from_secs(10);
         pc.allowed_peers = vec![cfg.destination_host.clone()];
-        let connector = Connector::client(cfg.tls_ca.as_deref(), cfg.hss_tls_name())?;
+        let connector = Connector::client(
+            cfg.tls_ca.as_deref(),
+            cfg.hss_tls_name(),
+            cfg.client_identity(),
+        )?;
         let peer = Peer::connect(pc, cfg.hss, connector, handler);
         Ok(CxClient {
             peer,

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use ims_config::ScscfConfig;
+use ims_config::{BudgetSection, ScscfConfig};
+use ims_runtime::budget::{Backoff, BackoffPolicy, BudgetMetrics};
 use ims_runtime::sip::start_proxy;
 use ims_runtime::NodeArgs;
 use ims_sip::message::uri::Uri;
@@ -44,6 +45,27 @@ fn service_route(config: &ScscfConfig) -> String {
     format!("<sip:{ORIG_USER}@{};lr>", own_host(config))
 }
 
+/// The back-off per private identity after failed authentications, when `[budget]`
+/// is on.
+fn identity_backoff(
+    section: &BudgetSection,
+    metrics: &BudgetMetrics,
+) -> Option<Arc<Backoff<String>>> {
+    section.enabled.then(|| {
+        let policy = BackoffPolicy {
+            after_failures: section.failures_before_backoff,
+            base: Duration::from_secs(section.backoff_base_secs),
+            max: Duration::from_secs(section.backoff_max_secs),
+        };
+        Arc::new(Backoff::new(
+            "scscf_auth_failures",
+            policy,
+            section.max_keys,
+            metrics.clone(),
+        ))
+    })
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = NodeArgs::parse();
@@ -53,9 +75,10 @@ async fn main() -> anyhow::Result<()> {
     let store = BindingStore::open(&r.store)
         .await
         .map_err(|e| anyhow::anyhow!("registrar.store: {e}"))?;
+    let metrics = BudgetMetrics::default();
     let handler = HssRequests::new(&config.cx.origin_host, &config.cx.origin_realm);
     let cx = CxClient::start(&config.cx, &r.server_name, handler.clone())
-        .map_err(|e| anyhow::anyhow!("cx.tls_ca: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("cx TLS files: {e}"))?;
     let settings = Settings {
         limits: ExpiryLimits {
             min: r.min_expires,
@@ -71,6 +94,7 @@ async fn main() -> anyhow::Result<()> {
         )?,
         unregistered_ttl_secs: config.session.unregistered_ttl_secs,
         max_unregistered_profiles: config.session.max_unregistered_profiles,
+        failures: identity_backoff(&config.budget, &metrics),
     };
     let filter = settings.cloud_auth.clone();
     let challenges = Challenges::new(r.nonce_lifetime, r.max_pending_challenges);
@@ -79,6 +103,7 @@ async fn main() -> anyhow::Result<()> {
     let expiry = registrar.spawn_expiry();
 
     let mut registry = ims_runtime::prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
     if let Some(f) = &filter {
         f.filter().register_metrics(&mut registry);
     }

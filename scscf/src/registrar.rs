@@ -27,11 +27,14 @@ use cloud_auth::filter::sip::SipFilter;
 use ims_diameter::cx::{CxResult, Ppr, Rtr, ServerAssignmentType};
 use ims_diameter::dict::{experimental, result};
 use ims_diameter::peer::PeerState;
+use ims_runtime::budget::Backoff;
 use ims_runtime::NodeStatus;
-use ims_sip::auth::Credentials;
+use ims_sip::auth::decoy::Decoys;
+use ims_sip::auth::{carries_response, digest_credentials, Algorithm, Credentials};
 use ims_sip::message::addr::NameAddr;
 use ims_sip::message::build::{reason_phrase, response_with};
 use ims_sip::{HeaderName, SipMessage};
+use tokio::time::Instant;
 
 use crate::auth::{scheme_for, Challenges, VectorError, Verdict};
 use crate::cloud_auth::check_registration;
@@ -68,11 +71,15 @@ pub struct Settings {
     pub unregistered_ttl_secs: u64,
     /// Most unregistered profiles kept at once (`[session] max_unregistered_profiles`).
     pub max_unregistered_profiles: usize,
+    /// Failed authentications per private identity, with back-off (`[budget]`); `None`:
+    /// no back-off.
+    pub failures: Option<Arc<Backoff<String>>>,
 }
 
 /// The registrar.
 pub struct Registrar {
     settings: Settings,
+    decoys: Decoys,
     challenges: Challenges,
     cx: CxClient,
     writer: StoreWriter,
@@ -90,12 +97,7 @@ impl std::fmt::Debug for Registrar {
     }
 }
 
-/// Unix seconds now.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub use ims_sip::auth::nonce::unix_now;
 
 fn reply(req: &SipMessage, code: u16, extra: &[(HeaderName, &str)]) -> SipMessage {
     response_with(req, code, reason_phrase(code), None, extra)
@@ -130,6 +132,7 @@ impl Registrar {
             settings.max_unregistered_profiles,
         );
         Ok(Arc::new(Registrar {
+            decoys: Decoys::new(challenges.lifetime(), challenges.capacity()),
             settings,
             unregistered,
             challenges,
@@ -208,16 +211,7 @@ impl Registrar {
         };
         // The UE may send several Authorization headers (Digest and an RFC 8898 Bearer
         // token, design brief §3): the registrar reads the Digest one.
-        let raw_auth = req
-            .headers
-            .get_all(&HeaderName::Authorization)
-            .filter_map(|h| h.value_str())
-            .find(|v| {
-                v.trim_start()
-                    .get(..6)
-                    .is_some_and(|s| s.eq_ignore_ascii_case("digest"))
-            });
-        let creds = raw_auth.and_then(|a| Credentials::parse(a).ok());
+        let (creds, raw_auth) = digest_credentials(req);
         let impi = creds.as_ref().map_or_else(
             || {
                 impu.trim_start_matches("sips:")
@@ -227,6 +221,9 @@ impl Registrar {
             |c| c.username.clone(),
         );
         let now = unix_now();
+        if let Some(answer) = self.backed_off(req, &impi, creds.as_ref(), raw_auth, now) {
+            return answer;
+        }
         let verdict = creds.as_ref().map_or(Verdict::Challenge, |c| {
             self.challenges.verify(c, "REGISTER", &impu, now)
         });
@@ -235,7 +232,11 @@ impl Registrar {
             .map_or(self.settings.realm.as_str(), |c| c.realm.as_str())
             .to_string();
         match verdict {
-            Verdict::Valid => {}
+            Verdict::Valid => {
+                if let Some(f) = &self.settings.failures {
+                    f.success(&impi);
+                }
+            }
             Verdict::Challenge | Verdict::Replay => {
                 let scheme = scheme_for(creds.as_ref(), raw_auth);
                 return self
@@ -255,6 +256,12 @@ impl Registrar {
                     .await;
             }
             Verdict::Wrong => {
+                if let Some(f) = &self.settings.failures {
+                    if let Some(d) = f.failure(impi.clone(), Instant::now()) {
+                        // One line per back-off window and identity at most.
+                        tracing::info!(%impi, secs = d.as_secs(), "authentication back-off");
+                    }
+                }
                 // TS 24.229 §5.4.1.2.3 (AKA) and §5.4.1.2.3A (SIP digest): an incorrect
                 // response gets 403; the registration state stays as it was. An
                 // unregistered user's S-CSCF assignment is released (TS 29.228 §6.1.2).
@@ -276,6 +283,34 @@ impl Registrar {
             }
         }
         self.update(req, &impi, &impu, now).await
+    }
+
+    /// While `impi` is backed off after failed authentications: no MAR and no
+    /// verification; a REGISTER without an answer gets a decoy challenge (the shape of
+    /// a real one), any answer `403`, as a wrong one would. So the identity's password
+    /// cannot be guessed meanwhile, and it looks like an identity we do not serve.
+    fn backed_off(
+        &self,
+        req: &SipMessage,
+        impi: &str,
+        creds: Option<&Credentials>,
+        raw_auth: Option<&str>,
+        now: u64,
+    ) -> Option<SipMessage> {
+        let failures = self.settings.failures.as_ref()?;
+        failures.blocked(&impi.to_string(), Instant::now())?;
+        if carries_response(creds) {
+            return Some(reply(req, 403, &[]));
+        }
+        let algorithm = if scheme_for(creds, raw_auth) == crate::auth::scheme::AKA {
+            Algorithm::AkaV1Md5
+        } else {
+            Algorithm::Md5
+        };
+        let h = self
+            .decoys
+            .challenge(&self.settings.realm, algorithm, false, now);
+        Some(reply(req, 401, &[(HeaderName::WwwAuthenticate, &h)]))
     }
 
     #[allow(clippy::too_many_arguments)]

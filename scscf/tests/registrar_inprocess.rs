@@ -15,6 +15,7 @@ use common::*;
 use ims_config::CxClientSection;
 use ims_diameter::cx::ServerAssignmentType;
 use ims_diameter::peer::PeerState;
+use ims_runtime::budget::{Backoff, BackoffPolicy, BudgetMetrics};
 use ims_sip::auth::aka::{AkaNonce, Usim, UsimFailure};
 use ims_sip::auth::digest::{response, QopAuth};
 use ims_sip::auth::{Algorithm, Ha1, Milenage, Sqn};
@@ -39,6 +40,9 @@ fn cx_section(hss: &TestHss) -> CxClientSection {
         request_timeout_secs: 5,
         tls_ca: None,
         tls_server_name: None,
+        tls_cert: None,
+        tls_key: None,
+        require_tls: false,
     }
 }
 
@@ -51,6 +55,16 @@ async fn registrar_and_store(
     hss: &TestHss,
     dir: &std::path::Path,
     nonce_lifetime: u64,
+) -> (Arc<Registrar>, BindingStore) {
+    registrar_with(hss, dir, nonce_lifetime, None).await
+}
+
+/// [`registrar_and_store`] with a back-off per private identity.
+async fn registrar_with(
+    hss: &TestHss,
+    dir: &std::path::Path,
+    nonce_lifetime: u64,
+    failures: Option<Arc<Backoff<String>>>,
 ) -> (Arc<Registrar>, BindingStore) {
     let cfg = cx_section(hss);
     let handler = HssRequests::new(SCSCF_HOST, DOMAIN);
@@ -72,6 +86,7 @@ async fn registrar_and_store(
         cloud_auth: None,
         unregistered_ttl_secs: 60,
         max_unregistered_profiles: 100,
+        failures,
     };
     let r = Registrar::new(
         settings,
@@ -248,6 +263,75 @@ async fn lapsed_nonce_gets_stale_true() {
     let again = r.register(&register("alice", 2, &late, contact)).await;
     assert_eq!(challenge(&again).get("stale").as_deref(), Some("true"));
     assert_eq!(r.contacts(), 0);
+}
+
+/// Password guessing (issue 11): after 2 wrong answers alice is backed off for 1 s:
+/// meanwhile even the right password gets 403, unverified and without MAR, and a
+/// REGISTER without credentials a decoy 401 of the real shape; once the back-off lapsed
+/// the right password registers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_wrong_answers_back_the_identity_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let hss = TestHss::start(0).await;
+    let policy = BackoffPolicy {
+        after_failures: 2,
+        base: Duration::from_secs(1),
+        max: Duration::from_secs(60),
+    };
+    let failures = Arc::new(Backoff::new("t", policy, 16, BudgetMetrics::default()));
+    let (r, _store) = registrar_with(&hss, dir.path(), 60, Some(failures)).await;
+    let mars = || {
+        hss.seen()
+            .iter()
+            .filter(|s| matches!(s, Seen::Mar(..)))
+            .count()
+    };
+    let (real, status) = attempt(&r, 1, b"guess1").await;
+    assert_eq!(status, Some(403));
+    assert_eq!(attempt(&r, 3, b"guess2").await.1, Some(403));
+    let before = mars();
+    let (decoy, status) = attempt(&r, 5, b"secret").await;
+    assert_eq!(
+        status,
+        Some(403),
+        "the right password is not verified meanwhile"
+    );
+    assert_eq!(mars(), before, "no MAR while backed off");
+    assert_eq!(shape(&real), shape(&decoy), "{real}\n{decoy}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(attempt(&r, 7, b"secret").await.1, Some(200));
+    assert_eq!(r.contacts(), 1);
+}
+
+/// A REGISTER of alice (CSeq `cseq`) and the answer to its challenge with `pw`: the
+/// challenge header and the final status.
+async fn attempt(r: &Registrar, cseq: u32, pw: &[u8]) -> (String, Option<u16>) {
+    let contact = "Contact: <sip:alice@10.0.0.1:5070>\r\n";
+    let first = r
+        .register(&register("alice", cseq, &initial("alice", ""), contact))
+        .await;
+    let nonce = challenge(&first).get("nonce").unwrap();
+    let header = first
+        .headers
+        .get_str(&HeaderName::WwwAuthenticate)
+        .unwrap()
+        .to_string();
+    let auth = answer("alice", Algorithm::Md5, &nonce, pw, 1, "");
+    let second = r
+        .register(&register("alice", cseq + 1, &auth, contact))
+        .await;
+    (header, second.status())
+}
+
+/// Parameter names of a challenge in order, with the length of each value.
+fn shape(header: &str) -> Vec<(String, usize)> {
+    header
+        .split(", ")
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap();
+            (k.to_string(), v.len())
+        })
+        .collect()
 }
 
 /// The SARs of `kind` the test HSS saw.

@@ -31,7 +31,7 @@ pub const SCSCF_HTTP: u16 = 9103;
 /// The policy service's port.
 pub const POLICYD_HTTP: u16 = 9105;
 /// What a capture of the chain listens to: SIP between the nodes and toward UEs (all
-/// UE traffic goes through the P-CSCF's 5060) and Cx.
+/// UE traffic goes through the P-CSCF's 5060) and Cx over TCP ([`plain_cx_configs`]).
 pub const CAPTURE_FILTER: &str = "udp port 5060 or udp port 5070 or udp port 5080 or tcp port 3868";
 
 /// `127.0.0.1:port`.
@@ -252,6 +252,64 @@ pub fn start_core(name: &str, config_dir: Option<&Path>) -> (PathBuf, PathBuf, D
     let data = dir.join("data");
     let core = DevCore::start_with(config_dir, &data).unwrap_or_else(|e| panic!("{e}"));
     (dir, data, core)
+}
+
+/// The dev configs, each passed through `edit(node, text)`, written to a scratch
+/// directory `ims-e2e-<name>-cfg-<pid>`; returns that config directory.
+pub fn edited_dev_configs(name: &str, edit: impl Fn(&str, String) -> String) -> PathBuf {
+    let out = scratch_dir(&format!("{name}-cfg")).join("config");
+    std::fs::create_dir_all(&out).unwrap();
+    for node in ["hss", "icscf", "pcscf", "scscf", "policyd"] {
+        let text =
+            std::fs::read_to_string(crate::repo_root().join(format!("config/dev/{node}.toml")))
+                .unwrap();
+        std::fs::write(out.join(format!("{node}.toml")), edit(node, text)).unwrap();
+    }
+    out
+}
+
+/// The dev configs with Cx over plain TCP on 3868, bound by source address (127.0.0.1)
+/// instead of mutual TLS, so a capture can decode it.
+pub fn plain_cx_configs(name: &str) -> PathBuf {
+    edited_dev_configs(name, |node, text| match node {
+        "hss" => text
+            .replace(
+                "require_tls = true",
+                "require_tls = false\ntcp = [\"127.0.0.1:3868\"]",
+            )
+            .replace(
+                "\nhost = \"icscf.ims.example.net\"",
+                "\nhost = \"icscf.ims.example.net\"\nfrom = [\"127.0.0.1/32\"]",
+            )
+            .replace(
+                "\nhost = \"scscf.ims.example.net\"",
+                "\nhost = \"scscf.ims.example.net\"\nfrom = [\"127.0.0.1/32\"]",
+            ),
+        "icscf" | "scscf" => plain_cx_section(&text),
+        _ => text,
+    })
+}
+
+/// `text` with its `[cx]` section on 127.0.0.1:3868 and without its TLS keys.
+fn plain_cx_section(text: &str) -> String {
+    let mut in_cx = false;
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.starts_with('[') {
+            in_cx = line == "[cx]";
+        }
+        let key = line.split('=').next().unwrap_or("").trim();
+        if in_cx && ["tls_ca", "tls_cert", "tls_key", "require_tls"].contains(&key) {
+            continue;
+        }
+        if in_cx && key == "hss" {
+            out.push_str("hss = \"127.0.0.1:3868\"\n");
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 /// Stops the core and asserts `imsctl up` exits cleanly.

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use ims_diameter::cx::{AnswerHeader, CxResult, ServerCapabilities, Uaa, Uar};
 use ims_diameter::dict::experimental;
-use ims_diameter::peer::{Acceptor, BoxFuture, Handler, PeerConfig, Server};
+use ims_diameter::peer::{Acceptor, BoxFuture, Handler, PeerBinding, PeerConfig, Server};
 use ims_diameter::Message;
 
 /// The UAR-answering HSS.
@@ -75,7 +75,8 @@ impl Handler for UarHss {
 pub async fn start(client_host: &str) -> std::io::Result<(Server, Arc<UarHss>)> {
     let hss = Arc::new(UarHss::default());
     let mut cfg = PeerConfig::cx("hss.ims.example.net", "ims.example.net");
-    cfg.allowed_peers = vec![client_host.to_string()];
+    let loopback = "127.0.0.1/32".parse().map_err(std::io::Error::other)?;
+    cfg.bindings = vec![PeerBinding::new(client_host, vec![loopback])];
     let server = Server::bind(
         cfg,
         "127.0.0.1:0".parse().map_err(std::io::Error::other)?,

@@ -4,7 +4,8 @@
 //! token), P-Visited-Network-ID and P-Charging-Vector; the registration learned from
 //! the 200; a registered UE's request along its Service-Route with P-Asserted-Identity;
 //! requests from the core over the UE's TCP flow (403 forged token, 430 after
-//! de-registration); UAA errors answered (403), an unreachable HSS (480), and a request
+//! de-registration); UAA errors answered (an unknown user: decoy 401, then 403, no
+//! second UAR), an unreachable HSS (480), and a request
 //! from an unregistered UE refused (403); a dialog with a TCP UE whose requests from the
 //! core (ACK included) reach it over its connection by the flow token in the Record-Route.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -14,16 +15,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use icscf::cx::CxClient;
+use icscf::unknown::UnknownUsers;
 use icscf::IcscfPolicy;
-use ims_config::ScscfEntry;
+use ims_config::{BudgetSection, ScscfEntry};
 use ims_diameter::cx::UserAuthorizationType;
 use ims_diameter::peer::{PeerConfig, PeerState, Server};
 use ims_e2e::uar_hss::{self, UarHss};
+use ims_runtime::budget::BudgetMetrics;
 use ims_sip::message::build::response;
 use ims_sip::proxy::engine::{EngineConfig, ProxyEngine};
 use ims_sip::proxy::record_route::route_user;
 use ims_sip::transport::{TransportConfig, TransportKind};
 use ims_sip::{HeaderName, Method, SipMessage};
+use pcscf::budget::SourceBudget;
 use pcscf::flow_token::FlowTokens;
 use pcscf::{Pcscf, PcscfPolicy, PcscfSettings};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -88,6 +92,15 @@ fn header(m: &SipMessage, name: HeaderName) -> Vec<String> {
         .collect()
 }
 
+/// The I-CSCF's decoys and UAR budget with the default `[budget]`.
+fn unknown_users() -> Arc<UnknownUsers> {
+    Arc::new(UnknownUsers::new(
+        &BudgetSection::default(),
+        "ims.example.net",
+        BudgetMetrics::default(),
+    ))
+}
+
 struct Chain {
     pcscf_state: Arc<Pcscf>,
     pcscf: ProxyEngine,
@@ -126,6 +139,7 @@ async fn chain_of(max_registrations: usize) -> Chain {
             }],
             home_network: "ims.example.net".into(),
             originating: Default::default(),
+            unknown: unknown_users(),
         },
         false,
     )
@@ -139,6 +153,10 @@ async fn chain_of(max_registrations: usize) -> Chain {
             visited_network_id: "visited.example.net".into(),
             tokens: FlowTokens::random(),
             cloud_auth: None,
+            budget: Arc::new(SourceBudget::new(
+                &BudgetSection::default(),
+                BudgetMetrics::default(),
+            )),
         },
         max_registrations,
     );
@@ -389,7 +407,9 @@ async fn capabilities_select_the_scscf_and_errors_are_answered() {
     let (at_s, _) = recv_udp(&c.scscf).await;
     assert_eq!(at_s.method(), Some(&Method::Register));
 
-    // An unknown user: 403 from the I-CSCF, relayed by the P-CSCF.
+    // An unknown user: no 403 at once, which would tell a scanner who exists (issue
+    // 11): a decoy Digest challenge from the I-CSCF, relayed by the P-CSCF, and 403
+    // for the answer to it; the second REGISTER costs no UAR (negative cache).
     let reg = request(
         "REGISTER",
         "sip:ims.example.net",
@@ -399,7 +419,38 @@ async fn capabilities_select_the_scscf_and_errors_are_answered() {
         &format!("Contact: <sip:m@{ue_addr}>\r\n"),
     );
     ue.send_to(reg.as_bytes(), pcscf_udp).await.unwrap();
-    assert_eq!(recv_udp(&ue).await.0.status(), Some(403));
+    let challenge = recv_udp(&ue).await.0;
+    assert_eq!(challenge.status(), Some(401));
+    let www = challenge
+        .headers
+        .get_str(&HeaderName::WwwAuthenticate)
+        .unwrap()
+        .to_string();
+    assert!(
+        www.starts_with("Digest realm=\"ims.example.net\", nonce=\"")
+            && www.ends_with("\", algorithm=MD5, qop=\"auth\""),
+        "{www}"
+    );
+    let nonce = www.split('"').nth(3).unwrap().to_string();
+    let uars = c.hss.uars().len();
+    let answer = format!(
+        "Authorization: Digest username=\"mallory@ims.example.net\", realm=\"ims.example.net\", \
+         nonce=\"{nonce}\", uri=\"sip:ims.example.net\", response=\"0123456789abcdef0123456789abcdef\", \
+         algorithm=MD5, qop=auth, nc=00000001, cnonce=\"c\"\r\nContact: <sip:m@{ue_addr}>\r\n"
+    );
+    let reg = request(
+        "REGISTER",
+        "sip:ims.example.net",
+        &via,
+        "mallory",
+        "m2",
+        &answer,
+    );
+    ue.send_to(reg.as_bytes(), pcscf_udp).await.unwrap();
+    let refused = recv_udp(&ue).await.0;
+    assert_eq!(refused.status(), Some(403));
+    assert_eq!(&refused.response().unwrap().reason[..], b"Forbidden");
+    assert_eq!(c.hss.uars().len(), uars, "no UAR for a cached unknown user");
 
     // A request from a UE that never registered: 403 at the P-CSCF.
     let msg = request(
@@ -435,6 +486,7 @@ async fn unreachable_hss_gives_480() {
             scscfs: Vec::new(),
             home_network: "ims.example.net".into(),
             originating: Default::default(),
+            unknown: unknown_users(),
         },
         false,
     )

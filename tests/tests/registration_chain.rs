@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use ims_e2e::chain::{
     addr, assert_all_passed, assert_contacts, assert_not_registered, assert_registered,
-    decode_cleanly, impu, imsctl, provision_digest, run, scscf_contacts, sipp_csv, start_core,
-    stop_core, users, Capture, PCSCF, PCSCF_TLS,
+    decode_cleanly, impu, imsctl, plain_cx_configs, provision_digest, run, scscf_contacts,
+    sipp_csv, start_core, stop_core, users, Capture, PCSCF, PCSCF_TLS,
 };
 use ims_e2e::sipp::{self, SippTransport};
 use ims_e2e::{command, free_port, health, repo_root, stunnel, wait_for, GroupGuard};
@@ -70,7 +70,9 @@ fn wrong_password_and_unknown_user_get_403_and_stay_unregistered() {
     let nobody = users("nobody", 1);
     let unknown = sipp_csv(&dir, "unknown.csv", &nobody, "secret", None);
     for transport in [SippTransport::Udp, SippTransport::Tcp] {
-        // The scenarios expect the 403 (TS 24.229 §5.4.1.2.3A; TS 29.228 §6.1.1).
+        // The scenarios expect the 403 (TS 24.229 §5.4.1.2.3A; TS 29.228 §6.1.1). An
+        // unknown user is answered like a wrong password (issue 11, no enumeration): a
+        // decoy 401 from the I-CSCF, then 403.
         let r = run(
             &dir,
             "register/wrong_password.xml",
@@ -82,7 +84,7 @@ fn wrong_password_and_unknown_user_get_403_and_stay_unregistered() {
         assert_all_passed(&r, 1);
         let r = run(
             &dir,
-            "register/unknown_user.xml",
+            "register/wrong_password.xml",
             &unknown,
             transport,
             1,
@@ -169,11 +171,12 @@ fn a_barred_identity_gets_403() {
     );
     let csv = sipp_csv(&dir, "barred.csv", &barred, "secret", None);
     for transport in [SippTransport::Udp, SippTransport::Tcp] {
-        // The UAA refuses a barred identity; the I-CSCF answers 403 (TS 29.228 §6.1.1,
-        // TS 24.229 §5.3.1.2) without a challenge.
+        // The UAA refuses a barred identity (TS 29.228 §6.1.1); the I-CSCF answers it
+        // like a wrong password (issue 11: barring must not reveal who exists): a decoy
+        // 401, then 403 even for the right password.
         let r = run(
             &dir,
-            "register/unknown_user.xml",
+            "register/wrong_password.xml",
             &csv,
             transport,
             1,
@@ -250,7 +253,9 @@ fn digest_registration_over_tls_through_stunnel() {
 
 #[test]
 fn a_udp_registration_decodes_in_tshark() {
-    let (dir, data, core) = start_core("chain-tshark", None);
+    // Cx in plaintext (bound by address) so tshark decodes it; the dev core runs it over
+    // mutual TLS.
+    let (dir, data, core) = start_core("chain-tshark", Some(&plain_cx_configs("chain-tshark")));
     let names = users("cap", 1);
     provision_digest(&data, &dir, &names, "secret", None);
     let csv = sipp_csv(&dir, "cap.csv", &names, "secret", None);

@@ -19,8 +19,8 @@
 use std::path::Path;
 
 use ims_e2e::chain::{
-    addr, assert_all_passed, assert_contacts, decode, decode_cleanly, provision_digest, sipp_csv,
-    start_core, stop_core, workdir, Capture, Ue, PCSCF_TLS,
+    addr, assert_all_passed, assert_contacts, decode, decode_cleanly, plain_cx_configs,
+    provision_digest, sipp_csv, start_core, stop_core, workdir, Capture, Ue, PCSCF_TLS,
 };
 use ims_e2e::sipp::{scenario, Background, SippTransport};
 use ims_e2e::{free_port, http_get, stunnel};
@@ -207,7 +207,9 @@ fn calls_at_a_steady_rate_all_complete() {
 
 #[test]
 fn a_captured_call_shows_the_record_route_set_and_lir_in_tshark() {
-    let (dir, data, core) = start_core("session-tshark", None);
+    // Cx in plaintext (bound by address) so tshark decodes the LIR; the dev core runs it
+    // over mutual TLS.
+    let (dir, data, core) = start_core("session-tshark", Some(&plain_cx_configs("session-tshark")));
     let (alice, bob) = alice_and_bob(&dir, &data);
     let callee = bob.serve(&dir, "session/uas_answer.xml", 1);
     let capture = Capture::start(&dir.join("call.pcapng"));

@@ -74,9 +74,10 @@ pub fn advertised_applications(m: &Message) -> Vec<u32> {
     apps
 }
 
-/// The Result-Code with which a CER (or a CEA, on the initiator side) is judged:
-/// success, DIAMETER_UNKNOWN_PEER for an Origin-Host not configured, or
-/// DIAMETER_NO_COMMON_APPLICATION.
+/// The Result-Code with which a CEA is judged on the initiator side: success,
+/// DIAMETER_UNKNOWN_PEER for an Origin-Host not in `allowed_peers`, or
+/// DIAMETER_NO_COMMON_APPLICATION. (A responder binds the CER's Origin-Host to the
+/// connection first, `super::binding`, then judges the applications with [`common`].)
 pub fn judge(cfg: &PeerConfig, m: &Message) -> u32 {
     let Some(host) = m.origin_host() else {
         return result::DIAMETER_MISSING_AVP;
@@ -88,6 +89,12 @@ pub fn judge(cfg: &PeerConfig, m: &Message) -> u32 {
     {
         return result::DIAMETER_UNKNOWN_PEER;
     }
+    common(cfg, m)
+}
+
+/// Success when `m` advertises an application of ours (or relay), else
+/// DIAMETER_NO_COMMON_APPLICATION.
+pub fn common(cfg: &PeerConfig, m: &Message) -> u32 {
     let theirs = advertised_applications(m);
     let common = theirs
         .iter()

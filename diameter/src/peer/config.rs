@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use super::binding::PeerBinding;
 use crate::codec::DEFAULT_MAX_MESSAGE;
 use crate::dict::{CX_APPLICATION_ID, VENDOR_3GPP};
 
@@ -26,9 +27,14 @@ pub struct PeerConfig {
     /// Auth applications supported, advertised as Vendor-Specific-Application-Id with
     /// Vendor-Id 10415 (Cx: 16777216).
     pub applications: Vec<u32>,
-    /// Origin-Host values of the peers allowed to connect (RFC 6733 §5.3: unknown peers
-    /// get DIAMETER_UNKNOWN_PEER).
+    /// Initiator: the Origin-Host values accepted in a CEA (RFC 6733 §5.3).
     pub allowed_peers: Vec<String>,
+    /// Responder: the peers allowed to connect and how each one's Origin-Host is bound
+    /// to its connection (certificate name or source address; [`super::binding`]). A CER
+    /// from anyone else, or not proven by its connection, gets DIAMETER_UNKNOWN_PEER.
+    pub bindings: Vec<PeerBinding>,
+    /// Responder: refuse plain TCP connections whatever they claim.
+    pub require_tls: bool,
     /// Watchdog interval Tw (RFC 3539 §3.4.1; 30 s by default).
     pub watchdog_interval: Duration,
     /// Jitter applied to Tw, ± this value (RFC 3539 suggests 2 s).
@@ -65,6 +71,8 @@ impl PeerConfig {
                 .unwrap_or(1),
             applications: vec![CX_APPLICATION_ID],
             allowed_peers: Vec::new(),
+            bindings: Vec::new(),
+            require_tls: false,
             watchdog_interval: Duration::from_secs(30),
             watchdog_jitter: Duration::from_secs(2),
             request_timeout: Duration::from_secs(10),

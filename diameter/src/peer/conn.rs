@@ -8,6 +8,8 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+use super::binding::{certificate_names, RemoteTransport};
+
 /// A byte stream a peer runs over.
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
@@ -29,7 +31,7 @@ pub enum Connector {
     },
 }
 
-/// Why a TLS [`Connector`] could not be built from a CA file.
+/// Why a TLS [`Connector`] could not be built from its files.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsClientError {
     /// The CA file cannot be read, or a certificate in it does not parse.
@@ -46,6 +48,14 @@ pub enum TlsClientError {
         /// The CA file.
         path: PathBuf,
     },
+    /// The client certificate or key file cannot be read, or holds no certificate/key.
+    #[error("client certificate file {}: {source}", path.display())]
+    Identity {
+        /// The certificate or key file.
+        path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
     /// rustls refused a CA certificate or the configuration.
     #[error("TLS: {0}")]
     Tls(#[from] rustls::Error),
@@ -54,11 +64,59 @@ pub enum TlsClientError {
     ServerName(String),
 }
 
+fn read_pem(
+    path: &Path,
+    error: impl Fn(std::io::Error) -> TlsClientError,
+) -> Result<Vec<u8>, TlsClientError> {
+    std::fs::read(path).map_err(error)
+}
+
+/// The certificate chain and key of `(cert, key)` PEM files.
+fn read_identity(
+    cert: &Path,
+    key: &Path,
+) -> Result<
+    (
+        Vec<rustls::pki_types::CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    ),
+    TlsClientError,
+> {
+    let err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| TlsClientError::Identity {
+            path: path.clone(),
+            source,
+        }
+    };
+    let missing = |path: &Path, what: &str| TlsClientError::Identity {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, format!("no {what}")),
+    };
+    let pem = read_pem(cert, err(cert))?;
+    let chain = rustls_pemfile::certs(&mut pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err(cert))?;
+    if chain.is_empty() {
+        return Err(missing(cert, "PEM certificate"));
+    }
+    let pem = read_pem(key, err(key))?;
+    let key_der = rustls_pemfile::private_key(&mut pem.as_slice())
+        .map_err(err(key))?
+        .ok_or_else(|| missing(key, "PEM private key"))?;
+    Ok((chain, key_der))
+}
+
 impl Connector {
-    /// A client's transport: plain TCP without `ca`; with it, TLS on connect (RFC 6733 §13)
-    /// verifying the server's certificate against that PEM CA bundle and `server_name` (no
-    /// client certificate).
-    pub fn client(ca: Option<&Path>, server_name: &str) -> Result<Connector, TlsClientError> {
+    /// A client's transport: plain TCP without `ca`; with it, TLS on connect (RFC 6733
+    /// §13) verifying the server's certificate against that PEM CA bundle and
+    /// `server_name`, and presenting the PEM certificate chain and key of `identity`
+    /// (`(cert, key)`: mutual TLS; the certificate names our Origin-Host) if given.
+    pub fn client(
+        ca: Option<&Path>,
+        server_name: &str,
+        identity: Option<(&Path, &Path)>,
+    ) -> Result<Connector, TlsClientError> {
         let Some(ca) = ca else {
             return Ok(Connector::Tcp);
         };
@@ -66,7 +124,7 @@ impl Connector {
             path: ca.to_path_buf(),
             source,
         };
-        let pem = std::fs::read(ca).map_err(ca_error)?;
+        let pem = read_pem(ca, ca_error)?;
         let mut roots = rustls::RootCertStore::empty();
         for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
             roots.add(cert.map_err(ca_error)?)?;
@@ -77,10 +135,16 @@ impl Connector {
             });
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+            .with_root_certificates(roots);
+        let config = match identity {
+            Some((cert, key)) => {
+                let (chain, key) = read_identity(cert, key)?;
+                builder.with_client_auth_cert(chain, key)?
+            }
+            None => builder.with_no_client_auth(),
+        };
         let server_name = rustls::pki_types::ServerName::try_from(server_name.to_owned())
             .map_err(|_| TlsClientError::ServerName(server_name.to_owned()))?;
         Ok(Connector::Tls {
@@ -113,12 +177,21 @@ pub enum Acceptor {
 }
 
 impl Acceptor {
-    pub(crate) async fn wrap(&self, tcp: TcpStream) -> std::io::Result<BoxIo> {
+    /// The accepted stream and what it proves about the peer: with TLS, the names of the
+    /// client certificate rustls verified (none asked for: `names: None`).
+    pub(crate) async fn wrap(&self, tcp: TcpStream) -> std::io::Result<(BoxIo, RemoteTransport)> {
         match self {
-            Acceptor::Tcp => Ok(Box::new(tcp)),
+            Acceptor::Tcp => Ok((Box::new(tcp), RemoteTransport::Tcp)),
             Acceptor::Tls(config) => {
                 let a = tokio_rustls::TlsAcceptor::from(config.clone());
-                Ok(Box::new(a.accept(tcp).await?))
+                let tls = a.accept(tcp).await?;
+                let names = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .map(|leaf| certificate_names(leaf));
+                Ok((Box::new(tls), RemoteTransport::Tls { names }))
             }
         }
     }
@@ -141,7 +214,7 @@ mod tests {
     #[test]
     fn a_client_without_a_ca_is_plain_tcp() {
         assert!(matches!(
-            Connector::client(None, "hss.ims.example").unwrap(),
+            Connector::client(None, "hss.ims.example", None).unwrap(),
             Connector::Tcp
         ));
     }
@@ -151,13 +224,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ca = dir.path().join("ca.pem");
         std::fs::write(&ca, ca_pem()).unwrap();
-        match Connector::client(Some(&ca), "hss.ims.example").unwrap() {
+        match Connector::client(Some(&ca), "hss.ims.example", None).unwrap() {
             Connector::Tls { server_name, .. } => {
                 assert_eq!(server_name.to_str(), "hss.ims.example");
             }
             Connector::Tcp => panic!("a CA file gave plain TCP"),
         }
-        let bad_name = Connector::client(Some(&ca), "not a host name").err();
+        let bad_name = Connector::client(Some(&ca), "not a host name", None).err();
         assert!(
             matches!(bad_name, Some(TlsClientError::ServerName(_))),
             "{bad_name:?}"
@@ -168,17 +241,34 @@ mod tests {
     fn a_missing_or_empty_ca_file_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("missing.pem");
-        let err = Connector::client(Some(&missing), "hss").err();
+        let err = Connector::client(Some(&missing), "hss", None).err();
         assert!(
             matches!(err, Some(TlsClientError::CaFile { .. })),
             "{err:?}"
         );
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").unwrap();
-        let err = Connector::client(Some(&empty), "hss").err();
+        let err = Connector::client(Some(&empty), "hss", None).err();
         assert!(
             matches!(err, Some(TlsClientError::NoCertificate { .. })),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn a_missing_or_empty_client_certificate_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, ca_pem()).unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "nothing\n").unwrap();
+        let missing = dir.path().join("missing.pem");
+        for (cert, key) in [(&missing, &ca), (&empty, &ca), (&ca, &empty)] {
+            let err = Connector::client(Some(&ca), "hss", Some((cert, key))).err();
+            assert!(
+                matches!(&err, Some(TlsClientError::Identity { path, .. }) if path == cert || path == key),
+                "{err:?}"
+            );
+        }
     }
 }

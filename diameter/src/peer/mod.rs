@@ -1,8 +1,10 @@
 //! Diameter peers (RFC 6733 §5): the state machine ([`state`]), the watchdog
 //! (RFC 3539), capabilities exchange, reconnection with backoff, a client handle
-//! ([`Peer`]) and an acceptor ([`Server`]). Both ends of a connection send and answer
+//! ([`Peer`]) and an acceptor ([`Server`]) that believes a CER's Origin-Host only when
+//! the connection proves it ([`binding`]: client certificate or source address). Both ends of a connection send and answer
 //! requests, so an HSS serves UAR/MAR/SAR/LIR and sends RTR/PPR on the same connection.
 
+pub mod binding;
 mod cer;
 mod config;
 mod conn;
@@ -21,7 +23,8 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-pub use cer::{advertised_applications, cea, cer, judge};
+pub use binding::{PeerBinding, Refusal, Refusals, Remote, RemoteTransport};
+pub use cer::{advertised_applications, cea, cer, common, judge};
 pub use config::PeerConfig;
 pub use conn::{Acceptor, BoxIo, Connector, Io, TlsClientError};
 pub use dup::{DuplicateCache, Seen};

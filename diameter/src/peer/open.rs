@@ -221,8 +221,15 @@ impl Open {
                 return Ok(Some(CloseReason::PeerDisconnected(cause)));
             }
             command::CAPABILITIES_EXCHANGE => {
-                // §5.6 R-Open + R-Rcv-CER: answer with our capabilities again.
-                let code = super::cer::judge(&cfg, &m);
+                // §5.6 R-Open + R-Rcv-CER: answer with our capabilities again. The peer
+                // cannot rename itself: its Origin-Host was bound when it opened.
+                let code = match m.origin_host() {
+                    None => result::DIAMETER_MISSING_AVP,
+                    Some(h) if h.eq_ignore_ascii_case(&self.remote_host) => {
+                        super::cer::common(&cfg, &m)
+                    }
+                    Some(_) => result::DIAMETER_UNKNOWN_PEER,
+                };
                 let ans = super::cer::cea(&cfg, &m, code);
                 self.send(&ans).await?;
                 return Ok(None);

@@ -1,5 +1,13 @@
 //! The responder side: accepts connections from configured peers (RFC 6733 §5.6 R-Accept
-//! and Process-CER) and serves each as a [`Peer`].
+//! and Process-CER), binds each one's Origin-Host to its connection
+//! ([`super::binding`]) and serves it as a [`Peer`].
+//!
+//! A second connection proving the same Origin-Host replaces the first as the one
+//! [`Server::peer`] returns (requests the server sends, RTR/PPR, go to the newest); the
+//! first runs until it closes (its watchdog fails over a dead one). It is not refused:
+//! the name is proven by the new connection as much as by the old, and a CSCF restarted
+//! after a crash must not wait 2·Tw for its half-open connection to expire. Election
+//! (RFC 6733 §5.6.4) does not apply: the HSS never initiates.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -8,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
+use super::binding::{Refusal, Refusals, Remote, RemoteTransport};
 use super::conn::Acceptor;
 use super::ids::IdGenerator;
 use super::shared::{lock, Shared};
@@ -18,6 +27,7 @@ use super::{Handler, Peer, PeerConfig};
 pub struct Server {
     local_addr: SocketAddr,
     peers: Arc<Mutex<HashMap<String, Peer>>>,
+    refusals: Arc<Refusals>,
     task: JoinHandle<()>,
 }
 
@@ -33,18 +43,27 @@ impl Server {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let peers = Arc::new(Mutex::new(HashMap::new()));
+        let refusals = Arc::new(Refusals::default());
         let task = tokio::spawn(accept_loop(
             listener,
             Arc::new(cfg),
             acceptor,
             handler,
             peers.clone(),
+            refusals.clone(),
         ));
         Ok(Server {
             local_addr,
             peers,
+            refusals,
             task,
         })
+    }
+
+    /// Capabilities exchanges refused because the Origin-Host was missing, unknown or
+    /// not proven by the connection.
+    pub fn refusals(&self) -> &Refusals {
+        &self.refusals
     }
 
     /// The address listened on.
@@ -70,6 +89,7 @@ async fn accept_loop(
     acceptor: Acceptor,
     handler: Arc<dyn Handler>,
     peers: Arc<Mutex<HashMap<String, Peer>>>,
+    refusals: Arc<Refusals>,
 ) {
     let ids = Arc::new(IdGenerator::new());
     // Dropping the set (when this task is aborted) aborts every connection.
@@ -89,17 +109,23 @@ async fn accept_loop(
                 let acceptor = acceptor.clone();
                 let handler = handler.clone();
                 let peers = peers.clone();
+                let refusals = refusals.clone();
                 conns.spawn(async move {
                     let t = shared.cfg.exchange_timeout;
-                    let io = match tokio::time::timeout(t, acceptor.wrap(tcp)).await {
+                    let (io, transport) = match tokio::time::timeout(t, acceptor.wrap(tcp)).await {
                         Ok(Ok(io)) => io,
                         Ok(Err(e)) => {
-                            tracing::warn!(%remote, error = %e, "diameter: TLS accept failed");
+                            let remote = Remote {
+                                addr: remote.ip(),
+                                transport: RemoteTransport::Tls { names: None },
+                            };
+                            refusals.refused("", &remote, Refusal::TlsHandshake, &e.to_string());
                             return;
                         }
                         Err(_) => return,
                     };
-                    let open = match Closed::new(shared.clone()).accept(io).receive_cer().await {
+                    let remote = Remote { addr: remote.ip(), transport };
+                    let open = match Closed::new(shared.clone()).accept(io).receive_cer(&remote, &refusals).await {
                         Ok(open) => open,
                         Err(_) => return,
                     };

@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_util::codec::Framed;
 
+use super::binding::{self, Refusal, Refusals, Remote};
 use super::cer;
 use super::conn::{BoxIo, Connector};
 use super::shared::{CloseReason, PeerState, Shared};
@@ -178,9 +179,15 @@ impl WaitICea {
 
 impl WaitCer {
     /// R-Conn-CER / Process-CER: judge the CER, answer it; success leads to R-Open.
-    /// An unknown peer gets DIAMETER_UNKNOWN_PEER and a capability mismatch
+    /// A peer whose Origin-Host is not configured, or not proven by `remote` (its
+    /// certificate or address, [`binding::check`]), gets DIAMETER_UNKNOWN_PEER (counted
+    /// and logged in `refusals`) and a capability mismatch
     /// DIAMETER_NO_COMMON_APPLICATION, then the connection is closed.
-    pub async fn receive_cer(mut self) -> Result<Open, Closed> {
+    pub async fn receive_cer(
+        mut self,
+        remote: &Remote,
+        refusals: &Refusals,
+    ) -> Result<Open, Closed> {
         let shared = self.shared;
         let m = match next_message(&mut self.link, shared.cfg.exchange_timeout).await {
             Ok(m) => m,
@@ -189,13 +196,29 @@ impl WaitCer {
         if m.command_code != command::CAPABILITIES_EXCHANGE || !m.is_request() {
             return Err(Closed::after(shared, CloseReason::Protocol("expected CER")));
         }
-        let code = cer::judge(&shared.cfg, &m);
+        let cfg = &shared.cfg;
+        let code = match m.origin_host() {
+            None => {
+                refusals.refused("", remote, Refusal::UnknownHost, "no Origin-Host");
+                result::DIAMETER_MISSING_AVP
+            }
+            Some(host) => match binding::check(&cfg.bindings, cfg.require_tls, host, remote) {
+                Ok(()) => cer::common(cfg, &m),
+                Err(why) => {
+                    refusals.refused(host, remote, why, "");
+                    result::DIAMETER_UNKNOWN_PEER
+                }
+            },
+        };
         let cea = cer::cea(&shared.cfg, &m, code);
         if self.link.send(&cea).await.is_err() {
             return Err(Closed::after(shared, CloseReason::ConnectionLost));
         }
         if code != result::DIAMETER_SUCCESS {
-            tracing::warn!(host = ?m.origin_host(), code, "diameter: CER refused");
+            // Unproven peers were logged, rate-limited, by `refusals`.
+            if code == result::DIAMETER_NO_COMMON_APPLICATION {
+                tracing::warn!(host = ?m.origin_host(), code, "diameter: CER refused");
+            }
             return Err(Closed::after(
                 shared,
                 CloseReason::CapabilitiesRejected(code),

@@ -33,9 +33,38 @@ impl Handler for Counting {
 
 type Client = Framed<DuplexStream, DiameterCodec>;
 
+/// The in-memory client as the responder sees it: plain TCP from 127.0.0.1.
+fn loopback() -> Remote {
+    Remote {
+        addr: std::net::IpAddr::from([127, 0, 0, 1]),
+        transport: RemoteTransport::Tcp,
+    }
+}
+
+/// Accepts `io` as a connection from `remote` and runs it with `h` until it closes.
+async fn serve(
+    shared: Arc<Shared>,
+    io: DuplexStream,
+    remote: Remote,
+    h: Arc<dyn Handler>,
+) -> Closed {
+    let refusals = Refusals::default();
+    match Closed::new(shared)
+        .accept(Box::new(io))
+        .receive_cer(&remote, &refusals)
+        .await
+    {
+        Ok(open) => open.run(h).await,
+        Err(c) => c,
+    }
+}
+
 fn server_cfg() -> PeerConfig {
     let mut c = PeerConfig::cx("hss.example", "example");
-    c.allowed_peers = vec!["cscf.example".into()];
+    c.bindings = vec![PeerBinding::new(
+        "cscf.example",
+        vec!["127.0.0.1/32".parse().unwrap()],
+    )];
     c.watchdog_jitter = Duration::ZERO;
     c
 }
@@ -51,13 +80,7 @@ fn client_cfg() -> PeerConfig {
 fn responder(cfg: PeerConfig, h: Arc<Counting>) -> (Client, Arc<Shared>, JoinHandle<Closed>) {
     let (a, b) = tokio::io::duplex(1 << 16);
     let shared = Shared::new(Arc::new(cfg), Arc::new(IdGenerator::new()));
-    let s = shared.clone();
-    let task = tokio::spawn(async move {
-        match Closed::new(s).accept(Box::new(b)).receive_cer().await {
-            Ok(open) => open.run(h).await,
-            Err(c) => c,
-        }
-    });
+    let task = tokio::spawn(serve(shared.clone(), b, loopback(), h));
     (Framed::new(a, DiameterCodec::default()), shared, task)
 }
 
@@ -308,11 +331,7 @@ async fn requests_beyond_the_inflight_limit_get_too_busy() {
     cfg.max_inflight_requests = 2;
     let (a, b) = tokio::io::duplex(1 << 16);
     let shared = Shared::new(Arc::new(cfg), Arc::new(IdGenerator::new()));
-    let _task = tokio::spawn(async move {
-        if let Ok(open) = Closed::new(shared).accept(Box::new(b)).receive_cer().await {
-            open.run(Arc::new(Stuck)).await;
-        }
-    });
+    let _task = tokio::spawn(serve(shared, b, loopback(), Arc::new(Stuck)));
     let mut c: Client = Framed::new(a, DiameterCodec::default());
     c.send(&cer(&client_cfg())).await.unwrap();
     assert_eq!(recv(&mut c).await.unwrap().result_code(), Some(2001));
@@ -331,13 +350,8 @@ async fn a_peer_that_stops_reading_is_dropped_after_the_exchange_timeout() {
     let mut cfg = server_cfg();
     cfg.request_timeout = Duration::from_secs(60);
     let shared = Shared::new(Arc::new(cfg), Arc::new(IdGenerator::new()));
-    let s = shared.clone();
-    let task = tokio::spawn(async move {
-        match Closed::new(s).accept(Box::new(b)).receive_cer().await {
-            Ok(open) => open.run(Arc::new(Counting(AtomicUsize::new(0)))).await,
-            Err(c) => c,
-        }
-    });
+    let h = Arc::new(Counting(AtomicUsize::new(0)));
+    let task = tokio::spawn(serve(shared.clone(), b, loopback(), h));
     let mut c: Client = Framed::new(a, DiameterCodec::default());
     c.send(&cer(&client_cfg())).await.unwrap();
     assert_eq!(recv(&mut c).await.unwrap().result_code(), Some(2001));
@@ -360,4 +374,41 @@ async fn a_peer_that_stops_reading_is_dropped_after_the_exchange_timeout() {
         Some(CloseReason::ConnectionLost)
     );
     drop(c);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_known_origin_host_from_another_address_is_refused() {
+    let (a, b) = tokio::io::duplex(1 << 16);
+    let shared = Shared::new(Arc::new(server_cfg()), Arc::new(IdGenerator::new()));
+    let h = Arc::new(Counting(AtomicUsize::new(0)));
+    let intruder = Remote {
+        addr: std::net::IpAddr::from([127, 0, 0, 9]),
+        transport: RemoteTransport::Tcp,
+    };
+    let task = tokio::spawn(serve(shared, b, intruder, h.clone()));
+    let mut c: Client = Framed::new(a, DiameterCodec::default());
+    c.send(&cer(&client_cfg())).await.unwrap();
+    let cea = recv(&mut c).await.unwrap();
+    assert_eq!(cea.result_code(), Some(result::DIAMETER_UNKNOWN_PEER));
+    // Whatever follows is not read: the connection is closed.
+    let _ = c.send(&cx_request(1)).await;
+    assert!(recv(&mut c).await.is_none(), "connection closed");
+    assert_eq!(
+        task.await.unwrap().reason,
+        Some(CloseReason::CapabilitiesRejected(3010))
+    );
+    assert_eq!(h.0.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_peer_cannot_rename_itself_with_a_second_cer() {
+    let (mut c, _, _task, _) = open(server_cfg()).await;
+    let mut other = PeerConfig::cx("other.example", "example");
+    other.allowed_peers = vec!["hss.example".into()];
+    c.send(&cer(&other)).await.unwrap();
+    let cea = recv(&mut c).await.unwrap();
+    assert_eq!(cea.result_code(), Some(result::DIAMETER_UNKNOWN_PEER));
+    c.send(&cer(&client_cfg())).await.unwrap();
+    let cea = recv(&mut c).await.unwrap();
+    assert_eq!(cea.result_code(), Some(result::DIAMETER_SUCCESS));
 }

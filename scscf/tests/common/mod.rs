@@ -18,7 +18,7 @@ use ims_diameter::cx::{
     SipDigestAuthenticate, UserDataAlreadyAvailable,
 };
 use ims_diameter::dict::{experimental, result};
-use ims_diameter::peer::{Acceptor, BoxFuture, Handler, PeerConfig, Server};
+use ims_diameter::peer::{Acceptor, BoxFuture, Handler, PeerBinding, PeerConfig, Server};
 use ims_diameter::Message;
 use ims_e2e::{free_port, http_get, kill_group, wait_for};
 use ims_sip::auth::aka::{resync, AuthVector};
@@ -257,7 +257,10 @@ impl TestHss {
             log: log.clone(),
         };
         let mut cfg = PeerConfig::cx(HSS_HOST, DOMAIN);
-        cfg.allowed_peers = vec![SCSCF_HOST.into()];
+        cfg.bindings = vec![PeerBinding::new(
+            SCSCF_HOST,
+            vec!["127.0.0.1/32".parse().unwrap()],
+        )];
         let server = Server::bind(cfg, addr, acceptor, Arc::new(data))
             .await
             .unwrap();

@@ -35,6 +35,13 @@ const TAG_LEN: usize = 16;
 /// Octets of the random prefix of a plain Digest nonce.
 pub const RANDOM_PREFIX_LEN: usize = 16;
 
+/// Seconds since the Unix epoch now (the `now` of [`Nonces`]).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Why a nonce is refused.
 #[derive(Debug, thiserror::Error, Clone, Copy, PartialEq, Eq)]
 pub enum NonceError {
@@ -172,7 +179,7 @@ impl Nonces {
         let (prefix, rest) = raw.split_at(prefix_len);
         let (time, tag) = rest.split_at(TIME_LEN);
         if !bool::from(self.tag(prefix, time).as_slice().ct_eq(tag)) {
-            tracing::info!("nonce tag does not verify: forged or altered nonce");
+            tracing::debug!("nonce tag does not verify: forged or altered nonce");
             return Err(NonceError::Forged);
         }
         let issued_at = u64::from_be_bytes(std::array::from_fn(|i| time[i]));
