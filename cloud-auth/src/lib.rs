@@ -7,6 +7,7 @@
 //! - [`policy`]: policies and their composition (`op-and`, `op-or`, `all-pass`, `all-forbid`).
 //! - [`filter`]: the request filter of the P-CSCF and S-CSCF (token, decision cache, feed).
 //! - [`policyd`]: the policy service: store with history, REST API, verify, invalidation feed.
+//! - [`roots`]: extra trust anchors (a private CA) for the HTTPS clients.
 
 pub mod cedar;
 pub mod filter;
@@ -14,3 +15,4 @@ pub mod keystone;
 pub mod oslo;
 pub mod policy;
 pub mod policyd;
+pub mod roots;

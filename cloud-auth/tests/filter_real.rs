@@ -41,6 +41,7 @@ fn filter(ks: &Keystone, base: &str, cache: usize) -> RequestFilter {
         decision_cache: cache,
         decision_ttl: Duration::from_secs(300),
         verify_timeout: Duration::from_millis(2000),
+        policy_ca_pem: None,
     };
     RequestFilter::new(&settings, TokenValidator::new(ks.config()).unwrap()).unwrap()
 }

@@ -2,6 +2,8 @@
 //! (design brief §5-§6). The section is required, so a configuration says whether cloud
 //! authorization is on: it is never off by omission.
 
+use std::path::PathBuf;
+
 use serde::Deserialize;
 
 use crate::error::Invalid;
@@ -44,6 +46,9 @@ pub struct CloudAuthSection {
     /// Seconds a cached decision is used at most, even without an invalidation.
     #[serde(default = "default_decision_ttl")]
     pub decision_ttl_secs: u64,
+    /// PEM file of the CA(s) trusted for an `https` `policy_url` besides the system roots
+    /// (e.g. the dev CA `data/tls/ca.crt`).
+    pub policy_ca: Option<PathBuf>,
     /// Timeout of one question to the policy service, in milliseconds.
     #[serde(default = "default_verify_timeout")]
     pub verify_timeout_ms: u64,

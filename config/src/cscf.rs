@@ -1,6 +1,7 @@
 //! Sections of the P-CSCF (`[pcscf]`) and the I-CSCF (`[[scscf]]`).
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -34,9 +35,14 @@ pub struct PcscfSection {
     /// Most registrations kept in memory; a REGISTER beyond it is answered 503.
     #[serde(default = "default_max_registrations")]
     pub max_registrations: usize,
-    /// Hex key (at least 16 bytes) authenticating flow tokens (RFC 5626 §5.2); random
-    /// at each start when absent, so tokens die with the flows they name.
+    /// Hex key (at least 16 bytes) authenticating flow tokens (RFC 5626 §5.2). With
+    /// neither this nor `flow_token_key_file`, a random key at each start: the tokens in
+    /// the core's Paths and Record-Routes are refused after a restart.
     pub flow_token_key: Option<String>,
+    /// File holding the flow-token key (hex), created with a random key and mode 0600
+    /// on first start, refused if group or others may access it or if malformed; keeps
+    /// the tokens valid across restarts. Not with `flow_token_key`.
+    pub flow_token_key_file: Option<PathBuf>,
 }
 
 fn default_max_registrations() -> usize {
@@ -50,6 +56,7 @@ impl Default for PcscfSection {
             visited_network_id: None,
             max_registrations: default_max_registrations(),
             flow_token_key: None,
+            flow_token_key_file: None,
         }
     }
 }
@@ -66,6 +73,12 @@ impl Validate for PcscfSection {
         }
         if self.max_registrations == 0 {
             return Err(Invalid::new("max_registrations", "must be at least 1"));
+        }
+        if self.flow_token_key.is_some() && self.flow_token_key_file.is_some() {
+            return Err(Invalid::new(
+                "flow_token_key_file",
+                "set flow_token_key or flow_token_key_file, not both",
+            ));
         }
         if let Some(key) = &self.flow_token_key {
             let ok = hex_len(key).is_some_and(|n| n >= 16);

@@ -79,10 +79,10 @@ impl Validate for CxClientSection {
                 return Err(Invalid::new(key, "must be a DiameterIdentity (no spaces)"));
             }
         }
-        if self.watchdog_secs < 6 {
+        if !(6..=3600).contains(&self.watchdog_secs) {
             return Err(Invalid::new(
                 "watchdog_secs",
-                "must be at least 6 (RFC 3539 §3.4.1)",
+                "must be between 6 (RFC 3539 §3.4.1) and 3600",
             ));
         }
         if self.require_tls && self.tls_ca.is_none() {

@@ -23,6 +23,7 @@ mod nodes;
 mod policyd;
 mod scscf;
 mod sections;
+mod zones;
 
 pub use budget::BudgetSection;
 pub use cloud_auth::{CloudAuthMode, CloudAuthSection, ALL_METHODS};
@@ -32,7 +33,10 @@ pub use diameter::{CapabilitiesSection, DiameterPeerSection, DiameterSection, Di
 pub use error::{ConfigError, Invalid};
 pub use hss::{ProvisioningSection, SecuritySection, StoreSection};
 pub use load::{load, parse_str, Validate};
-pub use nodes::{HssConfig, IcscfConfig, NodeKind, OriginatingSection, PcscfConfig, ScscfConfig};
+pub use nodes::{HssConfig, IcscfConfig, NodeKind, PcscfConfig, ScscfConfig};
 pub use policyd::{KeystoneSection, PolicySection, PolicydConfig};
 pub use scscf::{RegistrarSection, SessionSection};
-pub use sections::{HttpSection, LimitsSection, NodeSection, SipSection, TlsSection};
+pub use sections::{
+    HttpSection, HttpTlsSection, LimitsSection, NodeSection, SipSection, TlsSection,
+};
+pub use zones::ZonesSection;

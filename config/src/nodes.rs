@@ -12,6 +12,7 @@ use crate::hss::{ProvisioningSection, SecuritySection, StoreSection};
 use crate::load::Validate;
 use crate::scscf::{RegistrarSection, SessionSection};
 use crate::sections::{HttpSection, NodeSection, SipSection};
+use crate::zones::ZonesSection;
 
 /// Which node a configuration belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +74,9 @@ pub struct PcscfConfig {
     /// `[budget]`: what unauthenticated traffic may cost.
     #[serde(default)]
     pub budget: BudgetSection,
+    /// `[zones]`: where the core is (requests toward UEs are taken only from it).
+    #[serde(default)]
+    pub zones: ZonesSection,
 }
 
 impl Validate for PcscfConfig {
@@ -81,6 +85,7 @@ impl Validate for PcscfConfig {
         self.sip.validate().map_err(|e| e.under("sip"))?;
         self.pcscf.validate().map_err(|e| e.under("pcscf"))?;
         self.budget.validate().map_err(|e| e.under("budget"))?;
+        self.zones.validate().map_err(|e| e.under("zones"))?;
         self.cloud_auth
             .validate()
             .map_err(|e| e.under("cloud_auth"))
@@ -102,47 +107,12 @@ pub struct IcscfConfig {
     /// `[[scscf]]`: the S-CSCFs this I-CSCF may select.
     #[serde(default)]
     pub scscf: Vec<ScscfEntry>,
-    /// `[originating]`: who may send requests on behalf of a user (`orig`).
+    /// `[zones]`: where our CSCFs, application servers and peer networks are.
     #[serde(default)]
-    pub originating: OriginatingSection,
+    pub zones: ZonesSection,
     /// `[budget]`: what unauthenticated traffic may cost.
     #[serde(default)]
     pub budget: BudgetSection,
-}
-
-/// `[originating]` of the I-CSCF: the application servers that may send it requests
-/// on behalf of a user, with `orig` in their Route (TS 24.229 §5.3.2.1). The I-CSCF
-/// also faces other networks, whose requests must not originate as our users: a
-/// request with `orig` from any other source address gets 403.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OriginatingSection {
-    /// Source networks trusted with `orig` (CIDR); default loopback only
-    /// (`127.0.0.0/8`, `::1/128`).
-    #[serde(default = "loopback_nets")]
-    pub from: Vec<ipnet::IpNet>,
-}
-
-impl Default for OriginatingSection {
-    fn default() -> Self {
-        OriginatingSection {
-            from: loopback_nets(),
-        }
-    }
-}
-
-fn loopback_nets() -> Vec<ipnet::IpNet> {
-    ["127.0.0.0/8", "::1/128"]
-        .iter()
-        .filter_map(|n| n.parse().ok())
-        .collect()
-}
-
-impl OriginatingSection {
-    /// True when `ip` is in a trusted network.
-    pub fn trusts(&self, ip: std::net::IpAddr) -> bool {
-        self.from.iter().any(|n| n.contains(&ip))
-    }
 }
 
 impl Validate for IcscfConfig {
@@ -154,7 +124,7 @@ impl Validate for IcscfConfig {
         for (i, s) in self.scscf.iter().enumerate() {
             s.validate().map_err(|e| e.under(&format!("scscf[{i}]")))?;
         }
-        Ok(())
+        self.zones.validate().map_err(|e| e.under("zones"))
     }
 }
 
@@ -179,6 +149,9 @@ pub struct ScscfConfig {
     /// `[budget]`: what unauthenticated traffic may cost.
     #[serde(default)]
     pub budget: BudgetSection,
+    /// `[zones]`: where our CSCFs, application servers and peer networks are.
+    #[serde(default)]
+    pub zones: ZonesSection,
 }
 
 impl Validate for ScscfConfig {
@@ -191,6 +164,7 @@ impl Validate for ScscfConfig {
             .map_err(|e| e.under("registrar"))?;
         self.session.validate().map_err(|e| e.under("session"))?;
         self.budget.validate().map_err(|e| e.under("budget"))?;
+        self.zones.validate().map_err(|e| e.under("zones"))?;
         self.cloud_auth
             .validate()
             .map_err(|e| e.under("cloud_auth"))

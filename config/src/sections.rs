@@ -41,12 +41,42 @@ impl Validate for NodeSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSection {
-    /// Address serving `/health` and `/metrics`.
+    /// Address serving `/health`, the node's API (HSS provisioning, `policyd`) and,
+    /// without `metrics_listen`, `/metrics`.
     pub listen: SocketAddr,
+    /// HTTPS on `listen` with this certificate and key (PEM).
+    pub tls: Option<HttpTlsSection>,
+    /// Address serving `/metrics` alone, in plain HTTP (for Prometheus, no secrets on
+    /// it); `listen` then does not serve `/metrics`.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Allows plain HTTP on a `listen` address other than loopback (tokens would cross
+    /// the network in clear text). Off by default.
+    #[serde(default)]
+    pub allow_plaintext: bool,
+}
+
+/// `[http.tls]`: the HTTPS identity of a node's HTTP listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpTlsSection {
+    /// Certificate chain (PEM, leaf first).
+    pub cert: PathBuf,
+    /// Private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 impl Validate for HttpSection {
     fn validate(&self) -> Result<(), Invalid> {
+        if self.tls.is_none() && !self.listen.ip().is_loopback() && !self.allow_plaintext {
+            return Err(Invalid::new(
+                "listen",
+                "plain HTTP on a non-loopback address: set [http.tls] (cert, key), or \
+                 allow_plaintext = true",
+            ));
+        }
+        if self.metrics_listen == Some(self.listen) && self.listen.port() != 0 {
+            return Err(Invalid::new("metrics_listen", "must differ from listen"));
+        }
         Ok(())
     }
 }
@@ -137,8 +167,11 @@ impl Validate for LimitsSection {
                 "must be at least max_connections_per_peer",
             ));
         }
-        if self.idle_timeout_secs == 0 {
-            return Err(Invalid::new("idle_timeout_secs", "must be at least 1"));
+        if !(1..=86_400).contains(&self.idle_timeout_secs) {
+            return Err(Invalid::new(
+                "idle_timeout_secs",
+                "must be between 1 and 86400",
+            ));
         }
         Ok(())
     }

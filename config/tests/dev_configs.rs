@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use ims_config::{
     load, parse_str, CloudAuthMode, ConfigError, HssConfig, IcscfConfig, PcscfConfig, ScscfConfig,
+    ZonesSection,
 };
 
 fn dev(name: &str) -> PathBuf {
@@ -19,8 +20,9 @@ fn every_dev_config_loads() {
     let i: IcscfConfig = load(&dev("icscf.toml")).expect("icscf");
     assert_eq!(i.cx.origin_host, "icscf.ims.example.net");
     assert!(!i.scscf.is_empty(), "the I-CSCF knows the dev S-CSCF");
-    assert!(i.originating.trusts("127.0.0.1".parse().unwrap()));
-    assert!(!i.originating.trusts("192.0.2.1".parse().unwrap()));
+    // Dev zones: loopback is core, so an attacker on 127.0.0.9 is not.
+    let core: Vec<String> = i.zones.core.iter().map(ToString::to_string).collect();
+    assert_eq!(core, ["127.0.0.1/32", "::1/128"]);
     let s: ScscfConfig = load(&dev("scscf.toml")).expect("scscf");
     // No Keystone in the dev core: both filters say explicitly that cloud auth is off.
     assert_eq!(p.cloud_auth.mode, CloudAuthMode::Off);
@@ -116,21 +118,90 @@ fn icscf_needs_cx_and_checks_tw() {
     let err =
         parse_str::<IcscfConfig>(&format!("{BASE}{sip}{cx}"), Path::new("i.toml")).unwrap_err();
     assert_eq!(err.key(), Some("cx.watchdog_secs"), "{err}");
+    // A Tw too large for a clock deadline is refused too.
+    let huge = cx.replace("watchdog_secs = 1", "watchdog_secs = 9223372036854775807");
+    let err =
+        parse_str::<IcscfConfig>(&format!("{BASE}{sip}{huge}"), Path::new("i.toml")).unwrap_err();
+    assert_eq!(err.key(), Some("cx.watchdog_secs"), "{err}");
 }
 
 #[test]
-fn icscf_trusts_orig_from_loopback_unless_told_otherwise() {
+fn sip_idle_timeout_is_bounded() {
+    for bad in ["0", "86401", "9223372036854775807"] {
+        let err = parse_pcscf(&format!(
+            "[sip]\nudp = [\"127.0.0.1:5060\"]\n[sip.limits]\nidle_timeout_secs = {bad}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            err.key(),
+            Some("sip.limits.idle_timeout_secs"),
+            "{bad}: {err}"
+        );
+    }
+}
+
+#[test]
+fn zones_are_empty_by_default_and_name_the_bad_key() {
     let sip = "[sip]\nudp = [\"127.0.0.1:5070\"]\n";
     let cx = "[cx]\nhss = \"127.0.0.1:3868\"\ndestination_host = \"h\"\ndestination_realm = \"r\"\norigin_host = \"i\"\norigin_realm = \"r\"\n";
     let base = format!("{BASE}{sip}{cx}");
     let i = parse_str::<IcscfConfig>(&base, Path::new("i.toml")).unwrap();
-    assert!(i.originating.trusts("::1".parse().unwrap()));
-    assert!(!i.originating.trusts("10.0.0.5".parse().unwrap()));
-    let own = format!("{base}[originating]\nfrom = [\"10.0.0.0/24\"]\n");
+    assert_eq!(
+        i.zones,
+        ZonesSection::default(),
+        "nothing is core by default"
+    );
+    let own = format!(
+        "{base}[zones]\ncore = [\"10.0.0.0/24\"]\napplication_servers = [\"10.0.2.5/32\"]\n"
+    );
     let i = parse_str::<IcscfConfig>(&own, Path::new("i.toml")).unwrap();
-    assert!(i.originating.trusts("10.0.0.5".parse().unwrap()));
-    assert!(!i.originating.trusts("127.0.0.1".parse().unwrap()));
-    let bad = format!("{base}[originating]\nfrom = [\"10.0.0.0/33\"]\n");
+    assert_eq!(i.zones.core.len(), 1);
+    assert_eq!(i.zones.application_servers.len(), 1);
+    let bad = format!("{base}[zones]\ncore = [\"10.0.0.0/33\"]\n");
     let err = parse_str::<IcscfConfig>(&bad, Path::new("i.toml")).unwrap_err();
-    assert!(err.to_string().contains("originating"), "{err}");
+    assert_eq!(err.key(), Some("zones.core[0]"), "{err}");
+    let twice =
+        format!("{base}[zones]\ncore = [\"10.0.0.0/24\"]\ninterconnect = [\"10.0.0.0/24\"]\n");
+    let err = parse_str::<IcscfConfig>(&twice, Path::new("i.toml")).unwrap_err();
+    assert_eq!(err.key(), Some("zones.interconnect[0]"), "{err}");
+    let old = format!("{base}[originating]\nfrom = [\"10.0.0.0/24\"]\n");
+    assert!(
+        parse_str::<IcscfConfig>(&old, Path::new("i.toml")).is_err(),
+        "[originating] is gone"
+    );
+}
+
+#[test]
+fn plain_http_off_loopback_needs_tls_or_an_explicit_allowance() {
+    let http = |extra: &str| {
+        parse_str::<ims_config::HttpSection>(extra, Path::new("http.toml")).map(|h| {
+            (
+                h.tls.map(|t| t.cert.display().to_string()),
+                h.metrics_listen,
+                h.allow_plaintext,
+            )
+        })
+    };
+    let err = http("listen = \"0.0.0.0:9104\"\n").unwrap_err();
+    assert_eq!(err.key(), Some("listen"), "{err}");
+    assert!(err.to_string().contains("allow_plaintext"), "{err}");
+    let err = http("listen = \"10.0.0.5:9104\"\n").unwrap_err();
+    assert_eq!(err.key(), Some("listen"), "{err}");
+    // Loopback, TLS, or an explicit allowance are fine.
+    assert!(http("listen = \"127.0.0.1:9104\"\n").is_ok());
+    assert!(http("listen = \"[::1]:9104\"\n").is_ok());
+    assert_eq!(
+        http("listen = \"0.0.0.0:9104\"\n[tls]\ncert = \"c.crt\"\nkey = \"k.key\"\n").unwrap(),
+        (Some("c.crt".into()), None, false)
+    );
+    assert_eq!(
+        http("listen = \"0.0.0.0:9104\"\nallow_plaintext = true\nmetrics_listen = \"0.0.0.0:9114\"\n")
+            .unwrap(),
+        (None, Some("0.0.0.0:9114".parse().unwrap()), true)
+    );
+    let err =
+        http("listen = \"127.0.0.1:9104\"\nmetrics_listen = \"127.0.0.1:9104\"\n").unwrap_err();
+    assert_eq!(err.key(), Some("metrics_listen"), "{err}");
+    let err = http("listen = \"127.0.0.1:9104\"\n[tls]\ncert = \"c.crt\"\n").unwrap_err();
+    assert!(err.to_string().contains("key"), "{err}");
 }

@@ -1,27 +1,23 @@
 //! Secrets of the HSS itself: the AES-256-GCM key that protects AKA K and OPc at rest,
 //! and the provisioning admin token. Both come from the configuration (`[security]`,
 //! `[provisioning]`); a development configuration may have them generated on first start
-//! into files readable by the owner only (mode 0600). Neither is ever logged.
+//! into files readable by the owner only (mode 0600). A key or token file that group or
+//! others may access is refused. Neither is ever logged.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use aes_gcm::aead::{Aead, Payload};
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 use ims_config::{ProvisioningSection, SecuritySection};
+use ims_runtime::secret_file::{self, SecretFileError};
 use rand::RngCore;
 
 /// Why a secret could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    /// The key or token file could not be read or written.
-    #[error("{}: {source}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
+    /// The key or token file could not be read or written, or others may read it.
+    #[error(transparent)]
+    File(#[from] SecretFileError),
     /// The key is not 64 hex digits.
     #[error("{0}: the store key must be 64 hex digits (32 octets)")]
     BadKey(String),
@@ -147,36 +143,14 @@ fn random_hex(octets: usize) -> String {
     hex::encode(b)
 }
 
+/// A key or token file, refused when group or others may access it.
 fn read(path: &Path) -> Result<String, SecretError> {
-    std::fs::read_to_string(path).map_err(|source| SecretError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    Ok(secret_file::read_private(path)?)
 }
 
 /// Creates `path` (and its directory) with `content()` and mode 0600 unless it exists.
 fn ensure_file(path: &Path, content: impl FnOnce() -> String) -> Result<(), SecretError> {
-    let io = |source| SecretError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    if path.exists() {
-        return Ok(());
-    }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(path).map_err(io)?;
-    f.write_all(content().as_bytes()).map_err(io)?;
-    f.write_all(b"\n").map_err(io)?;
-    tracing::info!(file = %path.display(), "generated a development secret (mode 0600)");
+    secret_file::ensure(path, content)?;
     Ok(())
 }
 
@@ -255,8 +229,29 @@ mod tests {
         };
         assert!(matches!(
             StoreKey::load(&security),
-            Err(SecretError::Io { .. })
+            Err(SecretError::File(SecretFileError::Io { .. }))
         ));
         assert!(!dir.path().join("store.key").exists());
+    }
+
+    #[test]
+    fn a_key_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.key");
+        std::fs::write(&path, "11".repeat(32)).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let security = SecuritySection {
+            key_file: Some(path.clone()),
+            key_env: None,
+            generate_missing: true,
+        };
+        let err = StoreKey::load(&security).unwrap_err();
+        assert!(
+            matches!(err, SecretError::File(SecretFileError::TooOpen { .. })),
+            "{err}"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        StoreKey::load(&security).unwrap();
     }
 }

@@ -89,6 +89,7 @@ fn filter(ks: &Keystone, policy_url: &str) -> RequestFilter {
         decision_cache: 1000,
         decision_ttl: Duration::from_secs(300),
         verify_timeout: Duration::from_millis(2000),
+        policy_ca_pem: None,
     };
     RequestFilter::new(&settings, TokenValidator::new(ks.config()).unwrap()).unwrap()
 }

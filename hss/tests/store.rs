@@ -526,9 +526,34 @@ async fn aka_keys_are_encrypted_at_rest(store: Store, url: String) {
     assert!(!k.windows(16).any(|w| w == K), "K stored in plain text");
     let opc_plain = opc(&K, &OP);
     assert!(!opc_raw.windows(16).any(|w| w == opc_plain));
+    // HA1 is sealed like K and OPc (it used to be stored as plain hex).
     let ha1_raw: String = row.try_get("digest_ha1").unwrap();
-    assert_eq!(ha1_raw, ha1("alice@ims.example.net").as_hex());
+    let ha1_hex = ha1("alice@ims.example.net").as_hex().to_string();
+    assert!(ha1_raw.starts_with("sealed:"), "{ha1_raw}");
+    assert!(!ha1_raw.contains(&ha1_hex), "HA1 stored in plain text");
     assert!(!ha1_raw.contains("secret"));
+    assert_eq!(
+        store
+            .credentials("alice@ims.example.net")
+            .await
+            .unwrap()
+            .unwrap()
+            .digest_ha1,
+        Some(ha1("alice@ims.example.net"))
+    );
+    if let Some(file) = url.strip_prefix("sqlite://") {
+        // Nowhere in the database file either (WAL included).
+        store.close().await;
+        for f in [file.to_string(), format!("{file}-wal")] {
+            let bytes = std::fs::read(&f).unwrap_or_default();
+            assert!(
+                !bytes
+                    .windows(ha1_hex.len())
+                    .any(|w| w == ha1_hex.as_bytes()),
+                "HA1 hex found in {f}"
+            );
+        }
+    }
 
     // Another key cannot read them back.
     store.close().await;
@@ -541,6 +566,46 @@ async fn aka_keys_are_encrypted_at_rest(store: Store, url: String) {
         .unwrap_err();
     assert!(matches!(err, StoreError::Secret(_)), "{err}");
     other.close().await;
+}
+
+/// A database written before HA1 was sealed: its plain-hex rows are sealed when the
+/// store opens, and the credentials (what MAR answers with) are still right.
+async fn plain_ha1_rows_are_sealed_when_the_store_opens(store: Store, url: String) {
+    store.create("a", &data("alice")).await.unwrap();
+    store.create("b", &data("bob")).await.unwrap();
+    for who in ["alice", "bob"] {
+        let impi = format!("{who}@ims.example.net");
+        sqlx::query("UPDATE private_identity SET digest_ha1 = $2 WHERE impi = $1")
+            .bind(impi.as_str())
+            .bind(ha1(&impi).as_hex())
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    let again = Store::open(&url, 2, common::key()).await.unwrap();
+    let rows = sqlx::query("SELECT impi, digest_ha1 FROM private_identity")
+        .fetch_all(again.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    for row in rows {
+        let impi: String = row.try_get("impi").unwrap();
+        let stored: String = row.try_get("digest_ha1").unwrap();
+        assert!(stored.starts_with("sealed:"), "{impi}: {stored}");
+        assert!(!stored.contains(ha1(&impi).as_hex()), "{impi}");
+        let creds = again.credentials(&impi).await.unwrap().unwrap();
+        assert_eq!(creds.digest_ha1, Some(ha1(&impi)), "{impi}");
+    }
+    again.close().await;
+    // Opening again seals nothing twice.
+    let third = Store::open(&url, 2, common::key()).await.unwrap();
+    let creds = third.credentials("alice@ims.example.net").await.unwrap();
+    assert_eq!(
+        creds.unwrap().digest_ha1,
+        Some(ha1("alice@ims.example.net"))
+    );
+    third.close().await;
 }
 
 async fn data_survives_reopening(store: Store, url: String) {
@@ -596,5 +661,6 @@ on_every_backend!(
     sqn_resync_and_errors,
     registration_state_per_impu,
     aka_keys_are_encrypted_at_rest,
+    plain_ha1_rows_are_sealed_when_the_store_opens,
     data_survives_reopening,
 );

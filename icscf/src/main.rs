@@ -10,6 +10,7 @@ use icscf::cx::CxClient;
 use icscf::unknown::UnknownUsers;
 use icscf::IcscfPolicy;
 use ims_config::IcscfConfig;
+use ims_node::{Ingress, Role};
 use ims_runtime::budget::BudgetMetrics;
 use ims_runtime::prometheus_client::registry::Registry;
 use ims_runtime::sip::run_sip_node_with;
@@ -25,12 +26,12 @@ async fn main() -> anyhow::Result<()> {
         cx: CxClient::connect(&config.cx).map_err(|e| anyhow::anyhow!("cx TLS files: {e}"))?,
         scscfs: config.scscf.clone(),
         home_network: config.node.domain.clone(),
-        originating: config.originating.clone(),
         unknown: Arc::new(UnknownUsers::new(
             &config.budget,
             &config.node.domain,
             metrics.clone(),
         )),
+        ingress: Ingress::new(Role::Icscf, &config.zones),
     };
     let reporter = policy
         .unknown

@@ -15,17 +15,23 @@
 //!   originating on behalf of a user who may not be registered, and does not know
 //!   the user's S-CSCF): LIR with Originating-Request for the served user
 //!   (P-Served-User, else P-Asserted-Identity), then forwarded to that S-CSCF with
-//!   `orig` in its Route value, so that it runs the user's originating services. Only
-//!   from the networks `[originating] from` trusts (the I-CSCF also faces other
-//!   networks): else 403.
+//!   `orig` in its Route value, so that it runs the user's originating services.
+//! * Who may send what is the ingress filter's (`ims_node::ingress`, `[zones]`; the
+//!   I-CSCF faces other networks): `orig` only from the core and application servers;
+//!   REGISTER from the core and interconnect (a visited network's P-CSCF); from
+//!   interconnect and unclassified senders only terminating requests, their identity
+//!   and charging headers removed (TS 24.229 §4.4); anything else 403.
 //! * Requests inside a dialog (To tag) follow their Route set; they do not normally
-//!   reach the I-CSCF, which does not record-route.
+//!   reach the I-CSCF, which does not record-route, and are taken from the core and
+//!   application servers only (else the I-CSCF would relay anyone's requests).
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ims_config::{OriginatingSection, ScscfEntry};
+use ims_config::ScscfEntry;
 use ims_diameter::cx::Lir;
+use ims_node::ingress::forward_filtered;
+use ims_node::{Ingress, RequestKind};
 use ims_sip::auth::{carries_response, digest_credentials};
 use ims_sip::message::addr::NameAddr;
 use ims_sip::message::build::response_with;
@@ -49,10 +55,10 @@ pub struct IcscfPolicy {
     pub scscfs: Vec<ScscfEntry>,
     /// Our home network, the Visited-Network-Identifier when the P-CSCF sent none.
     pub home_network: String,
-    /// Who may send requests on behalf of a user (`[originating]`).
-    pub originating: OriginatingSection,
     /// Decoys for identities that may not register, and the UAR budget (`[budget]`).
     pub unknown: Arc<UnknownUsers>,
+    /// The ingress filter (`[zones]`): who may send what.
+    pub ingress: Ingress,
 }
 
 fn reject(request: &SipMessage, code: u16, reason: &str) -> Decision {
@@ -205,19 +211,29 @@ impl Policy for IcscfPolicy {
         source: &Source,
         popped_route: Option<&Bytes>,
     ) -> Decision {
-        if request.method() == Some(&Method::Register) {
-            self.register(request, source).await
+        let kind = if request.method() == Some(&Method::Register) {
+            RequestKind::Register
         } else if request.has_to_tag() {
-            // In a dialog: the Route set decides (RFC 3261 §16.12).
-            Decision::Forward(Forward::default())
+            RequestKind::InDialog
         } else if marks_originating(popped_route) {
-            if !self.originating.trusts(source.remote.ip()) {
-                tracing::warn!(remote = %source.remote, "request on behalf of a user from an untrusted source refused");
-                return reject(request, 403, "Forbidden");
-            }
-            self.originating(request).await
+            RequestKind::Originating
         } else {
-            self.terminating(request).await
+            RequestKind::Terminating
+        };
+        let zone = self.ingress.zone(source.remote.ip());
+        let mut filtered = request.clone();
+        let changed = match self.ingress.admit(&mut filtered, source.remote, zone, kind) {
+            Ok(stripped) => stripped > 0,
+            Err(refused) => return refused.response(request),
+        };
+        match kind {
+            RequestKind::Register => self.register(&filtered, source).await,
+            // In a dialog: the Route set decides (RFC 3261 §16.12).
+            RequestKind::InDialog => {
+                forward_filtered(Decision::Forward(Forward::default()), filtered, changed)
+            }
+            RequestKind::Originating => self.originating(&filtered).await,
+            _ => self.terminating(&filtered).await,
         }
     }
 

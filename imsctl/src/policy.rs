@@ -8,13 +8,12 @@
 //! tenant's customer policy; without it the global policy of that name is meant.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
-use crate::subscriber::{is_loopback, segment};
+use crate::subscriber::{base_url, http_client, segment};
 
 /// Where the policy service is and the caller's token.
 #[derive(Debug, Args)]
@@ -25,6 +24,9 @@ pub struct Target {
     /// Keystone token (X-Auth-Token); also read from OS_TOKEN.
     #[arg(long, env = "IMS_POLICY_TOKEN", global = true, hide_env_values = true)]
     token: Option<String>,
+    /// PEM file of the CA trusted for an `https` URL besides the system roots.
+    #[arg(long, env = "IMS_CA", global = true)]
+    ca: Option<std::path::PathBuf>,
 }
 
 /// `imsctl policy ...`
@@ -101,11 +103,7 @@ pub async fn run(config_dir: &Path, target: &Target, command: PolicyCommand) -> 
         Some(u) => u.trim_end_matches('/').to_string(),
         None => {
             let c: ims_config::PolicydConfig = ims_config::load(&config_dir.join("policyd.toml"))?;
-            let mut addr = c.http.listen;
-            if addr.ip().is_unspecified() {
-                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-            }
-            format!("http://{addr}")
+            base_url(&c.http)
         }
     };
     let token = match &target.token {
@@ -113,11 +111,7 @@ pub async fn run(config_dir: &Path, target: &Target, command: PolicyCommand) -> 
         None => std::env::var("OS_TOKEN")
             .context("no Keystone token: use --token, IMS_POLICY_TOKEN or OS_TOKEN")?,
     };
-    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
-    if is_loopback(&base) {
-        builder = builder.no_proxy();
-    }
-    let http = builder.build().context("building the HTTP client")?;
+    let http = http_client(&base, target.ca.as_deref())?;
     let (method, path, tenant, body) = match command {
         PolicyCommand::List { tenant } => {
             (reqwest::Method::GET, "/v1/policies".into(), tenant, None)

@@ -48,6 +48,10 @@ pub struct Target {
         hide_env_values = true
     )]
     keystone_token: Option<String>,
+    /// PEM file of the CA trusted for an `https` URL besides the system roots (e.g. the
+    /// dev CA `data/tls/ca.crt`).
+    #[arg(long, env = "IMS_CA", global = true)]
+    ca: Option<PathBuf>,
 }
 
 /// How calls authenticate.
@@ -56,6 +60,35 @@ enum Credential {
     Keystone(String),
     /// The static admin token, sent as `Authorization: Bearer`.
     Admin(String),
+}
+
+/// An HTTP client for `base`: no proxy toward loopback (a proxy from the environment
+/// cannot reach this machine's loopback), trusting the CA in `ca` if given.
+pub(crate) fn http_client(base: &str, ca: Option<&Path>) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+    if is_loopback(base) {
+        builder = builder.no_proxy();
+    }
+    if let Some(path) = ca {
+        let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("{}: not PEM certificates", path.display()))?
+        {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.build().context("building the HTTP client")
+}
+
+/// `http://` or `https://` (with `[http.tls]`) and the listen address of a node's
+/// `[http]` section (an unspecified address as loopback).
+pub(crate) fn base_url(http: &ims_config::HttpSection) -> String {
+    let mut addr = http.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let scheme = if http.tls.is_some() { "https" } else { "http" };
+    format!("{scheme}://{addr}")
 }
 
 /// Credentials given on the command line.
@@ -246,13 +279,7 @@ impl Api {
         };
         let base = match &target.url {
             Some(u) => u.trim_end_matches('/').to_string(),
-            None => {
-                let mut addr = config()?.http.listen;
-                if addr.ip().is_unspecified() {
-                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-                }
-                format!("http://{addr}")
-            }
+            None => base_url(&config()?.http),
         };
         let os_token = || {
             std::env::var("OS_TOKEN")
@@ -287,12 +314,7 @@ impl Api {
                 }
             },
         };
-        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
-        if is_loopback(&base) {
-            // A proxy from the environment cannot reach this machine's loopback.
-            builder = builder.no_proxy();
-        }
-        let http = builder.build().context("building the HTTP client")?;
+        let http = http_client(&base, target.ca.as_deref())?;
         Ok(Api {
             http,
             base,

@@ -297,3 +297,70 @@ async fn add_show_update_delete() {
     assert!(!out.status.success());
     h.task.abort();
 }
+
+/// The HSS API over HTTPS with a certificate from a fresh CA: `imsctl subscriber` with
+/// `--ca` (the CA's PEM) lists subscribers; without it, the server is not trusted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_the_ca_given_by_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let h = hss().await;
+    let dir = h.dir.path();
+    let ca_params = || {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    std::fs::write(
+        dir.join("ca.crt"),
+        ca_params().self_signed(&ca_key).unwrap().pem(),
+    )
+    .unwrap();
+    let issuer = Issuer::new(ca_params(), ca_key);
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    std::fs::write(dir.join("hss.crt"), leaf.pem()).unwrap();
+    std::fs::write(dir.join("hss.key"), key.serialize_pem()).unwrap();
+    let http: ims_config::HttpSection = ims_config::parse_str(
+        &format!(
+            "listen = \"127.0.0.1:0\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+            dir.join("hss.crt").display(),
+            dir.join("hss.key").display()
+        ),
+        std::path::Path::new("http.toml"),
+    )
+    .unwrap();
+    let api = hss::provisioning::router(h.store.clone(), Some(TOKEN.into()), "ims.example.net");
+    let served = ims_runtime::serve_node(
+        &http,
+        ims_runtime::NodeStatus::new("hss-test", "hss"),
+        Arc::new(Default::default()),
+        api,
+    )
+    .await
+    .unwrap();
+    let run = |ca: Option<std::path::PathBuf>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_imsctl"));
+        cmd.args(["--config-dir", "/nonexistent", "subscriber", "--url"])
+            .arg(format!("https://{}", served.addr))
+            .args(["--token", TOKEN, "list"])
+            .env_remove("IMS_HSS_URL")
+            .env_remove("IMS_HSS_TOKEN")
+            .env_remove("IMS_CA");
+        if let Some(ca) = ca {
+            cmd.arg("--ca").arg(ca);
+        }
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+    };
+    let trusted = run(Some(dir.join("ca.crt"))).await.unwrap();
+    assert!(trusted.status.success(), "{}", text(&trusted));
+    let untrusted = run(None).await.unwrap();
+    assert!(!untrusted.status.success(), "{}", text(&untrusted));
+    for t in served.tasks {
+        t.abort();
+    }
+    h.task.abort();
+}

@@ -66,6 +66,7 @@ async fn a_tenant_admin_manages_its_tenants_subscribers_with_its_keystone_token(
         decision_cache: 100,
         decision_ttl: Duration::from_secs(300),
         verify_timeout: Duration::from_millis(2000),
+        policy_ca_pem: None,
     };
     let filter = RequestFilter::new(&settings, TokenValidator::new(ks.config()).unwrap()).unwrap();
     let api = router_with_access(

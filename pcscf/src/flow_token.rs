@@ -9,9 +9,12 @@
 //! forged, so a tampered token is told apart from a flow that has gone (403 versus
 //! 430, RFC 5626 §5.3).
 
+use std::path::{Path, PathBuf};
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
+use ims_runtime::secret_file::{self, SecretFileError};
 use ims_sip::transport::Flow;
 use sha2::Sha256;
 
@@ -34,6 +37,20 @@ pub enum TokenError {
     Forged,
 }
 
+/// Shortest flow-token key accepted, in bytes.
+pub const MIN_KEY: usize = 16;
+
+/// The flow-token key file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    /// It cannot be read or created, or others may access it.
+    #[error(transparent)]
+    File(#[from] SecretFileError),
+    /// It does not hold at least 16 bytes in hex.
+    #[error("{}: not a flow-token key (at least 32 hex digits)", .0.display())]
+    Malformed(PathBuf),
+}
+
 /// Issues and checks flow tokens with one secret key.
 #[derive(Clone)]
 pub struct FlowTokens {
@@ -52,10 +69,22 @@ impl FlowTokens {
         FlowTokens { key }
     }
 
-    /// Tokens with a fresh random 32-byte key (tokens do not outlive the process, as
-    /// the flows they name do not either).
+    /// Tokens with a fresh random 32-byte key: tokens issued before a restart are then
+    /// refused as forged after it ([`FlowTokens::from_key_file`] keeps them valid).
     pub fn random() -> FlowTokens {
         FlowTokens::new(rand::random::<[u8; 32]>().to_vec())
+    }
+
+    /// Tokens with the key in `path` (hex, at least 16 bytes), so that they survive a
+    /// restart. A missing file is created with a random 32-byte key and mode 0600; a
+    /// file that group or others may access, or that is not such a key, is refused.
+    pub fn from_key_file(path: &Path) -> Result<FlowTokens, KeyFileError> {
+        secret_file::ensure(path, || hex::encode(rand::random::<[u8; 32]>()))?;
+        let text = secret_file::read_private(path)?;
+        match hex::decode(text.trim()) {
+            Ok(key) if key.len() >= MIN_KEY => Ok(FlowTokens::new(key)),
+            _ => Err(KeyFileError::Malformed(path.to_path_buf())),
+        }
     }
 
     fn mac(&self, label: &[u8]) -> [u8; MAC_LEN] {
@@ -148,5 +177,55 @@ mod tests {
         assert_eq!(tokens.check("!!"), Err(TokenError::Malformed));
         assert_eq!(tokens.check("abc"), Err(TokenError::Malformed));
         assert_eq!(tokens.check(&"A".repeat(500)), Err(TokenError::Malformed));
+    }
+
+    mod key_file {
+        use super::*;
+        use std::os::unix::fs::PermissionsExt;
+
+        fn flow() -> Flow {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(crate::testutil::flows(1))[0]
+        }
+
+        #[test]
+        fn generated_once_private_and_stable_across_loads() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("pcscf/flow_token.key");
+            let before = FlowTokens::from_key_file(&path).unwrap();
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+            let flow = flow();
+            let token = before.issue(&flow);
+            // A restart: the same file, the same key.
+            let after = FlowTokens::from_key_file(&path).unwrap();
+            assert_eq!(after.check(&token), Ok(label(&flow)));
+            // A random key (what a restart meant before) refuses it.
+            assert_eq!(FlowTokens::random().check(&token), Err(TokenError::Forged));
+        }
+
+        #[test]
+        fn loose_modes_and_bad_keys_are_refused_naming_the_file() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("flow_token.key");
+            FlowTokens::from_key_file(&path).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let err = FlowTokens::from_key_file(&path).unwrap_err();
+            assert!(matches!(
+                err,
+                KeyFileError::File(SecretFileError::TooOpen { .. })
+            ));
+            assert!(err.to_string().contains("flow_token.key"), "{err}");
+            for bad in ["", "not hex", "00112233", &"zz".repeat(32)] {
+                std::fs::write(&path, bad).unwrap();
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+                let err = FlowTokens::from_key_file(&path).unwrap_err();
+                assert!(matches!(err, KeyFileError::Malformed(_)), "{bad:?}: {err}");
+                assert!(err.to_string().contains("flow_token.key"), "{err}");
+            }
+        }
     }
 }

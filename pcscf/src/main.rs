@@ -5,11 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Parser;
 use ims_config::PcscfConfig;
+use ims_node::{Ingress, Role};
 use ims_runtime::budget::BudgetMetrics;
 use ims_runtime::prometheus_client::registry::Registry;
-use ims_runtime::sip::start_proxy;
+use ims_runtime::sip::{run_engine_until_shutdown, start_proxy};
 use ims_runtime::NodeArgs;
 use ims_sip::message::via::split_host_port;
 use ims_sip::transport::TransportKind;
@@ -23,9 +25,15 @@ async fn main() -> anyhow::Result<()> {
     let config: PcscfConfig = ims_config::load(&args.config)?;
     ims_runtime::init_logging(&config.node.log);
     let section = &config.pcscf;
-    let tokens = match &section.flow_token_key {
-        Some(key) => FlowTokens::new(hex::decode(key)?),
-        None => FlowTokens::random(),
+    let tokens = match (&section.flow_token_key, &section.flow_token_key_file) {
+        (Some(key), _) => FlowTokens::new(hex::decode(key)?),
+        (None, Some(path)) => {
+            FlowTokens::from_key_file(path).context("pcscf.flow_token_key_file")?
+        }
+        (None, None) => {
+            tracing::warn!("no pcscf.flow_token_key(_file): a random key, so flow tokens issued before a restart will be refused");
+            FlowTokens::random()
+        }
     };
     let metrics = BudgetMetrics::default();
     let budget = Arc::new(SourceBudget::new(&config.budget, metrics.clone()));
@@ -49,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
             &config.node.domain,
             "pcscf",
         )?,
+        ingress: Ingress::new(Role::Pcscf, &config.zones),
     };
     let settings_filter = settings.cloud_auth.clone();
     let pcscf = Pcscf::new(settings, section.max_registrations);
@@ -57,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(f) = &settings_filter {
         f.filter().register_metrics(&mut registry);
     }
-    let engine = start_proxy(&config.sip, PcscfPolicy(pcscf.clone()), &mut registry).await?;
+    let mut engine = start_proxy(&config.sip, PcscfPolicy(pcscf.clone()), &mut registry).await?;
     pcscf.set_core_address(core_address(&config, engine.transport().local_addrs()));
     let running = ims_runtime::Node::start("pcscf", &config.node, &config.http, registry).await?;
     let listeners: Vec<String> = engine
@@ -84,11 +93,11 @@ async fn main() -> anyhow::Result<()> {
             status.set("registered_contacts", n);
         }
     });
-    running.run_until_shutdown().await;
+    let served = run_engine_until_shutdown(running, &mut engine).await;
     purger.abort();
     reporter.abort();
     drop(engine);
-    Ok(())
+    Ok(served?)
 }
 
 /// Where the core reaches us (the host part of Path): the advertised host with the

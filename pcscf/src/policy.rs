@@ -9,15 +9,22 @@
 //!   only if associated; whatever P-Asserted-Identity the UE sent is dropped),
 //!   P-Charging-Vector, record-routed with the UE's flow token as user part. From an
 //!   unregistered UE: 403.
-//! * Requests from the core whose Route carried our flow token (§5.2.6.4, RFC 5626
-//!   §5.3): the terminating initial request along the Path, and every later request of
-//!   the dialog along the Record-Route (both originating and terminating dialogs carry
-//!   the token there): sent over that flow, the initial one record-routed with the
-//!   same token; a forged token gets 403, a flow no longer registered 430. ACKs for a
-//!   2xx likewise ([`Policy::ack_flow`]).
-//! * Requests in a dialog from the UE (To tag; their first Route is ours, with the
-//!   token of the flow they came over, or of an earlier flow of the same UE) follow
-//!   their Route set.
+//! * Who may send what is the ingress filter's (`ims_node::ingress`, trust zones): a
+//!   request from a UE (the access zone: any sender that is not in `[zones] core`, or
+//!   that is registered over the flow it came over) is forwarded only if it is a
+//!   REGISTER, an initial request of a registered UE over its registered flow, or an
+//!   in-dialog request (ACK included) whose popped Route is our Record-Route value
+//!   with the token of the flow it came over (or of an earlier flow of the same
+//!   registered UE, which re-registered over a new connection since the dialog began).
+//!   Anything else gets 403 and reaches nobody (an ACK is dropped). P-Asserted-Identity,
+//!   P-Preferred-Identity, P-Served-User, P-Charging-* and P-Visited-Network-ID from UEs
+//!   are removed from every request, in-dialog ones included.
+//! * Requests toward a UE (our flow token in the popped Route) are taken only from the
+//!   core zone (§5.2.6.4, RFC 5626 §5.3): the terminating initial request along the
+//!   Path, and every later request of the dialog along the Record-Route (both
+//!   originating and terminating dialogs carry the token there): sent over that flow,
+//!   the initial one record-routed with the same token; a forged token gets 403, a flow
+//!   no longer registered 430. ACKs for a 2xx likewise ([`Policy::ack_route`]).
 //!
 //! * Cloud authorization (design brief §5, RFC 8898): initial requests from a UE whose
 //!   method `[cloud_auth]` names (REGISTER and INVITE by default) need a valid Keystone
@@ -29,10 +36,11 @@
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
+use ims_node::{Ingress, RequestKind, Zone};
 use ims_sip::message::build::response_with;
 use ims_sip::message::uri::Uri;
 use ims_sip::message::via::split_host_port;
-use ims_sip::proxy::engine::{Decision, Forward, Policy};
+use ims_sip::proxy::engine::{AckRoute, Decision, Forward, Policy};
 use ims_sip::proxy::record_route::route_user;
 use ims_sip::transport::{Flow, Source};
 use ims_sip::{HeaderName, Method, SipMessage};
@@ -60,6 +68,8 @@ pub struct PcscfSettings {
     pub cloud_auth: Option<SipFilter>,
     /// Per-source budgets of unauthenticated traffic (`[budget]`).
     pub budget: Arc<SourceBudget>,
+    /// The ingress filter (`[zones]`).
+    pub ingress: Ingress,
 }
 
 /// The P-CSCF's state, shared by the policy and the node (health, purging).
@@ -121,6 +131,7 @@ impl Pcscf {
             .map(|(_, r)| r.as_str())
     }
 
+    /// `request` (already through the ingress filter) to the I-CSCF of its home domain.
     fn register(&self, request: &SipMessage, source: &Source) -> Decision {
         let Some(icscf) = self.home_route(request) else {
             tracing::info!(remote = %source.remote, "REGISTER for a domain we do not serve");
@@ -138,7 +149,6 @@ impl Pcscf {
         }
         let mut edited = request.clone();
         edited.headers.remove_all(&HeaderName::Route);
-        edited.headers.remove_all(&HeaderName::PAssertedIdentity);
         add_path(&mut edited, &self.path_value(source));
         set_visited_network(&mut edited, &self.settings.visited_network_id);
         set_charging_vector(&mut edited, &self.host(source));
@@ -152,13 +162,20 @@ impl Pcscf {
         }
     }
 
-    fn originating(&self, request: &SipMessage, source: &Source) -> Decision {
+    /// An initial request of a UE: `received` as it came (its P-Preferred-Identity is
+    /// honoured when associated), `filtered` through the ingress filter.
+    fn originating(
+        &self,
+        received: &SipMessage,
+        filtered: SipMessage,
+        source: &Source,
+    ) -> Decision {
         let Some(reg) = self.registrations.by_flow(&source.flow, Instant::now()) else {
-            tracing::info!(remote = %source.remote, method = ?request.method(), "request from an unregistered UE refused");
-            return refuse(request, 403, "Forbidden - not registered");
+            tracing::info!(remote = %source.remote, method = ?received.method(), "request from an unregistered UE refused");
+            return refuse(received, 403, "Forbidden - not registered");
         };
-        let mut edited = request.clone();
-        let identity = asserted_identity(request, &reg);
+        let mut edited = filtered;
+        let identity = asserted_identity(received, &reg);
         assert_identity(&mut edited, &identity);
         edited.headers.remove_all(&HeaderName::Route);
         set_charging_vector(&mut edited, &self.host(source));
@@ -174,19 +191,63 @@ impl Pcscf {
         }
     }
 
-    /// True when a request whose popped Route carried `token` came from the UE side:
-    /// over the very flow the token names (our Record-Route value heads the UE's route
-    /// set), or over another flow a UE is registered on (it re-registered over a new
-    /// connection since the dialog began). Requests from the core come over neither.
-    fn sent_by_ue(&self, token: &str, source: &Source) -> bool {
-        self.settings
-            .tokens
-            .check(token)
-            .is_ok_and(|l| l == label(&source.flow))
-            || self
-                .registrations
-                .by_flow(&source.flow, Instant::now())
-                .is_some()
+    /// True when a request whose popped Route carried an authentic token for the flow
+    /// labelled `token_label` came from that flow's UE: over that very flow (our
+    /// Record-Route value heads the UE's route set), or over another flow the same UE
+    /// is registered on (it re-registered over a new connection since the dialog
+    /// began; the token's flow has gone or is registered to the same identity). A
+    /// request from the core, or from another UE, comes over neither.
+    fn sent_by_token_ue(&self, token_label: &str, source: &Source, now: Instant) -> bool {
+        if token_label == label(&source.flow) {
+            return true;
+        }
+        let Some(sender) = self.registrations.by_flow(&source.flow, now) else {
+            return false;
+        };
+        self.registrations
+            .by_label(token_label, now)
+            .is_none_or(|named| named.public_identity == sender.public_identity)
+    }
+
+    /// The sender's zone and what the request is (`ims_node::ingress`), and the flow
+    /// token of our Route value the engine removed, if any.
+    fn classify(
+        &self,
+        request: &SipMessage,
+        source: &Source,
+        popped_route: Option<&Bytes>,
+    ) -> (Zone, RequestKind, Option<String>) {
+        let now = Instant::now();
+        let token = popped_route.and_then(|v| route_user(std::str::from_utf8(v).ok()?));
+        if request.method() == Some(&Method::Register) {
+            return (Zone::Access, RequestKind::Register, token);
+        }
+        let in_dialog = request.has_to_tag() || request.method() == Some(&Method::Ack);
+        let own_token = token
+            .as_deref()
+            .and_then(|t| self.settings.tokens.check(t).ok())
+            .is_some_and(|l| self.sent_by_token_ue(&l, source, now));
+        if own_token {
+            let kind = if in_dialog {
+                RequestKind::InDialog
+            } else {
+                RequestKind::Originating
+            };
+            return (Zone::Access, kind, token);
+        }
+        // A UE registered over this flow is access even on a core address (the dev
+        // core runs UEs and nodes on one host).
+        let zone = if self.registrations.by_flow(&source.flow, now).is_some() {
+            Zone::Access
+        } else {
+            self.settings.ingress.zone(source.remote.ip())
+        };
+        let kind = match (&token, in_dialog) {
+            (Some(_), _) => RequestKind::TowardUe,
+            (None, true) => RequestKind::NotOurRoute,
+            (None, false) => RequestKind::Originating,
+        };
+        (zone, kind, token)
     }
 
     /// The flow a live, authentic token names.
@@ -242,50 +303,81 @@ impl Policy for PcscfPolicy {
         popped_route: Option<&Bytes>,
     ) -> Decision {
         let pcscf = &self.0;
-        let token = popped_route.and_then(|v| route_user(std::str::from_utf8(v).ok()?));
-        if let Some(token) = token.filter(|t| !pcscf.sent_by_ue(t, source)) {
-            return pcscf.toward_ue(request, &token);
-        }
-        let registered = pcscf.registrations.by_flow(&source.flow, Instant::now());
-        if let Some(busy) =
-            pcscf
-                .settings
-                .budget
-                .refuse(request, source.remote.ip(), registered.is_some())
-        {
-            return Decision::Respond(busy);
-        }
-        let in_dialog = request.has_to_tag();
-        if let Some(filter) = &pcscf.settings.cloud_auth {
-            if !in_dialog && filter.applies_to(request) {
-                if let Err(refusal) = filter.authenticate(request).await {
-                    return Decision::Respond(refusal);
-                }
+        let (zone, kind, token) = pcscf.classify(request, source, popped_route);
+        // Everything from the access side is charged to its source's budget, refused
+        // requests too (they cost as much to answer).
+        if zone == Zone::Access {
+            let registered = pcscf.registrations.by_flow(&source.flow, Instant::now());
+            if let Some(busy) =
+                pcscf
+                    .settings
+                    .budget
+                    .refuse(request, source.remote.ip(), registered.is_some())
+            {
+                return Decision::Respond(busy);
             }
         }
-        if request.method() == Some(&Method::Register) {
-            return pcscf.register(request, source);
+        let mut filtered = request.clone();
+        if let Err(refused) = pcscf
+            .settings
+            .ingress
+            .admit(&mut filtered, source.remote, zone, kind)
+        {
+            return refused.response(request);
         }
-        if in_dialog {
-            // In-dialog: the Route set decides (RFC 3261 §16.12).
-            return Decision::Forward(Forward::default());
+        match (kind, token) {
+            (RequestKind::TowardUe, Some(token)) => pcscf.toward_ue(&filtered, &token),
+            (RequestKind::InDialog, _) => Decision::ForwardWith {
+                // In-dialog: the Route set decides (RFC 3261 §16.12).
+                request: filtered,
+                flow: None,
+                forward: Forward::default(),
+            },
+            (RequestKind::Register | RequestKind::Originating, _) => {
+                if let Some(filter) = &pcscf.settings.cloud_auth {
+                    if filter.applies_to(request) {
+                        if let Err(refusal) = filter.authenticate(request).await {
+                            return Decision::Respond(refusal);
+                        }
+                    }
+                }
+                if kind == RequestKind::Register {
+                    pcscf.register(&filtered, source)
+                } else {
+                    pcscf.originating(request, filtered, source)
+                }
+            }
+            // The filter admits nothing else from the access zone or the core.
+            _ => refuse(request, 403, "Forbidden"),
         }
-        pcscf.originating(request, source)
     }
 
-    /// An ACK from the core for a UE's 2xx carries the UE's flow token in the Route
-    /// value of our Record-Route: it goes over that flow.
-    fn ack_flow(
+    /// An ACK for a 2xx goes on like the requests of its dialog: from the UE along its
+    /// Route set (identity headers removed), from the core over the flow our token
+    /// names; anything else is dropped.
+    fn ack_route(
         &self,
-        _ack: &SipMessage,
+        ack: &mut SipMessage,
         source: &Source,
         popped_route: Option<&Bytes>,
-    ) -> Option<Flow> {
-        let token = popped_route.and_then(|v| route_user(std::str::from_utf8(v).ok()?))?;
-        if self.0.sent_by_ue(&token, source) {
-            return None;
+    ) -> AckRoute {
+        let pcscf = &self.0;
+        let (zone, kind, token) = pcscf.classify(ack, source, popped_route);
+        if pcscf
+            .settings
+            .ingress
+            .admit(ack, source.remote, zone, kind)
+            .is_err()
+        {
+            return AckRoute::Drop;
         }
-        self.0.flow_of(&token)
+        match (kind, token) {
+            (RequestKind::InDialog, _) => AckRoute::NextHop,
+            (RequestKind::TowardUe, Some(token)) => {
+                pcscf.flow_of(&token).map_or(AckRoute::Drop, AckRoute::Over)
+            }
+            _ => AckRoute::Drop,
+        }
     }
 
     fn on_response(&self, request: &SipMessage, source: &Source, response: &mut SipMessage) {
@@ -301,5 +393,90 @@ impl Policy for PcscfPolicy {
         if learned != Learned::Ignored {
             tracing::debug!(flow = %source.flow, ?learned, "registration learned");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{flows, register_200, sip};
+    use ims_config::ZonesSection;
+    use ims_node::Role;
+
+    fn pcscf() -> Arc<Pcscf> {
+        let zones = ZonesSection {
+            core: vec!["127.0.0.1/32".parse().unwrap()],
+            ..ZonesSection::default()
+        };
+        Pcscf::new(
+            PcscfSettings {
+                home_networks: Vec::new(),
+                visited_network_id: "v".into(),
+                tokens: FlowTokens::new(vec![7; 32]),
+                cloud_auth: None,
+                ingress: Ingress::new(Role::Pcscf, &zones),
+                budget: Arc::new(SourceBudget::new(
+                    &ims_config::BudgetSection::default(),
+                    ims_runtime::budget::BudgetMetrics::default(),
+                )),
+            },
+            10,
+        )
+    }
+
+    fn source(flow: Flow) -> Source {
+        Source {
+            flow,
+            local: "127.0.0.1:5060".parse().unwrap(),
+            remote: flow.remote(),
+        }
+    }
+
+    /// Registers `user` (alice's 200 with the name replaced) over `flow`.
+    fn register(p: &Pcscf, user: &str, flow: Flow) {
+        let (req, ok) = register_200(3600);
+        let swap = |m: &SipMessage| {
+            let text = String::from_utf8(m.to_bytes().to_vec()).unwrap();
+            SipMessage::parse(text.replace("alice", user)).unwrap()
+        };
+        p.registrations
+            .learn(&swap(&req), flow, &swap(&ok), Instant::now());
+    }
+
+    #[tokio::test]
+    async fn a_flow_token_is_the_ues_own_only_over_its_flow_or_another_flow_of_the_same_identity() {
+        let p = pcscf();
+        let f = flows(4).await;
+        let (alice_old, alice_new, bob, core) = (f[0], f[1], f[2], f[3]);
+        register(&p, "alice", alice_old);
+        register(&p, "alice", alice_new);
+        register(&p, "bob", bob);
+        let token = p.settings.tokens.issue(&alice_old);
+        let popped = Bytes::from(format!("<sip:{token}@127.0.0.1:5060;lr>"));
+        let bye = sip("BYE sip:x@127.0.0.1:5999 SIP/2.0\r\n").to_bytes();
+        let bye = String::from_utf8(bye.to_vec()).unwrap().replace(
+            "To: <sip:alice@ims.example.net>",
+            "To: <sip:alice@ims.example.net>;tag=t",
+        );
+        let bye = SipMessage::parse(bye).unwrap();
+        let kind_from = |flow| {
+            let (zone, kind, _) = p.classify(&bye, &source(flow), Some(&popped));
+            (zone, kind)
+        };
+        // Alice over the flow the token names, or over her new connection: her dialog.
+        assert_eq!(kind_from(alice_old), (Zone::Access, RequestKind::InDialog));
+        assert_eq!(kind_from(alice_new), (Zone::Access, RequestKind::InDialog));
+        // Bob, registered on a core address, with Alice's token: toward her UE, from
+        // the access zone, which may not send that.
+        assert_eq!(kind_from(bob), (Zone::Access, RequestKind::TowardUe));
+        // An unregistered sender on a core address: the core, toward Alice's UE.
+        assert_eq!(kind_from(core), (Zone::Core, RequestKind::TowardUe));
+        // Without our Route value, an in-dialog request is on nobody's route.
+        let (zone, kind, _) = p.classify(&bye, &source(bob), None);
+        assert_eq!((zone, kind), (Zone::Access, RequestKind::NotOurRoute));
+        // REGISTER is the access zone's whatever its Route says.
+        let reg = sip("REGISTER sip:ims.example.net SIP/2.0\r\n");
+        let (zone, kind, _) = p.classify(&reg, &source(core), Some(&popped));
+        assert_eq!((zone, kind), (Zone::Access, RequestKind::Register));
     }
 }

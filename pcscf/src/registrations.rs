@@ -13,6 +13,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use ims_sip::message::addr::NameAddr;
+use ims_sip::message::delta_seconds::delta_seconds;
 use ims_sip::message::uri::Uri;
 use ims_sip::transport::Flow;
 use ims_sip::{HeaderName, SipMessage};
@@ -89,11 +90,12 @@ fn same_contact(a: &str, b: &str) -> bool {
     }
 }
 
-/// The Expires header of a message as seconds, if present and numeric.
-fn expires_header(msg: &SipMessage) -> Option<u64> {
+/// The Expires header of a message as seconds (saturated at 2^32-1, RFC 3261 §20.19),
+/// if present and numeric.
+fn expires_header(msg: &SipMessage) -> Option<u32> {
     msg.headers
         .get_str(&HeaderName::Expires)
-        .and_then(|v| v.trim().parse().ok())
+        .and_then(delta_seconds)
 }
 
 impl Registrations {
@@ -133,7 +135,7 @@ impl Registrations {
             .collect();
         // Each of the UE's contacts with the expiry the registrar granted it.
         let mut contacts = Vec::new();
-        let mut longest = 0u64;
+        let mut longest = 0u32;
         for value in response.headers.values(&HeaderName::Contact) {
             let Ok(text) = std::str::from_utf8(&value) else {
                 continue;
@@ -147,7 +149,7 @@ impl Registrations {
             let secs = addr
                 .param("expires")
                 .flatten()
-                .and_then(|e| e.parse::<u64>().ok())
+                .and_then(delta_seconds)
                 .or(default_expiry)
                 .unwrap_or(0);
             if secs > 0 {
@@ -155,6 +157,15 @@ impl Registrations {
                 longest = longest.max(secs);
             }
         }
+        // The registrar's number is at most 2^32-1 s (about 136 years); a clock that
+        // cannot go that far ignores the 200 instead of panicking.
+        let Some(expires) = now.checked_add(Duration::from_secs(u64::from(longest))) else {
+            tracing::warn!(
+                secs = longest,
+                "registration expiry out of the clock's range"
+            );
+            return Learned::Ignored;
+        };
         let mut inner = self.lock();
         if contacts.is_empty() {
             let removed = inner.by_flow.remove(&flow).is_some();
@@ -184,7 +195,7 @@ impl Registrations {
             flow,
             public_identity,
             contacts,
-            expires: now + Duration::from_secs(longest),
+            expires,
             service_route,
             associated,
         };
@@ -246,7 +257,8 @@ fn purge(inner: &mut Inner, now: Instant) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{flows, register_200, sip};
+    use crate::testutil::{flows, register_200, register_200_raw, sip};
+    use proptest::prelude::*;
 
     #[tokio::test(start_paused = true)]
     async fn a_200_to_register_is_learned_and_expires() {
@@ -315,5 +327,72 @@ mod tests {
         assert!(regs.has_room(&fl[2], later));
         assert_eq!(regs.learn(&req, fl[2], &ok, later), Learned::Registered);
         assert_eq!(regs.purge(later), 1);
+    }
+
+    /// Expiries no registrar should send, in the `expires` parameter and in Expires:
+    /// each was once `Instant + Duration` overflowing in the engine's task (a panic
+    /// that stopped the P-CSCF's proxying). Now saturated at 2^32-1 s (RFC 3261
+    /// §20.19) and added with checked arithmetic.
+    #[tokio::test]
+    async fn hostile_expiries_are_capped_not_panicking() {
+        let flow = flows(1).await[0];
+        let regs = Registrations::new(10);
+        let now = Instant::now();
+        let cap = now + Duration::from_secs(u64::from(u32::MAX));
+        for value in [
+            "4294967295",
+            "4294967296",
+            "18446744073709551615",
+            "18446744073709551616",
+            "9223372036854775808",
+            "99999999999999999999",
+        ] {
+            for (params, extra) in [
+                (format!(";expires={value}"), String::new()),
+                (String::new(), format!("Expires: {value}\r\n")),
+            ] {
+                let (req, ok) = register_200_raw(&params, &extra);
+                assert_eq!(regs.learn(&req, flow, &ok, now), Learned::Registered);
+                assert_eq!(regs.by_flow(&flow, now).unwrap().expires, cap, "{value}");
+            }
+        }
+        // Not a number: no expiry, so no registration.
+        let (req, ok) = register_200_raw(";expires=-1", "");
+        assert_eq!(regs.learn(&req, flow, &ok, now), Learned::Deregistered);
+    }
+
+    /// One UDP flow for every proptest case (the store only keys on it).
+    fn one_flow() -> Flow {
+        static FLOW: std::sync::OnceLock<Flow> = std::sync::OnceLock::new();
+        *FLOW.get_or_init(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(flows(1))[0]
+        })
+    }
+
+    proptest! {
+        /// Whatever a registrar writes as expiry, learning never panics, and a stored
+        /// registration never outlives 2^32-1 seconds.
+        #[test]
+        fn learning_never_panics_on_hostile_expiries(
+            param in "[0-9]{1,40}|[0-9a-zA-Z.+-]{0,40}",
+            header in "[0-9]{1,40}|[0-9a-zA-Z.+-]{0,40}",
+            with_param in any::<bool>(),
+            with_header in any::<bool>(),
+        ) {
+            let flow = one_flow();
+            let regs = Registrations::new(10);
+            let params = if with_param { format!(";expires={param}") } else { String::new() };
+            let extra = if with_header { format!("Expires: {header}\r\n") } else { String::new() };
+            let (req, ok) = register_200_raw(&params, &extra);
+            let now = Instant::now();
+            let _ = regs.learn(&req, flow, &ok, now);
+            if let Some(reg) = regs.by_flow(&flow, now) {
+                prop_assert!(reg.expires <= now + Duration::from_secs(u64::from(u32::MAX)));
+            }
+        }
     }
 }

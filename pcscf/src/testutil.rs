@@ -50,13 +50,20 @@ pub async fn flows(n: usize) -> Vec<Flow> {
 /// A REGISTER from alice with one contact, and the registrar's 200 granting `expires`
 /// seconds, with another UE's contact, Service-Route and P-Associated-URI.
 pub fn register_200(expires: u32) -> (SipMessage, SipMessage) {
+    register_200_raw(&format!(";expires={expires}"), "")
+}
+
+/// [`register_200`] with the UE's contact parameters `params` (e.g. `;expires=...`) and
+/// extra header lines `extra` (e.g. `Expires: ...\r\n`) in the 200, as a hostile
+/// registrar might write them. Panics when the 200 does not parse.
+pub fn register_200_raw(params: &str, extra: &str) -> (SipMessage, SipMessage) {
     let req = sip("REGISTER sip:ims.example.net SIP/2.0\r\n\
          Contact: <sip:alice@127.0.0.1:5062>;expires=3600\r\n");
     let ok = SipMessage::parse(format!(
         "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKt\r\n\
          From: <sip:alice@ims.example.net>;tag=a\r\nTo: <sip:alice@ims.example.net>;tag=r\r\n\
-         Call-ID: t@x\r\nCSeq: 1 REGISTER\r\n\
-         Contact: <sip:alice@127.0.0.1:5062>;expires={expires}, <sip:alice@10.0.0.9:5060>;expires=100\r\n\
+         Call-ID: t@x\r\nCSeq: 1 REGISTER\r\n{extra}\
+         Contact: <sip:alice@127.0.0.1:5062>{params}, <sip:alice@10.0.0.9:5060>;expires=100\r\n\
          Service-Route: <sip:orig@scscf.ims.example.net:5080;lr>\r\n\
          P-Associated-URI: <sip:alice@ims.example.net>, <tel:+15551230001>\r\n\
          Content-Length: 0\r\n\r\n"

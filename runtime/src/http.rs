@@ -1,4 +1,5 @@
-//! `/health` and `/metrics`.
+//! `/health` and `/metrics`, and a node's HTTP listeners (HTTPS with `[http.tls]`,
+//! `/metrics` on a listener of its own with `metrics_listen`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -75,6 +76,89 @@ pub enum HttpError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The `[http.tls]` certificate or key could not be loaded.
+    #[error("http.tls: {0}")]
+    Tls(#[from] ims_sip::transport::TransportError),
+}
+
+/// A node's HTTP endpoints as started by [`serve_node`].
+pub struct NodeHttp {
+    /// Where `/health` and the node's API listen.
+    pub addr: SocketAddr,
+    /// Where `/metrics` listens, when on a listener of its own.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The serving tasks.
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), HttpError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| HttpError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| HttpError::Bind { addr, source })?;
+    Ok((listener, local))
+}
+
+/// Serves a node's `[http]` section: `/health` and `extra` on `listen` (HTTPS with
+/// `[http.tls]`), and `/metrics` in plain HTTP on `metrics_listen` when set, else on
+/// `listen` too.
+pub async fn serve_node(
+    http: &ims_config::HttpSection,
+    status: NodeStatus,
+    registry: Arc<Registry>,
+    extra: Router,
+) -> Result<NodeHttp, HttpError> {
+    let state = AppState { status, registry };
+    let mut app = Router::new().route("/health", get(health));
+    let mut tasks = Vec::new();
+    let mut metrics_addr = None;
+    match http.metrics_listen {
+        Some(addr) => {
+            let (listener, local) = bind(addr).await?;
+            let metrics = Router::new()
+                .route("/metrics", get(metrics))
+                .with_state(state.clone());
+            tasks.push(spawn_plain(listener, metrics));
+            metrics_addr = Some(local);
+        }
+        None => app = app.route("/metrics", get(metrics)),
+    }
+    let app = app.with_state(state).merge(extra);
+    let (listener, addr) = bind(http.listen).await?;
+    let task = match &http.tls {
+        Some(tls) => {
+            let config = ims_sip::transport::tls::server_config(
+                &ims_sip::transport::TlsServerSource::Pem {
+                    cert: tls.cert.clone(),
+                    key: tls.key.clone(),
+                },
+            )?;
+            let listener = crate::https::TlsListener::new(listener, config)
+                .map_err(|source| HttpError::Bind { addr, source })?;
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(error = %e, "HTTPS endpoint stopped");
+                }
+            })
+        }
+        None => spawn_plain(listener, app),
+    };
+    tasks.push(task);
+    Ok(NodeHttp {
+        addr,
+        metrics_addr,
+        tasks,
+    })
+}
+
+fn spawn_plain(listener: tokio::net::TcpListener, app: Router) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "HTTP endpoint stopped");
+        }
+    })
 }
 
 /// Binds `addr` and serves `/health` and `/metrics` until the task is dropped.
@@ -94,23 +178,13 @@ pub async fn serve_with(
     registry: Arc<Registry>,
     extra: Router,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), HttpError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| HttpError::Bind { addr, source })?;
-    let local = listener
-        .local_addr()
-        .map_err(|source| HttpError::Bind { addr, source })?;
+    let (listener, local) = bind(addr).await?;
     let app = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .with_state(AppState { status, registry })
         .merge(extra);
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "HTTP endpoint stopped");
-        }
-    });
-    Ok((local, task))
+    Ok((local, spawn_plain(listener, app)))
 }
 
 async fn health(State(state): State<AppState>) -> Json<Value> {

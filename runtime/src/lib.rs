@@ -5,7 +5,9 @@
 mod args;
 pub mod budget;
 mod http;
+mod https;
 mod logging;
+pub mod secret_file;
 pub mod sip;
 pub mod sqlite;
 #[cfg(feature = "test-support")]
@@ -13,7 +15,7 @@ pub mod test_db;
 
 pub use args::NodeArgs;
 pub use axum::Router;
-pub use http::{serve, serve_with, HttpError, NodeStatus};
+pub use http::{serve, serve_node, serve_with, HttpError, NodeHttp, NodeStatus};
 pub use logging::init_logging;
 pub use prometheus_client;
 
@@ -46,9 +48,11 @@ pub async fn shutdown_signal() {
 pub struct Node {
     /// Published on `/health`.
     pub status: NodeStatus,
-    /// Where the HTTP endpoint listens.
+    /// Where the HTTP endpoint (`/health`, the node's API) listens.
     pub http_addr: std::net::SocketAddr,
-    http_task: tokio::task::JoinHandle<()>,
+    /// Where `/metrics` listens when `[http] metrics_listen` is set.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    http_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Node {
@@ -75,18 +79,15 @@ impl Node {
     ) -> Result<Node, HttpError> {
         init_logging(&node.log);
         let status = NodeStatus::new(node.name.clone(), kind);
-        let (http_addr, http_task) = serve_with(
-            http.listen,
-            status.clone(),
-            std::sync::Arc::new(registry),
-            extra,
-        )
-        .await?;
-        tracing::info!(node = %node.name, %http_addr, "{kind} started; health on /health, metrics on /metrics");
+        let served = serve_node(http, status.clone(), std::sync::Arc::new(registry), extra).await?;
+        let scheme = if http.tls.is_some() { "https" } else { "http" };
+        let metrics = served.metrics_addr.unwrap_or(served.addr);
+        tracing::info!(node = %node.name, http = %format!("{scheme}://{}", served.addr), %metrics, "{kind} started; health on /health, metrics on /metrics");
         Ok(Node {
             status,
-            http_addr,
-            http_task,
+            http_addr: served.addr,
+            metrics_addr: served.metrics_addr,
+            http_tasks: served.tasks,
         })
     }
 
@@ -94,6 +95,8 @@ impl Node {
     pub async fn run_until_shutdown(self) {
         shutdown_signal().await;
         tracing::info!("shutting down");
-        self.http_task.abort();
+        for task in &self.http_tasks {
+            task.abort();
+        }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ims_config::{LimitsSection, SipSection};
 use ims_sip::message::via::split_host_port;
-use ims_sip::proxy::engine::{EngineConfig, EngineStats, Policy, ProxyEngine};
+use ims_sip::proxy::engine::{EngineConfig, EngineStats, EngineStopped, Policy, ProxyEngine};
 use ims_sip::transport::{
     TlsClientSource, TlsServerSource, TransportConfig, TransportError, TransportLayer,
     TransportLimits,
@@ -88,10 +88,31 @@ pub enum SipNodeError {
     /// The health/metrics endpoint could not start.
     #[error(transparent)]
     Http(#[from] crate::HttpError),
+    /// The proxy engine stopped by itself (a task panicked): the node exits.
+    #[error(transparent)]
+    Stopped(#[from] EngineStopped),
+}
+
+/// Serves until SIGINT/SIGTERM (`Ok`), or until the proxy engine stops by itself
+/// (`Err`): a node that no longer proxies must not live on with `/health` saying ok, so
+/// its `main` returns the error, the process exits non-zero and its supervisor
+/// (`imsctl up`, systemd) restarts it.
+pub async fn run_engine_until_shutdown(
+    running: crate::Node,
+    engine: &mut ProxyEngine,
+) -> Result<(), EngineStopped> {
+    tokio::select! {
+        () = running.run_until_shutdown() => Ok(()),
+        stopped = engine.stopped() => {
+            tracing::error!(%stopped, "exiting: this node no longer proxies SIP");
+            Err(stopped)
+        }
+    }
 }
 
 /// Runs a SIP node until SIGINT/SIGTERM: logging, the proxy engine on the `[sip]`
-/// listeners deciding with `policy`, and `/health` + `/metrics` (with the SIP counters).
+/// listeners deciding with `policy`, and `/health` + `/metrics` (with the SIP counters);
+/// an error if the engine stops by itself ([`run_engine_until_shutdown`]).
 pub async fn run_sip_node<P: Policy>(
     kind: &'static str,
     node: &ims_config::NodeSection,
@@ -112,7 +133,7 @@ pub async fn run_sip_node_with<P: Policy>(
     mut registry: Registry,
 ) -> Result<(), SipNodeError> {
     crate::init_logging(&node.log);
-    let engine = start_proxy(sip, policy, &mut registry).await?;
+    let mut engine = start_proxy(sip, policy, &mut registry).await?;
     let running = crate::Node::start(kind, node, http, registry).await?;
     let listeners: Vec<String> = engine
         .transport()
@@ -121,7 +142,7 @@ pub async fn run_sip_node_with<P: Policy>(
         .map(|(k, a)| format!("{}:{a}", k.via_token().to_ascii_lowercase()))
         .collect();
     running.status.set("sip_listeners", listeners);
-    running.run_until_shutdown().await;
+    run_engine_until_shutdown(running, &mut engine).await?;
     drop(engine);
     Ok(())
 }
@@ -239,6 +260,82 @@ mod tests {
         assert!(
             text.contains("sip_responses_out_total{class=\"2xx\"} 0"),
             "{text}"
+        );
+    }
+
+    /// Forwards to `target`; panics on the response (a policy bug).
+    struct Panicky {
+        target: String,
+    }
+
+    impl Policy for Panicky {
+        async fn decide(
+            &self,
+            _request: &ims_sip::SipMessage,
+            _source: &ims_sip::transport::Source,
+        ) -> ims_sip::proxy::engine::Decision {
+            ims_sip::proxy::engine::Decision::Forward(ims_sip::proxy::engine::Forward {
+                targets: vec![self.target.clone()],
+                ..Default::default()
+            })
+        }
+
+        fn on_response(
+            &self,
+            _request: &ims_sip::SipMessage,
+            _source: &ims_sip::transport::Source,
+            _response: &mut ims_sip::SipMessage,
+        ) {
+            panic!("a policy bug");
+        }
+    }
+
+    /// The node's serving loop ends with the engine's error when its core task dies, so
+    /// `main` returns it and the process exits non-zero.
+    #[tokio::test]
+    async fn a_dead_engine_ends_the_node_with_an_error() {
+        let path = std::path::Path::new("t.toml");
+        let sip: SipSection = ims_config::parse_str("udp = [\"127.0.0.1:0\"]\n", path).unwrap();
+        let node: ims_config::NodeSection =
+            ims_config::parse_str("name = \"n\"\ndomain = \"d\"\n", path).unwrap();
+        let http: ims_config::HttpSection =
+            ims_config::parse_str("listen = \"127.0.0.1:0\"\n", path).unwrap();
+        let server = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let policy = Panicky {
+            target: format!("sip:{}", server.local_addr().unwrap()),
+        };
+        let mut engine = start_proxy(&sip, policy, &mut Registry::default())
+            .await
+            .unwrap();
+        let running = crate::Node::start("pcscf", &node, &http, Registry::default())
+            .await
+            .unwrap();
+        let proxy = engine.transport().local_addrs()[0].1;
+        let serving = tokio::spawn(async move {
+            let result = run_engine_until_shutdown(running, &mut engine).await;
+            drop(engine);
+            result
+        });
+        let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let me = client.local_addr().unwrap();
+        let text = format!(
+            "OPTIONS sip:b@y SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKdead\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: dead@x\r\n\
+             CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
+        client.send_to(text.as_bytes(), proxy).await.unwrap();
+        let mut buf = vec![0u8; 65_535];
+        let (n, from) = server.recv_from(&mut buf).await.unwrap();
+        let forwarded = ims_sip::SipMessage::parse(buf[..n].to_vec()).unwrap();
+        let ok = ims_sip::message::build::response(&forwarded, 200);
+        server.send_to(&ok.to_bytes(), from).await.unwrap();
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(5), serving)
+            .await
+            .expect("the node stops serving")
+            .unwrap();
+        assert_eq!(
+            ended.unwrap_err().to_string(),
+            "the SIP proxy engine's core task panicked"
         );
     }
 }

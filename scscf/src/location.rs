@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use ims_sip::message::addr::NameAddr;
 use ims_sip::message::cseq::CSeq;
+use ims_sip::message::delta_seconds::delta_seconds;
 use ims_sip::{HeaderName, SipMessage};
 
 use crate::profile::UserProfile;
@@ -173,16 +174,11 @@ fn without_expires(a: &NameAddr<'_>) -> String {
     out
 }
 
+/// RFC 3261 §20.19: values above 2^32-1 are taken as 2^32-1 ([`delta_seconds`]).
 fn parse_seconds(v: &str) -> Result<u32, ContactError> {
-    let v = v.trim();
-    if v.is_empty() || v.len() > 10 || !v.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ContactError::BadRequest(
-            "expires is not a number of seconds",
-        ));
-    }
-    // RFC 3261 §20.19: values above 2^32-1 are taken as 2^32-1.
-    Ok(v.parse::<u64>()
-        .map_or(u32::MAX, |n| u32::try_from(n).unwrap_or(u32::MAX)))
+    delta_seconds(v).ok_or(ContactError::BadRequest(
+        "expires is not a number of seconds",
+    ))
 }
 
 /// The Expires header of `req`, if any.
@@ -476,6 +472,20 @@ mod tests {
         assert_eq!(u[0].contact, "<sip:a@10.0.0.1>");
         let d = updates(&register("Contact: <sip:a@10.0.0.1>\r\n"));
         assert_eq!(d[0].expires, 3600);
+        // Beyond 2^32-1 is 2^32-1 (RFC 3261 §20.19), then bounded; not a number is 400.
+        let huge = register(
+            "Contact: <sip:a@10.0.0.1>;expires=99999999999999999999\r\n\
+             Contact: <sip:b@10.0.0.1>\r\nExpires: 18446744073709551616\r\n",
+        );
+        assert_eq!(
+            updates(&huge).iter().map(|c| c.expires).collect::<Vec<_>>(),
+            [7200, 7200]
+        );
+        let bad = register("Contact: <sip:a@10.0.0.1>;expires=-5\r\n");
+        assert!(matches!(
+            read_contacts(&bad, LIMITS),
+            Err(ContactError::BadRequest(_))
+        ));
     }
 
     #[test]

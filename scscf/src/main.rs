@@ -15,7 +15,7 @@ use std::time::Duration;
 use clap::Parser;
 use ims_config::{BudgetSection, ScscfConfig};
 use ims_runtime::budget::{Backoff, BackoffPolicy, BudgetMetrics};
-use ims_runtime::sip::start_proxy;
+use ims_runtime::sip::{run_engine_until_shutdown, start_proxy};
 use ims_runtime::NodeArgs;
 use ims_sip::message::uri::Uri;
 use scscf::auth::Challenges;
@@ -117,8 +117,9 @@ async fn main() -> anyhow::Result<()> {
     let policy = ScscfPolicy {
         registrar: registrar.clone(),
         sessions,
+        ingress: ims_node::Ingress::new(ims_node::Role::Scscf, &config.zones),
     };
-    let engine = start_proxy(&config.sip, policy, &mut registry).await?;
+    let mut engine = start_proxy(&config.sip, policy, &mut registry).await?;
     let running = ims_runtime::Node::start("scscf", &config.node, &config.http, registry).await?;
     let listeners: Vec<String> = engine
         .transport()
@@ -146,10 +147,10 @@ async fn main() -> anyhow::Result<()> {
             }
         })
     };
-    running.run_until_shutdown().await;
+    let served = run_engine_until_shutdown(running, &mut engine).await;
     peer_watch.abort();
     expiry.abort();
     drop(engine);
     store.close().await;
-    Ok(())
+    Ok(served?)
 }

@@ -11,7 +11,14 @@
 //!   application servers to its destination (TS 24.229 §5.4.3); a request coming back
 //!   from an application server carries our odi and is resumed where it was;
 //! * when an application server fails and its iFC says SESSION_CONTINUED, the engine
-//!   asks again ([`Policy::on_failure`]) and the next iFC is tried.
+//!   asks again ([`Policy::on_failure`]) and the next iFC is tried;
+//! * before any of this, the ingress filter (`ims_node::ingress`, `[zones]`) decides
+//!   who may send what: the originating case (`orig`), terminating requests and
+//!   requests back from an AS (odi) only from the core (P-/I-CSCFs) and application
+//!   servers; REGISTER only from the core; in-dialog requests from the core,
+//!   application servers and interconnect; anything else 403, never a challenge.
+//!   P-Served-User and P-Asserted-Identity are believed only from the core and
+//!   application servers.
 //!
 //! CANCEL and ACK never reach the policy: the engine handles them (§16.10, §16.11).
 
@@ -19,6 +26,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use cloud_auth::filter::sip::SipFilter;
+use ims_node::ingress::forward_filtered;
+use ims_node::{Ingress, RequestKind};
 use ims_sip::proxy::engine::{Decision, Policy};
 use ims_sip::transport::Source;
 use ims_sip::{Method, SipMessage};
@@ -26,6 +35,8 @@ use ims_sip::{Method, SipMessage};
 use crate::cloud_auth::in_dialog;
 use crate::location::Registration;
 use crate::registrar::Registrar;
+use crate::session::as_routing::odi_of;
+use crate::session::case::is_originating;
 use crate::session::{decide, on_as_failure, SessionSettings, Subscribers};
 
 /// Registrar for REGISTER, session routing for the rest.
@@ -35,6 +46,8 @@ pub struct ScscfPolicy {
     pub registrar: Arc<Registrar>,
     /// Session routing settings.
     pub sessions: SessionSettings,
+    /// The ingress filter (`[zones]`): who may send what.
+    pub ingress: Ingress,
 }
 
 impl Subscribers for Registrar {
@@ -59,16 +72,32 @@ impl Policy for ScscfPolicy {
     async fn decide_routed(
         &self,
         request: &SipMessage,
-        _source: &Source,
+        source: &Source,
         popped_route: Option<&Bytes>,
     ) -> Decision {
-        if request.method() == Some(&Method::Register) {
-            return Decision::Respond(self.registrar.register(request).await);
-        }
-        if request.has_to_tag() {
-            return in_dialog(request);
-        }
-        decide(&self.sessions, &*self.registrar, request, popped_route).await
+        let kind = if request.method() == Some(&Method::Register) {
+            RequestKind::Register
+        } else if request.has_to_tag() {
+            RequestKind::InDialog
+        } else if popped_route.is_some_and(|r| odi_of(r).is_some()) {
+            RequestKind::FromApplicationServer
+        } else if popped_route.is_some_and(is_originating) {
+            RequestKind::Originating
+        } else {
+            RequestKind::Terminating
+        };
+        let zone = self.ingress.zone(source.remote.ip());
+        let mut filtered = request.clone();
+        let changed = match self.ingress.admit(&mut filtered, source.remote, zone, kind) {
+            Ok(stripped) => stripped > 0,
+            Err(refused) => return refused.response(request),
+        };
+        let decision = match kind {
+            RequestKind::Register => Decision::Respond(self.registrar.register(&filtered).await),
+            RequestKind::InDialog => in_dialog(&filtered),
+            _ => decide(&self.sessions, &*self.registrar, &filtered, popped_route).await,
+        };
+        forward_filtered(decision, filtered, changed)
     }
 
     async fn on_failure(

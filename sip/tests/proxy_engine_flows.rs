@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ims_sip::message::build::response;
-use ims_sip::proxy::engine::{Decision, EngineConfig, Forward, Policy, ProxyEngine};
+use ims_sip::proxy::engine::{AckRoute, Decision, EngineConfig, Forward, Policy, ProxyEngine};
 use ims_sip::proxy::record_route::route_user;
 use ims_sip::transport::{Flow, Source, TransportConfig, TransportKind};
 use ims_sip::{HeaderName, Method, SipMessage};
@@ -67,16 +67,19 @@ impl Policy for EdgePolicy {
         }
     }
 
-    fn ack_flow(
+    fn ack_route(
         &self,
-        _ack: &SipMessage,
+        ack: &mut SipMessage,
         _source: &Source,
         popped: Option<&Bytes>,
-    ) -> Option<Flow> {
+    ) -> AckRoute {
+        ack.headers.remove_all(&HeaderName::Other("X-Strip".into()));
         let user = popped.and_then(|v| route_user(std::str::from_utf8(v).ok()?));
-        (user.as_deref() == Some("ue"))
-            .then(|| *self.flow.lock().unwrap())
-            .flatten()
+        match (user.as_deref(), *self.flow.lock().unwrap()) {
+            (Some("ue"), Some(flow)) => AckRoute::Over(flow),
+            (Some("drop"), _) => AckRoute::Drop,
+            _ => AckRoute::NextHop,
+        }
     }
 
     fn on_response(&self, request: &SipMessage, source: &Source, response: &mut SipMessage) {
@@ -202,12 +205,44 @@ async fn requests_reach_a_registered_flow_and_fail_with_430_once_it_closes() {
 
     // An ACK for a 2xx (stateless, §16.11) with that Route goes over the flow too,
     // though its Request-URI names no reachable host.
-    let ack = request("ACK", "UDP", core_addr, &route, "z9hG4bKack1")
-        .replace("To: <sip:ue@example.net>", "To: <sip:ue@example.net>;tag=2");
+    let ack = request(
+        "ACK",
+        "UDP",
+        core_addr,
+        &format!("{route}X-Strip: 1\r\n"),
+        "z9hG4bKack1",
+    )
+    .replace("To: <sip:ue@example.net>", "To: <sip:ue@example.net>;tag=2");
     core.send_to(ack.as_bytes(), udp).await.unwrap();
     let acked = recv_tcp(&mut ue).await;
     assert_eq!(acked.method(), Some(&Method::Ack));
     assert!(acked.headers.get(&HeaderName::Route).is_none());
+    // The policy edited the copy it was shown.
+    assert!(acked
+        .headers
+        .get(&HeaderName::Other("X-Strip".into()))
+        .is_none());
+
+    // An ACK the policy drops never leaves; the next one, routed normally, reaches its
+    // next hop (the Request-URI), so the first would have arrived before it.
+    for (user, branch) in [("drop", "z9hG4bKack2"), ("next", "z9hG4bKack3")] {
+        let ack = request(
+            "ACK",
+            "UDP",
+            core_addr,
+            &format!("Route: <sip:{user}@{udp};lr>\r\n"),
+            branch,
+        )
+        .replace("To: <sip:ue@example.net>", "To: <sip:ue@example.net>;tag=2")
+        .replace("ACK sip:ue@example.net", &format!("ACK sip:ue@{core_addr}"));
+        core.send_to(ack.as_bytes(), udp).await.unwrap();
+    }
+    let routed = recv_udp(&core).await;
+    assert_eq!(routed.method(), Some(&Method::Ack));
+    assert_eq!(
+        routed.headers.get_str(&HeaderName::CallId),
+        Some("z9hG4bKack3@x")
+    );
 
     // The UE's connection closes: the next request toward its flow gets 430.
     drop(ue);

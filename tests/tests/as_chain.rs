@@ -283,12 +283,17 @@ fn an_application_server_originates_for_an_unregistered_user_through_its_unregis
 fn an_untrusted_source_may_not_originate_for_a_user_through_the_icscf() {
     let name = "as-orig-untrusted";
     let config = configs(name);
-    // Only 192.0.2.0/24 may send requests on behalf of users; the AS is on loopback.
+    // Loopback is a peer network to the I-CSCF: it may register (a visited network's
+    // P-CSCF) and call our users, but not send requests on behalf of a user (`orig`).
     let icscf = config.join("icscf.toml");
     let text = std::fs::read_to_string(&icscf).unwrap();
-    let trusted = "from = [\"127.0.0.0/8\", \"::1/128\"]";
-    assert!(text.contains(trusted), "icscf.toml sets it");
-    std::fs::write(&icscf, text.replace(trusted, "from = [\"192.0.2.0/24\"]")).unwrap();
+    let core = "core = [\"127.0.0.1/32\", \"::1/128\"]";
+    assert!(text.contains(core), "icscf.toml sets it");
+    let text = text.replace(core, "core = []").replace(
+        "interconnect = []",
+        "interconnect = [\"127.0.0.1/32\", \"::1/128\"]",
+    );
+    std::fs::write(&icscf, text).unwrap();
     let (dir, data, core) = start_core(name, Some(&config));
     let names: Vec<String> = ["bob", "dave"].map(String::from).to_vec();
     provision_digest(&data, &dir, &names, "secret", None);

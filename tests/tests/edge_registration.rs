@@ -17,10 +17,11 @@ use std::time::Duration;
 use icscf::cx::CxClient;
 use icscf::unknown::UnknownUsers;
 use icscf::IcscfPolicy;
-use ims_config::{BudgetSection, ScscfEntry};
+use ims_config::{BudgetSection, ScscfEntry, ZonesSection};
 use ims_diameter::cx::UserAuthorizationType;
 use ims_diameter::peer::{PeerConfig, PeerState, Server};
 use ims_e2e::uar_hss::{self, UarHss};
+use ims_node::{Ingress, Role};
 use ims_runtime::budget::BudgetMetrics;
 use ims_sip::message::build::response;
 use ims_sip::proxy::engine::{EngineConfig, ProxyEngine};
@@ -110,6 +111,14 @@ struct Chain {
     scscf: UdpSocket,
 }
 
+/// `[zones]` of the dev core: loopback 127.0.0.1 is core.
+fn loopback_core() -> ZonesSection {
+    ZonesSection {
+        core: vec!["127.0.0.1/32".parse().unwrap()],
+        ..ZonesSection::default()
+    }
+}
+
 async fn chain() -> Chain {
     chain_of(100).await
 }
@@ -138,8 +147,8 @@ async fn chain_of(max_registrations: usize) -> Chain {
                 capabilities: vec![1, 2],
             }],
             home_network: "ims.example.net".into(),
-            originating: Default::default(),
             unknown: unknown_users(),
+            ingress: Ingress::new(Role::Icscf, &loopback_core()),
         },
         false,
     )
@@ -157,6 +166,7 @@ async fn chain_of(max_registrations: usize) -> Chain {
                 &BudgetSection::default(),
                 BudgetMetrics::default(),
             )),
+            ingress: Ingress::new(Role::Pcscf, &loopback_core()),
         },
         max_registrations,
     );
@@ -485,8 +495,8 @@ async fn unreachable_hss_gives_480() {
             cx: CxClient::with_config(cfg, closed, None, "ims.example.net".into()),
             scscfs: Vec::new(),
             home_network: "ims.example.net".into(),
-            originating: Default::default(),
             unknown: unknown_users(),
+            ingress: Ingress::new(Role::Icscf, &loopback_core()),
         },
         false,
     )

@@ -133,6 +133,7 @@ fn setup(name: &str, tls: Option<(u16, &Path, &Path)>) -> Setup {
             "[node]\nname = \"pcscf\"\ndomain = \"ims.example.net\"\nlog = \"debug\"\n\
              [http]\nlisten = \"127.0.0.1:{p_http}\"\n\
              [cloud_auth]\nmode = \"off\"\n\
+             [zones]\ncore = [\"127.0.0.1/32\"]\n\
              [pcscf]\nvisited_network_id = \"visited.example.net\"\n\
              [pcscf.home_networks]\n\"ims.example.net\" = \"sip:127.0.0.1:{i_sip};lr\"\n\
              [sip]\nudp = [\"127.0.0.1:{p_sip}\"]\ntcp = [\"127.0.0.1:{p_sip}\"]\n{tls_text}"
@@ -145,6 +146,7 @@ fn setup(name: &str, tls: Option<(u16, &Path, &Path)>) -> Setup {
             "[node]\nname = \"icscf\"\ndomain = \"ims.example.net\"\nlog = \"debug\"\n\
              [http]\nlisten = \"127.0.0.1:{i_http}\"\n\
              [sip]\nudp = [\"127.0.0.1:{i_sip}\"]\n\
+             [zones]\ncore = [\"127.0.0.1/32\"]\n\
              [cx]\nhss = \"{}\"\ndestination_host = \"hss.ims.example.net\"\ndestination_realm = \"ims.example.net\"\n\
              origin_host = \"icscf.ims.example.net\"\norigin_realm = \"ims.example.net\"\n\
              [[scscf]]\nname = \"sip:scscf.ims.example.net:5080\"\nuri = \"sip:127.0.0.1:{s1};lr\"\n",

@@ -76,6 +76,8 @@ pub struct FilterSettings {
     pub decision_ttl: Duration,
     /// Timeout of one verify question.
     pub verify_timeout: Duration,
+    /// PEM bundle of CAs trusted for an `https` policy URL, besides the system roots.
+    pub policy_ca_pem: Option<Vec<u8>>,
 }
 
 /// A copy of the filter's counters.
@@ -177,11 +179,16 @@ impl RequestFilter {
             feed_up: AtomicBool::new(false),
             metrics: Metrics::default(),
         });
-        let policy = PolicyClient::new(&settings.policy_url, validator, settings.verify_timeout)?;
+        let ca = settings.policy_ca_pem.as_deref();
+        let policy =
+            PolicyClient::new(&settings.policy_url, validator, settings.verify_timeout, ca)?;
         // The feed connection is long-lived: no overall timeout, only on connecting.
-        let feed_http = reqwest::Client::builder()
-            .connect_timeout(settings.verify_timeout.max(Duration::from_secs(1)))
-            .build()?;
+        let feed_http = crate::roots::trusting(
+            reqwest::Client::builder()
+                .connect_timeout(settings.verify_timeout.max(Duration::from_secs(1))),
+            ca,
+        )?
+        .build()?;
         let feed_url = format!("{}/v1/feed", settings.policy_url.trim_end_matches('/'));
         tokio::spawn(feed::follow(Arc::downgrade(&shared), feed_url, feed_http));
         Ok(RequestFilter { shared, policy })

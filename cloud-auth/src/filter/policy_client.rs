@@ -81,12 +81,13 @@ impl PolicyClient {
         base_url: &str,
         validator: TokenValidator,
         timeout: Duration,
+        root_ca_pem: Option<&[u8]>,
     ) -> Result<PolicyClient, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
-            .pool_max_idle_per_host(64)
-            .build()?;
+            .pool_max_idle_per_host(64);
+        let http = crate::roots::trusting(builder, root_ca_pem)?.build()?;
         Ok(PolicyClient {
             http,
             verify_url: format!("{}/v1/verify", base_url.trim_end_matches('/')),

@@ -20,6 +20,14 @@ pub enum SetupError {
     /// The policy-service client cannot be built.
     #[error("policy service client: {0}")]
     Policy(#[from] reqwest::Error),
+    /// The `policy_ca` file cannot be read.
+    #[error("cloud_auth.policy_ca: {}: {source}", path.display())]
+    PolicyCa {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// `mode = "on"` without a part it needs (the section's validation prevents it).
     #[error("cloud_auth: {0} is required when mode = \"on\"")]
     Missing(&'static str),
@@ -53,6 +61,16 @@ pub fn request_filter(
         decision_cache: section.decision_cache,
         decision_ttl: Duration::from_secs(section.decision_ttl_secs),
         verify_timeout: Duration::from_millis(section.verify_timeout_ms),
+        policy_ca_pem: section
+            .policy_ca
+            .as_ref()
+            .map(|path| {
+                std::fs::read(path).map_err(|source| SetupError::PolicyCa {
+                    path: path.clone(),
+                    source,
+                })
+            })
+            .transpose()?,
     };
     let filter = RequestFilter::new(&settings, validator)?;
     tracing::info!(
@@ -86,4 +104,47 @@ pub fn from_section(
         section.authz_server.clone().unwrap_or(keystone_url),
         section.methods.clone(),
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(policy_ca: &str) -> CloudAuthSection {
+        let toml = format!(
+            "mode = \"on\"\npolicy_url = \"https://127.0.0.1:9\"\n{policy_ca}\
+             [keystone]\nurl = \"http://127.0.0.1:9/v3\"\nservice_user = \"s\"\n\
+             service_password = \"p\"\n"
+        );
+        ims_config::parse_str(&toml, std::path::Path::new("cloud_auth.toml")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn policy_ca_is_read_and_a_missing_or_bad_one_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let err = from_section(
+            &section(&format!("policy_ca = \"{}\"\n", missing.display())),
+            "d",
+            "pcscf",
+        )
+        .expect_err("refused");
+        assert!(matches!(err, SetupError::PolicyCa { .. }), "{err}");
+        assert!(err.to_string().contains("missing.pem"), "{err}");
+        let bad = dir.path().join("bad.pem");
+        std::fs::write(
+            &bad,
+            "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let err = from_section(
+            &section(&format!("policy_ca = \"{}\"\n", bad.display())),
+            "d",
+            "pcscf",
+        )
+        .expect_err("refused");
+        assert!(matches!(err, SetupError::Policy(_)), "{err}");
+        // Without policy_ca the system roots alone.
+        assert!(from_section(&section(""), "d", "pcscf").unwrap().is_some());
+    }
 }

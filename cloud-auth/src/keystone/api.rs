@@ -52,18 +52,12 @@ pub enum BuildError {
 
 impl Api {
     pub(super) fn new(config: &KeystoneConfig) -> Result<Api, BuildError> {
-        let mut builder = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .use_rustls_tls();
-        if let Some(pem) = &config.root_ca_pem {
-            for cert in reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| BuildError::RootCa(e.to_string()))?
-            {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let http = builder
+        let http = crate::roots::trusting(builder, config.root_ca_pem.as_deref())
+            .map_err(|e| BuildError::RootCa(e.to_string()))?
             .build()
             .map_err(|e| BuildError::Client(e.to_string()))?;
         let tokens_url = format!("{}/auth/tokens?nocatalog", config.url.trim_end_matches('/'));

@@ -90,15 +90,57 @@ impl PeerConfig {
         VENDOR_3GPP
     }
 
-    /// Tw with a random jitter of ± `watchdog_jitter`, never below 1/2 Tw.
+    /// Tw with a random jitter of ± `watchdog_jitter`, never below 1/2 Tw. Both are
+    /// taken at most [`MAX_TW_MS`], so the sum cannot overflow whatever they are set to.
     pub(crate) fn jittered_tw(&self) -> Duration {
-        let j = self.watchdog_jitter.as_millis() as i64;
+        let millis =
+            |d: Duration| i64::try_from(d.as_millis()).map_or(MAX_TW_MS, |m| m.min(MAX_TW_MS));
+        let j = millis(self.watchdog_jitter);
         let delta = if j > 0 {
             rand::random::<i64>().rem_euclid(2 * j + 1) - j
         } else {
             0
         };
-        let tw = self.watchdog_interval.as_millis() as i64;
-        Duration::from_millis((tw + delta).max(tw / 2).max(1) as u64)
+        let tw = millis(self.watchdog_interval);
+        Duration::from_millis(u64::try_from((tw + delta).max(tw / 2).max(1)).unwrap_or(1))
+    }
+}
+
+/// The longest watchdog interval (and jitter) used: one day.
+pub(crate) const MAX_TW_MS: i64 = 86_400_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jittered_tw_stays_near_tw() {
+        let c = PeerConfig::cx("a", "r");
+        for _ in 0..100 {
+            let tw = c.jittered_tw();
+            assert!(
+                tw >= Duration::from_secs(28) && tw <= Duration::from_secs(32),
+                "{tw:?}"
+            );
+        }
+    }
+
+    /// `as i64` of a huge Tw or jitter once wrapped (Duration::MAX gave a 1 ms
+    /// watchdog) or overflowed `2 * j + 1` and `tw + delta` (a panic).
+    #[test]
+    fn a_huge_tw_or_jitter_is_capped_not_overflowing() {
+        let mut c = PeerConfig::cx("a", "r");
+        let huge = Duration::from_millis(u64::try_from(i64::MAX).unwrap());
+        for (tw, jitter) in [(Duration::MAX, Duration::MAX), (huge, huge)] {
+            c.watchdog_interval = tw;
+            c.watchdog_jitter = jitter;
+            for _ in 0..100 {
+                let tw = c.jittered_tw();
+                assert!(tw >= Duration::from_millis(43_200_000), "{tw:?}");
+                assert!(tw <= Duration::from_millis(172_800_000), "{tw:?}");
+                // Usable as a deadline.
+                assert!(tokio::time::Instant::now().checked_add(tw).is_some());
+            }
+        }
     }
 }

@@ -3,19 +3,21 @@
 //! text lives in [`sql`] (shared) and `hss/migrations/<backend>/` (schema).
 //!
 //! AKA K and OPc are encrypted with AES-256-GCM under the [`StoreKey`] before they reach
-//! the database; digest credentials are stored as HA1 only (RFC 2617 §3.2.2.2).
+//! the database; digest credentials are stored as HA1 only (RFC 2617 §3.2.2.2), sealed
+//! the same way (`sealed_ha1`; rows from before are sealed when the store opens).
 //! SQN_HE (TS 33.102 Annex C.1.1) advances by compare-and-set, so concurrent MARs never
 //! get the same SQN.
 
 mod cache;
 mod model;
+mod sealed_ha1;
 mod sql;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use ims_sip::auth::{Ha1, Sqn};
+use ims_sip::auth::Sqn;
 use sqlx::any::AnyRow;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{Any, AnyPool, Row, Transaction};
@@ -184,6 +186,7 @@ impl Store {
         let pool =
             ims_runtime::sqlite::connect_pool(url, max_connections, "subscriber database").await?;
         backend.migrator().run(&pool).await?;
+        sealed_ha1::seal_plain(&pool, &key).await?;
         let sqlite = backend == Backend::Sqlite;
         Ok(Store {
             pool,
@@ -474,7 +477,7 @@ impl Store {
             subscription_id: r.try_get("subscription_id")?,
             realm: r.try_get("realm")?,
             digest_ha1: ha1
-                .map(|h| Ha1::from_hex(&h).map_err(|_| StoreError::Corrupt("digest_ha1")))
+                .map(|h| sealed_ha1::open(&self.key, impi, &h))
                 .transpose()?,
             aka,
         }))
@@ -722,7 +725,7 @@ impl Store {
                 if let Some(h) = &p.digest_ha1 {
                     sqlx::query(sql::UPDATE_IMPI_HA1)
                         .bind(p.impi.as_str())
-                        .bind(h.as_hex())
+                        .bind(sealed_ha1::seal(&self.key, &p.impi, h)?)
                         .execute(&mut **tx)
                         .await?;
                 }
@@ -759,7 +762,12 @@ impl Store {
                     .bind(p.impi.as_str())
                     .bind(id)
                     .bind(p.realm.as_str())
-                    .bind(p.digest_ha1.as_ref().map(|h| h.as_hex().to_string()))
+                    .bind(
+                        p.digest_ha1
+                            .as_ref()
+                            .map(|h| sealed_ha1::seal(&self.key, &p.impi, h))
+                            .transpose()?,
+                    )
                     .bind(k)
                     .bind(opc)
                     .bind(amf)

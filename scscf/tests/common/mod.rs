@@ -308,7 +308,8 @@ pub fn write_config(dir: &Path, hss: SocketAddr, limits: (u32, u32, u32)) -> Scs
          [registrar]\nserver_name = \"sip:{SCSCF_HOST}:5080\"\nmin_expires = {min}\n\
          default_expires = {default}\nmax_expires = {max}\nnonce_lifetime = 30\n\
          store = \"{store}\"\n\
-         [session]\nicscf = \"sip:127.0.0.1:5070;lr\"\n"
+         [session]\nicscf = \"sip:127.0.0.1:5070;lr\"\n\
+         [zones]\ncore = [\"127.0.0.1/32\"]\n"
     );
     let config = dir.join("scscf.toml");
     std::fs::write(&config, text).unwrap();

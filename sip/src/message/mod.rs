@@ -16,6 +16,7 @@ pub mod addr;
 pub mod auth_params;
 pub mod build;
 pub mod cseq;
+pub mod delta_seconds;
 mod error;
 mod headers;
 pub mod identity;

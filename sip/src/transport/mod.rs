@@ -23,7 +23,7 @@ mod layer;
 mod limits;
 mod stats;
 mod stream;
-mod tls;
+pub mod tls;
 mod udp;
 mod upward;
 

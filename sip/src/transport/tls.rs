@@ -43,8 +43,9 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TransportError> {
         .ok_or_else(|| pem_error(path, "no private key found"))
 }
 
-/// The server configuration for TLS listeners.
-pub(super) fn server_config(
+/// The server configuration for TLS listeners (also used by the nodes' HTTPS
+/// listeners, `ims-runtime`).
+pub fn server_config(
     source: &TlsServerSource,
 ) -> Result<Arc<rustls::ServerConfig>, TransportError> {
     match source {
@@ -60,7 +61,7 @@ pub(super) fn server_config(
 }
 
 /// The client configuration for outgoing TLS connections.
-pub(super) fn client_config(
+pub fn client_config(
     source: &TlsClientSource,
 ) -> Result<Arc<rustls::ClientConfig>, TransportError> {
     match source {

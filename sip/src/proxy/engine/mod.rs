@@ -11,7 +11,7 @@
 //!   hash, §16.6 step 8), optional (double, RFC 5658) Record-Route, and one client
 //!   transaction per branch;
 //! * ACK for a 2xx is forwarded statelessly per Route/Request-URI (or over the flow
-//!   [`Policy::ack_flow`] names), with a Via branch derived from the incoming top Via
+//!   [`Policy::ack_route`] names, or dropped when it says so), with a Via branch derived from the incoming top Via
 //!   so retransmissions keep it (§16.11);
 //! * CANCEL (§16.10): matched to its INVITE's response context, answered 200, each
 //!   pending branch cancelled toward the address that branch went to; 487 for the
@@ -36,6 +36,7 @@ mod policy;
 mod resolver;
 mod send;
 mod stats;
+mod stopped;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -46,9 +47,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 pub use config::EngineConfig;
-pub use policy::{Decision, DefaultRouting, Forward, Policy};
+pub use policy::{AckRoute, Decision, DefaultRouting, Forward, Policy};
 pub use resolver::HostCache;
 pub use stats::EngineStats;
+pub use stopped::EngineStopped;
 
 use self::send::Peer;
 use crate::message::build::{self, response_with};
@@ -76,7 +78,8 @@ use crate::{HeaderName, Method, SipMessage};
 pub struct ProxyEngine {
     transport: TransportLayer,
     stats: Arc<EngineStats>,
-    tasks: Vec<JoinHandle<()>>,
+    /// The engine's own tasks by name: they run until the engine is dropped.
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
 }
 
 impl ProxyEngine {
@@ -127,7 +130,11 @@ impl ProxyEngine {
         Ok(ProxyEngine {
             transport: layer,
             stats,
-            tasks: vec![ingress, driver, main],
+            tasks: vec![
+                ("ingress", ingress),
+                ("transactions", driver),
+                ("core", main),
+            ],
         })
     }
 
@@ -144,7 +151,7 @@ impl ProxyEngine {
 
 impl Drop for ProxyEngine {
     fn drop(&mut self) {
-        for task in &self.tasks {
+        for (_, task) in &self.tasks {
             task.abort();
         }
     }
@@ -850,7 +857,7 @@ impl<P: Policy> Core<P> {
     /// §16.11: an ACK for a 2xx is routed like any request but without state or
     /// Record-Route; our Via branch is a hash of the incoming top Via, so an ACK
     /// retransmission carries the same branch.
-    /// The policy may send it over a flow instead ([`Policy::ack_flow`]).
+    /// The policy may send it over a flow instead, or drop it ([`Policy::ack_route`]).
     fn forward_ack(&self, mut ack: SipMessage, source: &Source) {
         let validated = match validate(&ack, &self.config.proxy) {
             Ok(v) => v,
@@ -880,7 +887,11 @@ impl<P: Policy> Core<P> {
                 return;
             }
         };
-        let flow = self.policy.ack_flow(&ack, source, popped.as_ref());
+        let flow = match self.policy.ack_route(&mut request, source, popped.as_ref()) {
+            AckRoute::NextHop => None,
+            AckRoute::Over(flow) => Some(flow),
+            AckRoute::Drop => return,
+        };
         let kind = flow.map_or(next_hop.transport, |f| f.kind());
         let Some(out) = self.transport.local_addr(kind) else {
             tracing::info!(host = %next_hop.host, %kind, "ACK next hop unreachable: no listener");

@@ -129,19 +129,33 @@ pub trait Policy: Send + Sync + 'static {
         std::future::ready(None)
     }
 
-    /// The flow an ACK for a 2xx (forwarded statelessly, §16.11: no decision is asked
-    /// for it) goes over instead of toward its next hop, given the Route value §16.4
-    /// removed because it named this element (RFC 5626 §5.3: the ACK of a dialog with a
-    /// UE registered over a flow goes over that flow). By default none.
-    fn ack_flow(
+    /// Where an ACK for a 2xx (forwarded statelessly, §16.11: no decision is asked
+    /// for it) goes, given the Route value §16.4 removed because it named this element:
+    /// toward its next hop, over a flow instead (RFC 5626 §5.3: the ACK of a dialog
+    /// with a UE registered over a flow goes over that flow), or nowhere (a sender not
+    /// allowed to send it; an ACK has no response, so it is dropped). `ack` is the copy
+    /// about to be sent (Route preprocessed, our Via not yet added): the policy may
+    /// remove headers its sender may not send. By default: toward its next hop.
+    fn ack_route(
         &self,
-        ack: &SipMessage,
+        ack: &mut SipMessage,
         source: &Source,
         popped_route: Option<&Bytes>,
-    ) -> Option<Flow> {
+    ) -> AckRoute {
         let _ = (ack, source, popped_route);
-        None
+        AckRoute::NextHop
     }
+}
+
+/// Where a statelessly forwarded ACK goes ([`Policy::ack_route`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckRoute {
+    /// Toward its next hop (Route, else Request-URI; §16.11).
+    NextHop,
+    /// Over this flow.
+    Over(Flow),
+    /// Nowhere: dropped.
+    Drop,
 }
 
 /// Plain routing (RFC 3261 §16.5-§16.6): forward to the Request-URI, or to the

@@ -1,0 +1,15 @@
+//! The node layer shared by the CSCFs, between the SIP stack and the nodes.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`zone`] | the trust zones a sender belongs to (design brief §7) |
+//! | [`classify`] | a sender's zone from its source address (`[zones]`) |
+//! | [`ingress`] | the one ingress filter: which request kinds a zone may send to a CSCF, which headers from it are kept (TS 24.229 §4.4, RFC 3325, RFC 5502) |
+
+pub mod classify;
+pub mod ingress;
+pub mod zone;
+
+pub use classify::Classifier;
+pub use ingress::{Ingress, Refused, RequestKind, Role};
+pub use zone::Zone;

@@ -1,0 +1,83 @@
+//! A panic inside the engine's core task (here a policy's `on_response` hook, as the
+//! P-CSCF's once did on a huge `expires`) ends that task; `ProxyEngine::stopped` reports
+//! it so that the node can exit instead of living on without proxying.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use ims_sip::message::build::response;
+use ims_sip::proxy::engine::{Decision, EngineConfig, EngineStopped, Forward, Policy, ProxyEngine};
+use ims_sip::transport::{Source, TransportConfig};
+use ims_sip::SipMessage;
+use tokio::net::UdpSocket;
+use tokio::time::timeout;
+
+/// Forwards everything to `target`; panics on the response.
+struct PanickyPolicy {
+    target: String,
+}
+
+impl Policy for PanickyPolicy {
+    async fn decide(&self, _request: &SipMessage, _source: &Source) -> Decision {
+        Decision::Forward(Forward {
+            targets: vec![self.target.clone()],
+            ..Forward::default()
+        })
+    }
+
+    fn on_response(&self, _request: &SipMessage, _source: &Source, _response: &mut SipMessage) {
+        panic!("a policy bug");
+    }
+}
+
+#[tokio::test]
+async fn a_panic_in_the_core_task_is_reported_by_stopped() {
+    let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let transport = TransportConfig {
+        udp: vec!["127.0.0.1:0".parse().unwrap()],
+        ..TransportConfig::default()
+    };
+    let policy = PanickyPolicy {
+        target: format!("sip:{}", server.local_addr().unwrap()),
+    };
+    let mut engine = ProxyEngine::start(transport, EngineConfig::default(), policy)
+        .await
+        .unwrap();
+    let proxy = engine.transport().local_addrs()[0].1;
+    // A working engine is not stopped.
+    assert!(timeout(Duration::from_millis(200), engine.stopped())
+        .await
+        .is_err());
+
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let me = client.local_addr().unwrap();
+    let text = format!(
+        "OPTIONS sip:b@y SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKstop\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: stop@x\r\n\
+         CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    );
+    client.send_to(text.as_bytes(), proxy).await.unwrap();
+    let mut buf = vec![0u8; 65_535];
+    let (n, from) = timeout(Duration::from_secs(5), server.recv_from(&mut buf))
+        .await
+        .expect("the request is forwarded")
+        .unwrap();
+    let forwarded = SipMessage::parse(buf[..n].to_vec()).unwrap();
+    let ok = response(&forwarded, 200);
+    server.send_to(&ok.to_bytes(), from).await.unwrap();
+
+    let stopped = timeout(Duration::from_secs(5), engine.stopped())
+        .await
+        .expect("the engine reports its dead task");
+    assert_eq!(
+        stopped,
+        EngineStopped {
+            task: "core",
+            how: "panicked"
+        }
+    );
+    assert_eq!(
+        stopped.to_string(),
+        "the SIP proxy engine's core task panicked"
+    );
+}
