@@ -71,6 +71,7 @@ fn q<'a>(identity: &'a str, target: &'a str, tenant: &'a str, verb: &'a str) -> 
         target,
         tenant,
         verb,
+        policy: None,
     }
 }
 

@@ -92,8 +92,8 @@ async fn builtins_are_created_once_and_every_version_is_kept() {
     each_backend(|db| async move {
         let e = db.engine().await;
         let names: Vec<_> = e.list().iter().map(|p| p.name.clone()).collect();
-        assert_eq!(names, ["enable", "restrict", "self-protect"]);
-        assert_eq!(e.revision(), 3);
+        assert_eq!(names, ["enable", "provision", "restrict", "self-protect"]);
+        assert_eq!(e.revision(), 4);
 
         let root = spec(EnforcerKind::Default, json!({"INVITE": "role:member"}));
         let v1 = e.put(&tenant("a"), "root", &root, "ada").await.unwrap();

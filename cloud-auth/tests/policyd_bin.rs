@@ -52,7 +52,7 @@ async fn without_keystone_it_starts_and_refuses_every_call() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(health["keystone"], "off");
-    assert_eq!(health["policies_at_start"], 3, "the built-in globals");
+    assert_eq!(health["policies_at_start"], 4, "the built-in globals");
     assert!(dir.path().join("db/policy.db").exists());
     for (method, path) in [
         (reqwest::Method::GET, "/v1/policies"),

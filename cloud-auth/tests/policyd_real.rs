@@ -141,6 +141,7 @@ async fn management_calls_obey_constraints_i_ii_and_iv() {
     let mut expected = vec![
         format!("{a}/root"),
         "global/enable".into(),
+        "global/provision".into(),
         "global/restrict".into(),
         "global/self-protect".into(),
     ];
@@ -153,7 +154,7 @@ async fn management_calls_obey_constraints_i_ii_and_iv() {
     // I: the cloud admin reads everything, writes globals, never a tenant's policy.
     let (s, all) = svc.get("/policies", &cloud).await;
     assert_eq!(s, 200);
-    assert_eq!(all.as_array().unwrap().len(), 5);
+    assert_eq!(all.as_array().unwrap().len(), 6);
     assert_eq!(svc.get(&root_b, &cloud).await.0, 200);
     assert_eq!(svc.put(&root_a, &cloud, root_rules()).await, 403);
     let (s, _) = svc.call(Method::DELETE, &root_a, Some(&cloud), None).await;

@@ -30,7 +30,9 @@ pub struct CloudAuthSection {
     pub mode: CloudAuthMode,
     /// Base URL of the policy service, e.g. `http://127.0.0.1:9105` (required when on).
     pub policy_url: Option<String>,
-    /// SIP methods that need a token and a decision.
+    /// SIP methods whose requests outside a dialog need a token and a decision (upper
+    /// case), or `"*"`: every request a UE can start outside a dialog. The default is
+    /// `["*"]` (see [`ALL_METHODS`]).
     #[serde(default = "default_methods")]
     pub methods: Vec<String>,
     /// `realm` of the Bearer challenge; the node's domain when absent.
@@ -54,8 +56,16 @@ pub struct CloudAuthSection {
     pub keystone: Option<KeystoneSection>,
 }
 
+/// The `methods` entry standing for every method: REGISTER, the dialog-creating methods
+/// (INVITE, SUBSCRIBE, REFER, and NOTIFY, which may create a dialog, RFC 6665
+/// §4.1.2.4), the standalone ones (MESSAGE, OPTIONS, PUBLISH), and whatever else a UE
+/// sends without a To tag (an extension method, or an in-dialog-only method such as BYE
+/// or INFO sent outside a dialog, which the proxies would otherwise route as an initial
+/// request). ACK and CANCEL belong to an INVITE transaction and never ask the filter.
+pub const ALL_METHODS: &str = "*";
+
 fn default_methods() -> Vec<String> {
-    vec!["REGISTER".into(), "INVITE".into()]
+    vec![ALL_METHODS.into()]
 }
 fn default_decision_cache() -> usize {
     100_000
@@ -90,14 +100,13 @@ impl Validate for CloudAuthSection {
             None => return Err(Invalid::new("policy_url", "required when mode = \"on\"")),
         }
         if self.methods.is_empty()
-            || self
-                .methods
-                .iter()
-                .any(|m| m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()))
+            || self.methods.iter().any(|m| {
+                m != ALL_METHODS && (m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()))
+            })
         {
             return Err(Invalid::new(
                 "methods",
-                "a non-empty list of SIP method names in upper case",
+                "a non-empty list of SIP method names in upper case, or \"*\"",
             ));
         }
         if !(1..=86_400).contains(&self.decision_ttl_secs) {
@@ -142,7 +151,7 @@ mod tests {
     fn off_needs_nothing_else() {
         let c = parse("[cloud_auth]\nmode = \"off\"\n").unwrap();
         assert_eq!(c.mode, CloudAuthMode::Off);
-        assert_eq!(c.methods, ["REGISTER", "INVITE"]);
+        assert_eq!(c.methods, ["*"]);
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::cloud_auth::{CloudAuthMode, CloudAuthSection};
 use crate::error::Invalid;
 use crate::load::Validate;
 
@@ -39,20 +40,64 @@ impl Validate for StoreSection {
     }
 }
 
-/// `[provisioning]`: the REST API under `/api/v1/` on the `[http]` listener, protected by
-/// a static bearer token (`admin_token`, or the content of `admin_token_file`).
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `[provisioning]`: the REST API under `/api/v1/` on the `[http]` listener. A call
+/// carries a Keystone token (`X-Auth-Token`) decided by the policy service
+/// (`[provisioning.cloud_auth]`, global policy `provision`), or the static admin token
+/// (`Authorization: Bearer`, `admin_token` or the content of `admin_token_file`), a
+/// bootstrap and development option that `static_token = false` switches off.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProvisioningSection {
+    /// Whether the static admin token is accepted (default `true`; `false` in
+    /// production, where every call needs a Keystone token).
+    #[serde(default = "default_static_token")]
+    pub static_token: bool,
     /// The admin token itself. Prefer `admin_token_file` outside tests.
     pub admin_token: Option<String>,
     /// File holding the admin token (surrounding whitespace ignored); generated with mode
     /// 0600 on first start when `security.generate_missing` is set.
     pub admin_token_file: Option<PathBuf>,
+    /// `[provisioning.cloud_auth]`: Keystone tokens and policy decisions on every call
+    /// (`mode`, `policy_url`, `[provisioning.cloud_auth.keystone]`, the decision cache;
+    /// the SIP keys `methods`, `realm` and `authz_server` do not apply). Absent: off.
+    pub cloud_auth: Option<CloudAuthSection>,
+}
+
+impl Default for ProvisioningSection {
+    fn default() -> Self {
+        ProvisioningSection {
+            static_token: default_static_token(),
+            admin_token: None,
+            admin_token_file: None,
+            cloud_auth: None,
+        }
+    }
+}
+
+fn default_static_token() -> bool {
+    true
+}
+
+impl ProvisioningSection {
+    /// True when calls may be authorized by Keystone tokens.
+    pub fn cloud_auth_on(&self) -> bool {
+        self.cloud_auth
+            .as_ref()
+            .is_some_and(|c| c.mode == CloudAuthMode::On)
+    }
 }
 
 impl Validate for ProvisioningSection {
     fn validate(&self) -> Result<(), Invalid> {
+        if let Some(c) = &self.cloud_auth {
+            c.validate().map_err(|e| e.under("cloud_auth"))?;
+        }
+        if !self.static_token && !self.cloud_auth_on() {
+            return Err(Invalid::new(
+                "static_token",
+                "false needs [provisioning.cloud_auth] mode = \"on\" (else nothing may call the API)",
+            ));
+        }
         match (&self.admin_token, &self.admin_token_file) {
             (Some(_), Some(_)) => Err(Invalid::new(
                 "admin_token",

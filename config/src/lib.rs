@@ -26,7 +26,7 @@ mod sections;
 mod zones;
 
 pub use budget::BudgetSection;
-pub use cloud_auth::{CloudAuthMode, CloudAuthSection};
+pub use cloud_auth::{CloudAuthMode, CloudAuthSection, ALL_METHODS};
 pub use cscf::{PcscfSection, ScscfEntry};
 pub use cx::CxClientSection;
 pub use diameter::{CapabilitiesSection, DiameterPeerSection, DiameterSection, DiameterTlsSection};

@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::Parser;
 use hss::cx::push::Push;
 use hss::cx::{CxContext, CxServer};
-use hss::provisioning::SubscriberEvents;
+use hss::provisioning::{Access, SubscriberEvents};
 use hss::secrets::{self, StoreKey};
 use hss::store::Store;
 use ims_config::HssConfig;
@@ -24,13 +24,29 @@ async fn main() -> anyhow::Result<()> {
     let config: HssConfig = ims_config::load(&args.config)?;
     ims_runtime::init_logging(&config.node.log);
     let key = StoreKey::load(&config.security).context("security: store key")?;
-    let token = secrets::admin_token(&config.provisioning, &config.security)
-        .context("provisioning: admin token")?;
-    if token.is_none() {
-        tracing::warn!(
-            "no provisioning.admin_token(_file): the provisioning API refuses every request"
-        );
-    }
+    let token = if config.provisioning.static_token {
+        let token = secrets::admin_token(&config.provisioning, &config.security)
+            .context("provisioning: admin token")?;
+        if token.is_none() {
+            tracing::warn!("no provisioning.admin_token(_file): the static admin token is refused");
+        }
+        token
+    } else {
+        tracing::info!("provisioning.static_token = false: only Keystone tokens are accepted");
+        None
+    };
+    let cloud = match &config.provisioning.cloud_auth {
+        Some(section) => cloud_auth::filter::setup::request_filter(section, "hss")
+            .context("provisioning.cloud_auth")?,
+        None => {
+            tracing::warn!(
+                "no [provisioning.cloud_auth]: Keystone tokens are refused by the provisioning API"
+            );
+            None
+        }
+    };
+    let cloud_status = if cloud.is_some() { "on" } else { "off" };
+    let access = Access::new(token, cloud.clone());
     let store = Store::open(&config.store.url, config.store.max_connections, key)
         .await
         .context("store: opening the subscriber database")?;
@@ -58,8 +74,12 @@ async fn main() -> anyhow::Result<()> {
             None
         }
     };
-    let api = hss::provisioning::router_with_events(store, token, &config.node.domain, events);
+    let api = hss::provisioning::router_with_access(store, access, &config.node.domain, events);
+    if let Some(filter) = &cloud {
+        filter.register_metrics(&mut registry);
+    }
     let node = Node::start_with("hss", &config.node, &config.http, registry, api).await?;
+    node.status.set("cloud_auth", cloud_status);
     node.status.set("store", backend);
     node.status.set("subscribers_at_start", subscribers);
     node.run_until_shutdown().await;

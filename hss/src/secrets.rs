@@ -199,8 +199,8 @@ mod tests {
             generate_missing: true,
         };
         let provisioning = ProvisioningSection {
-            admin_token: None,
             admin_token_file: Some(dir.path().join("sub/admin.token")),
+            ..ProvisioningSection::default()
         };
         StoreKey::load(&security).unwrap();
         let t1 = admin_token(&provisioning, &security).unwrap().unwrap();

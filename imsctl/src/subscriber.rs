@@ -1,9 +1,13 @@
 //! `imsctl subscriber add|list|show|update|delete|import`: a client of the HSS
 //! provisioning API (`/api/v1/subscribers`, see `hss/src/provisioning/`).
 //!
-//! The HSS URL and admin token come from `--url`/`IMS_HSS_URL` and
-//! `--token`/`IMS_HSS_TOKEN`; by default from `hss.toml` in the config directory
-//! (`http.listen`, and `provisioning.admin_token` or the file `admin_token_file`).
+//! The HSS URL comes from `--url`/`IMS_HSS_URL`, by default from `hss.toml` in the config
+//! directory (`http.listen`). The caller is, in this order: a Keystone token
+//! (`X-Auth-Token`, decided by the HSS's cloud authorization) from
+//! `--keystone-token`/`IMS_HSS_KEYSTONE_TOKEN`; the static admin token from
+//! `--token`/`IMS_HSS_TOKEN`; a Keystone token from `OS_TOKEN` (e.g. `openstack token
+//! issue -f value -c id`); the static admin token of `hss.toml`
+//! (`provisioning.admin_token` or the file `admin_token_file`).
 //!
 //! `import` reads CSV with a header row; columns, in any order (names case-insensitive):
 //!
@@ -35,10 +39,27 @@ pub struct Target {
     /// Provisioning admin token (default: hss.toml `provisioning.admin_token(_file)`).
     #[arg(long, env = "IMS_HSS_TOKEN", global = true, hide_env_values = true)]
     token: Option<String>,
+    /// Keystone token (X-Auth-Token), decided by the HSS's cloud authorization; also
+    /// read from OS_TOKEN when no admin token is given.
+    #[arg(
+        long,
+        env = "IMS_HSS_KEYSTONE_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    keystone_token: Option<String>,
     /// PEM file of the CA trusted for an `https` URL besides the system roots (e.g. the
     /// dev CA `data/tls/ca.crt`).
     #[arg(long, env = "IMS_CA", global = true)]
     ca: Option<PathBuf>,
+}
+
+/// How calls authenticate.
+enum Credential {
+    /// A Keystone token, sent as `X-Auth-Token`.
+    Keystone(String),
+    /// The static admin token, sent as `Authorization: Bearer`.
+    Admin(String),
 }
 
 /// An HTTP client for `base`: no proxy toward loopback (a proxy from the environment
@@ -204,7 +225,7 @@ pub enum SubscriberCommand {
 struct Api {
     http: reqwest::Client,
     base: String,
-    token: String,
+    credential: Credential,
 }
 
 /// An API answer that is not a success.
@@ -260,27 +281,45 @@ impl Api {
             Some(u) => u.trim_end_matches('/').to_string(),
             None => base_url(&config()?.http),
         };
-        let token = match &target.token {
-            Some(t) => t.clone(),
-            None => {
-                let c = config()?;
-                match (c.provisioning.admin_token, c.provisioning.admin_token_file) {
-                    (Some(t), _) => t,
-                    (None, Some(f)) => std::fs::read_to_string(&f)
-                        .with_context(|| {
-                            format!(
-                                "reading the admin token from {} (is the HSS started?)",
-                                f.display()
-                            )
-                        })?
-                        .trim()
-                        .to_string(),
-                    (None, None) => bail!("no admin token: use --token or IMS_HSS_TOKEN"),
+        let os_token = || {
+            std::env::var("OS_TOKEN")
+                .ok()
+                .filter(|t| !t.trim().is_empty())
+        };
+        let credential = match (&target.keystone_token, &target.token) {
+            (Some(t), _) => Credential::Keystone(t.clone()),
+            (None, Some(t)) => Credential::Admin(t.clone()),
+            (None, None) => match os_token() {
+                Some(t) => Credential::Keystone(t),
+                None => {
+                    let c = config()?;
+                    Credential::Admin(
+                        match (c.provisioning.admin_token, c.provisioning.admin_token_file) {
+                            (Some(t), _) => t,
+                            (None, Some(f)) => std::fs::read_to_string(&f)
+                                .with_context(|| {
+                                    format!(
+                                        "reading the admin token from {} (is the HSS started?)",
+                                        f.display()
+                                    )
+                                })?
+                                .trim()
+                                .to_string(),
+                            (None, None) => bail!(
+                                "no token: use --keystone-token, --token, IMS_HSS_KEYSTONE_TOKEN, \
+                                 IMS_HSS_TOKEN or OS_TOKEN"
+                            ),
+                        },
+                    )
                 }
-            }
+            },
         };
         let http = http_client(&base, target.ca.as_deref())?;
-        Ok(Api { http, base, token })
+        Ok(Api {
+            http,
+            base,
+            credential,
+        })
     }
 
     async fn send(
@@ -290,11 +329,14 @@ impl Api {
         query: &[(&str, &str)],
         body: Option<&Value>,
     ) -> anyhow::Result<Option<Value>> {
-        let mut req = self
+        let req = self
             .http
             .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
             .query(query);
+        let mut req = match &self.credential {
+            Credential::Keystone(t) => req.header("X-Auth-Token", t),
+            Credential::Admin(t) => req.bearer_auth(t),
+        };
         if let Some(b) = body {
             req = req.json(b);
         }

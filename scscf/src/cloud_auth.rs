@@ -6,8 +6,9 @@
 //! (the global `restrict` policy is what keeps one tenant's token off another tenant's
 //! phones).
 //!
-//! Sessions (the methods `[cloud_auth] methods` names, INVITE by default) are checked on
-//! both sides, each where the tenant is known:
+//! Requests outside a dialog (the methods `[cloud_auth] methods` names, every method by
+//! default, the method being the verb) are checked on both sides, each where the
+//! tenant is known:
 //!
 //! - originating: the caller's token must be allowed to use the caller's identity (object
 //!   = the served user, of the caller's tenant);
@@ -17,13 +18,22 @@
 //!
 //! A served user with no registration here is left to session routing (403, 480, or the
 //! terminating-unregistered services).
+//!
+//! The Bearer token goes from the P-CSCF to the originating S-CSCF and on, through our
+//! I-CSCF, to the terminating S-CSCF: our own nodes. It is removed from everything
+//! else the S-CSCF sends ([`without_bearer`]): toward an application server (kept and
+//! put back when the request returns, [`crate::session::carried`]), toward a domain
+//! that is not ours, toward the callee's contacts (their P-CSCF may be in a visited
+//! network) and on every request inside a dialog (the dialog's initial request was
+//! authorized; nothing downstream needs the token).
 
 use std::sync::Arc;
 
-use cloud_auth::filter::sip::SipFilter;
+use cloud_auth::filter::sip::{has_bearer, strip_bearer, SipFilter};
 use cloud_auth::filter::Question;
 use cloud_auth::keystone::TokenInfo;
 use ims_sip::message::build::response_with;
+use ims_sip::proxy::engine::{Decision, Forward};
 use ims_sip::SipMessage;
 
 use crate::location::Registration;
@@ -74,6 +84,7 @@ pub async fn check_registration(
         target: impu,
         tenant,
         verb: "REGISTER",
+        policy: None,
     };
     filter.authorize(req, &who, &question).await
 }
@@ -102,6 +113,7 @@ pub async fn check_session(
         target: served,
         tenant,
         verb,
+        policy: None,
     };
     filter.authorize(req, &who, &question).await
 }
@@ -141,13 +153,38 @@ pub async fn check_as_routing(
         target: &name,
         tenant,
         verb: &verb,
+        policy: None,
     };
     filter.authorize(req, &who, &question).await
 }
 
+/// `edited` (or, when `None`, `original`) without its Bearer credentials: `Some` copy
+/// when there was one to remove, else `edited` as it was.
+pub fn without_bearer(edited: Option<SipMessage>, original: &SipMessage) -> Option<SipMessage> {
+    if !has_bearer(edited.as_ref().unwrap_or(original)) {
+        return edited;
+    }
+    let mut stripped = edited.unwrap_or_else(|| original.clone());
+    strip_bearer(&mut stripped);
+    Some(stripped)
+}
+
+/// The decision for a request inside a dialog: on along its Route set (RFC 3261
+/// §16.12), without a Bearer token.
+pub fn in_dialog(request: &SipMessage) -> Decision {
+    match without_bearer(None, request) {
+        Some(request) => Decision::ForwardWith {
+            request,
+            flow: None,
+            forward: Forward::default(),
+        },
+        None => Decision::Forward(Forward::default()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::as_name;
+    use super::*;
 
     #[test]
     fn an_application_server_is_named_by_its_host() {
@@ -158,5 +195,34 @@ mod tests {
         );
         assert_eq!(as_name("sip:[::1]:5090"), "[::1]");
         assert_eq!(as_name("sip:127.0.0.1:5090"), "127.0.0.1");
+    }
+}
+
+#[cfg(test)]
+mod strip_tests {
+    use super::*;
+
+    fn bye(auth: &str) -> SipMessage {
+        SipMessage::parse(format!(
+            "BYE sip:bob@127.0.0.1:7002 SIP/2.0\r\nVia: SIP/2.0/UDP p;branch=z9hG4bK1\r\n\
+             From: <sip:alice@ims.example.net>;tag=1\r\nTo: <sip:bob@ims.example.net>;tag=2\r\n\
+             Call-ID: c\r\nCSeq: 2 BYE\r\n{auth}Content-Length: 0\r\n\r\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn in_dialog_requests_go_on_without_the_bearer() {
+        assert!(matches!(in_dialog(&bye("")), Decision::Forward(_)));
+        for auth in [
+            "Authorization: Bearer tok\r\n",
+            "Authorization: Bearer a\r\nAuthorization: Bearer b\r\n",
+            "Authorization: Bearer\r\n",
+        ] {
+            let Decision::ForwardWith { request, .. } = in_dialog(&bye(auth)) else {
+                panic!("{auth:?} forwarded as it was");
+            };
+            assert!(!has_bearer(&request), "{auth:?}");
+        }
     }
 }

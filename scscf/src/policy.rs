@@ -4,7 +4,7 @@
 //! * a request inside a dialog (To tag) follows its Route set (RFC 3261 §16.12): the
 //!   S-CSCF record-routed the initial request, so ACK, BYE, re-INVITE, UPDATE and PRACK
 //!   pass here on their way between the two P-CSCFs (and the application servers that
-//!   record-routed);
+//!   record-routed), without a Bearer token ([`crate::cloud_auth::in_dialog`]);
 //! * any other request starts a session or is a standalone request (MESSAGE, OPTIONS):
 //!   [`crate::session::decide`] checks it with cloud authorization, recognises the
 //!   originating or terminating case, and routes it through the served user's
@@ -28,10 +28,11 @@ use bytes::Bytes;
 use cloud_auth::filter::sip::SipFilter;
 use ims_node::ingress::forward_filtered;
 use ims_node::{Ingress, RequestKind};
-use ims_sip::proxy::engine::{Decision, Forward, Policy};
+use ims_sip::proxy::engine::{Decision, Policy};
 use ims_sip::transport::Source;
 use ims_sip::{Method, SipMessage};
 
+use crate::cloud_auth::in_dialog;
 use crate::location::Registration;
 use crate::registrar::Registrar;
 use crate::session::as_routing::odi_of;
@@ -93,7 +94,7 @@ impl Policy for ScscfPolicy {
         };
         let decision = match kind {
             RequestKind::Register => Decision::Respond(self.registrar.register(&filtered).await),
-            RequestKind::InDialog => Decision::Forward(Forward::default()),
+            RequestKind::InDialog => in_dialog(&filtered),
             _ => decide(&self.sessions, &*self.registrar, &filtered, popped_route).await,
         };
         forward_filtered(decision, filtered, changed)

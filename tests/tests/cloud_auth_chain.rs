@@ -6,7 +6,9 @@
 //! tokens as `Authorization: Bearer` beside their Digest credentials
 //! (`sipp-scenarios/cloud/`). One test puts SIPp as an application server in the caller's
 //! path (an originating iFC set through the HSS provisioning API): each hop to it is an
-//! `as:<host>` question to the caller's tenant policy.
+//! `as:<host>` question to the caller's tenant policy, and the AS never sees the
+//! caller's Bearer token. Every out-of-dialog method is checked: a MESSAGE with a
+//! forged token is refused and delivered to nobody.
 //!
 //! The CSCFs' Keystone cache TTL is set to 2 s here: a revoked token is refused at the
 //! latest 2 s after its revocation.
@@ -96,7 +98,7 @@ async fn put_root(ks: &Keystone, admin: &str, tenant: &str, rules: Value) {
 }
 
 fn members_may_register_and_call() -> Value {
-    json!({"REGISTER": "role:member", "INVITE": "role:member"})
+    json!({"REGISTER": "role:member", "INVITE": "role:member", "MESSAGE": "role:member"})
 }
 
 /// Runs `scenario` (under `sipp-scenarios/cloud/`) for `user` with `token` (field4)
@@ -312,6 +314,56 @@ async fn a_call_within_a_tenant_passes_and_across_tenants_needs_the_callees_inbo
     ks.stop();
 }
 
+/// Every out-of-dialog request is checked (`[cloud_auth] methods` defaults to every
+/// method): a MESSAGE with a forged token gets `401 ... error="invalid_token"` from the
+/// P-CSCF and reaches nobody; with its tenant's token it is delivered, and the callee
+/// sees no Bearer credential (checked by `cloud/uas_message.xml`).
+#[tokio::test]
+async fn an_out_of_dialog_message_needs_a_valid_token() {
+    let Some(Setup { ks, dir, core, .. }) = setup("cloud-message").await else {
+        return;
+    };
+    let alice = ks.user_token("alice").await.token; // tenant a
+    let carol = ks.user_token("carol").await.token; // tenant a
+    let reg = "cloud/register_bearer.xml";
+    let callee = Ue::register_with(&dir, "ca001", &format!("-;{carol}"), reg);
+    let caller = Ue::register_with(&dir, "ca000", &format!("ca001;{alice}"), reg);
+
+    // A forged token: 401 invalid_token, and nothing reaches the callee's flow.
+    let forged = Ue {
+        csv: sipp_csv(
+            &dir,
+            "ca000-forged.csv",
+            &["ca000".to_owned()],
+            "secret",
+            Some("ca001;gAAAAABforged-token_x"),
+        ),
+        ..caller.clone()
+    };
+    let callee_socket = std::net::UdpSocket::bind(callee.local).unwrap();
+    let refused = forged.run(&dir, "cloud/uac_message_bad_token.xml");
+    callee_socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let got = callee_socket.recv_from(&mut buf);
+    assert!(
+        got.is_err(),
+        "the callee got {:?}",
+        got.map(|(n, from)| (from, String::from_utf8_lossy(&buf[..n]).into_owned()))
+    );
+    drop(callee_socket);
+    assert_all_passed(&refused, 1);
+
+    // Its tenant's token: delivered, without the token.
+    let answer = callee.serve(&dir, "cloud/uas_message.xml", 1);
+    assert_all_passed(&caller.run(&dir, "cloud/uac_message_bearer.xml"), 1);
+    assert_all_passed(&answer.finish(), 1);
+
+    stop_core(core);
+    ks.stop();
+}
+
 /// Tenant `callee`'s admin (bea) lets members of tenant `caller` INVITE its subscribers.
 async fn put_inbound(ks: &Keystone, callee: &str, caller: &str) {
     let rules = format!(
@@ -383,6 +435,14 @@ async fn an_application_server_hop_passes_only_when_the_tenant_policy_allows_it(
     ] {
         assert!(invite.contains(&needle), "{needle:?} not in {invite}");
     }
+    // The caller's token stays in the core: the S-CSCF kept it (`;bkey=` beside the
+    // odi) and put it back when the request returned, which the callee's S-CSCF needed
+    // to let the call in.
+    assert!(
+        !invite.to_ascii_lowercase().contains("bearer"),
+        "the AS saw a Bearer credential: {invite}"
+    );
+    assert!(invite.contains(";bkey="), "no kept-token key in {invite}");
 
     // Tenant a allows another AS only: the S-CSCF refuses the hop (403) and nothing
     // reaches this AS. The feed wipes the S-CSCF's cached allow within a second.

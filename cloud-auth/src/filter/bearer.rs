@@ -50,13 +50,13 @@ pub fn find<'a>(values: impl IntoIterator<Item = &'a str>) -> Bearer<'a> {
     found
 }
 
-/// Whether an `Authorization` field value uses the Bearer scheme (to strip it).
+/// Whether an `Authorization` field value uses the Bearer scheme (to strip it): the same
+/// scheme test as [`find`], so that whatever counts as a Bearer credential, well-formed
+/// or not, is stripped.
 pub fn is_bearer(value: &str) -> bool {
-    let value = value.trim_start();
-    value
-        .get(..6)
-        .is_some_and(|s| s.eq_ignore_ascii_case("bearer"))
-        && value[6..].starts_with([' ', '\t'])
+    let value = value.trim();
+    let scheme = value.split([' ', '\t']).next().unwrap_or_default();
+    scheme.eq_ignore_ascii_case("bearer")
 }
 
 /// The `WWW-Authenticate` value of a Bearer challenge: `error` is `None` when the request

@@ -41,8 +41,11 @@ pub struct Question<'a> {
     pub target: &'a str,
     /// The object's tenant (Keystone project id).
     pub tenant: &'a str,
-    /// The verb: the SIP method, or `as:<name>`.
+    /// The verb: the SIP method, `as:<name>`, or an API action (`subscriber:read`).
     pub verb: &'a str,
+    /// The global policy deciding (the HSS provisioning API asks `provision`); `None`:
+    /// the effective policy of `tenant`.
+    pub policy: Option<&'a str>,
 }
 
 /// Why a request is refused.
@@ -287,11 +290,13 @@ impl RequestFilter {
         let key = Key::of(&[
             &who.user_id,
             who.project_id.as_deref().unwrap_or(""),
+            if who.system_all { "system" } else { "" },
             &roles,
             q.identity,
             q.target,
             q.tenant,
             q.verb,
+            q.policy.unwrap_or(""),
         ]);
         let (cached, epoch) = s.cache.get(&key);
         let allow = match cached {

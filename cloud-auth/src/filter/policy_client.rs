@@ -33,6 +33,8 @@ struct Body<'a> {
     subject: Subject<'a>,
     object: Object<'a>,
     verb: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -41,6 +43,7 @@ struct Subject<'a> {
     project: &'a str,
     roles: &'a [String],
     identity: &'a str,
+    system: bool,
 }
 
 #[derive(Serialize)]
@@ -100,12 +103,14 @@ impl PolicyClient {
                 project: who.project_id.as_deref().unwrap_or(""),
                 roles: &who.roles,
                 identity: q.identity,
+                system: who.system_all,
             },
             object: Object {
                 target: q.target,
                 tenant: q.tenant,
             },
             verb: q.verb,
+            policy: q.policy,
         };
         for _ in 0..2 {
             let auth = self.validator.service_auth().await?;

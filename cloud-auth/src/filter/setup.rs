@@ -33,13 +33,12 @@ pub enum SetupError {
     Missing(&'static str),
 }
 
-/// The filter of a node (`node` names it in the log), or `None` when `[cloud_auth]` says
+/// The request filter of `section` (`node` names it in the log), or `None` when it says
 /// `mode = "off"`, which is logged as a warning. Must run inside a tokio runtime.
-pub fn from_section(
+pub fn request_filter(
     section: &CloudAuthSection,
-    domain: &str,
     node: &str,
-) -> Result<Option<SipFilter>, SetupError> {
+) -> Result<Option<RequestFilter>, SetupError> {
     if section.mode == CloudAuthMode::Off {
         tracing::warn!(
             node,
@@ -78,17 +77,31 @@ pub fn from_section(
         node,
         keystone = %keystone.url,
         policy = %settings.policy_url,
-        methods = ?section.methods,
         decision_cache = settings.decision_cache,
         "cloud authorization on"
     );
+    Ok(Some(filter))
+}
+
+/// The SIP filter of a node (`node` names it in the log), or `None` when `[cloud_auth]`
+/// says `mode = "off"`, which is logged as a warning. Must run inside a tokio runtime.
+pub fn from_section(
+    section: &CloudAuthSection,
+    domain: &str,
+    node: &str,
+) -> Result<Option<SipFilter>, SetupError> {
+    let Some(filter) = request_filter(section, node)? else {
+        return Ok(None);
+    };
+    tracing::info!(node, methods = ?section.methods, "SIP methods checked outside a dialog");
+    let keystone_url = section
+        .keystone
+        .as_ref()
+        .map_or_else(String::new, |k| k.url.clone());
     Ok(Some(SipFilter::new(
         filter,
         section.realm.clone().unwrap_or_else(|| domain.to_owned()),
-        section
-            .authz_server
-            .clone()
-            .unwrap_or_else(|| keystone.url.clone()),
+        section.authz_server.clone().unwrap_or(keystone_url),
         section.methods.clone(),
     )))
 }

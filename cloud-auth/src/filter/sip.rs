@@ -37,18 +37,26 @@ pub fn bearer_of(request: &SipMessage) -> Bearer<'_> {
     )
 }
 
-/// Removes every Bearer `Authorization` field (Digest credentials stay); returns how
-/// many were removed.
+fn is_bearer_field(h: &ims_sip::Header) -> bool {
+    h.name.matches(&HeaderName::Authorization)
+        && bearer::is_bearer(&String::from_utf8_lossy(h.value()))
+}
+
+/// Whether the message has any Bearer `Authorization` field, well-formed or not.
+pub fn has_bearer(message: &SipMessage) -> bool {
+    message.headers.iter().any(is_bearer_field)
+}
+
+/// Removes every Bearer `Authorization` field, well-formed or not (Digest credentials
+/// stay); returns how many were removed. The one function every node uses before a
+/// request leaves our own nodes (toward a UE, an application server, another network).
 pub fn strip_bearer(message: &mut SipMessage) -> usize {
-    message.headers.retain(|h| {
-        !(h.name.matches(&HeaderName::Authorization)
-            && h.value_str().is_some_and(bearer::is_bearer))
-    })
+    message.headers.retain(|h| !is_bearer_field(h))
 }
 
 impl SipFilter {
     /// `realm` and `authz_server` go into challenges; `methods` are the SIP methods that
-    /// need a token (upper case).
+    /// need a token (upper case, `"*"` for all).
     pub fn new(
         filter: RequestFilter,
         realm: String,
@@ -68,11 +76,14 @@ impl SipFilter {
         &self.filter
     }
 
-    /// Whether requests of this method need a token and a decision.
+    /// Whether requests of this method need a token and a decision (`"*"` in the
+    /// methods: every method).
     pub fn applies_to(&self, request: &SipMessage) -> bool {
-        request
-            .method()
-            .is_some_and(|m| self.methods.iter().any(|x| x == m.as_str()))
+        request.method().is_some_and(|m| {
+            self.methods
+                .iter()
+                .any(|x| x == ims_config::ALL_METHODS || x == m.as_str())
+        })
     }
 
     /// The token's subject, or the answer refusing the request.
@@ -156,5 +167,18 @@ mod tests {
         let left: Vec<_> = m.headers.get_all(&HeaderName::Authorization).collect();
         assert_eq!(left.len(), 1);
         assert!(left[0].value_str().unwrap().starts_with("Digest "));
+        assert!(!has_bearer(&m));
+    }
+
+    #[test]
+    fn strips_malformed_and_repeated_bearers_too() {
+        let text = REGISTER.replace(
+            "Authorization: Bearer gAAAA-tok_en\r\n",
+            "Authorization: Bearer\r\nauthorization: BEARER a b\r\nAuthorization:\tbearer\tx\r\n",
+        );
+        let mut m = SipMessage::parse(text.into_bytes()).unwrap();
+        assert!(has_bearer(&m));
+        assert_eq!(strip_bearer(&mut m), 3);
+        assert!(!has_bearer(&m));
     }
 }

@@ -341,6 +341,10 @@ struct VerifyRequest {
     subject: VerifySubject,
     object: VerifyObject,
     verb: String,
+    /// A global policy to decide with instead of the object tenant's effective policy
+    /// (the HSS asks `provision`); the object's tenant may then be empty.
+    #[serde(default)]
+    policy: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -352,6 +356,9 @@ struct VerifySubject {
     roles: Vec<String>,
     #[serde(default)]
     identity: Option<String>,
+    /// A system-scoped token (`system_scope:all` in rules).
+    #[serde(default)]
+    system: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -364,7 +371,7 @@ struct VerifyObject {
 
 impl VerifyRequest {
     /// Subject credentials and target of the question, or why it is refused.
-    fn into_parts(self) -> Result<(Credentials, Target, String)> {
+    fn into_parts(self) -> Result<(Credentials, Target, String, Option<String>)> {
         let s = &self.subject;
         let o = &self.object;
         let strings = [Some(&s.user), Some(&s.project), s.identity.as_ref()]
@@ -372,11 +379,12 @@ impl VerifyRequest {
             .flatten()
             .chain(o.target.iter())
             .chain([&o.tenant, &self.verb])
+            .chain(self.policy.iter())
             .chain(s.roles.iter());
         if s.roles.len() > MAX_ROLES || strings.into_iter().any(|v| v.len() > MAX_FIELD_LEN) {
             return Err(fail(StatusCode::BAD_REQUEST, "verify question too large"));
         }
-        if o.tenant.is_empty() || self.verb.is_empty() {
+        if (o.tenant.is_empty() && self.policy.is_none()) || self.verb.is_empty() {
             return Err(fail(
                 StatusCode::BAD_REQUEST,
                 "object.tenant and verb are required",
@@ -388,13 +396,22 @@ impl VerifyRequest {
         if let Some(i) = &s.identity {
             creds.insert("identity", i.clone());
         }
+        if s.system {
+            creds.insert("system_scope", "all");
+        }
         creds.set_roles(self.subject.roles);
         let mut target = Target::new();
+        let kind = if self.object.tenant.is_empty() {
+            "global"
+        } else {
+            "customer"
+        };
+        target.insert("target.type".into(), kind.into());
         target.insert("target.tenant".into(), self.object.tenant);
         if let Some(t) = self.object.target {
             target.insert("target.target".into(), t);
         }
-        Ok((creds, target, self.verb))
+        Ok((creds, target, self.verb, self.policy))
     }
 }
 
@@ -407,8 +424,14 @@ async fn verify(
     api.check(&caller, SELF_PROTECT, &Target::new(), "policy:verify")?;
     let question: VerifyRequest = serde_json::from_slice(&body)
         .map_err(|e| fail(StatusCode::BAD_REQUEST, format!("body: {e}")))?;
-    let (subject, object, verb) = question.into_parts()?;
-    let verdict = api.engine.verify(&subject, &object, &verb);
+    let (subject, object, verb, policy) = question.into_parts()?;
+    let verdict = match policy {
+        Some(name) => {
+            checked_name(&name)?;
+            api.engine.verify_global(&name, &subject, &object, &verb)
+        }
+        None => api.engine.verify(&subject, &object, &verb),
+    };
     if verdict.effect == "allow" {
         api.metrics.verify_allow.inc();
     } else {

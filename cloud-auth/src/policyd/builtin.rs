@@ -11,6 +11,11 @@
 //! - `restrict` (constraint III): a subject reaches the resources of its own tenant
 //!   (`project_id` equals `target.tenant`), or of a tenant whose customer policy `inbound`
 //!   lets it in ("unless a policy says otherwise"). The cloud admin may change it.
+//! - `provision` decides the HSS provisioning API (verbs `subscriber:read` and
+//!   `subscriber:write`; `target.tenant` the subscriber's tenant, `target.type`
+//!   `customer` for a subscriber of a tenant, `global` for one of none): the cloud admin
+//!   reads every subscriber and writes the tenant-less ones; a tenant admin reads and
+//!   writes its own tenant's. The cloud admin may change it (e.g. to write everywhere).
 //! - `self-protect` (constraint IV): only tokens with role `service` subscribe to the
 //!   invalidation feed and ask verify questions (the cloud admin may ask too), so only the
 //!   policy service drives request filters.
@@ -25,12 +30,14 @@ pub const ENABLE: &str = "enable";
 pub const RESTRICT: &str = "restrict";
 /// Name of the policy guarding the feed and verify.
 pub const SELF_PROTECT: &str = "self-protect";
+/// Name of the policy of the HSS provisioning API.
+pub const PROVISION: &str = "provision";
 
 /// The built-ins nobody may write: they are what keeps constraints I, II and IV true.
 pub const PROTECTED: &[&str] = &[ENABLE, SELF_PROTECT];
 
 /// The built-in globals and their content.
-pub fn builtins() -> [(&'static str, Spec); 3] {
+pub fn builtins() -> [(&'static str, Spec); 4] {
     [
         (
             ENABLE,
@@ -56,6 +63,20 @@ pub fn builtins() -> [(&'static str, Spec); 3] {
                     {"enforcer": "default", "rules": {"default": "project_id:%(target.tenant)s"}},
                     "tenant:inbound",
                 ]),
+            },
+        ),
+        (
+            PROVISION,
+            Spec {
+                enforcer: EnforcerKind::Default,
+                rules: json!({
+                    "cloud_admin": "role:admin and system_scope:all",
+                    "owner_admin": "role:admin and 'customer':%(target.type)s \
+                                    and project_id:%(target.tenant)s",
+                    "subscriber:read": "rule:cloud_admin or rule:owner_admin",
+                    "subscriber:write": "(rule:cloud_admin and 'global':%(target.type)s) \
+                                         or rule:owner_admin",
+                }),
             },
         ),
         (

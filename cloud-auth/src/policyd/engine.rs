@@ -261,30 +261,36 @@ impl Engine {
             object,
             verb,
         };
-        let (effect, by) = policy.decide_why(&req);
-        let stored = by.name().split('#').next().unwrap_or_default();
-        let version = stored
-            .split_once('/')
-            .map(|(owner, name)| {
-                let scope = if owner == "global" {
-                    Scope::Global
-                } else {
-                    Scope::Customer(owner.to_owned())
-                };
-                snap.current
-                    .get(&(scope, name.to_owned()))
-                    .map_or(0, |v| v.version)
-            })
-            .unwrap_or(0);
-        Verdict {
-            effect: match effect {
-                Effect::Allow => "allow",
-                Effect::Deny => "deny",
-            },
-            policy: stored.to_owned(),
-            version,
-            revision: snap.revision,
-        }
+        verdict(&snap, &policy, &req)
+    }
+
+    /// Decides `verb` by `subject` on `object` with the global policy `name` (the HSS
+    /// provisioning API asks `provision`); a missing policy denies.
+    pub fn verify_global(
+        &self,
+        name: &str,
+        subject: &Credentials,
+        object: &Target,
+        verb: &str,
+    ) -> Verdict {
+        let snap = self.snapshot();
+        let policy = self.global(&snap, name);
+        let req = Request {
+            subject,
+            object,
+            verb,
+        };
+        verdict(&snap, &policy, &req)
+    }
+
+    /// The compiled global policy `name` (deny-all when it does not exist).
+    fn global(&self, snap: &Snapshot, name: &str) -> Arc<Policy> {
+        self.compiled(
+            snap,
+            &format!("global\n{name}"),
+            |c| c.reference(&Reference::Global(name.to_owned()), 0),
+            "",
+        )
     }
 
     /// Decides a management `verb` with the global policy `name` (`enable`,
@@ -297,12 +303,7 @@ impl Engine {
         verb: &str,
     ) -> Effect {
         let snap = self.snapshot();
-        let policy = self.compiled(
-            &snap,
-            &format!("global\n{name}"),
-            |c| c.reference(&Reference::Global(name.to_owned()), 0),
-            "",
-        );
+        let policy = self.global(&snap, name);
         policy.decide(&Request {
             subject,
             object: target,
@@ -397,5 +398,33 @@ impl Compiler<'_> {
             tracing::warn!(error = %e, "policy does not compile: it denies");
             Policy::deny_all(name)
         })
+    }
+}
+
+/// The verdict of `policy` on `req`, naming the stored policy that settled it.
+fn verdict(snap: &Snapshot, policy: &Policy, req: &Request<'_>) -> Verdict {
+    let (effect, by) = policy.decide_why(req);
+    let stored = by.name().split('#').next().unwrap_or_default();
+    let version = stored
+        .split_once('/')
+        .map(|(owner, name)| {
+            let scope = if owner == "global" {
+                Scope::Global
+            } else {
+                Scope::Customer(owner.to_owned())
+            };
+            snap.current
+                .get(&(scope, name.to_owned()))
+                .map_or(0, |v| v.version)
+        })
+        .unwrap_or(0);
+    Verdict {
+        effect: match effect {
+            Effect::Allow => "allow",
+            Effect::Deny => "deny",
+        },
+        policy: stored.to_owned(),
+        version,
+        revision: snap.revision,
     }
 }

@@ -12,17 +12,22 @@
 //! | `POST` | `/api/v1/subscribers/{id}/deregister` | de-register every public identity (200) |
 //! | `GET` | `/api/v1/openapi.json` | the OpenAPI 3 document |
 //!
-//! Every route needs `Authorization: Bearer <admin token>` (401 otherwise). Passwords and
+//! Every route needs a Keystone token (`X-Auth-Token`, decided per call by the policy
+//! service: a tenant's admin manages only that tenant's subscribers) or the static admin
+//! token (`Authorization: Bearer`, when `[provisioning] static_token` allows it): 401
+//! otherwise, 403 when the policy denies, 503 when no decision can be had
+//! ([`access`]). Passwords and
 //! AKA keys are accepted on write and never returned: reads show
 //! `"auth": {"digest": true, "aka": {"amf": "8000", "sqn": 0}}`.
 
+pub mod access;
 mod input;
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -30,9 +35,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
+pub use access::{Access, Caller};
 pub use input::{AkaInput, FieldError, PrivateIdentityInput, SubscriberInput, SubscriberPatch};
 
 use crate::store::{Store, StoreError, Subscription};
@@ -43,7 +49,7 @@ const DEFAULT_PAGE: u32 = 100;
 #[derive(Clone)]
 struct ApiState {
     store: Store,
-    token: Option<Arc<str>>,
+    access: Access,
     realm: Arc<str>,
     events: Option<Arc<dyn SubscriberEvents>>,
 }
@@ -97,9 +103,20 @@ pub fn router_with_events(
     realm: &str,
     events: Option<Arc<dyn SubscriberEvents>>,
 ) -> Router {
+    router_with_access(store, Access::new(token, None), realm, events)
+}
+
+/// The API's routes with callers authenticated and authorized by `access` (Keystone
+/// tokens and policy decisions, and/or the static admin token).
+pub fn router_with_access(
+    store: Store,
+    access: Access,
+    realm: &str,
+    events: Option<Arc<dyn SubscriberEvents>>,
+) -> Router {
     let state = ApiState {
         store,
-        token: token.map(Arc::from),
+        access,
         realm: Arc::from(realm),
         events,
     };
@@ -173,37 +190,30 @@ impl From<StoreError> for Failure {
     }
 }
 
-/// Compares without an early exit, so the time taken does not reveal the prefix matched.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+async fn require_token(State(state): State<ApiState>, mut req: Request, next: Next) -> Response {
+    match state.access.authenticate(req.headers()).await {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Err(failure) => {
+            tracing::info!(path = %req.uri().path(), error = %failure.1.error, "provisioning request refused");
+            let unauthorized = failure.0 == StatusCode::UNAUTHORIZED;
+            let mut r = failure.into_response();
+            if unauthorized {
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer"),
+                );
+            }
+            r
+        }
+    }
 }
 
-async fn require_token(State(state): State<ApiState>, req: Request, next: Next) -> Response {
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let ok = match (&state.token, presented) {
-        (Some(t), Some(p)) => same(t.as_bytes(), p.as_bytes()),
-        _ => false,
-    };
-    if !ok {
-        tracing::info!(path = %req.uri().path(), "provisioning request without a valid token");
-        let mut r = Failure::new(
-            StatusCode::UNAUTHORIZED,
-            "missing or invalid bearer token",
-            None,
-        )
-        .into_response();
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Bearer"),
-        );
-        return r;
-    }
-    next.run(req).await
+/// The tenant of a subscription (its cloud profile's Keystone project), if any.
+fn tenant_of(cloud: &crate::store::CloudProfile) -> Option<&str> {
+    cloud.project_id.as_deref().filter(|p| !p.is_empty())
 }
 
 /// JSON body parsed with the path of the failing field in the error.
@@ -247,69 +257,105 @@ pub struct SubscriberPage {
 
 #[utoipa::path(post, path = "/api/v1/subscribers", request_body = SubscriberInput,
     responses((status = 201, body = Subscription), (status = 400, body = ApiError),
-              (status = 401, body = ApiError), (status = 409, body = ApiError)),
-    security(("bearer" = [])))]
-async fn create(State(s): State<ApiState>, body: Bytes) -> Result<impl IntoResponse, Failure> {
+              (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError), (status = 409, body = ApiError)),
+    security(("bearer" = []), ("keystone" = [])))]
+async fn create(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<impl IntoResponse, Failure> {
     let input: SubscriberInput = parse(&body)?;
     let id = input.id.clone().unwrap_or_else(new_id);
     let data = input.into_data(&s.realm)?;
+    s.access
+        .check(&caller, access::WRITE, tenant_of(&data.cloud))
+        .await?;
     let sub = s.store.create(&id, &data).await?;
     tracing::info!(id = %sub.id, "subscriber created");
     Ok((StatusCode::CREATED, Json(sub)))
 }
 
 #[utoipa::path(get, path = "/api/v1/subscribers", params(ListQuery),
-    responses((status = 200, body = SubscriberPage), (status = 401, body = ApiError)),
-    security(("bearer" = [])))]
+    responses((status = 200, body = SubscriberPage), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)),
+    security(("bearer" = []), ("keystone" = [])))]
 async fn list(
     State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<SubscriberPage>, Failure> {
     let Query(q) = q.map_err(|e| FieldError::new("query", e.body_text()))?;
+    let mut readable = access::Readable::default();
     let found = match (&q.impi, &q.impu) {
         (Some(impi), _) => Some(s.store.by_impi(impi).await?),
         (None, Some(impu)) => Some(s.store.by_impu(impu).await?),
         (None, None) => None,
     };
     if let Some(found) = found {
-        return Ok(Json(SubscriberPage {
-            items: found.into_iter().collect(),
-            next: None,
-        }));
+        let mut items = Vec::new();
+        if let Some(sub) = found {
+            if readable
+                .check(&s.access, &caller, tenant_of(&sub.cloud))
+                .await?
+            {
+                items.push(sub);
+            }
+        }
+        return Ok(Json(SubscriberPage { items, next: None }));
     }
     let page = s
         .store
         .list(q.after.as_deref(), q.limit.unwrap_or(DEFAULT_PAGE))
         .await?;
+    // What the caller may not read is left out (a page may then hold fewer items).
+    let mut items = Vec::with_capacity(page.items.len());
+    for sub in page.items {
+        if readable
+            .check(&s.access, &caller, tenant_of(&sub.cloud))
+            .await?
+        {
+            items.push(sub);
+        }
+    }
     Ok(Json(SubscriberPage {
-        items: page.items,
+        items,
         next: page.next,
     }))
 }
 
 #[utoipa::path(get, path = "/api/v1/subscribers/{id}", params(("id" = String, Path)),
-    responses((status = 200, body = Subscription), (status = 401, body = ApiError),
+    responses((status = 200, body = Subscription), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError),
               (status = 404, body = ApiError)),
-    security(("bearer" = [])))]
+    security(("bearer" = []), ("keystone" = [])))]
 async fn show(
     State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Subscription>, Failure> {
-    s.store
-        .get(&id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| Failure::from(StoreError::NotFound))
+    let sub = s.store.get(&id).await?.ok_or(StoreError::NotFound)?;
+    s.access
+        .check(&caller, access::READ, tenant_of(&sub.cloud))
+        .await?;
+    Ok(Json(sub))
+}
+
+/// The subscription `id`, if `caller` may change it (403 otherwise, 404 if absent).
+async fn writable(s: &ApiState, caller: &Caller, id: &str) -> Result<Subscription, Failure> {
+    let sub = s.store.get(id).await?.ok_or(StoreError::NotFound)?;
+    s.access
+        .check(caller, access::WRITE, tenant_of(&sub.cloud))
+        .await?;
+    Ok(sub)
 }
 
 #[utoipa::path(put, path = "/api/v1/subscribers/{id}", params(("id" = String, Path)),
     request_body = SubscriberInput,
     responses((status = 200, body = Subscription), (status = 400, body = ApiError),
-              (status = 401, body = ApiError), (status = 404, body = ApiError),
+              (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError), (status = 404, body = ApiError),
               (status = 409, body = ApiError)),
-    security(("bearer" = [])))]
+    security(("bearer" = []), ("keystone" = [])))]
 async fn replace(
     State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Subscription>, Failure> {
@@ -318,6 +364,10 @@ async fn replace(
         return Err(FieldError::new("id", "differs from the id in the path").into());
     }
     let data = input.into_data(&s.realm)?;
+    writable(&s, &caller, &id).await?;
+    s.access
+        .check(&caller, access::WRITE, tenant_of(&data.cloud))
+        .await?;
     let after = s.store.update(&id, &data).await?;
     if let Some(e) = &s.events {
         e.clone().changed(after.clone());
@@ -328,17 +378,21 @@ async fn replace(
 #[utoipa::path(patch, path = "/api/v1/subscribers/{id}", params(("id" = String, Path)),
     request_body = SubscriberPatch,
     responses((status = 200, body = Subscription), (status = 400, body = ApiError),
-              (status = 401, body = ApiError), (status = 404, body = ApiError),
+              (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError), (status = 404, body = ApiError),
               (status = 409, body = ApiError)),
-    security(("bearer" = [])))]
+    security(("bearer" = []), ("keystone" = [])))]
 async fn patch(
     State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Subscription>, Failure> {
     let patch: SubscriberPatch = parse(&body)?;
-    let current = s.store.get(&id).await?.ok_or(StoreError::NotFound)?;
+    let current = writable(&s, &caller, &id).await?;
     let data = patch.apply(current, &s.realm)?;
+    s.access
+        .check(&caller, access::WRITE, tenant_of(&data.cloud))
+        .await?;
     let after = s.store.update(&id, &data).await?;
     if let Some(e) = &s.events {
         e.clone().changed(after.clone());
@@ -347,10 +401,14 @@ async fn patch(
 }
 
 #[utoipa::path(delete, path = "/api/v1/subscribers/{id}", params(("id" = String, Path)),
-    responses((status = 204), (status = 401, body = ApiError), (status = 404, body = ApiError)),
-    security(("bearer" = [])))]
-async fn remove(State(s): State<ApiState>, Path(id): Path<String>) -> Result<StatusCode, Failure> {
-    let before = s.store.get(&id).await?;
+    responses((status = 204), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError), (status = 404, body = ApiError)),
+    security(("bearer" = []), ("keystone" = [])))]
+async fn remove(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Failure> {
+    let before = Some(writable(&s, &caller, &id).await?);
     if s.store.delete(&id).await? {
         tracing::info!(%id, "subscriber deleted");
         if let (Some(e), Some(before)) = (&s.events, before) {
@@ -367,13 +425,15 @@ async fn remove(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Sta
 #[utoipa::path(post, path = "/api/v1/subscribers/{id}/deregister", params(("id" = String, Path)),
     request_body = DeregisterInput,
     responses((status = 200, body = Subscription), (status = 400, body = ApiError),
-              (status = 401, body = ApiError), (status = 404, body = ApiError)),
-    security(("bearer" = [])))]
+              (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError), (status = 404, body = ApiError)),
+    security(("bearer" = []), ("keystone" = [])))]
 async fn deregister(
     State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Subscription>, Failure> {
+    writable(&s, &caller, &id).await?;
     let input: DeregisterInput = if body.iter().all(u8::is_ascii_whitespace) {
         DeregisterInput::default()
     } else {
@@ -404,6 +464,10 @@ impl Modify for BearerAuth {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "keystone",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Auth-Token"))),
         );
     }
 }

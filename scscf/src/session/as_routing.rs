@@ -18,16 +18,22 @@
 //! When the AS sends the request back with that Route, the S-CSCF resumes after that iFC, evaluating the request as the
 //! AS returned it. The forward gives the AS `[session] as_timeout_ms` to answer at all
 //! (`Forward::no_response_timeout`) and, for DefaultHandling SESSION_CONTINUED, asks
-//! the policy again when it fails (`Forward::on_failure`, carrying the same token), so
+//! the policy again when it fails (`Forward::on_failure`, carrying that Route value), so
 //! that the next iFC is tried; with SESSION_TERMINATED the AS's failure (or 408) goes
 //! to the caller.
+//!
+//! The Bearer token never goes to an application server: it is kept by the S-CSCF
+//! ([`super::carried`]) under a key written beside the odi (`;bkey=KEY`) and put back
+//! when the request returns.
 
+use cloud_auth::filter::sip::strip_bearer;
 use ims_sip::proxy::engine::Forward;
 use ims_sip::{HeaderName, SipMessage};
 
 use crate::ifc::{RegistrationState, SessionCase};
 use crate::registrar::unix_now;
 
+use super::carried::CARRY_PARAM;
 use super::odi::Odi;
 use super::{loose_route, SessionSettings};
 use crate::ifc::{DefaultHandling, IfcCursor};
@@ -120,7 +126,15 @@ pub fn next_hop(
         .issue(&odi, unix_now())
         .ok_or(AsRoutingError::ServedUserTooLong)?;
     let orig = if served.is_originating() { ";orig" } else { "" };
-    let back = format!("<sip:{};lr{orig};{ODI_PARAM}={token}>", settings.own_host);
+    let carried = settings.carried.keep(request);
+    let carry = carried
+        .as_deref()
+        .map(|key| format!(";{CARRY_PARAM}={key}"))
+        .unwrap_or_default();
+    let back = format!(
+        "<sip:{};lr{orig};{ODI_PARAM}={token}{carry}>",
+        settings.own_host
+    );
     let server = &ifc.application_server;
     let continued = server.default_handling == DefaultHandling::SessionContinued;
     tracing::debug!(
@@ -134,6 +148,8 @@ pub fn next_hop(
     edited
         .headers
         .set(HeaderName::PServedUser, served_user_header(&odi));
+    strip_bearer(&mut edited);
+    let on_failure = continued.then(|| back.clone());
     Ok(Some(AsHop {
         server_name: server.server_name.clone(),
         request: edited,
@@ -141,7 +157,7 @@ pub fn next_hop(
             record_route: true,
             preload_routes: vec![loose_route(&server.server_name), back],
             no_response_timeout: Some(settings.as_timeout),
-            on_failure: continued.then_some(token),
+            on_failure,
             ..Forward::default()
         },
     }))
@@ -238,7 +254,10 @@ mod tests {
         let hop = next_hop(&s, &back, &req).unwrap().unwrap();
         assert_eq!(hop.forward.preload_routes[0], "<sip:127.0.0.1:5090;lr>");
         let token = odi_of(hop.forward.preload_routes[1].as_bytes()).unwrap();
-        assert_eq!(hop.forward.on_failure.as_deref(), Some(token.as_str()));
+        assert_eq!(
+            hop.forward.on_failure.as_deref(),
+            Some(hop.forward.preload_routes[1].as_str())
+        );
         let last = Served {
             cursor: s.odi.check(&token, unix_now()).unwrap().cursor,
             ..served

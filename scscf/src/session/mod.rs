@@ -9,20 +9,24 @@
 //! | [`terminating`] | registered callee, or unregistered with a profile from SAR UNREGISTERED_USER; barred or not ours: 404; after its application servers, record-route and fork to every registered contact along its Path; none: 480; retargeted by an AS: on by Request-URI | TS 24.229 §5.4.3.3, RFC 3327 §5.3 |
 //! | [`as_routing`] | the served user's iFCs in priority order: Route to the AS and back to us with the odi, DefaultHandling | TS 24.229 §5.4.3.2-3 steps 3-4, TS 29.228 Annex C/F |
 //! | [`odi`] | the authenticated original dialog identifier | TS 24.229 §5.4.3.2 step 4, TS 23.218 §6.4 |
+//! | [`carried`] | the caller's Bearer token kept while the request visits an AS (the AS never sees it) | design brief §5-§6 |
 //!
 //! Requests inside a dialog never get here: they follow their Route set
 //! ([`crate::policy`]). A request that comes back from an AS with our odi Route is
 //! resumed where it was ([`resume`]): no new case recognition and no second
 //! `check_session` (the odi proves this S-CSCF already admitted it), but the next AS
-//! is checked like every AS hop (`as:<name>`, [`crate::cloud_auth::check_as_routing`]).
+//! is checked like every AS hop (`as:<name>`, [`crate::cloud_auth::check_as_routing`]),
+//! with the caller's Bearer token put back ([`carried`]).
 
 pub mod as_routing;
+pub mod carried;
 pub mod case;
 pub mod odi;
 pub mod originating;
 pub mod terminating;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -37,6 +41,7 @@ use crate::ifc::RegistrationState;
 use crate::location::Registration;
 use crate::registrar::unix_now;
 use as_routing::{is_as_failure, next_hop, odi_of, Served};
+use carried::{key_of, CarriedTokens};
 use case::{recognise, CaseError, SessionCase};
 use odi::OdiKeys;
 
@@ -55,6 +60,8 @@ pub struct SessionSettings {
     pub as_timeout: Duration,
     /// The keys of our original dialog identifiers.
     pub odi: OdiKeys,
+    /// Bearer tokens of requests visiting application servers.
+    pub carried: Arc<CarriedTokens>,
 }
 
 /// `<uri;lr>` (or `<uri>` when it already says `lr`): a Route value for a SIP URI.
@@ -81,6 +88,7 @@ impl SessionSettings {
             own_host: node_domain.to_string(),
             as_timeout: Duration::from_secs(2),
             odi: OdiKeys::random(),
+            carried: Arc::default(),
         }
     }
 
@@ -140,8 +148,8 @@ pub async fn decide(
     request: &SipMessage,
     popped_route: Option<&Bytes>,
 ) -> Decision {
-    if let Some(token) = popped_route.and_then(|r| odi_of(r)) {
-        return resume(settings, subscribers, request, &token).await;
+    if let Some(route) = popped_route.filter(|r| odi_of(r).is_some()) {
+        return resume(settings, subscribers, request, route).await;
     }
     let case = match recognise(request, popped_route) {
         Ok(case) => case,
@@ -182,17 +190,19 @@ pub async fn decide(
     }
 }
 
-/// Goes on with a request at the place its odi `token` names: it came back from the
-/// application server (or the AS failed and DefaultHandling is SESSION_CONTINUED). A
-/// forged or foreign odi gets 403; a served user no longer registered, 403
-/// (originating) or 480 (terminating).
+/// Goes on with a request at the place the odi of our Route value `route` names: it
+/// came back from the application server (or the AS failed and DefaultHandling is
+/// SESSION_CONTINUED), with the caller's Bearer token put back when we kept one
+/// ([`carried`]). A missing, forged or foreign odi gets 403; a served user no longer
+/// registered, 403 (originating) or 480 (terminating).
 pub async fn resume(
     settings: &SessionSettings,
     subscribers: &impl Subscribers,
     request: &SipMessage,
-    token: &str,
+    route: &[u8],
 ) -> Decision {
-    let odi = match settings.odi.check(token, unix_now()) {
+    let token = odi_of(route).unwrap_or_default();
+    let odi = match settings.odi.check(&token, unix_now()) {
         Ok(odi) => odi,
         Err(error) => {
             tracing::info!(%error, "request with a bad original dialog identifier refused");
@@ -217,19 +227,35 @@ pub async fn resume(
         cursor: odi.cursor,
         registration,
     };
-    through_services(settings, subscribers, served, request).await
+    let restored = settings.carried.restore(request, key_of(route).as_deref());
+    let decision = through_services(
+        settings,
+        subscribers,
+        served,
+        restored.as_ref().unwrap_or(request),
+    )
+    .await;
+    match (decision, restored) {
+        // Forwarded unchanged: unchanged from the request with its token put back.
+        (Decision::Forward(forward), Some(request)) => Decision::ForwardWith {
+            request,
+            flow: None,
+            forward,
+        },
+        (decision, _) => decision,
+    }
 }
 
 /// What the policy does when every branch toward an application server failed with
 /// `code` and the iFC's DefaultHandling is SESSION_CONTINUED (the forward's
-/// `on_failure` carries its odi `token`): a 408 or 5xx skips to the next iFC
-/// ([`resume`] on the request as sent to that AS); anything else is the AS's answer
-/// and goes to the caller (`None`).
+/// `on_failure` carries our Route value `route`, with the odi): a 408 or 5xx skips to
+/// the next iFC ([`resume`] on the request as sent to that AS); anything else is the
+/// AS's answer and goes to the caller (`None`).
 pub async fn on_as_failure(
     settings: &SessionSettings,
     subscribers: &impl Subscribers,
     request: &SipMessage,
-    token: &str,
+    route: &str,
     code: u16,
 ) -> Option<Decision> {
     if !is_as_failure(code) {
@@ -239,7 +265,7 @@ pub async fn on_as_failure(
         code,
         "application server failed: DefaultHandling SESSION_CONTINUED, next iFC"
     );
-    Some(resume(settings, subscribers, request, token).await)
+    Some(resume(settings, subscribers, request, route.as_bytes()).await)
 }
 
 /// The next application server of `served`'s chain for `request`, checked by cloud
@@ -289,6 +315,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::location::Binding;
     use crate::profile::UserProfile;
+    use cloud_auth::filter::sip::has_bearer;
 
     /// Settings with a fixed odi key and our host `scscf.test:5080`.
     pub(crate) fn settings() -> SessionSettings {
@@ -534,8 +561,9 @@ pub(crate) mod tests {
         assert_eq!(second.preload_routes[0], format!("<{AS2};lr>"));
         assert_eq!(
             second.on_failure.as_deref(),
-            Some(odi_route(&second).as_str())
+            Some(second.preload_routes[1].as_str())
         );
+        assert!(odi_route(&second).len() > 8);
 
         // Back from AS2: no iFC left, on to the callee's home network.
         let back = Bytes::from(second.preload_routes[1].clone());
@@ -773,20 +801,29 @@ pub(crate) mod tests {
     }
 
     /// A filter whose Keystone and policy service do not answer (nothing listens on
-    /// port 9 of loopback): a request without a token gets its 401 without them.
+    /// port 9 of loopback): a request without a token gets its 401 without them. It
+    /// checks REGISTER and INVITE only.
     fn unreachable_filter() -> SipFilter {
-        let toml = "[node]\nname = \"s\"\ndomain = \"ims.example.net\"\n\
+        filter_with_methods(Some("[\"REGISTER\", \"INVITE\"]"))
+    }
+
+    /// [`unreachable_filter`] with `methods` (TOML), the default when `None`.
+    fn filter_with_methods(methods: Option<&str>) -> SipFilter {
+        let methods = methods.map_or(String::new(), |m| format!("methods = {m}\n"));
+        let toml = format!(
+            "[node]\nname = \"s\"\ndomain = \"ims.example.net\"\n\
             [http]\nlisten = \"127.0.0.1:0\"\n[sip]\nudp = [\"127.0.0.1:0\"]\n\
             [session]\nicscf = \"sip:127.0.0.1:5070;lr\"\n\
-            [cloud_auth]\nmode = \"on\"\npolicy_url = \"http://127.0.0.1:9\"\n\
+            [cloud_auth]\nmode = \"on\"\npolicy_url = \"http://127.0.0.1:9\"\n{methods}\
             [cloud_auth.keystone]\nurl = \"http://127.0.0.1:9/v3\"\nservice_user = \"s\"\n\
             service_password = \"p\"\n\
             [cx]\nhss = \"127.0.0.1:3868\"\norigin_host = \"scscf.ims.example.net\"\n\
             origin_realm = \"ims.example.net\"\ndestination_host = \"hss.ims.example.net\"\n\
             destination_realm = \"ims.example.net\"\n\
-            [registrar]\nserver_name = \"sip:scscf.ims.example.net:5080\"\n";
+            [registrar]\nserver_name = \"sip:scscf.ims.example.net:5080\"\n"
+        );
         let config: ims_config::ScscfConfig =
-            ims_config::parse_str(toml, std::path::Path::new("scscf.toml")).unwrap();
+            ims_config::parse_str(&toml, std::path::Path::new("scscf.toml")).unwrap();
         cloud_auth::filter::setup::from_section(&config.cloud_auth, "ims.example.net", "scscf")
             .unwrap()
             .unwrap()
@@ -825,11 +862,89 @@ pub(crate) mod tests {
             &format!("{PAI}Authorization: Bearer abc\r\n"),
         );
         assert_eq!(code(decide(&s, &subs, &with_token, Some(&back)).await), 403);
-        // A MESSAGE is not a method the filter checks (INVITE by default).
+        // A MESSAGE is not a method this filter checks (`methods` names INVITE).
         let msg = request("MESSAGE", "sip:bob@ims.example.net", PAI);
         assert!(matches!(
             decide(&s, &subs, &msg, Some(&orig_route())).await,
             Decision::Forward(_)
         ));
+        // With the default methods ("*"), it is: no token, 401.
+        subs.filter = Some(filter_with_methods(None));
+        let refused = decide(&s, &subs, &msg, Some(&orig_route())).await;
+        assert_eq!(code(refused), 401);
+        for method in [
+            "SUBSCRIBE",
+            "REFER",
+            "PUBLISH",
+            "OPTIONS",
+            "NOTIFY",
+            "INFO",
+            "FOO",
+        ] {
+            let req = request(method, "sip:bob@ims.example.net", PAI);
+            let answer = decide(&s, &subs, &req, Some(&orig_route())).await;
+            assert_eq!(code(answer), 401, "{method} outside a dialog");
+        }
+    }
+
+    /// The S-CSCF as seen by the AS and after: no Bearer toward the AS, the same token
+    /// back on the request that returns (then to the I-CSCF, a node of ours), none toward
+    /// another network or a callee's contacts.
+    #[tokio::test]
+    async fn the_bearer_token_never_reaches_an_application_server_or_another_network() {
+        let subs = alice_and_bob();
+        let s = settings();
+        let auth = "Authorization: Bearer gAAAA-caller\r\n";
+        let req = request("INVITE", "sip:bob@ims.example.net", &format!("{PAI}{auth}"));
+        let (to_as1, first) = sent(decide(&s, &subs, &req, Some(&orig_route())).await);
+        let mut to_as1 = to_as1.expect("edited for the AS");
+        assert!(!has_bearer(&to_as1), "AS1 got the token: {to_as1:?}");
+        // The ASs send it back without P-Served-User (nothing else to edit).
+        to_as1.headers.remove_all(&ims_sip::HeaderName::PServedUser);
+        assert!(first.preload_routes[1].contains(";bkey="), "{first:?}");
+        // AS1 sends it back (without the token): AS2 does not get it either...
+        let back = Bytes::from(first.preload_routes[1].clone());
+        let (to_as2, second) = sent(decide(&s, &subs, &to_as1, Some(&back)).await);
+        assert!(!has_bearer(&to_as2.expect("edited for the AS")));
+        // ...and after AS2 the request goes to our I-CSCF with the caller's token.
+        let back = Bytes::from(second.preload_routes[1].clone());
+        let (onward, last) = sent(decide(&s, &subs, &to_as1, Some(&back)).await);
+        assert_eq!(last.preload_routes, ["<sip:127.0.0.1:5070;lr>"]);
+        let onward = onward.expect("the token put back");
+        assert_eq!(
+            cloud_auth::filter::sip::bearer_of(&onward),
+            cloud_auth::filter::bearer::Bearer::Token("gAAAA-caller")
+        );
+        // The same after AS2 failed (SESSION_CONTINUED): the request as sent to AS2.
+        let tag = second.on_failure.clone().expect("AS2 is SESSION_CONTINUED");
+        let (onward, _) = sent(
+            on_as_failure(&s, &subs, &to_as1, &tag, 408)
+                .await
+                .expect("goes on"),
+        );
+        assert!(has_bearer(&onward.expect("the token put back")));
+        // A key that is not ours (or expired) puts nothing back.
+        let forged = first.preload_routes[1].replace(";bkey=", ";bkey=00");
+        let (to_as2, _) = sent(decide(&s, &subs, &to_as1, Some(&Bytes::from(forged))).await);
+        assert!(!has_bearer(&to_as2.expect("edited")));
+
+        // Bob (no iFC) calls another network: no token leaves.
+        let bob = "P-Asserted-Identity: <sip:bob@ims.example.net>\r\n";
+        let out = request(
+            "MESSAGE",
+            "sip:carol@other.example",
+            &format!("{bob}{auth}"),
+        );
+        let (sent_out, f) = sent(decide(&s, &subs, &out, Some(&orig_route())).await);
+        assert!(f.preload_routes.is_empty());
+        assert!(!has_bearer(&sent_out.expect("stripped")));
+        // Toward Bob's contact (terminating): none either.
+        let to_bob = request(
+            "MESSAGE",
+            "sip:bob@ims.example.net",
+            &format!("{PAI}{auth}"),
+        );
+        let (sent_in, _) = sent(decide(&s, &subs, &to_bob, None).await);
+        assert!(!has_bearer(&sent_in.expect("edited")));
     }
 }

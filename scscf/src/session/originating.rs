@@ -20,6 +20,7 @@ use ims_sip::{HeaderName, SipMessage};
 
 use super::as_routing::{NotServed, Served};
 use super::SessionSettings;
+use crate::cloud_auth::without_bearer;
 use crate::ifc::{RegistrationState, SessionCase};
 use crate::location::Registration;
 
@@ -56,7 +57,8 @@ pub fn served(
 /// Routes an originating request of `served_user` past its application servers:
 /// toward the callee's home network, record-routed.
 pub fn onward(settings: &SessionSettings, request: &SipMessage, served_user: &str) -> Decision {
-    let preload_routes = if settings.is_home(request) {
+    let home = settings.is_home(request);
+    let preload_routes = if home {
         vec![settings.icscf_route.clone()]
     } else {
         Vec::new()
@@ -67,7 +69,15 @@ pub fn onward(settings: &SessionSettings, request: &SipMessage, served_user: &st
         preload_routes,
         ..Forward::default()
     };
-    match without_served_user(request) {
+    // The Bearer token goes on to our I-CSCF (the callee's S-CSCF asks with it), never
+    // to another network.
+    let edited = without_served_user(request);
+    let edited = if home {
+        edited
+    } else {
+        without_bearer(edited, request)
+    };
+    match edited {
         Some(edited) => Decision::ForwardWith {
             request: edited,
             flow: None,

@@ -22,6 +22,7 @@
 //!    ORIGINATING_CDIV iFCs run (its registration state kept), then the request goes
 //!    on by its new Request-URI as an originating request does.
 
+use cloud_auth::filter::sip::strip_bearer;
 use ims_sip::message::addr::NameAddr;
 use ims_sip::proxy::engine::{Decision, Forward};
 use ims_sip::{HeaderName, SipMessage};
@@ -111,6 +112,9 @@ pub fn onward(request: &SipMessage, served: &Served) -> Decision {
     }
     let mut edited = request.clone();
     edited.headers.remove_all(&HeaderName::PServedUser);
+    // The callee's P-CSCF may be in a visited network; it strips the token toward the
+    // UE anyway.
+    strip_bearer(&mut edited);
     if let Some(uri) = request
         .request()
         .and_then(|r| std::str::from_utf8(&r.uri).ok())
