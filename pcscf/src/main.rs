@@ -40,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
     let reporter = budget
         .refusals
         .spawn_reporter(Duration::from_secs(config.budget.summary_secs));
+    let ingress = Ingress::new(Role::Pcscf, &config.zones).with_refusals(budget.refusals.clone());
     let settings = PcscfSettings {
         budget,
         home_networks: section
@@ -57,7 +58,7 @@ async fn main() -> anyhow::Result<()> {
             &config.node.domain,
             "pcscf",
         )?,
-        ingress: Ingress::new(Role::Pcscf, &config.zones).with_refusals(budget.refusals.clone()),
+        ingress,
     };
     let settings_filter = settings.cloud_auth.clone();
     let pcscf = Pcscf::new(settings, section.max_registrations);

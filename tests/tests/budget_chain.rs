@@ -39,7 +39,9 @@ fn configs_with_budget(dir: &Path, budget: &str) -> PathBuf {
         let mut text = std::fs::read_to_string(&path).unwrap();
         if ["pcscf.toml", "icscf.toml", "scscf.toml"].contains(&name.to_str().unwrap()) {
             let at = text.find("\n[budget]").expect("a [budget] section") + 1;
-            let end = text[at + 1..].find("\n[").map_or(text.len(), |n| at + 2 + n);
+            let end = text[at + 1..]
+                .find("\n[")
+                .map_or(text.len(), |n| at + 2 + n);
             text.replace_range(at..end, &format!("[budget]\n{budget}\n"));
         }
         std::fs::write(out.join(name), text).unwrap();
