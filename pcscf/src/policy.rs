@@ -131,10 +131,19 @@ impl Pcscf {
             .map(|(_, r)| r.as_str())
     }
 
+    /// Counts a request from `source` refused for `reason` into the periodic summary
+    /// of refusals (no log line each: a flood costs no log line per request).
+    fn refused(&self, source: &Source, reason: &'static str) {
+        self.settings
+            .budget
+            .refusals
+            .refused(source.remote.ip(), reason);
+    }
+
     /// `request` (already through the ingress filter) to the I-CSCF of its home domain.
     fn register(&self, request: &SipMessage, source: &Source) -> Decision {
         let Some(icscf) = self.home_route(request) else {
-            tracing::info!(remote = %source.remote, "REGISTER for a domain we do not serve");
+            self.refused(source, "unknown home network");
             return refuse(request, 403, "Forbidden - unknown home network");
         };
         if !self.registrations.has_room(&source.flow, Instant::now()) {
@@ -171,7 +180,7 @@ impl Pcscf {
         source: &Source,
     ) -> Decision {
         let Some(reg) = self.registrations.by_flow(&source.flow, Instant::now()) else {
-            tracing::info!(remote = %source.remote, method = ?received.method(), "request from an unregistered UE refused");
+            self.refused(source, "not registered");
             return refuse(received, 403, "Forbidden - not registered");
         };
         let mut edited = filtered;
@@ -256,11 +265,12 @@ impl Pcscf {
         Some(self.registrations.by_label(&label, Instant::now())?.flow)
     }
 
-    fn toward_ue(&self, request: &SipMessage, token: &str) -> Decision {
+    fn toward_ue(&self, request: &SipMessage, source: &Source, token: &str) -> Decision {
         let label = match self.settings.tokens.check(token) {
             Ok(label) => label,
             Err(error) => {
-                tracing::info!(%error, "request with a bad flow token refused");
+                tracing::debug!(%error, "request with a bad flow token refused");
+                self.refused(source, "bad flow token");
                 return refuse(request, 403, "Forbidden");
             }
         };
@@ -326,7 +336,7 @@ impl Policy for PcscfPolicy {
             return refused.response(request);
         }
         match (kind, token) {
-            (RequestKind::TowardUe, Some(token)) => pcscf.toward_ue(&filtered, &token),
+            (RequestKind::TowardUe, Some(token)) => pcscf.toward_ue(&filtered, source, &token),
             (RequestKind::InDialog, _) => Decision::ForwardWith {
                 // In-dialog: the Route set decides (RFC 3261 §16.12).
                 request: filtered,
