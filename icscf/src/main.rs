@@ -27,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
         &config.node.domain,
         metrics.clone(),
     ));
-    let ingress = Ingress::new(Role::Icscf, &config.zones).with_refusals(unknown.refusals.clone());
+    let ingress = Ingress::new(Role::Icscf, &config.zones).with_refusals(unknown.refusals.sink());
     let policy = IcscfPolicy {
         cx: CxClient::connect(&config.cx).map_err(|e| anyhow::anyhow!("cx TLS files: {e}"))?,
         scscfs: config.scscf.clone(),

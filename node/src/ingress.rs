@@ -27,7 +27,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use ims_config::ZonesSection;
-use ims_runtime::budget::Refusals;
 use ims_sip::message::build::response_with;
 use ims_sip::proxy::engine::Decision;
 use ims_sip::{HeaderName, SipMessage};
@@ -170,13 +169,27 @@ impl Refused {
     }
 }
 
+/// Where refused requests are counted: the sender's address and a short reason (the
+/// request kind). A node passes its refusal summary (`ims_runtime::budget::Refusals`).
+pub type RefusalSink = Arc<dyn Fn(IpAddr, &'static str) + Send + Sync>;
+
 /// One CSCF's ingress filter: its zones and its role.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Ingress {
     role: Role,
     classifier: Classifier,
     /// Where refusals are counted and summarised; `None`: one INFO line each.
-    refusals: Option<Arc<Refusals>>,
+    refusals: Option<RefusalSink>,
+}
+
+impl std::fmt::Debug for Ingress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingress")
+            .field("role", &self.role)
+            .field("classifier", &self.classifier)
+            .field("summarised", &self.refusals.is_some())
+            .finish()
+    }
 }
 
 impl Ingress {
@@ -189,12 +202,14 @@ impl Ingress {
         }
     }
 
-    /// The same filter, counting its refusals in `refusals` (one summary line per
-    /// interval and the `budget_events_total{event="refused:<kind>"}` metric) instead of
-    /// logging one line per refused request: a flood from outside the core costs no
-    /// log line each.
-    pub fn with_refusals(mut self, refusals: Arc<Refusals>) -> Ingress {
-        self.refusals = Some(refusals);
+    /// The same filter, counting its refusals in `refusals` (a node's refusal summary:
+    /// one line per interval and a metric) instead of logging one line per refused
+    /// request: a flood from outside the core costs no log line each.
+    pub fn with_refusals(
+        mut self,
+        refusals: impl Fn(IpAddr, &'static str) + Send + Sync + 'static,
+    ) -> Ingress {
+        self.refusals = Some(Arc::new(refusals));
         self
     }
 
@@ -219,7 +234,7 @@ impl Ingress {
     ) -> Result<usize, Refused> {
         if !allows(self.role, zone, kind) {
             match &self.refusals {
-                Some(refusals) => refusals.refused(remote.ip(), kind.name()),
+                Some(refusals) => refusals(remote.ip(), kind.name()),
                 None => tracing::info!(
                     node = self.role.name(),
                     %zone,

@@ -40,7 +40,7 @@ async fn main() -> anyhow::Result<()> {
     let reporter = budget
         .refusals
         .spawn_reporter(Duration::from_secs(config.budget.summary_secs));
-    let ingress = Ingress::new(Role::Pcscf, &config.zones).with_refusals(budget.refusals.clone());
+    let ingress = Ingress::new(Role::Pcscf, &config.zones).with_refusals(budget.refusals.sink());
     let settings = PcscfSettings {
         budget,
         home_networks: section

@@ -386,6 +386,13 @@ impl Refusals {
         }
     }
 
+    /// [`Refusals::refused`] as a function, for a filter that counts its refusals here
+    /// without depending on this crate (`ims_node::Ingress::with_refusals`).
+    pub fn sink(self: &Arc<Self>) -> impl Fn(IpAddr, &'static str) + Send + Sync + 'static {
+        let me = self.clone();
+        move |source, reason| me.refused(source, reason)
+    }
+
     /// The summary of the window so far, which starts a new one; `None` when nothing
     /// was refused.
     pub fn take_summary(&self) -> Option<String> {

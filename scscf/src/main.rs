@@ -121,7 +121,7 @@ async fn main() -> anyhow::Result<()> {
         registrar: registrar.clone(),
         sessions,
         ingress: ims_node::Ingress::new(ims_node::Role::Scscf, &config.zones)
-            .with_refusals(refusals.clone()),
+            .with_refusals(refusals.sink()),
     };
     let mut engine = start_proxy(&config.sip, policy, &mut registry).await?;
     let running = ims_runtime::Node::start("scscf", &config.node, &config.http, registry).await?;
