@@ -220,10 +220,8 @@ impl Policy for IcscfPolicy {
         } else {
             RequestKind::Terminating
         };
-        let zone = self.ingress.zone(source.remote.ip());
-        let mut filtered = request.clone();
-        let changed = match self.ingress.admit(&mut filtered, source.remote, zone, kind) {
-            Ok(stripped) => stripped > 0,
+        let (filtered, changed) = match self.ingress.filter(request, source.remote, kind) {
+            Ok(filtered) => filtered,
             Err(refused) => return refused.response(request),
         };
         match kind {

@@ -222,6 +222,21 @@ impl Ingress {
         }
     }
 
+    /// [`Ingress::admit`] for a sender classified by its address alone (the I-CSCF and
+    /// S-CSCF): a copy of `request` with the untrusted headers removed, and whether
+    /// anything was removed.
+    pub fn filter(
+        &self,
+        request: &SipMessage,
+        remote: SocketAddr,
+        kind: RequestKind,
+    ) -> Result<(SipMessage, bool), Refused> {
+        let zone = self.zone(remote.ip());
+        let mut filtered = request.clone();
+        let stripped = self.admit(&mut filtered, remote, zone, kind)?;
+        Ok((filtered, stripped > 0))
+    }
+
     /// Applies the rules to `request` of `kind` from `remote` in `zone`: refused (and
     /// logged) when the zone may not send it, else the headers the zone is not
     /// trusted with are removed; returns how many were.

@@ -280,7 +280,9 @@ fn a_register_flood_causes_bounded_uars_while_others_register() {
     let names = users("legit", 20);
     provision_digest(&data, &dir, &names, "secret", None);
 
-    // One unknown identity, 1 000 REGISTERs in 2 s: the negative cache leaves one UAR.
+    // One unknown identity, 1 000 REGISTERs in 2 s: the negative cache answers all but
+    // the REGISTERs that arrive before the first UAA does (a few at 500/s: each of
+    // those still sends its UAR); without it, every REGISTER costs one.
     let uars = uars_sent();
     let flood = UdpSocket::bind("127.0.0.9:0").unwrap();
     let from = flood.local_addr().unwrap();
@@ -292,7 +294,7 @@ fn a_register_flood_causes_bounded_uars_while_others_register() {
     std::thread::sleep(Duration::from_millis(500));
     let one = uars_sent() - uars;
     eprintln!("flood of one unknown identity: {one} UARs for 1000 REGISTERs");
-    assert!(one <= 2, "{one} UARs for one unknown identity");
+    assert!(one <= 5, "{one} UARs for one unknown identity");
 
     // Fresh unknown identities (no cache helps), 500/s for 6 s from 127.0.0.9, while
     // SIPp registers 20 users from 127.0.0.1.

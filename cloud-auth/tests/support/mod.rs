@@ -132,13 +132,23 @@ impl Keystone {
             "identity": {"methods": ["password"], "password": {"user": {
                 "name": user, "domain": domain, "password": password}}},
             "scope": {"project": {"name": project, "domain": project_domain}}}});
-        let resp = self
-            .http
-            .post(format!("{}/auth/tokens?nocatalog", self.url))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        // Keystone answers a first burst of logins with an occasional 500 while it
+        // initialises lazily (seen in CI): a login is tried at most three times.
+        let mut attempts = 0;
+        let resp = loop {
+            attempts += 1;
+            let resp = self
+                .http
+                .post(format!("{}/auth/tokens?nocatalog", self.url))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            if !resp.status().is_server_error() || attempts == 3 {
+                break resp;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        };
         assert_eq!(resp.status(), 201, "login of {user}");
         let token = resp.headers()["X-Subject-Token"]
             .to_str()
