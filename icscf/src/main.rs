@@ -13,7 +13,7 @@ use ims_config::IcscfConfig;
 use ims_node::{Ingress, Role};
 use ims_runtime::budget::BudgetMetrics;
 use ims_runtime::prometheus_client::registry::Registry;
-use ims_runtime::sip::run_sip_node_with;
+use ims_runtime::sip::run_sip_node;
 use ims_runtime::NodeArgs;
 
 #[tokio::main]
@@ -41,7 +41,7 @@ async fn main() -> anyhow::Result<()> {
         .spawn_reporter(Duration::from_secs(config.budget.summary_secs));
     let mut registry = Registry::default();
     metrics.register(&mut registry);
-    run_sip_node_with(
+    run_sip_node(
         "icscf",
         &config.node,
         &config.http,

@@ -113,18 +113,8 @@ pub async fn run_engine_until_shutdown(
 /// Runs a SIP node until SIGINT/SIGTERM: logging, the proxy engine on the `[sip]`
 /// listeners deciding with `policy`, and `/health` + `/metrics` (with the SIP counters);
 /// an error if the engine stops by itself ([`run_engine_until_shutdown`]).
+/// `registry` holds the node's own metrics already.
 pub async fn run_sip_node<P: Policy>(
-    kind: &'static str,
-    node: &ims_config::NodeSection,
-    http: &ims_config::HttpSection,
-    sip: &SipSection,
-    policy: P,
-) -> Result<(), SipNodeError> {
-    run_sip_node_with(kind, node, http, sip, policy, Registry::default()).await
-}
-
-/// [`run_sip_node`] with the node's own metrics already in `registry`.
-pub async fn run_sip_node_with<P: Policy>(
     kind: &'static str,
     node: &ims_config::NodeSection,
     http: &ims_config::HttpSection,

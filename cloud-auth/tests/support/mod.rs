@@ -120,6 +120,27 @@ impl Keystone {
         KeystoneConfig::new(&self.url, service)
     }
 
+    /// `POST /v3/auth/tokens` with `body`. Keystone answers a first burst of logins
+    /// with an occasional 500 while it initialises lazily (seen in CI): a login is tried
+    /// at most three times.
+    async fn post_auth(&self, body: &Value) -> reqwest::Response {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let resp = self
+                .http
+                .post(format!("{}/auth/tokens?nocatalog", self.url))
+                .json(body)
+                .send()
+                .await
+                .unwrap();
+            if !resp.status().is_server_error() || attempts == 3 {
+                return resp;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
     async fn login(
         &self,
         user: &str,
@@ -132,23 +153,7 @@ impl Keystone {
             "identity": {"methods": ["password"], "password": {"user": {
                 "name": user, "domain": domain, "password": password}}},
             "scope": {"project": {"name": project, "domain": project_domain}}}});
-        // Keystone answers a first burst of logins with an occasional 500 while it
-        // initialises lazily (seen in CI): a login is tried at most three times.
-        let mut attempts = 0;
-        let resp = loop {
-            attempts += 1;
-            let resp = self
-                .http
-                .post(format!("{}/auth/tokens?nocatalog", self.url))
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            if !resp.status().is_server_error() || attempts == 3 {
-                break resp;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        };
+        let resp = self.post_auth(&body).await;
         assert_eq!(resp.status(), 201, "login of {user}");
         let token = resp.headers()["X-Subject-Token"]
             .to_str()
@@ -185,13 +190,7 @@ impl Keystone {
             "identity": {"methods": ["password"], "password": {"user": {
                 "name": "admin", "domain": {"id": "default"}, "password": self.admin_password}}},
             "scope": {"system": {"all": true}}}});
-        let resp = self
-            .http
-            .post(format!("{}/auth/tokens?nocatalog", self.url))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let resp = self.post_auth(&body).await;
         assert_eq!(resp.status(), 201, "system-scoped admin login");
         resp.headers()["X-Subject-Token"]
             .to_str()
