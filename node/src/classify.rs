@@ -20,8 +20,7 @@
 //! An authenticated name thus wins over the address: a core node can move between
 //! addresses (several VMs, changing IPs) and keep its zone, and a sender on a core
 //! address whose certificate names an application server is an application server. A
-//! certificate never lowers a sender below what its address gives unless it names a
-//! configured zone.
+//! certificate changes nothing unless it names a configured zone.
 
 use std::net::IpAddr;
 
