@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use ims_sip::transport::{
-    Destination, PeerNames, PemIdentity, Target, TlsClientSource, TlsServerSource,
-    TransportConfig, TransportEvent, TransportKind,
+    Destination, PeerNames, PemIdentity, Target, TlsClientSource, TlsServerSource, TransportConfig,
+    TransportEvent, TransportKind,
 };
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
@@ -117,9 +117,7 @@ async fn connect(
         None => builder.with_no_client_auth(),
         Some(c) => {
             let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(c.key_der.clone()));
-            builder
-                .with_client_auth_cert(c.chain.clone(), key)
-                .unwrap()
+            builder.with_client_auth_cert(c.chain.clone(), key).unwrap()
         }
     };
     let tcp = TcpStream::connect(addr).await?;

@@ -105,7 +105,10 @@ fn forged_pcscf_cert() -> ClientCert {
 
 /// A TLS connection from 127.0.0.9 to the S-CSCF's TLS listener, verifying it against
 /// the dev CA and presenting `cert` when given. Reads are bounded by 2 s.
-fn connect(data: &Path, cert: Option<ClientCert>) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+fn connect(
+    data: &Path,
+    cert: Option<ClientCert>,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     let ca = std::fs::read(data.join("tls/ca.crt")).unwrap();
     for c in rustls_pemfile::certs(&mut ca.as_slice()) {
@@ -122,9 +125,7 @@ fn connect(data: &Path, cert: Option<ClientCert>) -> rustls::StreamOwned<rustls:
         None => builder.with_no_client_auth(),
     };
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket
-        .bind(&SocketAddr::from((OUTSIDE, 0)).into())
-        .unwrap();
+    socket.bind(&SocketAddr::from((OUTSIDE, 0)).into()).unwrap();
     socket
         .connect_timeout(&addr(SCSCF_TLS).into(), Duration::from_secs(2))
         .unwrap();
@@ -275,7 +276,11 @@ fn only_a_certificate_naming_a_core_node_makes_a_tls_sender_core() {
     let mut forged = connect(&data, Some(forged_pcscf_cert()));
     let from = forged.sock.local_addr().unwrap();
     assert_eq!(
-        ask(&mut forged, &alices_message(from, "cert-forged"), "cert-forged"),
+        ask(
+            &mut forged,
+            &alices_message(from, "cert-forged"),
+            "cert-forged"
+        ),
         None,
         "a forged certificate"
     );
