@@ -7,17 +7,17 @@ use std::sync::Arc;
 /// The DNS names (SAN dNSName, else subject CN: [`ims_pki::certificate_names`]) of the
 /// client certificate a TLS peer presented and the listener verified. Taken once per
 /// connection after the handshake and shared by every message received on it (one
-/// pointer per [`Source`](super::Source)).
+/// (thin) pointer per [`Source`](super::Source)).
 ///
 /// Only the transport layer fills it in from a verified certificate; nothing a message
 /// says about itself ever does.
 #[derive(Clone, PartialEq, Eq)]
-pub struct PeerNames(Arc<[Box<str>]>);
+pub struct PeerNames(Arc<Box<[Box<str>]>>);
 
 impl PeerNames {
     /// The names given (tests, and a transport that verified them otherwise).
     pub fn new<S: Into<Box<str>>>(names: impl IntoIterator<Item = S>) -> PeerNames {
-        PeerNames(names.into_iter().map(Into::into).collect())
+        PeerNames(Arc::new(names.into_iter().map(Into::into).collect()))
     }
 
     /// The names of a verified certificate (DER); `None` when it names nothing.
@@ -55,6 +55,14 @@ mod tests {
         assert!(!names.contains("scscf.ims.example.net"));
         assert!(!names.contains("x.example.net"), "no wildcard matching");
         assert_eq!(names.iter().count(), 2);
+    }
+
+    #[test]
+    fn a_source_carries_one_pointer_for_them() {
+        assert_eq!(
+            std::mem::size_of::<Option<PeerNames>>(),
+            std::mem::size_of::<usize>()
+        );
     }
 
     #[test]
