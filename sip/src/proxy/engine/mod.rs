@@ -409,7 +409,7 @@ impl<P: Policy> Core<P> {
             }
         };
         let (policy, decided) = (self.policy.clone(), self.decided.clone());
-        let (req, src, k) = (request.clone(), source, key.clone());
+        let (req, src, k) = (request.clone(), source.clone(), key.clone());
         let config = self.config.clone();
         tokio::spawn(async move {
             let decision = policy.decide_routed(&req, &src, popped.as_ref()).await;
@@ -507,7 +507,7 @@ impl<P: Policy> Core<P> {
         };
         let tag = ctx.on_failure.take().unwrap_or_default();
         let (policy, decided) = (self.policy.clone(), self.decided.clone());
-        let (req, src, k) = (ctx.request.clone(), ctx.source, key.clone());
+        let (req, src, k) = (ctx.request.clone(), ctx.source.clone(), key.clone());
         let config = self.config.clone();
         tokio::spawn(async move {
             let (decision, released) = match policy.on_failure(&req, &src, &tag, &response).await {
