@@ -44,6 +44,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import proxy_load as pl  # noqa: E402
 import register_load as rl  # noqa: E402
+import session_load as sl  # noqa: E402
 
 ROOT = rl.ROOT
 KAM_DIR = os.path.join(ROOT, "bench", "kamailio")
@@ -52,6 +53,9 @@ KAM_SCHEMA = "/usr/share/kamailio/db_sqlite"
 DOMAIN = "ims.example.net"
 NETNS_MARK = "KAMAILIO_COMPARE_NETNS"
 SIP_NODES = ["pcscf", "icscf", "scscf"]
+# Proxy traversals of one call through the chain (session_load.py): alice's P-CSCF and
+# S-CSCF, the I-CSCF, bob's S-CSCF and P-CSCF.
+TRAVERSALS = {"pcscf": 2, "icscf": 1, "scscf": 2}
 LABEL = {"pcscf": "P-CSCF", "icscf": "I-CSCF", "scscf": "S-CSCF", "hss": "HSS",
          "kamailio": "Kamailio", "proxy": "sip-proxy", "sipp": "SIPp"}
 
@@ -248,6 +252,44 @@ def call_ours_rate(args, work, rate, proxy_bin):
         pl.stop(proxy)
 
 
+def calls_chain(args, work, bin_dir):
+    """Calls alice -> bob through our whole chain (bench/session_load.py: four
+    record-routing hops, one LIR), each rate after the transactions of the previous one
+    ended (35 s)."""
+    imsctl = os.path.join(bin_dir, "imsctl")
+    data = os.path.join(work, "chain-data")
+    env = {**os.environ, "IMS_DATA_DIR": data, "RUST_LOG": "warn"}
+    env.pop("CARGO", None)
+    up = rl.start_core(imsctl, data, env)
+    try:
+        for user in ["alice", "bob"]:
+            subprocess.run([imsctl, "subscriber", "add", "--impi", f"{user}@{DOMAIN}",
+                            "--impu", f"sip:{user}@{DOMAIN}", "--password", "secret"],
+                           cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=60)
+        sl.register("bob", sl.BOB, work)
+        sl.register("alice", sl.ALICE, work)
+        pids = rl.node_pids(bin_dir)
+
+        def one(rate):
+            load = os.getloadavg()[0]
+            r = sl.run_rate(rate, args.seconds, work, pids)
+            cpu_s = r["cpu"]
+            return {**r, "load": load, "cpu_s": cpu_s,
+                    "cpu": {n: 100.0 * c / r["wall"] for n, c in cpu_s.items()}}
+
+        results = []
+        for i, rate in enumerate(args.call_rates):
+            if i:
+                time.sleep(35)
+            results += run_rates([rate], args.all_rates, one)
+            if not rl.clean(results[-1]) and not args.all_rates:
+                break
+        return results
+    finally:
+        rl.stop_core(up)
+
+
 # --- report ---------------------------------------------------------------------------
 
 def sh(cmd):
@@ -340,6 +382,24 @@ def ratio_table(kam, ours, names, unit):
     return lines
 
 
+def traversal_table(kam, chain):
+    """Each CSCF's CPU per proxy traversal of a call against Kamailio's per call (one
+    traversal of its tm + rr proxy), at the rates both ran clean."""
+    by_rate = {r["rate"]: r for r in kam if rl.clean(r)}
+    rows = [(by_rate[r["rate"]], r) for r in chain if rl.clean(r) and r["rate"] in by_rate]
+    if not rows:
+        return ["No call rate was clean both through Kamailio and through our chain."]
+    cols = [f"{LABEL[n]} µs/traversal (x{t})" for n, t in TRAVERSALS.items()]
+    lines = ["Each CSCF per proxy traversal of a call, against Kamailio tm + rr per call:", "",
+             "| rate/s | Kamailio µs/call | " + " | ".join(cols) + " |", "|" + "---|" * (2 + len(cols))]
+    for k, c in rows:
+        kus = us_per(k, "kamailio")
+        cells = [fmt(k["rate"]), fmt(kus)]
+        cells += [f"{fmt(us_per(c, n) / t)} ({us_per(c, n) / t / kus:.2f}x)" for n, t in TRAVERSALS.items()]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rates", default="500,1000,2000,3500,5000,7000",
@@ -351,6 +411,9 @@ def main():
                     help="Kamailio UDP worker processes (-n; default: one per core)")
     ap.add_argument("--only", choices=["register", "call"], default=None)
     ap.add_argument("--all-rates", action="store_true", help="do not stop at the first unclean rate")
+    ap.add_argument("--chain-calls", action="store_true",
+                    help="also calls through our whole chain (session_load.py's four hops; 35 s between "
+                         "rates), each CSCF's CPU per traversal against Kamailio's per call")
     ap.add_argument("--quick", action="store_true", help="smoke run: rates 200,500, 3 s each, 400 users")
     ap.add_argument("--out", default=None, help="also write the markdown report to this file")
     args = ap.parse_args()
@@ -372,7 +435,7 @@ def main():
     started = datetime.datetime.now(datetime.timezone.utc)
     load0 = os.getloadavg()
     work = tempfile.mkdtemp(prefix="kamailio-compare-")
-    reg_k = reg_o = call_k = call_o = None
+    reg_k = reg_o = call_k = call_o = chain = None
     try:
         imp, users_csv = rl.write_users(work, args.users)
         if args.only != "call":
@@ -385,6 +448,9 @@ def main():
             call_k = run_rates(args.call_rates, args.all_rates, lambda r: call_kamailio_rate(args, work, r))
             print("== calls: our sip-proxy", flush=True)
             call_o = run_rates(args.call_rates, args.all_rates, lambda r: call_ours_rate(args, work, r, proxy_bin))
+            if args.chain_calls:
+                print("== calls: our chain (P-CSCF, S-CSCF, I-CSCF, S-CSCF, P-CSCF)", flush=True)
+                chain = calls_chain(args, work, bin_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     load1 = os.getloadavg()
@@ -413,6 +479,11 @@ def main():
         out += ["Our `sip-proxy`:", ""]
         out += rate_table(call_o, ["proxy"], "call") + [""]
         out += ratio_table(call_k, call_o, ["proxy"], "call") + [""]
+    if chain is not None:
+        out += ["Our chain (alice -> P-CSCF -> S-CSCF -> I-CSCF (LIR) -> S-CSCF -> P-CSCF -> bob; bob "
+                "rings 200 ms; p99 is setup time minus the ringing):", ""]
+        out += rate_table(chain, rl.NODES, "call") + [""]
+        out += traversal_table(call_k, chain) + [""]
     text = "\n".join(out)
     print()
     print(text)
