@@ -145,13 +145,15 @@ def process_tree(root):
     return sorted(tree)
 
 
-def start_kamailio(cfg, port, work, children, memory, defines=()):
+def start_kamailio(cfg, port, work, args, defines=()):
     """Kamailio in the foreground (-DD -E) with `cfg` listening on UDP 127.0.0.1:`port`,
-    `children` UDP workers and the memory manager `memory` (shared and private);
-    returns (process, all its pids) once it listens and its children are up."""
+    with the UDP workers, memory manager and shared memory of `args`; returns (process,
+    all its pids) once it listens and its children are up."""
+    children, memory = args.kamailio_children, args.kamailio_memory
     # 4 MiB receive buffers at most, as our nodes ask for (sip transport limits).
-    args = [kamailio_bin(), "-f", cfg, "-DD", "-E", "-n", str(children), "-m", "256", "-M", "16",
-            "-x", memory, "-X", memory, "-b", str(4 << 20), "-l", f"udp:127.0.0.1:{port}", "-Y", work]
+    args = [kamailio_bin(), "-f", cfg, "-DD", "-E", "-n", str(children), "-m", str(args.kamailio_shm),
+            "-M", "16", "-x", memory, "-X", memory, "-b", str(4 << 20), "-l", f"udp:127.0.0.1:{port}",
+            "-Y", work]
     for d in defines:
         args += ["-A", d]
     log = open(os.path.join(work, f"kamailio-{os.path.basename(cfg)}.log"), "a")
@@ -206,8 +208,8 @@ def run_rates(rates, all_rates, one):
 def register_kamailio(args, work, users_csv):
     db = os.path.join(work, "subscribers.db")
     write_subscriber_db(db, args.users)
-    kam, pids = start_kamailio(os.path.join(KAM_DIR, "registrar.cfg"), 5060, work, args.kamailio_children,
-                               args.kamailio_memory, [f'DBURL="sqlite://{db}"'])
+    kam, pids = start_kamailio(os.path.join(KAM_DIR, "registrar.cfg"), 5060, work, args,
+                               [f'DBURL="sqlite://{db}"'])
     try:
         print(f"Kamailio registrar: {len(pids)} processes", flush=True)
         rl.warm_up(args.users, users_csv, work, {"kamailio": pids})
@@ -235,8 +237,7 @@ def register_ours(args, work, imp, users_csv, bin_dir):
 
 def call_kamailio_rate(args, work, rate):
     port = pl.free_port()
-    kam, pids = start_kamailio(os.path.join(KAM_DIR, "proxy.cfg"), port, work, args.kamailio_children,
-                               args.kamailio_memory)
+    kam, pids = start_kamailio(os.path.join(KAM_DIR, "proxy.cfg"), port, work, args)
     try:
         return pl.run_calls(rate, args.seconds, work, port, {"kamailio": pids})
     finally:
@@ -415,6 +416,9 @@ def main():
                     help="Kamailio's memory manager (-x/-X). Debian's build defaults to qm, its debugging "
                          "allocator, whose first-fit search took 57 %% of a tm proxy's CPU in a profile "
                          "(~4x the CPU per call of tlsf or fm); tlsf is the fair bar")
+    ap.add_argument("--kamailio-shm", type=int, default=2048,
+                    help="Kamailio's shared memory in MB (-m). tm keeps ~13 KB per transaction in its "
+                         "5 s wait state: 256 MB ran out at 2 000 calls/s")
     ap.add_argument("--only", choices=["register", "call"], default=None)
     ap.add_argument("--all-rates", action="store_true", help="do not stop at the first unclean rate")
     ap.add_argument("--chain-calls", action="store_true",
@@ -465,7 +469,7 @@ def main():
            f"- machine: {m['nproc']} x {m['model']}, {m['mem']}, kernel {m['kernel']}",
            f"- commit: {m['commit']}; binaries: {bin_dir}",
            f"- {m['kamailio'].strip()}, {args.kamailio_children} UDP children, memory manager "
-           f"{args.kamailio_memory} (-x/-X); {m['sipp']}",
+           f"{args.kamailio_memory} (-x/-X), {args.kamailio_shm} MB shared memory; {m['sipp']}",
            f"- {args.seconds} s per rate, {args.users} users (warm), UDP on loopback in a private network namespace",
            f"- load average at the start {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}, "
            f"at the end {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}"
