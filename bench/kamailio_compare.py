@@ -148,7 +148,7 @@ def process_tree(root):
 def start_kamailio(cfg, port, work, args, defines=()):
     """Kamailio in the foreground (-DD -E) with `cfg` listening on UDP 127.0.0.1:`port`,
     with the UDP workers, memory manager and shared memory of `args`; returns (process,
-    all its pids) once it listens and its children are up."""
+    all its pids, its log file) once it listens and its children are up."""
     children, memory = args.kamailio_children, args.kamailio_memory
     # 4 MiB receive buffers at most, as our nodes ask for (sip transport limits).
     args = [kamailio_bin(), "-f", cfg, "-DD", "-E", "-n", str(children), "-m", str(args.kamailio_shm),
@@ -170,7 +170,23 @@ def start_kamailio(cfg, port, work, args, defines=()):
         pids = now
     if kam.poll() is not None:
         sys.exit(f"kamailio exited ({kam.returncode}); see {log.name}")
-    return kam, pids
+    return kam, pids, log.name
+
+
+def logged_errors(log, since):
+    """(count, first) of the ERROR lines Kamailio wrote to `log` after byte `since`."""
+    with open(log, errors="replace") as f:
+        f.seek(since)
+        errors = [line.strip() for line in f if "ERROR:" in line]
+    return len(errors), errors[0] if errors else ""
+
+
+def with_errors(log, run):
+    """`run()`'s result with the errors Kamailio logged meanwhile ("errors")."""
+    since = os.path.getsize(log)
+    r = run()
+    r["errors"] = logged_errors(log, since)
+    return r
 
 
 def write_subscriber_db(path, count):
@@ -198,8 +214,9 @@ def run_rates(rates, all_rates, one):
     for rate in rates:
         r = one(rate)
         results.append(r)
+        errors = r.get("errors", (0, ""))[0]
         print(f"  {rate}/s: {r['ok']} ok, {r['failed']} failed, {r['ok'] / r['wall']:.0f}/s done, "
-              f"load {r['load']:.2f}", flush=True)
+              f"load {r['load']:.2f}" + (f"; Kamailio logged {errors} errors" if errors else ""), flush=True)
         if not rl.clean(r) and not all_rates:
             break
     return results
@@ -208,13 +225,13 @@ def run_rates(rates, all_rates, one):
 def register_kamailio(args, work, users_csv):
     db = os.path.join(work, "subscribers.db")
     write_subscriber_db(db, args.users)
-    kam, pids = start_kamailio(os.path.join(KAM_DIR, "registrar.cfg"), 5060, work, args,
-                               [f'DBURL="sqlite://{db}"'])
+    kam, pids, log = start_kamailio(os.path.join(KAM_DIR, "registrar.cfg"), 5060, work, args,
+                                    [f'DBURL="sqlite://{db}"'])
     try:
         print(f"Kamailio registrar: {len(pids)} processes", flush=True)
         rl.warm_up(args.users, users_csv, work, {"kamailio": pids})
-        return run_rates(args.rates, args.all_rates,
-                         lambda rate: rl.run_rate(rate, args.seconds, users_csv, work, {"kamailio": pids}))
+        return run_rates(args.rates, args.all_rates, lambda rate: with_errors(
+            log, lambda: rl.run_rate(rate, args.seconds, users_csv, work, {"kamailio": pids})))
     finally:
         pl.stop(kam)
 
@@ -237,9 +254,9 @@ def register_ours(args, work, imp, users_csv, bin_dir):
 
 def call_kamailio_rate(args, work, rate):
     port = pl.free_port()
-    kam, pids = start_kamailio(os.path.join(KAM_DIR, "proxy.cfg"), port, work, args)
+    kam, pids, log = start_kamailio(os.path.join(KAM_DIR, "proxy.cfg"), port, work, args)
     try:
-        return pl.run_calls(rate, args.seconds, work, port, {"kamailio": pids})
+        return with_errors(log, lambda: pl.run_calls(rate, args.seconds, work, port, {"kamailio": pids}))
     finally:
         pl.stop(kam)
 
@@ -359,6 +376,10 @@ def rate_table(results, names, unit):
                     + ", ".join(f"{LABEL[n]} {fmt(us_per(b, n))} µs" for n in names)
                     + (f", total {fmt(sum(us_per(b, n) for n in names))} µs" if len(names) > 1 else "")
                     + ")" if b else ""))
+    for r in results:
+        count, first = r.get("errors", (0, ""))
+        if count:
+            lines += ["", f"At {fmt(r['rate'])}/s Kamailio logged {count} errors, the first: `{first[:160]}`"]
     return lines
 
 
