@@ -10,7 +10,13 @@ one system after the other in the same run, on loopback in a private network nam
    and passwords.
 2. Calls: INVITE/180/200/ACK/BYE/200 through one stateful proxy, SIPp UAC and UAS
    (sipp-scenarios/proxy/), Kamailio tm + rr (bench/kamailio/proxy.cfg) against our
-   `sip-proxy` (the ims-sip proxy engine alone).
+   `sip-proxy` (the ims-sip proxy engine alone); with `--chain-calls` also calls through
+   our four CSCF hops (bench/session_load.py), each CSCF's CPU per traversal against
+   Kamailio's per call.
+
+Kamailio runs with one UDP worker per core, the tlsf memory manager (Debian's default,
+qm, is its debugging allocator) and 2 GB of shared memory (options to change them); any
+ERROR it logs during a rate is reported with the rate.
 
 For each system and rate: offered rate, done rate, failed, p99 (SIPp -trace_rtt, 1 ms
 resolution), CPU seconds of each server process (utime+stime from /proc; Kamailio: all
@@ -52,7 +58,6 @@ KAM_MODULES = "/usr/lib/x86_64-linux-gnu/kamailio/modules"
 KAM_SCHEMA = "/usr/share/kamailio/db_sqlite"
 DOMAIN = "ims.example.net"
 NETNS_MARK = "KAMAILIO_COMPARE_NETNS"
-SIP_NODES = ["pcscf", "icscf", "scscf"]
 # Proxy traversals of one call through the chain (session_load.py): alice's P-CSCF and
 # S-CSCF, the I-CSCF, bob's S-CSCF and P-CSCF.
 TRAVERSALS = {"pcscf": 2, "icscf": 1, "scscf": 2}
