@@ -32,43 +32,80 @@ def free_port():
         return s.getsockname()[1]
 
 
-def run_rate(proxy_bin, rate, seconds, work):
+def wait_udp_bound(port, seconds=10.0):
+    """Waits (at most `seconds`) until something listens on UDP 127.0.0.1:`port` in this
+    network namespace (/proc/net/udp)."""
+    local = f"0100007F:{port:04X}"
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        with open("/proc/net/udp") as f:
+            if any(line.split()[1] == local for line in list(f)[1:]):
+                return
+        time.sleep(0.05)
+    sys.exit(f"nothing listens on UDP 127.0.0.1:{port} after {seconds} s")
+
+
+def stop(process, seconds=10):
+    """SIGTERM, then SIGKILL after `seconds`."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def run_calls(rate, seconds, work, proxy_port, pids):
+    """SIPp UAC -> the proxy listening on UDP 127.0.0.1:`proxy_port` -> SIPp UAS, `rate`
+    calls/s for `seconds`; CPU of each of `pids` (name -> pid or list of pids, see
+    register_load.cpu_seconds) over the run, in % of one core ("cpu") and seconds
+    ("cpu_s"), with the keys of register_load.run_rate's result."""
     calls = rate * seconds
-    proxy_port, uas_port, uac_port = free_port(), free_port(), free_port()
-    proxy = subprocess.Popen(
-        [proxy_bin, "--udp", f"127.0.0.1:{proxy_port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "RUST_LOG": "warn"},
-    )
+    uas_port, uac_port = free_port(), free_port()
     uas = subprocess.Popen(
         ["sipp", "-sf", os.path.join(SCEN, "uas_invite.xml"), "-i", "127.0.0.1",
          "-p", str(uas_port), "-t", "u1", "-nd", "-m", str(calls),
          "-timeout", f"{seconds * 3 + 30}s", "-buff_size", "4194304"],
         cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    time.sleep(0.5)
-    cpu0, t0 = cpu_seconds(proxy.pid), time.time()
-    uac = subprocess.run(
-        ["sipp", "-sf", os.path.join(SCEN, "uac_invite.xml"), f"127.0.0.1:{uas_port}",
-         "-rsa", f"127.0.0.1:{proxy_port}", "-i", "127.0.0.1", "-p", str(uac_port),
-         "-t", "u1", "-nd", "-m", str(calls), "-r", str(rate), "-l", str(rate * 4),
-         "-timeout", f"{seconds * 3 + 20}s", "-timeout_error", "-buff_size", "4194304",
-         "-trace_stat", "-fd", "1", "-stf", "stat.csv", "-trace_rtt", "-rtt_freq", "1"],
-        cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        timeout=seconds * 3 + 60,
-    )
-    wall, cpu = time.time() - t0, cpu_seconds(proxy.pid) - cpu0
-    for p in (uas, proxy):
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
+    try:
+        time.sleep(0.5)
+        load = os.getloadavg()[0]
+        cpu0, t0 = {n: cpu_seconds(p) for n, p in pids.items()}, time.time()
+        uac = subprocess.run(
+            ["sipp", "-sf", os.path.join(SCEN, "uac_invite.xml"), f"127.0.0.1:{uas_port}",
+             "-rsa", f"127.0.0.1:{proxy_port}", "-i", "127.0.0.1", "-p", str(uac_port),
+             "-t", "u1", "-nd", "-m", str(calls), "-r", str(rate), "-l", str(rate * 4),
+             "-timeout", f"{seconds * 3 + 20}s", "-timeout_error", "-buff_size", "4194304",
+             "-trace_stat", "-fd", "1", "-stf", "stat.csv", "-trace_rtt", "-rtt_freq", "1"],
+            cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            timeout=seconds * 3 + 60,
+        )
+        wall = time.time() - t0
+        cpu_s = {n: cpu_seconds(p) - cpu0[n] for n, p in pids.items()}
+    finally:
+        stop(uas)
     ok, failed, rtts = sipp_results(work)
-    pct = percentiles(rtts, [50, 95, 99])
     return {"rate": rate, "calls": calls, "ok": ok, "failed": failed, "exit": uac.returncode,
-            "p50_ms": pct[50], "p95_ms": pct[95], "p99_ms": pct[99],
-            "proxy_cpu_pct": 100.0 * cpu / wall if wall > 0 else 0.0}
+            "pct": percentiles(rtts, [50, 95, 99]), "wall": wall, "load": load, "cpu_s": cpu_s,
+            "cpu": {n: 100.0 * c / wall if wall > 0 else 0.0 for n, c in cpu_s.items()}}
+
+
+def run_rate(proxy_bin, rate, seconds, work):
+    proxy_port = free_port()
+    proxy = subprocess.Popen(
+        [proxy_bin, "--udp", f"127.0.0.1:{proxy_port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "RUST_LOG": "warn"},
+    )
+    try:
+        wait_udp_bound(proxy_port)
+        r = run_calls(rate, seconds, work, proxy_port, {"proxy": proxy.pid})
+    finally:
+        stop(proxy)
+    pct = r["pct"]
+    return {**r, "p50_ms": pct[50], "p95_ms": pct[95], "p99_ms": pct[99],
+            "proxy_cpu_pct": r["cpu"]["proxy"]}
 
 
 def main():
