@@ -73,7 +73,14 @@ pub struct DiameterPeerSection {
     /// The name a client certificate must carry (SAN dNSName, or CN without SAN); by
     /// default `host`.
     pub tls_name: Option<String>,
+    /// The Cx requests this peer may send (TS 29.228 §6: an I-CSCF sends `UAR` and
+    /// `LIR`, an S-CSCF `MAR` and `SAR`); any other gets DIAMETER_AUTHORIZATION_REJECTED.
+    /// Absent: every Cx request.
+    pub commands: Option<Vec<String>>,
 }
+
+/// The Cx requests a CSCF sends to the HSS, by their abbreviation (`commands`).
+const CX_REQUESTS: [&str; 4] = ["UAR", "SAR", "LIR", "MAR"];
 
 /// `[diameter.capabilities]`: Server-Capabilities (TS 29.229 §6.3.4) for S-CSCF selection.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -135,6 +142,17 @@ impl Validate for DiameterSection {
             }
             if p.tls_name.as_deref().is_some_and(|n| !identity_ok(n)) {
                 return Err(Invalid::new(key("tls_name"), "must be a host name"));
+            }
+            if let Some(bad) = p
+                .commands
+                .iter()
+                .flatten()
+                .find(|c| !CX_REQUESTS.contains(&c.as_str()))
+            {
+                return Err(Invalid::new(
+                    key("commands"),
+                    format!("{bad:?}: not one of UAR, SAR, LIR, MAR"),
+                ));
             }
             if p.from.is_empty() && !mutual {
                 return Err(Invalid::new(

@@ -316,6 +316,20 @@ pub mod command {
     pub const REGISTRATION_TERMINATION: u32 = 304;
     /// Push-Profile-Request/Answer (PPR/PPA).
     pub const PUSH_PROFILE: u32 = 305;
+
+    /// The Cx command of a request abbreviation (`UAR`, `SAR`, `LIR`, `MAR`, `RTR`,
+    /// `PPR`), as operators write them in configuration.
+    pub fn cx_by_abbreviation(abbreviation: &str) -> Option<u32> {
+        Some(match abbreviation {
+            "UAR" => USER_AUTHORIZATION,
+            "SAR" => SERVER_ASSIGNMENT,
+            "LIR" => LOCATION_INFO,
+            "MAR" => MULTIMEDIA_AUTH,
+            "RTR" => REGISTRATION_TERMINATION,
+            "PPR" => PUSH_PROFILE,
+            _ => return None,
+        })
+    }
 }
 
 /// Result-Code values of RFC 6733 §7.1.

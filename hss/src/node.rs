@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::Context;
 use ims_config::{DiameterSection, DiameterTlsSection};
 use ims_diameter::cx::ServerCapabilities;
+use ims_diameter::dict::command;
 use ims_diameter::peer::{Acceptor, Handler, PeerBinding, PeerConfig, Refusal, Server};
 use ims_runtime::prometheus_client::collector::Collector;
 use ims_runtime::prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -34,6 +35,13 @@ pub fn peer_config(section: &DiameterSection) -> PeerConfig {
             host: p.host.clone(),
             from: p.from.clone(),
             tls_name: p.tls_name.clone(),
+            // The config allows only the Cx request abbreviations.
+            commands: p.commands.as_ref().map(|names| {
+                names
+                    .iter()
+                    .filter_map(|n| command::cx_by_abbreviation(n))
+                    .collect()
+            }),
         })
         .collect();
     cfg.require_tls = section.require_tls;

@@ -128,7 +128,9 @@ impl Node {
                  [diameter.capabilities]\nmandatory = [1]\noptional = [2, 3]\n\
                  server_names = [\"{SCSCF}\"]\n\
                  [[diameter.peer]]\nhost = \"scscf.ims.example.net\"\nfrom = [\"127.0.0.1/32\"]\n\
-                 [[diameter.peer]]\nhost = \"icscf.ims.example.net\"\nfrom = [\"127.0.0.1/32\"]\n"
+                 [[diameter.peer]]\nhost = \"icscf.ims.example.net\"\nfrom = [\"127.0.0.1/32\"]\n\
+                 [[diameter.peer]]\nhost = \"icscf-b.ims.example.net\"\nfrom = [\"127.0.0.1/32\"]\n\
+                 commands = [\"UAR\", \"LIR\"]\n"
             ),
         )
         .unwrap();
@@ -181,9 +183,14 @@ impl Node {
     /// A Diameter client toward the HSS's TCP listener, as the S-CSCF, once open: it
     /// answers RTR and PPR and hands them to the returned receiver.
     async fn scscf_peer(&self) -> (Peer, mpsc::UnboundedReceiver<CxRequest>) {
+        self.peer("scscf.ims.example.net").await
+    }
+
+    /// A peer claiming Origin-Host `host`, over TCP from 127.0.0.1, open.
+    async fn peer(&self, host: &str) -> (Peer, mpsc::UnboundedReceiver<CxRequest>) {
         let (tx, pushed) = mpsc::unbounded_channel();
         let peer = Peer::connect(
-            client_cfg("scscf.ims.example.net"),
+            client_cfg(host),
             ([127, 0, 0, 1], self.tcp).into(),
             Connector::Tcp,
             Arc::new(Scscf(tx)),
@@ -503,6 +510,44 @@ async fn a_cscf_origin_host_from_another_address_gets_no_credentials() {
         "{m}"
     );
     peer.disconnect(0).await;
+    drop(hss);
+}
+
+/// Per-command authorisation (`[[diameter.peer]] commands`): a second I-CSCF
+/// (`icscf-b`), bound by its address and allowed UAR and LIR as its role is, asks for alice's credentials with a MAR, which only
+/// an S-CSCF may send: DIAMETER_AUTHORIZATION_REJECTED, no credentials. Its UAR is
+/// served, and the S-CSCF (no `commands`: every Cx request) still gets the MAR answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bound_icscf_may_not_ask_for_credentials() {
+    let node = Node::new();
+    let hss = node.start().await;
+    node.provision().await;
+    let (icscf, _) = node.peer("icscf-b.ims.example.net").await;
+
+    let mar = || mar(ALICE_IMPI, ALICE, "SIP Digest", 1, None).to_message();
+    let refused = request(&icscf, mar()).await;
+    assert_eq!(
+        refused.result_code(),
+        Some(result::DIAMETER_AUTHORIZATION_REJECTED)
+    );
+    assert!(
+        Maa::from_message(&refused).map_or(true, |m| m.sip_auth_data_items.is_empty()),
+        "no credentials in {refused:?}"
+    );
+    let uaa = alice_uar(&icscf).await;
+    assert_eq!(
+        uaa.header.result,
+        CxResult::experimental(experimental::DIAMETER_FIRST_REGISTRATION)
+    );
+
+    let (scscf, _) = node.scscf_peer().await;
+    let maa = Maa::from_message(&request(&scscf, mar()).await).unwrap();
+    assert!(
+        maa.sip_auth_data_items[0].digest.is_some(),
+        "the S-CSCF is served"
+    );
+    icscf.disconnect(0).await;
+    scscf.disconnect(0).await;
     drop(hss);
 }
 

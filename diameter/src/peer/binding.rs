@@ -33,6 +33,9 @@ pub struct PeerBinding {
     pub from: Vec<IpNet>,
     /// The name a client certificate must carry (default: `host`).
     pub tls_name: Option<String>,
+    /// The request commands this peer may send once open; `None`: any. Another gets
+    /// DIAMETER_AUTHORIZATION_REJECTED (RFC 6733 §7.1.5) and never reaches the handler.
+    pub commands: Option<Vec<u32>>,
 }
 
 impl PeerBinding {
@@ -42,6 +45,7 @@ impl PeerBinding {
             host: host.to_owned(),
             from,
             tls_name: None,
+            commands: None,
         }
     }
 
@@ -120,13 +124,14 @@ impl Refusal {
     }
 }
 
-/// Checks that `remote` may claim `host` under `bindings` (and `require_tls`).
-pub fn check(
-    bindings: &[PeerBinding],
+/// Checks that `remote` may claim `host` under `bindings` (and `require_tls`); the
+/// binding it proved.
+pub fn check<'a>(
+    bindings: &'a [PeerBinding],
     require_tls: bool,
     host: &str,
     remote: &Remote,
-) -> Result<(), Refusal> {
+) -> Result<&'a PeerBinding, Refusal> {
     let Some(binding) = bindings.iter().find(|b| b.host.eq_ignore_ascii_case(host)) else {
         return Err(Refusal::UnknownHost);
     };
@@ -135,7 +140,7 @@ pub fn check(
         RemoteTransport::Tls { names: Some(names) } => {
             let want = binding.certificate_name();
             if names.iter().any(|n| n.eq_ignore_ascii_case(want)) {
-                Ok(())
+                Ok(binding)
             } else {
                 Err(Refusal::CertificateName)
             }
@@ -144,7 +149,7 @@ pub fn check(
             // An IPv4 peer on a dual-stack listener shows as ::ffff:a.b.c.d.
             let addr = remote.addr.to_canonical();
             if binding.from.iter().any(|net| net.contains(&addr)) {
-                Ok(())
+                Ok(binding)
             } else {
                 Err(Refusal::Address)
             }
@@ -233,6 +238,16 @@ mod tests {
         }
     }
 
+    /// [`check`], the host of the binding proved.
+    fn bound<'a>(
+        b: &'a [PeerBinding],
+        require_tls: bool,
+        host: &str,
+        remote: &Remote,
+    ) -> Result<&'a str, Refusal> {
+        check(b, require_tls, host, remote).map(|binding| binding.host.as_str())
+    }
+
     fn tls(addr: &str, names: Option<&[&str]>) -> Remote {
         Remote {
             addr: addr.parse().unwrap(),
@@ -245,27 +260,30 @@ mod tests {
     #[test]
     fn plain_tcp_is_bound_by_source_address() {
         let b = bindings();
-        assert_eq!(check(&b, false, "SCSCF.example", &tcp("127.0.0.1")), Ok(()));
         assert_eq!(
-            check(&b, false, "scscf.example", &tcp("::ffff:127.0.0.1")),
-            Ok(()),
+            bound(&b, false, "SCSCF.example", &tcp("127.0.0.1")),
+            Ok("scscf.example")
+        );
+        assert_eq!(
+            bound(&b, false, "scscf.example", &tcp("::ffff:127.0.0.1")),
+            Ok("scscf.example"),
             "IPv4 on a dual-stack listener"
         );
         assert_eq!(
-            check(&b, false, "scscf.example", &tcp("127.0.0.9")),
+            bound(&b, false, "scscf.example", &tcp("127.0.0.9")),
             Err(Refusal::Address)
         );
         assert_eq!(
-            check(&b, false, "icscf.example", &tcp("127.0.0.1")),
+            bound(&b, false, "icscf.example", &tcp("127.0.0.1")),
             Err(Refusal::Address),
             "no address configured: certificate only"
         );
         assert_eq!(
-            check(&b, false, "other.example", &tcp("127.0.0.1")),
+            bound(&b, false, "other.example", &tcp("127.0.0.1")),
             Err(Refusal::UnknownHost)
         );
         assert_eq!(
-            check(&b, true, "scscf.example", &tcp("127.0.0.1")),
+            bound(&b, true, "scscf.example", &tcp("127.0.0.1")),
             Err(Refusal::TlsRequired)
         );
     }
@@ -274,18 +292,25 @@ mod tests {
     fn a_client_certificate_must_name_the_host() {
         let b = bindings();
         let ok = tls("10.0.0.1", Some(&["scscf.example"]));
-        assert_eq!(check(&b, true, "scscf.example", &ok), Ok(()));
+        assert_eq!(bound(&b, true, "scscf.example", &ok), Ok("scscf.example"));
         let other = tls("127.0.0.1", Some(&["icscf-cx.example"]));
         assert_eq!(
-            check(&b, true, "scscf.example", &other),
+            bound(&b, true, "scscf.example", &other),
             Err(Refusal::CertificateName),
             "a certificate decides even from an allowed address"
         );
-        assert_eq!(check(&b, true, "icscf.example", &other), Ok(()), "tls_name");
-        let no_auth = tls("127.0.0.1", None);
-        assert_eq!(check(&b, true, "scscf.example", &no_auth), Ok(()));
         assert_eq!(
-            check(&b, true, "icscf.example", &no_auth),
+            bound(&b, true, "icscf.example", &other),
+            Ok("icscf.example"),
+            "tls_name"
+        );
+        let no_auth = tls("127.0.0.1", None);
+        assert_eq!(
+            bound(&b, true, "scscf.example", &no_auth),
+            Ok("scscf.example")
+        );
+        assert_eq!(
+            bound(&b, true, "icscf.example", &no_auth),
             Err(Refusal::Address)
         );
     }

@@ -31,7 +31,12 @@ enum Exit {
 }
 
 impl Open {
-    pub(crate) fn new(shared: Arc<Shared>, link: Link, remote_host: String) -> Open {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        link: Link,
+        remote_host: String,
+        commands: Option<Arc<[u32]>>,
+    ) -> Open {
         tracing::info!(peer = %remote_host, "diameter: peer open");
         *lock(&shared.remote_host) = Some(remote_host.clone());
         Shared::bump(&shared.counters.opened);
@@ -39,6 +44,7 @@ impl Open {
             shared,
             link,
             remote_host,
+            commands,
         }
     }
 
@@ -240,6 +246,13 @@ impl Open {
             Some((result::DIAMETER_COMMAND_UNSUPPORTED, None))
         } else if !cfg.applications.contains(&m.application_id) {
             Some((result::DIAMETER_APPLICATION_UNSUPPORTED, None))
+        } else if self
+            .commands
+            .as_ref()
+            .is_some_and(|allowed| !allowed.contains(&m.command_code))
+        {
+            // A bound peer asking what its role may not (an I-CSCF's MAR for credentials).
+            Some((result::DIAMETER_AUTHORIZATION_REJECTED, None))
         } else {
             check_request_avps(&m.avps)
                 .err()

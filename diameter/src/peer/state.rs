@@ -61,6 +61,9 @@ pub struct Open {
     pub(crate) link: Link,
     /// The peer's Origin-Host.
     pub(crate) remote_host: String,
+    /// The request commands the peer may send (its binding's, when it connected to
+    /// us); `None`: any.
+    pub(crate) commands: Option<Arc<[u32]>>,
 }
 
 /// Closing: DPR sent, waiting for the DPA.
@@ -173,7 +176,7 @@ impl WaitICea {
             ));
         }
         let remote_host = m.origin_host().unwrap_or_default().to_owned();
-        Ok(Open::new(shared, self.link, remote_host))
+        Ok(Open::new(shared, self.link, remote_host, None))
     }
 }
 
@@ -197,13 +200,17 @@ impl WaitCer {
             return Err(Closed::after(shared, CloseReason::Protocol("expected CER")));
         }
         let cfg = &shared.cfg;
+        let mut commands = None;
         let code = match m.origin_host() {
             None => {
                 refusals.refused("", remote, Refusal::UnknownHost, "no Origin-Host");
                 result::DIAMETER_MISSING_AVP
             }
             Some(host) => match binding::check(&cfg.bindings, cfg.require_tls, host, remote) {
-                Ok(()) => cer::common(cfg, &m),
+                Ok(bound) => {
+                    commands = bound.commands.as_deref().map(Arc::from);
+                    cer::common(cfg, &m)
+                }
                 Err(why) => {
                     refusals.refused(host, remote, why, "");
                     result::DIAMETER_UNKNOWN_PEER
@@ -225,7 +232,7 @@ impl WaitCer {
             ));
         }
         let remote_host = m.origin_host().unwrap_or_default().to_owned();
-        Ok(Open::new(shared, self.link, remote_host))
+        Ok(Open::new(shared, self.link, remote_host, commands))
     }
 }
 
