@@ -639,9 +639,6 @@ async fn cached_uar_lir_and_unchanged_sar_need_no_wait() {
         assert_eq!(answer.command_code, m.command_code);
         assert!(!answer.is_request() && !answer.is_error(), "{answer:?}");
     }
-    // A user never read is not: the database is asked.
-    let bob = uar(BOB_IMPI, BOB, HOME, None).to_message();
-    assert!(at_once(cx.answer(&bob)).is_none());
     db.cleanup().await;
 }
 
