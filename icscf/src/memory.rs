@@ -190,7 +190,7 @@ impl ScscfMemory {
             self.count(&map);
             return None;
         }
-        if !e.challenged_until.is_some_and(|t| t > now) {
+        if e.challenged_until.is_none_or(|t| t <= now) {
             return None;
         }
         if e.who != *who {

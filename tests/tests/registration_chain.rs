@@ -16,13 +16,11 @@ use std::time::Duration;
 
 use ims_e2e::chain::{
     addr, assert_all_passed, assert_contacts, assert_not_registered, assert_registered,
-    decode_cleanly, edited_dev_configs, impu, imsctl, plain_cx_configs, provision_digest, run, scscf_contacts,
-    sipp_csv, start_core, stop_core, users, Capture, PCSCF, PCSCF_TLS,
+    decode_cleanly, edited_dev_configs, impu, imsctl, plain_cx_configs, provision_digest, run,
+    scscf_contacts, sipp_csv, start_core, stop_core, users, Capture, PCSCF, PCSCF_TLS,
 };
 use ims_e2e::sipp::{self, SippTransport};
-use ims_e2e::{
-    command, free_port, health, http_get, repo_root, stunnel, wait_for, GroupGuard,
-};
+use ims_e2e::{command, free_port, health, http_get, repo_root, stunnel, wait_for, GroupGuard};
 use ims_sip::auth::digest::{self, QopAuth};
 use ims_sip::auth::{Algorithm, Ha1};
 use ims_sip::{HeaderName, SipMessage};
@@ -514,7 +512,13 @@ fn a_digest_registration_through_the_chain_costs_one_uar() {
 }
 
 /// A REGISTER of `user` through the P-CSCF from `ue` in call `call`.
-fn register_text(ue: std::net::SocketAddr, user: &str, call: &str, cseq: u32, auth: &str) -> String {
+fn register_text(
+    ue: std::net::SocketAddr,
+    user: &str,
+    call: &str,
+    cseq: u32,
+    auth: &str,
+) -> String {
     format!(
         "REGISTER sip:ims.example.net SIP/2.0\r\nVia: SIP/2.0/UDP {ue};branch=z9hG4bK{call}x{cseq};rport\r\n\
          Max-Forwards: 70\r\nFrom: <sip:{user}@ims.example.net>;tag=t{call}\r\n\
@@ -553,7 +557,8 @@ fn digest_answer(user: &str, password: &str, www: &str) -> String {
         nc: "00000001",
         cnonce: "c0ffee",
     };
-    let response = digest::response(Algorithm::Md5, &ha1, "REGISTER", uri, &nonce, Some(qop)).unwrap();
+    let response =
+        digest::response(Algorithm::Md5, &ha1, "REGISTER", uri, &nonce, Some(qop)).unwrap();
     format!(
         "Authorization: Digest username=\"{username}\", realm=\"{realm}\", nonce=\"{nonce}\", \
          uri=\"{uri}\", response=\"{response}\", algorithm=MD5, qop=auth, nc=00000001, \
@@ -584,9 +589,16 @@ fn a_registration_works_when_the_remembered_scscf_is_gone() {
     // Challenged by the S-CSCF, which then goes away before the answer.
     let challenge = exchange(&ue, &register_text(ue_addr, name, "gone1", 1, ""));
     assert_eq!(challenge.status(), Some(401));
-    let www = challenge.headers.get_str(&HeaderName::WwwAuthenticate).unwrap().to_string();
+    let www = challenge
+        .headers
+        .get_str(&HeaderName::WwwAuthenticate)
+        .unwrap()
+        .to_string();
     nodes.kill_node("scscf");
-    let (uars, fallbacks) = (icscf_events("icscf_uar_sent"), icscf_events("icscf_scscf_fallback"));
+    let (uars, fallbacks) = (
+        icscf_events("icscf_uar_sent"),
+        icscf_events("icscf_scscf_fallback"),
+    );
     let auth = digest_answer(name, "secret", &www);
     let failed = exchange(&ue, &register_text(ue_addr, name, "gone1", 2, &auth));
     assert_ne!(failed.status(), Some(200));
@@ -602,7 +614,10 @@ fn a_registration_works_when_the_remembered_scscf_is_gone() {
     let registered = wait_for(Duration::from_secs(30), || {
         let challenge = exchange(&ue, &register_text(ue_addr, name, "gone1", cseq, ""));
         cseq += 1;
-        let www = challenge.headers.get_str(&HeaderName::WwwAuthenticate)?.to_string();
+        let www = challenge
+            .headers
+            .get_str(&HeaderName::WwwAuthenticate)?
+            .to_string();
         let auth = digest_answer(name, "secret", &www);
         let ok = exchange(&ue, &register_text(ue_addr, name, "gone1", cseq, &auth));
         cseq += 1;
@@ -611,6 +626,9 @@ fn a_registration_works_when_the_remembered_scscf_is_gone() {
         }
         (ok.status() == Some(200)).then_some(())
     });
-    assert!(registered.is_some(), "no registration after the S-CSCF came back");
+    assert!(
+        registered.is_some(),
+        "no registration after the S-CSCF came back"
+    );
     assert_registered(&data, &user);
 }
