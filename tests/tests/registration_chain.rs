@@ -259,19 +259,31 @@ fn a_udp_registration_decodes_in_tshark() {
     // Cx in plaintext (bound by address) so tshark decodes it; the dev core runs it over
     // mutual TLS.
     let (dir, data, core) = start_core("chain-tshark", Some(&plain_cx_configs("chain-tshark")));
-    let names = users("cap", 1);
+    let names = users("cap", 2);
     provision_digest(&data, &dir, &names, "secret", None);
-    let csv = sipp_csv(&dir, "cap.csv", &names, "secret", None);
     let capture = Capture::start(&dir.join("registration.pcapng"));
-    let r = run(
-        &dir,
-        "register/digest.xml",
-        &csv,
-        SippTransport::Udp,
-        1,
-        addr(PCSCF),
-    );
-    assert_all_passed(&r, 1);
+    // Two registrations a second apart: with one UAR per registration (the first
+    // REGISTER's), a capture that starts late on a loaded machine (tshark says it
+    // captures a little before it does) would miss the only UAR of a single one.
+    for (i, name) in names.iter().enumerate() {
+        let csv = sipp_csv(
+            &dir,
+            &format!("cap{i}.csv"),
+            std::slice::from_ref(name),
+            "secret",
+            None,
+        );
+        let r = run(
+            &dir,
+            "register/digest.xml",
+            &csv,
+            SippTransport::Udp,
+            1,
+            addr(PCSCF),
+        );
+        assert_all_passed(&r, 1);
+        std::thread::sleep(Duration::from_secs(1));
+    }
     let pcap = capture.stop();
     stop_core(core);
 
