@@ -8,7 +8,8 @@ For each rate it reports successful/failed registrations, the REGISTER->200 time
 percentiles of whole cycles (SIPp -trace_rtt, 1 ms resolution) and each node's CPU
 (utime+stime from /proc, % of one core), SIPp's too, and the load average; then the
 S-CSCF's store changes and SQL transactions over the rate (group commit, from its
-/health). The result
+/health), and per registration the UARs the I-CSCF sent (its /metrics) and each
+process's CPU in µs. The result
 is the highest rate with zero failed registrations while the chain keeps up (at least
 90 % of the offered rate completed per second).
 
@@ -152,6 +153,27 @@ def scscf_store_counters():
         return None
 
 
+def icscf_uars():
+    """UARs the I-CSCF sent so far (its /metrics on the dev port), or None."""
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:9102/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith('budget_events_total{event="icscf_uar_sent"}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def per_registration(r, uars):
+    """UARs and each process's CPU per successful registration (µs)."""
+    ok = max(r["ok"], 1)
+    cpu = "  ".join(f"{n} {r['cpu'][n] * r['wall'] / 100 / ok * 1e6:.0f}" for n in r["cpu"])
+    u = f"{uars / ok:.2f}" if uars is not None else "?"
+    return f"      per registration: {u} UAR; CPU µs: {cpu}"
+
+
 def release_dir():
     """Where the release binaries are; exits when they or sipp are missing."""
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
@@ -245,6 +267,8 @@ def main():
     ap.add_argument("--rates", default="100,200,400,600,800,1000")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--users", type=int, default=2000)
+    ap.add_argument("--config-dir", default=None,
+                    help="node configs for `imsctl up --config-dir` (default: config/dev)")
     ap.add_argument("--warm", action="store_true",
                     help="register every user once (at 400/s, not reported) before the rates, so that "
                          "they measure re-registrations of known users rather than first registrations")
@@ -255,7 +279,7 @@ def main():
     data = os.path.join(work, "data")
     env = {**os.environ, "IMS_DATA_DIR": data, "RUST_LOG": "warn"}
     env.pop("CARGO", None)
-    up = start_core(imsctl, data, env)
+    up = start_core(imsctl, data, env, args.config_dir)
     try:
         # Users: imported into the HSS, and the matching SIPp injection file.
         imp, users_csv = write_users(work, args.users)
@@ -270,8 +294,12 @@ def main():
         for rate in [int(r) for r in args.rates.split(",")]:
             time.sleep(1.5)  # /health's counters are refreshed every second
             before = scscf_store_counters()
+            uars0 = icscf_uars()
             r = run_rate(rate, args.seconds, users_csv, work, pids)
+            uars1 = icscf_uars()
             print_row(r, NODES)
+            sent = uars1 - uars0 if uars0 is not None and uars1 is not None else None
+            print(per_registration(r, sent), flush=True)
             time.sleep(1.5)
             after = scscf_store_counters()
             if before and after and after[1] > before[1]:

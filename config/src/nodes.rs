@@ -9,6 +9,7 @@ use crate::cx::CxClientSection;
 use crate::diameter::DiameterSection;
 use crate::error::Invalid;
 use crate::hss::{ProvisioningSection, SecuritySection, StoreSection};
+use crate::icscf::RegistrationSection;
 use crate::load::Validate;
 use crate::scscf::{RegistrarSection, SessionSection};
 use crate::sections::{HttpSection, NodeSection, SipSection};
@@ -116,6 +117,9 @@ pub struct IcscfConfig {
     /// `[budget]`: what unauthenticated traffic may cost.
     #[serde(default)]
     pub budget: BudgetSection,
+    /// `[registration]`: the S-CSCF remembered for a challenged REGISTER.
+    #[serde(default)]
+    pub registration: RegistrationSection,
 }
 
 impl Validate for IcscfConfig {
@@ -124,6 +128,9 @@ impl Validate for IcscfConfig {
         self.sip.validate().map_err(|e| e.under("sip"))?;
         self.cx.validate().map_err(|e| e.under("cx"))?;
         self.budget.validate().map_err(|e| e.under("budget"))?;
+        self.registration
+            .validate()
+            .map_err(|e| e.under("registration"))?;
         for (i, s) in self.scscf.iter().enumerate() {
             s.validate().map_err(|e| e.under(&format!("scscf[{i}]")))?;
         }

@@ -602,6 +602,46 @@ async fn malformed_requests(store: Store, _: String) {
     );
 }
 
+/// Polls `f` once (as the Diameter connection task does, issue 12): its output if it
+/// needed no wait.
+fn at_once<T>(f: impl std::future::Future<Output = T>) -> Option<T> {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(t) => Some(t),
+        std::task::Poll::Pending => None,
+    }
+}
+
+/// SQLite keeps subscriptions in memory: once read, a UAR, a LIR and a SAR that changes
+/// nothing are answered without waiting for the database (on the connection's task).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_uar_lir_and_unchanged_sar_need_no_wait() {
+    let db = common::TestDb::sqlite().await;
+    let store = db.store.clone();
+    provision(&store).await;
+    let cx = server(&store);
+    let uar_m = uar(ALICE_IMPI, ALICE, HOME, None).to_message();
+    let lir_m = lir(ALICE, false).to_message();
+    let sar_m = sar(
+        Some(ALICE_IMPI),
+        &[ALICE],
+        SCSCF,
+        ServerAssignmentType::Registration,
+    )
+    .to_message();
+    // The first of each reads (and caches) the subscription, and the SAR writes.
+    for m in [&uar_m, &lir_m, &sar_m] {
+        cx.answer(m).await;
+    }
+    for m in [&uar_m, &lir_m, &sar_m] {
+        let answer = at_once(cx.answer(m)).expect("answered without a wait");
+        assert_eq!(answer.command_code, m.command_code);
+        assert!(!answer.is_request() && !answer.is_error(), "{answer:?}");
+    }
+    db.cleanup().await;
+}
+
 on_every_backend!(
     uar_scenarios,
     registration_flow,

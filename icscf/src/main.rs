@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use icscf::cx::CxClient;
+use icscf::memory::ScscfMemory;
 use icscf::unknown::UnknownUsers;
 use icscf::IcscfPolicy;
 use ims_config::IcscfConfig;
@@ -33,6 +34,7 @@ async fn main() -> anyhow::Result<()> {
         scscfs: config.scscf.clone(),
         home_network: config.node.domain.clone(),
         unknown,
+        memory: Arc::new(ScscfMemory::new(&config.registration, metrics.clone())),
         ingress,
     };
     let reporter = policy

@@ -5,7 +5,10 @@
 //! * REGISTER (§5.3.1.2): UAR ([`crate::uar`]), then [`crate::answer::outcome`]:
 //!   forwarded to the selected S-CSCF as a pre-loaded Route, or answered; an identity
 //!   that may not register gets a decoy challenge, then 403 ([`crate::unknown`]: no
-//!   user enumeration, negative cache, UAR cap).
+//!   user enumeration, negative cache, UAR cap). The REGISTER answering an S-CSCF's
+//!   challenge goes to that S-CSCF without a second UAR ([`crate::memory`]); if it
+//!   fails to answer (silent, 3xx, 480, 503), a UAR with REGISTRATION_AND_CAPABILITIES
+//!   selects another one (§5.3.1.3).
 //! * Initial requests other than REGISTER (§5.3.2.1, terminating routing): LIR for
 //!   the Request-URI ([`crate::lir`]), then [`crate::answer::location_outcome`]:
 //!   forwarded to the S-CSCF the HSS names (or one selected by capabilities for an
@@ -26,10 +29,11 @@
 //!   application servers only (else the I-CSCF would relay anyone's requests).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use ims_config::ScscfEntry;
-use ims_diameter::cx::Lir;
+use ims_diameter::cx::{Lir, Uar, UserAuthorizationType};
 use ims_node::ingress::forward_filtered;
 use ims_node::{Ingress, RequestKind};
 use ims_sip::auth::{carries_response, digest_credentials};
@@ -43,6 +47,8 @@ use ims_sip::{HeaderName, Method, SipMessage};
 use crate::answer::{location_outcome, outcome, Outcome, HSS_UNAVAILABLE};
 use crate::cx::CxClient;
 use crate::lir::{lir_for, lir_originating};
+use crate::memory::{transaction_of, Registrant, ScscfMemory};
+use crate::selection::Selected;
 use crate::uar::uar_for;
 use crate::unknown::{hides_identity, UnknownUsers};
 
@@ -57,6 +63,9 @@ pub struct IcscfPolicy {
     pub home_network: String,
     /// Decoys for identities that may not register, and the UAR budget (`[budget]`).
     pub unknown: Arc<UnknownUsers>,
+    /// The S-CSCF of each challenged REGISTER (`[registration]`): one UAR per
+    /// registration.
+    pub memory: Arc<ScscfMemory>,
     /// The ingress filter (`[zones]`): who may send what.
     pub ingress: Ingress,
 }
@@ -81,7 +90,22 @@ impl IcscfPolicy {
             let answer = unknown.answer(request, source.remote.ip(), started).await;
             return Decision::Respond(answer);
         }
-        if !unknown.uar_allowed(carries_response(digest_credentials(request).0.as_ref())) {
+        let answers_challenge = carries_response(digest_credentials(request).0.as_ref());
+        // Only registrations are remembered: a de-registration always asks the HSS.
+        let remembered = (uar.user_authorization_type == Some(UserAuthorizationType::Registration))
+            .then(|| transaction_of(request))
+            .flatten()
+            .map(|(call_id, cseq)| (call_id, cseq, registrant(&uar, source)));
+        if let Some((call_id, cseq, who)) = remembered.as_ref().filter(|_| answers_challenge) {
+            if let Some(selected) = self.memory.recall(call_id, who, started) {
+                unknown.delay.forwarded(request, started);
+                self.memory
+                    .forwarded(call_id, *cseq, who.clone(), selected.clone(), started);
+                let silence = self.memory.silence();
+                return forward_to(request, selected, &uar.public_identity, Some(silence));
+            }
+        }
+        if !unknown.uar_allowed(answers_challenge) {
             unknown.refusals.refused(source.remote.ip(), "uar rate");
             let retry = [(HeaderName::RetryAfter, "1")];
             return Decision::Respond(response_with(
@@ -105,10 +129,64 @@ impl IcscfPolicy {
                 HSS_UNAVAILABLE
             }
         };
-        if matches!(next, Outcome::Forward(_)) {
+        if let Outcome::Forward(selected) = &next {
             unknown.delay.forwarded(request, started);
+            if let Some((call_id, cseq, who)) = remembered {
+                self.memory
+                    .forwarded(call_id, cseq, who, selected.clone(), started);
+            }
         }
         forward_or_answer(request, next, &uar.public_identity)
+    }
+
+    /// The S-CSCF remembered for a REGISTER failed (no answer, 3xx, 480, 503): a UAR
+    /// with REGISTRATION_AND_CAPABILITIES, and the REGISTER goes to the best other
+    /// S-CSCF for the capabilities (TS 24.229 §5.3.1.3, TS 29.228 §6.1.1); `None`
+    /// when the HSS does not answer or no other S-CSCF fits (the failure goes upstream).
+    async fn fall_back(
+        &self,
+        request: &SipMessage,
+        source: &Source,
+        response: &SipMessage,
+    ) -> Option<Decision> {
+        let status = response.status()?;
+        if !(matches!(status, 300..=399 | 408 | 480 | 503)) {
+            return None;
+        }
+        let (call_id, cseq) = transaction_of(request)?;
+        let failed = self.memory.failed(call_id)?;
+        let mut uar = uar_for(request, self.cx.header(), &self.home_network).ok()?;
+        uar.user_authorization_type = Some(UserAuthorizationType::RegistrationAndCapabilities);
+        tracing::info!(impu = %uar.public_identity, scscf = %failed.name, status, "remembered S-CSCF failed, asking the HSS again");
+        self.unknown.metrics.event("icscf_uar_sent");
+        let uaa = match self.cx.uar(&uar).await {
+            Ok(uaa) => uaa,
+            Err(error) => {
+                tracing::warn!(%error, impu = %uar.public_identity, "UAR failed");
+                return None;
+            }
+        };
+        let others: Vec<ScscfEntry> = self
+            .scscfs
+            .iter()
+            .filter(|s| !s.name.eq_ignore_ascii_case(&failed.name))
+            .cloned()
+            .collect();
+        let Outcome::Forward(selected) = outcome(&uaa, &others) else {
+            return None;
+        };
+        if selected.name.eq_ignore_ascii_case(&failed.name) {
+            return None;
+        }
+        let who = registrant(&uar, source);
+        self.memory.forwarded(
+            call_id,
+            cseq,
+            who,
+            selected.clone(),
+            tokio::time::Instant::now(),
+        );
+        Some(forward_to(request, selected, &uar.public_identity, None))
     }
 
     /// An initial request toward a public identity of ours (§5.3.2.1): LIR, then
@@ -180,23 +258,47 @@ fn with_orig(route: &str) -> String {
 /// §5.3.1.2, §5.3.2.1), or answers it.
 fn forward_or_answer(request: &SipMessage, next: Outcome, impu: &str) -> Decision {
     match next {
-        Outcome::Forward(selected) => {
-            tracing::debug!(%impu, scscf = %selected.name, method = ?request.method(), "to S-CSCF");
-            let mut edited = request.clone();
-            edited.headers.remove_all(&HeaderName::Route);
-            Decision::ForwardWith {
-                request: edited,
-                flow: None,
-                forward: Forward {
-                    preload_routes: vec![selected.route],
-                    ..Forward::default()
-                },
-            }
-        }
+        Outcome::Forward(selected) => forward_to(request, selected, impu, None),
         Outcome::Reject(code, reason) => {
             tracing::debug!(%impu, code, method = ?request.method(), "answered");
             reject(request, code, reason)
         }
+    }
+}
+
+/// The [`Forward::on_failure`] tag of a REGISTER sent to a remembered S-CSCF.
+const REMEMBERED: &str = "remembered-scscf";
+
+/// Forwards `request` to `selected`; a remembered S-CSCF (`silence`: how long it may
+/// stay silent) is given up on through [`IcscfPolicy::fall_back`].
+fn forward_to(
+    request: &SipMessage,
+    selected: Selected,
+    impu: &str,
+    silence: Option<Duration>,
+) -> Decision {
+    tracing::debug!(%impu, scscf = %selected.name, method = ?request.method(), remembered = silence.is_some(), "to S-CSCF");
+    let mut edited = request.clone();
+    edited.headers.remove_all(&HeaderName::Route);
+    Decision::ForwardWith {
+        request: edited,
+        flow: None,
+        forward: Forward {
+            preload_routes: vec![selected.route],
+            no_response_timeout: silence,
+            on_failure: silence.map(|_| REMEMBERED.to_string()),
+            ..Forward::default()
+        },
+    }
+}
+
+/// Who sent the REGISTER `uar` was made for, from `source`.
+fn registrant(uar: &Uar, source: &Source) -> Registrant {
+    Registrant {
+        impi: uar.user_name.clone(),
+        impu: uar.public_identity.clone(),
+        visited: uar.visited_network_identifier.clone(),
+        source: source.remote.ip(),
     }
 }
 
@@ -235,13 +337,31 @@ impl Policy for IcscfPolicy {
         }
     }
 
-    /// Times the S-CSCF's answers to REGISTER (the delay decoys mimic).
+    /// Times the S-CSCF's answers to REGISTER (the delay decoys mimic), and remembers
+    /// the S-CSCF of a challenged one ([`crate::memory`]).
     fn on_response(&self, request: &SipMessage, _source: &Source, response: &mut SipMessage) {
         if request.method() == Some(&Method::Register) {
-            self.unknown
-                .delay
-                .answered(request, response, tokio::time::Instant::now());
+            let now = tokio::time::Instant::now();
+            self.unknown.delay.answered(request, response, now);
+            if let (Some((call_id, cseq)), Some(status)) =
+                (transaction_of(request), response.status())
+            {
+                self.memory.answered(call_id, cseq, status, now);
+            }
         }
+    }
+
+    async fn on_failure(
+        &self,
+        request: &SipMessage,
+        source: &Source,
+        tag: &str,
+        response: &SipMessage,
+    ) -> Option<Decision> {
+        if tag != REMEMBERED {
+            return None;
+        }
+        self.fall_back(request, source, response).await
     }
 }
 

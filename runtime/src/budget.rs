@@ -102,7 +102,9 @@ impl BudgetMetrics {
         self.backoffs.get_or_create(&label("budget", name)).inc();
     }
 
-    fn track(&self, name: &str, n: usize) {
+    /// Sets `budget_tracked{budget=<name>}` to `n` keys held (also for a node's own
+    /// bounded maps beside the budgets).
+    pub fn track(&self, name: &str, n: usize) {
         self.tracked
             .get_or_create(&label("budget", name))
             .set(i64::try_from(n).unwrap_or(i64::MAX));

@@ -15,9 +15,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use icscf::cx::CxClient;
+use icscf::memory::ScscfMemory;
 use icscf::unknown::UnknownUsers;
 use icscf::IcscfPolicy;
-use ims_config::{BudgetSection, ScscfEntry, ZonesSection};
+use ims_config::{BudgetSection, RegistrationSection, ScscfEntry, ZonesSection};
 use ims_diameter::cx::UserAuthorizationType;
 use ims_diameter::peer::{PeerConfig, PeerState, Server};
 use ims_e2e::uar_hss::{self, UarHss};
@@ -102,6 +103,18 @@ fn unknown_users() -> Arc<UnknownUsers> {
     ))
 }
 
+/// The I-CSCF's memory of challenged REGISTERs (30 s), giving a remembered S-CSCF
+/// `silence_ms` to answer.
+fn scscf_memory(silence_ms: u64) -> Arc<ScscfMemory> {
+    Arc::new(ScscfMemory::new(
+        &RegistrationSection {
+            scscf_silence_ms: silence_ms,
+            ..RegistrationSection::default()
+        },
+        BudgetMetrics::default(),
+    ))
+}
+
 struct Chain {
     pcscf_state: Arc<Pcscf>,
     pcscf: ProxyEngine,
@@ -148,6 +161,7 @@ async fn chain_of(max_registrations: usize) -> Chain {
             }],
             home_network: "ims.example.net".into(),
             unknown: unknown_users(),
+            memory: scscf_memory(4_000),
             ingress: Ingress::new(Role::Icscf, &loopback_core()),
         },
         false,
@@ -496,6 +510,7 @@ async fn unreachable_hss_gives_480() {
             scscfs: Vec::new(),
             home_network: "ims.example.net".into(),
             unknown: unknown_users(),
+            memory: scscf_memory(4_000),
             ingress: Ingress::new(Role::Icscf, &loopback_core()),
         },
         false,
@@ -688,4 +703,204 @@ async fn a_dialog_with_a_tcp_ue_reaches_it_over_its_flow_both_ways() {
         .await
         .unwrap();
     assert_eq!(recv_tcp(&mut ue).await.status(), Some(200));
+}
+
+/// A REGISTER of bob (Server-Capabilities from the test HSS) in call `call` with CSeq
+/// `cseq`, from `ue`, answering a challenge when `auth`; `expires` seconds.
+fn bob_register(ue: SocketAddr, call: &str, cseq: u32, auth: bool, expires: u32) -> String {
+    let authorization = if auth {
+        "Authorization: Digest username=\"bob@ims.example.net\", realm=\"ims.example.net\", \
+         nonce=\"n\", uri=\"sip:ims.example.net\", response=\"0123456789abcdef0123456789abcdef\", \
+         algorithm=MD5, qop=auth, nc=00000001, cnonce=\"c\"\r\n"
+    } else {
+        ""
+    };
+    format!(
+        "REGISTER sip:ims.example.net SIP/2.0\r\nVia: SIP/2.0/UDP {ue};branch=z9hG4bK{call}x{cseq}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:bob@ims.example.net>;tag=ue\r\nTo: <sip:bob@ims.example.net>\r\n\
+         Call-ID: {call}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:bob@{ue}>\r\nExpires: {expires}\r\n\
+         {authorization}Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// The S-CSCF's challenge.
+fn challenge(reg: &SipMessage) -> SipMessage {
+    let mut c = response(reg, 401);
+    c.headers.push(
+        HeaderName::WwwAuthenticate,
+        "Digest realm=\"ims.example.net\", nonce=\"n\", algorithm=MD5, qop=\"auth\"",
+    );
+    c
+}
+
+/// Two fake S-CSCFs behind an I-CSCF with the test HSS: bob's Server-Capabilities
+/// (mandatory 1, optional 2) select `a` (1, 2) over `b` (1).
+struct Scscfs {
+    icscf: ProxyEngine,
+    hss: Arc<UarHss>,
+    _server: Server,
+    memory: Arc<ScscfMemory>,
+    a: UdpSocket,
+    b: UdpSocket,
+}
+
+async fn two_scscfs() -> Scscfs {
+    let (server, hss) = uar_hss::start("icscf.ims.example.net").await.unwrap();
+    let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut cx_cfg = PeerConfig::cx("icscf.ims.example.net", "ims.example.net");
+    cx_cfg.allowed_peers = vec!["hss.ims.example.net".into()];
+    let cx = CxClient::with_config(
+        cx_cfg,
+        server.local_addr(),
+        Some("hss.ims.example.net".into()),
+        "ims.example.net".into(),
+    );
+    timeout(Duration::from_secs(5), cx.peer().wait_for(PeerState::Open))
+        .await
+        .expect("the Cx peer opens");
+    let entry = |name: &str, at: &UdpSocket, capabilities: Vec<u32>| ScscfEntry {
+        name: format!("sip:{name}.ims.example.net"),
+        uri: format!("sip:{};lr", at.local_addr().unwrap()),
+        capabilities,
+    };
+    let memory = scscf_memory(300);
+    // Every loopback address is a P-CSCF of ours (core).
+    let zones = ZonesSection {
+        core: vec!["127.0.0.0/8".parse().unwrap()],
+        ..ZonesSection::default()
+    };
+    let icscf = engine(
+        IcscfPolicy {
+            cx,
+            scscfs: vec![entry("a", &a, vec![1, 2]), entry("b", &b, vec![1])],
+            home_network: "ims.example.net".into(),
+            unknown: unknown_users(),
+            memory: memory.clone(),
+            ingress: Ingress::new(Role::Icscf, &zones),
+        },
+        false,
+    )
+    .await;
+    Scscfs {
+        icscf,
+        hss,
+        _server: server,
+        memory,
+        a,
+        b,
+    }
+}
+
+#[tokio::test]
+async fn one_uar_per_registration_and_a_failed_remembered_scscf_falls_back() {
+    let c = two_scscfs().await;
+    let icscf = udp_of(&c.icscf);
+    let ue = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let ue_addr = ue.local_addr().unwrap();
+    let uars = |n: usize| {
+        let got = c.hss.uars();
+        assert_eq!(got.len(), n, "UARs: {got:?}");
+        got
+    };
+
+    // REGISTER, 401 from a; the answer to the challenge goes to a without a UAR.
+    ue.send_to(bob_register(ue_addr, "k1", 1, false, 600).as_bytes(), icscf)
+        .await
+        .unwrap();
+    let (at_a, from) = recv_udp(&c.a).await;
+    c.a.send_to(&challenge(&at_a).to_bytes(), from)
+        .await
+        .unwrap();
+    assert_eq!(recv_udp(&ue).await.0.status(), Some(401));
+    uars(1);
+    ue.send_to(bob_register(ue_addr, "k1", 2, true, 600).as_bytes(), icscf)
+        .await
+        .unwrap();
+    let (at_a, from) = recv_udp(&c.a).await;
+    assert_eq!(at_a.headers.get_str(&HeaderName::CSeq), Some("2 REGISTER"));
+    uars(1);
+    c.a.send_to(&response(&at_a, 200).to_bytes(), from)
+        .await
+        .unwrap();
+    assert_eq!(recv_udp(&ue).await.0.status(), Some(200));
+    assert!(c.memory.is_empty(), "the 200 ends the memory of k1");
+
+    // A re-registration in the same call after the 200 asks the HSS again; a REGISTER
+    // with credentials for that Call-ID from another P-CSCF address gets its own UAR.
+    ue.send_to(bob_register(ue_addr, "k1", 3, true, 600).as_bytes(), icscf)
+        .await
+        .unwrap();
+    let (at_a, from) = recv_udp(&c.a).await;
+    uars(2);
+    c.a.send_to(&challenge(&at_a).to_bytes(), from)
+        .await
+        .unwrap();
+    assert_eq!(recv_udp(&ue).await.0.status(), Some(401));
+    let other = UdpSocket::bind("127.0.0.9:0").await.unwrap();
+    let other_addr = other.local_addr().unwrap();
+    other
+        .send_to(
+            bob_register(other_addr, "k1", 4, true, 600).as_bytes(),
+            icscf,
+        )
+        .await
+        .unwrap();
+    let (at_a, from) = recv_udp(&c.a).await;
+    uars(3);
+    c.a.send_to(&response(&at_a, 403).to_bytes(), from)
+        .await
+        .unwrap();
+    assert_eq!(recv_udp(&other).await.0.status(), Some(403));
+
+    // A de-registration in a challenged call asks the HSS (DE_REGISTRATION).
+    ue.send_to(bob_register(ue_addr, "k1", 5, true, 0).as_bytes(), icscf)
+        .await
+        .unwrap();
+    let (at_a, from) = recv_udp(&c.a).await;
+    assert_eq!(
+        uars(4)[3].user_authorization_type,
+        Some(UserAuthorizationType::DeRegistration)
+    );
+    c.a.send_to(&challenge(&at_a).to_bytes(), from)
+        .await
+        .unwrap();
+    assert_eq!(recv_udp(&ue).await.0.status(), Some(401));
+
+    // a challenges a new call, then goes away: the answer to its challenge waits for
+    // it 300 ms, then a UAR with REGISTRATION_AND_CAPABILITIES selects b.
+    ue.send_to(bob_register(ue_addr, "k2", 1, false, 600).as_bytes(), icscf)
+        .await
+        .unwrap();
+    let (at_a, from) = recv_udp(&c.a).await;
+    c.a.send_to(&challenge(&at_a).to_bytes(), from)
+        .await
+        .unwrap();
+    assert_eq!(recv_udp(&ue).await.0.status(), Some(401));
+    uars(5);
+    drop(c.a);
+    ue.send_to(bob_register(ue_addr, "k2", 2, true, 600).as_bytes(), icscf)
+        .await
+        .unwrap();
+    let (at_b, from) = recv_udp(&c.b).await;
+    assert_eq!(at_b.headers.get_str(&HeaderName::CSeq), Some("2 REGISTER"));
+    assert_eq!(
+        uars(6)[5].user_authorization_type,
+        Some(UserAuthorizationType::RegistrationAndCapabilities)
+    );
+    // b challenges again; the answer goes to b without a UAR, and registers.
+    c.b.send_to(&challenge(&at_b).to_bytes(), from)
+        .await
+        .unwrap();
+    assert_eq!(recv_udp(&ue).await.0.status(), Some(401));
+    ue.send_to(bob_register(ue_addr, "k2", 3, true, 600).as_bytes(), icscf)
+        .await
+        .unwrap();
+    let (at_b, from) = recv_udp(&c.b).await;
+    assert_eq!(at_b.headers.get_str(&HeaderName::CSeq), Some("3 REGISTER"));
+    uars(6);
+    c.b.send_to(&response(&at_b, 200).to_bytes(), from)
+        .await
+        .unwrap();
+    assert_eq!(recv_udp(&ue).await.0.status(), Some(200));
 }

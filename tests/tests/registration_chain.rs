@@ -16,11 +16,15 @@ use std::time::Duration;
 
 use ims_e2e::chain::{
     addr, assert_all_passed, assert_contacts, assert_not_registered, assert_registered,
-    decode_cleanly, impu, imsctl, node_health, plain_cx_configs, provision_digest, run,
-    scscf_contacts, sipp_csv, start_core, stop_core, users, Capture, NODE_HTTP, PCSCF, PCSCF_TLS,
+    decode_cleanly, edited_dev_configs, impu, imsctl, node_health, plain_cx_configs,
+    provision_digest, run, scscf_contacts, sipp_csv, start_core, stop_core, users, Capture,
+    NODE_HTTP, PCSCF, PCSCF_TLS,
 };
 use ims_e2e::sipp::{self, SippTransport};
-use ims_e2e::{command, free_port, repo_root, stunnel, wait_for, GroupGuard};
+use ims_e2e::{command, free_port, http_get, repo_root, stunnel, wait_for, GroupGuard};
+use ims_sip::auth::digest::{self, QopAuth};
+use ims_sip::auth::{Algorithm, Ha1};
+use ims_sip::{HeaderName, SipMessage};
 
 #[test]
 fn digest_registration_over_udp_and_tcp() {
@@ -256,19 +260,31 @@ fn a_udp_registration_decodes_in_tshark() {
     // Cx in plaintext (bound by address) so tshark decodes it; the dev core runs it over
     // mutual TLS.
     let (dir, data, core) = start_core("chain-tshark", Some(&plain_cx_configs("chain-tshark")));
-    let names = users("cap", 1);
+    let names = users("cap", 2);
     provision_digest(&data, &dir, &names, "secret", None);
-    let csv = sipp_csv(&dir, "cap.csv", &names, "secret", None);
     let capture = Capture::start(&dir.join("registration.pcapng"));
-    let r = run(
-        &dir,
-        "register/digest.xml",
-        &csv,
-        SippTransport::Udp,
-        1,
-        addr(PCSCF),
-    );
-    assert_all_passed(&r, 1);
+    // Two registrations a second apart: with one UAR per registration (the first
+    // REGISTER's), a capture that starts late on a loaded machine (tshark says it
+    // captures a little before it does) would miss the only UAR of a single one.
+    for (i, name) in names.iter().enumerate() {
+        let csv = sipp_csv(
+            &dir,
+            &format!("cap{i}.csv"),
+            std::slice::from_ref(name),
+            "secret",
+            None,
+        );
+        let r = run(
+            &dir,
+            "register/digest.xml",
+            &csv,
+            SippTransport::Udp,
+            1,
+            addr(PCSCF),
+        );
+        assert_all_passed(&r, 1);
+        std::thread::sleep(Duration::from_secs(1));
+    }
     let pcap = capture.stop();
     stop_core(core);
 
@@ -294,6 +310,8 @@ fn a_udp_registration_decodes_in_tshark() {
 /// when a node exits.
 struct Nodes {
     data: PathBuf,
+    /// The configs (`config/dev` when `None`).
+    configs: Option<PathBuf>,
     running: Vec<(&'static str, GroupGuard)>,
 }
 
@@ -301,10 +319,16 @@ impl Nodes {
     /// Generates the dev CA and tokens with `imsctl up` (stopped again), then starts
     /// every node.
     fn start(name: &str) -> (PathBuf, Nodes) {
-        let (dir, data, core) = start_core(name, None);
+        Nodes::start_with(name, None)
+    }
+
+    /// [`Nodes::start`] with the configs of `configs`.
+    fn start_with(name: &str, configs: Option<PathBuf>) -> (PathBuf, Nodes) {
+        let (dir, data, core) = start_core(name, configs.as_deref());
         stop_core(core);
         let mut nodes = Nodes {
             data,
+            configs,
             running: Vec::new(),
         };
         for (node, _, _) in NODE_HTTP {
@@ -319,9 +343,13 @@ impl Nodes {
             .append(true)
             .open(self.data.join(format!("logs/{node}.log")))
             .unwrap();
+        let config = match &self.configs {
+            Some(dir) => dir.join(format!("{node}.toml")),
+            None => repo_root().join(format!("config/dev/{node}.toml")),
+        };
         let child = command(node)
             .arg("--config")
-            .arg(repo_root().join(format!("config/dev/{node}.toml")))
+            .arg(config)
             .env("IMS_DATA_DIR", &self.data)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -444,4 +472,166 @@ fn registrations_succeed_after_an_hss_restart() {
     assert_all_passed(&r, 3);
     assert_registered(&data, &names);
     assert_contacts(names.len() as u64);
+}
+
+/// The I-CSCF's plain `/metrics` port.
+const ICSCF_HTTP: u16 = 9102;
+
+/// The I-CSCF's count of `event` (`budget_events_total`): `icscf_uar_sent` is every UAR
+/// it sends.
+fn icscf_events(event: &str) -> u64 {
+    let text = http_get(addr(ICSCF_HTTP), "/metrics").expect("/metrics answers");
+    let series = format!("budget_events_total{{event=\"{event}\"}}");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series)?.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+#[test]
+fn a_digest_registration_through_the_chain_costs_one_uar() {
+    const N: usize = 10;
+    let (dir, data, core) = start_core("chain-one-uar", None);
+    let names = users("oneuar", N);
+    provision_digest(&data, &dir, &names, "secret", None);
+    let (uars, recalled) = (
+        icscf_events("icscf_uar_sent"),
+        icscf_events("icscf_scscf_recalled"),
+    );
+    let csv = sipp_csv(&dir, "oneuar.csv", &names, "secret", None);
+    // REGISTER, 401, REGISTER with credentials, 200 for each user.
+    let r = run(
+        &dir,
+        "register/digest.xml",
+        &csv,
+        SippTransport::Udp,
+        N as u32,
+        addr(PCSCF),
+    );
+    assert_all_passed(&r, N);
+    assert_registered(&data, &names);
+    assert_eq!(icscf_events("icscf_uar_sent") - uars, N as u64);
+    assert_eq!(icscf_events("icscf_scscf_recalled") - recalled, N as u64);
+    stop_core(core);
+}
+
+/// A REGISTER of `user` through the P-CSCF from `ue` in call `call`.
+fn register_text(
+    ue: std::net::SocketAddr,
+    user: &str,
+    call: &str,
+    cseq: u32,
+    auth: &str,
+) -> String {
+    format!(
+        "REGISTER sip:ims.example.net SIP/2.0\r\nVia: SIP/2.0/UDP {ue};branch=z9hG4bK{call}x{cseq};rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:{user}@ims.example.net>;tag=t{call}\r\n\
+         To: <sip:{user}@ims.example.net>\r\nCall-ID: {call}\r\nCSeq: {cseq} REGISTER\r\n\
+         Contact: <sip:{user}@{ue}>\r\nExpires: 600\r\n{auth}Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// Sends `text` to the P-CSCF and returns the first final response (within 10 s).
+fn exchange(socket: &std::net::UdpSocket, text: &str) -> SipMessage {
+    socket.send_to(text.as_bytes(), addr(PCSCF)).unwrap();
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        let (n, _) = socket.recv_from(&mut buf).expect("an answer within 10 s");
+        let r = SipMessage::parse(buf[..n].to_vec()).unwrap();
+        if r.status().is_some_and(|s| s >= 200) {
+            return r;
+        }
+    }
+}
+
+/// The Authorization header answering the challenge `www` for `user`.
+fn digest_answer(user: &str, password: &str, www: &str) -> String {
+    let param = |name: &str| {
+        www.split(&format!("{name}=\""))
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap()
+            .to_string()
+    };
+    let (realm, nonce) = (param("realm"), param("nonce"));
+    let username = format!("{user}@ims.example.net");
+    let ha1 = Ha1::compute(Algorithm::Md5, &username, &realm, password.as_bytes());
+    let uri = "sip:ims.example.net";
+    let qop = QopAuth {
+        nc: "00000001",
+        cnonce: "c0ffee",
+    };
+    let response =
+        digest::response(Algorithm::Md5, &ha1, "REGISTER", uri, &nonce, Some(qop)).unwrap();
+    format!(
+        "Authorization: Digest username=\"{username}\", realm=\"{realm}\", nonce=\"{nonce}\", \
+         uri=\"{uri}\", response=\"{response}\", algorithm=MD5, qop=auth, nc=00000001, \
+         cnonce=\"c0ffee\"\r\n"
+    )
+}
+
+#[test]
+fn a_registration_works_when_the_remembered_scscf_is_gone() {
+    // The I-CSCF gives a remembered S-CSCF 1 s to answer.
+    let configs = edited_dev_configs("chain-memory-gone", |node, text| match node {
+        "icscf" => {
+            let edited = text.replace("scscf_silence_ms = 4000", "scscf_silence_ms = 1000");
+            assert_ne!(edited, text, "config/dev/icscf.toml sets scscf_silence_ms");
+            edited
+        }
+        _ => text,
+    });
+    let (dir, mut nodes) = Nodes::start_with("chain-memory-gone", Some(configs));
+    let data = nodes.data.clone();
+    let user = users("gone", 1);
+    provision_digest(&data, &dir, &user, "secret", None);
+    let ue = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    ue.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let ue_addr = ue.local_addr().unwrap();
+    let name = &user[0];
+
+    // Challenged by the S-CSCF, which then goes away before the answer.
+    let challenge = exchange(&ue, &register_text(ue_addr, name, "gone1", 1, ""));
+    assert_eq!(challenge.status(), Some(401));
+    let www = challenge
+        .headers
+        .get_str(&HeaderName::WwwAuthenticate)
+        .unwrap()
+        .to_string();
+    nodes.kill_node("scscf");
+    let (uars, fallbacks) = (
+        icscf_events("icscf_uar_sent"),
+        icscf_events("icscf_scscf_fallback"),
+    );
+    let auth = digest_answer(name, "secret", &www);
+    let failed = exchange(&ue, &register_text(ue_addr, name, "gone1", 2, &auth));
+    assert_ne!(failed.status(), Some(200));
+    // The silent S-CSCF was given up on: the HSS was asked again (and no other S-CSCF
+    // is configured, so the failure went to the UE).
+    assert_eq!(icscf_events("icscf_scscf_fallback") - fallbacks, 1);
+    assert_eq!(icscf_events("icscf_uar_sent") - uars, 1);
+
+    // Back again: the UE registers in the same call, through a fresh UAR (a few tries
+    // while the restarted S-CSCF's Cx link opens).
+    nodes.start_node("scscf");
+    let mut cseq = 3;
+    let registered = wait_for(Duration::from_secs(30), || {
+        let challenge = exchange(&ue, &register_text(ue_addr, name, "gone1", cseq, ""));
+        cseq += 1;
+        let www = challenge
+            .headers
+            .get_str(&HeaderName::WwwAuthenticate)?
+            .to_string();
+        let auth = digest_answer(name, "secret", &www);
+        let ok = exchange(&ue, &register_text(ue_addr, name, "gone1", cseq, &auth));
+        cseq += 1;
+        if ok.status() != Some(200) {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        (ok.status() == Some(200)).then_some(())
+    });
+    assert!(
+        registered.is_some(),
+        "no registration after the S-CSCF came back"
+    );
+    assert_registered(&data, &user);
 }

@@ -42,6 +42,12 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Answers the requests a peer receives (after the base-protocol checks of the Open
 /// state). The returned answer gets the request's identifiers.
+///
+/// The future is polled once on the connection's task: an answer ready without waiting
+/// (read from a cache) is sent from there, with no task hand-off; a future that waits
+/// (for a database, another peer) goes on on a task of its own, its answer sent when
+/// ready, so requests on one connection are answered out of order and many at a time.
+/// What a handler does before its first wait should be short.
 pub trait Handler: Send + Sync + 'static {
     /// Produces the answer to `request`.
     fn handle(&self, request: Message) -> BoxFuture<'_, Message>;

@@ -8,6 +8,7 @@
 //! for an answer on a failed connection complete with an error.
 
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, Semaphore};
@@ -16,7 +17,7 @@ use tokio::time::{sleep_until, Instant};
 use super::dup::{DuplicateCache, Seen};
 use super::shared::{lock, CloseReason, Outgoing, PeerState, Shared};
 use super::state::{Closed, Closing, Link, Open};
-use super::Handler;
+use super::{BoxFuture, Handler};
 use crate::avp::Avp;
 use crate::codec::Frame;
 use crate::dict::{
@@ -280,17 +281,36 @@ impl Open {
                 self.send(&ans).await?;
             }
             Seen::New => {
-                let handler = handler.clone();
-                let tx = ans_tx.clone();
-                tokio::spawn(async move {
-                    let (hbh, e2e) = (m.hop_by_hop, m.end_to_end);
-                    let mut ans = handler.handle(m).await;
-                    ans.hop_by_hop = hbh;
-                    ans.end_to_end = e2e;
-                    ans.flags &= !FLAG_REQUEST;
-                    let _ = tx.send((host, e2e, ans)).await;
-                    drop(permit);
-                });
+                // Run to completion where it can (issue 12): the handler's answer is
+                // polled once here, and a request it answers without waiting (a cache
+                // hit) is answered from this task; one that waits for I/O (a store
+                // read or write) goes on on a task of its own, and its answer comes
+                // back through `ans_tx`.
+                let (hbh, e2e) = (m.hop_by_hop, m.end_to_end);
+                let h = handler.clone();
+                let mut answer: BoxFuture<'static, Message> =
+                    Box::pin(async move { h.handle(m).await });
+                let ready = answer
+                    .as_mut()
+                    .poll(&mut Context::from_waker(Waker::noop()));
+                match ready {
+                    Poll::Ready(ans) => {
+                        Shared::bump(&self.shared.counters.answered_inline);
+                        let ans = identified(ans, hbh, e2e);
+                        dup.answered(&host, e2e, &ans);
+                        drop(permit);
+                        self.send(&ans).await?;
+                    }
+                    Poll::Pending => {
+                        Shared::bump(&self.shared.counters.answered_on_task);
+                        let tx = ans_tx.clone();
+                        tokio::spawn(async move {
+                            let ans = identified(answer.await, hbh, e2e);
+                            let _ = tx.send((host, e2e, ans)).await;
+                            drop(permit);
+                        });
+                    }
+                }
             }
         }
         Ok(None)
@@ -310,6 +330,14 @@ impl Open {
             },
         }
     }
+}
+
+/// `ans` as the answer to the request `hbh`/`e2e`.
+fn identified(mut ans: Message, hbh: u32, e2e: u32) -> Message {
+    ans.hop_by_hop = hbh;
+    ans.end_to_end = e2e;
+    ans.flags &= !FLAG_REQUEST;
+    ans
 }
 
 impl Closed {

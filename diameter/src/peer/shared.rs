@@ -63,6 +63,10 @@ pub struct PeerStats {
     pub opened: u64,
     /// DPAs received in answer to our DPR.
     pub dpa_received: u64,
+    /// Requests received that the handler answered at once, on the connection's task.
+    pub answered_inline: u64,
+    /// Requests received whose answer waited for I/O, on a task of their own.
+    pub answered_on_task: u64,
 }
 
 #[derive(Debug, Default)]
@@ -72,6 +76,8 @@ pub(crate) struct Counters {
     pub dwr_received: AtomicU64,
     pub opened: AtomicU64,
     pub dpa_received: AtomicU64,
+    pub answered_inline: AtomicU64,
+    pub answered_on_task: AtomicU64,
 }
 
 /// A message for the connection task.
@@ -130,6 +136,8 @@ impl Shared {
             dwr_received: c.dwr_received.load(Ordering::Relaxed),
             opened: c.opened.load(Ordering::Relaxed),
             dpa_received: c.dpa_received.load(Ordering::Relaxed),
+            answered_inline: c.answered_inline.load(Ordering::Relaxed),
+            answered_on_task: c.answered_on_task.load(Ordering::Relaxed),
         }
     }
 

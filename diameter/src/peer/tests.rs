@@ -412,3 +412,79 @@ async fn an_open_peer_cannot_rename_itself_with_a_second_cer() {
     let cea = recv(&mut c).await.unwrap();
     assert_eq!(cea.result_code(), Some(result::DIAMETER_SUCCESS));
 }
+
+/// Answers even End-to-End ids at once, odd ones after a second (as a store read).
+struct HalfSlow;
+
+impl Handler for HalfSlow {
+    fn handle(&self, request: Message) -> BoxFuture<'_, Message> {
+        Box::pin(async move {
+            if request.end_to_end % 2 == 1 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            let mut a = Message::answer_to(&request, "hss.example", "example");
+            a.avps
+                .push(Avp::u32(&base::RESULT_CODE, result::DIAMETER_SUCCESS));
+            a
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn ready_answers_go_at_once_and_waiting_ones_on_their_own_task() {
+    let (a, b) = tokio::io::duplex(1 << 16);
+    let shared = Shared::new(Arc::new(server_cfg()), Arc::new(IdGenerator::new()));
+    let _task = tokio::spawn(serve(shared.clone(), b, loopback(), Arc::new(HalfSlow)));
+    let mut c: Client = Framed::new(a, DiameterCodec::default());
+    c.send(&cer(&client_cfg())).await.unwrap();
+    assert_eq!(recv(&mut c).await.unwrap().result_code(), Some(2001));
+    for e2e in 1..=4 {
+        c.send(&cx_request(e2e)).await.unwrap();
+    }
+    let mut order = Vec::new();
+    for _ in 1..=4 {
+        let ans = recv(&mut c).await.unwrap();
+        assert_eq!(ans.hop_by_hop, ans.end_to_end + 100);
+        assert!(!ans.is_request());
+        order.push(ans.end_to_end);
+    }
+    assert_eq!(&order[..2], &[2, 4], "{order:?}");
+    order[2..].sort_unstable();
+    assert_eq!(&order[2..], &[1, 3]);
+    let stats = shared.stats();
+    assert_eq!((stats.answered_inline, stats.answered_on_task), (2, 2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_are_pipelined_and_answers_matched_by_hop_by_hop() {
+    let (mut c, shared, _task, _) = open(server_cfg()).await;
+    let peer = Peer::from_shared(shared);
+    let pending: Vec<_> = (1..=3u32)
+        .map(|n| {
+            let p = peer.clone();
+            tokio::spawn(async move {
+                let mut m = cx_request(n);
+                m.avps.push(Avp::u32(&base::ORIGIN_STATE_ID, n));
+                p.request(m).await
+            })
+        })
+        .collect();
+    // All three are on the wire before any answer.
+    let mut sent = Vec::new();
+    for _ in 0..3 {
+        sent.push(recv(&mut c).await.unwrap());
+    }
+    // Answered in reverse order, each carrying the number its request carried.
+    for req in sent.iter().rev() {
+        let n = req.find(&base::ORIGIN_STATE_ID).unwrap().as_u32().unwrap();
+        let mut ans = Message::answer_to(req, "cscf.example", "example");
+        ans.avps.push(Avp::u32(&base::RESULT_CODE, 2001));
+        ans.avps.push(Avp::u32(&base::ORIGIN_STATE_ID, n));
+        c.send(&ans).await.unwrap();
+    }
+    for (n, p) in (1..=3u32).zip(pending) {
+        let ans = p.await.unwrap().unwrap();
+        let got = ans.find(&base::ORIGIN_STATE_ID).unwrap().as_u32().unwrap();
+        assert_eq!(got, n);
+    }
+}
