@@ -6,7 +6,7 @@
 //! TU calls ([`TransactionLayer::send_request`], [`TransactionLayer::respond`]) and
 //! the passing of time ([`TransactionLayer::handle_timeouts`] at
 //! [`TransactionLayer::next_deadline`]), and drains [`TuEvent`]s with
-//! [`TransactionLayer::poll_event`]. [`super::driver`] does that in a tokio task.
+//! [`TransactionLayer::poll_event`]. The proxy engine does that in its one task.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap, VecDeque};

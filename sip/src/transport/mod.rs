@@ -35,7 +35,7 @@ use bytes::Bytes;
 pub use config::{TlsClientSource, TlsServerSource, TransportConfig};
 pub use error::{SendError, TransportError};
 pub use kind::TransportKind;
-pub use layer::TransportLayer;
+pub use layer::{TransportLayer, TrySend};
 pub use limits::TransportLimits;
 pub use stats::TransportStats;
 
