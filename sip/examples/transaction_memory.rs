@@ -1,18 +1,23 @@
 //! Heap bytes a proxied registration holds in the engine while its transactions wait
 //! out their timers (issue 12 item 4). A [`ProxyEngine`] on loopback forwards IMS-sized
 //! REGISTERs (with Authorization and Path) to a registrar stand-in that answers each
-//! with a 200 carrying Contact, Service-Route and P-Associated-URI; once every 200 is
-//! back at the UE, the server transactions sit in Completed (Timer J, 64*T1 over UDP)
-//! and the client transactions in Completed (Timer K, T4). The heap (counted by dhat's
-//! global allocator) is read before the load, then, with that many transactions live,
-//! and again after every timer has run out (nothing may be left: no leak).
+//! with a 200 carrying Contact, Service-Route and P-Associated-URI. Once every 200 is
+//! back at the UE, the server transactions sit in Completed (Timer J) and the client
+//! transactions in Completed (Timer K). The heap (counted by dhat's global allocator)
+//! is read before the load, right after it (both live), once the client transactions
+//! have ended (server side only), and after every timer has run out (nothing may be
+//! left: no leak).
 //!
 //! ```text
-//! cargo run --release -p ims-sip --example transaction_memory [-- REGISTERS]
+//! cargo run --release -p ims-sip --example transaction_memory [-- REGISTERS [DHAT_FILE]]
 //! ```
 //!
-//! T4 is 40 s here instead of 5 s, so that the client transactions are still live
-//! when the heap is read (T1 stays 500 ms: Timer J is 32 s); the run takes ~45 s.
+//! T1 is 1 s here (Timer J 64 s) and T4 20 s, so that a slow (debug, loaded) run still
+//! reads the heap with every transaction live; what each state holds does not depend
+//! on the timer values. Over UDP with the default timers a server transaction waits
+//! 32 s and a client transaction 5 s, so a soak at R registrations/s holds
+//! R x (32 s x server side + 5 s x client side): the "soak-equivalent" line is that
+//! per registration of the 32 s window. The run takes about 70 s.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::net::SocketAddr;
@@ -109,14 +114,21 @@ async fn main() {
         .nth(1)
         .and_then(|n| n.parse().ok())
         .unwrap_or(5_000);
-    let _profiler = dhat::Profiler::builder().testing().build();
+    // With a file name, a DHAT profile of the heap (by allocation site, at its peak:
+    // the transactions' wait states) is written there and the timers are not waited for.
+    let profile = std::env::args().nth(2);
+    let _profiler = match &profile {
+        Some(file) => dhat::Profiler::builder().file_name(file).build(),
+        None => dhat::Profiler::builder().testing().build(),
+    };
 
     let uas = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let target = format!("sip:{};transport=udp", uas.local_addr().unwrap());
     tokio::spawn(registrar(uas));
     let config = EngineConfig {
         timers: TimerConfig {
-            t4: Duration::from_secs(40),
+            t1: Duration::from_secs(1),
+            t4: Duration::from_secs(20),
             ..TimerConfig::default()
         },
         ..EngineConfig::default()
@@ -135,6 +147,7 @@ async fn main() {
     let live = || engine.stats().transactions_active.load(Ordering::Relaxed);
 
     let before = dhat::HeapStats::get().curr_bytes;
+    let started = std::time::Instant::now();
     let mut answered = 0;
     for start in (0..registrations).step_by(BURST) {
         let end = (start + BURST).min(registrations);
@@ -151,17 +164,37 @@ async fn main() {
     }
     // Let the last 200 reach the UE before reading the heap.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let during = dhat::HeapStats::get().curr_bytes;
-    let transactions = live();
-    println!("registrations answered 200: {answered} of {registrations}");
-    println!("live transactions (server + client): {transactions}");
-    let per_registration = during.saturating_sub(before) / registrations.max(1);
+    let both = dhat::HeapStats::get().curr_bytes.saturating_sub(before);
     println!(
-        "heap held: {} bytes, {per_registration} bytes per registration (server + client transaction and response context)",
-        during.saturating_sub(before)
+        "registrations answered 200: {answered} of {registrations} in {:.1} s",
+        started.elapsed().as_secs_f64()
     );
-    // Timer J (64*T1) and K (T4) run out; nothing may stay.
-    tokio::time::sleep(Duration::from_secs(42)).await;
+    let per = |bytes: usize| bytes / registrations.max(1);
+    println!(
+        "server + client transactions live ({}): {both} bytes, {} per registration",
+        live(),
+        per(both)
+    );
+    if profile.is_some() {
+        return;
+    }
+    // Timer K (T4) ends the client transactions; the server ones wait on.
+    let loaded = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(21)).await;
+    let server = dhat::HeapStats::get().curr_bytes.saturating_sub(before);
+    let client = both.saturating_sub(server);
+    println!(
+        "server side only ({} live): {server} bytes, {} per registration; so the client side holds {} per registration",
+        live(),
+        per(server),
+        per(client)
+    );
+    println!(
+        "soak-equivalent (32 s server + 5 s client, per registration of the 32 s window): {} bytes",
+        per(server) + per(client) * 5 / 32
+    );
+    // Timer J (64*T1) runs out; nothing may stay but the tables' capacity.
+    tokio::time::sleep(Duration::from_secs(66).saturating_sub(loaded.elapsed())).await;
     let after = dhat::HeapStats::get().curr_bytes;
     println!(
         "after the timers: {} live transactions, heap {} bytes above the start",

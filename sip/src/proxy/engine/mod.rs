@@ -81,6 +81,7 @@ use crate::proxy::routing::{
 use crate::proxy::validate::validate;
 use crate::proxy::via::{add_via, pop_via, response_destination, stamp_received, LocalVia};
 use crate::proxy::{LocalAddr, TransportKind};
+use crate::transaction::layer::shrink_map;
 use crate::transaction::{TransactionLayer, TuEvent};
 use crate::transport::{
     Destination, Flow, Malformed, Source, Target, TransportConfig, TransportError, TransportEvent,
@@ -130,6 +131,7 @@ impl ProxyEngine {
             silent: DelayQueue::new(),
             contexts: HashMap::new(),
             branches: HashMap::new(),
+            answered: Vec::new(),
         };
         let main = tokio::spawn(core.run(events, failed_rx));
         Ok(ProxyEngine {
@@ -275,6 +277,11 @@ struct Core<P> {
     contexts: HashMap<TransactionKey, Context>,
     /// Client transactions of forwarded requests (not of CANCELs).
     branches: HashMap<TransactionKey, BranchRef>,
+    /// Non-INVITE server transactions whose final response went upstream: nothing
+    /// can change their response any more (later branch responses are absorbed,
+    /// §16.7 step 5; CANCEL does not apply, §9.2), so their contexts are dropped once
+    /// the input at hand is handled, while the transaction waits out Timer J.
+    answered: Vec<TransactionKey>,
 }
 
 /// Transport events handled in a row before the engine looks at its timers and
@@ -305,6 +312,8 @@ impl<P: Policy> Core<P> {
                 () = &mut timer, if deadline.is_some() => {
                     armed = None;
                     self.layer.handle_timeouts(Instant::now());
+                    shrink_map(&mut self.contexts);
+                    shrink_map(&mut self.branches);
                 }
                 Some(decided) = self.deciding.next(), if !self.deciding.is_empty() => {
                     self.on_decided(decided);
@@ -332,10 +341,14 @@ impl<P: Policy> Core<P> {
         }
     }
 
-    /// Handles the transaction layer's events until there are none.
+    /// Handles the transaction layer's events until there are none, then drops the
+    /// contexts of the non-INVITE requests answered meanwhile.
     fn drain(&mut self) {
         while let Some(event) = self.layer.poll_event() {
             self.on_event(event);
+        }
+        for key in self.answered.drain(..) {
+            self.contexts.remove(&key);
         }
     }
 
@@ -818,6 +831,9 @@ impl<P: Policy> Core<P> {
         match self.layer.respond(key, response) {
             Ok(()) => {
                 self.stats.response_out(code);
+                if code >= 200 && key.method() != &Method::Invite {
+                    self.answered.push(key.clone());
+                }
                 true
             }
             Err(error) => {
