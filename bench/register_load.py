@@ -13,7 +13,12 @@ is the highest rate with zero failed registrations while the chain keeps up (at 
 90 % of the offered rate completed per second).
 
     cargo build --release --workspace --bins
-    python3 bench/register_load.py [--rates 100,200,400] [--seconds 10] [--users 2000] [--warm]
+    python3 bench/register_load.py [--rates 100,200,400] [--seconds 10] [--users 2000] [--warm] [--perf DIR]
+
+With `--perf DIR`, `perf record -g` samples each node during each rate (99 Hz, call
+graphs) into DIR/<rate>-<node>.data, and the shares (kernel, allocation and copies, tokio,
+the rest) and top symbols of each are printed after the rate's row (`session_load.py`'s
+summary).
 
 Run it in a network namespace of its own (the dev ports are fixed):
     unshare -n bash -c 'ip link set lo up && python3 bench/register_load.py --warm'
@@ -110,10 +115,18 @@ def sipp_results(work, offset_ms=0.0):
     return ok, failed, rtts
 
 
-def run_rate(rate, seconds, users_csv, work, pids, scenario="sipp-scenarios/register/digest.xml"):
+def run_rate(rate, seconds, users_csv, work, pids, scenario="sipp-scenarios/register/digest.xml",
+             perf_dir=None):
     calls = rate * seconds
     load = os.getloadavg()[0]
     cpu0 = {n: cpu_seconds(p) for n, p in pids.items()}
+    perfs = []
+    if perf_dir:
+        for n, p in pids.items():
+            out = os.path.join(perf_dir, f"{rate}-{n}.data")
+            perfs.append(subprocess.Popen(["perf", "record", "-F", "99", "-g", "-p", str(p), "-o", out,
+                                           "--", "sleep", str(seconds)],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     sipp0 = children_cpu()
     t0 = time.time()
     sipp = subprocess.run(
@@ -126,6 +139,11 @@ def run_rate(rate, seconds, users_csv, work, pids, scenario="sipp-scenarios/regi
     wall = time.time() - t0
     cpu = {n: 100.0 * (cpu_seconds(p) - cpu0[n]) / wall for n, p in pids.items()}
     cpu["sipp"] = 100.0 * (children_cpu() - sipp0) / wall
+    for p in perfs:
+        try:
+            p.wait(timeout=seconds + 30)
+        except subprocess.TimeoutExpired:
+            p.kill()
     ok, failed, rtts = sipp_results(work)
     return {"rate": rate, "calls": calls, "ok": ok, "failed": failed, "exit": sipp.returncode,
             "pct": percentiles(rtts, [50, 95, 99]), "cpu": cpu, "wall": wall, "load": load}
@@ -203,10 +221,13 @@ def main():
     ap.add_argument("--rates", default="100,200,400,600,800,1000")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--users", type=int, default=2000)
+    ap.add_argument("--perf", metavar="DIR", help="perf record each node into DIR")
     ap.add_argument("--warm", action="store_true",
                     help="register every user once (at 400/s, not reported) before the rates, so that "
                          "they measure re-registrations of known users rather than first registrations")
     args = ap.parse_args()
+    if args.perf:
+        os.makedirs(args.perf, exist_ok=True)
     bin_dir = release_dir()
     imsctl = os.path.join(bin_dir, "imsctl")
     work = tempfile.mkdtemp(prefix="register-load-")
@@ -237,8 +258,15 @@ def main():
         for rate in [int(r) for r in args.rates.split(",")]:
             time.sleep(1.5)  # /health's counters are refreshed every second
             before = scscf_store_counters()
-            r = run_rate(rate, args.seconds, users_csv, work, pids)
+            r = run_rate(rate, args.seconds, users_csv, work, pids, perf_dir=args.perf)
             print_row(r, NODES)
+            if args.perf:
+                from session_load import perf_summary
+                for n in pids:
+                    groups, rows = perf_summary(os.path.join(args.perf, f"{rate}-{n}.data"))
+                    print(f"  {n}: " + ", ".join(f"{g} {v:.0f}%" for g, v in groups.most_common()))
+                    for pct, dso, sym in rows:
+                        print(f"    {pct:5.1f}%  {dso:<20} {sym[:90]}")
             time.sleep(1.5)
             after = scscf_store_counters()
             if before and after and after[1] > before[1]:
