@@ -86,6 +86,9 @@ impl Validate for PcscfConfig {
         self.pcscf.validate().map_err(|e| e.under("pcscf"))?;
         self.budget.validate().map_err(|e| e.under("budget"))?;
         self.zones.validate().map_err(|e| e.under("zones"))?;
+        self.zones
+            .validate_names_with(&self.sip)
+            .map_err(|e| e.under("zones"))?;
         self.cloud_auth
             .validate()
             .map_err(|e| e.under("cloud_auth"))
@@ -124,7 +127,10 @@ impl Validate for IcscfConfig {
         for (i, s) in self.scscf.iter().enumerate() {
             s.validate().map_err(|e| e.under(&format!("scscf[{i}]")))?;
         }
-        self.zones.validate().map_err(|e| e.under("zones"))
+        self.zones.validate().map_err(|e| e.under("zones"))?;
+        self.zones
+            .validate_names_with(&self.sip)
+            .map_err(|e| e.under("zones"))
     }
 }
 
@@ -165,6 +171,9 @@ impl Validate for ScscfConfig {
         self.session.validate().map_err(|e| e.under("session"))?;
         self.budget.validate().map_err(|e| e.under("budget"))?;
         self.zones.validate().map_err(|e| e.under("zones"))?;
+        self.zones
+            .validate_names_with(&self.sip)
+            .map_err(|e| e.under("zones"))?;
         self.cloud_auth
             .validate()
             .map_err(|e| e.under("cloud_auth"))

@@ -81,16 +81,24 @@ impl Validate for HttpSection {
     }
 }
 
-/// `[sip.tls]`: certificate and key for TLS listeners, CA for outgoing TLS.
+/// `[sip.tls_files]`: certificate and key for TLS listeners (and presented as client
+/// certificate on outgoing TLS when the server asks for one), CA for outgoing TLS, CA
+/// for client certificates.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsSection {
-    /// PEM certificate chain presented by TLS listeners.
+    /// PEM certificate chain presented by TLS listeners, and to TLS servers that ask
+    /// for a client certificate.
     pub cert: PathBuf,
     /// PEM private key of that certificate.
     pub key: PathBuf,
     /// PEM CA bundle trusted for outgoing TLS connections.
     pub ca: Option<PathBuf>,
+    /// PEM CA bundle client certificates are verified against: when set, the TLS
+    /// listeners ask every client for a certificate; one that does not chain to this
+    /// CA fails the handshake, a client without one (a UE) is still served. The names
+    /// of a verified certificate are what `[zones] *_names` match.
+    pub client_ca: Option<PathBuf>,
 }
 
 /// `[sip.limits]`: protection against hostile or broken peers.

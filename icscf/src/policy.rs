@@ -220,7 +220,7 @@ impl Policy for IcscfPolicy {
         } else {
             RequestKind::Terminating
         };
-        let (filtered, changed) = match self.ingress.filter(request, source.remote, kind) {
+        let (filtered, changed) = match self.ingress.filter(request, source, kind) {
             Ok(filtered) => filtered,
             Err(refused) => return refused.response(request),
         };

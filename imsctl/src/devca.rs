@@ -128,7 +128,7 @@ mod tests {
             .next()
             .unwrap()
             .unwrap();
-        let names = ims_diameter::peer::binding::certificate_names(&der);
+        let names = ims_pki::certificate_names(&der);
         for name in ["scscf.ims.example.net", "scscf-cx.example.org"] {
             assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
         }

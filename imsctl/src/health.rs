@@ -1,78 +1,68 @@
 //! Reading nodes' `/health` endpoints.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Context;
-use ims_config::NodeKind;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use ims_config::{HttpSection, NodeKind};
 
-/// The HTTP address of `node` from its config file in `config_dir`.
-pub fn http_addr(config_dir: &Path, node: NodeKind) -> anyhow::Result<SocketAddr> {
+use crate::http::{base_url, http_client};
+
+/// The `[http]` section of `node` from its config file in `config_dir`.
+pub fn http_section(config_dir: &Path, node: NodeKind) -> anyhow::Result<HttpSection> {
     let path = config_dir.join(format!("{}.toml", node.name()));
     Ok(match node {
-        NodeKind::Pcscf => {
-            ims_config::load::<ims_config::PcscfConfig>(&path)?
-                .http
-                .listen
-        }
-        NodeKind::Icscf => {
-            ims_config::load::<ims_config::IcscfConfig>(&path)?
-                .http
-                .listen
-        }
-        NodeKind::Scscf => {
-            ims_config::load::<ims_config::ScscfConfig>(&path)?
-                .http
-                .listen
-        }
-        NodeKind::Hss => {
-            ims_config::load::<ims_config::HssConfig>(&path)?
-                .http
-                .listen
-        }
-        NodeKind::Policyd => {
-            ims_config::load::<ims_config::PolicydConfig>(&path)?
-                .http
-                .listen
-        }
+        NodeKind::Pcscf => ims_config::load::<ims_config::PcscfConfig>(&path)?.http,
+        NodeKind::Icscf => ims_config::load::<ims_config::IcscfConfig>(&path)?.http,
+        NodeKind::Scscf => ims_config::load::<ims_config::ScscfConfig>(&path)?.http,
+        NodeKind::Hss => ims_config::load::<ims_config::HssConfig>(&path)?.http,
+        NodeKind::Policyd => ims_config::load::<ims_config::PolicydConfig>(&path)?.http,
     })
 }
 
-/// GETs `/health` (HTTP/1.1 on loopback; no proxy, no TLS) and returns the JSON body.
-pub async fn fetch(addr: SocketAddr) -> anyhow::Result<serde_json::Value> {
-    let io = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await?;
-        s.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+/// Where a node's `/health` is and how to ask it: over HTTPS (with `[http.tls]`) the
+/// server certificate must chain to the trusted CA.
+pub struct HealthUrl {
+    /// `http(s)://addr`.
+    pub base: String,
+    client: reqwest::Client,
+}
+
+impl HealthUrl {
+    /// The `/health` of `node` (config in `config_dir`), trusting `ca` for HTTPS.
+    pub fn of(config_dir: &Path, node: NodeKind, ca: Option<&Path>) -> anyhow::Result<HealthUrl> {
+        let base = base_url(&http_section(config_dir, node)?);
+        let client = http_client(&base, ca)?;
+        Ok(HealthUrl { base, client })
+    }
+
+    /// GETs `/health` and returns the JSON body of a 200 answer.
+    pub async fn fetch(&self) -> anyhow::Result<serde_json::Value> {
+        let answer = self
+            .client
+            .get(format!("{}/health", self.base))
+            .timeout(Duration::from_secs(2))
+            .send()
             .await?;
-        let mut buf = Vec::with_capacity(1024);
-        s.take(64 * 1024).read_to_end(&mut buf).await?;
-        Ok::<_, std::io::Error>(buf)
-    };
-    let raw = tokio::time::timeout(Duration::from_secs(2), io)
-        .await
-        .context("timed out")??;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").context("no HTTP body")?;
-    anyhow::ensure!(
-        head.starts_with("HTTP/1.1 200"),
-        "unexpected answer: {}",
-        head.lines().next().unwrap_or("")
-    );
-    Ok(serde_json::from_str(body.trim())?)
+        anyhow::ensure!(
+            answer.status() == reqwest::StatusCode::OK,
+            "unexpected answer: {}",
+            answer.status()
+        );
+        Ok(answer.json().await?)
+    }
 }
 
 /// `imsctl status`: one line per node.
-pub async fn print_status(config_dir: &Path) -> anyhow::Result<()> {
+pub async fn print_status(config_dir: &Path, ca: Option<&Path>) -> anyhow::Result<()> {
     println!(
-        "{:<6} {:<22} {:<8} {:>8}  details",
+        "{:<6} {:<28} {:<8} {:>8}  details",
         "node", "http", "status", "uptime"
     );
     let mut down = 0;
     for node in NodeKind::ALL {
-        let addr = http_addr(config_dir, node)?;
-        match fetch(addr).await {
+        let url = HealthUrl::of(config_dir, node, ca)?;
+        let addr = &url.base;
+        match url.fetch().await {
             Ok(v) => {
                 let mut details: Vec<String> = v
                     .as_object()
@@ -88,7 +78,7 @@ pub async fn print_status(config_dir: &Path) -> anyhow::Result<()> {
                     .collect();
                 details.sort();
                 println!(
-                    "{:<6} {:<22} {:<8} {:>7}s  {}",
+                    "{:<6} {:<28} {:<8} {:>7}s  {}",
                     node.name(),
                     addr,
                     v["status"].as_str().unwrap_or("?"),
@@ -99,7 +89,7 @@ pub async fn print_status(config_dir: &Path) -> anyhow::Result<()> {
             Err(e) => {
                 down += 1;
                 println!(
-                    "{:<6} {:<22} {:<8} {:>8}  {e:#}",
+                    "{:<6} {:<28} {:<8} {:>8}  {e:#}",
                     node.name(),
                     addr,
                     "down",

@@ -11,6 +11,7 @@
 
 mod devca;
 mod health;
+mod http;
 mod ifc;
 mod policy;
 mod subscriber;
@@ -27,6 +28,10 @@ struct Cli {
     /// Directory holding `pcscf.toml`, `icscf.toml`, `scscf.toml` and `hss.toml`.
     #[arg(long, global = true, default_value = "config/dev")]
     config_dir: PathBuf,
+    /// PEM file of the CA trusted for the nodes' HTTPS listeners besides the system
+    /// roots (default: the dev CA `${IMS_DATA_DIR:-data}/tls/ca.crt` when it exists).
+    #[arg(long, env = "IMS_CA", global = true)]
+    ca: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -63,15 +68,19 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let ca = http::trusted_ca(cli.ca);
+    let ca = ca.as_deref();
     match cli.command {
         Command::Up {
             data_dir,
             health_timeout,
         } => up::run(&cli.config_dir, &data_dir, health_timeout).await,
-        Command::Status => health::print_status(&cli.config_dir).await,
+        Command::Status => health::print_status(&cli.config_dir, ca).await,
         Command::Subscriber { target, command } => {
-            subscriber::run(&cli.config_dir, &target, *command).await
+            subscriber::run(&cli.config_dir, &target, ca, *command).await
         }
-        Command::Policy { target, command } => policy::run(&cli.config_dir, &target, command).await,
+        Command::Policy { target, command } => {
+            policy::run(&cli.config_dir, &target, ca, command).await
+        }
     }
 }

@@ -13,7 +13,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
-use crate::subscriber::{base_url, http_client, segment};
+use crate::http::{base_url, http_client, segment};
 
 /// Where the policy service is and the caller's token.
 #[derive(Debug, Args)]
@@ -24,9 +24,6 @@ pub struct Target {
     /// Keystone token (X-Auth-Token); also read from OS_TOKEN.
     #[arg(long, env = "IMS_POLICY_TOKEN", global = true, hide_env_values = true)]
     token: Option<String>,
-    /// PEM file of the CA trusted for an `https` URL besides the system roots.
-    #[arg(long, env = "IMS_CA", global = true)]
-    ca: Option<std::path::PathBuf>,
 }
 
 /// `imsctl policy ...`
@@ -98,7 +95,12 @@ fn path(name: &str, suffix: &str) -> String {
 }
 
 /// Runs one `imsctl policy` command.
-pub async fn run(config_dir: &Path, target: &Target, command: PolicyCommand) -> anyhow::Result<()> {
+pub async fn run(
+    config_dir: &Path,
+    target: &Target,
+    ca: Option<&Path>,
+    command: PolicyCommand,
+) -> anyhow::Result<()> {
     let base = match &target.url {
         Some(u) => u.trim_end_matches('/').to_string(),
         None => {
@@ -111,7 +113,7 @@ pub async fn run(config_dir: &Path, target: &Target, command: PolicyCommand) -> 
         None => std::env::var("OS_TOKEN")
             .context("no Keystone token: use --token, IMS_POLICY_TOKEN or OS_TOKEN")?,
     };
-    let http = http_client(&base, target.ca.as_deref())?;
+    let http = http_client(&base, ca)?;
     let (method, path, tenant, body) = match command {
         PolicyCommand::List { tenant } => {
             (reqwest::Method::GET, "/v1/policies".into(), tenant, None)

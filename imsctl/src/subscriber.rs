@@ -24,11 +24,12 @@
 //! reason; good rows are kept. The exit status is non-zero if any row failed.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
+
+use crate::http::{base_url, http_client, segment};
 
 /// Where the HSS is and how to authenticate.
 #[derive(Debug, Args)]
@@ -48,10 +49,6 @@ pub struct Target {
         hide_env_values = true
     )]
     keystone_token: Option<String>,
-    /// PEM file of the CA trusted for an `https` URL besides the system roots (e.g. the
-    /// dev CA `data/tls/ca.crt`).
-    #[arg(long, env = "IMS_CA", global = true)]
-    ca: Option<PathBuf>,
 }
 
 /// How calls authenticate.
@@ -60,35 +57,6 @@ enum Credential {
     Keystone(String),
     /// The static admin token, sent as `Authorization: Bearer`.
     Admin(String),
-}
-
-/// An HTTP client for `base`: no proxy toward loopback (a proxy from the environment
-/// cannot reach this machine's loopback), trusting the CA in `ca` if given.
-pub(crate) fn http_client(base: &str, ca: Option<&Path>) -> anyhow::Result<reqwest::Client> {
-    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
-    if is_loopback(base) {
-        builder = builder.no_proxy();
-    }
-    if let Some(path) = ca {
-        let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        for cert in reqwest::Certificate::from_pem_bundle(&pem)
-            .with_context(|| format!("{}: not PEM certificates", path.display()))?
-        {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
-    builder.build().context("building the HTTP client")
-}
-
-/// `http://` or `https://` (with `[http.tls]`) and the listen address of a node's
-/// `[http]` section (an unspecified address as loopback).
-pub(crate) fn base_url(http: &ims_config::HttpSection) -> String {
-    let mut addr = http.listen;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    let scheme = if http.tls.is_some() { "https" } else { "http" };
-    format!("{scheme}://{addr}")
 }
 
 /// Credentials given on the command line.
@@ -243,37 +211,8 @@ impl std::fmt::Display for ApiFailure {
 
 impl std::error::Error for ApiFailure {}
 
-/// Percent-encodes one path segment (RFC 3986 §2.3: unreserved characters stay).
-pub(crate) fn segment(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-/// Whether `url` points at this machine (127.0.0.0/8, ::1, localhost).
-pub(crate) fn is_loopback(url: &str) -> bool {
-    let Ok(u) = reqwest::Url::parse(url) else {
-        return false;
-    };
-    let Some(host) = u.host_str() else {
-        return false;
-    };
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|a| a.is_loopback())
-}
-
 impl Api {
-    fn new(target: &Target, config_dir: &Path) -> anyhow::Result<Api> {
+    fn new(target: &Target, config_dir: &Path, ca: Option<&Path>) -> anyhow::Result<Api> {
         let config = || -> anyhow::Result<ims_config::HssConfig> {
             Ok(ims_config::load(&config_dir.join("hss.toml"))?)
         };
@@ -314,7 +253,7 @@ impl Api {
                 }
             },
         };
-        let http = http_client(&base, target.ca.as_deref())?;
+        let http = http_client(&base, ca)?;
         Ok(Api {
             http,
             base,
@@ -453,9 +392,10 @@ fn cloud(project_id: Option<&str>, user_id: Option<&str>) -> Value {
 pub async fn run(
     config_dir: &Path,
     target: &Target,
+    ca: Option<&Path>,
     command: SubscriberCommand,
 ) -> anyhow::Result<()> {
-    let api = Api::new(target, config_dir)?;
+    let api = Api::new(target, config_dir, ca)?;
     match command {
         SubscriberCommand::Add {
             impi,
@@ -833,29 +773,4 @@ async fn import(api: &Api, file: &Path) -> anyhow::Result<()> {
     println!("imported {good} subscriber(s); {bad} row(s) failed");
     anyhow::ensure!(bad == 0, "{bad} row(s) of {} failed", file.display());
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loopback_urls_are_recognised() {
-        for u in [
-            "http://127.0.0.1:9104",
-            "http://127.1.2.3/",
-            "http://[::1]:80",
-            "http://LocalHost:1",
-        ] {
-            assert!(is_loopback(u), "{u}");
-        }
-        for u in [
-            "http://10.0.0.1:9104",
-            "http://hss.example.net",
-            "http://[2001:db8::1]",
-            "nonsense",
-        ] {
-            assert!(!is_loopback(u), "{u}");
-        }
-    }
 }

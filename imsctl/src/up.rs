@@ -67,6 +67,7 @@ pub async fn run(config_dir: &Path, data_dir: &Path, health_timeout: u64) -> any
         data_dir: std::path::absolute(data_dir)
             .with_context(|| format!("resolving {}", data_dir.display()))?,
         log_dir: log_dir.clone(),
+        ca: ca.dir.join("ca.crt"),
         health_timeout,
     };
 
@@ -175,6 +176,8 @@ struct Launch<'a> {
     /// Absolute, handed to the nodes as `IMS_DATA_DIR` (the dev configs use it).
     data_dir: PathBuf,
     log_dir: PathBuf,
+    /// The dev CA, trusted for the nodes' HTTPS listeners.
+    ca: PathBuf,
     health_timeout: u64,
 }
 
@@ -184,6 +187,7 @@ async fn start(kind: NodeKind, launch: &Launch<'_>) -> anyhow::Result<Running> {
         config_dir,
         data_dir,
         log_dir,
+        ca,
         health_timeout,
     } = launch;
     let health_timeout = *health_timeout;
@@ -217,7 +221,7 @@ async fn start(kind: NodeKind, launch: &Launch<'_>) -> anyhow::Result<Running> {
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
     let mut r = Running { kind, child, log };
-    let addr = health::http_addr(config_dir, kind)?;
+    let health = health::HealthUrl::of(config_dir, kind, Some(ca.as_path()))?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(health_timeout);
     loop {
         if let Some(status) = r.child.try_wait()? {
@@ -226,13 +230,16 @@ async fn start(kind: NodeKind, launch: &Launch<'_>) -> anyhow::Result<Running> {
                 tail(&r.log)
             );
         }
-        if health::fetch(addr).await.is_ok() {
-            println!("{name:<6} up   (health http://{addr}/health)");
+        if health.fetch().await.is_ok() {
+            println!("{name:<6} up   (health {}/health)", health.base);
             return Ok(r);
         }
         if tokio::time::Instant::now() > deadline {
             stop_all(std::slice::from_mut(&mut r)).await;
-            bail!("{name} did not answer on http://{addr}/health within {health_timeout} s");
+            bail!(
+                "{name} did not answer on {}/health within {health_timeout} s",
+                health.base
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -1,7 +1,8 @@
 //! The ingress filter: what a zone may send to a CSCF, and what of it is believed.
 //!
 //! The node's policy tells the kind of a request ([`RequestKind`]: it knows its own
-//! Route values, flow tokens and odi), the [`Classifier`] tells the sender's zone, and
+//! Route values, flow tokens and odi), the [`Classifier`] tells the sender's zone (by
+//! its verified TLS client-certificate names, else its address), and
 //! [`Ingress::admit`] applies the one table of rules below: a request kind the zone
 //! may not send is refused (the policy answers 403, an ACK is dropped), and the
 //! identity and charging headers the zone is not trusted with are removed (TS 24.229
@@ -29,6 +30,7 @@ use std::sync::Arc;
 use ims_config::ZonesSection;
 use ims_sip::message::build::response_with;
 use ims_sip::proxy::engine::Decision;
+use ims_sip::transport::{PeerNames, Source};
 use ims_sip::{HeaderName, SipMessage};
 
 use crate::classify::Classifier;
@@ -213,27 +215,29 @@ impl Ingress {
         self
     }
 
-    /// The zone of a sender at `ip`. A P-CSCF faces UEs: a sender that is none of
-    /// ours is [`Zone::Access`].
-    pub fn zone(&self, ip: IpAddr) -> Zone {
-        match (self.role, self.classifier.classify(ip)) {
+    /// The zone of a sender at `ip` whose verified TLS client certificate carries
+    /// `certificate` (a [`Source`]'s `peer_names`): by the names, else by the address
+    /// ([`Classifier`]). A P-CSCF faces UEs: a sender that is none of ours is
+    /// [`Zone::Access`].
+    pub fn zone(&self, ip: IpAddr, certificate: Option<&PeerNames>) -> Zone {
+        match (self.role, self.classifier.classify(ip, certificate)) {
             (Role::Pcscf, Zone::Unclassified) => Zone::Access,
             (_, zone) => zone,
         }
     }
 
-    /// [`Ingress::admit`] for a sender classified by its address alone (the I-CSCF and
-    /// S-CSCF): a copy of `request` with the untrusted headers removed, and whether
-    /// anything was removed.
+    /// [`Ingress::admit`] for a sender classified by [`Ingress::zone`] alone (the
+    /// I-CSCF and S-CSCF): a copy of `request` with the untrusted headers removed, and
+    /// whether anything was removed.
     pub fn filter(
         &self,
         request: &SipMessage,
-        remote: SocketAddr,
+        source: &Source,
         kind: RequestKind,
     ) -> Result<(SipMessage, bool), Refused> {
-        let zone = self.zone(remote.ip());
+        let zone = self.zone(source.remote.ip(), source.peer_names.as_ref());
         let mut filtered = request.clone();
-        let stripped = self.admit(&mut filtered, remote, zone, kind)?;
+        let stripped = self.admit(&mut filtered, source.remote, zone, kind)?;
         Ok((filtered, stripped > 0))
     }
 

@@ -249,7 +249,9 @@ impl Pcscf {
         let zone = if self.registrations.by_flow(&source.flow, now).is_some() {
             Zone::Access
         } else {
-            self.settings.ingress.zone(source.remote.ip())
+            self.settings
+                .ingress
+                .zone(source.remote.ip(), source.peer_names.as_ref())
         };
         let kind = match (&token, in_dialog) {
             (Some(_), _) => RequestKind::TowardUe,
@@ -439,6 +441,7 @@ mod tests {
             flow,
             local: "127.0.0.1:5060".parse().unwrap(),
             remote: flow.remote(),
+            peer_names: None,
         }
     }
 

@@ -133,6 +133,7 @@ pub async fn serve_node(
                 &ims_sip::transport::TlsServerSource::Pem {
                     cert: tls.cert.clone(),
                     key: tls.key.clone(),
+                    client_ca: None,
                 },
             )?;
             let listener = crate::https::TlsListener::new(listener, config)

@@ -9,7 +9,7 @@ use ims_config::{LimitsSection, SipSection};
 use ims_sip::message::via::split_host_port;
 use ims_sip::proxy::engine::{EngineConfig, EngineStats, EngineStopped, Policy, ProxyEngine};
 use ims_sip::transport::{
-    TlsClientSource, TlsServerSource, TransportConfig, TransportError, TransportLayer,
+    PemIdentity, TlsClientSource, TlsServerSource, TransportConfig, TransportError, TransportLayer,
     TransportLimits,
 };
 use prometheus_client::collector::Collector;
@@ -27,12 +27,19 @@ pub fn transport_config(sip: &SipSection) -> TransportConfig {
         tls_server: sip.tls_files.as_ref().map(|t| TlsServerSource::Pem {
             cert: t.cert.clone(),
             key: t.key.clone(),
+            client_ca: t.client_ca.clone(),
         }),
-        tls_client: sip
-            .tls_files
-            .as_ref()
-            .and_then(|t| t.ca.clone())
-            .map(TlsClientSource::CaFile),
+        // Outgoing TLS presents our certificate to a server that asks (mutual TLS
+        // between CSCFs: the peer's `[zones] *_names` may classify us by it).
+        tls_client: sip.tls_files.as_ref().and_then(|t| {
+            t.ca.clone().map(|ca| TlsClientSource::Pem {
+                ca,
+                identity: Some(PemIdentity {
+                    cert: t.cert.clone(),
+                    key: t.key.clone(),
+                }),
+            })
+        }),
         limits: transport_limits(&sip.limits),
     }
 }

@@ -86,7 +86,7 @@ impl Policy for ScscfPolicy {
         } else {
             RequestKind::Terminating
         };
-        let (filtered, changed) = match self.ingress.filter(request, source.remote, kind) {
+        let (filtered, changed) = match self.ingress.filter(request, source, kind) {
             Ok(filtered) => filtered,
             Err(refused) => return refused.response(request),
         };

@@ -60,8 +60,12 @@ fn tls_config(pki: &Pki) -> TransportConfig {
         tls_server: Some(TlsServerSource::Pem {
             cert: pki.cert_file.clone(),
             key: pki.key_file.clone(),
+            client_ca: None,
         }),
-        tls_client: Some(TlsClientSource::CaFile(pki.ca_file.clone())),
+        tls_client: Some(TlsClientSource::Pem {
+            ca: pki.ca_file.clone(),
+            identity: None,
+        }),
         ..TransportConfig::default()
     }
 }
@@ -208,6 +212,7 @@ async fn tls_listener_without_certificate_is_a_config_error() {
         tls_server: Some(TlsServerSource::Pem {
             cert: "/nonexistent/cert.pem".into(),
             key: "/nonexistent/key.pem".into(),
+            client_ca: None,
         }),
         ..TransportConfig::default()
     };

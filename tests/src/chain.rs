@@ -28,15 +28,40 @@ pub const PCSCF: u16 = 5060;
 pub const PCSCF_TLS: u16 = 5061;
 /// The S-CSCF's `/health` port.
 pub const SCSCF_HTTP: u16 = 9103;
-/// The policy service's port.
+/// The policy service's HTTPS port.
 pub const POLICYD_HTTP: u16 = 9105;
+/// Each node's `[http] listen` port in the dev configs and whether it serves HTTPS (with
+/// the dev CA): the HSS and policyd, whose APIs carry tokens, do.
+pub const NODE_HTTP: [(&str, u16, bool); 5] = [
+    ("policyd", POLICYD_HTTP, true),
+    ("hss", 9104, true),
+    ("scscf", SCSCF_HTTP, false),
+    ("icscf", 9102, false),
+    ("pcscf", 9101, false),
+];
 /// What a capture of the chain listens to: SIP between the nodes and toward UEs (all
 /// UE traffic goes through the P-CSCF's 5060) and Cx over TCP ([`plain_cx_configs`]).
-pub const CAPTURE_FILTER: &str = "udp port 5060 or udp port 5070 or udp port 5080 or tcp port 3868";
+/// Plus the end marker [`Capture::stop`] sends to [`MARKER_PORT`].
+pub const CAPTURE_FILTER: &str =
+    "udp port 5060 or udp port 5070 or udp port 5080 or tcp port 3868 or udp dst port 9";
+/// Where [`Capture::stop`] sends its end marker (UDP discard port; nothing listens).
+const MARKER_PORT: u16 = 9;
 
 /// `127.0.0.1:port`.
 pub fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// The `/health` of a dev-config `node` (see [`NODE_HTTP`]); over HTTPS its certificate
+/// is checked against the dev CA of the core's data directory `data`.
+pub fn node_health(data: &Path, node: &str) -> Option<serde_json::Value> {
+    let (_, port, tls) = NODE_HTTP.iter().find(|(n, _, _)| *n == node)?;
+    if *tls {
+        let body = crate::https_get(addr(*port), "/health", &data.join("tls/ca.crt"))?;
+        serde_json::from_str(body.trim()).ok()
+    } else {
+        health(addr(*port))
+    }
 }
 
 /// `imsctl <args>` against the dev configs and the data directory `data`.
@@ -420,9 +445,35 @@ impl Capture {
         capture
     }
 
-    /// Lets the last packets in, stops tshark and waits for it to close the file.
+    /// Stops tshark once everything sent before has reached the file, and waits for it
+    /// to close the file.
+    ///
+    /// dumpcap reads the kernel's capture ring in blocks and drops what it has not read
+    /// when it is interrupted; on a loaded machine a fixed pause before the interrupt
+    /// lost a whole call. So an end marker (a UDP datagram to the discard port) is sent,
+    /// again every 200 ms, until the file holds it (at most 30 s): packets reach the file
+    /// in order, so everything before the marker is in it too.
     pub fn stop(mut self) -> PathBuf {
-        std::thread::sleep(Duration::from_millis(500));
+        let marker = std::net::UdpSocket::bind("127.0.0.1:0").expect("a marker socket");
+        let filter = format!("udp.dstport == {MARKER_PORT}");
+        let seen = wait_for(Duration::from_secs(30), || {
+            let _ = marker.send_to(b"end of capture", addr(MARKER_PORT));
+            std::thread::sleep(Duration::from_millis(200));
+            // The file is still being written: its last block may be cut short, which
+            // tshark reports (non-zero exit) after printing what it could read.
+            let out = Command::new("tshark")
+                .arg("-r")
+                .arg(&self.file)
+                .args(["-Y", &filter, "-T", "fields", "-e", "frame.number"])
+                .output()
+                .ok()?;
+            (!out.stdout.trim_ascii().is_empty()).then_some(())
+        });
+        assert!(
+            seen.is_some(),
+            "the capture's end marker never reached {}",
+            self.file.display()
+        );
         signal(&self.tshark.0, "INT");
         assert!(
             wait_exit(&mut self.tshark.0, Duration::from_secs(20)).is_some(),

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-/// The HSS's HTTP (provisioning API) port in the dev configs.
+/// The HSS's HTTPS (provisioning API) port in the dev configs.
 pub const HSS_HTTP: u16 = 9104;
 
 /// Sends `method path` with a JSON body to the HSS provisioning API, authenticated with
@@ -25,31 +25,22 @@ pub fn hss_api(
     body: Option<&Value>,
 ) -> (u16, Value) {
     let token = std::fs::read_to_string(data.join("hss/admin.token")).unwrap();
-    let url = format!("http://127.0.0.1:{HSS_HTTP}{path}");
-    // A runtime on its own thread: the caller may be inside a tokio runtime
-    // (`#[tokio::test]`), where blocking on another one is refused.
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let mut req = reqwest::Client::new()
-                    .request(method, url)
-                    .bearer_auth(token.trim())
-                    .timeout(Duration::from_secs(10));
-                if let Some(body) = body {
-                    req = req.json(body);
-                }
-                let resp = req.send().await.unwrap();
-                let status = resp.status().as_u16();
-                (status, resp.json().await.unwrap_or(Value::Null))
-            })
-        })
-        .join()
-        .unwrap()
+    // HTTPS, the HSS's certificate checked against the core's dev CA.
+    let client = crate::https_client(&data.join("tls/ca.crt")).expect("the dev CA");
+    let url = format!("https://127.0.0.1:{HSS_HTTP}{path}");
+    crate::block_on(async move {
+        let mut req = client
+            .request(method, url)
+            .bearer_auth(token.trim())
+            .timeout(Duration::from_secs(10));
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
     })
+    .expect("a tokio runtime")
 }
 
 /// Gives `impu`'s subscription one service profile, `default` (the one its identities

@@ -99,6 +99,57 @@ pub fn health(addr: SocketAddr) -> Option<serde_json::Value> {
     serde_json::from_str(http_get(addr, "/health")?.trim()).ok()
 }
 
+/// Runs `future` to completion on a runtime of its own thread: the caller may be inside
+/// a tokio runtime (`#[tokio::test]`), where blocking on another one is refused. `None`
+/// if no runtime can be built; a panic in `future` is resumed in the caller.
+pub fn block_on<T: Send>(future: impl std::future::Future<Output = T> + Send) -> Option<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()
+                .map(|runtime| runtime.block_on(future))
+        })
+        .join()
+    })
+    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// An HTTPS client that trusts the CA in the PEM file `ca` and nothing else (no system
+/// roots, no proxy): what the dev core's HTTPS listeners are checked against.
+pub fn https_client(ca: &std::path::Path) -> Option<reqwest::Client> {
+    let pem = std::fs::read(ca).ok()?;
+    let mut builder = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .no_proxy()
+        .timeout(Duration::from_secs(10));
+    for cert in reqwest::Certificate::from_pem_bundle(&pem).ok()? {
+        builder = builder.add_root_certificate(cert);
+    }
+    builder.build().ok()
+}
+
+/// GETs `https://addr/path`, the server's certificate checked against the CA in `ca`,
+/// and returns the body of a 200 answer.
+pub fn https_get(addr: SocketAddr, path: &str, ca: &std::path::Path) -> Option<String> {
+    let client = https_client(ca)?;
+    let url = format!("https://{addr}{path}");
+    block_on(async move {
+        let answer = client
+            .get(url)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?;
+        if answer.status() != reqwest::StatusCode::OK {
+            return None;
+        }
+        answer.text().await.ok()
+    })
+    .flatten()
+}
+
 /// Sends a signal to a child (`INT`, `TERM`, `KILL`).
 pub fn signal(child: &Child, sig: &str) {
     let _ = Command::new("kill")

@@ -54,7 +54,10 @@ fn configs(dir: &Path, ks: &Keystone) -> PathBuf {
                 );
                 text = text.replace(
                     "mode = \"off\"",
-                    &format!("mode = \"on\"\npolicy_url = \"http://127.0.0.1:{POLICYD_HTTP}\""),
+                    &format!(
+                        "mode = \"on\"\npolicy_url = \"https://127.0.0.1:{POLICYD_HTTP}\"\n\
+                         policy_ca = \"${{IMS_DATA_DIR:-data}}/tls/ca.crt\""
+                    ),
                 );
                 text.push_str(&format!("\n[cloud_auth.keystone]\n{keystone}"));
             }
@@ -66,8 +69,10 @@ fn configs(dir: &Path, ks: &Keystone) -> PathBuf {
 }
 
 /// `PUT /v1/policies/<name>?tenant=<tenant>` with `body` as `admin` (a tenant admin of
-/// that tenant); the status.
+/// that tenant), over HTTPS checked against the dev CA of the core's data directory
+/// `data`; the status.
 async fn put_policy(
+    data: &Path,
     ks: &Keystone,
     admin: &str,
     tenant: &str,
@@ -75,9 +80,10 @@ async fn put_policy(
     body: Value,
 ) -> reqwest::StatusCode {
     let token = ks.user_token(admin).await.token;
-    reqwest::Client::new()
+    ims_e2e::https_client(&data.join("tls/ca.crt"))
+        .expect("the dev CA")
         .put(format!(
-            "http://127.0.0.1:{POLICYD_HTTP}/v1/policies/{name}?tenant={tenant}"
+            "https://127.0.0.1:{POLICYD_HTTP}/v1/policies/{name}?tenant={tenant}"
         ))
         .header("X-Auth-Token", token)
         .json(&body)
@@ -88,9 +94,9 @@ async fn put_policy(
 }
 
 /// The root policy of `tenant` (created or replaced) with `rules` (`default` enforcer).
-async fn put_root(ks: &Keystone, admin: &str, tenant: &str, rules: Value) {
+async fn put_root(data: &Path, ks: &Keystone, admin: &str, tenant: &str, rules: Value) {
     let body = json!({"enforcer": "default", "rules": rules});
-    let status = put_policy(ks, admin, tenant, "root", body).await;
+    let status = put_policy(data, ks, admin, tenant, "root", body).await;
     assert!(
         status == 200 || status == 201,
         "PUT root policy of {tenant}: {status}"
@@ -133,8 +139,22 @@ async fn setup(name: &str) -> Option<Setup> {
     let ks = Keystone::start(HOUR).await?;
     let config = configs(&scratch_dir(&format!("{name}-cfg")), &ks);
     let (dir, data, core) = start_core(name, Some(&config));
-    put_root(&ks, "ada", &ks.tenant_a, members_may_register_and_call()).await;
-    put_root(&ks, "bea", &ks.tenant_b, members_may_register_and_call()).await;
+    put_root(
+        &data,
+        &ks,
+        "ada",
+        &ks.tenant_a,
+        members_may_register_and_call(),
+    )
+    .await;
+    put_root(
+        &data,
+        &ks,
+        "bea",
+        &ks.tenant_b,
+        members_may_register_and_call(),
+    )
+    .await;
     provision_digest(&data, &dir, &users("ca", 2), "secret", Some(&ks.tenant_a));
     provision_digest(&data, &dir, &users("cb", 1), "secret", Some(&ks.tenant_b));
     Some(Setup {
@@ -217,6 +237,7 @@ async fn a_policy_change_applies_within_a_second_and_a_hung_policy_service_fails
     // Tenant a's admin stops registrations: the next REGISTER, one second later, is
     // refused although the S-CSCF had the decision cached.
     put_root(
+        &data,
         &ks,
         "ada",
         &a,
@@ -225,7 +246,7 @@ async fn a_policy_change_applies_within_a_second_and_a_hung_policy_service_fails
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_all_passed(&register(&dir, "register_denied", "ca000", Some(&alice)), 1);
-    put_root(&ks, "ada", &a, members_may_register_and_call()).await;
+    put_root(&data, &ks, "ada", &a, members_may_register_and_call()).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_all_passed(&register(&dir, "register_bearer", "ca000", Some(&alice)), 1);
 
@@ -271,7 +292,14 @@ fn signal(pid: u32, sig: &str) {
 
 #[tokio::test]
 async fn a_call_within_a_tenant_passes_and_across_tenants_needs_the_callees_inbound_policy() {
-    let Some(Setup { ks, dir, core, .. }) = setup("cloud-invite").await else {
+    let Some(Setup {
+        ks,
+        dir,
+        data,
+        core,
+        ..
+    }) = setup("cloud-invite").await
+    else {
         return;
     };
     let a = ks.tenant_a.clone();
@@ -304,7 +332,7 @@ async fn a_call_within_a_tenant_passes_and_across_tenants_needs_the_callees_inbo
     assert_all_passed(&to_other.run(&dir, "cloud/uac_call_denied.xml"), 1);
     // ...until tenant b lets tenant a's members call in: one second after the change the
     // same call completes.
-    put_inbound(&ks, &b, &a).await;
+    put_inbound(&data, &ks, &b, &a).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let callee = other.serve(&dir, "session/uas_answer.xml", 1);
     assert_all_passed(&to_other.run(&dir, "cloud/uac_call_bearer.xml"), 1);
@@ -365,13 +393,13 @@ async fn an_out_of_dialog_message_needs_a_valid_token() {
 }
 
 /// Tenant `callee`'s admin (bea) lets members of tenant `caller` INVITE its subscribers.
-async fn put_inbound(ks: &Keystone, callee: &str, caller: &str) {
+async fn put_inbound(data: &Path, ks: &Keystone, callee: &str, caller: &str) {
     let rules = format!(
         r#"permit(principal in Ims::Tenant::"{caller}", action == Ims::Action::"INVITE", resource)
            when {{ principal.roles.contains("member") }};"#
     );
     let body = json!({"enforcer": "custom", "rules": rules});
-    let status = put_policy(ks, "bea", callee, "inbound", body).await;
+    let status = put_policy(data, ks, "bea", callee, "inbound", body).await;
     assert_eq!(status, 201, "PUT inbound policy of {callee}");
 }
 
@@ -401,7 +429,7 @@ async fn an_application_server_hop_passes_only_when_the_tenant_policy_allows_it(
         json!([ifc(10, "ORIGINATING", as_port, "SESSION_TERMINATED")]),
     );
     let with_as = |as_rule: &str| json!({"REGISTER": "role:member", "INVITE": "role:member", as_rule: "role:member"});
-    put_root(&ks, "ada", &a, with_as("as:127.0.0.1")).await;
+    put_root(&data, &ks, "ada", &a, with_as("as:127.0.0.1")).await;
     let reg = "cloud/register_bearer.xml";
     let callee = Ue::register_with(&dir, "ca001", &format!("-;{carol}"), reg);
     let ue = Ue::register_with(&dir, "ca000", &format!("ca001;{alice}"), reg);
@@ -446,7 +474,7 @@ async fn an_application_server_hop_passes_only_when_the_tenant_policy_allows_it(
 
     // Tenant a allows another AS only: the S-CSCF refuses the hop (403) and nothing
     // reaches this AS. The feed wipes the S-CSCF's cached allow within a second.
-    put_root(&ks, "ada", &a, with_as("as:as.other.example")).await;
+    put_root(&data, &ks, "ada", &a, with_as("as:as.other.example")).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let as_socket = std::net::UdpSocket::bind(addr(as_port)).unwrap();
     let refused = ue.run(&dir, "cloud/uac_call_denied.xml");

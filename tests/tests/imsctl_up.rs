@@ -2,30 +2,31 @@
 //! `imsctl up` starts every node on the dev defaults with a generated dev CA, `imsctl
 //! status` sees them, and Ctrl-C stops them all.
 
-use ims_e2e::{command, health, DevCore};
+use std::net::TcpStream;
+use std::time::Duration;
 
-const NODES: [(&str, &str); 5] = [
-    ("policyd", "127.0.0.1:9105"),
-    ("hss", "127.0.0.1:9104"),
-    ("scscf", "127.0.0.1:9103"),
-    ("icscf", "127.0.0.1:9102"),
-    ("pcscf", "127.0.0.1:9101"),
-];
+use ims_e2e::chain::{addr, node_health, NODE_HTTP};
+use ims_e2e::{command, http_get, https_get, DevCore};
+
+/// Whether something accepts connections on `port` of 127.0.0.1.
+fn listening(port: u16) -> bool {
+    TcpStream::connect_timeout(&addr(port), Duration::from_secs(1)).is_ok()
+}
+
+/// The plain `/metrics` listeners of the HSS and policyd (`metrics_listen`).
+const METRICS: [(&str, u16); 2] = [("hss", 9114), ("policyd", 9115)];
 
 #[test]
 fn up_starts_all_nodes_and_ctrl_c_stops_them() {
     let data = std::env::temp_dir().join(format!("ims-e2e-up-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    for (name, addr) in NODES {
-        assert!(
-            health(addr.parse().expect("addr")).is_none(),
-            "a {name} is already running on {addr}"
-        );
+    for (name, port, _) in NODE_HTTP {
+        assert!(!listening(port), "a {name} is already running on {port}");
     }
     let core = DevCore::start(&data).unwrap_or_else(|e| panic!("{e}"));
-    for (name, addr) in NODES {
-        let h = health(addr.parse().expect("addr"))
-            .unwrap_or_else(|| panic!("{name} does not answer /health on {addr}"));
+    for (name, port, _) in NODE_HTTP {
+        let h = node_health(&data, name)
+            .unwrap_or_else(|| panic!("{name} does not answer /health on {port}"));
         assert_eq!(h["kind"], name);
         assert_eq!(h["status"], "ok");
         if name == "policyd" {
@@ -33,6 +34,7 @@ fn up_starts_all_nodes_and_ctrl_c_stops_them() {
             assert_eq!(h["keystone"], "off", "{h}");
         }
     }
+    https_listeners_carry_the_tokens(&data);
     // Every node on this host got its share of the cores as tokio worker threads.
     let sized = node_environments(&data)
         .iter()
@@ -44,7 +46,7 @@ fn up_starts_all_nodes_and_ctrl_c_stops_them() {
         .count();
     assert_eq!(
         sized,
-        NODES.len(),
+        NODE_HTTP.len(),
         "nodes started with TOKIO_WORKER_THREADS"
     );
     for f in ["ca.crt", "ca.key", "pcscf.crt", "pcscf.key"] {
@@ -54,18 +56,22 @@ fn up_starts_all_nodes_and_ctrl_c_stops_them() {
         );
     }
 
-    let status = command("imsctl")
-        .arg("status")
-        .output()
-        .expect("imsctl status runs");
-    let text = String::from_utf8_lossy(&status.stdout);
-    assert!(status.status.success(), "status failed: {text}");
-    for (name, _) in NODES {
+    // `imsctl status` trusts the dev CA of IMS_DATA_DIR for the HTTPS listeners ...
+    let text = status(Some(&data));
+    for (name, _, _) in NODE_HTTP {
         assert!(
             text.lines()
                 .any(|l| l.starts_with(name) && l.contains(" ok ")),
             "{name} ok in:\n{text}"
         );
+    }
+    // ... and nothing else: without it, the HTTPS nodes' certificates are refused.
+    let untrusted = status(None);
+    for (name, _, tls) in NODE_HTTP {
+        let ok = untrusted
+            .lines()
+            .any(|l| l.starts_with(name) && l.contains(" ok "));
+        assert_eq!(ok, !tls, "{name} without the dev CA in:\n{untrusted}");
     }
 
     let exit = core.stop();
@@ -73,13 +79,64 @@ fn up_starts_all_nodes_and_ctrl_c_stops_them() {
         exit.is_some_and(|s| s.success()),
         "imsctl up exits cleanly on SIGINT: {exit:?}"
     );
-    for (name, addr) in NODES {
+    for (name, port, _) in NODE_HTTP {
         assert!(
-            health(addr.parse().expect("addr")).is_none(),
-            "{name} still answering after stop"
+            !listening(port),
+            "{name} still listening on {port} after stop"
         );
     }
     let _ = std::fs::remove_dir_all(&data);
+}
+
+/// The HSS's and policyd's APIs (tokens, passwords, keys) are served over HTTPS only:
+/// a plain-HTTP request gets no HTTP answer there, and `/metrics` is on a plain listener
+/// of its own, not on the HTTPS one.
+fn https_listeners_carry_the_tokens(data: &std::path::Path) {
+    let ca = data.join("tls/ca.crt");
+    for (name, port, _) in NODE_HTTP.into_iter().filter(|(_, _, tls)| *tls) {
+        assert_eq!(
+            http_get(addr(port), "/health"),
+            None,
+            "{name} answers plain HTTP on its API listener"
+        );
+        assert_eq!(
+            https_get(addr(port), "/metrics", &ca),
+            None,
+            "{name} serves /metrics on its API listener"
+        );
+    }
+    for (name, port) in METRICS {
+        let text = http_get(addr(port), "/metrics")
+            .unwrap_or_else(|| panic!("{name} serves /metrics in plain HTTP on {port}"));
+        assert!(text.contains("# TYPE"), "{name} metrics: {text}");
+        assert_eq!(
+            http_get(addr(port), "/health"),
+            None,
+            "{name}'s metrics listener serves only /metrics"
+        );
+    }
+}
+
+/// `imsctl status` with `IMS_DATA_DIR=data` (its dev CA trusted), or with no CA at all;
+/// its output.
+fn status(data: Option<&std::path::Path>) -> String {
+    let mut cmd = command("imsctl");
+    cmd.arg("status").env_remove("IMS_CA");
+    match data {
+        Some(d) => cmd.env("IMS_DATA_DIR", d),
+        None => cmd.env(
+            "IMS_DATA_DIR",
+            std::env::temp_dir().join("ims-e2e-no-such-data"),
+        ),
+    };
+    let out = cmd.output().expect("imsctl status runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.success(),
+        data.is_some(),
+        "imsctl status exit: {text}"
+    );
+    text
 }
 
 /// The environments of the processes started with `IMS_DATA_DIR=<data>` (the nodes).

@@ -16,11 +16,11 @@ use std::time::Duration;
 
 use ims_e2e::chain::{
     addr, assert_all_passed, assert_contacts, assert_not_registered, assert_registered,
-    decode_cleanly, impu, imsctl, plain_cx_configs, provision_digest, run, scscf_contacts,
-    sipp_csv, start_core, stop_core, users, Capture, PCSCF, PCSCF_TLS,
+    decode_cleanly, impu, imsctl, node_health, plain_cx_configs, provision_digest, run,
+    scscf_contacts, sipp_csv, start_core, stop_core, users, Capture, NODE_HTTP, PCSCF, PCSCF_TLS,
 };
 use ims_e2e::sipp::{self, SippTransport};
-use ims_e2e::{command, free_port, health, repo_root, stunnel, wait_for, GroupGuard};
+use ims_e2e::{command, free_port, repo_root, stunnel, wait_for, GroupGuard};
 
 #[test]
 fn digest_registration_over_udp_and_tcp() {
@@ -297,15 +297,6 @@ struct Nodes {
     running: Vec<(&'static str, GroupGuard)>,
 }
 
-/// Start order and `/health` port of each node (`config/dev/`).
-const NODES: [(&str, u16); 5] = [
-    ("policyd", 9105),
-    ("hss", 9104),
-    ("scscf", 9103),
-    ("icscf", 9102),
-    ("pcscf", 9101),
-];
-
 impl Nodes {
     /// Generates the dev CA and tokens with `imsctl up` (stopped again), then starts
     /// every node.
@@ -316,14 +307,13 @@ impl Nodes {
             data,
             running: Vec::new(),
         };
-        for (node, _) in NODES {
+        for (node, _, _) in NODE_HTTP {
             nodes.start_node(node);
         }
         (dir, nodes)
     }
 
     fn start_node(&mut self, node: &'static str) {
-        let (_, port) = NODES.iter().find(|(n, _)| *n == node).unwrap();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -343,7 +333,7 @@ impl Nodes {
             if let Ok(Some(status)) = guard.0.try_wait() {
                 panic!("{node} exited during start: {status}");
             }
-            health(addr(*port))
+            node_health(&self.data, node)
         });
         assert!(up.is_some(), "{node} does not answer on /health");
         self.running.push((node, guard));

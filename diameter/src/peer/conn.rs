@@ -8,7 +8,9 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use super::binding::{certificate_names, RemoteTransport};
+use ims_pki::certificate_names;
+
+use super::binding::RemoteTransport;
 
 /// A byte stream a peer runs over.
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}

@@ -16,6 +16,7 @@ fn dev_zones() -> ZonesSection {
         core: vec!["127.0.0.1/32".parse().unwrap(), "::1/128".parse().unwrap()],
         application_servers: vec!["10.0.2.0/24".parse().unwrap()],
         interconnect: vec!["192.0.2.0/24".parse().unwrap()],
+        ..ZonesSection::default()
     }
 }
 
@@ -52,11 +53,39 @@ fn an_attacker_on_another_loopback_address_is_access_at_the_pcscf_and_unclassifi
     let p = Ingress::new(Role::Pcscf, &dev_zones());
     let s = Ingress::new(Role::Scscf, &dev_zones());
     let attacker: IpAddr = "127.0.0.9".parse().unwrap();
-    assert_eq!(p.zone(attacker), Zone::Access);
-    assert_eq!(s.zone(attacker), Zone::Unclassified);
-    assert_eq!(s.zone("127.0.0.1".parse().unwrap()), Zone::Core);
-    assert_eq!(s.zone("10.0.2.7".parse().unwrap()), Zone::ApplicationServer);
-    assert_eq!(s.zone("192.0.2.7".parse().unwrap()), Zone::Interconnect);
+    assert_eq!(p.zone(attacker, None), Zone::Access);
+    assert_eq!(s.zone(attacker, None), Zone::Unclassified);
+    assert_eq!(s.zone("127.0.0.1".parse().unwrap(), None), Zone::Core);
+    assert_eq!(
+        s.zone("10.0.2.7".parse().unwrap(), None),
+        Zone::ApplicationServer
+    );
+    assert_eq!(
+        s.zone("192.0.2.7".parse().unwrap(), None),
+        Zone::Interconnect
+    );
+}
+
+#[test]
+fn a_certificate_naming_a_core_node_makes_its_sender_core_at_every_role() {
+    let zones = ZonesSection {
+        core_names: vec!["scscf.ims.example.net".into()],
+        ..ZonesSection::default()
+    };
+    let scscf = PeerNames::new(["scscf.ims.example.net"]);
+    let other = PeerNames::new(["ue.example.org"]);
+    let far: IpAddr = "192.0.2.7".parse().unwrap();
+    for role in [Role::Pcscf, Role::Icscf, Role::Scscf] {
+        let ingress = Ingress::new(role, &zones);
+        assert_eq!(ingress.zone(far, Some(&scscf)), Zone::Core, "{role:?}");
+        let outside = if role == Role::Pcscf {
+            Zone::Access
+        } else {
+            Zone::Unclassified
+        };
+        assert_eq!(ingress.zone(far, Some(&other)), outside, "{role:?}");
+        assert_eq!(ingress.zone(far, None), outside, "{role:?}");
+    }
 }
 
 #[test]

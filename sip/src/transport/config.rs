@@ -15,9 +15,11 @@ pub struct TransportConfig {
     pub tcp: Vec<SocketAddr>,
     /// TLS listeners to bind; needs `tls_server`.
     pub tls: Vec<SocketAddr>,
-    /// Server certificate for TLS listeners.
+    /// Server certificate for TLS listeners, and the CA their clients' certificates are
+    /// verified against.
     pub tls_server: Option<TlsServerSource>,
-    /// Trust anchors for outgoing TLS connections; none means outgoing TLS fails.
+    /// Trust anchors for outgoing TLS connections, and the certificate they present;
+    /// none means outgoing TLS fails.
     pub tls_client: Option<TlsClientSource>,
     /// Resource limits.
     pub limits: TransportLimits,
@@ -28,11 +30,18 @@ pub struct TransportConfig {
 pub enum TlsServerSource {
     /// PEM files: certificate chain (leaf first) and private key. TLS 1.2 and 1.3 are
     /// offered.
+    ///
+    /// With `client_ca`, the listener asks every client for a certificate: one that does
+    /// not chain to a CA of that file fails the handshake; a client without one is still
+    /// served (a UE), and its messages carry no [`PeerNames`](super::PeerNames).
     Pem {
         /// Certificate chain file.
         cert: PathBuf,
         /// Private key file (PKCS#8, PKCS#1 or SEC1).
         key: PathBuf,
+        /// CA certificates (PEM) client certificates are verified against; `None`: no
+        /// client certificate is asked for.
+        client_ca: Option<PathBuf>,
     },
     /// A ready rustls configuration.
     Rustls(Arc<rustls::ServerConfig>),
@@ -41,8 +50,23 @@ pub enum TlsServerSource {
 /// How outgoing TLS connections verify servers.
 #[derive(Debug, Clone)]
 pub enum TlsClientSource {
-    /// PEM file of trusted CA certificates. TLS 1.2 and 1.3 are offered.
-    CaFile(PathBuf),
+    /// PEM files. TLS 1.2 and 1.3 are offered.
+    Pem {
+        /// Trusted CA certificates (server certificates must chain to one).
+        ca: PathBuf,
+        /// The certificate presented when a server asks for one (mutual TLS); `None`:
+        /// none is presented.
+        identity: Option<PemIdentity>,
+    },
     /// A ready rustls configuration.
     Rustls(Arc<rustls::ClientConfig>),
+}
+
+/// A certificate chain and its private key, as PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PemIdentity {
+    /// Certificate chain file (leaf first).
+    pub cert: PathBuf,
+    /// Private key file (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }

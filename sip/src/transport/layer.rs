@@ -348,11 +348,11 @@ impl TransportLayer {
                 .map_err(|_| SendError::Timeout(addr))?
                 .map_err(|source| SendError::Io { addr, source })?;
             let (flow, tx, rx) = slot.register(dest.kind, addr);
-            tokio::spawn(stream::serve(tls, slot, flow, local, rx, ctx.clone()));
+            tokio::spawn(stream::serve(tls, slot, flow, local, None, rx, ctx.clone()));
             Ok((flow, tx))
         } else {
             let (flow, tx, rx) = slot.register(dest.kind, addr);
-            tokio::spawn(stream::serve(tcp, slot, flow, local, rx, ctx.clone()));
+            tokio::spawn(stream::serve(tcp, slot, flow, local, None, rx, ctx.clone()));
             Ok((flow, tx))
         }
     }

@@ -21,6 +21,7 @@ mod error;
 mod kind;
 mod layer;
 mod limits;
+mod peer_names;
 mod stats;
 mod stream;
 pub mod tls;
@@ -32,11 +33,12 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 
-pub use config::{TlsClientSource, TlsServerSource, TransportConfig};
+pub use config::{PemIdentity, TlsClientSource, TlsServerSource, TransportConfig};
 pub use error::{SendError, TransportError};
 pub use kind::TransportKind;
 pub use layer::{TransportLayer, TrySend};
 pub use limits::TransportLimits;
+pub use peer_names::PeerNames;
 pub use stats::TransportStats;
 
 use crate::message::{ParseError, SipMessage};
@@ -92,7 +94,7 @@ pub enum Target {
 }
 
 /// Where a message came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
     /// The flow to answer over.
     pub flow: Flow,
@@ -100,6 +102,11 @@ pub struct Source {
     pub local: SocketAddr,
     /// The peer's address (what `received`/`rport` record, RFC 3261 §18.2.1, RFC 3581).
     pub remote: SocketAddr,
+    /// Over a TLS connection accepted by a listener that verifies client certificates:
+    /// the names of the certificate the peer presented (shared by the connection's
+    /// messages). `None` over UDP and TCP, without a client certificate, and over
+    /// connections this layer opened.
+    pub peer_names: Option<PeerNames>,
 }
 
 /// A message delivered by the transport layer.

@@ -15,7 +15,7 @@ use tokio_util::codec::{Decoder, Encoder};
 use super::codec::{Frame, SipStreamCodec, PONG};
 use super::connections::{ConnectionTable, Slot};
 use super::upward::{Delivered, Upward};
-use super::{Flow, Source, TransportKind, TransportStats};
+use super::{Flow, PeerNames, Source, TransportKind, TransportStats};
 
 /// Read buffer growth step.
 const READ_CHUNK: usize = 8 * 1024;
@@ -84,8 +84,15 @@ async fn accepted(
         (TransportKind::Tls, Some(acceptor)) => {
             match timeout(ctx.io_timeout, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => {
+                    // rustls has verified the chain against the client CA, if it asked.
+                    let peer_names = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .and_then(|leaf| PeerNames::of_certificate(leaf));
                     let (flow, _, rx) = slot.register(kind, remote);
-                    serve(tls, slot, flow, local, rx, ctx).await;
+                    serve(tls, slot, flow, local, peer_names, rx, ctx).await;
                 }
                 Ok(Err(error)) => tracing::warn!(%remote, %error, "TLS handshake failed"),
                 Err(_) => tracing::warn!(%remote, "TLS handshake timed out"),
@@ -93,18 +100,20 @@ async fn accepted(
         }
         _ => {
             let (flow, _, rx) = slot.register(kind, remote);
-            serve(stream, slot, flow, local, rx, ctx).await;
+            serve(stream, slot, flow, local, None, rx, ctx).await;
         }
     }
 }
 
 /// Serves one registered connection until it ends; dropping `slot` at the end removes
-/// it from the table and releases its place in the limits.
+/// it from the table and releases its place in the limits. `peer_names`: those of the
+/// peer's verified client certificate, delivered with each of its messages.
 pub(super) async fn serve<S>(
     mut stream: S,
     slot: Slot,
     flow: Flow,
     local: SocketAddr,
+    peer_names: Option<PeerNames>,
     mut writes: mpsc::Receiver<Bytes>,
     ctx: Arc<StreamContext>,
 ) where
@@ -114,19 +123,20 @@ pub(super) async fn serve<S>(
         flow,
         local,
         remote: flow.remote(),
+        peer_names,
     };
     let upward = &ctx.upward;
     let mut codec = SipStreamCodec::new(upward.limits.max_message_size);
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut output = BytesMut::new();
     let mut deadline = Instant::now() + ctx.idle_timeout;
-    tracing::debug!(%flow, %local, "connection open");
+    tracing::debug!(%flow, %local, peer_names = ?source.peer_names, "connection open");
     'conn: loop {
         loop {
             let outgoing = match codec.decode(&mut input) {
                 Ok(None) => break,
                 Ok(Some(Frame::Ping)) => Bytes::from_static(PONG),
-                Ok(Some(Frame::Message(raw))) => match upward.deliver(raw, source).await {
+                Ok(Some(Frame::Message(raw))) => match upward.deliver(raw, source.clone()).await {
                     Delivered::Ok => continue,
                     Delivered::Hostile => {
                         tracing::warn!(%flow, "closing connection after hostile message");

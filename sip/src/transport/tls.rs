@@ -1,5 +1,10 @@
 //! rustls configurations for TLS listeners and outgoing TLS (RFC 3261 §26.2.1 via
 //! RFC 5630: TLS 1.2 and 1.3 offered, ring provider).
+//!
+//! Mutual TLS between nodes: a listener with a client CA asks its clients for a
+//! certificate and verifies it (rustls' `WebPkiClientVerifier`, unauthenticated clients
+//! allowed: UEs have none); outgoing connections present the node's certificate when
+//! a server asks for one.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -7,8 +12,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
 
-use super::{TlsClientSource, TlsServerSource, TransportError};
+use super::{PemIdentity, TlsClientSource, TlsServerSource, TransportError};
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -43,6 +49,25 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TransportError> {
         .ok_or_else(|| pem_error(path, "no private key found"))
 }
 
+fn roots(path: &Path) -> Result<rustls::RootCertStore, TransportError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in load_certs(path)? {
+        roots.add(cert)?;
+    }
+    Ok(roots)
+}
+
+/// Verifies client certificates against the CAs of `path`; a client without one is
+/// let through (a UE), one whose certificate does not chain to them fails the handshake.
+fn client_verifier(
+    path: &Path,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TransportError> {
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots(path)?), provider())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| pem_error(path, e.to_string()))
+}
+
 /// The server configuration for TLS listeners (also used by the nodes' HTTPS
 /// listeners, `ims-runtime`).
 pub fn server_config(
@@ -50,11 +75,18 @@ pub fn server_config(
 ) -> Result<Arc<rustls::ServerConfig>, TransportError> {
     match source {
         TlsServerSource::Rustls(config) => Ok(config.clone()),
-        TlsServerSource::Pem { cert, key } => {
-            let config = rustls::ServerConfig::builder_with_provider(provider())
-                .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])?
-                .with_no_client_auth()
-                .with_single_cert(load_certs(cert)?, load_key(key)?)?;
+        TlsServerSource::Pem {
+            cert,
+            key,
+            client_ca,
+        } => {
+            let builder = rustls::ServerConfig::builder_with_provider(provider())
+                .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])?;
+            let builder = match client_ca {
+                None => builder.with_no_client_auth(),
+                Some(path) => builder.with_client_cert_verifier(client_verifier(path)?),
+            };
+            let config = builder.with_single_cert(load_certs(cert)?, load_key(key)?)?;
             Ok(Arc::new(config))
         }
     }
@@ -66,15 +98,16 @@ pub fn client_config(
 ) -> Result<Arc<rustls::ClientConfig>, TransportError> {
     match source {
         TlsClientSource::Rustls(config) => Ok(config.clone()),
-        TlsClientSource::CaFile(path) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in load_certs(path)? {
-                roots.add(cert)?;
-            }
-            let config = rustls::ClientConfig::builder_with_provider(provider())
+        TlsClientSource::Pem { ca, identity } => {
+            let builder = rustls::ClientConfig::builder_with_provider(provider())
                 .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
+                .with_root_certificates(roots(ca)?);
+            let config = match identity {
+                None => builder.with_no_client_auth(),
+                Some(PemIdentity { cert, key }) => {
+                    builder.with_client_auth_cert(load_certs(cert)?, load_key(key)?)?
+                }
+            };
             Ok(Arc::new(config))
         }
     }

@@ -50,6 +50,7 @@ pub(super) async fn serve(
             },
             local,
             remote,
+            peer_names: None,
         };
         if upward.deliver(Bytes::copy_from_slice(data), source).await == Delivered::Closed {
             return;

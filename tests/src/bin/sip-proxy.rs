@@ -65,7 +65,11 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> ExitCode {
     let tls_server = match (args.tls_cert, args.tls_key) {
-        (Some(cert), Some(key)) => Some(TlsServerSource::Pem { cert, key }),
+        (Some(cert), Some(key)) => Some(TlsServerSource::Pem {
+            cert,
+            key,
+            client_ca: None,
+        }),
         _ => None,
     };
     let transport = TransportConfig {

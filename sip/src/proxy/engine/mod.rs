@@ -448,9 +448,9 @@ impl<P: Policy> Core<P> {
             }
         };
         let (policy, config) = (self.policy.clone(), self.config.clone());
-        let req = request.clone();
+        let (req, src) = (request.clone(), source.clone());
         let deciding = deciding::start(key.clone(), async move {
-            let decision = policy.decide_routed(&req, &source, popped.as_ref()).await;
+            let decision = policy.decide_routed(&req, &src, popped.as_ref()).await;
             config.prepare(next_hop_hosts(&req, &decision)).await;
             (decision, false)
         });
@@ -556,7 +556,7 @@ impl<P: Policy> Core<P> {
         };
         let tag = ctx.on_failure.take().unwrap_or_default();
         let (policy, config) = (self.policy.clone(), self.config.clone());
-        let (req, src) = (ctx.request.clone(), ctx.source);
+        let (req, src) = (ctx.request.clone(), ctx.source.clone());
         let deciding = deciding::start(key.clone(), async move {
             let (decision, released) = match policy.on_failure(&req, &src, &tag, &response).await {
                 Some(decision) => (decision, false),
