@@ -14,7 +14,12 @@ is the highest rate with zero failed registrations while the chain keeps up (at 
 90 % of the offered rate completed per second).
 
     cargo build --release --workspace --bins
-    python3 bench/register_load.py [--rates 100,200,400] [--seconds 10] [--users 2000] [--warm]
+    python3 bench/register_load.py [--rates 100,200,400] [--seconds 10] [--users 2000] [--warm] [--perf DIR]
+
+With `--perf DIR`, `perf record -g` samples each node during each rate (99 Hz, call
+graphs) into DIR/<rate>-<node>.data, and the shares (kernel, allocation and copies, tokio,
+the rest) and top symbols of each are printed after the rate's row (`session_load.py`'s
+summary).
 
 Run it in a network namespace of its own (the dev ports are fixed):
     unshare -n bash -c 'ip link set lo up && python3 bench/register_load.py --warm'
@@ -116,13 +121,21 @@ def sipp_results(work, offset_ms=0.0):
 
 
 def run_rate(rate, seconds, users_csv, work, pids, scenario="sipp-scenarios/register/digest.xml",
-             target="127.0.0.1:5060"):
+             target="127.0.0.1:5060", perf_dir=None):
     """One SIPp run of `scenario` against `target` at `rate` calls/s for `seconds`; CPU of
     each of `pids` (name -> pid or list of pids) over the run: "cpu" in % of one core,
-    "cpu_s" in seconds."""
+    "cpu_s" in seconds. With `perf_dir`, each node is `perf record`ed into it."""
     calls = rate * seconds
     load = os.getloadavg()[0]
     cpu0 = {n: cpu_seconds(p) for n, p in pids.items()}
+    perfs = []
+    if perf_dir:
+        for n, p in pids.items():
+            out = os.path.join(perf_dir, f"{rate}-{n}.data")
+            ids = ",".join(str(i) for i in (p if isinstance(p, list) else [p]))
+            perfs.append(subprocess.Popen(["perf", "record", "-F", "99", "-g", "-p", ids, "-o", out,
+                                           "--", "sleep", str(seconds)],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     sipp0 = children_cpu()
     t0 = time.time()
     sipp = subprocess.run(
@@ -136,6 +149,11 @@ def run_rate(rate, seconds, users_csv, work, pids, scenario="sipp-scenarios/regi
     cpu_s = {n: cpu_seconds(p) - cpu0[n] for n, p in pids.items()}
     cpu_s["sipp"] = children_cpu() - sipp0
     cpu = {n: 100.0 * c / wall for n, c in cpu_s.items()}
+    for p in perfs:
+        try:
+            p.wait(timeout=seconds + 30)
+        except subprocess.TimeoutExpired:
+            p.kill()
     ok, failed, rtts = sipp_results(work)
     return {"rate": rate, "calls": calls, "ok": ok, "failed": failed, "exit": sipp.returncode,
             "pct": percentiles(rtts, [50, 95, 99]), "cpu": cpu, "cpu_s": cpu_s, "wall": wall,
@@ -269,10 +287,13 @@ def main():
     ap.add_argument("--users", type=int, default=2000)
     ap.add_argument("--config-dir", default=None,
                     help="node configs for `imsctl up --config-dir` (default: config/dev)")
+    ap.add_argument("--perf", metavar="DIR", help="perf record each node into DIR")
     ap.add_argument("--warm", action="store_true",
                     help="register every user once (at 400/s, not reported) before the rates, so that "
                          "they measure re-registrations of known users rather than first registrations")
     args = ap.parse_args()
+    if args.perf:
+        os.makedirs(args.perf, exist_ok=True)
     bin_dir = release_dir()
     imsctl = os.path.join(bin_dir, "imsctl")
     work = tempfile.mkdtemp(prefix="register-load-")
@@ -295,11 +316,18 @@ def main():
             time.sleep(1.5)  # /health's counters are refreshed every second
             before = scscf_store_counters()
             uars0 = icscf_uars()
-            r = run_rate(rate, args.seconds, users_csv, work, pids)
+            r = run_rate(rate, args.seconds, users_csv, work, pids, perf_dir=args.perf)
             uars1 = icscf_uars()
             print_row(r, NODES)
             sent = uars1 - uars0 if uars0 is not None and uars1 is not None else None
             print(per_registration(r, sent), flush=True)
+            if args.perf:
+                from session_load import perf_summary
+                for n in pids:
+                    groups, rows = perf_summary(os.path.join(args.perf, f"{rate}-{n}.data"))
+                    print(f"  {n}: " + ", ".join(f"{g} {v:.0f}%" for g, v in groups.most_common()))
+                    for pct, dso, sym in rows:
+                        print(f"    {pct:5.1f}%  {dso:<20} {sym[:90]}")
             time.sleep(1.5)
             after = scscf_store_counters()
             if before and after and after[1] > before[1]:

@@ -99,8 +99,8 @@ def run_rate(rate, seconds, work, pids, perf_dir=None):
 
 
 def perf_summary(path, top=12):
-    """Shares of a node's samples (kernel, allocator, tokio, the rest) and its top
-    symbols, from `perf report`."""
+    """Shares of a node's samples (the kernel's scheduler switching threads in, the rest
+    of the kernel, allocator, tokio, the rest) and its top symbols, from `perf report`."""
     rep = subprocess.run(["perf", "report", "-i", path, "--no-children", "--sort", "dso,sym",
                           "--stdio", "-g", "none", "--percent-limit", "0.3"],
                          capture_output=True, text=True, timeout=300).stdout
@@ -112,7 +112,9 @@ def perf_summary(path, top=12):
             continue
         pct = float(parts[0].rstrip("%"))
         dso, sym = parts[1], " ".join(parts[3:])
-        if "kernel" in dso:
+        if "kernel" in dso and any(k in sym for k in ("finish_task_switch", "__schedule", "try_to_wake_up")):
+            group = "scheduler"
+        elif "kernel" in dso:
             group = "kernel"
         elif any(k in sym for k in ("malloc", "free", "realloc", "memmove", "memcpy", "cfree")):
             group = "alloc/copy"

@@ -6,7 +6,7 @@
 //! * [`auth`]: authentication primitives: HTTP Digest (RFC 2617, RFC 7616), Milenage
 //!   (TS 35.206), IMS AKA (RFC 3310, TS 33.203) and stale/replay-safe nonces.
 //! * [`transaction`]: the transaction layer (RFC 3261 §17, RFC 6026), a sans-IO state
-//!   machine per transaction kind with a tokio driver.
+//!   machine per transaction kind behind one synchronous layer (timers on tokio time).
 //! * [`transport`]: UDP, TCP and TLS transports (RFC 3261 §18) with stream framing,
 //!   connection reuse, keep-alives and limits against hostile peers.
 //! * [`proxy`]: the sans-IO logic of an RFC 3261 §16 stateful proxy.

@@ -81,3 +81,77 @@ async fn a_panic_in_the_core_task_is_reported_by_stopped() {
         "the SIP proxy engine's core task panicked"
     );
 }
+
+/// Panics deciding requests to `sip:boom@...`, forwards the others to `target`.
+struct PanicsDeciding {
+    target: String,
+}
+
+impl Policy for PanicsDeciding {
+    async fn decide(&self, request: &SipMessage, _source: &Source) -> Decision {
+        let uri = request.request().map(|r| r.uri.clone()).unwrap_or_default();
+        if uri.starts_with(b"sip:boom@") {
+            panic!("a policy bug reached by a peer");
+        }
+        Decision::Forward(Forward {
+            targets: vec![self.target.clone()],
+            ..Forward::default()
+        })
+    }
+}
+
+/// The engine decides in its own task: a request that makes the policy panic is answered
+/// 500, and the engine goes on proxying (a peer must not be able to stop the node).
+#[tokio::test]
+async fn a_panic_deciding_a_request_is_answered_500_and_the_engine_goes_on() {
+    let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let transport = TransportConfig {
+        udp: vec!["127.0.0.1:0".parse().unwrap()],
+        ..TransportConfig::default()
+    };
+    let policy = PanicsDeciding {
+        target: format!("sip:{}", server.local_addr().unwrap()),
+    };
+    let mut engine = ProxyEngine::start(transport, EngineConfig::default(), policy)
+        .await
+        .unwrap();
+    let proxy = engine.transport().local_addrs()[0].1;
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let me = client.local_addr().unwrap();
+    let options = |user: &str, branch: &str| {
+        format!(
+            "OPTIONS sip:{user}@y SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{branch}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: {branch}@x\r\n\
+             CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    let mut buf = vec![0u8; 65_535];
+
+    client
+        .send_to(options("boom", "boom1").as_bytes(), proxy)
+        .await
+        .unwrap();
+    let (n, _) = timeout(Duration::from_secs(5), client.recv_from(&mut buf))
+        .await
+        .expect("the request is answered")
+        .unwrap();
+    let answer = SipMessage::parse(buf[..n].to_vec()).unwrap();
+    assert_eq!(answer.status(), Some(500));
+
+    client
+        .send_to(options("b", "after1").as_bytes(), proxy)
+        .await
+        .unwrap();
+    let (n, _) = timeout(Duration::from_secs(5), server.recv_from(&mut buf))
+        .await
+        .expect("the next request is still forwarded")
+        .unwrap();
+    let forwarded = SipMessage::parse(buf[..n].to_vec()).unwrap();
+    assert_eq!(
+        forwarded.headers.get_str(&ims_sip::HeaderName::CallId),
+        Some("after1@x")
+    );
+    assert!(timeout(Duration::from_millis(200), engine.stopped())
+        .await
+        .is_err());
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ims_sip::message::build::new_branch;
 use ims_sip::message::key::TransactionKey;
-use ims_sip::transaction::{spawn, LayerLimits, Timer, TimerConfig, TransactionLayer, TuEvent};
+use ims_sip::transaction::{LayerLimits, Timer, TimerConfig, TransactionLayer, TuEvent};
 use ims_sip::{HeaderName, Method, SipMessage};
 use tokio::time::{advance, Instant};
 
@@ -541,97 +541,6 @@ async fn full_table_drops_new_requests() {
         layer.receive(request("OPTIONS", branch), peer(), false);
     }
     assert_eq!(layer.len(), 2);
-}
-
-#[tokio::test(start_paused = true)]
-async fn driver_runs_the_timers_and_serves_the_tu() {
-    let sent: Sent = Arc::default();
-    let sink = sent.clone();
-    let layer = TransactionLayer::new(
-        TimerConfig::default(),
-        LayerLimits::default(),
-        move |m: &SipMessage, _: &SocketAddr| {
-            sink.lock().unwrap().push((Instant::now(), m.clone()));
-            Ok(())
-        },
-    );
-    let (handle, mut events, task) = spawn(layer, 16);
-    let start = Instant::now();
-
-    let key = handle
-        .send_request(request("INVITE", &new_branch()), peer(), false)
-        .await
-        .unwrap();
-    // The clock auto-advances while everything waits on the driver's timers.
-    let timeout = events.recv().await.unwrap();
-    assert_eq!(
-        timeout,
-        TuEvent::Timeout {
-            key: key.clone(),
-            timer: Timer::B
-        }
-    );
-    assert_eq!((Instant::now() - start).as_millis(), 32_000);
-    assert_eq!(events.recv().await.unwrap(), TuEvent::Terminated { key });
-    assert_eq!(sent.lock().unwrap().len(), 7);
-
-    handle
-        .incoming(request("OPTIONS", "z9hG4bKdrv"), peer(), true)
-        .await
-        .unwrap();
-    let Some(TuEvent::Request { key, .. }) = events.recv().await else {
-        panic!("expected a request");
-    };
-    handle
-        .respond(key.clone(), response(200, "OPTIONS", "z9hG4bKdrv"))
-        .await
-        .unwrap();
-    assert_eq!(events.recv().await.unwrap(), TuEvent::Terminated { key });
-    assert_eq!(sent.lock().unwrap().len(), 8);
-
-    drop(handle);
-    task.await.unwrap();
-}
-
-#[tokio::test(start_paused = true)]
-async fn tu_awaiting_respond_while_events_queue_up_does_not_deadlock() {
-    let layer = TransactionLayer::new(
-        TimerConfig::default(),
-        LayerLimits::default(),
-        |_: &SipMessage, _: &SocketAddr| Ok(()),
-    );
-    let (handle, mut events, _task) = spawn(layer, 1);
-    let transport = handle.clone();
-    tokio::spawn(async move {
-        for i in 0..5 {
-            let branch = format!("z9hG4bKq{i}");
-            transport
-                .incoming(request("OPTIONS", &branch), peer(), false)
-                .await
-                .unwrap();
-        }
-    });
-    let tu = async {
-        let mut answered = 0;
-        while answered < 5 {
-            if let Some(TuEvent::Request { key, request, .. }) = events.recv().await {
-                let branch = request
-                    .headers
-                    .get_str(&HeaderName::Via)
-                    .and_then(|v| v.split("branch=").nth(1))
-                    .unwrap()
-                    .to_string();
-                handle
-                    .respond(key, response(200, "OPTIONS", &branch))
-                    .await
-                    .unwrap();
-                answered += 1;
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), tu)
-        .await
-        .expect("TU and driver deadlocked");
 }
 
 #[tokio::test(start_paused = true)]

@@ -198,6 +198,11 @@ impl Headers {
         }
     }
 
+    /// Frees the spare capacity of the header list.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.list.shrink_to_fit();
+    }
+
     /// All header fields in order.
     pub fn iter(&self) -> std::slice::Iter<'_, Header> {
         self.list.iter()

@@ -39,6 +39,15 @@ fn fold_ack(m: &Method) -> Method {
 }
 
 impl TransactionKey {
+    /// The transaction's method (ACK folded into INVITE).
+    pub fn method(&self) -> &Method {
+        match self {
+            TransactionKey::Rfc3261 { method, .. } | TransactionKey::Rfc2543 { method, .. } => {
+                method
+            }
+        }
+    }
+
     /// The key of a message (request or response) from its top Via and CSeq.
     ///
     /// For a response the method comes from CSeq; a response always matches by

@@ -132,6 +132,9 @@ fn parse(input: Bytes, limits: &ParseLimits) -> Result<SipMessage, ParseError> {
     };
 
     check_mandatory(&headers, &start)?;
+    // A message may be kept for a while (a transaction's response, a proxy's request):
+    // no spare header slots (a shrink in place, no copy).
+    headers.shrink_to_fit();
 
     let available = input.len() - body_start;
     let body = match content_length(&headers)? {

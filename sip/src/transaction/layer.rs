@@ -6,10 +6,11 @@
 //! TU calls ([`TransactionLayer::send_request`], [`TransactionLayer::respond`]) and
 //! the passing of time ([`TransactionLayer::handle_timeouts`] at
 //! [`TransactionLayer::next_deadline`]), and drains [`TuEvent`]s with
-//! [`TransactionLayer::poll_event`]. [`super::driver`] does that in a tokio task.
+//! [`TransactionLayer::poll_event`]. The proxy engine does that in its one task.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::hash::Hash;
 
 use tokio::time::Instant;
 
@@ -220,8 +221,10 @@ pub struct TransactionLayer<D> {
     config: TimerConfig,
     limits: LayerLimits,
     transmit: Box<dyn Transmit<D>>,
-    clients: HashMap<TransactionKey, Entry<D>>,
-    servers: HashMap<TransactionKey, Entry<D>>,
+    /// Entries are boxed: a table's free slots then cost a key and a pointer, not a
+    /// whole state machine (the tables are sized for their peak).
+    clients: HashMap<TransactionKey, Box<Entry<D>>>,
+    servers: HashMap<TransactionKey, Box<Entry<D>>>,
     timers: BinaryHeap<Reverse<Scheduled>>,
     next_seq: u64,
     events: VecDeque<TuEvent<D>>,
@@ -300,11 +303,11 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
             let (s, a) = client_non_invite::Trying::start(request, self.config, reliable);
             (Machine::ClientNonInvite(ClientNonInvite::Trying(s)), a)
         };
-        let entry = Entry {
+        let entry = Box::new(Entry {
             machine,
             peer: destination,
             armed: Vec::new(),
-        };
+        });
         self.run(Side::Client, key.clone(), entry, actions);
         Ok(key)
     }
@@ -439,11 +442,11 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
             reliable,
             cancels,
         });
-        let entry = Entry {
+        let entry = Box::new(Entry {
             machine,
             peer: source,
             armed: Vec::new(),
-        };
+        });
         self.run(Side::Server, key, entry, actions);
     }
 
@@ -474,11 +477,12 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
             entry.machine = machine;
             self.run(due.side, due.key, entry, actions);
         }
+        self.shrink();
     }
 
     /// Performs a transition's actions, then stores the transaction again or, if it
     /// terminated, drops it and tells the TU.
-    fn run(&mut self, side: Side, key: TransactionKey, mut entry: Entry<D>, actions: Actions) {
+    fn run(&mut self, side: Side, key: TransactionKey, mut entry: Box<Entry<D>>, actions: Actions) {
         let mut queue = VecDeque::from(actions);
         while let Some(action) = queue.pop_front() {
             match action {
@@ -542,6 +546,17 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
         self.compact_timers();
     }
 
+    /// Gives the memory of the tables back once they hold far less than at their peak
+    /// (a table keeps its capacity otherwise: a burst of load would stay resident).
+    fn shrink(&mut self) {
+        shrink_map(&mut self.clients);
+        shrink_map(&mut self.servers);
+        let len = self.timers.len();
+        if self.timers.capacity() > 4 * len + HEAP_SLACK {
+            self.timers.shrink_to(2 * len);
+        }
+    }
+
     /// Drops cancelled and orphaned timer instances once they dominate the heap, so
     /// a peer that makes us restart timers (e.g. Timer C on every 18x) cannot grow it.
     fn compact_timers(&mut self) {
@@ -558,6 +573,17 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
             map.get(&s.key)
                 .is_some_and(|e| e.armed.contains(&(s.timer, s.seq)))
         });
+    }
+}
+
+/// Shrinks `map` to twice what it holds when its capacity is over four times that (and
+/// more than a small table's): rehashing then costs less than the inserts that emptied
+/// it.
+pub(crate) fn shrink_map<K: Eq + Hash, V>(map: &mut HashMap<K, V>) {
+    const SMALL: usize = 1024;
+    let len = map.len();
+    if map.capacity() > 4 * len + SMALL {
+        map.shrink_to(2 * len);
     }
 }
 

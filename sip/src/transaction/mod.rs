@@ -18,11 +18,11 @@
 //!   [`TransactionKey`](crate::message::key::TransactionKey), matches incoming
 //!   messages to them (§17.1.3, §17.2.3), runs their timers on tokio time and hands
 //!   messages to a [`layer::Transmit`] implementation with a destination of the
-//!   transport layer's choosing; and [`driver`], a tokio task around it.
+//!   transport layer's choosing. Its owner (the proxy engine's task) calls it
+//!   directly: no task or channel of its own.
 
 pub mod client_invite;
 pub mod client_non_invite;
-pub mod driver;
 pub mod layer;
 pub mod server_invite;
 pub mod server_non_invite;
@@ -32,7 +32,6 @@ use std::time::Duration;
 
 use crate::SipMessage;
 
-pub use driver::{spawn, TransactionHandle};
 pub use layer::{LayerLimits, TransactionLayer, Transmit, TuEvent};
 pub use timers::{Timer, TimerConfig};
 
@@ -95,9 +94,6 @@ pub enum TransactionError {
     /// The message is not a response / not a request where one is required.
     #[error("expected a {0}")]
     WrongKind(&'static str),
-    /// The driver task has stopped.
-    #[error("the transaction layer has stopped")]
-    Stopped,
     /// The transaction is in a state that does not accept this response from the TU
     /// (e.g. a final response was already sent).
     #[error("response not allowed in state {0}")]

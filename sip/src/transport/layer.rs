@@ -19,6 +19,15 @@ use super::{
     TransportEvent, TransportKind, TransportStats,
 };
 
+/// What [`TransportLayer::try_send`] could not do at once.
+#[derive(Debug)]
+pub enum TrySend {
+    /// Sending would wait: here are the bytes back, for [`TransportLayer::send`].
+    Later(Bytes),
+    /// Sending failed (as [`TransportLayer::send`] would have).
+    Failed(SendError),
+}
+
 /// A bound UDP socket.
 struct UdpListener {
     socket: Arc<UdpSocket>,
@@ -214,6 +223,80 @@ impl TransportLayer {
                     .map_err(|_| SendError::FlowClosed(flow))?;
                 Ok(flow)
             }
+        }
+    }
+
+    /// Sends without waiting, from the caller's task: a UDP datagram with
+    /// `try_send_to`, or the bytes queued on the writer of an open stream connection
+    /// (the flow's, or the newest to the destination). Returns the bytes in
+    /// [`TrySend::Later`] when that would wait (socket buffer or writer queue full, or
+    /// no connection open yet): give them to [`TransportLayer::send`] then.
+    pub fn try_send(&self, target: &Target, bytes: Bytes) -> Result<Flow, TrySend> {
+        let (flow, tx) = match target {
+            Target::Flow(flow) if flow.kind == TransportKind::Udp => {
+                let listener = usize::try_from(flow.id)
+                    .ok()
+                    .and_then(|i| self.shared.udp.get(i))
+                    .ok_or(TrySend::Failed(SendError::FlowClosed(*flow)))?;
+                return self.try_send_udp(listener, *flow, bytes);
+            }
+            Target::Destination(dest) if dest.kind == TransportKind::Udp => {
+                let Some((index, listener)) = (0u64..)
+                    .zip(&self.shared.udp)
+                    .find(|(_, l)| l.local.is_ipv4() == dest.addr.is_ipv4())
+                else {
+                    return Err(TrySend::Failed(SendError::NoListener {
+                        kind: dest.kind,
+                        addr: dest.addr,
+                    }));
+                };
+                let flow = Flow {
+                    kind: TransportKind::Udp,
+                    remote: dest.addr,
+                    id: index,
+                };
+                return self.try_send_udp(listener, flow, bytes);
+            }
+            Target::Flow(flow) => {
+                let tx = self.shared.streams.table.writer(flow);
+                (
+                    *flow,
+                    tx.ok_or(TrySend::Failed(SendError::FlowClosed(*flow)))?,
+                )
+            }
+            Target::Destination(dest) => {
+                let table = &self.shared.streams.table;
+                match table.by_remote(dest.kind, dest.addr) {
+                    Some(open) => open,
+                    None => return Err(TrySend::Later(bytes)),
+                }
+            }
+        };
+        match tx.try_send(bytes) {
+            Ok(()) => Ok(flow),
+            Err(mpsc::error::TrySendError::Full(bytes)) => Err(TrySend::Later(bytes)),
+            Err(mpsc::error::TrySendError::Closed(bytes)) => match target {
+                Target::Flow(_) => Err(TrySend::Failed(SendError::FlowClosed(flow))),
+                // Closed between lookup and send: `send` connects anew.
+                Target::Destination(_) => Err(TrySend::Later(bytes)),
+            },
+        }
+    }
+
+    fn try_send_udp(
+        &self,
+        listener: &UdpListener,
+        flow: Flow,
+        bytes: Bytes,
+    ) -> Result<Flow, TrySend> {
+        let addr = flow.remote;
+        match listener.socket.try_send_to(&bytes, addr) {
+            Ok(_) => {
+                TransportStats::inc(&self.shared.stats.messages_out);
+                Ok(flow)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(TrySend::Later(bytes)),
+            Err(source) => Err(TrySend::Failed(SendError::Io { addr, source })),
         }
     }
 

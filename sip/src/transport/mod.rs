@@ -36,7 +36,7 @@ use bytes::Bytes;
 pub use config::{PemIdentity, TlsClientSource, TlsServerSource, TransportConfig};
 pub use error::{SendError, TransportError};
 pub use kind::TransportKind;
-pub use layer::TransportLayer;
+pub use layer::{TransportLayer, TrySend};
 pub use limits::TransportLimits;
 pub use peer_names::PeerNames;
 pub use stats::TransportStats;

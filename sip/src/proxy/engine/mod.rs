@@ -1,6 +1,15 @@
-//! The running stateful proxy (RFC 3261 §16): a [`TransportLayer`], a transaction
-//! layer driver and the response contexts, glued in the order documented in
+//! The running stateful proxy (RFC 3261 §16): a [`TransportLayer`], the transaction
+//! layer and the response contexts, glued in the order documented in
 //! [`crate::proxy`]. A CSCF is a [`Policy`] plugged into a [`ProxyEngine`].
+//!
+//! Run to completion: one task (`core`) owns the transaction layer, the response
+//! contexts and the transaction timers. A message the transport delivers is stamped,
+//! matched to its transaction, decided and forwarded in that task, by method calls; the
+//! policy's [`Policy::decide`] is polled there once, and only a decision that waits for
+//! I/O is kept (in the same task) until it completes ([`deciding`]); what goes out is
+//! written to the socket from there too, and only a write that would wait goes to a
+//! sender task ([`send`]). While [`EngineConfig::queue`] decisions wait, new input
+//! waits in the transport's bounded channel.
 //!
 //! What the engine does by itself:
 //! * a framed message that fails to parse gets a best-effort `400` when it is a request
@@ -32,6 +41,7 @@
 //! * the policy sees each response before it goes upstream ([`Policy::on_response`]).
 
 mod config;
+mod deciding;
 mod policy;
 mod resolver;
 mod send;
@@ -42,9 +52,13 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use md5::{Digest, Md5};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::time::DelayQueue;
 
 pub use config::EngineConfig;
 pub use policy::{AckRoute, Decision, DefaultRouting, Forward, Policy};
@@ -52,6 +66,7 @@ pub use resolver::HostCache;
 pub use stats::EngineStats;
 pub use stopped::EngineStopped;
 
+use self::deciding::{Decided, Deciding, Panicked};
 use self::send::Peer;
 use crate::message::build::{self, response_with};
 use crate::message::key::TransactionKey;
@@ -66,15 +81,16 @@ use crate::proxy::routing::{
 use crate::proxy::validate::validate;
 use crate::proxy::via::{add_via, pop_via, response_destination, stamp_received, LocalVia};
 use crate::proxy::{LocalAddr, TransportKind};
-use crate::transaction::{self, TransactionHandle, TransactionLayer, TuEvent};
+use crate::transaction::layer::shrink_map;
+use crate::transaction::{TransactionLayer, TuEvent};
 use crate::transport::{
     Destination, Flow, Malformed, Source, Target, TransportConfig, TransportError, TransportEvent,
     TransportLayer,
 };
 use crate::{HeaderName, Method, SipMessage};
 
-/// A running proxy. Dropping it stops its tasks (listeners close when the transport's
-/// event receiver, owned by a task, goes away).
+/// A running proxy. Dropping it stops its task (listeners close when the transport's
+/// event receiver, owned by that task, goes away).
 pub struct ProxyEngine {
     transport: TransportLayer,
     stats: Arc<EngineStats>,
@@ -104,37 +120,24 @@ impl ProxyEngine {
         let stats = Arc::new(EngineStats::default());
         let queue = config.queue.max(1);
         let (failed_tx, failed_rx) = mpsc::channel(queue);
-        let transmit = send::start(layer.clone(), config.clone(), queue, failed_tx);
-        let txl = TransactionLayer::new(config.timers, config.limits, transmit);
-        let (handle, tu_events, driver) = transaction::spawn(txl, queue);
-        let ingress = tokio::spawn(ingress(
-            events,
-            handle.clone(),
-            layer.clone(),
-            stats.clone(),
-        ));
-        let (decided, decided_rx) = mpsc::channel(queue);
-        let (silent, silent_rx) = mpsc::channel(queue);
+        let (transmit, sender) = send::start(layer.clone(), config.clone(), queue, failed_tx);
         let core = Core {
+            layer: TransactionLayer::new(config.timers, config.limits, transmit),
             config,
             policy: Arc::new(policy),
             transport: layer.clone(),
-            handle,
             stats: stats.clone(),
-            decided,
-            silent,
+            deciding: FuturesUnordered::new(),
+            silent: DelayQueue::new(),
             contexts: HashMap::new(),
             branches: HashMap::new(),
+            answered: Vec::new(),
         };
-        let main = tokio::spawn(core.run(tu_events, failed_rx, decided_rx, silent_rx));
+        let main = tokio::spawn(core.run(events, failed_rx));
         Ok(ProxyEngine {
             transport: layer,
             stats,
-            tasks: vec![
-                ("ingress", ingress),
-                ("transactions", driver),
-                ("core", main),
-            ],
+            tasks: vec![("core", main), ("send", sender)],
         })
     }
 
@@ -210,41 +213,6 @@ fn uri_host(uri: &str) -> Option<&str> {
     Some(parsed.param("maddr").flatten().unwrap_or(parsed.host))
 }
 
-/// Hands what the transport delivers to the transaction layer; answers unparsable
-/// requests with 400 (RFC 3261 §8.2.6, §18.2.1) and stamps `received`/`rport`.
-async fn ingress(
-    mut events: mpsc::Receiver<TransportEvent>,
-    handle: TransactionHandle<Peer>,
-    transport: TransportLayer,
-    stats: Arc<EngineStats>,
-) {
-    while let Some(event) = events.recv().await {
-        match event {
-            TransportEvent::Message(incoming) => {
-                let mut message = incoming.message;
-                let source = incoming.source;
-                if message.is_request() {
-                    if let Err(error) = stamp_received(&mut message, source.remote) {
-                        tracing::debug!(%error, remote = %source.remote, "cannot stamp Via");
-                    }
-                }
-                let reliable = source.flow.kind().is_reliable();
-                if handle
-                    .incoming(message, Peer::Upstream(source), reliable)
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            TransportEvent::Malformed(bad) => {
-                EngineStats::inc(&stats.parse_errors);
-                answer_malformed(&transport, &bad, &stats);
-            }
-        }
-    }
-}
-
 fn answer_malformed(transport: &TransportLayer, bad: &Malformed, stats: &EngineStats) {
     let reason = match bad.error.status_code() {
         513 => "Message Too Large",
@@ -260,15 +228,6 @@ fn answer_malformed(transport: &TransportLayer, bad: &Malformed, stats: &EngineS
             tracing::info!(remote = %bad.source.remote, error = %bad.error, "malformed message dropped");
         }
     }
-}
-
-/// The policy's answer for a server transaction.
-struct Decided {
-    key: TransactionKey,
-    decision: Decision,
-    /// The decision is a held response the policy let go ([`Policy::on_failure`]
-    /// answered `None`).
-    released: bool,
 }
 
 /// One proxied request.
@@ -301,43 +260,123 @@ enum BranchEvent {
     NoResponse,
 }
 
+/// The engine's one task: it owns the transaction layer, the response contexts and
+/// the decisions under way, and runs each received message through them to the
+/// socket without handing it to another task.
 struct Core<P> {
     config: Arc<EngineConfig>,
     policy: Arc<P>,
     transport: TransportLayer,
-    handle: TransactionHandle<Peer>,
+    layer: TransactionLayer<Peer>,
     stats: Arc<EngineStats>,
-    decided: mpsc::Sender<Decided>,
-    /// Client transactions whose [`Forward::no_response_timeout`] ran out.
-    silent: mpsc::Sender<TransactionKey>,
+    /// Decisions that wait for I/O (a Diameter answer, a store write, a name lookup).
+    deciding: FuturesUnordered<Deciding>,
+    /// Client transactions by the end of their [`Forward::no_response_timeout`].
+    silent: DelayQueue<TransactionKey>,
     /// Response contexts by server transaction.
     contexts: HashMap<TransactionKey, Context>,
     /// Client transactions of forwarded requests (not of CANCELs).
     branches: HashMap<TransactionKey, BranchRef>,
+    /// Non-INVITE server transactions whose final response went upstream: nothing
+    /// can change their response any more (later branch responses are absorbed,
+    /// §16.7 step 5; CANCEL does not apply, §9.2), so their contexts are dropped once
+    /// the input at hand is handled, while the transaction waits out Timer J.
+    answered: Vec<TransactionKey>,
 }
 
+/// Transport events handled in a row before the engine looks at its timers and
+/// decisions again.
+const BATCH: usize = 64;
+
 impl<P: Policy> Core<P> {
+    /// Serves until the transport's event channel closes. Each input (a message, a
+    /// timer, a decision, a failed send) is carried as far as it goes at once: the
+    /// transaction layer's events it causes are handled before the next input.
     async fn run(
         mut self,
-        mut events: mpsc::Receiver<TuEvent<Peer>>,
+        mut events: mpsc::Receiver<TransportEvent>,
         mut failed: mpsc::Receiver<TransactionKey>,
-        mut decided: mpsc::Receiver<Decided>,
-        mut silent: mpsc::Receiver<TransactionKey>,
     ) {
+        let backlog = self.config.queue.max(1);
+        let timer = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(timer);
+        let mut armed = None;
         loop {
+            let deadline = self.layer.next_deadline();
+            if let Some(at) = deadline.filter(|at| armed != Some(*at)) {
+                timer.as_mut().reset(at);
+                armed = Some(at);
+            }
             tokio::select! {
-                event = events.recv() => match event {
-                    Some(event) => self.on_event(event).await,
-                    None => return,
-                },
-                Some(key) = failed.recv() => self.on_branch(&key, BranchEvent::TransportError).await,
-                Some(d) = decided.recv() => self.on_decided(d).await,
-                Some(key) = silent.recv() => self.on_branch(&key, BranchEvent::NoResponse).await,
+                biased;
+                () = &mut timer, if deadline.is_some() => {
+                    armed = None;
+                    self.layer.handle_timeouts(Instant::now());
+                    shrink_map(&mut self.contexts);
+                    shrink_map(&mut self.branches);
+                }
+                Some(decided) = self.deciding.next(), if !self.deciding.is_empty() => {
+                    self.on_decided(decided);
+                }
+                Some(expired) = self.silent.next(), if !self.silent.is_empty() => {
+                    self.on_branch(expired.get_ref(), BranchEvent::NoResponse);
+                }
+                Some(key) = failed.recv() => self.on_branch(&key, BranchEvent::TransportError),
+                // While `queue` decisions wait, new input waits in the transport's
+                // bounded channel.
+                event = events.recv(), if self.deciding.len() < backlog => {
+                    let Some(event) = event else { return };
+                    self.on_transport(event);
+                    self.drain();
+                    for _ in 1..BATCH {
+                        match events.try_recv() {
+                            Ok(event) => self.on_transport(event),
+                            Err(_) => break,
+                        }
+                        self.drain();
+                    }
+                }
+            }
+            self.drain();
+        }
+    }
+
+    /// Handles the transaction layer's events until there are none, then drops the
+    /// contexts of the non-INVITE requests answered meanwhile.
+    fn drain(&mut self) {
+        while let Some(event) = self.layer.poll_event() {
+            self.on_event(event);
+        }
+        for key in self.answered.drain(..) {
+            self.contexts.remove(&key);
+        }
+    }
+
+    /// What the transport delivers: stamped with `received`/`rport` and handed to the
+    /// transaction layer; an unparsable request is answered 400 (RFC 3261 §8.2.6,
+    /// §18.2.1).
+    fn on_transport(&mut self, event: TransportEvent) {
+        match event {
+            TransportEvent::Message(incoming) => {
+                let mut message = incoming.message;
+                let source = incoming.source;
+                if message.is_request() {
+                    if let Err(error) = stamp_received(&mut message, source.remote) {
+                        tracing::debug!(%error, remote = %source.remote, "cannot stamp Via");
+                    }
+                }
+                let reliable = source.flow.kind().is_reliable();
+                self.layer
+                    .receive(message, Peer::Upstream(source), reliable);
+            }
+            TransportEvent::Malformed(bad) => {
+                EngineStats::inc(&self.stats.parse_errors);
+                answer_malformed(&self.transport, &bad, &self.stats);
             }
         }
     }
 
-    async fn on_event(&mut self, event: TuEvent<Peer>) {
+    fn on_event(&mut self, event: TuEvent<Peer>) {
         match event {
             TuEvent::Request {
                 key,
@@ -352,9 +391,9 @@ impl<P: Policy> Core<P> {
                     return;
                 };
                 if request.method() == Some(&Method::Cancel) {
-                    self.on_cancel(key, request, cancels).await;
+                    self.on_cancel(key, request, cancels);
                 } else {
-                    self.on_request(key, request, source).await;
+                    self.on_request(key, request, source);
                 }
             }
             TuEvent::Ack { ack, source, .. } => {
@@ -364,13 +403,13 @@ impl<P: Policy> Core<P> {
                 }
             }
             TuEvent::Response { key, response } => {
-                self.on_branch(&key, BranchEvent::Response(response)).await;
+                self.on_branch(&key, BranchEvent::Response(response));
             }
             TuEvent::StrayResponse { response, .. } => self.stray(response),
-            TuEvent::Timeout { key, .. } => self.on_branch(&key, BranchEvent::Timeout).await,
-            TuEvent::TimerC { key, .. } => self.on_branch(&key, BranchEvent::TimerC).await,
+            TuEvent::Timeout { key, .. } => self.on_branch(&key, BranchEvent::Timeout),
+            TuEvent::TimerC { key, .. } => self.on_branch(&key, BranchEvent::TimerC),
             TuEvent::TransportError { key } => {
-                self.on_branch(&key, BranchEvent::TransportError).await;
+                self.on_branch(&key, BranchEvent::TransportError);
             }
             TuEvent::Terminated { key } => {
                 self.stats.transaction_ended();
@@ -381,12 +420,12 @@ impl<P: Policy> Core<P> {
     }
 
     /// §16.3, §16.4, then the policy (asked in its own task).
-    async fn on_request(&mut self, key: TransactionKey, mut request: SipMessage, source: Source) {
+    fn on_request(&mut self, key: TransactionKey, mut request: SipMessage, source: Source) {
         let validated = match validate(&request, &self.config.proxy) {
             Ok(v) => v,
             Err(rejection) => {
                 if let Some(response) = rejection.response(&request) {
-                    self.respond(&key, response).await;
+                    self.respond(&key, response);
                 }
                 return;
             }
@@ -404,23 +443,16 @@ impl<P: Policy> Core<P> {
             Err(error) => {
                 tracing::info!(%error, "Route preprocessing failed");
                 let response = response_with(&request, 400, "Bad Route", None, &[]);
-                self.respond(&key, response).await;
+                self.respond(&key, response);
                 return;
             }
         };
-        let (policy, decided) = (self.policy.clone(), self.decided.clone());
-        let (req, src, k) = (request.clone(), source.clone(), key.clone());
-        let config = self.config.clone();
-        tokio::spawn(async move {
+        let (policy, config) = (self.policy.clone(), self.config.clone());
+        let (req, src) = (request.clone(), source.clone());
+        let deciding = deciding::start(key.clone(), async move {
             let decision = policy.decide_routed(&req, &src, popped.as_ref()).await;
             config.prepare(next_hop_hosts(&req, &decision)).await;
-            let _ = decided
-                .send(Decided {
-                    key: k,
-                    decision,
-                    released: false,
-                })
-                .await;
+            (decision, false)
         });
         self.contexts.insert(
             key,
@@ -433,10 +465,20 @@ impl<P: Policy> Core<P> {
                 on_failure: None,
             },
         );
+        self.decide(deciding);
+    }
+
+    /// Polls a decision once, here: most need no I/O and are carried out at once; the
+    /// others wait among [`Core::deciding`] and resume in this task.
+    fn decide(&mut self, mut deciding: Deciding) {
+        match (&mut deciding).now_or_never() {
+            Some(decided) => self.on_decided(decided),
+            None => self.deciding.push(deciding),
+        }
     }
 
     /// §16.10: a CANCEL for a known INVITE cancels its branches; else 481.
-    async fn on_cancel(
+    fn on_cancel(
         &mut self,
         key: TransactionKey,
         cancel: SipMessage,
@@ -447,16 +489,16 @@ impl<P: Policy> Core<P> {
             .and_then(|invite| self.contexts.get_mut(invite).map(|c| (invite, c)));
         let Some((invite, ctx)) = ctx else {
             tracing::debug!("CANCEL matches no transaction");
-            self.respond(&key, build::response(&cancel, 481)).await;
+            self.respond(&key, build::response(&cancel, 481));
             return;
         };
         let outcome = handle_cancel(&mut ctx.rc, &cancel);
         let invite = invite.clone();
-        self.respond(&key, outcome.ok).await;
-        self.perform(&invite, outcome.actions).await;
+        self.respond(&key, outcome.ok);
+        self.perform(&invite, outcome.actions);
     }
 
-    async fn on_decided(
+    fn on_decided(
         &mut self,
         Decided {
             key,
@@ -470,6 +512,13 @@ impl<P: Policy> Core<P> {
         if ctx.rc.final_sent() {
             return;
         }
+        let decision = decision.unwrap_or_else(|Panicked| {
+            tracing::error!("the policy panicked deciding a request: answered 500");
+            let code = 500;
+            let reason = build::reason_phrase(code);
+            let tag = Some(ctx.rc.local_tag());
+            Decision::Respond(response_with(&ctx.request, code, reason, tag, &[]))
+        });
         let (request, flow, forward) = match decision {
             Decision::Respond(mut response) => {
                 // A held response the policy let go is a branch response like any.
@@ -477,7 +526,7 @@ impl<P: Policy> Core<P> {
                     self.policy
                         .on_response(&ctx.request, &ctx.source, &mut response);
                 }
-                self.respond(&key, response).await;
+                self.respond(&key, response);
                 return;
             }
             Decision::Forward(forward) => (None, None, forward),
@@ -496,7 +545,7 @@ impl<P: Policy> Core<P> {
         if forward.on_failure.is_some() {
             ctx.rc.hold_final();
         }
-        self.fork(&key, &forward, flow).await;
+        self.fork(&key, &forward, flow);
     }
 
     /// A held final response (every branch of a [`Forward::on_failure`] round
@@ -506,28 +555,22 @@ impl<P: Policy> Core<P> {
             return;
         };
         let tag = ctx.on_failure.take().unwrap_or_default();
-        let (policy, decided) = (self.policy.clone(), self.decided.clone());
-        let (req, src, k) = (ctx.request.clone(), ctx.source.clone(), key.clone());
-        let config = self.config.clone();
-        tokio::spawn(async move {
+        let (policy, config) = (self.policy.clone(), self.config.clone());
+        let (req, src) = (ctx.request.clone(), ctx.source.clone());
+        let deciding = deciding::start(key.clone(), async move {
             let (decision, released) = match policy.on_failure(&req, &src, &tag, &response).await {
                 Some(decision) => (decision, false),
                 None => (Decision::Respond(response), true),
             };
             config.prepare(next_hop_hosts(&req, &decision)).await;
-            let _ = decided
-                .send(Decided {
-                    key: k,
-                    decision,
-                    released,
-                })
-                .await;
+            (decision, released)
         });
+        self.decide(deciding);
     }
 
     /// §16.6 for every target, one client transaction per branch.
     /// With `flow`, every branch goes over that flow (RFC 5626 §5.3).
-    async fn fork(&mut self, key: &TransactionKey, fwd: &Forward, flow: Option<Flow>) {
+    fn fork(&mut self, key: &TransactionKey, fwd: &Forward, flow: Option<Flow>) {
         let targets: Vec<Option<&str>> = if fwd.targets.is_empty() {
             vec![None]
         } else {
@@ -566,9 +609,8 @@ impl<P: Policy> Core<P> {
                 Some(dest) => {
                     ctx.dests.push((id, dest.clone()));
                     let reliable = target_kind(&dest).is_reliable();
-                    self.handle
+                    self.layer
                         .send_request(request, Peer::Downstream(dest), reliable)
-                        .await
                         .map_err(|error| tracing::warn!(%error, "client transaction refused"))
                         .ok()
                 }
@@ -578,11 +620,7 @@ impl<P: Policy> Core<P> {
                 Some(client) => {
                     self.stats.transaction_started();
                     if let Some(limit) = fwd.no_response_timeout {
-                        let (silent, key) = (self.silent.clone(), client.clone());
-                        tokio::spawn(async move {
-                            tokio::time::sleep(limit).await;
-                            let _ = silent.send(key).await;
-                        });
+                        self.silent.insert(client.clone(), limit);
                     }
                     self.branches.insert(
                         client,
@@ -599,7 +637,7 @@ impl<P: Policy> Core<P> {
                         .get_mut(key)
                         .and_then(|c| c.rc.on_transport_error(id).ok());
                     if let Some(actions) = actions {
-                        self.perform(key, actions).await;
+                        self.perform(key, actions);
                     }
                 }
             }
@@ -619,7 +657,7 @@ impl<P: Policy> Core<P> {
                 Some(ctx.rc.local_tag()),
                 &[],
             );
-            self.respond(key, response).await;
+            self.respond(key, response);
         }
     }
 
@@ -717,7 +755,7 @@ impl<P: Policy> Core<P> {
             .unwrap_or_else(|| host_text(addr.ip()))
     }
 
-    async fn on_branch(&mut self, key: &TransactionKey, event: BranchEvent) {
+    fn on_branch(&mut self, key: &TransactionKey, event: BranchEvent) {
         let branch = self.branches.get(key).cloned();
         let ctx = branch
             .as_ref()
@@ -742,13 +780,13 @@ impl<P: Policy> Core<P> {
         };
         let server = branch.server.clone();
         match result {
-            Ok(actions) => self.perform(&server, actions).await,
+            Ok(actions) => self.perform(&server, actions),
             Err(error) => tracing::debug!(%error, "branch event ignored"),
         }
     }
 
     /// Carries out a response context's actions.
-    async fn perform(&mut self, server: &TransactionKey, actions: Actions) {
+    fn perform(&mut self, server: &TransactionKey, actions: Actions) {
         if let Some(held) = actions.held {
             self.ask_on_failure(server, held);
         }
@@ -760,7 +798,7 @@ impl<P: Policy> Core<P> {
             let is_2xx_invite = response.status().is_some_and(|c| (200..300).contains(&c))
                 && cseq_is_invite(&response);
             let copy = is_2xx_invite.then(|| response.clone());
-            if !self.respond(server, response).await {
+            if !self.respond(server, response) {
                 // The INVITE server transaction has ended: 2xx go on statelessly (§16.7).
                 if let Some(response) = copy {
                     self.stateless_response(response);
@@ -778,9 +816,8 @@ impl<P: Policy> Core<P> {
             };
             let reliable = target_kind(&dest).is_reliable();
             match self
-                .handle
+                .layer
                 .send_request(cancel, Peer::Downstream(dest), reliable)
-                .await
             {
                 Ok(_) => self.stats.transaction_started(),
                 Err(error) => tracing::warn!(%error, "CANCEL not sent"),
@@ -789,11 +826,14 @@ impl<P: Policy> Core<P> {
     }
 
     /// Sends a response on a server transaction; false when the layer refused it.
-    async fn respond(&self, key: &TransactionKey, response: SipMessage) -> bool {
+    fn respond(&mut self, key: &TransactionKey, response: SipMessage) -> bool {
         let code = response.status().unwrap_or_default();
-        match self.handle.respond(key.clone(), response).await {
+        match self.layer.respond(key, response) {
             Ok(()) => {
                 self.stats.response_out(code);
+                if code >= 200 && key.method() != &Method::Invite {
+                    self.answered.push(key.clone());
+                }
                 true
             }
             Err(error) => {

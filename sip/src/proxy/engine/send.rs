@@ -1,16 +1,21 @@
-//! The engine's way out: the transaction layer's [`Transmit`] is synchronous, so it
-//! queues serialized messages for a sender task that writes them with the transport
-//! layer and reports failed client requests back to the engine (RFC 3261 §16.9).
+//! The engine's way out. The transaction layer's [`Transmit`] is synchronous and runs in
+//! the engine's task: a message is written from there at once when the transport can
+//! take it without waiting (a UDP `try_send_to`, or the write queue of an open
+//! connection, [`TransportLayer::try_send`]). Only what would wait (a full socket
+//! buffer or write queue, a connection to open) goes to a sender task, which writes it
+//! with the transport layer and reports a client request it could not send back to the
+//! engine (RFC 3261 §16.9).
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::message::key::TransactionKey;
 use crate::proxy::via::response_destination;
 use crate::transaction::Transmit;
-use crate::transport::{Destination, Source, Target, TransportLayer};
+use crate::transport::{Destination, Source, Target, TransportLayer, TrySend};
 use crate::SipMessage;
 
 use super::EngineConfig;
@@ -36,23 +41,42 @@ struct Outgoing {
     client: Option<TransactionKey>,
 }
 
-/// Builds the transaction layer's [`Transmit`] and starts the sender task; failed
-/// client requests are reported on `failed`.
+/// The transaction layer's [`Transmit`]: writes at once when it can, else queues for
+/// the sender task.
+pub(super) struct Transmitter {
+    transport: TransportLayer,
+    resolver: Arc<EngineConfig>,
+    queue: mpsc::Sender<Outgoing>,
+}
+
+/// Builds the transaction layer's [`Transmit`] and starts the sender task (returned
+/// too); requests of client transactions that the task could not send are reported on
+/// `failed`.
 pub(super) fn start(
     transport: TransportLayer,
     resolver: Arc<EngineConfig>,
     queue: usize,
     failed: mpsc::Sender<TransactionKey>,
-) -> impl Transmit<Peer> + 'static {
+) -> (Transmitter, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel::<Outgoing>(queue.max(1));
-    tokio::spawn(run(transport, rx, failed));
-    move |message: &SipMessage, peer: &Peer| {
-        let out = match peer {
+    let task = tokio::spawn(run(transport.clone(), rx, failed));
+    let transmitter = Transmitter {
+        transport,
+        resolver,
+        queue: tx,
+    };
+    (transmitter, task)
+}
+
+impl Transmit<Peer> for Transmitter {
+    fn transmit(&self, message: &SipMessage, peer: &Peer) -> std::io::Result<()> {
+        let bytes = message.to_bytes();
+        match peer {
             Peer::Upstream(source) => {
                 let per_via = message
                     .status()
                     .is_some()
-                    .then(|| response_fallback(message, &resolver))
+                    .then(|| response_fallback(message, &self.resolver))
                     .flatten();
                 let reliable = source.flow.kind().is_reliable();
                 // UDP: the Via decides (`received` and `rport`, else the sent-by port,
@@ -63,24 +87,66 @@ pub(super) fn start(
                     }
                     _ => Target::Flow(source.flow),
                 };
-                Outgoing {
-                    bytes: message.to_bytes(),
-                    target,
-                    fallback: per_via.filter(|_| reliable),
-                    client: None,
+                let fallback = per_via.filter(|_| reliable);
+                // A response that cannot be written is logged, as the sender task
+                // does: the transaction goes on (its retransmissions may get through).
+                match self.transport.try_send(&target, bytes) {
+                    Ok(_) => Ok(()),
+                    Err(TrySend::Later(bytes)) => self.queue(Outgoing {
+                        bytes,
+                        target,
+                        fallback,
+                        client: None,
+                    }),
+                    Err(TrySend::Failed(error)) => match fallback {
+                        Some(dest) => {
+                            tracing::debug!(%error, addr = %dest.addr, "flow closed, sending the response per its Via");
+                            let target = Target::Destination(dest);
+                            match self.transport.try_send(&target, message.to_bytes()) {
+                                Err(TrySend::Later(bytes)) => self.queue(Outgoing {
+                                    bytes,
+                                    target,
+                                    fallback: None,
+                                    client: None,
+                                }),
+                                Err(TrySend::Failed(error)) => {
+                                    tracing::warn!(%error, "response could not be sent");
+                                    Ok(())
+                                }
+                                Ok(_) => Ok(()),
+                            }
+                        }
+                        None => {
+                            tracing::warn!(%error, "send failed");
+                            Ok(())
+                        }
+                    },
                 }
             }
-            Peer::Downstream(target) => Outgoing {
-                bytes: message.to_bytes(),
-                target: target.clone(),
-                fallback: None,
-                client: message
-                    .is_request()
-                    .then(|| TransactionKey::of(message).ok())
-                    .flatten(),
+            Peer::Downstream(target) => match self.transport.try_send(target, bytes) {
+                Ok(_) => Ok(()),
+                Err(TrySend::Later(bytes)) => self.queue(Outgoing {
+                    bytes,
+                    target: target.clone(),
+                    fallback: None,
+                    client: message
+                        .is_request()
+                        .then(|| TransactionKey::of(message).ok())
+                        .flatten(),
+                }),
+                Err(TrySend::Failed(error)) => {
+                    tracing::warn!(%error, "send failed");
+                    Err(std::io::Error::other(error))
+                }
             },
-        };
-        tx.try_send(out)
+        }
+    }
+}
+
+impl Transmitter {
+    fn queue(&self, out: Outgoing) -> std::io::Result<()> {
+        self.queue
+            .try_send(out)
             .map_err(|_| std::io::Error::other("send queue full"))
     }
 }
@@ -131,10 +197,18 @@ async fn write(transport: &TransportLayer, out: Outgoing, failed: &mpsc::Sender<
 }
 
 /// Sends a message outside any transaction (stateless forwarding of ACK and 2xx,
-/// §16.11), logging a failure.
+/// §16.11, a 400 to a malformed request): at once when the transport can take it,
+/// else from a task of its own; a failure is logged.
 pub(super) fn stateless(transport: &TransportLayer, target: Target, message: &SipMessage) {
+    let bytes = match transport.try_send(&target, message.to_bytes()) {
+        Ok(_) => return,
+        Err(TrySend::Failed(error)) => {
+            tracing::warn!(%error, "stateless forward failed");
+            return;
+        }
+        Err(TrySend::Later(bytes)) => bytes,
+    };
     let transport = transport.clone();
-    let bytes = message.to_bytes();
     tokio::spawn(async move {
         if let Err(error) = transport.send(&target, bytes).await {
             tracing::warn!(%error, "stateless forward failed");

@@ -14,7 +14,7 @@ use super::ProxyEngine;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the SIP proxy engine's {task} task {how}")]
 pub struct EngineStopped {
-    /// Which task: `ingress`, `transactions` or `core`.
+    /// Which task: `core` (the one that proxies) or `send` (writes that wait).
     pub task: &'static str,
     /// How it ended: `panicked`, `was cancelled` or `returned`.
     pub how: &'static str,
