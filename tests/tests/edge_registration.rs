@@ -805,102 +805,95 @@ async fn one_uar_per_registration_and_a_failed_remembered_scscf_falls_back() {
     };
 
     // REGISTER, 401 from a; the answer to the challenge goes to a without a UAR.
-    ue.send_to(bob_register(ue_addr, "k1", 1, false, 600).as_bytes(), icscf)
-        .await
-        .unwrap();
-    let (at_a, from) = recv_udp(&c.a).await;
-    c.a.send_to(&challenge(&at_a).to_bytes(), from)
-        .await
-        .unwrap();
-    assert_eq!(recv_udp(&ue).await.0.status(), Some(401));
+    let (at_a, from) =
+        register_via(&ue, bob_register(ue_addr, "k1", 1, false, 600), icscf, &c.a).await;
+    assert_eq!(answer(&c.a, challenge(&at_a), from, &ue).await, Some(401));
     uars(1);
-    ue.send_to(bob_register(ue_addr, "k1", 2, true, 600).as_bytes(), icscf)
-        .await
-        .unwrap();
-    let (at_a, from) = recv_udp(&c.a).await;
+    let (at_a, from) =
+        register_via(&ue, bob_register(ue_addr, "k1", 2, true, 600), icscf, &c.a).await;
     assert_eq!(at_a.headers.get_str(&HeaderName::CSeq), Some("2 REGISTER"));
     uars(1);
-    c.a.send_to(&response(&at_a, 200).to_bytes(), from)
-        .await
-        .unwrap();
-    assert_eq!(recv_udp(&ue).await.0.status(), Some(200));
+    assert_eq!(
+        answer(&c.a, response(&at_a, 200), from, &ue).await,
+        Some(200)
+    );
     assert!(c.memory.is_empty(), "the 200 ends the memory of k1");
 
     // A re-registration in the same call after the 200 asks the HSS again; a REGISTER
     // with credentials for that Call-ID from another P-CSCF address gets its own UAR.
-    ue.send_to(bob_register(ue_addr, "k1", 3, true, 600).as_bytes(), icscf)
-        .await
-        .unwrap();
-    let (at_a, from) = recv_udp(&c.a).await;
+    let (at_a, from) =
+        register_via(&ue, bob_register(ue_addr, "k1", 3, true, 600), icscf, &c.a).await;
     uars(2);
-    c.a.send_to(&challenge(&at_a).to_bytes(), from)
-        .await
-        .unwrap();
-    assert_eq!(recv_udp(&ue).await.0.status(), Some(401));
+    assert_eq!(answer(&c.a, challenge(&at_a), from, &ue).await, Some(401));
     let other = UdpSocket::bind("127.0.0.9:0").await.unwrap();
     let other_addr = other.local_addr().unwrap();
-    other
-        .send_to(
-            bob_register(other_addr, "k1", 4, true, 600).as_bytes(),
-            icscf,
-        )
-        .await
-        .unwrap();
-    let (at_a, from) = recv_udp(&c.a).await;
+    let (at_a, from) = register_via(
+        &other,
+        bob_register(other_addr, "k1", 4, true, 600),
+        icscf,
+        &c.a,
+    )
+    .await;
     uars(3);
-    c.a.send_to(&response(&at_a, 403).to_bytes(), from)
-        .await
-        .unwrap();
-    assert_eq!(recv_udp(&other).await.0.status(), Some(403));
+    assert_eq!(
+        answer(&c.a, response(&at_a, 403), from, &other).await,
+        Some(403)
+    );
 
     // A de-registration in a challenged call asks the HSS (DE_REGISTRATION).
-    ue.send_to(bob_register(ue_addr, "k1", 5, true, 0).as_bytes(), icscf)
-        .await
-        .unwrap();
-    let (at_a, from) = recv_udp(&c.a).await;
+    let (at_a, from) =
+        register_via(&ue, bob_register(ue_addr, "k1", 5, true, 0), icscf, &c.a).await;
     assert_eq!(
         uars(4)[3].user_authorization_type,
         Some(UserAuthorizationType::DeRegistration)
     );
-    c.a.send_to(&challenge(&at_a).to_bytes(), from)
-        .await
-        .unwrap();
-    assert_eq!(recv_udp(&ue).await.0.status(), Some(401));
+    assert_eq!(answer(&c.a, challenge(&at_a), from, &ue).await, Some(401));
 
     // a challenges a new call, then goes away: the answer to its challenge waits for
     // it 300 ms, then a UAR with REGISTRATION_AND_CAPABILITIES selects b.
-    ue.send_to(bob_register(ue_addr, "k2", 1, false, 600).as_bytes(), icscf)
-        .await
-        .unwrap();
-    let (at_a, from) = recv_udp(&c.a).await;
-    c.a.send_to(&challenge(&at_a).to_bytes(), from)
-        .await
-        .unwrap();
-    assert_eq!(recv_udp(&ue).await.0.status(), Some(401));
+    let (at_a, from) =
+        register_via(&ue, bob_register(ue_addr, "k2", 1, false, 600), icscf, &c.a).await;
+    assert_eq!(answer(&c.a, challenge(&at_a), from, &ue).await, Some(401));
     uars(5);
     drop(c.a);
-    ue.send_to(bob_register(ue_addr, "k2", 2, true, 600).as_bytes(), icscf)
-        .await
-        .unwrap();
-    let (at_b, from) = recv_udp(&c.b).await;
+    let (at_b, from) =
+        register_via(&ue, bob_register(ue_addr, "k2", 2, true, 600), icscf, &c.b).await;
     assert_eq!(at_b.headers.get_str(&HeaderName::CSeq), Some("2 REGISTER"));
     assert_eq!(
         uars(6)[5].user_authorization_type,
         Some(UserAuthorizationType::RegistrationAndCapabilities)
     );
     // b challenges again; the answer goes to b without a UAR, and registers.
-    c.b.send_to(&challenge(&at_b).to_bytes(), from)
-        .await
-        .unwrap();
-    assert_eq!(recv_udp(&ue).await.0.status(), Some(401));
-    ue.send_to(bob_register(ue_addr, "k2", 3, true, 600).as_bytes(), icscf)
-        .await
-        .unwrap();
-    let (at_b, from) = recv_udp(&c.b).await;
+    assert_eq!(answer(&c.b, challenge(&at_b), from, &ue).await, Some(401));
+    let (at_b, from) =
+        register_via(&ue, bob_register(ue_addr, "k2", 3, true, 600), icscf, &c.b).await;
     assert_eq!(at_b.headers.get_str(&HeaderName::CSeq), Some("3 REGISTER"));
     uars(6);
-    c.b.send_to(&response(&at_b, 200).to_bytes(), from)
-        .await
-        .unwrap();
-    assert_eq!(recv_udp(&ue).await.0.status(), Some(200));
+    assert_eq!(
+        answer(&c.b, response(&at_b, 200), from, &ue).await,
+        Some(200)
+    );
+}
+
+/// `ue` sends `register` to the I-CSCF at `icscf`; the request as the S-CSCF `scscf`
+/// receives it, and where it came from.
+async fn register_via(
+    ue: &UdpSocket,
+    register: String,
+    icscf: SocketAddr,
+    scscf: &UdpSocket,
+) -> (SipMessage, SocketAddr) {
+    ue.send_to(register.as_bytes(), icscf).await.unwrap();
+    recv_udp(scscf).await
+}
+
+/// The S-CSCF `scscf` sends `answer` back to `to`; the status `ue` receives.
+async fn answer(
+    scscf: &UdpSocket,
+    answer: SipMessage,
+    to: SocketAddr,
+    ue: &UdpSocket,
+) -> Option<u16> {
+    scscf.send_to(&answer.to_bytes(), to).await.unwrap();
+    recv_udp(ue).await.0.status()
 }
