@@ -322,12 +322,8 @@ def main():
             sent = uars1 - uars0 if uars0 is not None and uars1 is not None else None
             print(per_registration(r, sent), flush=True)
             if args.perf:
-                from session_load import perf_summary
-                for n in pids:
-                    groups, rows = perf_summary(os.path.join(args.perf, f"{rate}-{n}.data"))
-                    print(f"  {n}: " + ", ".join(f"{g} {v:.0f}%" for g, v in groups.most_common()))
-                    for pct, dso, sym in rows:
-                        print(f"    {pct:5.1f}%  {dso:<20} {sym[:90]}")
+                from session_load import print_perf
+                print_perf(args.perf, rate, pids)
             time.sleep(1.5)
             after = scscf_store_counters()
             if before and after and after[1] > before[1]:

@@ -98,6 +98,15 @@ def run_rate(rate, seconds, work, pids, perf_dir=None):
             "pct": percentiles(rtts, [50, 95, 99]), "cpu": cpu, "wall": wall, "rss": rss}
 
 
+def print_perf(perf_dir, rate, pids):
+    """Prints the perf summary of each node's `perf record` at `rate` (files in `perf_dir`)."""
+    for n in pids:
+        groups, rows = perf_summary(os.path.join(perf_dir, f"{rate}-{n}.data"))
+        print(f"  {n}: " + ", ".join(f"{g} {v:.0f}%" for g, v in groups.most_common()))
+        for pct, dso, sym in rows:
+            print(f"    {pct:5.1f}%  {dso:<20} {sym[:90]}")
+
+
 def perf_summary(path, top=12):
     """Shares of a node's samples (the kernel's scheduler switching threads in, the rest
     of the kernel, allocator, tokio, the rest) and its top symbols, from `perf report`."""
@@ -166,11 +175,7 @@ def main():
             print(f"{r['rate']:>5} {r['calls']:>6} {r['ok']:>6} {r['failed']:>6} {p[50]:>6.0f} {p[95]:>6.0f} "
                   f"{p[99]:>6.0f}  {cells}  {rss}", flush=True)
             if args.perf:
-                for n in pids:
-                    groups, rows = perf_summary(os.path.join(args.perf, f"{rate}-{n}.data"))
-                    print(f"  {n}: " + ", ".join(f"{g} {v:.0f}%" for g, v in groups.most_common()))
-                    for pct, dso, sym in rows:
-                        print(f"    {pct:5.1f}%  {dso:<20} {sym[:90]}")
+                print_perf(args.perf, rate, pids)
             if r["failed"] == 0 and r["ok"] == r["calls"]:
                 best = r
             else:
