@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use ims_sip::transport::{Destination, Target, TransportEvent, TransportKind};
+use ims_sip::HeaderName;
 use tokio::net::UdpSocket;
 use transport_support::*;
 
@@ -165,4 +166,65 @@ async fn hostile_datagrams_are_reported_or_dropped_and_serving_goes_on() {
     let incoming = next_message(&mut rx).await;
     assert_eq!(incoming.message.body(), &Bytes::from_static(b"ok"));
     assert_eq!(layer.stats().parse_errors.load(Ordering::Relaxed), 4);
+}
+
+/// A caller that reads the UDP sockets itself gets what they hold in batches of at most
+/// the size asked, in arrival order, keep-alives dropped, across both listeners; the
+/// event channel then carries no datagram.
+#[tokio::test]
+async fn the_owner_of_the_udp_ingress_reads_batches_on_its_own_task() {
+    let cfg = config(&[any_v4(), "[::1]:0".parse().unwrap()], &[]);
+    let (layer, mut rx, mut ingress) = ims_sip::transport::TransportLayer::bind_reading_udp(cfg)
+        .await
+        .unwrap();
+    let addrs: Vec<SocketAddr> = layer.local_addrs().iter().map(|(_, a)| *a).collect();
+    let v4 = UdpSocket::bind(any_v4()).await.unwrap();
+    for i in 0..3 {
+        v4.send_to(&request("UDP", &format!("batch-{i}"), "x"), addrs[0])
+            .await
+            .unwrap();
+        v4.send_to(b"\r\n\r\n", addrs[0]).await.unwrap();
+    }
+    let v6 = UdpSocket::bind("[::1]:0").await.unwrap();
+    v6.send_to(&request("UDP", "batch-v6", "x"), addrs[1])
+        .await
+        .unwrap();
+    // Let every datagram reach its socket's buffer.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+
+    let call_id = |e: &TransportEvent| match e {
+        TransportEvent::Message(m) => {
+            let id = m.message.headers.first_value(&HeaderName::CallId);
+            String::from_utf8(id.unwrap_or_default().to_vec()).unwrap()
+        }
+        TransportEvent::Malformed(_) => panic!("malformed: {e:?}"),
+    };
+    let mut got = Vec::new();
+    let mut batches = Vec::new();
+    while got.len() < 4 {
+        let mut out = Vec::new();
+        tokio::time::timeout(WAIT, ingress.recv(&mut out, 2))
+            .await
+            .expect("datagrams in time");
+        assert!(!out.is_empty() && out.len() <= 2, "batch of {}", out.len());
+        batches.push(out.len());
+        got.extend(out.iter().map(call_id));
+    }
+    assert_eq!(got.len(), 4, "{got:?} in batches {batches:?}");
+    assert!(got.contains(&"batch-v6".to_owned()), "{got:?}");
+    let v4: Vec<&str> = got
+        .iter()
+        .map(String::as_str)
+        .filter(|c| *c != "batch-v6")
+        .collect();
+    assert_eq!(v4, ["batch-0", "batch-1", "batch-2"]);
+    // Nothing more: the keep-alives were dropped, and the channel saw no datagram.
+    let mut out = Vec::new();
+    let more = tokio::time::timeout(
+        std::time::Duration::from_millis(100),
+        ingress.recv(&mut out, 8),
+    )
+    .await;
+    assert!(more.is_err(), "unexpected {out:?}");
+    assert!(rx.try_recv().is_err());
 }

@@ -13,10 +13,11 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::connections::{ConnectionTable, WriteTx};
 use super::stream::{self, StreamContext};
+use super::udp::{self, UdpIngress, UdpListener};
 use super::upward::Upward;
 use super::{
-    tls, udp, Destination, Flow, SendError, Target, TransportConfig, TransportError,
-    TransportEvent, TransportKind, TransportStats,
+    tls, Destination, Flow, SendError, Target, TransportConfig, TransportError, TransportEvent,
+    TransportKind, TransportStats,
 };
 
 /// What [`TransportLayer::try_send`] could not do at once.
@@ -26,12 +27,6 @@ pub enum TrySend {
     Later(Bytes),
     /// Sending failed (as [`TransportLayer::send`] would have).
     Failed(SendError),
-}
-
-/// A bound UDP socket.
-struct UdpListener {
-    socket: Arc<UdpSocket>,
-    local: SocketAddr,
 }
 
 struct Shared {
@@ -57,6 +52,20 @@ impl TransportLayer {
     pub async fn bind(
         config: TransportConfig,
     ) -> Result<(TransportLayer, mpsc::Receiver<TransportEvent>), TransportError> {
+        let (layer, events, udp) = TransportLayer::bind_reading_udp(config).await?;
+        tokio::spawn(udp::serve(udp));
+        Ok((layer, events))
+    }
+
+    /// Binds every configured listener like [`TransportLayer::bind`], but leaves the
+    /// reading of the UDP sockets to the caller's task through the returned
+    /// [`UdpIngress`] (what the proxy engine does, so that a datagram is not handed
+    /// from task to task); the channel carries what the TCP and TLS connections
+    /// receive. Dropping the receiver stops those; the UDP sockets are read only
+    /// through the ingress.
+    pub async fn bind_reading_udp(
+        config: TransportConfig,
+    ) -> Result<(TransportLayer, mpsc::Receiver<TransportEvent>, UdpIngress), TransportError> {
         let limits = &config.limits;
         let stats = Arc::new(TransportStats::default());
         let (events, rx) = mpsc::channel(limits.queue_depth.max(1));
@@ -119,9 +128,7 @@ impl TransportLayer {
             }
         }
         // Everything is bound: start serving.
-        for (index, l) in (0u64..).zip(&udp_sockets) {
-            tokio::spawn(udp::serve(l.socket.clone(), index, l.local, upward.clone()));
-        }
+        let ingress = UdpIngress::new(&udp_sockets, upward);
         for (kind, listener) in tcp {
             tokio::spawn(stream::accept_loop(listener, kind, streams.clone()));
         }
@@ -135,7 +142,7 @@ impl TransportLayer {
             tls_connector,
             stats,
         });
-        Ok((TransportLayer { shared }, rx))
+        Ok((TransportLayer { shared }, rx, ingress))
     }
 
     /// The bound listeners with their actual addresses (ports chosen when 0 was asked).

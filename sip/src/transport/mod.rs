@@ -7,6 +7,8 @@
 //! [`TransportLayer::bind`] starts the listeners and returns a channel of
 //! [`TransportEvent`]s: parsed messages with the [`Flow`] they came over, and messages
 //! that failed to parse (so the upper layer can answer `400` to a request).
+//! [`TransportLayer::bind_reading_udp`] leaves the UDP sockets to be read by the
+//! caller's own task ([`UdpIngress`]), with no hand-off between tasks.
 //! [`TransportLayer::send`] writes to a [`Target`]: an existing flow, or a destination
 //! for which a connection is reused or opened.
 //!
@@ -40,6 +42,7 @@ pub use layer::{TransportLayer, TrySend};
 pub use limits::TransportLimits;
 pub use peer_names::PeerNames;
 pub use stats::TransportStats;
+pub use udp::UdpIngress;
 
 use crate::message::{ParseError, SipMessage};
 

@@ -1,59 +1,162 @@
-//! UDP listener (RFC 3261 §18.1.2, §18.2.1): one datagram is one message.
+//! UDP listeners (RFC 3261 §18.1.2, §18.2.1): one datagram is one message.
+//!
+//! [`UdpIngress`] reads every UDP listening socket of a transport layer from the task
+//! that owns it: the proxy engine's core polls it beside its timers, so a datagram is
+//! parsed, matched and forwarded on the task that read it. Without an owner, a task of
+//! its own ([`serve`]) pumps it into the transport's event channel.
 
+use std::future::poll_fn;
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use tokio::net::UdpSocket;
 
 use super::upward::{Delivered, Upward};
-use super::{Flow, Source, TransportKind, TransportStats};
+use super::{Flow, Source, TransportEvent, TransportKind, TransportStats};
 
-/// Receives datagrams on `socket` (listener number `index`) until the event receiver
-/// is dropped. Oversize datagrams and bare CRLF keep-alives are dropped.
-pub(super) async fn serve(
-    socket: Arc<UdpSocket>,
-    index: u64,
-    local: SocketAddr,
+/// One bound UDP listening socket.
+pub(super) struct UdpListener {
+    pub(super) socket: Arc<UdpSocket>,
+    pub(super) local: SocketAddr,
+}
+
+/// Reads the UDP listening sockets of a [`TransportLayer`](super::TransportLayer) and
+/// parses what arrives, on the caller's task: each [`UdpIngress::recv`] takes what the
+/// sockets hold at once (up to a batch), with no hand-off to another task. Oversize
+/// datagrams and bare CRLF keep-alives are dropped here.
+pub struct UdpIngress {
+    sockets: Vec<(Arc<UdpSocket>, SocketAddr)>,
     upward: Arc<Upward>,
-) {
-    let max = upward.limits.max_message_size;
-    // One byte more than the limit, to tell an oversize datagram from a full one.
-    let mut buf = vec![0u8; max.saturating_add(1)];
-    loop {
-        let received = tokio::select! {
-            r = socket.recv_from(&mut buf) => r,
-            () = upward.events.closed() => return,
-        };
-        let (n, remote) = match received {
-            Ok(r) => r,
-            Err(error) => {
-                tracing::debug!(%local, %error, "UDP receive error");
-                continue;
-            }
-        };
-        let data = buf.get(..n).unwrap_or_default();
-        if n > max {
-            TransportStats::inc(&upward.stats.parse_errors);
-            tracing::warn!(%local, %remote, limit = max, "oversize UDP datagram dropped");
-            continue;
+    /// One byte more than the size limit, to tell an oversize datagram from a full one.
+    buf: Vec<u8>,
+    /// The socket read first by the next call (the others get their turn first when a
+    /// batch fills up).
+    next: usize,
+}
+
+impl UdpIngress {
+    pub(super) fn new(listeners: &[UdpListener], upward: Arc<Upward>) -> UdpIngress {
+        let max = upward.limits.max_message_size;
+        UdpIngress {
+            sockets: listeners
+                .iter()
+                .map(|l| (l.socket.clone(), l.local))
+                .collect(),
+            upward,
+            buf: vec![0u8; max.saturating_add(1)],
+            next: 0,
         }
+    }
+
+    /// Waits until a datagram arrives on any socket, then appends to `out` every
+    /// message the sockets hold, at most `max` (at least one). Cancel-safe: datagrams
+    /// are read only in the poll that returns them. Never ready without sockets.
+    pub async fn recv(&mut self, out: &mut Vec<TransportEvent>, max: usize) {
+        let max = max.max(1);
+        let start = out.len();
+        poll_fn(|cx| {
+            self.read_ready(cx, out, start + max);
+            if out.len() > start {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+
+    /// Reads every socket until it would block (registering the waker) or `out` holds
+    /// `limit` events.
+    fn read_ready(&mut self, cx: &mut Context<'_>, out: &mut Vec<TransportEvent>, limit: usize) {
+        let count = self.sockets.len();
+        for turn in 0..count {
+            let index = (self.next + turn) % count;
+            let Some((socket, local)) = self.sockets.get(index) else {
+                continue;
+            };
+            let (socket, local) = (socket.clone(), *local);
+            loop {
+                if out.len() >= limit {
+                    // Full: this socket is read first next time.
+                    self.next = index;
+                    return;
+                }
+                match socket.poll_recv_ready(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(error)) => {
+                        tracing::debug!(%local, %error, "UDP readiness error");
+                        break;
+                    }
+                    Poll::Pending => break,
+                }
+                // Ready: read until the socket would block, which clears the readiness
+                // so that the next `poll_recv_ready` registers the waker.
+                while out.len() < limit {
+                    match socket.try_recv_from(&mut self.buf) {
+                        Ok((n, remote)) => {
+                            if let Some(event) = self.datagram(index, local, n, remote) {
+                                out.push(event);
+                            }
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(error) => tracing::debug!(%local, %error, "UDP receive error"),
+                    }
+                }
+            }
+        }
+        self.next = (self.next + 1) % count.max(1);
+    }
+
+    /// The event for the datagram of `n` bytes in the buffer, if it is one to hand up.
+    fn datagram(
+        &self,
+        index: usize,
+        local: SocketAddr,
+        n: usize,
+        remote: SocketAddr,
+    ) -> Option<TransportEvent> {
+        let max = self.upward.limits.max_message_size;
+        if n > max {
+            TransportStats::inc(&self.upward.stats.parse_errors);
+            tracing::warn!(%local, %remote, limit = max, "oversize UDP datagram dropped");
+            return None;
+        }
+        let data = self.buf.get(..n).unwrap_or_default();
         if data.iter().all(|c| matches!(c, b'\r' | b'\n')) {
             tracing::trace!(%remote, "UDP keep-alive");
-            continue;
+            return None;
         }
         let source = Source {
             flow: Flow {
                 kind: TransportKind::Udp,
                 remote,
-                id: index,
+                id: index as u64,
             },
             local,
             remote,
             peer_names: None,
         };
-        if upward.deliver(Bytes::copy_from_slice(data), source).await == Delivered::Closed {
-            return;
+        let (event, _hostile) = self.upward.parse(Bytes::copy_from_slice(data), source);
+        Some(event)
+    }
+}
+
+/// Pumps `ingress` into the transport's event channel until its receiver is dropped.
+pub(super) async fn serve(mut ingress: UdpIngress) {
+    let upward = ingress.upward.clone();
+    let mut batch = Vec::new();
+    loop {
+        tokio::select! {
+            () = ingress.recv(&mut batch, 64) => {}
+            () = upward.events.closed() => return,
+        }
+        for event in batch.drain(..) {
+            if upward.send(event).await == Delivered::Closed {
+                return;
+            }
         }
     }
 }

@@ -27,9 +27,10 @@ pub(super) struct Upward {
 }
 
 impl Upward {
-    /// Parses `raw` and delivers it as a message or as malformed (with a log line).
-    pub(super) async fn deliver(&self, raw: Bytes, source: Source) -> Delivered {
-        let (event, hostile) = match parse_message(raw.clone(), &self.limits) {
+    /// Parses `raw` into a message or a malformed one (with a log line); `true` with a
+    /// header bomb or oversize message, after which a stream must be closed.
+    pub(super) fn parse(&self, raw: Bytes, source: Source) -> (TransportEvent, bool) {
+        match parse_message(raw.clone(), &self.limits) {
             Ok(message) => {
                 TransportStats::inc(&self.stats.messages_in);
                 (TransportEvent::Message(Incoming { message, source }), false)
@@ -44,11 +45,22 @@ impl Upward {
                 let event = TransportEvent::Malformed(Malformed { error, raw, source });
                 (event, hostile)
             }
-        };
+        }
+    }
+
+    /// Parses `raw` and delivers it as a message or as malformed.
+    pub(super) async fn deliver(&self, raw: Bytes, source: Source) -> Delivered {
+        let (event, hostile) = self.parse(raw, source);
+        match self.send(event).await {
+            Delivered::Ok if hostile => Delivered::Hostile,
+            delivered => delivered,
+        }
+    }
+
+    /// Hands a parsed event upward.
+    pub(super) async fn send(&self, event: TransportEvent) -> Delivered {
         if self.events.send(event).await.is_err() {
             Delivered::Closed
-        } else if hostile {
-            Delivered::Hostile
         } else {
             Delivered::Ok
         }

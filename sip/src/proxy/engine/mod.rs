@@ -85,7 +85,7 @@ use crate::transaction::layer::shrink_map;
 use crate::transaction::{TransactionLayer, TuEvent};
 use crate::transport::{
     Destination, Flow, Malformed, Source, Target, TransportConfig, TransportError, TransportEvent,
-    TransportLayer,
+    TransportLayer, UdpIngress,
 };
 use crate::{HeaderName, Method, SipMessage};
 
@@ -105,7 +105,7 @@ impl ProxyEngine {
         mut config: EngineConfig,
         policy: P,
     ) -> Result<ProxyEngine, TransportError> {
-        let (layer, events) = TransportLayer::bind(transport).await?;
+        let (layer, events, udp) = TransportLayer::bind_reading_udp(transport).await?;
         for (_, addr) in layer.local_addrs() {
             let port = Some(addr.port());
             config
@@ -133,7 +133,7 @@ impl ProxyEngine {
             branches: HashMap::new(),
             answered: Vec::new(),
         };
-        let main = tokio::spawn(core.run(events, failed_rx));
+        let main = tokio::spawn(core.run(events, udp, failed_rx));
         Ok(ProxyEngine {
             transport: layer,
             stats,
@@ -292,15 +292,18 @@ impl<P: Policy> Core<P> {
     /// Serves until the transport's event channel closes. Each input (a message, a
     /// timer, a decision, a failed send) is carried as far as it goes at once: the
     /// transaction layer's events it causes are handled before the next input.
+    /// Datagrams are read from the UDP sockets here, in batches of what they hold.
     async fn run(
         mut self,
         mut events: mpsc::Receiver<TransportEvent>,
+        mut udp: UdpIngress,
         mut failed: mpsc::Receiver<TransactionKey>,
     ) {
         let backlog = self.config.queue.max(1);
         let timer = tokio::time::sleep_until(Instant::now());
         tokio::pin!(timer);
         let mut armed = None;
+        let mut inbox = Vec::with_capacity(BATCH);
         loop {
             let deadline = self.layer.next_deadline();
             if let Some(at) = deadline.filter(|at| armed != Some(*at)) {
@@ -322,8 +325,14 @@ impl<P: Policy> Core<P> {
                     self.on_branch(expired.get_ref(), BranchEvent::NoResponse);
                 }
                 Some(key) = failed.recv() => self.on_branch(&key, BranchEvent::TransportError),
-                // While `queue` decisions wait, new input waits in the transport's
-                // bounded channel.
+                // While `queue` decisions wait, new input waits in the sockets and the
+                // transport's bounded channel.
+                () = udp.recv(&mut inbox, BATCH), if self.deciding.len() < backlog => {
+                    for event in inbox.drain(..) {
+                        self.on_transport(event);
+                        self.drain();
+                    }
+                }
                 event = events.recv(), if self.deciding.len() < backlog => {
                     let Some(event) = event else { return };
                     self.on_transport(event);
