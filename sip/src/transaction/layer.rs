@@ -11,7 +11,9 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::Hash;
+use std::sync::Arc;
 
+use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::client_invite::{self, ClientInvite};
@@ -24,18 +26,48 @@ use crate::{Method, SipMessage};
 
 /// How the layer hands a message to the transport layer. `D` is the transport
 /// layer's destination type (an address, a flow/connection id, ...).
+///
+/// A final response that a server transaction keeps for its retransmissions is
+/// kept as the bytes sent, with its destination resolved once ([`Transmit::route`]):
+/// the transaction then holds neither the parsed message nor the request's source.
 pub trait Transmit<D>: Send {
-    /// Sends `message` to `destination`. An error makes the transaction report a
-    /// transport error to its TU (RFC 3261 §17.1.4, §17.2.4).
-    fn transmit(&self, message: &SipMessage, destination: &D) -> std::io::Result<()>;
+    /// Sends `bytes`, the encoding of `message`, to `destination`. An error makes the
+    /// transaction report a transport error to its TU (RFC 3261 §17.1.4, §17.2.4).
+    fn transmit(&self, message: &SipMessage, bytes: Bytes, destination: &D) -> std::io::Result<()>;
+
+    /// Where `message`, a final response that its server transaction will only
+    /// retransmit from now on, goes: resolved once, before it is first sent to the
+    /// destination returned (which replaces `destination` in the transaction).
+    fn route(&self, message: &SipMessage, destination: &D) -> D;
+
+    /// Sends `bytes` again: a retransmission of a final response, to the destination
+    /// [`Transmit::route`] gave for it. An error is reported as for
+    /// [`Transmit::transmit`].
+    fn retransmit(&self, bytes: Bytes, destination: &D) -> std::io::Result<()>;
 }
 
+/// A closure over the encoded bytes and the destination (tests, simple transports):
+/// every message, retransmissions included, goes to the transaction's peer.
 impl<D, F> Transmit<D> for F
 where
-    F: Fn(&SipMessage, &D) -> std::io::Result<()> + Send,
+    D: Clone,
+    F: Fn(&Bytes, &D) -> std::io::Result<()> + Send,
 {
-    fn transmit(&self, message: &SipMessage, destination: &D) -> std::io::Result<()> {
-        self(message, destination)
+    fn transmit(
+        &self,
+        _message: &SipMessage,
+        bytes: Bytes,
+        destination: &D,
+    ) -> std::io::Result<()> {
+        self(&bytes, destination)
+    }
+
+    fn route(&self, _message: &SipMessage, destination: &D) -> D {
+        destination.clone()
+    }
+
+    fn retransmit(&self, bytes: Bytes, destination: &D) -> std::io::Result<()> {
+        self(&bytes, destination)
     }
 }
 
@@ -143,11 +175,13 @@ enum Machine {
 }
 
 impl Machine {
-    fn on_timer(self, timer: Timer) -> (Machine, Actions) {
+    fn on_timer(self, timer: Timer, config: &TimerConfig) -> (Machine, Actions) {
         match self {
-            Machine::ClientInvite(m) => lift(m.on_timer(timer), Machine::ClientInvite),
-            Machine::ClientNonInvite(m) => lift(m.on_timer(timer), Machine::ClientNonInvite),
-            Machine::ServerInvite(m) => lift(m.on_timer(timer), Machine::ServerInvite),
+            Machine::ClientInvite(m) => lift(m.on_timer(timer, config), Machine::ClientInvite),
+            Machine::ClientNonInvite(m) => {
+                lift(m.on_timer(timer, config), Machine::ClientNonInvite)
+            }
+            Machine::ServerInvite(m) => lift(m.on_timer(timer, config), Machine::ServerInvite),
             Machine::ServerNonInvite(m) => lift(m.on_timer(timer), Machine::ServerNonInvite),
         }
     }
@@ -179,17 +213,61 @@ fn lift<S>((state, actions): (S, Actions), wrap: fn(S) -> Machine) -> (Machine, 
 #[derive(Debug)]
 struct Entry<D> {
     machine: Machine,
+    /// The transaction's peer; for a server transaction that only retransmits its
+    /// final response, where that goes ([`Transmit::route`]).
     peer: D,
-    /// Running timers and the sequence number of their current instance.
-    armed: Vec<(Timer, u64)>,
+    armed: Armed,
 }
 
+/// At most this many timers of a transaction run at once (A, B and C in Calling).
+const MAX_ARMED: usize = 3;
+
+/// A transaction's running timers and the sequence number of each one's current
+/// instance, inline (no allocation of its own).
+#[derive(Debug, Default)]
+struct Armed([Option<(Timer, u64)>; MAX_ARMED]);
+
+impl Armed {
+    /// Records `seq` as the running instance of `timer`, replacing an earlier one.
+    fn arm(&mut self, timer: Timer, seq: u64) {
+        self.disarm(timer);
+        let free = self.0.iter_mut().find(|slot| slot.is_none());
+        match free {
+            Some(slot) => *slot = Some((timer, seq)),
+            None => {
+                // The machines never run more than MAX_ARMED timers at once; should
+                // one do, the oldest instance gives way rather than the new one.
+                tracing::error!(?timer, "more transaction timers than slots");
+                if let Some(oldest) = self.0.iter_mut().min_by_key(|slot| slot.map(|(_, s)| s)) {
+                    *oldest = Some((timer, seq));
+                }
+            }
+        }
+    }
+
+    /// Forgets `timer`: an instance of it that fires later is ignored.
+    fn disarm(&mut self, timer: Timer) {
+        for slot in &mut self.0 {
+            if slot.is_some_and(|(t, _)| t == timer) {
+                *slot = None;
+            }
+        }
+    }
+
+    /// True when instance `seq` of `timer` is the running one.
+    fn is_armed(&self, timer: Timer, seq: u64) -> bool {
+        self.0.contains(&Some((timer, seq)))
+    }
+}
+
+/// One timer instance in the layer's heap. The key is shared with the transaction's
+/// table slot.
 #[derive(Debug)]
 struct Scheduled {
     deadline: Instant,
     seq: u64,
     side: Side,
-    key: TransactionKey,
+    key: Arc<TransactionKey>,
     timer: Timer,
 }
 
@@ -221,10 +299,10 @@ pub struct TransactionLayer<D> {
     config: TimerConfig,
     limits: LayerLimits,
     transmit: Box<dyn Transmit<D>>,
-    /// Entries are boxed: a table's free slots then cost a key and a pointer, not a
-    /// whole state machine (the tables are sized for their peak).
-    clients: HashMap<TransactionKey, Box<Entry<D>>>,
-    servers: HashMap<TransactionKey, Box<Entry<D>>>,
+    /// Keys and entries are boxed: a table's slots (also the free ones: the tables
+    /// are sized for their peak) then cost two pointers, and the timers share the key.
+    clients: HashMap<Arc<TransactionKey>, Box<Entry<D>>>,
+    servers: HashMap<Arc<TransactionKey>, Box<Entry<D>>>,
     timers: BinaryHeap<Reverse<Scheduled>>,
     next_seq: u64,
     events: VecDeque<TuEvent<D>>,
@@ -297,18 +375,18 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
             return Err(TransactionError::Duplicate);
         }
         let (machine, actions) = if *method == Method::Invite {
-            let (s, a) = client_invite::Calling::start(request, self.config, reliable);
+            let (s, a) = client_invite::Calling::start(request, &self.config, reliable);
             (Machine::ClientInvite(ClientInvite::Calling(s)), a)
         } else {
-            let (s, a) = client_non_invite::Trying::start(request, self.config, reliable);
+            let (s, a) = client_non_invite::Trying::start(request, &self.config, reliable);
             (Machine::ClientNonInvite(ClientNonInvite::Trying(s)), a)
         };
         let entry = Box::new(Entry {
             machine,
             peer: destination,
-            armed: Vec::new(),
+            armed: Armed::default(),
         });
-        self.run(Side::Client, key.clone(), entry, actions);
+        self.run(Side::Client, Arc::new(key.clone()), entry, actions);
         Ok(key)
     }
 
@@ -322,14 +400,17 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
         if response.status().is_none() {
             return Err(TransactionError::WrongKind("response"));
         }
-        let mut entry = self.servers.remove(key).ok_or(TransactionError::NotFound)?;
+        let (key, mut entry) = self
+            .servers
+            .remove_entry(key)
+            .ok_or(TransactionError::NotFound)?;
         let (machine, result) = match entry.machine {
             Machine::ServerInvite(m) => {
-                let (m, r) = m.respond(response);
+                let (m, r) = m.respond(response, &self.config);
                 (Machine::ServerInvite(m), r)
             }
             Machine::ServerNonInvite(m) => {
-                let (m, r) = m.respond(response);
+                let (m, r) = m.respond(response, &self.config);
                 (Machine::ServerNonInvite(m), r)
             }
             client => (client, Err(TransactionError::NotFound)),
@@ -337,11 +418,11 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
         entry.machine = machine;
         match result {
             Ok(actions) => {
-                self.run(Side::Server, key.clone(), entry, actions);
+                self.run(Side::Server, key, entry, actions);
                 Ok(())
             }
             Err(e) => {
-                self.servers.insert(key.clone(), entry);
+                self.servers.insert(key, entry);
                 Err(e)
             }
         }
@@ -365,14 +446,19 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
     }
 
     fn receive_response(&mut self, key: TransactionKey, response: SipMessage, source: D) {
-        let Some(mut entry) = self.clients.remove(&key) else {
+        let Some((key, mut entry)) = self.clients.remove_entry(&key) else {
             self.events
                 .push_back(TuEvent::StrayResponse { response, source });
             return;
         };
+        let config = &self.config;
         let (machine, actions) = match entry.machine {
-            Machine::ClientInvite(m) => lift(m.on_response(response), Machine::ClientInvite),
-            Machine::ClientNonInvite(m) => lift(m.on_response(response), Machine::ClientNonInvite),
+            Machine::ClientInvite(m) => {
+                lift(m.on_response(response, config), Machine::ClientInvite)
+            }
+            Machine::ClientNonInvite(m) => {
+                lift(m.on_response(response, config), Machine::ClientNonInvite)
+            }
             server => (server, Vec::new()),
         };
         entry.machine = machine;
@@ -386,9 +472,11 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
         source: D,
         reliable: bool,
     ) {
-        if let Some(mut entry) = self.servers.remove(&key) {
+        if let Some((key, mut entry)) = self.servers.remove_entry(&key) {
             let (machine, actions) = match entry.machine {
-                Machine::ServerInvite(m) => lift(m.on_request(request), Machine::ServerInvite),
+                Machine::ServerInvite(m) => {
+                    lift(m.on_request(request, &self.config), Machine::ServerInvite)
+                }
                 Machine::ServerNonInvite(m) => lift(m.on_request(), Machine::ServerNonInvite),
                 client => (client, Vec::new()),
             };
@@ -413,8 +501,7 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
         }
         let (machine, actions, cancels) = match request.method() {
             Some(Method::Invite) => {
-                let (proceeding, actions) =
-                    server_invite::Proceeding::start(&request, self.config, reliable);
+                let (proceeding, actions) = server_invite::Proceeding::start(&request, reliable);
                 (
                     Machine::ServerInvite(ServerInvite::Proceeding(proceeding)),
                     actions,
@@ -427,7 +514,7 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
                 } else {
                     None
                 };
-                let trying = server_non_invite::Trying::new(self.config, reliable);
+                let trying = server_non_invite::Trying::new(reliable);
                 (
                     Machine::ServerNonInvite(ServerNonInvite::Trying(trying)),
                     Vec::new(),
@@ -445,9 +532,9 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
         let entry = Box::new(Entry {
             machine,
             peer: source,
-            armed: Vec::new(),
+            armed: Armed::default(),
         });
-        self.run(Side::Server, key, entry, actions);
+        self.run(Side::Server, Arc::new(key), entry, actions);
     }
 
     /// Fires every timer due at `now`.
@@ -464,16 +551,16 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
                 Side::Server => &mut self.servers,
             };
             let live = map
-                .get(&due.key)
-                .is_some_and(|e| e.armed.contains(&(due.timer, due.seq)));
+                .get(&*due.key)
+                .is_some_and(|e| e.armed.is_armed(due.timer, due.seq));
             if !live {
                 continue;
             }
-            let Some(mut entry) = map.remove(&due.key) else {
+            let Some(mut entry) = map.remove(&*due.key) else {
                 continue;
             };
-            entry.armed.retain(|(t, _)| *t != due.timer);
-            let (machine, actions) = entry.machine.on_timer(due.timer);
+            entry.armed.disarm(due.timer);
+            let (machine, actions) = entry.machine.on_timer(due.timer, &self.config);
             entry.machine = machine;
             self.run(due.side, due.key, entry, actions);
         }
@@ -482,48 +569,57 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
 
     /// Performs a transition's actions, then stores the transaction again or, if it
     /// terminated, drops it and tells the TU.
-    fn run(&mut self, side: Side, key: TransactionKey, mut entry: Box<Entry<D>>, actions: Actions) {
+    fn run(
+        &mut self,
+        side: Side,
+        key: Arc<TransactionKey>,
+        mut entry: Box<Entry<D>>,
+        actions: Actions,
+    ) {
         let mut queue = VecDeque::from(actions);
         while let Some(action) = queue.pop_front() {
-            match action {
+            let sent = match action {
                 Action::Send(message) => {
-                    if let Err(e) = self.transmit.transmit(&message, &entry.peer) {
-                        tracing::warn!(error = %e, "transport error in transaction");
-                        let (machine, more) = entry.machine.on_transport_error();
-                        entry.machine = machine;
-                        queue.extend(more);
-                    }
+                    let bytes = message.to_bytes();
+                    Some(self.transmit.transmit(&message, bytes, &entry.peer))
                 }
+                Action::SendFinal(message, bytes) => {
+                    entry.peer = self.transmit.route(&message, &entry.peer);
+                    Some(self.transmit.transmit(&message, bytes, &entry.peer))
+                }
+                Action::Retransmit(bytes) => Some(self.transmit.retransmit(bytes, &entry.peer)),
                 Action::Deliver(delivery) => {
                     let event = match delivery {
                         Delivery::Response(response) => TuEvent::Response {
-                            key: key.clone(),
+                            key: (*key).clone(),
                             response,
                         },
                         Delivery::Ack(ack) => TuEvent::Ack {
-                            key: Some(key.clone()),
+                            key: Some((*key).clone()),
                             ack,
                             source: entry.peer.clone(),
                         },
                         Delivery::Timeout(timer) => TuEvent::Timeout {
-                            key: key.clone(),
+                            key: (*key).clone(),
                             timer,
                         },
                         Delivery::TimerC {
                             provisional_received,
                         } => TuEvent::TimerC {
-                            key: key.clone(),
+                            key: (*key).clone(),
                             provisional_received,
                         },
-                        Delivery::TransportError => TuEvent::TransportError { key: key.clone() },
+                        Delivery::TransportError => TuEvent::TransportError {
+                            key: (*key).clone(),
+                        },
                     };
                     self.events.push_back(event);
+                    None
                 }
                 Action::StartTimer(timer, after) => {
                     let seq = self.next_seq;
                     self.next_seq += 1;
-                    entry.armed.retain(|(t, _)| *t != timer);
-                    entry.armed.push((timer, seq));
+                    entry.armed.arm(timer, seq);
                     self.timers.push(Reverse(Scheduled {
                         deadline: Instant::now() + after,
                         seq,
@@ -531,12 +627,24 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
                         key: key.clone(),
                         timer,
                     }));
+                    None
                 }
-                Action::CancelTimer(timer) => entry.armed.retain(|(t, _)| *t != timer),
+                Action::CancelTimer(timer) => {
+                    entry.armed.disarm(timer);
+                    None
+                }
+            };
+            if let Some(Err(e)) = sent {
+                tracing::warn!(error = %e, "transport error in transaction");
+                let (machine, more) = entry.machine.on_transport_error();
+                entry.machine = machine;
+                queue.extend(more);
             }
         }
         if entry.machine.is_terminated() {
-            self.events.push_back(TuEvent::Terminated { key });
+            self.events.push_back(TuEvent::Terminated {
+                key: Arc::unwrap_or_clone(key),
+            });
         } else {
             match side {
                 Side::Client => self.clients.insert(key, entry),
@@ -570,8 +678,8 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
                 Side::Client => clients,
                 Side::Server => servers,
             };
-            map.get(&s.key)
-                .is_some_and(|e| e.armed.contains(&(s.timer, s.seq)))
+            map.get(&*s.key)
+                .is_some_and(|e| e.armed.is_armed(s.timer, s.seq))
         });
     }
 }
@@ -615,7 +723,7 @@ mod tests {
         let mut layer = TransactionLayer::new(
             TimerConfig::default(),
             LayerLimits::default(),
-            |_: &SipMessage, _: &u8| Ok(()),
+            |_: &Bytes, _: &u8| Ok(()),
         );
         let inv = invite();
         layer.send_request(inv.clone(), 0, true).unwrap();
