@@ -225,38 +225,53 @@ const MAX_ARMED: usize = 3;
 /// A transaction's running timers and the sequence number of each one's current
 /// instance, inline (no allocation of its own).
 #[derive(Debug, Default)]
-struct Armed([Option<(Timer, u64)>; MAX_ARMED]);
+struct Armed {
+    timers: [Option<Timer>; MAX_ARMED],
+    seqs: [u64; MAX_ARMED],
+}
 
 impl Armed {
     /// Records `seq` as the running instance of `timer`, replacing an earlier one.
-    fn arm(&mut self, timer: Timer, seq: u64) {
-        self.disarm(timer);
-        let free = self.0.iter_mut().find(|slot| slot.is_none());
-        match free {
-            Some(slot) => *slot = Some((timer, seq)),
+    /// True when the transaction runs one timer more than before.
+    fn arm(&mut self, timer: Timer, seq: u64) -> bool {
+        let replaced = self.disarm(timer);
+        let slot = match self.timers.iter().position(Option::is_none) {
+            Some(free) => free,
             None => {
                 // The machines never run more than MAX_ARMED timers at once; should
                 // one do, the oldest instance gives way rather than the new one.
                 tracing::error!(?timer, "more transaction timers than slots");
-                if let Some(oldest) = self.0.iter_mut().min_by_key(|slot| slot.map(|(_, s)| s)) {
-                    *oldest = Some((timer, seq));
-                }
+                let oldest = (0..MAX_ARMED).min_by_key(|&i| self.seqs[i]).unwrap_or(0);
+                self.timers[oldest] = Some(timer);
+                self.seqs[oldest] = seq;
+                return false;
             }
-        }
+        };
+        self.timers[slot] = Some(timer);
+        self.seqs[slot] = seq;
+        !replaced
     }
 
-    /// Forgets `timer`: an instance of it that fires later is ignored.
-    fn disarm(&mut self, timer: Timer) {
-        for slot in &mut self.0 {
-            if slot.is_some_and(|(t, _)| t == timer) {
-                *slot = None;
+    /// Forgets `timer`: an instance of it that fires later is ignored. True when it
+    /// was running.
+    fn disarm(&mut self, timer: Timer) -> bool {
+        match self.timers.iter().position(|t| *t == Some(timer)) {
+            Some(i) => {
+                self.timers[i] = None;
+                true
             }
+            None => false,
         }
     }
 
     /// True when instance `seq` of `timer` is the running one.
     fn is_armed(&self, timer: Timer, seq: u64) -> bool {
-        self.0.contains(&Some((timer, seq)))
+        (0..MAX_ARMED).any(|i| self.timers[i] == Some(timer) && self.seqs[i] == seq)
+    }
+
+    /// How many timers run.
+    fn count(&self) -> usize {
+        self.timers.iter().flatten().count()
     }
 }
 
@@ -288,10 +303,9 @@ impl Ord for Scheduled {
     }
 }
 
-/// At most this many timers run per transaction (A, B, C in Calling); a heap holding
-/// many more entries than that per live transaction is mostly cancelled timers and is
-/// compacted.
-const TIMERS_PER_TRANSACTION: usize = 4;
+/// The timer heap is compacted (cancelled and orphaned instances dropped) once it
+/// holds more than half again as many instances as there are running timers, plus
+/// this many.
 const HEAP_SLACK: usize = 1024;
 
 /// The set of live transactions of one SIP element.
@@ -305,6 +319,8 @@ pub struct TransactionLayer<D> {
     servers: HashMap<Arc<TransactionKey>, Box<Entry<D>>>,
     timers: BinaryHeap<Reverse<Scheduled>>,
     next_seq: u64,
+    /// Running timers of all transactions (the heap's live instances).
+    armed: usize,
     events: VecDeque<TuEvent<D>>,
 }
 
@@ -323,6 +339,7 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
             servers: HashMap::new(),
             timers: BinaryHeap::new(),
             next_seq: 0,
+            armed: 0,
             events: VecDeque::new(),
         }
     }
@@ -559,7 +576,9 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
             let Some(mut entry) = map.remove(&*due.key) else {
                 continue;
             };
-            entry.armed.disarm(due.timer);
+            if entry.armed.disarm(due.timer) {
+                self.armed = self.armed.saturating_sub(1);
+            }
             let (machine, actions) = entry.machine.on_timer(due.timer, &self.config);
             entry.machine = machine;
             self.run(due.side, due.key, entry, actions);
@@ -619,7 +638,9 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
                 Action::StartTimer(timer, after) => {
                     let seq = self.next_seq;
                     self.next_seq += 1;
-                    entry.armed.arm(timer, seq);
+                    if entry.armed.arm(timer, seq) {
+                        self.armed += 1;
+                    }
                     self.timers.push(Reverse(Scheduled {
                         deadline: Instant::now() + after,
                         seq,
@@ -630,7 +651,9 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
                     None
                 }
                 Action::CancelTimer(timer) => {
-                    entry.armed.disarm(timer);
+                    if entry.armed.disarm(timer) {
+                        self.armed = self.armed.saturating_sub(1);
+                    }
                     None
                 }
             };
@@ -642,6 +665,7 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
             }
         }
         if entry.machine.is_terminated() {
+            self.armed = self.armed.saturating_sub(entry.armed.count());
             self.events.push_back(TuEvent::Terminated {
                 key: Arc::unwrap_or_clone(key),
             });
@@ -665,10 +689,13 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
         }
     }
 
-    /// Drops cancelled and orphaned timer instances once they dominate the heap, so
-    /// a peer that makes us restart timers (e.g. Timer C on every 18x) cannot grow it.
+    /// Drops cancelled and orphaned timer instances once they are a third of the
+    /// heap: cancelling a timer (E and F once a response came, G and H on ACK) then
+    /// frees its memory before its deadline, and a peer that makes us restart timers
+    /// (e.g. Timer C on every 18x) cannot grow the heap. Each compaction leaves only
+    /// the running instances, so its cost is spread over as many cancellations.
     fn compact_timers(&mut self) {
-        let bound = HEAP_SLACK + TIMERS_PER_TRANSACTION * self.len();
+        let bound = HEAP_SLACK + self.armed + self.armed / 2;
         if self.timers.len() <= bound {
             return;
         }
@@ -731,7 +758,7 @@ mod tests {
         for _ in 0..10_000 {
             layer.receive(ringing.clone(), 0, true);
         }
-        assert!(layer.timers.len() <= HEAP_SLACK + TIMERS_PER_TRANSACTION);
+        assert!(layer.timers.len() <= HEAP_SLACK + 2 * MAX_ARMED);
         // The live Timer C instance survived compaction and still fires.
         tokio::time::advance(Duration::from_secs(181)).await;
         layer.handle_timeouts(Instant::now());
@@ -739,5 +766,37 @@ mod tests {
             .filter(|e| matches!(e, TuEvent::TimerC { .. }))
             .count();
         assert_eq!(timer_c, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cancelled_timers_leave_the_heap_before_their_deadline() {
+        let mut layer = TransactionLayer::new(
+            TimerConfig::default(),
+            LayerLimits::default(),
+            |_: &Bytes, _: &u8| Ok(()),
+        );
+        const N: usize = 5_000;
+        for n in 0..N {
+            let mut req = crate::transaction::test_support::request("REGISTER");
+            req.headers.set(
+                crate::HeaderName::Via,
+                format!("SIP/2.0/UDP pcscf.example.net:5060;branch=z9hG4bKc{n}"),
+            );
+            layer.send_request(req.clone(), 0, false).unwrap();
+            // The 200 cancels Timers E and F and starts K.
+            layer.receive(response_to(&req, 200), 0, false);
+        }
+        while layer.poll_event().is_some() {}
+        assert_eq!(layer.armed, N, "Timer K of each transaction");
+        assert!(
+            layer.timers.len() <= HEAP_SLACK + N + N / 2,
+            "{} timer instances for {N} running",
+            layer.timers.len()
+        );
+        tokio::time::advance(Duration::from_secs(64)).await;
+        layer.handle_timeouts(Instant::now());
+        assert!(layer.is_empty());
+        assert_eq!(layer.armed, 0);
+        assert!(layer.timers.is_empty());
     }
 }

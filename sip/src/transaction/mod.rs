@@ -109,6 +109,12 @@ pub enum TransactionError {
     NotAllowed(&'static str),
 }
 
+/// The bytes a transaction keeps to retransmit `message`, in a buffer of their own
+/// size (an encoding buffer is sized on an estimate).
+fn kept_encoding(message: &SipMessage) -> Bytes {
+    Bytes::copy_from_slice(&message.to_bytes())
+}
+
 /// True for 1xx.
 fn is_provisional(code: u16) -> bool {
     (100..200).contains(&code)

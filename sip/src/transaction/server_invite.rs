@@ -8,7 +8,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::{
-    is_provisional, is_success, Action, Actions, Delivery, Timer, TimerConfig, TransactionError,
+    is_provisional, is_success, kept_encoding, Action, Actions, Delivery, Timer, TimerConfig,
+    TransactionError,
 };
 
 use crate::{Method, SipMessage};
@@ -100,7 +101,7 @@ impl Proceeding {
                 ],
             );
         }
-        let bytes = response.to_bytes();
+        let bytes = kept_encoding(&response);
         let mut actions = vec![Action::SendFinal(response, bytes.clone())];
         if !self.reliable {
             actions.push(Action::StartTimer(Timer::G, config.t1));

@@ -2,7 +2,9 @@
 
 use bytes::Bytes;
 
-use super::{is_provisional, Action, Actions, Delivery, Timer, TimerConfig, TransactionError};
+use super::{
+    is_provisional, kept_encoding, Action, Actions, Delivery, Timer, TimerConfig, TransactionError,
+};
 use crate::SipMessage;
 
 /// A non-INVITE server transaction in one of its states.
@@ -98,7 +100,7 @@ fn send_response(
     if j.is_zero() {
         return (ServerNonInvite::Terminated, vec![Action::Send(response)]);
     }
-    let bytes = response.to_bytes();
+    let bytes = kept_encoding(&response);
     (
         ServerNonInvite::Completed(Completed {
             response: bytes.clone(),
