@@ -235,6 +235,26 @@ async fn udp_response_without_rport_goes_to_the_via_sent_by_port() {
 }
 
 #[tokio::test]
+async fn retransmitted_request_gets_the_same_final_response_at_the_same_place() {
+    let (engine, proxy) = start(Vec::new()).await;
+    let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let listener = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let sent_by = listener.local_addr().unwrap();
+    let reg = request("REGISTER", sent_by, "sip:y", "z9hG4bKrtx1").replace(";rport", "");
+    sender.send_to(reg.as_bytes(), proxy).await.unwrap();
+    let first = recv(&listener).await;
+    assert_eq!(first.status(), Some(200));
+    // Within Timer J the server transaction answers from what it sent (§17.2.2),
+    // to where the Via said; the policy is not asked again.
+    sender.send_to(reg.as_bytes(), proxy).await.unwrap();
+    let again = recv(&listener).await;
+    assert_eq!(again.to_bytes(), first.to_bytes());
+    let stats = engine.stats();
+    assert_eq!(stats.requests_in.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.responses_out[1].load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
 async fn timer_c_cancels_a_ringing_branch_and_the_caller_gets_487() {
     // A UAS that rings, then answers CANCEL with 200 and the INVITE with 487.
     let uas = UdpSocket::bind("127.0.0.1:0").await.unwrap();

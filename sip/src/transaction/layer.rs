@@ -306,7 +306,10 @@ impl Ord for Scheduled {
 /// The timer heap is compacted (cancelled and orphaned instances dropped) once it
 /// holds more than half again as many instances as there are running timers, plus
 /// this many.
-const HEAP_SLACK: usize = 1024;
+const HEAP_SLACK: usize = 64;
+/// The timer heap's capacity is given back only above this many slots (as the
+/// tables', [`shrink_map`]).
+const HEAP_SMALL: usize = 1024;
 
 /// The set of live transactions of one SIP element.
 pub struct TransactionLayer<D> {
@@ -684,7 +687,7 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
         shrink_map(&mut self.clients);
         shrink_map(&mut self.servers);
         let len = self.timers.len();
-        if self.timers.capacity() > 4 * len + HEAP_SLACK {
+        if self.timers.capacity() > 4 * len + HEAP_SMALL {
             self.timers.shrink_to(2 * len);
         }
     }
