@@ -3,7 +3,7 @@
 //! the forwarded copy, its 200 matched and passed up, the 200 sent upstream (kept for
 //! retransmission), one retransmitted REGISTER answered from it, and Timers J and K
 //! ending both transactions. The messages are parsed beforehand (not measured).
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
 
