@@ -748,13 +748,18 @@ mod tests {
     use crate::transaction::test_support::{invite, response_to};
     use std::time::Duration;
 
-    #[tokio::test(start_paused = true)]
-    async fn restarting_timer_c_on_every_18x_does_not_grow_the_timer_heap() {
-        let mut layer = TransactionLayer::new(
+    /// A layer with the default timers whose sends all succeed.
+    fn quiet_layer() -> TransactionLayer<u8> {
+        TransactionLayer::new(
             TimerConfig::default(),
             LayerLimits::default(),
             |_: &Bytes, _: &u8| Ok(()),
-        );
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn restarting_timer_c_on_every_18x_does_not_grow_the_timer_heap() {
+        let mut layer = quiet_layer();
         let inv = invite();
         layer.send_request(inv.clone(), 0, true).unwrap();
         let ringing = response_to(&inv, 180);
@@ -773,11 +778,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn cancelled_timers_leave_the_heap_before_their_deadline() {
-        let mut layer = TransactionLayer::new(
-            TimerConfig::default(),
-            LayerLimits::default(),
-            |_: &Bytes, _: &u8| Ok(()),
-        );
+        let mut layer = quiet_layer();
         const N: usize = 5_000;
         for n in 0..N {
             let mut req = crate::transaction::test_support::request("REGISTER");
