@@ -223,15 +223,24 @@ async fn transactions_active_returns_to_zero() {
 }
 
 #[tokio::test]
-async fn udp_response_without_rport_goes_to_the_via_sent_by_port() {
-    let (_engine, proxy) = start(Vec::new()).await;
+async fn udp_response_without_rport_and_its_retransmission_go_to_the_via_sent_by_port() {
+    let (engine, proxy) = start(Vec::new()).await;
     let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let listener = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let sent_by = listener.local_addr().unwrap();
     // Sent from one port, Via names another and asks no rport (RFC 3261 §18.2.2).
     let reg = request("REGISTER", sent_by, "sip:y", "z9hG4bKvia1").replace(";rport", "");
     sender.send_to(reg.as_bytes(), proxy).await.unwrap();
-    assert_eq!(recv(&listener).await.status(), Some(200));
+    let first = recv(&listener).await;
+    assert_eq!(first.status(), Some(200));
+    // Within Timer J the server transaction answers a retransmission from what it
+    // sent (§17.2.2), to the same place; the policy is not asked again.
+    sender.send_to(reg.as_bytes(), proxy).await.unwrap();
+    let again = recv(&listener).await;
+    assert_eq!(again.to_bytes(), first.to_bytes());
+    let stats = engine.stats();
+    assert_eq!(stats.requests_in.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.responses_out[1].load(Ordering::Relaxed), 1);
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use ims_sip::message::build::new_branch;
 use ims_sip::message::key::TransactionKey;
 use ims_sip::transaction::{LayerLimits, Timer, TimerConfig, TransactionLayer, TuEvent};
@@ -68,8 +69,9 @@ impl Harness {
         let layer = TransactionLayer::new(
             TimerConfig::default(),
             LayerLimits::default(),
-            move |m: &SipMessage, _: &SocketAddr| {
-                sink.lock().unwrap().push((Instant::now(), m.clone()));
+            move |bytes: &Bytes, _: &SocketAddr| {
+                let sent = SipMessage::parse(bytes.clone()).unwrap();
+                sink.lock().unwrap().push((Instant::now(), sent));
                 Ok(())
             },
         );
@@ -515,7 +517,7 @@ async fn stray_responses_and_transport_errors_reach_the_tu() {
     let mut layer = TransactionLayer::new(
         TimerConfig::default(),
         LayerLimits::default(),
-        |_: &SipMessage, _: &SocketAddr| Err(std::io::ErrorKind::ConnectionReset.into()),
+        |_: &Bytes, _: &SocketAddr| Err(std::io::ErrorKind::ConnectionReset.into()),
     );
     let key = layer
         .send_request(request("INVITE", &new_branch()), peer(), true)
@@ -535,7 +537,7 @@ async fn full_table_drops_new_requests() {
         LayerLimits {
             max_transactions: 2,
         },
-        |_: &SipMessage, _: &SocketAddr| Ok(()),
+        |_: &Bytes, _: &SocketAddr| Ok(()),
     );
     for branch in ["z9hG4bKf1", "z9hG4bKf2", "z9hG4bKf3"] {
         layer.receive(request("OPTIONS", branch), peer(), false);

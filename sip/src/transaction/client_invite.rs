@@ -24,11 +24,11 @@ pub enum ClientInvite {
     Terminated,
 }
 
-/// What Calling and Proceeding share: the request and the timer settings.
+/// What Calling and Proceeding share: the request (for its retransmissions and the
+/// ACK of a non-2xx) and the transport's reliability.
 #[derive(Debug)]
 struct Pending {
-    request: SipMessage,
-    config: TimerConfig,
+    request: Box<SipMessage>,
     reliable: bool,
 }
 
@@ -48,7 +48,7 @@ pub struct Proceeding {
 /// Completed: a non-2xx final response was ACKed; Timer D runs.
 #[derive(Debug)]
 pub struct Completed {
-    ack: SipMessage,
+    ack: Box<SipMessage>,
 }
 
 /// Accepted (RFC 6026 §8.4): a 2xx arrived; Timer M runs.
@@ -58,7 +58,7 @@ pub struct Accepted;
 impl Calling {
     /// Starts the transaction: sends the INVITE, starts Timer A (unreliable
     /// transports only), Timer B and, for a proxy, Timer C.
-    pub fn start(request: SipMessage, config: TimerConfig, reliable: bool) -> (Calling, Actions) {
+    pub fn start(request: SipMessage, config: &TimerConfig, reliable: bool) -> (Calling, Actions) {
         let mut actions = vec![Action::Send(request.clone())];
         if !reliable {
             actions.push(Action::StartTimer(Timer::A, config.t1));
@@ -69,8 +69,7 @@ impl Calling {
         }
         let calling = Calling {
             pending: Pending {
-                request,
-                config,
+                request: Box::new(request),
                 reliable,
             },
             interval_a: config.t1,
@@ -79,12 +78,16 @@ impl Calling {
     }
 
     /// A response arrived.
-    pub fn on_response(self, response: SipMessage) -> (ClientInvite, Actions) {
+    pub fn on_response(
+        self,
+        response: SipMessage,
+        config: &TimerConfig,
+    ) -> (ClientInvite, Actions) {
         let Some(code) = response.status() else {
             return (ClientInvite::Calling(self), Vec::new());
         };
         let actions = vec![Action::CancelTimer(Timer::A), Action::CancelTimer(Timer::B)];
-        self.pending.on_response(code, response, actions)
+        self.pending.on_response(code, response, actions, config)
     }
 
     /// A timer fired: A retransmits with a doubled interval (§17.1.1.2), B times the
@@ -94,7 +97,7 @@ impl Calling {
             Timer::A => {
                 let interval_a = self.interval_a.saturating_mul(2);
                 let actions = vec![
-                    Action::Send(self.pending.request.clone()),
+                    Action::Send((*self.pending.request).clone()),
                     Action::StartTimer(Timer::A, interval_a),
                 ];
                 (
@@ -122,25 +125,29 @@ impl Calling {
 
 impl Proceeding {
     /// A response arrived.
-    pub fn on_response(self, response: SipMessage) -> (ClientInvite, Actions) {
+    pub fn on_response(
+        self,
+        response: SipMessage,
+        config: &TimerConfig,
+    ) -> (ClientInvite, Actions) {
         let Some(code) = response.status() else {
             return (ClientInvite::Proceeding(self), Vec::new());
         };
-        self.pending.on_response(code, response, Vec::new())
+        self.pending.on_response(code, response, Vec::new(), config)
     }
 
     /// A timer fired. Timer C is reported to the proxy, which sends CANCEL; Timer B is
     /// then started so that a UAS that never answers the CANCEL cannot keep the
     /// transaction alive (RFC 3261 §9.1: no final response within 64*T1 after
     /// CANCEL ends the transaction).
-    pub fn on_timer(self, timer: Timer) -> (ClientInvite, Actions) {
+    pub fn on_timer(self, timer: Timer, config: &TimerConfig) -> (ClientInvite, Actions) {
         match timer {
             Timer::C => {
                 let actions = vec![
                     Action::Deliver(Delivery::TimerC {
                         provisional_received: true,
                     }),
-                    Action::StartTimer(Timer::B, self.pending.config.t1x64()),
+                    Action::StartTimer(Timer::B, config.t1x64()),
                 ];
                 (ClientInvite::Proceeding(self), actions)
             }
@@ -160,10 +167,11 @@ impl Pending {
         code: u16,
         response: SipMessage,
         mut actions: Actions,
+        config: &TimerConfig,
     ) -> (ClientInvite, Actions) {
         if is_provisional(code) {
             if code > 100 {
-                if let Some(c) = self.config.timer_c {
+                if let Some(c) = config.timer_c {
                     actions.push(Action::StartTimer(Timer::C, c));
                 }
             }
@@ -177,7 +185,7 @@ impl Pending {
         actions.push(Action::CancelTimer(Timer::B));
         if is_success(code) {
             actions.push(Action::Deliver(Delivery::Response(response)));
-            actions.push(Action::StartTimer(Timer::M, self.config.t1x64()));
+            actions.push(Action::StartTimer(Timer::M, config.t1x64()));
             return (ClientInvite::Accepted(Accepted), actions);
         }
         let ack = match build_ack(&self.request, &response) {
@@ -190,11 +198,12 @@ impl Pending {
         };
         actions.push(Action::Send(ack.clone()));
         actions.push(Action::Deliver(Delivery::Response(response)));
-        let d = self.config.d(self.reliable);
+        let d = config.d(self.reliable);
         if d.is_zero() {
             return (ClientInvite::Terminated, actions);
         }
         actions.push(Action::StartTimer(Timer::D, d));
+        let ack = Box::new(ack);
         (ClientInvite::Completed(Completed { ack }), actions)
     }
 }
@@ -204,7 +213,7 @@ impl Completed {
     /// (§17.1.1.2); anything else is dropped.
     pub fn on_response(self, response: SipMessage) -> (ClientInvite, Actions) {
         let actions = match response.status() {
-            Some(code) if code >= 300 => vec![Action::Send(self.ack.clone())],
+            Some(code) if code >= 300 => vec![Action::Send((*self.ack).clone())],
             _ => Vec::new(),
         };
         (ClientInvite::Completed(self), actions)
@@ -241,10 +250,14 @@ impl Accepted {
 
 impl ClientInvite {
     /// Dispatches a response to the current state.
-    pub fn on_response(self, response: SipMessage) -> (ClientInvite, Actions) {
+    pub fn on_response(
+        self,
+        response: SipMessage,
+        config: &TimerConfig,
+    ) -> (ClientInvite, Actions) {
         match self {
-            ClientInvite::Calling(s) => s.on_response(response),
-            ClientInvite::Proceeding(s) => s.on_response(response),
+            ClientInvite::Calling(s) => s.on_response(response, config),
+            ClientInvite::Proceeding(s) => s.on_response(response, config),
             ClientInvite::Completed(s) => s.on_response(response),
             ClientInvite::Accepted(s) => s.on_response(response),
             ClientInvite::Terminated => (ClientInvite::Terminated, Vec::new()),
@@ -252,10 +265,10 @@ impl ClientInvite {
     }
 
     /// Dispatches a timer to the current state.
-    pub fn on_timer(self, timer: Timer) -> (ClientInvite, Actions) {
+    pub fn on_timer(self, timer: Timer, config: &TimerConfig) -> (ClientInvite, Actions) {
         match self {
             ClientInvite::Calling(s) => s.on_timer(timer),
-            ClientInvite::Proceeding(s) => s.on_timer(timer),
+            ClientInvite::Proceeding(s) => s.on_timer(timer, config),
             ClientInvite::Completed(s) => s.on_timer(timer),
             ClientInvite::Accepted(s) => s.on_timer(timer),
             ClientInvite::Terminated => (ClientInvite::Terminated, Vec::new()),
@@ -413,10 +426,10 @@ Content-Length: 0\r\n\r\n"
     #[test]
     fn non_2xx_is_acked_passed_up_once_and_retransmissions_re_acked() {
         let config = TimerConfig::default();
-        let (calling, start) = Calling::start(invite(), config, false);
+        let (calling, start) = Calling::start(invite(), &config, false);
         assert_eq!(sends(&start).len(), 1);
         let resp = response_to(&invite(), 486);
-        let (state, actions) = calling.on_response(resp.clone());
+        let (state, actions) = calling.on_response(resp.clone(), &config);
         let ClientInvite::Completed(completed) = state else {
             panic!("expected Completed");
         };
@@ -428,17 +441,18 @@ Content-Length: 0\r\n\r\n"
         let (state, again) = completed.on_response(resp);
         assert_eq!(sends(&again), acks);
         assert!(!again.iter().any(|a| matches!(a, Action::Deliver(_))));
-        let (state, _) = state.on_timer(Timer::D);
+        let (state, _) = state.on_timer(Timer::D, &config);
         assert!(matches!(state, ClientInvite::Terminated));
     }
 
     #[test]
     fn reliable_non_2xx_terminates_at_once() {
-        let (calling, start) = Calling::start(invite(), TimerConfig::default(), true);
+        let config = TimerConfig::default();
+        let (calling, start) = Calling::start(invite(), &config, true);
         assert!(!start
             .iter()
             .any(|a| matches!(a, Action::StartTimer(Timer::A, _))));
-        let (state, actions) = calling.on_response(response_to(&invite(), 603));
+        let (state, actions) = calling.on_response(response_to(&invite(), 603), &config);
         assert!(matches!(state, ClientInvite::Terminated));
         assert_eq!(sends(&actions).len(), 1);
     }
@@ -447,23 +461,23 @@ Content-Length: 0\r\n\r\n"
     fn timer_c_restarts_on_101_to_199_only() {
         let config = TimerConfig::default();
         let c = config.timer_c.unwrap();
-        let (calling, _) = Calling::start(invite(), config, false);
-        let (state, a100) = calling.on_response(response_to(&invite(), 100));
+        let (calling, _) = Calling::start(invite(), &config, false);
+        let (state, a100) = calling.on_response(response_to(&invite(), 100), &config);
         assert!(!a100.contains(&Action::StartTimer(Timer::C, c)));
-        let (state, a180) = state.on_response(response_to(&invite(), 180));
+        let (state, a180) = state.on_response(response_to(&invite(), 180), &config);
         assert!(a180.contains(&Action::StartTimer(Timer::C, c)));
-        let (state, fired) = state.on_timer(Timer::C);
+        let (state, fired) = state.on_timer(Timer::C, &config);
         assert!(fired.contains(&Action::Deliver(Delivery::TimerC {
             provisional_received: true
         })));
-        let (state, fired) = state.on_timer(Timer::B);
+        let (state, fired) = state.on_timer(Timer::B, &config);
         assert!(fired.contains(&Action::Deliver(Delivery::Timeout(Timer::B))));
         assert!(matches!(state, ClientInvite::Terminated));
     }
 
     #[test]
     fn transport_error_in_calling_terminates() {
-        let (calling, _) = Calling::start(invite(), TimerConfig::default(), true);
+        let (calling, _) = Calling::start(invite(), &TimerConfig::default(), true);
         let (state, actions) = ClientInvite::Calling(calling).on_transport_error();
         assert!(matches!(state, ClientInvite::Terminated));
         assert_eq!(actions, vec![Action::Deliver(Delivery::TransportError)]);

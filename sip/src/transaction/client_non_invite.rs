@@ -22,8 +22,7 @@ pub enum ClientNonInvite {
 /// Timer F times out.
 #[derive(Debug)]
 pub struct Trying {
-    request: SipMessage,
-    config: TimerConfig,
+    request: Box<SipMessage>,
     reliable: bool,
     interval_e: Duration,
 }
@@ -31,8 +30,7 @@ pub struct Trying {
 /// Proceeding: Timer E retransmits every T2; Timer F still runs.
 #[derive(Debug)]
 pub struct Proceeding {
-    request: SipMessage,
-    config: TimerConfig,
+    request: Box<SipMessage>,
     reliable: bool,
 }
 
@@ -42,15 +40,14 @@ pub struct Completed;
 
 impl Trying {
     /// Starts the transaction: sends the request, starts Timer E (unreliable only) and F.
-    pub fn start(request: SipMessage, config: TimerConfig, reliable: bool) -> (Trying, Actions) {
+    pub fn start(request: SipMessage, config: &TimerConfig, reliable: bool) -> (Trying, Actions) {
         let mut actions = vec![Action::Send(request.clone())];
         if !reliable {
             actions.push(Action::StartTimer(Timer::E, config.t1));
         }
         actions.push(Action::StartTimer(Timer::F, config.t1x64()));
         let trying = Trying {
-            request,
-            config,
+            request: Box::new(request),
             reliable,
             interval_e: config.t1,
         };
@@ -58,28 +55,31 @@ impl Trying {
     }
 
     /// A response arrived: 1xx moves to Proceeding, 200-699 to Completed; both go to the TU.
-    pub fn on_response(self, response: SipMessage) -> (ClientNonInvite, Actions) {
+    pub fn on_response(
+        self,
+        response: SipMessage,
+        config: &TimerConfig,
+    ) -> (ClientNonInvite, Actions) {
         match response.status() {
             Some(code) if is_provisional(code) => (
                 ClientNonInvite::Proceeding(Proceeding {
                     request: self.request,
-                    config: self.config,
                     reliable: self.reliable,
                 }),
                 vec![Action::Deliver(Delivery::Response(response))],
             ),
-            Some(_) => complete(response, self.config, self.reliable),
+            Some(_) => complete(response, config, self.reliable),
             None => (ClientNonInvite::Trying(self), Vec::new()),
         }
     }
 
     /// Timer E retransmits and doubles its interval up to T2; Timer F times out.
-    pub fn on_timer(self, timer: Timer) -> (ClientNonInvite, Actions) {
+    pub fn on_timer(self, timer: Timer, config: &TimerConfig) -> (ClientNonInvite, Actions) {
         match timer {
             Timer::E => {
-                let interval_e = self.config.backoff(self.interval_e);
+                let interval_e = config.backoff(self.interval_e);
                 let actions = vec![
-                    Action::Send(self.request.clone()),
+                    Action::Send((*self.request).clone()),
                     Action::StartTimer(Timer::E, interval_e),
                 ];
                 (
@@ -95,24 +95,28 @@ impl Trying {
 
 impl Proceeding {
     /// A response arrived: 1xx goes to the TU, 200-699 completes.
-    pub fn on_response(self, response: SipMessage) -> (ClientNonInvite, Actions) {
+    pub fn on_response(
+        self,
+        response: SipMessage,
+        config: &TimerConfig,
+    ) -> (ClientNonInvite, Actions) {
         match response.status() {
             Some(code) if is_provisional(code) => (
                 ClientNonInvite::Proceeding(self),
                 vec![Action::Deliver(Delivery::Response(response))],
             ),
-            Some(_) => complete(response, self.config, self.reliable),
+            Some(_) => complete(response, config, self.reliable),
             None => (ClientNonInvite::Proceeding(self), Vec::new()),
         }
     }
 
     /// Timer E retransmits every T2; Timer F times out.
-    pub fn on_timer(self, timer: Timer) -> (ClientNonInvite, Actions) {
+    pub fn on_timer(self, timer: Timer, config: &TimerConfig) -> (ClientNonInvite, Actions) {
         match timer {
             Timer::E => {
                 let actions = vec![
-                    Action::Send(self.request.clone()),
-                    Action::StartTimer(Timer::E, self.config.t2),
+                    Action::Send((*self.request).clone()),
+                    Action::StartTimer(Timer::E, config.t2),
                 ];
                 (ClientNonInvite::Proceeding(self), actions)
             }
@@ -134,7 +138,7 @@ impl Completed {
 
 fn complete(
     response: SipMessage,
-    config: TimerConfig,
+    config: &TimerConfig,
     reliable: bool,
 ) -> (ClientNonInvite, Actions) {
     let mut actions = vec![
@@ -162,19 +166,23 @@ fn timeout() -> (ClientNonInvite, Actions) {
 
 impl ClientNonInvite {
     /// Dispatches a response to the current state (Completed absorbs it).
-    pub fn on_response(self, response: SipMessage) -> (ClientNonInvite, Actions) {
+    pub fn on_response(
+        self,
+        response: SipMessage,
+        config: &TimerConfig,
+    ) -> (ClientNonInvite, Actions) {
         match self {
-            ClientNonInvite::Trying(s) => s.on_response(response),
-            ClientNonInvite::Proceeding(s) => s.on_response(response),
+            ClientNonInvite::Trying(s) => s.on_response(response, config),
+            ClientNonInvite::Proceeding(s) => s.on_response(response, config),
             other => (other, Vec::new()),
         }
     }
 
     /// Dispatches a timer to the current state.
-    pub fn on_timer(self, timer: Timer) -> (ClientNonInvite, Actions) {
+    pub fn on_timer(self, timer: Timer, config: &TimerConfig) -> (ClientNonInvite, Actions) {
         match self {
-            ClientNonInvite::Trying(s) => s.on_timer(timer),
-            ClientNonInvite::Proceeding(s) => s.on_timer(timer),
+            ClientNonInvite::Trying(s) => s.on_timer(timer, config),
+            ClientNonInvite::Proceeding(s) => s.on_timer(timer, config),
             ClientNonInvite::Completed(s) => s.on_timer(timer),
             ClientNonInvite::Terminated => (ClientNonInvite::Terminated, Vec::new()),
         }
@@ -211,25 +219,27 @@ mod tests {
     #[test]
     fn final_response_goes_up_once_then_is_absorbed() {
         let req = request("OPTIONS");
-        let (trying, _) = Trying::start(req.clone(), TimerConfig::default(), false);
+        let config = TimerConfig::default();
+        let (trying, _) = Trying::start(req.clone(), &config, false);
         let ok = response_to(&req, 200);
-        let (state, actions) = trying.on_response(ok.clone());
+        let (state, actions) = trying.on_response(ok.clone(), &config);
         assert!(actions.contains(&Action::Deliver(Delivery::Response(ok.clone()))));
         assert!(actions.contains(&Action::StartTimer(Timer::K, Duration::from_secs(5))));
-        let (state, again) = state.on_response(ok);
+        let (state, again) = state.on_response(ok, &config);
         assert!(again.is_empty());
-        let (state, _) = state.on_timer(Timer::K);
+        let (state, _) = state.on_timer(Timer::K, &config);
         assert!(matches!(state, ClientNonInvite::Terminated));
     }
 
     #[test]
     fn reliable_final_terminates_at_once_without_timer_e() {
         let req = request("MESSAGE");
-        let (trying, start) = Trying::start(req.clone(), TimerConfig::default(), true);
+        let config = TimerConfig::default();
+        let (trying, start) = Trying::start(req.clone(), &config, true);
         assert!(!start
             .iter()
             .any(|a| matches!(a, Action::StartTimer(Timer::E, _))));
-        let (state, _) = trying.on_response(response_to(&req, 404));
+        let (state, _) = trying.on_response(response_to(&req, 404), &config);
         assert!(matches!(state, ClientNonInvite::Terminated));
     }
 
@@ -237,9 +247,9 @@ mod tests {
     fn proceeding_retransmits_every_t2() {
         let req = request("REGISTER");
         let config = TimerConfig::default();
-        let (trying, _) = Trying::start(req.clone(), config, false);
-        let (state, _) = trying.on_response(response_to(&req, 100));
-        let (_, actions) = state.on_timer(Timer::E);
+        let (trying, _) = Trying::start(req.clone(), &config, false);
+        let (state, _) = trying.on_response(response_to(&req, 100), &config);
+        let (_, actions) = state.on_timer(Timer::E, &config);
         assert_eq!(
             actions,
             vec![Action::Send(req), Action::StartTimer(Timer::E, config.t2)]

@@ -11,7 +11,9 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::Hash;
+use std::sync::Arc;
 
+use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::client_invite::{self, ClientInvite};
@@ -24,18 +26,48 @@ use crate::{Method, SipMessage};
 
 /// How the layer hands a message to the transport layer. `D` is the transport
 /// layer's destination type (an address, a flow/connection id, ...).
+///
+/// A final response that a server transaction keeps for its retransmissions is
+/// kept as the bytes sent, with its destination resolved once ([`Transmit::route`]):
+/// the transaction then holds neither the parsed message nor the request's source.
 pub trait Transmit<D>: Send {
-    /// Sends `message` to `destination`. An error makes the transaction report a
-    /// transport error to its TU (RFC 3261 §17.1.4, §17.2.4).
-    fn transmit(&self, message: &SipMessage, destination: &D) -> std::io::Result<()>;
+    /// Sends `bytes`, the encoding of `message`, to `destination`. An error makes the
+    /// transaction report a transport error to its TU (RFC 3261 §17.1.4, §17.2.4).
+    fn transmit(&self, message: &SipMessage, bytes: Bytes, destination: &D) -> std::io::Result<()>;
+
+    /// Where `message`, a final response that its server transaction will only
+    /// retransmit from now on, goes: resolved once, before it is first sent to the
+    /// destination returned (which replaces `destination` in the transaction).
+    fn route(&self, message: &SipMessage, destination: &D) -> D;
+
+    /// Sends `bytes` again: a retransmission of a final response, to the destination
+    /// [`Transmit::route`] gave for it. An error is reported as for
+    /// [`Transmit::transmit`].
+    fn retransmit(&self, bytes: Bytes, destination: &D) -> std::io::Result<()>;
 }
 
+/// A closure over the encoded bytes and the destination (tests, simple transports):
+/// every message, retransmissions included, goes to the transaction's peer.
 impl<D, F> Transmit<D> for F
 where
-    F: Fn(&SipMessage, &D) -> std::io::Result<()> + Send,
+    D: Clone,
+    F: Fn(&Bytes, &D) -> std::io::Result<()> + Send,
 {
-    fn transmit(&self, message: &SipMessage, destination: &D) -> std::io::Result<()> {
-        self(message, destination)
+    fn transmit(
+        &self,
+        _message: &SipMessage,
+        bytes: Bytes,
+        destination: &D,
+    ) -> std::io::Result<()> {
+        self(&bytes, destination)
+    }
+
+    fn route(&self, _message: &SipMessage, destination: &D) -> D {
+        destination.clone()
+    }
+
+    fn retransmit(&self, bytes: Bytes, destination: &D) -> std::io::Result<()> {
+        self(&bytes, destination)
     }
 }
 
@@ -143,11 +175,13 @@ enum Machine {
 }
 
 impl Machine {
-    fn on_timer(self, timer: Timer) -> (Machine, Actions) {
+    fn on_timer(self, timer: Timer, config: &TimerConfig) -> (Machine, Actions) {
         match self {
-            Machine::ClientInvite(m) => lift(m.on_timer(timer), Machine::ClientInvite),
-            Machine::ClientNonInvite(m) => lift(m.on_timer(timer), Machine::ClientNonInvite),
-            Machine::ServerInvite(m) => lift(m.on_timer(timer), Machine::ServerInvite),
+            Machine::ClientInvite(m) => lift(m.on_timer(timer, config), Machine::ClientInvite),
+            Machine::ClientNonInvite(m) => {
+                lift(m.on_timer(timer, config), Machine::ClientNonInvite)
+            }
+            Machine::ServerInvite(m) => lift(m.on_timer(timer, config), Machine::ServerInvite),
             Machine::ServerNonInvite(m) => lift(m.on_timer(timer), Machine::ServerNonInvite),
         }
     }
@@ -179,17 +213,76 @@ fn lift<S>((state, actions): (S, Actions), wrap: fn(S) -> Machine) -> (Machine, 
 #[derive(Debug)]
 struct Entry<D> {
     machine: Machine,
+    /// The transaction's peer; for a server transaction that only retransmits its
+    /// final response, where that goes ([`Transmit::route`]).
     peer: D,
-    /// Running timers and the sequence number of their current instance.
-    armed: Vec<(Timer, u64)>,
+    armed: Armed,
 }
 
+/// At most this many timers of a transaction run at once (A, B and C in Calling).
+const MAX_ARMED: usize = 3;
+
+/// A transaction's running timers and the sequence number of each one's current
+/// instance, inline (no allocation of its own).
+#[derive(Debug, Default)]
+struct Armed {
+    timers: [Option<Timer>; MAX_ARMED],
+    seqs: [u64; MAX_ARMED],
+}
+
+impl Armed {
+    /// Records `seq` as the running instance of `timer`, replacing an earlier one.
+    /// True when the transaction runs one timer more than before.
+    fn arm(&mut self, timer: Timer, seq: u64) -> bool {
+        let replaced = self.disarm(timer);
+        let slot = match self.timers.iter().position(Option::is_none) {
+            Some(free) => free,
+            None => {
+                // The machines never run more than MAX_ARMED timers at once; should
+                // one do, the oldest instance gives way rather than the new one.
+                tracing::error!(?timer, "more transaction timers than slots");
+                let oldest = (0..MAX_ARMED).min_by_key(|&i| self.seqs[i]).unwrap_or(0);
+                self.timers[oldest] = Some(timer);
+                self.seqs[oldest] = seq;
+                return false;
+            }
+        };
+        self.timers[slot] = Some(timer);
+        self.seqs[slot] = seq;
+        !replaced
+    }
+
+    /// Forgets `timer`: an instance of it that fires later is ignored. True when it
+    /// was running.
+    fn disarm(&mut self, timer: Timer) -> bool {
+        match self.timers.iter().position(|t| *t == Some(timer)) {
+            Some(i) => {
+                self.timers[i] = None;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// True when instance `seq` of `timer` is the running one.
+    fn is_armed(&self, timer: Timer, seq: u64) -> bool {
+        (0..MAX_ARMED).any(|i| self.timers[i] == Some(timer) && self.seqs[i] == seq)
+    }
+
+    /// How many timers run.
+    fn count(&self) -> usize {
+        self.timers.iter().flatten().count()
+    }
+}
+
+/// One timer instance in the layer's heap. The key is shared with the transaction's
+/// table slot.
 #[derive(Debug)]
 struct Scheduled {
     deadline: Instant,
     seq: u64,
     side: Side,
-    key: TransactionKey,
+    key: Arc<TransactionKey>,
     timer: Timer,
 }
 
@@ -210,23 +303,27 @@ impl Ord for Scheduled {
     }
 }
 
-/// At most this many timers run per transaction (A, B, C in Calling); a heap holding
-/// many more entries than that per live transaction is mostly cancelled timers and is
-/// compacted.
-const TIMERS_PER_TRANSACTION: usize = 4;
-const HEAP_SLACK: usize = 1024;
+/// The timer heap is compacted (cancelled and orphaned instances dropped) once it
+/// holds more than half again as many instances as there are running timers, plus
+/// this many.
+const HEAP_SLACK: usize = 64;
+/// The timer heap's capacity is given back only above this many slots (as the
+/// tables', [`shrink_map`]).
+const HEAP_SMALL: usize = 1024;
 
 /// The set of live transactions of one SIP element.
 pub struct TransactionLayer<D> {
     config: TimerConfig,
     limits: LayerLimits,
     transmit: Box<dyn Transmit<D>>,
-    /// Entries are boxed: a table's free slots then cost a key and a pointer, not a
-    /// whole state machine (the tables are sized for their peak).
-    clients: HashMap<TransactionKey, Box<Entry<D>>>,
-    servers: HashMap<TransactionKey, Box<Entry<D>>>,
+    /// Keys and entries are boxed: a table's slots (also the free ones: the tables
+    /// are sized for their peak) then cost two pointers, and the timers share the key.
+    clients: HashMap<Arc<TransactionKey>, Box<Entry<D>>>,
+    servers: HashMap<Arc<TransactionKey>, Box<Entry<D>>>,
     timers: BinaryHeap<Reverse<Scheduled>>,
     next_seq: u64,
+    /// Running timers of all transactions (the heap's live instances).
+    armed: usize,
     events: VecDeque<TuEvent<D>>,
 }
 
@@ -245,6 +342,7 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
             servers: HashMap::new(),
             timers: BinaryHeap::new(),
             next_seq: 0,
+            armed: 0,
             events: VecDeque::new(),
         }
     }
@@ -297,18 +395,18 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
             return Err(TransactionError::Duplicate);
         }
         let (machine, actions) = if *method == Method::Invite {
-            let (s, a) = client_invite::Calling::start(request, self.config, reliable);
+            let (s, a) = client_invite::Calling::start(request, &self.config, reliable);
             (Machine::ClientInvite(ClientInvite::Calling(s)), a)
         } else {
-            let (s, a) = client_non_invite::Trying::start(request, self.config, reliable);
+            let (s, a) = client_non_invite::Trying::start(request, &self.config, reliable);
             (Machine::ClientNonInvite(ClientNonInvite::Trying(s)), a)
         };
         let entry = Box::new(Entry {
             machine,
             peer: destination,
-            armed: Vec::new(),
+            armed: Armed::default(),
         });
-        self.run(Side::Client, key.clone(), entry, actions);
+        self.run(Side::Client, Arc::new(key.clone()), entry, actions);
         Ok(key)
     }
 
@@ -322,14 +420,17 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
         if response.status().is_none() {
             return Err(TransactionError::WrongKind("response"));
         }
-        let mut entry = self.servers.remove(key).ok_or(TransactionError::NotFound)?;
+        let (key, mut entry) = self
+            .servers
+            .remove_entry(key)
+            .ok_or(TransactionError::NotFound)?;
         let (machine, result) = match entry.machine {
             Machine::ServerInvite(m) => {
-                let (m, r) = m.respond(response);
+                let (m, r) = m.respond(response, &self.config);
                 (Machine::ServerInvite(m), r)
             }
             Machine::ServerNonInvite(m) => {
-                let (m, r) = m.respond(response);
+                let (m, r) = m.respond(response, &self.config);
                 (Machine::ServerNonInvite(m), r)
             }
             client => (client, Err(TransactionError::NotFound)),
@@ -337,11 +438,11 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
         entry.machine = machine;
         match result {
             Ok(actions) => {
-                self.run(Side::Server, key.clone(), entry, actions);
+                self.run(Side::Server, key, entry, actions);
                 Ok(())
             }
             Err(e) => {
-                self.servers.insert(key.clone(), entry);
+                self.servers.insert(key, entry);
                 Err(e)
             }
         }
@@ -365,14 +466,19 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
     }
 
     fn receive_response(&mut self, key: TransactionKey, response: SipMessage, source: D) {
-        let Some(mut entry) = self.clients.remove(&key) else {
+        let Some((key, mut entry)) = self.clients.remove_entry(&key) else {
             self.events
                 .push_back(TuEvent::StrayResponse { response, source });
             return;
         };
+        let config = &self.config;
         let (machine, actions) = match entry.machine {
-            Machine::ClientInvite(m) => lift(m.on_response(response), Machine::ClientInvite),
-            Machine::ClientNonInvite(m) => lift(m.on_response(response), Machine::ClientNonInvite),
+            Machine::ClientInvite(m) => {
+                lift(m.on_response(response, config), Machine::ClientInvite)
+            }
+            Machine::ClientNonInvite(m) => {
+                lift(m.on_response(response, config), Machine::ClientNonInvite)
+            }
             server => (server, Vec::new()),
         };
         entry.machine = machine;
@@ -386,9 +492,11 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
         source: D,
         reliable: bool,
     ) {
-        if let Some(mut entry) = self.servers.remove(&key) {
+        if let Some((key, mut entry)) = self.servers.remove_entry(&key) {
             let (machine, actions) = match entry.machine {
-                Machine::ServerInvite(m) => lift(m.on_request(request), Machine::ServerInvite),
+                Machine::ServerInvite(m) => {
+                    lift(m.on_request(request, &self.config), Machine::ServerInvite)
+                }
                 Machine::ServerNonInvite(m) => lift(m.on_request(), Machine::ServerNonInvite),
                 client => (client, Vec::new()),
             };
@@ -413,8 +521,7 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
         }
         let (machine, actions, cancels) = match request.method() {
             Some(Method::Invite) => {
-                let (proceeding, actions) =
-                    server_invite::Proceeding::start(&request, self.config, reliable);
+                let (proceeding, actions) = server_invite::Proceeding::start(&request, reliable);
                 (
                     Machine::ServerInvite(ServerInvite::Proceeding(proceeding)),
                     actions,
@@ -427,7 +534,7 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
                 } else {
                     None
                 };
-                let trying = server_non_invite::Trying::new(self.config, reliable);
+                let trying = server_non_invite::Trying::new(reliable);
                 (
                     Machine::ServerNonInvite(ServerNonInvite::Trying(trying)),
                     Vec::new(),
@@ -445,9 +552,9 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
         let entry = Box::new(Entry {
             machine,
             peer: source,
-            armed: Vec::new(),
+            armed: Armed::default(),
         });
-        self.run(Side::Server, key, entry, actions);
+        self.run(Side::Server, Arc::new(key), entry, actions);
     }
 
     /// Fires every timer due at `now`.
@@ -464,16 +571,18 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
                 Side::Server => &mut self.servers,
             };
             let live = map
-                .get(&due.key)
-                .is_some_and(|e| e.armed.contains(&(due.timer, due.seq)));
+                .get(&*due.key)
+                .is_some_and(|e| e.armed.is_armed(due.timer, due.seq));
             if !live {
                 continue;
             }
-            let Some(mut entry) = map.remove(&due.key) else {
+            let Some(mut entry) = map.remove(&*due.key) else {
                 continue;
             };
-            entry.armed.retain(|(t, _)| *t != due.timer);
-            let (machine, actions) = entry.machine.on_timer(due.timer);
+            if entry.armed.disarm(due.timer) {
+                self.armed = self.armed.saturating_sub(1);
+            }
+            let (machine, actions) = entry.machine.on_timer(due.timer, &self.config);
             entry.machine = machine;
             self.run(due.side, due.key, entry, actions);
         }
@@ -482,48 +591,59 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
 
     /// Performs a transition's actions, then stores the transaction again or, if it
     /// terminated, drops it and tells the TU.
-    fn run(&mut self, side: Side, key: TransactionKey, mut entry: Box<Entry<D>>, actions: Actions) {
+    fn run(
+        &mut self,
+        side: Side,
+        key: Arc<TransactionKey>,
+        mut entry: Box<Entry<D>>,
+        actions: Actions,
+    ) {
         let mut queue = VecDeque::from(actions);
         while let Some(action) = queue.pop_front() {
-            match action {
+            let sent = match action {
                 Action::Send(message) => {
-                    if let Err(e) = self.transmit.transmit(&message, &entry.peer) {
-                        tracing::warn!(error = %e, "transport error in transaction");
-                        let (machine, more) = entry.machine.on_transport_error();
-                        entry.machine = machine;
-                        queue.extend(more);
-                    }
+                    let bytes = message.to_bytes();
+                    Some(self.transmit.transmit(&message, bytes, &entry.peer))
                 }
+                Action::SendFinal(message, bytes) => {
+                    entry.peer = self.transmit.route(&message, &entry.peer);
+                    Some(self.transmit.transmit(&message, bytes, &entry.peer))
+                }
+                Action::Retransmit(bytes) => Some(self.transmit.retransmit(bytes, &entry.peer)),
                 Action::Deliver(delivery) => {
                     let event = match delivery {
                         Delivery::Response(response) => TuEvent::Response {
-                            key: key.clone(),
+                            key: (*key).clone(),
                             response,
                         },
                         Delivery::Ack(ack) => TuEvent::Ack {
-                            key: Some(key.clone()),
+                            key: Some((*key).clone()),
                             ack,
                             source: entry.peer.clone(),
                         },
                         Delivery::Timeout(timer) => TuEvent::Timeout {
-                            key: key.clone(),
+                            key: (*key).clone(),
                             timer,
                         },
                         Delivery::TimerC {
                             provisional_received,
                         } => TuEvent::TimerC {
-                            key: key.clone(),
+                            key: (*key).clone(),
                             provisional_received,
                         },
-                        Delivery::TransportError => TuEvent::TransportError { key: key.clone() },
+                        Delivery::TransportError => TuEvent::TransportError {
+                            key: (*key).clone(),
+                        },
                     };
                     self.events.push_back(event);
+                    None
                 }
                 Action::StartTimer(timer, after) => {
                     let seq = self.next_seq;
                     self.next_seq += 1;
-                    entry.armed.retain(|(t, _)| *t != timer);
-                    entry.armed.push((timer, seq));
+                    if entry.armed.arm(timer, seq) {
+                        self.armed += 1;
+                    }
                     self.timers.push(Reverse(Scheduled {
                         deadline: Instant::now() + after,
                         seq,
@@ -531,12 +651,27 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
                         key: key.clone(),
                         timer,
                     }));
+                    None
                 }
-                Action::CancelTimer(timer) => entry.armed.retain(|(t, _)| *t != timer),
+                Action::CancelTimer(timer) => {
+                    if entry.armed.disarm(timer) {
+                        self.armed = self.armed.saturating_sub(1);
+                    }
+                    None
+                }
+            };
+            if let Some(Err(e)) = sent {
+                tracing::warn!(error = %e, "transport error in transaction");
+                let (machine, more) = entry.machine.on_transport_error();
+                entry.machine = machine;
+                queue.extend(more);
             }
         }
         if entry.machine.is_terminated() {
-            self.events.push_back(TuEvent::Terminated { key });
+            self.armed = self.armed.saturating_sub(entry.armed.count());
+            self.events.push_back(TuEvent::Terminated {
+                key: Arc::unwrap_or_clone(key),
+            });
         } else {
             match side {
                 Side::Client => self.clients.insert(key, entry),
@@ -552,15 +687,18 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
         shrink_map(&mut self.clients);
         shrink_map(&mut self.servers);
         let len = self.timers.len();
-        if self.timers.capacity() > 4 * len + HEAP_SLACK {
+        if self.timers.capacity() > 4 * len + HEAP_SMALL {
             self.timers.shrink_to(2 * len);
         }
     }
 
-    /// Drops cancelled and orphaned timer instances once they dominate the heap, so
-    /// a peer that makes us restart timers (e.g. Timer C on every 18x) cannot grow it.
+    /// Drops cancelled and orphaned timer instances once they are a third of the
+    /// heap: cancelling a timer (E and F once a response came, G and H on ACK) then
+    /// frees its memory before its deadline, and a peer that makes us restart timers
+    /// (e.g. Timer C on every 18x) cannot grow the heap. Each compaction leaves only
+    /// the running instances, so its cost is spread over as many cancellations.
     fn compact_timers(&mut self) {
-        let bound = HEAP_SLACK + TIMERS_PER_TRANSACTION * self.len();
+        let bound = HEAP_SLACK + self.armed + self.armed / 2;
         if self.timers.len() <= bound {
             return;
         }
@@ -570,8 +708,8 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
                 Side::Client => clients,
                 Side::Server => servers,
             };
-            map.get(&s.key)
-                .is_some_and(|e| e.armed.contains(&(s.timer, s.seq)))
+            map.get(&*s.key)
+                .is_some_and(|e| e.armed.is_armed(s.timer, s.seq))
         });
     }
 }
@@ -610,20 +748,25 @@ mod tests {
     use crate::transaction::test_support::{invite, response_to};
     use std::time::Duration;
 
-    #[tokio::test(start_paused = true)]
-    async fn restarting_timer_c_on_every_18x_does_not_grow_the_timer_heap() {
-        let mut layer = TransactionLayer::new(
+    /// A layer with the default timers whose sends all succeed.
+    fn quiet_layer() -> TransactionLayer<u8> {
+        TransactionLayer::new(
             TimerConfig::default(),
             LayerLimits::default(),
-            |_: &SipMessage, _: &u8| Ok(()),
-        );
+            |_: &Bytes, _: &u8| Ok(()),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn restarting_timer_c_on_every_18x_does_not_grow_the_timer_heap() {
+        let mut layer = quiet_layer();
         let inv = invite();
         layer.send_request(inv.clone(), 0, true).unwrap();
         let ringing = response_to(&inv, 180);
         for _ in 0..10_000 {
             layer.receive(ringing.clone(), 0, true);
         }
-        assert!(layer.timers.len() <= HEAP_SLACK + TIMERS_PER_TRANSACTION);
+        assert!(layer.timers.len() <= HEAP_SLACK + 2 * MAX_ARMED);
         // The live Timer C instance survived compaction and still fires.
         tokio::time::advance(Duration::from_secs(181)).await;
         layer.handle_timeouts(Instant::now());
@@ -631,5 +774,33 @@ mod tests {
             .filter(|e| matches!(e, TuEvent::TimerC { .. }))
             .count();
         assert_eq!(timer_c, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cancelled_timers_leave_the_heap_before_their_deadline() {
+        let mut layer = quiet_layer();
+        const N: usize = 5_000;
+        for n in 0..N {
+            let mut req = crate::transaction::test_support::request("REGISTER");
+            req.headers.set(
+                crate::HeaderName::Via,
+                format!("SIP/2.0/UDP pcscf.example.net:5060;branch=z9hG4bKc{n}"),
+            );
+            layer.send_request(req.clone(), 0, false).unwrap();
+            // The 200 cancels Timers E and F and starts K.
+            layer.receive(response_to(&req, 200), 0, false);
+        }
+        while layer.poll_event().is_some() {}
+        assert_eq!(layer.armed, N, "Timer K of each transaction");
+        assert!(
+            layer.timers.len() <= HEAP_SLACK + N + N / 2,
+            "{} timer instances for {N} running",
+            layer.timers.len()
+        );
+        tokio::time::advance(Duration::from_secs(64)).await;
+        layer.handle_timeouts(Instant::now());
+        assert!(layer.is_empty());
+        assert_eq!(layer.armed, 0);
+        assert!(layer.timers.is_empty());
     }
 }

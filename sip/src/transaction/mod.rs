@@ -30,6 +30,8 @@ pub mod timers;
 
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use crate::SipMessage;
 
 pub use layer::{LayerLimits, TransactionLayer, Transmit, TuEvent};
@@ -40,6 +42,13 @@ pub use timers::{Timer, TimerConfig};
 pub enum Action {
     /// Send this message to the transaction's peer.
     Send(SipMessage),
+    /// Send this final response, encoded as these bytes, which the transaction keeps
+    /// for its retransmissions: from now on it sends nothing else, so the layer
+    /// resolves once where those go ([`layer::Transmit::route`]) and keeps that
+    /// instead of the peer.
+    SendFinal(SipMessage, Bytes),
+    /// Send again the bytes of the earlier [`Action::SendFinal`].
+    Retransmit(Bytes),
     /// Hand this to the transaction user.
     Deliver(Delivery),
     /// (Re)start a timer: fire it after the duration, replacing any running instance.
@@ -98,6 +107,12 @@ pub enum TransactionError {
     /// (e.g. a final response was already sent).
     #[error("response not allowed in state {0}")]
     NotAllowed(&'static str),
+}
+
+/// The bytes a transaction keeps to retransmit `message`, in a buffer of their own
+/// size (an encoding buffer is sized on an estimate).
+fn kept_encoding(message: &SipMessage) -> Bytes {
+    Bytes::copy_from_slice(&message.to_bytes())
 }
 
 /// True for 1xx.

@@ -5,8 +5,11 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use super::{
-    is_provisional, is_success, Action, Actions, Delivery, Timer, TimerConfig, TransactionError,
+    is_provisional, is_success, kept_encoding, Action, Actions, Delivery, Timer, TimerConfig,
+    TransactionError,
 };
 
 use crate::{Method, SipMessage};
@@ -29,17 +32,15 @@ pub enum ServerInvite {
 /// Proceeding: the last provisional response is re-sent on each INVITE retransmission.
 #[derive(Debug)]
 pub struct Proceeding {
-    last_provisional: SipMessage,
-    config: TimerConfig,
+    last_provisional: Box<SipMessage>,
     reliable: bool,
 }
 
 /// Completed: the final non-2xx response is retransmitted on Timer G (unreliable only)
-/// and on each INVITE retransmission.
+/// and on each INVITE retransmission; it is kept as the bytes sent.
 #[derive(Debug)]
 pub struct Completed {
-    response: SipMessage,
-    config: TimerConfig,
+    response: Bytes,
     reliable: bool,
     interval_g: Duration,
 }
@@ -57,15 +58,10 @@ impl Proceeding {
     /// TU). It answers `100 Trying` at once (§17.2.1: the server transaction sends it
     /// unless the TU answers within 200 ms, which a proxy forwarding the request
     /// cannot promise), so INVITE retransmissions stop and get that 100 meanwhile.
-    pub fn start(
-        invite: &SipMessage,
-        config: TimerConfig,
-        reliable: bool,
-    ) -> (Proceeding, Actions) {
+    pub fn start(invite: &SipMessage, reliable: bool) -> (Proceeding, Actions) {
         let trying = crate::message::build::trying(invite);
         let proceeding = Proceeding {
-            last_provisional: trying.clone(),
-            config,
+            last_provisional: Box::new(trying.clone()),
             reliable,
         };
         (proceeding, vec![Action::Send(trying)])
@@ -74,7 +70,7 @@ impl Proceeding {
     /// A retransmitted INVITE re-sends the last provisional response.
     pub fn on_request(self, request: SipMessage) -> (ServerInvite, Actions) {
         let actions = match request.method() {
-            Some(Method::Invite) => vec![Action::Send(self.last_provisional.clone())],
+            Some(Method::Invite) => vec![Action::Send((*self.last_provisional).clone())],
             _ => Vec::new(),
         };
         (ServerInvite::Proceeding(self), actions)
@@ -82,15 +78,15 @@ impl Proceeding {
 
     /// The TU sends a response: 1xx stays here, 2xx moves to Accepted (Timer L),
     /// 300-699 to Completed (Timers G and H).
-    pub fn respond(self, response: SipMessage) -> (ServerInvite, Actions) {
+    pub fn respond(self, response: SipMessage, config: &TimerConfig) -> (ServerInvite, Actions) {
         let Some(code) = response.status() else {
             return (ServerInvite::Proceeding(self), Vec::new());
         };
-        let send = Action::Send(response.clone());
         if is_provisional(code) {
+            let send = Action::Send(response.clone());
             return (
                 ServerInvite::Proceeding(Proceeding {
-                    last_provisional: response,
+                    last_provisional: Box::new(response),
                     ..self
                 }),
                 vec![send],
@@ -99,20 +95,23 @@ impl Proceeding {
         if is_success(code) {
             return (
                 ServerInvite::Accepted(Accepted),
-                vec![send, Action::StartTimer(Timer::L, self.config.t1x64())],
+                vec![
+                    Action::Send(response),
+                    Action::StartTimer(Timer::L, config.t1x64()),
+                ],
             );
         }
-        let mut actions = vec![send];
+        let bytes = kept_encoding(&response);
+        let mut actions = vec![Action::SendFinal(response, bytes.clone())];
         if !self.reliable {
-            actions.push(Action::StartTimer(Timer::G, self.config.t1));
+            actions.push(Action::StartTimer(Timer::G, config.t1));
         }
-        actions.push(Action::StartTimer(Timer::H, self.config.t1x64()));
+        actions.push(Action::StartTimer(Timer::H, config.t1x64()));
         (
             ServerInvite::Completed(Completed {
-                response,
-                config: self.config,
+                response: bytes,
                 reliable: self.reliable,
-                interval_g: self.config.t1,
+                interval_g: config.t1,
             }),
             actions,
         )
@@ -122,12 +121,12 @@ impl Proceeding {
 impl Completed {
     /// An ACK confirms (Timer I, zero over reliable transports); a retransmitted
     /// INVITE re-sends the final response.
-    pub fn on_request(self, request: SipMessage) -> (ServerInvite, Actions) {
+    pub fn on_request(self, request: SipMessage, config: &TimerConfig) -> (ServerInvite, Actions) {
         match request.method() {
             Some(Method::Ack) => {
                 let mut actions =
                     vec![Action::CancelTimer(Timer::G), Action::CancelTimer(Timer::H)];
-                let i = self.config.t4_unless_reliable(self.reliable);
+                let i = config.t4_unless_reliable(self.reliable);
                 if i.is_zero() {
                     return (ServerInvite::Terminated, actions);
                 }
@@ -135,7 +134,7 @@ impl Completed {
                 (ServerInvite::Confirmed(Confirmed), actions)
             }
             Some(Method::Invite) => {
-                let actions = vec![Action::Send(self.response.clone())];
+                let actions = vec![Action::Retransmit(self.response.clone())];
                 (ServerInvite::Completed(self), actions)
             }
             _ => (ServerInvite::Completed(self), Vec::new()),
@@ -144,12 +143,12 @@ impl Completed {
 
     /// Timer G re-sends the response with a doubled interval capped at T2; Timer H
     /// gives up waiting for the ACK and tells the TU.
-    pub fn on_timer(self, timer: Timer) -> (ServerInvite, Actions) {
+    pub fn on_timer(self, timer: Timer, config: &TimerConfig) -> (ServerInvite, Actions) {
         match timer {
             Timer::G => {
-                let interval_g = self.config.backoff(self.interval_g);
+                let interval_g = config.backoff(self.interval_g);
                 let actions = vec![
-                    Action::Send(self.response.clone()),
+                    Action::Retransmit(self.response.clone()),
                     Action::StartTimer(Timer::G, interval_g),
                 ];
                 (
@@ -218,10 +217,10 @@ impl Accepted {
 
 impl ServerInvite {
     /// Dispatches a request (retransmitted INVITE or ACK) to the current state.
-    pub fn on_request(self, request: SipMessage) -> (ServerInvite, Actions) {
+    pub fn on_request(self, request: SipMessage, config: &TimerConfig) -> (ServerInvite, Actions) {
         match self {
             ServerInvite::Proceeding(s) => s.on_request(request),
-            ServerInvite::Completed(s) => s.on_request(request),
+            ServerInvite::Completed(s) => s.on_request(request, config),
             ServerInvite::Accepted(s) => s.on_request(request),
             other => (other, Vec::new()),
         }
@@ -231,10 +230,11 @@ impl ServerInvite {
     pub fn respond(
         self,
         response: SipMessage,
+        config: &TimerConfig,
     ) -> (ServerInvite, Result<Actions, TransactionError>) {
         match self {
             ServerInvite::Proceeding(s) => {
-                let (next, actions) = s.respond(response);
+                let (next, actions) = s.respond(response, config);
                 (next, Ok(actions))
             }
             ServerInvite::Accepted(s) => s.respond(response),
@@ -246,9 +246,9 @@ impl ServerInvite {
     }
 
     /// Dispatches a timer to the current state.
-    pub fn on_timer(self, timer: Timer) -> (ServerInvite, Actions) {
+    pub fn on_timer(self, timer: Timer, config: &TimerConfig) -> (ServerInvite, Actions) {
         match self {
-            ServerInvite::Completed(s) => s.on_timer(timer),
+            ServerInvite::Completed(s) => s.on_timer(timer, config),
             ServerInvite::Confirmed(s) => s.on_timer(timer),
             ServerInvite::Accepted(s) => s.on_timer(timer),
             other => (other, Vec::new()),
@@ -295,7 +295,7 @@ mod tests {
         let text = crate::transaction::test_support::INVITE
             .replace("Contact:", "Timestamp: 54.2\r\nContact:");
         let inv = SipMessage::parse(text.into_bytes()).unwrap();
-        let (_, actions) = Proceeding::start(&inv, TimerConfig::default(), false);
+        let (_, actions) = Proceeding::start(&inv, false);
         let [Action::Send(trying)] = actions.as_slice() else {
             panic!("expected one send");
         };
@@ -317,11 +317,12 @@ Content-Length: 0\r\n\r\n"
     fn retransmitted_invite_gets_the_last_provisional() {
         let inv = invite();
         let ringing = response_to(&inv, 180);
-        let (p, start) = Proceeding::start(&inv, TimerConfig::default(), false);
+        let config = TimerConfig::default();
+        let (p, start) = Proceeding::start(&inv, false);
         let (state, resent) = p.on_request(inv.clone());
         assert_eq!(resent, start, "the automatic 100 Trying is re-sent");
-        let (state, _) = state.respond(ringing.clone());
-        let (_, actions) = state.on_request(inv);
+        let (state, _) = state.respond(ringing.clone(), &config);
+        let (_, actions) = state.on_request(inv, &config);
         assert_eq!(actions, vec![Action::Send(ringing)]);
     }
 
@@ -329,32 +330,43 @@ Content-Length: 0\r\n\r\n"
     fn non_2xx_then_ack_confirms_and_absorbs() {
         let inv = invite();
         let busy = response_to(&inv, 486);
-        let (state, actions) = Proceeding::start(&inv, TimerConfig::default(), false)
+        let config = TimerConfig::default();
+        let (state, actions) = Proceeding::start(&inv, false)
             .0
-            .respond(busy.clone());
+            .respond(busy.clone(), &config);
+        assert!(actions.contains(&Action::SendFinal(busy.clone(), busy.to_bytes())));
         assert!(actions.contains(&Action::StartTimer(Timer::G, Duration::from_millis(500))));
         let ServerInvite::Completed(completed) = state else {
             panic!("expected Completed");
         };
-        let (state, resend) = completed.on_request(inv);
-        assert_eq!(resend, vec![Action::Send(busy.clone())]);
+        let (state, resend) = completed.on_request(inv, &config);
+        assert_eq!(resend, vec![Action::Retransmit(busy.to_bytes())]);
+        let (state, timer_g) = state.on_timer(Timer::G, &config);
+        assert_eq!(
+            timer_g,
+            vec![
+                Action::Retransmit(busy.to_bytes()),
+                Action::StartTimer(Timer::G, Duration::from_secs(1))
+            ]
+        );
         let ack = ack_for(&invite(), &busy);
-        let (state, actions) = state.on_request(ack.clone());
+        let (state, actions) = state.on_request(ack.clone(), &config);
         assert!(matches!(state, ServerInvite::Confirmed(_)));
         assert!(actions.contains(&Action::StartTimer(Timer::I, Duration::from_secs(5))));
-        let (state, absorbed) = state.on_request(ack);
+        let (state, absorbed) = state.on_request(ack, &config);
         assert!(absorbed.is_empty());
-        let (state, _) = state.on_timer(Timer::I);
+        let (state, _) = state.on_timer(Timer::I, &config);
         assert!(matches!(state, ServerInvite::Terminated));
     }
 
     #[test]
     fn final_after_final_is_refused() {
         let inv = invite();
-        let (state, _) = Proceeding::start(&inv, TimerConfig::default(), true)
+        let config = TimerConfig::default();
+        let (state, _) = Proceeding::start(&inv, true)
             .0
-            .respond(response_to(&inv, 404));
-        let (_, result) = state.respond(response_to(&inv, 200));
+            .respond(response_to(&inv, 404), &config);
+        let (_, result) = state.respond(response_to(&inv, 200), &config);
         assert_eq!(result, Err(TransactionError::NotAllowed("Completed")));
     }
 
@@ -362,18 +374,23 @@ Content-Length: 0\r\n\r\n"
     fn accepted_passes_2xx_and_ack_through_and_absorbs_invites() {
         let inv = invite();
         let ok = response_to(&inv, 200);
-        let (state, actions) = Proceeding::start(&inv, TimerConfig::default(), false)
+        let config = TimerConfig::default();
+        let (state, actions) = Proceeding::start(&inv, false)
             .0
-            .respond(ok.clone());
+            .respond(ok.clone(), &config);
+        assert!(
+            actions.contains(&Action::Send(ok.clone())),
+            "a 2xx is not kept"
+        );
         assert!(actions.contains(&Action::StartTimer(Timer::L, Duration::from_secs(32))));
-        let (state, result) = state.respond(ok.clone());
+        let (state, result) = state.respond(ok.clone(), &config);
         assert_eq!(result, Ok(vec![Action::Send(ok.clone())]));
-        let (state, absorbed) = state.on_request(inv.clone());
+        let (state, absorbed) = state.on_request(inv.clone(), &config);
         assert!(absorbed.is_empty());
         let ack = ack_for(&inv, &ok);
-        let (state, up) = state.on_request(ack.clone());
+        let (state, up) = state.on_request(ack.clone(), &config);
         assert_eq!(up, vec![Action::Deliver(Delivery::Ack(ack))]);
-        let (_, refused) = state.respond(response_to(&inv, 500));
+        let (_, refused) = state.respond(response_to(&inv, 500), &config);
         assert_eq!(refused, Err(TransactionError::NotAllowed("Accepted")));
     }
 }

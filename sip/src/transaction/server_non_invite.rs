@@ -1,6 +1,10 @@
 //! The non-INVITE server transaction (RFC 3261 §17.2.2, Figure 8).
 
-use super::{is_provisional, Action, Actions, Delivery, Timer, TimerConfig, TransactionError};
+use bytes::Bytes;
+
+use super::{
+    is_provisional, kept_encoding, Action, Actions, Delivery, Timer, TimerConfig, TransactionError,
+};
 use crate::SipMessage;
 
 /// A non-INVITE server transaction in one of its states.
@@ -19,53 +23,52 @@ pub enum ServerNonInvite {
 /// Trying: request retransmissions are discarded.
 #[derive(Debug)]
 pub struct Trying {
-    config: TimerConfig,
     reliable: bool,
 }
 
 /// Proceeding: request retransmissions get the last provisional response again.
 #[derive(Debug)]
 pub struct Proceeding {
-    last: SipMessage,
-    config: TimerConfig,
+    last: Box<SipMessage>,
     reliable: bool,
 }
 
-/// Completed: request retransmissions get the final response again until Timer J.
+/// Completed: request retransmissions get the final response again until Timer J. It
+/// is kept as the bytes sent: that is all a retransmission needs.
 #[derive(Debug)]
 pub struct Completed {
-    response: SipMessage,
+    response: Bytes,
 }
 
 impl Trying {
     /// The transaction for a newly received request (the layer passes it to the TU).
-    pub fn new(config: TimerConfig, reliable: bool) -> Trying {
-        Trying { config, reliable }
+    pub fn new(reliable: bool) -> Trying {
+        Trying { reliable }
     }
 
     /// The TU sends a response.
-    pub fn respond(self, response: SipMessage) -> (ServerNonInvite, Actions) {
-        send_response(response, self.config, self.reliable)
+    pub fn respond(self, response: SipMessage, config: &TimerConfig) -> (ServerNonInvite, Actions) {
+        send_response(response, config, self.reliable)
     }
 }
 
 impl Proceeding {
     /// A retransmitted request re-sends the last provisional response.
     pub fn on_request(self) -> (ServerNonInvite, Actions) {
-        let actions = vec![Action::Send(self.last.clone())];
+        let actions = vec![Action::Send((*self.last).clone())];
         (ServerNonInvite::Proceeding(self), actions)
     }
 
     /// The TU sends a response.
-    pub fn respond(self, response: SipMessage) -> (ServerNonInvite, Actions) {
-        send_response(response, self.config, self.reliable)
+    pub fn respond(self, response: SipMessage, config: &TimerConfig) -> (ServerNonInvite, Actions) {
+        send_response(response, config, self.reliable)
     }
 }
 
 impl Completed {
     /// A retransmitted request re-sends the final response.
     pub fn on_request(self) -> (ServerNonInvite, Actions) {
-        let actions = vec![Action::Send(self.response.clone())];
+        let actions = vec![Action::Retransmit(self.response.clone())];
         (ServerNonInvite::Completed(self), actions)
     }
 
@@ -82,25 +85,30 @@ impl Completed {
 /// (zero, i.e. terminated at once, over reliable transports).
 fn send_response(
     response: SipMessage,
-    config: TimerConfig,
+    config: &TimerConfig,
     reliable: bool,
 ) -> (ServerNonInvite, Actions) {
-    let send = Action::Send(response.clone());
     if response.status().is_some_and(is_provisional) {
+        let send = Action::Send(response.clone());
         let proceeding = Proceeding {
-            last: response,
-            config,
+            last: Box::new(response),
             reliable,
         };
         return (ServerNonInvite::Proceeding(proceeding), vec![send]);
     }
     let j = config.j(reliable);
     if j.is_zero() {
-        return (ServerNonInvite::Terminated, vec![send]);
+        return (ServerNonInvite::Terminated, vec![Action::Send(response)]);
     }
+    let bytes = kept_encoding(&response);
     (
-        ServerNonInvite::Completed(Completed { response }),
-        vec![send, Action::StartTimer(Timer::J, j)],
+        ServerNonInvite::Completed(Completed {
+            response: bytes.clone(),
+        }),
+        vec![
+            Action::SendFinal(response, bytes),
+            Action::StartTimer(Timer::J, j),
+        ],
     )
 }
 
@@ -118,14 +126,15 @@ impl ServerNonInvite {
     pub fn respond(
         self,
         response: SipMessage,
+        config: &TimerConfig,
     ) -> (ServerNonInvite, Result<Actions, TransactionError>) {
         match self {
             ServerNonInvite::Trying(s) => {
-                let (next, actions) = s.respond(response);
+                let (next, actions) = s.respond(response, config);
                 (next, Ok(actions))
             }
             ServerNonInvite::Proceeding(s) => {
-                let (next, actions) = s.respond(response);
+                let (next, actions) = s.respond(response, config);
                 (next, Ok(actions))
             }
             other => {
@@ -171,25 +180,26 @@ mod tests {
     #[test]
     fn trying_discards_retransmissions_proceeding_and_completed_resend() {
         let req = request("REGISTER");
-        let state = ServerNonInvite::Trying(Trying::new(TimerConfig::default(), false));
+        let config = TimerConfig::default();
+        let state = ServerNonInvite::Trying(Trying::new(false));
         let (state, discarded) = state.on_request();
         assert!(discarded.is_empty());
         let trying = response_to(&req, 100);
-        let (state, _) = state.respond(trying.clone());
+        let (state, _) = state.respond(trying.clone(), &config);
         let (state, resent) = state.on_request();
         assert_eq!(resent, vec![Action::Send(trying)]);
         let ok = response_to(&req, 200);
-        let (state, result) = state.respond(ok.clone());
+        let (state, result) = state.respond(ok.clone(), &config);
         assert_eq!(
             result,
             Ok(vec![
-                Action::Send(ok.clone()),
+                Action::SendFinal(ok.clone(), ok.to_bytes()),
                 Action::StartTimer(Timer::J, Duration::from_secs(32))
             ])
         );
         let (state, resent) = state.on_request();
-        assert_eq!(resent, vec![Action::Send(ok.clone())]);
-        let (state, refused) = state.respond(ok);
+        assert_eq!(resent, vec![Action::Retransmit(ok.to_bytes())]);
+        let (state, refused) = state.respond(ok, &config);
         assert_eq!(refused, Err(TransactionError::NotAllowed("Completed")));
         let (state, _) = state.on_timer(Timer::J);
         assert!(matches!(state, ServerNonInvite::Terminated));
@@ -199,8 +209,8 @@ mod tests {
     fn reliable_final_terminates_at_once() {
         let req = request("OPTIONS");
         let (state, actions) =
-            Trying::new(TimerConfig::default(), true).respond(response_to(&req, 200));
+            Trying::new(true).respond(response_to(&req, 200), &TimerConfig::default());
         assert!(matches!(state, ServerNonInvite::Terminated));
-        assert_eq!(actions.len(), 1);
+        assert!(matches!(actions.as_slice(), [Action::Send(_)]));
     }
 }

@@ -21,13 +21,22 @@ use crate::SipMessage;
 use super::EngineConfig;
 
 /// The peer of a transaction: the source of a server transaction's request (answers go
-/// back over its flow) or the destination of a client transaction.
+/// back over its flow) or the destination of a client transaction; once a server
+/// transaction only retransmits its final response, where that goes.
 #[derive(Debug, Clone)]
 pub(super) enum Peer {
     /// Where a request came from.
     Upstream(Source),
     /// Where a client transaction sends: a destination, or a flow (RFC 5626 §5.3).
     Downstream(Target),
+    /// Where a server transaction's final response goes, resolved once from the
+    /// request's flow and the response's Via ([`Transmit::route`]).
+    Response {
+        /// The flow, or over UDP the Via's address when it is not the flow's.
+        target: Target,
+        /// Over a stream flow: the Via's address, should the flow have closed.
+        fallback: Option<Box<Destination>>,
+    },
 }
 
 /// One message to write.
@@ -69,76 +78,46 @@ pub(super) fn start(
 }
 
 impl Transmit<Peer> for Transmitter {
-    fn transmit(&self, message: &SipMessage, peer: &Peer) -> std::io::Result<()> {
-        let bytes = message.to_bytes();
+    fn transmit(&self, message: &SipMessage, bytes: Bytes, peer: &Peer) -> std::io::Result<()> {
         match peer {
             Peer::Upstream(source) => {
-                let per_via = message
-                    .status()
-                    .is_some()
-                    .then(|| response_fallback(message, &self.resolver))
-                    .flatten();
-                let reliable = source.flow.kind().is_reliable();
-                // UDP: the Via decides (`received` and `rport`, else the sent-by port,
-                // §18.2.2, RFC 3581 §4); the flow when that is where it came from.
-                let target = match &per_via {
-                    Some(dest) if !reliable && dest.addr != source.flow.remote() => {
-                        Target::Destination(dest.clone())
-                    }
-                    _ => Target::Flow(source.flow),
-                };
-                let fallback = per_via.filter(|_| reliable);
-                // A response that cannot be written is logged, as the sender task
-                // does: the transaction goes on (its retransmissions may get through).
-                match self.transport.try_send(&target, bytes) {
-                    Ok(_) => Ok(()),
-                    Err(TrySend::Later(bytes)) => self.queue(Outgoing {
-                        bytes,
-                        target,
-                        fallback,
-                        client: None,
-                    }),
-                    Err(TrySend::Failed(error)) => match fallback {
-                        Some(dest) => {
-                            tracing::debug!(%error, addr = %dest.addr, "flow closed, sending the response per its Via");
-                            let target = Target::Destination(dest);
-                            match self.transport.try_send(&target, message.to_bytes()) {
-                                Err(TrySend::Later(bytes)) => self.queue(Outgoing {
-                                    bytes,
-                                    target,
-                                    fallback: None,
-                                    client: None,
-                                }),
-                                Err(TrySend::Failed(error)) => {
-                                    tracing::warn!(%error, "response could not be sent");
-                                    Ok(())
-                                }
-                                Ok(_) => Ok(()),
-                            }
-                        }
-                        None => {
-                            tracing::warn!(%error, "send failed");
-                            Ok(())
-                        }
-                    },
+                let (target, fallback) = self.response_route(message, source);
+                self.send_response(bytes, target, fallback)
+            }
+            Peer::Response { target, fallback } => {
+                self.send_response(bytes, target.clone(), fallback.as_deref().cloned())
+            }
+            Peer::Downstream(target) => self.send_downstream(
+                bytes,
+                target,
+                message
+                    .is_request()
+                    .then(|| TransactionKey::of(message).ok())
+                    .flatten(),
+            ),
+        }
+    }
+
+    fn route(&self, message: &SipMessage, peer: &Peer) -> Peer {
+        match peer {
+            Peer::Upstream(source) => {
+                let (target, fallback) = self.response_route(message, source);
+                Peer::Response {
+                    target,
+                    fallback: fallback.map(Box::new),
                 }
             }
-            Peer::Downstream(target) => match self.transport.try_send(target, bytes) {
-                Ok(_) => Ok(()),
-                Err(TrySend::Later(bytes)) => self.queue(Outgoing {
-                    bytes,
-                    target: target.clone(),
-                    fallback: None,
-                    client: message
-                        .is_request()
-                        .then(|| TransactionKey::of(message).ok())
-                        .flatten(),
-                }),
-                Err(TrySend::Failed(error)) => {
-                    tracing::warn!(%error, "send failed");
-                    Err(std::io::Error::other(error))
-                }
-            },
+            other => other.clone(),
+        }
+    }
+
+    fn retransmit(&self, bytes: Bytes, peer: &Peer) -> std::io::Result<()> {
+        match peer {
+            Peer::Response { target, fallback } => {
+                self.send_response(bytes, target.clone(), fallback.as_deref().cloned())
+            }
+            Peer::Upstream(source) => self.send_response(bytes, Target::Flow(source.flow), None),
+            Peer::Downstream(target) => self.send_downstream(bytes, target, None),
         }
     }
 }
@@ -148,6 +127,96 @@ impl Transmitter {
         self.queue
             .try_send(out)
             .map_err(|_| std::io::Error::other("send queue full"))
+    }
+
+    /// Where a response to a request from `source` goes, and where else should its
+    /// stream flow have closed.
+    fn response_route(
+        &self,
+        message: &SipMessage,
+        source: &Source,
+    ) -> (Target, Option<Destination>) {
+        let per_via = message
+            .status()
+            .is_some()
+            .then(|| response_fallback(message, &self.resolver))
+            .flatten();
+        let reliable = source.flow.kind().is_reliable();
+        // UDP: the Via decides (`received` and `rport`, else the sent-by port,
+        // §18.2.2, RFC 3581 §4); the flow when that is where it came from.
+        let target = match &per_via {
+            Some(dest) if !reliable && dest.addr != source.flow.remote() => {
+                Target::Destination(dest.clone())
+            }
+            _ => Target::Flow(source.flow),
+        };
+        (target, per_via.filter(|_| reliable))
+    }
+
+    /// Writes a response. One that cannot be written is logged, as the sender task
+    /// does: the transaction goes on (its retransmissions may get through).
+    fn send_response(
+        &self,
+        bytes: Bytes,
+        target: Target,
+        fallback: Option<Destination>,
+    ) -> std::io::Result<()> {
+        let retry = fallback.as_ref().map(|_| bytes.clone());
+        match self.transport.try_send(&target, bytes) {
+            Ok(_) => Ok(()),
+            Err(TrySend::Later(bytes)) => self.queue(Outgoing {
+                bytes,
+                target,
+                fallback,
+                client: None,
+            }),
+            Err(TrySend::Failed(error)) => match (fallback, retry) {
+                (Some(dest), Some(bytes)) => {
+                    tracing::debug!(%error, addr = %dest.addr, "flow closed, sending the response per its Via");
+                    let target = Target::Destination(dest);
+                    match self.transport.try_send(&target, bytes) {
+                        Err(TrySend::Later(bytes)) => self.queue(Outgoing {
+                            bytes,
+                            target,
+                            fallback: None,
+                            client: None,
+                        }),
+                        Err(TrySend::Failed(error)) => {
+                            tracing::warn!(%error, "response could not be sent");
+                            Ok(())
+                        }
+                        Ok(_) => Ok(()),
+                    }
+                }
+                _ => {
+                    tracing::warn!(%error, "send failed");
+                    Ok(())
+                }
+            },
+        }
+    }
+
+    /// Writes a client transaction's message; `client` is the transaction reported
+    /// if the sender task cannot write it.
+    fn send_downstream(
+        &self,
+        bytes: Bytes,
+        target: &Target,
+        client: Option<TransactionKey>,
+    ) -> std::io::Result<()> {
+        match self.transport.try_send(target, bytes) {
+            Ok(_) => Ok(()),
+            Err(TrySend::Later(bytes)) => self.queue(Outgoing {
+                bytes,
+                target: target.clone(),
+                fallback: None,
+                client,
+            }),
+            Err(TrySend::Failed(error)) => {
+                tracing::warn!(%error, "send failed");
+                Err(std::io::Error::other(error))
+            }
+        }
     }
 }
 
