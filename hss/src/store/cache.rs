@@ -62,15 +62,16 @@ impl Cache {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The cached subscription for `key`.
-    pub fn get(&self, key: Key<'_>) -> Option<Subscription> {
+    /// The cached subscription for `key`, shared (a later write replaces the copy the
+    /// cache holds, never the one handed out).
+    pub fn get(&self, key: Key<'_>) -> Option<Arc<Subscription>> {
         let inner = self.lock();
         let id = match key {
             Key::Id(id) => id,
             Key::Impu(impu) => inner.by_impu.get(impu)?.as_str(),
             Key::Impi(impi) => inner.by_impi.get(impi)?.as_str(),
         };
-        inner.by_id.get(id).map(|s| Subscription::clone(s))
+        inner.by_id.get(id).cloned()
     }
 
     /// The sealed HA1 of `impi` when its subscription is cached: `Some(None)` when the
@@ -91,7 +92,7 @@ impl Cache {
     /// Caches `sub` and the sealed HA1 of its IMPIs (`ha1`), read from the database after
     /// [`Cache::generation`] returned `generation`, unless a write moved the generation
     /// since or a copy is cached.
-    pub fn insert(&self, generation: u64, sub: &Subscription, ha1: &[(String, SealedHa1)]) {
+    pub fn insert(&self, generation: u64, sub: &Arc<Subscription>, ha1: &[(String, SealedHa1)]) {
         let mut inner = self.lock();
         if inner.generation != generation || inner.by_id.contains_key(&sub.id) {
             return;
@@ -113,7 +114,7 @@ impl Cache {
                 None => inner.ha1.remove(&p.impi),
             };
         }
-        inner.by_id.insert(sub.id.clone(), Arc::new(sub.clone()));
+        inner.by_id.insert(sub.id.clone(), Arc::clone(sub));
     }
 
     /// Forgets everything (after a write that changed subscriptions wholesale).
@@ -222,7 +223,7 @@ mod tests {
     fn cached_copies_follow_registration_and_sqn_writes() {
         let c = Cache::default();
         let g = c.generation();
-        c.insert(g, &sub("a"), &[]);
+        c.insert(g, &Arc::new(sub("a")), &[]);
         assert_eq!(c.get(Key::Impu("sip:a@x")).unwrap().id, "a");
         assert_eq!(c.get(Key::Impi("a@x")).unwrap().id, "a");
         let reg = Registration {
@@ -245,9 +246,13 @@ mod tests {
         let c = Cache::default();
         let sealed = SealedHa1::new("sealed:00".into());
         assert_eq!(c.ha1("a@x"), None, "not cached");
-        c.insert(c.generation(), &sub("a"), &[("a@x".into(), sealed.clone())]);
+        c.insert(
+            c.generation(),
+            &Arc::new(sub("a")),
+            &[("a@x".into(), sealed.clone())],
+        );
         assert_eq!(c.ha1("a@x"), Some(Some(sealed)));
-        c.insert(c.generation(), &sub("b"), &[]);
+        c.insert(c.generation(), &Arc::new(sub("b")), &[]);
         assert_eq!(c.ha1("b@x"), Some(None), "cached, no HA1");
         c.clear();
         assert_eq!(c.ha1("a@x"), None);
@@ -266,13 +271,13 @@ mod tests {
                 scscf: None,
             },
         );
-        c.insert(g, &sub("b"), &[]);
+        c.insert(g, &Arc::new(sub("b")), &[]);
         assert!(c.get(Key::Id("b")).is_none());
         // Two readers: the later insert never replaces the copy already updated in place.
         let g = c.generation();
-        c.insert(g, &sub("b"), &[]);
+        c.insert(g, &Arc::new(sub("b")), &[]);
         c.set_sqn("b@x", 99);
-        c.insert(g, &sub("b"), &[]);
+        c.insert(g, &Arc::new(sub("b")), &[]);
         let got = c.get(Key::Id("b")).unwrap();
         assert_eq!(got.private_identities[0].auth.aka.as_ref().unwrap().sqn, 99);
         c.clear();

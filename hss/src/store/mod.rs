@@ -322,8 +322,13 @@ impl Store {
 
     /// Subscription `id`.
     pub async fn get(&self, id: &str) -> Result<Option<Subscription>, StoreError> {
+        Ok(self.shared(id).await?.map(Arc::unwrap_or_clone))
+    }
+
+    /// Subscription `id`, shared with the cache (no copy when it is cached).
+    async fn shared(&self, id: &str) -> Result<Option<Arc<Subscription>>, StoreError> {
         let Some(cache) = &self.cache else {
-            return Ok(self.load(id).await?.map(|(sub, _)| sub));
+            return Ok(self.load(id).await?.map(|(sub, _)| Arc::new(sub)));
         };
         if let Some(sub) = cache.get(cache::Key::Id(id)) {
             return Ok(Some(sub));
@@ -332,6 +337,7 @@ impl Store {
         let Some((sub, ha1)) = self.load(id).await? else {
             return Ok(None);
         };
+        let sub = Arc::new(sub);
         cache.insert(generation, &sub, &ha1);
         Ok(Some(sub))
     }
@@ -427,8 +433,9 @@ impl Store {
         Ok(Page { items, next })
     }
 
-    /// The subscription holding private identity `impi`.
-    pub async fn by_impi(&self, impi: &str) -> Result<Option<Subscription>, StoreError> {
+    /// The subscription holding private identity `impi`, shared with the cache (no copy
+    /// when it is cached).
+    pub async fn by_impi(&self, impi: &str) -> Result<Option<Arc<Subscription>>, StoreError> {
         if let Some(sub) = self
             .cache
             .as_ref()
@@ -437,13 +444,14 @@ impl Store {
             return Ok(Some(sub));
         }
         match self.owner(sql::OWNER_OF_IMPI, impi).await? {
-            Some(id) => self.get(&id).await,
+            Some(id) => self.shared(&id).await,
             None => Ok(None),
         }
     }
 
-    /// The subscription holding public identity `impu`.
-    pub async fn by_impu(&self, impu: &str) -> Result<Option<Subscription>, StoreError> {
+    /// The subscription holding public identity `impu`, shared with the cache (no copy
+    /// when it is cached).
+    pub async fn by_impu(&self, impu: &str) -> Result<Option<Arc<Subscription>>, StoreError> {
         if let Some(sub) = self
             .cache
             .as_ref()
@@ -452,7 +460,7 @@ impl Store {
             return Ok(Some(sub));
         }
         match self.owner(sql::OWNER_OF_IMPU, impu).await? {
-            Some(id) => self.get(&id).await,
+            Some(id) => self.shared(&id).await,
             None => Ok(None),
         }
     }
