@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+#[path = "common/cx.rs"]
+mod cx_fixture;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -569,6 +571,76 @@ async fn deregister_and_events_for_the_cx_side() {
             "changed alice p9",
             "deleted alice"
         ]
+    );
+    db.cleanup().await;
+}
+
+/// Attack: a credential revoked through the API must not keep working from the HSS's
+/// cache. The Cx side reads the same store; each change (new password by PUT and by PATCH,
+/// IMPI removed, subscription deleted) is seen by the next MAR.
+#[tokio::test]
+async fn a_password_changed_or_an_identity_removed_by_the_api_is_seen_by_the_next_mar() {
+    use ims_diameter::cx::{CxResult, Maa};
+    use ims_diameter::dict::{experimental, result};
+    use ims_sip::auth::{Algorithm, Ha1};
+    let (app, db) = app().await;
+    let t = Some(TOKEN);
+    let cx = cx_fixture::server(&db.store);
+    let impi = "alice@ims.example.net";
+    let impu = "sip:alice@ims.example.net";
+    let mar = |impi: &'static str| {
+        let m = cx_fixture::mar(impi, impu, "SIP Digest", 1, None).to_message();
+        let cx = cx.clone();
+        async move {
+            let maa = Maa::from_message(&cx.answer(&m).await).unwrap();
+            let ha1 = maa
+                .sip_auth_data_items
+                .first()
+                .and_then(|i| i.digest.as_ref())
+                .map(|d| String::from_utf8(d.ha1.to_vec()).unwrap());
+            (maa.header.result, ha1)
+        }
+    };
+    let ha1 = |password: &str| {
+        Some(
+            Ha1::compute(Algorithm::Md5, impi, "ims.example.net", password.as_bytes())
+                .as_hex()
+                .to_string(),
+        )
+    };
+    let ok = CxResult::Base(result::DIAMETER_SUCCESS);
+    let unknown = CxResult::experimental(experimental::DIAMETER_ERROR_USER_UNKNOWN);
+    assert_eq!(
+        call(&app, "POST", "/api/v1/subscribers", t, Some(alice()))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    // Answered twice: the second from the cache.
+    for _ in 0..2 {
+        assert_eq!(mar(impi).await, (ok, ha1(PASSWORD)));
+    }
+    let mut put = alice();
+    put["private_identities"][0]["password"] = json!("first new password");
+    let (status, ..) = call(&app, "PUT", "/api/v1/subscribers/alice", t, Some(put)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(mar(impi).await, (ok, ha1("first new password")));
+    let patch = json!({"private_identities": [{"impi": impi, "password": "second new password"}]});
+    let (status, ..) = call(&app, "PATCH", "/api/v1/subscribers/alice", t, Some(patch)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(mar(impi).await, (ok, ha1("second new password")));
+    let patch =
+        json!({"private_identities": [{"impi": "alice2@ims.example.net", "password": "x y z w"}]});
+    let (status, ..) = call(&app, "PATCH", "/api/v1/subscribers/alice", t, Some(patch)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(mar(impi).await, (unknown, None), "the removed IMPI");
+    assert_eq!(mar("alice2@ims.example.net").await.0, ok);
+    let (status, ..) = call(&app, "DELETE", "/api/v1/subscribers/alice", t, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        mar("alice2@ims.example.net").await,
+        (unknown, None),
+        "the deleted subscription"
     );
     db.cleanup().await;
 }

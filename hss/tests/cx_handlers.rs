@@ -15,7 +15,7 @@ use ims_diameter::dict::{base, command, experimental, result};
 use ims_diameter::Message;
 use ims_sip::auth::aka::{Usim, UsimFailure};
 use ims_sip::auth::milenage::Milenage;
-use ims_sip::auth::Sqn;
+use ims_sip::auth::{Algorithm, Ha1, Sqn};
 
 fn exp(code: u32) -> CxResult {
     CxResult::experimental(code)
@@ -642,6 +642,98 @@ async fn cached_uar_lir_and_unchanged_sar_need_no_wait() {
     db.cleanup().await;
 }
 
+/// A SIP Digest MAR for an identity whose S-CSCF is stored is answered from the
+/// subscription cache: at once (on the connection's task) and without the database, which
+/// is closed here. AKA still goes to the database (SQN_HE advances there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_digest_mar_needs_no_wait_and_no_database() {
+    let db = common::TestDb::sqlite().await;
+    let store = db.store.clone();
+    provision(&store).await;
+    let cx = server(&store);
+    let digest = mar(BOB_IMPI, BOB, "SIP Digest", 1, None).to_message();
+    // The first reads (and caches) the subscription and stores the S-CSCF.
+    let first = Maa::from_message(&cx.answer(&digest).await).unwrap();
+    assert_eq!(
+        first.header.result,
+        CxResult::Base(result::DIAMETER_SUCCESS)
+    );
+    let stored = store.registration(BOB).await.unwrap().map(|r| r.scscf);
+    assert_eq!(stored, Some(Some(SCSCF.to_string())));
+    store.close().await;
+    for _ in 0..2 {
+        let answer = at_once(cx.answer(&digest)).expect("answered without a wait");
+        let maa = Maa::from_message(&answer).unwrap();
+        assert_eq!(maa.header.result, CxResult::Base(result::DIAMETER_SUCCESS));
+        let d = maa.sip_auth_data_items[0].digest.clone().unwrap();
+        assert_eq!(d.realm, HOME);
+        assert_eq!(&d.ha1[..], digest_ha1(BOB_IMPI).as_hex().as_bytes());
+    }
+    let aka = mar(ALICE_IMPI, ALICE, "Digest-AKAv1-MD5", 1, None).to_message();
+    let answer = cx.answer(&aka).await;
+    assert_eq!(
+        answer.result_code(),
+        Some(result::DIAMETER_UNABLE_TO_COMPLY),
+        "needs the store"
+    );
+    db.cleanup().await;
+}
+
+/// Attack: a password changed or an identity deleted through the store must not keep
+/// working from the cached copy. Each write is followed by a MAR answered with what the
+/// database now holds.
+async fn a_changed_or_revoked_credential_is_seen_by_the_next_mar(store: Store, _: String) {
+    provision(&store).await;
+    let cx = server(&store);
+    let ha1_of = |impi: &'static str, impu: &'static str| {
+        let m = mar(impi, impu, "SIP Digest", 1, None).to_message();
+        let cx = cx.clone();
+        async move {
+            let maa = Maa::from_message(&cx.answer(&m).await).unwrap();
+            (
+                maa.header.result,
+                maa.sip_auth_data_items
+                    .first()
+                    .and_then(|i| i.digest.as_ref())
+                    .map(|d| d.ha1.to_vec()),
+            )
+        }
+    };
+    let old = digest_ha1(BOB_IMPI).as_hex().as_bytes().to_vec();
+    for _ in 0..2 {
+        assert_eq!(ha1_of(BOB_IMPI, BOB).await.1, Some(old.clone()));
+    }
+    // New password.
+    let mut data = bob();
+    let new = Ha1::compute(Algorithm::Md5, BOB_IMPI, HOME, b"changed");
+    data.private_identities[0].digest_ha1 = Some(new.clone());
+    store.update("bob", &data).await.unwrap();
+    let (result, ha1) = ha1_of(BOB_IMPI, BOB).await;
+    assert_eq!(result, CxResult::Base(result::DIAMETER_SUCCESS));
+    assert_eq!(
+        ha1,
+        Some(new.as_hex().as_bytes().to_vec()),
+        "the old HA1 is gone"
+    );
+    // The IMPI replaced by another one.
+    let mut data = bob();
+    data.private_identities[0].impi = "bob2@ims.example.net".into();
+    store.update("bob", &data).await.unwrap();
+    let (result, ha1) = ha1_of(BOB_IMPI, BOB).await;
+    assert_eq!(result, exp(experimental::DIAMETER_ERROR_USER_UNKNOWN));
+    assert_eq!(ha1, None);
+    assert!(ha1_of("bob2@ims.example.net", BOB).await.1.is_some());
+    // The subscription deleted.
+    assert_eq!(
+        ha1_of("bob2@ims.example.net", BOB).await.0,
+        CxResult::Base(result::DIAMETER_SUCCESS)
+    );
+    assert!(store.delete("bob").await.unwrap());
+    let (result, ha1) = ha1_of("bob2@ims.example.net", BOB).await;
+    assert_eq!(result, exp(experimental::DIAMETER_ERROR_USER_UNKNOWN));
+    assert_eq!(ha1, None);
+}
+
 on_every_backend!(
     uar_scenarios,
     registration_flow,
@@ -649,5 +741,6 @@ on_every_backend!(
     sar_errors,
     mar_aka,
     mar_schemes,
-    malformed_requests
+    malformed_requests,
+    a_changed_or_revoked_credential_is_seen_by_the_next_mar
 );

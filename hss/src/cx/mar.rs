@@ -10,7 +10,7 @@ use ims_sip::auth::milenage::Milenage;
 use ims_sip::auth::AuthVector;
 
 use super::{exp, implicit_set, subscription_of_pair, CxContext};
-use crate::store::{AkaCredentials, Credentials, Registration, StoreError};
+use crate::store::{AkaCredentials, AuthInfo, Registration, StoreError};
 
 /// SIP-Authentication-Scheme of AKA (TS 29.229 §6.3.14).
 pub const SCHEME_AKA: &str = "Digest-AKAv1-MD5";
@@ -41,25 +41,31 @@ enum Scheme {
 ///    (TS 33.102 §6.3.5) before fresh vectors are made; SIP-Number-Auth-Items vectors
 ///    (1 to [`MAX_VECTORS`]), each with RAND || AUTN, XRES, CK and IK.
 ///    Digest: one SIP-Digest-Authenticate with realm, MD5, qop `auth` and the stored HA1.
+///
+/// Which credentials the IMPI has comes from its subscription. A Digest MAR whose
+/// subscription is cached and whose S-CSCF is already stored waits for nothing: the HA1
+/// is opened from the cache's sealed copy ([`Store::digest_ha1`]). AKA reads K and OPc
+/// from the database and advances SQN_HE there.
+///
+/// [`Store::digest_ha1`]: crate::store::Store::digest_ha1
 pub async fn answer(ctx: &CxContext, req: &Mar) -> Result<Maa, StoreError> {
     let sub = match subscription_of_pair(&ctx.store, &req.user_name, &req.public_identity).await? {
         Ok(s) => s,
         Err(result) => return Ok(maa(ctx, req, result, Vec::new())),
     };
-    let Some(creds) = ctx.store.credentials(&req.user_name).await? else {
-        return Ok(maa(
-            ctx,
-            req,
-            exp(experimental::DIAMETER_ERROR_USER_UNKNOWN),
-            Vec::new(),
-        ));
+    let Some(impi) = sub
+        .private_identities
+        .iter()
+        .find(|p| p.impi == req.user_name)
+    else {
+        return Ok(unknown(ctx, req));
     };
     let asked = req
         .sip_auth_data_item
         .authentication_scheme
         .as_deref()
         .unwrap_or(SCHEME_UNKNOWN);
-    let Some(scheme) = choose_scheme(asked, &creds) else {
+    let Some(scheme) = choose_scheme(asked, &impi.auth) else {
         tracing::info!(impi = %req.user_name, scheme = %asked, "MAR: scheme not provisioned");
         return Ok(maa(
             ctx,
@@ -81,38 +87,54 @@ pub async fn answer(ctx: &CxContext, req: &Mar) -> Result<Maa, StoreError> {
             ctx.store.set_registration(&set, &reg).await?;
         }
     }
-    let items = match (scheme, &creds) {
-        (Scheme::Aka, Credentials { aka: Some(aka), .. }) => {
-            match aka_items(ctx, req, aka).await? {
+    let items = match scheme {
+        Scheme::Aka => {
+            let Some(aka) = ctx
+                .store
+                .credentials(&req.user_name)
+                .await?
+                .and_then(|c| c.aka)
+            else {
+                return Ok(unknown(ctx, req));
+            };
+            match aka_items(ctx, req, &aka).await? {
                 Ok(items) => items,
                 Err(result) => return Ok(maa(ctx, req, result, Vec::new())),
             }
         }
-        (
-            _,
-            Credentials {
-                digest_ha1: Some(ha1),
-                realm,
-                ..
-            },
-        ) => vec![SipAuthDataItem {
-            item_number: Some(1),
-            authentication_scheme: Some(SCHEME_DIGEST.to_owned()),
-            digest: Some(SipDigestAuthenticate {
-                realm: realm.clone(),
-                algorithm: Some("MD5".to_owned()),
-                qop: Some("auth".to_owned()),
-                ha1: Bytes::copy_from_slice(ha1.as_hex().as_bytes()),
-            }),
-            ..SipAuthDataItem::default()
-        }],
-        _ => Vec::new(),
+        Scheme::Digest => {
+            let Some(ha1) = ctx.store.digest_ha1(&req.user_name).await? else {
+                return Ok(unknown(ctx, req));
+            };
+            vec![SipAuthDataItem {
+                item_number: Some(1),
+                authentication_scheme: Some(SCHEME_DIGEST.to_owned()),
+                digest: Some(SipDigestAuthenticate {
+                    realm: impi.realm.clone(),
+                    algorithm: Some("MD5".to_owned()),
+                    qop: Some("auth".to_owned()),
+                    ha1: Bytes::copy_from_slice(ha1.as_hex().as_bytes()),
+                }),
+                ..SipAuthDataItem::default()
+            }]
+        }
     };
     Ok(maa(ctx, req, super::SUCCESS, items))
 }
 
-fn choose_scheme(asked: &str, creds: &Credentials) -> Option<Scheme> {
-    let (aka, digest) = (creds.aka.is_some(), creds.digest_ha1.is_some());
+/// DIAMETER_ERROR_USER_UNKNOWN: the IMPI or its credentials are gone (deleted while
+/// the request was answered).
+fn unknown(ctx: &CxContext, req: &Mar) -> Maa {
+    maa(
+        ctx,
+        req,
+        exp(experimental::DIAMETER_ERROR_USER_UNKNOWN),
+        Vec::new(),
+    )
+}
+
+fn choose_scheme(asked: &str, auth: &AuthInfo) -> Option<Scheme> {
+    let (aka, digest) = (auth.aka.is_some(), auth.digest);
     let scheme = if asked.eq_ignore_ascii_case(SCHEME_AKA) {
         Scheme::Aka
     } else if asked.eq_ignore_ascii_case(SCHEME_DIGEST)

@@ -117,7 +117,7 @@ async fn subscription_of_pair(
     store: &Store,
     impi: &str,
     impu: &str,
-) -> Result<Result<Subscription, CxResult>, StoreError> {
+) -> Result<Result<Arc<Subscription>, CxResult>, StoreError> {
     let Some(sub) = store.by_impu(impu).await? else {
         tracing::info!(%impu, "Cx: unknown public identity");
         return Ok(Err(exp(experimental::DIAMETER_ERROR_USER_UNKNOWN)));

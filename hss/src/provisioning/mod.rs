@@ -286,8 +286,8 @@ async fn list(
     let Query(q) = q.map_err(|e| FieldError::new("query", e.body_text()))?;
     let mut readable = access::Readable::default();
     let found = match (&q.impi, &q.impu) {
-        (Some(impi), _) => Some(s.store.by_impi(impi).await?),
-        (None, Some(impu)) => Some(s.store.by_impu(impu).await?),
+        (Some(impi), _) => Some(s.store.by_impi(impi).await?.map(Arc::unwrap_or_clone)),
+        (None, Some(impu)) => Some(s.store.by_impu(impu).await?.map(Arc::unwrap_or_clone)),
         (None, None) => None,
     };
     if let Some(found) = found {

@@ -10,6 +10,12 @@
 //!   raced with the read (a generation counter moved) and no other reader cached it in the
 //!   meantime, so a stale read never replaces a newer copy.
 //!
+//! With each subscription it keeps the digest HA1 of its IMPIs as they are stored,
+//! sealed ([`SealedHa1`]), read by the same query, so that a SIP Digest MAR needs no
+//! database round trip either. They follow the subscription: cached with it, forgotten
+//! with it (any provisioning write empties the cache, so a changed password or a deleted
+//! IMPI is never answered from an old copy).
+//!
 //! The cache is bounded ([`CAPACITY`] subscriptions; emptied when full). PostgreSQL
 //! stores have none: several HSS front ends may share one database.
 
@@ -17,6 +23,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::model::{Registration, Subscription};
+use super::sealed_ha1::SealedHa1;
 
 /// Most subscriptions kept.
 pub const CAPACITY: usize = 50_000;
@@ -29,6 +36,8 @@ struct Inner {
     /// Owner subscription of each cached IMPU and IMPI.
     by_impu: HashMap<String, String>,
     by_impi: HashMap<String, String>,
+    /// Sealed HA1 of each cached IMPI that has one.
+    ha1: HashMap<String, SealedHa1>,
 }
 
 /// What identifies the subscription to look up.
@@ -53,15 +62,26 @@ impl Cache {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The cached subscription for `key`.
-    pub fn get(&self, key: Key<'_>) -> Option<Subscription> {
+    /// The cached subscription for `key`, shared (a later write replaces the copy the
+    /// cache holds, never the one handed out).
+    pub fn get(&self, key: Key<'_>) -> Option<Arc<Subscription>> {
         let inner = self.lock();
         let id = match key {
             Key::Id(id) => id,
             Key::Impu(impu) => inner.by_impu.get(impu)?.as_str(),
             Key::Impi(impi) => inner.by_impi.get(impi)?.as_str(),
         };
-        inner.by_id.get(id).map(|s| Subscription::clone(s))
+        inner.by_id.get(id).cloned()
+    }
+
+    /// The sealed HA1 of `impi` when its subscription is cached: `Some(None)` when the
+    /// IMPI has none, `None` when it is not cached.
+    pub fn ha1(&self, impi: &str) -> Option<Option<SealedHa1>> {
+        let inner = self.lock();
+        inner
+            .by_impi
+            .contains_key(impi)
+            .then(|| inner.ha1.get(impi).cloned())
     }
 
     /// The generation to pass to [`Cache::insert`] after reading from the database.
@@ -69,9 +89,10 @@ impl Cache {
         self.lock().generation
     }
 
-    /// Caches `sub`, read from the database after [`Cache::generation`] returned
-    /// `generation`, unless a write moved the generation since or a copy is cached.
-    pub fn insert(&self, generation: u64, sub: &Subscription) {
+    /// Caches `sub` and the sealed HA1 of its IMPIs (`ha1`), read from the database after
+    /// [`Cache::generation`] returned `generation`, unless a write moved the generation
+    /// since or a copy is cached.
+    pub fn insert(&self, generation: u64, sub: &Arc<Subscription>, ha1: &[(String, SealedHa1)]) {
         let mut inner = self.lock();
         if inner.generation != generation || inner.by_id.contains_key(&sub.id) {
             return;
@@ -87,7 +108,13 @@ impl Cache {
         for p in &sub.private_identities {
             inner.by_impi.insert(p.impi.clone(), sub.id.clone());
         }
-        inner.by_id.insert(sub.id.clone(), Arc::new(sub.clone()));
+        for p in &sub.private_identities {
+            match ha1.iter().find(|(impi, _)| *impi == p.impi) {
+                Some((_, sealed)) => inner.ha1.insert(p.impi.clone(), sealed.clone()),
+                None => inner.ha1.remove(&p.impi),
+            };
+        }
+        inner.by_id.insert(sub.id.clone(), Arc::clone(sub));
     }
 
     /// Forgets everything (after a write that changed subscriptions wholesale).
@@ -133,6 +160,7 @@ impl Inner {
         self.by_id.clear();
         self.by_impu.clear();
         self.by_impi.clear();
+        self.ha1.clear();
     }
 
     /// Applies `f` to the cached subscription of `key`; false if none is cached.
@@ -195,7 +223,7 @@ mod tests {
     fn cached_copies_follow_registration_and_sqn_writes() {
         let c = Cache::default();
         let g = c.generation();
-        c.insert(g, &sub("a"));
+        c.insert(g, &Arc::new(sub("a")), &[]);
         assert_eq!(c.get(Key::Impu("sip:a@x")).unwrap().id, "a");
         assert_eq!(c.get(Key::Impi("a@x")).unwrap().id, "a");
         let reg = Registration {
@@ -214,6 +242,24 @@ mod tests {
     }
 
     #[test]
+    fn sealed_ha1_is_cached_and_forgotten_with_its_subscription() {
+        let c = Cache::default();
+        let sealed = SealedHa1::new("sealed:00".into());
+        assert_eq!(c.ha1("a@x"), None, "not cached");
+        c.insert(
+            c.generation(),
+            &Arc::new(sub("a")),
+            &[("a@x".into(), sealed.clone())],
+        );
+        assert_eq!(c.ha1("a@x"), Some(Some(sealed)));
+        c.insert(c.generation(), &Arc::new(sub("b")), &[]);
+        assert_eq!(c.ha1("b@x"), Some(None), "cached, no HA1");
+        c.clear();
+        assert_eq!(c.ha1("a@x"), None);
+        assert_eq!(c.ha1("b@x"), None);
+    }
+
+    #[test]
     fn a_read_that_raced_with_a_write_is_not_cached() {
         let c = Cache::default();
         // Read of "b" starts; a write to the (uncached) "b" commits meanwhile.
@@ -225,13 +271,13 @@ mod tests {
                 scscf: None,
             },
         );
-        c.insert(g, &sub("b"));
+        c.insert(g, &Arc::new(sub("b")), &[]);
         assert!(c.get(Key::Id("b")).is_none());
         // Two readers: the later insert never replaces the copy already updated in place.
         let g = c.generation();
-        c.insert(g, &sub("b"));
+        c.insert(g, &Arc::new(sub("b")), &[]);
         c.set_sqn("b@x", 99);
-        c.insert(g, &sub("b"));
+        c.insert(g, &Arc::new(sub("b")), &[]);
         let got = c.get(Key::Id("b")).unwrap();
         assert_eq!(got.private_identities[0].auth.aka.as_ref().unwrap().sqn, 99);
         c.clear();

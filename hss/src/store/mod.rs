@@ -17,12 +17,13 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use ims_sip::auth::Sqn;
+use ims_sip::auth::{Ha1, Sqn};
 use sqlx::any::AnyRow;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{Any, AnyPool, Row, Transaction};
 
 pub use model::*;
+use sealed_ha1::SealedHa1;
 
 use crate::secrets::{SecretError, StoreKey};
 
@@ -166,6 +167,9 @@ pub struct Store {
 }
 
 type Tx = Transaction<'static, Any>;
+
+/// A subscription as read, with the sealed HA1 of its IMPIs (impi, value).
+type Loaded = (Subscription, Vec<(String, SealedHa1)>);
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -318,22 +322,29 @@ impl Store {
 
     /// Subscription `id`.
     pub async fn get(&self, id: &str) -> Result<Option<Subscription>, StoreError> {
+        Ok(self.shared(id).await?.map(Arc::unwrap_or_clone))
+    }
+
+    /// Subscription `id`, shared with the cache (no copy when it is cached).
+    async fn shared(&self, id: &str) -> Result<Option<Arc<Subscription>>, StoreError> {
         let Some(cache) = &self.cache else {
-            return self.load(id).await;
+            return Ok(self.load(id).await?.map(|(sub, _)| Arc::new(sub)));
         };
         if let Some(sub) = cache.get(cache::Key::Id(id)) {
             return Ok(Some(sub));
         }
         let generation = cache.generation();
-        let sub = self.load(id).await?;
-        if let Some(s) = &sub {
-            cache.insert(generation, s);
-        }
-        Ok(sub)
+        let Some((sub, ha1)) = self.load(id).await? else {
+            return Ok(None);
+        };
+        let sub = Arc::new(sub);
+        cache.insert(generation, &sub, &ha1);
+        Ok(Some(sub))
     }
 
-    /// Subscription `id` as the database holds it.
-    async fn load(&self, id: &str) -> Result<Option<Subscription>, StoreError> {
+    /// Subscription `id` as the database holds it, and the sealed HA1 of those of its
+    /// IMPIs that have one.
+    async fn load(&self, id: &str) -> Result<Option<Loaded>, StoreError> {
         let Some(row) = sqlx::query(sql::SELECT_SUBSCRIPTION)
             .bind(id)
             .fetch_optional(&self.pool)
@@ -354,15 +365,21 @@ impl Store {
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
         };
+        let mut sealed = Vec::new();
         for r in self.rows(sql::SELECT_IMPIS, id).await? {
+            let impi: String = r.try_get("impi")?;
             let amf: Option<String> = r.try_get("aka_amf")?;
             let sqn: Option<i64> = r.try_get("aka_sqn")?;
             let ha1: Option<String> = r.try_get("digest_ha1")?;
+            let digest = ha1.is_some();
+            if let Some(h) = ha1 {
+                sealed.push((impi.clone(), SealedHa1::new(h)));
+            }
             sub.private_identities.push(PrivateIdentityInfo {
-                impi: r.try_get("impi")?,
+                impi,
                 realm: r.try_get("realm")?,
                 auth: AuthInfo {
-                    digest: ha1.is_some(),
+                    digest,
                     aka: match (amf, sqn) {
                         (Some(amf), Some(sqn)) => Some(AkaInfo {
                             amf,
@@ -388,7 +405,7 @@ impl Store {
         for r in self.rows(sql::SELECT_ROAMING, id).await? {
             sub.roaming_networks.push(r.try_get("network")?);
         }
-        Ok(Some(sub))
+        Ok(Some((sub, sealed)))
     }
 
     /// Up to `limit` (at most [`MAX_PAGE`]) subscriptions with an id after `after`,
@@ -416,8 +433,9 @@ impl Store {
         Ok(Page { items, next })
     }
 
-    /// The subscription holding private identity `impi`.
-    pub async fn by_impi(&self, impi: &str) -> Result<Option<Subscription>, StoreError> {
+    /// The subscription holding private identity `impi`, shared with the cache (no copy
+    /// when it is cached).
+    pub async fn by_impi(&self, impi: &str) -> Result<Option<Arc<Subscription>>, StoreError> {
         if let Some(sub) = self
             .cache
             .as_ref()
@@ -426,13 +444,14 @@ impl Store {
             return Ok(Some(sub));
         }
         match self.owner(sql::OWNER_OF_IMPI, impi).await? {
-            Some(id) => self.get(&id).await,
+            Some(id) => self.shared(&id).await,
             None => Ok(None),
         }
     }
 
-    /// The subscription holding public identity `impu`.
-    pub async fn by_impu(&self, impu: &str) -> Result<Option<Subscription>, StoreError> {
+    /// The subscription holding public identity `impu`, shared with the cache (no copy
+    /// when it is cached).
+    pub async fn by_impu(&self, impu: &str) -> Result<Option<Arc<Subscription>>, StoreError> {
         if let Some(sub) = self
             .cache
             .as_ref()
@@ -441,7 +460,7 @@ impl Store {
             return Ok(Some(sub));
         }
         match self.owner(sql::OWNER_OF_IMPU, impu).await? {
-            Some(id) => self.get(&id).await,
+            Some(id) => self.shared(&id).await,
             None => Ok(None),
         }
     }
@@ -481,6 +500,17 @@ impl Store {
                 .transpose()?,
             aka,
         }))
+    }
+
+    /// The digest HA1 of `impi` (SIP Digest MAR, TS 29.228 §6.3.3), `None` when it has
+    /// none or does not exist. Opened from the sealed copy of the subscription cache when
+    /// the subscription is cached (no database round trip), else read like
+    /// [`Store::credentials`].
+    pub async fn digest_ha1(&self, impi: &str) -> Result<Option<Ha1>, StoreError> {
+        if let Some(sealed) = self.cache.as_ref().and_then(|c| c.ha1(impi)) {
+            return sealed.map(|s| s.open(&self.key, impi)).transpose();
+        }
+        Ok(self.credentials(impi).await?.and_then(|c| c.digest_ha1))
     }
 
     /// Advances SQN_HE of `impi` `count` times (TS 33.102 Annex C.1.1, [`IND_BITS`] of

@@ -5,6 +5,12 @@
 //! seals those rows when the store opens, all in one transaction. An unsealed value is
 //! never read as a credential afterwards (whoever can write the database but has no key
 //! cannot plant a known HA1).
+//!
+//! The subscription cache of a SQLite store keeps each IMPI's column value as it was
+//! read ([`SealedHa1`], still sealed): a digest MAR opens it with the key the process holds
+//! anyway, only to build its answer.
+
+use std::sync::Arc;
 
 use ims_sip::auth::Ha1;
 use sqlx::{AnyPool, Row};
@@ -24,6 +30,28 @@ fn ha1_aad(impi: &str) -> String {
 pub(super) fn seal(key: &StoreKey, impi: &str, ha1: &Ha1) -> Result<String, StoreError> {
     let sealed = key.seal(&ha1_aad(impi), ha1.as_hex().as_bytes())?;
     Ok(format!("{PREFIX}{}", hex::encode(sealed)))
+}
+
+/// A `digest_ha1` column value as stored: sealed, cheap to clone. `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub(super) struct SealedHa1(Arc<str>);
+
+impl std::fmt::Debug for SealedHa1 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealedHa1(..)")
+    }
+}
+
+impl SealedHa1 {
+    /// The value read from the column.
+    pub(super) fn new(stored: String) -> SealedHa1 {
+        SealedHa1(stored.into())
+    }
+
+    /// The HA1 it seals for `impi`.
+    pub(super) fn open(&self, key: &StoreKey, impi: &str) -> Result<Ha1, StoreError> {
+        open(key, impi, &self.0)
+    }
 }
 
 /// The HA1 in `impi`'s `digest_ha1` column value.
