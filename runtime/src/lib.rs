@@ -19,14 +19,6 @@ pub use http::{serve, serve_node, serve_with, HttpError, NodeHttp, NodeStatus};
 pub use logging::init_logging;
 pub use prometheus_client;
 
-/// Every binary linking this runtime (the nodes, `policyd`, `imsctl`) allocates with
-/// mimalloc: a message's life is many small allocations (parsed header lists, `Bytes`
-/// copies, encoded answers), which the C library's malloc served with more CPU
-/// (`docs/benchmarks.md`). Off with `default-features = false`.
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Resolves when the process receives SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
