@@ -201,6 +201,12 @@ impl Collector for SipCollector {
             "Connections refused by a limit",
             &t.connections_refused,
         )?;
+        counter(
+            &mut enc,
+            "sip_log_lines_suppressed",
+            "Log lines about peers' input not written: the log budget was spent",
+            &t.log_lines_suppressed,
+        )?;
         gauge(
             &mut enc,
             "sip_connections_open",

@@ -228,3 +228,30 @@ async fn the_owner_of_the_udp_ingress_reads_batches_on_its_own_task() {
     assert!(more.is_err(), "unexpected {out:?}");
     assert!(rx.try_recv().is_err());
 }
+
+/// A flood of malformed datagrams is still handed up one by one (each request may be
+/// answered 400), but it cannot flood the log: after a burst the lines are counted in
+/// `log_lines_suppressed` instead of written.
+#[tokio::test]
+async fn a_flood_of_malformed_datagrams_costs_a_bounded_number_of_log_lines() {
+    let (layer, mut rx) = start(config(&[any_v4()], &[])).await;
+    let server = layer.local_addr(TransportKind::Udp).unwrap();
+    let client = UdpSocket::bind(any_v4()).await.unwrap();
+    let flood = 200u64;
+    for i in 0..flood {
+        let garbage = format!("\x00\x7f garbage {i}");
+        client.send_to(garbage.as_bytes(), server).await.unwrap();
+        // Each one reaches the upper layer as malformed (none lost to the kernel buffer).
+        assert!(matches!(
+            next_event(&mut rx).await,
+            TransportEvent::Malformed(_)
+        ));
+    }
+    let stats = layer.stats();
+    assert_eq!(stats.parse_errors.load(Ordering::Relaxed), flood);
+    let suppressed = stats.log_lines_suppressed.load(Ordering::Relaxed);
+    assert!(
+        (flood * 3 / 4..flood).contains(&suppressed),
+        "{suppressed} of {flood} log lines suppressed"
+    );
+}

@@ -12,6 +12,7 @@ use tokio::time::timeout;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::connections::{ConnectionTable, WriteTx};
+use super::log_budget::LogBudget;
 use super::stream::{self, StreamContext};
 use super::udp::{self, UdpIngress, UdpListener};
 use super::upward::Upward;
@@ -73,6 +74,7 @@ impl TransportLayer {
             events,
             limits: limits.parse_limits(),
             stats: stats.clone(),
+            log: LogBudget::new(),
         });
         let tls_acceptor = match (&config.tls_server, config.tls.is_empty()) {
             (Some(source), _) => Some(TlsAcceptor::from(tls::server_config(source)?)),

@@ -23,6 +23,7 @@ mod error;
 mod kind;
 mod layer;
 mod limits;
+mod log_budget;
 mod peer_names;
 mod stats;
 mod stream;

@@ -18,6 +18,9 @@ pub struct TransportStats {
     pub connections_open: AtomicU64,
     /// Connections refused by a limit.
     pub connections_refused: AtomicU64,
+    /// Log lines about peers' input (malformed or oversize messages, failed handshakes,
+    /// refused connections) not written because the log budget was spent.
+    pub log_lines_suppressed: AtomicU64,
 }
 
 impl TransportStats {

@@ -55,7 +55,9 @@ pub(super) async fn accept_loop(
             }
         };
         let Some(slot) = ctx.table.reserve(remote.ip()) else {
-            tracing::warn!(%kind, %remote, "connection refused: connection limit reached");
+            if ctx.upward.may_log() {
+                tracing::warn!(%kind, %remote, "connection refused: connection limit reached");
+            }
             drop(stream);
             continue;
         };
@@ -94,8 +96,13 @@ async fn accepted(
                     let (flow, _, rx) = slot.register(kind, remote);
                     serve(tls, slot, flow, local, peer_names, rx, ctx).await;
                 }
-                Ok(Err(error)) => tracing::warn!(%remote, %error, "TLS handshake failed"),
-                Err(_) => tracing::warn!(%remote, "TLS handshake timed out"),
+                Ok(Err(error)) if ctx.upward.may_log() => {
+                    tracing::warn!(%remote, %error, "TLS handshake failed");
+                }
+                Err(_) if ctx.upward.may_log() => {
+                    tracing::warn!(%remote, "TLS handshake timed out");
+                }
+                Ok(Err(_)) | Err(_) => {}
             }
         }
         _ => {
@@ -139,14 +146,18 @@ pub(super) async fn serve<S>(
                 Ok(Some(Frame::Message(raw))) => match upward.deliver(raw, source.clone()).await {
                     Delivered::Ok => continue,
                     Delivered::Hostile => {
-                        tracing::warn!(%flow, "closing connection after hostile message");
+                        if upward.may_log() {
+                            tracing::warn!(%flow, "closing connection after hostile message");
+                        }
                         break 'conn;
                     }
                     Delivered::Closed => break 'conn,
                 },
                 Err(error) => {
                     TransportStats::inc(&upward.stats.framing_errors);
-                    tracing::warn!(%flow, %error, "stream framing lost; closing connection");
+                    if upward.may_log() {
+                        tracing::warn!(%flow, %error, "stream framing lost; closing connection");
+                    }
                     break 'conn;
                 }
             };

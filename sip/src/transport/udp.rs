@@ -121,7 +121,9 @@ impl UdpIngress {
         let max = self.upward.limits.max_message_size;
         if n > max {
             TransportStats::inc(&self.upward.stats.parse_errors);
-            tracing::warn!(%local, %remote, limit = max, "oversize UDP datagram dropped");
+            if self.upward.may_log() {
+                tracing::warn!(%local, %remote, limit = max, "oversize UDP datagram dropped");
+            }
             return None;
         }
         let data = self.buf.get(..n).unwrap_or_default();

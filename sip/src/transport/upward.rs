@@ -5,6 +5,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use super::log_budget::LogBudget;
 use super::{Incoming, Malformed, Source, TransportEvent, TransportStats};
 use crate::message::{parse_message, ParseError, ParseLimits};
 
@@ -24,9 +25,16 @@ pub(super) struct Upward {
     pub(super) events: mpsc::Sender<TransportEvent>,
     pub(super) limits: ParseLimits,
     pub(super) stats: Arc<TransportStats>,
+    /// Bounds the log lines about what peers send.
+    pub(super) log: LogBudget,
 }
 
 impl Upward {
+    /// Whether a log line about a peer's input may be written (see [`LogBudget`]).
+    pub(super) fn may_log(&self) -> bool {
+        self.log.allow(&self.stats.log_lines_suppressed)
+    }
+
     /// Parses `raw` into a message or a malformed one (with a log line); `true` with a
     /// header bomb or oversize message, after which a stream must be closed.
     pub(super) fn parse(&self, raw: Bytes, source: Source) -> (TransportEvent, bool) {
@@ -37,7 +45,9 @@ impl Upward {
             }
             Err(error) => {
                 TransportStats::inc(&self.stats.parse_errors);
-                tracing::warn!(flow = %source.flow, %error, len = raw.len(), "malformed SIP message");
+                if self.may_log() {
+                    tracing::warn!(flow = %source.flow, %error, len = raw.len(), "malformed SIP message");
+                }
                 let hostile = matches!(
                     error,
                     ParseError::TooManyHeaders { .. } | ParseError::TooLarge { .. }
