@@ -533,3 +533,93 @@ async fn a_failure_the_policy_lets_go_goes_upstream() {
     t1.abort();
     t2.abort();
 }
+
+/// A datagram flood must not starve the engine's TCP and TLS peers: the core reads the
+/// UDP sockets itself, and after each batch of datagrams it takes what the connections
+/// delivered. A thread blasts REGISTERs at the UDP listener (bounded in count and time)
+/// while a TCP client registers; its 200 must come while the flood goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_udp_flood_does_not_starve_a_tcp_peer() {
+    use std::sync::atomic::AtomicBool;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let transport = TransportConfig {
+        udp: vec!["127.0.0.1:0".parse().unwrap()],
+        tcp: vec!["127.0.0.1:0".parse().unwrap()],
+        ..TransportConfig::default()
+    };
+    let policy = TestPolicy {
+        targets: Vec::new(),
+        target_routes: Vec::new(),
+    };
+    let engine = ProxyEngine::start(transport, EngineConfig::default(), policy)
+        .await
+        .unwrap();
+    let addr = |kind| engine.transport().local_addr(kind).unwrap();
+    let (udp, tcp) = (
+        addr(ims_sip::transport::TransportKind::Udp),
+        addr(ims_sip::transport::TransportKind::Tcp),
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let blasters: Vec<_> = (0..1)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                let from = socket.local_addr().unwrap();
+                let started = std::time::Instant::now();
+                let mut sent = 0u64;
+                while !stop.load(Ordering::Relaxed)
+                    && sent < 1_000_000
+                    && started.elapsed() < Duration::from_secs(20)
+                {
+                    let branch = format!("z9hG4bKflood{}x{sent}", from.port());
+                    let _ =
+                        socket.send_to(request("REGISTER", from, "sip:y", &branch).as_bytes(), udp);
+                    sent += 1;
+                }
+                sent
+            })
+        })
+        .collect();
+    // Let the flood fill the socket first.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let mut stream = tokio::net::TcpStream::connect(tcp).await.unwrap();
+    let from = stream.local_addr().unwrap();
+    let register =
+        request("REGISTER", from, "sip:y", "z9hG4bKtcpflood").replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    stream.write_all(register.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let answered = timeout(Duration::from_secs(30), async {
+        let mut buf = [0u8; 4096];
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "connection closed");
+            got.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    // Whether the flood was still going when the answer came.
+    let during_flood = blasters.iter().all(|b| !b.is_finished());
+    stop.store(true, Ordering::Relaxed);
+    let sent: u64 = blasters.into_iter().map(|b| b.join().unwrap()).sum();
+    assert!(
+        answered.is_ok(),
+        "no answer over TCP ({sent} datagrams sent)"
+    );
+    assert!(
+        got.starts_with(b"SIP/2.0 200"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    assert!(
+        during_flood,
+        "the TCP answer came only after the flood ({sent} datagrams)"
+    );
+    assert!(
+        engine.stats().requests_in.load(Ordering::Relaxed) > 100,
+        "the flood reached the engine"
+    );
+}

@@ -327,24 +327,32 @@ impl<P: Policy> Core<P> {
                 Some(key) = failed.recv() => self.on_branch(&key, BranchEvent::TransportError),
                 // While `queue` decisions wait, new input waits in the sockets and the
                 // transport's bounded channel.
+                // After each batch of datagrams, what the connections delivered gets
+                // its turn too: a datagram flood must not starve TCP and TLS peers.
                 () = udp.recv(&mut inbox, BATCH), if self.deciding.len() < backlog => {
                     for event in inbox.drain(..) {
                         self.on_transport(event);
                         self.drain();
                     }
+                    self.take_ready(&mut events, BATCH);
                 }
                 event = events.recv(), if self.deciding.len() < backlog => {
                     let Some(event) = event else { return };
                     self.on_transport(event);
                     self.drain();
-                    for _ in 1..BATCH {
-                        match events.try_recv() {
-                            Ok(event) => self.on_transport(event),
-                            Err(_) => break,
-                        }
-                        self.drain();
-                    }
+                    self.take_ready(&mut events, BATCH - 1);
                 }
+            }
+            self.drain();
+        }
+    }
+
+    /// Handles up to `max` of the messages the connections have already delivered.
+    fn take_ready(&mut self, events: &mut mpsc::Receiver<TransportEvent>, max: usize) {
+        for _ in 0..max {
+            match events.try_recv() {
+                Ok(event) => self.on_transport(event),
+                Err(_) => break,
             }
             self.drain();
         }
