@@ -326,9 +326,9 @@ impl<P: Policy> Core<P> {
                 }
                 Some(key) = failed.recv() => self.on_branch(&key, BranchEvent::TransportError),
                 // While `queue` decisions wait, new input waits in the sockets and the
-                // transport's bounded channel.
-                // After each batch of datagrams, what the connections delivered gets
-                // its turn too: a datagram flood must not starve TCP and TLS peers.
+                // transport's bounded channel. After each batch of datagrams, what the
+                // connections delivered gets its turn too: a datagram flood must not
+                // starve TCP and TLS peers.
                 () = udp.recv(&mut inbox, BATCH), if self.deciding.len() < backlog => {
                     for event in inbox.drain(..) {
                         self.on_transport(event);
