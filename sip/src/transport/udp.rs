@@ -71,17 +71,22 @@ impl UdpIngress {
     /// Reads every socket until it would block (registering the waker) or `out` holds
     /// `limit` events.
     fn read_ready(&mut self, cx: &mut Context<'_>, out: &mut Vec<TransportEvent>, limit: usize) {
-        let count = self.sockets.len();
+        let UdpIngress {
+            sockets,
+            upward,
+            buf,
+            next,
+        } = self;
+        let count = sockets.len();
         for turn in 0..count {
-            let index = (self.next + turn) % count;
-            let Some((socket, local)) = self.sockets.get(index) else {
+            let index = (*next + turn) % count;
+            let Some((socket, local)) = sockets.get(index) else {
                 continue;
             };
-            let (socket, local) = (socket.clone(), *local);
             loop {
                 if out.len() >= limit {
                     // Full: this socket is read first next time.
-                    self.next = index;
+                    *next = index;
                     return;
                 }
                 match socket.poll_recv_ready(cx) {
@@ -95,9 +100,9 @@ impl UdpIngress {
                 // Ready: read until the socket would block, which clears the readiness
                 // so that the next `poll_recv_ready` registers the waker.
                 while out.len() < limit {
-                    match socket.try_recv_from(&mut self.buf) {
+                    match socket.try_recv_from(buf) {
                         Ok((n, remote)) => {
-                            if let Some(event) = self.datagram(index, local, n, remote) {
+                            if let Some(event) = datagram(upward, buf, n, index, *local, remote) {
                                 out.push(event);
                             }
                         }
@@ -107,43 +112,45 @@ impl UdpIngress {
                 }
             }
         }
-        self.next = (self.next + 1) % count.max(1);
+        *next = (*next + 1) % count.max(1);
     }
+}
 
-    /// The event for the datagram of `n` bytes in the buffer, if it is one to hand up.
-    fn datagram(
-        &self,
-        index: usize,
-        local: SocketAddr,
-        n: usize,
-        remote: SocketAddr,
-    ) -> Option<TransportEvent> {
-        let max = self.upward.limits.max_message_size;
-        if n > max {
-            TransportStats::inc(&self.upward.stats.parse_errors);
-            if self.upward.may_log() {
-                tracing::warn!(%local, %remote, limit = max, "oversize UDP datagram dropped");
-            }
-            return None;
+/// The event for the datagram of `n` bytes at the start of `buf`, received on socket
+/// `index`, if it is one to hand up.
+fn datagram(
+    upward: &Upward,
+    buf: &[u8],
+    n: usize,
+    index: usize,
+    local: SocketAddr,
+    remote: SocketAddr,
+) -> Option<TransportEvent> {
+    let max = upward.limits.max_message_size;
+    if n > max {
+        TransportStats::inc(&upward.stats.parse_errors);
+        if upward.may_log() {
+            tracing::warn!(%local, %remote, limit = max, "oversize UDP datagram dropped");
         }
-        let data = self.buf.get(..n).unwrap_or_default();
-        if data.iter().all(|c| matches!(c, b'\r' | b'\n')) {
-            tracing::trace!(%remote, "UDP keep-alive");
-            return None;
-        }
-        let source = Source {
-            flow: Flow {
-                kind: TransportKind::Udp,
-                remote,
-                id: index as u64,
-            },
-            local,
-            remote,
-            peer_names: None,
-        };
-        let (event, _hostile) = self.upward.parse(Bytes::copy_from_slice(data), source);
-        Some(event)
+        return None;
     }
+    let data = buf.get(..n).unwrap_or_default();
+    if data.iter().all(|c| matches!(c, b'\r' | b'\n')) {
+        tracing::trace!(%remote, "UDP keep-alive");
+        return None;
+    }
+    let source = Source {
+        flow: Flow {
+            kind: TransportKind::Udp,
+            remote,
+            id: index as u64,
+        },
+        local,
+        remote,
+        peer_names: None,
+    };
+    let (event, _hostile) = upward.parse(Bytes::copy_from_slice(data), source);
+    Some(event)
 }
 
 /// Pumps `ingress` into the transport's event channel until its receiver is dropped.
