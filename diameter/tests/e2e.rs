@@ -96,7 +96,7 @@ async fn serve(addr: SocketAddr, acceptor: Acceptor) -> Server {
 }
 
 /// The I-CSCF peer over TCP toward `addr`, once open.
-async fn open_tcp_client(addr: SocketAddr) -> Peer {
+async fn open_tcp_client(addr: impl Into<PeerAddresses>) -> Peer {
     let client = Peer::connect(
         cscf_cfg(),
         addr,
@@ -631,13 +631,7 @@ async fn an_initiator_moves_on_to_the_next_address_and_resolves_names() {
         PeerAddress::from(dead),
         PeerAddress::new("localhost", server.local_addr().port()),
     ]);
-    let client = Peer::connect(
-        cscf_cfg(),
-        addrs,
-        Connector::Tcp,
-        Arc::new(Node("icscf.ims.example")),
-    );
-    bounded("open", client.wait_for(PeerState::Open)).await;
+    let client = open_tcp_client(addrs).await;
     let ans = bounded("UAA", client.request(samples::uar().to_message()))
         .await
         .unwrap();
@@ -655,11 +649,5 @@ async fn an_unresolvable_name_is_skipped() {
         PeerAddress::new("hss.invalid", 3868),
         PeerAddress::from(server.local_addr()),
     ]);
-    let client = Peer::connect(
-        cscf_cfg(),
-        addrs,
-        Connector::Tcp,
-        Arc::new(Node("icscf.ims.example")),
-    );
-    bounded("open", client.wait_for(PeerState::Open)).await;
+    open_tcp_client(addrs).await;
 }
