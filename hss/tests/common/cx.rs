@@ -18,6 +18,8 @@ pub const ALICE_BARRED: &str = "sip:alice-barred@ims.example.net";
 pub const ALICE_OTHER: &str = "sip:alice-other@ims.example.net";
 pub const BOB_IMPI: &str = "bob@ims.example.net";
 pub const BOB: &str = "sip:bob@ims.example.net";
+pub const CAROL_IMPI: &str = "carol@ims.example.net";
+pub const CAROL: &str = "sip:carol@ims.example.net";
 
 /// TS 35.208 test set 1.
 pub const K: Block = [
