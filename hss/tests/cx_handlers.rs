@@ -13,7 +13,7 @@ use hss::store::{AkaSecrets, PrivateIdentityData, RegistrationState, Store};
 use ims_diameter::cx::*;
 use ims_diameter::dict::{base, command, experimental, result};
 use ims_diameter::Message;
-use ims_sip::auth::aka::{Usim, UsimFailure};
+use ims_sip::auth::aka::Usim;
 use ims_sip::auth::milenage::Milenage;
 use ims_sip::auth::{Algorithm, Ha1, Sqn};
 
@@ -479,17 +479,7 @@ async fn mar_aka(store: Store, _: String) {
     );
 
     // A USIM far ahead rejects the HSS's SQN; its AUTS re-synchronises the HSS.
-    let mut ahead = Usim::new(
-        Milenage::new(&K, &opc()),
-        Sqn::new(1 << 30).unwrap(),
-        1 << 28,
-    );
-    let (rand, autn) = rand_autn(&maa.sip_auth_data_items[0]);
-    let Err(UsimFailure::SyncFailure { auts }) = ahead.authenticate(&rand, &autn) else {
-        panic!("expected a sync failure");
-    };
-    let mut resync = rand.to_vec();
-    resync.extend_from_slice(&auts);
+    let (mut ahead, resync) = usim_far_ahead(&maa.sip_auth_data_items[0]);
     // A corrupted AUTS is refused and leaves SQN alone.
     let mut bad = resync.clone();
     bad[20] ^= 1;
@@ -571,17 +561,7 @@ async fn mar_resync_under_a_digest_scheme(store: Store, _: String) {
     ] {
         // A challenge the USIM, far ahead, answers with AUTS.
         let maa = ask(impi, impu, "Digest-AKAv1-MD5", None).await;
-        let mut ahead = Usim::new(
-            Milenage::new(&K, &opc()),
-            Sqn::new(1 << 30).unwrap(),
-            1 << 28,
-        );
-        let (rand, autn) = rand_autn(&maa.sip_auth_data_items[0]);
-        let Err(UsimFailure::SyncFailure { auts }) = ahead.authenticate(&rand, &autn) else {
-            panic!("expected a sync failure");
-        };
-        let mut resync = rand.to_vec();
-        resync.extend_from_slice(&auts);
+        let (mut ahead, resync) = usim_far_ahead(&maa.sip_auth_data_items[0]);
         // Attack: a corrupted AUTS (MAC-S) is refused and SQN_HE stays.
         let before = sqn_of(impi).await;
         let mut bad = resync.clone();

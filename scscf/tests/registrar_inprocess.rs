@@ -668,7 +668,6 @@ async fn registering_an_identity_of_the_implicit_set_replaces_the_stored_registr
 async fn one_register_registers_every_identity_provisioned_together() {
     use hss::cx::{CxContext, CxServer};
     use hss::store::{RegistrationState, Store};
-    use ims_diameter::peer::{Acceptor, PeerBinding, PeerConfig, Server};
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("hss.db").display());
     let key = hss::secrets::StoreKey::from_hex(&"5a".repeat(32), "test").unwrap();
@@ -683,25 +682,18 @@ async fn one_register_registers_every_identity_provisioned_together() {
         .create("carol", &input.into_data(DOMAIN).unwrap())
         .await
         .unwrap();
-    let mut cfg = PeerConfig::cx(HSS_HOST, DOMAIN);
-    cfg.bindings = vec![PeerBinding::new(
-        SCSCF_HOST,
-        vec!["127.0.0.1/32".parse().unwrap()],
-    )];
     let handler = CxServer::new(CxContext {
         store: store.clone(),
         origin_host: HSS_HOST.into(),
         origin_realm: DOMAIN.into(),
         capabilities: Default::default(),
     });
-    let server = Server::bind(
-        cfg,
+    let server = hss_server(
         "127.0.0.1:0".parse().unwrap(),
-        Acceptor::Tcp,
+        ims_diameter::peer::Acceptor::Tcp,
         Arc::new(handler),
     )
-    .await
-    .unwrap();
+    .await;
     let (r, _bindings) = registrar_with(server.local_addr(), dir.path(), 30, None).await;
     let ok = digest_register(&r, "carol", "c1", "Contact: <sip:carol@10.0.0.1:5070>\r\n").await;
     assert_eq!(ok.status(), Some(200), "{ok:?}");
