@@ -271,6 +271,11 @@ fn each_broken_rule_names_its_file_and_key() {
             "icscf.toml: cx.tls_cert: /etc/ims-core/tls/icscf.crt does not name icscf.ims.example.net",
         ),
         (
+            "a key belongs to its certificate",
+            vec![Copy("tls/scscf.key", "tls/icscf.key")],
+            "icscf.toml: cx.tls_key: /etc/ims-core/tls/icscf.key is not the key of cx.tls_cert",
+        ),
+        (
             "the HSS certificate names the HSS",
             vec![Copy("tls/policyd.crt", "tls/hss.crt"), Copy("tls/policyd.key", "tls/hss.key")],
             "hss.toml: diameter.tls_files.cert: /etc/ims-core/tls/hss.crt does not name hss.ims.example.net",

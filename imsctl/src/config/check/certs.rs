@@ -150,13 +150,41 @@ pub fn expect(files: &Files, e: Expect<'_>, out: &mut Vec<Finding>) {
     }
 }
 
-/// Every file a config names exists (certificates parse).
+/// Whether the private key at `key` is the one of the certificate at `cert` (`None`
+/// when either cannot be read: a key format rcgen does not parse is not judged).
+fn key_matches(cert: &Path, key: &Path) -> Option<bool> {
+    use rcgen::PublicKeyData;
+    let leaf = read(cert).ok()?.into_iter().next()?;
+    let pem = std::fs::read_to_string(key).ok()?;
+    let pair = rcgen::KeyPair::from_pem(&pem).ok()?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(&leaf).ok()?;
+    Some(parsed.public_key().subject_public_key.data.as_ref() == pair.der_bytes())
+}
+
+/// Every file a config names exists (certificates parse), and each key belongs to the
+/// certificate named beside it (`<x>.cert`/`<x>.key`, `cx.tls_cert`/`cx.tls_key`).
 fn exist(
     file: &str,
     entries: &[(&str, Option<&PathBuf>, bool)],
     files: &Files,
     out: &mut Vec<Finding>,
 ) {
+    for pair in entries.windows(2) {
+        let [(cert_key, Some(cert), true), (key_key, Some(key), false)] = pair else {
+            continue;
+        };
+        if key_matches(&files.local(cert), &files.local(key)) == Some(false) {
+            out.push(Finding::new(
+                file,
+                *key_key,
+                format!(
+                    "{} is not the key of {cert_key} {}",
+                    key.display(),
+                    cert.display()
+                ),
+            ));
+        }
+    }
     for (key, path, is_cert) in entries {
         let Some(path) = path else { continue };
         let local = files.local(path);
