@@ -104,7 +104,7 @@ fn keystone_keys(plan: &Plan, k: &Keystone, out: &mut String) {
         out,
         "url = \"{}\"\nservice_user = \"{}\"\nservice_project = \"{}\"\n\
          # The service user's password: written by cloud-init from the stack's hidden\n\
-         # parameter (deploy/openstack), mode 0640, group of the nodes' user.\n\
+         # parameter (deploy/openstack), mode 0600, owned by the nodes' user.\n\
          service_password_file = \"{}\"\n",
         k.url,
         k.user,
@@ -126,10 +126,15 @@ fn cloud_auth(plan: &Plan, section: &str, out: &mut String) {
         return;
     };
     let policyd = plan.node("policyd");
+    let what = if section == "cloud_auth" {
+        "Every request a UE starts needs a Keystone token allowed by policyd"
+    } else {
+        "Keystone tokens on the provisioning API, decided by policyd's `provision`"
+    };
     let _ = write!(
         out,
         "[{section}]\n\
-         # Every request a UE starts needs a Keystone token allowed by policyd\n\
+         # {what}\n\
          # (SECURITY.md, \"Cloud authorization\").\n\
          mode = \"on\"\npolicy_url = \"https://{}\"\npolicy_ca = \"{}\"\n\n[{section}.keystone]\n",
         policyd.at(plan::http_port("policyd")),
