@@ -31,7 +31,7 @@ const URI: &str = "sip:ims.example.net";
 
 fn cx_section(hss: &TestHss) -> CxClientSection {
     CxClientSection {
-        hss: hss.server.local_addr(),
+        hss: vec![hss.server.local_addr().into()],
         origin_host: SCSCF_HOST.into(),
         origin_realm: DOMAIN.into(),
         destination_host: HSS_HOST.into(),

@@ -303,7 +303,7 @@ pub fn write_config(dir: &Path, hss: SocketAddr, limits: (u32, u32, u32)) -> Scs
          [http]\nlisten = \"{http}\"\n\
          [sip]\nudp = [\"{sip}\"]\ntcp = [\"{sip}\"]\nadvertise = \"{sip}\"\n\
          [cloud_auth]\nmode = \"off\"\n\
-         [cx]\nhss = \"{hss}\"\norigin_host = \"{SCSCF_HOST}\"\norigin_realm = \"{DOMAIN}\"\n\
+         [cx]\nhss = [\"{hss}\"]\norigin_host = \"{SCSCF_HOST}\"\norigin_realm = \"{DOMAIN}\"\n\
          destination_host = \"{HSS_HOST}\"\ndestination_realm = \"{DOMAIN}\"\n\
          [registrar]\nserver_name = \"sip:{SCSCF_HOST}:5080\"\nmin_expires = {min}\n\
          default_expires = {default}\nmax_expires = {max}\nnonce_lifetime = 30\n\
