@@ -104,9 +104,7 @@ fn init_then_check_passes_and_keys_stay_private() {
     let plain = fs::read_to_string(tmp.path().join("plain/scscf.toml")).unwrap();
     assert!(plain.contains("mode = \"off\""));
     let any = fs::read_to_string(tmp.path().join("any/icscf.toml")).unwrap();
-    assert!(
-        any.contains("udp = [\"0.0.0.0:5070\"]") && any.contains("advertise = \"10.0.0.12:5070\"")
-    );
+    assert!(any.contains("udp = [\"0.0.0.0:5070\"]") && any.contains("advertise = \"10.0.0.12\""));
 }
 
 #[test]
@@ -237,8 +235,8 @@ fn each_broken_rule_names_its_file_and_key() {
         ),
         (
             "Cx address",
-            vec![Text("icscf.toml", "hss = \"10.0.0.14:5658\"", "hss = \"10.0.0.14:3868\"")],
-            "icscf.toml: cx.hss: 10.0.0.14:3868 is not a Diameter tls listener of hss.toml",
+            vec![Text("icscf.toml", "hss = [\"10.0.0.14:5658\"]", "hss = [\"10.0.0.14:3868\"]")],
+            "icscf.toml: cx.hss[0]: 10.0.0.14:3868 is not a Diameter tls listener of hss.toml",
         ),
         (
             "S-CSCF Origin-Host is its Server-Name's host",
@@ -287,7 +285,7 @@ fn each_broken_rule_names_its_file_and_key() {
         ),
         (
             "the P-CSCF certificate names its advertised address",
-            vec![Text("pcscf.toml", "advertise = \"10.0.0.11:5060\"", "advertise = \"10.0.0.99:5060\"")],
+            vec![Text("pcscf.toml", "advertise = \"10.0.0.11\"", "advertise = \"10.0.0.99\"")],
             "pcscf.toml: sip.tls_files.cert: /etc/ims-core/tls/pcscf.crt does not name 10.0.0.99",
         ),
         (
@@ -331,12 +329,19 @@ fn each_broken_rule_names_its_file_and_key() {
             "icscf.toml: budget.uar_per_second: must be a positive number",
         ),
     ];
+    run_cases(tmp.path(), &base, &foreign, &cases);
+}
+
+type Case = (&'static str, Vec<Break>, &'static str);
+
+/// Breaks a copy of `base` per case and expects `config check` to fail naming it.
+fn run_cases(tmp: &Path, base: &Path, foreign: &Path, cases: &[Case]) {
     let mut failures = Vec::new();
     for (i, (name, breaks, expected)) in cases.iter().enumerate() {
-        let dir: PathBuf = tmp.path().join(format!("case{i}"));
-        copy_dir(&base, &dir);
+        let dir: PathBuf = tmp.join(format!("case{i}"));
+        copy_dir(base, &dir);
         for b in breaks {
-            apply(&dir, &foreign, b);
+            apply(&dir, foreign, b);
         }
         let (ok, err) = check(&dir);
         if ok || !err.contains(expected) {
@@ -346,6 +351,65 @@ fn each_broken_rule_names_its_file_and_key() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn a_core_behind_a_floating_ip_with_host_names_is_checked_alike() {
+    use Break::*;
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    let out_arg = format!("--out={}", base.display());
+    let o = imsctl(&[
+        "config",
+        "init",
+        "--domain=ims.example.net",
+        &out_arg,
+        "--pcscf=10.0.0.11,public=203.0.113.5,name=edge1.ims.example.net",
+        "--icscf=10.0.0.12,name=icscf1.ims.example.net",
+        "--scscf=10.0.0.13,name=scscf1.ims.example.net",
+        "--hss=10.0.0.14,name=hss1.ims.example.net",
+        "--bind-any",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let pcscf = fs::read_to_string(base.join("pcscf.toml")).unwrap();
+    assert!(pcscf.contains("[sip.core]\n"), "{pcscf}");
+    assert!(pcscf.contains("advertise = \"203.0.113.5\""), "{pcscf}");
+    assert!(
+        pcscf.contains("advertise = \"edge1.ims.example.net\""),
+        "{pcscf}"
+    );
+    let icscf = fs::read_to_string(base.join("icscf.toml")).unwrap();
+    assert!(
+        icscf.contains("hss = [\"hss1.ims.example.net:5658\"]"),
+        "{icscf}"
+    );
+    let (ok, err) = check(&base);
+    assert!(ok, "the unbroken directory: {err}");
+    let foreign = tmp.path().join("foreign");
+    init(&foreign, &[]);
+    let cases: Vec<Case> = vec![
+        (
+            "a route by host name",
+            vec![Text("icscf.toml", "uri = \"sip:scscf1.ims.example.net:5080;lr\"", "uri = \"sip:scscf9.ims.example.net:5080;lr\"")],
+            "icscf.toml: scscf[0].uri: sip:scscf9.ims.example.net:5080;lr is not a listener of scscf.toml",
+        ),
+        (
+            "the HSS by host name",
+            vec![Text("scscf.toml", "hss = [\"hss1.ims.example.net:5658\"]", "hss = [\"hss9.ims.example.net:5658\"]")],
+            "scscf.toml: cx.hss[0]: hss9.ims.example.net:5658 is not a Diameter tls listener of hss.toml",
+        ),
+        (
+            "the P-CSCF's core face is covered by the zones",
+            vec![Text("pcscf.toml", "advertise = \"edge1.ims.example.net\"", "advertise = \"10.0.0.99\"")],
+            "icscf.toml: zones.core: does not cover pcscf.toml's address 10.0.0.99",
+        ),
+        (
+            "the P-CSCF's certificate names its public address",
+            vec![Text("pcscf.toml", "advertise = \"203.0.113.5\"", "advertise = \"203.0.113.6\"")],
+            "pcscf.toml: sip.tls_files.cert: /etc/ims-core/tls/pcscf.crt does not name 203.0.113.6",
+        ),
+    ];
+    run_cases(tmp.path(), &base, &foreign, &cases);
 }
 
 #[test]

@@ -107,12 +107,32 @@ pub struct Node {
     pub public: Option<IpAddr>,
     /// Host name: certificate name, Diameter identity.
     pub name: String,
+    /// The host name was given (`name=`): peers reach the node by it (resolved on the
+    /// VMs by DNS or /etc/hosts), else by its address.
+    pub named: bool,
 }
 
 impl Node {
     /// `addr:port`, with brackets for IPv6.
     pub fn at(&self, port: u16) -> String {
         host_port(self.addr, port)
+    }
+
+    /// The host its peers name it by: its host name when given, else its address.
+    pub fn host(&self) -> String {
+        if self.named {
+            self.name.clone()
+        } else {
+            match self.addr {
+                IpAddr::V6(v6) => format!("[{v6}]"),
+                IpAddr::V4(v4) => v4.to_string(),
+            }
+        }
+    }
+
+    /// `host:port` as its peers reach it.
+    pub fn reach(&self, port: u16) -> String {
+        format!("{}:{port}", self.host())
     }
 }
 
@@ -177,6 +197,7 @@ impl Plan {
             role,
             addr: s.addr,
             public: s.public,
+            named: s.name.is_some(),
             name: s.name.unwrap_or_else(|| format!("{role}.{domain}")),
         });
         for (i, n) in nodes.iter().enumerate() {

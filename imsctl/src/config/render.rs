@@ -51,8 +51,9 @@ fn header(plan: &Plan, role: &str) -> String {
     out
 }
 
-fn sip_uri(ip: IpAddr, port: u16) -> String {
-    format!("sip:{};lr", plan::host_port(ip, port))
+/// The loose-routing SIP URI of `node`'s listeners on `port`.
+fn sip_uri(node: &Node, port: u16) -> String {
+    format!("sip:{};lr", node.reach(port))
 }
 
 fn cidr(ip: IpAddr) -> String {
@@ -137,7 +138,7 @@ fn cloud_auth(plan: &Plan, section: &str, out: &mut String) {
          # {what}\n\
          # (SECURITY.md, \"Cloud authorization\").\n\
          mode = \"on\"\npolicy_url = \"https://{}\"\npolicy_ca = \"{}\"\n\n[{section}.keystone]\n",
-        policyd.at(plan::http_port("policyd")),
+        policyd.reach(plan::http_port("policyd")),
         plan.path("tls/ca.crt"),
     );
     keystone_keys(plan, k, out);
@@ -152,10 +153,10 @@ fn cx(plan: &Plan, role: &str, out: &mut String) {
         "[cx]\n\
          # Cx toward the HSS over mutual TLS: our certificate names origin_host, the HSS's\n\
          # names destination_host; both chain to the core CA.\n\
-         hss = \"{hss_at}\"\ntls_ca = \"{ca}\"\ntls_cert = \"{cert}\"\ntls_key = \"{key}\"\n\
+         hss = [\"{hss_at}\"]\ntls_ca = \"{ca}\"\ntls_cert = \"{cert}\"\ntls_key = \"{key}\"\n\
          require_tls = true\norigin_host = \"{me}\"\norigin_realm = \"{realm}\"\n\
          destination_host = \"{hss_name}\"\ndestination_realm = \"{realm}\"\n\n",
-        hss_at = hss.at(plan::DIAMETER_TLS),
+        hss_at = hss.reach(plan::DIAMETER_TLS),
         ca = plan.path("tls/ca.crt"),
         cert = plan.path(&format!("tls/{role}.crt")),
         key = plan.path(&format!("tls/{role}.key")),
@@ -180,11 +181,16 @@ fn pcscf(plan: &Plan, out: &mut String) {
     let public = me.public.unwrap_or(me.addr);
     out.push_str("[sip]\n# Toward the UEs (security groups open these to anyone).\n");
     sip_listeners(plan, me, plan::PCSCF_SIP, out);
+    let public = match public {
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        IpAddr::V4(v4) => v4.to_string(),
+    };
     let _ = write!(
         out,
-        "tls = [\"{}\"]\nadvertise = \"{}\"\n\n",
+        "tls = [\"{}\"]\n\
+         # The host in Via, Record-Route and Path (each listener writes its own port).\n\
+         advertise = \"{public}\"\n\n",
         plan.bind(me, plan::PCSCF_SIPS),
-        plan::host_port(public, plan::PCSCF_SIP)
     );
     tls_files(plan, "pcscf", out);
     if me.public.is_some() {
@@ -194,7 +200,7 @@ fn pcscf(plan: &Plan, out: &mut String) {
              # of [sip] does not reach.\n",
         );
         sip_listeners(plan, me, plan::PCSCF_CORE, out);
-        let _ = write!(out, "advertise = \"{}\"\n\n", me.at(plan::PCSCF_CORE));
+        let _ = write!(out, "advertise = \"{}\"\n\n", me.host());
     }
     let _ = write!(
         out,
@@ -204,7 +210,7 @@ fn pcscf(plan: &Plan, out: &mut String) {
          flow_token_key_file = \"{DATA}/pcscf/flow_token.key\"\n\n\
          [pcscf.home_networks]\n\"{d}\" = \"{icscf}\"\n\n",
         d = plan.domain,
-        icscf = sip_uri(plan.node("icscf").addr, plan::ICSCF_SIP),
+        icscf = sip_uri(plan.node("icscf"), plan::ICSCF_SIP),
     );
     cloud_auth(plan, "cloud_auth", out);
     let _ = write!(
@@ -219,14 +225,14 @@ fn icscf(plan: &Plan, out: &mut String) {
     let me = plan.node("icscf");
     out.push_str("[sip]\n# Toward the P-CSCF and the S-CSCF.\n");
     sip_listeners(plan, me, plan::ICSCF_SIP, out);
-    let _ = write!(out, "advertise = \"{}\"\n\n", me.at(plan::ICSCF_SIP));
+    let _ = write!(out, "advertise = \"{}\"\n\n", me.host());
     cx(plan, "icscf", out);
     let _ = write!(
         out,
         "[[scscf]]\n# Server-Name as the HSS knows it, and where to reach it.\n\
          name = \"{}\"\nuri = \"{}\"\ncapabilities = []\n\n",
         scscf_server_name(plan),
-        sip_uri(plan.node("scscf").addr, plan::SCSCF_SIP),
+        sip_uri(plan.node("scscf"), plan::SCSCF_SIP),
     );
     let _ = write!(
         out,
@@ -239,7 +245,7 @@ fn scscf(plan: &Plan, out: &mut String) {
     let me = plan.node("scscf");
     out.push_str("[sip]\n# Toward the P-CSCF, the I-CSCF and application servers.\n");
     sip_listeners(plan, me, plan::SCSCF_SIP, out);
-    let _ = write!(out, "advertise = \"{}\"\n\n", me.at(plan::SCSCF_SIP));
+    let _ = write!(out, "advertise = \"{}\"\n\n", me.host());
     cx(plan, "scscf", out);
     let _ = write!(
         out,
@@ -248,7 +254,7 @@ fn scscf(plan: &Plan, out: &mut String) {
          [session]\n# Originating requests toward a home domain go to the I-CSCF.\n\
          icscf = \"{}\"\nhome_domains = [\"{}\"]\n\n",
         scscf_server_name(plan),
-        sip_uri(plan.node("icscf").addr, plan::ICSCF_SIP),
+        sip_uri(plan.node("icscf"), plan::ICSCF_SIP),
         plan.domain,
     );
     cloud_auth(plan, "cloud_auth", out);

@@ -125,20 +125,21 @@ fn client(
     } else {
         (&d.tcp, "tcp")
     };
-    let to = Endpoint {
-        host: cx.hss.ip().to_string(),
-        port: cx.hss.port(),
-    };
-    if !reaches(&to, listeners, hss_names) {
-        out.push(Finding::new(
-            file,
-            "cx.hss",
-            format!(
-                "{} is not a Diameter {kind} listener of hss.toml (diameter.{kind}{})",
-                cx.hss,
-                if tls { "; tls_ca makes Cx TLS" } else { "" }
-            ),
-        ));
+    for (n, hss) in cx.hss.iter().enumerate() {
+        let to = Endpoint {
+            host: hss.host.clone(),
+            port: hss.port,
+        };
+        if !reaches(&to, listeners, hss_names) {
+            out.push(Finding::new(
+                file,
+                format!("cx.hss[{n}]"),
+                format!(
+                    "{hss} is not a Diameter {kind} listener of hss.toml (diameter.{kind}{})",
+                    if tls { "; tls_ca makes Cx TLS" } else { "" }
+                ),
+            ));
+        }
     }
     let hss_mutual = d.tls_files.as_ref().is_some_and(|f| f.client_ca.is_some());
     let bound_by_address = d

@@ -70,79 +70,92 @@ pub fn url(u: &str) -> Option<Endpoint> {
     host_port(rest.split('/').next()?, port)
 }
 
-fn of(addr: SocketAddr) -> Endpoint {
-    Endpoint {
-        host: addr.ip().to_string(),
-        port: addr.port(),
-    }
-}
-
-/// Whether `to` reaches one of `listeners`: the same address and port, or the port of
-/// a listener on the unspecified address when `to`'s host is one of `own` (the node's
-/// advertised host or addresses).
+/// Whether `to` reaches one of `listeners`: a listener's address and port, or, when
+/// `to` names the node by one of `own` (its advertised host, certificate names and
+/// addresses), a listener on that port bound to one of the node's addresses or to the
+/// unspecified address.
 pub fn reaches(to: &Endpoint, listeners: &[SocketAddr], own: &[String]) -> bool {
     listeners.iter().any(|l| {
-        if l.ip().is_unspecified() {
-            l.port() == to.port && own.contains(&to.host)
-        } else {
-            of(*l) == *to
-        }
+        let ip = l.ip().to_string();
+        l.port() == to.port
+            && (ip == to.host
+                || (own.contains(&to.host) && (l.ip().is_unspecified() || own.contains(&ip))))
     })
 }
 
-/// Every SIP listener of a node.
+/// Every SIP listener of a node, `[sip.core]`'s included.
 pub fn sip_listeners(sip: &SipSection) -> Vec<SocketAddr> {
-    sip.udp
+    let mut all: Vec<SocketAddr> = sip
+        .udp
         .iter()
         .chain(&sip.tcp)
         .chain(&sip.tls)
         .copied()
-        .collect()
+        .collect();
+    if let Some(core) = &sip.core {
+        all.extend(core.udp.iter().chain(&core.tcp).chain(&core.tls));
+    }
+    all
 }
 
-/// The hosts a SIP node is known by: its advertised host and listener addresses.
+/// The host of an `advertise` value (`host` or `host:port`).
+fn advertised(advertise: Option<&str>) -> Option<String> {
+    advertise.and_then(|a| host_port(a, 5060)).map(|e| e.host)
+}
+
+/// The hosts a SIP node is known by besides its certificates: its advertised hosts and
+/// listener addresses.
 pub fn sip_hosts(sip: &SipSection) -> Vec<String> {
-    let mut hosts: Vec<String> = sip
-        .advertise
-        .as_deref()
-        .and_then(|a| host_port(a, 5060))
-        .map(|e| e.host)
-        .into_iter()
-        .collect();
+    let mut hosts: Vec<String> = advertised(sip.advertise.as_deref()).into_iter().collect();
+    hosts.extend(advertised(
+        sip.core.as_ref().and_then(|c| c.advertise.as_deref()),
+    ));
     hosts.extend(
         sip_listeners(sip)
             .iter()
             .filter(|l| !l.ip().is_unspecified())
             .map(|l| l.ip().to_string()),
     );
+    hosts.sort();
     hosts.dedup();
     hosts
 }
 
-/// Whether `to` reaches a SIP listener of the node with `sip`: a listener itself, or
-/// the advertised address (a listener's port behind it, e.g. a floating IP).
-pub fn reaches_sip(to: &Endpoint, sip: &SipSection) -> bool {
-    let listeners = sip_listeners(sip);
-    let advertised = sip.advertise.as_deref().and_then(|a| host_port(a, 5060));
-    reaches(to, &listeners, &sip_hosts(sip))
-        || advertised.is_some_and(|a| a == *to && listeners.iter().any(|l| l.port() == to.port))
+/// Whether `to` reaches a SIP listener of the node with `sip`, known also by `names`
+/// (its certificates' names and addresses): a listener itself, or a listener's port at
+/// one of the node's hosts (advertised hosts write no port of their own).
+pub fn reaches_sip(to: &Endpoint, sip: &SipSection, names: &[String]) -> bool {
+    let mut own = sip_hosts(sip);
+    own.extend(names.iter().cloned());
+    reaches(to, &sip_listeners(sip), &own)
 }
 
-/// The source addresses a SIP node's requests come from: its listener addresses, else
-/// (listening on the unspecified address) its advertised address.
+/// The addresses a SIP node's requests to its core peers come from: the listener
+/// addresses of `[sip.core]` when it has one, else of `[sip]`; the advertised host when
+/// they bind the unspecified address.
 pub fn sip_sources(sip: &SipSection) -> Vec<IpAddr> {
-    let mut ips: Vec<IpAddr> = sip_listeners(sip)
+    let (listeners, advertise): (Vec<SocketAddr>, Option<&str>) = match &sip.core {
+        Some(c) => (
+            c.udp.iter().chain(&c.tcp).chain(&c.tls).copied().collect(),
+            c.advertise.as_deref(),
+        ),
+        None => (
+            sip.udp
+                .iter()
+                .chain(&sip.tcp)
+                .chain(&sip.tls)
+                .copied()
+                .collect(),
+            sip.advertise.as_deref(),
+        ),
+    };
+    let mut ips: Vec<IpAddr> = listeners
         .iter()
         .map(|l| l.ip())
         .filter(|ip| !ip.is_unspecified())
         .collect();
     if ips.is_empty() {
-        ips.extend(
-            sip.advertise
-                .as_deref()
-                .and_then(|a| host_port(a, 5060))
-                .and_then(|e| e.host.parse::<IpAddr>().ok()),
-        );
+        ips.extend(advertised(advertise).and_then(|h| h.parse::<IpAddr>().ok()));
     }
     ips.sort();
     ips.dedup();

@@ -147,6 +147,18 @@ fn cscfs<'a>(c: &'a Configs, files: &Files) -> Vec<routes::Cscf<'a>> {
             .map(|t| certs::names(&files.local(&t.cert)))
             .unwrap_or_default()
     };
+    let hosts = |certs: &[Option<&PathBuf>]| {
+        let mut all: Vec<String> = certs
+            .iter()
+            .flatten()
+            .flat_map(|p| certs::hosts(&files.local(p)))
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    };
+    let sip_cert = |sip: &'a ims_config::SipSection| sip.tls_files.as_ref().map(|t| &t.cert);
+    let http_cert = |h: &'a ims_config::HttpSection| h.tls.as_ref().map(|t| &t.cert);
     let mut v = Vec::new();
     if let Some(p) = &c.pcscf {
         v.push(routes::Cscf {
@@ -154,6 +166,7 @@ fn cscfs<'a>(c: &'a Configs, files: &Files) -> Vec<routes::Cscf<'a>> {
             sip: &p.sip,
             zones: &p.zones,
             cert_names: names(&p.sip),
+            hosts: hosts(&[sip_cert(&p.sip), http_cert(&p.http)]),
         });
     }
     if let Some(i) = &c.icscf {
@@ -162,6 +175,7 @@ fn cscfs<'a>(c: &'a Configs, files: &Files) -> Vec<routes::Cscf<'a>> {
             sip: &i.sip,
             zones: &i.zones,
             cert_names: names(&i.sip),
+            hosts: hosts(&[sip_cert(&i.sip), http_cert(&i.http), i.cx.tls_cert.as_ref()]),
         });
     }
     if let Some(s) = &c.scscf {
@@ -170,6 +184,7 @@ fn cscfs<'a>(c: &'a Configs, files: &Files) -> Vec<routes::Cscf<'a>> {
             sip: &s.sip,
             zones: &s.zones,
             cert_names: names(&s.sip),
+            hosts: hosts(&[sip_cert(&s.sip), http_cert(&s.http), s.cx.tls_cert.as_ref()]),
         });
     }
     v

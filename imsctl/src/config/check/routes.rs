@@ -17,6 +17,9 @@ pub struct Cscf<'a> {
     pub zones: &'a ZonesSection,
     /// The names of the certificate it presents on outgoing TLS.
     pub cert_names: Vec<String>,
+    /// The names and addresses of all its certificates (SIP, HTTPS, Cx): the hosts a
+    /// route may name it by.
+    pub hosts: Vec<String>,
 }
 
 /// The rules of this module.
@@ -32,8 +35,7 @@ pub fn check(c: &Configs, cscfs: &[Cscf<'_>], out: &mut Vec<Finding>) {
             )),
             Some(uri) => route(
                 uri,
-                &i.sip,
-                "icscf.toml",
+                &cscf(cscfs, "icscf.toml", &i.sip),
                 "pcscf.toml",
                 &key(&p.node.domain),
                 out,
@@ -62,8 +64,7 @@ pub fn check(c: &Configs, cscfs: &[Cscf<'_>], out: &mut Vec<Finding>) {
             } else {
                 route(
                     &e.uri,
-                    &s.sip,
-                    "scscf.toml",
+                    &cscf(cscfs, "scscf.toml", &s.sip),
                     "icscf.toml",
                     &format!("scscf[{n}].uri"),
                     out,
@@ -74,8 +75,7 @@ pub fn check(c: &Configs, cscfs: &[Cscf<'_>], out: &mut Vec<Finding>) {
     if let (Some(s), Some(i)) = (&c.scscf, &c.icscf) {
         route(
             &s.session.icscf,
-            &i.sip,
-            "icscf.toml",
+            &cscf(cscfs, "icscf.toml", &i.sip),
             "scscf.toml",
             "session.icscf",
             out,
@@ -107,21 +107,32 @@ fn domains(c: &Configs, out: &mut Vec<Finding>) {
     }
 }
 
+/// The target of a route: its SIP section and the hosts its certificates name.
+struct Target<'a> {
+    file: &'a str,
+    sip: &'a SipSection,
+    hosts: &'a [String],
+}
+
+fn cscf<'a>(cscfs: &'a [Cscf<'a>], file: &'a str, sip: &'a SipSection) -> Target<'a> {
+    let hosts = cscfs
+        .iter()
+        .find(|c| c.file == file)
+        .map_or(&[][..], |c| c.hosts.as_slice());
+    Target { file, sip, hosts }
+}
+
 /// `uri` (at `key` of `file`) must reach a SIP listener of `target`.
-fn route(
-    uri: &str,
-    target: &SipSection,
-    target_file: &str,
-    file: &str,
-    key: &str,
-    out: &mut Vec<Finding>,
-) {
+fn route(uri: &str, target: &Target<'_>, file: &str, key: &str, out: &mut Vec<Finding>) {
     match sip_uri(uri) {
         None => out.push(Finding::new(file, key, format!("{uri}: no host in it"))),
-        Some(to) if !reaches_sip(&to, target) => out.push(Finding::new(
+        Some(to) if !reaches_sip(&to, target.sip, target.hosts) => out.push(Finding::new(
             file,
             key,
-            format!("{uri} is not a listener of {target_file} ({to} is neither a [sip] listener nor its advertise)"),
+            format!(
+                "{uri} is not a listener of {} ({to} is no [sip] or [sip.core] listener, nor a listener's port at its advertised host or certificate names)",
+                target.file
+            ),
         )),
         Some(_) => {}
     }
