@@ -104,7 +104,9 @@ fn init_then_check_passes_and_keys_stay_private() {
     let plain = fs::read_to_string(tmp.path().join("plain/scscf.toml")).unwrap();
     assert!(plain.contains("mode = \"off\""));
     let any = fs::read_to_string(tmp.path().join("any/icscf.toml")).unwrap();
-    assert!(any.contains("udp = [\"0.0.0.0:5070\"]") && any.contains("advertise = \"10.0.0.12\""));
+    assert!(
+        any.contains("udp = [\"0.0.0.0:5070\"]") && any.contains("advertise = \"10.0.0.12:5070\"")
+    );
 }
 
 #[test]
@@ -285,7 +287,7 @@ fn each_broken_rule_names_its_file_and_key() {
         ),
         (
             "the P-CSCF certificate names its advertised address",
-            vec![Text("pcscf.toml", "advertise = \"10.0.0.11\"", "advertise = \"10.0.0.99\"")],
+            vec![Text("pcscf.toml", "advertise = \"10.0.0.11:5060\"", "advertise = \"10.0.0.99:5060\"")],
             "pcscf.toml: sip.tls_files.cert: /etc/ims-core/tls/pcscf.crt does not name 10.0.0.99",
         ),
         (
@@ -297,6 +299,14 @@ fn each_broken_rule_names_its_file_and_key() {
             "zones cover the other CSCFs",
             vec![Text("icscf.toml", "core = [\"10.0.0.11/32\", \"10.0.0.13/32\"]", "core = [\"10.0.0.11/32\"]")],
             "icscf.toml: zones.core: does not cover scscf.toml's address 10.0.0.13",
+        ),
+        (
+            "zones.core_names are names of the other CSCFs' certificates",
+            vec![
+                Text("scscf.toml", "advertise = \"10.0.0.13:5080\"\n\n[cx]", "advertise = \"10.0.0.13:5080\"\ntls = [\"10.0.0.13:5081\"]\n\n[sip.tls_files]\ncert = \"/etc/ims-core/tls/scscf.crt\"\nkey = \"/etc/ims-core/tls/scscf.key\"\nclient_ca = \"/etc/ims-core/tls/ca.crt\"\n\n[cx]"),
+                Text("scscf.toml", "interconnect = []", "interconnect = []\ncore_names = [\"pcscf.ims.example.net\", \"bogus.ims.example.net\"]"),
+            ],
+            "scscf.toml: zones.core_names[1]: bogus.ims.example.net: no other CSCF's sip.tls_files.cert names it",
         ),
         (
             "policyd URL",
@@ -373,9 +383,12 @@ fn a_core_behind_a_floating_ip_with_host_names_is_checked_alike() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let pcscf = fs::read_to_string(base.join("pcscf.toml")).unwrap();
     assert!(pcscf.contains("[sip.core]\n"), "{pcscf}");
-    assert!(pcscf.contains("advertise = \"203.0.113.5\""), "{pcscf}");
     assert!(
-        pcscf.contains("advertise = \"edge1.ims.example.net\""),
+        pcscf.contains("advertise = \"203.0.113.5:5060\""),
+        "{pcscf}"
+    );
+    assert!(
+        pcscf.contains("advertise = \"edge1.ims.example.net:5064\""),
         "{pcscf}"
     );
     let icscf = fs::read_to_string(base.join("icscf.toml")).unwrap();
@@ -400,12 +413,12 @@ fn a_core_behind_a_floating_ip_with_host_names_is_checked_alike() {
         ),
         (
             "the P-CSCF's core face is covered by the zones",
-            vec![Text("pcscf.toml", "advertise = \"edge1.ims.example.net\"", "advertise = \"10.0.0.99\"")],
+            vec![Text("pcscf.toml", "advertise = \"edge1.ims.example.net:5064\"", "advertise = \"10.0.0.99:5064\"")],
             "icscf.toml: zones.core: does not cover pcscf.toml's address 10.0.0.99",
         ),
         (
             "the P-CSCF's certificate names its public address",
-            vec![Text("pcscf.toml", "advertise = \"203.0.113.5\"", "advertise = \"203.0.113.6\"")],
+            vec![Text("pcscf.toml", "advertise = \"203.0.113.5:5060\"", "advertise = \"203.0.113.6:5060\"")],
             "pcscf.toml: sip.tls_files.cert: /etc/ims-core/tls/pcscf.crt does not name 203.0.113.6",
         ),
     ];

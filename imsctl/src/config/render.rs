@@ -181,16 +181,13 @@ fn pcscf(plan: &Plan, out: &mut String) {
     let public = me.public.unwrap_or(me.addr);
     out.push_str("[sip]\n# Toward the UEs (security groups open these to anyone).\n");
     sip_listeners(plan, me, plan::PCSCF_SIP, out);
-    let public = match public {
-        IpAddr::V6(v6) => format!("[{v6}]"),
-        IpAddr::V4(v4) => v4.to_string(),
-    };
     let _ = write!(
         out,
         "tls = [\"{}\"]\n\
          # The host in Via, Record-Route and Path (each listener writes its own port).\n\
-         advertise = \"{public}\"\n\n",
+         advertise = \"{}\"\n\n",
         plan.bind(me, plan::PCSCF_SIPS),
+        plan::host_port(public, plan::PCSCF_SIP),
     );
     tls_files(plan, "pcscf", out);
     if me.public.is_some() {
@@ -200,7 +197,7 @@ fn pcscf(plan: &Plan, out: &mut String) {
              # of [sip] does not reach.\n",
         );
         sip_listeners(plan, me, plan::PCSCF_CORE, out);
-        let _ = write!(out, "advertise = \"{}\"\n\n", me.host());
+        let _ = write!(out, "advertise = \"{}\"\n\n", me.reach(plan::PCSCF_CORE));
     }
     let _ = write!(
         out,
@@ -225,7 +222,7 @@ fn icscf(plan: &Plan, out: &mut String) {
     let me = plan.node("icscf");
     out.push_str("[sip]\n# Toward the P-CSCF and the S-CSCF.\n");
     sip_listeners(plan, me, plan::ICSCF_SIP, out);
-    let _ = write!(out, "advertise = \"{}\"\n\n", me.host());
+    let _ = write!(out, "advertise = \"{}\"\n\n", me.reach(plan::ICSCF_SIP));
     cx(plan, "icscf", out);
     let _ = write!(
         out,
@@ -245,7 +242,8 @@ fn scscf(plan: &Plan, out: &mut String) {
     let me = plan.node("scscf");
     out.push_str("[sip]\n# Toward the P-CSCF, the I-CSCF and application servers.\n");
     sip_listeners(plan, me, plan::SCSCF_SIP, out);
-    let _ = write!(out, "advertise = \"{}\"\n\n", me.host());
+    // With its port: the S-CSCF's Service-Route is `sip:orig@<advertise>;lr`.
+    let _ = write!(out, "advertise = \"{}\"\n\n", me.reach(plan::SCSCF_SIP));
     cx(plan, "scscf", out);
     let _ = write!(
         out,
