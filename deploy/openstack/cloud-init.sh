@@ -1,7 +1,7 @@
 #!/bin/sh
 # cloud-init user data of one IMS core VM (deploy/openstack/ims-core.yaml fills in the
-# __UPPER__ placeholders with str_replace): installs the ims-core package, unpacks this
-# role's bundle (its TOML, the CA certificate, its certificate and key; the HSS's store
+# placeholders, capitals between double underscores, with str_replace): installs the
+# ims-core package, unpacks this role's bundle (its TOML, the CA certificate, its certificate and key; the HSS's store
 # key and admin token) into /etc/ims-core, writes the Keystone service password and
 # /etc/hosts entries for the core's host names, and starts the node's unit.
 #
@@ -16,6 +16,8 @@ PACKAGE_URL='__PACKAGE_URL__'
 UNIT='__UNIT_PREFIX__'"$ROLE"
 BUNDLE='__BUNDLE__'
 KEYSTONE_PASSWORD='__KEYSTONE_PASSWORD__'
+KEYSTONE_URL='__KEYSTONE_URL__'
+KEYSTONE_USER='__KEYSTONE_USER__'
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
@@ -38,6 +40,14 @@ if [ -n "$KEYSTONE_PASSWORD" ]; then
     printf '%s\n' "$KEYSTONE_PASSWORD" > /etc/ims-core/keystone-service.password
     chown ims-core:ims-core /etc/ims-core/keystone-service.password
 fi
+
+# The stack's Keystone parameters should be what `imsctl config init --keystone` wrote.
+conf="/etc/ims-core/$ROLE.toml"
+for want in "$KEYSTONE_URL" "$KEYSTONE_USER"; do
+    if [ -n "$KEYSTONE_URL" ] && [ -f "$conf" ] && ! grep -qF "\"$want\"" "$conf"; then
+        echo "ims-core: $conf does not name $want (stack parameter): regenerate the bundle" >&2
+    fi
+done
 
 # The core's host names (certificates, Diameter identities); also in cloud-init's
 # template of /etc/hosts, which it may rewrite at boot.

@@ -320,6 +320,36 @@ fn the_templates_are_valid_hot() {
         check_template(name, &load(name), &mut errors);
     }
     assert!(errors.is_empty(), "{}", errors.join("\n"));
+    // Every placeholder of cloud-init.sh is filled in for every node, with its role.
+    let text = std::fs::read_to_string(deploy().join("cloud-init.sh")).unwrap();
+    let placeholders: BTreeSet<String> = text
+        .split("__")
+        .skip(1)
+        .step_by(2)
+        .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
+        .map(|p| format!("__{p}__"))
+        .collect();
+    assert!(placeholders.contains("__BUNDLE__"), "{placeholders:?}");
+    let t = load("ims-core.yaml");
+    for role in ROLES {
+        let def = &map(&t, "resources")[role];
+        let props = def.get("properties").unwrap();
+        let props = props
+            .get("resource_def")
+            .and_then(|d| d.get("properties"))
+            .unwrap_or(props);
+        let sr = props["user_data"]["str_replace"].as_mapping().unwrap();
+        assert_eq!(
+            sr["template"]["get_file"].as_str(),
+            Some("cloud-init.sh"),
+            "{role}"
+        );
+        let params = sr["params"].as_mapping().unwrap();
+        assert_eq!(keys(params), placeholders, "{role}: str_replace params");
+        assert_eq!(params["__ROLE__"].as_str(), Some(role));
+        let bundle = params["__BUNDLE__"]["get_param"].as_str();
+        assert_eq!(bundle, Some(format!("{role}_bundle").as_str()));
+    }
     let script = deploy().join("cloud-init.sh");
     for file in [script, deploy().join("bundle")] {
         let ok = std::process::Command::new("sh")
