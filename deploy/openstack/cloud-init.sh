@@ -1,9 +1,10 @@
 #!/bin/sh
 # cloud-init user data of one IMS core VM (deploy/openstack/ims-core.yaml fills in the
 # placeholders, capitals between double underscores, with str_replace): installs the
-# ims-core package, unpacks this role's bundle (its TOML, the CA certificate, its certificate and key; the HSS's store
-# key and admin token) into /etc/ims-core, writes the Keystone service password and
-# /etc/hosts entries for the core's host names, and starts the node's unit.
+# ims-core package, unpacks this role's bundle (its TOML, the CA certificate, its
+# certificate and key; the HSS's store key and admin token) into /etc/ims-core, writes
+# the Keystone service password and /etc/hosts entries for the core's host names, and
+# starts the node's unit.
 #
 # Limits: the user data, bundle included, is readable by any process on the VM through
 # the metadata service, and is limited to 64 KiB by Nova; the stack keeps the bundle in
