@@ -27,19 +27,19 @@ curl -fsSL --retry 5 -o /tmp/ims-core.deb "$PACKAGE_URL"
 apt-get install -y /tmp/ims-core.deb
 rm -f /tmp/ims-core.deb
 
-# The package creates the nodes' user and group (ims-core) and /etc/ims-core.
-install -d -m 0750 -o root -g ims-core /etc/ims-core
+# The package creates the nodes' user and group `ims` and /etc/ims-core (root, 0755,
+# which its units' ConfigurationDirectory= keeps): files root:ims 0640, directories
+# below 0750, keys and secrets the nodes' own (ims, 0600).
 printf '%s' "$BUNDLE" | base64 -d | tar -xz -C /etc/ims-core --no-same-owner
-chown -R root:ims-core /etc/ims-core
-find /etc/ims-core -type d -exec chmod 0750 {} +
+chown -R root:ims /etc/ims-core
+chmod 0755 /etc/ims-core
+find /etc/ims-core -mindepth 1 -type d -exec chmod 0750 {} +
 find /etc/ims-core -type f -exec chmod 0640 {} +
-# Private keys and secrets: readable by the node's user only.
 find /etc/ims-core -type f \( -name '*.key' -o -name '*.token' \) \
-    -exec chown ims-core:ims-core {} + -exec chmod 0600 {} +
+    -exec chown ims:ims {} + -exec chmod 0600 {} +
 if [ -n "$KEYSTONE_PASSWORD" ]; then
-    umask 077
-    printf '%s\n' "$KEYSTONE_PASSWORD" > /etc/ims-core/keystone-service.password
-    chown ims-core:ims-core /etc/ims-core/keystone-service.password
+    (umask 077 && printf '%s\n' "$KEYSTONE_PASSWORD" > /etc/ims-core/keystone-service.password)
+    chown ims:ims /etc/ims-core/keystone-service.password
 fi
 
 # The stack's Keystone parameters should be what `imsctl config init --keystone` wrote.
