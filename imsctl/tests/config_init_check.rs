@@ -462,3 +462,30 @@ fn the_dev_configs_pass_with_the_dev_ca() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn an_ipv6_core_passes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("v6");
+    let out_arg = format!("--out={}", dir.display());
+    let o = imsctl(&[
+        "config",
+        "init",
+        "--domain=ims.example.net",
+        &out_arg,
+        "--pcscf=fd00::11,public=2001:db8::5",
+        "--icscf=fd00::12",
+        "--scscf=fd00::13",
+        "--hss=fd00::14",
+        "--keystone=http://keystone.example.net:5000/v3",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let icscf = fs::read_to_string(dir.join("icscf.toml")).unwrap();
+    assert!(
+        icscf.contains("uri = \"sip:[fd00::13]:5080;lr\""),
+        "{icscf}"
+    );
+    assert!(icscf.contains("\"fd00::11/128\""), "{icscf}");
+    let (ok, err) = check(&dir);
+    assert!(ok, "{err}");
+}
