@@ -125,7 +125,11 @@ async fn full_session(acceptor: Acceptor, connector: Connector) {
         connector,
         Arc::new(Node("icscf.ims.example")),
     );
+    let mut registry = prometheus_client::registry::Registry::default();
+    let open = client.register_metrics("hss.ims.example", &mut registry);
+    assert!(!open() || client.state() == PeerState::Open);
     bounded("open", client.wait_for(PeerState::Open)).await;
+    assert!(open(), "the readiness check follows the peer");
     assert_eq!(client.remote_host().as_deref(), Some("hss.ims.example"));
 
     let ans = bounded("UAA", client.request(samples::uar().to_message()))
@@ -140,6 +144,22 @@ async fn full_session(acceptor: Acceptor, connector: Connector) {
         .retain(|a| !a.is(&ims_diameter::dict::cx::VISITED_NETWORK_IDENTIFIER));
     let ans = bounded("error answer", client.request(bad)).await.unwrap();
     assert_eq!(ans.result_code(), Some(result::DIAMETER_MISSING_AVP));
+    // Both ends count the answers by command and result code (the UAA's
+    // Experimental-Result-Code 2001, the error's Result-Code 5005).
+    let server_side = server.metrics();
+    assert_eq!(server_side.answers_sent("UAR", 2001), 1);
+    assert_eq!(server_side.answers_sent("UAR", 5005), 1);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    for series in [
+        "diameter_answers_received_total{command=\"UAR\",result_code=\"2001\"} 1",
+        "diameter_answers_received_total{command=\"UAR\",result_code=\"5005\"} 1",
+        "diameter_requests_sent_total{command=\"UAR\"} 2",
+        "diameter_request_duration_seconds_count{command=\"UAR\"} 2",
+        "diameter_peer_open{peer=\"hss.ims.example\"} 1",
+    ] {
+        assert!(text.contains(series), "{series} in {text}");
+    }
 
     // The HSS sends an RTR over the same connection.
     wait_until("server-side peer", || {
@@ -175,6 +195,15 @@ async fn full_session(acceptor: Acceptor, connector: Connector) {
             .unwrap_err(),
         ims_diameter::peer::PeerError::NotOpen
     );
+    assert!(!open(), "not ready once the peer closed");
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    for series in [
+        "diameter_request_failures_total{command=\"UAR\",reason=\"not_open\"} 1",
+        "diameter_peer_open{peer=\"hss.ims.example\"} 0",
+    ] {
+        assert!(text.contains(series), "{series} in {text}");
+    }
     server.abort();
 }
 

@@ -53,6 +53,7 @@ async fn main() -> anyhow::Result<()> {
     let subscribers = store.count().await?;
     let backend = format!("{:?}", store.backend()).to_ascii_lowercase();
     let mut registry = Registry::default();
+    hss::node::register_store_metrics(&mut registry, store.clone());
     let events: Option<Arc<dyn SubscriberEvents>> = match &config.diameter {
         Some(d) => {
             let handler = CxServer::new(CxContext {
@@ -62,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
                 capabilities: hss::node::capabilities(d),
             });
             let servers = Arc::new(hss::node::listen(d, Arc::new(handler)).await?);
-            hss::node::register_metrics(&mut registry, servers.clone());
+            hss::node::register_metrics(&mut registry, servers.clone(), d);
             Some(Arc::new(Push::new(
                 servers,
                 &d.origin_host,

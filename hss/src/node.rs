@@ -15,7 +15,7 @@ use anyhow::Context;
 use ims_config::{DiameterSection, DiameterTlsSection};
 use ims_diameter::cx::ServerCapabilities;
 use ims_diameter::dict::command;
-use ims_diameter::peer::{Acceptor, Handler, PeerBinding, PeerConfig, Refusal, Server};
+use ims_diameter::peer::{Acceptor, Handler, PeerBinding, PeerConfig, PeerState, Refusal, Server};
 use ims_runtime::prometheus_client::collector::Collector;
 use ims_runtime::prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use ims_runtime::prometheus_client::metrics::counter::ConstCounter;
@@ -129,10 +129,59 @@ fn server_tls(files: &DiameterTlsSection) -> anyhow::Result<Arc<ServerConfig>> {
     Ok(Arc::new(config))
 }
 
-/// Exports the refused connections of `servers` on `/metrics` as
-/// `diameter_peers_refused_total{reason=...}` (reasons: [`Refusal::label`]).
-pub fn register_metrics(registry: &mut Registry, servers: Arc<Vec<Server>>) {
+/// Exports on `/metrics` the refused connections of `servers` as
+/// `diameter_peers_refused_total{reason=...}` (reasons: [`Refusal::label`]), the Cx
+/// requests and answers by command and result code with their latency, and whether
+/// each peer of `section`'s bindings is connected (`diameter_peer_open{peer}`).
+pub fn register_metrics(registry: &mut Registry, servers: Arc<Vec<Server>>, section: &DiameterSection) {
+    if let Some(first) = servers.first() {
+        let metrics = first.metrics();
+        for peer in &section.peer {
+            let servers = servers.clone();
+            let host = peer.host.clone();
+            metrics.watch_peer(&peer.host, move || {
+                servers
+                    .iter()
+                    .find_map(|s| s.peer(&host))
+                    .map_or(PeerState::Closed, |p| p.state())
+            });
+        }
+        metrics.register(registry);
+    }
     registry.register_collector(Box::new(RefusalCollector(servers)));
+}
+
+/// Exports the subscription cache's lookups of `store` as
+/// `hss_cache_lookups_total{result="hit|miss"}` (SQLite stores; PostgreSQL has no
+/// cache and exports nothing).
+pub fn register_store_metrics(registry: &mut Registry, store: crate::store::Store) {
+    registry.register_collector(Box::new(StoreCollector(store)));
+}
+
+struct StoreCollector(crate::store::Store);
+
+impl std::fmt::Debug for StoreCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreCollector")
+    }
+}
+
+impl Collector for StoreCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
+        let Some((hits, misses)) = self.0.cache_counts() else {
+            return Ok(());
+        };
+        let mut family = enc.encode_descriptor(
+            "hss_cache_lookups",
+            "Subscription lookups answered from the HSS's cache (hit) or read from the database (miss)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (result, n) in [("hit", hits), ("miss", misses)] {
+            ConstCounter::new(n).encode(family.encode_family(&[("result", result)])?)?;
+        }
+        Ok(())
+    }
 }
 
 struct RefusalCollector(Arc<Vec<Server>>);

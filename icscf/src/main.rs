@@ -43,6 +43,10 @@ async fn main() -> anyhow::Result<()> {
         .spawn_reporter(Duration::from_secs(config.budget.summary_secs));
     let mut registry = Registry::default();
     metrics.register(&mut registry);
+    let cx_open = policy
+        .cx
+        .peer()
+        .register_metrics(&config.cx.destination_host, &mut registry);
     run_sip_node(
         "icscf",
         &config.node,
@@ -50,6 +54,8 @@ async fn main() -> anyhow::Result<()> {
         &config.sip,
         policy,
         registry,
+        metrics.rejections(),
+        vec![("cx_peer", Arc::new(cx_open))],
     )
     .await?;
     reporter.abort();

@@ -28,6 +28,7 @@
 //!   reach the I-CSCF, which does not record-route, and are taken from the core and
 //!   application servers only (else the I-CSCF would relay anyone's requests).
 
+use tracing::Instrument;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -313,28 +314,34 @@ impl Policy for IcscfPolicy {
         source: &Source,
         popped_route: Option<&Bytes>,
     ) -> Decision {
-        let kind = if request.method() == Some(&Method::Register) {
-            RequestKind::Register
-        } else if request.has_to_tag() {
-            RequestKind::InDialog
-        } else if marks_originating(popped_route) {
-            RequestKind::Originating
-        } else {
-            RequestKind::Terminating
-        };
-        let (filtered, changed) = match self.ingress.filter(request, source, kind) {
-            Ok(filtered) => filtered,
-            Err(refused) => return refused.response(request),
-        };
-        match kind {
-            RequestKind::Register => self.register(&filtered, source).await,
-            // In a dialog: the Route set decides (RFC 3261 §16.12).
-            RequestKind::InDialog => {
-                forward_filtered(Decision::Forward(Forward::default()), filtered, changed)
+        // Every line logged while deciding carries the Call-ID and icid.
+        let span = ims_node::span::request_span(request, true);
+        async move {
+            let kind = if request.method() == Some(&Method::Register) {
+                RequestKind::Register
+            } else if request.has_to_tag() {
+                RequestKind::InDialog
+            } else if marks_originating(popped_route) {
+                RequestKind::Originating
+            } else {
+                RequestKind::Terminating
+            };
+            let (filtered, changed) = match self.ingress.filter(request, source, kind) {
+                Ok(filtered) => filtered,
+                Err(refused) => return refused.response(request),
+            };
+            match kind {
+                RequestKind::Register => self.register(&filtered, source).await,
+                // In a dialog: the Route set decides (RFC 3261 §16.12).
+                RequestKind::InDialog => {
+                    forward_filtered(Decision::Forward(Forward::default()), filtered, changed)
+                }
+                RequestKind::Originating => self.originating(&filtered).await,
+                _ => self.terminating(&filtered).await,
             }
-            RequestKind::Originating => self.originating(&filtered).await,
-            _ => self.terminating(&filtered).await,
         }
+        .instrument(span)
+        .await
     }
 
     /// Times the S-CSCF's answers to REGISTER (the delay decoys mimic), and remembers

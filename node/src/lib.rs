@@ -5,9 +5,11 @@
 //! | [`zone`] | the trust zones a sender belongs to (design brief §7) |
 //! | [`classify`] | a sender's zone from its source address (`[zones]`) |
 //! | [`ingress`] | the one ingress filter: which request kinds a zone may send to a CSCF, which headers from it are kept (TS 24.229 §4.4, RFC 3325, RFC 5502) |
+//! | [`span`] | the `tracing` span of a request (Call-ID, icid) on every line logged about it |
 
 pub mod classify;
 pub mod ingress;
+pub mod span;
 pub mod zone;
 
 pub use classify::Classifier;

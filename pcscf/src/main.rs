@@ -11,7 +11,7 @@ use ims_config::PcscfConfig;
 use ims_node::{Ingress, Role};
 use ims_runtime::budget::BudgetMetrics;
 use ims_runtime::prometheus_client::registry::Registry;
-use ims_runtime::sip::{run_engine_until_shutdown, start_proxy};
+use ims_runtime::sip::{run_engine_until_shutdown, start_proxy, watch_engine};
 use ims_runtime::NodeArgs;
 use ims_sip::message::via::split_host_port;
 use ims_sip::transport::{Face, TransportKind, TransportLayer};
@@ -67,9 +67,16 @@ async fn main() -> anyhow::Result<()> {
     if let Some(f) = &settings_filter {
         f.filter().register_metrics(&mut registry);
     }
-    let mut engine = start_proxy(&config.sip, PcscfPolicy(pcscf.clone()), &mut registry).await?;
+    let mut engine = start_proxy(
+        &config.sip,
+        PcscfPolicy(pcscf.clone()),
+        &mut registry,
+        metrics.rejections(),
+    )
+    .await?;
     pcscf.set_core_address(core_address(&config, engine.transport()));
     let running = ims_runtime::Node::start("pcscf", &config.node, &config.http, registry).await?;
+    watch_engine(&running.status, &engine);
     let listeners: Vec<String> = engine
         .transport()
         .local_addrs()

@@ -33,6 +33,7 @@
 //!   the policy questions with the subscriber's tenant; it is stripped from every request
 //!   sent toward a UE. In-dialog requests were authorized with their dialog.
 
+use tracing::Instrument;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -160,7 +161,8 @@ impl Pcscf {
         edited.headers.remove_all(&HeaderName::Route);
         add_path(&mut edited, &self.path_value(source));
         set_visited_network(&mut edited, &self.settings.visited_network_id);
-        set_charging_vector(&mut edited, &self.host(source));
+        let icid = set_charging_vector(&mut edited, &self.host(source));
+        tracing::Span::current().record("icid", icid.as_str());
         Decision::ForwardWith {
             request: edited,
             flow: None,
@@ -187,7 +189,8 @@ impl Pcscf {
         let identity = asserted_identity(received, &reg);
         assert_identity(&mut edited, &identity);
         edited.headers.remove_all(&HeaderName::Route);
-        set_charging_vector(&mut edited, &self.host(source));
+        let icid = set_charging_vector(&mut edited, &self.host(source));
+        tracing::Span::current().record("icid", icid.as_str());
         Decision::ForwardWith {
             request: edited,
             flow: None,
@@ -314,54 +317,61 @@ impl Policy for PcscfPolicy {
         source: &Source,
         popped_route: Option<&Bytes>,
     ) -> Decision {
-        let pcscf = &self.0;
-        let (zone, kind, token) = pcscf.classify(request, source, popped_route);
-        // Everything from the access side is charged to its source's budget, refused
-        // requests too (they cost as much to answer).
-        if zone == Zone::Access {
-            let registered = pcscf.registrations.by_flow(&source.flow, Instant::now());
-            if let Some(busy) =
-                pcscf
-                    .settings
-                    .budget
-                    .refuse(request, source.remote.ip(), registered.is_some())
-            {
-                return Decision::Respond(busy);
+        // Every line logged while deciding carries the Call-ID, and the icid once
+        // this node made it (a UE's own is not believed).
+        let span = ims_node::span::request_span(request, false);
+        async move {
+            let pcscf = &self.0;
+            let (zone, kind, token) = pcscf.classify(request, source, popped_route);
+            // Everything from the access side is charged to its source's budget, refused
+            // requests too (they cost as much to answer).
+            if zone == Zone::Access {
+                let registered = pcscf.registrations.by_flow(&source.flow, Instant::now());
+                if let Some(busy) =
+                    pcscf
+                        .settings
+                        .budget
+                        .refuse(request, source.remote.ip(), registered.is_some())
+                {
+                    return Decision::Respond(busy);
+                }
             }
-        }
-        let mut filtered = request.clone();
-        if let Err(refused) = pcscf
-            .settings
-            .ingress
-            .admit(&mut filtered, source.remote, zone, kind)
-        {
-            return refused.response(request);
-        }
-        match (kind, token) {
-            (RequestKind::TowardUe, Some(token)) => pcscf.toward_ue(&filtered, source, &token),
-            (RequestKind::InDialog, _) => Decision::ForwardWith {
-                // In-dialog: the Route set decides (RFC 3261 §16.12).
-                request: filtered,
-                flow: None,
-                forward: Forward::default(),
-            },
-            (RequestKind::Register | RequestKind::Originating, _) => {
-                if let Some(filter) = &pcscf.settings.cloud_auth {
-                    if filter.applies_to(request) {
-                        if let Err(refusal) = filter.authenticate(request).await {
-                            return Decision::Respond(refusal);
+            let mut filtered = request.clone();
+            if let Err(refused) = pcscf
+                .settings
+                .ingress
+                .admit(&mut filtered, source.remote, zone, kind)
+            {
+                return refused.response(request);
+            }
+            match (kind, token) {
+                (RequestKind::TowardUe, Some(token)) => pcscf.toward_ue(&filtered, source, &token),
+                (RequestKind::InDialog, _) => Decision::ForwardWith {
+                    // In-dialog: the Route set decides (RFC 3261 §16.12).
+                    request: filtered,
+                    flow: None,
+                    forward: Forward::default(),
+                },
+                (RequestKind::Register | RequestKind::Originating, _) => {
+                    if let Some(filter) = &pcscf.settings.cloud_auth {
+                        if filter.applies_to(request) {
+                            if let Err(refusal) = filter.authenticate(request).await {
+                                return Decision::Respond(refusal);
+                            }
                         }
                     }
+                    if kind == RequestKind::Register {
+                        pcscf.register(&filtered, source)
+                    } else {
+                        pcscf.originating(request, filtered, source)
+                    }
                 }
-                if kind == RequestKind::Register {
-                    pcscf.register(&filtered, source)
-                } else {
-                    pcscf.originating(request, filtered, source)
-                }
+                // The filter admits nothing else from the access zone or the core.
+                _ => refuse(request, 403, "Forbidden"),
             }
-            // The filter admits nothing else from the access zone or the core.
-            _ => refuse(request, 403, "Forbidden"),
         }
+        .instrument(span)
+        .await
     }
 
     /// An ACK for a 2xx goes on like the requests of its dialog: from the UE along its

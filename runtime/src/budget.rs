@@ -31,6 +31,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::time::Instant;
 
+pub use crate::sip::{Rejection, Rejections};
+
 type Labels = Vec<(String, String)>;
 
 fn label(key: &str, value: &str) -> Labels {
@@ -52,6 +54,7 @@ pub struct BudgetMetrics {
     backoffs: Family<Labels, Counter>,
     tracked: Family<Labels, Gauge>,
     events: Family<Labels, Counter>,
+    rejections: Rejections,
 }
 
 impl BudgetMetrics {
@@ -94,7 +97,15 @@ impl BudgetMetrics {
         self.refused.get_or_create(&label("budget", name)).get()
     }
 
+    /// The node's SIP rejections by reason, which the budgets (`budget`) and the
+    /// ingress filter's refusal sink (`zone`, [`Refusals::sink`]) count; exported as
+    /// `sip_requests_rejected_total` beside the engine's counters.
+    pub fn rejections(&self) -> Rejections {
+        self.rejections.clone()
+    }
+
     fn refuse(&self, name: &str) {
+        self.rejections.count(Rejection::Budget);
         self.refused.get_or_create(&label("budget", name)).inc();
     }
 
@@ -388,11 +399,15 @@ impl Refusals {
         }
     }
 
-    /// [`Refusals::refused`] as a function, for a filter that counts its refusals here
-    /// without depending on this crate (`ims_node::Ingress::with_refusals`).
+    /// [`Refusals::refused`] as a function, for the ingress filter, which counts its
+    /// refusals here without depending on this crate (`ims_node::Ingress::with_refusals`):
+    /// each is also a SIP rejection for reason `zone` ([`BudgetMetrics::rejections`]).
     pub fn sink(self: &Arc<Self>) -> impl Fn(IpAddr, &'static str) + Send + Sync + 'static {
         let me = self.clone();
-        move |source, reason| me.refused(source, reason)
+        move |source, reason| {
+            me.metrics.rejections.count(Rejection::Zone);
+            me.refused(source, reason)
+        }
     }
 
     /// The summary of the window so far, which starts a new one; `None` when nothing
@@ -474,6 +489,9 @@ mod tests {
         let ok = (0..10).filter(|_| b.take(ip(9), now).is_ok()).count();
         assert_eq!(ok, 3);
         assert_eq!(m.refused("t"), 2 + 7);
+        // Each refusal is a SIP rejection for reason `budget`.
+        assert_eq!(m.rejections().get(Rejection::Budget), 2 + 7);
+        assert_eq!(m.rejections().get(Rejection::Zone), 0);
     }
 
     #[test]
@@ -565,5 +583,17 @@ mod tests {
             "refused 8 requests from 2 sources, top: 127.0.0.9 (7), 127.0.0.8 (1); reasons: backoff 1, rate 7"
         );
         assert_eq!(r.take_summary(), None);
+    }
+
+    #[test]
+    fn the_ingress_sink_counts_zone_rejections() {
+        let m = BudgetMetrics::default();
+        let r = Refusals::new("scscf", m.clone());
+        let sink = r.sink();
+        sink(ip(9), "register");
+        sink(ip(9), "orig");
+        assert_eq!(m.rejections().get(Rejection::Zone), 2);
+        assert_eq!(m.rejections().get(Rejection::Budget), 0);
+        assert!(r.take_summary().unwrap().contains("register 1"));
     }
 }

@@ -14,14 +14,21 @@ use axum::{Json, Router};
 use prometheus_client::registry::Registry;
 use serde_json::{json, Value};
 
-/// What `/health` reports: the node's name and kind, its uptime, and whatever gauges the
-/// node publishes (e.g. `registered_contacts`).
+/// A readiness check: true while what it watches works.
+pub type ReadinessCheck = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// What `/health` reports: the node's name and kind, its uptime, whatever gauges the
+/// node publishes (e.g. `registered_contacts`), and whether it is ready: every
+/// readiness check the node registered (its SIP engine running, its Cx peer open)
+/// passes. `/health/live` answers 200 while the process serves HTTP; `/health/ready`
+/// answers 503 while a check fails.
 #[derive(Clone)]
 pub struct NodeStatus {
     name: String,
     kind: &'static str,
     started: Instant,
     fields: Arc<RwLock<BTreeMap<String, Value>>>,
+    checks: Arc<RwLock<Vec<(&'static str, ReadinessCheck)>>>,
 }
 
 impl NodeStatus {
@@ -32,7 +39,30 @@ impl NodeStatus {
             kind,
             started: Instant::now(),
             fields: Arc::default(),
+            checks: Arc::default(),
         }
+    }
+
+    /// Adds a readiness check named `name` (`sip_engine`, `cx_peer`): the node is
+    /// ready while every check returns true.
+    pub fn add_check(&self, name: &'static str, check: impl Fn() -> bool + Send + Sync + 'static) {
+        if let Ok(mut c) = self.checks.write() {
+            c.push((name, Arc::new(check)));
+        }
+    }
+
+    /// Each check's result, and whether all pass.
+    fn readiness(&self) -> (bool, serde_json::Map<String, Value>) {
+        let mut results = serde_json::Map::new();
+        let mut ready = true;
+        if let Ok(checks) = self.checks.read() {
+            for (name, check) in checks.iter() {
+                let ok = check();
+                ready &= ok;
+                results.insert((*name).to_string(), Value::Bool(ok));
+            }
+        }
+        (ready, results)
     }
 
     /// Sets a field shown by `/health`.
@@ -42,9 +72,14 @@ impl NodeStatus {
         }
     }
 
-    fn render(&self) -> Value {
+    /// The `/health` document, and whether the node is ready. `status` is the
+    /// liveness (`ok` while it answers); `ready` and `checks` the readiness.
+    fn render(&self) -> (Value, bool) {
+        let (ready, checks) = self.readiness();
         let mut v = json!({
             "status": "ok",
+            "ready": ready,
+            "checks": checks,
             "node": self.name,
             "kind": self.kind,
             "version": env!("CARGO_PKG_VERSION"),
@@ -55,7 +90,7 @@ impl NodeStatus {
                 obj.insert(k.clone(), val.clone());
             }
         }
-        v
+        (v, ready)
     }
 }
 
@@ -111,7 +146,7 @@ pub async fn serve_node(
     extra: Router,
 ) -> Result<NodeHttp, HttpError> {
     let state = AppState { status, registry };
-    let mut app = Router::new().route("/health", get(health));
+    let mut app = health_routes();
     let mut tasks = Vec::new();
     let mut metrics_addr = None;
     match http.metrics_listen {
@@ -180,16 +215,39 @@ pub async fn serve_with(
     extra: Router,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), HttpError> {
     let (listener, local) = bind(addr).await?;
-    let app = Router::new()
-        .route("/health", get(health))
+    let app = health_routes()
         .route("/metrics", get(metrics))
         .with_state(AppState { status, registry })
         .merge(extra);
     Ok((local, spawn_plain(listener, app)))
 }
 
+fn health_routes() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+}
+
+/// The whole document, 200 whether ready or not (`imsctl status` reads it).
 async fn health(State(state): State<AppState>) -> Json<Value> {
-    Json(state.status.render())
+    Json(state.status.render().0)
+}
+
+/// Liveness: the process serves HTTP.
+async fn live() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Readiness: 200 when every check passes, else 503; the document says which failed.
+async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    let (doc, ready) = state.status.render();
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(doc))
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
@@ -197,11 +255,8 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     match prometheus_client::encoding::text::encode(&mut body, &state.registry) {
         Ok(()) => (
             StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            body,
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            prometheus_text(&body),
         ),
         Err(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -209,6 +264,49 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             "metrics encoding failed".to_string(),
         ),
     }
+}
+
+/// OpenMetrics text (what `prometheus-client` writes) in the Prometheus text format
+/// 0.0.4, which every Prometheus and `promtool check metrics` read: a counter's `HELP`
+/// and `TYPE` name its samples (`x_total`, not `x`), an info metric is a gauge
+/// `x_info`, `unknown` is `untyped`, and the `# UNIT` and `# EOF` lines go.
+fn prometheus_text(openmetrics: &str) -> String {
+    let mut renamed: std::collections::HashMap<&str, (&str, &'static str)> =
+        std::collections::HashMap::new();
+    for line in openmetrics.lines() {
+        let Some(rest) = line.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let Some((name, kind)) = rest.split_once(' ') else {
+            continue;
+        };
+        match kind {
+            "counter" => renamed.insert(name, ("_total", "counter")),
+            "info" => renamed.insert(name, ("_info", "gauge")),
+            "unknown" => renamed.insert(name, ("", "untyped")),
+            _ => None,
+        };
+    }
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (*p, rest)));
+        if let Some((prefix, rest)) = meta {
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            if let Some((suffix, kind)) = renamed.get(name) {
+                let tail = if prefix == "# TYPE " { *kind } else { tail };
+                out.push_str(&format!("{prefix}{name}{suffix} {tail}\n"));
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -246,6 +344,58 @@ mod tests {
         assert!(health.contains("\"registered_contacts\":7"), "{health}");
         let metrics = get_path(addr, "/metrics").await;
         assert!(metrics.contains("sip_messages_in_total 3"), "{metrics}");
+        // The Prometheus text format: the counter's metadata names its sample.
+        assert!(
+            metrics.contains("# TYPE sip_messages_in_total counter"),
+            "{metrics}"
+        );
+        assert!(!metrics.contains("# EOF"), "{metrics}");
+        task.abort();
+    }
+
+    #[test]
+    fn openmetrics_becomes_the_prometheus_text_format() {
+        let om = "# HELP a_seconds Time.\n# TYPE a_seconds histogram\n# UNIT a_seconds seconds\n\
+                  a_seconds_sum 0.0\n# HELP c Things.\n# TYPE c counter\nc_total{x=\"1\"} 2\n\
+                  # HELP v Build.\n# TYPE v info\nv_info{version=\"1\"} 1\n# EOF\n";
+        let text = prometheus_text(om);
+        assert_eq!(
+            text,
+            "# HELP a_seconds Time.\n# TYPE a_seconds histogram\na_seconds_sum 0.0\n\
+             # HELP c_total Things.\n# TYPE c_total counter\nc_total{x=\"1\"} 2\n\
+             # HELP v_info Build.\n# TYPE v_info gauge\nv_info{version=\"1\"} 1\n"
+        );
+    }
+
+    /// `/health/ready` follows the node's checks (503 while one fails, naming it);
+    /// `/health/live` and `/health` keep answering 200.
+    #[tokio::test]
+    async fn readiness_fails_while_a_check_fails() {
+        let status = NodeStatus::new("scscf-test", "scscf");
+        let peer_open = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let open = peer_open.clone();
+        status.add_check("sip_engine", || true);
+        status.add_check("cx_peer", move || open.load(std::sync::atomic::Ordering::Relaxed));
+        let (addr, task) = serve(
+            "127.0.0.1:0".parse().unwrap(),
+            status,
+            Arc::new(Registry::default()),
+        )
+        .await
+        .unwrap();
+        let ready = get_path(addr, "/health/ready").await;
+        assert!(ready.starts_with("HTTP/1.1 503"), "{ready}");
+        assert!(ready.contains("\"cx_peer\":false"), "{ready}");
+        assert!(ready.contains("\"ready\":false"), "{ready}");
+        let live = get_path(addr, "/health/live").await;
+        assert!(live.starts_with("HTTP/1.1 200"), "{live}");
+        let health = get_path(addr, "/health").await;
+        assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+        assert!(health.contains("\"status\":\"ok\""), "{health}");
+        peer_open.store(true, std::sync::atomic::Ordering::Relaxed);
+        let ready = get_path(addr, "/health/ready").await;
+        assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+        assert!(ready.contains("\"ready\":true"), "{ready}");
         task.abort();
     }
 }

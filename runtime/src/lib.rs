@@ -15,7 +15,7 @@ pub mod test_db;
 
 pub use args::NodeArgs;
 pub use axum::Router;
-pub use http::{serve, serve_node, serve_with, HttpError, NodeHttp, NodeStatus};
+pub use http::{serve, serve_node, serve_with, HttpError, NodeHttp, NodeStatus, ReadinessCheck};
 pub use logging::init_logging;
 pub use prometheus_client;
 

@@ -7,15 +7,18 @@ use std::time::Duration;
 
 use ims_config::{LimitsSection, SipSection};
 use ims_sip::message::via::split_host_port;
-use ims_sip::proxy::engine::{EngineConfig, EngineStats, EngineStopped, Policy, ProxyEngine};
+use ims_sip::proxy::engine::{
+    EngineConfig, EngineStats, EngineStopped, Policy, ProxyEngine, LATENCY_BUCKETS, METHODS,
+};
 use ims_sip::transport::{
     CoreListeners, PemIdentity, TlsClientSource, TlsServerSource, TransportConfig, TransportError,
     TransportLayer, TransportLimits,
 };
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 /// The transport configuration of a node's `[sip]` section.
@@ -79,16 +82,19 @@ pub fn engine_config(sip: &SipSection) -> EngineConfig {
     }
 }
 
-/// Starts the proxy engine of a SIP node and registers its counters in `registry`.
+/// Starts the proxy engine of a SIP node and registers its counters in `registry`,
+/// with the node's `rejections` (its budgets' and ingress filter's).
 pub async fn start_proxy<P: Policy>(
     sip: &SipSection,
     policy: P,
     registry: &mut Registry,
+    rejections: Rejections,
 ) -> Result<ProxyEngine, TransportError> {
     let engine = ProxyEngine::start(transport_config(sip), engine_config(sip), policy).await?;
     registry.register_collector(Box::new(SipCollector {
         engine: engine.stats().clone(),
         transport: engine.transport().clone(),
+        rejections,
     }));
     for (kind, addr) in engine.transport().local_addrs() {
         tracing::info!(transport = kind.via_token(), %addr, "SIP listening");
@@ -108,6 +114,12 @@ pub enum SipNodeError {
     /// The proxy engine stopped by itself (a task panicked): the node exits.
     #[error(transparent)]
     Stopped(#[from] EngineStopped),
+}
+
+/// Makes the node's readiness (`/health/ready`) follow `engine`: not ready once one of
+/// its tasks ended.
+pub fn watch_engine(status: &crate::NodeStatus, engine: &ProxyEngine) {
+    status.add_check("sip_engine", engine.running_check());
 }
 
 /// Serves until SIGINT/SIGTERM (`Ok`), or until the proxy engine stops by itself
@@ -130,7 +142,9 @@ pub async fn run_engine_until_shutdown(
 /// Runs a SIP node until SIGINT/SIGTERM: logging, the proxy engine on the `[sip]`
 /// listeners deciding with `policy`, and `/health` + `/metrics` (with the SIP counters);
 /// an error if the engine stops by itself ([`run_engine_until_shutdown`]).
-/// `registry` holds the node's own metrics already.
+/// `registry` holds the node's own metrics already, `rejections` its budgets' and
+/// ingress filter's counts; the node is ready while the engine runs and each of
+/// `checks` passes.
 pub async fn run_sip_node<P: Policy>(
     kind: &'static str,
     node: &ims_config::NodeSection,
@@ -138,10 +152,16 @@ pub async fn run_sip_node<P: Policy>(
     sip: &SipSection,
     policy: P,
     mut registry: Registry,
+    rejections: Rejections,
+    checks: Vec<(&'static str, crate::ReadinessCheck)>,
 ) -> Result<(), SipNodeError> {
     crate::init_logging(&node.log);
-    let mut engine = start_proxy(sip, policy, &mut registry).await?;
+    let mut engine = start_proxy(sip, policy, &mut registry, rejections).await?;
     let running = crate::Node::start(kind, node, http, registry).await?;
+    watch_engine(&running.status, &engine);
+    for (name, check) in checks {
+        running.status.add_check(name, move || check());
+    }
     let listeners: Vec<String> = engine
         .transport()
         .local_addrs()
@@ -154,10 +174,38 @@ pub async fn run_sip_node<P: Policy>(
     Ok(())
 }
 
+/// Why a CSCF rejected a SIP request before its policy decided, beside `malformed`
+/// (the engine's parse errors): `sip_requests_rejected_total{reason}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// The sender's trust zone may not send this request (`ims_node::ingress`).
+    Zone,
+    /// A budget refused it (over a source's rate, or backed off).
+    Budget,
+}
+
+/// Counters of [`Rejection`]s, shared by a node's budgets and ingress filter and
+/// exported with the SIP counters: one atomic per reason.
+#[derive(Debug, Clone, Default)]
+pub struct Rejections(Arc<[AtomicU64; 2]>);
+
+impl Rejections {
+    /// Counts one rejection for `reason`.
+    pub fn count(&self, reason: Rejection) {
+        self.0[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many requests were rejected for `reason`.
+    pub fn get(&self, reason: Rejection) -> u64 {
+        self.0[reason as usize].load(Ordering::Relaxed)
+    }
+}
+
 /// Exports the engine's and the transport's atomics at scrape time.
 struct SipCollector {
     engine: Arc<EngineStats>,
     transport: TransportLayer,
+    rejections: Rejections,
 }
 
 impl std::fmt::Debug for SipCollector {
@@ -176,6 +224,39 @@ fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, v: &AtomicU64) -> 
     let m = ConstGauge::new(value);
     m.encode(enc.encode_descriptor(name, help, None, m.metric_type())?)
 }
+
+/// Status codes exported even before they were first counted (a dashboard's and an
+/// alert's series exist from the start); others appear once counted.
+const USUAL_CODES: [u16; 14] = [
+    100, 180, 183, 200, 202, 401, 403, 404, 407, 408, 480, 486, 487, 503,
+];
+
+/// `name{class="4xx",code="401"}` for each usual or counted code of `codes`.
+fn by_code(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    codes: &ims_sip::proxy::engine::ByCode,
+) -> std::fmt::Result {
+    let mut family = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for code in 100u16..700 {
+        let n = codes.get(code);
+        if n == 0 && !USUAL_CODES.contains(&code) {
+            continue;
+        }
+        // Formatted at scrape time only, never while counting.
+        let text = code.to_string();
+        let class = CLASSES
+            .get(usize::from(code / 100).saturating_sub(1))
+            .copied()
+            .unwrap_or("other");
+        let labels = [("class", class), ("code", text.as_str())];
+        ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx"];
 
 impl Collector for SipCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
@@ -223,28 +304,82 @@ impl Collector for SipCollector {
             "Open TCP and TLS connections",
             &t.connections_open,
         )?;
-        counter(
-            &mut enc,
+        let mut family = enc.encode_descriptor(
             "sip_requests_in",
-            "Requests that created a server transaction, and ACKs for 2xx",
-            &e.requests_in,
+            "Requests that created a server transaction, and ACKs for 2xx, by method",
+            None,
+            MetricType::Counter,
         )?;
+        for (method, c) in METHODS.iter().zip(e.requests_in.iter()) {
+            ConstCounter::new(c.load(Ordering::Relaxed))
+                .encode(family.encode_family(&[("method", *method)])?)?;
+        }
         gauge(
             &mut enc,
             "sip_transactions_active",
             "Live server and client transactions",
             &e.transactions_active,
         )?;
-        let family = enc.encode_descriptor(
+        by_code(
+            &mut enc,
             "sip_responses_out",
-            "Responses sent upstream by class",
-            None,
-            prometheus_client::metrics::MetricType::Counter,
+            "Responses sent upstream by class and code (the automatic 100 Trying not counted)",
+            &e.responses_out_by_code,
         )?;
-        let mut family = family;
-        for (i, c) in e.responses_out.iter().enumerate() {
-            let class = [("class", format!("{}xx", i + 1))];
-            ConstCounter::new(c.load(Ordering::Relaxed)).encode(family.encode_family(&class)?)?;
+        by_code(
+            &mut enc,
+            "sip_responses_in",
+            "Responses received from the next hops by class and code",
+            &e.responses_in_by_code,
+        )?;
+        counter(
+            &mut enc,
+            "sip_retransmissions_received",
+            "Requests received again for a live server transaction (ACKs not counted)",
+            &e.retransmissions_received,
+        )?;
+        counter(
+            &mut enc,
+            "sip_retransmissions_sent",
+            "Requests resent on timers A and E, final responses resent",
+            &e.retransmissions_sent,
+        )?;
+        let mut family = enc.encode_descriptor(
+            "sip_requests_rejected",
+            "Requests rejected before the node's policy: malformed (unparsable), zone (the sender's trust zone may not send it), budget (over a source's rate or backed off)",
+            None,
+            MetricType::Counter,
+        )?;
+        let rejected = [
+            ("malformed", t.parse_errors.load(Ordering::Relaxed)),
+            ("zone", self.rejections.get(Rejection::Zone)),
+            ("budget", self.rejections.get(Rejection::Budget)),
+        ];
+        for (reason, n) in rejected {
+            ConstCounter::new(n).encode(family.encode_family(&[("reason", reason)])?)?;
+        }
+        let mut family = enc.encode_descriptor(
+            "sip_request_duration_seconds",
+            "Time from a request's arrival to its final response going upstream, by method (this hop and the ones after it)",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (method, latency) in METHODS.iter().zip(e.latency.iter()) {
+            if *method == "ACK" {
+                continue;
+            }
+            // Per bucket (the encoder accumulates), the last one `+Inf` (`f64::MAX`).
+            let mut buckets = [(f64::MAX, 0u64); LATENCY_BUCKETS.len() + 1];
+            let mut count = 0;
+            for (i, n) in latency.buckets.iter().enumerate() {
+                let n = n.load(Ordering::Relaxed);
+                count += n;
+                buckets[i] = (LATENCY_BUCKETS.get(i).copied().unwrap_or(f64::MAX), n);
+            }
+            let sum = latency.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+            family
+                .encode_family(&[("method", *method)])?
+                .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
         }
         Ok(())
     }
@@ -263,17 +398,25 @@ mod tests {
         )
         .unwrap();
         let mut registry = Registry::default();
-        let engine = start_proxy(&sip, DefaultRouting::default(), &mut registry)
+        let engine = start_proxy(&sip, DefaultRouting::default(), &mut registry, Rejections::default())
             .await
             .unwrap();
         assert_eq!(engine.transport().local_addrs().len(), 2);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         assert!(text.contains("sip_messages_in_total 0"), "{text}");
-        assert!(
-            text.contains("sip_responses_out_total{class=\"2xx\"} 0"),
-            "{text}"
-        );
+        for series in [
+            "sip_responses_out_total{class=\"2xx\",code=\"200\"} 0",
+            "sip_responses_out_total{class=\"4xx\",code=\"401\"} 0",
+            "sip_requests_in_total{method=\"REGISTER\"} 0",
+            "sip_requests_rejected_total{reason=\"zone\"} 0",
+            "sip_requests_rejected_total{reason=\"malformed\"} 0",
+            "sip_retransmissions_sent_total 0",
+            "sip_request_duration_seconds_count{method=\"INVITE\"} 0",
+            "sip_request_duration_seconds_bucket{le=\"+Inf\",method=\"INVITE\"} 0",
+        ] {
+            assert!(text.contains(series), "{series} in {text}");
+        }
     }
 
     /// Forwards to `target`; panics on the response (a policy bug).
@@ -317,7 +460,7 @@ mod tests {
         let policy = Panicky {
             target: format!("sip:{}", server.local_addr().unwrap()),
         };
-        let mut engine = start_proxy(&sip, policy, &mut Registry::default())
+        let mut engine = start_proxy(&sip, policy, &mut Registry::default(), Rejections::default())
             .await
             .unwrap();
         let running = crate::Node::start("pcscf", &node, &http, Registry::default())

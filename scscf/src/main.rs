@@ -15,7 +15,7 @@ use std::time::Duration;
 use clap::Parser;
 use ims_config::{BudgetSection, ScscfConfig};
 use ims_runtime::budget::{Backoff, BackoffPolicy, BudgetMetrics, Refusals};
-use ims_runtime::sip::{run_engine_until_shutdown, start_proxy};
+use ims_runtime::sip::{run_engine_until_shutdown, start_proxy, watch_engine};
 use ims_runtime::NodeArgs;
 use ims_sip::message::uri::Uri;
 use scscf::auth::Challenges;
@@ -124,8 +124,13 @@ async fn main() -> anyhow::Result<()> {
         ingress: ims_node::Ingress::new(ims_node::Role::Scscf, &config.zones)
             .with_refusals(refusals.sink()),
     };
-    let mut engine = start_proxy(&config.sip, policy, &mut registry).await?;
+    let cx_open = registrar
+        .cx_peer()
+        .register_metrics(&config.cx.destination_host, &mut registry);
+    let mut engine = start_proxy(&config.sip, policy, &mut registry, metrics.rejections()).await?;
     let running = ims_runtime::Node::start("scscf", &config.node, &config.http, registry).await?;
+    watch_engine(&running.status, &engine);
+    running.status.add_check("cx_peer", cx_open);
     let listeners: Vec<String> = engine
         .transport()
         .local_addrs()

@@ -22,6 +22,7 @@
 //!
 //! CANCEL and ACK never reach the policy: the engine handles them (§16.10, §16.11).
 
+use tracing::Instrument;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -75,27 +76,33 @@ impl Policy for ScscfPolicy {
         source: &Source,
         popped_route: Option<&Bytes>,
     ) -> Decision {
-        let kind = if request.method() == Some(&Method::Register) {
-            RequestKind::Register
-        } else if request.has_to_tag() {
-            RequestKind::InDialog
-        } else if popped_route.is_some_and(|r| odi_of(r).is_some()) {
-            RequestKind::FromApplicationServer
-        } else if popped_route.is_some_and(is_originating) {
-            RequestKind::Originating
-        } else {
-            RequestKind::Terminating
-        };
-        let (filtered, changed) = match self.ingress.filter(request, source, kind) {
-            Ok(filtered) => filtered,
-            Err(refused) => return refused.response(request),
-        };
-        let decision = match kind {
-            RequestKind::Register => Decision::Respond(self.registrar.register(&filtered).await),
-            RequestKind::InDialog => in_dialog(&filtered),
-            _ => decide(&self.sessions, &*self.registrar, &filtered, popped_route).await,
-        };
-        forward_filtered(decision, filtered, changed)
+        // Every line logged while deciding carries the Call-ID and icid.
+        let span = ims_node::span::request_span(request, true);
+        async move {
+            let kind = if request.method() == Some(&Method::Register) {
+                RequestKind::Register
+            } else if request.has_to_tag() {
+                RequestKind::InDialog
+            } else if popped_route.is_some_and(|r| odi_of(r).is_some()) {
+                RequestKind::FromApplicationServer
+            } else if popped_route.is_some_and(is_originating) {
+                RequestKind::Originating
+            } else {
+                RequestKind::Terminating
+            };
+            let (filtered, changed) = match self.ingress.filter(request, source, kind) {
+                Ok(filtered) => filtered,
+                Err(refused) => return refused.response(request),
+            };
+            let decision = match kind {
+                RequestKind::Register => Decision::Respond(self.registrar.register(&filtered).await),
+                RequestKind::InDialog => in_dialog(&filtered),
+                _ => decide(&self.sessions, &*self.registrar, &filtered, popped_route).await,
+            };
+            forward_filtered(decision, filtered, changed)
+        }
+        .instrument(span)
+        .await
     }
 
     async fn on_failure(

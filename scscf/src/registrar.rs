@@ -168,6 +168,11 @@ impl Registrar {
         }
     }
 
+    /// The Diameter peer toward the HSS (its metrics, its readiness).
+    pub fn cx_peer(&self) -> &ims_diameter::peer::Peer {
+        self.cx.peer()
+    }
+
     /// State of the Diameter peer toward the HSS.
     pub fn cx_state(&self) -> PeerState {
         self.cx.peer().state()

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ims_sip::message::build::response;
-use ims_sip::proxy::engine::{Decision, EngineConfig, Forward, Policy, ProxyEngine};
+use ims_sip::proxy::engine::{Decision, EngineConfig, Forward, Policy, ProxyEngine, METHODS};
 use ims_sip::transport::{Source, TransportConfig};
 use ims_sip::{HeaderName, Method, SipMessage};
 use tokio::net::UdpSocket;
@@ -118,9 +118,19 @@ async fn policy_answer_is_sent_and_counted() {
     let resp = recv(&client).await;
     assert_eq!(resp.status(), Some(200));
     let stats = engine.stats();
-    assert_eq!(stats.requests_in.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.requests_in_total(), 1);
     assert_eq!(stats.responses_out[1].load(Ordering::Relaxed), 1);
     assert_eq!(stats.responses_out[3].load(Ordering::Relaxed), 0);
+    // Labelled by method and by code; the hop's latency observed once for REGISTER.
+    let register = METHODS.iter().position(|m| *m == "REGISTER").unwrap();
+    assert_eq!(stats.requests_in[register].load(Ordering::Relaxed), 1);
+    assert_eq!(stats.responses_out_by_code.get(200), 1);
+    let observed: u64 = stats.latency[register]
+        .buckets
+        .iter()
+        .map(|b| b.load(Ordering::Relaxed))
+        .sum();
+    assert_eq!(observed, 1);
 }
 
 #[tokio::test]
@@ -135,6 +145,8 @@ async fn forked_request_forwards_the_2xx_over_a_4xx() {
     // Our Via was removed: the client sees only its own.
     assert_eq!(resp.headers.values(&HeaderName::Via).count(), 1);
     assert_eq!(engine.stats().responses_out[1].load(Ordering::Relaxed), 1);
+    // The answer counted by code as it came in.
+    assert_eq!(engine.stats().responses_in_by_code.get(200), 1);
     t1.abort();
     t2.abort();
 }
@@ -166,7 +178,7 @@ async fn ack_is_forwarded_statelessly_with_a_stable_branch() {
     assert!(timeout(Duration::from_millis(200), client.recv(&mut buf))
         .await
         .is_err());
-    assert_eq!(engine.stats().requests_in.load(Ordering::Relaxed), 2);
+    assert_eq!(engine.stats().requests_in_total(), 2);
 }
 
 #[tokio::test]
@@ -239,8 +251,11 @@ async fn udp_response_without_rport_and_its_retransmission_go_to_the_via_sent_by
     let again = recv(&listener).await;
     assert_eq!(again.to_bytes(), first.to_bytes());
     let stats = engine.stats();
-    assert_eq!(stats.requests_in.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.requests_in_total(), 1);
     assert_eq!(stats.responses_out[1].load(Ordering::Relaxed), 1);
+    // Counted as a retransmission received, and its answer as one sent.
+    assert_eq!(stats.retransmissions_received.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.retransmissions_sent.load(Ordering::Relaxed), 1);
 }
 
 #[tokio::test]
@@ -619,7 +634,7 @@ async fn a_udp_flood_does_not_starve_a_tcp_peer() {
         "the TCP answer came only after the flood ({sent} datagrams)"
     );
     assert!(
-        engine.stats().requests_in.load(Ordering::Relaxed) > 100,
+        engine.stats().requests_in_total() > 100,
         "the flood reached the engine"
     );
 }

@@ -3,6 +3,7 @@
 
 pub mod chain;
 pub mod hss_api;
+pub mod metrics;
 pub mod sipp;
 pub mod stunnel;
 pub mod uar_hss;

@@ -53,6 +53,9 @@ pub struct PeerConfig {
     pub max_inflight_requests: usize,
     /// Largest message accepted.
     pub max_message_size: usize,
+    /// Where requests and answers are counted (shared by every connection made with
+    /// this configuration).
+    pub metrics: super::DiameterMetrics,
 }
 
 impl PeerConfig {
@@ -82,6 +85,7 @@ impl PeerConfig {
             duplicate_window: 1024,
             max_inflight_requests: 1024,
             max_message_size: DEFAULT_MAX_MESSAGE,
+            metrics: super::DiameterMetrics::default(),
         }
     }
 

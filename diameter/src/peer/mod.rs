@@ -11,6 +11,7 @@ mod config;
 mod conn;
 mod dup;
 mod ids;
+mod metrics;
 mod open;
 mod server;
 mod shared;
@@ -30,6 +31,7 @@ pub use config::PeerConfig;
 pub use conn::{Acceptor, BoxIo, Connector, Io, TlsClientError};
 pub use dup::{DuplicateCache, Seen};
 pub use ids::IdGenerator;
+pub use metrics::{answer_code, command_name, DiameterMetrics};
 pub use server::Server;
 pub use shared::{CloseReason, PeerState, PeerStats};
 
@@ -66,6 +68,17 @@ pub enum PeerError {
     /// No answer within the request timeout.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
+}
+
+impl PeerError {
+    /// A short label (`not_open`, `disconnected`, `timeout`) for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            PeerError::NotOpen => "not_open",
+            PeerError::Disconnected => "disconnected",
+            PeerError::Timeout(_) => "timeout",
+        }
+    }
 }
 
 /// A handle on one peer: send requests, watch the state, disconnect.
@@ -125,7 +138,22 @@ impl Peer {
         request.flags |= FLAG_REQUEST;
         request.hop_by_hop = self.shared.ids.next_hop_by_hop();
         request.end_to_end = self.shared.ids.next_end_to_end();
-        self.send(request).await
+        let metrics = &self.shared.cfg.metrics;
+        let code = request.command_code;
+        metrics.request_sent(code);
+        let sent = tokio::time::Instant::now();
+        let result = self.send(request).await;
+        match &result {
+            Ok(answer) => metrics.answer_received(code, answer, sent.elapsed()),
+            Err(e) => metrics.request_failed(code, e.label()),
+        }
+        result
+    }
+
+    /// A handle that watches this peer without keeping it alive (dropping the owner's
+    /// handles still disconnects it): for metrics and readiness checks.
+    pub fn observer(&self) -> Peer {
+        Peer::from_shared(self.shared.clone())
     }
 
     async fn send(&self, request: Message) -> Result<Message, PeerError> {

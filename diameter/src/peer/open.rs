@@ -194,6 +194,9 @@ impl Open {
                 if header.flags & FLAG_REQUEST != 0 {
                     let req = header.to_message();
                     let ans = self.error(&req, error.result_code(), None);
+                    let metrics = &self.shared.cfg.metrics;
+                    metrics.request_received(req.command_code);
+                    metrics.answer_sent(&ans, None);
                     self.send(&ans).await?;
                 }
                 return Ok(None);
@@ -243,6 +246,9 @@ impl Open {
             }
             _ => {}
         }
+        let metrics = cfg.metrics.clone();
+        metrics.request_received(m.command_code);
+        let received = tokio::time::Instant::now();
         let reject = if m.application_id == COMMON_APPLICATION_ID {
             Some((result::DIAMETER_COMMAND_UNSUPPORTED, None))
         } else if !cfg.applications.contains(&m.application_id) {
@@ -262,12 +268,14 @@ impl Open {
         if let Some((code, failed)) = reject {
             tracing::warn!(peer = %self.remote_host, command = m.command_code, app = m.application_id, code, "diameter: request refused");
             let ans = self.error(&m, code, failed.as_ref());
+            metrics.answer_sent(&ans, None);
             self.send(&ans).await?;
             return Ok(None);
         }
         let Ok(permit) = inflight.clone().try_acquire_owned() else {
             tracing::warn!(peer = %self.remote_host, "diameter: too many requests in flight");
             let ans = self.error(&m, result::DIAMETER_TOO_BUSY, None);
+            metrics.answer_sent(&ans, None);
             self.send(&ans).await?;
             return Ok(None);
         };
@@ -278,6 +286,7 @@ impl Open {
             }
             Seen::Answered(mut ans) => {
                 ans.hop_by_hop = m.hop_by_hop;
+                metrics.answer_sent(&ans, None);
                 self.send(&ans).await?;
             }
             Seen::New => {
@@ -297,6 +306,7 @@ impl Open {
                     Poll::Ready(ans) => {
                         Shared::bump(&self.shared.counters.answered_inline);
                         let ans = identified(ans, hbh, e2e);
+                        metrics.answer_sent(&ans, Some(received.elapsed()));
                         dup.answered(&host, e2e, &ans);
                         drop(permit);
                         self.send(&ans).await?;
@@ -306,6 +316,7 @@ impl Open {
                         let tx = ans_tx.clone();
                         tokio::spawn(async move {
                             let ans = identified(answer.await, hbh, e2e);
+                            metrics.answer_sent(&ans, Some(received.elapsed()));
                             let _ = tx.send((host, e2e, ans)).await;
                             drop(permit);
                         });

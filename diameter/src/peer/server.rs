@@ -28,6 +28,7 @@ pub struct Server {
     local_addr: SocketAddr,
     peers: Arc<Mutex<HashMap<String, Peer>>>,
     refusals: Arc<Refusals>,
+    metrics: super::DiameterMetrics,
     task: JoinHandle<()>,
 }
 
@@ -44,6 +45,7 @@ impl Server {
         let local_addr = listener.local_addr()?;
         let peers = Arc::new(Mutex::new(HashMap::new()));
         let refusals = Arc::new(Refusals::default());
+        let metrics = cfg.metrics.clone();
         let task = tokio::spawn(accept_loop(
             listener,
             Arc::new(cfg),
@@ -56,6 +58,7 @@ impl Server {
             local_addr,
             peers,
             refusals,
+            metrics,
             task,
         })
     }
@@ -64,6 +67,12 @@ impl Server {
     /// not proven by the connection.
     pub fn refusals(&self) -> &Refusals {
         &self.refusals
+    }
+
+    /// The counters of the requests and answers on this server's connections (its
+    /// configuration's, shared with the other servers made from that configuration).
+    pub fn metrics(&self) -> &super::DiameterMetrics {
+        &self.metrics
     }
 
     /// The address listened on.

@@ -193,7 +193,9 @@ async fn unknown_peer_and_no_common_application_are_refused() {
 
 #[tokio::test(start_paused = true)]
 async fn requests_are_checked_before_the_handler() {
-    let (mut c, _, _task, h) = open(server_cfg()).await;
+    let cfg = server_cfg();
+    let metrics = cfg.metrics.clone();
+    let (mut c, _, _task, h) = open(cfg).await;
     // Unknown application -> 3007 with the E bit.
     let mut m = cx_request(1);
     m.application_id = 4;
@@ -249,6 +251,12 @@ async fn requests_are_checked_before_the_handler() {
         1,
         "only the valid request reached the handler"
     );
+    // Each answer counted by command and result code, refusals included.
+    assert_eq!(metrics.answers_sent("UAR", 3007), 1);
+    assert_eq!(metrics.answers_sent("other", 3001), 1);
+    assert_eq!(metrics.answers_sent("UAR", 5001), 1);
+    assert_eq!(metrics.answers_sent("UAR", 3008), 1);
+    assert_eq!(metrics.answers_sent("UAR", 2001), 1);
 }
 
 #[tokio::test(start_paused = true)]

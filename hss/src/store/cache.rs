@@ -20,6 +20,7 @@
 //! stores have none: several HSS front ends may share one database.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::model::{Registration, Subscription};
@@ -55,6 +56,10 @@ pub enum Key<'a> {
 #[derive(Debug, Default)]
 pub struct Cache {
     inner: Mutex<Inner>,
+    /// Lookups answered from the cache.
+    pub hits: AtomicU64,
+    /// Lookups that had to read the database.
+    pub misses: AtomicU64,
 }
 
 impl Cache {
@@ -67,21 +72,30 @@ impl Cache {
     pub fn get(&self, key: Key<'_>) -> Option<Arc<Subscription>> {
         let inner = self.lock();
         let id = match key {
-            Key::Id(id) => id,
-            Key::Impu(impu) => inner.by_impu.get(impu)?.as_str(),
-            Key::Impi(impi) => inner.by_impi.get(impi)?.as_str(),
+            Key::Id(id) => Some(id),
+            Key::Impu(impu) => inner.by_impu.get(impu).map(String::as_str),
+            Key::Impi(impi) => inner.by_impi.get(impi).map(String::as_str),
         };
-        inner.by_id.get(id).cloned()
+        let found = id.and_then(|id| inner.by_id.get(id).cloned());
+        self.count(found.is_some());
+        found
+    }
+
+    fn count(&self, hit: bool) {
+        let c = if hit { &self.hits } else { &self.misses };
+        c.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The sealed HA1 of `impi` when its subscription is cached: `Some(None)` when the
     /// IMPI has none, `None` when it is not cached.
     pub fn ha1(&self, impi: &str) -> Option<Option<SealedHa1>> {
         let inner = self.lock();
-        inner
+        let found = inner
             .by_impi
             .contains_key(impi)
-            .then(|| inner.ha1.get(impi).cloned())
+            .then(|| inner.ha1.get(impi).cloned());
+        self.count(found.is_some());
+        found
     }
 
     /// The generation to pass to [`Cache::insert`] after reading from the database.

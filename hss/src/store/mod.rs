@@ -221,6 +221,17 @@ impl Store {
         self.backend
     }
 
+    /// Lookups answered from the subscription cache and lookups that read the
+    /// database (SQLite only; `None` without a cache).
+    pub fn cache_counts(&self) -> Option<(u64, u64)> {
+        self.cache.as_ref().map(|c| {
+            (
+                c.hits.load(std::sync::atomic::Ordering::Relaxed),
+                c.misses.load(std::sync::atomic::Ordering::Relaxed),
+            )
+        })
+    }
+
     /// The connection pool (for tests and diagnostics that read raw rows).
     pub fn pool(&self) -> &AnyPool {
         &self.pool

@@ -325,6 +325,10 @@ pub struct TransactionLayer<D> {
     /// Running timers of all transactions (the heap's live instances).
     armed: usize,
     events: VecDeque<TuEvent<D>>,
+    /// Requests received again for a live server transaction (ACKs not counted).
+    retransmissions_received: u64,
+    /// Requests resent on a timer, final responses resent.
+    retransmissions_sent: u64,
 }
 
 impl<D: Clone + Send + 'static> TransactionLayer<D> {
@@ -344,7 +348,16 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
             next_seq: 0,
             armed: 0,
             events: VecDeque::new(),
+            retransmissions_received: 0,
+            retransmissions_sent: 0,
         }
+    }
+
+    /// Retransmissions so far: requests received again for a live server transaction
+    /// (ACKs not counted), and messages sent again (requests on timers A and E, final
+    /// responses on timer G or for a retransmitted request).
+    pub fn retransmissions(&self) -> (u64, u64) {
+        (self.retransmissions_received, self.retransmissions_sent)
     }
 
     /// Number of live transactions (client and server).
@@ -493,6 +506,9 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
         reliable: bool,
     ) {
         if let Some((key, mut entry)) = self.servers.remove_entry(&key) {
+            if request.method() != Some(&Method::Ack) {
+                self.retransmissions_received += 1;
+            }
             let (machine, actions) = match entry.machine {
                 Machine::ServerInvite(m) => {
                     lift(m.on_request(request, &self.config), Machine::ServerInvite)
@@ -584,6 +600,13 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
             }
             let (machine, actions) = entry.machine.on_timer(due.timer, &self.config);
             entry.machine = machine;
+            // A transaction sends on a timer only what it sent before (A, E; G is a
+            // `Retransmit`, counted where it is performed).
+            let resent = actions
+                .iter()
+                .filter(|a| matches!(a, Action::Send(_)))
+                .count();
+            self.retransmissions_sent += resent as u64;
             self.run(due.side, due.key, entry, actions);
         }
         self.shrink();
@@ -609,7 +632,10 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
                     entry.peer = self.transmit.route(&message, &entry.peer);
                     Some(self.transmit.transmit(&message, bytes, &entry.peer))
                 }
-                Action::Retransmit(bytes) => Some(self.transmit.retransmit(bytes, &entry.peer)),
+                Action::Retransmit(bytes) => {
+                    self.retransmissions_sent += 1;
+                    Some(self.transmit.retransmit(bytes, &entry.peer))
+                }
                 Action::Deliver(delivery) => {
                     let event = match delivery {
                         Delivery::Response(response) => TuEvent::Response {

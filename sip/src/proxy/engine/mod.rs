@@ -63,7 +63,7 @@ use tokio_util::time::DelayQueue;
 pub use config::EngineConfig;
 pub use policy::{AckRoute, Decision, DefaultRouting, Forward, Policy};
 pub use resolver::HostCache;
-pub use stats::EngineStats;
+pub use stats::{method_index, ByCode, EngineStats, Latency, LATENCY_BUCKETS, METHODS};
 pub use stopped::EngineStopped;
 
 use self::deciding::{Decided, Deciding, Panicked};
@@ -243,6 +243,8 @@ struct Context {
     dests: Vec<(BranchId, Target)>,
     /// [`Forward::on_failure`] of the current round of branches.
     on_failure: Option<String>,
+    /// When the request arrived: its final response observes this hop's latency.
+    arrived: Instant,
 }
 
 /// A client transaction's place in a response context.
@@ -369,6 +371,8 @@ impl<P: Policy> Core<P> {
         for key in self.answered.drain(..) {
             self.contexts.remove(&key);
         }
+        let (received, sent) = self.layer.retransmissions();
+        self.stats.retransmissions(received, sent);
     }
 
     /// What the transport delivers: stamped with `received`/`rport` and handed to the
@@ -404,7 +408,7 @@ impl<P: Policy> Core<P> {
                 cancels,
                 ..
             } => {
-                EngineStats::inc(&self.stats.requests_in);
+                self.stats.request_in(request.method());
                 self.stats.transaction_started();
                 let Peer::Upstream(source) = source else {
                     return;
@@ -416,7 +420,7 @@ impl<P: Policy> Core<P> {
                 }
             }
             TuEvent::Ack { ack, source, .. } => {
-                EngineStats::inc(&self.stats.requests_in);
+                self.stats.request_in(Some(&Method::Ack));
                 if let Peer::Upstream(source) = source {
                     self.forward_ack(ack, &source);
                 }
@@ -482,6 +486,7 @@ impl<P: Policy> Core<P> {
                 loop_hash: validated.loop_hash,
                 dests: Vec::new(),
                 on_failure: None,
+                arrived: Instant::now(),
             },
         );
         self.decide(deciding);
@@ -793,6 +798,9 @@ impl<P: Policy> Core<P> {
     }
 
     fn on_branch(&mut self, key: &TransactionKey, event: BranchEvent) {
+        if let BranchEvent::Response(response) = &event {
+            self.stats.response_in(response.status().unwrap_or_default());
+        }
         let branch = self.branches.get(key).cloned();
         let ctx = branch
             .as_ref()
@@ -868,6 +876,11 @@ impl<P: Policy> Core<P> {
         match self.layer.respond(key, response) {
             Ok(()) => {
                 self.stats.response_out(code);
+                if code >= 200 {
+                    if let Some(ctx) = self.contexts.get(key) {
+                        self.stats.answered(key.method(), ctx.arrived.elapsed());
+                    }
+                }
                 if code >= 200 && key.method() != &Method::Invite {
                     self.answered.push(key.clone());
                 }

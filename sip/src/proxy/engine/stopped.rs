@@ -45,3 +45,13 @@ impl ProxyEngine {
         .await
     }
 }
+
+impl ProxyEngine {
+    /// A check that is true while every task of the engine runs (a node's readiness:
+    /// false once one ended, before the node notices through [`ProxyEngine::stopped`]).
+    pub fn running_check(&self) -> impl Fn() -> bool + Send + Sync + 'static {
+        let handles: Vec<tokio::task::AbortHandle> =
+            self.tasks.iter().map(|(_, t)| t.abort_handle()).collect();
+        move || handles.iter().all(|h| !h.is_finished())
+    }
+}
