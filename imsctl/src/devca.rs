@@ -86,7 +86,8 @@ fn ca_params() -> anyhow::Result<CertificateParams> {
     Ok(params)
 }
 
-fn write_secret(path: &Path, pem: &str) -> anyhow::Result<()> {
+/// Writes `text` to `path` with mode 0600 (created or truncated).
+pub(crate) fn write_secret(path: &Path, pem: &str) -> anyhow::Result<()> {
     let mut opts = fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]

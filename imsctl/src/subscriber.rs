@@ -32,7 +32,7 @@ use serde_json::{json, Map, Value};
 use crate::http::{base_url, http_client, segment};
 
 /// Where the HSS is and how to authenticate.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct Target {
     /// Base URL of the HSS HTTP endpoint (default: from hss.toml `http.listen`).
     #[arg(long, env = "IMS_HSS_URL", global = true)]
@@ -190,7 +190,7 @@ pub enum SubscriberCommand {
 }
 
 /// A connection to the provisioning API.
-struct Api {
+pub(crate) struct Api {
     http: reqwest::Client,
     base: String,
     credential: Credential,
@@ -212,7 +212,11 @@ impl std::fmt::Display for ApiFailure {
 impl std::error::Error for ApiFailure {}
 
 impl Api {
-    fn new(target: &Target, config_dir: &Path, ca: Option<&Path>) -> anyhow::Result<Api> {
+    pub(crate) fn new(
+        target: &Target,
+        config_dir: &Path,
+        ca: Option<&Path>,
+    ) -> anyhow::Result<Api> {
         let config = || -> anyhow::Result<ims_config::HssConfig> {
             Ok(ims_config::load(&config_dir.join("hss.toml"))?)
         };
@@ -261,7 +265,7 @@ impl Api {
         })
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -305,7 +309,7 @@ impl Api {
     }
 
     /// The subscriber whose id, IMPI or IMPU is `key`.
-    async fn find(&self, key: &str) -> anyhow::Result<Value> {
+    pub(crate) async fn find(&self, key: &str) -> anyhow::Result<Value> {
         let by_id = self
             .send(
                 reqwest::Method::GET,
