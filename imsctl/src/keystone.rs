@@ -64,6 +64,10 @@ impl Instance {
             .with_context(|| format!("creating {}", parent.display()))?;
         std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o700))?;
         let dir = parent.join("instance");
+        // An instance left running by an imsctl that was killed (SIGKILL) holds the port.
+        let mut stop = Command::new(scripts.join("stop"));
+        stop.arg(&dir);
+        run_script(stop, "stop").await?;
         let fresh = !dir.join("keystone.db").is_file();
         let mut start = Command::new(scripts.join("start"));
         start
