@@ -316,3 +316,35 @@ pub async fn token(args: &TokenArgs, config_dir: &Path, ca: Option<&Path>) -> an
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::Demo;
+
+    #[test]
+    fn the_demo_files_are_private_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let demo = Demo::new("http://127.0.0.1:5000/v3", "ims.example.net");
+        assert_eq!(demo.subscribers[2].impu, "sip:carol@ims.example.net");
+        assert_ne!(demo.service_password, demo.admin_password);
+        std::fs::create_dir_all(dir.path().join("keystone")).unwrap();
+        // A file left world-readable is made private.
+        let stale = dir.path().join("keystone/service.password");
+        std::fs::write(&stale, "old").unwrap();
+        std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o644)).unwrap();
+        demo.write(dir.path()).unwrap();
+        for f in ["demo.json", "service.password"] {
+            let mode = std::fs::metadata(dir.path().join("keystone").join(f))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{f}");
+        }
+        let text = std::fs::read_to_string(&stale).unwrap();
+        assert_eq!(text, demo.service_password);
+        let back = Demo::read(dir.path()).unwrap();
+        assert_eq!(back.subscribers[0].password, demo.subscribers[0].password);
+    }
+}

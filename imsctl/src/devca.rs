@@ -95,6 +95,9 @@ pub(crate) fn write_secret(path: &Path, pem: &str) -> anyhow::Result<()> {
     let mut f = opts
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
+    // An existing file keeps its mode through `open`: make it private as well.
+    #[cfg(unix)]
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     f.write_all(pem.as_bytes())?;
     Ok(())
 }

@@ -401,7 +401,15 @@ async fn stop_all(running: &mut [Running]) {
 
 #[cfg(test)]
 mod tests {
-    use super::share;
+    use super::{share, Cloud};
+
+    #[test]
+    fn cloud_authorization_is_on_by_default_only_when_keystone_is_installed() {
+        assert!(Cloud::from_flags(false, false).wanted(true));
+        assert!(!Cloud::from_flags(false, false).wanted(false));
+        assert!(Cloud::from_flags(true, false).wanted(false));
+        assert!(!Cloud::from_flags(false, true).wanted(true));
+    }
 
     #[test]
     fn nodes_on_one_host_share_its_cores() {

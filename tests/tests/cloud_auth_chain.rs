@@ -67,6 +67,10 @@ fn configs(dir: &Path, ks: &Keystone) -> PathBuf {
                 text = text.replace(from, to);
             }
             assert!(text.contains(&format!("cache_ttl_secs = {TOKEN_TTL_S}")));
+            assert!(
+                text.contains(&format!("service_user = \"{SERVICE_USER}\"")),
+                "{node}.toml names the fixture's service user"
+            );
         }
         std::fs::write(out.join(format!("{node}.toml")), text).unwrap();
     }
