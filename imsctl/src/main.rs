@@ -46,7 +46,7 @@ struct Cli {
 enum Command {
     /// Start every node on the dev defaults and supervise them until Ctrl-C.
     Up {
-        /// Where generated certificates and node logs go.
+        /// Where generated certificates, node data and logs and the local Keystone go.
         #[arg(long, default_value = "data")]
         data_dir: PathBuf,
         /// Seconds to wait for each node's /health before giving up.
