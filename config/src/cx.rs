@@ -1,20 +1,22 @@
 //! `[cx]`: the Diameter Cx client of the I-CSCF and of the S-CSCF toward the HSS
 //! (TS 29.228, TS 29.229 over RFC 6733).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde::Deserialize;
 
 use crate::error::Invalid;
+use crate::host_port::HostPort;
 use crate::load::Validate;
 
 /// `[cx]`: the Diameter Cx client of a CSCF, one peer: the HSS.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CxClientSection {
-    /// The HSS Diameter address (TCP, or TLS when `tls_ca` is set).
-    pub hss: SocketAddr,
+    /// Addresses of the HSS (`host:port`, host names resolved at each connection
+    /// attempt), tried in this order when connecting (TCP, or TLS when `tls_ca` is
+    /// set); each must be the same Diameter peer, `destination_host`.
+    pub hss: Vec<HostPort>,
     /// Our Origin-Host (DiameterIdentity), e.g. `scscf.ims.example.net`.
     pub origin_host: String,
     /// Our Origin-Realm.
@@ -69,6 +71,9 @@ fn default_request_timeout() -> u64 {
 
 impl Validate for CxClientSection {
     fn validate(&self) -> Result<(), Invalid> {
+        if self.hss.is_empty() {
+            return Err(Invalid::new("hss", "must list at least one host:port"));
+        }
         for (key, v) in [
             ("origin_host", &self.origin_host),
             ("origin_realm", &self.origin_realm),
@@ -123,7 +128,7 @@ mod tests {
             &format!(
                 "[node]\nname = \"icscf\"\ndomain = \"ims.example.net\"\n\
                  [http]\nlisten = \"127.0.0.1:9102\"\n[sip]\nudp = [\"127.0.0.1:5070\"]\n\
-                 [cx]\nhss = \"127.0.0.1:5658\"\ndestination_host = \"hss.ims.example.net\"\n\
+                 [cx]\nhss = [\"127.0.0.1:5658\"]\ndestination_host = \"hss.ims.example.net\"\n\
                  destination_realm = \"ims.example.net\"\norigin_host = \"icscf.ims.example.net\"\n\
                  origin_realm = \"ims.example.net\"\n{cx_extra}"
             ),

@@ -17,6 +17,7 @@ mod cx;
 mod diameter;
 mod env;
 mod error;
+mod host_port;
 mod hss;
 mod icscf;
 mod load;
@@ -32,6 +33,7 @@ pub use cscf::{PcscfSection, ScscfEntry};
 pub use cx::CxClientSection;
 pub use diameter::{CapabilitiesSection, DiameterPeerSection, DiameterSection, DiameterTlsSection};
 pub use error::{ConfigError, Invalid};
+pub use host_port::HostPort;
 pub use hss::{ProvisioningSection, SecuritySection, StoreSection};
 pub use icscf::RegistrationSection;
 pub use load::{load, parse_str, Validate};
@@ -39,6 +41,6 @@ pub use nodes::{HssConfig, IcscfConfig, NodeKind, PcscfConfig, ScscfConfig};
 pub use policyd::{KeystoneSection, PolicySection, PolicydConfig};
 pub use scscf::{RegistrarSection, SessionSection};
 pub use sections::{
-    HttpSection, HttpTlsSection, LimitsSection, NodeSection, SipSection, TlsSection,
+    HttpSection, HttpTlsSection, LimitsSection, NodeSection, SipFaceSection, SipSection, TlsSection,
 };
 pub use zones::ZonesSection;

@@ -179,7 +179,7 @@ mod tests {
     const BASE: &str = "[node]\nname = \"s\"\ndomain = \"ims.example.net\"\n\
         [http]\nlisten = \"127.0.0.1:0\"\n[sip]\nudp = [\"127.0.0.1:0\"]\n\
         [session]\nicscf = \"sip:127.0.0.1:5070;lr\"\n\
-        [cloud_auth]\nmode = \"off\"\n[cx]\nhss = \"127.0.0.1:3868\"\norigin_host = \"scscf.ims.example.net\"\n\
+        [cloud_auth]\nmode = \"off\"\n[cx]\nhss = [\"127.0.0.1:3868\"]\norigin_host = \"scscf.ims.example.net\"\n\
         origin_realm = \"ims.example.net\"\ndestination_host = \"hss.ims.example.net\"\n\
         destination_realm = \"ims.example.net\"\n";
 

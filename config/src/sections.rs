@@ -186,6 +186,12 @@ impl Validate for LimitsSection {
 }
 
 /// `[sip]`: listeners of a SIP node.
+///
+/// The listeners here face the node's UEs and peers. A node reached at one address by
+/// UEs and at another by its core (a P-CSCF behind an OpenStack floating IP: public
+/// toward phones, private toward the CSCFs) also has `[sip.core]`: requests it sends
+/// to a destination (not back over a UE's flow) leave from those listeners, with their
+/// advertised address.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SipSection {
@@ -198,9 +204,12 @@ pub struct SipSection {
     /// TLS listen addresses (need `[sip.tls]`).
     #[serde(default)]
     pub tls: Vec<SocketAddr>,
-    /// The address written in Via, Record-Route and Path (`host[:port]`); defaults to the
-    /// first listen address.
+    /// The host written in Via, Record-Route and Path for these listeners (`host` or
+    /// `host:port`; each listener writes its own port); defaults to the listener's
+    /// address. Required when a listener binds a wildcard address.
     pub advertise: Option<String>,
+    /// The listeners toward the core, with their own advertised host.
+    pub core: Option<SipFaceSection>,
     /// Certificates for TLS.
     #[serde(rename = "tls_files")]
     pub tls_files: Option<TlsSection>,
@@ -209,24 +218,122 @@ pub struct SipSection {
     pub limits: LimitsSection,
 }
 
+impl SipSection {
+    /// The `host:port` the core reaches this node at: the advertised address of
+    /// `[sip.core]` when there is one, else of `[sip]`, with the port of that face's
+    /// first listener (UDP, then TCP, then TLS) when it names none. `None` without an
+    /// advertised address.
+    pub fn core_host_port(&self) -> Option<String> {
+        let (advertise, udp, tcp, tls) = match &self.core {
+            Some(c) => (c.advertise.as_deref(), &c.udp, &c.tcp, &c.tls),
+            None => (self.advertise.as_deref(), &self.udp, &self.tcp, &self.tls),
+        };
+        let advertise = advertise?;
+        if has_port(advertise) {
+            return Some(advertise.to_string());
+        }
+        match udp.iter().chain(tcp).chain(tls).next() {
+            Some(first) => Some(format!("{advertise}:{}", first.port())),
+            None => Some(advertise.to_string()),
+        }
+    }
+}
+
+/// Whether `host[:port]` names a port (an IPv6 reference is bracketed).
+fn has_port(host_port: &str) -> bool {
+    match host_port.rsplit_once(':') {
+        Some((host, port)) => {
+            (!host.contains(':') || host.ends_with(']')) && port.parse::<u16>().is_ok()
+        }
+        None => false,
+    }
+}
+
+/// `[sip.core]`: the listeners a node uses toward its core peers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipFaceSection {
+    /// UDP listen addresses.
+    #[serde(default)]
+    pub udp: Vec<SocketAddr>,
+    /// TCP listen addresses.
+    #[serde(default)]
+    pub tcp: Vec<SocketAddr>,
+    /// TLS listen addresses (need `[sip.tls_files]`).
+    #[serde(default)]
+    pub tls: Vec<SocketAddr>,
+    /// The host written in Via, Record-Route and Path for these listeners, as
+    /// `[sip] advertise`.
+    pub advertise: Option<String>,
+}
+
+/// Checks one face's listeners and advertised host.
+fn validate_face(
+    udp: &[SocketAddr],
+    tcp: &[SocketAddr],
+    tls: &[SocketAddr],
+    advertise: Option<&str>,
+) -> Result<(), Invalid> {
+    if udp.is_empty() && tcp.is_empty() && tls.is_empty() {
+        return Err(Invalid::new(
+            "udp",
+            "at least one of udp, tcp, tls must listen",
+        ));
+    }
+    match advertise {
+        Some(adv) if adv.trim().is_empty() || adv.contains(char::is_whitespace) => {
+            return Err(Invalid::new("advertise", "must be host[:port]"));
+        }
+        Some(_) => {}
+        None => {
+            let wildcard = udp
+                .iter()
+                .chain(tcp)
+                .chain(tls)
+                .find(|a| a.ip().is_unspecified());
+            if let Some(addr) = wildcard {
+                return Err(Invalid::new(
+                    "advertise",
+                    format!(
+                        "required: {addr} binds every address, so the address to write in \
+                         Via, Record-Route and Path is unknown"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Validate for SipSection {
     fn validate(&self) -> Result<(), Invalid> {
-        if self.udp.is_empty() && self.tcp.is_empty() && self.tls.is_empty() {
-            return Err(Invalid::new(
-                "udp",
-                "at least one of udp, tcp, tls must listen",
-            ));
+        validate_face(&self.udp, &self.tcp, &self.tls, self.advertise.as_deref())?;
+        if let Some(core) = &self.core {
+            validate_face(&core.udp, &core.tcp, &core.tls, core.advertise.as_deref())
+                .map_err(|e| e.under("core"))?;
+            let main: Vec<_> = self
+                .udp
+                .iter()
+                .map(|a| ("udp", a))
+                .chain(self.tcp.iter().map(|a| ("tcp", a)))
+                .chain(self.tls.iter().map(|a| ("tls", a)))
+                .collect();
+            for (kind, addrs) in [("udp", &core.udp), ("tcp", &core.tcp), ("tls", &core.tls)] {
+                if let Some(addr) = addrs.iter().find(|a| main.contains(&(kind, *a))) {
+                    return Err(Invalid::new(
+                        kind,
+                        format!("{addr} is also a listener of [sip]: the core listeners need their own port or address"),
+                    )
+                    .under("core"));
+                }
+            }
         }
-        if !self.tls.is_empty() && self.tls_files.is_none() {
+        let any_tls = !self.tls.is_empty() || self.core.as_ref().is_some_and(|c| !c.tls.is_empty());
+        if any_tls && self.tls_files.is_none() {
             return Err(Invalid::new(
                 "tls_files",
                 "TLS listeners need tls_files.cert and tls_files.key",
             ));
-        }
-        if let Some(adv) = &self.advertise {
-            if adv.trim().is_empty() || adv.contains(char::is_whitespace) {
-                return Err(Invalid::new("advertise", "must be host[:port]"));
-            }
         }
         self.limits.validate().map_err(|e| e.under("limits"))
     }

@@ -114,7 +114,7 @@ fn icscf_needs_cx_and_checks_tw() {
     let err = parse_str::<IcscfConfig>(&format!("{BASE}{sip}"), Path::new("i.toml")).unwrap_err();
     assert!(err.to_string().contains("cx"), "{err}");
     let cx =
-        "[cx]\nhss = \"127.0.0.1:3868\"\ndestination_host = \"h\"\ndestination_realm = \"r\"\norigin_host = \"i\"\norigin_realm = \"r\"\nwatchdog_secs = 1\n";
+        "[cx]\nhss = [\"127.0.0.1:3868\"]\ndestination_host = \"h\"\ndestination_realm = \"r\"\norigin_host = \"i\"\norigin_realm = \"r\"\nwatchdog_secs = 1\n";
     let err =
         parse_str::<IcscfConfig>(&format!("{BASE}{sip}{cx}"), Path::new("i.toml")).unwrap_err();
     assert_eq!(err.key(), Some("cx.watchdog_secs"), "{err}");
@@ -143,7 +143,7 @@ fn sip_idle_timeout_is_bounded() {
 #[test]
 fn zones_are_empty_by_default_and_name_the_bad_key() {
     let sip = "[sip]\nudp = [\"127.0.0.1:5070\"]\n";
-    let cx = "[cx]\nhss = \"127.0.0.1:3868\"\ndestination_host = \"h\"\ndestination_realm = \"r\"\norigin_host = \"i\"\norigin_realm = \"r\"\n";
+    let cx = "[cx]\nhss = [\"127.0.0.1:3868\"]\ndestination_host = \"h\"\ndestination_realm = \"r\"\norigin_host = \"i\"\norigin_realm = \"r\"\n";
     let base = format!("{BASE}{sip}{cx}");
     let i = parse_str::<IcscfConfig>(&base, Path::new("i.toml")).unwrap();
     assert_eq!(
@@ -204,4 +204,109 @@ fn plain_http_off_loopback_needs_tls_or_an_explicit_allowance() {
     assert_eq!(err.key(), Some("metrics_listen"), "{err}");
     let err = http("listen = \"127.0.0.1:9104\"\n[tls]\ncert = \"c.crt\"\n").unwrap_err();
     assert!(err.to_string().contains("key"), "{err}");
+}
+
+/// A P-CSCF behind a floating IP: `[sip]` faces UEs with the public address,
+/// `[sip.core]` faces the core with the private one.
+#[test]
+fn a_core_face_loads_with_its_own_listeners_and_advertised_host() {
+    let p = parse_pcscf(
+        "[sip]\nudp = [\"0.0.0.0:5060\"]\nadvertise = \"203.0.113.7\"\n\
+         [sip.core]\nudp = [\"10.0.0.5:5064\"]\ntcp = [\"10.0.0.5:5064\"]\nadvertise = \"10.0.0.5\"\n",
+    )
+    .unwrap();
+    let core = p.sip.core.expect("[sip.core]");
+    assert_eq!(core.udp, ["10.0.0.5:5064".parse().unwrap()]);
+    assert_eq!(core.advertise.as_deref(), Some("10.0.0.5"));
+}
+
+#[test]
+fn bad_faces_name_their_key() {
+    for (sip, key) in [
+        // A wildcard bind says nothing about the address to write in Via.
+        ("[sip]\nudp = [\"0.0.0.0:5060\"]\n", "sip.advertise"),
+        (
+            "[sip]\nudp = [\"10.0.0.5:5060\"]\n[sip.core]\ntcp = [\"[::]:5064\"]\n",
+            "sip.core.advertise",
+        ),
+        // The same socket cannot face both sides.
+        (
+            "[sip]\nudp = [\"10.0.0.5:5060\"]\n[sip.core]\nudp = [\"10.0.0.5:5060\"]\n",
+            "sip.core.udp",
+        ),
+        (
+            "[sip]\nudp = [\"10.0.0.5:5060\"]\n[sip.core]\n",
+            "sip.core.udp",
+        ),
+        (
+            "[sip]\nudp = [\"10.0.0.5:5060\"]\n[sip.core]\ntls = [\"10.0.0.5:5065\"]\n",
+            "sip.tls_files",
+        ),
+        (
+            "[sip]\nudp = [\"10.0.0.5:5060\"]\n[sip.core]\nport = 1\n",
+            "sip.core",
+        ),
+    ] {
+        let err = parse_pcscf(sip).unwrap_err();
+        assert!(
+            err.key().is_some_and(|k| k.starts_with(key)),
+            "{sip}: {err}"
+        );
+    }
+}
+
+#[test]
+fn cx_peers_are_a_list_of_host_port() {
+    let sip = "[sip]\nudp = [\"127.0.0.1:5070\"]\n";
+    let cx = |hss: &str| {
+        format!(
+            "[cx]\nhss = {hss}\ndestination_host = \"h\"\ndestination_realm = \"r\"\n\
+             origin_host = \"i\"\norigin_realm = \"r\"\n"
+        )
+    };
+    let ok = parse_str::<IcscfConfig>(
+        &format!(
+            "{BASE}{sip}{}",
+            cx("[\"hss-a.ims.example.net:3868\", \"10.0.0.9:3868\"]")
+        ),
+        Path::new("i.toml"),
+    )
+    .unwrap();
+    let hss: Vec<String> = ok.cx.hss.iter().map(ToString::to_string).collect();
+    assert_eq!(hss, ["hss-a.ims.example.net:3868", "10.0.0.9:3868"]);
+    for bad in ["[]", "[\"hss.ims.example.net\"]", "\"10.0.0.9:3868\""] {
+        let err = parse_str::<IcscfConfig>(&format!("{BASE}{sip}{}", cx(bad)), Path::new("i.toml"))
+            .unwrap_err();
+        assert!(
+            err.key().is_some_and(|k| k.starts_with("cx.hss")),
+            "{bad}: {err}"
+        );
+    }
+}
+
+/// The Service-Route and Path name the core's address with a port, even when
+/// `advertise` names the host alone.
+#[test]
+fn the_core_host_port_takes_the_listener_port_when_advertise_has_none() {
+    let sip = |s: &str| parse_pcscf(s).unwrap().sip.core_host_port();
+    assert_eq!(
+        sip("[sip]\nudp = [\"0.0.0.0:5080\"]\nadvertise = \"scscf.ims.example.net\"\n"),
+        Some("scscf.ims.example.net:5080".into())
+    );
+    assert_eq!(
+        sip("[sip]\nudp = [\"0.0.0.0:5080\"]\nadvertise = \"10.0.0.7:5090\"\n"),
+        Some("10.0.0.7:5090".into())
+    );
+    assert_eq!(
+        sip("[sip]\ntcp = [\"[::]:5080\"]\nadvertise = \"[2001:db8::7]\"\n"),
+        Some("[2001:db8::7]:5080".into())
+    );
+    assert_eq!(
+        sip(
+            "[sip]\nudp = [\"0.0.0.0:5060\"]\nadvertise = \"203.0.113.7\"\n\
+             [sip.core]\nudp = [\"10.0.0.5:5064\"]\nadvertise = \"10.0.0.5\"\n"
+        ),
+        Some("10.0.0.5:5064".into())
+    );
+    assert_eq!(sip("[sip]\nudp = [\"10.0.0.5:5060\"]\n"), None);
 }

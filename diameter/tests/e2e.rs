@@ -16,8 +16,8 @@ use ims_diameter::codec::{DiameterCodec, Frame};
 use ims_diameter::cx::{CxRequest, CxResult, Rta, Uaa};
 use ims_diameter::dict::{disconnect_cause, result};
 use ims_diameter::peer::{
-    cea, Acceptor, BoxFuture, CloseReason, Connector, Handler, Peer, PeerBinding, PeerConfig,
-    PeerState, Refusal, Server,
+    cea, Acceptor, BoxFuture, CloseReason, Connector, Handler, Peer, PeerAddress, PeerAddresses,
+    PeerBinding, PeerConfig, PeerState, Refusal, Server,
 };
 use ims_diameter::Message;
 use tokio::net::TcpListener;
@@ -96,7 +96,7 @@ async fn serve(addr: SocketAddr, acceptor: Acceptor) -> Server {
 }
 
 /// The I-CSCF peer over TCP toward `addr`, once open.
-async fn open_tcp_client(addr: SocketAddr) -> Peer {
+async fn open_tcp_client(addr: impl Into<PeerAddresses>) -> Peer {
     let client = Peer::connect(
         cscf_cfg(),
         addr,
@@ -614,4 +614,40 @@ async fn dropping_the_client_handle_disconnects() {
     })
     .await;
     server.abort();
+}
+
+/// A peer listed by several addresses: a dead one first, then the HSS by host name.
+/// The connection attempt moves on to the next address and resolves the name.
+#[tokio::test]
+async fn an_initiator_moves_on_to_the_next_address_and_resolves_names() {
+    let server = serve("127.0.0.1:0".parse().unwrap(), Acceptor::Tcp).await;
+    // A port with no listener: taken, then released.
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let addrs = PeerAddresses::new([
+        PeerAddress::from(dead),
+        PeerAddress::new("localhost", server.local_addr().port()),
+    ]);
+    let client = open_tcp_client(addrs).await;
+    let ans = bounded("UAA", client.request(samples::uar().to_message()))
+        .await
+        .unwrap();
+    assert_eq!(
+        Uaa::from_message(&ans).unwrap().header.result,
+        CxResult::experimental(2001)
+    );
+}
+
+/// A name that does not resolve is skipped like a dead address.
+#[tokio::test]
+async fn an_unresolvable_name_is_skipped() {
+    let server = serve("127.0.0.1:0".parse().unwrap(), Acceptor::Tcp).await;
+    let addrs = PeerAddresses::new([
+        PeerAddress::new("hss.invalid", 3868),
+        PeerAddress::from(server.local_addr()),
+    ]);
+    open_tcp_client(addrs).await;
 }

@@ -13,6 +13,7 @@ mod fixture;
 mod process;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -191,7 +192,7 @@ impl Node {
         let (tx, pushed) = mpsc::unbounded_channel();
         let peer = Peer::connect(
             client_cfg(host),
-            ([127, 0, 0, 1], self.tcp).into(),
+            SocketAddr::from(([127, 0, 0, 1], self.tcp)),
             Connector::Tcp,
             Arc::new(Scscf(tx)),
         );
@@ -346,7 +347,7 @@ async fn cx_over_tcp_and_tls_with_watchdog_restart_rtr_and_ppr() {
     let (tls_tx, _tls_pushed) = mpsc::unbounded_channel();
     let tls_peer = Peer::connect(
         client_cfg("icscf.ims.example.net"),
-        ([127, 0, 0, 1], node.tls).into(),
+        SocketAddr::from(([127, 0, 0, 1], node.tls)),
         client_tls(&node.pki, &node.pki.icscf),
         Arc::new(Scscf(tls_tx)),
     );
@@ -562,7 +563,7 @@ async fn tls_peers_must_present_a_certificate_naming_their_origin_host() {
     let (tx, _rx) = mpsc::unbounded_channel();
     let wrong = Peer::connect(
         client_cfg("icscf.ims.example.net"),
-        ([127, 0, 0, 1], node.tls).into(),
+        SocketAddr::from(([127, 0, 0, 1], node.tls)),
         client_tls(&node.pki, &node.pki.scscf),
         Arc::new(Scscf(tx.clone())),
     );
@@ -579,7 +580,7 @@ async fn tls_peers_must_present_a_certificate_naming_their_origin_host() {
     let ca = node.dir.path().join("ca.crt");
     let no_cert = Peer::connect(
         client_cfg("icscf.ims.example.net"),
-        ([127, 0, 0, 1], node.tls).into(),
+        SocketAddr::from(([127, 0, 0, 1], node.tls)),
         Connector::client(Some(&ca), "hss.ims.example.net", None).unwrap(),
         Arc::new(Scscf(tx)),
     );

@@ -11,7 +11,8 @@ use ims_config::CxClientSection;
 use ims_diameter::cx::{CxError, Lia, Lir, RequestHeader, Uaa, Uar};
 use ims_diameter::dict::result;
 use ims_diameter::peer::{
-    BoxFuture, Connector, Handler, Peer, PeerConfig, PeerError, TlsClientError,
+    BoxFuture, Connector, Handler, Peer, PeerAddress, PeerAddresses, PeerConfig, PeerError,
+    TlsClientError,
 };
 use ims_diameter::Message;
 
@@ -83,9 +84,13 @@ impl CxClient {
             section.hss_tls_name(),
             section.client_identity(),
         )?;
+        let hss = section
+            .hss
+            .iter()
+            .map(|h| PeerAddress::new(&h.host, h.port));
         Ok(CxClient::with_connector(
             cfg,
-            section.hss,
+            PeerAddresses::new(hss),
             connector,
             Some(section.destination_host.clone()),
             section.destination_realm.clone(),
@@ -112,7 +117,7 @@ impl CxClient {
 
     fn with_connector(
         cfg: PeerConfig,
-        hss: SocketAddr,
+        hss: impl Into<PeerAddresses>,
         connector: Connector,
         destination_host: Option<String>,
         destination_realm: String,
@@ -174,7 +179,7 @@ mod tests {
 
     fn section(tls_ca: Option<&str>) -> CxClientSection {
         CxClientSection {
-            hss: "127.0.0.1:9".parse().unwrap(),
+            hss: vec!["127.0.0.1:9".parse().unwrap()],
             origin_host: "icscf.ims.example.net".into(),
             origin_realm: "ims.example.net".into(),
             destination_host: "hss.ims.example.net".into(),

@@ -35,7 +35,7 @@ impl DevCa {
         let mut generated = false;
         if !ca_crt.exists() || !ca_key.exists() {
             let key = KeyPair::generate()?;
-            let cert = ca_params()?.self_signed(&key)?;
+            let cert = ca_params(DEV_CA_NAME)?.self_signed(&key)?;
             write_secret(&ca_key, &key.serialize_pem())?;
             fs::write(&ca_crt, cert.pem())
                 .with_context(|| format!("writing {}", ca_crt.display()))?;
@@ -44,7 +44,7 @@ impl DevCa {
         let ca_key_pem =
             fs::read_to_string(&ca_key).with_context(|| format!("reading {}", ca_key.display()))?;
         // The issuer needs only the CA's name and key, both reproducible from the files.
-        let issuer = Issuer::new(ca_params()?, KeyPair::from_pem(&ca_key_pem)?);
+        let issuer = Issuer::new(ca_params(DEV_CA_NAME)?, KeyPair::from_pem(&ca_key_pem)?);
         for (node, extra) in nodes {
             let crt = dir.join(format!("{node}.crt"));
             let key_path = dir.join(format!("{node}.key"));
@@ -76,18 +76,22 @@ impl DevCa {
     }
 }
 
-fn ca_params() -> anyhow::Result<CertificateParams> {
+/// The dev CA's subject common name.
+const DEV_CA_NAME: &str = "IMS core development CA";
+
+/// The parameters of a CA named `common_name` (also `imsctl config init`'s CA).
+pub fn ca_params(common_name: &str) -> anyhow::Result<CertificateParams> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params
         .distinguished_name
-        .push(DnType::CommonName, "IMS core development CA");
+        .push(DnType::CommonName, common_name);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     Ok(params)
 }
 
-/// Writes `text` to `path` with mode 0600 (created or truncated).
-pub(crate) fn write_secret(path: &Path, pem: &str) -> anyhow::Result<()> {
+/// Writes a private key or other secret with mode 0600 (created or truncated).
+pub fn write_secret(path: &Path, pem: &str) -> anyhow::Result<()> {
     let mut opts = fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]

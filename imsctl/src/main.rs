@@ -12,7 +12,9 @@
 //!   the HSS provisioning API.
 //! * `imsctl policy list|show|versions|put|delete` manages policies through the policy
 //!   service's API with a Keystone token.
+//! * `imsctl config init|check` writes and checks a multi-host core's configuration.
 
+mod config;
 mod demo;
 mod devca;
 mod health;
@@ -79,11 +81,19 @@ enum Command {
         #[command(subcommand)]
         command: policy::PolicyCommand,
     },
+    /// Generate (`init`) and check (`check`) the configuration of a multi-host core.
+    Config {
+        #[command(subcommand)]
+        command: config::ConfigCommand,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Config { command } = cli.command {
+        return config::run(command);
+    }
     let ca = http::trusted_ca(cli.ca);
     let ca = ca.as_deref();
     match cli.command {
@@ -104,5 +114,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Policy { target, command } => {
             policy::run(&cli.config_dir, &target, ca, command).await
         }
+        Command::Config { .. } => Ok(()),
     }
 }

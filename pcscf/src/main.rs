@@ -14,7 +14,7 @@ use ims_runtime::prometheus_client::registry::Registry;
 use ims_runtime::sip::{run_engine_until_shutdown, start_proxy};
 use ims_runtime::NodeArgs;
 use ims_sip::message::via::split_host_port;
-use ims_sip::transport::TransportKind;
+use ims_sip::transport::{Face, TransportKind, TransportLayer};
 use pcscf::budget::SourceBudget;
 use pcscf::flow_token::FlowTokens;
 use pcscf::{Pcscf, PcscfPolicy, PcscfSettings};
@@ -68,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
         f.filter().register_metrics(&mut registry);
     }
     let mut engine = start_proxy(&config.sip, PcscfPolicy(pcscf.clone()), &mut registry).await?;
-    pcscf.set_core_address(core_address(&config, engine.transport().local_addrs()));
+    pcscf.set_core_address(core_address(&config, engine.transport()));
     let running = ims_runtime::Node::start("pcscf", &config.node, &config.http, registry).await?;
     let listeners: Vec<String> = engine
         .transport()
@@ -101,12 +101,19 @@ async fn main() -> anyhow::Result<()> {
     Ok(served?)
 }
 
-/// Where the core reaches us (the host part of Path): the advertised host with the
-/// first UDP listener's port (else the first listener's, with its transport).
-fn core_address(
-    config: &PcscfConfig,
-    listeners: &[(TransportKind, std::net::SocketAddr)],
-) -> String {
+/// Where the core reaches us (the host part of Path): the first UDP listener (else the
+/// first listener, with its transport) of `[sip.core]` with its advertised host when
+/// the node has one, else of `[sip]`.
+fn core_address(config: &PcscfConfig, transport: &TransportLayer) -> String {
+    let (face, advertise) = match &config.sip.core {
+        Some(core) => (Face::Core, core.advertise.as_deref()),
+        None => (Face::Main, config.sip.advertise.as_deref()),
+    };
+    let listeners: Vec<_> = transport
+        .listeners()
+        .filter(|&(_, _, f)| f == face)
+        .map(|(k, a, _)| (k, a))
+        .collect();
     let (kind, addr) = listeners
         .iter()
         .find(|(k, _)| *k == TransportKind::Udp)
@@ -116,10 +123,7 @@ fn core_address(
             TransportKind::Udp,
             std::net::SocketAddr::from(([127, 0, 0, 1], 5060)),
         ));
-    let host = config
-        .sip
-        .advertise
-        .as_deref()
+    let host = advertise
         .and_then(split_host_port)
         .map_or_else(|| addr.ip().to_string(), |(h, _)| h.to_string());
     let transport = match kind {

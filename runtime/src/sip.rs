@@ -9,8 +9,8 @@ use ims_config::{LimitsSection, SipSection};
 use ims_sip::message::via::split_host_port;
 use ims_sip::proxy::engine::{EngineConfig, EngineStats, EngineStopped, Policy, ProxyEngine};
 use ims_sip::transport::{
-    PemIdentity, TlsClientSource, TlsServerSource, TransportConfig, TransportError, TransportLayer,
-    TransportLimits,
+    CoreListeners, PemIdentity, TlsClientSource, TlsServerSource, TransportConfig, TransportError,
+    TransportLayer, TransportLimits,
 };
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -24,6 +24,15 @@ pub fn transport_config(sip: &SipSection) -> TransportConfig {
         udp: sip.udp.clone(),
         tcp: sip.tcp.clone(),
         tls: sip.tls.clone(),
+        core: sip
+            .core
+            .as_ref()
+            .map(|c| CoreListeners {
+                udp: c.udp.clone(),
+                tcp: c.tcp.clone(),
+                tls: c.tls.clone(),
+            })
+            .unwrap_or_default(),
         tls_server: sip.tls_files.as_ref().map(|t| TlsServerSource::Pem {
             cert: t.cert.clone(),
             key: t.key.clone(),
@@ -55,16 +64,17 @@ fn transport_limits(l: &LimitsSection) -> TransportLimits {
     }
 }
 
-/// The engine configuration of a node's `[sip]` section: the advertised host goes into
-/// Via and Record-Route.
+/// The engine configuration of a node's `[sip]` section: the advertised hosts (of
+/// `[sip]` and of `[sip.core]`) go into Via and Record-Route.
 pub fn engine_config(sip: &SipSection) -> EngineConfig {
-    let advertise = sip
-        .advertise
-        .as_deref()
-        .and_then(split_host_port)
-        .map(|(host, _)| host.to_string());
+    let host = |advertise: Option<&str>| {
+        advertise
+            .and_then(split_host_port)
+            .map(|(host, _)| host.to_string())
+    };
     EngineConfig {
-        advertise,
+        advertise: host(sip.advertise.as_deref()),
+        advertise_core: host(sip.core.as_ref().and_then(|c| c.advertise.as_deref())),
         ..EngineConfig::default()
     }
 }

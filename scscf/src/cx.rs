@@ -21,7 +21,8 @@ use ims_diameter::cx::{
 };
 use ims_diameter::dict::{experimental, result};
 use ims_diameter::peer::{
-    BoxFuture, Connector, Handler, Peer, PeerConfig, PeerError, TlsClientError,
+    BoxFuture, Connector, Handler, Peer, PeerAddress, PeerAddresses, PeerConfig, PeerError,
+    TlsClientError,
 };
 use ims_diameter::Message;
 
@@ -116,7 +117,8 @@ impl CxClient {
             cfg.hss_tls_name(),
             cfg.client_identity(),
         )?;
-        let peer = Peer::connect(pc, cfg.hss, connector, handler);
+        let hss = cfg.hss.iter().map(|h| PeerAddress::new(&h.host, h.port));
+        let peer = Peer::connect(pc, PeerAddresses::new(hss), connector, handler);
         Ok(CxClient {
             peer,
             origin_host: cfg.origin_host.clone(),

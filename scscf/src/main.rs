@@ -28,9 +28,10 @@ use scscf::session::SessionSettings;
 use scscf::store::BindingStore;
 
 /// Our SIP `host[:port]` for other nodes and application servers: the advertised SIP
-/// address if any, else the host of the Server-Name.
+/// address toward the core ([`ims_config::SipSection::core_host_port`]), else the host
+/// of the Server-Name.
 fn own_host(config: &ScscfConfig) -> String {
-    config.sip.advertise.clone().unwrap_or_else(|| {
+    config.sip.core_host_port().unwrap_or_else(|| {
         Uri::parse(&config.registrar.server_name)
             .map(|u| match u.port {
                 Some(p) => format!("{}:{p}", u.host),

@@ -328,7 +328,7 @@ fn plain_cx_section(text: &str) -> String {
             continue;
         }
         if in_cx && key == "hss" {
-            out.push_str("hss = \"127.0.0.1:3868\"\n");
+            out.push_str("hss = [\"127.0.0.1:3868\"]\n");
             continue;
         }
         out.push_str(line);

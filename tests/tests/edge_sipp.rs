@@ -147,7 +147,7 @@ fn setup(name: &str, tls: Option<(u16, &Path, &Path)>) -> Setup {
              [http]\nlisten = \"127.0.0.1:{i_http}\"\n\
              [sip]\nudp = [\"127.0.0.1:{i_sip}\"]\n\
              [zones]\ncore = [\"127.0.0.1/32\"]\n\
-             [cx]\nhss = \"{}\"\ndestination_host = \"hss.ims.example.net\"\ndestination_realm = \"ims.example.net\"\n\
+             [cx]\nhss = [\"{}\"]\ndestination_host = \"hss.ims.example.net\"\ndestination_realm = \"ims.example.net\"\n\
              origin_host = \"icscf.ims.example.net\"\norigin_realm = \"ims.example.net\"\n\
              [[scscf]]\nname = \"sip:scscf.ims.example.net:5080\"\nuri = \"sip:127.0.0.1:{s1};lr\"\n",
             server.local_addr()

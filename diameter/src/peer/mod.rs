@@ -4,6 +4,7 @@
 //! the connection proves it ([`binding`]: client certificate or source address). Both ends of a connection send and answer
 //! requests, so an HSS serves UAR/MAR/SAR/LIR and sends RTR/PPR on the same connection.
 
+mod address;
 pub mod binding;
 mod cer;
 mod config;
@@ -16,13 +17,13 @@ mod shared;
 pub mod state;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+pub use address::{PeerAddress, PeerAddresses};
 pub use binding::{PeerBinding, Refusal, Refusals, Remote, RemoteTransport};
 pub use cer::{advertised_applications, cea, cer, common, judge};
 pub use config::PeerConfig;
@@ -90,18 +91,21 @@ impl Drop for Owner {
 }
 
 impl Peer {
-    /// Starts an initiator peer connecting to `addr` and keeping the connection up:
-    /// on failure it reconnects after a delay doubling from `reconnect_min` to
-    /// `reconnect_max`, except after a DPR with DO_NOT_WANT_TO_TALK_TO_YOU or a local
-    /// [`Peer::disconnect`]. `handler` answers requests the remote peer sends.
+    /// Starts an initiator peer connecting to `addrs` and keeping the connection up.
+    /// Each attempt tries the addresses in order (a name resolved anew each time, each
+    /// of its IP addresses in turn) until one completes the capabilities exchange;
+    /// when none does, or the connection later closes, it tries again after a delay
+    /// doubling from `reconnect_min` to `reconnect_max`, except after a DPR with
+    /// DO_NOT_WANT_TO_TALK_TO_YOU or a local [`Peer::disconnect`]. `handler` answers
+    /// requests the remote peer sends.
     pub fn connect(
         cfg: PeerConfig,
-        addr: SocketAddr,
+        addrs: impl Into<PeerAddresses>,
         connector: Connector,
         handler: Arc<dyn Handler>,
     ) -> Peer {
         let shared = Shared::new(Arc::new(cfg), Arc::new(IdGenerator::new()));
-        tokio::spawn(supervise(shared.clone(), addr, connector, handler));
+        tokio::spawn(supervise(shared.clone(), addrs.into(), connector, handler));
         Peer {
             _owner: Some(Arc::new(Owner(shared.clone()))),
             shared,
@@ -188,19 +192,33 @@ impl Peer {
 /// Keeps an initiator connection up (RFC 6733 §5.6 with §2.1 reconnection).
 async fn supervise(
     shared: Arc<Shared>,
-    addr: SocketAddr,
+    addrs: PeerAddresses,
     connector: Connector,
     handler: Arc<dyn Handler>,
 ) {
     let cfg = shared.cfg.clone();
     let mut delay = cfg.reconnect_min;
     while !shared.is_stopped() {
-        let closed = Closed::new(shared.clone());
-        let opened = match closed.connect(addr, connector.clone()).conn_ack().await {
-            Ok(wait) => wait.receive_cea().await,
-            Err(c) => Err(c),
-        };
-        let closed = match opened {
+        let mut attempt: Result<state::Open, Closed> = Err(Closed::new(shared.clone()));
+        for addr in addrs.resolve(cfg.exchange_timeout).await {
+            attempt = match attempt {
+                Err(closed) => match closed.connect(addr, connector.clone()).conn_ack().await {
+                    Ok(wait) => wait.receive_cea().await,
+                    Err(c) => Err(c),
+                },
+                open => open,
+            };
+            match &attempt {
+                Ok(_) => break,
+                Err(c) => {
+                    tracing::debug!(%addr, reason = ?c.reason, "diameter: connection attempt failed");
+                }
+            }
+            if shared.is_stopped() {
+                break;
+            }
+        }
+        let closed = match attempt {
             Ok(open) => {
                 delay = cfg.reconnect_min;
                 open.run(handler.clone()).await
@@ -215,7 +233,7 @@ async fn supervise(
         if shared.is_stopped() {
             break;
         }
-        tracing::debug!(?delay, %addr, "diameter: reconnecting after delay");
+        tracing::debug!(?delay, %addrs, "diameter: reconnecting after delay");
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             () = shared.stop.notified() => break,

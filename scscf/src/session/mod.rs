@@ -817,7 +817,7 @@ pub(crate) mod tests {
             [cloud_auth]\nmode = \"on\"\npolicy_url = \"http://127.0.0.1:9\"\n{methods}\
             [cloud_auth.keystone]\nurl = \"http://127.0.0.1:9/v3\"\nservice_user = \"s\"\n\
             service_password = \"p\"\n\
-            [cx]\nhss = \"127.0.0.1:3868\"\norigin_host = \"scscf.ims.example.net\"\n\
+            [cx]\nhss = [\"127.0.0.1:3868\"]\norigin_host = \"scscf.ims.example.net\"\n\
             origin_realm = \"ims.example.net\"\ndestination_host = \"hss.ims.example.net\"\n\
             destination_realm = \"ims.example.net\"\n\
             [registrar]\nserver_name = \"sip:scscf.ims.example.net:5080\"\n"

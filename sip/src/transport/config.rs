@@ -15,6 +15,9 @@ pub struct TransportConfig {
     pub tcp: Vec<SocketAddr>,
     /// TLS listeners to bind; needs `tls_server`.
     pub tls: Vec<SocketAddr>,
+    /// Listeners toward the core ([`Face::Core`](super::Face::Core)); those above face
+    /// UEs and peers ([`Face::Main`](super::Face::Main)).
+    pub core: CoreListeners,
     /// Server certificate for TLS listeners, and the CA their clients' certificates are
     /// verified against.
     pub tls_server: Option<TlsServerSource>,
@@ -23,6 +26,19 @@ pub struct TransportConfig {
     pub tls_client: Option<TlsClientSource>,
     /// Resource limits.
     pub limits: TransportLimits,
+}
+
+/// The listeners of [`Face::Core`](super::Face::Core): a node reached at one address
+/// by UEs and at another by its core peers (a P-CSCF behind a floating IP) sends
+/// requests to destinations from these.
+#[derive(Debug, Clone, Default)]
+pub struct CoreListeners {
+    /// UDP sockets to bind.
+    pub udp: Vec<SocketAddr>,
+    /// TCP listeners to bind.
+    pub tcp: Vec<SocketAddr>,
+    /// TLS listeners to bind; needs `tls_server`.
+    pub tls: Vec<SocketAddr>,
 }
 
 /// The TLS server identity.

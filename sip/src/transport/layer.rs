@@ -17,8 +17,8 @@ use super::stream::{self, StreamContext};
 use super::udp::{self, UdpIngress, UdpListener};
 use super::upward::Upward;
 use super::{
-    tls, Destination, Flow, SendError, Target, TransportConfig, TransportError, TransportEvent,
-    TransportKind, TransportStats,
+    tls, Destination, Face, Flow, SendError, Target, TransportConfig, TransportError,
+    TransportEvent, TransportKind, TransportStats,
 };
 
 /// What [`TransportLayer::try_send`] could not do at once.
@@ -33,6 +33,8 @@ pub enum TrySend {
 struct Shared {
     udp: Vec<UdpListener>,
     listeners: Vec<(TransportKind, SocketAddr)>,
+    /// The face of each of `listeners`.
+    faces: Vec<Face>,
     streams: Arc<StreamContext>,
     tls_connector: Option<TlsConnector>,
     stats: Arc<TransportStats>,
@@ -94,8 +96,11 @@ impl TransportLayer {
         });
 
         let mut listeners = Vec::new();
+        let mut faces = Vec::new();
         let mut udp_sockets = Vec::new();
-        for &addr in &config.udp {
+        let core = &config.core;
+        let udp_binds = config.udp.iter().map(|a| (Face::Main, a));
+        for (face, &addr) in udp_binds.chain(core.udp.iter().map(|a| (Face::Core, a))) {
             let socket = UdpSocket::bind(addr)
                 .await
                 .map_err(|source| bind_error(TransportKind::Udp, addr, source))?;
@@ -110,13 +115,17 @@ impl TransportLayer {
             udp_sockets.push(UdpListener {
                 socket: Arc::new(socket),
                 local,
+                face,
             });
             listeners.push((TransportKind::Udp, local));
+            faces.push(face);
         }
         let mut tcp = Vec::new();
-        for (kind, addrs) in [
-            (TransportKind::Tcp, &config.tcp),
-            (TransportKind::Tls, &config.tls),
+        for (face, kind, addrs) in [
+            (Face::Main, TransportKind::Tcp, &config.tcp),
+            (Face::Main, TransportKind::Tls, &config.tls),
+            (Face::Core, TransportKind::Tcp, &core.tcp),
+            (Face::Core, TransportKind::Tls, &core.tls),
         ] {
             for &addr in addrs {
                 let listener = TcpListener::bind(addr)
@@ -126,6 +135,7 @@ impl TransportLayer {
                     .local_addr()
                     .map_err(|source| bind_error(kind, addr, source))?;
                 listeners.push((kind, local));
+                faces.push(face);
                 tcp.push((kind, listener));
             }
         }
@@ -134,12 +144,13 @@ impl TransportLayer {
         for (kind, listener) in tcp {
             tokio::spawn(stream::accept_loop(listener, kind, streams.clone()));
         }
-        for (kind, local) in &listeners {
-            tracing::info!(%kind, %local, "SIP listener bound");
+        for ((kind, local), face) in listeners.iter().zip(&faces) {
+            tracing::info!(%kind, %local, ?face, "SIP listener bound");
         }
         let shared = Arc::new(Shared {
             udp: udp_sockets,
             listeners,
+            faces,
             streams,
             tls_connector,
             stats,
@@ -152,13 +163,72 @@ impl TransportLayer {
         &self.shared.listeners
     }
 
-    /// The first bound listener of `kind`.
+    /// The first bound listener of `kind` (of either face).
     pub fn local_addr(&self, kind: TransportKind) -> Option<SocketAddr> {
         self.shared
             .listeners
             .iter()
             .find(|(k, _)| *k == kind)
             .map(|(_, a)| *a)
+    }
+
+    /// The first bound listener of `kind` facing `face`.
+    pub fn local_addr_on(&self, kind: TransportKind, face: Face) -> Option<SocketAddr> {
+        self.listeners()
+            .find(|&(k, _, f)| k == kind && f == face)
+            .map(|(_, a, _)| a)
+    }
+
+    /// The bound listeners with their faces.
+    pub fn listeners(&self) -> impl Iterator<Item = (TransportKind, SocketAddr, Face)> + '_ {
+        let shared = &self.shared;
+        shared
+            .listeners
+            .iter()
+            .zip(&shared.faces)
+            .map(|(&(kind, addr), &face)| (kind, addr, face))
+    }
+
+    /// Whether the node has listeners toward its core ([`Face::Core`]).
+    pub fn has_core_face(&self) -> bool {
+        self.shared.faces.contains(&Face::Core)
+    }
+
+    /// The face requests to a destination leave from: [`Face::Core`] when the node has
+    /// listeners of `kind` there, else [`Face::Main`].
+    pub fn face_toward_destinations(&self, kind: TransportKind) -> Face {
+        match self.local_addr_on(kind, Face::Core) {
+            Some(_) => Face::Core,
+            None => Face::Main,
+        }
+    }
+
+    /// The listener a message of `flow` arrived on or leaves by, and its face: the UDP
+    /// socket of a UDP flow; for a stream, the listener of its kind whose address is
+    /// `local` (the connection's local address), else (a connection we opened has an
+    /// ephemeral port, or `local` is unknown) the first listener of the kind on the
+    /// main face.
+    pub fn listener_of(
+        &self,
+        flow: &Flow,
+        local: Option<SocketAddr>,
+    ) -> Option<(SocketAddr, Face)> {
+        if flow.kind == TransportKind::Udp {
+            let udp = usize::try_from(flow.id)
+                .ok()
+                .and_then(|i| self.shared.udp.get(i))?;
+            return Some((udp.local, udp.face));
+        }
+        let of_kind = || self.listeners().filter(|&(k, _, _)| k == flow.kind);
+        let is_local = |addr: SocketAddr| {
+            local.is_some_and(|l| {
+                addr.port() == l.port() && (addr.ip() == l.ip() || addr.ip().is_unspecified())
+            })
+        };
+        of_kind()
+            .find(|&(_, addr, _)| is_local(addr))
+            .or_else(|| of_kind().find(|&(_, _, f)| f == Face::Main))
+            .map(|(_, addr, face)| (addr, face))
     }
 
     /// Counters for metrics.
@@ -171,7 +241,8 @@ impl TransportLayer {
     /// Over a [`Target::Flow`], only that flow is used (a UDP flow sends from the
     /// socket the request arrived on). Over a [`Target::Destination`], UDP sends from
     /// the first listening socket of the destination's address family (so the source
-    /// port is the listening port and `rport` works, RFC 3581); TCP and TLS reuse the
+    /// port is the listening port and `rport` works, RFC 3581), on the core face when
+    /// the node has one; TCP and TLS reuse the
     /// newest open connection to the address (including one the peer opened) or open
     /// one within `connect_timeout`. SCTP and WebSocket destinations are refused.
     pub async fn send(&self, target: &Target, bytes: Bytes) -> Result<Flow, SendError> {
@@ -204,13 +275,10 @@ impl TransportLayer {
                 Err(SendError::Unsupported(dest.kind))
             }
             Target::Destination(dest) if dest.kind == TransportKind::Udp => {
-                let (index, listener) = (0u64..)
-                    .zip(&self.shared.udp)
-                    .find(|(_, l)| l.local.is_ipv4() == dest.addr.is_ipv4())
-                    .ok_or(SendError::NoListener {
-                        kind: dest.kind,
-                        addr: dest.addr,
-                    })?;
+                let (index, listener) = self.udp_toward(dest).ok_or(SendError::NoListener {
+                    kind: dest.kind,
+                    addr: dest.addr,
+                })?;
                 let flow = Flow {
                     kind: TransportKind::Udp,
                     remote: dest.addr,
@@ -250,10 +318,7 @@ impl TransportLayer {
                 return self.try_send_udp(listener, *flow, bytes);
             }
             Target::Destination(dest) if dest.kind == TransportKind::Udp => {
-                let Some((index, listener)) = (0u64..)
-                    .zip(&self.shared.udp)
-                    .find(|(_, l)| l.local.is_ipv4() == dest.addr.is_ipv4())
-                else {
+                let Some((index, listener)) = self.udp_toward(dest) else {
                     return Err(TrySend::Failed(SendError::NoListener {
                         kind: dest.kind,
                         addr: dest.addr,
@@ -290,6 +355,16 @@ impl TransportLayer {
                 Target::Destination(_) => Err(TrySend::Later(bytes)),
             },
         }
+    }
+
+    /// The UDP socket (and its index) requests to `dest` leave from: the first of the
+    /// destination's address family facing [`Self::face_toward_destinations`].
+    fn udp_toward(&self, dest: &Destination) -> Option<(u64, &UdpListener)> {
+        let face = self.face_toward_destinations(TransportKind::Udp);
+        (0u64..)
+            .zip(&self.shared.udp)
+            .filter(|(_, l)| l.face == face)
+            .find(|(_, l)| l.local.is_ipv4() == dest.addr.is_ipv4())
     }
 
     fn try_send_udp(

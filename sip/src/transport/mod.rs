@@ -20,6 +20,7 @@ pub mod codec;
 mod config;
 mod connections;
 mod error;
+mod face;
 mod kind;
 mod layer;
 mod limits;
@@ -36,8 +37,9 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 
-pub use config::{PemIdentity, TlsClientSource, TlsServerSource, TransportConfig};
+pub use config::{CoreListeners, PemIdentity, TlsClientSource, TlsServerSource, TransportConfig};
 pub use error::{SendError, TransportError};
+pub use face::Face;
 pub use kind::TransportKind;
 pub use layer::{TransportLayer, TrySend};
 pub use limits::TransportLimits;

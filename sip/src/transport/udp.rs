@@ -21,6 +21,7 @@ use super::{Flow, Source, TransportEvent, TransportKind, TransportStats};
 pub(super) struct UdpListener {
     pub(super) socket: Arc<UdpSocket>,
     pub(super) local: SocketAddr,
+    pub(super) face: super::Face,
 }
 
 /// Reads the UDP listening sockets of a [`TransportLayer`](super::TransportLayer) and

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::resolver::HostCache;
 use crate::proxy::ProxyConfig;
 use crate::transaction::{LayerLimits, TimerConfig};
+use crate::transport::Face;
 
 /// What a [`super::ProxyEngine`] needs beyond its transport configuration.
 #[derive(Debug, Clone)]
@@ -14,9 +15,12 @@ pub struct EngineConfig {
     /// Our names and supported option tags (§16.3 step 5, §16.4). The engine adds the
     /// bound listener addresses to `local`.
     pub proxy: ProxyConfig,
-    /// Host written into our Via sent-by and Record-Route; the listener's IP address
-    /// when `None` (then listeners must not be bound to a wildcard address).
+    /// Host written into our Via sent-by and Record-Route for the listeners of
+    /// [`Face::Main`]; the listener's IP address when `None` (then listeners must not
+    /// be bound to a wildcard address).
     pub advertise: Option<String>,
+    /// The same for the listeners of [`Face::Core`].
+    pub advertise_core: Option<String>,
     /// Transaction timers: T1 (Timers B and F are 64*T1) and Timer C.
     pub timers: TimerConfig,
     /// Limits of the transaction layer.
@@ -35,6 +39,7 @@ impl Default for EngineConfig {
         EngineConfig {
             proxy: ProxyConfig::default(),
             advertise: None,
+            advertise_core: None,
             timers: TimerConfig::default(),
             limits: LayerLimits::default(),
             hosts: HashMap::new(),
@@ -45,6 +50,14 @@ impl Default for EngineConfig {
 }
 
 impl EngineConfig {
+    /// The advertised host of the listeners facing `face`, if any.
+    pub fn advertised(&self, face: Face) -> Option<&str> {
+        match face {
+            Face::Main => self.advertise.as_deref(),
+            Face::Core => self.advertise_core.as_deref(),
+        }
+    }
+
     /// The IP address of a next-hop host name: the host map, then what the system
     /// resolver answered when the name was prepared ([`HostCache::prepare`]).
     pub fn resolve(&self, host: &str) -> Option<IpAddr> {

@@ -84,8 +84,8 @@ use crate::proxy::{LocalAddr, TransportKind};
 use crate::transaction::layer::shrink_map;
 use crate::transaction::{TransactionLayer, TuEvent};
 use crate::transport::{
-    Destination, Flow, Malformed, Source, Target, TransportConfig, TransportError, TransportEvent,
-    TransportLayer, UdpIngress,
+    Destination, Face, Flow, Malformed, Source, Target, TransportConfig, TransportError,
+    TransportEvent, TransportLayer, UdpIngress,
 };
 use crate::{HeaderName, Method, SipMessage};
 
@@ -106,14 +106,16 @@ impl ProxyEngine {
         policy: P,
     ) -> Result<ProxyEngine, TransportError> {
         let (layer, events, udp) = TransportLayer::bind_reading_udp(transport).await?;
-        for (_, addr) in layer.local_addrs() {
+        let listeners: Vec<_> = layer.listeners().collect();
+        for (_, addr, face) in listeners {
             let port = Some(addr.port());
             config
                 .proxy
                 .local
                 .push(LocalAddr::new(host_text(addr.ip()), port));
-            if let Some(host) = &config.advertise {
-                config.proxy.local.push(LocalAddr::new(host.clone(), port));
+            if let Some(host) = config.advertised(face) {
+                let host = host.to_string();
+                config.proxy.local.push(LocalAddr::new(host, port));
             }
         }
         let config = Arc::new(config);
@@ -700,7 +702,7 @@ impl<P: Policy> Core<P> {
             next_hop,
         } = forward(&ctx.request, &spec)?;
         let kind = flow.map_or(next_hop.transport, |f| f.kind());
-        let outbound = self.transport.local_addr(kind);
+        let outbound = self.outbound(kind, flow);
         if fwd.record_route {
             if let Some(out) = outbound {
                 let rr =
@@ -709,10 +711,10 @@ impl<P: Policy> Core<P> {
                 insert_record_route(&mut request, &rr, sips);
             }
         }
-        let via_addr = outbound.unwrap_or(ctx.source.local);
+        let (via_addr, via_face) = outbound.unwrap_or((ctx.source.local, Face::Main));
         let via = LocalVia {
             transport: kind,
-            host: self.host(via_addr),
+            host: self.host(via_face, via_addr),
             port: Some(via_addr.port()),
             rport: false,
         };
@@ -744,32 +746,50 @@ impl<P: Policy> Core<P> {
         &self,
         source: &Source,
         out_kind: TransportKind,
-        out: SocketAddr,
+        (out, out_face): (SocketAddr, Face),
         user: Option<&str>,
     ) -> RecordRoute {
         let in_kind = source.flow.kind();
-        let inbound_addr = self.transport.local_addr(in_kind).unwrap_or(source.local);
-        let uri = |kind: TransportKind, addr: SocketAddr| RouteUri {
-            host: self.host(addr),
+        let (inbound_addr, in_face) = self
+            .transport
+            .listener_of(&source.flow, Some(source.local))
+            .unwrap_or((source.local, Face::Main));
+        let uri = |kind: TransportKind, addr: SocketAddr, face: Face| RouteUri {
+            host: self.host(face, addr),
             port: Some(addr.port()),
             transport: (kind != TransportKind::Udp).then_some(kind),
             user: user.map(str::to_string),
         };
         if (in_kind, inbound_addr) == (out_kind, out) {
-            RecordRoute::Single(uri(out_kind, out))
+            RecordRoute::Single(uri(out_kind, out, out_face))
         } else {
             RecordRoute::Double {
-                inbound: uri(in_kind, inbound_addr),
-                outbound: uri(out_kind, out),
+                inbound: uri(in_kind, inbound_addr, in_face),
+                outbound: uri(out_kind, out, out_face),
             }
         }
     }
 
-    fn host(&self, addr: SocketAddr) -> String {
-        self.config
-            .advertise
-            .clone()
-            .unwrap_or_else(|| host_text(addr.ip()))
+    /// The listener a request of `kind` leaves by: the flow's when it goes over one,
+    /// else the first listener of the kind on the face toward destinations.
+    fn outbound(&self, kind: TransportKind, flow: Option<Flow>) -> Option<(SocketAddr, Face)> {
+        match flow {
+            Some(flow) => self.transport.listener_of(&flow, None),
+            None => {
+                let face = self.transport.face_toward_destinations(kind);
+                let addr = self.transport.local_addr_on(kind, face)?;
+                Some((addr, face))
+            }
+        }
+    }
+
+    /// Our host in Via and Record-Route for a listener at `addr` facing `face`: the
+    /// face's advertised host, else the listener's address.
+    fn host(&self, face: Face, addr: SocketAddr) -> String {
+        match self.config.advertised(face) {
+            Some(host) => host.to_string(),
+            None => host_text(addr.ip()),
+        }
     }
 
     fn on_branch(&mut self, key: &TransactionKey, event: BranchEvent) {
@@ -950,13 +970,13 @@ impl<P: Policy> Core<P> {
             AckRoute::Drop => return,
         };
         let kind = flow.map_or(next_hop.transport, |f| f.kind());
-        let Some(out) = self.transport.local_addr(kind) else {
+        let Some((out, face)) = self.outbound(kind, flow) else {
             tracing::info!(host = %next_hop.host, %kind, "ACK next hop unreachable: no listener");
             return;
         };
         let via = LocalVia {
             transport: kind,
-            host: self.host(out),
+            host: self.host(face, out),
             port: Some(out.port()),
             rport: false,
         };

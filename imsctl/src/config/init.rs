@@ -1,0 +1,147 @@
+//! `imsctl config init`: every node's TOML, the core CA and the nodes' certificates, and
+//! the HSS's secrets, for a core of one VM per node.
+//!
+//! Layout of the output directory (install everything but `ca/` as `/etc/ims-core/` on
+//! the VMs; each VM needs its own `<role>.toml`, `tls/ca.crt` and `tls/<role>.*`):
+//!
+//! ```text
+//! pcscf.toml icscf.toml scscf.toml hss.toml policyd.toml
+//! tls/ca.crt  tls/<role>.crt  tls/<role>.key (0600)
+//! hss/store.key hss/admin.token (0600, the HSS's only)
+//! ca/ca.key (0600; a generated CA's key: keep it off the VMs)
+//! ```
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+
+use super::pki::Ca;
+use super::plan::{self, NodeSpec, Plan, ROLES};
+use super::render;
+use crate::devca;
+
+/// `imsctl config init` arguments.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Home network domain, e.g. ims.example.net.
+    #[arg(long)]
+    domain: String,
+    /// P-CSCF: ADDR[,public=ADDR][,name=HOST]; public= is the address UEs reach (an
+    /// OpenStack floating IP): the P-CSCF then listens for the core on ADDR:5064.
+    #[arg(long, value_parser = plan::parse_spec)]
+    pcscf: NodeSpec,
+    /// I-CSCF: ADDR[,name=HOST] (host name default icscf.<domain>).
+    #[arg(long, value_parser = plan::parse_spec)]
+    icscf: NodeSpec,
+    /// S-CSCF: ADDR[,name=HOST].
+    #[arg(long, value_parser = plan::parse_spec)]
+    scscf: NodeSpec,
+    /// HSS: ADDR[,name=HOST].
+    #[arg(long, value_parser = plan::parse_spec)]
+    hss: NodeSpec,
+    /// Policy service: ADDR[,name=HOST] (default: on the HSS's address).
+    #[arg(long, value_parser = plan::parse_spec)]
+    policyd: Option<NodeSpec>,
+    /// Keystone identity API v3 URL: cloud authorization on in every node.
+    #[arg(long)]
+    keystone: Option<String>,
+    /// Keystone service user validating tokens (role `service` on its project).
+    #[arg(long, default_value = "ims-service")]
+    keystone_user: String,
+    /// The service user's project.
+    #[arg(long, default_value = "service")]
+    keystone_project: String,
+    /// Listeners bind 0.0.0.0 (::) instead of the node's address.
+    #[arg(long)]
+    bind_any: bool,
+    /// Where the generated directory is installed on the VMs; paths in the configs
+    /// start with it.
+    #[arg(long, default_value = "/etc/ims-core")]
+    paths_base: PathBuf,
+    /// The operator's CA certificate (PEM) to sign the nodes' certificates with,
+    /// instead of a new CA.
+    #[arg(long, requires = "ca_key")]
+    ca_cert: Option<PathBuf>,
+    /// The operator's CA private key (PEM); it is not copied.
+    #[arg(long, requires = "ca_cert")]
+    ca_key: Option<PathBuf>,
+    /// Output directory (created; must be empty).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Writes the whole directory.
+pub fn run(args: InitArgs) -> anyhow::Result<()> {
+    let policyd = args.policyd.clone().unwrap_or(NodeSpec {
+        addr: args.hss.addr,
+        public: None,
+        name: None,
+    });
+    let plan = Plan::new(
+        &args.domain,
+        [
+            ("pcscf", args.pcscf),
+            ("icscf", args.icscf),
+            ("scscf", args.scscf),
+            ("hss", args.hss),
+            ("policyd", policyd),
+        ],
+        plan::keystone(args.keystone, args.keystone_user, args.keystone_project),
+        args.bind_any,
+        args.paths_base,
+    )?;
+    let out = &args.out;
+    plan::ensure_empty(out)?;
+    for sub in ["tls", "hss"] {
+        fs::create_dir_all(out.join(sub))
+            .with_context(|| format!("creating {}", out.join(sub).display()))?;
+    }
+    let ca = match (&args.ca_cert, &args.ca_key) {
+        (Some(cert), Some(key)) => Ca::load(cert, key)?,
+        _ => {
+            let dir = out.join("ca");
+            fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            Ca::generate(&plan.domain, &dir.join("ca.key"))?
+        }
+    };
+    write(&out.join("tls/ca.crt"), &ca.cert_pem)?;
+    for node in &plan.nodes {
+        ca.issue(node, &out.join("tls"))?;
+    }
+    for role in ROLES {
+        write(
+            &out.join(format!("{role}.toml")),
+            &render::node_toml(&plan, role),
+        )?;
+    }
+    devca::write_secret(&out.join("hss/store.key"), &random_hex(32)?)?;
+    devca::write_secret(&out.join("hss/admin.token"), &random_hex(24)?)?;
+    println!(
+        "wrote the configuration of {} to {} (install it as {}/; `imsctl config check {}`)",
+        plan.domain,
+        out.display(),
+        plan.paths_base.display(),
+        out.display()
+    );
+    if args.ca_cert.is_none() {
+        println!(
+            "the CA's private key is {}: keep it off the VMs",
+            out.join("ca/ca.key").display()
+        );
+    }
+    Ok(())
+}
+
+fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// `bytes` random bytes in hex, from the operating system's generator.
+fn random_hex(bytes: usize) -> anyhow::Result<String> {
+    let mut buf = vec![0u8; bytes];
+    let mut f = fs::File::open("/dev/urandom").context("opening /dev/urandom")?;
+    std::io::Read::read_exact(&mut f, &mut buf).context("reading /dev/urandom")?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect::<String>() + "\n")
+}
