@@ -1,8 +1,9 @@
 //! `policyd`: the policy service (design brief §6). Loads its configuration, opens the
 //! policy store (creating the SQLite file, the schema and the built-in global policies on
 //! first start), and serves `/health`, `/metrics` and the policy API (`/v1/`, see
-//! `cloud_auth::policyd::api`) on its `[http]` listener. Without `[keystone]` it runs with
-//! cloud auth off: every API call is refused with 503, and the log and `/health` say so.
+//! `cloud_auth::policyd::api`) on its `[http]` listener. Without `[keystone]` (or with
+//! `[cloud_auth] mode = "off"`) it runs with cloud auth off: every API call is refused
+//! with 503, and the log and `/health` say so.
 
 use std::time::Duration;
 
@@ -24,7 +25,7 @@ async fn main() -> anyhow::Result<()> {
         .iter()
         .map(|r| Reference::parse(r).with_context(|| format!("policy.effective: {r}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let keystone = match &config.keystone {
+    let keystone = match config.keystone() {
         Some(k) => {
             let v = TokenValidator::new(KeystoneConfig::from_section(k)?).context("keystone")?;
             // Find a wrong service password or URL at once; not fatal (Keystone may come up
@@ -36,8 +37,8 @@ async fn main() -> anyhow::Result<()> {
         }
         None => {
             tracing::warn!(
-                "no [keystone] configured: cloud auth is OFF; every policy API call \
-                 (management, verify, feed) is refused with 503"
+                "no [keystone] configured, or [cloud_auth] mode = \"off\": cloud auth is OFF; \
+                 every policy API call (management, verify, feed) is refused with 503"
             );
             None
         }
