@@ -8,7 +8,6 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
 use cloud_auth::keystone::{KeystoneConfig, TokenValidator};
 use cloud_auth::policyd::{self, Engine, Reference, Store};
 use ims_config::PolicydConfig;
@@ -16,7 +15,7 @@ use ims_runtime::{prometheus_client::registry::Registry, Node, NodeArgs};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = NodeArgs::parse();
+    let args = NodeArgs::parse_for(env!("CARGO_BIN_NAME"), env!("CARGO_PKG_VERSION"));
     let config: PolicydConfig = ims_config::load(&args.config)?;
     ims_runtime::init_logging(&config.node.log);
     let effective = config
