@@ -8,6 +8,7 @@
 //! [`available`] says whether this machine has them.
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -76,6 +77,18 @@ pub fn available() -> Result<(), NetnsError> {
     });
     let _ = ip(&["netns", "del", &name]);
     tried
+}
+
+/// Whether a socket of namespace `netns` listens on (TCP) or is bound to (UDP) `local`;
+/// `protocol` is `tcp` or `udp`.
+pub fn listening(netns: &str, protocol: &str, local: SocketAddr) -> bool {
+    let flags = if protocol == "udp" { "-Hlun" } else { "-Hltn" };
+    run(
+        "ip",
+        &["netns", "exec", netns, "ss", flags, &format!("src {local}")],
+        None,
+    )
+    .is_ok_and(|o| !o.stdout.trim_ascii().is_empty())
 }
 
 /// The bridges of a bed live in a namespace of their own, named `<prefix>-sw`.

@@ -212,11 +212,7 @@ impl Background {
 /// True when some socket holds the UDP address `local` (in SIPp's namespace).
 fn udp_bound(local: SocketAddr) -> bool {
     match netns() {
-        Some(ns) => Command::new("ip")
-            .args(["netns", "exec", &ns, "ss", "-Hlun"])
-            .arg(format!("src {local}"))
-            .output()
-            .is_ok_and(|o| !o.stdout.trim_ascii().is_empty()),
+        Some(ns) => crate::netns::listening(&ns, "udp", local),
         // Nothing else may bind the port once SIPp holds it.
         None => UdpSocket::bind(local).is_err(),
     }

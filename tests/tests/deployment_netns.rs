@@ -23,7 +23,8 @@
 //!
 //! Shown: the nodes answer `/health` over HTTPS to the management host; two subscribers
 //! provisioned from there with `imsctl subscriber import` register with SIPp UEs over UDP
-//! through the floating IP, and one calls the other; from the UE host, of every port of
+//! through the floating IP, and one calls the other; a third registers over TLS to the
+//! floating IP's 5061 (stunnel checking that the P-CSCF's certificate names it); from the UE host, of every port of
 //! every node (each address, TCP connect and SIP OPTIONS over UDP) only the P-CSCF's
 //! 5060 (UDP and TCP) and 5061 answer; from the S-CSCF the P-CSCF's core port answers;
 //! Diameter answers the S-CSCF and not the P-CSCF.
@@ -37,9 +38,10 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use ims_e2e::chain::{assert_all_passed, provision_digest_with, Ue, DOMAIN};
+use ims_e2e::chain::{assert_all_passed, provision_digest_with, run_from, sipp_csv, Ue, DOMAIN};
 use ims_e2e::netns::{self, Bed};
-use ims_e2e::{binary, command, scratch_dir, sipp, wait_for};
+use ims_e2e::sipp::SippTransport;
+use ims_e2e::{binary, command, scratch_dir, sipp, stunnel, wait_for};
 use yaml_serde::Value;
 
 /// The management host's address (the template's `management_cidr` is its /32).
@@ -357,7 +359,7 @@ fn a_namespace_cloud_registers_calls_and_shows_only_the_pcscf_sip_ports() {
 
     // Two subscribers, provisioned from the management host with the static token.
     let token = std::fs::read_to_string(core.join("hss/admin.token")).unwrap();
-    let names = vec!["alice".to_string(), "bob".to_string()];
+    let names: Vec<String> = ["alice", "bob", "carol"].map(String::from).to_vec();
     provision_digest_with(
         |args| {
             bed.command("mgmt", &binary("imsctl"))
@@ -399,6 +401,29 @@ fn a_namespace_cloud_registers_calls_and_shows_only_the_pcscf_sip_ports() {
     let callee = bob.serve(&dir, "session/uas_answer.xml", 1);
     assert_all_passed(&alice.run(&dir, "session/uac_call.xml"), 1);
     assert_all_passed(&callee.finish(), 1);
+    // Carol registers over TLS to the floating IP's 5061, through stunnel in the UE
+    // host, which checks that the P-CSCF's certificate names the floating IP.
+    let tls_entry = sock("127.0.0.1", 5065);
+    let _tunnel = stunnel::start_in(
+        Some(&bed.ns("ue")),
+        &dir,
+        tls_entry,
+        sock(FLOATING, 5061),
+        &core.join("tls/ca.crt"),
+        FLOATING,
+    )
+    .unwrap();
+    let carol = sipp_csv(&dir, "carol.csv", &names[2..], "secret", Some("alice"));
+    let r = run_from(
+        &dir,
+        "session/register.xml",
+        &carol,
+        SippTransport::Tcp,
+        1,
+        tls_entry,
+        sock("127.0.0.1", 5103),
+    );
+    assert_all_passed(&r, 1);
     sipp::run_in_netns(None);
 
     // The port matrix from the UE host: only the P-CSCF's SIP toward the UEs, at its
