@@ -218,6 +218,37 @@ pub struct SipSection {
     pub limits: LimitsSection,
 }
 
+impl SipSection {
+    /// The `host:port` the core reaches this node at: the advertised address of
+    /// `[sip.core]` when there is one, else of `[sip]`, with the port of that face's
+    /// first listener (UDP, then TCP, then TLS) when it names none. `None` without an
+    /// advertised address.
+    pub fn core_host_port(&self) -> Option<String> {
+        let (advertise, udp, tcp, tls) = match &self.core {
+            Some(c) => (c.advertise.as_deref(), &c.udp, &c.tcp, &c.tls),
+            None => (self.advertise.as_deref(), &self.udp, &self.tcp, &self.tls),
+        };
+        let advertise = advertise?;
+        if has_port(advertise) {
+            return Some(advertise.to_string());
+        }
+        match udp.iter().chain(tcp).chain(tls).next() {
+            Some(first) => Some(format!("{advertise}:{}", first.port())),
+            None => Some(advertise.to_string()),
+        }
+    }
+}
+
+/// Whether `host[:port]` names a port (an IPv6 reference is bracketed).
+fn has_port(host_port: &str) -> bool {
+    match host_port.rsplit_once(':') {
+        Some((host, port)) => {
+            (!host.contains(':') || host.ends_with(']')) && port.parse::<u16>().is_ok()
+        }
+        None => false,
+    }
+}
+
 /// `[sip.core]`: the listeners a node uses toward its core peers.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -283,3 +283,28 @@ fn cx_peers_are_a_list_of_host_port() {
         );
     }
 }
+
+/// The Service-Route and Path name the core's address with a port, even when
+/// `advertise` names the host alone.
+#[test]
+fn the_core_host_port_takes_the_listener_port_when_advertise_has_none() {
+    let sip = |s: &str| parse_pcscf(s).unwrap().sip.core_host_port();
+    assert_eq!(
+        sip("[sip]\nudp = [\"0.0.0.0:5080\"]\nadvertise = \"scscf.ims.example.net\"\n"),
+        Some("scscf.ims.example.net:5080".into())
+    );
+    assert_eq!(
+        sip("[sip]\nudp = [\"0.0.0.0:5080\"]\nadvertise = \"10.0.0.7:5090\"\n"),
+        Some("10.0.0.7:5090".into())
+    );
+    assert_eq!(
+        sip("[sip]\ntcp = [\"[::]:5080\"]\nadvertise = \"[2001:db8::7]\"\n"),
+        Some("[2001:db8::7]:5080".into())
+    );
+    assert_eq!(
+        sip("[sip]\nudp = [\"0.0.0.0:5060\"]\nadvertise = \"203.0.113.7\"\n\
+             [sip.core]\nudp = [\"10.0.0.5:5064\"]\nadvertise = \"10.0.0.5\"\n"),
+        Some("10.0.0.5:5064".into())
+    );
+    assert_eq!(sip("[sip]\nudp = [\"10.0.0.5:5060\"]\n"), None);
+}

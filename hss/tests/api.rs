@@ -451,6 +451,13 @@ async fn openapi_document_lists_the_paths() {
     assert!(paths["/api/v1/subscribers/{id}/deregister"]["post"].is_object());
     assert_eq!(subscribers["get"]["parameters"][0]["in"], "query");
     assert!(doc["components"]["schemas"]["SubscriberInput"].is_object());
+    let set = &doc["components"]["schemas"]["PublicIdentityInput"]["properties"]["implicit_set"];
+    assert!(
+        set["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("Absent: the set of the first public identity")),
+        "{set}"
+    );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     db.cleanup().await;
 }
@@ -644,3 +651,191 @@ async fn a_password_changed_or_an_identity_removed_by_the_api_is_seen_by_the_nex
     );
     db.cleanup().await;
 }
+
+/// A subscriber as `imsctl subscriber add` with several `--impu` wrote it before it
+/// numbered the set, and as any client that leaves `implicit_set` out writes it.
+fn several_impus(id: &str, sets: &[Option<Option<i64>>]) -> Value {
+    let impus: Vec<Value> = sets
+        .iter()
+        .enumerate()
+        .map(|(i, set)| {
+            let mut p = json!({"impu": format!("sip:{id}-{i}@ims.example.net")});
+            if let Some(set) = set {
+                p["implicit_set"] = json!(set);
+            }
+            p
+        })
+        .collect();
+    json!({
+        "id": id,
+        "private_identities": [{"impi": format!("{id}@ims.example.net"), "password": PASSWORD}],
+        "public_identities": impus,
+    })
+}
+
+fn sets_of(sub: &Value) -> Vec<Value> {
+    sub["public_identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["implicit_set"].clone())
+        .collect()
+}
+
+/// The S-CSCF's SAR REGISTRATION of `impu`: the User-Data, and the registration state
+/// of each public identity of `id` afterwards.
+async fn register(store: &hss::store::Store, id: &str, impu: &str) -> (String, Vec<String>) {
+    use ims_diameter::cx::{CxResult, ServerAssignmentType};
+    let cx = cx_fixture::server(store);
+    let impi = format!("{id}@ims.example.net");
+    let saa = cx_fixture::sar_answer(
+        &cx,
+        cx_fixture::sar(
+            Some(&impi),
+            &[impu],
+            cx_fixture::SCSCF,
+            ServerAssignmentType::Registration,
+        ),
+    )
+    .await;
+    assert_eq!(
+        saa.header.result,
+        CxResult::Base(ims_diameter::dict::result::DIAMETER_SUCCESS)
+    );
+    let xml = String::from_utf8(saa.user_data.unwrap().to_vec()).unwrap();
+    let sub = store.get(id).await.unwrap().unwrap();
+    let states = sub
+        .public_identities
+        .iter()
+        .map(|p| format!("{:?}", p.registration.state))
+        .collect();
+    (xml, states)
+}
+
+/// TS 29.228 §6.5 / TS 24.229 §5.4.1.2: the public identities written in one request
+/// without `implicit_set` form one implicit registration set. Registering one registers
+/// all, and the SAA's User-Data (hence the S-CSCF's P-Associated-URI) holds all of them
+/// in one ServiceProfile. `null` keeps an identity alone; numbers are taken as given; an
+/// identity added later without a number joins the first one's set; a read subscription
+/// written back unchanged keeps its sets.
+async fn identities_of_one_request_are_one_implicit_set(store: hss::store::Store, _: String) {
+    let app = hss::provisioning::router(store.clone(), Some(TOKEN.into()), "ims.example.net");
+    let t = Some(TOKEN);
+    let post = |body: Value| {
+        let app = app.clone();
+        async move {
+            let (status, sub, text) =
+                call(&app, "POST", "/api/v1/subscribers", t, Some(body)).await;
+            assert_eq!(status, StatusCode::CREATED, "{text}");
+            sub
+        }
+    };
+    // No numbers: one set.
+    let sub = post(several_impus("one", &[None, None, None])).await;
+    assert_eq!(sets_of(&sub), vec![json!(1); 3]);
+    let (xml, states) = register(&store, "one", "sip:one-1@ims.example.net").await;
+    assert_eq!(
+        states,
+        vec!["Registered"; 3],
+        "registering one registers the set"
+    );
+    assert_eq!(xml.matches("<ServiceProfile>").count(), 1, "{xml}");
+    for i in 0..3 {
+        assert!(
+            xml.contains(&format!("<Identity>sip:one-{i}@ims.example.net</Identity>")),
+            "{xml}"
+        );
+    }
+    // UAR for another identity of the set: it is registered already.
+    let cx = cx_fixture::server(&store);
+    let uaa = ims_diameter::cx::Uaa::from_message(
+        &cx.answer(
+            &cx_fixture::uar(
+                "one@ims.example.net",
+                "sip:one-2@ims.example.net",
+                cx_fixture::HOME,
+                None,
+            )
+            .to_message(),
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(
+        uaa.header.result,
+        ims_diameter::cx::CxResult::experimental(
+            ims_diameter::dict::experimental::DIAMETER_SUBSEQUENT_REGISTRATION
+        )
+    );
+
+    // `null`: sets of their own, as before.
+    let sub = post(several_impus("apart", &[Some(None), Some(None)])).await;
+    assert_eq!(sets_of(&sub), vec![Value::Null; 2]);
+    let (xml, states) = register(&store, "apart", "sip:apart-0@ims.example.net").await;
+    assert_eq!(states, vec!["Registered", "NotRegistered"]);
+    assert!(!xml.contains("apart-1"), "{xml}");
+
+    // Numbers as given; the unnumbered one joins the first's set.
+    let sub = post(several_impus(
+        "numbered",
+        &[Some(Some(7)), Some(Some(8)), None],
+    ))
+    .await;
+    assert_eq!(sets_of(&sub), vec![json!(7), json!(8), json!(7)]);
+    // The first alone (`null`): the unnumbered ones form a set with a free number.
+    let sub = post(several_impus(
+        "first-alone",
+        &[Some(None), Some(Some(1)), None, None],
+    ))
+    .await;
+    assert_eq!(
+        sets_of(&sub),
+        vec![Value::Null, json!(1), json!(2), json!(2)]
+    );
+
+    // PATCH adding an identity without a number: it joins the first identity's set.
+    let mut publics = sub_publics(&store, "one").await;
+    publics.push(json!({"impu": "tel:+15550123"}));
+    let (status, sub, text) = call(
+        &app,
+        "PATCH",
+        "/api/v1/subscribers/one",
+        t,
+        Some(json!({ "public_identities": publics })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(sets_of(&sub), vec![json!(1); 4]);
+
+    // A subscription read and written back unchanged keeps its sets (`null` included).
+    for id in ["apart", "first-alone"] {
+        let (_, before, _) = call(&app, "GET", &format!("/api/v1/subscribers/{id}"), t, None).await;
+        let mut body = json!({
+            "private_identities": [{"impi": format!("{id}@ims.example.net")}],
+            "public_identities": sub_publics(&store, id).await,
+        });
+        body["cloud"] = before["cloud"].clone();
+        let (status, after, text) = call(
+            &app,
+            "PUT",
+            &format!("/api/v1/subscribers/{id}"),
+            t,
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        assert_eq!(sets_of(&after), sets_of(&before), "{id}");
+    }
+}
+
+/// The public identities of `id` as a client reads them (`impu`, `barred`,
+/// `implicit_set`, `service_profile`), ready to be written back.
+async fn sub_publics(store: &hss::store::Store, id: &str) -> Vec<Value> {
+    let sub = store.get(id).await.unwrap().unwrap();
+    sub.public_identities
+        .iter()
+        .map(|p| serde_json::to_value(&p.identity).unwrap())
+        .collect()
+}
+
+on_every_backend!(identities_of_one_request_are_one_implicit_set);

@@ -9,11 +9,11 @@ mod common;
 mod cx_fixture;
 
 use cx_fixture::*;
-use hss::store::{RegistrationState, Store};
+use hss::store::{AkaSecrets, PrivateIdentityData, RegistrationState, Store};
 use ims_diameter::cx::*;
 use ims_diameter::dict::{base, command, experimental, result};
 use ims_diameter::Message;
-use ims_sip::auth::aka::{Usim, UsimFailure};
+use ims_sip::auth::aka::Usim;
 use ims_sip::auth::milenage::Milenage;
 use ims_sip::auth::{Algorithm, Ha1, Sqn};
 
@@ -479,17 +479,7 @@ async fn mar_aka(store: Store, _: String) {
     );
 
     // A USIM far ahead rejects the HSS's SQN; its AUTS re-synchronises the HSS.
-    let mut ahead = Usim::new(
-        Milenage::new(&K, &opc()),
-        Sqn::new(1 << 30).unwrap(),
-        1 << 28,
-    );
-    let (rand, autn) = rand_autn(&maa.sip_auth_data_items[0]);
-    let Err(UsimFailure::SyncFailure { auts }) = ahead.authenticate(&rand, &autn) else {
-        panic!("expected a sync failure");
-    };
-    let mut resync = rand.to_vec();
-    resync.extend_from_slice(&auts);
+    let (mut ahead, resync) = usim_far_ahead(&maa.sip_auth_data_items[0]);
     // A corrupted AUTS is refused and leaves SQN alone.
     let mut bad = resync.clone();
     bad[20] ^= 1;
@@ -524,6 +514,114 @@ async fn mar_aka(store: Store, _: String) {
         let ans = ahead.authenticate(&rand, &autn).unwrap();
         assert_eq!(&ans.res[..], &item.authorization.as_ref().unwrap()[..]);
     }
+}
+
+/// Kamailio 5.6's S-CSCF sends the AKA re-synchronisation MAR with its default scheme
+/// (`Digest-MD5` when that is MD5) but a SIP-Authorization of RAND || AUTS. For an IMPI
+/// with AKA credentials that is a resync (MAC-S verified, fresh AKA vectors); a bad AUTS
+/// leaves SQN_HE alone; a digest-only IMPI and other lengths keep the Digest answer.
+async fn mar_resync_under_a_digest_scheme(store: Store, _: String) {
+    provision(&store).await;
+    let mut carol = bob();
+    carol.private_identities[0] = PrivateIdentityData {
+        impi: CAROL_IMPI.into(),
+        realm: HOME.into(),
+        digest_ha1: None,
+        aka: Some(AkaSecrets {
+            k: K,
+            opc: opc(),
+            amf: [0x80, 0x00],
+            sqn: None,
+        }),
+    };
+    carol.public_identities[0].impu = CAROL.into();
+    store.create("carol", &carol).await.unwrap();
+    let cx = server(&store);
+    let ask = |impi: &'static str, impu: &'static str, scheme: &'static str, auth| {
+        let m = mar(impi, impu, scheme, 2, auth).to_message();
+        let cx = cx.clone();
+        async move { Maa::from_message(&cx.answer(&m).await).unwrap() }
+    };
+    let sqn_of = |impi: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .credentials(impi)
+                .await
+                .unwrap()
+                .unwrap()
+                .aka
+                .unwrap()
+                .sqn
+        }
+    };
+    for (impi, impu, scheme) in [
+        (ALICE_IMPI, ALICE, "Digest-MD5"),
+        (CAROL_IMPI, CAROL, "SIP Digest"),
+    ] {
+        // A challenge the USIM, far ahead, answers with AUTS.
+        let maa = ask(impi, impu, "Digest-AKAv1-MD5", None).await;
+        let (mut ahead, resync) = usim_far_ahead(&maa.sip_auth_data_items[0]);
+        // Attack: a corrupted AUTS (MAC-S) is refused and SQN_HE stays.
+        let before = sqn_of(impi).await;
+        let mut bad = resync.clone();
+        bad[25] ^= 1;
+        let a = ask(impi, impu, scheme, Some(bad)).await;
+        assert_eq!(
+            a.header.result,
+            CxResult::Base(result::DIAMETER_AUTHENTICATION_REJECTED),
+            "{impi}"
+        );
+        assert!(a.sip_auth_data_items.is_empty());
+        assert_eq!(sqn_of(impi).await, before, "{impi}: SQN_HE unchanged");
+        // The genuine AUTS re-synchronises; the vectors are AKA ones the USIM accepts.
+        let a = ask(impi, impu, scheme, Some(resync)).await;
+        assert_eq!(
+            a.header.result,
+            CxResult::Base(result::DIAMETER_SUCCESS),
+            "{impi}"
+        );
+        assert_eq!(a.sip_auth_data_items.len(), 2);
+        for item in &a.sip_auth_data_items {
+            assert_eq!(
+                item.authentication_scheme.as_deref(),
+                Some("Digest-AKAv1-MD5")
+            );
+            assert!(item.digest.is_none());
+            let (rand, autn) = rand_autn(item);
+            let ans = ahead.authenticate(&rand, &autn).unwrap();
+            assert_eq!(&ans.res[..], &item.authorization.as_ref().unwrap()[..]);
+        }
+        assert!(sqn_of(impi).await.value() > 1 << 30, "{impi}: SQN_HE moved");
+    }
+    // A digest-only IMPI: 30 bytes change nothing, the Digest answer stays.
+    let a = ask(BOB_IMPI, BOB, "Digest-MD5", Some(vec![7; 30])).await;
+    assert_eq!(a.header.result, CxResult::Base(result::DIAMETER_SUCCESS));
+    assert_eq!(
+        a.sip_auth_data_items[0].authentication_scheme.as_deref(),
+        Some("SIP Digest")
+    );
+    assert_eq!(
+        &a.sip_auth_data_items[0].digest.as_ref().unwrap().ha1[..],
+        digest_ha1(BOB_IMPI).as_hex().as_bytes()
+    );
+    // Another length under a Digest scheme is not RAND || AUTS: Digest for alice, and
+    // still no scheme for carol, who has no password.
+    let before = sqn_of(ALICE_IMPI).await;
+    let a = ask(ALICE_IMPI, ALICE, "Digest-MD5", Some(vec![7; 12])).await;
+    assert_eq!(a.header.result, CxResult::Base(result::DIAMETER_SUCCESS));
+    assert!(a.sip_auth_data_items[0].digest.is_some());
+    assert_eq!(sqn_of(ALICE_IMPI).await, before);
+    let a = ask(CAROL_IMPI, CAROL, "Digest-MD5", Some(vec![7; 31])).await;
+    assert_eq!(
+        a.header.result,
+        exp(experimental::DIAMETER_ERROR_AUTH_SCHEME_NOT_SUPPORTED)
+    );
+    let a = ask(CAROL_IMPI, CAROL, "Digest-MD5", None).await;
+    assert_eq!(
+        a.header.result,
+        exp(experimental::DIAMETER_ERROR_AUTH_SCHEME_NOT_SUPPORTED)
+    );
 }
 
 async fn mar_schemes(store: Store, _: String) {
@@ -740,6 +838,7 @@ on_every_backend!(
     unregistered_services,
     sar_errors,
     mar_aka,
+    mar_resync_under_a_digest_scheme,
     mar_schemes,
     malformed_requests,
     a_changed_or_revoked_credential_is_seen_by_the_next_mar

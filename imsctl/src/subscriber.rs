@@ -14,7 +14,7 @@
 //! | column | |
 //! |---|---|
 //! | `impi` | private identity (required) |
-//! | `impus` (or `impu`) | public identities, separated by `;` or spaces (required) |
+//! | `impus` (or `impu`) | public identities, separated by `;` or spaces (required); one implicit registration set |
 //! | `password` | SIP Digest password (the HSS stores only HA1) |
 //! | `k`, `opc` or `op`, `amf`, `sqn` | AKA: K and OPc/OP as 32 hex digits, AMF as 4 (default `8000`), initial SQN |
 //! | `project_id`, `user_id` | Keystone project (tenant) and user |
@@ -22,6 +22,12 @@
 //!
 //! A row needs a password or AKA keys. Bad rows are reported with their line number and
 //! reason; good rows are kept. The exit status is non-zero if any row failed.
+//!
+//! The public identities given together (several `--impu` of `add`, the `impus` of a
+//! row) form one implicit registration set (TS 23.228 §4.3.3.3): registering one
+//! registers all, and the S-CSCF lists all of them in P-Associated-URI. `add
+//! --separate-sets` puts each in a set of its own; `update --add-impu` adds to the set
+//! of the subscriber's first public identity (or, with `--separate-sets`, alone).
 
 use std::path::{Path, PathBuf};
 
@@ -105,6 +111,10 @@ pub enum SubscriberCommand {
         /// Keystone user id.
         #[arg(long)]
         user_id: Option<String>,
+        /// Each public identity in an implicit registration set of its own (default:
+        /// all in one set, registered together).
+        #[arg(long)]
+        separate_sets: bool,
         #[command(flatten)]
         credentials: CredentialArgs,
     },
@@ -135,9 +145,12 @@ pub enum SubscriberCommand {
         /// New Keystone user id.
         #[arg(long)]
         user_id: Option<String>,
-        /// Add a public identity.
+        /// Add a public identity, in the implicit registration set of the first one.
         #[arg(long)]
         add_impu: Vec<String>,
+        /// Each added public identity in an implicit registration set of its own.
+        #[arg(long, requires = "add_impu")]
+        separate_sets: bool,
         /// Remove a public identity.
         #[arg(long)]
         remove_impu: Vec<String>,
@@ -180,7 +193,8 @@ pub enum SubscriberCommand {
     /// Create subscribers from a CSV file; bad rows are reported, good rows kept.
     ///
     /// The header row names the columns, in any order: impi (required), impus or impu
-    /// (required; several separated by ';' or spaces), password, k, opc or op, amf, sqn,
+    /// (required; several separated by ';' or spaces, registered together as one implicit
+    /// registration set), password, k, opc or op, amf, sqn,
     /// project_id (or tenant), user_id, id, realm. A row needs a password or k with
     /// opc/op. Exits non-zero if any row failed.
     Import {
@@ -384,6 +398,15 @@ fn private_identity(impi: &str, c: &CredentialArgs) -> anyhow::Result<Value> {
     Ok(Value::Object(p))
 }
 
+/// The `public_identities` entries of `impus`, all in implicit registration set `set`,
+/// or each in a set of its own (`null`) when `set` is `None`.
+fn public_identities<S: AsRef<str>>(impus: &[S], set: Option<i64>) -> Vec<Value> {
+    impus
+        .iter()
+        .map(|u| json!({"impu": u.as_ref(), "implicit_set": set}))
+        .collect()
+}
+
 fn cloud(project_id: Option<&str>, user_id: Option<&str>) -> Value {
     json!({ "project_id": project_id, "user_id": user_id })
 }
@@ -403,6 +426,7 @@ pub async fn run(
             id,
             project_id,
             user_id,
+            separate_sets,
             credentials,
         } => {
             anyhow::ensure!(
@@ -412,7 +436,7 @@ pub async fn run(
             let mut body = json!({
                 "cloud": cloud(project_id.as_deref(), user_id.as_deref()),
                 "private_identities": [private_identity(&impi, &credentials)?],
-                "public_identities": impus.iter().map(|u| json!({"impu": u})).collect::<Vec<_>>(),
+                "public_identities": public_identities(&impus, (!separate_sets).then_some(1)),
             });
             if let Some(id) = id {
                 body["id"] = json!(id);
@@ -444,6 +468,7 @@ pub async fn run(
             remove_impu,
             bar,
             unbar,
+            separate_sets,
             credentials,
         } => {
             let current = api.find(&key).await?;
@@ -456,10 +481,13 @@ pub async fn run(
                 impi.as_deref(),
                 project_id,
                 user_id,
-                &add_impu,
-                &remove_impu,
-                &bar,
-                &unbar,
+                &ImpuChanges {
+                    add: &add_impu,
+                    remove: &remove_impu,
+                    bar: &bar,
+                    unbar: &unbar,
+                    separate_sets,
+                },
                 &credentials,
             )?;
             anyhow::ensure!(!patch.is_empty(), "nothing to update");
@@ -570,16 +598,51 @@ async fn list(api: &Api, limit: u32, all: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What `update` does to the public identities.
+struct ImpuChanges<'a> {
+    add: &'a [String],
+    remove: &'a [String],
+    bar: &'a [String],
+    unbar: &'a [String],
+    /// The added ones each in a set of their own, not in the first one's.
+    separate_sets: bool,
+}
+
+impl ImpuChanges<'_> {
+    fn is_empty(&self) -> bool {
+        self.add.is_empty()
+            && self.remove.is_empty()
+            && self.bar.is_empty()
+            && self.unbar.is_empty()
+    }
+
+    /// The implicit registration set the added identities go to: the first remaining
+    /// identity's; when it has none, a number no identity uses, given to it too.
+    fn set_for_added(&self, publics: &mut [Value]) -> Option<i64> {
+        if self.separate_sets {
+            return None;
+        }
+        if let Some(n) = publics.first().and_then(|p| p["implicit_set"].as_i64()) {
+            return Some(n);
+        }
+        let taken: Vec<i64> = publics
+            .iter()
+            .filter_map(|p| p["implicit_set"].as_i64())
+            .collect();
+        let fresh = (1..).find(|n| !taken.contains(n)).unwrap_or(i64::MAX);
+        if let Some(first) = publics.first_mut() {
+            first["implicit_set"] = json!(fresh);
+        }
+        Some(fresh)
+    }
+}
+
 fn update_patch(
     current: &Value,
     impi: Option<&str>,
     project_id: Option<String>,
     user_id: Option<String>,
-    add_impu: &[String],
-    remove_impu: &[String],
-    bar: &[String],
-    unbar: &[String],
+    impus: &ImpuChanges<'_>,
     credentials: &CredentialArgs,
 ) -> anyhow::Result<Map<String, Value>> {
     let mut patch = Map::new();
@@ -621,7 +684,7 @@ fn update_patch(
             .collect::<anyhow::Result<_>>()?;
         patch.insert("private_identities".into(), Value::Array(list));
     }
-    if !(add_impu.is_empty() && remove_impu.is_empty() && bar.is_empty() && unbar.is_empty()) {
+    if !impus.is_empty() {
         let mut publics: Vec<Value> = current["public_identities"]
             .as_array()
             .into_iter()
@@ -635,7 +698,7 @@ fn update_patch(
                 })
             })
             .collect();
-        for u in remove_impu {
+        for u in impus.remove {
             let before = publics.len();
             publics.retain(|p| p["impu"] != u.as_str());
             anyhow::ensure!(
@@ -643,8 +706,11 @@ fn update_patch(
                 "{u} is not a public identity of this subscriber"
             );
         }
-        publics.extend(add_impu.iter().map(|u| json!({"impu": u})));
-        for (list, barred) in [(bar, true), (unbar, false)] {
+        if !impus.add.is_empty() {
+            let set = impus.set_for_added(&mut publics);
+            publics.extend(public_identities(impus.add, set));
+        }
+        for (list, barred) in [(impus.bar, true), (impus.unbar, false)] {
             for u in list {
                 let p = publics
                     .iter_mut()
@@ -695,7 +761,7 @@ fn row_body(headers: &csv::StringRecord, row: &csv::StringRecord) -> Result<Valu
     let mut body = json!({
         "cloud": cloud(get(&["project_id", "tenant"]), get(&["user_id"])),
         "private_identities": [private_identity(impi, &credentials).map_err(|e| e.to_string())?],
-        "public_identities": impus.iter().map(|u| json!({"impu": u})).collect::<Vec<_>>(),
+        "public_identities": public_identities(&impus, Some(1)),
     });
     if let Some(id) = get(&["id"]) {
         body["id"] = json!(id);

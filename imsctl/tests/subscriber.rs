@@ -131,6 +131,11 @@ async fn import_keeps_good_rows_and_reports_bad_ones_by_line() {
     assert_eq!(s.count().await.unwrap(), 3);
     let alice = s.by_impu("tel:+15550001").await.unwrap().unwrap();
     assert_eq!(alice.cloud.project_id.as_deref(), Some("proj-a"));
+    assert_eq!(
+        implicit_sets(&alice),
+        [Some(1), Some(1)],
+        "the impus of a row are one implicit registration set"
+    );
     assert!(alice.private_identities[0].auth.digest);
     let bob = s.credentials("bob@ims.example.net").await.unwrap().unwrap();
     assert_eq!(bob.aka.as_ref().unwrap().sqn.value(), 32);
@@ -181,6 +186,12 @@ async fn add_show_update_delete() {
     .await;
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("created subscriber alice"));
+    let sub = h.store.get("alice").await.unwrap().unwrap();
+    assert_eq!(
+        implicit_sets(&sub),
+        [Some(1), Some(1)],
+        "the --impu of one add are one implicit registration set"
+    );
 
     let out = imsctl(h.addr, TOKEN, &["show", "tel:+15550001"]).await;
     assert!(out.status.success(), "{}", text(&out));
@@ -217,6 +228,11 @@ async fn add_show_update_delete() {
             ("tel:+15550001", true),
             ("sip:al@ims.example.net", false)
         ]
+    );
+    assert_eq!(
+        implicit_sets(&sub),
+        [Some(1); 3],
+        "--add-impu joins the first identity's set"
     );
     assert_eq!(sub.cloud.project_id.as_deref(), Some("proj-a"), "kept");
     assert_eq!(sub.cloud.user_id.as_deref(), Some("u1"));
@@ -295,6 +311,56 @@ async fn add_show_update_delete() {
     assert_eq!(h.store.count().await.unwrap(), 0);
     let out = imsctl(h.addr, TOKEN, &["show", "alice"]).await;
     assert!(!out.status.success());
+    h.task.abort();
+}
+
+/// The implicit registration set of each public identity of `sub`, in order.
+fn implicit_sets(sub: &hss::store::Subscription) -> Vec<Option<i64>> {
+    sub.public_identities
+        .iter()
+        .map(|p| p.identity.implicit_set)
+        .collect()
+}
+
+/// `--separate-sets`: each public identity alone, on `add` and for `update --add-impu`;
+/// an identity added without it to a subscriber whose first identity is alone (as the
+/// HSS stored several `--impu` before) puts the first and the new one in one set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn separate_sets_on_request() {
+    let h = hss().await;
+    let args = [
+        "add",
+        "--impi",
+        "bob@ims.example.net",
+        "--impu",
+        "sip:bob@ims.example.net",
+        "--impu",
+        "tel:+15550002",
+        "--password",
+        "secret",
+        "--id",
+        "bob",
+        "--separate-sets",
+    ];
+    let out = imsctl(h.addr, TOKEN, &args).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let sub = h.store.get("bob").await.unwrap().unwrap();
+    assert_eq!(implicit_sets(&sub), [None, None]);
+    let add = |impu: &'static str, separate: bool| {
+        let mut a = vec!["update", "bob", "--add-impu", impu];
+        if separate {
+            a.push("--separate-sets");
+        }
+        a
+    };
+    let out = imsctl(h.addr, TOKEN, &add("sip:bob2@ims.example.net", true)).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let sub = h.store.get("bob").await.unwrap().unwrap();
+    assert_eq!(implicit_sets(&sub), [None, None, None]);
+    let out = imsctl(h.addr, TOKEN, &add("sip:bob3@ims.example.net", false)).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let sub = h.store.get("bob").await.unwrap().unwrap();
+    assert_eq!(implicit_sets(&sub), [Some(1), None, None, Some(1)]);
     h.task.abort();
 }
 

@@ -28,18 +28,17 @@ use scscf::session::SessionSettings;
 use scscf::store::BindingStore;
 
 /// Our SIP `host[:port]` for other nodes and application servers: the advertised SIP
-/// address of `[sip.core]`, else of `[sip]`, else the host of the Server-Name.
+/// address toward the core ([`ims_config::SipSection::core_host_port`]), else the host
+/// of the Server-Name.
 fn own_host(config: &ScscfConfig) -> String {
-    let core = config.sip.core.as_ref().and_then(|c| c.advertise.clone());
-    core.or_else(|| config.sip.advertise.clone())
-        .unwrap_or_else(|| {
-            Uri::parse(&config.registrar.server_name)
-                .map(|u| match u.port {
-                    Some(p) => format!("{}:{p}", u.host),
-                    None => u.host.to_string(),
-                })
-                .unwrap_or_else(|_| config.node.domain.clone())
-        })
+    config.sip.core_host_port().unwrap_or_else(|| {
+        Uri::parse(&config.registrar.server_name)
+            .map(|u| match u.port {
+                Some(p) => format!("{}:{p}", u.host),
+                None => u.host.to_string(),
+            })
+            .unwrap_or_else(|_| config.node.domain.clone())
+    })
 }
 
 /// `<sip:orig@HOST;lr>` ([`ORIG_USER`]) at [`own_host`].

@@ -30,8 +30,13 @@ use scscf::store::BindingStore;
 const URI: &str = "sip:ims.example.net";
 
 fn cx_section(hss: &TestHss) -> CxClientSection {
+    cx_section_at(hss.server.local_addr())
+}
+
+/// The Cx client section toward an HSS at `hss`.
+fn cx_section_at(hss: std::net::SocketAddr) -> CxClientSection {
     CxClientSection {
-        hss: vec![hss.server.local_addr().into()],
+        hss: vec![hss.into()],
         origin_host: SCSCF_HOST.into(),
         origin_realm: DOMAIN.into(),
         destination_host: HSS_HOST.into(),
@@ -56,17 +61,17 @@ async fn registrar_and_store(
     dir: &std::path::Path,
     nonce_lifetime: u64,
 ) -> (Arc<Registrar>, BindingStore) {
-    registrar_with(hss, dir, nonce_lifetime, None).await
+    registrar_with(hss.server.local_addr(), dir, nonce_lifetime, None).await
 }
 
 /// [`registrar_and_store`] with a back-off per private identity.
 async fn registrar_with(
-    hss: &TestHss,
+    hss: std::net::SocketAddr,
     dir: &std::path::Path,
     nonce_lifetime: u64,
     failures: Option<Arc<Backoff<String>>>,
 ) -> (Arc<Registrar>, BindingStore) {
-    let cfg = cx_section(hss);
+    let cfg = cx_section_at(hss);
     let handler = HssRequests::new(SCSCF_HOST, DOMAIN);
     let cx = CxClient::start(&cfg, "sip:scscf.ims.example.net:5080", handler.clone()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), cx.peer().wait_for(PeerState::Open))
@@ -279,7 +284,7 @@ async fn repeated_wrong_answers_back_the_identity_off() {
         max: Duration::from_secs(60),
     };
     let failures = Arc::new(Backoff::new("t", policy, 16, BudgetMetrics::default()));
-    let (r, _store) = registrar_with(&hss, dir.path(), 60, Some(failures)).await;
+    let (r, _store) = registrar_with(hss.server.local_addr(), dir.path(), 60, Some(failures)).await;
     let mars = || {
         hss.seen()
             .iter()
@@ -652,4 +657,53 @@ async fn registering_an_identity_of_the_implicit_set_replaces_the_stored_registr
         .map(|reg| reg.impu)
         .collect();
     assert_eq!(stored, [tel], "the replaced registration's rows are gone");
+}
+
+/// The real HSS behind the registrar (issue 13, mixed deployments): a subscriber
+/// written through the provisioning API with two public identities and no
+/// `implicit_set`, as `imsctl subscriber add --impu A --impu B` writes it. One REGISTER
+/// of A registers the set: the 200's P-Associated-URI lists A and B (TS 24.229
+/// §5.4.1.2.2), B resolves to the registration, and the HSS holds both registered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_register_registers_every_identity_provisioned_together() {
+    use hss::cx::{CxContext, CxServer};
+    use hss::store::{RegistrationState, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("hss.db").display());
+    let key = hss::secrets::StoreKey::from_hex(&"5a".repeat(32), "test").unwrap();
+    let store = Store::open(&url, 4, key).await.unwrap();
+    let tel = "tel:+15550000099";
+    let input: hss::provisioning::SubscriberInput = serde_json::from_value(serde_json::json!({
+        "private_identities": [{"impi": format!("carol@{DOMAIN}"), "password": "secret"}],
+        "public_identities": [{"impu": format!("sip:carol@{DOMAIN}")}, {"impu": tel}],
+    }))
+    .unwrap();
+    store
+        .create("carol", &input.into_data(DOMAIN).unwrap())
+        .await
+        .unwrap();
+    let handler = CxServer::new(CxContext {
+        store: store.clone(),
+        origin_host: HSS_HOST.into(),
+        origin_realm: DOMAIN.into(),
+        capabilities: Default::default(),
+    });
+    let server = hss_server(
+        "127.0.0.1:0".parse().unwrap(),
+        ims_diameter::peer::Acceptor::Tcp,
+        Arc::new(handler),
+    )
+    .await;
+    let (r, _bindings) = registrar_with(server.local_addr(), dir.path(), 30, None).await;
+    let ok = digest_register(&r, "carol", "c1", "Contact: <sip:carol@10.0.0.1:5070>\r\n").await;
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+    assert_eq!(
+        ok.headers.get_str(&HeaderName::PAssociatedUri),
+        Some(format!("<sip:carol@{DOMAIN}>, <{tel}>").as_str())
+    );
+    assert!(r.registration(tel).is_some(), "the tel URI resolves");
+    for impu in [format!("sip:carol@{DOMAIN}"), tel.to_string()] {
+        let reg = store.registration(&impu).await.unwrap().unwrap();
+        assert_eq!(reg.state, RegistrationState::Registered, "{impu}");
+    }
 }

@@ -20,16 +20,18 @@
 //! per registration of the 32 s window. The run takes about 70 s.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ims_sip::message::build::response_with;
 use ims_sip::proxy::engine::{Decision, EngineConfig, Forward, Policy, ProxyEngine};
 use ims_sip::transaction::TimerConfig;
 use ims_sip::transport::{Source, TransportConfig};
-use ims_sip::{HeaderName, SipMessage};
+use ims_sip::SipMessage;
 use tokio::net::UdpSocket;
+
+#[path = "support/registration.rs"]
+mod registration;
+use registration::{register, registrar};
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
@@ -51,63 +53,6 @@ impl Policy for ToRegistrar {
     }
 }
 
-/// An IMS REGISTER of ~1 KB, as a UE sends its second one (with credentials).
-fn register(ue: SocketAddr, n: usize) -> String {
-    format!(
-        "REGISTER sip:ims.example.net SIP/2.0\r\n\
-Via: SIP/2.0/UDP {ue};branch=z9hG4bKmem{n};rport\r\n\
-Max-Forwards: 70\r\n\
-From: <sip:user{n}@ims.example.net>;tag=4fa3{n}\r\n\
-To: <sip:user{n}@ims.example.net>\r\n\
-Call-ID: apb03a0s09dkjdfglkj49111-{n}\r\n\
-CSeq: 2 REGISTER\r\n\
-Contact: <sip:user{n}@{ue}>;+sip.instance=\"<urn:gsma:imei:35209900-176148-0>\";reg-id=1;expires=600000\r\n\
-Authorization: Digest username=\"user{n}@ims.example.net\", realm=\"ims.example.net\", nonce=\"A34Cm+Fva37UYWpGNB34JP\", algorithm=MD5, uri=\"sip:ims.example.net\", response=\"6629fae49393a05397450978507c4ef1\", qop=auth, nc=00000001, cnonce=\"0a4f113b\"\r\n\
-Path: <sip:term@pcscf.ims.example.net;lr>\r\n\
-Require: path\r\n\
-Supported: path, gruu\r\n\
-P-Visited-Network-ID: \"visited.example.net\"\r\n\
-P-Charging-Vector: icid-value=\"AyretyU0dm+6O2IrT5tAFrbHLso={n}\"\r\n\
-Content-Length: 0\r\n\r\n"
-    )
-}
-
-/// Answers every request it receives with a registrar's 200.
-async fn registrar(socket: UdpSocket) {
-    let mut buf = vec![0u8; 65_535];
-    loop {
-        let Ok((n, from)) = socket.recv_from(&mut buf).await else {
-            return;
-        };
-        let Ok(request) = SipMessage::parse(buf[..n].to_vec()) else {
-            continue;
-        };
-        let contact = request
-            .headers
-            .get_str(&HeaderName::Contact)
-            .unwrap_or_default()
-            .to_string();
-        let ok = response_with(
-            &request,
-            200,
-            "OK",
-            Some("reg1"),
-            &[
-                (HeaderName::Contact, &contact),
-                (
-                    HeaderName::ServiceRoute,
-                    "<sip:orig@scscf.ims.example.net:5080;lr>",
-                ),
-                (
-                    HeaderName::PAssociatedUri,
-                    "<sip:user@ims.example.net>, <tel:+15551234567>",
-                ),
-            ],
-        );
-        let _ = socket.send_to(&ok.to_bytes(), from).await;
-    }
-}
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let registrations: usize = std::env::args()
@@ -124,7 +69,7 @@ async fn main() {
 
     let uas = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let target = format!("sip:{};transport=udp", uas.local_addr().unwrap());
-    tokio::spawn(registrar(uas));
+    tokio::spawn(registrar(uas, Default::default()));
     let config = EngineConfig {
         timers: TimerConfig {
             t1: Duration::from_secs(1),

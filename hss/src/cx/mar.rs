@@ -38,7 +38,9 @@ enum Scheme {
 /// 4. when no S-CSCF is stored for the public identity, the Server-Name of the request
 ///    is stored for its implicit registration set (registration state unchanged);
 /// 5. AKA: a SIP-Authorization of RAND || AUTS re-synchronises SQN_HE from AUTS
-///    (TS 33.102 §6.3.5) before fresh vectors are made; SIP-Number-Auth-Items vectors
+///    (TS 33.102 §6.3.5) before fresh vectors are made (also under a Digest scheme for
+///    an IMPI with AKA credentials, as Kamailio sends it: see `choose_scheme`);
+///    SIP-Number-Auth-Items vectors
 ///    (1 to [`MAX_VECTORS`]), each with RAND || AUTN, XRES, CK and IK.
 ///    Digest: one SIP-Digest-Authenticate with realm, MD5, qop `auth` and the stored HA1.
 ///
@@ -65,7 +67,8 @@ pub async fn answer(ctx: &CxContext, req: &Mar) -> Result<Maa, StoreError> {
         .authentication_scheme
         .as_deref()
         .unwrap_or(SCHEME_UNKNOWN);
-    let Some(scheme) = choose_scheme(asked, &impi.auth) else {
+    let authorization = req.sip_auth_data_item.authorization.as_deref();
+    let Some(scheme) = choose_scheme(asked, &impi.auth, authorization) else {
         tracing::info!(impi = %req.user_name, scheme = %asked, "MAR: scheme not provisioned");
         return Ok(maa(
             ctx,
@@ -133,7 +136,16 @@ fn unknown(ctx: &CxContext, req: &Mar) -> Maa {
     )
 }
 
-fn choose_scheme(asked: &str, auth: &AuthInfo) -> Option<Scheme> {
+/// The scheme to answer with, `None` when the IMPI has no credentials for it.
+///
+/// A Digest scheme whose SIP-Authorization is RAND || AUTS (exactly [`RESYNC_LEN`]
+/// bytes) for an IMPI with AKA credentials is an AKA re-synchronisation: Kamailio 5.6's
+/// S-CSCF (`ims_auth`, `auth_scheme_types[registration_default_algorithm]`) sends its
+/// resync MAR with `Digest-MD5` when its default algorithm is MD5. It is answered as
+/// `Digest-AKAv1-MD5`, so AUTS is still verified (MAC-S) before SQN_HE moves; a Digest
+/// MAR never carries SIP-Authorization otherwise, and an IMPI without AKA credentials
+/// keeps its Digest answer.
+fn choose_scheme(asked: &str, auth: &AuthInfo, authorization: Option<&[u8]>) -> Option<Scheme> {
     let (aka, digest) = (auth.aka.is_some(), auth.digest);
     let scheme = if asked.eq_ignore_ascii_case(SCHEME_AKA) {
         Scheme::Aka
@@ -141,6 +153,10 @@ fn choose_scheme(asked: &str, auth: &AuthInfo) -> Option<Scheme> {
         || asked.eq_ignore_ascii_case("Digest")
         || asked.eq_ignore_ascii_case("Digest-MD5")
     {
+        if aka && authorization.is_some_and(|a| a.len() == RESYNC_LEN) {
+            tracing::info!(scheme = %asked, "MAR: RAND || AUTS under a Digest scheme, answered as AKA re-synchronisation");
+            return Some(Scheme::Aka);
+        }
         Scheme::Digest
     } else if asked.eq_ignore_ascii_case(SCHEME_UNKNOWN) {
         return if aka {

@@ -3,9 +3,11 @@
 //! (TS 35.206 §4.1, with [`milenage::opc`]). Neither the password, nor K, OP or OPc is
 //! ever logged or returned.
 
+use std::collections::HashSet;
+
 use ims_sip::auth::milenage::{self, Block};
 use ims_sip::auth::{Algorithm, Ha1, Sqn};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
 
 use crate::store::{
@@ -45,8 +47,10 @@ pub struct SubscriberInput {
     pub cloud: CloudProfile,
     /// Private identities with their credentials (at least one).
     pub private_identities: Vec<PrivateIdentityInput>,
-    /// Public identities (at least one).
-    pub public_identities: Vec<PublicIdentity>,
+    /// Public identities (at least one); the first is the default public identity.
+    /// Identities written without `implicit_set` are in the implicit registration set
+    /// of the first (so all of them, when none has a number).
+    pub public_identities: Vec<PublicIdentityInput>,
     /// Service profiles; a profile named `default` without iFCs is added when an identity
     /// uses it and it is not listed.
     #[serde(default)]
@@ -66,9 +70,9 @@ pub struct SubscriberPatch {
     /// Private identities; one listed without credentials keeps its stored ones.
     #[serde(default)]
     pub private_identities: Option<Vec<PrivateIdentityInput>>,
-    /// Public identities.
+    /// Public identities (written as in [`SubscriberInput`]).
     #[serde(default)]
-    pub public_identities: Option<Vec<PublicIdentity>>,
+    pub public_identities: Option<Vec<PublicIdentityInput>>,
     /// Service profiles.
     #[serde(default)]
     pub service_profiles: Option<Vec<ServiceProfile>>,
@@ -92,6 +96,57 @@ pub struct PrivateIdentityInput {
     /// AKA keys.
     #[serde(default)]
     pub aka: Option<AkaInput>,
+}
+
+/// A public identity as written.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublicIdentityInput {
+    /// `sip:`, `sips:` or `tel:` URI.
+    pub impu: String,
+    /// Barring-Indication (TS 29.228 §6.5.2.1.1).
+    #[serde(default)]
+    pub barred: bool,
+    /// Implicit registration set (TS 23.228 §4.3.3.3, TS 29.228 §6.5): identities with
+    /// the same number register and de-register together, and the S-CSCF learns all of
+    /// them (User-Data, P-Associated-URI). Absent: the set of the first public identity
+    /// listed; when the first has none either, the identities without a number form one
+    /// set together. `null`: a set of its own.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, nullable)]
+    pub implicit_set: Option<Option<i64>>,
+    /// Name of the service profile this identity uses (default `default`).
+    #[serde(default = "default_profile")]
+    pub service_profile: String,
+}
+
+/// A field that is present, `null` or not: tells an explicit `null` from an absent one.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(d).map(Some)
+}
+
+/// The public identities to store: each one written without `implicit_set` takes the
+/// set of the first identity, or, when the first has no number, the smallest number no
+/// identity of `list` gives (TS 23.228 §4.3.3.3: registering one registers the set).
+fn public_identities(list: Vec<PublicIdentityInput>) -> Vec<PublicIdentity> {
+    let default_set = match list.first().and_then(|p| p.implicit_set) {
+        Some(Some(n)) => n,
+        _ => {
+            let taken: HashSet<i64> = list
+                .iter()
+                .filter_map(|p| p.implicit_set.flatten())
+                .collect();
+            (1..).find(|n| !taken.contains(n)).unwrap_or(i64::MAX)
+        }
+    };
+    list.into_iter()
+        .map(|p| PublicIdentity {
+            impu: p.impu,
+            barred: p.barred,
+            implicit_set: p.implicit_set.unwrap_or(Some(default_set)),
+            service_profile: p.service_profile,
+        })
+        .collect()
 }
 
 /// AKA credentials as written (hex).
@@ -223,7 +278,7 @@ fn private_identities(
         .collect()
 }
 
-fn check_public_identities(list: &[PublicIdentity]) -> Result<(), FieldError> {
+fn check_public_identities(list: &[PublicIdentityInput]) -> Result<(), FieldError> {
     if list.is_empty() {
         return Err(FieldError::new(
             "public_identities",
@@ -304,7 +359,7 @@ impl SubscriberInput {
         Ok(with_default_profile(SubscriptionData {
             cloud: self.cloud,
             private_identities: private_identities(self.private_identities, realm)?,
-            public_identities: self.public_identities,
+            public_identities: public_identities(self.public_identities),
             service_profiles: self.service_profiles,
             roaming_networks: self.roaming_networks,
         }))
@@ -332,7 +387,7 @@ impl SubscriberPatch {
         let public = match self.public_identities {
             Some(list) => {
                 check_public_identities(&list)?;
-                list
+                public_identities(list)
             }
             None => current
                 .public_identities

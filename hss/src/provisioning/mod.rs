@@ -39,7 +39,10 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
 pub use access::{Access, Caller};
-pub use input::{AkaInput, FieldError, PrivateIdentityInput, SubscriberInput, SubscriberPatch};
+pub use input::{
+    AkaInput, FieldError, PrivateIdentityInput, PublicIdentityInput, SubscriberInput,
+    SubscriberPatch,
+};
 
 use crate::store::{Store, StoreError, Subscription};
 

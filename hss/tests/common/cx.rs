@@ -5,8 +5,9 @@
 use hss::cx::{CxContext, CxServer};
 use hss::store::*;
 use ims_diameter::cx::*;
-use ims_sip::auth::milenage::{opc as derive_opc, Block};
-use ims_sip::auth::{Algorithm, Ha1};
+use ims_sip::auth::aka::{Usim, UsimFailure};
+use ims_sip::auth::milenage::{opc as derive_opc, Block, Milenage};
+use ims_sip::auth::{Algorithm, Ha1, Sqn};
 
 pub const HOME: &str = "ims.example.net";
 pub const SCSCF: &str = "sip:scscf.ims.example.net:5080";
@@ -18,6 +19,8 @@ pub const ALICE_BARRED: &str = "sip:alice-barred@ims.example.net";
 pub const ALICE_OTHER: &str = "sip:alice-other@ims.example.net";
 pub const BOB_IMPI: &str = "bob@ims.example.net";
 pub const BOB: &str = "sip:bob@ims.example.net";
+pub const CAROL_IMPI: &str = "carol@ims.example.net";
+pub const CAROL: &str = "sip:carol@ims.example.net";
 
 /// TS 35.208 test set 1.
 pub const K: Block = [
@@ -222,4 +225,21 @@ pub fn rand_autn(item: &SipAuthDataItem) -> (Block, Block) {
     let a = item.authenticate.as_ref().unwrap();
     assert_eq!(a.len(), 32, "RAND || AUTN");
     (a[..16].try_into().unwrap(), a[16..].try_into().unwrap())
+}
+
+/// A USIM far ahead of the HSS (SQN_MS = 2^30) given the AKA challenge of `item`: it
+/// answers with a sync failure; the USIM and the RAND || AUTS of its re-synchronisation.
+pub fn usim_far_ahead(item: &SipAuthDataItem) -> (Usim, Vec<u8>) {
+    let mut ahead = Usim::new(
+        Milenage::new(&K, &opc()),
+        Sqn::new(1 << 30).unwrap(),
+        1 << 28,
+    );
+    let (rand, autn) = rand_autn(item);
+    let Err(UsimFailure::SyncFailure { auts }) = ahead.authenticate(&rand, &autn) else {
+        panic!("expected a sync failure");
+    };
+    let mut resync = rand.to_vec();
+    resync.extend_from_slice(&auts);
+    (ahead, resync)
 }

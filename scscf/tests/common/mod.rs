@@ -256,14 +256,7 @@ impl TestHss {
             sqn: Mutex::new(HashMap::new()),
             log: log.clone(),
         };
-        let mut cfg = PeerConfig::cx(HSS_HOST, DOMAIN);
-        cfg.bindings = vec![PeerBinding::new(
-            SCSCF_HOST,
-            vec!["127.0.0.1/32".parse().unwrap()],
-        )];
-        let server = Server::bind(cfg, addr, acceptor, Arc::new(data))
-            .await
-            .unwrap();
+        let server = hss_server(addr, acceptor, Arc::new(data)).await;
         TestHss { server, log }
     }
 
@@ -281,6 +274,17 @@ impl TestHss {
         }
         panic!("the S-CSCF never connected");
     }
+}
+
+/// A Diameter server as the HSS (`HSS_HOST`) on `addr`, open to the S-CSCF from
+/// 127.0.0.1, answering with `handler`.
+pub async fn hss_server(addr: SocketAddr, acceptor: Acceptor, handler: Arc<dyn Handler>) -> Server {
+    let mut cfg = PeerConfig::cx(HSS_HOST, DOMAIN);
+    cfg.bindings = vec![PeerBinding::new(
+        SCSCF_HOST,
+        vec!["127.0.0.1/32".parse().unwrap()],
+    )];
+    Server::bind(cfg, addr, acceptor, handler).await.unwrap()
 }
 
 /// A running `scscf` binary and its addresses.
