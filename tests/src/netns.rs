@@ -91,6 +91,20 @@ pub fn listening(netns: &str, protocol: &str, local: SocketAddr) -> bool {
     .is_ok_and(|o| !o.stdout.trim_ascii().is_empty())
 }
 
+/// The TCP listeners and UDP sockets of namespace `netns` (from `ss`), as `("tcp" |
+/// "udp", local address)`; a wildcard address stays `0.0.0.0` (or `[::]`).
+pub fn bound(netns: &str) -> Result<Vec<(String, SocketAddr)>, NetnsError> {
+    let out = run("ip", &["netns", "exec", netns, "ss", "-Hltun"], None)?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local = fields.get(4)?.replace('*', "0.0.0.0").parse().ok()?;
+            Some((fields.first()?.to_string(), local))
+        })
+        .collect())
+}
+
 /// The bridges of a bed live in a namespace of their own, named `<prefix>-sw`.
 const SWITCH: &str = "sw";
 

@@ -25,8 +25,8 @@
 //! provisioned from there with `imsctl subscriber import` register with SIPp UEs over UDP
 //! through the floating IP, and one calls another; a third registers over TLS to the
 //! floating IP's 5061 (stunnel checking that the P-CSCF's certificate names it); from the
-//! UE host, of every port of every node (each address, TCP connect and SIP OPTIONS over
-//! UDP) only the P-CSCF's 5060 (UDP and TCP) and 5061 answer; from the S-CSCF the
+//! UE host, of every port of every node (those of the template and those the nodes'
+//! namespaces have bound; at each address, TCP connect and SIP OPTIONS over UDP) only the P-CSCF's 5060 (UDP and TCP) and 5061 answer; from the S-CSCF the
 //! P-CSCF's core port answers; Diameter answers the S-CSCF and not the P-CSCF.
 //!
 //! The namespaces are `ims<pid>-<name>`; the processes and namespaces go when the test
@@ -250,24 +250,37 @@ fn sock(ip: &str, port: u16) -> SocketAddr {
     SocketAddr::new(ip.parse().unwrap(), port)
 }
 
-/// Every port of every node, at each of its addresses: TCP and UDP separately.
-fn every_port(rules: &[Opening]) -> (Vec<SocketAddr>, Vec<SocketAddr>) {
-    let (mut tcp, mut udp) = (BTreeSet::new(), BTreeSet::new());
-    for r in rules {
-        let mut ips = vec![address(&r.role)];
-        if r.role == "pcscf" {
-            ips.push(FLOATING);
-        }
-        for ip in ips {
-            let set = if r.protocol == "udp" {
-                &mut udp
-            } else {
-                &mut tcp
-            };
-            set.insert(sock(ip, r.port));
+/// Every port of every node, at each of its addresses (the P-CSCF's floating IP too):
+/// each port of the template's rules, and each port a node's namespace has bound
+/// outside its loopback (so a listener the template does not know is probed too). TCP
+/// and UDP apart.
+fn every_port(bed: &Bed, rules: &[Opening]) -> (Vec<SocketAddr>, Vec<SocketAddr>) {
+    let mut ports: BTreeSet<(String, String, u16)> = rules
+        .iter()
+        .map(|r| (r.protocol.clone(), address(&r.role).to_string(), r.port))
+        .collect();
+    for (role, addr) in NODES {
+        let bound = netns::bound(&bed.ns(role)).unwrap_or_else(|e| panic!("{e}"));
+        for (protocol, local) in bound {
+            if !local.ip().is_loopback() {
+                ports.insert((protocol, addr.to_string(), local.port()));
+            }
         }
     }
-    (tcp.into_iter().collect(), udp.into_iter().collect())
+    let (mut tcp, mut udp) = (Vec::new(), Vec::new());
+    for (protocol, ip, port) in ports {
+        let mut ips = vec![ip.as_str()];
+        if ip == address("pcscf") {
+            ips.push(FLOATING);
+        }
+        let set = if protocol == "udp" {
+            &mut udp
+        } else {
+            &mut tcp
+        };
+        set.extend(ips.into_iter().map(|ip| sock(ip, port)));
+    }
+    (tcp, udp)
 }
 
 /// Skips (returns `None`) or fails when this machine cannot build the bed.
@@ -431,7 +444,8 @@ fn a_namespace_cloud_registers_calls_and_shows_only_the_pcscf_sip_ports() {
 
     // The port matrix from the UE host: only the P-CSCF's SIP toward the UEs, at its
     // private address (routed) and at the floating IP.
-    let (tcp, udp) = every_port(&rules);
+    let (tcp, udp) = every_port(&bed, &rules);
+    eprintln!("probing from the UE host: TCP {tcp:?}, UDP {udp:?}");
     let seen = answering(&bed, "ue", &tcp, &udp);
     let mut expected = BTreeSet::new();
     for ip in [address("pcscf"), FLOATING] {
