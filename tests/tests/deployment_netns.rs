@@ -35,7 +35,7 @@
 //! Needs root, `ip` and `nft`. Without them the test is skipped, unless
 //! `IMS_TEST_NETNS=1` (set by `.ci/run`): then it fails.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -213,37 +213,49 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// `netns-probe <args>` in namespace `ns`: the addresses it reports open.
-fn open_ports(bed: &Bed, ns: &str, args: &[String]) -> BTreeSet<String> {
+/// `netns-probe <args>` in namespace `ns`: each address with its verdict (`open`,
+/// `refused`, `silent`, `error`).
+fn probe(bed: &Bed, ns: &str, args: &[String]) -> BTreeMap<String, String> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = bed
         .exec(ns, binary("netns-probe").to_str().unwrap(), &args)
         .unwrap_or_else(|e| panic!("{e}"));
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| l.strip_suffix(" open"))
-        .map(String::from)
+        .filter_map(|l| l.split_once(' '))
+        .map(|(a, v)| (a.to_string(), v.to_string()))
         .collect()
 }
 
-/// What answers from namespace `ns` among `tcp` and `udp` (SIP) addresses, as
-/// `tcp/ADDR` and `udp/ADDR`.
-fn answering(bed: &Bed, ns: &str, tcp: &[SocketAddr], udp: &[SocketAddr]) -> BTreeSet<String> {
-    let mut open = BTreeSet::new();
-    for (kind, addrs) in [("tcp", tcp), ("sip-udp", udp)] {
+/// How `tcp` and `udp` (SIP) addresses answer from namespace `ns`: `tcp/ADDR` or
+/// `udp/ADDR` to its verdict.
+fn verdicts(
+    bed: &Bed,
+    ns: &str,
+    tcp: &[SocketAddr],
+    udp: &[SocketAddr],
+) -> BTreeMap<String, String> {
+    let mut all = BTreeMap::new();
+    for (kind, proto, addrs) in [("tcp", "tcp", tcp), ("sip-udp", "udp", udp)] {
         if addrs.is_empty() {
             continue;
         }
         let mut args = vec![kind.to_string()];
         args.extend(addrs.iter().map(ToString::to_string));
-        let proto = if kind == "tcp" { "tcp" } else { "udp" };
-        open.extend(
-            open_ports(bed, ns, &args)
-                .into_iter()
-                .map(|a| format!("{proto}/{a}")),
-        );
+        let seen = probe(bed, ns, &args);
+        assert_eq!(seen.len(), addrs.len(), "a verdict per address: {seen:?}");
+        all.extend(seen.into_iter().map(|(a, v)| (format!("{proto}/{a}"), v)));
     }
-    open
+    all
+}
+
+/// The addresses of `verdicts` with the verdict `verdict`.
+fn with(verdicts: &BTreeMap<String, String>, verdict: &str) -> BTreeSet<String> {
+    verdicts
+        .iter()
+        .filter(|(_, v)| *v == verdict)
+        .map(|(a, _)| a.clone())
+        .collect()
 }
 
 fn sock(ip: &str, port: u16) -> SocketAddr {
@@ -446,34 +458,47 @@ fn a_namespace_cloud_registers_calls_and_shows_only_the_pcscf_sip_ports() {
     // private address (routed) and at the floating IP.
     let (tcp, udp) = every_port(&bed, &rules);
     eprintln!("probing from the UE host: TCP {tcp:?}, UDP {udp:?}");
-    let seen = answering(&bed, "ue", &tcp, &udp);
+    let seen = verdicts(&bed, "ue", &tcp, &udp);
     let mut expected = BTreeSet::new();
     for ip in [address("pcscf"), FLOATING] {
         expected.insert(format!("tcp/{}", sock(ip, 5060)));
         expected.insert(format!("tcp/{}", sock(ip, 5061)));
         expected.insert(format!("udp/{}", sock(ip, 5060)));
     }
-    assert_eq!(seen, expected, "what answers the UE host");
+    assert_eq!(with(&seen, "open"), expected, "what answers the UE host");
+    // Everything else is dropped on the way (silent), not refused by a node with nothing
+    // listening: the firewalls stop it.
+    assert_eq!(
+        with(&seen, "silent").len(),
+        seen.len() - expected.len(),
+        "the rest is dropped: {seen:?}"
+    );
 
     // The P-CSCF's core face answers the S-CSCF; the HSS's Diameter answers the S-CSCF
-    // and not the P-CSCF.
-    let pcscf_core = [sock(address("pcscf"), 5064)];
+    // and is dropped from the P-CSCF.
+    let pcscf_core = sock(address("pcscf"), 5064);
     assert_eq!(
-        answering(&bed, "scscf", &pcscf_core, &pcscf_core),
-        BTreeSet::from([
-            format!("tcp/{}", pcscf_core[0]),
-            format!("udp/{}", pcscf_core[0])
-        ]),
+        with(
+            &verdicts(&bed, "scscf", &[pcscf_core], &[pcscf_core]),
+            "open"
+        ),
+        BTreeSet::from([format!("tcp/{pcscf_core}"), format!("udp/{pcscf_core}")]),
         "the P-CSCF's [sip.core] from the S-CSCF"
     );
-    let diameter = [sock(address("hss"), 5658)];
+    let diameter = sock(address("hss"), 5658);
+    let key = format!("tcp/{diameter}");
     assert_eq!(
-        answering(&bed, "scscf", &diameter, &[]).len(),
-        1,
+        verdicts(&bed, "scscf", &[diameter], &[])
+            .get(&key)
+            .map(String::as_str),
+        Some("open"),
         "Diameter from the S-CSCF"
     );
-    assert!(
-        answering(&bed, "pcscf", &diameter, &[]).is_empty(),
+    assert_eq!(
+        verdicts(&bed, "pcscf", &[diameter], &[])
+            .get(&key)
+            .map(String::as_str),
+        Some("silent"),
         "Diameter from the P-CSCF"
     );
     bed.processes_alive().unwrap();

@@ -2,9 +2,10 @@
 //! for `tests/tests/deployment_netns.rs`: which TCP ports accept a connection, which UDP
 //! SIP ports answer an OPTIONS, and a node's HTTPS `/health`.
 //!
-//! `tcp ADDR...` and `sip-udp ADDR...` print one line per address, `ADDR open` or
-//! `ADDR closed` (refused, unreachable, or silent within the timeout: a port an nftables
-//! rule drops), probing all addresses at once. `https ADDR PATH CA` prints the body of a
+//! `tcp ADDR...` and `sip-udp ADDR...` print one line per address, `ADDR open`, `ADDR
+//! refused` (a TCP reset, an ICMP port unreachable: nothing listens), `ADDR silent`
+//! (nothing within the timeout: what a firewall that drops does) or `ADDR error`,
+//! probing all addresses at once. `https ADDR PATH CA` prints the body of a
 //! 200 answer, the server checked against the CA in the PEM file `CA`, or exits 1.
 
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -44,7 +45,9 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let limit = Duration::from_millis(args.timeout_ms);
     match args.probe {
-        Probe::Tcp { addrs } => report(&addrs, |a| TcpStream::connect_timeout(&a, limit).is_ok()),
+        Probe::Tcp { addrs } => report(&addrs, |a| {
+            verdict(TcpStream::connect_timeout(&a, limit).map(|_| ()))
+        }),
         Probe::SipUdp { addrs } => report(&addrs, |a| sip_answers(a, limit)),
         Probe::Https { addr, path, ca } => match ims_e2e::https_get(addr, &path, &ca) {
             Some(body) => {
@@ -56,10 +59,21 @@ fn main() -> ExitCode {
     }
 }
 
-/// Probes every address on a thread of its own and prints `ADDR open|closed`.
-fn report(addrs: &[SocketAddr], probe: impl Fn(SocketAddr) -> bool + Sync) -> ExitCode {
+/// What a probe's outcome says of the port.
+fn verdict(outcome: std::io::Result<()>) -> &'static str {
+    use std::io::ErrorKind;
+    match outcome {
+        Ok(()) => "open",
+        Err(e) if e.kind() == ErrorKind::ConnectionRefused => "refused",
+        Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => "silent",
+        Err(_) => "error",
+    }
+}
+
+/// Probes every address on a thread of its own and prints `ADDR <verdict>`.
+fn report(addrs: &[SocketAddr], probe: impl Fn(SocketAddr) -> &'static str + Sync) -> ExitCode {
     let probe = &probe;
-    let results: Vec<(SocketAddr, bool)> = std::thread::scope(|s| {
+    let results: Vec<(SocketAddr, &str)> = std::thread::scope(|s| {
         let handles: Vec<_> = addrs
             .iter()
             .map(|&a| s.spawn(move || (a, probe(a))))
@@ -68,26 +82,27 @@ fn report(addrs: &[SocketAddr], probe: impl Fn(SocketAddr) -> bool + Sync) -> Ex
             .into_iter()
             .map(|h| {
                 h.join()
-                    .unwrap_or((SocketAddr::from(([0, 0, 0, 0], 0)), false))
+                    .unwrap_or((SocketAddr::from(([0, 0, 0, 0], 0)), "error"))
             })
             .collect()
     });
-    for (a, open) in results {
-        println!("{a} {}", if open { "open" } else { "closed" });
+    for (a, verdict) in results {
+        println!("{a} {verdict}");
     }
     ExitCode::SUCCESS
 }
 
-/// True if a SIP OPTIONS sent to `to` over UDP gets any datagram back within `limit`.
-fn sip_answers(to: SocketAddr, limit: Duration) -> bool {
+/// Sends a SIP OPTIONS to `to` over UDP: `open` if any datagram comes back within
+/// `limit`.
+fn sip_answers(to: SocketAddr, limit: Duration) -> &'static str {
     let Ok(socket) = UdpSocket::bind("0.0.0.0:0") else {
-        return false;
+        return "error";
     };
     if socket.connect(to).is_err() || socket.set_read_timeout(Some(limit)).is_err() {
-        return false;
+        return "error";
     }
     let Ok(local) = socket.local_addr() else {
-        return false;
+        return "error";
     };
     let options = format!(
         "OPTIONS sip:{to} SIP/2.0\r\n\
@@ -101,9 +116,9 @@ fn sip_answers(to: SocketAddr, limit: Duration) -> bool {
          Content-Length: 0\r\n\r\n",
         port = local.port()
     );
-    if socket.send(options.as_bytes()).is_err() {
-        return false;
+    if let Err(e) = socket.send(options.as_bytes()) {
+        return verdict(Err(e));
     }
     let mut buf = [0u8; 2048];
-    socket.recv(&mut buf).is_ok_and(|n| n > 0)
+    verdict(socket.recv(&mut buf).map(|_| ()))
 }
