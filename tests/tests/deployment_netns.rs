@@ -26,8 +26,11 @@
 //! through the floating IP, and one calls another; a third registers over TLS to the
 //! floating IP's 5061 (stunnel checking that the P-CSCF's certificate names it); from the
 //! UE host, of every port of every node (those of the template and those the nodes'
-//! namespaces have bound; at each address, TCP connect and SIP OPTIONS over UDP) only the P-CSCF's 5060 (UDP and TCP) and 5061 answer; from the S-CSCF the
-//! P-CSCF's core port answers; Diameter answers the S-CSCF and not the P-CSCF.
+//! namespaces have bound; at each address, TCP connect and SIP OPTIONS over UDP) only
+//! the P-CSCF's 5060 (UDP and TCP) and 5061 answer; from the S-CSCF the P-CSCF's core
+//! port answers; Diameter answers the S-CSCF and is dropped from the
+//! P-CSCF. Every probe that gets no answer gets none at all: dropped by a firewall, not
+//! refused for want of a listener.
 //!
 //! The namespaces are `ims<pid>-<name>`; the processes and namespaces go when the test
 //! ends (a failure included). Runs in about 17 s on the 2-core development VM.
