@@ -3,6 +3,7 @@
 
 pub mod chain;
 pub mod hss_api;
+pub mod netns;
 pub mod sipp;
 pub mod stunnel;
 pub mod uar_hss;
@@ -37,7 +38,12 @@ pub fn binary(name: &str) -> PathBuf {
 /// of its own (so [`kill_group`] reaches its children too), and does not think it runs
 /// under cargo.
 pub fn command(name: &str) -> Command {
-    let mut c = Command::new(binary(name));
+    in_group(Command::new(binary(name)))
+}
+
+/// `c` running in the repository root, in a process group of its own, not under cargo
+/// (see [`command`]).
+pub fn in_group(mut c: Command) -> Command {
     c.current_dir(repo_root()).env_remove("CARGO");
     std::os::unix::process::CommandExt::process_group(&mut c, 0);
     c
