@@ -90,19 +90,24 @@ def fixtures(ks):
 
 
 def configs(out, ks, cache):
-    """The dev configs, with `[cloud_auth]` on (decision cache `cache`) unless None."""
+    """The dev configs pointed at Keystone `ks` and the bench's service user: policyd's
+    cloud auth on, the CSCFs' `[cloud_auth]` on (decision cache `cache`) unless None
+    (`imsctl up --no-cloud` leaves what says `${IMS_CLOUD_AUTH:-off}` off)."""
     os.makedirs(out, exist_ok=True)
-    keystone = (f'url = "{ks}"\nservice_user = "{SERVICE[0]}"\n'
-                f'service_password = "{SERVICE[1]}"\ncache_ttl_secs = 60\n')
     for node in ["hss", "icscf", "pcscf", "scscf", "policyd"]:
         with open(os.path.join(ROOT, "config", "dev", f"{node}.toml")) as f:
             text = f.read()
-        if node == "policyd":
-            text += f"\n[keystone]\n{keystone}"
-        elif node in ("pcscf", "scscf") and cache is not None:
-            text = text.replace('mode = "off"', 'mode = "on"\npolicy_url = "http://127.0.0.1:9105"\n'
-                                f"decision_cache = {cache}")
-            text += f"\n[cloud_auth.keystone]\n{keystone}"
+        if node == "policyd" or (node in ("pcscf", "scscf") and cache is not None):
+            on = 'mode = "on"' if node == "policyd" else f'mode = "on"\ndecision_cache = {cache}'
+            for old, new in [
+                ('mode = "${IMS_CLOUD_AUTH:-off}"', on),
+                ("${IMS_KEYSTONE_URL:-http://127.0.0.1:5000/v3}", ks),
+                ('service_user = "ims-service"', f'service_user = "{SERVICE[0]}"'),
+                ('service_password_file = "${IMS_DATA_DIR:-data}/keystone/service.password"',
+                 f'service_password = "{SERVICE[1]}"'),
+            ]:
+                assert old in text, f"{node}.toml: {old}"
+                text = text.replace(old, new)
         with open(os.path.join(out, f"{node}.toml"), "w") as f:
             f.write(text)
 

@@ -227,11 +227,13 @@ def clean(r):
 
 
 def start_core(imsctl, data, env, config_dir=None):
-    """Starts `imsctl up --data-dir data` (with the configs of `config_dir`, the dev ones
-    when None) in its own process group and waits (at most 60 s) until it reports the
-    core up; returns the process."""
+    """Starts `imsctl up --no-cloud --data-dir data` (with the configs of `config_dir`, the
+    dev ones when None; the load runs without Bearer tokens, and a config with cloud
+    authorization says `mode = "on"` itself) in its own process group and waits (at most
+    60 s) until it reports the core up; returns the process."""
     configs = ["--config-dir", config_dir] if config_dir else []
-    up = subprocess.Popen([imsctl, *configs, "up", "--data-dir", data], cwd=ROOT, env=env,
+    up = subprocess.Popen([imsctl, *configs, "up", "--no-cloud", "--data-dir", data],
+                          cwd=ROOT, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                           start_new_session=True)
     try:

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::cloud_auth::CloudAuthMode;
 use crate::error::Invalid;
 use crate::hss::StoreSection;
 use crate::load::Validate;
@@ -133,9 +134,20 @@ impl Validate for PolicySection {
     }
 }
 
-/// Policy service configuration (`config/dev/policyd.toml`). Without `[keystone]` the
-/// service starts but refuses every API call (`503`): it never opens up for want of a way
-/// to authenticate callers.
+/// `[cloud_auth]` of the policy service: whether it authenticates callers with the
+/// Keystone of `[keystone]` at all.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicydCloudAuth {
+    /// `on`: `[keystone]` is required and used; `off`: `[keystone]` is ignored and every
+    /// API call is refused (`503`). The dev config takes it from `IMS_CLOUD_AUTH`, which
+    /// `imsctl up` sets.
+    pub mode: CloudAuthMode,
+}
+
+/// Policy service configuration (`config/dev/policyd.toml`). Without Keystone (no
+/// `[keystone]`, or `[cloud_auth] mode = "off"`) the service starts but refuses every API
+/// call (`503`): it never opens up for want of a way to authenticate callers.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicydConfig {
@@ -145,11 +157,26 @@ pub struct PolicydConfig {
     pub http: HttpSection,
     /// `[store]`: the policy database.
     pub store: StoreSection,
+    /// `[cloud_auth]`: `mode = "off"` turns Keystone off although `[keystone]` is there;
+    /// absent: on exactly when `[keystone]` is.
+    pub cloud_auth: Option<PolicydCloudAuth>,
     /// `[keystone]`: token validation; absent means cloud auth off (every call refused).
+    /// Read it through [`PolicydConfig::keystone`], which honours `[cloud_auth]`.
     pub keystone: Option<KeystoneSection>,
     /// `[policy]`
     #[serde(default)]
     pub policy: PolicySection,
+}
+
+impl PolicydConfig {
+    /// The Keystone callers are authenticated with: `[keystone]`, unless `[cloud_auth]`
+    /// says `mode = "off"`. `None`: cloud auth is off.
+    pub fn keystone(&self) -> Option<&KeystoneSection> {
+        match &self.cloud_auth {
+            Some(c) if c.mode == CloudAuthMode::Off => None,
+            _ => self.keystone.as_ref(),
+        }
+    }
 }
 
 impl Validate for PolicydConfig {
@@ -157,7 +184,17 @@ impl Validate for PolicydConfig {
         self.node.validate().map_err(|e| e.under("node"))?;
         self.http.validate().map_err(|e| e.under("http"))?;
         self.store.validate().map_err(|e| e.under("store"))?;
-        if let Some(k) = &self.keystone {
+        let on = self
+            .cloud_auth
+            .as_ref()
+            .is_some_and(|c| c.mode == CloudAuthMode::On);
+        if on && self.keystone.is_none() {
+            return Err(Invalid::new(
+                "keystone",
+                "required when [cloud_auth] mode = \"on\"",
+            ));
+        }
+        if let Some(k) = self.keystone() {
             k.validate().map_err(|e| e.under("keystone"))?;
         }
         self.policy.validate().map_err(|e| e.under("policy"))
@@ -185,9 +222,26 @@ mod tests {
     fn dev_config_loads_with_cloud_auth_off() {
         let text = include_str!("../dev/policyd.toml");
         let c: PolicydConfig = parse_str(text, Path::new("policyd.toml")).unwrap();
-        assert!(c.keystone.is_none());
+        assert!(c.keystone().is_none());
         assert_eq!(c.policy.effective, ["global:restrict", "tenant:root"]);
         assert_eq!(c.policy.poll_interval_ms, 500);
+    }
+
+    #[test]
+    fn cloud_auth_mode_switches_keystone() {
+        let ks = "[keystone]\nurl = \"http://127.0.0.1:5000/v3\"\nservice_user = \"ims\"\n\
+                  service_password_env = \"KS_PW\"\n";
+        let off = parse(&format!("[cloud_auth]\nmode = \"off\"\n{ks}")).unwrap();
+        assert!(off.keystone.is_some() && off.keystone().is_none());
+        let on = parse(&format!("[cloud_auth]\nmode = \"on\"\n{ks}")).unwrap();
+        assert!(on.keystone().is_some());
+        assert!(parse(ks).unwrap().keystone().is_some());
+        let err = parse("[cloud_auth]\nmode = \"on\"\n").unwrap_err();
+        assert!(err.to_string().contains("keystone"), "{err}");
+        // Off: a [keystone] that would not validate is not looked at.
+        let bad =
+            "[cloud_auth]\nmode = \"off\"\n[keystone]\nurl = \"ftp://x\"\nservice_user = \"u\"\n";
+        assert!(parse(bad).unwrap().keystone().is_none());
     }
 
     #[test]

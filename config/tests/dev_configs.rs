@@ -302,8 +302,10 @@ fn the_core_host_port_takes_the_listener_port_when_advertise_has_none() {
         Some("[2001:db8::7]:5080".into())
     );
     assert_eq!(
-        sip("[sip]\nudp = [\"0.0.0.0:5060\"]\nadvertise = \"203.0.113.7\"\n\
-             [sip.core]\nudp = [\"10.0.0.5:5064\"]\nadvertise = \"10.0.0.5\"\n"),
+        sip(
+            "[sip]\nudp = [\"0.0.0.0:5060\"]\nadvertise = \"203.0.113.7\"\n\
+             [sip.core]\nudp = [\"10.0.0.5:5064\"]\nadvertise = \"10.0.0.5\"\n"
+        ),
         Some("10.0.0.5:5064".into())
     );
     assert_eq!(sip("[sip]\nudp = [\"10.0.0.5:5060\"]\n"), None);

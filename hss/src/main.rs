@@ -9,7 +9,6 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Parser;
 use hss::cx::push::Push;
 use hss::cx::{CxContext, CxServer};
 use hss::provisioning::{Access, SubscriberEvents};
@@ -20,7 +19,7 @@ use ims_runtime::{prometheus_client::registry::Registry, Node, NodeArgs};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = NodeArgs::parse();
+    let args = NodeArgs::parse_for(env!("CARGO_BIN_NAME"), env!("CARGO_PKG_VERSION"));
     let config: HssConfig = ims_config::load(&args.config)?;
     ims_runtime::init_logging(&config.node.log);
     let key = StoreKey::load(&config.security).context("security: store key")?;

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
 use icscf::cx::CxClient;
 use icscf::memory::ScscfMemory;
 use icscf::unknown::UnknownUsers;
@@ -19,7 +18,7 @@ use ims_runtime::NodeArgs;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = NodeArgs::parse();
+    let args = NodeArgs::parse_for(env!("CARGO_BIN_NAME"), env!("CARGO_PKG_VERSION"));
     let config: IcscfConfig = ims_config::load(&args.config)?;
     ims_runtime::init_logging(&config.node.log);
     let metrics = BudgetMetrics::default();

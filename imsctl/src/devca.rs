@@ -90,7 +90,7 @@ pub fn ca_params(common_name: &str) -> anyhow::Result<CertificateParams> {
     Ok(params)
 }
 
-/// Writes a private key or other secret with mode 0600.
+/// Writes a private key or other secret with mode 0600 (created or truncated).
 pub fn write_secret(path: &Path, pem: &str) -> anyhow::Result<()> {
     let mut opts = fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
@@ -99,6 +99,9 @@ pub fn write_secret(path: &Path, pem: &str) -> anyhow::Result<()> {
     let mut f = opts
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
+    // An existing file keeps its mode through `open`: make it private as well.
+    #[cfg(unix)]
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     f.write_all(pem.as_bytes())?;
     Ok(())
 }

@@ -3,6 +3,10 @@
 //! * `imsctl up` starts the whole core on embedded defaults (dev configs from
 //!   `config/dev/`, a dev CA and TLS certificates generated into the data directory on
 //!   first start, loopback addresses) and keeps it running until Ctrl-C.
+//!   With the Keystone environment installed (`scripts/keystone/setup`) or `--cloud`, it
+//!   also runs a local Keystone with demo tenants and turns cloud authorization on
+//!   (`--no-cloud`: off).
+//! * `imsctl token <subscriber>` prints a Keystone token of the subscriber's user.
 //! * `imsctl status` shows each node's health.
 //! * `imsctl subscriber add|list|show|update|delete|import` manages subscribers through
 //!   the HSS provisioning API.
@@ -11,10 +15,12 @@
 //! * `imsctl config init|check` writes and checks a multi-host core's configuration.
 
 mod config;
+mod demo;
 mod devca;
 mod health;
 mod http;
 mod ifc;
+mod keystone;
 mod policy;
 mod subscriber;
 mod up;
@@ -42,13 +48,23 @@ struct Cli {
 enum Command {
     /// Start every node on the dev defaults and supervise them until Ctrl-C.
     Up {
-        /// Where generated certificates and node logs go.
+        /// Where generated certificates, node data and logs and the local Keystone go.
         #[arg(long, default_value = "data")]
         data_dir: PathBuf,
         /// Seconds to wait for each node's /health before giving up.
         #[arg(long, default_value_t = 30)]
         health_timeout: u64,
+        /// Cloud authorization on: a local Keystone (installed by scripts/keystone/setup
+        /// if missing) with demo tenants, policyd and the CSCFs' filters. The default
+        /// when the Keystone environment is installed.
+        #[arg(long, conflicts_with = "no_cloud")]
+        cloud: bool,
+        /// Cloud authorization off (no Keystone; requests are not checked).
+        #[arg(long)]
+        no_cloud: bool,
     },
+    /// Print a Keystone token of a subscriber's Keystone user (the demo of `imsctl up`).
+    Token(demo::TokenArgs),
     /// Show the health of each node.
     Status,
     /// Manage subscribers in the HSS (provisioning API).
@@ -84,7 +100,13 @@ async fn main() -> anyhow::Result<()> {
         Command::Up {
             data_dir,
             health_timeout,
-        } => up::run(&cli.config_dir, &data_dir, health_timeout).await,
+            cloud,
+            no_cloud,
+        } => {
+            let cloud = up::Cloud::from_flags(cloud, no_cloud);
+            up::run(&cli.config_dir, &data_dir, health_timeout, cloud).await
+        }
+        Command::Token(args) => demo::token(&args, &cli.config_dir, ca).await,
         Command::Status => health::print_status(&cli.config_dir, ca).await,
         Command::Subscriber { target, command } => {
             subscriber::run(&cli.config_dir, &target, ca, *command).await

@@ -38,7 +38,7 @@ use serde_json::{json, Map, Value};
 use crate::http::{base_url, http_client, segment};
 
 /// Where the HSS is and how to authenticate.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct Target {
     /// Base URL of the HSS HTTP endpoint (default: from hss.toml `http.listen`).
     #[arg(long, env = "IMS_HSS_URL", global = true)]
@@ -204,7 +204,7 @@ pub enum SubscriberCommand {
 }
 
 /// A connection to the provisioning API.
-struct Api {
+pub(crate) struct Api {
     http: reqwest::Client,
     base: String,
     credential: Credential,
@@ -226,7 +226,11 @@ impl std::fmt::Display for ApiFailure {
 impl std::error::Error for ApiFailure {}
 
 impl Api {
-    fn new(target: &Target, config_dir: &Path, ca: Option<&Path>) -> anyhow::Result<Api> {
+    pub(crate) fn new(
+        target: &Target,
+        config_dir: &Path,
+        ca: Option<&Path>,
+    ) -> anyhow::Result<Api> {
         let config = || -> anyhow::Result<ims_config::HssConfig> {
             Ok(ims_config::load(&config_dir.join("hss.toml"))?)
         };
@@ -275,7 +279,7 @@ impl Api {
         })
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -319,7 +323,7 @@ impl Api {
     }
 
     /// The subscriber whose id, IMPI or IMPU is `key`.
-    async fn find(&self, key: &str) -> anyhow::Result<Value> {
+    pub(crate) async fn find(&self, key: &str) -> anyhow::Result<Value> {
         let by_id = self
             .send(
                 reqwest::Method::GET,

@@ -8,8 +8,10 @@ use anyhow::{bail, Context};
 use ims_config::NodeKind;
 use tokio::process::{Child, Command};
 
+use crate::demo::{self, Demo};
 use crate::devca::DevCa;
 use crate::health;
+use crate::keystone;
 
 struct Running {
     kind: NodeKind,
@@ -36,12 +38,58 @@ fn share(cores: usize, nodes: usize) -> usize {
     (cores / nodes.max(1)).max(1)
 }
 
-/// Starts HSS, S-CSCF, I-CSCF and P-CSCF in that order, waits until each answers on
-/// `/health`, then supervises them until Ctrl-C (or until one exits).
-pub async fn run(config_dir: &Path, data_dir: &Path, health_timeout: u64) -> anyhow::Result<()> {
+/// Whether `imsctl up` runs with cloud authorization (`--cloud`, `--no-cloud`, neither).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cloud {
+    /// On when the Keystone environment is installed (`scripts/keystone/setup`).
+    Auto,
+    /// On; the Keystone environment is installed first if missing.
+    On,
+    /// Off.
+    Off,
+}
+
+impl Cloud {
+    /// From `--cloud` and `--no-cloud` (which exclude each other).
+    pub fn from_flags(cloud: bool, no_cloud: bool) -> Cloud {
+        match (cloud, no_cloud) {
+            (true, _) => Cloud::On,
+            (_, true) => Cloud::Off,
+            _ => Cloud::Auto,
+        }
+    }
+
+    fn wanted(self, installed: bool) -> bool {
+        match self {
+            Cloud::On => true,
+            Cloud::Off => false,
+            Cloud::Auto => installed,
+        }
+    }
+}
+
+/// The environment variable the dev configs read `[cloud_auth] mode` from.
+const CLOUD_AUTH: &str = "IMS_CLOUD_AUTH";
+/// The environment variable the dev configs read the Keystone URL from.
+const KEYSTONE_URL: &str = "IMS_KEYSTONE_URL";
+
+/// With cloud authorization on: policyd and HSS first, then S-CSCF, I-CSCF and P-CSCF,
+/// after a local Keystone with the demo. Waits until each node answers on `/health`,
+/// then supervises them until Ctrl-C (or until one exits).
+pub async fn run(
+    config_dir: &Path,
+    data_dir: &Path,
+    health_timeout: u64,
+    cloud: Cloud,
+) -> anyhow::Result<()> {
     // Listen for Ctrl-C/SIGTERM from the start, so a signal during start-up still stops
     // the nodes already running instead of killing imsctl and orphaning them.
     let mut stop = Stop::install()?;
+    let data_dir = &std::path::absolute(data_dir)
+        .with_context(|| format!("resolving {}", data_dir.display()))?;
+    // The dev configs name every file under ${IMS_DATA_DIR:-data}: read them (the HSS's
+    // admin token for the demo) as the nodes do. Set before anything else runs.
+    std::env::set_var("IMS_DATA_DIR", data_dir);
     let pcscf: ims_config::PcscfConfig = ims_config::load(&config_dir.join("pcscf.toml"))?;
     let diameter = diameter_hosts(config_dir)?;
     let nodes: Vec<(&str, Vec<String>)> = NodeKind::ALL
@@ -59,16 +107,31 @@ pub async fn run(config_dir: &Path, data_dir: &Path, health_timeout: u64) -> any
         );
     }
     let bin_dir = binaries().await?;
+    let cloud_on = cloud.wanted(keystone::installed());
+    if cloud == Cloud::Auto && !cloud_on {
+        println!(
+            "cloud authorization OFF: no Keystone environment (scripts/keystone/setup, or \
+             imsctl up --cloud, installs it)"
+        );
+    }
+    let keystone = if cloud_on {
+        tokio::select! {
+            r = start_keystone(data_dir, &pcscf.node.domain) => Some(r?),
+            () = stop.recv() => bail!("interrupted during start-up"),
+        }
+    } else {
+        None
+    };
     let log_dir = data_dir.join("logs");
     std::fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
     let launch = Launch {
         bin_dir,
         config_dir,
-        data_dir: std::path::absolute(data_dir)
-            .with_context(|| format!("resolving {}", data_dir.display()))?,
+        data_dir: data_dir.clone(),
         log_dir: log_dir.clone(),
         ca: ca.dir.join("ca.crt"),
         health_timeout,
+        keystone_url: keystone.as_ref().map(|(k, _)| k.url.clone()),
     };
 
     let mut running: Vec<Running> = Vec::new();
@@ -85,7 +148,16 @@ pub async fn run(config_dir: &Path, data_dir: &Path, health_timeout: u64) -> any
             }
         }
     }
+    if let Some((_, demo)) = &keystone {
+        if let Err(e) = demo::provision(demo, config_dir, &launch.ca).await {
+            stop_all(&mut running).await;
+            return Err(e.context("provisioning the demo tenants and subscribers"));
+        }
+    }
     println!();
+    if let Some((_, demo)) = &keystone {
+        println!("{}", demo.summary());
+    }
     println!(
         "IMS core is up (Ctrl-C stops it). P-CSCF for UEs: {}",
         ue_listeners(&pcscf)
@@ -101,6 +173,7 @@ pub async fn run(config_dir: &Path, data_dir: &Path, health_timeout: u64) -> any
         kind = first_exit(&mut running) => Some(kind),
     };
     stop_all(&mut running).await;
+    drop(keystone);
     if let Some(kind) = exited {
         bail!(
             "{} exited unexpectedly; see {}",
@@ -109,6 +182,29 @@ pub async fn run(config_dir: &Path, data_dir: &Path, health_timeout: u64) -> any
         );
     }
     Ok(())
+}
+
+/// Starts the local Keystone; in a new instance creates the demo (users, tenants, the
+/// service user) and writes its credentials under `data`, else reads them.
+async fn start_keystone(data: &Path, domain: &str) -> anyhow::Result<(keystone::Instance, Demo)> {
+    println!("keystone starting on 127.0.0.1:{} ...", keystone::PORT);
+    let (instance, fresh) = keystone::Instance::start(data).await?;
+    let demo = if fresh {
+        let demo = keystone::create_demo(&instance.url, domain).await?;
+        demo.write(data)?;
+        keystone::write_admin_env(data, &demo.admin_password)?;
+        demo
+    } else {
+        Demo::read(data).with_context(|| {
+            format!(
+                "the Keystone instance in {} has no demo file: remove {} to start anew",
+                data.join("keystone/instance").display(),
+                data.join("keystone").display()
+            )
+        })?
+    };
+    println!("keystone up   ({})", instance.url);
+    Ok((instance, demo))
 }
 
 /// The Diameter Origin-Hosts of the HSS, I-CSCF and S-CSCF (by node name): their dev
@@ -135,7 +231,9 @@ fn ue_listeners(c: &ims_config::PcscfConfig) -> String {
 }
 
 /// Directory of the node binaries: beside `imsctl`. Under `cargo run`, builds them first
-/// with the same profile so one command is enough.
+/// with the same profile so one command is enough: every binary of the workspace in one
+/// invocation, with the workspace's feature set (`scripts/up` does the same before it
+/// starts `imsctl`, so nothing is built twice there).
 async fn binaries() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("locating imsctl")?;
     let dir = exe
@@ -145,20 +243,7 @@ async fn binaries() -> anyhow::Result<PathBuf> {
     if let Ok(cargo) = std::env::var("CARGO") {
         let release = dir.file_name().is_some_and(|n| n == "release");
         let mut cmd = Command::new(cargo);
-        cmd.args([
-            "build",
-            "--bins",
-            "-p",
-            "pcscf",
-            "-p",
-            "icscf",
-            "-p",
-            "scscf",
-            "-p",
-            "hss",
-            "-p",
-            "cloud-auth",
-        ]);
+        cmd.args(["build", "--workspace", "--bins"]);
         if release {
             cmd.arg("--release");
         }
@@ -179,6 +264,8 @@ struct Launch<'a> {
     /// The dev CA, trusted for the nodes' HTTPS listeners.
     ca: PathBuf,
     health_timeout: u64,
+    /// The local Keystone when cloud authorization is on.
+    keystone_url: Option<String>,
 }
 
 async fn start(kind: NodeKind, launch: &Launch<'_>) -> anyhow::Result<Running> {
@@ -189,6 +276,7 @@ async fn start(kind: NodeKind, launch: &Launch<'_>) -> anyhow::Result<Running> {
         log_dir,
         ca,
         health_timeout,
+        keystone_url,
     } = launch;
     let health_timeout = *health_timeout;
     let name = kind.name();
@@ -210,6 +298,10 @@ async fn start(kind: NodeKind, launch: &Launch<'_>) -> anyhow::Result<Running> {
         .arg("--config")
         .arg(&config)
         .env("IMS_DATA_DIR", data_dir);
+    match keystone_url {
+        Some(url) => command.env(CLOUD_AUTH, "on").env(KEYSTONE_URL, url),
+        None => command.env(CLOUD_AUTH, "off").env_remove(KEYSTONE_URL),
+    };
     if std::env::var_os(WORKER_THREADS).is_none() {
         command.env(WORKER_THREADS, worker_threads().to_string());
     }
@@ -309,7 +401,15 @@ async fn stop_all(running: &mut [Running]) {
 
 #[cfg(test)]
 mod tests {
-    use super::share;
+    use super::{share, Cloud};
+
+    #[test]
+    fn cloud_authorization_is_on_by_default_only_when_keystone_is_installed() {
+        assert!(Cloud::from_flags(false, false).wanted(true));
+        assert!(!Cloud::from_flags(false, false).wanted(false));
+        assert!(Cloud::from_flags(true, false).wanted(false));
+        assert!(!Cloud::from_flags(false, true).wanted(true));
+    }
 
     #[test]
     fn nodes_on_one_host_share_its_cores() {

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
 use ims_config::PcscfConfig;
 use ims_node::{Ingress, Role};
 use ims_runtime::budget::BudgetMetrics;
@@ -21,7 +20,7 @@ use pcscf::{Pcscf, PcscfPolicy, PcscfSettings};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = NodeArgs::parse();
+    let args = NodeArgs::parse_for(env!("CARGO_BIN_NAME"), env!("CARGO_PKG_VERSION"));
     let config: PcscfConfig = ims_config::load(&args.config)?;
     ims_runtime::init_logging(&config.node.log);
     let section = &config.pcscf;

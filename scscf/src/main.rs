@@ -12,7 +12,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
 use ims_config::{BudgetSection, ScscfConfig};
 use ims_runtime::budget::{Backoff, BackoffPolicy, BudgetMetrics, Refusals};
 use ims_runtime::sip::{run_engine_until_shutdown, start_proxy, watch_engine};
@@ -69,7 +68,7 @@ fn identity_backoff(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = NodeArgs::parse();
+    let args = NodeArgs::parse_for(env!("CARGO_BIN_NAME"), env!("CARGO_PKG_VERSION"));
     let config: ScscfConfig = ims_config::load(&args.config)?;
     ims_runtime::init_logging(&config.node.log);
     let r = &config.registrar;

@@ -93,6 +93,18 @@ pub fn provision_digest(
     password: &str,
     project: Option<&str>,
 ) {
+    provision_digest_with(|args| imsctl(data, args), dir, names, password, project);
+}
+
+/// [`provision_digest`] through `imsctl`, which runs `imsctl` with the arguments it is
+/// given against some core (e.g. in a management network namespace).
+pub fn provision_digest_with(
+    imsctl: impl Fn(&[&str]) -> Output,
+    dir: &Path,
+    names: &[String],
+    password: &str,
+    project: Option<&str>,
+) {
     let csv = dir.join(format!("import-{}.csv", names[0]));
     let mut text = String::from("impi,impus,password,project_id\n");
     for n in names {
@@ -103,7 +115,7 @@ pub fn provision_digest(
         ));
     }
     std::fs::write(&csv, text).unwrap();
-    let out = imsctl(data, &["subscriber", "import", csv.to_str().unwrap()]);
+    let out = imsctl(&["subscriber", "import", csv.to_str().unwrap()]);
     assert!(
         out.status.success(),
         "imsctl subscriber import: {}\n{}",
@@ -357,6 +369,8 @@ pub struct Ue {
     pub local: SocketAddr,
     /// The CSV the UE's scenarios read: this user, its credentials, `peer` as field3.
     pub csv: PathBuf,
+    /// Where its requests go: the P-CSCF.
+    pub entry: SocketAddr,
 }
 
 impl Ue {
@@ -369,13 +383,25 @@ impl Ue {
     /// [`Ue::register`] with the registration scenario `scenario`; `fields` is field3
     /// and on (`;`-separated: the callee, then e.g. a bearer token).
     pub fn register_with(dir: &Path, user: &str, fields: &str, scenario: &str) -> Ue {
-        let local = addr(free_port());
+        Ue::register_at(dir, user, fields, scenario, addr(free_port()), addr(PCSCF))
+    }
+
+    /// [`Ue::register_with`] from `local` through the P-CSCF at `entry`.
+    pub fn register_at(
+        dir: &Path,
+        user: &str,
+        fields: &str,
+        scenario: &str,
+        local: SocketAddr,
+        entry: SocketAddr,
+    ) -> Ue {
         let file = format!("ue-{user}-{}.csv", local.port());
         let csv = sipp_csv(dir, &file, &[user.to_string()], "secret", Some(fields));
         let ue = Ue {
             user: user.to_string(),
             local,
             csv,
+            entry,
         };
         let r = ue.run(dir, scenario);
         assert_all_passed(&r, 1);
@@ -395,7 +421,7 @@ impl Ue {
             &self.csv,
             SippTransport::Udp,
             calls,
-            addr(PCSCF),
+            self.entry,
             self.local,
         )
     }

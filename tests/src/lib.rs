@@ -4,6 +4,7 @@
 pub mod chain;
 pub mod hss_api;
 pub mod metrics;
+pub mod netns;
 pub mod sipp;
 pub mod stunnel;
 pub mod uar_hss;
@@ -38,7 +39,12 @@ pub fn binary(name: &str) -> PathBuf {
 /// of its own (so [`kill_group`] reaches its children too), and does not think it runs
 /// under cargo.
 pub fn command(name: &str) -> Command {
-    let mut c = Command::new(binary(name));
+    in_group(Command::new(binary(name)))
+}
+
+/// `c` running in the repository root, in a process group of its own, not under cargo
+/// (see [`command`]).
+pub fn in_group(mut c: Command) -> Command {
     c.current_dir(repo_root()).env_remove("CARGO");
     std::os::unix::process::CommandExt::process_group(&mut c, 0);
     c
@@ -233,16 +239,28 @@ pub struct DevCore {
 }
 
 impl DevCore {
-    /// Starts `imsctl up` and waits (at most 60 s) until it reports the core up.
+    /// Starts `imsctl up --no-cloud` and waits (at most 60 s) until it reports the core
+    /// up.
     pub fn start(data: &std::path::Path) -> Result<DevCore, String> {
         Self::start_with(None, data)
     }
 
     /// [`DevCore::start`] with the configurations of `config_dir` (the dev ones when
-    /// `None`).
+    /// `None`). `--no-cloud`: the tests register without Bearer tokens, and a config
+    /// that turns cloud authorization on says `mode = "on"` itself.
     pub fn start_with(
         config_dir: Option<&std::path::Path>,
         data: &std::path::Path,
+    ) -> Result<DevCore, String> {
+        Self::start_args(config_dir, data, &["--no-cloud"])
+    }
+
+    /// `imsctl up` with `up_args` (e.g. none: cloud authorization on when the Keystone
+    /// environment is installed); waits at most 180 s (a first Keystone set-up included).
+    pub fn start_args(
+        config_dir: Option<&std::path::Path>,
+        data: &std::path::Path,
+        up_args: &[&str],
     ) -> Result<DevCore, String> {
         let mut cmd = command("imsctl");
         if let Some(c) = config_dir {
@@ -251,13 +269,14 @@ impl DevCore {
         let child = cmd
             .args(["up", "--data-dir"])
             .arg(data)
+            .args(up_args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
             .spawn()
             .map_err(|e| format!("imsctl does not start: {e}"))?;
         let mut up = GroupGuard(child);
         let stdout = up.0.stdout.take().ok_or("no stdout pipe")?;
-        wait_for_line(stdout, "IMS core is up", Duration::from_secs(60))
+        wait_for_line(stdout, "IMS core is up", Duration::from_secs(180))
             .map_err(|seen| format!("imsctl up did not report the core up; it printed:\n{seen}"))?;
         Ok(DevCore { up })
     }

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use ims_sip::auth::aka::AkaNonce;
@@ -60,8 +61,34 @@ pub fn available() -> bool {
         .is_ok()
 }
 
+/// The network namespace SIPp runs in, when not the test's own ([`run_in_netns`]).
+static NETNS: Mutex<Option<String>> = Mutex::new(None);
+
+/// Runs every later SIPp of this test process in the network namespace `netns` (`ip
+/// netns exec`), or in the test's own again with `None`: the UEs of
+/// `tests/tests/deployment_netns.rs` live in a namespace of their own. Process-wide
+/// (nextest runs each test in a process of its own).
+pub fn run_in_netns(netns: Option<&str>) {
+    if let Ok(mut ns) = NETNS.lock() {
+        *ns = netns.map(String::from);
+    }
+}
+
+/// The namespace of [`run_in_netns`].
+fn netns() -> Option<String> {
+    NETNS.lock().ok().and_then(|ns| ns.clone())
+}
+
 fn base(scenario: &Path, local: SocketAddr, transport: SippTransport, workdir: &Path) -> Command {
-    let mut c = Command::new("sipp");
+    let mut c = match netns() {
+        // `ip netns exec` execs SIPp: the child's pid is SIPp's.
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &ns, "sipp"]);
+            c
+        }
+        None => Command::new("sipp"),
+    };
     c.current_dir(workdir)
         .arg("-sf")
         .arg(scenario)
@@ -119,10 +146,7 @@ impl Background {
             c.arg("-trace_msg");
         }
         let run = Background::spawn(c, local, timeout_secs, workdir)?;
-        // Nothing else may bind the port once SIPp holds it.
-        let bound = wait_for(Duration::from_secs(10), || {
-            UdpSocket::bind(local).is_err().then_some(())
-        });
+        let bound = wait_for(Duration::from_secs(10), || udp_bound(local).then_some(()));
         match bound {
             Some(()) => Ok(run),
             None => Err(std::io::Error::other(format!("SIPp did not bind {local}"))),
@@ -182,6 +206,15 @@ impl Background {
             Duration::from_secs(u64::from(self.timeout_secs) + 10),
         );
         result(status, &self.stats, &self.workdir)
+    }
+}
+
+/// True when some socket holds the UDP address `local` (in SIPp's namespace).
+fn udp_bound(local: SocketAddr) -> bool {
+    match netns() {
+        Some(ns) => crate::netns::listening(&ns, "udp", local),
+        // Nothing else may bind the port once SIPp holds it.
+        None => UdpSocket::bind(local).is_err(),
     }
 }
 

@@ -1,9 +1,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Cloud authorization through the whole chain (design brief §5-§6, RFC 8898): a real
 //! Keystone 30.0.0 (see `cloud-auth/tests/support`), the real `policyd`, `hss`, `scscf`,
-//! `icscf` and `pcscf` started by `imsctl up` with the dev configs turned to
-//! `[cloud_auth] mode = "on"`, subscribers of two tenants, and SIPp UEs carrying Keystone
-//! tokens as `Authorization: Bearer` beside their Digest credentials
+//! `icscf` and `pcscf` started by `imsctl up --no-cloud` (no Keystone of its own) with the
+//! dev configs turned to `[cloud_auth] mode = "on"` toward that Keystone, subscribers of
+//! two tenants, and SIPp UEs carrying Keystone tokens as `Authorization: Bearer` beside
+//! their Digest credentials
 //! (`sipp-scenarios/cloud/`). One test puts SIPp as an application server in the caller's
 //! path (an originating iFC set through the HSS provisioning API): each hop to it is an
 //! `as:<host>` question to the caller's tenant policy, and the AS never sees the
@@ -33,35 +34,43 @@ const HOUR: u64 = 3600;
 /// Keystone cache TTL of the CSCFs in these tests.
 const TOKEN_TTL_S: u64 = 2;
 
-/// The dev configs with cloud authorization on, pointed at `ks`.
+/// The dev configs with cloud authorization on, pointed at `ks` and its service user,
+/// with a Keystone cache of [`TOKEN_TTL_S`] (the CSCFs and policyd).
 fn configs(dir: &Path, ks: &Keystone) -> PathBuf {
     let out = dir.join("config");
     std::fs::create_dir_all(&out).unwrap();
-    let keystone = format!(
-        "url = \"{}\"\nservice_user = \"{SERVICE_USER}\"\nservice_password = \"{SERVICE_PASSWORD}\"\n\
-         cache_ttl_secs = {TOKEN_TTL_S}\n",
-        ks.url
-    );
     for node in ["hss", "icscf", "pcscf", "scscf", "policyd"] {
         let mut text =
             std::fs::read_to_string(repo_root().join(format!("config/dev/{node}.toml"))).unwrap();
-        match node {
-            "policyd" => text.push_str(&format!("\n[keystone]\n{keystone}")),
-            "pcscf" | "scscf" => {
-                assert!(
-                    text.contains("mode = \"off\""),
-                    "{node}.toml has [cloud_auth]"
-                );
+        if matches!(node, "pcscf" | "scscf" | "policyd") {
+            let mut password = format!("service_password = \"{SERVICE_PASSWORD}\"");
+            if node == "policyd" {
                 text = text.replace(
-                    "mode = \"off\"",
-                    &format!(
-                        "mode = \"on\"\npolicy_url = \"https://127.0.0.1:{POLICYD_HTTP}\"\n\
-                         policy_ca = \"${{IMS_DATA_DIR:-data}}/tls/ca.crt\""
-                    ),
+                    "cache_ttl_secs = 60",
+                    &format!("cache_ttl_secs = {TOKEN_TTL_S}"),
                 );
-                text.push_str(&format!("\n[cloud_auth.keystone]\n{keystone}"));
+            } else {
+                password.push_str(&format!("\ncache_ttl_secs = {TOKEN_TTL_S}"));
             }
-            _ => {}
+            for (from, to) in [
+                ("mode = \"${IMS_CLOUD_AUTH:-off}\"", "mode = \"on\""),
+                (
+                    "${IMS_KEYSTONE_URL:-http://127.0.0.1:5000/v3}",
+                    ks.url.as_str(),
+                ),
+                (
+                    "service_password_file = \"${IMS_DATA_DIR:-data}/keystone/service.password\"",
+                    &password,
+                ),
+            ] {
+                assert!(text.contains(from), "{node}.toml has {from}");
+                text = text.replace(from, to);
+            }
+            assert!(text.contains(&format!("cache_ttl_secs = {TOKEN_TTL_S}")));
+            assert!(
+                text.contains(&format!("service_user = \"{SERVICE_USER}\"")),
+                "{node}.toml names the fixture's service user"
+            );
         }
         std::fs::write(out.join(format!("{node}.toml")), text).unwrap();
     }

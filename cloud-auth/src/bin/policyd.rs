@@ -1,13 +1,13 @@
 //! `policyd`: the policy service (design brief §6). Loads its configuration, opens the
 //! policy store (creating the SQLite file, the schema and the built-in global policies on
 //! first start), and serves `/health`, `/metrics` and the policy API (`/v1/`, see
-//! `cloud_auth::policyd::api`) on its `[http]` listener. Without `[keystone]` it runs with
-//! cloud auth off: every API call is refused with 503, and the log and `/health` say so.
+//! `cloud_auth::policyd::api`) on its `[http]` listener. Without `[keystone]` (or with
+//! `[cloud_auth] mode = "off"`) it runs with cloud auth off: every API call is refused
+//! with 503, and the log and `/health` say so.
 
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
 use cloud_auth::keystone::{KeystoneConfig, TokenValidator};
 use cloud_auth::policyd::{self, Engine, Reference, Store};
 use ims_config::PolicydConfig;
@@ -15,7 +15,7 @@ use ims_runtime::{prometheus_client::registry::Registry, Node, NodeArgs};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = NodeArgs::parse();
+    let args = NodeArgs::parse_for(env!("CARGO_BIN_NAME"), env!("CARGO_PKG_VERSION"));
     let config: PolicydConfig = ims_config::load(&args.config)?;
     ims_runtime::init_logging(&config.node.log);
     let effective = config
@@ -24,7 +24,7 @@ async fn main() -> anyhow::Result<()> {
         .iter()
         .map(|r| Reference::parse(r).with_context(|| format!("policy.effective: {r}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let keystone = match &config.keystone {
+    let keystone = match config.keystone() {
         Some(k) => {
             let v = TokenValidator::new(KeystoneConfig::from_section(k)?).context("keystone")?;
             // Find a wrong service password or URL at once; not fatal (Keystone may come up
@@ -36,8 +36,8 @@ async fn main() -> anyhow::Result<()> {
         }
         None => {
             tracing::warn!(
-                "no [keystone] configured: cloud auth is OFF; every policy API call \
-                 (management, verify, feed) is refused with 503"
+                "no [keystone] configured, or [cloud_auth] mode = \"off\": cloud auth is OFF; \
+                 every policy API call (management, verify, feed) is refused with 503"
             );
             None
         }

@@ -1,7 +1,7 @@
 //! name-addr / addr-spec values: From, To, Contact, Route, Record-Route, Path,
 //! Service-Route, P-Asserted-Identity (RFC 3261 §20.10, §25.1).
 
-use super::scan::{self, Param};
+use super::scan::{self, Params};
 use super::ParseError;
 
 /// `[display-name] <uri> *(;param)` or `uri *(;param)`.
@@ -12,7 +12,7 @@ pub struct NameAddr<'a> {
     /// The URI text, without angle brackets.
     pub uri: &'a str,
     /// Header parameters (after `>` or, for addr-spec, after the URI).
-    pub params: Vec<Param<'a>>,
+    pub params: Params<'a>,
     /// True when the URI was enclosed in `<>`.
     pub angle: bool,
 }
@@ -32,7 +32,7 @@ impl<'a> NameAddr<'a> {
             return Ok(NameAddr {
                 display: None,
                 uri: s,
-                params: Vec::new(),
+                params: Params::new(),
                 angle: false,
             });
         }
@@ -65,7 +65,7 @@ impl<'a> NameAddr<'a> {
             let rest = after[gt + 1..].trim_start();
             let params = match rest.strip_prefix(';') {
                 Some(p) => scan::parse_params(p).map_err(bad)?,
-                None if rest.is_empty() => Vec::new(),
+                None if rest.is_empty() => Params::new(),
                 None => return Err(bad("unexpected text after '>'")),
             };
             if uri.is_empty() || !uri.contains(':') {
@@ -83,7 +83,7 @@ impl<'a> NameAddr<'a> {
             }
             let (uri, params) = match s.find(';') {
                 Some(i) => (s[..i].trim(), scan::parse_params(&s[i + 1..]).map_err(bad)?),
-                None => (s, Vec::new()),
+                None => (s, Params::new()),
             };
             if uri.is_empty() || !uri.contains(':') || uri.contains(char::is_whitespace) {
                 return Err(bad("malformed addr-spec"));

@@ -24,6 +24,13 @@ pub enum BuildError {
     Malformed(&'static str),
 }
 
+/// Appends `len` random lowercase hex digits to `out`.
+pub(crate) fn push_random_hex(out: &mut String, len: usize) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut rng = rand::thread_rng();
+    out.extend((0..len).map(|_| char::from(HEX[rng.gen_range(0..16)])));
+}
+
 /// `len` random lowercase hex digits.
 fn random_hex(len: usize) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";

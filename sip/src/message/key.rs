@@ -1,6 +1,8 @@
 //! Transaction keys: how a request or response is matched to its transaction
 //! (RFC 3261 §17.1.3 and §17.2.3).
 
+use std::io::Write as _;
+
 use bytes::Bytes;
 
 use super::cseq::CSeq;
@@ -70,10 +72,11 @@ impl TransactionKey {
         let method = fold_ack(msg.method().unwrap_or(&cseq.method));
         match via.branch() {
             Some(branch) if branch.starts_with(BRANCH_MAGIC) => {
-                let mut sent_by = via.host.to_ascii_lowercase();
+                // One allocation: the host lowercased, then ":port" (at most 6 bytes).
+                let mut sent_by = Vec::with_capacity(via.host.len() + 6);
+                sent_by.extend(via.host.bytes().map(|b| b.to_ascii_lowercase()));
                 if let Some(p) = via.port {
-                    sent_by.push(':');
-                    sent_by.push_str(&p.to_string());
+                    let _ = write!(sent_by, ":{p}");
                 }
                 Ok(TransactionKey::Rfc3261 {
                     branch: Bytes::copy_from_slice(branch.as_bytes()),

@@ -2,6 +2,8 @@
 
 use std::ops::Range;
 
+use smallvec::SmallVec;
+
 /// True for RFC 3261 `token` characters.
 pub fn is_token_char(c: u8) -> bool {
     c.is_ascii_alphanumeric()
@@ -130,13 +132,18 @@ pub fn unquote(s: &str) -> String {
     }
 }
 
+/// The parameters of a URI or header value: up to four without a heap allocation (a
+/// Via's branch, rport, received; a From's tag), as every received message has its
+/// top Via and addresses parsed several times.
+pub type Params<'a> = SmallVec<[Param<'a>; 4]>;
+
 /// Parses `;`-separated parameters (`;a=b;c`), as they follow a URI or header value.
 /// `s` starts after the first `;` (or is empty). Names must be tokens; values may be
 /// tokens, quoted strings or IPv6 references. An empty parameter (`;;`, or a `;` with
 /// nothing after it) is an error: the grammar has `*( SEMI generic-param )` and no
 /// empty element (RFC 3261 §25.1; RFC 4475 §3.1.2.1).
-pub fn parse_params(s: &str) -> Result<Vec<Param<'_>>, &'static str> {
-    let mut out = Vec::new();
+pub fn parse_params(s: &str) -> Result<Params<'_>, &'static str> {
+    let mut out = Params::new();
     if s.trim().is_empty() {
         return if s.is_empty() {
             Ok(out)

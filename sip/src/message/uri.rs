@@ -1,6 +1,6 @@
 //! SIP, SIPS and tel URIs (RFC 3261 §19.1, RFC 3966), parsed as views over the text.
 
-use super::scan::{self, Param};
+use super::scan::{self, Params};
 use super::via::split_host_port;
 use super::ParseError;
 
@@ -19,7 +19,7 @@ pub struct Uri<'a> {
     /// Port.
     pub port: Option<u16>,
     /// URI parameters.
-    pub params: Vec<Param<'a>>,
+    pub params: Params<'a>,
     /// Header part after `?`, unparsed.
     pub headers: Option<&'a str>,
 }
@@ -61,7 +61,7 @@ impl<'a> Uri<'a> {
                 password: None,
                 host: rest,
                 port: None,
-                params: Vec::new(),
+                params: Params::new(),
                 headers: None,
             });
         }

@@ -1,6 +1,6 @@
 //! The Via header (RFC 3261 §20.42, RFC 3581 `rport`).
 
-use super::scan::{self, Param};
+use super::scan::{self, Params};
 use super::ParseError;
 
 /// The magic cookie that marks RFC 3261 branch ids (§8.1.1.7).
@@ -16,7 +16,7 @@ pub struct Via<'a> {
     /// Port, if present.
     pub port: Option<u16>,
     /// Parameters in order.
-    pub params: Vec<Param<'a>>,
+    pub params: Params<'a>,
 }
 
 const BAD: fn(&'static str) -> ParseError = |reason| ParseError::HeaderValue {

@@ -17,14 +17,18 @@
 use md5::{Digest, Md5};
 
 use crate::message::addr::NameAddr;
-use crate::message::build::new_branch;
-use crate::message::via::Via;
+use crate::message::build::push_random_hex;
+use crate::message::via::{Via, BRANCH_MAGIC};
 use crate::{HeaderName, SipMessage};
 
 use super::ProxyConfig;
 
 /// Separates the random part of our branch ids from the loop-detection part.
 const SEPARATOR: char = '.';
+
+/// Length of a branch id with a loop hash: magic cookie, 16 random hex digits, the
+/// separator, 16 hex digits of hash.
+const BRANCH_LEN: usize = BRANCH_MAGIC.len() + 16 + 1 + 16;
 
 /// The loop-detection part of a branch: 16 hex digits of an MD5 over the routing
 /// fields of a received request (§16.6 step 8).
@@ -78,7 +82,17 @@ impl LoopHash {
 
     /// A fresh branch id carrying this hash: `z9hG4bK<random>.<hash>`.
     pub fn branch(&self) -> String {
-        format!("{}{SEPARATOR}{}", new_branch(), self.0)
+        let mut out = String::with_capacity(BRANCH_LEN);
+        self.push_branch(&mut out);
+        out
+    }
+
+    /// Appends a fresh branch id carrying this hash ([`LoopHash::branch`]) to `out`.
+    pub fn push_branch(&self, out: &mut String) {
+        out.push_str(BRANCH_MAGIC);
+        push_random_hex(out, 16);
+        out.push(SEPARATOR);
+        out.push_str(&self.0);
     }
 }
 

@@ -496,5 +496,6 @@ impl ResponseContext {
 fn top_branch(msg: &SipMessage) -> Option<String> {
     let top = msg.headers.first_value(&HeaderName::Via)?;
     let text = std::str::from_utf8(&top).ok()?;
-    Via::parse(text).ok()?.branch().map(str::to_string)
+    let branch = Via::parse(text).ok()?.branch().map(str::to_string);
+    branch
 }

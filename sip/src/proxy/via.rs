@@ -2,6 +2,7 @@
 //! §18.2.1, RFC 3581 §4), our own Via on forwarded requests (§16.6 step 8), its removal
 //! from responses (§16.7 step 3) and where a response goes next (§18.2.2, RFC 3581 §4).
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
@@ -32,9 +33,12 @@ fn parse_top(value: &Bytes) -> Result<Via<'_>, ViaError> {
     Via::parse(text).map_err(|_| ViaError::Malformed)
 }
 
-/// A via-parm written back from its parts, with `rport` filled and `received` replaced.
-fn rewrite(via: &Via<'_>, received: Option<IpAddr>, rport: Option<u16>) -> String {
-    let mut s = format!("SIP/2.0/{} {}", via.transport, via.host);
+/// A via-parm written back from its parts, with `rport` filled and `received` replaced;
+/// `len` is the length of the value it was parsed from.
+fn rewrite(via: &Via<'_>, len: usize, received: Option<IpAddr>, rport: Option<u16>) -> String {
+    // Room for `;received=<IPv6>` and `;rport=65535`: one allocation.
+    let mut s = String::with_capacity(len + 64);
+    let _ = write!(s, "SIP/2.0/{} {}", via.transport, via.host);
     if let Some(p) = via.port {
         let _ = write!(s, ":{p}");
     }
@@ -82,6 +86,7 @@ pub fn stamp_received(req: &mut SipMessage, source: SocketAddr) -> Result<bool, 
     }
     let new = rewrite(
         &via,
+        top.len(),
         Some(source.ip()),
         rport_requested.then_some(source.port()),
     );
@@ -92,11 +97,11 @@ pub fn stamp_received(req: &mut SipMessage, source: SocketAddr) -> Result<bool, 
 
 /// The Via this element adds to a request it forwards (§16.6 step 8).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocalVia {
+pub struct LocalVia<'a> {
     /// Transport the request is sent over (that of the [`NextHop`]).
     pub transport: TransportKind,
     /// sent-by host: the address of the socket used.
-    pub host: String,
+    pub host: Cow<'a, str>,
     /// sent-by port (omitted when `None`).
     pub port: Option<u16>,
     /// Ask for `rport` (RFC 3581 §3): useful over UDP toward peers that may be behind
@@ -107,17 +112,32 @@ pub struct LocalVia {
 /// Adds our Via on top of `req` with the given branch (from
 /// [`super::loops::LoopHash::branch`], or [`crate::message::build::new_branch`] when
 /// the proxy does not detect loops). Returns the header value written.
-pub fn add_via(req: &mut SipMessage, via: &LocalVia, branch: &str) -> String {
-    let mut s = format!("SIP/2.0/{} {}", via.transport.via_token(), via.host);
+pub fn add_via(req: &mut SipMessage, via: &LocalVia<'_>, branch: &str) -> Bytes {
+    add_via_with(req, via, |s| s.push_str(branch))
+}
+
+/// [`add_via`] with the branch written by `branch` into the value, so that the value
+/// is built in one buffer (the engine writes a fresh loop-detecting branch there,
+/// [`super::loops::LoopHash::push_branch`]).
+pub fn add_via_with(
+    req: &mut SipMessage,
+    via: &LocalVia<'_>,
+    branch: impl FnOnce(&mut String),
+) -> Bytes {
+    // "SIP/2.0/TLS " + host + ":65535" + ";branch=" + a 40-character branch + ";rport"
+    let mut s = String::with_capacity(via.host.len() + 72);
+    let _ = write!(s, "SIP/2.0/{} {}", via.transport.via_token(), via.host);
     if let Some(p) = via.port {
         let _ = write!(s, ":{p}");
     }
-    let _ = write!(s, ";branch={branch}");
+    s.push_str(";branch=");
+    branch(&mut s);
     if via.rport {
         s.push_str(";rport");
     }
-    req.headers.push_front(HeaderName::Via, s.clone());
-    s
+    let value = Bytes::from(s);
+    req.headers.push_front(HeaderName::Via, value.clone());
+    value
 }
 
 /// Removes the top Via of a response (ours, §16.7 step 3) and returns it. The caller

@@ -12,7 +12,11 @@ use ims_sip::transport::{TlsServerSource, TransportConfig};
 
 /// Command line.
 #[derive(Debug, Parser)]
-#[command(about = "Stateful SIP proxy over the ims-sip proxy engine")]
+#[command(
+    name = "sip-proxy",
+    version,
+    about = "Stateful SIP proxy over the ims-sip proxy engine"
+)]
 struct Args {
     /// UDP listener (repeatable).
     #[arg(long)]

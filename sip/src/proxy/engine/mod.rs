@@ -48,6 +48,7 @@ mod send;
 mod stats;
 mod stopped;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -79,7 +80,9 @@ use crate::proxy::routing::{
     forward, needs_sips, pop_own_route, preprocess_route, ForwardSpec, Forwarded, RoutingError,
 };
 use crate::proxy::validate::validate;
-use crate::proxy::via::{add_via, pop_via, response_destination, stamp_received, LocalVia};
+use crate::proxy::via::{
+    add_via, add_via_with, pop_via, response_destination, stamp_received, LocalVia,
+};
 use crate::proxy::{LocalAddr, TransportKind};
 use crate::transaction::layer::shrink_map;
 use crate::transaction::{TransactionLayer, TuEvent};
@@ -107,6 +110,10 @@ impl ProxyEngine {
     ) -> Result<ProxyEngine, TransportError> {
         let (layer, events, udp) = TransportLayer::bind_reading_udp(transport).await?;
         let listeners: Vec<_> = layer.listeners().collect();
+        let listener_hosts = listeners
+            .iter()
+            .map(|(_, addr, _)| (addr.ip(), host_text(addr.ip())))
+            .collect();
         for (_, addr, face) in listeners {
             let port = Some(addr.port());
             config
@@ -129,6 +136,7 @@ impl ProxyEngine {
             policy: Arc::new(policy),
             transport: layer.clone(),
             stats: stats.clone(),
+            listener_hosts,
             deciding: FuturesUnordered::new(),
             silent: DelayQueue::new(),
             contexts: HashMap::new(),
@@ -273,6 +281,9 @@ struct Core<P> {
     transport: TransportLayer,
     layer: TransactionLayer<Peer>,
     stats: Arc<EngineStats>,
+    /// Each listener's address as a SIP host, written where a face has no advertised
+    /// host (formatted once, not per message).
+    listener_hosts: Vec<(IpAddr, String)>,
     /// Decisions that wait for I/O (a Diameter answer, a store write, a name lookup).
     deciding: FuturesUnordered<Deciding>,
     /// Client transactions by the end of their [`Forward::no_response_timeout`].
@@ -723,7 +734,7 @@ impl<P: Policy> Core<P> {
             port: Some(via_addr.port()),
             rport: false,
         };
-        add_via(&mut request, &via, &ctx.loop_hash.branch());
+        add_via_with(&mut request, &via, |s| ctx.loop_hash.push_branch(s));
         if let Some(flow) = flow {
             return Ok((request, Some(Target::Flow(flow))));
         }
@@ -760,7 +771,7 @@ impl<P: Policy> Core<P> {
             .listener_of(&source.flow, Some(source.local))
             .unwrap_or((source.local, Face::Main));
         let uri = |kind: TransportKind, addr: SocketAddr, face: Face| RouteUri {
-            host: self.host(face, addr),
+            host: self.host(face, addr).into_owned(),
             port: Some(addr.port()),
             transport: (kind != TransportKind::Udp).then_some(kind),
             user: user.map(str::to_string),
@@ -790,10 +801,13 @@ impl<P: Policy> Core<P> {
 
     /// Our host in Via and Record-Route for a listener at `addr` facing `face`: the
     /// face's advertised host, else the listener's address.
-    fn host(&self, face: Face, addr: SocketAddr) -> String {
-        match self.config.advertised(face) {
-            Some(host) => host.to_string(),
-            None => host_text(addr.ip()),
+    fn host(&self, face: Face, addr: SocketAddr) -> Cow<'_, str> {
+        if let Some(host) = self.config.advertised(face) {
+            return Cow::Borrowed(host);
+        }
+        match self.listener_hosts.iter().find(|(ip, _)| *ip == addr.ip()) {
+            Some((_, text)) => Cow::Borrowed(text),
+            None => Cow::Owned(host_text(addr.ip())),
         }
     }
 
