@@ -19,6 +19,22 @@ pub struct NodeSection {
     /// `tracing` filter directive (RUST_LOG syntax); `RUST_LOG` overrides it.
     #[serde(default = "default_log")]
     pub log: String,
+    /// How log lines are written: `text` (default) or `json` (one JSON object per
+    /// line, with the spans: a request's Call-ID and icid). `IMS_LOG_FORMAT`
+    /// overrides it.
+    #[serde(default)]
+    pub log_format: LogFormat,
+}
+
+/// The format of a node's log lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable text lines.
+    #[default]
+    Text,
+    /// One JSON object per line (for a log collector).
+    Json,
 }
 
 fn default_log() -> String {

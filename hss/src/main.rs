@@ -21,7 +21,7 @@ use ims_runtime::{prometheus_client::registry::Registry, Node, NodeArgs};
 async fn main() -> anyhow::Result<()> {
     let args = NodeArgs::parse_for(env!("CARGO_BIN_NAME"), env!("CARGO_PKG_VERSION"));
     let config: HssConfig = ims_config::load(&args.config)?;
-    ims_runtime::init_logging(&config.node.log);
+    ims_runtime::init_node_logging(&config.node);
     let key = StoreKey::load(&config.security).context("security: store key")?;
     let token = if config.provisioning.static_token {
         let token = secrets::admin_token(&config.provisioning, &config.security)

@@ -133,7 +133,11 @@ fn server_tls(files: &DiameterTlsSection) -> anyhow::Result<Arc<ServerConfig>> {
 /// `diameter_peers_refused_total{reason=...}` (reasons: [`Refusal::label`]), the Cx
 /// requests and answers by command and result code with their latency, and whether
 /// each peer of `section`'s bindings is connected (`diameter_peer_open{peer}`).
-pub fn register_metrics(registry: &mut Registry, servers: Arc<Vec<Server>>, section: &DiameterSection) {
+pub fn register_metrics(
+    registry: &mut Registry,
+    servers: Arc<Vec<Server>>,
+    section: &DiameterSection,
+) {
     if let Some(first) = servers.first() {
         let metrics = first.metrics();
         for peer in &section.peer {

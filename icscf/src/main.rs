@@ -20,7 +20,7 @@ use ims_runtime::NodeArgs;
 async fn main() -> anyhow::Result<()> {
     let args = NodeArgs::parse_for(env!("CARGO_BIN_NAME"), env!("CARGO_PKG_VERSION"));
     let config: IcscfConfig = ims_config::load(&args.config)?;
-    ims_runtime::init_logging(&config.node.log);
+    ims_runtime::init_node_logging(&config.node);
     let metrics = BudgetMetrics::default();
     let unknown = Arc::new(UnknownUsers::new(
         &config.budget,

@@ -28,9 +28,9 @@
 //!   reach the I-CSCF, which does not record-route, and are taken from the core and
 //!   application servers only (else the I-CSCF would relay anyone's requests).
 
-use tracing::Instrument;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 use bytes::Bytes;
 use ims_config::ScscfEntry;

@@ -24,12 +24,7 @@ pub fn icid(value: &str) -> Option<&str> {
 pub fn request_span(request: &SipMessage, trusted_icid: bool) -> Span {
     let call_id = request.headers.get_str(&HeaderName::CallId).unwrap_or("");
     let method = request.method().map(|m| m.as_str()).unwrap_or("");
-    let span = tracing::info_span!(
-        "sip",
-        call_id,
-        method,
-        icid = tracing::field::Empty
-    );
+    let span = tracing::info_span!("sip", call_id, method, icid = tracing::field::Empty);
     let charging = trusted_icid
         .then(|| request.headers.get_str(&HeaderName::PChargingVector))
         .flatten();

@@ -22,7 +22,7 @@ use pcscf::{Pcscf, PcscfPolicy, PcscfSettings};
 async fn main() -> anyhow::Result<()> {
     let args = NodeArgs::parse_for(env!("CARGO_BIN_NAME"), env!("CARGO_PKG_VERSION"));
     let config: PcscfConfig = ims_config::load(&args.config)?;
-    ims_runtime::init_logging(&config.node.log);
+    ims_runtime::init_node_logging(&config.node);
     let section = &config.pcscf;
     let tokens = match (&section.flow_token_key, &section.flow_token_key_file) {
         (Some(key), _) => FlowTokens::new(hex::decode(key)?),

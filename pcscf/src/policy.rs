@@ -33,8 +33,8 @@
 //!   the policy questions with the subscriber's tenant; it is stripped from every request
 //!   sent toward a UE. In-dialog requests were authorized with their dialog.
 
-use tracing::Instrument;
 use std::sync::{Arc, OnceLock};
+use tracing::Instrument;
 
 use bytes::Bytes;
 use ims_node::{Ingress, RequestKind, Zone};
@@ -337,10 +337,11 @@ impl Policy for PcscfPolicy {
                 }
             }
             let mut filtered = request.clone();
-            if let Err(refused) = pcscf
-                .settings
-                .ingress
-                .admit(&mut filtered, source.remote, zone, kind)
+            if let Err(refused) =
+                pcscf
+                    .settings
+                    .ingress
+                    .admit(&mut filtered, source.remote, zone, kind)
             {
                 return refused.response(request);
             }

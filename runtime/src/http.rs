@@ -255,7 +255,10 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     match prometheus_client::encoding::text::encode(&mut body, &state.registry) {
         Ok(()) => (
             StatusCode::OK,
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
             prometheus_text(&body),
         ),
         Err(_) => (
@@ -375,7 +378,9 @@ mod tests {
         let peer_open = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let open = peer_open.clone();
         status.add_check("sip_engine", || true);
-        status.add_check("cx_peer", move || open.load(std::sync::atomic::Ordering::Relaxed));
+        status.add_check("cx_peer", move || {
+            open.load(std::sync::atomic::Ordering::Relaxed)
+        });
         let (addr, task) = serve(
             "127.0.0.1:0".parse().unwrap(),
             status,

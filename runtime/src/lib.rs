@@ -16,7 +16,7 @@ pub mod test_db;
 pub use args::NodeArgs;
 pub use axum::Router;
 pub use http::{serve, serve_node, serve_with, HttpError, NodeHttp, NodeStatus, ReadinessCheck};
-pub use logging::init_logging;
+pub use logging::{init_logging, init_node_logging, LOG_FORMAT_ENV};
 pub use prometheus_client;
 
 /// Resolves when the process receives SIGINT or SIGTERM.
@@ -77,7 +77,7 @@ impl Node {
         registry: prometheus_client::registry::Registry,
         extra: Router,
     ) -> Result<Node, HttpError> {
-        init_logging(&node.log);
+        init_node_logging(node);
         let status = NodeStatus::new(node.name.clone(), kind);
         let served = serve_node(http, status.clone(), std::sync::Arc::new(registry), extra).await?;
         let scheme = if http.tls.is_some() { "https" } else { "http" };

@@ -155,7 +155,7 @@ pub async fn run_sip_node<P: Policy>(
     rejections: Rejections,
     checks: Vec<(&'static str, crate::ReadinessCheck)>,
 ) -> Result<(), SipNodeError> {
-    crate::init_logging(&node.log);
+    crate::init_node_logging(node);
     let mut engine = start_proxy(sip, policy, &mut registry, rejections).await?;
     let running = crate::Node::start(kind, node, http, registry).await?;
     watch_engine(&running.status, &engine);
@@ -398,9 +398,14 @@ mod tests {
         )
         .unwrap();
         let mut registry = Registry::default();
-        let engine = start_proxy(&sip, DefaultRouting::default(), &mut registry, Rejections::default())
-            .await
-            .unwrap();
+        let engine = start_proxy(
+            &sip,
+            DefaultRouting::default(),
+            &mut registry,
+            Rejections::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!(engine.transport().local_addrs().len(), 2);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
@@ -460,9 +465,14 @@ mod tests {
         let policy = Panicky {
             target: format!("sip:{}", server.local_addr().unwrap()),
         };
-        let mut engine = start_proxy(&sip, policy, &mut Registry::default(), Rejections::default())
-            .await
-            .unwrap();
+        let mut engine = start_proxy(
+            &sip,
+            policy,
+            &mut Registry::default(),
+            Rejections::default(),
+        )
+        .await
+        .unwrap();
         let running = crate::Node::start("pcscf", &node, &http, Registry::default())
             .await
             .unwrap();

@@ -70,7 +70,7 @@ fn identity_backoff(
 async fn main() -> anyhow::Result<()> {
     let args = NodeArgs::parse_for(env!("CARGO_BIN_NAME"), env!("CARGO_PKG_VERSION"));
     let config: ScscfConfig = ims_config::load(&args.config)?;
-    ims_runtime::init_logging(&config.node.log);
+    ims_runtime::init_node_logging(&config.node);
     let r = &config.registrar;
     let store = BindingStore::open(&r.store)
         .await

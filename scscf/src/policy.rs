@@ -22,8 +22,8 @@
 //!
 //! CANCEL and ACK never reach the policy: the engine handles them (§16.10, §16.11).
 
-use tracing::Instrument;
 use std::sync::Arc;
+use tracing::Instrument;
 
 use bytes::Bytes;
 use cloud_auth::filter::sip::SipFilter;
@@ -95,7 +95,9 @@ impl Policy for ScscfPolicy {
                 Err(refused) => return refused.response(request),
             };
             let decision = match kind {
-                RequestKind::Register => Decision::Respond(self.registrar.register(&filtered).await),
+                RequestKind::Register => {
+                    Decision::Respond(self.registrar.register(&filtered).await)
+                }
                 RequestKind::InDialog => in_dialog(&filtered),
                 _ => decide(&self.sessions, &*self.registrar, &filtered, popped_route).await,
             };

@@ -7,12 +7,10 @@ use std::process::{Command, Stdio};
 /// The value of the series `series` (its name with labels exactly as exposed, e.g.
 /// `sip_responses_out_total{class="4xx",code="401"}`), if exposed.
 pub fn value(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let rest = l.strip_prefix(series)?;
-            rest.strip_prefix(' ')?.trim().parse().ok()
-        })
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let rest = l.strip_prefix(series)?;
+        rest.strip_prefix(' ')?.trim().parse().ok()
+    })
 }
 
 /// The sum of every series of metric `name` (all label sets; `name` itself, not its

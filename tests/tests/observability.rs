@@ -80,7 +80,11 @@ fn every_node_exports_labelled_series_that_move_with_a_registration_and_a_call()
         let ready = wait_for(Duration::from_secs(15), || {
             http_get(addr(port), "/health/ready").filter(|b| b.contains("\"ready\":true"))
         });
-        assert!(ready.is_some(), "{node} never ready: {:?}", http_get(addr(port), "/health"));
+        assert!(
+            ready.is_some(),
+            "{node} never ready: {:?}",
+            http_get(addr(port), "/health")
+        );
         let live = http_get(addr(port), "/health/live").unwrap_or_default();
         assert!(live.contains("\"status\":\"ok\""), "{node} live: {live}");
     }
@@ -94,13 +98,19 @@ fn every_node_exports_labelled_series_that_move_with_a_registration_and_a_call()
         assert!(text.contains("# TYPE"), "{node} exports nothing: {text}");
     }
     assert_eq!(
-        value(of(&before, "hss"), "diameter_peer_open{peer=\"scscf.ims.example.net\"}"),
+        value(
+            of(&before, "hss"),
+            "diameter_peer_open{peer=\"scscf.ims.example.net\"}"
+        ),
         Some(1.0),
         "{}",
         of(&before, "hss")
     );
     assert_eq!(
-        value(of(&before, "scscf"), "diameter_peer_open{peer=\"hss.ims.example.net\"}"),
+        value(
+            of(&before, "scscf"),
+            "diameter_peer_open{peer=\"hss.ims.example.net\"}"
+        ),
         Some(1.0),
         "{}",
         of(&before, "scscf")
@@ -150,33 +160,136 @@ fn every_node_exports_labelled_series_that_move_with_a_registration_and_a_call()
     // SIP: requests by method, the 401s counted as 401 (by the S-CSCF that challenged
     // and the P-CSCF that relayed them), the final answers of the call.
     for node in ["pcscf", "scscf"] {
-        grew(&before, &after, node, "sip_responses_out_total{class=\"4xx\",code=\"401\"}", 2.0);
-        grew(&before, &after, node, "sip_requests_in_total{method=\"REGISTER\"}", 4.0);
-        grew(&before, &after, node, "sip_requests_in_total{method=\"INVITE\"}", 1.0);
-        grew(&before, &after, node, "sip_responses_out_total{class=\"2xx\",code=\"200\"}", 3.0);
-        grew(&before, &after, node, "sip_request_duration_seconds_count{method=\"REGISTER\"}", 4.0);
-        grew(&before, &after, node, "sip_request_duration_seconds_count{method=\"INVITE\"}", 1.0);
+        grew(
+            &before,
+            &after,
+            node,
+            "sip_responses_out_total{class=\"4xx\",code=\"401\"}",
+            2.0,
+        );
+        grew(
+            &before,
+            &after,
+            node,
+            "sip_requests_in_total{method=\"REGISTER\"}",
+            4.0,
+        );
+        grew(
+            &before,
+            &after,
+            node,
+            "sip_requests_in_total{method=\"INVITE\"}",
+            1.0,
+        );
+        grew(
+            &before,
+            &after,
+            node,
+            "sip_responses_out_total{class=\"2xx\",code=\"200\"}",
+            3.0,
+        );
+        grew(
+            &before,
+            &after,
+            node,
+            "sip_request_duration_seconds_count{method=\"REGISTER\"}",
+            4.0,
+        );
+        grew(
+            &before,
+            &after,
+            node,
+            "sip_request_duration_seconds_count{method=\"INVITE\"}",
+            1.0,
+        );
     }
     // The P-CSCF received the 401s from the next hop before relaying them.
-    grew(&before, &after, "pcscf", "sip_responses_in_total{class=\"4xx\",code=\"401\"}", 2.0);
-    grew(&before, &after, "pcscf", "sip_requests_rejected_total{reason=\"malformed\"}", 1.0);
-    grew(&before, &after, "scscf", "sip_requests_rejected_total{reason=\"zone\"}", 1.0);
-    grew(&before, &after, "scscf", "sip_responses_out_total{class=\"4xx\",code=\"403\"}", 1.0);
+    grew(
+        &before,
+        &after,
+        "pcscf",
+        "sip_responses_in_total{class=\"4xx\",code=\"401\"}",
+        2.0,
+    );
+    grew(
+        &before,
+        &after,
+        "pcscf",
+        "sip_requests_rejected_total{reason=\"malformed\"}",
+        1.0,
+    );
+    grew(
+        &before,
+        &after,
+        "scscf",
+        "sip_requests_rejected_total{reason=\"zone\"}",
+        1.0,
+    );
+    grew(
+        &before,
+        &after,
+        "scscf",
+        "sip_responses_out_total{class=\"4xx\",code=\"403\"}",
+        1.0,
+    );
 
     // Diameter, both ends of Cx: the S-CSCF's MAR and SAR answered with
     // DIAMETER_SUCCESS, the I-CSCF's UARs answered (first registration: 2001) and its
     // LIR for the call; the HSS counts what it sent, by command and result code.
-    grew(&before, &after, "scscf", "diameter_answers_received_total{command=\"MAR\",result_code=\"2001\"}", 2.0);
-    grew(&before, &after, "scscf", "diameter_answers_received_total{command=\"SAR\",result_code=\"2001\"}", 2.0);
-    grew(&before, &after, "scscf", "diameter_request_duration_seconds_count{command=\"MAR\"}", 2.0);
-    grew(&before, &after, "icscf", "diameter_answers_received_total{command=\"LIR\",result_code=\"2001\"}", 1.0);
+    grew(
+        &before,
+        &after,
+        "scscf",
+        "diameter_answers_received_total{command=\"MAR\",result_code=\"2001\"}",
+        2.0,
+    );
+    grew(
+        &before,
+        &after,
+        "scscf",
+        "diameter_answers_received_total{command=\"SAR\",result_code=\"2001\"}",
+        2.0,
+    );
+    grew(
+        &before,
+        &after,
+        "scscf",
+        "diameter_request_duration_seconds_count{command=\"MAR\"}",
+        2.0,
+    );
+    grew(
+        &before,
+        &after,
+        "icscf",
+        "diameter_answers_received_total{command=\"LIR\",result_code=\"2001\"}",
+        1.0,
+    );
     let uaas = sum(of(&after, "icscf"), "diameter_answers_received_total");
     assert!(uaas >= 3.0, "{}", of(&after, "icscf"));
-    grew(&before, &after, "hss", "diameter_answers_sent_total{command=\"MAR\",result_code=\"2001\"}", 2.0);
-    grew(&before, &after, "hss", "diameter_requests_received_total{command=\"UAR\"}", 2.0);
-    grew(&before, &after, "hss", "diameter_answer_duration_seconds_count{command=\"SAR\"}", 2.0);
+    grew(
+        &before,
+        &after,
+        "hss",
+        "diameter_answers_sent_total{command=\"MAR\",result_code=\"2001\"}",
+        2.0,
+    );
+    grew(
+        &before,
+        &after,
+        "hss",
+        "diameter_requests_received_total{command=\"UAR\"}",
+        2.0,
+    );
+    grew(
+        &before,
+        &after,
+        "hss",
+        "diameter_answer_duration_seconds_count{command=\"SAR\"}",
+        2.0,
+    );
     assert!(
-        sum(of(&after, "hss"), "hss_cache_lookups_total") > sum(of(&before, "hss"), "hss_cache_lookups_total"),
+        sum(of(&after, "hss"), "hss_cache_lookups_total")
+            > sum(of(&before, "hss"), "hss_cache_lookups_total"),
         "{}",
         of(&after, "hss")
     );

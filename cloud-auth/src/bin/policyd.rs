@@ -17,7 +17,7 @@ use ims_runtime::{prometheus_client::registry::Registry, Node, NodeArgs};
 async fn main() -> anyhow::Result<()> {
     let args = NodeArgs::parse_for(env!("CARGO_BIN_NAME"), env!("CARGO_PKG_VERSION"));
     let config: PolicydConfig = ims_config::load(&args.config)?;
-    ims_runtime::init_logging(&config.node.log);
+    ims_runtime::init_node_logging(&config.node);
     let effective = config
         .policy
         .effective

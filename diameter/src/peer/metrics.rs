@@ -168,13 +168,19 @@ impl DiameterMetrics {
         let code = answer_code(answer);
         ResultLabels {
             command,
-            result_code: if (1000..6000).contains(&code) { code } else { 0 },
+            result_code: if (1000..6000).contains(&code) {
+                code
+            } else {
+                0
+            },
         }
     }
 
     pub(crate) fn request_sent(&self, code: u32) {
         let command = command_name(code);
-        self.requests_sent.get_or_create(&CommandLabel { command }).inc();
+        self.requests_sent
+            .get_or_create(&CommandLabel { command })
+            .inc();
     }
 
     pub(crate) fn answer_received(&self, code: u32, answer: &Message, elapsed: Duration) {

@@ -813,7 +813,8 @@ impl<P: Policy> Core<P> {
 
     fn on_branch(&mut self, key: &TransactionKey, event: BranchEvent) {
         if let BranchEvent::Response(response) = &event {
-            self.stats.response_in(response.status().unwrap_or_default());
+            self.stats
+                .response_in(response.status().unwrap_or_default());
         }
         let branch = self.branches.get(key).cloned();
         let ctx = branch

@@ -235,7 +235,11 @@ mod tests {
         l.observe(Duration::from_micros(300));
         l.observe(Duration::from_millis(7));
         l.observe(Duration::from_secs(60));
-        let n: Vec<u64> = l.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+        let n: Vec<u64> = l
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
         assert_eq!(n[0], 1);
         assert_eq!(n[4], 1, "7 ms is in (5 ms, 10 ms]");
         assert_eq!(n[LATENCY_BUCKETS.len()], 1);
