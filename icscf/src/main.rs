@@ -13,7 +13,7 @@ use ims_config::IcscfConfig;
 use ims_node::{Ingress, Role};
 use ims_runtime::budget::BudgetMetrics;
 use ims_runtime::prometheus_client::registry::Registry;
-use ims_runtime::sip::run_sip_node;
+use ims_runtime::sip::{run_sip_node, NodeWatch};
 use ims_runtime::NodeArgs;
 
 #[tokio::main]
@@ -52,9 +52,11 @@ async fn main() -> anyhow::Result<()> {
         &config.http,
         &config.sip,
         policy,
-        registry,
-        metrics.rejections(),
-        vec![("cx_peer", Arc::new(cx_open))],
+        NodeWatch {
+            registry,
+            rejections: metrics.rejections(),
+            checks: vec![("cx_peer", Arc::new(cx_open))],
+        },
     )
     .await?;
     reporter.abort();

@@ -142,20 +142,21 @@ pub async fn run_engine_until_shutdown(
 /// Runs a SIP node until SIGINT/SIGTERM: logging, the proxy engine on the `[sip]`
 /// listeners deciding with `policy`, and `/health` + `/metrics` (with the SIP counters);
 /// an error if the engine stops by itself ([`run_engine_until_shutdown`]).
-/// `registry` holds the node's own metrics already, `rejections` its budgets' and
-/// ingress filter's counts; the node is ready while the engine runs and each of
-/// `checks` passes.
+/// `watch` holds the node's own metrics and readiness checks.
 pub async fn run_sip_node<P: Policy>(
     kind: &'static str,
     node: &ims_config::NodeSection,
     http: &ims_config::HttpSection,
     sip: &SipSection,
     policy: P,
-    mut registry: Registry,
-    rejections: Rejections,
-    checks: Vec<(&'static str, crate::ReadinessCheck)>,
+    watch: NodeWatch,
 ) -> Result<(), SipNodeError> {
     crate::init_node_logging(node);
+    let NodeWatch {
+        mut registry,
+        rejections,
+        checks,
+    } = watch;
     let mut engine = start_proxy(sip, policy, &mut registry, rejections).await?;
     let running = crate::Node::start(kind, node, http, registry).await?;
     watch_engine(&running.status, &engine);
@@ -172,6 +173,17 @@ pub async fn run_sip_node<P: Policy>(
     run_engine_until_shutdown(running, &mut engine).await?;
     drop(engine);
     Ok(())
+}
+
+/// What a SIP node exports and is judged by, for [`run_sip_node`].
+#[derive(Default)]
+pub struct NodeWatch {
+    /// The node's own metrics.
+    pub registry: Registry,
+    /// Its budgets' and ingress filter's rejections.
+    pub rejections: Rejections,
+    /// Readiness checks beside the engine's (the Cx peer open).
+    pub checks: Vec<(&'static str, crate::ReadinessCheck)>,
 }
 
 /// Why a CSCF rejected a SIP request before its policy decided, beside `malformed`
