@@ -8,7 +8,13 @@
 //! the core). The CSCFs are ready (`/health/ready`, the Cx peer open), the HSS sees its
 //! peers open.
 //!
-//! The nodes listen on the fixed dev ports: run this test alone (nextest test group
+//! The second test checks what `deploy/` gives an operator: the alert rules pass
+//! `promtool check rules`, and a real Prometheus (Debian's package) scraping the loaded
+//! core with `deploy/prometheus/prometheus.yml` evaluates every rule without error and
+//! answers every panel query of the Grafana dashboard `deploy/grafana/ims-core.json`
+//! with data (Grafana itself is not installed: its queries are what can break).
+//!
+//! The nodes listen on the fixed dev ports: run these tests alone (nextest test group
 //! `e2e`).
 
 use std::net::UdpSocket;
@@ -17,8 +23,10 @@ use std::time::Duration;
 use ims_e2e::chain::{
     addr, assert_all_passed, provision_digest, start_core, stop_core, Ue, SCSCF_HTTP,
 };
-use ims_e2e::metrics::{promtool_available, promtool_check, sum, value};
-use ims_e2e::{http_get, wait_for};
+use ims_e2e::metrics::{
+    finite_values, promtool_available, promtool_check, promtool_check_file, sum, value, Prometheus,
+};
+use ims_e2e::{http_get, repo_root, wait_for};
 
 /// Each node and where its `/metrics` is served in plain HTTP.
 const METRICS: [(&str, u16); 5] = [
@@ -66,6 +74,36 @@ fn promtool_passes(all: &[(&str, String)]) {
             panic!("promtool check metrics on {node}: {said}\n{text}");
         }
     }
+}
+
+/// Rejected requests: an unparsable datagram to the P-CSCF, a REGISTER to the S-CSCF
+/// from outside the core (127.0.0.9 is in no zone); the S-CSCF's answer to it.
+fn rejected_requests() -> String {
+    let outsider = UdpSocket::bind("127.0.0.9:0").unwrap();
+    outsider
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    outsider
+        .send_to(b"NOT SIP AT ALL\r\n\r\n", addr(5060))
+        .unwrap();
+    let me = outsider.local_addr().unwrap();
+    let register = format!(
+        "REGISTER sip:ims.example.net SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKobs1;rport\r\n\
+         From: <sip:mallory@ims.example.net>;tag=m1\r\nTo: <sip:mallory@ims.example.net>\r\n\
+         Call-ID: obs1@attacker\r\nCSeq: 1 REGISTER\r\nMax-Forwards: 70\r\n\
+         Contact: <sip:mallory@{me}>\r\nContent-Length: 0\r\n\r\n"
+    );
+    outsider
+        .send_to(register.as_bytes(), addr(SCSCF_SIP))
+        .unwrap();
+    let mut buf = vec![0u8; 65_535];
+    let answer = wait_for(Duration::from_secs(5), || {
+        let n = outsider.recv(&mut buf).ok()?;
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        text.contains("obs1@attacker").then_some(text)
+    })
+    .expect("the S-CSCF answers the outsider's REGISTER");
+    answer
 }
 
 #[test]
@@ -126,32 +164,7 @@ fn every_node_exports_labelled_series_that_move_with_a_registration_and_a_call()
     assert_all_passed(&r, 1);
     assert_all_passed(&callee.finish(), 1);
 
-    // Rejected: an unparsable datagram to the P-CSCF, a REGISTER to the S-CSCF from
-    // outside the core (127.0.0.9 is in no zone: 403).
-    let outsider = UdpSocket::bind("127.0.0.9:0").unwrap();
-    outsider
-        .set_read_timeout(Some(Duration::from_secs(3)))
-        .unwrap();
-    outsider
-        .send_to(b"NOT SIP AT ALL\r\n\r\n", addr(5060))
-        .unwrap();
-    let me = outsider.local_addr().unwrap();
-    let register = format!(
-        "REGISTER sip:ims.example.net SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKobs1;rport\r\n\
-         From: <sip:mallory@ims.example.net>;tag=m1\r\nTo: <sip:mallory@ims.example.net>\r\n\
-         Call-ID: obs1@attacker\r\nCSeq: 1 REGISTER\r\nMax-Forwards: 70\r\n\
-         Contact: <sip:mallory@{me}>\r\nContent-Length: 0\r\n\r\n"
-    );
-    outsider
-        .send_to(register.as_bytes(), addr(SCSCF_SIP))
-        .unwrap();
-    let mut buf = vec![0u8; 65_535];
-    let answer = wait_for(Duration::from_secs(5), || {
-        let n = outsider.recv(&mut buf).ok()?;
-        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-        text.contains("obs1@attacker").then_some(text)
-    })
-    .expect("the S-CSCF answers the outsider's REGISTER");
+    let answer = rejected_requests();
     assert!(answer.starts_with("SIP/2.0 403"), "{answer}");
 
     let after = scrape_all();
@@ -293,5 +306,104 @@ fn every_node_exports_labelled_series_that_move_with_a_registration_and_a_call()
         "{}",
         of(&after, "hss")
     );
+    stop_core(core);
+}
+
+/// The dashboard's panel queries, from `deploy/grafana/ims-core.json`.
+fn panel_queries() -> Vec<(String, String)> {
+    let path = repo_root().join("deploy/grafana/ims-core.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let panels = dashboard["panels"].as_array().expect("panels");
+    assert!(!panels.is_empty());
+    panels
+        .iter()
+        .flat_map(|p| {
+            let title = p["title"].as_str().unwrap_or("?").to_string();
+            p["targets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(move |t| (title.clone(), t["expr"].as_str().unwrap().to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn a_real_prometheus_answers_every_dashboard_panel_and_evaluates_the_alert_rules() {
+    assert!(
+        promtool_available(),
+        "promtool is not installed (Debian package prometheus): run ./scripts/test"
+    );
+    let deploy = repo_root().join("deploy/prometheus");
+    let rules = deploy.join("alerts.yml");
+    promtool_check_file("rules", &rules).unwrap_or_else(|e| panic!("alerts.yml: {e}"));
+    let (dir, data, core) = start_core("dashboard", None);
+    // The operator's scrape configuration, scraping every second here.
+    let config = std::fs::read_to_string(deploy.join("prometheus.yml"))
+        .unwrap()
+        .replace("15s", "1s")
+        .replace("  - alerts.yml", &format!("  - {}", rules.display()));
+    let config_file = dir.join("prometheus.yml");
+    std::fs::write(&config_file, config).unwrap();
+    promtool_check_file("config", &config_file).unwrap_or_else(|e| panic!("prometheus.yml: {e}"));
+    let prometheus = Prometheus::start(&config_file, &dir).expect("prometheus starts");
+    let all_up = wait_for(Duration::from_secs(20), || {
+        let up = prometheus.query("sum(up)")?;
+        (finite_values(&up) == vec![METRICS.len() as f64]).then_some(())
+    });
+    assert!(
+        all_up.is_some(),
+        "targets: {:?}",
+        prometheus.api("/api/v1/targets", &[])
+    );
+
+    // Load: four registrations, ten calls, a MESSAGE exchange's worth of rejections.
+    let names: Vec<String> = ["alice", "bob", "carol", "dave"]
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    provision_digest(&data, &dir, &names, "secret", None);
+    let bob = Ue::register(&dir, "bob", "alice");
+    let alice = Ue::register(&dir, "alice", "bob");
+    Ue::register(&dir, "carol", "dave");
+    Ue::register(&dir, "dave", "carol");
+    let callee = bob.serve(&dir, "session/uas_answer.xml", 10);
+    let r = alice.run_calls(&dir, "session/uac_call.xml", 10);
+    assert_all_passed(&r, 10);
+    assert_all_passed(&callee.finish(), 10);
+    rejected_requests();
+
+    // Every panel's query returns data (a finite value) once the load was scraped.
+    for (title, expr) in panel_queries() {
+        let answered = wait_for(Duration::from_secs(20), || {
+            let data = prometheus.query(&expr)?;
+            (!finite_values(&data).is_empty()).then_some(data)
+        });
+        assert!(
+            answered.is_some(),
+            "panel {title:?}: no data for {expr}: {:?}",
+            prometheus.query(&expr)
+        );
+    }
+    // Every alert rule evaluates without error on the real series.
+    let healthy = wait_for(Duration::from_secs(20), || {
+        let rules = prometheus.api("/api/v1/rules", &[])?;
+        let all: Vec<&serde_json::Value> = rules["groups"]
+            .as_array()?
+            .iter()
+            .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+            .collect();
+        (all.len() == 7 && all.iter().all(|r| r["health"] == "ok")).then_some(())
+    });
+    assert!(
+        healthy.is_some(),
+        "rules: {:?}",
+        prometheus.api("/api/v1/rules", &[])
+    );
+    // With a healthy core, no alert fires.
+    let firing = prometheus.query("ALERTS{alertstate=\"firing\"}").unwrap();
+    assert_eq!(firing["result"], serde_json::json!([]), "{firing}");
+    drop(prometheus);
     stop_core(core);
 }
