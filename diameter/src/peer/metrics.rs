@@ -52,6 +52,9 @@ pub fn answer_code(answer: &Message) -> u32 {
         .unwrap_or(0)
 }
 
+/// The Cx commands, exported from the start.
+const CX_COMMANDS: [&str; 6] = ["UAR", "SAR", "LIR", "MAR", "RTR", "PPR"];
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CommandLabel {
     command: &'static str,
@@ -116,8 +119,16 @@ impl std::fmt::Debug for DiameterMetrics {
 }
 
 impl DiameterMetrics {
-    /// Registers the counters and the watched peers' state in `registry`.
+    /// Registers the counters and the watched peers' state in `registry`. The series of
+    /// the Cx commands start at zero (a rate needs the first increase to be seen).
     pub fn register(&self, registry: &mut Registry) {
+        for command in CX_COMMANDS {
+            let label = CommandLabel { command };
+            drop(self.requests_sent.get_or_create(&label));
+            drop(self.requests_received.get_or_create(&label));
+            drop(self.round_trip.get_or_create(&label));
+            drop(self.handling.get_or_create(&label));
+        }
         registry.register(
             "diameter_requests_sent",
             "Diameter requests sent by command (watchdog and capabilities exchange not counted)",
