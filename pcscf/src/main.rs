@@ -9,6 +9,7 @@ use anyhow::Context;
 use ims_config::PcscfConfig;
 use ims_node::{Ingress, Role};
 use ims_runtime::budget::BudgetMetrics;
+use ims_runtime::prometheus_client::metrics::gauge::Gauge;
 use ims_runtime::prometheus_client::registry::Registry;
 use ims_runtime::sip::{run_engine_until_shutdown, start_proxy, watch_engine};
 use ims_runtime::NodeArgs;
@@ -66,6 +67,12 @@ async fn main() -> anyhow::Result<()> {
     if let Some(f) = &settings_filter {
         f.filter().register_metrics(&mut registry);
     }
+    let registered: Gauge = Gauge::default();
+    registry.register(
+        "pcscf_registered_contacts",
+        "UE contacts registered through this P-CSCF (refreshed every second)",
+        registered.clone(),
+    );
     let mut engine = start_proxy(
         &config.sip,
         PcscfPolicy(pcscf.clone()),
@@ -98,6 +105,7 @@ async fn main() -> anyhow::Result<()> {
             tick.tick().await;
             let n = pcscf.registrations.purge(tokio::time::Instant::now());
             status.set("registered_contacts", n);
+            registered.set(i64::try_from(n).unwrap_or(i64::MAX));
         }
     });
     let served = run_engine_until_shutdown(running, &mut engine).await;

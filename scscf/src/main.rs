@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use ims_config::{BudgetSection, ScscfConfig};
 use ims_runtime::budget::{Backoff, BackoffPolicy, BudgetMetrics, Refusals};
+use ims_runtime::prometheus_client::metrics::gauge::Gauge;
 use ims_runtime::sip::{run_engine_until_shutdown, start_proxy, watch_engine};
 use ims_runtime::NodeArgs;
 use ims_sip::message::uri::Uri;
@@ -123,6 +124,12 @@ async fn main() -> anyhow::Result<()> {
         ingress: ims_node::Ingress::new(ims_node::Role::Scscf, &config.zones)
             .with_refusals(refusals.sink()),
     };
+    let registered: Gauge = Gauge::default();
+    registry.register(
+        "scscf_registered_contacts",
+        "Contacts bound in the S-CSCF's registrar (refreshed every second)",
+        registered.clone(),
+    );
     let cx_open = registrar
         .cx_peer()
         .register_metrics(&config.cx.destination_host, &mut registry);
@@ -150,6 +157,7 @@ async fn main() -> anyhow::Result<()> {
                 tick.tick().await;
                 let Some(r) = registrar.upgrade() else { return };
                 status.set("cx_peer", format!("{:?}", r.cx_state()));
+                registered.set(i64::try_from(r.contacts()).unwrap_or(i64::MAX));
                 let store = r.store_stats();
                 status.set("store_changes", store.changes);
                 status.set("store_transactions", store.transactions);

@@ -164,6 +164,16 @@ fn every_node_exports_labelled_series_that_move_with_a_registration_and_a_call()
     assert_all_passed(&r, 1);
     assert_all_passed(&callee.finish(), 1);
 
+    // The registrations as gauges (refreshed every second).
+    for (node, port, gauge) in [
+        ("pcscf", 9101, "pcscf_registered_contacts"),
+        ("scscf", SCSCF_HTTP, "scscf_registered_contacts"),
+    ] {
+        let two = wait_for(Duration::from_secs(5), || {
+            (value(&scrape(port), gauge) == Some(2.0)).then_some(())
+        });
+        assert!(two.is_some(), "{node} {gauge}: {}", scrape(port));
+    }
     let answer = rejected_requests();
     assert!(answer.starts_with("SIP/2.0 403"), "{answer}");
 
