@@ -13,15 +13,11 @@ use std::process::Command;
 const CHILD: &str = "IMS_RUNTIME_LOGGING_TEST_CHILD";
 const TEST: &str = "a_log_line_to_a_pipe_has_no_ansi_escapes";
 
-#[test]
-fn a_log_line_to_a_pipe_has_no_ansi_escapes() {
-    if std::env::var_os(CHILD).is_some() {
-        ims_runtime::init_logging("info");
-        tracing::info!(peer = "198.51.100.7", "marker line from the child");
-        return;
-    }
+/// Runs `test` again as a child with standard output piped (and no `NO_COLOR`,
+/// `RUST_LOG` or `IMS_LOG_FORMAT`); its marker line.
+fn child_line(test: &str) -> String {
     let out = Command::new(std::env::current_exe().unwrap())
-        .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD, "1")
         .env_remove("NO_COLOR")
         .env_remove("RUST_LOG")
@@ -30,10 +26,21 @@ fn a_log_line_to_a_pipe_has_no_ansi_escapes() {
         .unwrap();
     assert!(out.status.success(), "child failed: {out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
+    stdout
         .lines()
         .find(|l| l.contains("marker line from the child"))
-        .unwrap_or_else(|| panic!("no log line in the child's stdout: {stdout}"));
+        .unwrap_or_else(|| panic!("no log line in the child's stdout: {stdout}"))
+        .to_string()
+}
+
+#[test]
+fn a_log_line_to_a_pipe_has_no_ansi_escapes() {
+    if std::env::var_os(CHILD).is_some() {
+        ims_runtime::init_logging("info");
+        tracing::info!(peer = "198.51.100.7", "marker line from the child");
+        return;
+    }
+    let line = child_line(TEST);
     assert!(!line.contains('\u{1b}'), "ANSI escape in {line:?}");
     assert!(line.contains(" INFO "), "{line:?}");
     assert!(line.contains("peer=\"198.51.100.7\""), "{line:?}");
@@ -55,19 +62,7 @@ fn json_lines_carry_the_request_span() {
         tracing::info!(code = 401, "marker line from the child");
         return;
     }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([JSON_TEST, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD, "1")
-        .env_remove("RUST_LOG")
-        .env_remove(ims_runtime::LOG_FORMAT_ENV)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "child failed: {out:?}");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .find(|l| l.contains("marker line from the child"))
-        .unwrap_or_else(|| panic!("no log line in the child's stdout: {stdout}"));
+    let line = child_line(JSON_TEST);
     // libtest may print its `test ... ` prefix on the same line.
     let line = &line[line.find('{').unwrap_or(0)..];
     let v: serde_json::Value =
