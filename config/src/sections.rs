@@ -232,6 +232,19 @@ pub struct SipSection {
     /// Limits.
     #[serde(default)]
     pub limits: LimitsSection,
+    /// `[sip.hep]`: copy every SIP message (TLS in clear text) to a Homer collector.
+    pub hep: Option<HepSection>,
+}
+
+/// `[sip.hep]`: SIP capture export in HEP v3 over UDP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HepSection {
+    /// The collector's `ip:port` (Homer's heplify-server listens on 9060).
+    pub collector: SocketAddr,
+    /// The capture agent id written in each packet (default 0).
+    #[serde(default)]
+    pub agent_id: u32,
 }
 
 impl SipSection {

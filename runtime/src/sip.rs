@@ -12,7 +12,7 @@ use ims_sip::proxy::engine::{
 };
 use ims_sip::transport::{
     CoreListeners, PemIdentity, TlsClientSource, TlsServerSource, TransportConfig, TransportError,
-    TransportLayer, TransportLimits,
+    TransportKind, TransportLayer, TransportLimits,
 };
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
@@ -91,6 +91,18 @@ pub async fn start_proxy<P: Policy>(
     rejections: Rejections,
 ) -> Result<ProxyEngine, TransportError> {
     let engine = ProxyEngine::start(transport_config(sip), engine_config(sip), policy).await?;
+    if let Some(hep) = &sip.hep {
+        let collector = hep.collector;
+        engine
+            .transport()
+            .capture_to(collector, hep.agent_id)
+            .map_err(|source| TransportError::Bind {
+                kind: TransportKind::Udp,
+                addr: collector,
+                source,
+            })?;
+        tracing::info!(%collector, agent_id = hep.agent_id, "SIP capture: every message copied to the HEP collector");
+    }
     registry.register_collector(Box::new(SipCollector {
         engine: engine.stats().clone(),
         transport: engine.transport().clone(),
@@ -401,6 +413,37 @@ impl Collector for SipCollector {
 mod tests {
     use super::*;
     use ims_sip::proxy::engine::DefaultRouting;
+
+    #[tokio::test]
+    async fn a_configured_hep_collector_gets_every_message() {
+        let collector = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let text = format!(
+            "udp = [\"127.0.0.1:0\"]\n[hep]\ncollector = \"{}\"\nagent_id = 9\n",
+            collector.local_addr().unwrap()
+        );
+        let sip: SipSection = ims_config::parse_str(&text, std::path::Path::new("t.toml")).unwrap();
+        let engine = start_proxy(
+            &sip,
+            DefaultRouting::default(),
+            &mut Registry::default(),
+            Rejections::default(),
+        )
+        .await
+        .unwrap();
+        let proxy = engine.transport().local_addrs()[0].1;
+        let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        client
+            .send_to(b"OPTIONS sip:x SIP/2.0\r\n\r\n", proxy)
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 65_535];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), collector.recv(&mut buf))
+            .await
+            .expect("a HEP packet")
+            .unwrap();
+        assert!(buf[..n].starts_with(b"HEP3"));
+        assert!(buf[..n].ends_with(b"OPTIONS sip:x SIP/2.0\r\n\r\n"));
+    }
 
     #[tokio::test]
     async fn node_proxy_starts_from_config_and_exports_metrics() {

@@ -77,6 +77,7 @@ impl TransportLayer {
             limits: limits.parse_limits(),
             stats: stats.clone(),
             log: LogBudget::new(),
+            capture: std::sync::OnceLock::new(),
         });
         let tls_acceptor = match (&config.tls_server, config.tls.is_empty()) {
             (Some(source), _) => Some(TlsAcceptor::from(tls::server_config(source)?)),
@@ -156,6 +157,14 @@ impl TransportLayer {
             stats,
         });
         Ok((TransportLayer { shared }, rx, ingress))
+    }
+
+    /// Copies every message received and sent from now on to the HEP v3 collector
+    /// `collector` over UDP as capture agent `agent_id` ([`super::hep`]); false when a
+    /// collector was already set.
+    pub fn capture_to(&self, collector: SocketAddr, agent_id: u32) -> std::io::Result<bool> {
+        let capture = super::hep::Capture::new(collector, agent_id)?;
+        Ok(self.shared.streams.upward.capture.set(capture).is_ok())
     }
 
     /// The bound listeners with their actual addresses (ports chosen when 0 was asked).
@@ -377,6 +386,8 @@ impl TransportLayer {
         match listener.socket.try_send_to(&bytes, addr) {
             Ok(_) => {
                 TransportStats::inc(&self.shared.stats.messages_out);
+                let upward = &self.shared.streams.upward;
+                upward.copy(TransportKind::Udp, listener.local, addr, &bytes);
                 Ok(flow)
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(TrySend::Later(bytes)),
@@ -397,6 +408,8 @@ impl TransportLayer {
             .await
             .map_err(|source| SendError::Io { addr, source })?;
         TransportStats::inc(&self.shared.stats.messages_out);
+        let upward = &self.shared.streams.upward;
+        upward.copy(TransportKind::Udp, listener.local, addr, bytes);
         Ok(flow)
     }
 

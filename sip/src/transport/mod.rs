@@ -21,6 +21,7 @@ mod config;
 mod connections;
 mod error;
 mod face;
+pub mod hep;
 mod kind;
 mod layer;
 mod limits;

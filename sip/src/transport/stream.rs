@@ -182,10 +182,14 @@ pub(super) async fn serve<S>(
             },
             out = writes.recv() => {
                 let Some(bytes) = out else { break };
+                let copy = upward.capture.get().map(|_| bytes.clone());
                 if !write(&mut stream, &mut codec, &mut output, bytes, &ctx, flow).await {
                     break;
                 }
                 TransportStats::inc(&upward.stats.messages_out);
+                if let Some(bytes) = copy {
+                    upward.copy(flow.kind(), local, flow.remote(), &bytes);
+                }
                 deadline = Instant::now() + ctx.idle_timeout;
             }
             () = upward.events.closed() => break,

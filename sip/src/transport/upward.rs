@@ -1,12 +1,13 @@
 //! Parsing framed bytes and handing the result to the upper layer.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::log_budget::LogBudget;
-use super::{Incoming, Malformed, Source, TransportEvent, TransportStats};
+use super::{Incoming, Malformed, Source, TransportEvent, TransportKind, TransportStats};
 use crate::message::{parse_message, ParseError, ParseLimits};
 
 /// What became of one framed message.
@@ -27,9 +28,18 @@ pub(super) struct Upward {
     pub(super) stats: Arc<TransportStats>,
     /// Bounds the log lines about what peers send.
     pub(super) log: LogBudget,
+    /// The HEP collector every message is copied to, once configured.
+    pub(super) capture: std::sync::OnceLock<super::hep::Capture>,
 }
 
 impl Upward {
+    /// Copies `bytes` sent over `kind` from `from` to `to` to the HEP collector, if any.
+    pub(super) fn copy(&self, kind: TransportKind, from: SocketAddr, to: SocketAddr, bytes: &[u8]) {
+        if let Some(capture) = self.capture.get() {
+            capture.copy(kind, from, to, bytes);
+        }
+    }
+
     /// Whether a log line about a peer's input may be written (see [`LogBudget`]).
     pub(super) fn may_log(&self) -> bool {
         self.log.allow(&self.stats.log_lines_suppressed)
@@ -38,6 +48,7 @@ impl Upward {
     /// Parses `raw` into a message or a malformed one (with a log line); `true` with a
     /// header bomb or oversize message, after which a stream must be closed.
     pub(super) fn parse(&self, raw: Bytes, source: Source) -> (TransportEvent, bool) {
+        self.copy(source.flow.kind(), source.remote, source.local, &raw);
         match parse_message(raw.clone(), &self.limits) {
             Ok(message) => {
                 TransportStats::inc(&self.stats.messages_in);
