@@ -201,8 +201,9 @@ fn answer_malformed(transport: &TransportLayer, bad: &Malformed, stats: &EngineS
 /// One proxied request.
 struct Context {
     rc: ResponseContext,
-    /// The request after Route preprocessing: what each branch copies.
-    request: SipMessage,
+    /// The request after Route preprocessing: what each branch copies. Shared with
+    /// the policy's decision while it runs (no copy of the header list per request).
+    request: Arc<SipMessage>,
     source: Source,
     loop_hash: LoopHash,
     /// Where each branch went (its CANCEL goes there too, §9.1).
@@ -436,6 +437,7 @@ impl<P: Policy> Core<P> {
             }
         };
         let (policy, config) = (self.policy.clone(), self.config.clone());
+        let request = Arc::new(request);
         let (req, src) = (request.clone(), source.clone());
         let deciding = deciding::start(key.clone(), async move {
             let decision = policy.decide_routed(&req, &src, popped.as_ref()).await;
@@ -527,7 +529,7 @@ impl<P: Policy> Core<P> {
         // A new round after a held response forgets the failed one.
         ctx.rc.retry();
         if let Some(request) = request {
-            ctx.request = request;
+            ctx.request = Arc::new(request);
         }
         ctx.on_failure.clone_from(&forward.on_failure);
         if forward.on_failure.is_some() {
