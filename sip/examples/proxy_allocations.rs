@@ -21,34 +21,19 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ims_sip::proxy::engine::{Decision, EngineConfig, Forward, Policy, ProxyEngine};
-use ims_sip::transport::{Source, TransportConfig};
-use ims_sip::SipMessage;
+use ims_sip::proxy::engine::{EngineConfig, ProxyEngine};
+use ims_sip::transport::TransportConfig;
 use tokio::net::UdpSocket;
 
 #[path = "support/registration.rs"]
 mod registration;
-use registration::{answer, register, registrar};
+use registration::{answer, register, registrar, ToRegistrar};
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
 
 /// Registrations sent in one burst before waiting for their 200s.
 const BURST: usize = 50;
-
-/// Forwards every request to the registrar stand-in, record-routed as a P-CSCF would.
-struct ToRegistrar {
-    target: String,
-}
-
-impl Policy for ToRegistrar {
-    async fn decide(&self, _request: &SipMessage, _source: &Source) -> Decision {
-        Decision::Forward(Forward {
-            targets: vec![self.target.clone()],
-            ..Forward::default()
-        })
-    }
-}
 
 /// Allocations (count, bytes) so far.
 fn allocated() -> (u64, u64) {

@@ -23,35 +23,20 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ims_sip::proxy::engine::{Decision, EngineConfig, Forward, Policy, ProxyEngine};
+use ims_sip::proxy::engine::{EngineConfig, ProxyEngine};
 use ims_sip::transaction::TimerConfig;
-use ims_sip::transport::{Source, TransportConfig};
-use ims_sip::SipMessage;
+use ims_sip::transport::TransportConfig;
 use tokio::net::UdpSocket;
 
 #[path = "support/registration.rs"]
 mod registration;
-use registration::{register, registrar};
+use registration::{register, registrar, ToRegistrar};
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
 
 /// Registrations sent in one burst before waiting for their 200s.
 const BURST: usize = 100;
-
-/// Forwards every request to the registrar stand-in.
-struct ToRegistrar {
-    target: String,
-}
-
-impl Policy for ToRegistrar {
-    async fn decide(&self, _request: &SipMessage, _source: &Source) -> Decision {
-        Decision::Forward(Forward {
-            targets: vec![self.target.clone()],
-            ..Forward::default()
-        })
-    }
-}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {

@@ -1,12 +1,29 @@
-//! An IMS REGISTER as a UE sends it and a registrar stand-in answering it, for the
-//! engine's examples.
+//! An IMS REGISTER as a UE sends it, a policy forwarding it and a registrar stand-in
+//! answering it, for the engine's examples.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use ims_sip::message::build::response_with;
+use ims_sip::proxy::engine::{Decision, Forward, Policy};
+use ims_sip::transport::Source;
 use ims_sip::{HeaderName, SipMessage};
 use tokio::net::UdpSocket;
+
+/// Forwards every request to the registrar stand-in.
+pub struct ToRegistrar {
+    /// The stand-in's URI.
+    pub target: String,
+}
+
+impl Policy for ToRegistrar {
+    async fn decide(&self, _request: &SipMessage, _source: &Source) -> Decision {
+        Decision::Forward(Forward {
+            targets: vec![self.target.clone()],
+            ..Forward::default()
+        })
+    }
+}
 
 /// An IMS REGISTER of ~1 KB, as a UE sends its second one (with credentials).
 pub fn register(ue: SocketAddr, n: usize) -> String {

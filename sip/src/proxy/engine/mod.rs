@@ -42,11 +42,14 @@
 
 mod config;
 mod deciding;
+mod next_hop;
 mod policy;
 mod resolver;
 mod send;
 mod stats;
 mod stopped;
+
+use next_hop::next_hop_hosts;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -178,51 +181,6 @@ fn host_text(ip: IpAddr) -> String {
     }
 }
 
-/// The hosts a decision may send `request` to, for [`EngineConfig::prepare`]: of the
-/// preloaded and per-target Route values, the targets, the request's own top Route and
-/// its Request-URI (whichever §16.6 step 7 picks). Unreadable values are skipped (the
-/// routing step reports them).
-fn next_hop_hosts<'a>(request: &'a SipMessage, decision: &'a Decision) -> Vec<&'a str> {
-    let (request, forward) = match decision {
-        Decision::Respond(_) => return Vec::new(),
-        Decision::Forward(forward) => (request, forward),
-        Decision::ForwardWith {
-            request, forward, ..
-        } => (request, forward),
-    };
-    let routes = forward
-        .preload_routes
-        .iter()
-        .chain(forward.target_routes.iter().flatten())
-        .map(String::as_str);
-    let own_route = request.headers.get_str(&HeaderName::Route);
-    let ruri = request
-        .request()
-        .and_then(|r| std::str::from_utf8(&r.uri).ok());
-    let uris = forward
-        .targets
-        .iter()
-        .map(String::as_str)
-        .chain(ruri)
-        .filter_map(|u| uri_host(u));
-    routes
-        .chain(own_route.and_then(|r| r.split(',').next()))
-        .filter_map(|r| crate::message::addr::NameAddr::parse(r.trim()).ok())
-        .filter_map(|a| uri_host(a.uri))
-        .chain(uris)
-        .collect()
-}
-
-/// The next-hop host of a SIP(S) URI (its `maddr`, else its host).
-fn uri_host(uri: &str) -> Option<&str> {
-    let parsed = crate::message::uri::Uri::parse(uri).ok()?;
-    let sips = parsed.scheme.eq_ignore_ascii_case("sips");
-    if !sips && !parsed.scheme.eq_ignore_ascii_case("sip") {
-        return None;
-    }
-    Some(parsed.param("maddr").flatten().unwrap_or(parsed.host))
-}
-
 fn answer_malformed(transport: &TransportLayer, bad: &Malformed, stats: &EngineStats) {
     let reason = match bad.error.status_code() {
         513 => "Message Too Large",
@@ -243,8 +201,9 @@ fn answer_malformed(transport: &TransportLayer, bad: &Malformed, stats: &EngineS
 /// One proxied request.
 struct Context {
     rc: ResponseContext,
-    /// The request after Route preprocessing: what each branch copies.
-    request: SipMessage,
+    /// The request after Route preprocessing: what each branch copies. Shared with
+    /// the policy's decision while it runs (no copy of the header list per request).
+    request: Arc<SipMessage>,
     source: Source,
     loop_hash: LoopHash,
     /// Where each branch went (its CANCEL goes there too, §9.1).
@@ -482,6 +441,7 @@ impl<P: Policy> Core<P> {
             }
         };
         let (policy, config) = (self.policy.clone(), self.config.clone());
+        let request = Arc::new(request);
         let (req, src) = (request.clone(), source.clone());
         let deciding = deciding::start(key.clone(), async move {
             let decision = policy.decide_routed(&req, &src, popped.as_ref()).await;
@@ -574,7 +534,7 @@ impl<P: Policy> Core<P> {
         // A new round after a held response forgets the failed one.
         ctx.rc.retry();
         if let Some(request) = request {
-            ctx.request = request;
+            ctx.request = Arc::new(request);
         }
         ctx.on_failure.clone_from(&forward.on_failure);
         if forward.on_failure.is_some() {

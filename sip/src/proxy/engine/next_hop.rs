@@ -1,0 +1,133 @@
+//! The host names a decision's branches go to, looked up while the policy decides.
+
+use crate::message::addr::NameAddr;
+use crate::message::uri::Uri;
+use crate::{HeaderName, SipMessage};
+
+use super::Decision;
+
+/// The host each branch of `decision` is sent to (RFC 3261 §16.6 steps 6-7), for
+/// [`super::EngineConfig::prepare`]: the first preloaded Route, else the branch's own
+/// first Route, else the request's top Route, else the branch's target (the
+/// Request-URI when there are no targets). Only these are looked up: a REGISTER sent to
+/// the S-CSCF by URI does not wait for a lookup of its Request-URI's domain. Unreadable
+/// values are skipped (the routing step reports them).
+pub(super) fn next_hop_hosts<'a>(request: &'a SipMessage, decision: &'a Decision) -> Vec<&'a str> {
+    let (request, forward) = match decision {
+        Decision::Respond(_) => return Vec::new(),
+        Decision::Forward(forward) => (request, forward),
+        Decision::ForwardWith {
+            request, forward, ..
+        } => (request, forward),
+    };
+    let route_host = |value: &'a str| {
+        let first = value.split(',').next()?;
+        let addr = NameAddr::parse(first.trim()).ok()?;
+        uri_host(addr.uri)
+    };
+    let own_route = request.headers.get_str(&HeaderName::Route);
+    let ruri = request
+        .request()
+        .and_then(|r| std::str::from_utf8(&r.uri).ok());
+    let targets: Vec<&str> = if forward.targets.is_empty() {
+        ruri.into_iter().collect()
+    } else {
+        forward.targets.iter().map(String::as_str).collect()
+    };
+    let mut hosts = Vec::with_capacity(targets.len());
+    for (i, target) in targets.into_iter().enumerate() {
+        let route = forward
+            .preload_routes
+            .first()
+            .or_else(|| forward.target_routes.get(i).and_then(|r| r.first()))
+            .map(String::as_str)
+            .or(own_route);
+        let host = match route {
+            Some(route) => route_host(route),
+            None => uri_host(target),
+        };
+        if let Some(host) = host {
+            if !hosts.contains(&host) {
+                hosts.push(host);
+            }
+        }
+    }
+    hosts
+}
+
+/// The next-hop host of a SIP(S) URI (its `maddr`, else its host).
+fn uri_host(uri: &str) -> Option<&str> {
+    let parsed = Uri::parse(uri).ok()?;
+    let sips = parsed.scheme.eq_ignore_ascii_case("sips");
+    if !sips && !parsed.scheme.eq_ignore_ascii_case("sip") {
+        return None;
+    }
+    Some(parsed.param("maddr").flatten().unwrap_or(parsed.host))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::proxy::engine::Forward;
+
+    fn request(ruri: &str, route: Option<&str>) -> SipMessage {
+        let route = route.map_or(String::new(), |r| format!("Route: {r}\r\n"));
+        SipMessage::parse(
+            format!(
+                "REGISTER {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bK1\r\n\
+                 {route}From: <sip:a@x>;tag=1\r\nTo: <sip:a@x>\r\nCall-ID: c\r\n\
+                 CSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n"
+            )
+            .into_bytes(),
+        )
+        .unwrap()
+    }
+
+    fn forward(targets: &[&str], preload: &[&str], per_target: &[&[&str]]) -> Decision {
+        Decision::Forward(Forward {
+            targets: targets.iter().map(|t| t.to_string()).collect(),
+            preload_routes: preload.iter().map(|t| t.to_string()).collect(),
+            target_routes: per_target
+                .iter()
+                .map(|r| r.iter().map(|t| t.to_string()).collect())
+                .collect(),
+            ..Forward::default()
+        })
+    }
+
+    #[test]
+    fn a_target_replaces_the_request_uri_s_domain() {
+        let req = request("sip:ims.example.net", None);
+        let d = forward(&["sip:scscf.ims.example.net:5080"], &[], &[]);
+        assert_eq!(next_hop_hosts(&req, &d), ["scscf.ims.example.net"]);
+    }
+
+    #[test]
+    fn routes_come_before_targets_in_their_order() {
+        let own = Some("<sip:icscf.core;lr>, <sip:other.core;lr>");
+        let req = request("sip:bob@ims.example.net", own);
+        // Preloaded Route first.
+        let d = forward(&["sip:bob@ue.example"], &["<sip:as.example;lr>"], &[]);
+        assert_eq!(next_hop_hosts(&req, &d), ["as.example"]);
+        // Then each branch's own Route, then the request's top Route.
+        let d = forward(
+            &["sip:bob@a.example", "sip:bob@b.example"],
+            &[],
+            &[&["<sip:pcscf-a.core;lr>"]],
+        );
+        assert_eq!(next_hop_hosts(&req, &d), ["pcscf-a.core", "icscf.core"]);
+        // No target, no preload: the request's Route.
+        assert_eq!(
+            next_hop_hosts(&req, &forward(&[], &[], &[])),
+            ["icscf.core"]
+        );
+        // Nothing but the Request-URI (its maddr when it has one).
+        let req = request("sip:bob@ims.example.net;maddr=relay.example", None);
+        assert_eq!(
+            next_hop_hosts(&req, &forward(&[], &[], &[])),
+            ["relay.example"]
+        );
+    }
+}
