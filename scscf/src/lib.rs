@@ -22,6 +22,7 @@
 //!   proxy engine.
 
 pub mod auth;
+pub mod auth_metrics;
 pub mod cloud_auth;
 pub mod cx;
 pub mod identity_lock;

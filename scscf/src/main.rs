@@ -130,6 +130,7 @@ async fn main() -> anyhow::Result<()> {
         "Contacts bound in the S-CSCF's registrar (refreshed every second)",
         registered.clone(),
     );
+    registrar.auth_outcomes().register(&mut registry);
     let cx_open = registrar
         .cx_peer()
         .register_metrics(&config.cx.destination_host, &mut registry);

@@ -87,6 +87,7 @@ pub struct Registrar {
     unregistered: UnregisteredProfiles,
     order: IdentityLocks,
     status: OnceLock<NodeStatus>,
+    outcomes: crate::auth_metrics::AuthOutcomes,
 }
 
 impl std::fmt::Debug for Registrar {
@@ -141,11 +142,17 @@ impl Registrar {
             location: Mutex::new(location),
             order: IdentityLocks::new(SHARDS),
             status: OnceLock::new(),
+            outcomes: Default::default(),
         }))
     }
 
     fn location(&self) -> std::sync::MutexGuard<'_, Location> {
         self.location.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The authentication outcomes counted so far (`/metrics`).
+    pub fn auth_outcomes(&self) -> &crate::auth_metrics::AuthOutcomes {
+        &self.outcomes
     }
 
     /// The cloud-authorization filter, when `[cloud_auth]` is on.
@@ -236,6 +243,7 @@ impl Registrar {
             .as_ref()
             .map_or(self.settings.realm.as_str(), |c| c.realm.as_str())
             .to_string();
+        self.count_outcome(&verdict, scheme_for(creds.as_ref(), raw_auth));
         match verdict {
             Verdict::Valid => {
                 if let Some(f) = &self.settings.failures {
@@ -288,6 +296,18 @@ impl Registrar {
             }
         }
         self.update(req, &impi, &impu, now).await
+    }
+
+    fn count_outcome(&self, verdict: &Verdict, scheme: &str) {
+        use crate::auth_metrics::Outcome;
+        let (scheme, outcome) = match verdict {
+            Verdict::Valid => (scheme, Outcome::Success),
+            Verdict::Challenge | Verdict::Replay => (scheme, Outcome::Challenged),
+            Verdict::Stale => (scheme, Outcome::Stale),
+            Verdict::Resync(_) => (crate::auth::scheme::AKA, Outcome::Resync),
+            Verdict::Wrong => (scheme, Outcome::Failure),
+        };
+        self.outcomes.count(scheme, outcome);
     }
 
     /// While `impi` is backed off after failed authentications: no MAR and no

@@ -255,6 +255,12 @@ fn every_node_exports_labelled_series_that_move_with_a_registration_and_a_call()
         "sip_responses_out_total{class=\"4xx\",code=\"403\"}",
         1.0,
     );
+    // The registrar's authentications: each challenged, then answered right.
+    for result in ["challenged", "success"] {
+        let series =
+            format!("scscf_authentications_total{{scheme=\"digest\",result=\"{result}\"}}");
+        grew(&before, &after, "scscf", &series, 2.0);
+    }
 
     // Diameter, both ends of Cx: the S-CSCF's MAR and SAR answered with
     // DIAMETER_SUCCESS, the I-CSCF's UARs answered (first registration: 2001) and its
