@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -42,13 +43,15 @@ def free_port():
         return s.getsockname()[1]
 
 
-def call(method, url, token=None, body=None, want=(200, 201, 204)):
+def call(method, url, token=None, body=None, want=(200, 201, 204), ca=None):
+    """One JSON call; `ca`: the CA file an HTTPS server's certificate must chain to."""
     req = urllib.request.Request(url, method=method,
                                  data=None if body is None else json.dumps(body).encode())
     req.add_header("Content-Type", "application/json")
     if token:
         req.add_header("X-Auth-Token", token)
-    with urllib.request.urlopen(req, timeout=30) as r:
+    context = ssl.create_default_context(cafile=ca) if ca else None
+    with urllib.request.urlopen(req, timeout=30, context=context) as r:
         if r.status not in want:
             sys.exit(f"{method} {url}: {r.status}")
         text = r.read()
@@ -122,8 +125,10 @@ def run_mode(name, cache, args, bin_dir, ks, tenant, token, admin_token, work):
     up = rl.start_core(imsctl, data, env, config_dir=cfg)
     results = []
     try:
-        call("PUT", f"http://127.0.0.1:9105/v1/policies/root?tenant={tenant}", admin_token,
-             {"enforcer": "default", "rules": {"REGISTER": "role:member", "INVITE": "role:member"}})
+        # policyd serves HTTPS with the dev CA `imsctl up` generated in the data dir.
+        call("PUT", f"https://127.0.0.1:9105/v1/policies/root?tenant={tenant}", admin_token,
+             {"enforcer": "default", "rules": {"REGISTER": "role:member", "INVITE": "role:member"}},
+             ca=os.path.join(data, "tls", "ca.crt"))
         imp = os.path.join(work, "import.csv")
         users_csv = os.path.join(work, "users.csv")
         with open(imp, "w") as f, open(users_csv, "w") as g:
