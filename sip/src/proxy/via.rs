@@ -113,17 +113,16 @@ pub struct LocalVia<'a> {
 /// [`super::loops::LoopHash::branch`], or [`crate::message::build::new_branch`] when
 /// the proxy does not detect loops). Returns the header value written.
 pub fn add_via(req: &mut SipMessage, via: &LocalVia<'_>, branch: &str) -> Bytes {
-    add_via_with(req, via, |s| s.push_str(branch))
+    add_via_with(req, via, |s| s.push_str(branch));
+    req.headers
+        .first_value(&HeaderName::Via)
+        .unwrap_or_default()
 }
 
 /// [`add_via`] with the branch written by `branch` into the value, so that the value
-/// is built in one buffer (the engine writes a fresh loop-detecting branch there,
+/// is built in one buffer and not copied or shared once more (the engine writes a fresh loop-detecting branch there,
 /// [`super::loops::LoopHash::push_branch`]).
-pub fn add_via_with(
-    req: &mut SipMessage,
-    via: &LocalVia<'_>,
-    branch: impl FnOnce(&mut String),
-) -> Bytes {
+pub fn add_via_with(req: &mut SipMessage, via: &LocalVia<'_>, branch: impl FnOnce(&mut String)) {
     // "SIP/2.0/TLS " + host + ":65535" + ";branch=" + a 40-character branch + ";rport"
     let mut s = String::with_capacity(via.host.len() + 72);
     let _ = write!(s, "SIP/2.0/{} {}", via.transport.via_token(), via.host);
@@ -135,9 +134,7 @@ pub fn add_via_with(
     if via.rport {
         s.push_str(";rport");
     }
-    let value = Bytes::from(s);
-    req.headers.push_front(HeaderName::Via, value.clone());
-    value
+    req.headers.push_front(HeaderName::Via, s);
 }
 
 /// Removes the top Via of a response (ours, §16.7 step 3) and returns it. The caller

@@ -29,13 +29,15 @@ pub(super) fn next_hop_hosts<'a>(request: &'a SipMessage, decision: &'a Decision
     let ruri = request
         .request()
         .and_then(|r| std::str::from_utf8(&r.uri).ok());
-    let targets: Vec<&str> = if forward.targets.is_empty() {
-        ruri.into_iter().collect()
-    } else {
-        forward.targets.iter().map(String::as_str).collect()
-    };
-    let mut hosts = Vec::with_capacity(targets.len());
-    for (i, target) in targets.into_iter().enumerate() {
+    // Without targets, one branch that keeps the Request-URI.
+    let ruri_branch = ruri.filter(|_| forward.targets.is_empty());
+    let targets = forward
+        .targets
+        .iter()
+        .map(String::as_str)
+        .chain(ruri_branch);
+    let mut hosts = Vec::with_capacity(forward.targets.len().max(1));
+    for (i, target) in targets.enumerate() {
         let route = forward
             .preload_routes
             .first()
