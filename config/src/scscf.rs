@@ -286,3 +286,79 @@ mod tests {
         assert_eq!(invalid_key(r), "session.home_domains[1]");
     }
 }
+
+/// `[regevent]`: the reg event package notifier (RFC 3680, TS 24.229 §5.4.2.1).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegEventSection {
+    /// Shortest subscription accepted, seconds (shorter: 423 with Min-Expires);
+    /// default 60.
+    #[serde(default = "default_sub_min")]
+    pub min_expires: u32,
+    /// Longest subscription granted, seconds (longer ones are shortened); default
+    /// 600000, what TS 24.229 §5.1.1.3 has a UE ask for.
+    #[serde(default = "default_sub_max")]
+    pub max_expires: u32,
+    /// Granted when the SUBSCRIBE has no Expires; default 3761 (RFC 3680 §4.3).
+    #[serde(default = "default_sub_expires")]
+    pub default_expires: u32,
+    /// Subscriptions held at most (beyond: 503); default 100000.
+    #[serde(default = "default_max_subscriptions")]
+    pub max_subscriptions: usize,
+    /// Subscriptions per identity subscribed to at most (beyond: the subscriber's own
+    /// oldest one ends, or 403); default 8.
+    #[serde(default = "default_max_per_identity")]
+    pub max_per_identity: usize,
+}
+
+impl Default for RegEventSection {
+    fn default() -> Self {
+        RegEventSection {
+            min_expires: default_sub_min(),
+            max_expires: default_sub_max(),
+            default_expires: default_sub_expires(),
+            max_subscriptions: default_max_subscriptions(),
+            max_per_identity: default_max_per_identity(),
+        }
+    }
+}
+
+fn default_sub_min() -> u32 {
+    60
+}
+fn default_sub_max() -> u32 {
+    600_000
+}
+fn default_sub_expires() -> u32 {
+    3761
+}
+fn default_max_subscriptions() -> usize {
+    100_000
+}
+fn default_max_per_identity() -> usize {
+    8
+}
+
+impl Validate for RegEventSection {
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.min_expires == 0 || self.min_expires > self.max_expires {
+            return Err(Invalid::new(
+                "min_expires",
+                "must be at least 1 and at most max_expires",
+            ));
+        }
+        if !(self.min_expires..=self.max_expires).contains(&self.default_expires) {
+            return Err(Invalid::new(
+                "default_expires",
+                "must lie between min_expires and max_expires",
+            ));
+        }
+        if self.max_subscriptions == 0 || self.max_per_identity == 0 {
+            return Err(Invalid::new(
+                "max_subscriptions",
+                "max_subscriptions and max_per_identity must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}

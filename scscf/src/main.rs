@@ -18,10 +18,12 @@ use ims_runtime::prometheus_client::metrics::gauge::Gauge;
 use ims_runtime::sip::{run_engine_until_shutdown, start_proxy, watch_engine};
 use ims_runtime::NodeArgs;
 use ims_sip::message::uri::Uri;
+use ims_sip::proxy::engine::Originator;
 use scscf::auth::Challenges;
 use scscf::cx::{CxClient, HssRequests};
 use scscf::location::ExpiryLimits;
 use scscf::policy::ScscfPolicy;
+use scscf::regevent::{Notifier, NotifierSettings};
 use scscf::registrar::{Registrar, Settings};
 use scscf::session::case::ORIG_USER;
 use scscf::session::SessionSettings;
@@ -101,6 +103,24 @@ async fn main() -> anyhow::Result<()> {
     let challenges = Challenges::new(r.nonce_lifetime, r.max_pending_challenges);
     let registrar = Registrar::new(settings, challenges, cx, store.clone()).await?;
     handler.bind(&registrar);
+    // The NOTIFYs leave through the SIP engine, bound once it runs.
+    let originator = Originator::default();
+    let ev = &config.regevent;
+    let notifier = Notifier::new(
+        NotifierSettings {
+            min_expires: ev.min_expires,
+            max_expires: ev.max_expires,
+            default_expires: ev.default_expires,
+            max_subscriptions: ev.max_subscriptions,
+            max_per_identity: ev.max_per_identity,
+            contact: format!("<sip:{}>", own_host(&config)),
+        },
+        store.clone(),
+        originator.clone(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("registrar.store (reg event subscriptions): {e}"))?;
+    registrar.notify_to(notifier.clone());
     let expiry = registrar.spawn_expiry();
 
     let mut registry = ims_runtime::prometheus_client::registry::Registry::default();
@@ -123,6 +143,7 @@ async fn main() -> anyhow::Result<()> {
         sessions,
         ingress: ims_node::Ingress::new(ims_node::Role::Scscf, &config.zones)
             .with_refusals(refusals.sink()),
+        notifier: notifier.clone(),
     };
     let registered: Gauge = Gauge::default();
     registry.register(
@@ -135,6 +156,7 @@ async fn main() -> anyhow::Result<()> {
         .cx_peer()
         .register_metrics(&config.cx.destination_host, &mut registry);
     let mut engine = start_proxy(&config.sip, policy, &mut registry, metrics.rejections()).await?;
+    engine.bind_originator(&originator);
     let running = ims_runtime::Node::start("scscf", &config.node, &config.http, registry).await?;
     watch_engine(&running.status, &engine);
     running.status.add_check("cx_peer", cx_open);

@@ -3,7 +3,8 @@
 //! the same choice as the HSS store. The schema is in `scscf/migrations/<backend>/` and
 //! is applied on [`BindingStore::open`]. [`BindingStore::apply`] writes a batch of
 //! changes in one transaction with a few multi-row statements (the registrar's writes go
-//! through the group-commit [`writer`]).
+//! through the group-commit [`writer`]). The reg event subscriptions are kept in the
+//! same database ([`subscriptions`]).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -15,6 +16,7 @@ use sqlx::{AnyPool, Row};
 use crate::location::{Binding, Registration};
 use crate::profile::UserProfile;
 
+pub mod subscriptions;
 pub mod writer;
 
 /// Store failures.
@@ -124,19 +126,31 @@ fn last_of_each(changes: &[Change]) -> Vec<&Change> {
 }
 
 fn migrator(postgres: bool) -> Migrator {
-    let sql = if postgres {
-        include_str!("../migrations/postgres/0001_bindings.sql")
+    let (bindings, subscriptions) = if postgres {
+        (
+            include_str!("../migrations/postgres/0001_bindings.sql"),
+            include_str!("../migrations/postgres/0002_reg_subscriptions.sql"),
+        )
     } else {
-        include_str!("../migrations/sqlite/0001_bindings.sql")
+        (
+            include_str!("../migrations/sqlite/0001_bindings.sql"),
+            include_str!("../migrations/sqlite/0002_reg_subscriptions.sql"),
+        )
     };
-    Migrator {
-        migrations: Cow::Owned(vec![Migration::new(
-            1,
-            Cow::Borrowed("bindings"),
+    let migration = |version, name, sql| {
+        Migration::new(
+            version,
+            Cow::Borrowed(name),
             MigrationType::Simple,
             Cow::Borrowed(sql),
             false,
-        )]),
+        )
+    };
+    Migrator {
+        migrations: Cow::Owned(vec![
+            migration(1, "bindings", bindings),
+            migration(2, "reg_subscriptions", subscriptions),
+        ]),
         ignore_missing: false,
         locking: true,
         no_tx: false,
