@@ -10,6 +10,7 @@
 //! * `imsctl status` shows each node's health.
 //! * `imsctl subscriber add|list|show|update|delete|import` manages subscribers through
 //!   the HSS provisioning API.
+//! * `imsctl deregister <impu>` de-registers a subscriber administratively (the HSS's RTR).
 //! * `imsctl policy list|show|versions|put|delete` manages policies through the policy
 //!   service's API with a Keystone token.
 //! * `imsctl config init|check` writes and checks a multi-host core's configuration.
@@ -74,6 +75,20 @@ enum Command {
         #[command(subcommand)]
         command: Box<subscriber::SubscriberCommand>,
     },
+    /// De-register every public identity of a subscriber (by id, IMPI or IMPU): the HSS
+    /// sends the S-CSCF an RTR (TS 29.228 §6.1.3), which notifies the reg event
+    /// subscribers (RFC 3680).
+    Deregister {
+        #[command(flatten)]
+        target: subscriber::Target,
+        /// Subscription id, IMPI or IMPU.
+        key: String,
+        /// The RTR's Reason-Code: `server_change` (the UE registers again; contacts
+        /// `deactivated`), `permanent_termination` (it may not; `rejected`),
+        /// `new_server_assigned`, `remove_scscf`.
+        #[arg(long, default_value = "server_change")]
+        reason: String,
+    },
     /// Manage global and customer policies in the policy service.
     Policy {
         #[command(flatten)]
@@ -111,6 +126,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Subscriber { target, command } => {
             subscriber::run(&cli.config_dir, &target, ca, *command).await
         }
+        Command::Deregister {
+            target,
+            key,
+            reason,
+        } => subscriber::deregister(&cli.config_dir, &target, ca, &key, &reason).await,
         Command::Policy { target, command } => {
             policy::run(&cli.config_dir, &target, ca, command).await
         }

@@ -16,7 +16,10 @@ use std::time::Duration;
 
 use crate::sipp::{self, SippResult, SippTransport};
 use crate::stunnel::Kill;
-use crate::{command, free_port, health, scratch_dir, signal, wait_exit, wait_for, DevCore};
+use crate::{
+    command, free_port, health, repo_root, scratch_dir, signal, wait_exit, wait_for, DevCore,
+    GroupGuard,
+};
 
 /// The home domain of the dev configs.
 pub const DOMAIN: &str = "ims.example.net";
@@ -349,6 +352,78 @@ fn plain_cx_section(text: &str) -> String {
     out
 }
 
+/// The nodes started one by one (as `imsctl up` does, same binaries, configs and
+/// `IMS_DATA_DIR`), so one of them can be restarted: `imsctl up` stops the whole core
+/// when a node exits.
+pub struct Nodes {
+    /// The core's data directory.
+    pub data: PathBuf,
+    /// The configs (`config/dev` when `None`).
+    configs: Option<PathBuf>,
+    running: Vec<(&'static str, GroupGuard)>,
+}
+
+impl Nodes {
+    /// Generates the dev CA and tokens with `imsctl up` (stopped again), then starts
+    /// every node.
+    pub fn start(name: &str) -> (PathBuf, Nodes) {
+        Nodes::start_with(name, None)
+    }
+
+    /// [`Nodes::start`] with the configs of `configs`.
+    pub fn start_with(name: &str, configs: Option<PathBuf>) -> (PathBuf, Nodes) {
+        let (dir, data, core) = start_core(name, configs.as_deref());
+        stop_core(core);
+        let mut nodes = Nodes {
+            data,
+            configs,
+            running: Vec::new(),
+        };
+        for (node, _, _) in NODE_HTTP {
+            nodes.start_node(node);
+        }
+        (dir, nodes)
+    }
+
+    /// Starts `node` and waits (at most 30 s) for its `/health`.
+    pub fn start_node(&mut self, node: &'static str) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data.join(format!("logs/{node}.log")))
+            .unwrap();
+        let config = match &self.configs {
+            Some(dir) => dir.join(format!("{node}.toml")),
+            None => repo_root().join(format!("config/dev/{node}.toml")),
+        };
+        let child = command(node)
+            .arg("--config")
+            .arg(config)
+            .env("IMS_DATA_DIR", &self.data)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{node} does not start: {e}"));
+        let mut guard = GroupGuard(child);
+        let up = wait_for(Duration::from_secs(30), || {
+            if let Ok(Some(status)) = guard.0.try_wait() {
+                panic!("{node} exited during start: {status}");
+            }
+            node_health(&self.data, node)
+        });
+        assert!(up.is_some(), "{node} does not answer on /health");
+        self.running.push((node, guard));
+    }
+
+    /// SIGKILLs one node (no graceful shutdown).
+    pub fn kill_node(&mut self, node: &str) {
+        let i = self.running.iter().position(|(n, _)| *n == node).unwrap();
+        let (_, mut guard) = self.running.remove(i);
+        crate::kill_group(&mut guard.0);
+    }
+}
+
 /// Stops the core and asserts `imsctl up` exits cleanly.
 pub fn stop_core(core: DevCore) {
     let exit = core.stop();
@@ -424,6 +499,39 @@ impl Ue {
             self.entry,
             self.local,
         )
+    }
+
+    /// Runs a client scenario once from the UE's port, tracing every message
+    /// ([`SippResult::messages`]).
+    pub fn run_traced(&self, dir: &Path, scenario: &str) -> SippResult {
+        sipp::run_uac_traced(
+            &sipp::scenario(scenario),
+            self.entry,
+            &self.csv,
+            self.local,
+            1,
+            60,
+            &workdir(dir),
+        )
+        .expect("sipp runs")
+    }
+
+    /// Runs a client scenario ending in a `<pause/>` once from the UE's port, staying
+    /// `stay_ms` afterwards, and meanwhile answers the requests of other dialogs (the
+    /// NOTIFYs of an earlier subscription) with the out-of-call scenario `ooc`; every
+    /// message traced ([`SippResult::messages`]).
+    pub fn run_answering(&self, dir: &Path, scenario: &str, ooc: &str, stay_ms: u32) -> SippResult {
+        sipp::Background::registered_ue_traced(
+            &sipp::scenario(scenario),
+            &sipp::scenario(ooc),
+            self.entry,
+            &self.csv,
+            self.local,
+            stay_ms,
+            &workdir(dir),
+        )
+        .expect("sipp runs")
+        .finish()
     }
 
     /// Starts a server scenario on the UE's port for `calls` calls, bounded by 60 s.

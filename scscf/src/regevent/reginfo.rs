@@ -301,4 +301,54 @@ mod tests {
             assert!(xml.contains("state=\"partial\""));
         }
     }
+
+    #[test]
+    fn every_document_is_valid_against_the_rfc_schema() {
+        use ContactEvent::*;
+        let mut full = contact(Registered);
+        full.display_name = Some("Alice & <co>".into());
+        full.q = Some("0.5".into());
+        let mut probation = contact(Probation);
+        probation.retry_after = Some(30);
+        let contacts = [
+            full,
+            contact(Created),
+            contact(Refreshed),
+            contact(Shortened),
+            contact(Expired),
+            contact(Deactivated),
+            probation,
+            contact(Unregistered),
+            contact(Rejected),
+        ];
+        for (i, c) in contacts.into_iter().enumerate() {
+            for state in [
+                RegistrationState::Init,
+                RegistrationState::Active,
+                RegistrationState::Terminated,
+            ] {
+                let doc = Reginfo {
+                    version: u32::try_from(i).unwrap(),
+                    full: i == 0,
+                    registrations: vec![RegistrationInfo {
+                        aor: "sip:alice@ims.example.net".into(),
+                        id: "r1".into(),
+                        state,
+                        contacts: vec![c.clone()],
+                    }],
+                };
+                let xml = doc.to_xml();
+                ims_e2e::reginfo::validate(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
+            }
+        }
+        let empty = Reginfo {
+            version: 9,
+            full: true,
+            registrations: Vec::new(),
+        };
+        ims_e2e::reginfo::validate(&empty.to_xml()).unwrap();
+        // The validator refuses what the schema does not allow.
+        let bad = empty.to_xml().replace("state=\"full\"", "state=\"whole\"");
+        assert!(ims_e2e::reginfo::validate(&bad).is_err());
+    }
 }
