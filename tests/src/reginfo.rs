@@ -30,8 +30,9 @@ impl Notify {
 
     /// The `version` of its reginfo document.
     pub fn version(&self) -> Option<u64> {
-        let at = self.body.find("version=\"")? + "version=\"".len();
-        self.body[at..].split('"').next()?.parse().ok()
+        let reginfo = &self.body[self.body.find("<reginfo")?..];
+        let at = reginfo.find(" version=\"")? + " version=\"".len();
+        reginfo[at..].split('"').next()?.parse().ok()
     }
 }
 

@@ -214,20 +214,39 @@ fn reg_event_notifies_every_registration_change() {
         ],
     );
 
-    // Carol registers for 5 s and subscribes; her contact expires: `expired`.
-    let carol = Ue::register_with(&dir, "carol", "carol;5", "regevent/register.xml");
-    let r = carol.run_traced(&dir, "regevent/subscribe.xml");
+    // Carol's phone registers for 600 s and subscribes; her second device registers for
+    // 5 s and lapses: `expired` for its contact, the registration stays active. (The
+    // phone whose own registration lapses cannot be told: its P-CSCF forgets its flow at
+    // the same moment, and answers 430.)
+    let phone = Ue::register_with(&dir, "carol", "carol;600", "regevent/register.xml");
+    let second = Ue::register_with(&dir, "carol", "carol;5", "regevent/register.xml");
+    let r = phone.run_traced(&dir, "regevent/subscribe.xml");
     assert_all_passed(&r, 1);
-    let dialog = one(&r, "carol's first NOTIFY").header("Call-ID").unwrap();
-    let r = notified_while(&dir, &carol, || {});
+    let full = one(&r, "carol's first NOTIFY");
+    assert_eq!(full.body.matches("<contact ").count(), 2, "{}", full.text);
+    let dialog = full.header("Call-ID").unwrap();
+    let r = notified_while(&dir, &phone, || {});
     assert_all_passed(&r, 1);
     let n = one(&r, "the NOTIFY of the expiry");
-    assert_notify(&n, &dialog, 1, &["state=\"terminated\" event=\"expired\""]);
+    let lapsed = format!("urn:gsma:imei:carol-{}", second.local.port());
+    assert_notify(
+        &n,
+        &dialog,
+        1,
+        &[
+            "Subscription-State: active",
+            "state=\"partial\"",
+            "<registration aor=\"sip:carol@ims.example.net\"",
+            "state=\"active\">",
+            "state=\"terminated\" event=\"expired\"",
+            &lapsed,
+        ],
+    );
+    assert_eq!(n.body.matches("<contact ").count(), 1, "{}", n.text);
 
-    // Carol registers again, subscribes and unsubscribes (Expires: 0): a last NOTIFY
-    // with the full state ends the subscription.
-    let carol = Ue::register_with(&dir, "carol", "carol;600", "regevent/register.xml");
-    let r = carol.run_traced(&dir, "regevent/subscribe_unsubscribe.xml");
+    // Carol's phone unsubscribes (Expires: 0) from a new subscription: a last NOTIFY
+    // with the full state ends it.
+    let r = phone.run_traced(&dir, "regevent/subscribe_unsubscribe.xml");
     assert_all_passed(&r, 1);
     let all = checked(&r);
     assert_eq!(all.len(), 2, "{}", r.messages);
