@@ -156,6 +156,8 @@ fn reg_event_notifies_every_registration_change() {
     assert!(one(&r, "the P-CSCF's fetch").body.contains(&aor));
     for (host, from) in [
         ("127.0.0.2", addr(free_port())),
+        // A substring of the Path's host (Kamailio's ims_registrar_scscf takes it).
+        ("127.0.0", addr(free_port())),
         ("pcscf.evil.example.net", addr(free_port())),
         ("127.0.0.1", SocketAddr::from(([127, 0, 0, 9], free_port()))),
     ] {
