@@ -82,7 +82,7 @@ impl Table {
 
 /// What the store task does, then the NOTIFY it sends.
 enum Job {
-    Save(Subscription, Option<SipMessage>),
+    Save(Box<Subscription>, Option<SipMessage>),
     Delete(String, Option<SipMessage>),
 }
 
@@ -208,19 +208,28 @@ impl Notifier {
         sub.notify(&self.settings.contact, state, &doc.to_xml())
     }
 
-    /// The subscription's Expires asked by `req`, bounded; `Err` with the answer when
-    /// too brief (423) or malformed (400).
-    fn expires(&self, req: &SipMessage) -> Result<u32, SipMessage> {
+    /// The subscription's Expires asked by `req`, bounded; `Err` with the status of
+    /// the answer when too brief (423) or malformed (400).
+    fn expires(&self, req: &SipMessage) -> Result<u32, u16> {
         match expires_header(req) {
-            Err(_) => Err(reply(req, 400, None, &[])),
+            Err(_) => Err(400),
             Ok(None) => Ok(self.settings.default_expires),
             Ok(Some(0)) => Ok(0),
-            Ok(Some(e)) if e < self.settings.min_expires => {
-                let min = self.settings.min_expires.to_string();
-                Err(reply(req, 423, None, &[(HeaderName::MinExpires, &min)]))
-            }
+            Ok(Some(e)) if e < self.settings.min_expires => Err(423),
             Ok(Some(e)) => Ok(e.min(self.settings.max_expires)),
         }
+    }
+
+    /// The answer refusing `req` with `code` from [`Notifier::expires`] (423 carries
+    /// Min-Expires, RFC 6665 §4.2.1.1).
+    fn refuse_expires(&self, req: &SipMessage, code: u16) -> SipMessage {
+        let min = self.settings.min_expires.to_string();
+        let extra: &[(HeaderName, &str)] = if code == 423 {
+            &[(HeaderName::MinExpires, &min)]
+        } else {
+            &[]
+        };
+        reply(req, code, None, extra)
     }
 
     /// Answers an initial SUBSCRIBE to the reg event of `resource` (its Request-URI),
@@ -248,7 +257,7 @@ impl Notifier {
         };
         let expires = match self.expires(req) {
             Ok(e) => e,
-            Err(answer) => return answer,
+            Err(code) => return self.refuse_expires(req, code),
         };
         let subscriber = asserted.first().cloned().unwrap_or_default();
         let local_tag = new_tag();
@@ -301,7 +310,7 @@ impl Notifier {
             }
             let n = self.notify_of(&mut sub, full, true, &format!("active;expires={expires}"));
             t.insert(sub.clone());
-            self.queue(Job::Save(sub, Some(n)));
+            self.queue(Job::Save(Box::new(sub), Some(n)));
         }
         tracing::info!(%resource, %subscriber, kind = kind.as_str(), expires, "reg event subscription");
         self.ok(req, &local_tag, expires)
@@ -339,7 +348,7 @@ impl Notifier {
         let k = key(&call_id, &local, &remote);
         let expires = match self.expires(req) {
             Ok(e) => e,
-            Err(answer) => return answer,
+            Err(code) => return self.refuse_expires(req, code),
         };
         let Some(cseq) = cseq_of(req) else {
             return reply(req, 400, None, &[]);
@@ -368,7 +377,7 @@ impl Notifier {
         let n = self.notify_of(&mut sub, full, true, &format!("active;expires={expires}"));
         t.insert(sub.clone());
         drop(t);
-        self.queue(Job::Save(sub, Some(n)));
+        self.queue(Job::Save(Box::new(sub), Some(n)));
         self.ok(req, &local, expires)
     }
 
@@ -423,7 +432,7 @@ impl Notifier {
                     &format!("active;expires={left}"),
                 );
                 t.insert(sub.clone());
-                self.queue(Job::Save(sub, Some(n)));
+                self.queue(Job::Save(Box::new(sub), Some(n)));
             } else if let Some(mut sub) = t.remove(&k) {
                 let n = self.notify_of(
                     &mut sub,
@@ -507,5 +516,128 @@ async fn run(
         let Some(notify) = notify else { continue };
         let Some(me) = notifier.upgrade() else { return };
         tokio::spawn(me.send(key, notify));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::{reg, sqlite_url};
+
+    const ALICE: &str = "sip:alice@x";
+
+    fn settings(max_subscriptions: usize, max_per_identity: usize) -> NotifierSettings {
+        NotifierSettings {
+            min_expires: 60,
+            max_expires: 600_000,
+            default_expires: 3761,
+            max_subscriptions,
+            max_per_identity,
+            contact: "<sip:127.0.0.1:5080>".into(),
+        }
+    }
+
+    fn subscribe(pai: &str, call_id: &str, extra: &str) -> SipMessage {
+        let text = format!(
+            "SUBSCRIBE {ALICE} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK{call_id}\r\n\
+             From: <{pai}>;tag=ue\r\nTo: <{ALICE}>\r\nCall-ID: {call_id}\r\nCSeq: 1 SUBSCRIBE\r\n\
+             Contact: <sip:ue@10.0.0.1>\r\nEvent: reg\r\nP-Asserted-Identity: <{pai}>\r\n\
+             {extra}Content-Length: 0\r\n\r\n"
+        );
+        SipMessage::parse(text.into_bytes()).unwrap()
+    }
+
+    fn in_dialog(call_id: &str, to_tag: &str, cseq: u32, extra: &str) -> SipMessage {
+        let text = format!(
+            "SUBSCRIBE sip:127.0.0.1:5080 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx{cseq}\r\n\
+             From: <{ALICE}>;tag=ue\r\nTo: <{ALICE}>;tag={to_tag}\r\nCall-ID: {call_id}\r\n\
+             CSeq: {cseq} SUBSCRIBE\r\nEvent: reg\r\n{extra}Content-Length: 0\r\n\r\n"
+        );
+        SipMessage::parse(text.into_bytes()).unwrap()
+    }
+
+    fn to_tag(r: &SipMessage) -> String {
+        let to = r.headers.get_str(&HeaderName::To).unwrap();
+        NameAddr::parse(to).unwrap().tag().unwrap().to_string()
+    }
+
+    async fn notifier(dir: &std::path::Path, total: usize, per: usize) -> Arc<Notifier> {
+        let store = BindingStore::open(&sqlite_url(dir)).await.unwrap();
+        Notifier::new(settings(total, per), store, Originator::default())
+            .await
+            .unwrap()
+    }
+
+    use ims_sip::message::addr::NameAddr;
+
+    // The store task and the NOTIFYs (which fail: no engine) run only when the test
+    // awaits, so the table is checked between synchronous calls.
+    #[tokio::test]
+    async fn expiry_bounds_refresh_and_dialog_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = notifier(dir.path(), 10, 4).await;
+        let alice = reg(ALICE, &[("sip:a@10.0.0.1", 5000)]);
+        let brief = n.subscribe(
+            &subscribe(ALICE, "c1", "Expires: 30\r\n"),
+            ALICE,
+            &alice,
+            1000,
+        );
+        assert_eq!(brief.status(), Some(423));
+        assert_eq!(brief.headers.get_str(&HeaderName::MinExpires), Some("60"));
+        let ok = n.subscribe(
+            &subscribe(ALICE, "c1", "Expires: 9999999\r\n"),
+            ALICE,
+            &alice,
+            1000,
+        );
+        assert_eq!(ok.status(), Some(200));
+        assert_eq!(ok.headers.get_str(&HeaderName::Expires), Some("600000"));
+        let default = n.subscribe(&subscribe(ALICE, "c2", ""), ALICE, &alice, 1000);
+        assert_eq!(default.headers.get_str(&HeaderName::Expires), Some("3761"));
+        assert_eq!(n.len(), 2);
+        let tag = to_tag(&ok);
+        let lookup = |_: &str| Some(alice.clone());
+        let refresh = n.in_dialog(&in_dialog("c1", &tag, 2, "Expires: 120\r\n"), lookup, 1000);
+        assert_eq!(refresh.status(), Some(200));
+        let ends: Vec<u64> = n
+            .list(&[ALICE.to_string()])
+            .iter()
+            .map(|s| s.expires_at)
+            .collect();
+        assert!(ends.contains(&1120), "refreshed for 120 s: {ends:?}");
+        let stale = n.in_dialog(&in_dialog("c1", &tag, 2, ""), lookup, 1000);
+        assert_eq!(stale.status(), Some(500), "CSeq not above the last one");
+        let unknown = n.in_dialog(&in_dialog("c1", "other", 3, ""), lookup, 1000);
+        assert_eq!(unknown.status(), Some(481));
+        let gone = n.in_dialog(&in_dialog("c1", &tag, 3, "Expires: 0\r\n"), lookup, 1000);
+        assert_eq!(gone.status(), Some(200));
+        assert_eq!(n.len(), 1);
+        n.expire(lookup, 1000 + 3761);
+        assert!(n.is_empty(), "the default-length one lapsed");
+    }
+
+    #[tokio::test]
+    async fn subscriptions_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = notifier(dir.path(), 3, 2).await;
+        let alice = reg(ALICE, &[("sip:a@10.0.0.1", 5000)]);
+        let tel = "tel:+1555";
+        for c in ["c1", "c2"] {
+            let r = n.subscribe(&subscribe(ALICE, c, ""), ALICE, &alice, 1000);
+            assert_eq!(r.status(), Some(200));
+        }
+        // The same subscriber again: its oldest subscription makes room.
+        let r = n.subscribe(&subscribe(ALICE, "c3", ""), ALICE, &alice, 1001);
+        assert_eq!(r.status(), Some(200));
+        assert_eq!(n.len(), 2);
+        // Another subscriber (the user's other identity) finds the identity full.
+        let r = n.subscribe(&subscribe(tel, "c4", ""), ALICE, &alice, 1001);
+        assert_eq!(r.status(), Some(403));
+        // Overall bound: a third subscription to another identity fits, a fourth not.
+        let r = n.subscribe(&subscribe(ALICE, "c5", ""), tel, &alice, 1001);
+        assert_eq!(r.status(), Some(200));
+        let r = n.subscribe(&subscribe(ALICE, "c6", ""), tel, &alice, 1001);
+        assert_eq!(r.status(), Some(503));
     }
 }
