@@ -11,7 +11,7 @@ use crate::error::Invalid;
 use crate::hss::{ProvisioningSection, SecuritySection, StoreSection};
 use crate::icscf::RegistrationSection;
 use crate::load::Validate;
-use crate::scscf::{RegEventSection, RegistrarSection, SessionSection};
+use crate::scscf::{RegEventSection, RegistrarSection, ScscfApiSection, SessionSection};
 use crate::sections::{HttpSection, NodeSection, SipSection};
 use crate::zones::ZonesSection;
 
@@ -168,6 +168,9 @@ pub struct ScscfConfig {
     /// `[regevent]`: the reg event package notifier.
     #[serde(default)]
     pub regevent: RegEventSection,
+    /// `[api]`: the operator API (registrations and reg event subscriptions).
+    #[serde(default)]
+    pub api: ScscfApiSection,
 }
 
 impl Validate for ScscfConfig {

@@ -362,3 +362,33 @@ impl Validate for RegEventSection {
         Ok(())
     }
 }
+
+/// `[api]`: the S-CSCF's operator API on its `[http]` listener (`GET
+/// /api/v1/registrations/{impu}`), HTTPS with `[http.tls]` as the node's other
+/// endpoints. Without a token the API is not served.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScscfApiSection {
+    /// The admin token accepted as `Authorization: Bearer`. Prefer `admin_token_file`.
+    pub admin_token: Option<String>,
+    /// File holding the admin token (mode 0600; surrounding whitespace ignored), read at
+    /// each call, e.g. the HSS's `[provisioning] admin_token_file` for one operator
+    /// token.
+    pub admin_token_file: Option<std::path::PathBuf>,
+}
+
+impl Validate for ScscfApiSection {
+    fn validate(&self) -> Result<(), Invalid> {
+        if self
+            .admin_token
+            .as_deref()
+            .is_some_and(|t| t.trim().len() < 16)
+        {
+            return Err(Invalid::new(
+                "admin_token",
+                "must be at least 16 characters",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -10,6 +10,8 @@
 //! * `imsctl status` shows each node's health.
 //! * `imsctl subscriber add|list|show|update|delete|import` manages subscribers through
 //!   the HSS provisioning API.
+//! * `imsctl registrations <impu>` lists a user's contacts and reg event subscriptions
+//!   (the S-CSCF's operator API).
 //! * `imsctl deregister <impu>` de-registers a subscriber administratively (the HSS's RTR).
 //! * `imsctl policy list|show|versions|put|delete` manages policies through the policy
 //!   service's API with a Keystone token.
@@ -23,6 +25,7 @@ mod http;
 mod ifc;
 mod keystone;
 mod policy;
+mod registrations;
 mod subscriber;
 mod up;
 
@@ -75,6 +78,18 @@ enum Command {
         #[command(subcommand)]
         command: Box<subscriber::SubscriberCommand>,
     },
+    /// Show what the S-CSCF holds for a public identity: its contacts (expiry, Path)
+    /// and the reg event subscriptions to its implicit set (JSON).
+    Registrations {
+        /// The public identity, e.g. sip:alice@ims.example.net.
+        impu: String,
+        /// Base URL of the S-CSCF's HTTP endpoint (default: scscf.toml `http.listen`).
+        #[arg(long, env = "IMS_SCSCF_URL")]
+        url: Option<String>,
+        /// The S-CSCF's admin token (default: from scscf.toml `[api]`).
+        #[arg(long, env = "IMS_SCSCF_TOKEN")]
+        token: Option<String>,
+    },
     /// De-register every public identity of a subscriber (by id, IMPI or IMPU): the HSS
     /// sends the S-CSCF an RTR (TS 29.228 §6.1.3), which notifies the reg event
     /// subscribers (RFC 3680).
@@ -125,6 +140,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Status => health::print_status(&cli.config_dir, ca).await,
         Command::Subscriber { target, command } => {
             subscriber::run(&cli.config_dir, &target, ca, *command).await
+        }
+        Command::Registrations { impu, url, token } => {
+            registrations::show(&cli.config_dir, url.as_deref(), token.as_deref(), ca, &impu).await
         }
         Command::Deregister {
             target,

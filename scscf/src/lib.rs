@@ -20,9 +20,11 @@
 //!   while and released at the HSS when they lapse (TS 29.228 §6.1.2).
 //! * [`regevent`]: the reg event package (RFC 3680) notifier: subscriptions of UEs,
 //!   P-CSCFs and application servers to a user's registration state (§5.4.2.1).
+//! * [`api`]: the operator API (a user's registrations and reg event subscriptions).
 //! * [`policy`]: the proxy policy tying the registrar and session routing into the SIP
 //!   proxy engine.
 
+pub mod api;
 pub mod auth;
 pub mod auth_metrics;
 pub mod cloud_auth;

@@ -19,6 +19,7 @@ use ims_runtime::sip::{run_engine_until_shutdown, start_proxy, watch_engine};
 use ims_runtime::NodeArgs;
 use ims_sip::message::uri::Uri;
 use ims_sip::proxy::engine::Originator;
+use scscf::api::AdminToken;
 use scscf::auth::Challenges;
 use scscf::cx::{CxClient, HssRequests};
 use scscf::location::ExpiryLimits;
@@ -157,7 +158,16 @@ async fn main() -> anyhow::Result<()> {
         .register_metrics(&config.cx.destination_host, &mut registry);
     let mut engine = start_proxy(&config.sip, policy, &mut registry, metrics.rejections()).await?;
     engine.bind_originator(&originator);
-    let running = ims_runtime::Node::start("scscf", &config.node, &config.http, registry).await?;
+    let token = match (&config.api.admin_token, &config.api.admin_token_file) {
+        (Some(t), _) => Some(AdminToken::Inline(t.clone())),
+        (None, Some(f)) => Some(AdminToken::File(f.clone())),
+        (None, None) => None,
+    };
+    let api = token.map_or_else(ims_runtime::Router::new, |t| {
+        scscf::api::router(registrar.clone(), notifier.clone(), t)
+    });
+    let running =
+        ims_runtime::Node::start_with("scscf", &config.node, &config.http, registry, api).await?;
     watch_engine(&running.status, &engine);
     running.status.add_check("cx_peer", cx_open);
     let listeners: Vec<String> = engine

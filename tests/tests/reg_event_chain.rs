@@ -3,7 +3,7 @@
 //! with the HSS, subscribe to the reg event and receive the S-CSCF's NOTIFYs, the full
 //! state first and then one for each change: re-registration, an S-CSCF restart in
 //! between, the HSS's RTR (`imsctl deregister`), de-registration, expiry,
-//! unsubscription. Every NOTIFY body is checked against RFC 3680's schema with
+//! unsubscription; `imsctl registrations` lists the contacts and subscriptions. Every NOTIFY body is checked against RFC 3680's schema with
 //! `xmllint`; another user's UE, a core node asserting a host that is not on the
 //! user's Path and a sender outside the core are refused; tshark decodes the exchange
 //! without a malformed packet.
@@ -126,6 +126,40 @@ fn reg_event_notifies_every_registration_change() {
             "state=\"active\" event=\"registered\"",
             "<unknown-param name=\"+sip.instance\">&lt;urn:gsma:imei:alice-",
         ],
+    );
+
+    // `imsctl registrations` shows the contact (expiry, Path) and the subscription,
+    // from the S-CSCF's API with the admin token; a wrong token is refused.
+    let out = imsctl(&data, &["registrations", &impu("alice")]);
+    assert!(out.status.success(), "imsctl registrations: {out:?}");
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let contact = &shown["registration"]["contacts"][0];
+    assert!(
+        contact["contact"]
+            .as_str()
+            .unwrap()
+            .contains("urn:gsma:imei:alice-"),
+        "{shown}"
+    );
+    assert!(contact["expires_in"].as_u64().unwrap() > 500, "{shown}");
+    assert!(
+        contact["path"][0]
+            .as_str()
+            .unwrap()
+            .contains("@127.0.0.1:5060;lr"),
+        "{shown}"
+    );
+    let sub = &shown["subscriptions"][0];
+    assert_eq!(sub["subscriber"], impu("alice"), "{shown}");
+    assert_eq!(sub["kind"], "user", "{shown}");
+    let out = imsctl(
+        &data,
+        &["registrations", &impu("alice"), "--token", "wrong-token"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("HTTP 401"),
+        "{out:?}"
     );
 
     // A re-registration: the partial state, the contact refreshed (version 1).
