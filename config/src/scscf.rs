@@ -52,6 +52,24 @@ fn default_store() -> String {
     "sqlite://data/scscf/bindings.db".to_string()
 }
 
+/// `min_expires` at least 1 and at most `max_expires`, `default_expires` between them
+/// (`[registrar]` and `[regevent]`).
+fn expiry_bounds(min: u32, max: u32, default: u32) -> Result<(), Invalid> {
+    if min == 0 || min > max {
+        return Err(Invalid::new(
+            "min_expires",
+            "must be at least 1 and at most max_expires",
+        ));
+    }
+    if !(min..=max).contains(&default) {
+        return Err(Invalid::new(
+            "default_expires",
+            "must lie between min_expires and max_expires",
+        ));
+    }
+    Ok(())
+}
+
 impl Validate for RegistrarSection {
     fn validate(&self) -> Result<(), Invalid> {
         let lower = self.server_name.to_ascii_lowercase();
@@ -60,18 +78,7 @@ impl Validate for RegistrarSection {
         {
             return Err(Invalid::new("server_name", "must be a sip: or sips: URI"));
         }
-        if self.min_expires == 0 || self.min_expires > self.max_expires {
-            return Err(Invalid::new(
-                "min_expires",
-                "must be at least 1 and at most max_expires",
-            ));
-        }
-        if !(self.min_expires..=self.max_expires).contains(&self.default_expires) {
-            return Err(Invalid::new(
-                "default_expires",
-                "must lie between min_expires and max_expires",
-            ));
-        }
+        expiry_bounds(self.min_expires, self.max_expires, self.default_expires)?;
         if self.nonce_lifetime == 0 {
             return Err(Invalid::new("nonce_lifetime", "must be at least 1"));
         }
@@ -341,18 +348,7 @@ fn default_max_per_identity() -> usize {
 
 impl Validate for RegEventSection {
     fn validate(&self) -> Result<(), Invalid> {
-        if self.min_expires == 0 || self.min_expires > self.max_expires {
-            return Err(Invalid::new(
-                "min_expires",
-                "must be at least 1 and at most max_expires",
-            ));
-        }
-        if !(self.min_expires..=self.max_expires).contains(&self.default_expires) {
-            return Err(Invalid::new(
-                "default_expires",
-                "must lie between min_expires and max_expires",
-            ));
-        }
+        expiry_bounds(self.min_expires, self.max_expires, self.default_expires)?;
         if self.max_subscriptions == 0 || self.max_per_identity == 0 {
             return Err(Invalid::new(
                 "max_subscriptions",
