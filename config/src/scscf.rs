@@ -316,6 +316,11 @@ pub struct RegEventSection {
     /// oldest one ends, or 403); default 8.
     #[serde(default = "default_max_per_identity")]
     pub max_per_identity: usize,
+    /// End every subscription with a NOTIFY (`terminated;reason=deactivated`) when
+    /// the S-CSCF stops (SIGTERM): for an S-CSCF taken out of service. Default `false`:
+    /// the subscriptions stay in the store and go on after a restart.
+    #[serde(default)]
+    pub terminate_on_shutdown: bool,
 }
 
 impl Default for RegEventSection {
@@ -326,6 +331,7 @@ impl Default for RegEventSection {
             default_expires: default_sub_expires(),
             max_subscriptions: default_max_subscriptions(),
             max_per_identity: default_max_per_identity(),
+            terminate_on_shutdown: false,
         }
     }
 }

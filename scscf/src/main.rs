@@ -115,6 +115,7 @@ async fn main() -> anyhow::Result<()> {
             max_subscriptions: ev.max_subscriptions,
             max_per_identity: ev.max_per_identity,
             contact: format!("<sip:{}>", own_host(&config)),
+            terminate_on_shutdown: ev.terminate_on_shutdown,
         },
         store.clone(),
         originator.clone(),
@@ -198,6 +199,13 @@ async fn main() -> anyhow::Result<()> {
         })
     };
     let served = run_engine_until_shutdown(running, &mut engine).await;
+    if served.is_ok() && config.regevent.terminate_on_shutdown {
+        // The engine still runs: the last NOTIFYs leave through it.
+        let lookup = |impu: &str| registrar.registration(impu);
+        notifier
+            .terminate_all(lookup, scscf::registrar::unix_now(), Duration::from_secs(2))
+            .await;
+    }
     peer_watch.abort();
     expiry.abort();
     reporter.abort();

@@ -45,6 +45,9 @@ pub struct NotifierSettings {
     pub max_per_identity: usize,
     /// Our Contact in the 200 and the NOTIFYs, e.g. `<sip:127.0.0.1:5080>`.
     pub contact: String,
+    /// End every subscription when the S-CSCF stops (else they are kept for its
+    /// restart).
+    pub terminate_on_shutdown: bool,
 }
 
 /// The subscriptions in memory, by dialog and by identity subscribed to.
@@ -84,6 +87,8 @@ impl Table {
 enum Job {
     Save(Box<Subscription>, Option<SipMessage>),
     Delete(String, Option<SipMessage>),
+    /// Answered once every job queued before it is done.
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// The notifier. Shared (`Arc`) by the policy and the registrar.
@@ -464,6 +469,43 @@ impl Notifier {
         }
     }
 
+    /// The S-CSCF stops for good (`[regevent] terminate_on_shutdown`): every
+    /// subscription ends with a last NOTIFY of the full state and
+    /// `terminated;reason=deactivated` (RFC 6665 §4.2.2: the subscriber may subscribe
+    /// again at once, and reaches the S-CSCF that serves the user then), and leaves the
+    /// store. Waits at most `wait` for the NOTIFYs' answers.
+    pub async fn terminate_all(
+        &self,
+        registration: impl Fn(&str) -> Option<Registration>,
+        now: u64,
+        wait: std::time::Duration,
+    ) {
+        let all: Vec<Subscription> = {
+            let mut t = self.table();
+            let keys: Vec<String> = t.by_key.keys().cloned().collect();
+            keys.iter().filter_map(|k| t.remove(k)).collect()
+        };
+        let mut sends = tokio::task::JoinSet::new();
+        for mut sub in all {
+            let full = full_state(registration(&sub.resource).as_ref(), &sub.resource, now);
+            let n = self.notify_of(&mut sub, full, true, "terminated;reason=deactivated");
+            self.queue(Job::Delete(sub.key(), None));
+            let originator = self.originator.clone();
+            sends.spawn(async move { originator.send(n).await });
+        }
+        // The deletions after every write queued before them.
+        let (done, flushed) = tokio::sync::oneshot::channel();
+        self.queue(Job::Flush(done));
+        let _ = tokio::time::timeout(wait, flushed).await;
+        let count = sends.len();
+        let _ =
+            tokio::time::timeout(wait, async { while sends.join_next().await.is_some() {} }).await;
+        tracing::info!(
+            subscriptions = count,
+            "reg event subscriptions terminated at shutdown"
+        );
+    }
+
     /// Sends `notify` of subscription `key`; a failure response (but 491, 500, 503,
     /// 504), a timeout or a transport failure ends the subscription (RFC 6665 §4.2.2).
     async fn send(self: Arc<Self>, key: String, notify: SipMessage) {
@@ -504,6 +546,10 @@ async fn run(
 ) {
     while let Some(job) = rx.recv().await {
         let (key, written, notify) = match job {
+            Job::Flush(done) => {
+                let _ = done.send(());
+                continue;
+            }
             Job::Save(sub, n) => (sub.key(), store.save_subscription(&sub).await, n),
             Job::Delete(key, n) => {
                 let r = store.delete_subscription(&key).await;
@@ -534,6 +580,7 @@ mod tests {
             max_subscriptions,
             max_per_identity,
             contact: "<sip:127.0.0.1:5080>".into(),
+            terminate_on_shutdown: false,
         }
     }
 
@@ -615,6 +662,23 @@ mod tests {
         assert_eq!(n.len(), 1);
         n.expire(lookup, 1000 + 3761);
         assert!(n.is_empty(), "the default-length one lapsed");
+    }
+
+    #[tokio::test]
+    async fn shutdown_ends_every_subscription_in_memory_and_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = notifier(dir.path(), 10, 4).await;
+        let alice = reg(ALICE, &[("sip:a@10.0.0.1", 5000)]);
+        for c in ["c1", "c2"] {
+            let r = n.subscribe(&subscribe(ALICE, c, ""), ALICE, &alice, 1000);
+            assert_eq!(r.status(), Some(200));
+        }
+        let lookup = |_: &str| Some(alice.clone());
+        n.terminate_all(lookup, 1000, std::time::Duration::from_secs(5))
+            .await;
+        assert!(n.is_empty());
+        let store = BindingStore::open(&sqlite_url(dir.path())).await.unwrap();
+        assert!(store.load_subscriptions().await.unwrap().is_empty());
     }
 
     #[tokio::test]
