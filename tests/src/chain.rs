@@ -422,6 +422,15 @@ impl Nodes {
         let (_, mut guard) = self.running.remove(i);
         crate::kill_group(&mut guard.0);
     }
+
+    /// Stops one node with SIGTERM (its graceful shutdown) and waits, at most 20 s, for
+    /// it to exit.
+    pub fn stop_node(&mut self, node: &str) -> Option<std::process::ExitStatus> {
+        let i = self.running.iter().position(|(n, _)| *n == node).unwrap();
+        let (_, mut guard) = self.running.remove(i);
+        signal(&guard.0, "TERM");
+        wait_exit(&mut guard.0, Duration::from_secs(20))
+    }
 }
 
 /// Stops the core and asserts `imsctl up` exits cleanly.

@@ -44,11 +44,17 @@ pub fn notifies(messages: &str) -> Vec<Notify> {
         .filter_map(|m| {
             let start = m.find("\nNOTIFY ")?;
             let text = m[start + 1..].to_string();
-            let body = text
+            let (head, rest) = text
                 .split_once("\r\n\r\n")
-                .or_else(|| text.split_once("\n\n"))
-                .map(|(_, b)| b.trim().to_string())
-                .unwrap_or_default();
+                .or_else(|| text.split_once("\n\n"))?;
+            // The trace may go on with SIPp's own lines: the body is Content-Length long.
+            let length = head.lines().find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                let name = name.trim();
+                (name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("l"))
+                    .then(|| value.trim().parse::<usize>().ok())?
+            })?;
+            let body = rest.get(..length).unwrap_or(rest).trim().to_string();
             Some(Notify { text, body })
         })
         .collect()

@@ -2,8 +2,8 @@
 //! (issue #16, items 1 and 4): SIPp UEs register through the P-CSCF, I-CSCF and S-CSCF
 //! with the HSS, subscribe to the reg event and receive the S-CSCF's NOTIFYs, the full
 //! state first and then one for each change: re-registration, an S-CSCF restart in
-//! between, the HSS's RTR (`imsctl deregister`), de-registration, expiry,
-//! unsubscription; `imsctl registrations` lists the contacts and subscriptions. Every NOTIFY body is checked against RFC 3680's schema with
+//! between, the HSS's RTR (`imsctl deregister`), de-registration of a contact, expiry,
+//! unsubscription, an S-CSCF taken out of service; `imsctl registrations` lists the contacts and subscriptions. Every NOTIFY body is checked against RFC 3680's schema with
 //! `xmllint`; another user's UE, a core node asserting a host that is not on the
 //! user's Path and a sender outside the core are refused; tshark decodes the exchange
 //! without a malformed packet.
@@ -79,12 +79,12 @@ fn to_scscf(dir: &Path, scenario: &str, csv: &Path, local: SocketAddr) -> SippRe
     .expect("sipp runs")
 }
 
-/// Waits on the UE's port for one NOTIFY (traced) while `trigger` runs.
-fn notified_while(dir: &Path, ue: &Ue, trigger: impl FnOnce()) -> SippResult {
+/// Waits on the UE's port for `calls` NOTIFYs (traced) while `trigger` runs.
+fn notified_while(dir: &Path, ue: &Ue, calls: u32, trigger: impl FnOnce()) -> SippResult {
     let waiting = Background::uas(
         &sipp::scenario("regevent/notify.xml"),
         ue.local,
-        1,
+        calls,
         30,
         &workdir(dir),
         true,
@@ -101,6 +101,7 @@ fn reg_event_notifies_every_registration_change() {
         "scscf" => text.replace("min_expires = 60", "min_expires = 5"),
         _ => text,
     });
+    let scscf_toml = configs.join("scscf.toml");
     let (dir, mut nodes) = Nodes::start_with("regevent", Some(configs));
     let data = nodes.data.clone();
     let names: Vec<String> = ["alice", "bob", "carol"].map(String::from).to_vec();
@@ -215,7 +216,7 @@ fn reg_event_notifies_every_registration_change() {
 
     // The operator de-registers alice (the HSS's RTR, SERVER_CHANGE): her contacts are
     // deactivated (TS 24.229 §5.4.1.5) and the subscription ends.
-    let r = notified_while(&dir, &alice, || {
+    let r = notified_while(&dir, &alice, 1, || {
         let out = imsctl(&data, &["deregister", &impu("alice")]);
         assert!(out.status.success(), "imsctl deregister: {out:?}");
     });
@@ -232,21 +233,29 @@ fn reg_event_notifies_every_registration_change() {
         ],
     );
 
-    // Alice registers and subscribes again, then de-registers: `unregistered`.
+    // Alice's phone registers and subscribes again; her tablet registers, then
+    // de-registers (REGISTER, Expires: 0): `unregistered` for its contact, told to the
+    // phone. (The NOTIFY for a UE that de-registers its last contact does not pass its
+    // own P-CSCF, which forgets the flow on the 200 and answers 430.)
     let alice = Ue::register_with(&dir, "alice", "alice;600", "regevent/register.xml");
+    let tablet = Ue::register_with(&dir, "alice", "alice;600", "regevent/register.xml");
     let r = alice.run_traced(&dir, "regevent/subscribe.xml");
     assert_all_passed(&r, 1);
     let dialog = one(&r, "the first NOTIFY").header("Call-ID").unwrap();
-    let r = alice.run_answering(&dir, "regevent/deregister.xml", "regevent/notify.xml", 2000);
+    let r = notified_while(&dir, &alice, 1, || {
+        assert_all_passed(&tablet.run(&dir, "regevent/deregister.xml"), 1);
+    });
     assert_all_passed(&r, 1);
     let n = one(&r, "the NOTIFY of the de-registration");
+    let gone = format!("urn:gsma:imei:alice-{}", tablet.local.port());
     assert_notify(
         &n,
         &dialog,
         1,
         &[
-            "Subscription-State: terminated;reason=noresource",
+            "Subscription-State: active",
             "state=\"terminated\" event=\"unregistered\"",
+            &gone,
         ],
     );
 
@@ -261,7 +270,7 @@ fn reg_event_notifies_every_registration_change() {
     let full = one(&r, "carol's first NOTIFY");
     assert_eq!(full.body.matches("<contact ").count(), 2, "{}", full.text);
     let dialog = full.header("Call-ID").unwrap();
-    let r = notified_while(&dir, &phone, || {});
+    let r = notified_while(&dir, &phone, 1, || {});
     assert_all_passed(&r, 1);
     let n = one(&r, "the NOTIFY of the expiry");
     let lapsed = format!("urn:gsma:imei:carol-{}", second.local.port());
@@ -290,6 +299,39 @@ fn reg_event_notifies_every_registration_change() {
         .text
         .contains("Subscription-State: terminated;reason=timeout"));
     assert_eq!(all[1].version(), Some(1));
+
+    // An S-CSCF taken out of service (`terminate_on_shutdown`) ends every subscription
+    // when it stops: carol's phone subscribes again, and the S-CSCF's SIGTERM brings the
+    // last NOTIFY.
+    let text = std::fs::read_to_string(&scscf_toml).unwrap().replace(
+        "\n[api]\n",
+        "\n[regevent]\nterminate_on_shutdown = true\n\n[api]\n",
+    );
+    std::fs::write(&scscf_toml, text).unwrap();
+    nodes.kill_node("scscf");
+    nodes.start_node("scscf");
+    let r = phone.run_traced(&dir, "regevent/subscribe.xml");
+    assert_all_passed(&r, 1);
+    let dialog = one(&r, "the first NOTIFY").header("Call-ID").unwrap();
+    // The phone's first subscription (of the expiry, above) is still on: it ends too.
+    let r = notified_while(&dir, &phone, 2, || {
+        let exit = nodes.stop_node("scscf");
+        assert!(
+            exit.is_some_and(|s| s.success()),
+            "the S-CSCF stops cleanly: {exit:?}"
+        );
+    });
+    assert_all_passed(&r, 2);
+    let all = checked(&r);
+    assert_eq!(all.len(), 2, "{}", r.messages);
+    assert!(all
+        .iter()
+        .all(|n| n.text.contains("terminated;reason=deactivated")));
+    let n = all
+        .iter()
+        .find(|n| n.header("Call-ID").as_deref() == Some(dialog.as_str()))
+        .unwrap_or_else(|| panic!("no NOTIFY in {dialog}: {}", r.messages));
+    assert_notify(n, &dialog, 1, &["state=\"full\""]);
 
     // tshark decodes the SUBSCRIBE/NOTIFY exchange (and the rest) cleanly.
     let pcap = capture.stop();
