@@ -16,6 +16,7 @@ pub mod cx;
 pub mod lir;
 pub mod memory;
 pub mod policy;
+pub mod restoration;
 pub mod selection;
 pub mod uar;
 pub mod unknown;
