@@ -40,7 +40,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ims_e2e::chain::{assert_all_passed, provision_digest_with, users, workdir, DOMAIN};
+use ims_e2e::chain::{assert_all_passed, provision_digest_in, users, workdir, DOMAIN};
 use ims_e2e::netns::{self, Bed};
 use ims_e2e::sipp::{self, SippResult, SippTransport};
 use ims_e2e::{binary, command, scratch_dir, wait_for};
@@ -390,25 +390,8 @@ fn killing_one_of_two_pooled_s_cscfs_loses_no_registration_and_no_incoming_call(
 
     let callers = users("caller", USERS);
     let callees = users("callee", USERS);
-    let token = std::fs::read_to_string(core.join("hss/admin.token")).unwrap();
     let all: Vec<String> = callers.iter().chain(&callees).cloned().collect();
-    provision_digest_with(
-        |args| {
-            bed.command("ue", &binary("imsctl"))
-                .arg("--config-dir")
-                .arg(&core)
-                .arg("--ca")
-                .arg(core.join("tls/ca.crt"))
-                .args(args)
-                .env("IMS_HSS_TOKEN", token.trim())
-                .output()
-                .unwrap()
-        },
-        &dir,
-        &all,
-        "secret",
-        None,
-    );
+    provision_digest_in(&bed, "ue", &core, &dir, &all);
     let pairs: Vec<(String, String)> = callers.iter().cloned().zip(callees.clone()).collect();
     let callers_csv = pairs_csv(&dir, "callers.csv", &pairs);
     let callee_pairs: Vec<(String, String)> =
