@@ -11,7 +11,7 @@
 //!   an INVITE with no answer at all (not even `100 Trying`, which an S-CSCF sends at
 //!   once) within the same time, or 408 or 503 for any method: a LIR with
 //!   REGISTRATION_AND_CAPABILITIES and the best other S-CSCF for the capabilities
-//!   ([`IcscfPolicy::restore_session`]). In a pool on a shared store that S-CSCF takes
+//!   (`IcscfPolicy::restore_session`). In a pool on a shared store that S-CSCF takes
 //!   the user over from the store (`scscf::registrar::takeover`); otherwise it serves
 //!   the request as it can (unregistered services, or 480).
 //!

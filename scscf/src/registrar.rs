@@ -25,7 +25,7 @@
 //! request for such a user takes the registration over ([`Registrar::restore`]: SAR
 //! with our Server-Name, then the row claimed), so the user is not asked to register
 //! again (TS 23.380 §4). The registrations of a dead peer are taken over by
-//! [`crate::pool`].
+//! [`takeover`].
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
