@@ -131,7 +131,7 @@ impl IcscfPolicy {
                 let answer = unknown.answer(request, source.remote.ip(), started).await;
                 return Decision::Respond(answer);
             }
-            Ok(uaa) => outcome(&uaa, &self.scscfs),
+            Ok(uaa) => outcome(&uaa, &uar.public_identity, &self.scscfs),
             Err(error) => {
                 tracing::warn!(%error, impu = %uar.public_identity, "UAR failed");
                 HSS_UNAVAILABLE
@@ -175,7 +175,9 @@ impl IcscfPolicy {
                 return None;
             }
         };
-        let Outcome::Forward(selected) = outcome(&uaa, &others(&self.scscfs, failed)) else {
+        let Outcome::Forward(selected) =
+            outcome(&uaa, &uar.public_identity, &others(&self.scscfs, failed))
+        else {
             return None;
         };
         if selected.name.eq_ignore_ascii_case(failed) {
@@ -215,7 +217,7 @@ impl IcscfPolicy {
     /// Where the LIA for `lir` says the request goes.
     async fn locate(&self, lir: &Lir) -> Outcome {
         match self.cx.lir(lir).await {
-            Ok(lia) => location_outcome(&lia, &self.scscfs),
+            Ok(lia) => location_outcome(&lia, &lir.public_identity, &self.scscfs),
             Err(error) => {
                 tracing::warn!(%error, impu = %lir.public_identity, "LIR failed");
                 HSS_UNAVAILABLE

@@ -118,7 +118,8 @@ impl IcscfPolicy {
                 return None;
             }
         };
-        let Outcome::Forward(mut selected) = location_outcome(&lia, &others(&self.scscfs, failed))
+        let Outcome::Forward(mut selected) =
+            location_outcome(&lia, &lir.public_identity, &others(&self.scscfs, failed))
         else {
             return None;
         };
