@@ -89,8 +89,9 @@ async fn naptr_then_srv_then_a_choose_transport_servers_and_addresses() {
     let dns = dns(
         "dns-naptr",
         &[
-            naptr("naptr.test", 10, "SIP+D2T", "_sip._tcp.naptr.test"),
-            naptr("naptr.test", 20, "SIP+D2U", "_sip._udp.naptr.test"),
+            // NAPTR prefers UDP; without NAPTR this proxy would try TCP's SRV first.
+            naptr("naptr.test", 10, "SIP+D2U", "_sip._udp.naptr.test"),
+            naptr("naptr.test", 20, "SIP+D2T", "_sip._tcp.naptr.test"),
             srv("_sip._tcp.naptr.test", "tcp.naptr.test", 7001, 10, 1),
             srv("_sip._udp.naptr.test", "udp.naptr.test", 7002, 10, 1),
             a("tcp.naptr.test", tcp_ip),
@@ -100,21 +101,24 @@ async fn naptr_then_srv_then_a_choose_transport_servers_and_addresses() {
         ],
     );
     let both = [TransportKind::Udp, TransportKind::Tcp];
-    // NAPTR order 10 (TCP) first, its SRV, its target's A record.
+    // NAPTR order 10 (UDP) first, its SRV, its target's A record.
+    assert_eq!(
+        resolve(&dns, "sip:naptr.test", &both).await,
+        [udp(udp_ip, 7002)]
+    );
+    // A proxy without UDP listeners takes the TCP record.
     let tcp = Hop {
         kind: TransportKind::Tcp,
         addr: SocketAddr::from((tcp_ip, 7001)),
     };
-    assert_eq!(resolve(&dns, "sip:naptr.test", &both).await, [tcp]);
-    // A proxy without TCP listeners takes the UDP record.
     assert_eq!(
-        resolve(&dns, "sip:naptr.test", &[TransportKind::Udp]).await,
-        [udp(udp_ip, 7002)]
+        resolve(&dns, "sip:naptr.test", &[TransportKind::Tcp]).await,
+        [tcp]
     );
     // A transport parameter skips NAPTR: that transport's SRV (§4.1, §4.2).
     assert_eq!(
-        resolve(&dns, "sip:naptr.test;transport=udp", &both).await,
-        [udp(udp_ip, 7002)]
+        resolve(&dns, "sip:naptr.test;transport=tcp", &both).await,
+        [tcp]
     );
     // A port skips NAPTR and SRV: the host's own address (§4.2).
     assert_eq!(
@@ -257,6 +261,7 @@ async fn srv_weights_share_the_load() {
     let heavy = heavy_seen.load(Ordering::Relaxed);
     let light = light_seen.load(Ordering::Relaxed);
     assert_eq!(heavy + light, n, "every request reached one server once");
+    eprintln!("weights 3:1 -> {heavy}:{light} of {n}");
     assert!(
         (248..=352).contains(&heavy),
         "heavy server got {heavy} of {n}"
