@@ -14,9 +14,7 @@ use std::time::Duration;
 
 use ims_e2e::dnsmasq::{self, Record};
 use ims_e2e::sipp;
-use ims_e2e::{
-    command, free_port, health, scratch_dir, signal, wait_exit, wait_for, GroupGuard,
-};
+use ims_e2e::{command, free_port, health, scratch_dir, signal, wait_exit, wait_for, GroupGuard};
 
 fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
@@ -151,12 +149,20 @@ fn pcscf_shares_registrations_between_srv_icscfs_and_survives_one_dying() {
 
     // Equal weights: each of 20 registrations goes to either I-CSCF with probability
     // 1/2; both see some unless 20 fair coins all fell the same way (2 in 2^20).
-    assert!(register(&dir, ue, p_sip, 20), "registrations: {}", errors(&dir));
+    assert!(
+        register(&dir, ue, p_sip, 20),
+        "registrations: {}",
+        errors(&dir)
+    );
     // One I-CSCF dies (its port closes: the P-CSCF's requests to it meet silence).
     stop(first);
     let one = logged(&dir, i1);
     // Every further registration still succeeds, through the other.
-    assert!(register(&dir, ue, p_sip, 10), "after a failure: {}", errors(&dir));
+    assert!(
+        register(&dir, ue, p_sip, 10),
+        "after a failure: {}",
+        errors(&dir)
+    );
     stop(second);
     let two = logged(&dir, i2);
     assert_eq!(one + two, 30, "each registration reached one I-CSCF");

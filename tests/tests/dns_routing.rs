@@ -138,25 +138,31 @@ async fn naptr_then_srv_then_a_choose_transport_servers_and_addresses() {
 async fn srv_priority_orders_the_servers() {
     let first = Ipv4Addr::new(127, 0, 0, 21);
     let second = Ipv4Addr::new(127, 0, 0, 22);
+    // The same two records in both orders on two names: whatever order the server
+    // answers in, one of the names has the lower priority last in its answer.
     let dns = dns(
         "dns-priority",
         &[
-            // The higher-priority record listed last: order comes from the priority.
-            srv("_sip._udp.prio.test", "b.prio.test", 7102, 20, 100),
-            srv("_sip._udp.prio.test", "a.prio.test", 7101, 10, 1),
+            srv("_sip._udp.prio1.test", "b.prio.test", 7102, 20, 100),
+            srv("_sip._udp.prio1.test", "a.prio.test", 7101, 10, 1),
+            srv("_sip._udp.prio2.test", "a.prio.test", 7101, 10, 1),
+            srv("_sip._udp.prio2.test", "b.prio.test", 7102, 20, 100),
             a("a.prio.test", first),
             a("b.prio.test", second),
         ],
     );
     let cache = HostCache::new(&[dns.addr], 64);
-    let next = hop("sip:prio.test");
-    cache.prepare([&next], &[TransportKind::Udp]).await;
     let mut rng = rand::thread_rng();
-    for _ in 0..50 {
-        assert_eq!(
-            cache.targets(&next, &mut rng),
-            [udp(first, 7101), udp(second, 7102)]
-        );
+    for name in ["sip:prio1.test", "sip:prio2.test"] {
+        let next = hop(name);
+        cache.prepare([&next], &[TransportKind::Udp]).await;
+        for _ in 0..50 {
+            assert_eq!(
+                cache.targets(&next, &mut rng),
+                [udp(first, 7101), udp(second, 7102)],
+                "{name}"
+            );
+        }
     }
 }
 
@@ -350,18 +356,22 @@ async fn static_routes_send_no_dns_query() {
             counted.fetch_add(1, Ordering::Relaxed);
         }
     });
+    // A hosts file of the test's own, as /etc/hosts would be.
+    let dir = scratch_dir("dns-static");
+    let hosts_file = dir.join("hosts");
+    std::fs::write(&hosts_file, "127.0.0.1 hosts-file.test\n").unwrap();
     let (ok, ok_seen) = uas(200).await;
     let mut hosts = std::collections::HashMap::new();
     hosts.insert("static.example".to_string(), LOOPBACK.into());
     let targets = [
         format!("sip:bob@127.0.0.1:{ok}"),
         format!("sip:bob@static.example:{ok}"),
-        // In /etc/hosts: by its address, with or without a port; no NAPTR/SRV.
-        format!("sip:bob@localhost:{ok}"),
+        // In the hosts file: by its address (no NAPTR or SRV even without a port).
+        format!("sip:bob@hosts-file.test:{ok}"),
     ];
     for (i, target) in targets.iter().enumerate() {
         let config = EngineConfig {
-            names: Arc::new(HostCache::new(&[dead_addr], 64)),
+            names: Arc::new(HostCache::with_hosts_file(&[dead_addr], 64, &hosts_file)),
             hosts: hosts.clone(),
             ..EngineConfig::default()
         };
@@ -376,12 +386,13 @@ async fn static_routes_send_no_dns_query() {
         assert_eq!(message(proxy, i).await, 200, "{target}");
     }
     assert_eq!(ok_seen.load(Ordering::Relaxed), targets.len());
-    let cache = HostCache::new(&[dead_addr], 8);
-    let localhost = hop("sip:localhost");
-    cache.prepare([&localhost], &[TransportKind::Udp]).await;
-    let servers = cache.targets(&localhost, &mut rand::thread_rng());
-    assert_eq!(servers.first(), Some(&udp(LOOPBACK, 5060)), "IPv4 first");
-    assert!(servers.iter().all(|s| s.addr.ip().is_loopback()));
+    let cache = HostCache::with_hosts_file(&[dead_addr], 8, &hosts_file);
+    let portless = hop("sip:hosts-file.test");
+    cache.prepare([&portless], &[TransportKind::Udp]).await;
+    assert_eq!(
+        cache.targets(&portless, &mut rand::thread_rng()),
+        [udp(LOOPBACK, 5060)]
+    );
     assert_eq!(
         queries.load(Ordering::Relaxed),
         0,

@@ -4,6 +4,7 @@
 //! configured) names are looked up with the system resolver, A/AAAA only.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -88,10 +89,10 @@ impl std::fmt::Debug for Backend {
 
 impl Backend {
     /// The DNS servers of `servers` (each `ip:port`), or the system's
-    /// (`/etc/resolv.conf`) when empty; the system resolver alone when neither can be
-    /// had.
-    pub fn new(servers: &[SocketAddr]) -> Backend {
-        let hosts = Arc::new(Hosts::from_system().unwrap_or_default());
+    /// (`/etc/resolv.conf`) when empty, after the hosts file `hosts` (`/etc/hosts` when
+    /// `None`); the system resolver alone when there is no DNS configuration.
+    pub fn new(servers: &[SocketAddr], hosts: Option<&Path>) -> Backend {
+        let hosts = Arc::new(read_hosts(hosts));
         let builder = if servers.is_empty() {
             match TokioResolver::builder_tokio() {
                 Ok(builder) => builder,
@@ -254,6 +255,21 @@ impl Backend {
         let mut addrs: Vec<IpAddr> = lookup.iter().collect();
         addrs.sort_by_key(|ip| ip.is_ipv6());
         (!addrs.is_empty()).then_some((addrs, lookup.valid_until()))
+    }
+}
+
+/// The hosts file at `path`, or the system's; empty when it cannot be read.
+fn read_hosts(path: Option<&Path>) -> Hosts {
+    let Some(path) = path else {
+        return Hosts::from_system().unwrap_or_default();
+    };
+    let mut hosts = Hosts::default();
+    match std::fs::File::open(path).and_then(|file| hosts.read_hosts_conf(file)) {
+        Ok(()) => hosts,
+        Err(error) => {
+            tracing::warn!(path = %path.display(), %error, "hosts file not read");
+            Hosts::default()
+        }
     }
 }
 

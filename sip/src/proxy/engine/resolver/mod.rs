@@ -25,6 +25,7 @@ mod select;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -121,11 +122,20 @@ impl HostCache {
     /// A cache of at most `max_entries` names, asking the DNS servers of `servers`
     /// (`ip:port` each), or the system's (`/etc/resolv.conf`) when empty.
     pub fn new(servers: &[SocketAddr], max_entries: usize) -> HostCache {
+        HostCache::with_backend(Backend::new(servers, None), max_entries)
+    }
+
+    /// [`HostCache::new`] with the hosts file at `hosts` instead of `/etc/hosts`.
+    pub fn with_hosts_file(servers: &[SocketAddr], max_entries: usize, hosts: &Path) -> HostCache {
+        HostCache::with_backend(Backend::new(servers, Some(hosts)), max_entries)
+    }
+
+    fn with_backend(backend: Backend, max_entries: usize) -> HostCache {
         HostCache {
             entries: Mutex::new(HashMap::new()),
             max_entries: max_entries.max(1),
             lookups: Arc::new(Semaphore::new(MAX_LOOKUPS)),
-            backend: Backend::new(servers),
+            backend,
         }
     }
 
