@@ -5,7 +5,8 @@
 //! I-CSCFs of equal priority and weight (two SIPp registrars), and a SIPp UE registers
 //! through the P-CSCF again and again: the registrations are shared between both; then
 //! one I-CSCF is killed and every further registration still succeeds, through the
-//! other (the P-CSCF gives a silent I-CSCF up after `failover_after_ms`, RFC 3263 §4.3).
+//! other (the P-CSCF gives a silent I-CSCF up after `failover_after_ms`, RFC 3263 §4.3,
+//! and then tries it last for a while).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -13,8 +14,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ims_e2e::dnsmasq::{self, Record};
-use ims_e2e::sipp;
 use ims_e2e::{command, free_port, health, scratch_dir, signal, wait_exit, wait_for, GroupGuard};
+use ims_e2e::{http_get, metrics, sipp};
 
 fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
@@ -73,6 +74,12 @@ fn logged(dir: &Path, port: u16) -> usize {
         .filter_map(|e| std::fs::read_to_string(e.path()).ok())
         .map(|t| t.matches("PATH <").count())
         .sum()
+}
+
+/// The P-CSCF's count of requests sent on to a next hop's next server.
+fn failovers(http: u16) -> f64 {
+    let text = http_get(addr(http), "/metrics").expect("/metrics answers");
+    metrics::value(&text, "sip_next_hop_failovers_total").unwrap_or(0.0)
 }
 
 /// Runs `n` UE registrations through the P-CSCF; true when all succeeded.
@@ -154,18 +161,38 @@ fn pcscf_shares_registrations_between_srv_icscfs_and_survives_one_dying() {
         "registrations: {}",
         errors(&dir)
     );
+    assert_eq!(failovers(p_http), 0.0, "both alive: no failover");
     // One I-CSCF dies (its port closes: the P-CSCF's requests to it meet silence).
     stop(first);
     let one = logged(&dir, i1);
-    // Every further registration still succeeds, through the other.
+    // Registrations go on, one at a time, until one has met the dead I-CSCF (each
+    // does with probability 1/2 until then: 40 that all missed it have a chance of
+    // 2^-40); every one succeeds, through the other.
+    let mut after = 0;
+    while failovers(p_http) < 1.0 && after < 40 {
+        assert!(
+            register(&dir, ue, p_sip, 1),
+            "after a failure: {}",
+            errors(&dir)
+        );
+        after += 1;
+    }
+    assert_eq!(failovers(p_http), 1.0, "the dead I-CSCF was met once");
+    // Then it is tried last for a while: ten more go straight to the survivor.
     assert!(
         register(&dir, ue, p_sip, 10),
         "after a failure: {}",
         errors(&dir)
     );
+    assert_eq!(failovers(p_http), 1.0, "no more waits for the dead one");
+    after += 10;
     stop(second);
     let two = logged(&dir, i2);
-    assert_eq!(one + two, 30, "each registration reached one I-CSCF");
+    assert_eq!(
+        one + two,
+        20 + after,
+        "each registration reached one I-CSCF"
+    );
     let two_before = 20 - one;
     assert!(one > 0 && two_before > 0, "shared: {one} and {two_before}");
 }

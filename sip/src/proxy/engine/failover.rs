@@ -14,6 +14,7 @@ use super::resolver::Hop;
 use super::{BranchEvent, Core, Policy};
 use crate::message::key::TransactionKey;
 use crate::proxy::response_context::{BranchId, BranchState};
+use crate::transport::Target;
 
 /// What a branch was built from: enough to build it again toward another server.
 pub(super) struct BranchSpec<'a> {
@@ -82,11 +83,22 @@ pub(super) fn fails_over(event: &BranchEvent, state: Option<BranchState>, over_f
 
 impl<P: Policy> Core<P> {
     /// Sends branch `id` of `key`'s request to its next server, if it has one and the
-    /// request is still open (not answered, not cancelled).
-    pub(super) fn fail_over(&mut self, key: &TransactionKey, id: BranchId) {
+    /// request is still open (not answered, not cancelled). With `down` (it timed out
+    /// or could not be reached, not a 503) the failed server goes last in the lists
+    /// of later requests for a while ([`super::HostCache::mark_down`]).
+    pub(super) fn fail_over(&mut self, key: &TransactionKey, id: BranchId, down: bool) {
         let Some(ctx) = self.contexts.get_mut(key) else {
             return;
         };
+        if down {
+            let failed = ctx.dests.iter().find_map(|(branch, target)| match target {
+                Target::Destination(dest) if *branch == id => Some(dest.addr),
+                _ => None,
+            });
+            if let Some(addr) = failed {
+                self.config.names.mark_down(addr);
+            }
+        }
         let Some(at) = ctx.failovers.iter().position(|f| f.id == id) else {
             return;
         };
@@ -95,7 +107,7 @@ impl<P: Policy> Core<P> {
             return;
         }
         let next = failover.rest.remove(0);
-        tracing::info!(server = %next.addr, transport = %next.kind, "next hop failed: trying its next server (RFC 3263 §4.3)");
+        tracing::info!(next = %next.addr, transport = %next.kind, down, "next hop's server failed: trying the next one (RFC 3263 §4.3)");
         super::EngineStats::inc(&self.stats.failovers);
         let mut servers = Vec::with_capacity(failover.rest.len() + 1);
         servers.push(next);

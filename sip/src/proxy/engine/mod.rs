@@ -695,7 +695,7 @@ impl<P: Policy> Core<P> {
             }
             None => {
                 // No address or listener for the next hop: as a transport error.
-                self.fail_over(key, id);
+                self.fail_over(key, id, false);
                 let actions = self
                     .contexts
                     .get_mut(key)
@@ -860,7 +860,8 @@ impl<P: Policy> Core<P> {
         // RFC 3263 §4.3: the next server is tried before the failure is recorded, so
         // that the context waits for it instead of answering.
         if failover::fails_over(&event, ctx.rc.branch_state(branch.id), over_flow) {
-            self.fail_over(&branch.server, branch.id);
+            let down = !matches!(event, BranchEvent::Response(_));
+            self.fail_over(&branch.server, branch.id, down);
         }
         let Some(ctx) = self.contexts.get_mut(&branch.server) else {
             return;

@@ -58,6 +58,13 @@ const MAX_NAME: usize = 255;
 /// tokio's blocking pool). A name beyond this is not looked up this time.
 pub const MAX_LOOKUPS: usize = 16;
 
+/// How long a server that timed out or could not be reached goes to the end of the
+/// lists it is in (still tried, last): the requests after a server's failure do not
+/// each wait for it first.
+pub const DOWN_FOR: Duration = Duration::from_secs(30);
+/// Most servers remembered as down.
+const MAX_DOWN: usize = 1024;
+
 /// One server to try: the transport and address a branch is sent to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hop {
@@ -89,6 +96,8 @@ pub struct HostCache {
     max_entries: usize,
     lookups: Arc<Semaphore>,
     backend: Backend,
+    /// Servers that failed lately, until when they go last.
+    down: Mutex<HashMap<SocketAddr, Instant>>,
 }
 
 impl Default for HostCache {
@@ -136,6 +145,7 @@ impl HostCache {
             max_entries: max_entries.max(1),
             lookups: Arc::new(Semaphore::new(MAX_LOOKUPS)),
             backend,
+            down: Mutex::new(HashMap::new()),
         }
     }
 
@@ -163,8 +173,17 @@ impl HostCache {
     /// The servers to try for `hop`, in order (RFC 3263 §4.3: the first, then on
     /// failure the next), as far as the cache knows them: an IP literal as it is; a
     /// name that was prepared and has not lapsed by its answer, SRV targets ordered by
-    /// priority and a fresh weighted draw from `rng`. Empty when nothing is known.
+    /// priority and a fresh weighted draw from `rng`, servers marked down
+    /// ([`HostCache::mark_down`]) moved last. Empty when nothing is known.
     pub fn targets(&self, hop: &NextHop, rng: &mut impl Rng) -> Vec<Hop> {
+        let mut servers = self.ordered(hop, rng);
+        if servers.len() > 1 {
+            self.demote_down(&mut servers);
+        }
+        servers
+    }
+
+    fn ordered(&self, hop: &NextHop, rng: &mut impl Rng) -> Vec<Hop> {
         if let Some(ip) = crate::proxy::ip_of(&hop.host) {
             return vec![Hop {
                 kind: hop.transport,
@@ -188,6 +207,39 @@ impl HostCache {
                 .collect(),
             None => Vec::new(),
         }
+    }
+
+    /// Remembers that the server at `addr` timed out or could not be reached: for
+    /// [`DOWN_FOR`] it comes last among the servers of any next hop.
+    pub fn mark_down(&self, addr: SocketAddr) {
+        let now = Instant::now();
+        let mut down = self.down.lock().unwrap_or_else(|e| e.into_inner());
+        if down.len() >= MAX_DOWN && !down.contains_key(&addr) {
+            down.retain(|_, until| *until > now);
+            if down.len() >= MAX_DOWN {
+                if let Some(victim) = down.keys().next().copied() {
+                    down.remove(&victim);
+                }
+            }
+        }
+        down.insert(addr, now + DOWN_FOR);
+    }
+
+    /// Moves the servers marked down (and not lapsed) after the others, each group
+    /// in its order.
+    fn demote_down(&self, servers: &mut Vec<Hop>) {
+        let down = self.down.lock().unwrap_or_else(|e| e.into_inner());
+        if down.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let is_down = |hop: &Hop| down.get(&hop.addr).is_some_and(|until| *until > now);
+        if !servers.iter().any(is_down) {
+            return;
+        }
+        let (mut up, gone): (Vec<Hop>, Vec<Hop>) = servers.drain(..).partition(|hop| !is_down(hop));
+        up.extend(gone);
+        *servers = up;
     }
 
     /// Looks up each next hop of `hops` whose host is a name not known (or lapsed),
@@ -382,6 +434,25 @@ mod tests {
         drop(held);
         cache.prepare([&name], &UDP).await;
         assert!(cache.cached("localhost").is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_marked_down_goes_last_for_a_while() {
+        let cache = HostCache::new(&[no_dns()], 8);
+        let server = |port| Hop {
+            kind: TransportKind::Udp,
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        };
+        let mut servers = vec![server(1), server(2), server(3)];
+        cache.demote_down(&mut servers);
+        assert_eq!(servers, [server(1), server(2), server(3)]);
+        cache.mark_down(server(1).addr);
+        cache.demote_down(&mut servers);
+        assert_eq!(servers, [server(2), server(3), server(1)]);
+        tokio::time::advance(DOWN_FOR + Duration::from_secs(1)).await;
+        let mut servers = vec![server(1), server(2)];
+        cache.demote_down(&mut servers);
+        assert_eq!(servers, [server(1), server(2)], "lapsed");
     }
 
     #[test]
