@@ -483,6 +483,7 @@ mod tests {
             "sip_requests_rejected_total{reason=\"zone\"} 0",
             "sip_requests_rejected_total{reason=\"malformed\"} 0",
             "sip_retransmissions_sent_total 0",
+            "sip_next_hop_failovers_total 0",
             "sip_request_duration_seconds_count{method=\"INVITE\"} 0",
             "sip_request_duration_seconds_bucket{le=\"+Inf\",method=\"INVITE\"} 0",
         ] {
