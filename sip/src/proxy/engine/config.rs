@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::resolver::{Hop, HostCache};
+use super::resolver::{Hop, HostCache, Servers};
 use crate::proxy::routing::NextHop;
 use crate::proxy::ProxyConfig;
 use crate::transaction::{LayerLimits, TimerConfig};
@@ -85,9 +85,9 @@ impl EngineConfig {
 
     /// The servers to try for `hop`, in order: a host of the host map on the URI's
     /// port, else what [`HostCache::targets`] knows (empty when nothing).
-    pub fn targets(&self, hop: &NextHop) -> Vec<Hop> {
+    pub fn targets(&self, hop: &NextHop) -> Servers {
         if let Some(ip) = self.mapped(&hop.host) {
-            return vec![Hop {
+            return smallvec::smallvec![Hop {
                 kind: hop.transport,
                 addr: std::net::SocketAddr::new(ip, hop.port),
             }];

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use super::resolver::Hop;
+use super::resolver::Servers;
 use super::{BranchEvent, Core, Policy};
 use crate::message::key::TransactionKey;
 use crate::proxy::response_context::{BranchId, BranchState};
@@ -39,12 +39,12 @@ pub(super) struct Failover {
     record_route_user: Option<String>,
     no_response_timeout: Option<Duration>,
     /// The servers left, in order.
-    rest: Vec<Hop>,
+    rest: Servers,
 }
 
 impl Failover {
     /// Branch `id`, built from `spec`, has `rest` left to try.
-    pub(super) fn new(id: BranchId, spec: &BranchSpec<'_>, rest: Vec<Hop>) -> Failover {
+    pub(super) fn new(id: BranchId, spec: &BranchSpec<'_>, rest: Servers) -> Failover {
         Failover {
             id,
             target: spec.target.map(str::to_string),
@@ -103,15 +103,15 @@ impl<P: Policy> Core<P> {
             return;
         };
         let mut failover = ctx.failovers.swap_remove(at);
-        if ctx.rc.final_sent() || ctx.rc.is_cancelled() || failover.rest.is_empty() {
+        if ctx.rc.final_sent() || ctx.rc.is_cancelled() {
             return;
         }
-        let next = failover.rest.remove(0);
+        let servers = std::mem::take(&mut failover.rest);
+        let Some(next) = servers.first() else {
+            return;
+        };
         tracing::info!(next = %next.addr, transport = %next.kind, down, "next hop's server failed: trying the next one (RFC 3263 §4.3)");
         super::EngineStats::inc(&self.stats.failovers);
-        let mut servers = Vec::with_capacity(failover.rest.len() + 1);
-        servers.push(next);
-        servers.append(&mut failover.rest);
         if let Err(error) = self.start_branch(key, &failover.spec(), None, Some(servers)) {
             tracing::info!(%error, "cannot fail over");
         }

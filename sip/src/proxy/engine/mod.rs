@@ -67,7 +67,7 @@ use tokio_util::time::DelayQueue;
 
 pub use config::EngineConfig;
 pub use policy::{AckRoute, Decision, DefaultRouting, Forward, Policy};
-pub use resolver::{Hop, HostCache};
+pub use resolver::{Hop, HostCache, Servers};
 pub use stats::{method_index, ByCode, EngineStats, Latency, LATENCY_BUCKETS, METHODS};
 pub use stopped::EngineStopped;
 
@@ -244,7 +244,7 @@ struct Built {
     /// `None` when the next hop has no address or we have no listener for it.
     dest: Option<Target>,
     /// The servers to try after `dest` (RFC 3263 §4.3).
-    rest: Vec<Hop>,
+    rest: Servers,
 }
 
 /// The engine's one task: it owns the transaction layer, the response contexts and
@@ -639,7 +639,7 @@ impl<P: Policy> Core<P> {
         key: &TransactionKey,
         spec: &BranchSpec<'_>,
         flow: Option<Flow>,
-        servers: Option<Vec<Hop>>,
+        servers: Option<Servers>,
     ) -> Result<bool, RoutingError> {
         let Some(ctx) = self.contexts.get(key) else {
             return Ok(false);
@@ -718,7 +718,7 @@ impl<P: Policy> Core<P> {
         ctx: &Context,
         spec: &BranchSpec<'_>,
         flow: Option<Flow>,
-        servers: Option<Vec<Hop>>,
+        servers: Option<Servers>,
     ) -> Result<Built, RoutingError> {
         let forward_spec = ForwardSpec {
             target: spec.target,
@@ -730,7 +730,7 @@ impl<P: Policy> Core<P> {
             next_hop,
         } = forward(&ctx.request, &forward_spec)?;
         let mut servers = match flow {
-            Some(_) => Vec::new(),
+            Some(_) => Servers::new(),
             None => servers.unwrap_or_else(|| self.config.targets(&next_hop)),
         };
         let first = (!servers.is_empty()).then(|| servers.remove(0));
@@ -759,7 +759,7 @@ impl<P: Policy> Core<P> {
             return Ok(Built {
                 request,
                 dest: Some(Target::Flow(flow)),
-                rest: Vec::new(),
+                rest: Servers::new(),
             });
         }
         let dest = match (outbound, first) {

@@ -10,9 +10,10 @@ use super::Decision;
 /// The next hop each branch of `decision` is sent to (RFC 3261 §16.6 steps 6-7), for
 /// [`super::EngineConfig::prepare`]: the first preloaded Route, else the branch's own
 /// first Route, else the request's top Route, else the branch's target (the
-/// Request-URI when there are no targets). Only these are looked up: a REGISTER sent to
-/// the S-CSCF by URI does not wait for a lookup of its Request-URI's domain. Unreadable
-/// values are skipped (the routing step reports them).
+/// Request-URI when there are no targets), when its host is a name (an IP address needs
+/// no lookup). Only these are looked up: a REGISTER sent to the S-CSCF by URI does not
+/// wait for a lookup of its Request-URI's domain. Unreadable values are skipped (the
+/// routing step reports them).
 pub(super) fn next_hops(request: &SipMessage, decision: &Decision) -> Vec<NextHop> {
     let (request, forward) = match decision {
         Decision::Respond(_) => return Vec::new(),
@@ -37,7 +38,7 @@ pub(super) fn next_hops(request: &SipMessage, decision: &Decision) -> Vec<NextHo
         .iter()
         .map(String::as_str)
         .chain(ruri_branch);
-    let mut hops = Vec::with_capacity(forward.targets.len().max(1));
+    let mut hops = Vec::new();
     for (i, target) in targets.enumerate() {
         let route = forward
             .preload_routes
@@ -58,9 +59,14 @@ pub(super) fn next_hops(request: &SipMessage, decision: &Decision) -> Vec<NextHo
     hops
 }
 
-/// The next hop of a SIP(S) URI (its `maddr`, else its host).
+/// The next hop of a SIP(S) URI (its `maddr`, else its host) when that is a name.
 fn uri_hop(uri: &str) -> Option<NextHop> {
-    NextHop::of_uri(&Uri::parse(uri).ok()?).ok()
+    let uri = Uri::parse(uri).ok()?;
+    let host = uri.param("maddr").flatten().unwrap_or(uri.host);
+    if crate::proxy::ip_of(host).is_some() {
+        return None;
+    }
+    NextHop::of_uri(&uri).ok()
 }
 
 #[cfg(test)]
@@ -100,6 +106,21 @@ mod tests {
                 .collect(),
             ..Forward::default()
         })
+    }
+
+    #[test]
+    fn ip_addresses_need_no_lookup() {
+        let req = request("sip:ims.example.net", Some("<sip:10.0.0.5:5070;lr>"));
+        assert!(hosts(&req, &forward(&[], &[], &[])).is_empty());
+        let d = forward(
+            &["sip:bob@[2001:db8::1]", "sip:bob@ue.example"],
+            &["<sip:192.0.2.1;lr>"],
+            &[],
+        );
+        assert!(
+            hosts(&req, &d).is_empty(),
+            "the preloaded Route is an address"
+        );
     }
 
     #[test]

@@ -57,20 +57,17 @@ pub struct Found {
     pub kind: TransportKind,
     /// The servers: SRV targets, or one target of the A/AAAA answer.
     pub targets: Vec<SrvTarget>,
-    /// Whether DNS SRV chose the servers (else the host's own addresses).
-    pub by_srv: bool,
 }
 
 /// An answer and how long it may be kept.
 type Answer<T> = Option<(T, Instant)>;
 
 /// Where names are looked up.
-#[derive(Clone)]
 pub enum Backend {
     /// `/etc/hosts`, then DNS through hickory: the full RFC 3263 procedure.
     Dns {
         /// The stub resolver.
-        resolver: TokioResolver,
+        resolver: Box<TokioResolver>,
         /// The hosts file, read once.
         hosts: Arc<Hosts>,
     },
@@ -124,7 +121,10 @@ impl Backend {
         // The hosts file is asked here first, for every name (a static route).
         options.use_hosts_file = ResolveHosts::Never;
         match builder.build() {
-            Ok(resolver) => Backend::Dns { resolver, hosts },
+            Ok(resolver) => Backend::Dns {
+                resolver: Box::new(resolver),
+                hosts,
+            },
             Err(error) => {
                 tracing::warn!(%error, "DNS resolver not built: next hops by A/AAAA through the system resolver only");
                 Backend::System
@@ -229,14 +229,7 @@ impl Backend {
                 addrs,
             });
         }
-        (!targets.is_empty()).then_some((
-            Found {
-                kind,
-                targets,
-                by_srv: true,
-            },
-            until,
-        ))
+        (!targets.is_empty()).then_some((Found { kind, targets }, until))
     }
 
     async fn addresses_of(&self, name: &Name) -> Answer<Vec<IpAddr>> {
@@ -309,7 +302,6 @@ fn address_target(kind: TransportKind, answer: Answer<Vec<IpAddr>>) -> Answer<Fo
         Found {
             kind,
             targets: vec![target],
-            by_srv: false,
         },
         until,
     ))

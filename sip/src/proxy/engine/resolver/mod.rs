@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
+use smallvec::{smallvec, SmallVec};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
@@ -64,6 +65,10 @@ pub const MAX_LOOKUPS: usize = 16;
 pub const DOWN_FOR: Duration = Duration::from_secs(30);
 /// Most servers remembered as down.
 const MAX_DOWN: usize = 1024;
+
+/// The servers of a next hop in the order to try them; most next hops have one (an IP
+/// address), kept inline.
+pub type Servers = SmallVec<[Hop; 1]>;
 
 /// One server to try: the transport and address a branch is sent to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,7 +180,7 @@ impl HostCache {
     /// name that was prepared and has not lapsed by its answer, SRV targets ordered by
     /// priority and a fresh weighted draw from `rng`, servers marked down
     /// ([`HostCache::mark_down`]) moved last. Empty when nothing is known.
-    pub fn targets(&self, hop: &NextHop, rng: &mut impl Rng) -> Vec<Hop> {
+    pub fn targets(&self, hop: &NextHop, rng: &mut impl Rng) -> Servers {
         let mut servers = self.ordered(hop, rng);
         if servers.len() > 1 {
             self.demote_down(&mut servers);
@@ -183,9 +188,9 @@ impl HostCache {
         servers
     }
 
-    fn ordered(&self, hop: &NextHop, rng: &mut impl Rng) -> Vec<Hop> {
+    fn ordered(&self, hop: &NextHop, rng: &mut impl Rng) -> Servers {
         if let Some(ip) = crate::proxy::ip_of(&hop.host) {
-            return vec![Hop {
+            return smallvec![Hop {
                 kind: hop.transport,
                 addr: SocketAddr::new(ip, hop.port),
             }];
@@ -205,7 +210,7 @@ impl HostCache {
                     addr,
                 })
                 .collect(),
-            None => Vec::new(),
+            None => Servers::new(),
         }
     }
 
@@ -227,7 +232,7 @@ impl HostCache {
 
     /// Moves the servers marked down (and not lapsed) after the others, each group
     /// in its order.
-    fn demote_down(&self, servers: &mut Vec<Hop>) {
+    fn demote_down(&self, servers: &mut Servers) {
         let down = self.down.lock().unwrap_or_else(|e| e.into_inner());
         if down.is_empty() {
             return;
@@ -237,7 +242,7 @@ impl HostCache {
         if !servers.iter().any(is_down) {
             return;
         }
-        let (mut up, gone): (Vec<Hop>, Vec<Hop>) = servers.drain(..).partition(|hop| !is_down(hop));
+        let (mut up, gone): (Servers, Servers) = servers.drain(..).partition(|hop| !is_down(hop));
         up.extend(gone);
         *servers = up;
     }
@@ -443,16 +448,16 @@ mod tests {
             kind: TransportKind::Udp,
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
         };
-        let mut servers = vec![server(1), server(2), server(3)];
+        let mut servers: Servers = smallvec![server(1), server(2), server(3)];
         cache.demote_down(&mut servers);
-        assert_eq!(servers, [server(1), server(2), server(3)]);
+        assert_eq!(servers.as_slice(), [server(1), server(2), server(3)]);
         cache.mark_down(server(1).addr);
         cache.demote_down(&mut servers);
-        assert_eq!(servers, [server(2), server(3), server(1)]);
+        assert_eq!(servers.as_slice(), [server(2), server(3), server(1)]);
         tokio::time::advance(DOWN_FOR + Duration::from_secs(1)).await;
-        let mut servers = vec![server(1), server(2)];
+        let mut servers: Servers = smallvec![server(1), server(2)];
         cache.demote_down(&mut servers);
-        assert_eq!(servers, [server(1), server(2)], "lapsed");
+        assert_eq!(servers.as_slice(), [server(1), server(2)], "lapsed");
     }
 
     #[test]
