@@ -39,12 +39,7 @@ fn sipp_cmd(scenario: &str, local: SocketAddr, dir: &Path, calls: usize) -> Comm
 }
 
 fn errors(dir: &Path) -> String {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with("_errors.log"))
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .collect()
+    sipp::read_logs(dir, "_errors.log")
 }
 
 /// A SIPp registrar (the I-CSCF of the test) on `port`, for up to 1 000 REGISTERs, in a
@@ -67,13 +62,8 @@ fn stop(mut registrar: GroupGuard) {
 /// REGISTERs the registrar on `port` logged (in its own directory; SIPp writes its log
 /// out when it exits).
 fn logged(dir: &Path, port: u16) -> usize {
-    std::fs::read_dir(dir.join(format!("registrar-{port}")))
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with("_logs.log"))
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .map(|t| t.matches("PATH <").count())
-        .sum()
+    let own = dir.join(format!("registrar-{port}"));
+    sipp::read_logs(&own, "_logs.log").matches("PATH <").count()
 }
 
 /// The P-CSCF's count of requests sent on to a next hop's next server.
