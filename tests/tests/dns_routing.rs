@@ -3,9 +3,9 @@
 //! with NAPTR, SRV and A records on a loopback port, and the `ims-sip` proxy engine in
 //! process over loopback UDP. NAPTR chooses the transport and the SRV name, SRV the
 //! servers (priority first, weight shares the load), A their addresses; a URI with a
-//! port or a transport skips what RFC 3263 §4 says it skips; a silent server, a 503 and
-//! Timer F fail over to the next server (§4.3); static routes (IP addresses, the host
-//! map, `/etc/hosts` names) send no DNS query at all.
+//! port or a transport skips what RFC 3263 §4 says it skips; a silent server, a closed
+//! TCP port, a 503 and Timer F fail over to the next server (§4.3); static routes (IP
+//! addresses, the host map, `/etc/hosts` names) send no DNS query at all.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -185,13 +185,57 @@ async fn proxy(dns: &Dnsmasq, target: &str, config: EngineConfig) -> (ProxyEngin
     };
     let transport = TransportConfig {
         udp: vec!["127.0.0.1:0".parse().unwrap()],
+        tcp: vec!["127.0.0.1:0".parse().unwrap()],
         ..TransportConfig::default()
     };
     let engine = ProxyEngine::start(transport, config, ToTarget(target.into()))
         .await
         .unwrap();
-    let addr = engine.transport().local_addrs()[0].1;
+    let addr = engine
+        .transport()
+        .local_addrs()
+        .into_iter()
+        .find(|(kind, _)| *kind == TransportKind::Udp)
+        .unwrap()
+        .1;
     (engine, addr)
+}
+
+/// A TCP UAS answering every request with 200 on its connection, counting them.
+async fn tcp_uas() -> (u16, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind((LOOPBACK, 0)).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let count = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Requests without a body: each ends at its blank line.
+                while let Ok(n) = stream.read(&mut chunk).await {
+                    if n == 0 || buf.len() > 65_536 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let message: Vec<u8> = buf.drain(..end + 4).collect();
+                        let Ok(req) = SipMessage::parse(message) else {
+                            continue;
+                        };
+                        if req.is_request() && req.method() != Some(&Method::Ack) {
+                            count.fetch_add(1, Ordering::Relaxed);
+                            let answer = response(&req, 200).to_bytes();
+                            let _ = stream.write_all(&answer).await;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (port, seen)
 }
 
 /// A UDP UAS answering every request with `code` (none for 0), counting the requests
@@ -315,6 +359,32 @@ async fn every_server_failing_gives_the_best_response() {
     assert_eq!(message(proxy, 1).await, 500);
     assert_eq!(one_seen.load(Ordering::Relaxed), 1);
     assert_eq!(two_seen.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn a_closed_port_fails_over_at_once() {
+    // A TCP port nobody listens on: the connection is refused (a transport error).
+    let closed = {
+        let listener = std::net::TcpListener::bind((LOOPBACK, 0)).unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let (ok, ok_seen) = tcp_uas().await;
+    let dns = dns(
+        "dns-closed",
+        &[
+            srv("_sip._tcp.tcp.test", "one.tcp.test", closed, 10, 1),
+            srv("_sip._tcp.tcp.test", "two.tcp.test", ok, 20, 1),
+            a("one.tcp.test", LOOPBACK),
+            a("two.tcp.test", LOOPBACK),
+        ],
+    );
+    // Default timers and no failover_after: only the transport error can move on in
+    // the 10 s the client waits.
+    let target = "sip:bob@tcp.test;transport=tcp";
+    let (engine, proxy) = proxy(&dns, target, EngineConfig::default()).await;
+    assert_eq!(message(proxy, 1).await, 200);
+    assert_eq!(ok_seen.load(Ordering::Relaxed), 1);
+    assert_eq!(engine.stats().failovers.load(Ordering::Relaxed), 1);
 }
 
 #[tokio::test]
