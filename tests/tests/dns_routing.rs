@@ -194,7 +194,7 @@ async fn proxy(dns: &Dnsmasq, target: &str, config: EngineConfig) -> (ProxyEngin
     let addr = engine
         .transport()
         .local_addrs()
-        .into_iter()
+        .iter()
         .find(|(kind, _)| *kind == TransportKind::Udp)
         .unwrap()
         .1;
