@@ -41,7 +41,7 @@ pub use nodes::{HssConfig, IcscfConfig, NodeKind, PcscfConfig, ScscfConfig};
 pub use policyd::{KeystoneSection, PolicySection, PolicydConfig};
 pub use scscf::{RegistrarSection, SessionSection};
 pub use sections::{
-    HepSection, HttpSection, HttpTlsSection, LimitsSection, LogFormat, NodeSection, SipFaceSection,
-    SipSection, TlsSection,
+    DnsSection, HepSection, HttpSection, HttpTlsSection, LimitsSection, LogFormat, NodeSection,
+    SipFaceSection, SipSection, TlsSection,
 };
 pub use zones::ZonesSection;
