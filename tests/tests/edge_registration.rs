@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use icscf::cx::CxClient;
 use icscf::memory::ScscfMemory;
 use icscf::unknown::UnknownUsers;
 use icscf::IcscfPolicy;
@@ -22,6 +21,7 @@ use ims_config::{BudgetSection, RegistrationSection, ScscfEntry, ZonesSection};
 use ims_diameter::cx::UserAuthorizationType;
 use ims_diameter::peer::{PeerConfig, PeerState, Server};
 use ims_e2e::uar_hss::{self, UarHss};
+use ims_node::cx::CxClient;
 use ims_node::{Ingress, Role};
 use ims_runtime::budget::BudgetMetrics;
 use ims_sip::message::build::response;
