@@ -46,10 +46,7 @@ async fn main() -> anyhow::Result<()> {
         .spawn_reporter(Duration::from_secs(config.budget.summary_secs));
     let mut registry = Registry::default();
     metrics.register(&mut registry);
-    let cx_open = policy
-        .cx
-        .peer()
-        .register_metrics(&config.cx.destination_host, &mut registry);
+    let cx_open = policy.cx.peers().register_metrics(&mut registry);
     run_sip_node(
         "icscf",
         &config.node,

@@ -1,6 +1,7 @@
 //! The Cx client of the I-CSCF and the S-CSCF toward the HSS (TS 29.228, TS 29.229
-//! over RFC 6733): the Diameter peer kept connected (reconnecting with back-off), fresh
-//! Session-Ids (RFC 6733 §8.8), the UAR, LIR, MAR and SAR exchanges, and what their
+//! over RFC 6733): the HSS peers of `[cx] hss`, each kept connected with its own
+//! watchdog (reconnecting with back-off), requests to the best open peer of their realm
+//! with failover ([`PeerSet`]), fresh Session-Ids (RFC 6733 §8.8), the UAR, LIR, MAR and SAR exchanges, and what their
 //! failures answer in SIP. Each node keeps only its own policy: the I-CSCF maps UAA and
 //! LIA results itself (`icscf::answer`), the S-CSCF adds its Server-Name and serves the
 //! HSS's RTR and PPR (`scscf::cx`).
@@ -24,7 +25,7 @@ use ims_diameter::cx::{
 use ims_diameter::dict::{experimental, result};
 use ims_diameter::peer::{
     BoxFuture, Connector, Handler, Peer, PeerAddress, PeerAddresses, PeerConfig, PeerError,
-    TlsClientError,
+    PeerSet, RoutedPeer, TlsClientError,
 };
 use ims_diameter::Message;
 
@@ -110,11 +111,11 @@ impl Handler for RefuseRequests {
     }
 }
 
-/// The Cx client: our identities and the peer toward the HSS (cheap to clone: the
-/// clones share the peer and the Session-Id counter).
+/// The Cx client: our identities and the peers toward the HSS (cheap to clone: the
+/// clones share the peers and the Session-Id counter).
 #[derive(Clone)]
 pub struct CxClient {
-    peer: Peer,
+    peers: PeerSet,
     origin_host: String,
     origin_realm: String,
     destination_host: Option<String>,
@@ -132,8 +133,8 @@ impl std::fmt::Debug for CxClient {
 }
 
 impl CxClient {
-    /// Starts the peer toward `[cx] hss` (TCP, or TLS when `tls_ca` is set; it
-    /// connects and reconnects in the background); requests the HSS sends go to
+    /// Starts a peer toward each HSS of `[cx] hss` (TCP, or TLS when `tls_ca` is set;
+    /// each connects and reconnects in the background); requests the HSSs send go to
     /// `handler`.
     pub fn start(
         section: &CxClientSection,
@@ -143,28 +144,43 @@ impl CxClient {
         cfg.watchdog_interval = Duration::from_secs(section.watchdog_secs);
         cfg.request_timeout = Duration::from_secs(section.request_timeout_secs);
         cfg.reconnect_max = Duration::from_secs(10);
-        cfg.allowed_peers = vec![section.destination_host.clone()];
-        let connector = Connector::client(
-            section.tls_ca.as_deref(),
-            section.hss_tls_name(),
-            section.client_identity(),
-        )?;
-        let hss = section
-            .hss
-            .iter()
-            .map(|h| PeerAddress::new(&h.host, h.port));
-        Ok(CxClient::with_connector(
-            cfg,
-            PeerAddresses::new(hss),
-            connector,
-            Some(section.destination_host.clone()),
+        let mut peers = Vec::new();
+        for hss in section.peers() {
+            let connector = Connector::client(
+                section.tls_ca.as_deref(),
+                &hss.tls_name,
+                section.client_identity(),
+            )?;
+            let mut cfg = cfg.clone();
+            cfg.allowed_peers = vec![hss.host.clone()];
+            let addresses = hss
+                .addresses
+                .iter()
+                .map(|a| PeerAddress::new(&a.host, a.port));
+            let peer = Peer::connect(
+                cfg,
+                PeerAddresses::new(addresses),
+                connector,
+                handler.clone(),
+            );
+            peers.push(RoutedPeer {
+                host: hss.host,
+                realm: hss.realm,
+                priority: hss.priority,
+                peer,
+            });
+        }
+        let destination_host = section.request_destination_host().map(str::to_string);
+        Ok(CxClient::over(
+            PeerSet::new(peers),
+            &cfg,
+            destination_host,
             section.destination_realm.clone(),
-            handler,
         ))
     }
 
-    /// Starts connecting to `hss` over TCP with a full peer configuration (its
-    /// `allowed_peers` names the HSS; tests shorten the timers); requests carry
+    /// Starts connecting to one HSS at `hss` over TCP with a full peer configuration
+    /// (its `allowed_peers` names the HSS; tests shorten the timers); requests carry
     /// `destination_host`, if any, and `destination_realm`; requests the HSS sends are
     /// refused.
     pub fn with_config(
@@ -174,30 +190,31 @@ impl CxClient {
         destination_realm: String,
     ) -> CxClient {
         let handler = RefuseRequests::new(&cfg.origin_host, &cfg.origin_realm);
-        CxClient::with_connector(
-            cfg,
-            hss,
-            Connector::Tcp,
+        let host = cfg.allowed_peers.first().cloned().unwrap_or_default();
+        let peer = RoutedPeer {
+            host,
+            realm: destination_realm.clone(),
+            priority: 1,
+            peer: Peer::connect(cfg.clone(), hss, Connector::Tcp, handler),
+        };
+        CxClient::over(
+            PeerSet::new([peer]),
+            &cfg,
             destination_host,
             destination_realm,
-            handler,
         )
     }
 
-    fn with_connector(
-        cfg: PeerConfig,
-        hss: impl Into<PeerAddresses>,
-        connector: Connector,
+    fn over(
+        peers: PeerSet,
+        cfg: &PeerConfig,
         destination_host: Option<String>,
         destination_realm: String,
-        handler: Arc<dyn Handler>,
     ) -> CxClient {
-        let (origin_host, origin_realm) = (cfg.origin_host.clone(), cfg.origin_realm.clone());
-        let peer = Peer::connect(cfg, hss, connector, handler);
         CxClient {
-            peer,
-            origin_host,
-            origin_realm,
+            peers,
+            origin_host: cfg.origin_host.clone(),
+            origin_realm: cfg.origin_realm.clone(),
             destination_host,
             destination_realm,
             sessions: Arc::new(AtomicU64::new(0)),
@@ -205,9 +222,9 @@ impl CxClient {
         }
     }
 
-    /// The peer toward the HSS (its state, statistics, metrics and readiness).
-    pub fn peer(&self) -> &Peer {
-        &self.peer
+    /// The peers toward the HSSs (their state, statistics, metrics and readiness).
+    pub fn peers(&self) -> &PeerSet {
+        &self.peers
     }
 
     /// A request header with a fresh Session-Id
@@ -224,7 +241,7 @@ impl CxClient {
     }
 
     async fn exchange(&self, request: Message) -> Result<Message, CxFailure> {
-        Ok(self.peer.request(request).await?)
+        Ok(self.peers.request(request).await?)
     }
 
     /// Sends `uar` and decodes the UAA, whatever its result (TS 29.228 §6.1.1: the

@@ -13,7 +13,7 @@ use ims_diameter::cx::{
     SipAuthDataItem,
 };
 use ims_diameter::dict::result;
-use ims_diameter::peer::{BoxFuture, Handler, Peer, TlsClientError};
+use ims_diameter::peer::{BoxFuture, Handler, PeerSet, TlsClientError};
 use ims_diameter::Message;
 pub use ims_node::cx::CxFailure;
 
@@ -41,9 +41,9 @@ impl CxClient {
         })
     }
 
-    /// The peer toward the HSS (its state, for health reporting).
-    pub fn peer(&self) -> &Peer {
-        self.client.peer()
+    /// The peers toward the HSSs (their state, for health reporting).
+    pub fn peers(&self) -> &PeerSet {
+        self.client.peers()
     }
 
     /// Our Server-Name.
