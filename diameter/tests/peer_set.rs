@@ -158,6 +158,34 @@ async fn all_open(set: &PeerSet) {
     }
 }
 
+/// Two test HSSs behind one set, both open.
+struct Two {
+    first: Arc<Hss>,
+    second: Arc<Hss>,
+    servers: (Server, Server),
+    set: PeerSet,
+}
+
+/// A test HSS per `(host, realm, priority, behaviour)`, in a set in that order.
+async fn two(
+    first: (&'static str, &str, u32, Behaviour),
+    second: (&'static str, &str, u32, Behaviour),
+) -> Two {
+    let (h1, h2) = (Hss::new(first.0, first.3), Hss::new(second.0, second.3));
+    let (s1, s2) = (hss(h1.clone()).await, hss(h2.clone()).await);
+    let set = PeerSet::new([
+        routed(first.0, first.1, first.2, s1.local_addr()),
+        routed(second.0, second.1, second.2, s2.local_addr()),
+    ]);
+    all_open(&set).await;
+    Two {
+        first: h1,
+        second: h2,
+        servers: (s1, s2),
+        set,
+    }
+}
+
 fn uar() -> Message {
     samples::uar().to_message()
 }
@@ -168,51 +196,41 @@ fn origin(answer: &Message) -> &str {
 
 #[tokio::test]
 async fn requests_go_to_the_open_peer_with_the_lowest_priority_value() {
-    let (a, b) = (
-        Hss::new("hss-a", Behaviour::Answer),
-        Hss::new("hss-b", Behaviour::Answer),
-    );
-    let (sa, sb) = (hss(a.clone()).await, hss(b.clone()).await);
     // Listed first but less preferred.
-    let set = PeerSet::new([
-        routed("hss-a", REALM, 2, sa.local_addr()),
-        routed("hss-b", REALM, 1, sb.local_addr()),
-    ]);
-    all_open(&set).await;
+    let t = two(
+        ("hss-a", REALM, 2, Behaviour::Answer),
+        ("hss-b", REALM, 1, Behaviour::Answer),
+    )
+    .await;
     for _ in 0..3 {
-        let ans = bounded("answer", set.request(uar())).await.unwrap();
+        let ans = bounded("answer", t.set.request(uar())).await.unwrap();
         assert_eq!(origin(&ans), "hss-b");
     }
-    assert!(a.seen().is_empty());
-    assert_eq!(b.seen().len(), 3);
+    assert!(t.first.seen().is_empty());
+    assert_eq!(t.second.seen().len(), 3);
     // Fresh End-to-End Identifiers, no T flag on first sends.
-    let e2e: Vec<u32> = b.seen().iter().map(|s| s.1).collect();
+    let e2e: Vec<u32> = t.second.seen().iter().map(|s| s.1).collect();
     assert!(e2e[0] != e2e[1] && e2e[1] != e2e[2], "{e2e:?}");
-    assert!(b.seen().iter().all(|s| s.0 & FLAG_RETRANSMIT == 0));
+    assert!(t.second.seen().iter().all(|s| s.0 & FLAG_RETRANSMIT == 0));
 }
 
 #[tokio::test]
 async fn a_lost_connection_resends_to_the_next_peer_with_the_t_flag_and_same_end_to_end() {
-    let (first, second) = (
-        Hss::new("hss-1", Behaviour::Hang),
-        Hss::new("hss-2", Behaviour::Answer),
-    );
-    let (s1, s2) = (hss(first.clone()).await, hss(second.clone()).await);
-    let set = PeerSet::new([
-        routed("hss-1", REALM, 1, s1.local_addr()),
-        routed("hss-2", REALM, 2, s2.local_addr()),
-    ]);
-    all_open(&set).await;
+    let t = two(
+        ("hss-1", REALM, 1, Behaviour::Hang),
+        ("hss-2", REALM, 2, Behaviour::Answer),
+    )
+    .await;
     let pending = tokio::spawn({
-        let set = set.clone();
+        let set = t.set.clone();
         async move { set.request(uar()).await }
     });
-    wait_until("request at hss-1", || first.seen().len() == 1).await;
-    s1.abort(); // as a crash: every connection dropped, no DPR
+    wait_until("request at hss-1", || t.first.seen().len() == 1).await;
+    t.servers.0.abort(); // as a crash: every connection dropped, no DPR
     let ans = bounded("failover", pending).await.unwrap().unwrap();
     assert_eq!(origin(&ans), "hss-2");
-    let (flags1, e2e1) = first.seen()[0];
-    let (flags2, e2e2) = second.seen()[0];
+    let (flags1, e2e1) = t.first.seen()[0];
+    let (flags2, e2e2) = t.second.seen()[0];
     assert_eq!(flags1 & FLAG_RETRANSMIT, 0, "first send without T");
     assert_ne!(
         flags2 & FLAG_RETRANSMIT,
@@ -220,42 +238,37 @@ async fn a_lost_connection_resends_to_the_next_peer_with_the_t_flag_and_same_end
         "resent with T (RFC 6733 §5.5.4)"
     );
     assert_eq!(e2e1, e2e2, "same End-to-End Identifier");
-    let metrics = &set.peers()[0].peer.metrics();
+    let metrics = &t.set.peers()[0].peer.metrics();
     assert_eq!(metrics.failovers("hss-1", "disconnected"), 1);
     // The lost peer is out; the next requests go to the other at once.
     wait_until("hss-1 down", || {
-        set.peers()[0].peer.state() != PeerState::Open
+        t.set.peers()[0].peer.state() != PeerState::Open
     })
     .await;
-    let ans = bounded("answer", set.request(uar())).await.unwrap();
+    let ans = bounded("answer", t.set.request(uar())).await.unwrap();
     assert_eq!(origin(&ans), "hss-2");
 }
 
 async fn refused_by_the_first(code: u32, label: &'static str) {
-    let (first, second) = (
-        Hss::new("hss-1", Behaviour::Refuse(code)),
-        Hss::new("hss-2", Behaviour::Answer),
-    );
-    let (s1, s2) = (hss(first.clone()).await, hss(second.clone()).await);
-    let set = PeerSet::new([
-        routed("hss-1", REALM, 1, s1.local_addr()),
-        routed("hss-2", REALM, 2, s2.local_addr()),
-    ]);
-    all_open(&set).await;
-    let ans = bounded("answer", set.request(uar())).await.unwrap();
+    let t = two(
+        ("hss-1", REALM, 1, Behaviour::Refuse(code)),
+        ("hss-2", REALM, 2, Behaviour::Answer),
+    )
+    .await;
+    let ans = bounded("answer", t.set.request(uar())).await.unwrap();
     assert_eq!(origin(&ans), "hss-2", "{label}");
     assert_eq!(ans.result_code(), Some(result::DIAMETER_SUCCESS));
-    let (_, e2e1) = first.seen()[0];
-    let (flags2, e2e2) = second.seen()[0];
+    let (_, e2e1) = t.first.seen()[0];
+    let (flags2, e2e2) = t.second.seen()[0];
     assert_eq!(e2e1, e2e2, "same End-to-End Identifier");
     assert_eq!(
         flags2 & FLAG_RETRANSMIT,
         0,
         "an answered request is no possible duplicate: no T (RFC 6733 §3)"
     );
-    assert_eq!(set.peers()[0].peer.metrics().failovers("hss-1", label), 1);
+    assert_eq!(t.set.peers()[0].peer.metrics().failovers("hss-1", label), 1);
     // The refusing peer stays open: it is asked again next time.
-    assert_eq!(set.peers()[0].peer.state(), PeerState::Open);
+    assert_eq!(t.set.peers()[0].peer.state(), PeerState::Open);
 }
 
 #[tokio::test]
@@ -270,83 +283,61 @@ async fn unable_to_deliver_goes_to_the_next_peer() {
 
 #[tokio::test]
 async fn other_errors_are_answers_not_failovers() {
-    let (first, second) = (
-        Hss::new(
-            "hss-1",
-            Behaviour::Refuse(result::DIAMETER_UNABLE_TO_COMPLY),
-        ),
-        Hss::new("hss-2", Behaviour::Answer),
-    );
-    let (s1, s2) = (hss(first.clone()).await, hss(second.clone()).await);
-    let set = PeerSet::new([
-        routed("hss-1", REALM, 1, s1.local_addr()),
-        routed("hss-2", REALM, 2, s2.local_addr()),
-    ]);
-    all_open(&set).await;
-    let ans = bounded("answer", set.request(uar())).await.unwrap();
+    let refuse = Behaviour::Refuse(result::DIAMETER_UNABLE_TO_COMPLY);
+    let t = two(
+        ("hss-1", REALM, 1, refuse),
+        ("hss-2", REALM, 2, Behaviour::Answer),
+    )
+    .await;
+    let ans = bounded("answer", t.set.request(uar())).await.unwrap();
     assert_eq!(ans.result_code(), Some(result::DIAMETER_UNABLE_TO_COMPLY));
-    assert!(second.seen().is_empty());
+    assert!(t.second.seen().is_empty());
 }
 
 #[tokio::test]
 async fn when_every_peer_is_busy_the_last_answer_is_returned() {
     let busy = result::DIAMETER_TOO_BUSY;
-    let (first, second) = (
-        Hss::new("hss-1", Behaviour::Refuse(busy)),
-        Hss::new("hss-2", Behaviour::Refuse(busy)),
-    );
-    let (s1, s2) = (hss(first.clone()).await, hss(second.clone()).await);
-    let set = PeerSet::new([
-        routed("hss-1", REALM, 1, s1.local_addr()),
-        routed("hss-2", REALM, 2, s2.local_addr()),
-    ]);
-    all_open(&set).await;
-    let ans = bounded("answer", set.request(uar())).await.unwrap();
+    let t = two(
+        ("hss-1", REALM, 1, Behaviour::Refuse(busy)),
+        ("hss-2", REALM, 2, Behaviour::Refuse(busy)),
+    )
+    .await;
+    let ans = bounded("answer", t.set.request(uar())).await.unwrap();
     assert_eq!((origin(&ans), ans.result_code()), ("hss-2", Some(busy)));
-    assert_eq!((first.seen().len(), second.seen().len()), (1, 1));
+    assert_eq!((t.first.seen().len(), t.second.seen().len()), (1, 1));
 }
 
 #[tokio::test]
 async fn the_destination_realm_picks_the_peers_and_an_unknown_realm_has_no_route() {
-    let (a, b) = (
-        Hss::new("hss-a", Behaviour::Answer),
-        Hss::new("hss-b", Behaviour::Answer),
-    );
-    let (sa, sb) = (hss(a.clone()).await, hss(b.clone()).await);
-    let set = PeerSet::new([
-        routed("hss-a", "other.example", 1, sa.local_addr()),
-        routed("hss-b", REALM, 2, sb.local_addr()),
-    ]);
-    all_open(&set).await;
-    let ans = bounded("answer", set.request(uar())).await.unwrap();
+    let t = two(
+        ("hss-a", "other.example", 1, Behaviour::Answer),
+        ("hss-b", REALM, 2, Behaviour::Answer),
+    )
+    .await;
+    let ans = bounded("answer", t.set.request(uar())).await.unwrap();
     assert_eq!(origin(&ans), "hss-b", "hss-a serves another realm");
     let mut elsewhere = samples::uar();
     elsewhere.header.destination_realm = "nowhere.example".into();
-    let err = set.request(elsewhere.to_message()).await.unwrap_err();
+    let err = t.set.request(elsewhere.to_message()).await.unwrap_err();
     assert_eq!(err, PeerError::NoRoute("nowhere.example".into()));
     assert!(err.to_string().contains("nowhere.example"), "{err}");
-    assert!(a.seen().is_empty());
+    assert!(t.first.seen().is_empty());
 }
 
 #[tokio::test]
 async fn a_destination_host_naming_a_peer_goes_to_that_peer() {
-    let (a, b) = (
-        Hss::new("hss-a", Behaviour::Answer),
-        Hss::new("hss-b", Behaviour::Answer),
-    );
-    let (sa, sb) = (hss(a.clone()).await, hss(b.clone()).await);
-    let set = PeerSet::new([
-        routed("hss-a", REALM, 1, sa.local_addr()),
-        routed("hss-b", REALM, 2, sb.local_addr()),
-    ]);
-    all_open(&set).await;
+    let t = two(
+        ("hss-a", REALM, 1, Behaviour::Answer),
+        ("hss-b", REALM, 2, Behaviour::Answer),
+    )
+    .await;
     let mut to_b = samples::uar();
     to_b.header.destination_host = Some("hss-b".into());
-    let ans = bounded("answer", set.request(to_b.to_message()))
+    let ans = bounded("answer", t.set.request(to_b.to_message()))
         .await
         .unwrap();
     assert_eq!(origin(&ans), "hss-b");
-    assert!(a.seen().is_empty());
+    assert!(t.first.seen().is_empty());
 }
 
 /// Answers the CER, then reads and never answers anything: a peer that went silent.
@@ -394,28 +385,23 @@ async fn the_watchdog_takes_a_silent_peer_out_and_requests_go_to_the_next() {
 
 #[tokio::test]
 async fn a_lost_peer_is_retried_while_the_other_serves_and_preferred_again_once_back() {
-    let (a, b) = (
-        Hss::new("hss-a", Behaviour::Answer),
-        Hss::new("hss-b", Behaviour::Answer),
-    );
-    let (sa, sb) = (hss(a.clone()).await, hss(b.clone()).await);
-    let addr_a = sa.local_addr();
-    let set = PeerSet::new([
-        routed("hss-a", REALM, 1, addr_a),
-        routed("hss-b", REALM, 2, sb.local_addr()),
-    ]);
-    all_open(&set).await;
-    sa.abort();
-    let peer_a = set.peers()[0].peer.clone();
+    let t = two(
+        ("hss-a", REALM, 1, Behaviour::Answer),
+        ("hss-b", REALM, 2, Behaviour::Answer),
+    )
+    .await;
+    let addr_a = t.servers.0.local_addr();
+    t.servers.0.abort();
+    let peer_a = t.set.peers()[0].peer.clone();
     wait_until("hss-a down", || peer_a.state() != PeerState::Open).await;
-    let ans = bounded("answer", set.request(uar())).await.unwrap();
+    let ans = bounded("answer", t.set.request(uar())).await.unwrap();
     assert_eq!(origin(&ans), "hss-b");
-    assert!(set.is_open());
+    assert!(t.set.is_open());
     // hss-a comes back on its address: the peer reconnects by itself.
     let back = Hss::new("hss-a", Behaviour::Answer);
     let _sa = hss_at(addr_a, back.clone()).await;
     bounded("hss-a reopens", peer_a.wait_for(PeerState::Open)).await;
-    let ans = bounded("answer", set.request(uar())).await.unwrap();
+    let ans = bounded("answer", t.set.request(uar())).await.unwrap();
     assert_eq!(origin(&ans), "hss-a");
     assert_eq!(back.seen().len(), 1);
 }
