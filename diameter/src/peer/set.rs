@@ -123,13 +123,13 @@ impl PeerSet {
 
     /// Waits until at least one peer is open (forever for an empty set).
     pub async fn wait_open(&self) {
+        if self.peers.is_empty() {
+            std::future::pending::<()>().await;
+        }
         let waits = self
             .peers
             .iter()
             .map(|p| Box::pin(p.peer.wait_for(PeerState::Open)));
-        if self.peers.is_empty() {
-            std::future::pending::<()>().await;
-        }
         futures_util::future::select_all(waits).await;
     }
 
@@ -144,7 +144,7 @@ impl PeerSet {
             Err(e) => {
                 tracing::warn!(error = %e, "diameter: request not sent");
                 if let Some(p) = self.peers.first() {
-                    let metrics = &p.peer.metrics();
+                    let metrics = p.peer.metrics();
                     metrics.request_failed(request.command_code, e.label());
                 }
                 return Err(e);
@@ -176,7 +176,8 @@ impl PeerSet {
             }
             let next = candidates.get(i + 1..).unwrap_or_default();
             if next.iter().any(|n| n.peer.state() == PeerState::Open) {
-                tracing::info!(peer = %p.host, reason = failover.label(), "diameter: failing over to the next peer");
+                // Counted on /metrics; a busy peer would make a line per request.
+                tracing::debug!(peer = %p.host, reason = failover.label(), "diameter: failing over to the next peer");
                 p.peer.metrics().failover(&p.host, failover.label());
             }
         }
@@ -209,9 +210,10 @@ impl PeerSet {
     }
 
     /// Registers the Diameter counters in `registry` (those of the first peer's
-    /// configuration: a node's peers are made from clones of one [`super::PeerConfig`],
-    /// so they count in one [`super::DiameterMetrics`]), with each peer's state as `diameter_peer_open{peer="<host>"}`, and
-    /// returns a readiness check true while at least one peer is open.
+    /// configuration: a node's peers are made from clones of one
+    /// [`super::PeerConfig`], so they count in one [`super::DiameterMetrics`]), with
+    /// each peer's state as `diameter_peer_open{peer="<host>"}`, and returns a
+    /// readiness check true while at least one peer is open.
     pub fn register_metrics(&self, registry: &mut Registry) -> impl Fn() -> bool + Send + Sync {
         for p in self.peers.iter() {
             let watched = p.peer.observer();
