@@ -37,6 +37,7 @@ use tracing::Instrument;
 use bytes::Bytes;
 use ims_config::ScscfEntry;
 use ims_diameter::cx::{Lir, Uar, UserAuthorizationType};
+use ims_node::cx::CxClient;
 use ims_node::ingress::forward_filtered;
 use ims_node::{Ingress, RequestKind};
 use ims_sip::auth::{carries_response, digest_credentials};
@@ -48,7 +49,6 @@ use ims_sip::transport::Source;
 use ims_sip::{HeaderName, Method, SipMessage};
 
 use crate::answer::{location_outcome, outcome, Outcome, HSS_UNAVAILABLE};
-use crate::cx::CxClient;
 use crate::lir::{lir_for, lir_originating};
 use crate::memory::{transaction_of, Registrant, ScscfMemory};
 use crate::restoration::{others, Leg};

@@ -6,7 +6,8 @@
 //! requests are routed as originating (toward `[session] icscf`) or terminating (to the
 //! callee's contacts), through the served user's application servers (iFC, `[session]
 //! as_timeout_ms`), requests in a dialog by their Route set. The Diameter Cx client connects to
-//! `[cx] hss` and keeps reconnecting. `/health` shows `registered_contacts`, `cx_peer`
+//! each HSS of `[cx] hss` and keeps reconnecting. `/health` shows `registered_contacts`,
+//! `cx_peer` (open while one HSS peer is)
 //! and the store writer's `store_changes` and `store_transactions` (group commit).
 
 use std::sync::Arc;
@@ -138,9 +139,7 @@ async fn main() -> anyhow::Result<()> {
         registered.clone(),
     );
     registrar.auth_outcomes().register(&mut registry);
-    let cx_open = registrar
-        .cx_peer()
-        .register_metrics(&config.cx.destination_host, &mut registry);
+    let cx_open = registrar.cx_peers().register_metrics(&mut registry);
     let mut engine = start_proxy(&config.sip, policy, &mut registry, metrics.rejections()).await?;
     let running = ims_runtime::Node::start("scscf", &config.node, &config.http, registry).await?;
     watch_engine(&running.status, &engine);

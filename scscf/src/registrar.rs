@@ -190,14 +190,14 @@ impl Registrar {
         }
     }
 
-    /// The Diameter peer toward the HSS (its metrics, its readiness).
-    pub fn cx_peer(&self) -> &ims_diameter::peer::Peer {
-        self.cx.peer()
+    /// The Diameter peers toward the HSSs (their metrics, the readiness).
+    pub fn cx_peers(&self) -> &ims_diameter::peer::PeerSet {
+        self.cx.peers()
     }
 
-    /// State of the Diameter peer toward the HSS.
+    /// State of Cx toward the HSSs: open while one peer is.
     pub fn cx_state(&self) -> PeerState {
-        self.cx.peer().state()
+        self.cx.peers().state()
     }
 
     /// Number of bindings held.
@@ -657,12 +657,12 @@ impl Registrar {
     /// Runs [`Registrar::expire`] every [`EXPIRY_TICK`] until the registrar is dropped.
     pub fn spawn_expiry(self: &Arc<Registrar>) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(self);
-        let peer = self.cx.peer().clone();
+        let peers = self.cx.peers().clone();
         tokio::spawn(async move {
             // After a restart, bindings that lapsed while we were down go at the first
             // sweep: give the Cx peer a moment to open so that their SAR reaches the HSS.
-            let _ = tokio::time::timeout(EXPIRY_FIRST_WAIT, peer.wait_for(PeerState::Open)).await;
-            drop(peer);
+            let _ = tokio::time::timeout(EXPIRY_FIRST_WAIT, peers.wait_open()).await;
+            drop(peers);
             let mut tick = tokio::time::interval(EXPIRY_TICK);
             loop {
                 tick.tick().await;

@@ -14,7 +14,6 @@ use base64::Engine as _;
 use common::*;
 use ims_config::CxClientSection;
 use ims_diameter::cx::ServerAssignmentType;
-use ims_diameter::peer::PeerState;
 use ims_runtime::budget::{Backoff, BackoffPolicy, BudgetMetrics};
 use ims_sip::auth::aka::{AkaNonce, Usim, UsimFailure};
 use ims_sip::auth::digest::{response, QopAuth};
@@ -102,7 +101,7 @@ async fn registrar_on(
     let cfg = cx_section_at(hss);
     let handler = HssRequests::new(SCSCF_HOST, DOMAIN);
     let cx = CxClient::start(&cfg, member.server_name, handler.clone()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), cx.peer().wait_for(PeerState::Open))
+    tokio::time::timeout(Duration::from_secs(10), cx.peers().wait_open())
         .await
         .expect("Cx peer opens");
     let settings = Settings {
@@ -462,7 +461,7 @@ async fn cx_over_tls_verified_against_the_configured_ca() {
         HssRequests::new(SCSCF_HOST, DOMAIN),
     )
     .unwrap();
-    tokio::time::timeout(Duration::from_secs(10), cx.peer().wait_for(PeerState::Open))
+    tokio::time::timeout(Duration::from_secs(10), cx.peers().wait_open())
         .await
         .expect("Cx over TLS opens");
     let item = cx
@@ -487,8 +486,7 @@ async fn cx_over_tls_verified_against_the_configured_ca() {
         HssRequests::new(SCSCF_HOST, DOMAIN),
     )
     .unwrap();
-    let opened =
-        tokio::time::timeout(Duration::from_secs(2), cx.peer().wait_for(PeerState::Open)).await;
+    let opened = tokio::time::timeout(Duration::from_secs(2), cx.peers().wait_open()).await;
     assert!(
         opened.is_err(),
         "a certificate from an unknown CA was accepted"

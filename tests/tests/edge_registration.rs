@@ -14,14 +14,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use icscf::cx::CxClient;
 use icscf::memory::ScscfMemory;
 use icscf::unknown::UnknownUsers;
 use icscf::IcscfPolicy;
 use ims_config::{BudgetSection, RegistrationSection, ScscfEntry, ZonesSection};
 use ims_diameter::cx::UserAuthorizationType;
-use ims_diameter::peer::{PeerConfig, PeerState, Server};
+use ims_diameter::peer::{PeerConfig, Server};
 use ims_e2e::uar_hss::{self, UarHss};
+use ims_node::cx::CxClient;
 use ims_node::{Ingress, Role};
 use ims_runtime::budget::BudgetMetrics;
 use ims_sip::message::build::response;
@@ -148,7 +148,7 @@ async fn chain_of(max_registrations: usize) -> Chain {
         Some("hss.ims.example.net".into()),
         "ims.example.net".into(),
     );
-    timeout(Duration::from_secs(5), cx.peer().wait_for(PeerState::Open))
+    timeout(Duration::from_secs(5), cx.peers().wait_open())
         .await
         .expect("the Cx peer opens");
     let icscf = engine(
@@ -756,7 +756,7 @@ async fn two_scscfs() -> Scscfs {
         Some("hss.ims.example.net".into()),
         "ims.example.net".into(),
     );
-    timeout(Duration::from_secs(5), cx.peer().wait_for(PeerState::Open))
+    timeout(Duration::from_secs(5), cx.peers().wait_open())
         .await
         .expect("the Cx peer opens");
     let entry = |name: &str, at: &UdpSocket, capabilities: Vec<u32>| ScscfEntry {
