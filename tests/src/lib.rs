@@ -5,6 +5,7 @@ pub mod chain;
 pub mod hss_api;
 pub mod metrics;
 pub mod netns;
+pub mod nodes;
 pub mod sipp;
 pub mod stunnel;
 pub mod uar_hss;

@@ -89,9 +89,10 @@ fn start_pcscf_with(
              [http]\nlisten = \"127.0.0.1:{p_http}\"\n\
              [cloud_auth]\nmode = \"off\"\n\
              [zones]\ncore = [\"127.0.0.1/32\"]\n\
-             [pcscf]\n{pcscf_extra}\n\
+             [pcscf]\n{pcscf_extra}\nstore = \"sqlite://{}/pcscf/registrations.db\"\n\
              [pcscf.home_networks]\n\"ims.example.net\" = \"sip:127.0.0.1:{i_sip};lr\"\n\
-             [sip]\nudp = [\"127.0.0.1:{p_sip}\"]\n"
+             [sip]\nudp = [\"127.0.0.1:{p_sip}\"]\n",
+            dir.display()
         ),
     )
     .unwrap();
