@@ -633,7 +633,11 @@ async fn the_200_to_register_is_relayed_once_the_registration_is_stored() {
             .is_err(),
         "no 200 while the registration cannot be written"
     );
-    assert!(store.load(0).await.unwrap().is_empty());
+    let rows: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM pcscf_registration")
+        .fetch_one(&mut blocker)
+        .await
+        .unwrap();
+    assert_eq!(rows.0, 0, "nothing written yet");
     sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
     assert_eq!(recv_udp(&ue).await.0.status(), Some(200));
     let stored = store.load(0).await.unwrap();
