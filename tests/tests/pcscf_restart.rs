@@ -23,10 +23,10 @@ use std::time::Duration;
 
 use ims_e2e::chain::{
     addr, assert_all_passed, assert_contacts, edited_dev_configs, node_health, provision_digest,
-    sipp_csv, workdir, Ue, PCSCF_TLS,
+    sipp_csv, tls_ue_answering, Ue, PCSCF_TLS,
 };
 use ims_e2e::nodes::Nodes;
-use ims_e2e::sipp::{scenario, Background, SippTransport};
+use ims_e2e::sipp::Background;
 use ims_e2e::{free_port, stunnel, wait_for};
 
 /// A field of the P-CSCF's `/health`, as a number.
@@ -57,17 +57,7 @@ fn carol_over_tls(dir: &Path, entry: std::net::SocketAddr) -> Background {
         "secret",
         Some("alice"),
     );
-    Background::registered_ue(
-        &scenario("session/register.xml"),
-        &scenario("session/uas_answer_hangup.xml"),
-        entry,
-        &csv,
-        addr(free_port()),
-        SippTransport::Tcp,
-        120_000,
-        &workdir(dir),
-    )
-    .unwrap()
+    tls_ue_answering(dir, entry, &csv, 120_000)
 }
 
 #[test]
