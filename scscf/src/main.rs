@@ -22,6 +22,7 @@ use scscf::auth::Challenges;
 use scscf::cx::{CxClient, HssRequests};
 use scscf::location::ExpiryLimits;
 use scscf::policy::ScscfPolicy;
+use scscf::registrar::takeover::PoolSettings;
 use scscf::registrar::{Registrar, Settings};
 use scscf::session::case::ORIG_USER;
 use scscf::session::SessionSettings;
@@ -75,7 +76,8 @@ async fn main() -> anyhow::Result<()> {
     let r = &config.registrar;
     let store = BindingStore::open(&r.store)
         .await
-        .map_err(|e| anyhow::anyhow!("registrar.store: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("registrar.store: {e}"))?
+        .owned_by(&r.server_name);
     let metrics = BudgetMetrics::default();
     let handler = HssRequests::new(&config.cx.origin_host, &config.cx.origin_realm);
     let cx = CxClient::start(&config.cx, &r.server_name, handler.clone())
@@ -96,12 +98,17 @@ async fn main() -> anyhow::Result<()> {
         unregistered_ttl_secs: config.session.unregistered_ttl_secs,
         max_unregistered_profiles: config.session.max_unregistered_profiles,
         failures: identity_backoff(&config.budget, &metrics),
+        pool: r.pool,
     };
     let filter = settings.cloud_auth.clone();
     let challenges = Challenges::new(r.nonce_lifetime, r.max_pending_challenges);
     let registrar = Registrar::new(settings, challenges, cx, store.clone()).await?;
     handler.bind(&registrar);
     let expiry = registrar.spawn_expiry();
+    let pool = registrar.spawn_pool(PoolSettings {
+        lease_secs: r.lease_secs,
+        takeover_batch: r.takeover_batch,
+    });
 
     let mut registry = ims_runtime::prometheus_client::registry::Registry::default();
     metrics.register(&mut registry);
@@ -168,8 +175,13 @@ async fn main() -> anyhow::Result<()> {
     let served = run_engine_until_shutdown(running, &mut engine).await;
     peer_watch.abort();
     expiry.abort();
+    pool.abort();
     reporter.abort();
     drop(engine);
+    // An orderly stop: the pool's other S-CSCFs take our registrations over at once.
+    if let Err(e) = store.release_lease().await {
+        tracing::warn!(error = %e, "cannot release the pool lease");
+    }
     store.close().await;
     Ok(served?)
 }

@@ -124,6 +124,36 @@ pub fn provision_digest_with(
     );
 }
 
+/// [`provision_digest_with`] (password `secret`, no project) through `imsctl` run in
+/// namespace `ns` of `bed`, against the core `imsctl config init` wrote to `core` (its
+/// configs, CA and the HSS's static admin token).
+pub fn provision_digest_in(
+    bed: &crate::netns::Bed,
+    ns: &str,
+    core: &Path,
+    dir: &Path,
+    names: &[String],
+) {
+    let token = std::fs::read_to_string(core.join("hss/admin.token")).unwrap();
+    provision_digest_with(
+        |args| {
+            bed.command(ns, &crate::binary("imsctl"))
+                .arg("--config-dir")
+                .arg(core)
+                .arg("--ca")
+                .arg(core.join("tls/ca.crt"))
+                .args(args)
+                .env("IMS_HSS_TOKEN", token.trim())
+                .output()
+                .unwrap()
+        },
+        dir,
+        names,
+        "secret",
+        None,
+    );
+}
+
 /// A SIPp injection file, one line per user: field0 = user, field1 = domain, field2 =
 /// the whole `[authentication ...]` keyword (the format of
 /// `sipp-scenarios/register/users.csv`), field3 = `peer` (the callee of
