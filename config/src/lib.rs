@@ -29,7 +29,7 @@ mod zones;
 
 pub use budget::BudgetSection;
 pub use cloud_auth::{CloudAuthMode, CloudAuthSection, ALL_METHODS};
-pub use cscf::{PcscfSection, ScscfEntry};
+pub use cscf::{PcscfSection, ScscfEntry, MEMORY_STORE};
 pub use cx::{CxClientSection, HssEntry, HssPeer, HssPeerEntry};
 pub use diameter::{CapabilitiesSection, DiameterPeerSection, DiameterSection, DiameterTlsSection};
 pub use error::{ConfigError, Invalid};

@@ -4,6 +4,7 @@
 
 mod args;
 pub mod budget;
+pub mod group_commit;
 mod http;
 mod https;
 mod logging;

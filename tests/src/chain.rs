@@ -470,6 +470,28 @@ impl Ue {
     }
 }
 
+/// A UE behind stunnel (TCP from SIPp to `entry`, TLS onward to the P-CSCF) with the
+/// CSV `csv`: it registers (`session/register.xml`), stays `stay_ms` and answers a call
+/// over its connection (`session/uas_answer_hangup.xml`, `-oocsf`).
+pub fn tls_ue_answering(
+    dir: &Path,
+    entry: SocketAddr,
+    csv: &Path,
+    stay_ms: u32,
+) -> sipp::Background {
+    sipp::Background::registered_ue(
+        &sipp::scenario("session/register.xml"),
+        &sipp::scenario("session/uas_answer_hangup.xml"),
+        entry,
+        csv,
+        addr(free_port()),
+        SippTransport::Tcp,
+        stay_ms,
+        &workdir(dir),
+    )
+    .expect("sipp UE starts")
+}
+
 /// A tshark capture of the chain's traffic ([`CAPTURE_FILTER`]) on `lo` into a file,
 /// stopped (and the file complete) by [`Capture::stop`], killed if dropped before.
 pub struct Capture {

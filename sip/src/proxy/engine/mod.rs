@@ -38,7 +38,9 @@
 //!   response goes upstream, and may add new branches to the same context;
 //! * a [`Decision::ForwardWith`] proxies the policy's edited request, over a given
 //!   flow if any; a closed flow ends the branch with 430 (RFC 5626 §5.3);
-//! * the policy sees each response before it goes upstream ([`Policy::on_response`]).
+//! * the policy sees each response before it goes upstream ([`Policy::on_response`]),
+//!   and may hold a final one until something it waits for is done
+//!   ([`Policy::hold_response`]: a P-CSCF's store write).
 
 mod config;
 mod deciding;
@@ -516,8 +518,15 @@ impl<P: Policy> Core<P> {
             key,
             decision,
             released,
+            relay,
         }: Decided,
     ) {
+        if relay {
+            if let Ok(Decision::Respond(response)) = decision {
+                self.upstream(&key, response);
+            }
+            return;
+        }
         let Some(ctx) = self.contexts.get_mut(&key) else {
             return;
         };
@@ -887,18 +896,19 @@ impl<P: Policy> Core<P> {
             self.ask_on_failure(server, held);
         }
         if let Some(mut response) = actions.forward {
+            let mut hold = None;
             if let Some(ctx) = self.contexts.get(server) {
                 self.policy
                     .on_response(&ctx.request, &ctx.source, &mut response);
-            }
-            let is_2xx_invite = response.status().is_some_and(|c| (200..300).contains(&c))
-                && cseq_is_invite(&response);
-            let copy = is_2xx_invite.then(|| response.clone());
-            if !self.respond(server, response) {
-                // The INVITE server transaction has ended: 2xx go on statelessly (§16.7).
-                if let Some(response) = copy {
-                    self.stateless_response(response);
+                if response.status().is_some_and(|c| c >= 200) {
+                    hold = self
+                        .policy
+                        .hold_response(&ctx.request, &ctx.source, &response);
                 }
+            }
+            match hold {
+                Some(hold) => self.decide(deciding::relay(server.clone(), hold, response)),
+                None => self.upstream(server, response),
             }
         }
         for (id, cancel) in actions.cancel {
@@ -917,6 +927,19 @@ impl<P: Policy> Core<P> {
             {
                 Ok(_) => self.stats.transaction_started(),
                 Err(error) => tracing::warn!(%error, "CANCEL not sent"),
+            }
+        }
+    }
+
+    /// Sends a response that went through the response context upstream; a 2xx to
+    /// an INVITE whose server transaction has ended goes on statelessly (§16.7).
+    fn upstream(&mut self, server: &TransactionKey, response: SipMessage) {
+        let is_2xx_invite =
+            response.status().is_some_and(|c| (200..300).contains(&c)) && cseq_is_invite(&response);
+        let copy = is_2xx_invite.then(|| response.clone());
+        if !self.respond(server, response) {
+            if let Some(response) = copy {
+                self.stateless_response(response);
             }
         }
     }
