@@ -29,8 +29,8 @@ mod zones;
 
 pub use budget::BudgetSection;
 pub use cloud_auth::{CloudAuthMode, CloudAuthSection, ALL_METHODS};
-pub use cscf::{PcscfSection, ScscfEntry};
-pub use cx::CxClientSection;
+pub use cscf::{PcscfSection, ScscfEntry, MEMORY_STORE};
+pub use cx::{CxClientSection, HssEntry, HssPeer, HssPeerEntry};
 pub use diameter::{CapabilitiesSection, DiameterPeerSection, DiameterSection, DiameterTlsSection};
 pub use error::{ConfigError, Invalid};
 pub use host_port::HostPort;
@@ -41,7 +41,7 @@ pub use nodes::{HssConfig, IcscfConfig, NodeKind, PcscfConfig, ScscfConfig};
 pub use policyd::{KeystoneSection, PolicySection, PolicydConfig};
 pub use scscf::{RegEventSection, RegistrarSection, ScscfApiSection, SessionSection};
 pub use sections::{
-    HepSection, HttpSection, HttpTlsSection, LimitsSection, LogFormat, NodeSection, SipFaceSection,
-    SipSection, TlsSection,
+    DnsSection, HepSection, HttpSection, HttpTlsSection, LimitsSection, LogFormat, NodeSection,
+    SipFaceSection, SipSection, TlsSection,
 };
 pub use zones::ZonesSection;

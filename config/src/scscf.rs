@@ -31,6 +31,20 @@ pub struct RegistrarSection {
     /// Bindings store: `sqlite://path` (created on first start) or `postgres://...`.
     #[serde(default = "default_store")]
     pub store: String,
+    /// Several S-CSCFs share `store` (a pool on PostgreSQL, `docs/scale-out.md`): a
+    /// registration not in memory is read from the store (a user taken over from a
+    /// failed S-CSCF), and taken over with a SAR naming this S-CSCF. Default false.
+    #[serde(default)]
+    pub pool: bool,
+    /// Seconds this S-CSCF's lease in the store lasts; renewed every third of it. The
+    /// registrations of an S-CSCF whose lease ran out are taken over by another.
+    /// 3 to 3600, default 15.
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u64,
+    /// Registrations taken over at most per sweep (one sweep per renewal), each with a
+    /// SAR: bounds the burst at the HSS after a failure. 1 to 900, default 200.
+    #[serde(default = "default_takeover_batch")]
+    pub takeover_batch: usize,
 }
 
 fn default_min_expires() -> u32 {
@@ -47,6 +61,12 @@ fn default_nonce_lifetime() -> u64 {
 }
 fn default_max_pending() -> usize {
     100_000
+}
+fn default_lease_secs() -> u64 {
+    15
+}
+fn default_takeover_batch() -> usize {
+    200
 }
 fn default_store() -> String {
     "sqlite://data/scscf/bindings.db".to_string()
@@ -84,6 +104,12 @@ impl Validate for RegistrarSection {
         }
         if self.max_pending_challenges == 0 {
             return Err(Invalid::new("max_pending_challenges", "must be at least 1"));
+        }
+        if !(3..=3600).contains(&self.lease_secs) {
+            return Err(Invalid::new("lease_secs", "must be 3 to 3600"));
+        }
+        if !(1..=900).contains(&self.takeover_batch) {
+            return Err(Invalid::new("takeover_batch", "must be 1 to 900"));
         }
         if !["sqlite:", "postgres://", "postgresql://"]
             .iter()

@@ -234,6 +234,25 @@ pub struct SipSection {
     pub limits: LimitsSection,
     /// `[sip.hep]`: copy every SIP message (TLS in clear text) to a Homer collector.
     pub hep: Option<HepSection>,
+    /// `[sip.dns]`: how next hops are looked up (RFC 3263).
+    #[serde(default)]
+    pub dns: DnsSection,
+}
+
+/// `[sip.dns]`: the DNS servers next-hop names are looked up with (NAPTR, SRV, A/AAAA;
+/// RFC 3263) and how soon a silent server is given up for the next one.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsSection {
+    /// DNS servers (`ip:port`); empty: the system's (`/etc/resolv.conf`). Names in
+    /// `/etc/hosts` and URIs with an IP address never wait for DNS.
+    #[serde(default)]
+    pub servers: Vec<SocketAddr>,
+    /// Milliseconds a branch whose next hop has another server left may go without
+    /// any response before that server is tried (RFC 3263 §4.3); unset: only the
+    /// transaction timeout (Timer B/F, 32 s) fails over. Transport errors and 503 fail
+    /// over at once either way.
+    pub failover_after_ms: Option<u64>,
 }
 
 /// `[sip.hep]`: SIP capture export in HEP v3 over UDP.

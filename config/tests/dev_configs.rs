@@ -272,7 +272,7 @@ fn cx_peers_are_a_list_of_host_port() {
         Path::new("i.toml"),
     )
     .unwrap();
-    let hss: Vec<String> = ok.cx.hss.iter().map(ToString::to_string).collect();
+    let hss: Vec<String> = ok.cx.hss.iter().map(|e| e.address().to_string()).collect();
     assert_eq!(hss, ["hss-a.ims.example.net:3868", "10.0.0.9:3868"]);
     for bad in ["[]", "[\"hss.ims.example.net\"]", "\"10.0.0.9:3868\""] {
         let err = parse_str::<IcscfConfig>(&format!("{BASE}{sip}{}", cx(bad)), Path::new("i.toml"))

@@ -38,12 +38,13 @@ pub enum Outcome {
 /// The answer when no UAA came back (HSS unreachable, peer not open, timeout).
 pub const HSS_UNAVAILABLE: Outcome = Outcome::Reject(480, "Temporarily Unavailable");
 
-/// Maps a UAA to the next step for a REGISTER.
-pub fn outcome(uaa: &Uaa, scscfs: &[ScscfEntry]) -> Outcome {
+/// Maps a UAA to the next step for a REGISTER of the public identity `user`.
+pub fn outcome(uaa: &Uaa, user: &str, scscfs: &[ScscfEntry]) -> Outcome {
     match uaa.header.result {
         r if r.is_success() => select(
             uaa.server_name.as_deref(),
             uaa.server_capabilities.as_ref(),
+            user,
             scscfs,
         ),
         CxResult::Experimental { vendor_id, code } if vendor_id == VENDOR_3GPP => match code {
@@ -67,12 +68,13 @@ pub fn outcome(uaa: &Uaa, scscfs: &[ScscfEntry]) -> Outcome {
     }
 }
 
-/// Maps a LIA to the next step for an initial request toward a served user.
-pub fn location_outcome(lia: &Lia, scscfs: &[ScscfEntry]) -> Outcome {
+/// Maps a LIA to the next step for an initial request toward the served user `user`.
+pub fn location_outcome(lia: &Lia, user: &str, scscfs: &[ScscfEntry]) -> Outcome {
     match lia.header.result {
         r if r.is_success() => select(
             lia.server_name.as_deref(),
             lia.server_capabilities.as_ref(),
+            user,
             scscfs,
         ),
         CxResult::Experimental { vendor_id, code } if vendor_id == VENDOR_3GPP => match code {
@@ -89,17 +91,19 @@ pub fn location_outcome(lia: &Lia, scscfs: &[ScscfEntry]) -> Outcome {
     }
 }
 
-/// The S-CSCF named by `server_name`, else the best match for the capabilities.
+/// The S-CSCF named by `server_name`, else the best match for the capabilities to
+/// serve `user`.
 fn select(
     server_name: Option<&str>,
     caps: Option<&ServerCapabilities>,
+    user: &str,
     scscfs: &[ScscfEntry],
 ) -> Outcome {
     if let Some(name) = server_name.filter(|n| !n.is_empty()) {
         return Outcome::Forward(by_name(name, scscfs));
     }
     let caps = caps.cloned().unwrap_or_default();
-    match by_capabilities(&caps, scscfs) {
+    match by_capabilities(&caps, user, scscfs) {
         Some(selected) => Outcome::Forward(selected),
         None => {
             tracing::warn!(?caps, "no configured S-CSCF has the required capabilities");
@@ -141,6 +145,7 @@ mod tests {
         let first = CxResult::experimental(experimental::DIAMETER_FIRST_REGISTRATION);
         let o = outcome(
             &uaa(first, Some("sip:scscf.ims.example.net:5080"), None),
+            "sip:u@x",
             &list(),
         );
         assert_eq!(
@@ -157,7 +162,11 @@ mod tests {
         };
         let subsequent = CxResult::experimental(experimental::DIAMETER_SUBSEQUENT_REGISTRATION);
         assert!(matches!(
-            outcome(&uaa(subsequent, None, Some(caps.clone())), &list()),
+            outcome(
+                &uaa(subsequent, None, Some(caps.clone())),
+                "sip:u@x",
+                &list()
+            ),
             Outcome::Forward(_)
         ));
         let unmatched = ServerCapabilities {
@@ -165,7 +174,7 @@ mod tests {
             ..caps
         };
         assert_eq!(
-            outcome(&uaa(first, None, Some(unmatched)), &list()),
+            outcome(&uaa(first, None, Some(unmatched)), "sip:u@x", &list()),
             Outcome::Reject(600, "Busy Everywhere")
         );
     }
@@ -188,6 +197,7 @@ mod tests {
         assert_eq!(
             location_outcome(
                 &lia(ok, Some("sip:scscf.ims.example.net:5080"), None),
+                "sip:u@x",
                 &list()
             ),
             Outcome::Forward(Selected {
@@ -203,7 +213,7 @@ mod tests {
             server_names: vec![],
         };
         assert!(matches!(
-            location_outcome(&lia(unreg, None, Some(caps)), &list()),
+            location_outcome(&lia(unreg, None, Some(caps)), "sip:u@x", &list()),
             Outcome::Forward(Selected { ref name, .. }) if name == "sip:scscf.ims.example.net:5080"
         ));
         let none = ServerCapabilities {
@@ -212,7 +222,7 @@ mod tests {
             server_names: vec![],
         };
         assert_eq!(
-            location_outcome(&lia(unreg, None, Some(none)), &list()),
+            location_outcome(&lia(unreg, None, Some(none)), "sip:u@x", &list()),
             Outcome::Reject(600, "Busy Everywhere")
         );
     }
@@ -222,12 +232,17 @@ mod tests {
         let exp = |c| lia(CxResult::experimental(c), None, None);
         let l = list();
         assert_eq!(
-            location_outcome(&exp(experimental::DIAMETER_ERROR_USER_UNKNOWN), &l),
+            location_outcome(
+                &exp(experimental::DIAMETER_ERROR_USER_UNKNOWN),
+                "sip:u@x",
+                &l
+            ),
             Outcome::Reject(404, "Not Found")
         );
         assert_eq!(
             location_outcome(
                 &exp(experimental::DIAMETER_ERROR_IDENTITY_NOT_REGISTERED),
+                "sip:u@x",
                 &l
             ),
             Outcome::Reject(480, "Temporarily Unavailable")
@@ -235,6 +250,7 @@ mod tests {
         assert_eq!(
             location_outcome(
                 &lia(CxResult::Base(result::DIAMETER_TOO_BUSY), None, None),
+                "sip:u@x",
                 &l
             ),
             HSS_UNAVAILABLE
@@ -242,6 +258,7 @@ mod tests {
         assert_eq!(
             location_outcome(
                 &lia(CxResult::Base(result::DIAMETER_MISSING_AVP), None, None),
+                "sip:u@x",
                 &l
             ),
             Outcome::Reject(500, "Server Internal Error")
@@ -254,27 +271,43 @@ mod tests {
         let base = |c| uaa(CxResult::Base(c), None, None);
         let l = list();
         assert_eq!(
-            outcome(&exp(experimental::DIAMETER_ERROR_USER_UNKNOWN), &l),
+            outcome(
+                &exp(experimental::DIAMETER_ERROR_USER_UNKNOWN),
+                "sip:u@x",
+                &l
+            ),
             Outcome::Reject(403, "Forbidden")
         );
         assert_eq!(
-            outcome(&exp(experimental::DIAMETER_ERROR_IDENTITIES_DONT_MATCH), &l),
+            outcome(
+                &exp(experimental::DIAMETER_ERROR_IDENTITIES_DONT_MATCH),
+                "sip:u@x",
+                &l
+            ),
             Outcome::Reject(403, "Forbidden")
         );
         assert_eq!(
-            outcome(&exp(experimental::DIAMETER_ERROR_ROAMING_NOT_ALLOWED), &l),
+            outcome(
+                &exp(experimental::DIAMETER_ERROR_ROAMING_NOT_ALLOWED),
+                "sip:u@x",
+                &l
+            ),
             Outcome::Reject(403, "Forbidden - Roaming not allowed")
         );
         assert_eq!(
-            outcome(&base(result::DIAMETER_AUTHORIZATION_REJECTED), &l),
+            outcome(
+                &base(result::DIAMETER_AUTHORIZATION_REJECTED),
+                "sip:u@x",
+                &l
+            ),
             Outcome::Reject(403, "Forbidden")
         );
         assert_eq!(
-            outcome(&base(result::DIAMETER_UNABLE_TO_COMPLY), &l),
+            outcome(&base(result::DIAMETER_UNABLE_TO_COMPLY), "sip:u@x", &l),
             HSS_UNAVAILABLE
         );
         assert_eq!(
-            outcome(&base(result::DIAMETER_MISSING_AVP), &l),
+            outcome(&base(result::DIAMETER_MISSING_AVP), "sip:u@x", &l),
             Outcome::Reject(500, "Server Internal Error")
         );
     }

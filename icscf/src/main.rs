@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use icscf::cx::CxClient;
 use icscf::memory::ScscfMemory;
 use icscf::unknown::UnknownUsers;
 use icscf::IcscfPolicy;
 use ims_config::IcscfConfig;
+use ims_node::cx::{CxClient, RefuseRequests};
 use ims_node::{Ingress, Role};
 use ims_runtime::budget::BudgetMetrics;
 use ims_runtime::prometheus_client::registry::Registry;
@@ -29,7 +29,11 @@ async fn main() -> anyhow::Result<()> {
     ));
     let ingress = Ingress::new(Role::Icscf, &config.zones).with_refusals(unknown.refusals.sink());
     let policy = IcscfPolicy {
-        cx: CxClient::connect(&config.cx).map_err(|e| anyhow::anyhow!("cx TLS files: {e}"))?,
+        cx: CxClient::start(
+            &config.cx,
+            RefuseRequests::new(&config.cx.origin_host, &config.cx.origin_realm),
+        )
+        .map_err(|e| anyhow::anyhow!("cx TLS files: {e}"))?,
         scscfs: config.scscf.clone(),
         home_network: config.node.domain.clone(),
         unknown,
@@ -42,10 +46,7 @@ async fn main() -> anyhow::Result<()> {
         .spawn_reporter(Duration::from_secs(config.budget.summary_secs));
     let mut registry = Registry::default();
     metrics.register(&mut registry);
-    let cx_open = policy
-        .cx
-        .peer()
-        .register_metrics(&config.cx.destination_host, &mut registry);
+    let cx_open = policy.cx.peers().register_metrics(&mut registry);
     run_sip_node(
         "icscf",
         &config.node,

@@ -7,13 +7,15 @@
 //!   that may not register gets a decoy challenge, then 403 ([`crate::unknown`]: no
 //!   user enumeration, negative cache, UAR cap). The REGISTER answering an S-CSCF's
 //!   challenge goes to that S-CSCF without a second UAR ([`crate::memory`]); if it
-//!   fails to answer (silent, 3xx, 480, 503), a UAR with REGISTRATION_AND_CAPABILITIES
-//!   selects another one (§5.3.1.3).
+//!   fails to answer (silent, 3xx, 408, 480, 503), a UAR with
+//!   REGISTRATION_AND_CAPABILITIES selects another one (§5.3.1.3); so does any other
+//!   REGISTER whose S-CSCF fails ([`crate::restoration`]).
 //! * Initial requests other than REGISTER (§5.3.2.1, terminating routing): LIR for
 //!   the Request-URI ([`crate::lir`]), then [`crate::answer::location_outcome`]:
 //!   forwarded to the S-CSCF the HSS names (or one selected by capabilities for an
 //!   unregistered user with services), or answered (404 unknown user, 480 not
-//!   registered).
+//!   registered). When that S-CSCF fails (an INVITE unanswered, 408, 503), another is
+//!   selected by capabilities ([`crate::restoration`], TS 23.380 §4).
 //! * Initial requests whose Route value for us carries `orig` (§5.3.2.1: an AS
 //!   originating on behalf of a user who may not be registered, and does not know
 //!   the user's S-CSCF): LIR with Originating-Request for the served user
@@ -35,6 +37,7 @@ use tracing::Instrument;
 use bytes::Bytes;
 use ims_config::ScscfEntry;
 use ims_diameter::cx::{Lir, Uar, UserAuthorizationType};
+use ims_node::cx::CxClient;
 use ims_node::ingress::forward_filtered;
 use ims_node::{Ingress, RequestKind};
 use ims_sip::auth::{carries_response, digest_credentials};
@@ -46,9 +49,9 @@ use ims_sip::transport::Source;
 use ims_sip::{HeaderName, Method, SipMessage};
 
 use crate::answer::{location_outcome, outcome, Outcome, HSS_UNAVAILABLE};
-use crate::cx::CxClient;
 use crate::lir::{lir_for, lir_originating};
 use crate::memory::{transaction_of, Registrant, ScscfMemory};
+use crate::restoration::{others, Leg};
 use crate::selection::Selected;
 use crate::uar::uar_for;
 use crate::unknown::{hides_identity, UnknownUsers};
@@ -102,8 +105,12 @@ impl IcscfPolicy {
                 unknown.delay.forwarded(request, started);
                 self.memory
                     .forwarded(call_id, *cseq, who.clone(), selected.clone(), started);
-                let silence = self.memory.silence();
-                return forward_to(request, selected, &uar.public_identity, Some(silence));
+                return self.forward_or_answer(
+                    request,
+                    Outcome::Forward(selected),
+                    &uar.public_identity,
+                    Leg::Register,
+                );
             }
         }
         if !unknown.uar_allowed(answers_challenge) {
@@ -124,7 +131,7 @@ impl IcscfPolicy {
                 let answer = unknown.answer(request, source.remote.ip(), started).await;
                 return Decision::Respond(answer);
             }
-            Ok(uaa) => outcome(&uaa, &self.scscfs),
+            Ok(uaa) => outcome(&uaa, &uar.public_identity, &self.scscfs),
             Err(error) => {
                 tracing::warn!(%error, impu = %uar.public_identity, "UAR failed");
                 HSS_UNAVAILABLE
@@ -137,28 +144,29 @@ impl IcscfPolicy {
                     .forwarded(call_id, cseq, who, selected.clone(), started);
             }
         }
-        forward_or_answer(request, next, &uar.public_identity)
+        self.forward_or_answer(request, next, &uar.public_identity, Leg::Register)
     }
 
-    /// The S-CSCF remembered for a REGISTER failed (no answer, 3xx, 480, 503): a UAR
-    /// with REGISTRATION_AND_CAPABILITIES, and the REGISTER goes to the best other
-    /// S-CSCF for the capabilities (TS 24.229 §5.3.1.3, TS 29.228 §6.1.1); `None`
+    /// The S-CSCF `failed` did not serve a REGISTER (no answer, 3xx, 408, 480, 503):
+    /// a UAR with REGISTRATION_AND_CAPABILITIES, and the REGISTER goes to the best
+    /// other S-CSCF for the capabilities (TS 24.229 §5.3.1.3, TS 29.228 §6.1.1); `None`
     /// when the HSS does not answer or no other S-CSCF fits (the failure goes upstream).
     async fn fall_back(
         &self,
         request: &SipMessage,
         source: &Source,
-        response: &SipMessage,
+        failed: &str,
+        status: u16,
     ) -> Option<Decision> {
-        let status = response.status()?;
-        if !(matches!(status, 300..=399 | 408 | 480 | 503)) {
+        if !Leg::Register.failed(status) {
             return None;
         }
         let (call_id, cseq) = transaction_of(request)?;
-        let failed = self.memory.failed(call_id)?;
+        // Forgotten: only a new 401 makes a Call-ID recallable again.
+        self.memory.failed(call_id);
         let mut uar = uar_for(request, self.cx.header(), &self.home_network).ok()?;
         uar.user_authorization_type = Some(UserAuthorizationType::RegistrationAndCapabilities);
-        tracing::info!(impu = %uar.public_identity, scscf = %failed.name, status, "remembered S-CSCF failed, asking the HSS again");
+        tracing::info!(impu = %uar.public_identity, scscf = %failed, status, "S-CSCF failed a REGISTER, asking the HSS again");
         self.unknown.metrics.event("icscf_uar_sent");
         let uaa = match self.cx.uar(&uar).await {
             Ok(uaa) => uaa,
@@ -167,16 +175,12 @@ impl IcscfPolicy {
                 return None;
             }
         };
-        let others: Vec<ScscfEntry> = self
-            .scscfs
-            .iter()
-            .filter(|s| !s.name.eq_ignore_ascii_case(&failed.name))
-            .cloned()
-            .collect();
-        let Outcome::Forward(selected) = outcome(&uaa, &others) else {
+        let Outcome::Forward(selected) =
+            outcome(&uaa, &uar.public_identity, &others(&self.scscfs, failed))
+        else {
             return None;
         };
-        if selected.name.eq_ignore_ascii_case(&failed.name) {
+        if selected.name.eq_ignore_ascii_case(failed) {
             return None;
         }
         let who = registrant(&uar, source);
@@ -187,7 +191,13 @@ impl IcscfPolicy {
             selected.clone(),
             tokio::time::Instant::now(),
         );
-        Some(forward_to(request, selected, &uar.public_identity, None))
+        Some(forward_to(
+            request,
+            selected,
+            &uar.public_identity,
+            None,
+            None,
+        ))
     }
 
     /// An initial request toward a public identity of ours (§5.3.2.1): LIR, then
@@ -201,13 +211,13 @@ impl IcscfPolicy {
             }
         };
         let next = self.locate(&lir).await;
-        forward_or_answer(request, next, &lir.public_identity)
+        self.forward_or_answer(request, next, &lir.public_identity, Leg::Terminating)
     }
 
     /// Where the LIA for `lir` says the request goes.
     async fn locate(&self, lir: &Lir) -> Outcome {
         match self.cx.lir(lir).await {
-            Ok(lia) => location_outcome(&lia, &self.scscfs),
+            Ok(lia) => location_outcome(&lia, &lir.public_identity, &self.scscfs),
             Err(error) => {
                 tracing::warn!(%error, impu = %lir.public_identity, "LIR failed");
                 HSS_UNAVAILABLE
@@ -233,7 +243,31 @@ impl IcscfPolicy {
             }
             other => other,
         };
-        forward_or_answer(request, next, &lir.public_identity)
+        self.forward_or_answer(request, next, &lir.public_identity, Leg::Originating)
+    }
+
+    /// Forwards `request` to the selected S-CSCF as its only Route (any Route the
+    /// request still carries is not ours to keep: the S-CSCF chosen here is the next
+    /// hop, §5.3.1.2, §5.3.2.1), another one taking over if it fails
+    /// ([`crate::restoration`]), or answers it.
+    fn forward_or_answer(
+        &self,
+        request: &SipMessage,
+        next: Outcome,
+        impu: &str,
+        leg: Leg,
+    ) -> Decision {
+        match next {
+            Outcome::Forward(selected) => {
+                let silence = leg.silence(request, self.memory.silence());
+                let tag = leg.tag(&selected.name);
+                forward_to(request, selected, impu, silence, Some(tag))
+            }
+            Outcome::Reject(code, reason) => {
+                tracing::debug!(%impu, code, method = ?request.method(), "answered");
+                reject(request, code, reason)
+            }
+        }
     }
 }
 
@@ -249,36 +283,22 @@ fn marks_originating(popped_route: Option<&Bytes>) -> bool {
 }
 
 /// `<uri;lr>` as `<uri;lr;orig>`.
-fn with_orig(route: &str) -> String {
+pub(crate) fn with_orig(route: &str) -> String {
     let uri = route.trim().trim_start_matches('<').trim_end_matches('>');
     format!("<{uri};orig>")
 }
 
-/// Forwards `request` to the selected S-CSCF as its only Route (any Route the request
-/// still carries is not ours to keep: the S-CSCF chosen here is the next hop,
-/// §5.3.1.2, §5.3.2.1), or answers it.
-fn forward_or_answer(request: &SipMessage, next: Outcome, impu: &str) -> Decision {
-    match next {
-        Outcome::Forward(selected) => forward_to(request, selected, impu, None),
-        Outcome::Reject(code, reason) => {
-            tracing::debug!(%impu, code, method = ?request.method(), "answered");
-            reject(request, code, reason)
-        }
-    }
-}
-
-/// The [`Forward::on_failure`] tag of a REGISTER sent to a remembered S-CSCF.
-const REMEMBERED: &str = "remembered-scscf";
-
-/// Forwards `request` to `selected`; a remembered S-CSCF (`silence`: how long it may
-/// stay silent) is given up on through [`IcscfPolicy::fall_back`].
-fn forward_to(
+/// Forwards `request` to `selected` as its only Route; an S-CSCF silent for `silence`
+/// counts as failed, and a failed one is given up on through [`Policy::on_failure`]
+/// with `on_failure` ([`crate::restoration::Leg::tag`]).
+pub(crate) fn forward_to(
     request: &SipMessage,
     selected: Selected,
     impu: &str,
     silence: Option<Duration>,
+    on_failure: Option<String>,
 ) -> Decision {
-    tracing::debug!(%impu, scscf = %selected.name, method = ?request.method(), remembered = silence.is_some(), "to S-CSCF");
+    tracing::debug!(%impu, scscf = %selected.name, method = ?request.method(), "to S-CSCF");
     let mut edited = request.clone();
     edited.headers.remove_all(&HeaderName::Route);
     Decision::ForwardWith {
@@ -287,7 +307,7 @@ fn forward_to(
         forward: Forward {
             preload_routes: vec![selected.route],
             no_response_timeout: silence,
-            on_failure: silence.map(|_| REMEMBERED.to_string()),
+            on_failure,
             ..Forward::default()
         },
     }
@@ -365,10 +385,12 @@ impl Policy for IcscfPolicy {
         tag: &str,
         response: &SipMessage,
     ) -> Option<Decision> {
-        if tag != REMEMBERED {
-            return None;
+        let (leg, failed) = Leg::parse(tag)?;
+        let status = response.status()?;
+        match leg {
+            Leg::Register => self.fall_back(request, source, failed, status).await,
+            _ => self.restore_session(request, leg, failed, status).await,
         }
-        self.fall_back(request, source, response).await
     }
 }
 

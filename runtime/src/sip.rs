@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use ims_config::{LimitsSection, SipSection};
 use ims_sip::message::via::split_host_port;
+use ims_sip::proxy::engine::resolver::MAX_ENTRIES;
 use ims_sip::proxy::engine::{
-    EngineConfig, EngineStats, EngineStopped, Policy, ProxyEngine, LATENCY_BUCKETS, METHODS,
+    EngineConfig, EngineStats, EngineStopped, HostCache, Policy, ProxyEngine, LATENCY_BUCKETS,
+    METHODS,
 };
 use ims_sip::transport::{
     CoreListeners, PemIdentity, TlsClientSource, TlsServerSource, TransportConfig, TransportError,
@@ -68,7 +70,8 @@ fn transport_limits(l: &LimitsSection) -> TransportLimits {
 }
 
 /// The engine configuration of a node's `[sip]` section: the advertised hosts (of
-/// `[sip]` and of `[sip.core]`) go into Via and Record-Route.
+/// `[sip]` and of `[sip.core]`) go into Via and Record-Route; `[sip.dns]` names the DNS
+/// servers next hops are looked up with (RFC 3263) and the failover limit.
 pub fn engine_config(sip: &SipSection) -> EngineConfig {
     let host = |advertise: Option<&str>| {
         advertise
@@ -78,6 +81,8 @@ pub fn engine_config(sip: &SipSection) -> EngineConfig {
     EngineConfig {
         advertise: host(sip.advertise.as_deref()),
         advertise_core: host(sip.core.as_ref().and_then(|c| c.advertise.as_deref())),
+        names: Arc::new(HostCache::new(&sip.dns.servers, MAX_ENTRIES)),
+        failover_after: sip.dns.failover_after_ms.map(Duration::from_millis),
         ..EngineConfig::default()
     }
 }
@@ -368,6 +373,12 @@ impl Collector for SipCollector {
             "Requests resent on timers A and E, final responses resent",
             &e.retransmissions_sent,
         )?;
+        counter(
+            &mut enc,
+            "sip_next_hop_failovers",
+            "Branches sent on to the next server of their next hop after a 503, a timeout or a transport error (RFC 3263 §4.3)",
+            &e.failovers,
+        )?;
         let mut family = enc.encode_descriptor(
             "sip_requests_rejected",
             "Requests rejected before the node's policy: malformed (unparsable), zone (the sender's trust zone may not send it), budget (over a source's rate or backed off)",
@@ -472,6 +483,7 @@ mod tests {
             "sip_requests_rejected_total{reason=\"zone\"} 0",
             "sip_requests_rejected_total{reason=\"malformed\"} 0",
             "sip_retransmissions_sent_total 0",
+            "sip_next_hop_failovers_total 0",
             "sip_request_duration_seconds_count{method=\"INVITE\"} 0",
             "sip_request_duration_seconds_bucket{le=\"+Inf\",method=\"INVITE\"} 0",
         ] {

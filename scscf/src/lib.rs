@@ -1,13 +1,16 @@
 //! S-CSCF: registrar and session control (TS 24.229 §5.4).
 //!
-//! * [`registrar`]: REGISTER handling, SAR, RTR/PPR (TS 24.229 §5.4.1, TS 29.228 §6.1).
+//! * [`registrar`]: REGISTER handling, SAR, RTR/PPR (TS 24.229 §5.4.1, TS 29.228 §6.1);
+//!   in a pool, the take-over of a failed peer's users ([`registrar::takeover`],
+//!   TS 23.380 §4).
 //! * [`auth`]: Digest MD5 and AKAv1-MD5 challenges and verification (TS 33.203,
 //!   RFC 3310).
 //! * [`cloud_auth`]: registrations checked against the token's tenant and the policies
 //!   (design brief §5-§6).
 //! * [`location`]: bindings and the RFC 3261 §10.3 rules (RFC 5626/5627 instances).
 //! * [`store`]: bindings persisted in SQLite or PostgreSQL, written by one group-commit
-//!   writer ([`store::writer`]).
+//!   writer ([`store::writer`]), owned by one S-CSCF of a pool each, with leases
+//!   ([`store::pool`]).
 //! * [`identity_lock`]: the order of the registrar's changes per identity.
 //! * [`profile`]: the IMSSubscription (TS 29.228 Annex E): implicit registration set,
 //!   service profiles, cloud profile.

@@ -6,7 +6,8 @@
 //! requests are routed as originating (toward `[session] icscf`) or terminating (to the
 //! callee's contacts), through the served user's application servers (iFC, `[session]
 //! as_timeout_ms`), requests in a dialog by their Route set. The Diameter Cx client connects to
-//! `[cx] hss` and keeps reconnecting. `/health` shows `registered_contacts`, `cx_peer`
+//! each HSS of `[cx] hss` and keeps reconnecting. `/health` shows `registered_contacts`,
+//! `cx_peer` (open while one HSS peer is)
 //! and the store writer's `store_changes` and `store_transactions` (group commit).
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use scscf::cx::{CxClient, HssRequests};
 use scscf::location::ExpiryLimits;
 use scscf::policy::ScscfPolicy;
 use scscf::regevent::{Notifier, NotifierSettings};
+use scscf::registrar::takeover::PoolSettings;
 use scscf::registrar::{Registrar, Settings};
 use scscf::session::case::ORIG_USER;
 use scscf::session::SessionSettings;
@@ -78,7 +80,8 @@ async fn main() -> anyhow::Result<()> {
     let r = &config.registrar;
     let store = BindingStore::open(&r.store)
         .await
-        .map_err(|e| anyhow::anyhow!("registrar.store: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("registrar.store: {e}"))?
+        .owned_by(&r.server_name);
     let metrics = BudgetMetrics::default();
     let handler = HssRequests::new(&config.cx.origin_host, &config.cx.origin_realm);
     let cx = CxClient::start(&config.cx, &r.server_name, handler.clone())
@@ -99,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
         unregistered_ttl_secs: config.session.unregistered_ttl_secs,
         max_unregistered_profiles: config.session.max_unregistered_profiles,
         failures: identity_backoff(&config.budget, &metrics),
+        pool: r.pool,
     };
     let filter = settings.cloud_auth.clone();
     let challenges = Challenges::new(r.nonce_lifetime, r.max_pending_challenges);
@@ -124,6 +128,10 @@ async fn main() -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("registrar.store (reg event subscriptions): {e}"))?;
     registrar.notify_to(notifier.clone());
     let expiry = registrar.spawn_expiry();
+    let pool = registrar.spawn_pool(PoolSettings {
+        lease_secs: r.lease_secs,
+        takeover_batch: r.takeover_batch,
+    });
 
     let mut registry = ims_runtime::prometheus_client::registry::Registry::default();
     metrics.register(&mut registry);
@@ -154,9 +162,7 @@ async fn main() -> anyhow::Result<()> {
         registered.clone(),
     );
     registrar.auth_outcomes().register(&mut registry);
-    let cx_open = registrar
-        .cx_peer()
-        .register_metrics(&config.cx.destination_host, &mut registry);
+    let cx_open = registrar.cx_peers().register_metrics(&mut registry);
     let mut engine = start_proxy(&config.sip, policy, &mut registry, metrics.rejections()).await?;
     engine.bind_originator(&originator);
     let token = match (&config.api.admin_token, &config.api.admin_token_file) {
@@ -208,8 +214,13 @@ async fn main() -> anyhow::Result<()> {
     }
     peer_watch.abort();
     expiry.abort();
+    pool.abort();
     reporter.abort();
     drop(engine);
+    // An orderly stop: the pool's other S-CSCFs take our registrations over at once.
+    if let Err(e) = store.release_lease().await {
+        tracing::warn!(error = %e, "cannot release the pool lease");
+    }
     store.close().await;
     Ok(served?)
 }

@@ -101,6 +101,10 @@ impl Subscribers for Registrar {
         Registrar::registration(self, impu)
     }
 
+    async fn restore(&self, impu: &str) -> Option<Registration> {
+        Registrar::restore(self, impu).await
+    }
+
     async fn unregistered(&self, impu: &str) -> Option<Registration> {
         Registrar::unregistered(self, impu).await
     }

@@ -21,6 +21,14 @@
 //! writes go through one group-commit writer ([`crate::store::writer`]), so concurrent
 //! registrations share transactions; a 200 OK is sent only after the commit of its
 //! registration.
+//!
+//! In a pool of S-CSCFs on one store ([`Settings::pool`], `docs/scale-out.md`), a
+//! registration this S-CSCF does not hold in memory is read from the store: a REGISTER
+//! of a user another S-CSCF served is a re-registration on the stored bindings, and a
+//! request for such a user takes the registration over ([`Registrar::restore`]: SAR
+//! with our Server-Name, then the row claimed), so the user is not asked to register
+//! again (TS 23.380 §4). The registrations of a dead peer are taken over by
+//! [`takeover`].
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -53,6 +61,8 @@ use crate::store::writer::{StoreWriter, WriterStats, MAX_BATCH};
 use crate::store::{BindingStore, Change};
 use crate::unregistered::UnregisteredProfiles;
 
+pub mod takeover;
+
 /// How often lapsed bindings are looked for.
 pub const EXPIRY_TICK: Duration = Duration::from_secs(1);
 /// How long the first expiry sweep waits for the Cx peer to open.
@@ -78,6 +88,9 @@ pub struct Settings {
     /// Failed authentications per private identity, with back-off (`[budget]`); `None`:
     /// no back-off.
     pub failures: Option<Arc<Backoff<String>>>,
+    /// Several S-CSCFs share the store (`[registrar] pool`): a registration not in
+    /// memory is looked for there.
+    pub pool: bool,
 }
 
 /// The registrar.
@@ -86,6 +99,7 @@ pub struct Registrar {
     decoys: Decoys,
     challenges: Challenges,
     cx: CxClient,
+    store: BindingStore,
     writer: StoreWriter,
     location: Mutex<Location>,
     unregistered: UnregisteredProfiles,
@@ -118,8 +132,8 @@ fn to_uri(req: &SipMessage) -> Option<String> {
 
 impl Registrar {
     /// A registrar over `cx` and `store`, loaded with the registrations the store holds
-    /// (those already lapsed are dropped by the first expiry run); starts the store's
-    /// writer task.
+    /// for its owner (those already lapsed are dropped by the first expiry run); starts
+    /// the store's writer task.
     pub async fn new(
         settings: Settings,
         challenges: Challenges,
@@ -127,7 +141,7 @@ impl Registrar {
         store: BindingStore,
     ) -> Result<Arc<Registrar>, crate::store::StoreError> {
         let mut location = Location::default();
-        for reg in store.load_all().await? {
+        for reg in store.load_owned().await? {
             location.put(reg);
         }
         tracing::info!(
@@ -144,7 +158,8 @@ impl Registrar {
             unregistered,
             challenges,
             cx,
-            writer: StoreWriter::spawn(store, MAX_BATCH),
+            writer: StoreWriter::spawn(store.clone(), MAX_BATCH),
+            store,
             location: Mutex::new(location),
             order: IdentityLocks::new(SHARDS),
             status: OnceLock::new(),
@@ -196,14 +211,14 @@ impl Registrar {
         }
     }
 
-    /// The Diameter peer toward the HSS (its metrics, its readiness).
-    pub fn cx_peer(&self) -> &ims_diameter::peer::Peer {
-        self.cx.peer()
+    /// The Diameter peers toward the HSSs (their metrics, the readiness).
+    pub fn cx_peers(&self) -> &ims_diameter::peer::PeerSet {
+        self.cx.peers()
     }
 
-    /// State of the Diameter peer toward the HSS.
+    /// State of Cx toward the HSSs: open while one peer is.
     pub fn cx_state(&self) -> PeerState {
-        self.cx.peer().state()
+        self.cx.peers().state()
     }
 
     /// Number of bindings held.
@@ -413,7 +428,12 @@ impl Registrar {
             Ok(m) => m,
             Err(e) => return self.contact_error(req, &e),
         };
-        let existing = self.location().get(impu).cloned();
+        let in_memory = self.location().get(impu).cloned();
+        let restored = match in_memory {
+            Some(_) => None,
+            None => self.stored(impu).await,
+        };
+        let existing = in_memory.or_else(|| restored.clone());
         let updates = match asked {
             ContactRequest::Fetch => return self.ok(req, existing.as_ref(), now),
             ContactRequest::RemoveAll => Vec::new(),
@@ -481,6 +501,7 @@ impl Registrar {
         let current = self
             .location()
             .get(impu)
+            .or(restored.as_ref())
             .map(|r| r.bindings.clone())
             .unwrap_or_default();
         let bindings = match apply(&current, &updates, &meta, now) {
@@ -544,10 +565,17 @@ impl Registrar {
             {
                 tracing::warn!(%impu, error = %e, "SAR USER_DEREGISTRATION failed; bindings dropped anyway");
             }
-            let _order = self.order.lock([impu, reg.impu.as_str()]).await;
-            let removed = self.location().remove(&reg.impu);
+            let key = reg.impu.clone();
+            let _order = self.order.lock([impu, key.as_str()]).await;
+            let removed = self.location().remove(&key);
             self.changed(removed.as_ref(), None, Cause::Register);
-            if let Err(e) = self.writer.write(Change::Delete(reg.impu.clone())).await {
+            // Deleted whoever owns it (a user taken over from a failed S-CSCF): the UE
+            // de-registered here.
+            let gone = Registration {
+                bindings: Vec::new(),
+                ..reg
+            };
+            if let Err(e) = self.writer.write(Change::Save(gone)).await {
                 tracing::error!(%impu, error = %e, "cannot delete the registration from the store");
             }
             self.publish();
@@ -617,7 +645,7 @@ impl Registrar {
             }
             let changes: Vec<Change> = changed
                 .iter()
-                .map(|reg| Change::Save(reg.clone()))
+                .map(|reg| Change::Update(reg.clone()))
                 .chain(gone.iter().map(|reg| Change::Delete(reg.impu.clone())))
                 .collect();
             self.write_all(changes, "cannot persist an expiry").await;
@@ -670,12 +698,12 @@ impl Registrar {
     /// Runs [`Registrar::expire`] every [`EXPIRY_TICK`] until the registrar is dropped.
     pub fn spawn_expiry(self: &Arc<Registrar>) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(self);
-        let peer = self.cx.peer().clone();
+        let peers = self.cx.peers().clone();
         tokio::spawn(async move {
             // After a restart, bindings that lapsed while we were down go at the first
             // sweep: give the Cx peer a moment to open so that their SAR reaches the HSS.
-            let _ = tokio::time::timeout(EXPIRY_FIRST_WAIT, peer.wait_for(PeerState::Open)).await;
-            drop(peer);
+            let _ = tokio::time::timeout(EXPIRY_FIRST_WAIT, peers.wait_open()).await;
+            drop(peers);
             let mut tick = tokio::time::interval(EXPIRY_TICK);
             loop {
                 tick.tick().await;
@@ -796,7 +824,7 @@ impl Registrar {
                 impus
                     .iter()
                     .map(|impu| match loc.registered(impu) {
-                        Some(reg) => Change::Save(reg.clone()),
+                        Some(reg) => Change::Update(reg.clone()),
                         None => Change::Delete(impu.clone()),
                     })
                     .collect()

@@ -3,11 +3,20 @@
 //! the same choice as the HSS store. The schema is in `scscf/migrations/<backend>/` and
 //! is applied on [`BindingStore::open`]. [`BindingStore::apply`] writes a batch of
 //! changes in one transaction with a few multi-row statements (the registrar's writes go
-//! through the group-commit [`writer`]). The reg event subscriptions are kept in the
-//! same database ([`subscriptions`]).
+//! through the group-commit [`writer`]).
+//!
+//! Several S-CSCFs of a pool may share one PostgreSQL database (`docs/scale-out.md`):
+//! each registration row names the S-CSCF that serves it (its Server-Name, the store's
+//! [`BindingStore::owner`]). A [`Change::Save`] (after a SAR that named this S-CSCF)
+//! claims the row whoever held it; [`Change::Update`] and [`Change::Delete`] (expiry,
+//! de-registration, RTR, PPR) change it only while this S-CSCF still owns it, so an
+//! S-CSCF that lost a user to another never deletes or overwrites what the other
+//! stored. The leases and the take-over of a dead owner's registrations are in
+//! [`pool`].
+//! The reg event subscriptions are kept in the same database ([`subscriptions`]).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -16,6 +25,7 @@ use sqlx::{AnyPool, Row};
 use crate::location::{Binding, Registration};
 use crate::profile::UserProfile;
 
+pub mod pool;
 pub mod subscriptions;
 pub mod writer;
 
@@ -38,16 +48,19 @@ pub enum StoreError {
 
 /// Upserts registration rows: `INSERT ... VALUES` followed by rows of parameters, then
 /// [`UPSERT_REGISTRATION_TAIL`] (SQLite ≥ 3.24 and PostgreSQL).
-const UPSERT_REGISTRATION_HEAD: &str = "INSERT INTO registration (impu, impi, profile) VALUES ";
-const UPSERT_REGISTRATION_TAIL: &str =
-    " ON CONFLICT (impu) DO UPDATE SET impi = excluded.impi, profile = excluded.profile";
+const UPSERT_REGISTRATION_HEAD: &str =
+    "INSERT INTO registration (impu, impi, profile, owner) VALUES ";
+const UPSERT_REGISTRATION_TAIL: &str = " ON CONFLICT (impu) DO UPDATE SET impi = excluded.impi, \
+    profile = excluded.profile, owner = excluded.owner";
 const INSERT_BINDING_HEAD: &str = "INSERT INTO binding \
     (impu, key, position, contact, path, call_id, cseq, expires_at) VALUES ";
 const DELETE_REGISTRATIONS_IN: &str = "DELETE FROM registration WHERE impu IN ";
 const DELETE_BINDINGS_IN: &str = "DELETE FROM binding WHERE impu IN ";
-const SELECT_REGISTRATIONS: &str = "SELECT impu, impi, profile FROM registration";
+const DELETE_IDENTITIES_IN: &str = "DELETE FROM registration_identity WHERE impu IN ";
+const INSERT_IDENTITY_HEAD: &str = "INSERT INTO registration_identity (identity, impu) VALUES ";
+const SELECT_REGISTRATIONS: &str = "SELECT impu, impi, profile, owner FROM registration";
 const SELECT_BINDINGS: &str = "SELECT impu, key, contact, path, call_id, cseq, expires_at \
-    FROM binding ORDER BY impu, position";
+    FROM binding";
 
 /// Bind parameters in one statement at most: the lowest limit of the backends (SQLite
 /// builds before 3.32 allowed 999; PostgreSQL allows 65 535). Longer lists of rows are
@@ -57,10 +70,14 @@ const MAX_PARAMETERS: usize = 999;
 /// One change of the stored registrations.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    /// Store this registration, replacing what was stored for its identity (a
-    /// registration without bindings is deleted).
+    /// Store this registration as served by this S-CSCF, replacing what was stored for
+    /// its identity whoever owned it (a registration without bindings is deleted): a
+    /// REGISTER or a take-over, after a SAR that named this S-CSCF.
     Save(Registration),
-    /// Delete the registration of this identity.
+    /// As [`Change::Save`], but only while this S-CSCF owns the stored registration
+    /// (nothing happens otherwise): an expiry, RTR or PPR changing what it serves.
+    Update(Registration),
+    /// Delete the registration of this identity if this S-CSCF owns it.
     Delete(String),
 }
 
@@ -68,7 +85,7 @@ impl Change {
     /// The identity whose stored registration changes.
     pub fn impu(&self) -> &str {
         match self {
-            Change::Save(reg) => &reg.impu,
+            Change::Save(reg) | Change::Update(reg) => &reg.impu,
             Change::Delete(impu) => impu,
         }
     }
@@ -76,9 +93,14 @@ impl Change {
     /// The registration to store, if this change leaves one.
     fn saved(&self) -> Option<&Registration> {
         match self {
-            Change::Save(reg) if !reg.bindings.is_empty() => Some(reg),
+            Change::Save(reg) | Change::Update(reg) if !reg.bindings.is_empty() => Some(reg),
             _ => None,
         }
+    }
+
+    /// True when the change applies only to a registration this S-CSCF owns.
+    fn fenced(&self) -> bool {
+        !matches!(self, Change::Save(_))
     }
 }
 
@@ -95,11 +117,17 @@ enum Params {
 impl Params {
     /// `rows` rows of `columns` parameters each, `(.., ..), (.., ..)`.
     fn rows(self, rows: usize, columns: usize) -> String {
+        self.rows_after(0, rows, columns)
+    }
+
+    /// As [`Params::rows`], numbered after the `before` parameters the statement has
+    /// ahead of them.
+    fn rows_after(self, before: usize, rows: usize, columns: usize) -> String {
         let all: Vec<String> = (0..rows)
             .map(|r| {
                 let row: Vec<String> = (1..=columns)
                     .map(|c| match self {
-                        Params::Numbered => format!("${}", r * columns + c),
+                        Params::Numbered => format!("${}", before + r * columns + c),
                         Params::Anonymous => "?".to_string(),
                     })
                     .collect();
@@ -125,43 +153,66 @@ fn last_of_each(changes: &[Change]) -> Vec<&Change> {
         .collect()
 }
 
+/// The migrations of each backend: version, name, PostgreSQL and SQLite text.
+const MIGRATIONS: [(i64, &str, &str, &str); 3] = [
+    (
+        1,
+        "bindings",
+        include_str!("../migrations/postgres/0001_bindings.sql"),
+        include_str!("../migrations/sqlite/0001_bindings.sql"),
+    ),
+    (
+        2,
+        "reg_subscriptions",
+        include_str!("../migrations/postgres/0002_reg_subscriptions.sql"),
+        include_str!("../migrations/sqlite/0002_reg_subscriptions.sql"),
+    ),
+    (
+        3,
+        "pool",
+        include_str!("../migrations/postgres/0003_pool.sql"),
+        include_str!("../migrations/sqlite/0003_pool.sql"),
+    ),
+];
+
 fn migrator(postgres: bool) -> Migrator {
-    let (bindings, subscriptions) = if postgres {
-        (
-            include_str!("../migrations/postgres/0001_bindings.sql"),
-            include_str!("../migrations/postgres/0002_reg_subscriptions.sql"),
-        )
-    } else {
-        (
-            include_str!("../migrations/sqlite/0001_bindings.sql"),
-            include_str!("../migrations/sqlite/0002_reg_subscriptions.sql"),
-        )
-    };
-    let migration = |version, name, sql| {
-        Migration::new(
-            version,
-            Cow::Borrowed(name),
-            MigrationType::Simple,
-            Cow::Borrowed(sql),
-            false,
-        )
-    };
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|(version, name, pg, lite)| {
+            let sql = if postgres { pg } else { lite };
+            Migration::new(
+                *version,
+                Cow::Borrowed(name),
+                MigrationType::Simple,
+                Cow::Borrowed(sql),
+                false,
+            )
+        })
+        .collect();
     Migrator {
-        migrations: Cow::Owned(vec![
-            migration(1, "bindings", bindings),
-            migration(2, "reg_subscriptions", subscriptions),
-        ]),
+        migrations: Cow::Owned(migrations),
         ignore_missing: false,
         locking: true,
         no_tx: false,
     }
 }
 
-/// The bindings database. Cheap to clone.
+/// The bindings database, as one S-CSCF (its [`BindingStore::owner`]) sees it. Cheap to
+/// clone.
 #[derive(Debug, Clone)]
 pub struct BindingStore {
     pool: AnyPool,
     params: Params,
+    owner: String,
+}
+
+/// A stored registration and the S-CSCF that owns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owned {
+    /// The registration with its bindings.
+    pub registration: Registration,
+    /// The Server-Name of its owner (`''`: stored before owners were).
+    pub owner: String,
 }
 
 fn i64_of(v: u64) -> i64 {
@@ -188,7 +239,8 @@ async fn delete_in(
 }
 
 impl BindingStore {
-    /// Connects to `url` (a SQLite file is created if missing), applies the schema.
+    /// Connects to `url` (a SQLite file is created if missing), applies the schema. The
+    /// store's owner is `''` until [`BindingStore::owned_by`] names it.
     pub async fn open(url: &str) -> Result<BindingStore, StoreError> {
         let lower = url.to_ascii_lowercase();
         let postgres = lower.starts_with("postgres://") || lower.starts_with("postgresql://");
@@ -206,22 +258,82 @@ impl BindingStore {
         } else {
             Params::Anonymous
         };
-        Ok(BindingStore { pool, params })
+        Ok(BindingStore {
+            pool,
+            params,
+            owner: String::new(),
+        })
+    }
+
+    /// The same store as seen by the S-CSCF whose Server-Name is `owner`: what it saves
+    /// is owned by it, and only what it owns it updates or deletes.
+    pub fn owned_by(mut self, owner: &str) -> BindingStore {
+        self.owner = owner.to_string();
+        self
+    }
+
+    /// The Server-Name this store writes as owner.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// True on PostgreSQL (row locks for the take-over).
+    fn postgres(&self) -> bool {
+        self.params == Params::Numbered
+    }
+
+    /// Of `impus`, those whose stored registration this S-CSCF owns, their rows locked
+    /// until the end of `tx` on PostgreSQL (SQLite has one writer at a time).
+    async fn owned_among(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        impus: &[&str],
+    ) -> Result<HashSet<String>, StoreError> {
+        let mut owned = HashSet::new();
+        let lock = if self.postgres() { " FOR UPDATE" } else { "" };
+        for chunk in impus.chunks(MAX_PARAMETERS - 1) {
+            let sql = format!(
+                "SELECT impu FROM registration WHERE owner = {} AND impu IN {}{lock}",
+                self.params.rows(1, 1),
+                self.params.rows_after(1, 1, chunk.len())
+            );
+            let mut q = sqlx::query(&sql).bind(self.owner.as_str());
+            for impu in chunk {
+                q = q.bind(*impu);
+            }
+            for row in q.fetch_all(&mut **tx).await? {
+                owned.insert(row.try_get("impu")?);
+            }
+        }
+        Ok(owned)
     }
 
     /// Applies `changes` in one transaction: every row of the identities changed is
-    /// replaced by what the last change of each leaves (bindings deleted then inserted
-    /// again, registration rows upserted, or deleted when none is left), with a few
-    /// multi-row statements whatever the number of changes. All or nothing: on error
-    /// nothing of the batch is stored.
+    /// replaced by what the last change of each leaves (bindings and identities deleted
+    /// then inserted again, registration rows upserted, or deleted when none is left),
+    /// with a few multi-row statements whatever the number of changes. A
+    /// [`Change::Update`] or [`Change::Delete`] of a registration another S-CSCF owns (or
+    /// nobody stores) changes nothing. All or nothing: on error nothing of the batch is
+    /// stored.
     pub async fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
         let changes = last_of_each(changes);
         if changes.is_empty() {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
+        let fenced: Vec<&str> = changes
+            .iter()
+            .filter(|c| c.fenced())
+            .map(|c| c.impu())
+            .collect();
+        let owned = self.owned_among(&mut tx, &fenced).await?;
+        let changes: Vec<&Change> = changes
+            .into_iter()
+            .filter(|c| !c.fenced() || owned.contains(c.impu()))
+            .collect();
         let touched: Vec<&str> = changes.iter().map(|c| c.impu()).collect();
         delete_in(&mut tx, self.params, DELETE_BINDINGS_IN, &touched).await?;
+        delete_in(&mut tx, self.params, DELETE_IDENTITIES_IN, &touched).await?;
         let gone: Vec<&str> = changes
             .iter()
             .filter(|c| c.saved().is_none())
@@ -229,17 +341,18 @@ impl BindingStore {
             .collect();
         delete_in(&mut tx, self.params, DELETE_REGISTRATIONS_IN, &gone).await?;
         let saved: Vec<&Registration> = changes.iter().filter_map(|c| c.saved()).collect();
-        for chunk in saved.chunks(MAX_PARAMETERS / 3) {
+        for chunk in saved.chunks(MAX_PARAMETERS / 4) {
             let sql = format!(
                 "{UPSERT_REGISTRATION_HEAD}{}{UPSERT_REGISTRATION_TAIL}",
-                self.params.rows(chunk.len(), 3)
+                self.params.rows(chunk.len(), 4)
             );
             let mut q = sqlx::query(&sql);
             for reg in chunk {
                 q = q
                     .bind(reg.impu.as_str())
                     .bind(reg.impi.as_str())
-                    .bind(String::from_utf8_lossy(&reg.profile.raw).into_owned());
+                    .bind(String::from_utf8_lossy(&reg.profile.raw).into_owned())
+                    .bind(self.owner.as_str());
             }
             q.execute(&mut *tx).await?;
         }
@@ -268,6 +381,22 @@ impl BindingStore {
             }
             q.execute(&mut *tx).await?;
         }
+        let identities: Vec<(&str, &str)> = saved
+            .iter()
+            .flat_map(|reg| {
+                identities_of(reg)
+                    .into_iter()
+                    .map(|id| (id, reg.impu.as_str()))
+            })
+            .collect();
+        for chunk in identities.chunks(MAX_PARAMETERS / 2) {
+            let sql = format!("{INSERT_IDENTITY_HEAD}{}", self.params.rows(chunk.len(), 2));
+            let mut q = sqlx::query(&sql);
+            for (identity, impu) in chunk {
+                q = q.bind(*identity).bind(*impu);
+            }
+            q.execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -275,34 +404,82 @@ impl BindingStore {
     /// Every stored registration with its bindings. A stored profile that no longer
     /// parses is skipped with a warning.
     pub async fn load_all(&self) -> Result<Vec<Registration>, StoreError> {
-        let mut regs = Vec::new();
-        for row in sqlx::query(SELECT_REGISTRATIONS)
-            .fetch_all(&self.pool)
-            .await?
-        {
+        let all = self.load_where("", &[]).await?;
+        Ok(all.into_iter().map(|o| o.registration).collect())
+    }
+
+    /// The stored registrations this S-CSCF owns (what it serves after a restart).
+    pub async fn load_owned(&self) -> Result<Vec<Registration>, StoreError> {
+        let filter = format!(" WHERE owner = {}", self.params.rows(1, 1));
+        let owned = self.load_where(&filter, &[&self.owner]).await?;
+        Ok(owned.into_iter().map(|o| o.registration).collect())
+    }
+
+    /// The stored registration covering `identity` (registered itself, or in the
+    /// implicit set of a registered identity), whoever owns it.
+    pub async fn load_covering(&self, identity: &str) -> Result<Option<Owned>, StoreError> {
+        let (a, b) = match self.params {
+            Params::Numbered => ("$1", "$2"),
+            Params::Anonymous => ("?", "?"),
+        };
+        let filter = format!(
+            " WHERE impu = {a} OR impu IN \
+             (SELECT impu FROM registration_identity WHERE identity = {b})"
+        );
+        let mut found = self.load_where(&filter, &[identity, identity]).await?;
+        // The identity's own registration first, else the first covering it.
+        found.sort_by_key(|o| o.registration.impu != identity);
+        Ok(found.into_iter().next())
+    }
+
+    /// The registrations `SELECT_REGISTRATIONS` + `filter` (with `binds`) selects, with
+    /// their bindings and owners; those left without bindings are dropped.
+    async fn load_where(&self, filter: &str, binds: &[&str]) -> Result<Vec<Owned>, StoreError> {
+        let sql = format!("{SELECT_REGISTRATIONS}{filter}");
+        let mut q = sqlx::query(&sql);
+        for b in binds {
+            q = q.bind(*b);
+        }
+        let mut regs: Vec<Owned> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for row in q.fetch_all(&self.pool).await? {
             let impu: String = row.try_get("impu")?;
             let profile: String = row.try_get("profile")?;
             match UserProfile::parse(Bytes::from(profile)) {
-                Ok(profile) => regs.push(Registration {
-                    impu,
-                    impi: row.try_get("impi")?,
-                    profile,
-                    bindings: Vec::new(),
-                }),
+                Ok(profile) => {
+                    index.insert(impu.clone(), regs.len());
+                    regs.push(Owned {
+                        registration: Registration {
+                            impu,
+                            impi: row.try_get("impi")?,
+                            profile,
+                            bindings: Vec::new(),
+                        },
+                        owner: row.try_get("owner")?,
+                    });
+                }
                 Err(e) => {
                     tracing::warn!(%impu, error = %e, "stored profile unreadable; registration dropped")
                 }
             }
         }
-        for row in sqlx::query(SELECT_BINDINGS).fetch_all(&self.pool).await? {
+        let sql = format!(
+            "{SELECT_BINDINGS} WHERE impu IN (SELECT impu FROM registration{filter}) \
+             ORDER BY impu, position"
+        );
+        let mut q = sqlx::query(&sql);
+        for b in binds {
+            q = q.bind(*b);
+        }
+        for row in q.fetch_all(&self.pool).await? {
             let impu: String = row.try_get("impu")?;
-            let Some(reg) = regs.iter_mut().find(|r| r.impu == impu) else {
+            let Some(reg) = index.get(&impu).and_then(|i| regs.get_mut(*i)) else {
                 continue;
             };
             let path: String = row.try_get("path")?;
             let cseq: i64 = row.try_get("cseq")?;
             let expires_at: i64 = row.try_get("expires_at")?;
-            reg.bindings.push(Binding {
+            reg.registration.bindings.push(Binding {
                 key: row.try_get("key")?,
                 contact: row.try_get("contact")?,
                 path: path
@@ -315,7 +492,7 @@ impl BindingStore {
                 expires_at: u64::try_from(expires_at).unwrap_or(0),
             });
         }
-        regs.retain(|r| !r.bindings.is_empty());
+        regs.retain(|r| !r.registration.bindings.is_empty());
         Ok(regs)
     }
 
@@ -323,6 +500,18 @@ impl BindingStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The identities of `reg`'s implicit set, its own first, each once.
+fn identities_of(reg: &Registration) -> Vec<&str> {
+    let mut out: Vec<&str> = vec![reg.impu.as_str()];
+    let profile = &reg.profile;
+    for id in profile.associated.iter().chain(&profile.barred) {
+        if !out.contains(&id.as_str()) {
+            out.push(id);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

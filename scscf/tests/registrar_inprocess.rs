@@ -14,7 +14,6 @@ use base64::Engine as _;
 use common::*;
 use ims_config::CxClientSection;
 use ims_diameter::cx::ServerAssignmentType;
-use ims_diameter::peer::PeerState;
 use ims_runtime::budget::{Backoff, BackoffPolicy, BudgetMetrics};
 use ims_sip::auth::aka::{AkaNonce, Usim, UsimFailure};
 use ims_sip::auth::digest::{response, QopAuth};
@@ -24,7 +23,8 @@ use ims_sip::{HeaderName, SipMessage};
 use scscf::auth::Challenges;
 use scscf::cx::{CxClient, HssRequests};
 use scscf::location::ExpiryLimits;
-use scscf::registrar::{Registrar, Settings};
+use scscf::registrar::takeover::PoolSettings;
+use scscf::registrar::{unix_now, Registrar, Settings};
 use scscf::store::BindingStore;
 
 const URI: &str = "sip:ims.example.net";
@@ -64,6 +64,9 @@ async fn registrar_and_store(
     registrar_with(hss.server.local_addr(), dir, nonce_lifetime, None).await
 }
 
+/// The Server-Name of the registrars of these tests, but for the pool's.
+const SERVER_NAME: &str = "sip:scscf.ims.example.net:5080";
+
 /// [`registrar_and_store`] with a back-off per private identity.
 async fn registrar_with(
     hss: std::net::SocketAddr,
@@ -71,15 +74,36 @@ async fn registrar_with(
     nonce_lifetime: u64,
     failures: Option<Arc<Backoff<String>>>,
 ) -> (Arc<Registrar>, BindingStore) {
+    let url = format!("sqlite://{}", dir.join("b.db").display());
+    let store = BindingStore::open(&url).await.unwrap();
+    let member = Member {
+        server_name: SERVER_NAME,
+        pool: false,
+    };
+    let r = registrar_on(hss, store.clone(), nonce_lifetime, failures, member).await;
+    (r, store)
+}
+
+/// Who a registrar is: its Server-Name, and whether it is in a pool.
+struct Member {
+    server_name: &'static str,
+    pool: bool,
+}
+
+/// A registrar of `member` on `store`.
+async fn registrar_on(
+    hss: std::net::SocketAddr,
+    store: BindingStore,
+    nonce_lifetime: u64,
+    failures: Option<Arc<Backoff<String>>>,
+    member: Member,
+) -> Arc<Registrar> {
     let cfg = cx_section_at(hss);
     let handler = HssRequests::new(SCSCF_HOST, DOMAIN);
-    let cx = CxClient::start(&cfg, "sip:scscf.ims.example.net:5080", handler.clone()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), cx.peer().wait_for(PeerState::Open))
+    let cx = CxClient::start(&cfg, member.server_name, handler.clone()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), cx.peers().wait_open())
         .await
         .expect("Cx peer opens");
-    let store = BindingStore::open(&format!("sqlite://{}", dir.join("b.db").display()))
-        .await
-        .unwrap();
     let settings = Settings {
         limits: ExpiryLimits {
             min: 60,
@@ -92,17 +116,14 @@ async fn registrar_with(
         unregistered_ttl_secs: 60,
         max_unregistered_profiles: 100,
         failures,
+        pool: member.pool,
     };
-    let r = Registrar::new(
-        settings,
-        Challenges::new(nonce_lifetime, 1000),
-        cx,
-        store.clone(),
-    )
-    .await
-    .unwrap();
+    let store = store.owned_by(member.server_name);
+    let r = Registrar::new(settings, Challenges::new(nonce_lifetime, 1000), cx, store)
+        .await
+        .unwrap();
     handler.bind(&r);
-    (r, store)
+    r
 }
 
 fn register(user: &str, cseq: u32, auth: &str, contacts: &str) -> SipMessage {
@@ -440,7 +461,7 @@ async fn cx_over_tls_verified_against_the_configured_ca() {
         HssRequests::new(SCSCF_HOST, DOMAIN),
     )
     .unwrap();
-    tokio::time::timeout(Duration::from_secs(10), cx.peer().wait_for(PeerState::Open))
+    tokio::time::timeout(Duration::from_secs(10), cx.peers().wait_open())
         .await
         .expect("Cx over TLS opens");
     let item = cx
@@ -465,8 +486,7 @@ async fn cx_over_tls_verified_against_the_configured_ca() {
         HssRequests::new(SCSCF_HOST, DOMAIN),
     )
     .unwrap();
-    let opened =
-        tokio::time::timeout(Duration::from_secs(2), cx.peer().wait_for(PeerState::Open)).await;
+    let opened = tokio::time::timeout(Duration::from_secs(2), cx.peers().wait_open()).await;
     assert!(
         opened.is_err(),
         "a certificate from an unknown CA was accepted"
@@ -705,5 +725,105 @@ async fn one_register_registers_every_identity_provisioned_together() {
     for impu in [format!("sip:carol@{DOMAIN}"), tel.to_string()] {
         let reg = store.registration(&impu).await.unwrap().unwrap();
         assert_eq!(reg.state, RegistrationState::Registered, "{impu}");
+    }
+}
+
+/// The owner of the registration of `impu` in the shared store.
+async fn owner_of(store: &BindingStore, impu: &str) -> String {
+    store.load_covering(impu).await.unwrap().unwrap().owner
+}
+
+/// Two S-CSCFs of a pool on one store (`url`), A and B. Alice, Bob (`user0`) and Carol
+/// (`user1`) register at A. A request for Alice reaching B (A failed) is served from the store: SAR
+/// REGISTRATION from B, the row B's, her bindings as A stored them. Bob's next REGISTER
+/// reaching B is a re-registration on the bindings A stored (SAR RE_REGISTRATION, the
+/// 200 lists both contacts). Once A's lease has ended, B's sweep takes Carol over. A's
+/// expiry of the three, later, leaves what B stores alone.
+async fn pool_takeover(url: &str) {
+    let hss = TestHss::start(2).await;
+    let store = BindingStore::open(url).await.unwrap();
+    let member = |server_name| Member {
+        server_name,
+        pool: true,
+    };
+    let addr = hss.server.local_addr();
+    let a = registrar_on(addr, store.clone(), 60, None, member(A_NAME)).await;
+    let b = registrar_on(addr, store.clone(), 60, None, member(B_NAME)).await;
+    let settings = PoolSettings {
+        lease_secs: 15,
+        takeover_batch: 10,
+    };
+    let now = unix_now();
+    a.sweep_pool(settings, now).await;
+    for user in ["alice", "user0", "user1"] {
+        let contact = format!("Contact: <sip:{user}@10.0.0.1:5070>\r\n");
+        let ok = digest_register(&a, user, &format!("a-{user}"), &contact).await;
+        assert_eq!(ok.status(), Some(200), "{ok:?}");
+    }
+    let alice = format!("sip:alice@{DOMAIN}");
+    assert!(b.registration(&alice).is_none());
+    let registrations = sars(&hss, ServerAssignmentType::Registration);
+    let restored = b
+        .restore(&alice)
+        .await
+        .expect("Alice restored from the store");
+    assert_eq!(restored.bindings, a.registration(&alice).unwrap().bindings);
+    assert_eq!(
+        sars(&hss, ServerAssignmentType::Registration),
+        registrations + 1,
+        "B told the HSS it serves Alice"
+    );
+    assert_eq!(held_contacts(&b, &alice), ["<sip:alice@10.0.0.1:5070>"]);
+    assert_eq!(owner_of(&store, &alice).await, B_NAME);
+
+    let bob = format!("sip:user0@{DOMAIN}");
+    let re = sars(&hss, ServerAssignmentType::ReRegistration);
+    let ok = digest_register(
+        &b,
+        "user0",
+        "b-bob",
+        "Contact: <sip:user0@10.0.0.2:5070>\r\n",
+    )
+    .await;
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+    assert_eq!(
+        ok.headers.get_all(&HeaderName::Contact).count(),
+        2,
+        "{ok:?}"
+    );
+    assert_eq!(sars(&hss, ServerAssignmentType::ReRegistration), re + 1);
+    assert_eq!(owner_of(&store, &bob).await, B_NAME);
+
+    let carol = format!("sip:user1@{DOMAIN}");
+    assert_eq!(b.sweep_pool(settings, now + 1).await, 0, "A's lease runs");
+    assert_eq!(b.sweep_pool(settings, now + 16).await, 1, "A's lease ended");
+    assert_eq!(held_contacts(&b, &carol), ["<sip:user1@10.0.0.1:5070>"]);
+    assert_eq!(owner_of(&store, &carol).await, B_NAME);
+
+    a.expire(now + 100_000).await;
+    assert!(a.registration(&carol).is_none());
+    for impu in [&alice, &bob, &carol] {
+        assert_eq!(owner_of(&store, impu).await, B_NAME, "{impu}");
+    }
+    assert_eq!(stored_contacts(&store, &bob).await.len(), 2);
+}
+
+const A_NAME: &str = "sip:scscf-a.ims.example.net:5080";
+const B_NAME: &str = "sip:scscf-b.ims.example.net:5080";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_pool_member_takes_over_a_failed_peers_users() {
+    let dir = tempfile::tempdir().unwrap();
+    pool_takeover(&format!("sqlite://{}", dir.path().join("b.db").display())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_pool_member_takes_over_a_failed_peers_users() {
+    if let Some(pg) = ims_runtime::test_db::PgSchema::create("scscf_pool")
+        .await
+        .unwrap()
+    {
+        pool_takeover(pg.url()).await;
+        pg.drop_schema().await.unwrap();
     }
 }

@@ -108,7 +108,9 @@ fn request_is_forwarded_with_record_route_preloaded_route_and_our_via() {
         NextHop {
             transport: TransportKind::Udp,
             host: "10.0.0.3".into(),
-            port: 5060
+            port: 5060,
+            explicit_port: true,
+            explicit_transport: false,
         }
     );
     // And it is still a valid message on the wire.
@@ -176,7 +178,9 @@ fn response_goes_back_over_the_ue_flow() {
         NextHop {
             transport: TransportKind::Tls,
             host: "[2001:db8::7]".into(),
-            port: 40123
+            port: 40123,
+            explicit_port: true,
+            explicit_transport: true,
         }
     );
 }

@@ -16,10 +16,7 @@ use std::time::Duration;
 
 use crate::sipp::{self, SippResult, SippTransport};
 use crate::stunnel::Kill;
-use crate::{
-    command, free_port, health, repo_root, scratch_dir, signal, wait_exit, wait_for, DevCore,
-    GroupGuard,
-};
+use crate::{command, free_port, health, scratch_dir, signal, wait_exit, wait_for, DevCore};
 
 /// The home domain of the dev configs.
 pub const DOMAIN: &str = "ims.example.net";
@@ -124,6 +121,36 @@ pub fn provision_digest_with(
         "imsctl subscriber import: {}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// [`provision_digest_with`] (password `secret`, no project) through `imsctl` run in
+/// namespace `ns` of `bed`, against the core `imsctl config init` wrote to `core` (its
+/// configs, CA and the HSS's static admin token).
+pub fn provision_digest_in(
+    bed: &crate::netns::Bed,
+    ns: &str,
+    core: &Path,
+    dir: &Path,
+    names: &[String],
+) {
+    let token = std::fs::read_to_string(core.join("hss/admin.token")).unwrap();
+    provision_digest_with(
+        |args| {
+            bed.command(ns, &crate::binary("imsctl"))
+                .arg("--config-dir")
+                .arg(core)
+                .arg("--ca")
+                .arg(core.join("tls/ca.crt"))
+                .args(args)
+                .env("IMS_HSS_TOKEN", token.trim())
+                .output()
+                .unwrap()
+        },
+        dir,
+        names,
+        "secret",
+        None,
     );
 }
 
@@ -352,87 +379,6 @@ fn plain_cx_section(text: &str) -> String {
     out
 }
 
-/// The nodes started one by one (as `imsctl up` does, same binaries, configs and
-/// `IMS_DATA_DIR`), so one of them can be restarted: `imsctl up` stops the whole core
-/// when a node exits.
-pub struct Nodes {
-    /// The core's data directory.
-    pub data: PathBuf,
-    /// The configs (`config/dev` when `None`).
-    configs: Option<PathBuf>,
-    running: Vec<(&'static str, GroupGuard)>,
-}
-
-impl Nodes {
-    /// Generates the dev CA and tokens with `imsctl up` (stopped again), then starts
-    /// every node.
-    pub fn start(name: &str) -> (PathBuf, Nodes) {
-        Nodes::start_with(name, None)
-    }
-
-    /// [`Nodes::start`] with the configs of `configs`.
-    pub fn start_with(name: &str, configs: Option<PathBuf>) -> (PathBuf, Nodes) {
-        let (dir, data, core) = start_core(name, configs.as_deref());
-        stop_core(core);
-        let mut nodes = Nodes {
-            data,
-            configs,
-            running: Vec::new(),
-        };
-        for (node, _, _) in NODE_HTTP {
-            nodes.start_node(node);
-        }
-        (dir, nodes)
-    }
-
-    /// Starts `node` and waits (at most 30 s) for its `/health`.
-    pub fn start_node(&mut self, node: &'static str) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.data.join(format!("logs/{node}.log")))
-            .unwrap();
-        let config = match &self.configs {
-            Some(dir) => dir.join(format!("{node}.toml")),
-            None => repo_root().join(format!("config/dev/{node}.toml")),
-        };
-        let child = command(node)
-            .arg("--config")
-            .arg(config)
-            .env("IMS_DATA_DIR", &self.data)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{node} does not start: {e}"));
-        let mut guard = GroupGuard(child);
-        let up = wait_for(Duration::from_secs(30), || {
-            if let Ok(Some(status)) = guard.0.try_wait() {
-                panic!("{node} exited during start: {status}");
-            }
-            node_health(&self.data, node)
-        });
-        assert!(up.is_some(), "{node} does not answer on /health");
-        self.running.push((node, guard));
-    }
-
-    /// SIGKILLs one node (no graceful shutdown).
-    pub fn kill_node(&mut self, node: &str) {
-        let i = self.running.iter().position(|(n, _)| *n == node).unwrap();
-        let (_, mut guard) = self.running.remove(i);
-        crate::kill_group(&mut guard.0);
-    }
-
-    /// Stops one node with SIGTERM (its graceful shutdown) and waits, at most 20 s, for
-    /// it to exit.
-    pub fn stop_node(&mut self, node: &str) -> Option<std::process::ExitStatus> {
-        let i = self.running.iter().position(|(n, _)| *n == node).unwrap();
-        let (_, mut guard) = self.running.remove(i);
-        signal(&guard.0, "TERM");
-        wait_exit(&mut guard.0, Duration::from_secs(20))
-    }
-}
-
 /// Stops the core and asserts `imsctl up` exits cleanly.
 pub fn stop_core(core: DevCore) {
     let exit = core.stop();
@@ -555,6 +501,28 @@ impl Ue {
         )
         .expect("sipp UAS starts")
     }
+}
+
+/// A UE behind stunnel (TCP from SIPp to `entry`, TLS onward to the P-CSCF) with the
+/// CSV `csv`: it registers (`session/register.xml`), stays `stay_ms` and answers a call
+/// over its connection (`session/uas_answer_hangup.xml`, `-oocsf`).
+pub fn tls_ue_answering(
+    dir: &Path,
+    entry: SocketAddr,
+    csv: &Path,
+    stay_ms: u32,
+) -> sipp::Background {
+    sipp::Background::registered_ue(
+        &sipp::scenario("session/register.xml"),
+        &sipp::scenario("session/uas_answer_hangup.xml"),
+        entry,
+        csv,
+        addr(free_port()),
+        SippTransport::Tcp,
+        stay_ms,
+        &workdir(dir),
+    )
+    .expect("sipp UE starts")
 }
 
 /// A tshark capture of the chain's traffic ([`CAPTURE_FILTER`]) on `lo` into a file,

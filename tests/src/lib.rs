@@ -2,9 +2,11 @@
 //! running child processes with bounded waits, and reading nodes' `/health`.
 
 pub mod chain;
+pub mod dnsmasq;
 pub mod hss_api;
 pub mod metrics;
 pub mod netns;
+pub mod nodes;
 pub mod reginfo;
 pub mod sipp;
 pub mod stunnel;

@@ -221,12 +221,24 @@ impl Bed {
 
     /// Starts `command` (from [`Bed::command`]; `ip netns exec` execs the program, so
     /// the child is the program), killed with its group when the bed is dropped.
-    pub fn spawn(&mut self, mut command: Command) -> Result<(), NetnsError> {
+    /// Returns the process's index for [`Bed::signal`].
+    pub fn spawn(&mut self, mut command: Command) -> Result<usize, NetnsError> {
         let child = command
             .spawn()
             .map_err(|e| NetnsError(format!("{command:?}: {e}")))?;
         self.processes.push(GroupGuard(child));
-        Ok(())
+        Ok(self.processes.len() - 1)
+    }
+
+    /// Sends signal `sig` (`KILL`, `TERM`, ...) to the process [`Bed::spawn`] returned
+    /// `index` for, and waits (at most 10 s) for it to end when the signal is `KILL`.
+    pub fn signal(&mut self, index: usize, sig: &str) {
+        if let Some(p) = self.processes.get_mut(index) {
+            crate::signal(&p.0, sig);
+            if sig == "KILL" {
+                let _ = crate::wait_exit(&mut p.0, std::time::Duration::from_secs(10));
+            }
+        }
     }
 
     /// Whether every process started by [`Bed::spawn`] still runs; the exit status of

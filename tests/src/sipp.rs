@@ -396,7 +396,7 @@ fn result(status: Option<std::process::ExitStatus>, stats: &Path, workdir: &Path
 }
 
 /// The SIPp logs in `workdir` whose names end with `suffix`, joined.
-fn read_logs(workdir: &Path, suffix: &str) -> String {
+pub fn read_logs(workdir: &Path, suffix: &str) -> String {
     std::fs::read_dir(workdir)
         .into_iter()
         .flatten()

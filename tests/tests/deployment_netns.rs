@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use ims_e2e::chain::{assert_all_passed, provision_digest_with, run_from, sipp_csv, Ue, DOMAIN};
+use ims_e2e::chain::{assert_all_passed, provision_digest_in, run_from, sipp_csv, Ue, DOMAIN};
 use ims_e2e::netns::{self, Bed};
 use ims_e2e::sipp::SippTransport;
 use ims_e2e::{binary, command, scratch_dir, sipp, stunnel, wait_for};
@@ -389,25 +389,8 @@ fn a_namespace_cloud_registers_calls_and_shows_only_the_pcscf_sip_ports() {
     bed.processes_alive().unwrap();
 
     // Two subscribers, provisioned from the management host with the static token.
-    let token = std::fs::read_to_string(core.join("hss/admin.token")).unwrap();
     let names: Vec<String> = ["alice", "bob", "carol"].map(String::from).to_vec();
-    provision_digest_with(
-        |args| {
-            bed.command("mgmt", &binary("imsctl"))
-                .arg("--config-dir")
-                .arg(&core)
-                .arg("--ca")
-                .arg(core.join("tls/ca.crt"))
-                .args(args)
-                .env("IMS_HSS_TOKEN", token.trim())
-                .output()
-                .unwrap()
-        },
-        &dir,
-        &names,
-        "secret",
-        None,
-    );
+    provision_digest_in(&bed, "mgmt", &core, &dir, &names);
 
     // The UEs, in the UE host, through the floating IP: Bob registers, Alice registers
     // and calls him.

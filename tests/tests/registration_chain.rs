@@ -15,8 +15,9 @@ use std::time::Duration;
 use ims_e2e::chain::{
     addr, assert_all_passed, assert_contacts, assert_not_registered, assert_registered,
     decode_cleanly, edited_dev_configs, impu, imsctl, plain_cx_configs, provision_digest, run,
-    scscf_contacts, sipp_csv, start_core, stop_core, users, Capture, Nodes, PCSCF, PCSCF_TLS,
+    scscf_contacts, sipp_csv, start_core, stop_core, users, Capture, PCSCF, PCSCF_TLS,
 };
+use ims_e2e::nodes::Nodes;
 use ims_e2e::sipp::{self, SippTransport};
 use ims_e2e::{free_port, http_get, repo_root, stunnel, wait_for};
 use ims_sip::auth::digest::{self, QopAuth};

@@ -67,6 +67,12 @@ struct ResultLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FailoverLabels {
+    peer: String,
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FailureLabels {
     command: &'static str,
     reason: &'static str,
@@ -92,6 +98,7 @@ pub struct DiameterMetrics {
     answers_sent: Family<ResultLabels, Counter>,
     answers_received: Family<ResultLabels, Counter>,
     failures: Family<FailureLabels, Counter>,
+    failovers: Family<FailoverLabels, Counter>,
     round_trip: Family<CommandLabel, Histogram, fn() -> Histogram>,
     handling: Family<CommandLabel, Histogram, fn() -> Histogram>,
     peers: Arc<Mutex<Vec<Watched>>>,
@@ -105,6 +112,7 @@ impl Default for DiameterMetrics {
             answers_sent: Family::default(),
             answers_received: Family::default(),
             failures: Family::default(),
+            failovers: Family::default(),
             round_trip: Family::new_with_constructor(histogram),
             handling: Family::new_with_constructor(histogram),
             peers: Arc::default(),
@@ -141,8 +149,13 @@ impl DiameterMetrics {
         );
         registry.register(
             "diameter_request_failures",
-            "Diameter requests sent that got no answer, by command and reason (not_open, timeout, disconnected)",
+            "Diameter requests sent that got no answer, by command and reason (not_open, timeout, disconnected, no_route)",
             self.failures.clone(),
+        );
+        registry.register(
+            "diameter_failovers",
+            "Diameter requests resent from this peer to the next one, by peer and reason (disconnected, too_busy, unable_to_deliver)",
+            self.failovers.clone(),
         );
         registry.register(
             "diameter_request_duration_seconds",
@@ -208,6 +221,27 @@ impl DiameterMetrics {
         self.failures
             .get_or_create(&FailureLabels { command, reason })
             .inc();
+    }
+
+    /// A request left `peer` for the next one of its set (peer names are configured,
+    /// so the series are bounded).
+    pub(crate) fn failover(&self, peer: &str, reason: &'static str) {
+        self.failovers
+            .get_or_create(&FailoverLabels {
+                peer: peer.to_owned(),
+                reason,
+            })
+            .inc();
+    }
+
+    /// How many requests left `peer` for the next one for `reason`.
+    pub fn failovers(&self, peer: &str, reason: &'static str) -> u64 {
+        self.failovers
+            .get_or_create(&FailoverLabels {
+                peer: peer.to_owned(),
+                reason,
+            })
+            .get()
     }
 
     pub(crate) fn request_received(&self, code: u32) {

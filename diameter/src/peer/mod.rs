@@ -14,6 +14,7 @@ mod ids;
 mod metrics;
 mod open;
 mod server;
+mod set;
 mod shared;
 pub mod state;
 
@@ -33,6 +34,7 @@ pub use dup::{DuplicateCache, Seen};
 pub use ids::IdGenerator;
 pub use metrics::{answer_code, command_name, DiameterMetrics};
 pub use server::Server;
+pub use set::{PeerSet, RoutedPeer};
 pub use shared::{CloseReason, PeerState, PeerStats};
 
 use crate::dict::disconnect_cause;
@@ -68,6 +70,9 @@ pub enum PeerError {
     /// No answer within the request timeout.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
+    /// No peer serves the request's Destination-Realm (this realm).
+    #[error("no Diameter route for realm `{0}`")]
+    NoRoute(String),
 }
 
 impl PeerError {
@@ -77,6 +82,7 @@ impl PeerError {
             PeerError::NotOpen => "not_open",
             PeerError::Disconnected => "disconnected",
             PeerError::Timeout(_) => "timeout",
+            PeerError::NoRoute(_) => "no_route",
         }
     }
 }
@@ -134,10 +140,21 @@ impl Peer {
 
     /// Sends `request` with fresh Hop-by-Hop and End-to-End identifiers and waits for
     /// its answer (at most the configured request timeout).
-    pub async fn request(&self, mut request: Message) -> Result<Message, PeerError> {
+    pub async fn request(&self, request: Message) -> Result<Message, PeerError> {
+        let end_to_end = self.shared.ids.next_end_to_end();
+        self.request_as(request, end_to_end).await
+    }
+
+    /// [`Peer::request`] with a given End-to-End Identifier (a request resent to
+    /// another peer keeps its own, RFC 6733 §3).
+    pub(crate) async fn request_as(
+        &self,
+        mut request: Message,
+        end_to_end: u32,
+    ) -> Result<Message, PeerError> {
         request.flags |= FLAG_REQUEST;
         request.hop_by_hop = self.shared.ids.next_hop_by_hop();
-        request.end_to_end = self.shared.ids.next_end_to_end();
+        request.end_to_end = end_to_end;
         let metrics = &self.shared.cfg.metrics;
         let code = request.command_code;
         metrics.request_sent(code);
@@ -195,6 +212,11 @@ impl Peer {
     /// Why the last connection ended (or failed to open).
     pub fn last_close_reason(&self) -> Option<CloseReason> {
         lock(&self.shared.last_reason).clone()
+    }
+
+    /// The Diameter counters this peer counts in (its configuration's).
+    pub fn metrics(&self) -> &DiameterMetrics {
+        &self.shared.cfg.metrics
     }
 
     /// Watchdog and connection counters.

@@ -122,6 +122,14 @@ pub trait Subscribers: Send + Sync {
     /// The registration here covering `impu`.
     fn registration(&self, impu: &str) -> Option<Registration>;
 
+    /// The registration covering `impu` that another S-CSCF of the pool served, taken
+    /// over from the shared store (TS 23.380 §4: this S-CSCF was selected because that
+    /// one failed). `None` by default (no pool), and when the store has none.
+    fn restore(&self, impu: &str) -> impl Future<Output = Option<Registration>> + Send {
+        let _ = impu;
+        std::future::ready(None)
+    }
+
     /// The profile of `impu`, not registered here, for the unregistered session cases:
     /// SAR UNREGISTERED_USER (TS 29.228 §6.1.2, TS 24.229 §5.4.3.3), as a
     /// registration without bindings. `None` for a user the HSS does not know, or when
@@ -165,10 +173,13 @@ pub async fn decide(
     let served_user = case.served_user();
     let (registration, state) = match subscribers.registration(served_user) {
         Some(registration) => (Some(registration), RegistrationState::Registered),
-        None if settings.is_home_uri(served_user) => (
-            subscribers.unregistered(served_user).await,
-            RegistrationState::Unregistered,
-        ),
+        None if settings.is_home_uri(served_user) => match subscribers.restore(served_user).await {
+            Some(registration) => (Some(registration), RegistrationState::Registered),
+            None => (
+                subscribers.unregistered(served_user).await,
+                RegistrationState::Unregistered,
+            ),
+        },
         None => (None, RegistrationState::Unregistered),
     };
     if let Some(filter) = subscribers.cloud_auth().filter(|f| f.applies_to(request)) {
@@ -210,7 +221,10 @@ pub async fn resume(
         }
     };
     let registration = match odi.cursor.registration {
-        RegistrationState::Registered => subscribers.registration(&odi.served_user),
+        RegistrationState::Registered => match subscribers.registration(&odi.served_user) {
+            Some(registration) => Some(registration),
+            None => subscribers.restore(&odi.served_user).await,
+        },
         RegistrationState::Unregistered => subscribers.unregistered(&odi.served_user).await,
     };
     let Some(registration) = registration else {

@@ -169,6 +169,11 @@ impl ResponseContext {
         self.branches.get(id.0).map(|b| b.state)
     }
 
+    /// True once the request was cancelled (§16.10).
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled
+    }
+
     /// True once a final response has been sent upstream.
     pub fn final_sent(&self) -> bool {
         self.final_sent

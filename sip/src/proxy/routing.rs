@@ -262,7 +262,8 @@ pub fn strict_route_postprocess(req: &mut SipMessage) -> Result<bool, RoutingErr
     Ok(true)
 }
 
-/// Where a request goes next (§16.6 step 7, RFC 3263 §4 without DNS).
+/// Where a request goes next (§16.6 step 7) as its URI names it; the engine looks its
+/// host up per RFC 3263 (`engine::HostCache`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NextHop {
     /// Transport: the URI's `transport` parameter, TLS for `sips`, else UDP.
@@ -271,6 +272,11 @@ pub struct NextHop {
     pub host: String,
     /// Port: explicit, or the transport's default.
     pub port: u16,
+    /// The URI names the port: RFC 3263 §4.2 looks the host up by its addresses only
+    /// (no SRV).
+    pub explicit_port: bool,
+    /// The URI names the transport (`transport=`): RFC 3263 §4.1 does no NAPTR.
+    pub explicit_transport: bool,
 }
 
 impl NextHop {
@@ -295,6 +301,7 @@ impl NextHop {
         if !sips && !uri.scheme.eq_ignore_ascii_case("sip") {
             return Err(RoutingError::UnroutableScheme(uri.scheme.to_string()));
         }
+        let explicit_transport = uri.param("transport").flatten().is_some();
         let transport = match uri.param("transport").flatten() {
             Some(t) => {
                 let kind = TransportKind::from_token(t)
@@ -314,6 +321,8 @@ impl NextHop {
             transport,
             host: host.to_string(),
             port: uri.port.unwrap_or_else(|| transport.default_port()),
+            explicit_port: uri.port.is_some(),
+            explicit_transport,
         })
     }
 }
@@ -475,7 +484,9 @@ mod tests {
             NextHop {
                 transport: TransportKind::Tcp,
                 host: "192.0.2.7".into(),
-                port: 5070
+                port: 5070,
+                explicit_port: true,
+                explicit_transport: true,
             }
         );
         // The received request is untouched.

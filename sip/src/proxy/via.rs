@@ -184,10 +184,14 @@ pub fn response_destination(resp: &SipMessage) -> Result<Option<ResponseDestinat
         (_, None) => (via.host.to_string(), rport.unwrap_or(sent_by_port)),
     };
     Ok(Some(ResponseDestination {
+        // §18.2.2: the sent-by as it is (RFC 3263 §5's SRV step for a sent-by
+        // without a port is not done).
         hop: NextHop {
             transport,
             host,
             port,
+            explicit_port: true,
+            explicit_transport: true,
         },
         prefer_incoming_flow: transport.is_reliable(),
     }))

@@ -125,7 +125,8 @@ fn client(
     } else {
         (&d.tcp, "tcp")
     };
-    for (n, hss) in cx.hss.iter().enumerate() {
+    for (n, entry) in cx.hss.iter().enumerate() {
+        let hss = entry.address();
         let to = Endpoint {
             host: hss.host.clone(),
             port: hss.port,

@@ -3,11 +3,13 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use super::resolver::HostCache;
+use super::resolver::{Hop, HostCache, Servers};
+use crate::proxy::routing::NextHop;
 use crate::proxy::ProxyConfig;
 use crate::transaction::{LayerLimits, TimerConfig};
-use crate::transport::Face;
+use crate::transport::{Face, TransportKind};
 
 /// What a [`super::ProxyEngine`] needs beyond its transport configuration.
 #[derive(Debug, Clone)]
@@ -25,11 +27,19 @@ pub struct EngineConfig {
     pub timers: TimerConfig,
     /// Limits of the transaction layer.
     pub limits: LayerLimits,
-    /// Static host name to IP address map for next hops, asked before the system
-    /// resolver.
+    /// Static host name to IP address map for next hops, asked before DNS.
     pub hosts: HashMap<String, IpAddr>,
-    /// Next-hop names resolved by the system resolver ([`HostCache`]).
+    /// Next-hop names resolved per RFC 3263 (NAPTR, SRV, A/AAAA: [`HostCache`]).
     pub names: Arc<HostCache>,
+    /// How long a branch whose next hop has another server left (DNS SRV targets,
+    /// several addresses) may go without any response before that server is given up
+    /// and the next one tried (RFC 3263 §4.3); `None`: only the transaction's own
+    /// timeout (Timer B/F) fails over. Also bounded by the forward's
+    /// [`super::Forward::no_response_timeout`].
+    pub failover_after: Option<Duration>,
+    /// The transports the engine has listeners for (NAPTR and SRV choose among
+    /// these); filled in by [`super::ProxyEngine::start`].
+    pub transports: Vec<TransportKind>,
     /// Depth of the engine's internal queues.
     pub queue: usize,
 }
@@ -44,6 +54,8 @@ impl Default for EngineConfig {
             limits: LayerLimits::default(),
             hosts: HashMap::new(),
             names: Arc::new(HostCache::default()),
+            failover_after: None,
+            transports: Vec::new(),
             queue: 1024,
         }
     }
@@ -58,21 +70,34 @@ impl EngineConfig {
         }
     }
 
-    /// The IP address of a next-hop host name: the host map, then what the system
-    /// resolver answered when the name was prepared ([`HostCache::prepare`]).
+    /// The IP address of a next-hop host name: the host map, then the cache's answer
+    /// for the name with a port ([`HostCache::cached`]).
     pub fn resolve(&self, host: &str) -> Option<IpAddr> {
+        self.mapped(host).or_else(|| self.names.cached(host))
+    }
+
+    fn mapped(&self, host: &str) -> Option<IpAddr> {
         self.hosts
             .iter()
             .find(|(name, _)| name.eq_ignore_ascii_case(host))
             .map(|(_, ip)| *ip)
-            .or_else(|| self.names.cached(host))
     }
 
-    /// Looks up the names among `hosts` the host map does not hold.
-    pub async fn prepare<'a>(&self, hosts: impl IntoIterator<Item = &'a str>) {
-        let unmapped = hosts
-            .into_iter()
-            .filter(|h| !self.hosts.keys().any(|n| n.eq_ignore_ascii_case(h)));
-        self.names.prepare(unmapped).await;
+    /// The servers to try for `hop`, in order: a host of the host map on the URI's
+    /// port, else what [`HostCache::targets`] knows (empty when nothing).
+    pub fn targets(&self, hop: &NextHop) -> Servers {
+        if let Some(ip) = self.mapped(&hop.host) {
+            return smallvec::smallvec![Hop {
+                kind: hop.transport,
+                addr: std::net::SocketAddr::new(ip, hop.port),
+            }];
+        }
+        self.names.targets(hop, &mut rand::thread_rng())
+    }
+
+    /// Looks up the next hops among `hops` whose hosts the host map does not hold.
+    pub async fn prepare(&self, hops: &[NextHop]) {
+        let unmapped = hops.iter().filter(|h| self.mapped(&h.host).is_none());
+        self.names.prepare(unmapped, &self.transports).await;
     }
 }

@@ -38,19 +38,22 @@
 //!   response goes upstream, and may add new branches to the same context;
 //! * a [`Decision::ForwardWith`] proxies the policy's edited request, over a given
 //!   flow if any; a closed flow ends the branch with 430 (RFC 5626 §5.3);
-//! * the policy sees each response before it goes upstream ([`Policy::on_response`]).
+//! * the policy sees each response before it goes upstream ([`Policy::on_response`]),
+//!   and may hold a final one until something it waits for is done
+//!   ([`Policy::hold_response`]: a P-CSCF's store write).
 
 mod config;
 mod deciding;
+mod failover;
 mod next_hop;
 mod originate;
 mod policy;
-mod resolver;
+pub mod resolver;
 mod send;
 mod stats;
 mod stopped;
 
-use next_hop::next_hop_hosts;
+use next_hop::next_hops;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -68,11 +71,12 @@ use tokio_util::time::DelayQueue;
 pub use config::EngineConfig;
 pub use originate::{OriginateError, Originator};
 pub use policy::{AckRoute, Decision, DefaultRouting, Forward, Policy};
-pub use resolver::HostCache;
+pub use resolver::{Hop, HostCache, Servers};
 pub use stats::{method_index, ByCode, EngineStats, Latency, LATENCY_BUCKETS, METHODS};
 pub use stopped::EngineStopped;
 
 use self::deciding::{Decided, Deciding, Panicked};
+use self::failover::{BranchSpec, Failover};
 use self::originate::Originate;
 use self::send::Peer;
 use crate::message::build::{self, response_with};
@@ -123,7 +127,10 @@ impl ProxyEngine {
             .iter()
             .map(|(_, addr, _)| (addr.ip(), host_text(addr.ip())))
             .collect();
-        for (_, addr, face) in listeners {
+        for (kind, addr, face) in listeners {
+            if !config.transports.contains(&kind) {
+                config.transports.push(kind);
+            }
             let port = Some(addr.port());
             config
                 .proxy
@@ -227,6 +234,8 @@ struct Context {
     dests: Vec<(BranchId, Target)>,
     /// [`Forward::on_failure`] of the current round of branches.
     on_failure: Option<String>,
+    /// Branches whose next hop has more servers to try (RFC 3263 §4.3).
+    failovers: Vec<Failover>,
     /// When the request arrived: its final response observes this hop's latency.
     arrived: Instant,
 }
@@ -246,6 +255,15 @@ enum BranchEvent {
     TransportError,
     /// [`Forward::no_response_timeout`] ran out.
     NoResponse,
+}
+
+/// A branch's request and where it goes.
+struct Built {
+    request: SipMessage,
+    /// `None` when the next hop has no address or we have no listener for it.
+    dest: Option<Target>,
+    /// The servers to try after `dest` (RFC 3263 §4.3).
+    rest: Servers,
 }
 
 /// The engine's one task: it owns the transaction layer, the response contexts and
@@ -469,7 +487,7 @@ impl<P: Policy> Core<P> {
         let (req, src) = (request.clone(), source.clone());
         let deciding = deciding::start(key.clone(), async move {
             let decision = policy.decide_routed(&req, &src, popped.as_ref()).await;
-            config.prepare(next_hop_hosts(&req, &decision)).await;
+            config.prepare(&next_hops(&req, &decision)).await;
             (decision, false)
         });
         self.contexts.insert(
@@ -481,6 +499,7 @@ impl<P: Policy> Core<P> {
                 loop_hash: validated.loop_hash,
                 dests: Vec::new(),
                 on_failure: None,
+                failovers: Vec::new(),
                 arrived: Instant::now(),
             },
         );
@@ -523,8 +542,15 @@ impl<P: Policy> Core<P> {
             key,
             decision,
             released,
+            relay,
         }: Decided,
     ) {
+        if relay {
+            if let Ok(Decision::Respond(response)) = decision {
+                self.upstream(&key, response);
+            }
+            return;
+        }
         let Some(ctx) = self.contexts.get_mut(&key) else {
             return;
         };
@@ -581,7 +607,7 @@ impl<P: Policy> Core<P> {
                 Some(decision) => (decision, false),
                 None => (Decision::Respond(response), true),
             };
-            config.prepare(next_hop_hosts(&req, &decision)).await;
+            config.prepare(&next_hops(&req, &decision)).await;
             (decision, released)
         });
         self.decide(deciding);
@@ -598,66 +624,22 @@ impl<P: Policy> Core<P> {
         let mut last_error = None;
         let mut forked = false;
         for (i, target) in targets.into_iter().enumerate() {
-            let Some(ctx) = self.contexts.get(key) else {
-                return;
-            };
             let mut routes = fwd.preload_routes.clone();
             if target.is_some() {
                 routes.extend(fwd.target_routes.get(i).into_iter().flatten().cloned());
             }
-            let (request, dest) = match self.build_branch(ctx, target, &routes, fwd, flow) {
-                Ok(b) => b,
+            let spec = BranchSpec {
+                target,
+                routes: &routes,
+                record_route: fwd.record_route,
+                record_route_user: fwd.record_route_user.as_deref(),
+                no_response_timeout: fwd.no_response_timeout,
+            };
+            match self.start_branch(key, &spec, flow, None) {
+                Ok(started) => forked |= started,
                 Err(error) => {
                     tracing::info!(%error, "cannot forward to target");
                     last_error = Some(error);
-                    continue;
-                }
-            };
-            let Some(ctx) = self.contexts.get_mut(key) else {
-                return;
-            };
-            let id = match ctx.rc.add_branch(&request) {
-                Ok(id) => id,
-                Err(error) => {
-                    tracing::warn!(%error, "branch refused by the response context");
-                    continue;
-                }
-            };
-            forked = true;
-            let sent = match dest {
-                Some(dest) => {
-                    ctx.dests.push((id, dest.clone()));
-                    let reliable = target_kind(&dest).is_reliable();
-                    self.layer
-                        .send_request(request, Peer::Downstream(dest), reliable)
-                        .map_err(|error| tracing::warn!(%error, "client transaction refused"))
-                        .ok()
-                }
-                None => None,
-            };
-            match sent {
-                Some(client) => {
-                    self.stats.transaction_started();
-                    if let Some(limit) = fwd.no_response_timeout {
-                        self.silent.insert(client.clone(), limit);
-                    }
-                    self.branches.insert(
-                        client,
-                        BranchRef {
-                            server: key.clone(),
-                            id,
-                        },
-                    );
-                }
-                None => {
-                    // No address or listener for the next hop: as a transport error.
-                    let actions = self
-                        .contexts
-                        .get_mut(key)
-                        .and_then(|c| c.rc.on_transport_error(id).ok());
-                    if let Some(actions) = actions {
-                        self.perform(key, actions);
-                    }
                 }
             }
         }
@@ -680,33 +662,120 @@ impl<P: Policy> Core<P> {
         }
     }
 
-    /// One branch's request (§16.6 steps 1-8) with `preload_routes` (the forward's and
-    /// the target's own) and where it goes: `flow` when given,
-    /// else the next hop; `None` when the next hop cannot be resolved or we have no
-    /// listener of its transport.
+    /// Builds one branch of `key`'s request and starts its client transaction: to
+    /// the first of `servers` when given (a failover), else of the servers its next hop
+    /// resolves to. False when the response context refused the branch (or is gone).
+    /// A branch that cannot be sent (no address, no listener, refused by the
+    /// transaction layer) fails as by a transport error, which may fail over in turn.
+    fn start_branch(
+        &mut self,
+        key: &TransactionKey,
+        spec: &BranchSpec<'_>,
+        flow: Option<Flow>,
+        servers: Option<Servers>,
+    ) -> Result<bool, RoutingError> {
+        let Some(ctx) = self.contexts.get(key) else {
+            return Ok(false);
+        };
+        let Built {
+            request,
+            dest,
+            rest,
+        } = self.build_branch(ctx, spec, flow, servers)?;
+        let Some(ctx) = self.contexts.get_mut(key) else {
+            return Ok(false);
+        };
+        let id = match ctx.rc.add_branch(&request) {
+            Ok(id) => id,
+            Err(error) => {
+                tracing::warn!(%error, "branch refused by the response context");
+                return Ok(false);
+            }
+        };
+        let more = !rest.is_empty();
+        if more {
+            ctx.failovers.push(Failover::new(id, spec, rest));
+        }
+        let sent = match dest {
+            Some(dest) => {
+                ctx.dests.push((id, dest.clone()));
+                let reliable = target_kind(&dest).is_reliable();
+                self.layer
+                    .send_request(request, Peer::Downstream(dest), reliable)
+                    .map_err(|error| tracing::warn!(%error, "client transaction refused"))
+                    .ok()
+            }
+            None => None,
+        };
+        match sent {
+            Some(client) => {
+                self.stats.transaction_started();
+                let failover_after = self.config.failover_after.filter(|_| more);
+                let silence = match (spec.no_response_timeout, failover_after) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                if let Some(limit) = silence {
+                    self.silent.insert(client.clone(), limit);
+                }
+                self.branches.insert(
+                    client,
+                    BranchRef {
+                        server: key.clone(),
+                        id,
+                    },
+                );
+            }
+            None => {
+                // No address or listener for the next hop: as a transport error.
+                self.fail_over(key, id, false);
+                let actions = self
+                    .contexts
+                    .get_mut(key)
+                    .and_then(|c| c.rc.on_transport_error(id).ok());
+                if let Some(actions) = actions {
+                    self.perform(key, actions);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// One branch's request (§16.6 steps 1-8) with `spec.routes` (the forward's and
+    /// the target's own preloaded Routes) and where it goes: `flow` when given, else
+    /// the first of `servers` (or of the servers the next hop resolves to), the others
+    /// kept for failover; no destination when the next hop cannot be resolved or we
+    /// have no listener of its transport.
     fn build_branch(
         &self,
         ctx: &Context,
-        target: Option<&str>,
-        preload_routes: &[String],
-        fwd: &Forward,
+        spec: &BranchSpec<'_>,
         flow: Option<Flow>,
-    ) -> Result<(SipMessage, Option<Target>), RoutingError> {
-        let spec = ForwardSpec {
-            target,
+        servers: Option<Servers>,
+    ) -> Result<Built, RoutingError> {
+        let forward_spec = ForwardSpec {
+            target: spec.target,
             record_route: None,
-            preload_routes,
+            preload_routes: spec.routes,
         };
         let Forwarded {
             mut request,
             next_hop,
-        } = forward(&ctx.request, &spec)?;
-        let kind = flow.map_or(next_hop.transport, |f| f.kind());
+        } = forward(&ctx.request, &forward_spec)?;
+        let mut servers = match flow {
+            Some(_) => Servers::new(),
+            None => servers.unwrap_or_else(|| self.config.targets(&next_hop)),
+        };
+        let first = (!servers.is_empty()).then(|| servers.remove(0));
+        let kind = match (flow, first) {
+            (Some(flow), _) => flow.kind(),
+            (None, Some(hop)) => hop.kind,
+            (None, None) => next_hop.transport,
+        };
         let outbound = self.outbound(kind, flow);
-        if fwd.record_route {
+        if spec.record_route {
             if let Some(out) = outbound {
-                let rr =
-                    self.record_route(&ctx.source, kind, out, fwd.record_route_user.as_deref());
+                let rr = self.record_route(&ctx.source, kind, out, spec.record_route_user);
                 let sips = needs_sips(&request);
                 insert_record_route(&mut request, &rr, sips);
             }
@@ -720,13 +789,16 @@ impl<P: Policy> Core<P> {
         };
         add_via_with(&mut request, &via, |s| ctx.loop_hash.push_branch(s));
         if let Some(flow) = flow {
-            return Ok((request, Some(Target::Flow(flow))));
+            return Ok(Built {
+                request,
+                dest: Some(Target::Flow(flow)),
+                rest: Servers::new(),
+            });
         }
-        let addr = next_hop.socket_addr(|h| self.config.resolve(h));
-        let dest = match (outbound, addr) {
-            (Some(_), Some(addr)) => Some(Target::Destination(Destination {
+        let dest = match (outbound, first) {
+            (Some(_), Some(hop)) => Some(Target::Destination(Destination {
                 kind,
-                addr,
+                addr: hop.addr,
                 server_name: (kind == TransportKind::Tls
                     && crate::proxy::ip_of(&next_hop.host).is_none())
                 .then(|| next_hop.host.clone()),
@@ -736,7 +808,11 @@ impl<P: Policy> Core<P> {
                 None
             }
         };
-        Ok((request, dest))
+        Ok(Built {
+            request,
+            dest,
+            rest: servers,
+        })
     }
 
     /// Our Record-Route: one value when the request leaves on the listener it arrived
@@ -807,7 +883,7 @@ impl<P: Policy> Core<P> {
         let branch = self.branches.get(key).cloned();
         let ctx = branch
             .as_ref()
-            .and_then(|b| self.contexts.get_mut(&b.server).map(|c| (b, c)));
+            .and_then(|b| self.contexts.get(&b.server).map(|c| (b, c)));
         let Some((branch, ctx)) = ctx else {
             if let BranchEvent::Response(response) = event {
                 self.stray(response);
@@ -818,6 +894,15 @@ impl<P: Policy> Core<P> {
             .dests
             .iter()
             .any(|(id, t)| *id == branch.id && matches!(t, Target::Flow(_)));
+        // RFC 3263 §4.3: the next server is tried before the failure is recorded, so
+        // that the context waits for it instead of answering.
+        if failover::fails_over(&event, ctx.rc.branch_state(branch.id), over_flow) {
+            let down = !matches!(event, BranchEvent::Response(_));
+            self.fail_over(&branch.server, branch.id, down);
+        }
+        let Some(ctx) = self.contexts.get_mut(&branch.server) else {
+            return;
+        };
         let result = match event {
             BranchEvent::Response(response) => ctx.rc.on_response(branch.id, response),
             BranchEvent::Timeout => ctx.rc.on_timeout(branch.id),
@@ -866,7 +951,15 @@ impl<P: Policy> Core<P> {
             next_hop,
         } = forward(&request, &spec).map_err(|e| unroutable(&e))?;
         request.headers.set(HeaderName::MaxForwards, max_forwards);
-        let kind = next_hop.transport;
+        // The first server the next hop resolves to (RFC 3263 §4.3); no failover to the
+        // others for a request of our own.
+        let server = self
+            .config
+            .targets(&next_hop)
+            .first()
+            .copied()
+            .ok_or_else(|| unroutable(&format_args!("no address for {}", next_hop.host)))?;
+        let kind = server.kind;
         let (addr, face) = self
             .outbound(kind, None)
             .ok_or_else(|| unroutable(&format_args!("no {kind} listener")))?;
@@ -879,12 +972,9 @@ impl<P: Policy> Core<P> {
             rport: false,
         };
         add_via(&mut request, &via, &branch);
-        let to = next_hop
-            .socket_addr(|h| self.config.resolve(h))
-            .ok_or_else(|| unroutable(&format_args!("no address for {}", next_hop.host)))?;
         let dest = Target::Destination(Destination {
             kind,
-            addr: to,
+            addr: server.addr,
             server_name: (kind == TransportKind::Tls
                 && crate::proxy::ip_of(&next_hop.host).is_none())
             .then(|| next_hop.host.clone()),
@@ -917,18 +1007,19 @@ impl<P: Policy> Core<P> {
             self.ask_on_failure(server, held);
         }
         if let Some(mut response) = actions.forward {
+            let mut hold = None;
             if let Some(ctx) = self.contexts.get(server) {
                 self.policy
                     .on_response(&ctx.request, &ctx.source, &mut response);
-            }
-            let is_2xx_invite = response.status().is_some_and(|c| (200..300).contains(&c))
-                && cseq_is_invite(&response);
-            let copy = is_2xx_invite.then(|| response.clone());
-            if !self.respond(server, response) {
-                // The INVITE server transaction has ended: 2xx go on statelessly (§16.7).
-                if let Some(response) = copy {
-                    self.stateless_response(response);
+                if response.status().is_some_and(|c| c >= 200) {
+                    hold = self
+                        .policy
+                        .hold_response(&ctx.request, &ctx.source, &response);
                 }
+            }
+            match hold {
+                Some(hold) => self.decide(deciding::relay(server.clone(), hold, response)),
+                None => self.upstream(server, response),
             }
         }
         for (id, cancel) in actions.cancel {
@@ -947,6 +1038,19 @@ impl<P: Policy> Core<P> {
             {
                 Ok(_) => self.stats.transaction_started(),
                 Err(error) => tracing::warn!(%error, "CANCEL not sent"),
+            }
+        }
+    }
+
+    /// Sends a response that went through the response context upstream; a 2xx to
+    /// an INVITE whose server transaction has ended goes on statelessly (§16.7).
+    fn upstream(&mut self, server: &TransactionKey, response: SipMessage) {
+        let is_2xx_invite =
+            response.status().is_some_and(|c| (200..300).contains(&c)) && cseq_is_invite(&response);
+        let copy = is_2xx_invite.then(|| response.clone());
+        if !self.respond(server, response) {
+            if let Some(response) = copy {
+                self.stateless_response(response);
             }
         }
     }
@@ -1063,7 +1167,16 @@ impl<P: Policy> Core<P> {
             AckRoute::Over(flow) => Some(flow),
             AckRoute::Drop => return,
         };
-        let kind = flow.map_or(next_hop.transport, |f| f.kind());
+        // Stateless: the first server of the next hop, no failover (§16.11).
+        let server = match flow {
+            Some(_) => None,
+            None => self.config.targets(&next_hop).first().copied(),
+        };
+        let kind = match (flow, server) {
+            (Some(flow), _) => flow.kind(),
+            (None, Some(hop)) => hop.kind,
+            (None, None) => next_hop.transport,
+        };
         let Some((out, face)) = self.outbound(kind, flow) else {
             tracing::info!(host = %next_hop.host, %kind, "ACK next hop unreachable: no listener");
             return;
@@ -1084,15 +1197,17 @@ impl<P: Policy> Core<P> {
         };
         if let Some(flow) = flow {
             send::stateless(&self.transport, Target::Flow(flow), &request);
-        } else if let Some(addr) = next_hop.socket_addr(|h| self.config.resolve(h)) {
-            send::stateless(&self.transport, destination(addr), &request);
+        } else if let Some(hop) = server {
+            send::stateless(&self.transport, destination(hop.addr), &request);
         } else {
-            // A host name not looked up yet: look it up aside, then send.
+            // A host name not looked up yet: look it up aside, then send to a server
+            // of the transport the Via was written for.
             let (config, transport) = (self.config.clone(), self.transport.clone());
             tokio::spawn(async move {
-                config.prepare([next_hop.host.as_str()]).await;
-                match next_hop.socket_addr(|h| config.resolve(h)) {
-                    Some(addr) => send::stateless(&transport, destination(addr), &request),
+                config.prepare(std::slice::from_ref(&next_hop)).await;
+                let servers = config.targets(&next_hop);
+                match servers.iter().find(|hop| hop.kind == kind) {
+                    Some(hop) => send::stateless(&transport, destination(hop.addr), &request),
                     None => tracing::info!(host = %next_hop.host, "ACK next hop unresolved"),
                 }
             });

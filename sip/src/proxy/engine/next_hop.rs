@@ -1,18 +1,20 @@
-//! The host names a decision's branches go to, looked up while the policy decides.
+//! The next hops a decision's branches go to, looked up while the policy decides.
 
 use crate::message::addr::NameAddr;
 use crate::message::uri::Uri;
+use crate::proxy::routing::NextHop;
 use crate::{HeaderName, SipMessage};
 
 use super::Decision;
 
-/// The host each branch of `decision` is sent to (RFC 3261 §16.6 steps 6-7), for
+/// The next hop each branch of `decision` is sent to (RFC 3261 §16.6 steps 6-7), for
 /// [`super::EngineConfig::prepare`]: the first preloaded Route, else the branch's own
 /// first Route, else the request's top Route, else the branch's target (the
-/// Request-URI when there are no targets). Only these are looked up: a REGISTER sent to
-/// the S-CSCF by URI does not wait for a lookup of its Request-URI's domain. Unreadable
-/// values are skipped (the routing step reports them).
-pub(super) fn next_hop_hosts<'a>(request: &'a SipMessage, decision: &'a Decision) -> Vec<&'a str> {
+/// Request-URI when there are no targets), when its host is a name (an IP address needs
+/// no lookup). Only these are looked up: a REGISTER sent to the S-CSCF by URI does not
+/// wait for a lookup of its Request-URI's domain. Unreadable values are skipped (the
+/// routing step reports them).
+pub(super) fn next_hops(request: &SipMessage, decision: &Decision) -> Vec<NextHop> {
     let (request, forward) = match decision {
         Decision::Respond(_) => return Vec::new(),
         Decision::Forward(forward) => (request, forward),
@@ -20,10 +22,10 @@ pub(super) fn next_hop_hosts<'a>(request: &'a SipMessage, decision: &'a Decision
             request, forward, ..
         } => (request, forward),
     };
-    let route_host = |value: &'a str| {
+    let route_hop = |value: &str| {
         let first = value.split(',').next()?;
         let addr = NameAddr::parse(first.trim()).ok()?;
-        uri_host(addr.uri)
+        uri_hop(addr.uri)
     };
     let own_route = request.headers.get_str(&HeaderName::Route);
     let ruri = request
@@ -36,7 +38,7 @@ pub(super) fn next_hop_hosts<'a>(request: &'a SipMessage, decision: &'a Decision
         .iter()
         .map(String::as_str)
         .chain(ruri_branch);
-    let mut hosts = Vec::with_capacity(forward.targets.len().max(1));
+    let mut hops = Vec::new();
     for (i, target) in targets.enumerate() {
         let route = forward
             .preload_routes
@@ -44,27 +46,27 @@ pub(super) fn next_hop_hosts<'a>(request: &'a SipMessage, decision: &'a Decision
             .or_else(|| forward.target_routes.get(i).and_then(|r| r.first()))
             .map(String::as_str)
             .or(own_route);
-        let host = match route {
-            Some(route) => route_host(route),
-            None => uri_host(target),
+        let hop = match route {
+            Some(route) => route_hop(route),
+            None => uri_hop(target),
         };
-        if let Some(host) = host {
-            if !hosts.contains(&host) {
-                hosts.push(host);
+        if let Some(hop) = hop {
+            if !hops.contains(&hop) {
+                hops.push(hop);
             }
         }
     }
-    hosts
+    hops
 }
 
-/// The next-hop host of a SIP(S) URI (its `maddr`, else its host).
-fn uri_host(uri: &str) -> Option<&str> {
-    let parsed = Uri::parse(uri).ok()?;
-    let sips = parsed.scheme.eq_ignore_ascii_case("sips");
-    if !sips && !parsed.scheme.eq_ignore_ascii_case("sip") {
+/// The next hop of a SIP(S) URI (its `maddr`, else its host) when that is a name.
+fn uri_hop(uri: &str) -> Option<NextHop> {
+    let uri = Uri::parse(uri).ok()?;
+    let host = uri.param("maddr").flatten().unwrap_or(uri.host);
+    if crate::proxy::ip_of(host).is_some() {
         return None;
     }
-    Some(parsed.param("maddr").flatten().unwrap_or(parsed.host))
+    NextHop::of_uri(&uri).ok()
 }
 
 #[cfg(test)]
@@ -73,6 +75,13 @@ mod tests {
 
     use super::*;
     use crate::proxy::engine::Forward;
+
+    fn hosts(request: &SipMessage, decision: &Decision) -> Vec<String> {
+        next_hops(request, decision)
+            .into_iter()
+            .map(|hop| hop.host)
+            .collect()
+    }
 
     fn request(ruri: &str, route: Option<&str>) -> SipMessage {
         let route = route.map_or(String::new(), |r| format!("Route: {r}\r\n"));
@@ -100,10 +109,25 @@ mod tests {
     }
 
     #[test]
+    fn ip_addresses_need_no_lookup() {
+        let req = request("sip:ims.example.net", Some("<sip:10.0.0.5:5070;lr>"));
+        assert!(hosts(&req, &forward(&[], &[], &[])).is_empty());
+        let d = forward(
+            &["sip:bob@[2001:db8::1]", "sip:bob@ue.example"],
+            &["<sip:192.0.2.1;lr>"],
+            &[],
+        );
+        assert!(
+            hosts(&req, &d).is_empty(),
+            "the preloaded Route is an address"
+        );
+    }
+
+    #[test]
     fn a_target_replaces_the_request_uri_s_domain() {
         let req = request("sip:ims.example.net", None);
         let d = forward(&["sip:scscf.ims.example.net:5080"], &[], &[]);
-        assert_eq!(next_hop_hosts(&req, &d), ["scscf.ims.example.net"]);
+        assert_eq!(hosts(&req, &d), ["scscf.ims.example.net"]);
     }
 
     #[test]
@@ -112,24 +136,18 @@ mod tests {
         let req = request("sip:bob@ims.example.net", own);
         // Preloaded Route first.
         let d = forward(&["sip:bob@ue.example"], &["<sip:as.example;lr>"], &[]);
-        assert_eq!(next_hop_hosts(&req, &d), ["as.example"]);
+        assert_eq!(hosts(&req, &d), ["as.example"]);
         // Then each branch's own Route, then the request's top Route.
         let d = forward(
             &["sip:bob@a.example", "sip:bob@b.example"],
             &[],
             &[&["<sip:pcscf-a.core;lr>"]],
         );
-        assert_eq!(next_hop_hosts(&req, &d), ["pcscf-a.core", "icscf.core"]);
+        assert_eq!(hosts(&req, &d), ["pcscf-a.core", "icscf.core"]);
         // No target, no preload: the request's Route.
-        assert_eq!(
-            next_hop_hosts(&req, &forward(&[], &[], &[])),
-            ["icscf.core"]
-        );
+        assert_eq!(hosts(&req, &forward(&[], &[], &[])), ["icscf.core"]);
         // Nothing but the Request-URI (its maddr when it has one).
         let req = request("sip:bob@ims.example.net;maddr=relay.example", None);
-        assert_eq!(
-            next_hop_hosts(&req, &forward(&[], &[], &[])),
-            ["relay.example"]
-        );
+        assert_eq!(hosts(&req, &forward(&[], &[], &[])), ["relay.example"]);
     }
 }

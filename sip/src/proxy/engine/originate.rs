@@ -14,7 +14,7 @@ use std::sync::{Arc, OnceLock};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::next_hop::next_hop_hosts;
+use super::next_hop::next_hops;
 use super::{Decision, EngineConfig, Forward};
 use crate::SipMessage;
 
@@ -78,10 +78,10 @@ impl Originator {
     /// Provisional responses are absorbed.
     pub async fn send(&self, request: SipMessage) -> Result<SipMessage, OriginateError> {
         let bound = self.inner.get().ok_or(OriginateError::NotRunning)?;
-        // The next hop's name is looked up here, as for a decision, so the engine's
-        // task never waits for DNS.
+        // The next hop's name is looked up here (RFC 3263), as for a decision, so the
+        // engine's task never waits for DNS.
         let plain = Decision::Forward(Forward::default());
-        bound.config.prepare(next_hop_hosts(&request, &plain)).await;
+        bound.config.prepare(&next_hops(&request, &plain)).await;
         let (done, rx) = oneshot::channel();
         bound
             .queue

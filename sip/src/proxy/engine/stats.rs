@@ -139,6 +139,8 @@ pub struct EngineStats {
     pub responses_in_by_code: ByCode,
     /// Framed messages that failed to parse.
     pub parse_errors: AtomicU64,
+    /// Branches sent on to the next server of their next hop (RFC 3263 §4.3).
+    pub failovers: AtomicU64,
     /// Live transactions (server and client).
     pub transactions_active: AtomicU64,
     /// Requests received again for a live server transaction (absorbed or answered
