@@ -39,7 +39,7 @@ pub use icscf::RegistrationSection;
 pub use load::{load, parse_str, Validate};
 pub use nodes::{HssConfig, IcscfConfig, NodeKind, PcscfConfig, ScscfConfig};
 pub use policyd::{KeystoneSection, PolicySection, PolicydConfig};
-pub use scscf::{RegistrarSection, SessionSection};
+pub use scscf::{RegEventSection, RegistrarSection, ScscfApiSection, SessionSection};
 pub use sections::{
     DnsSection, HepSection, HttpSection, HttpTlsSection, LimitsSection, LogFormat, NodeSection,
     SipFaceSection, SipSection, TlsSection,

@@ -2,6 +2,7 @@
 //! logging, and the HTTP endpoint with `/health` (JSON) and `/metrics` (Prometheus text
 //! exposition format).
 
+pub mod admin_token;
 mod args;
 pub mod budget;
 pub mod group_commit;

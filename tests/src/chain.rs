@@ -456,6 +456,39 @@ impl Ue {
         )
     }
 
+    /// Runs a client scenario once from the UE's port, tracing every message
+    /// ([`SippResult::messages`]).
+    pub fn run_traced(&self, dir: &Path, scenario: &str) -> SippResult {
+        sipp::run_uac_traced(
+            &sipp::scenario(scenario),
+            self.entry,
+            &self.csv,
+            self.local,
+            1,
+            60,
+            &workdir(dir),
+        )
+        .expect("sipp runs")
+    }
+
+    /// Runs a client scenario ending in a `<pause/>` once from the UE's port, staying
+    /// `stay_ms` afterwards, and meanwhile answers the requests of other dialogs (the
+    /// NOTIFYs of an earlier subscription) with the out-of-call scenario `ooc`; every
+    /// message traced ([`SippResult::messages`]).
+    pub fn run_answering(&self, dir: &Path, scenario: &str, ooc: &str, stay_ms: u32) -> SippResult {
+        sipp::Background::registered_ue_traced(
+            &sipp::scenario(scenario),
+            &sipp::scenario(ooc),
+            self.entry,
+            &self.csv,
+            self.local,
+            stay_ms,
+            &workdir(dir),
+        )
+        .expect("sipp runs")
+        .finish()
+    }
+
     /// Starts a server scenario on the UE's port for `calls` calls, bounded by 60 s.
     pub fn serve(&self, dir: &Path, scenario: &str, calls: u32) -> sipp::Background {
         sipp::Background::uas(

@@ -7,6 +7,7 @@ pub mod hss_api;
 pub mod metrics;
 pub mod netns;
 pub mod nodes;
+pub mod reginfo;
 pub mod sipp;
 pub mod stunnel;
 pub mod uar_hss;
