@@ -13,7 +13,12 @@
 //! the Path received (RFC 3327 §5.3).
 //!
 //! Each change of a registration is handed to the reg event notifier
-//! ([`crate::regevent`], [`Registrar::notify_to`]) with its cause, once it is in memory.
+//! ([`crate::regevent`], [`Registrar::notify_to`]) with its cause, once it is in memory,
+//! and to the third-party registration ([`crate::thirdparty`],
+//! [`Registrar::third_party_to`]): a REGISTER of the UE once its 200 OK is built, a
+//! de-registration by the network when it happens. An AS whose failure de-registers the
+//! user (SESSION_TERMINATED) makes a network-initiated de-registration here: SAR
+//! ADMINISTRATIVE_DEREGISTRATION, reg event `rejected`.
 //!
 //! Every change of a registration (REGISTER, de-registration, expiry, RTR, PPR) runs
 //! under the lock of the identities it touches ([`crate::identity_lock`]): two changes
@@ -35,7 +40,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cloud_auth::filter::sip::SipFilter;
-use ims_diameter::cx::{CxResult, Ppr, Rtr, ServerAssignmentType};
+use ims_diameter::cx::{CxResult, Ppr, ReasonCode, Rtr, ServerAssignmentType};
 use ims_diameter::dict::{experimental, result};
 use ims_diameter::peer::PeerState;
 use ims_runtime::budget::Backoff;
@@ -51,6 +56,7 @@ use crate::auth::{scheme_for, Challenges, VectorError, Verdict};
 use crate::cloud_auth::check_registration;
 use crate::cx::CxClient;
 use crate::identity_lock::{IdentityGuard, IdentityLocks, SHARDS};
+use crate::ifc::RegistrationType;
 use crate::location::{
     apply, read_contacts, ContactError, ContactRequest, ExpiryLimits, Location, Registration,
     RequestMeta,
@@ -59,6 +65,7 @@ use crate::profile::UserProfile;
 use crate::regevent::{Cause, Notifier};
 use crate::store::writer::{StoreWriter, WriterStats, MAX_BATCH};
 use crate::store::{BindingStore, Change};
+use crate::thirdparty::{AsFailure, ThirdParty};
 use crate::unregistered::UnregisteredProfiles;
 
 pub mod takeover;
@@ -108,6 +115,8 @@ pub struct Registrar {
     outcomes: crate::auth_metrics::AuthOutcomes,
     /// The reg event notifier told of every change of a registration.
     notifier: OnceLock<Arc<Notifier>>,
+    /// The sender of third-party REGISTERs.
+    third_party: OnceLock<Arc<ThirdParty>>,
 }
 
 impl std::fmt::Debug for Registrar {
@@ -165,6 +174,7 @@ impl Registrar {
             status: OnceLock::new(),
             outcomes: Default::default(),
             notifier: OnceLock::new(),
+            third_party: OnceLock::new(),
         }))
     }
 
@@ -174,11 +184,88 @@ impl Registrar {
         let _ = self.notifier.set(notifier);
     }
 
-    /// Hands a change of a registration to the notifier, if any. Never called with the
+    /// Sends third-party REGISTERs through `third_party` from now on, and de-registers
+    /// the identities its `failures` name (a second sender is ignored).
+    pub fn third_party_to(
+        self: &Arc<Registrar>,
+        third_party: Arc<ThirdParty>,
+        mut failures: tokio::sync::mpsc::Receiver<AsFailure>,
+    ) {
+        if self.third_party.set(third_party).is_err() {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(failure) = failures.recv().await {
+                let Some(r) = weak.upgrade() else { return };
+                r.deregister_after_as_failure(&failure).await;
+            }
+        });
+    }
+
+    /// Hands a change of a registration to the notifier, if any, and a de-registration
+    /// the network made to the third-party registration. Never called with the
     /// location's lock held.
     fn changed(&self, old: Option<&Registration>, new: Option<&Registration>, cause: Cause) {
+        let now = unix_now();
         if let Some(n) = self.notifier.get() {
-            n.registration_changed(old, new, cause, unix_now());
+            n.registration_changed(old, new, cause, now);
+        }
+        if let (Some(tp), Some(old), None, Cause::Network(_) | Cause::Expiry) =
+            (self.third_party.get(), old, new, cause)
+        {
+            tp.network_deregistered(old, now);
+        }
+    }
+
+    /// Third-party REGISTERs for the UE's `req` answered with `ok` (TS 24.229 §5.4.1.7).
+    fn third_party(
+        &self,
+        kind: RegistrationType,
+        reg: &Registration,
+        req: &SipMessage,
+        ok: &SipMessage,
+    ) {
+        if let Some(tp) = self.third_party.get() {
+            tp.registered(kind, reg, req, ok, unix_now());
+        }
+    }
+
+    /// Network-initiated de-registration of `failure.impu` (TS 24.229 §5.4.1.7, §5.4.1.5):
+    /// an AS with SESSION_TERMINATED failed its third-party REGISTER. The registration
+    /// goes from memory and store, the HSS is told (SAR ADMINISTRATIVE_DEREGISTRATION)
+    /// and the reg event says `rejected`.
+    async fn deregister_after_as_failure(&self, failure: &AsFailure) {
+        let impu = failure.impu.as_str();
+        let removed = {
+            let _order = self.lock_registration(impu).await;
+            let removed = self.location().remove(impu);
+            if let Some(reg) = &removed {
+                self.changed(
+                    Some(reg),
+                    None,
+                    Cause::Network(ReasonCode::PermanentTermination),
+                );
+                if let Err(e) = self.writer.write(Change::Delete(reg.impu.clone())).await {
+                    tracing::error!(%impu, error = %e, "cannot delete the registration from the store");
+                }
+            }
+            removed
+        };
+        let Some(reg) = removed else { return };
+        self.publish();
+        tracing::info!(%impu, server = %failure.server, "de-registered: application server failed (SESSION_TERMINATED)");
+        if let Err(e) = self
+            .cx
+            .sar(
+                &reg.impi,
+                std::slice::from_ref(&reg.impu),
+                ServerAssignmentType::AdministrativeDeregistration,
+                false,
+            )
+            .await
+        {
+            tracing::warn!(%impu, error = %e, "SAR ADMINISTRATIVE_DEREGISTRATION failed");
         }
     }
 
@@ -541,7 +628,13 @@ impl Registrar {
         self.unregistered.forget_covered_by(&reg.profile);
         self.publish();
         tracing::info!(%impu, contacts = reg.bindings.len(), ?kind, "registered");
-        self.ok(req, Some(&reg), now)
+        let ok = self.ok(req, Some(&reg), now);
+        let kind = match kind {
+            ServerAssignmentType::ReRegistration => RegistrationType::Re,
+            _ => RegistrationType::Initial,
+        };
+        self.third_party(kind, &reg, req, &ok);
+        ok
     }
 
     async fn deregister(
@@ -580,6 +673,11 @@ impl Registrar {
             }
             self.publish();
             tracing::info!(%impu, "de-registered by the UE");
+            let ok = reply(req, 200, &[]);
+            if let Some(old) = &removed {
+                self.third_party(RegistrationType::De, old, req, &ok);
+            }
+            return ok;
         }
         reply(req, 200, &[])
     }
