@@ -60,9 +60,12 @@ fn application_server(dir: &Path, scenario_file: &str, port: u16, calls: u32) ->
 /// The REGISTERs SIPp's trace shows received, each as its text.
 fn registers(r: &SippResult) -> Vec<String> {
     r.messages
-        .split("----------------------------------------------- ")
-        .filter(|m| m.contains("message received") && m.contains("REGISTER sip:127.0.0.1:"))
-        .map(str::to_owned)
+        .split("\n----------")
+        .filter(|m| m.contains("message received"))
+        .filter_map(|m| {
+            let start = m.find("\nREGISTER sip:127.0.0.1:")?;
+            Some(m[start + 1..].to_string())
+        })
         .collect()
 }
 
