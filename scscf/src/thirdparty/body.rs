@@ -7,6 +7,7 @@
 
 use bytes::Bytes;
 use ims_sip::SipMessage;
+use quick_xml::escape::escape;
 
 use crate::ifc::ApplicationServer;
 
@@ -56,19 +57,12 @@ pub fn build(
 }
 
 /// The `ims-3gpp` document carrying `info` in its `service-info` element (TS 24.229
-/// §7.6.2), `info` escaped as XML text.
+/// §7.6.2), `info` escaped as XML text (`quick_xml`).
 fn service_info(info: &str) -> String {
     let mut out = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n<ims-3gpp version=\"1\"><service-info>",
     );
-    for c in info.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c => out.push(c),
-        }
-    }
+    out.push_str(&escape(info));
     out.push_str("</service-info></ims-3gpp>\r\n");
     out
 }
