@@ -19,6 +19,10 @@ use super::model::{
     TriggerPoint,
 };
 
+/// What an evaluation is for: the session case, and the kind of REGISTER when
+/// third-party registration asks (`None` otherwise).
+type Context = (SessionCase, Option<RegistrationType>);
+
 impl InitialFilterCriteria {
     /// Whether this iFC applies to `req` for the served user in `state` and `case`.
     pub fn matches(&self, req: &SipMessage, case: SessionCase, state: RegistrationState) -> bool {
@@ -53,7 +57,7 @@ impl InitialFilterCriteria {
         }
         self.trigger_point
             .as_ref()
-            .is_none_or(|tp| tp.matches_in(req, case, kind))
+            .is_none_or(|tp| tp.matches_in(req, (case, kind)))
     }
 }
 
@@ -73,15 +77,10 @@ pub fn matching<'p>(
 impl TriggerPoint {
     /// Whether the trigger point holds for `req` in session case `case`.
     pub fn matches(&self, req: &SipMessage, case: SessionCase) -> bool {
-        self.matches_in(req, case, None)
+        self.matches_in(req, (case, None))
     }
 
-    fn matches_in(
-        &self,
-        req: &SipMessage,
-        case: SessionCase,
-        kind: Option<RegistrationType>,
-    ) -> bool {
+    fn matches_in(&self, req: &SipMessage, (case, kind): Context) -> bool {
         // One bit per SPT (at most 64): evaluated, and its result.
         let mut done = 0u64;
         let mut value = 0u64;
@@ -91,13 +90,13 @@ impl TriggerPoint {
                 // Not reached: TriggerPoint::new caps SPTs at 64.
                 return spts
                     .get(usize::from(i))
-                    .is_some_and(|s| s.matches_in(req, case, kind));
+                    .is_some_and(|s| s.matches_in(req, (case, kind)));
             };
             if done & bit == 0 {
                 done |= bit;
                 if spts
                     .get(usize::from(i))
-                    .is_some_and(|s| s.matches_in(req, case, kind))
+                    .is_some_and(|s| s.matches_in(req, (case, kind)))
                 {
                     value |= bit;
                 }
@@ -115,15 +114,10 @@ impl TriggerPoint {
 impl Spt {
     /// Whether this SPT holds for `req` (negation applied).
     pub fn matches(&self, req: &SipMessage, case: SessionCase) -> bool {
-        self.matches_in(req, case, None)
+        self.matches_in(req, (case, None))
     }
 
-    fn matches_in(
-        &self,
-        req: &SipMessage,
-        case: SessionCase,
-        kind: Option<RegistrationType>,
-    ) -> bool {
+    fn matches_in(&self, req: &SipMessage, (case, kind): Context) -> bool {
         let hit = self.condition.test(req, case).map(|hit| {
             hit && match (&self.condition, kind) {
                 (SptCondition::Method(m), Some(kind)) if m.eq_ignore_ascii_case("REGISTER") => {
