@@ -18,7 +18,9 @@ use tokio::task::JoinHandle;
 use crate::message::key::TransactionKey;
 use crate::proxy::via::response_destination;
 use crate::transaction::Transmit;
-use crate::transport::{Destination, Source, Target, TransportLayer, TrySend, UdpBatch};
+use crate::transport::{
+    Destination, SendError, Source, Target, TransportLayer, TrySend, UdpBatch,
+};
 use crate::SipMessage;
 
 use super::EngineConfig;
@@ -51,6 +53,16 @@ struct Outgoing {
     fallback: Option<Destination>,
     /// For a client request: its transaction, reported on failure.
     client: Option<TransactionKey>,
+}
+
+/// What [`Output::try_send`] did.
+enum Attempt {
+    /// Written, or queued for this pass's flush.
+    Done,
+    /// It would wait: the bytes and the client transaction back, for the sender task.
+    Later(Bytes, Option<TransactionKey>),
+    /// It cannot be sent.
+    Failed(SendError),
 }
 
 /// Where the engine's messages go out: the transport, the UDP datagrams of the current
@@ -96,25 +108,25 @@ pub(super) fn start(
 impl Output {
     /// Writes `bytes` to `target` without waiting: a datagram is queued for
     /// [`Output::flush`] (`client`: its client transaction, told should the kernel
-    /// refuse it), a stream message goes to its connection's write queue. What could
-    /// not be done comes back with `client`.
+    /// refuse it), a stream message goes to its connection's write queue.
     fn try_send(
         &self,
         target: &Target,
         bytes: Bytes,
         client: Option<TransactionKey>,
-    ) -> Result<(), (TrySend, Option<TransactionKey>)> {
+    ) -> Attempt {
         let mut udp = self.udp.lock().unwrap_or_else(PoisonError::into_inner);
         match self.transport.queue_udp(&mut udp, target, bytes, client) {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(_)) => Attempt::Done,
             Ok(Err((bytes, client))) => {
                 drop(udp);
                 match self.transport.try_send(target, bytes) {
-                    Ok(_) => Ok(()),
-                    Err(undone) => Err((undone, client)),
+                    Ok(_) => Attempt::Done,
+                    Err(TrySend::Later(bytes)) => Attempt::Later(bytes, client),
+                    Err(TrySend::Failed(error)) => Attempt::Failed(error),
                 }
             }
-            Err(error) => Err((TrySend::Failed(error), None)),
+            Err(error) => Attempt::Failed(error),
         }
     }
 
@@ -268,29 +280,29 @@ impl Transmitter {
     ) -> std::io::Result<()> {
         let retry = fallback.as_ref().map(|_| bytes.clone());
         match self.output.try_send(&target, bytes, None) {
-            Ok(()) => Ok(()),
-            Err((TrySend::Later(bytes), _)) => self.output.queue(Outgoing {
+            Attempt::Done => Ok(()),
+            Attempt::Later(bytes, _) => self.output.queue(Outgoing {
                 bytes,
                 target,
                 fallback,
                 client: None,
             }),
-            Err((TrySend::Failed(error), _)) => match (fallback, retry) {
+            Attempt::Failed(error) => match (fallback, retry) {
                 (Some(dest), Some(bytes)) => {
                     tracing::debug!(%error, addr = %dest.addr, "flow closed, sending the response per its Via");
                     let target = Target::Destination(dest);
                     match self.output.try_send(&target, bytes, None) {
-                        Err((TrySend::Later(bytes), _)) => self.output.queue(Outgoing {
+                        Attempt::Later(bytes, _) => self.output.queue(Outgoing {
                             bytes,
                             target,
                             fallback: None,
                             client: None,
                         }),
-                        Err((TrySend::Failed(error), _)) => {
+                        Attempt::Failed(error) => {
                             tracing::warn!(%error, "response could not be sent");
                             Ok(())
                         }
-                        Ok(()) => Ok(()),
+                        Attempt::Done => Ok(()),
                     }
                 }
                 _ => {
@@ -310,14 +322,14 @@ impl Transmitter {
         client: Option<TransactionKey>,
     ) -> std::io::Result<()> {
         match self.output.try_send(target, bytes, client) {
-            Ok(()) => Ok(()),
-            Err((TrySend::Later(bytes), client)) => self.output.queue(Outgoing {
+            Attempt::Done => Ok(()),
+            Attempt::Later(bytes, client) => self.output.queue(Outgoing {
                 bytes,
                 target: target.clone(),
                 fallback: None,
                 client,
             }),
-            Err((TrySend::Failed(error), _)) => {
+            Attempt::Failed(error) => {
                 tracing::warn!(%error, "send failed");
                 Err(std::io::Error::other(error))
             }
