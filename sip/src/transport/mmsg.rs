@@ -51,46 +51,15 @@ pub(super) fn recv(
     want: usize,
     got: &mut Vec<(usize, SocketAddr)>,
 ) -> io::Result<Received> {
-    let want = want.clamp(1, MAX_BATCH);
-    imp::recv(socket, buf, slot.max(1), want, got)
-}
+    let (slot, want) = (slot.max(1), want.clamp(1, MAX_BATCH));
+    #[cfg(target_os = "linux")]
+    let received = {
+        use std::io::{ErrorKind, IoSliceMut};
+        use std::os::fd::AsRawFd;
 
-/// Sends `datagrams` in order from `socket`, each to its address. Returns how many
-/// were sent (at least one), or the error of the first: [`io::ErrorKind::WouldBlock`]
-/// when the socket's buffer is full. Sends at most [`MAX_BATCH`] per call.
-pub(super) fn send(socket: &UdpSocket, datagrams: &[(&[u8], SocketAddr)]) -> io::Result<usize> {
-    let datagrams = datagrams.get(..MAX_BATCH).unwrap_or(datagrams);
-    if datagrams.is_empty() {
-        return Ok(0);
-    }
-    imp::send(socket, datagrams)
-}
+        use nix::sys::socket::{recvmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
+        use tokio::io::Interest;
 
-#[cfg(target_os = "linux")]
-mod imp {
-    use std::io::{self, ErrorKind, IoSlice, IoSliceMut};
-    use std::net::SocketAddr;
-    use std::os::fd::AsRawFd;
-
-    use nix::sys::socket::{
-        recvmmsg, sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage,
-    };
-    use smallvec::SmallVec;
-    use tokio::io::Interest;
-    use tokio::net::UdpSocket;
-
-    use super::{Received, MAX_BATCH};
-
-    /// No control messages with the datagrams sent.
-    const NO_CONTROL: [ControlMessage<'static>; 0] = [];
-
-    pub(super) fn recv(
-        socket: &UdpSocket,
-        buf: &mut [u8],
-        slot: usize,
-        want: usize,
-        got: &mut Vec<(usize, SocketAddr)>,
-    ) -> io::Result<Received> {
         let start = got.len();
         let result = socket.try_io(Interest::READABLE, || {
             // An array (not a `SmallVec`): the call borrows its elements for as long
@@ -114,7 +83,7 @@ mod imp {
             )?;
             for message in results {
                 // A datagram always has a source; none would be a kernel oddity.
-                if let Some(remote) = message.address.as_ref().and_then(socket_addr) {
+                if let Some(remote) = message.address.as_ref().and_then(linux::socket_addr) {
                     got.push((message.bytes, remote));
                 }
             }
@@ -130,8 +99,53 @@ mod imp {
             Err(e) if e.kind() == ErrorKind::WouldBlock && n > 0 => Ok(Received::Drained(n)),
             Err(e) => Err(e),
         }
-    }
+    };
+    #[cfg(not(target_os = "linux"))]
+    let received = {
+        let _ = want;
+        let (n, remote) = socket.try_recv_from(buf.get_mut(..slot).unwrap_or_default())?;
+        got.push((n, remote));
+        Ok(Received::Some(1))
+    };
+    received
+}
 
+/// Sends `datagrams` in order from `socket`, each to its address. Returns how many
+/// were sent (at least one), or the error of the first: [`io::ErrorKind::WouldBlock`]
+/// when the socket's buffer is full. Sends at most [`MAX_BATCH`] per call.
+pub(super) fn send(socket: &UdpSocket, datagrams: &[(&[u8], SocketAddr)]) -> io::Result<usize> {
+    let datagrams = datagrams.get(..MAX_BATCH).unwrap_or(datagrams);
+    let Some((bytes, addr)) = datagrams.first() else {
+        return Ok(0);
+    };
+    if datagrams.len() == 1 || cfg!(not(target_os = "linux")) {
+        return socket.try_send_to(bytes, *addr).map(|_| 1);
+    }
+    #[cfg(target_os = "linux")]
+    let sent = linux::send(socket, datagrams);
+    #[cfg(not(target_os = "linux"))]
+    let sent = Ok(1);
+    sent
+}
+
+/// `sendmmsg` through `nix`, and the sources `recvmmsg` gives.
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::io::{self, IoSlice};
+    use std::net::SocketAddr;
+    use std::os::fd::AsRawFd;
+
+    use nix::sys::socket::{sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage};
+    use smallvec::SmallVec;
+    use tokio::io::Interest;
+    use tokio::net::UdpSocket;
+
+    use super::MAX_BATCH;
+
+    /// No control messages with the datagrams sent.
+    const NO_CONTROL: [ControlMessage<'static>; 0] = [];
+
+    /// [`super::send`] of two datagrams or more.
     pub(super) fn send(socket: &UdpSocket, datagrams: &[(&[u8], SocketAddr)]) -> io::Result<usize> {
         let slices: SmallVec<[[IoSlice<'_>; 1]; MAX_BATCH]> = datagrams
             .iter()
@@ -155,40 +169,11 @@ mod imp {
         })
     }
 
-    fn socket_addr(addr: &SockaddrStorage) -> Option<SocketAddr> {
+    /// The source of a received datagram.
+    pub(super) fn socket_addr(addr: &SockaddrStorage) -> Option<SocketAddr> {
         if let Some(v4) = addr.as_sockaddr_in() {
             return Some(SocketAddr::from(*v4));
         }
         addr.as_sockaddr_in6().map(|v6| SocketAddr::from(*v6))
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-mod imp {
-    use std::io;
-    use std::net::SocketAddr;
-
-    use tokio::net::UdpSocket;
-
-    use super::Received;
-
-    pub(super) fn recv(
-        socket: &UdpSocket,
-        buf: &mut [u8],
-        slot: usize,
-        _want: usize,
-        got: &mut Vec<(usize, SocketAddr)>,
-    ) -> io::Result<Received> {
-        let first = buf.get_mut(..slot).unwrap_or_default();
-        let (n, remote) = socket.try_recv_from(first)?;
-        got.push((n, remote));
-        Ok(Received::Some(1))
-    }
-
-    pub(super) fn send(socket: &UdpSocket, datagrams: &[(&[u8], SocketAddr)]) -> io::Result<usize> {
-        let Some((bytes, addr)) = datagrams.first() else {
-            return Ok(0);
-        };
-        socket.try_send_to(bytes, *addr).map(|_| 1)
     }
 }

@@ -18,9 +18,7 @@ use tokio::task::JoinHandle;
 use crate::message::key::TransactionKey;
 use crate::proxy::via::response_destination;
 use crate::transaction::Transmit;
-use crate::transport::{
-    Destination, SendError, Source, Target, TransportLayer, TrySend, UdpBatch,
-};
+use crate::transport::{Destination, SendError, Source, Target, TransportLayer, TrySend, UdpBatch};
 use crate::SipMessage;
 
 use super::EngineConfig;
@@ -109,12 +107,7 @@ impl Output {
     /// Writes `bytes` to `target` without waiting: a datagram is queued for
     /// [`Output::flush`] (`client`: its client transaction, told should the kernel
     /// refuse it), a stream message goes to its connection's write queue.
-    fn try_send(
-        &self,
-        target: &Target,
-        bytes: Bytes,
-        client: Option<TransactionKey>,
-    ) -> Attempt {
+    fn try_send(&self, target: &Target, bytes: Bytes, client: Option<TransactionKey>) -> Attempt {
         let mut udp = self.udp.lock().unwrap_or_else(PoisonError::into_inner);
         match self.transport.queue_udp(&mut udp, target, bytes, client) {
             Ok(Ok(_)) => Attempt::Done,
