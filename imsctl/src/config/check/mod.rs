@@ -9,6 +9,7 @@ mod certs;
 mod cloud;
 mod cx;
 mod endpoint;
+pub use endpoint::host_port;
 mod routes;
 
 use std::fmt;
