@@ -10,6 +10,7 @@
 //! ```text
 //! pcscf.toml icscf.toml scscf.toml hss.toml policyd.toml   (or pcscf1.toml, scscf1.toml, ...)
 //! tls/ca.crt  tls/<id>.crt  tls/<id>.key (0600)
+//! hosts (the nodes' host names, /etc/hosts lines: cloud-init appends them)
 //! hss/store.key hss/admin.token (0600, the HSSs' only; the same for every HSS)
 //! db/pgpass (0600, with --db-password-file: the S-CSCFs' and HSSs' PGPASSFILE)
 //! ca/ca.key (0600; a generated CA's key: keep it off the VMs)
@@ -138,6 +139,7 @@ pub fn run(args: InitArgs) -> anyhow::Result<()> {
             &render::node_toml(&plan, node),
         )?;
     }
+    write(&out.join("hosts"), &hosts(&plan))?;
     devca::write_secret(&out.join("hss/store.key"), &random_hex(32)?)?;
     devca::write_secret(&out.join("hss/admin.token"), &random_hex(24)?)?;
     if let (Some(db), Some(password)) = (&plan.db, &password) {
@@ -158,6 +160,18 @@ pub fn run(args: InitArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `/etc/hosts` lines naming every node (its certificate name, Diameter identity).
+fn hosts(plan: &Plan) -> String {
+    let mut text = format!(
+        "# The host names of {}'s nodes (imsctl config init): appended to /etc/hosts.\n",
+        plan.domain
+    );
+    for n in &plan.nodes {
+        text.push_str(&format!("{} {}\n", n.addr, n.name));
+    }
+    text
 }
 
 /// The password in `path` (surrounding whitespace dropped; one line).
