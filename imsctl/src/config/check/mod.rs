@@ -291,7 +291,7 @@ fn check_view(configs: &Configs, files: &Files) -> Vec<Finding> {
         .and_then(|d| d.tls_files.as_ref())
         .map(|t| certs::hosts(&files.local(&t.cert)))
         .unwrap_or_default();
-    cx::check(&configs, &hss_names, &mut findings);
+    cx::check(configs, &hss_names, &mut findings);
     let policyd_names = configs
         .policyd
         .as_ref()
