@@ -43,11 +43,24 @@ pub struct PcscfSection {
     /// on first start, refused if group or others may access it or if malformed; keeps
     /// the tokens valid across restarts. Not with `flow_token_key`.
     pub flow_token_key_file: Option<PathBuf>,
+    /// Where the registrations are kept so that they survive a restart:
+    /// `sqlite://path` (created on first start, mode 0600) or `postgres://...` (a pool of
+    /// P-CSCFs, rows under each one's `[node] name`). `memory` keeps them in memory
+    /// only (every UE must register again after a restart).
+    #[serde(default = "default_store")]
+    pub store: String,
 }
 
 fn default_max_registrations() -> usize {
     100_000
 }
+
+fn default_store() -> String {
+    "sqlite://data/pcscf/registrations.db".to_string()
+}
+
+/// The `[pcscf] store` value that keeps registrations in memory only.
+pub const MEMORY_STORE: &str = "memory";
 
 impl Default for PcscfSection {
     fn default() -> Self {
@@ -57,6 +70,7 @@ impl Default for PcscfSection {
             max_registrations: default_max_registrations(),
             flow_token_key: None,
             flow_token_key_file: None,
+            store: default_store(),
         }
     }
 }
@@ -78,6 +92,16 @@ impl Validate for PcscfSection {
             return Err(Invalid::new(
                 "flow_token_key_file",
                 "set flow_token_key or flow_token_key_file, not both",
+            ));
+        }
+        if self.store != MEMORY_STORE
+            && !["sqlite:", "postgres://", "postgresql://"]
+                .iter()
+                .any(|p| self.store.to_ascii_lowercase().starts_with(p))
+        {
+            return Err(Invalid::new(
+                "store",
+                "must be a sqlite: or postgres:// URL, or \"memory\"",
             ));
         }
         if let Some(key) = &self.flow_token_key {

@@ -29,7 +29,7 @@ mod zones;
 
 pub use budget::BudgetSection;
 pub use cloud_auth::{CloudAuthMode, CloudAuthSection, ALL_METHODS};
-pub use cscf::{PcscfSection, ScscfEntry};
+pub use cscf::{PcscfSection, ScscfEntry, MEMORY_STORE};
 pub use cx::{CxClientSection, HssEntry, HssPeer, HssPeerEntry};
 pub use diameter::{CapabilitiesSection, DiameterPeerSection, DiameterSection, DiameterTlsSection};
 pub use error::{ConfigError, Invalid};
@@ -39,7 +39,7 @@ pub use icscf::RegistrationSection;
 pub use load::{load, parse_str, Validate};
 pub use nodes::{HssConfig, IcscfConfig, NodeKind, PcscfConfig, ScscfConfig};
 pub use policyd::{KeystoneSection, PolicySection, PolicydConfig};
-pub use scscf::{RegistrarSection, SessionSection};
+pub use scscf::{RegEventSection, RegistrarSection, ScscfApiSection, SessionSection};
 pub use sections::{
     DnsSection, HepSection, HttpSection, HttpTlsSection, LimitsSection, LogFormat, NodeSection,
     SipFaceSection, SipSection, TlsSection,

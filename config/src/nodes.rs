@@ -11,7 +11,7 @@ use crate::error::Invalid;
 use crate::hss::{ProvisioningSection, SecuritySection, StoreSection};
 use crate::icscf::RegistrationSection;
 use crate::load::Validate;
-use crate::scscf::{RegistrarSection, SessionSection};
+use crate::scscf::{RegEventSection, RegistrarSection, ScscfApiSection, SessionSection};
 use crate::sections::{HttpSection, NodeSection, SipSection};
 use crate::zones::ZonesSection;
 
@@ -165,6 +165,12 @@ pub struct ScscfConfig {
     /// `[zones]`: where our CSCFs, application servers and peer networks are.
     #[serde(default)]
     pub zones: ZonesSection,
+    /// `[regevent]`: the reg event package notifier.
+    #[serde(default)]
+    pub regevent: RegEventSection,
+    /// `[api]`: the operator API (registrations and reg event subscriptions).
+    #[serde(default)]
+    pub api: ScscfApiSection,
 }
 
 impl Validate for ScscfConfig {
@@ -176,6 +182,7 @@ impl Validate for ScscfConfig {
             .validate()
             .map_err(|e| e.under("registrar"))?;
         self.session.validate().map_err(|e| e.under("session"))?;
+        self.regevent.validate().map_err(|e| e.under("regevent"))?;
         self.budget.validate().map_err(|e| e.under("budget"))?;
         self.zones.validate().map_err(|e| e.under("zones"))?;
         self.zones

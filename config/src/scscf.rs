@@ -72,6 +72,24 @@ fn default_store() -> String {
     "sqlite://data/scscf/bindings.db".to_string()
 }
 
+/// `min_expires` at least 1 and at most `max_expires`, `default_expires` between them
+/// (`[registrar]` and `[regevent]`).
+fn expiry_bounds(min: u32, max: u32, default: u32) -> Result<(), Invalid> {
+    if min == 0 || min > max {
+        return Err(Invalid::new(
+            "min_expires",
+            "must be at least 1 and at most max_expires",
+        ));
+    }
+    if !(min..=max).contains(&default) {
+        return Err(Invalid::new(
+            "default_expires",
+            "must lie between min_expires and max_expires",
+        ));
+    }
+    Ok(())
+}
+
 impl Validate for RegistrarSection {
     fn validate(&self) -> Result<(), Invalid> {
         let lower = self.server_name.to_ascii_lowercase();
@@ -80,18 +98,7 @@ impl Validate for RegistrarSection {
         {
             return Err(Invalid::new("server_name", "must be a sip: or sips: URI"));
         }
-        if self.min_expires == 0 || self.min_expires > self.max_expires {
-            return Err(Invalid::new(
-                "min_expires",
-                "must be at least 1 and at most max_expires",
-            ));
-        }
-        if !(self.min_expires..=self.max_expires).contains(&self.default_expires) {
-            return Err(Invalid::new(
-                "default_expires",
-                "must lie between min_expires and max_expires",
-            ));
-        }
+        expiry_bounds(self.min_expires, self.max_expires, self.default_expires)?;
         if self.nonce_lifetime == 0 {
             return Err(Invalid::new("nonce_lifetime", "must be at least 1"));
         }
@@ -310,5 +317,106 @@ mod tests {
             std::path::Path::new("scscf.toml"),
         );
         assert_eq!(invalid_key(r), "session.home_domains[1]");
+    }
+}
+
+/// `[regevent]`: the reg event package notifier (RFC 3680, TS 24.229 §5.4.2.1).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegEventSection {
+    /// Shortest subscription accepted, seconds (shorter: 423 with Min-Expires);
+    /// default 60.
+    #[serde(default = "default_sub_min")]
+    pub min_expires: u32,
+    /// Longest subscription granted, seconds (longer ones are shortened); default
+    /// 600000, what TS 24.229 §5.1.1.3 has a UE ask for.
+    #[serde(default = "default_sub_max")]
+    pub max_expires: u32,
+    /// Granted when the SUBSCRIBE has no Expires; default 3761 (RFC 3680 §4.3).
+    #[serde(default = "default_sub_expires")]
+    pub default_expires: u32,
+    /// Subscriptions held at most (beyond: 503); default 100000.
+    #[serde(default = "default_max_subscriptions")]
+    pub max_subscriptions: usize,
+    /// Subscriptions per identity subscribed to at most (beyond: the subscriber's own
+    /// oldest one ends, or 403); default 8.
+    #[serde(default = "default_max_per_identity")]
+    pub max_per_identity: usize,
+    /// End every subscription with a NOTIFY (`terminated;reason=deactivated`) when
+    /// the S-CSCF stops (SIGTERM): for an S-CSCF taken out of service. Default `false`:
+    /// the subscriptions stay in the store and go on after a restart.
+    #[serde(default)]
+    pub terminate_on_shutdown: bool,
+}
+
+impl Default for RegEventSection {
+    fn default() -> Self {
+        RegEventSection {
+            min_expires: default_sub_min(),
+            max_expires: default_sub_max(),
+            default_expires: default_sub_expires(),
+            max_subscriptions: default_max_subscriptions(),
+            max_per_identity: default_max_per_identity(),
+            terminate_on_shutdown: false,
+        }
+    }
+}
+
+fn default_sub_min() -> u32 {
+    60
+}
+fn default_sub_max() -> u32 {
+    600_000
+}
+fn default_sub_expires() -> u32 {
+    3761
+}
+fn default_max_subscriptions() -> usize {
+    100_000
+}
+fn default_max_per_identity() -> usize {
+    8
+}
+
+impl Validate for RegEventSection {
+    fn validate(&self) -> Result<(), Invalid> {
+        expiry_bounds(self.min_expires, self.max_expires, self.default_expires)?;
+        if self.max_subscriptions == 0 || self.max_per_identity == 0 {
+            return Err(Invalid::new(
+                "max_subscriptions",
+                "max_subscriptions and max_per_identity must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `[api]`: the S-CSCF's operator API on its `[http]` listener (`GET
+/// /api/v1/registrations/{impu}`), HTTPS with `[http.tls]` as the node's other
+/// endpoints. Without a token the API is not served.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScscfApiSection {
+    /// The admin token accepted as `Authorization: Bearer`. Prefer `admin_token_file`.
+    pub admin_token: Option<String>,
+    /// File holding the admin token (mode 0600; surrounding whitespace ignored), read at
+    /// each call, e.g. the HSS's `[provisioning] admin_token_file` for one operator
+    /// token.
+    pub admin_token_file: Option<std::path::PathBuf>,
+}
+
+impl Validate for ScscfApiSection {
+    fn validate(&self) -> Result<(), Invalid> {
+        if self
+            .admin_token
+            .as_deref()
+            .is_some_and(|t| t.trim().len() < 16)
+        {
+            return Err(Invalid::new(
+                "admin_token",
+                "must be at least 16 characters",
+            ));
+        }
+        Ok(())
     }
 }

@@ -10,6 +10,9 @@
 //! * `imsctl status` shows each node's health.
 //! * `imsctl subscriber add|list|show|update|delete|import` manages subscribers through
 //!   the HSS provisioning API.
+//! * `imsctl registrations <impu>` lists a user's contacts and reg event subscriptions
+//!   (the S-CSCF's operator API).
+//! * `imsctl deregister <impu>` de-registers a subscriber administratively (the HSS's RTR).
 //! * `imsctl policy list|show|versions|put|delete` manages policies through the policy
 //!   service's API with a Keystone token.
 //! * `imsctl config init|check` writes and checks a multi-host core's configuration.
@@ -22,6 +25,7 @@ mod http;
 mod ifc;
 mod keystone;
 mod policy;
+mod registrations;
 mod subscriber;
 mod up;
 
@@ -74,6 +78,32 @@ enum Command {
         #[command(subcommand)]
         command: Box<subscriber::SubscriberCommand>,
     },
+    /// Show what the S-CSCF holds for a public identity: its contacts (expiry, Path)
+    /// and the reg event subscriptions to its implicit set (JSON).
+    Registrations {
+        /// The public identity, e.g. sip:alice@ims.example.net.
+        impu: String,
+        /// Base URL of the S-CSCF's HTTP endpoint (default: scscf.toml `http.listen`).
+        #[arg(long, env = "IMS_SCSCF_URL")]
+        url: Option<String>,
+        /// The S-CSCF's admin token (default: from scscf.toml `[api]`).
+        #[arg(long, env = "IMS_SCSCF_TOKEN")]
+        token: Option<String>,
+    },
+    /// De-register every public identity of a subscriber (by id, IMPI or IMPU): the HSS
+    /// sends the S-CSCF an RTR (TS 29.228 §6.1.3), which notifies the reg event
+    /// subscribers (RFC 3680).
+    Deregister {
+        #[command(flatten)]
+        target: subscriber::Target,
+        /// Subscription id, IMPI or IMPU.
+        key: String,
+        /// The RTR's Reason-Code: `server_change` (the UE registers again; contacts
+        /// `deactivated`), `permanent_termination` (it may not; `rejected`),
+        /// `new_server_assigned`, `remove_scscf`.
+        #[arg(long, default_value = "server_change")]
+        reason: String,
+    },
     /// Manage global and customer policies in the policy service.
     Policy {
         #[command(flatten)]
@@ -111,6 +141,14 @@ async fn main() -> anyhow::Result<()> {
         Command::Subscriber { target, command } => {
             subscriber::run(&cli.config_dir, &target, ca, *command).await
         }
+        Command::Registrations { impu, url, token } => {
+            registrations::show(&cli.config_dir, url.as_deref(), token.as_deref(), ca, &impu).await
+        }
+        Command::Deregister {
+            target,
+            key,
+            reason,
+        } => subscriber::deregister(&cli.config_dir, &target, ca, &key, &reason).await,
         Command::Policy { target, command } => {
             policy::run(&cli.config_dir, &target, ca, command).await
         }

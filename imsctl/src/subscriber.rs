@@ -541,6 +541,39 @@ pub async fn run(
 }
 
 /// Replaces the service profiles of the subscriber `current` shows; its id.
+/// `imsctl deregister`: `POST /api/v1/subscribers/{id}/deregister` with `reason`.
+pub async fn deregister(
+    config_dir: &Path,
+    target: &Target,
+    ca: Option<&Path>,
+    key: &str,
+    reason: &str,
+) -> anyhow::Result<()> {
+    const REASONS: [&str; 4] = [
+        "server_change",
+        "permanent_termination",
+        "new_server_assigned",
+        "remove_scscf",
+    ];
+    anyhow::ensure!(
+        REASONS.contains(&reason),
+        "--reason must be one of {}",
+        REASONS.join(", ")
+    );
+    let api = Api::new(target, config_dir, ca)?;
+    let current = api.find(key).await?;
+    let id = current["id"].as_str().context("subscriber without id")?;
+    api.send(
+        reqwest::Method::POST,
+        &format!("/api/v1/subscribers/{}/deregister", segment(id)),
+        &[],
+        Some(&json!({ "reason": reason })),
+    )
+    .await?;
+    println!("de-registered subscriber {id} ({reason})");
+    Ok(())
+}
+
 async fn patch_profiles(api: &Api, current: &Value, profiles: Value) -> anyhow::Result<String> {
     let id = current["id"]
         .as_str()

@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | [`flow_token`] | flow tokens in Path naming the UE's connection | RFC 5626 §5.2-5.3 |
 //! | [`registrations`] | registrations learned from the 200 to REGISTER | TS 24.229 §5.2.2.1 |
+//! | [`store`] | the registrations' durable copy (SQLite or PostgreSQL), restored at start | issue 15, RFC 5626 §5.3 |
 //! | [`headers`] | Path, P-Visited-Network-ID, P-Charging-Vector, P-Asserted-Identity | RFC 3327, RFC 7315, RFC 3325 |
 //! | [`budget`] | per-source budgets of unauthenticated traffic, back-off after failed authentication | issue 11 |
 //! | [`policy`] | the routing decisions over the proxy engine | TS 24.229 §5.2.2, §5.2.6 |
@@ -13,6 +14,7 @@ pub mod flow_token;
 pub mod headers;
 pub mod policy;
 pub mod registrations;
+pub mod store;
 #[cfg(test)]
 mod testutil;
 

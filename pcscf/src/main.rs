@@ -1,12 +1,13 @@
 //! P-CSCF: the IMS edge proxy toward UEs (TS 24.229 §5.2). See the library docs for
 //! what it does; this binary runs it on the `[sip]` listeners with `/health` (which
-//! shows `registered_contacts`) and `/metrics`.
+//! shows `registered_contacts` and `restored_registrations`) and `/metrics`. At start it
+//! takes back the registrations `[pcscf] store` kept ([`pcscf::store`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use ims_config::PcscfConfig;
+use ims_config::{PcscfConfig, MEMORY_STORE};
 use ims_node::{Ingress, Role};
 use ims_runtime::budget::BudgetMetrics;
 use ims_runtime::prometheus_client::metrics::gauge::Gauge;
@@ -17,6 +18,8 @@ use ims_sip::message::via::split_host_port;
 use ims_sip::transport::{Face, TransportKind, TransportLayer};
 use pcscf::budget::SourceBudget;
 use pcscf::flow_token::FlowTokens;
+use pcscf::registrations::Registration;
+use pcscf::store::{unix_now, Change, Persistence, RegistrationStore};
 use pcscf::{Pcscf, PcscfPolicy, PcscfSettings};
 
 #[tokio::main]
@@ -41,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
         .refusals
         .spawn_reporter(Duration::from_secs(config.budget.summary_secs));
     let ingress = Ingress::new(Role::Pcscf, &config.zones).with_refusals(budget.refusals.sink());
+    let (persistence, restored) = open_store(&config).await?;
     let settings = PcscfSettings {
         budget,
         home_networks: section
@@ -59,10 +63,24 @@ async fn main() -> anyhow::Result<()> {
             "pcscf",
         )?,
         ingress,
+        persistence: persistence.clone(),
     };
     let settings_filter = settings.cloud_auth.clone();
     let pcscf = Pcscf::new(settings, section.max_registrations);
+    let restored = pcscf
+        .registrations
+        .restore(restored, tokio::time::Instant::now());
+    if persistence.is_some() {
+        tracing::info!(restored, "registrations restored from the store");
+    }
     let mut registry = Registry::default();
+    if let Some(p) = &persistence {
+        registry.register(
+            "pcscf_registration_store_failures",
+            "Registration writes the store refused (the registration then lives in memory only)",
+            p.failures.clone(),
+        );
+    }
     metrics.register(&mut registry);
     if let Some(f) = &settings_filter {
         f.filter().register_metrics(&mut registry);
@@ -98,14 +116,23 @@ async fn main() -> anyhow::Result<()> {
             "off"
         },
     );
+    running.status.set("restored_registrations", restored);
     let status = running.status.clone();
     let purger = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
+        for second in 0u64.. {
             tick.tick().await;
             let n = pcscf.registrations.purge(tokio::time::Instant::now());
             status.set("registered_contacts", n);
             registered.set(i64::try_from(n).unwrap_or(i64::MAX));
+            if let Some(p) = persistence
+                .as_ref()
+                .filter(|_| second % PURGE_STORE_SECS == 0)
+            {
+                // The rows of registrations that lapsed: the table stays as bounded as
+                // the memory.
+                tokio::spawn(p.write(Change::DeleteExpired(unix_now())));
+            }
         }
     });
     let served = run_engine_until_shutdown(running, &mut engine).await;
@@ -113,6 +140,39 @@ async fn main() -> anyhow::Result<()> {
     reporter.abort();
     drop(engine);
     Ok(served?)
+}
+
+/// How often the store drops the rows of lapsed registrations, in seconds.
+const PURGE_STORE_SECS: u64 = 60;
+
+/// The store of `[pcscf] store` with its writer, and the registrations it holds that
+/// can be used again (live, over UDP); none with `store = "memory"`.
+async fn open_store(
+    config: &PcscfConfig,
+) -> anyhow::Result<(Option<Persistence>, Vec<Registration>)> {
+    let url = &config.pcscf.store;
+    if url == MEMORY_STORE {
+        tracing::warn!("pcscf.store = \"memory\": every UE must register again after a restart");
+        return Ok((None, Vec::new()));
+    }
+    let store = RegistrationStore::open(url, &config.node.name)
+        .await
+        .context("pcscf.store")?;
+    let unix = unix_now();
+    let stored = store.load(unix).await.context("pcscf.store: loading")?;
+    let now = tokio::time::Instant::now();
+    let count = stored.len();
+    let live: Vec<Registration> = stored
+        .into_iter()
+        .filter_map(|r| r.restore(now, unix))
+        .collect();
+    if live.len() < count {
+        tracing::info!(
+            dropped = count - live.len(),
+            "stored registrations over connections of the previous run (or unreadable) not restored"
+        );
+    }
+    Ok((Some(Persistence::spawn(store)), live))
 }
 
 /// Where the core reaches us (the host part of Path): the first UDP listener (else the

@@ -26,6 +26,13 @@
 //!   the initial one record-routed with the same token; a forged token gets 403, a flow
 //!   no longer registered 430. ACKs for a 2xx likewise ([`Policy::ack_route`]).
 //!
+//! * Registrations survive a restart ([`crate::store`]): the 200 to a REGISTER over
+//!   UDP is relayed once the registration is written ([`Policy::hold_response`]). After
+//!   a restart a UDP UE is reached again over its flow (the token names its address,
+//!   and the key survives); a TCP or TLS flow is gone with the process that held it, so
+//!   requests toward it get 430 and the UE, which is bound to its flow, must register
+//!   again over a new connection before it may send initial requests.
+//!
 //! * Cloud authorization (design brief §5, RFC 8898): initial requests from a UE whose
 //!   method `[cloud_auth]` names (REGISTER and INVITE by default) need a valid Keystone
 //!   Bearer token, else 401 with a Bearer challenge (`error="invalid_token"` for a
@@ -55,6 +62,7 @@ use crate::headers::{
     add_path, assert_identity, asserted_identity, set_charging_vector, set_visited_network,
 };
 use crate::registrations::{Learned, Registrations};
+use crate::store::{unix_now, Change, Persistence, StoredRegistration};
 
 /// What the P-CSCF is configured with.
 #[derive(Debug, Clone)]
@@ -71,6 +79,8 @@ pub struct PcscfSettings {
     pub budget: Arc<SourceBudget>,
     /// The ingress filter (`[zones]`).
     pub ingress: Ingress,
+    /// The registrations' durable copy (`[pcscf] store`); `None`: memory only.
+    pub persistence: Option<Persistence>,
 }
 
 /// The P-CSCF's state, shared by the policy and the node (health, purging).
@@ -403,6 +413,31 @@ impl Policy for PcscfPolicy {
         }
     }
 
+    /// The 200 to a REGISTER over UDP goes to the UE once the registration it taught
+    /// (or its end) is written to the store: a registration the UE was told of
+    /// survives a restart. Over TCP and TLS nothing is written (the connection does not
+    /// survive the process), and nothing waits.
+    fn hold_response(
+        &self,
+        request: &SipMessage,
+        source: &Source,
+        response: &SipMessage,
+    ) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+        let persistence = self.0.settings.persistence.as_ref()?;
+        if request.method() != Some(&Method::Register)
+            || response.status() != Some(200)
+            || source.flow.kind().is_reliable()
+        {
+            return None;
+        }
+        let now = Instant::now();
+        let change = match self.0.registrations.by_flow(&source.flow, now) {
+            Some(reg) => Change::Save(StoredRegistration::of(&reg, now, unix_now())),
+            None => Change::Delete(label(&source.flow)),
+        };
+        Some(persistence.write(change))
+    }
+
     fn on_response(&self, request: &SipMessage, source: &Source, response: &mut SipMessage) {
         if request.method() != Some(&Method::Register) {
             return;
@@ -442,6 +477,7 @@ mod tests {
                     &ims_config::BudgetSection::default(),
                     ims_runtime::budget::BudgetMetrics::default(),
                 )),
+                persistence: None,
             },
             10,
         )

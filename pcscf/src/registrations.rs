@@ -4,6 +4,11 @@
 //! flow token (RFC 5626). Entries go on de-registration (a 200 with no remaining
 //! contact of the UE, or `Expires: 0`) and on expiry; the store is bounded.
 //!
+//! They survive a restart when `[pcscf] store` keeps them ([`crate::store`]): the
+//! policy writes the state of a UDP flow after each 200 to REGISTER and relays the 200
+//! once written, and the node [`Registrations::restore`]s them at start. This store in
+//! memory is what every decision reads; the database is only its durable copy.
+//!
 //! One registration per flow: a UE that registers several public identities over one
 //! flow keeps the last one's Service-Route and associated URIs (the implicit
 //! registration set makes one REGISTER enough for the usual UE).
@@ -233,6 +238,27 @@ impl Registrations {
         inner.by_flow.len() < self.max
     }
 
+    /// Takes back registrations read from the store after a restart
+    /// ([`crate::store::StoredRegistration::restore`]), up to the store's bound, in the
+    /// order given, skipping those expired at `now` and flows already known; returns
+    /// how many were taken.
+    pub fn restore(&self, restored: Vec<Registration>, now: Instant) -> usize {
+        let mut inner = self.lock();
+        let mut taken = 0;
+        for reg in restored {
+            if inner.by_flow.len() >= self.max {
+                break;
+            }
+            if reg.expires <= now || inner.by_flow.contains_key(&reg.flow) {
+                continue;
+            }
+            inner.by_label.insert(label(&reg.flow), reg.flow);
+            inner.by_flow.insert(reg.flow, reg);
+            taken += 1;
+        }
+        taken
+    }
+
     /// Drops expired registrations; returns how many remain.
     pub fn purge(&self, now: Instant) -> usize {
         let mut inner = self.lock();
@@ -327,6 +353,30 @@ mod tests {
         assert!(regs.has_room(&fl[2], later));
         assert_eq!(regs.learn(&req, fl[2], &ok, later), Learned::Registered);
         assert_eq!(regs.purge(later), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn restored_registrations_are_found_by_flow_and_label_within_the_bound() {
+        let fl = flows(3).await;
+        let now = Instant::now();
+        let (req, ok) = register_200(600);
+        let learned = Registrations::new(10);
+        for f in &fl {
+            learned.learn(&req, *f, &ok, now);
+        }
+        let all: Vec<Registration> = fl.iter().filter_map(|f| learned.by_flow(f, now)).collect();
+        let mut expired = all[2].clone();
+        expired.expires = now;
+        // A store of two: the expired one is skipped, the third does not fit.
+        let regs = Registrations::new(2);
+        let taken = regs.restore(
+            vec![expired, all[0].clone(), all[1].clone(), all[2].clone()],
+            now,
+        );
+        assert_eq!(taken, 2);
+        assert_eq!(regs.by_label(&label(&fl[0]), now), Some(all[0].clone()));
+        assert_eq!(regs.by_flow(&fl[1], now), Some(all[1].clone()));
+        assert_eq!(regs.by_flow(&fl[2], now), None);
     }
 
     /// Expiries no registrar should send, in the `expires` parameter and in Expires:

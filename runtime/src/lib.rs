@@ -2,8 +2,10 @@
 //! logging, and the HTTP endpoint with `/health` (JSON) and `/metrics` (Prometheus text
 //! exposition format).
 
+pub mod admin_token;
 mod args;
 pub mod budget;
+pub mod group_commit;
 mod http;
 mod https;
 mod logging;

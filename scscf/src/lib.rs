@@ -21,9 +21,13 @@
 //!   §5.4.3), with the places application servers slot into.
 //! * [`unregistered`]: profiles of the identities served unregistered, kept for a
 //!   while and released at the HSS when they lapse (TS 29.228 §6.1.2).
+//! * [`regevent`]: the reg event package (RFC 3680) notifier: subscriptions of UEs,
+//!   P-CSCFs and application servers to a user's registration state (§5.4.2.1).
+//! * [`api`]: the operator API (a user's registrations and reg event subscriptions).
 //! * [`policy`]: the proxy policy tying the registrar and session routing into the SIP
 //!   proxy engine.
 
+pub mod api;
 pub mod auth;
 pub mod auth_metrics;
 pub mod cloud_auth;
@@ -33,6 +37,7 @@ pub mod ifc;
 pub mod location;
 pub mod policy;
 pub mod profile;
+pub mod regevent;
 pub mod registrar;
 pub mod session;
 pub mod store;

@@ -19,10 +19,13 @@ use ims_runtime::prometheus_client::metrics::gauge::Gauge;
 use ims_runtime::sip::{run_engine_until_shutdown, start_proxy, watch_engine};
 use ims_runtime::NodeArgs;
 use ims_sip::message::uri::Uri;
+use ims_sip::proxy::engine::Originator;
+use scscf::api::AdminToken;
 use scscf::auth::Challenges;
 use scscf::cx::{CxClient, HssRequests};
 use scscf::location::ExpiryLimits;
 use scscf::policy::ScscfPolicy;
+use scscf::regevent::{Notifier, NotifierSettings};
 use scscf::registrar::takeover::PoolSettings;
 use scscf::registrar::{Registrar, Settings};
 use scscf::session::case::ORIG_USER;
@@ -105,6 +108,25 @@ async fn main() -> anyhow::Result<()> {
     let challenges = Challenges::new(r.nonce_lifetime, r.max_pending_challenges);
     let registrar = Registrar::new(settings, challenges, cx, store.clone()).await?;
     handler.bind(&registrar);
+    // The NOTIFYs leave through the SIP engine, bound once it runs.
+    let originator = Originator::default();
+    let ev = &config.regevent;
+    let notifier = Notifier::new(
+        NotifierSettings {
+            min_expires: ev.min_expires,
+            max_expires: ev.max_expires,
+            default_expires: ev.default_expires,
+            max_subscriptions: ev.max_subscriptions,
+            max_per_identity: ev.max_per_identity,
+            contact: format!("<sip:{}>", own_host(&config)),
+            terminate_on_shutdown: ev.terminate_on_shutdown,
+        },
+        store.clone(),
+        originator.clone(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("registrar.store (reg event subscriptions): {e}"))?;
+    registrar.notify_to(notifier.clone());
     let expiry = registrar.spawn_expiry();
     let pool = registrar.spawn_pool(PoolSettings {
         lease_secs: r.lease_secs,
@@ -131,6 +153,7 @@ async fn main() -> anyhow::Result<()> {
         sessions,
         ingress: ims_node::Ingress::new(ims_node::Role::Scscf, &config.zones)
             .with_refusals(refusals.sink()),
+        notifier: notifier.clone(),
     };
     let registered: Gauge = Gauge::default();
     registry.register(
@@ -141,7 +164,17 @@ async fn main() -> anyhow::Result<()> {
     registrar.auth_outcomes().register(&mut registry);
     let cx_open = registrar.cx_peers().register_metrics(&mut registry);
     let mut engine = start_proxy(&config.sip, policy, &mut registry, metrics.rejections()).await?;
-    let running = ims_runtime::Node::start("scscf", &config.node, &config.http, registry).await?;
+    engine.bind_originator(&originator);
+    let token = match (&config.api.admin_token, &config.api.admin_token_file) {
+        (Some(t), _) => Some(AdminToken::Inline(t.clone())),
+        (None, Some(f)) => Some(AdminToken::File(f.clone())),
+        (None, None) => None,
+    };
+    let api = token.map_or_else(ims_runtime::Router::new, |t| {
+        scscf::api::router(registrar.clone(), notifier.clone(), t)
+    });
+    let running =
+        ims_runtime::Node::start_with("scscf", &config.node, &config.http, registry, api).await?;
     watch_engine(&running.status, &engine);
     running.status.add_check("cx_peer", cx_open);
     let listeners: Vec<String> = engine
@@ -172,6 +205,13 @@ async fn main() -> anyhow::Result<()> {
         })
     };
     let served = run_engine_until_shutdown(running, &mut engine).await;
+    if served.is_ok() && config.regevent.terminate_on_shutdown {
+        // The engine still runs: the last NOTIFYs leave through it.
+        let lookup = |impu: &str| registrar.registration(impu);
+        notifier
+            .terminate_all(lookup, scscf::registrar::unix_now(), Duration::from_secs(2))
+            .await;
+    }
     peer_watch.abort();
     expiry.abort();
     pool.abort();

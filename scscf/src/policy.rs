@@ -12,6 +12,9 @@
 //!   from an application server carries our odi and is resumed where it was;
 //! * when an application server fails and its iFC says SESSION_CONTINUED, the engine
 //!   asks again ([`Policy::on_failure`]) and the next iFC is tried;
+//! * a SUBSCRIBE to the reg event package (RFC 3680) for an identity registered here
+//!   is answered by the notifier ([`crate::regevent`], TS 24.229 §5.4.2.1), and so is
+//!   a SUBSCRIBE in one of its dialogs (refresh, unsubscribe);
 //! * before any of this, the ingress filter (`ims_node::ingress`, `[zones]`) decides
 //!   who may send what: the originating case (`orig`), terminating requests and
 //!   requests back from an AS (odi) only from the core (P-/I-CSCFs) and application
@@ -31,13 +34,15 @@ use ims_node::ingress::forward_filtered;
 use ims_node::{Ingress, RequestKind};
 use ims_sip::proxy::engine::{Decision, Policy};
 use ims_sip::transport::Source;
-use ims_sip::{Method, SipMessage};
+use ims_sip::{HeaderName, Method, SipMessage};
 
-use crate::cloud_auth::in_dialog;
+use crate::cloud_auth::{check_session, in_dialog};
 use crate::location::Registration;
-use crate::registrar::Registrar;
+use crate::regevent::subscription::is_reg_event;
+use crate::regevent::Notifier;
+use crate::registrar::{unix_now, Registrar};
 use crate::session::as_routing::odi_of;
-use crate::session::case::is_originating;
+use crate::session::case::{is_originating, recognise};
 use crate::session::{decide, on_as_failure, SessionSettings, Subscribers};
 
 /// Registrar for REGISTER, session routing for the rest.
@@ -49,6 +54,46 @@ pub struct ScscfPolicy {
     pub sessions: SessionSettings,
     /// The ingress filter (`[zones]`): who may send what.
     pub ingress: Ingress,
+    /// The reg event notifier.
+    pub notifier: Arc<Notifier>,
+}
+
+impl ScscfPolicy {
+    /// The notifier's answer to `req`, a SUBSCRIBE to the reg event package that passed
+    /// the ingress filter as `kind`: in one of our dialogs (nothing left in its Route
+    /// set: it is addressed to us), or initial for an identity registered here
+    /// (checked by cloud authorization as any originating or terminating request).
+    /// `None`: not the notifier's (routed as any other request).
+    async fn reg_event(
+        &self,
+        req: &SipMessage,
+        kind: RequestKind,
+        popped_route: Option<&Bytes>,
+    ) -> Option<SipMessage> {
+        let now = unix_now();
+        match kind {
+            RequestKind::InDialog => {
+                if req.headers.get(&HeaderName::Route).is_some() {
+                    return None;
+                }
+                let registration = |impu: &str| self.registrar.registration(impu);
+                Some(self.notifier.in_dialog(req, registration, now))
+            }
+            RequestKind::Originating | RequestKind::Terminating => {
+                let resource = std::str::from_utf8(&req.request()?.uri).ok()?.to_string();
+                let reg = self.registrar.registration(&resource)?;
+                let filter = self.registrar.cloud_auth().filter(|f| f.applies_to(req));
+                if let (Some(filter), Ok(case)) = (filter, recognise(req, popped_route)) {
+                    let served = self.registrar.registration(case.served_user());
+                    if let Err(refusal) = check_session(filter, req, &case, served.as_ref()).await {
+                        return Some(refusal);
+                    }
+                }
+                Some(self.notifier.subscribe(req, &resource, &reg, now))
+            }
+            _ => None,
+        }
+    }
 }
 
 impl Subscribers for Registrar {
@@ -98,6 +143,11 @@ impl Policy for ScscfPolicy {
                 Ok(filtered) => filtered,
                 Err(refused) => return refused.response(request),
             };
+            if filtered.method() == Some(&Method::Subscribe) && is_reg_event(&filtered) {
+                if let Some(answer) = self.reg_event(&filtered, kind, popped_route).await {
+                    return Decision::Respond(answer);
+                }
+            }
             let decision = match kind {
                 RequestKind::Register => {
                     Decision::Respond(self.registrar.register(&filtered).await)

@@ -12,6 +12,9 @@
 //! registration set as P-Associated-URI (RFC 7315 §4.1, TS 24.229 §5.4.1.2.2 step 8) and
 //! the Path received (RFC 3327 §5.3).
 //!
+//! Each change of a registration is handed to the reg event notifier
+//! ([`crate::regevent`], [`Registrar::notify_to`]) with its cause, once it is in memory.
+//!
 //! Every change of a registration (REGISTER, de-registration, expiry, RTR, PPR) runs
 //! under the lock of the identities it touches ([`crate::identity_lock`]): two changes
 //! of one identity apply one after the other, the others at the same time. The store
@@ -53,6 +56,7 @@ use crate::location::{
     RequestMeta,
 };
 use crate::profile::UserProfile;
+use crate::regevent::{Cause, Notifier};
 use crate::store::writer::{StoreWriter, WriterStats, MAX_BATCH};
 use crate::store::{BindingStore, Change};
 use crate::unregistered::UnregisteredProfiles;
@@ -102,6 +106,8 @@ pub struct Registrar {
     order: IdentityLocks,
     status: OnceLock<NodeStatus>,
     outcomes: crate::auth_metrics::AuthOutcomes,
+    /// The reg event notifier told of every change of a registration.
+    notifier: OnceLock<Arc<Notifier>>,
 }
 
 impl std::fmt::Debug for Registrar {
@@ -158,7 +164,22 @@ impl Registrar {
             order: IdentityLocks::new(SHARDS),
             status: OnceLock::new(),
             outcomes: Default::default(),
+            notifier: OnceLock::new(),
         }))
+    }
+
+    /// Tells `notifier` of every change of a registration from now on (RFC 3680
+    /// NOTIFYs); a second notifier is ignored.
+    pub fn notify_to(&self, notifier: Arc<Notifier>) {
+        let _ = self.notifier.set(notifier);
+    }
+
+    /// Hands a change of a registration to the notifier, if any. Never called with the
+    /// location's lock held.
+    fn changed(&self, old: Option<&Registration>, new: Option<&Registration>, cause: Cause) {
+        if let Some(n) = self.notifier.get() {
+            n.registration_changed(old, new, cause, unix_now());
+        }
     }
 
     fn location(&self) -> std::sync::MutexGuard<'_, Location> {
@@ -512,7 +533,9 @@ impl Registrar {
                 tracing::error!(%impu, replaced = %old, error = %e, "cannot delete the replaced registration from the store");
             }
         }
+        let before = self.location().get(impu).cloned();
         self.location().put(reg.clone());
+        self.changed(before.as_ref(), Some(&reg), Cause::Register);
         // The HSS now holds the implicit set registered here: any of it served
         // unregistered until now is no longer.
         self.unregistered.forget_covered_by(&reg.profile);
@@ -544,7 +567,8 @@ impl Registrar {
             }
             let key = reg.impu.clone();
             let _order = self.order.lock([impu, key.as_str()]).await;
-            self.location().remove(&key);
+            let removed = self.location().remove(&key);
+            self.changed(removed.as_ref(), None, Cause::Register);
             // Deleted whoever owns it (a user taken over from a failed S-CSCF): the UE
             // de-registered here.
             let gone = Registration {
@@ -593,6 +617,9 @@ impl Registrar {
     /// identities left without any (TS 24.229 §5.4.1.7, TS 29.228 §6.1.2), and for the
     /// unregistered identities whose kept profile lapsed.
     pub async fn expire(&self, now: u64) {
+        if let Some(n) = self.notifier.get() {
+            n.expire(|impu| self.registration(impu), now);
+        }
         self.release_unregistered(now).await;
         let lapsed = self.location().lapsed(now);
         if lapsed.is_empty() {
@@ -601,7 +628,21 @@ impl Registrar {
         let (gone, changed) = {
             let _order = self.order.lock(lapsed.iter().map(String::as_str)).await;
             // Under the locks: a REGISTER may have refreshed some of them meanwhile.
+            let before: Vec<Registration> = {
+                let loc = self.location();
+                lapsed
+                    .iter()
+                    .filter_map(|i| loc.registered(i).cloned())
+                    .collect()
+            };
             let (gone, changed) = self.location().expire(&lapsed, now);
+            let old = |impu: &str| before.iter().find(|r| r.impu == impu);
+            for reg in &gone {
+                self.changed(old(&reg.impu), None, Cause::Expiry);
+            }
+            for reg in &changed {
+                self.changed(old(&reg.impu), Some(reg), Cause::Expiry);
+            }
             let changes: Vec<Change> = changed
                 .iter()
                 .map(|reg| Change::Update(reg.clone()))
@@ -690,10 +731,15 @@ impl Registrar {
             };
             for impu in impus {
                 if let Some(reg) = loc.remove(&impu) {
-                    removed.push(reg.impu);
+                    removed.push(reg);
                 }
             }
         }
+        let cause = Cause::Network(rtr.deregistration_reason.reason_code);
+        for reg in &removed {
+            self.changed(Some(reg), None, cause);
+        }
+        let removed: Vec<String> = removed.into_iter().map(|r| r.impu).collect();
         let unregistered: usize = impis
             .iter()
             .map(|i| self.unregistered.forget(i, &rtr.public_identities))
@@ -719,25 +765,31 @@ impl Registrar {
                 return CxResult::Base(result::DIAMETER_UNABLE_TO_COMPLY);
             }
         };
-        let updated: Vec<Registration> = {
+        let updated: Vec<(Registration, Registration)> = {
             let mut loc = self.location();
             let impus = loc.impus_of(&ppr.user_name);
             let mut out = Vec::new();
             for impu in impus {
-                if let Some(mut reg) = loc.remove(&impu) {
+                if let Some(old) = loc.remove(&impu) {
+                    let mut reg = old.clone();
                     reg.profile = profile.clone();
                     loc.put(reg.clone());
-                    out.push(reg);
+                    out.push((old, reg));
                 }
             }
             out
         };
+        // Identities added to or removed from an implicit set change their
+        // registration state (RFC 3680 `created`, `rejected`).
+        for (old, new) in &updated {
+            self.changed(Some(old), Some(new), Cause::Profile);
+        }
         let unregistered = self.unregistered.push_profile(&ppr.user_name, &profile);
         if updated.is_empty() && unregistered == 0 {
             return CxResult::experimental(experimental::DIAMETER_ERROR_USER_UNKNOWN);
         }
         tracing::info!(impi = %ppr.user_name, registrations = updated.len(), unregistered, "profile replaced (PPR)");
-        self.spawn_persist(updated.into_iter().map(|r| r.impu).collect());
+        self.spawn_persist(updated.into_iter().map(|(_, r)| r.impu).collect());
         CxResult::Base(result::DIAMETER_SUCCESS)
     }
 

@@ -13,6 +13,7 @@
 //! S-CSCF that lost a user to another never deletes or overwrites what the other
 //! stored. The leases and the take-over of a dead owner's registrations are in
 //! [`pool`].
+//! The reg event subscriptions are kept in the same database ([`subscriptions`]).
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -25,6 +26,7 @@ use crate::location::{Binding, Registration};
 use crate::profile::UserProfile;
 
 pub mod pool;
+pub mod subscriptions;
 pub mod writer;
 
 /// Store failures.
@@ -152,12 +154,18 @@ fn last_of_each(changes: &[Change]) -> Vec<&Change> {
 }
 
 /// The migrations of each backend: version, name, PostgreSQL and SQLite text.
-const MIGRATIONS: [(i64, &str, &str, &str); 2] = [
+const MIGRATIONS: [(i64, &str, &str, &str); 3] = [
     (
         1,
         "bindings",
         include_str!("../migrations/postgres/0001_bindings.sql"),
         include_str!("../migrations/sqlite/0001_bindings.sql"),
+    ),
+    (
+        2,
+        "reg_subscriptions",
+        include_str!("../migrations/postgres/0002_reg_subscriptions.sql"),
+        include_str!("../migrations/sqlite/0002_reg_subscriptions.sql"),
     ),
     (
         3,

@@ -456,6 +456,39 @@ impl Ue {
         )
     }
 
+    /// Runs a client scenario once from the UE's port, tracing every message
+    /// ([`SippResult::messages`]).
+    pub fn run_traced(&self, dir: &Path, scenario: &str) -> SippResult {
+        sipp::run_uac_traced(
+            &sipp::scenario(scenario),
+            self.entry,
+            &self.csv,
+            self.local,
+            1,
+            60,
+            &workdir(dir),
+        )
+        .expect("sipp runs")
+    }
+
+    /// Runs a client scenario ending in a `<pause/>` once from the UE's port, staying
+    /// `stay_ms` afterwards, and meanwhile answers the requests of other dialogs (the
+    /// NOTIFYs of an earlier subscription) with the out-of-call scenario `ooc`; every
+    /// message traced ([`SippResult::messages`]).
+    pub fn run_answering(&self, dir: &Path, scenario: &str, ooc: &str, stay_ms: u32) -> SippResult {
+        sipp::Background::registered_ue_traced(
+            &sipp::scenario(scenario),
+            &sipp::scenario(ooc),
+            self.entry,
+            &self.csv,
+            self.local,
+            stay_ms,
+            &workdir(dir),
+        )
+        .expect("sipp runs")
+        .finish()
+    }
+
     /// Starts a server scenario on the UE's port for `calls` calls, bounded by 60 s.
     pub fn serve(&self, dir: &Path, scenario: &str, calls: u32) -> sipp::Background {
         sipp::Background::uas(
@@ -468,6 +501,28 @@ impl Ue {
         )
         .expect("sipp UAS starts")
     }
+}
+
+/// A UE behind stunnel (TCP from SIPp to `entry`, TLS onward to the P-CSCF) with the
+/// CSV `csv`: it registers (`session/register.xml`), stays `stay_ms` and answers a call
+/// over its connection (`session/uas_answer_hangup.xml`, `-oocsf`).
+pub fn tls_ue_answering(
+    dir: &Path,
+    entry: SocketAddr,
+    csv: &Path,
+    stay_ms: u32,
+) -> sipp::Background {
+    sipp::Background::registered_ue(
+        &sipp::scenario("session/register.xml"),
+        &sipp::scenario("session/uas_answer_hangup.xml"),
+        entry,
+        csv,
+        addr(free_port()),
+        SippTransport::Tcp,
+        stay_ms,
+        &workdir(dir),
+    )
+    .expect("sipp UE starts")
 }
 
 /// A tshark capture of the chain's traffic ([`CAPTURE_FILTER`]) on `lo` into a file,

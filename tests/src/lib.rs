@@ -6,6 +6,8 @@ pub mod dnsmasq;
 pub mod hss_api;
 pub mod metrics;
 pub mod netns;
+pub mod nodes;
+pub mod reginfo;
 pub mod sipp;
 pub mod stunnel;
 pub mod uar_hss;

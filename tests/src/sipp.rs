@@ -169,7 +169,36 @@ impl Background {
         stay_ms: u32,
         workdir: &Path,
     ) -> std::io::Result<Background> {
-        let mut c = base(scenario, local, transport, workdir);
+        let c = base(scenario, local, transport, workdir);
+        Background::ue(c, ooc, remote, inf, local, stay_ms, workdir)
+    }
+
+    /// [`Background::registered_ue`] over UDP tracing every message (`-trace_msg`: then
+    /// [`SippResult::messages`] holds what it received and sent, the out-of-call
+    /// requests too).
+    pub fn registered_ue_traced(
+        scenario: &Path,
+        ooc: &Path,
+        remote: SocketAddr,
+        inf: &Path,
+        local: SocketAddr,
+        stay_ms: u32,
+        workdir: &Path,
+    ) -> std::io::Result<Background> {
+        let mut c = base(scenario, local, SippTransport::Udp, workdir);
+        c.arg("-trace_msg");
+        Background::ue(c, ooc, remote, inf, local, stay_ms, workdir)
+    }
+
+    fn ue(
+        mut c: Command,
+        ooc: &Path,
+        remote: SocketAddr,
+        inf: &Path,
+        local: SocketAddr,
+        stay_ms: u32,
+        workdir: &Path,
+    ) -> std::io::Result<Background> {
         c.arg(remote.to_string())
             .arg("-oocsf")
             .arg(ooc)
@@ -274,6 +303,32 @@ pub fn run_uac_inf(
         timeout_secs,
     };
     run_client(&run, false, workdir)
+}
+
+/// [`run_uac_inf`] at 50 calls per second without a proxy, tracing every message
+/// (`-trace_msg`: then [`SippResult::messages`] holds what it received and sent).
+#[allow(clippy::too_many_arguments)]
+pub fn run_uac_traced(
+    scenario: &Path,
+    remote: SocketAddr,
+    inf: &Path,
+    local: SocketAddr,
+    calls: u32,
+    timeout_secs: u32,
+    workdir: &Path,
+) -> std::io::Result<SippResult> {
+    let run = Run {
+        scenario,
+        remote,
+        send_to: None,
+        inf: Some(inf),
+        local,
+        transport: SippTransport::Udp,
+        calls,
+        rate: 50,
+        timeout_secs,
+    };
+    run_client(&run, true, workdir)
 }
 
 /// One SIPp client run.

@@ -31,6 +31,7 @@ use ims_sip::transport::{TransportConfig, TransportKind};
 use ims_sip::{HeaderName, Method, SipMessage};
 use pcscf::budget::SourceBudget;
 use pcscf::flow_token::FlowTokens;
+use pcscf::store::{Persistence, RegistrationStore};
 use pcscf::{Pcscf, PcscfPolicy, PcscfSettings};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -137,6 +138,11 @@ async fn chain() -> Chain {
 }
 
 async fn chain_of(max_registrations: usize) -> Chain {
+    chain_with(max_registrations, None).await
+}
+
+/// The chain with the P-CSCF writing its registrations through `persistence`.
+async fn chain_with(max_registrations: usize, persistence: Option<Persistence>) -> Chain {
     let (server, hss) = uar_hss::start("icscf.ims.example.net").await.unwrap();
     let scscf = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let scscf_addr = scscf.local_addr().unwrap();
@@ -181,6 +187,7 @@ async fn chain_of(max_registrations: usize) -> Chain {
                 BudgetMetrics::default(),
             )),
             ingress: Ingress::new(Role::Pcscf, &loopback_core()),
+            persistence,
         },
         max_registrations,
     );
@@ -582,6 +589,61 @@ async fn a_full_registration_store_refuses_new_ues_with_503() {
     .unwrap();
     let (at_s, _) = recv_udp(&c.scscf).await;
     assert_eq!(at_s.method(), Some(&Method::Register));
+}
+
+/// "Nothing acknowledged is lost" (issue 15): the P-CSCF relays the registrar's 200 to
+/// a UDP UE only once the registration is in its store. Another connection holds
+/// SQLite's write lock, so the store's writer waits: the 200 waits with it, and reaches
+/// the UE once the lock is released, with the registration stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_200_to_register_is_relayed_once_the_registration_is_stored() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/registrations.db", dir.path().display());
+    let store = RegistrationStore::open(&url, "pcscf").await.unwrap();
+    let c = chain_with(10, Some(Persistence::spawn(store.clone()))).await;
+    let scscf_addr = c.scscf.local_addr().unwrap();
+    let mut blocker = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+
+    let ue = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let ue_addr = ue.local_addr().unwrap();
+    let contact = format!("Contact: <sip:alice@{ue_addr}>\r\nExpires: 600\r\n");
+    let reg = request(
+        "REGISTER",
+        "sip:ims.example.net",
+        &format!("UDP {ue_addr}"),
+        "alice",
+        "stored",
+        &contact,
+    );
+    ue.send_to(reg.as_bytes(), udp_of(&c.pcscf)).await.unwrap();
+    let (at_s, from) = recv_udp(&c.scscf).await;
+    c.scscf
+        .send_to(&registrar_ok(&at_s, scscf_addr, 600).to_bytes(), from)
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 65_535];
+    assert!(
+        timeout(Duration::from_millis(700), ue.recv_from(&mut buf))
+            .await
+            .is_err(),
+        "no 200 while the registration cannot be written"
+    );
+    let rows: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM pcscf_registration")
+        .fetch_one(&mut blocker)
+        .await
+        .unwrap();
+    assert_eq!(rows.0, 0, "nothing written yet");
+    sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
+    assert_eq!(recv_udp(&ue).await.0.status(), Some(200));
+    let stored = store.load(0).await.unwrap();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].public_identity, "sip:alice@ims.example.net");
+    assert_eq!(stored[0].flow, format!("UDP#0:{ue_addr}"));
 }
 
 /// A request in the dialog `call` (To tagged), from `via` with `extra` headers.

@@ -135,8 +135,10 @@ fn setup(name: &str, tls: Option<(u16, &Path, &Path)>) -> Setup {
              [cloud_auth]\nmode = \"off\"\n\
              [zones]\ncore = [\"127.0.0.1/32\"]\n\
              [pcscf]\nvisited_network_id = \"visited.example.net\"\n\
+             store = \"sqlite://{}/pcscf/registrations.db\"\n\
              [pcscf.home_networks]\n\"ims.example.net\" = \"sip:127.0.0.1:{i_sip};lr\"\n\
-             [sip]\nudp = [\"127.0.0.1:{p_sip}\"]\ntcp = [\"127.0.0.1:{p_sip}\"]\n{tls_text}"
+             [sip]\nudp = [\"127.0.0.1:{p_sip}\"]\ntcp = [\"127.0.0.1:{p_sip}\"]\n{tls_text}",
+            dir.display()
         ),
     );
     let icscf_cfg = write(

@@ -82,6 +82,14 @@ fn start_pcscf_with(
     pcscf_extra: &str,
 ) -> GroupGuard {
     let cfg = dir.join("pcscf.toml");
+    let store = if pcscf_extra.contains("store =") {
+        String::new()
+    } else {
+        format!(
+            "store = \"sqlite://{}/pcscf/registrations.db\"",
+            dir.display()
+        )
+    };
     std::fs::write(
         &cfg,
         format!(
@@ -89,7 +97,7 @@ fn start_pcscf_with(
              [http]\nlisten = \"127.0.0.1:{p_http}\"\n\
              [cloud_auth]\nmode = \"off\"\n\
              [zones]\ncore = [\"127.0.0.1/32\"]\n\
-             [pcscf]\n{pcscf_extra}\n\
+             [pcscf]\n{pcscf_extra}\n{store}\n\
              [pcscf.home_networks]\n\"ims.example.net\" = \"sip:127.0.0.1:{i_sip};lr\"\n\
              [sip]\nudp = [\"127.0.0.1:{p_sip}\"]\n"
         ),
@@ -209,7 +217,13 @@ fn core_message(p_sip: u16, core: &UdpSocket, ue: &UdpSocket, path: &str, n: u32
 fn flow_tokens_survive_a_restart_with_the_key_file() {
     let dir = scratch_dir("pcscf-flow-key");
     let key_file = dir.join("data/pcscf/flow_token.key");
-    let extra = format!("flow_token_key_file = \"{}\"", key_file.display());
+    // Registrations in memory only, so that the restart forgets the UE and the token
+    // alone is what is tested (with the store, the UE is reached at once:
+    // tests/tests/pcscf_restart.rs).
+    let extra = format!(
+        "flow_token_key_file = \"{}\"\nstore = \"memory\"",
+        key_file.display()
+    );
     let (icscf, ue, core) = (socket(), socket(), socket());
     let i_sip = icscf.local_addr().unwrap().port();
     let (p_sip, p_http) = (free_port(), free_port());

@@ -10,18 +10,16 @@
 //! The nodes listen on the fixed dev ports: these tests run one at a time (nextest test
 //! group `e2e`).
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use ims_e2e::chain::{
     addr, assert_all_passed, assert_contacts, assert_not_registered, assert_registered,
-    decode_cleanly, edited_dev_configs, impu, imsctl, node_health, plain_cx_configs,
-    provision_digest, run, scscf_contacts, sipp_csv, start_core, stop_core, users, Capture,
-    NODE_HTTP, PCSCF, PCSCF_TLS,
+    decode_cleanly, edited_dev_configs, impu, imsctl, plain_cx_configs, provision_digest, run,
+    scscf_contacts, sipp_csv, start_core, stop_core, users, Capture, PCSCF, PCSCF_TLS,
 };
+use ims_e2e::nodes::Nodes;
 use ims_e2e::sipp::{self, SippTransport};
-use ims_e2e::{command, free_port, http_get, repo_root, stunnel, wait_for, GroupGuard};
+use ims_e2e::{free_port, http_get, repo_root, stunnel, wait_for};
 use ims_sip::auth::digest::{self, QopAuth};
 use ims_sip::auth::{Algorithm, Ha1};
 use ims_sip::{HeaderName, SipMessage};
@@ -302,76 +300,6 @@ fn a_udp_registration_decodes_in_tshark() {
             "no {needle:?} in the decode of {}",
             pcap.display()
         );
-    }
-}
-
-/// The nodes started one by one (as `imsctl up` does, same binaries, configs and
-/// `IMS_DATA_DIR`), so one of them can be restarted: `imsctl up` stops the whole core
-/// when a node exits.
-struct Nodes {
-    data: PathBuf,
-    /// The configs (`config/dev` when `None`).
-    configs: Option<PathBuf>,
-    running: Vec<(&'static str, GroupGuard)>,
-}
-
-impl Nodes {
-    /// Generates the dev CA and tokens with `imsctl up` (stopped again), then starts
-    /// every node.
-    fn start(name: &str) -> (PathBuf, Nodes) {
-        Nodes::start_with(name, None)
-    }
-
-    /// [`Nodes::start`] with the configs of `configs`.
-    fn start_with(name: &str, configs: Option<PathBuf>) -> (PathBuf, Nodes) {
-        let (dir, data, core) = start_core(name, configs.as_deref());
-        stop_core(core);
-        let mut nodes = Nodes {
-            data,
-            configs,
-            running: Vec::new(),
-        };
-        for (node, _, _) in NODE_HTTP {
-            nodes.start_node(node);
-        }
-        (dir, nodes)
-    }
-
-    fn start_node(&mut self, node: &'static str) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.data.join(format!("logs/{node}.log")))
-            .unwrap();
-        let config = match &self.configs {
-            Some(dir) => dir.join(format!("{node}.toml")),
-            None => repo_root().join(format!("config/dev/{node}.toml")),
-        };
-        let child = command(node)
-            .arg("--config")
-            .arg(config)
-            .env("IMS_DATA_DIR", &self.data)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{node} does not start: {e}"));
-        let mut guard = GroupGuard(child);
-        let up = wait_for(Duration::from_secs(30), || {
-            if let Ok(Some(status)) = guard.0.try_wait() {
-                panic!("{node} exited during start: {status}");
-            }
-            node_health(&self.data, node)
-        });
-        assert!(up.is_some(), "{node} does not answer on /health");
-        self.running.push((node, guard));
-    }
-
-    /// SIGKILLs one node (no graceful shutdown).
-    fn kill_node(&mut self, node: &str) {
-        let i = self.running.iter().position(|(n, _)| *n == node).unwrap();
-        let (_, mut guard) = self.running.remove(i);
-        ims_e2e::kill_group(&mut guard.0);
     }
 }
 

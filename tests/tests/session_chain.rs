@@ -20,9 +20,8 @@ use std::path::Path;
 
 use ims_e2e::chain::{
     addr, assert_all_passed, assert_contacts, decode, decode_cleanly, plain_cx_configs,
-    provision_digest, sipp_csv, start_core, stop_core, workdir, Capture, Ue, PCSCF_TLS,
+    provision_digest, sipp_csv, start_core, stop_core, tls_ue_answering, Capture, Ue, PCSCF_TLS,
 };
-use ims_e2e::sipp::{scenario, Background, SippTransport};
 use ims_e2e::{free_port, http_get, stunnel};
 
 /// The P-CSCF's `/health` and `/metrics` port.
@@ -165,17 +164,7 @@ fn a_callee_over_tls_is_reached_over_its_own_connection() {
         "secret",
         Some("alice"),
     );
-    let _bob = Background::registered_ue(
-        &scenario("session/register.xml"),
-        &scenario("session/uas_answer_hangup.xml"),
-        entry,
-        &csv,
-        addr(free_port()),
-        SippTransport::Tcp,
-        60_000,
-        &workdir(&dir),
-    )
-    .unwrap();
+    let _bob = tls_ue_answering(&dir, entry, &csv, 60_000);
     assert_contacts(1);
     assert_eq!(pcscf_connections(), Some(1), "Bob's TLS connection");
     // Alice (UDP) calls; ACK, re-INVITE, ACK and UPDATE go to Bob along the Record-Route

@@ -89,7 +89,9 @@ impl Access {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
         match (&self.static_token, presented) {
-            (Some(t), Some(p)) if same(t.as_bytes(), p.as_bytes()) => Ok(Caller::Operator),
+            (Some(t), Some(p)) if ims_runtime::admin_token::same(t.as_bytes(), p.as_bytes()) => {
+                Ok(Caller::Operator)
+            }
             _ => Err(unauthorized("missing or invalid token")),
         }
     }
@@ -166,10 +168,6 @@ impl Readable {
 }
 
 /// Compares without an early exit, so the time taken does not reveal the prefix matched.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 fn unauthorized(why: &str) -> Failure {
     Failure::new(StatusCode::UNAUTHORIZED, why, None)
 }

@@ -243,7 +243,9 @@ fn pcscf(plan: &Plan, me: &Node, out: &mut String) {
         "[pcscf]\nvisited_network_id = \"{d}\"\n\
          # Created with a random key (mode 0600) on first start; P-CSCFs sharing an\n\
          # address need the same key.\n\
-         flow_token_key_file = \"{DATA}/pcscf/flow_token.key\"\n\n\
+         flow_token_key_file = \"{DATA}/pcscf/flow_token.key\"\n\
+         # Registrations kept across restarts (SQLite, mode 0600).\n\
+         store = \"sqlite://{DATA}/pcscf/registrations.db\"\n\n\
          [pcscf.home_networks]\n\"{d}\" = \"{icscf}\"\n\n",
         d = plan.domain,
         icscf = sip_uri(plan.node("icscf"), plan::ICSCF_SIP),

@@ -1,8 +1,7 @@
-//! Group commit of the bindings store: one task owns the writes. Callers queue a
-//! [`Change`] and wait for its commit ([`StoreWriter::write`]); the task takes every
-//! change pending (at most [`MAX_BATCH`]) into one transaction
-//! ([`BindingStore::apply`]), commits, then answers each caller. While a transaction is
-//! committing the next changes queue up, so the batches grow with the load and a
+//! Group commit of the bindings store: the shared writer
+//! ([`ims_runtime::group_commit`]) over [`BindingStore::apply`]. Callers queue a
+//! [`Change`] and wait for its commit ([`StoreWriter::write`]); every change pending (at
+//! most [`MAX_BATCH`]) goes into one transaction, so the batches grow with the load and a
 //! registration costs a fraction of a transaction, without any added wait at low load.
 //!
 //! Changes are applied in the order they were queued: of several changes of one identity
@@ -15,134 +14,25 @@
 //! refuses fails alone, and the others are stored. When the database itself is down,
 //! every change of the batch gets the error.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-
-use tokio::sync::{mpsc, oneshot};
+use ims_runtime::group_commit::{Batch, GroupCommit};
 
 use super::{BindingStore, Change, StoreError};
 
-/// Most changes in one transaction.
-pub const MAX_BATCH: usize = 256;
-/// Changes queued at most; a caller beyond waits for room.
-const QUEUE: usize = 4 * MAX_BATCH;
+pub use ims_runtime::group_commit::{WriterStats, MAX_BATCH};
 
-/// A change and who waits for its commit.
-struct Job {
-    change: Change,
-    done: oneshot::Sender<Result<(), StoreError>>,
-}
+/// The handle to the writer task of the bindings store.
+pub type StoreWriter = GroupCommit<BindingStore>;
 
-/// Counters of the writer since it started.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct WriterStats {
-    /// Changes answered (committed or failed).
-    pub changes: u64,
-    /// Transactions run (batches, and the single-change ones after a failed batch).
-    pub transactions: u64,
-    /// Batches that failed and were retried change by change.
-    pub retried_batches: u64,
-}
+impl Batch for BindingStore {
+    type Change = Change;
+    type Error = StoreError;
 
-#[derive(Debug, Default)]
-struct Counters {
-    changes: AtomicU64,
-    transactions: AtomicU64,
-    retried_batches: AtomicU64,
-}
-
-/// The handle to the writer task; the task ends when every handle is dropped. Cheap to
-/// clone.
-#[derive(Debug, Clone)]
-pub struct StoreWriter {
-    queue: mpsc::Sender<Job>,
-    counters: Arc<Counters>,
-}
-
-/// A change queued: [`Pending::committed`] waits for its transaction.
-#[derive(Debug)]
-pub struct Pending(Option<oneshot::Receiver<Result<(), StoreError>>>);
-
-impl Pending {
-    /// The result of the transaction that stored the change.
-    pub async fn committed(self) -> Result<(), StoreError> {
-        match self.0 {
-            Some(rx) => rx.await.unwrap_or(Err(StoreError::WriterStopped)),
-            None => Err(StoreError::WriterStopped),
-        }
-    }
-}
-
-impl StoreWriter {
-    /// Starts the writer task over `store`, with at most `max_batch` changes per
-    /// transaction (at least one).
-    pub fn spawn(store: BindingStore, max_batch: usize) -> StoreWriter {
-        let (queue, rx) = mpsc::channel(QUEUE.max(max_batch));
-        let counters = Arc::new(Counters::default());
-        tokio::spawn(run(store, rx, max_batch.max(1), counters.clone()));
-        StoreWriter { queue, counters }
+    async fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
+        BindingStore::apply(self, changes).await
     }
 
-    /// Queues `change` after every change queued before it (waits while the queue is
-    /// full); the [`Pending`] returned waits for its commit.
-    pub async fn submit(&self, change: Change) -> Pending {
-        let (done, rx) = oneshot::channel();
-        match self.queue.send(Job { change, done }).await {
-            Ok(()) => Pending(Some(rx)),
-            Err(_) => Pending(None),
-        }
-    }
-
-    /// Queues `change` and waits for its commit.
-    pub async fn write(&self, change: Change) -> Result<(), StoreError> {
-        self.submit(change).await.committed().await
-    }
-
-    /// The counters so far.
-    pub fn stats(&self) -> WriterStats {
-        let c = &self.counters;
-        WriterStats {
-            changes: c.changes.load(Ordering::Relaxed),
-            transactions: c.transactions.load(Ordering::Relaxed),
-            retried_batches: c.retried_batches.load(Ordering::Relaxed),
-        }
-    }
-}
-
-/// The writer task: a batch of everything pending, one transaction, the answers; until
-/// every [`StoreWriter`] is dropped.
-async fn run(
-    store: BindingStore,
-    mut rx: mpsc::Receiver<Job>,
-    max_batch: usize,
-    counters: Arc<Counters>,
-) {
-    let mut jobs = Vec::with_capacity(max_batch);
-    while rx.recv_many(&mut jobs, max_batch).await > 0 {
-        let (changes, waiting): (Vec<Change>, Vec<_>) =
-            jobs.drain(..).map(|j| (j.change, j.done)).unzip();
-        counters.transactions.fetch_add(1, Ordering::Relaxed);
-        let results = match store.apply(&changes).await {
-            Ok(()) => changes.iter().map(|_| Ok(())).collect(),
-            Err(e) if changes.len() == 1 => vec![Err(e)],
-            Err(e) => {
-                tracing::warn!(changes = changes.len(), error = %e, "batch of store writes failed; retrying each change alone");
-                counters.retried_batches.fetch_add(1, Ordering::Relaxed);
-                let mut results = Vec::with_capacity(changes.len());
-                for change in &changes {
-                    counters.transactions.fetch_add(1, Ordering::Relaxed);
-                    results.push(store.apply(std::slice::from_ref(change)).await);
-                }
-                results
-            }
-        };
-        counters
-            .changes
-            .fetch_add(waiting.len() as u64, Ordering::Relaxed);
-        for (done, result) in waiting.into_iter().zip(results) {
-            // The caller may have gone (its request timed out): nothing to tell.
-            let _ = done.send(result);
-        }
+    fn stopped() -> StoreError {
+        StoreError::WriterStopped
     }
 }
 

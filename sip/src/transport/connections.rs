@@ -34,11 +34,21 @@ pub(super) struct ConnectionTable {
     stats: Arc<TransportStats>,
 }
 
+/// Where a run's connection ids start: a random point below 2^62 (so that counting up
+/// never wraps). A flow's text names its connection by id and outlives the process in
+/// the flow tokens a P-CSCF put into Path and Record-Route: a connection of a later run
+/// must not take the id of an earlier run's connection from the same address (it
+/// would receive what the token's flow was sent), and with ids drawn afresh each run
+/// two runs' ids meet with a probability of about (connections per run) / 2^62.
+fn first_connection_id() -> u64 {
+    (rand::random::<u64>() >> 2).max(1)
+}
+
 impl ConnectionTable {
     pub(super) fn new(limits: &TransportLimits, stats: Arc<TransportStats>) -> Self {
         ConnectionTable {
             inner: Mutex::new(Inner::default()),
-            next_id: AtomicU64::new(1),
+            next_id: AtomicU64::new(first_connection_id()),
             max_per_peer: limits.max_connections_per_peer,
             max_total: limits.max_connections,
             queue_depth: limits.queue_depth.max(1),
@@ -174,6 +184,23 @@ mod tests {
         let _b = t.reserve("192.0.2.2".parse().unwrap()).unwrap();
         assert!(t.reserve("192.0.2.3".parse().unwrap()).is_none());
         assert_eq!(t.stats.connections_open.load(Ordering::Relaxed), 2);
+    }
+
+    /// Two runs (two tables): the first connection from one address gets different
+    /// ids, so a flow token of the first run's connection names nothing in the second
+    /// (with ids from 1 each run, both were `TCP#1:192.0.2.1:5060`).
+    #[test]
+    fn each_run_numbers_its_connections_afresh() {
+        let remote: SocketAddr = "192.0.2.1:5060".parse().unwrap();
+        let first = |t: Arc<ConnectionTable>| {
+            let mut slot = t.reserve(remote.ip()).unwrap();
+            slot.register(TransportKind::Tcp, remote).0
+        };
+        let (before, after) = (first(table(5, 5)), first(table(5, 5)));
+        assert_ne!(before, after);
+        assert_ne!(before.to_string(), after.to_string());
+        // Round trip of the text form a P-CSCF stores.
+        assert_eq!(before.to_string().parse::<Flow>(), Ok(before));
     }
 
     #[test]

@@ -79,6 +79,32 @@ impl fmt::Display for Flow {
     }
 }
 
+/// Text that is not a flow as [`Flow`]'s `Display` writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a flow (TRANSPORT#id:address:port)")]
+pub struct ParseFlowError;
+
+/// The text `Display` writes, read back: how a flow is kept across a restart (a
+/// P-CSCF's stored registrations). A UDP flow names the listening socket by its index
+/// among the node's UDP listeners and the peer's address, both of which outlive the
+/// process (as long as the listeners are configured alike). A stream flow names a
+/// connection of the process that wrote it: connection ids start at a random point
+/// each run (`transport::connections`), so such a flow names no connection of a later run, and
+/// sending over it fails as over any closed flow.
+impl std::str::FromStr for Flow {
+    type Err = ParseFlowError;
+
+    fn from_str(s: &str) -> Result<Flow, ParseFlowError> {
+        let (kind, rest) = s.split_once('#').ok_or(ParseFlowError)?;
+        let (id, remote) = rest.split_once(':').ok_or(ParseFlowError)?;
+        Ok(Flow {
+            kind: TransportKind::from_token(kind).ok_or(ParseFlowError)?,
+            remote: remote.parse().map_err(|_| ParseFlowError)?,
+            id: id.parse().map_err(|_| ParseFlowError)?,
+        })
+    }
+}
+
 /// A place to send to when no flow is given: an existing connection to `addr` over
 /// `kind` is reused, otherwise one is opened (RFC 3261 §18.1.1, §18.2.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,4 +171,31 @@ pub enum TransportEvent {
     Message(Incoming),
     /// A message that failed to parse.
     Malformed(Malformed),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flow_reads_back_from_its_text() {
+        for text in ["UDP#0:127.0.0.1:5062", "TLS#42:[2001:db8::1]:40000"] {
+            let flow: Flow = text.parse().unwrap();
+            assert_eq!(flow.to_string(), text);
+        }
+        let flow: Flow = "UDP#1:192.0.2.7:5060".parse().unwrap();
+        assert_eq!(flow.kind(), TransportKind::Udp);
+        assert_eq!(flow.remote(), "192.0.2.7:5060".parse().unwrap());
+        for bad in [
+            "",
+            "UDP",
+            "UDP#0",
+            "XYZ#0:127.0.0.1:5060",
+            "UDP#x:127.0.0.1:5060",
+            "UDP#0:127.0.0.1",
+            "UDP#-1:127.0.0.1:5060",
+        ] {
+            assert_eq!(bad.parse::<Flow>(), Err(ParseFlowError), "{bad:?}");
+        }
+    }
 }

@@ -15,6 +15,7 @@ use futures_util::FutureExt;
 
 use super::Decision;
 use crate::message::key::TransactionKey;
+use crate::SipMessage;
 
 /// A decision under way.
 pub(super) type Deciding = Pin<Box<dyn Future<Output = Decided> + Send>>;
@@ -27,6 +28,9 @@ pub(super) struct Decided {
     /// The decision is a held response the policy let go ([`super::Policy::on_failure`]
     /// answered `None`).
     pub(super) released: bool,
+    /// The decision is a final response [`super::Policy::hold_response`] held: it goes
+    /// upstream as it is.
+    pub(super) relay: bool,
 }
 
 /// The policy panicked while deciding.
@@ -44,12 +48,34 @@ pub(super) fn start(
                 key,
                 decision: Ok(decision),
                 released,
+                relay: false,
             },
             Err(_) => Decided {
                 key,
                 decision: Err(Panicked),
                 released: false,
+                relay: false,
             },
+        }
+    })
+}
+
+/// `response`, held for `key` until `hold` completes ([`super::Policy::hold_response`]);
+/// a `hold` that panics lets it go too.
+pub(super) fn relay(
+    key: TransactionKey,
+    hold: impl Future<Output = ()> + Send + 'static,
+    response: SipMessage,
+) -> Deciding {
+    Box::pin(async move {
+        if AssertUnwindSafe(hold).catch_unwind().await.is_err() {
+            tracing::error!("the policy panicked holding a response: relayed as it is");
+        }
+        Decided {
+            key,
+            decision: Ok(Decision::Respond(response)),
+            released: false,
+            relay: true,
         }
     })
 }

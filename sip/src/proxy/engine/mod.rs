@@ -38,12 +38,15 @@
 //!   response goes upstream, and may add new branches to the same context;
 //! * a [`Decision::ForwardWith`] proxies the policy's edited request, over a given
 //!   flow if any; a closed flow ends the branch with 430 (RFC 5626 §5.3);
-//! * the policy sees each response before it goes upstream ([`Policy::on_response`]).
+//! * the policy sees each response before it goes upstream ([`Policy::on_response`]),
+//!   and may hold a final one until something it waits for is done
+//!   ([`Policy::hold_response`]: a P-CSCF's store write).
 
 mod config;
 mod deciding;
 mod failover;
 mod next_hop;
+mod originate;
 mod policy;
 pub mod resolver;
 mod send;
@@ -66,6 +69,7 @@ use tokio::time::Instant;
 use tokio_util::time::DelayQueue;
 
 pub use config::EngineConfig;
+pub use originate::{OriginateError, Originator};
 pub use policy::{AckRoute, Decision, DefaultRouting, Forward, Policy};
 pub use resolver::{Hop, HostCache, Servers};
 pub use stats::{method_index, ByCode, EngineStats, Latency, LATENCY_BUCKETS, METHODS};
@@ -73,6 +77,7 @@ pub use stopped::EngineStopped;
 
 use self::deciding::{Decided, Deciding, Panicked};
 use self::failover::{BranchSpec, Failover};
+use self::originate::Originate;
 use self::send::Peer;
 use crate::message::build::{self, response_with};
 use crate::message::key::TransactionKey;
@@ -102,6 +107,9 @@ use crate::{HeaderName, Method, SipMessage};
 pub struct ProxyEngine {
     transport: TransportLayer,
     stats: Arc<EngineStats>,
+    config: Arc<EngineConfig>,
+    /// Where [`Originator`]s bound to this engine queue their requests.
+    originate: mpsc::Sender<Originate>,
     /// The engine's own tasks by name: they run until the engine is dropped.
     tasks: Vec<(&'static str, JoinHandle<()>)>,
 }
@@ -138,6 +146,7 @@ impl ProxyEngine {
         let queue = config.queue.max(1);
         let (failed_tx, failed_rx) = mpsc::channel(queue);
         let (transmit, sender) = send::start(layer.clone(), config.clone(), queue, failed_tx);
+        let (originate, originate_rx) = mpsc::channel(originate::QUEUE);
         let core = Core {
             layer: TransactionLayer::new(config.timers, config.limits, transmit),
             config,
@@ -150,11 +159,15 @@ impl ProxyEngine {
             contexts: HashMap::new(),
             branches: HashMap::new(),
             answered: Vec::new(),
+            originated: HashMap::new(),
         };
-        let main = tokio::spawn(core.run(events, udp, failed_rx));
+        let engine_config = core.config.clone();
+        let main = tokio::spawn(core.run(events, udp, failed_rx, originate_rx));
         Ok(ProxyEngine {
             transport: layer,
             stats,
+            config: engine_config,
+            originate,
             tasks: vec![("core", main), ("send", sender)],
         })
     }
@@ -167,6 +180,12 @@ impl ProxyEngine {
     /// The engine's counters.
     pub fn stats(&self) -> &Arc<EngineStats> {
         &self.stats
+    }
+
+    /// Binds `originator` to this engine: from now on the requests it is given are sent
+    /// from here (see [`Originator`]). False when it was already bound.
+    pub fn bind_originator(&self, originator: &Originator) -> bool {
+        originator.bind(self.originate.clone(), self.config.clone())
     }
 }
 
@@ -272,6 +291,10 @@ struct Core<P> {
     /// §16.7 step 5; CANCEL does not apply, §9.2), so their contexts are dropped once
     /// the input at hand is handled, while the transaction waits out Timer J.
     answered: Vec<TransactionKey>,
+    /// Client transactions of the requests the node originated ([`Originator`]), with
+    /// who waits for their final response.
+    originated:
+        HashMap<TransactionKey, tokio::sync::oneshot::Sender<Result<SipMessage, OriginateError>>>,
 }
 
 /// Transport events handled in a row before the engine looks at its timers and
@@ -288,6 +311,7 @@ impl<P: Policy> Core<P> {
         mut events: mpsc::Receiver<TransportEvent>,
         mut udp: UdpIngress,
         mut failed: mpsc::Receiver<TransactionKey>,
+        mut originate: mpsc::Receiver<Originate>,
     ) {
         let backlog = self.config.queue.max(1);
         let timer = tokio::time::sleep_until(Instant::now());
@@ -315,6 +339,7 @@ impl<P: Policy> Core<P> {
                     self.on_branch(expired.get_ref(), BranchEvent::NoResponse);
                 }
                 Some(key) = failed.recv() => self.on_branch(&key, BranchEvent::TransportError),
+                Some(job) = originate.recv() => self.originate(job),
                 // While `queue` decisions wait, new input waits in the sockets and the
                 // transport's bounded channel. After each batch of datagrams, what the
                 // connections delivered gets its turn too: a datagram flood must not
@@ -423,6 +448,7 @@ impl<P: Policy> Core<P> {
             TuEvent::Terminated { key } => {
                 self.stats.transaction_ended();
                 self.branches.remove(&key);
+                self.originated.remove(&key);
                 self.contexts.remove(&key);
             }
         }
@@ -516,8 +542,15 @@ impl<P: Policy> Core<P> {
             key,
             decision,
             released,
+            relay,
         }: Decided,
     ) {
+        if relay {
+            if let Ok(Decision::Respond(response)) = decision {
+                self.upstream(&key, response);
+            }
+            return;
+        }
         let Some(ctx) = self.contexts.get_mut(&key) else {
             return;
         };
@@ -843,6 +876,10 @@ impl<P: Policy> Core<P> {
             self.stats
                 .response_in(response.status().unwrap_or_default());
         }
+        if self.originated.contains_key(key) {
+            self.on_originated(key, event);
+            return;
+        }
         let branch = self.branches.get(key).cloned();
         let ctx = branch
             .as_ref()
@@ -881,24 +918,108 @@ impl<P: Policy> Core<P> {
         }
     }
 
+    /// Sends a request the node originated ([`Originator`]): our Via, toward the next
+    /// hop of its Route set or Request-URI (RFC 3261 §8.1.2), in a client transaction.
+    fn originate(&mut self, Originate { request, done }: Originate) {
+        match self.send_originated(request) {
+            Ok(key) => {
+                self.stats.transaction_started();
+                self.originated.insert(key, done);
+            }
+            Err(error) => {
+                tracing::info!(%error, "originated request not sent");
+                let _ = done.send(Err(error));
+            }
+        }
+    }
+
+    fn send_originated(&mut self, request: SipMessage) -> Result<TransactionKey, OriginateError> {
+        let unroutable = |e: &dyn std::fmt::Display| OriginateError::Unroutable(e.to_string());
+        let spec = ForwardSpec {
+            target: None,
+            record_route: None,
+            preload_routes: &[],
+        };
+        // The routing step of a proxy decrements Max-Forwards: a UAC sends its own.
+        let max_forwards = request
+            .headers
+            .get_str(&HeaderName::MaxForwards)
+            .unwrap_or("70")
+            .to_string();
+        let Forwarded {
+            mut request,
+            next_hop,
+        } = forward(&request, &spec).map_err(|e| unroutable(&e))?;
+        request.headers.set(HeaderName::MaxForwards, max_forwards);
+        // The first server the next hop resolves to (RFC 3263 §4.3); no failover to the
+        // others for a request of our own.
+        let server = self
+            .config
+            .targets(&next_hop)
+            .first()
+            .copied()
+            .ok_or_else(|| unroutable(&format_args!("no address for {}", next_hop.host)))?;
+        let kind = server.kind;
+        let (addr, face) = self
+            .outbound(kind, None)
+            .ok_or_else(|| unroutable(&format_args!("no {kind} listener")))?;
+        let mut branch = String::from(BRANCH_MAGIC);
+        build::push_random_hex(&mut branch, 16);
+        let via = LocalVia {
+            transport: kind,
+            host: self.host(face, addr),
+            port: Some(addr.port()),
+            rport: false,
+        };
+        add_via(&mut request, &via, &branch);
+        let dest = Target::Destination(Destination {
+            kind,
+            addr: server.addr,
+            server_name: (kind == TransportKind::Tls
+                && crate::proxy::ip_of(&next_hop.host).is_none())
+            .then(|| next_hop.host.clone()),
+        });
+        self.layer
+            .send_request(request, Peer::Downstream(dest), kind.is_reliable())
+            .map_err(|e| unroutable(&e))
+    }
+
+    /// An event of an originated request's client transaction: its final response or
+    /// failure goes to whoever waits ([`Originator::send`]); provisional responses are
+    /// absorbed.
+    fn on_originated(&mut self, key: &TransactionKey, event: BranchEvent) {
+        let outcome = match event {
+            BranchEvent::Response(response) if response.status().unwrap_or(0) < 200 => return,
+            BranchEvent::Response(response) => Ok(response),
+            BranchEvent::Timeout | BranchEvent::TimerC | BranchEvent::NoResponse => {
+                Err(OriginateError::Timeout)
+            }
+            BranchEvent::TransportError => Err(OriginateError::Transport),
+        };
+        if let Some(done) = self.originated.remove(key) {
+            let _ = done.send(outcome);
+        }
+    }
+
     /// Carries out a response context's actions.
     fn perform(&mut self, server: &TransactionKey, actions: Actions) {
         if let Some(held) = actions.held {
             self.ask_on_failure(server, held);
         }
         if let Some(mut response) = actions.forward {
+            let mut hold = None;
             if let Some(ctx) = self.contexts.get(server) {
                 self.policy
                     .on_response(&ctx.request, &ctx.source, &mut response);
-            }
-            let is_2xx_invite = response.status().is_some_and(|c| (200..300).contains(&c))
-                && cseq_is_invite(&response);
-            let copy = is_2xx_invite.then(|| response.clone());
-            if !self.respond(server, response) {
-                // The INVITE server transaction has ended: 2xx go on statelessly (§16.7).
-                if let Some(response) = copy {
-                    self.stateless_response(response);
+                if response.status().is_some_and(|c| c >= 200) {
+                    hold = self
+                        .policy
+                        .hold_response(&ctx.request, &ctx.source, &response);
                 }
+            }
+            match hold {
+                Some(hold) => self.decide(deciding::relay(server.clone(), hold, response)),
+                None => self.upstream(server, response),
             }
         }
         for (id, cancel) in actions.cancel {
@@ -917,6 +1038,19 @@ impl<P: Policy> Core<P> {
             {
                 Ok(_) => self.stats.transaction_started(),
                 Err(error) => tracing::warn!(%error, "CANCEL not sent"),
+            }
+        }
+    }
+
+    /// Sends a response that went through the response context upstream; a 2xx to
+    /// an INVITE whose server transaction has ended goes on statelessly (§16.7).
+    fn upstream(&mut self, server: &TransactionKey, response: SipMessage) {
+        let is_2xx_invite =
+            response.status().is_some_and(|c| (200..300).contains(&c)) && cseq_is_invite(&response);
+        let copy = is_2xx_invite.then(|| response.clone());
+        if !self.respond(server, response) {
+            if let Some(response) = copy {
+                self.stateless_response(response);
             }
         }
     }

@@ -111,6 +111,23 @@ pub trait Policy: Send + Sync + 'static {
         let _ = (request, source, response);
     }
 
+    /// A final response about to go upstream (after [`Policy::on_response`]): `Some`
+    /// holds it until the future completes, then it goes upstream as it is; `None`
+    /// (the default) lets it go at once. The engine's task goes on meanwhile, and the
+    /// held response counts among the decisions waiting ([`super::EngineConfig::queue`]).
+    /// A P-CSCF relays the 200 to a REGISTER only once the registration it learned
+    /// from it is written to its store, so that no registration a UE was told of is
+    /// lost by a restart. A future that panics lets the response go.
+    fn hold_response(
+        &self,
+        request: &SipMessage,
+        source: &Source,
+        response: &SipMessage,
+    ) -> Option<impl Future<Output = ()> + Send + 'static> {
+        let _ = (request, source, response);
+        None::<std::future::Ready<()>>
+    }
+
     /// Every branch of a request forwarded with [`Forward::on_failure`] set to `tag`
     /// has ended without a 2xx, and `response` is the best final response (§16.7
     /// step 6, our Via removed) that would go upstream. A new [`Decision`] to forward
