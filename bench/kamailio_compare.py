@@ -356,6 +356,15 @@ def best(results):
     return max(clean, key=lambda r: r["rate"]) if clean else None
 
 
+def report(lines, path=None):
+    """Prints the markdown `lines`, and writes them to `path` when given."""
+    text = "\n".join(lines)
+    print(text)
+    if path:
+        with open(path, "w") as f:
+            f.write(text + "\n")
+
+
 def fmt(x, digits=0):
     return "-" if x != x else f"{x:,.{digits}f}".replace(",", " ")
 
@@ -524,12 +533,8 @@ def main():
                 "rings 200 ms; p99 is setup time minus the ringing):", ""]
         out += rate_table(chain, rl.NODES, "call") + [""]
         out += traversal_table(call_k, chain) + [""]
-    text = "\n".join(out)
     print()
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    report(out, args.out)
 
 
 if __name__ == "__main__":

@@ -372,11 +372,7 @@ def main():
     out += summary(sections) + ["", "## Runs", ""]
     for s in sections:
         out += run_section(s)
-    text = "\n".join(out)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    kc.report(out, args.out)
 
 
 if __name__ == "__main__":
