@@ -229,11 +229,12 @@ def run_rate(rate, seconds, users_csv, work, pids, scenario="sipp-scenarios/regi
             "load": load, "syscalls": counts}
 
 
-def scscf_store_counters():
-    """(changes, transactions) of the S-CSCF's store writer from its /health (the dev
-    HTTP port; refreshed every second), or None when it does not show them."""
+def scscf_store_counters(port=9103):
+    """(changes, transactions) of the S-CSCF's store writer from its /health (on HTTP
+    `port`, the dev one by default; refreshed every second), or None when it does not
+    show them."""
     try:
-        with urllib.request.urlopen("http://127.0.0.1:9103/health", timeout=5) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
             health = json.load(r)
         return health["store_changes"], health["store_transactions"]
     except (OSError, ValueError, KeyError):
