@@ -149,7 +149,12 @@ impl Pcscf {
             .settings
             .ingress
             .zone(source.remote.ip(), source.peer_names.as_ref());
-        if zone != Zone::Core || self.registrations.by_flow(&source.flow, Instant::now()).is_some() {
+        if zone != Zone::Core
+            || self
+                .registrations
+                .by_flow(&source.flow, Instant::now())
+                .is_some()
+        {
             self.refused(source, "reg event NOTIFY from outside the core");
             return refuse(request, 403, "Forbidden");
         }
@@ -175,7 +180,10 @@ impl Pcscf {
                 }
             }
         };
-        if self.registrations.end(&notified.flow, &ends, Instant::now()) {
+        if self
+            .registrations
+            .end(&notified.flow, &ends, Instant::now())
+        {
             tracing::info!(flow = %notified.flow, "registration ended by the S-CSCF's reg event NOTIFY: dropped");
             if let Some(p) = &self.settings.persistence {
                 tokio::spawn(p.write(Change::Delete(label(&notified.flow))));
@@ -392,7 +400,11 @@ fn is_reg_event_notify(request: &SipMessage, popped_route: Option<&Bytes>) -> bo
     request
         .request()
         .and_then(|r| std::str::from_utf8(&r.uri).ok())
-        .and_then(|u| Uri::parse(u).ok().and_then(|u| u.user.map(|x| x == CONTACT_USER)))
+        .and_then(|u| {
+            Uri::parse(u)
+                .ok()
+                .and_then(|u| u.user.map(|x| x == CONTACT_USER))
+        })
         .unwrap_or(false)
 }
 

@@ -65,8 +65,9 @@ pub fn parse(body: &[u8]) -> Result<Vec<RegistrationEnd>, ReginfoError> {
                     if out.len() >= MAX_REGISTRATIONS {
                         return Err(ReginfoError::Malformed("too many registrations".into()));
                     }
-                    let aor = attr(&e, b"aor")
-                        .ok_or_else(|| ReginfoError::Malformed("registration without aor".into()))?;
+                    let aor = attr(&e, b"aor").ok_or_else(|| {
+                        ReginfoError::Malformed("registration without aor".into())
+                    })?;
                     let state = attr(&e, b"state").ok_or_else(|| {
                         ReginfoError::Malformed("registration without state".into())
                     })?;
@@ -87,7 +88,9 @@ pub fn parse(body: &[u8]) -> Result<Vec<RegistrationEnd>, ReginfoError> {
                     .unescape()
                     .map_err(|e| ReginfoError::Malformed(e.to_string()))?;
                 let Some(reg) = out.last_mut() else {
-                    return Err(ReginfoError::Malformed("contact outside registration".into()));
+                    return Err(ReginfoError::Malformed(
+                        "contact outside registration".into(),
+                    ));
                 };
                 if reg.ended_contacts.len() >= MAX_CONTACTS {
                     return Err(ReginfoError::Malformed("too many contacts".into()));

@@ -493,14 +493,22 @@ mod tests {
         assert!(!regs.end(&fl[0], &[end("sip:bob@ims.example.net", true, &[])], now));
         assert!(!regs.end(
             &fl[0],
-            &[end("sip:alice@ims.example.net", false, &["sip:alice@10.9.9.9:5062"])],
+            &[end(
+                "sip:alice@ims.example.net",
+                false,
+                &["sip:alice@10.9.9.9:5062"]
+            )],
             now
         ));
         assert!(regs.by_flow(&fl[0], now).is_some());
         // Her contact deactivated; her registration terminated (by an associated URI).
         assert!(regs.end(
             &fl[0],
-            &[end("sip:alice@IMS.example.net", false, &["sip:alice@127.0.0.1:5062"])],
+            &[end(
+                "sip:alice@IMS.example.net",
+                false,
+                &["sip:alice@127.0.0.1:5062"]
+            )],
             now
         ));
         assert!(regs.end(&fl[1], &[end("tel:+15551230001", true, &[])], now));

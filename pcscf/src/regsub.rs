@@ -187,7 +187,10 @@ impl Subscriber {
                 return;
             }
             if t.by_flow.len() >= self.max {
-                tracing::warn!(max = self.max, "reg event subscriptions full: not subscribing");
+                tracing::warn!(
+                    max = self.max,
+                    "reg event subscriptions full: not subscribing"
+                );
                 return;
             }
             let mut sub = Sub {
@@ -210,23 +213,28 @@ impl Subscriber {
         self.spawn_send(reg.flow, request);
     }
 
-    /// Unsubscribes (`Expires: 0`) for the UE over `flow`, which de-registered.
+    /// Unsubscribes (`Expires: 0`) for the UE over `flow`, which de-registered
+    /// (when the notifier has not ended the subscription already: it usually has,
+    /// its NOTIFY of the de-registration arriving before the 200 to REGISTER).
     pub fn stop(&self, flow: &Flow) {
-        let Some(mut sub) = self.lock().remove(flow) else {
+        let Some(request) = self.unsubscribe(flow) else {
             return;
         };
-        if sub.remote_tag.is_none() {
-            // No dialog yet: nothing to end (the notifier ends it when its NOTIFY
-            // gets 481).
-            return;
-        }
-        let request = sub.request(0);
         let originator = self.originator.clone();
         tokio::spawn(async move {
             if let Err(error) = originator.send(request).await {
                 tracing::info!(%error, "reg event unsubscription not answered");
             }
         });
+    }
+
+    /// Forgets the subscription for `flow` and returns the SUBSCRIBE that ends it, if
+    /// its dialog was confirmed (without one the notifier ends it when its NOTIFY
+    /// gets 481).
+    fn unsubscribe(&self, flow: &Flow) -> Option<SipMessage> {
+        let mut sub = self.lock().remove(flow)?;
+        sub.remote_tag.as_ref()?;
+        Some(sub.request(0))
     }
 
     /// Refreshes the subscriptions due at `now`.
@@ -322,8 +330,11 @@ impl Subscriber {
             // RFC 6665 §4.1.2.4: the NOTIFY may come before the 2xx.
             None => sub.remote_tag = Some(from_tag),
         }
-        let ended = header(req, &HeaderName::Other(Bytes::from_static(b"Subscription-State")))
-            .is_some_and(|s| terminated(&s));
+        let ended = header(
+            req,
+            &HeaderName::Other(Bytes::from_static(b"Subscription-State")),
+        )
+        .is_some_and(|s| terminated(&s));
         if ended {
             t.remove(&flow);
         }
@@ -397,7 +408,9 @@ mod tests {
         assert_eq!((ok.flow, ok.ended), (fl[0], false));
         assert_eq!(s.notify(&notify(c, l, "n2", "active")), Err(481));
         // Terminated ends the subscription.
-        let ok = s.notify(&notify(c, l, "n1", "terminated;reason=deactivated")).unwrap();
+        let ok = s
+            .notify(&notify(c, l, "n1", "terminated;reason=deactivated"))
+            .unwrap();
         assert!(ok.ended);
         assert!(s.is_empty());
         assert_eq!(s.notify(&notify(c, l, "n1", "active")), Err(481));
@@ -428,8 +441,18 @@ mod tests {
         let text = String::from_utf8(next.request(EXPIRES).to_bytes().to_vec()).unwrap();
         assert!(text.starts_with("SUBSCRIBE sip:scscf@127.0.0.1:5080 SIP/2.0\r\n"));
         assert!(text.contains(";tag=scscf\r\n") && text.contains("CSeq: 2 SUBSCRIBE"));
+        // The UE de-registers: the dialog's SUBSCRIBE with Expires 0.
+        let text = String::from_utf8(s.unsubscribe(&fl[0]).unwrap().to_bytes().to_vec()).unwrap();
+        assert!(
+            text.contains("Expires: 0\r\n") && text.contains("CSeq: 2 SUBSCRIBE"),
+            "{text}"
+        );
+        assert!(!s.has(&fl[0]));
         // No answer: gone.
+        s.start(&reg, "sip:127.0.0.1", "sip:reg-event@127.0.0.1:5060");
+        let call_id = s.lock().by_flow[&fl[0]].call_id.clone();
         s.answered(&fl[0], &call_id, None, now);
         assert!(!s.has(&fl[0]));
+        assert_eq!(s.unsubscribe(&fl[0]), None);
     }
 }
