@@ -4,8 +4,9 @@
 //! authorizes it as the P-CSCF on the user's Path; an administrative de-registration
 //! (`imsctl deregister`, the HSS's RTR) makes the S-CSCF NOTIFY, and the P-CSCF drops
 //! the UE's registration (`/health` counts it, and the UE's MESSAGE gets the 403 of an
-//! unregistered UE); a UE's own de-registration makes the P-CSCF unsubscribe
-//! (`Expires: 0`, seen by tshark); a NOTIFY from a UE's flow is refused (403), one
+//! unregistered UE); at a UE's own de-registration the subscription ends (the S-CSCF's
+//! `terminated` NOTIFY, or the P-CSCF's `Expires: 0` when the 200 came first: tshark
+//! sees one of them); a NOTIFY from a UE's flow is refused (403), one
 //! from the core outside our dialogs gets 481.
 //!
 //! Uses the dev ports: run it alone (`cargo nextest run -p ims-e2e --test
