@@ -26,6 +26,13 @@
 //!   the initial one record-routed with the same token; a forged token gets 403, a flow
 //!   no longer registered 430. ACKs for a 2xx likewise ([`Policy::ack_route`]).
 //!
+//! * Reg event (TS 24.229 §5.2.3, [`crate::regsub`]): the first 200 to a UE's REGISTER
+//!   over a flow starts a subscription, its de-registration ends it; a NOTIFY to our
+//!   `reg-event` Contact is answered here, only from the core zone (403) and in our
+//!   dialogs (481); one saying the registration ended drops it and its stored row, its
+//!   flow still open a moment ([`crate::registrations::DRAIN`]) to in-dialog requests
+//!   from the core so the UE's own NOTIFY reaches it.
+//!
 //! * Registrations survive a restart ([`crate::store`]): the 200 to a REGISTER over
 //!   UDP is relayed once the registration is written ([`Policy::hold_response`]). After
 //!   a restart a UDP UE is reached again over its flow (the token names its address,
