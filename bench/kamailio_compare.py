@@ -62,7 +62,8 @@ NETNS_MARK = "KAMAILIO_COMPARE_NETNS"
 # S-CSCF, the I-CSCF, bob's S-CSCF and P-CSCF.
 TRAVERSALS = {"pcscf": 2, "icscf": 1, "scscf": 2}
 LABEL = {"pcscf": "P-CSCF", "icscf": "I-CSCF", "scscf": "S-CSCF", "hss": "HSS",
-         "kamailio": "Kamailio", "proxy": "sip-proxy", "sipp": "SIPp"}
+         "kamailio": "Kamailio", "proxy": "sip-proxy", "sipp": "SIPp",
+         "scscf2": "S-CSCF 2", "postgres": "PostgreSQL"}
 
 
 # --- installation (outside the namespace: it needs the network) ---------------------
@@ -117,12 +118,13 @@ def ensure_installed():
         sys.exit(f"still missing after apt-get install: {still}")
 
 
-def reexec_in_netns():
-    """Runs this script again in a private network namespace with lo up; returns its exit
-    status."""
+def reexec_in_netns(script=__file__, mark=NETNS_MARK):
+    """Runs `script` (this one by default) again with this process's arguments in a
+    private network namespace, with `mark` set to 1 in its environment; returns its exit
+    status. The script brings lo up itself."""
     unshare = ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-r", "-n"]
-    env = {**os.environ, NETNS_MARK: "1"}
-    return subprocess.run(unshare + [sys.executable, os.path.abspath(__file__), *sys.argv[1:]],
+    env = {**os.environ, mark: "1"}
+    return subprocess.run(unshare + [sys.executable, os.path.abspath(script), *sys.argv[1:]],
                           env=env).returncode
 
 
@@ -337,7 +339,7 @@ def machine():
     commit = sh(["git", "rev-parse", "--short", "HEAD"]) or "unknown"
     if sh(["git", "status", "--porcelain", "--untracked-files=no"]):
         commit += " (with local changes)"
-    kam = sh([kamailio_bin(), "-v"]).splitlines()
+    kam = sh([kamailio_bin() or "kamailio", "-v"]).splitlines()
     sipp = [line for line in sh(["sipp", "-v"]).splitlines() if "SIPp" in line]
     return {"nproc": os.cpu_count(), "model": model, "mem": f"{mem_gib:.0f} GiB",
             "kernel": platform.release(), "commit": commit,
@@ -352,6 +354,15 @@ def us_per(r, name):
 def best(results):
     clean = [r for r in results if rl.clean(r)]
     return max(clean, key=lambda r: r["rate"]) if clean else None
+
+
+def report(lines, path=None):
+    """Prints the markdown `lines`, and writes them to `path` when given."""
+    text = "\n".join(lines)
+    print(text)
+    if path:
+        with open(path, "w") as f:
+            f.write(text + "\n")
 
 
 def fmt(x, digits=0):
@@ -522,12 +533,8 @@ def main():
                 "rings 200 ms; p99 is setup time minus the ringing):", ""]
         out += rate_table(chain, rl.NODES, "call") + [""]
         out += traversal_table(call_k, chain) + [""]
-    text = "\n".join(out)
     print()
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    report(out, args.out)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,11 @@ is the highest rate with zero failed registrations while the chain keeps up (at 
 90 % of the offered rate completed per second).
 
     cargo build --release --workspace --bins
-    python3 bench/register_load.py [--rates 100,200,400] [--seconds 10] [--users 2000] [--warm] [--perf DIR]
+    python3 bench/register_load.py [--rates 100,200,400] [--seconds 10] [--users 2000] [--warm] [--perf DIR] [--syscalls]
+
+With `--syscalls`, each node's system calls over each rate are counted with `perf stat`
+of the kernel's syscall tracepoints (no ptrace: the nodes run at full speed) and printed
+per registration, by family (recv, send, epoll, futex, other).
 
 With `--perf DIR`, `perf record -g` samples each node during each rate (99 Hz, call
 graphs) into DIR/<rate>-<node>.data, and the shares (kernel, allocation and copies, tokio,
@@ -120,11 +124,74 @@ def sipp_results(work, offset_ms=0.0):
     return ok, failed, rtts
 
 
+# System calls counted by `--syscalls` (kernel tracepoints, no ptrace), by family.
+SYSCALL_FAMILIES = {
+    "recv": ["recvfrom", "recvmmsg", "recvmsg"],
+    "send": ["sendto", "sendmmsg", "sendmsg"],
+    "epoll": ["epoll_wait", "epoll_pwait", "epoll_pwait2"],
+    "futex": ["futex"],
+}
+
+
+def start_syscall_count(pids):
+    """`perf stat` of the system calls of each of `pids` (name -> pid) until stopped."""
+    events = ["raw_syscalls:sys_enter"] + [f"syscalls:sys_enter_{c}"
+                                           for calls in SYSCALL_FAMILIES.values() for c in calls]
+    counters = {}
+    for n, p in pids.items():
+        ids = ",".join(str(i) for i in (p if isinstance(p, list) else [p]))
+        out = tempfile.NamedTemporaryFile(mode="w+", prefix=f"syscalls-{n}-", delete=False)
+        counters[n] = (subprocess.Popen(["perf", "stat", "-x", ",", "-e", ",".join(events),
+                                         "-p", ids], stdout=subprocess.DEVNULL, stderr=out), out)
+    return counters
+
+
+def stop_syscall_count(counters):
+    """Stops the counts of `start_syscall_count`: name -> {"total", family..., "other"}."""
+    counts = {}
+    for n, (proc, out) in counters.items():
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        out.seek(0)
+        by_event = {}
+        for line in out.read().splitlines():
+            fields = line.split(",")
+            if len(fields) > 2 and fields[0].strip().isdigit():
+                by_event[fields[2].split(":")[-1].replace("sys_enter_", "")] = int(fields[0])
+        out.close()
+        os.unlink(out.name)
+        c = {"total": by_event.get("sys_enter", 0)}
+        for family, calls in SYSCALL_FAMILIES.items():
+            c[family] = sum(by_event.get(call, 0) for call in calls)
+            for call in calls:
+                c[call] = by_event.get(call, 0)
+        c["other"] = c["total"] - sum(c[f] for f in SYSCALL_FAMILIES)
+        counts[n] = c
+    return counts
+
+
+def syscalls_per_registration(r):
+    """Lines of each node's system calls per successful registration (`--syscalls`)."""
+    ok = max(r["ok"], 1)
+    lines = []
+    for n, c in r["syscalls"].items():
+        detail = ", ".join(f"{call} {c[call] / ok:.2f}" for calls in SYSCALL_FAMILIES.values()
+                           for call in calls if c[call])
+        lines.append(f"      syscalls per registration, {n}: {c['total'] / ok:.1f} "
+                     f"(recv {c['recv'] / ok:.2f}, send {c['send'] / ok:.2f}, epoll {c['epoll'] / ok:.2f}, "
+                     f"futex {c['futex'] / ok:.2f}, other {c['other'] / ok:.2f}; {detail})")
+    return "\n".join(lines)
+
+
 def run_rate(rate, seconds, users_csv, work, pids, scenario="sipp-scenarios/register/digest.xml",
-             target="127.0.0.1:5060", perf_dir=None):
+             target="127.0.0.1:5060", perf_dir=None, syscalls=False):
     """One SIPp run of `scenario` against `target` at `rate` calls/s for `seconds`; CPU of
     each of `pids` (name -> pid or list of pids) over the run: "cpu" in % of one core,
-    "cpu_s" in seconds. With `perf_dir`, each node is `perf record`ed into it."""
+    "cpu_s" in seconds. With `perf_dir`, each node is `perf record`ed into it; with
+    `syscalls`, its system calls over the run are counted ("syscalls")."""
     calls = rate * seconds
     load = os.getloadavg()[0]
     cpu0 = {n: cpu_seconds(p) for n, p in pids.items()}
@@ -136,6 +203,7 @@ def run_rate(rate, seconds, users_csv, work, pids, scenario="sipp-scenarios/regi
             perfs.append(subprocess.Popen(["perf", "record", "-F", "99", "-g", "-p", ids, "-o", out,
                                            "--", "sleep", str(seconds)],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    counters = start_syscall_count(pids) if syscalls else None
     sipp0 = children_cpu()
     t0 = time.time()
     sipp = subprocess.run(
@@ -148,6 +216,7 @@ def run_rate(rate, seconds, users_csv, work, pids, scenario="sipp-scenarios/regi
     wall = time.time() - t0
     cpu_s = {n: cpu_seconds(p) - cpu0[n] for n, p in pids.items()}
     cpu_s["sipp"] = children_cpu() - sipp0
+    counts = stop_syscall_count(counters) if counters else None
     cpu = {n: 100.0 * c / wall for n, c in cpu_s.items()}
     for p in perfs:
         try:
@@ -157,14 +226,15 @@ def run_rate(rate, seconds, users_csv, work, pids, scenario="sipp-scenarios/regi
     ok, failed, rtts = sipp_results(work)
     return {"rate": rate, "calls": calls, "ok": ok, "failed": failed, "exit": sipp.returncode,
             "pct": percentiles(rtts, [50, 95, 99]), "cpu": cpu, "cpu_s": cpu_s, "wall": wall,
-            "load": load}
+            "load": load, "syscalls": counts}
 
 
-def scscf_store_counters():
-    """(changes, transactions) of the S-CSCF's store writer from its /health (the dev
-    HTTP port; refreshed every second), or None when it does not show them."""
+def scscf_store_counters(port=9103):
+    """(changes, transactions) of the S-CSCF's store writer from its /health (on HTTP
+    `port`, the dev one by default; refreshed every second), or None when it does not
+    show them."""
     try:
-        with urllib.request.urlopen("http://127.0.0.1:9103/health", timeout=5) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
             health = json.load(r)
         return health["store_changes"], health["store_transactions"]
     except (OSError, ValueError, KeyError):
@@ -290,6 +360,9 @@ def main():
     ap.add_argument("--config-dir", default=None,
                     help="node configs for `imsctl up --config-dir` (default: config/dev)")
     ap.add_argument("--perf", metavar="DIR", help="perf record each node into DIR")
+    ap.add_argument("--syscalls", action="store_true",
+                    help="count each node's system calls over each rate (perf stat of the "
+                         "syscall tracepoints) and print them per registration")
     ap.add_argument("--warm", action="store_true",
                     help="register every user once (at 400/s, not reported) before the rates, so that "
                          "they measure re-registrations of known users rather than first registrations")
@@ -318,11 +391,14 @@ def main():
             time.sleep(1.5)  # /health's counters are refreshed every second
             before = scscf_store_counters()
             uars0 = icscf_uars()
-            r = run_rate(rate, args.seconds, users_csv, work, pids, perf_dir=args.perf)
+            r = run_rate(rate, args.seconds, users_csv, work, pids, perf_dir=args.perf,
+                         syscalls=args.syscalls)
             uars1 = icscf_uars()
             print_row(r, NODES)
             sent = uars1 - uars0 if uars0 is not None and uars1 is not None else None
             print(per_registration(r, sent), flush=True)
+            if args.syscalls:
+                print(syscalls_per_registration(r), flush=True)
             if args.perf:
                 from session_load import print_perf
                 print_perf(args.perf, rate, pids)

@@ -1,10 +1,11 @@
 #!/bin/sh
 # cloud-init user data of one IMS core VM (deploy/openstack/ims-core.yaml fills in the
 # placeholders, capitals between double underscores, with str_replace): installs the
-# ims-core package, unpacks this role's bundle (its TOML, the CA certificate, its
-# certificate and key; the HSS's store key and admin token) into /etc/ims-core, writes
-# the Keystone service password and /etc/hosts entries for the core's host names, and
-# starts the node's unit.
+# ims-core package, unpacks this node's bundle (its TOML, the CA certificate, its
+# certificate and key, the core's host names; the HSS's store key and admin token; the
+# database password file of a pool's S-CSCFs and HSSs) into /etc/ims-core, writes the
+# Keystone service password, appends the core's host names to /etc/hosts, and starts
+# the node's unit.
 #
 # Limits: the user data, bundle included, is readable by any process on the VM through
 # the metadata service, and is limited to 64 KiB by Nova; the stack keeps the bundle in
@@ -35,7 +36,7 @@ chown -R root:ims /etc/ims-core
 chmod 0755 /etc/ims-core
 find /etc/ims-core -mindepth 1 -type d -exec chmod 0750 {} +
 find /etc/ims-core -type f -exec chmod 0640 {} +
-find /etc/ims-core -type f \( -name '*.key' -o -name '*.token' \) \
+find /etc/ims-core -type f \( -name '*.key' -o -name '*.token' -o -name pgpass \) \
     -exec chown ims:ims {} + -exec chmod 0600 {} +
 if [ -n "$KEYSTONE_PASSWORD" ]; then
     (umask 077 && printf '%s\n' "$KEYSTONE_PASSWORD" > /etc/ims-core/keystone-service.password)
@@ -50,13 +51,12 @@ for want in "$KEYSTONE_URL" "$KEYSTONE_USER"; do
     fi
 done
 
-# The core's host names (certificates, Diameter identities); also in cloud-init's
-# template of /etc/hosts, which it may rewrite at boot.
+# The core's host names (certificates, Diameter identities), as config init wrote them
+# (/etc/ims-core/hosts); also in cloud-init's template of /etc/hosts, which it may
+# rewrite at boot.
 for hosts in /etc/hosts /etc/cloud/templates/hosts.debian.tmpl; do
     [ -f "$hosts" ] || continue
-    cat >> "$hosts" <<'HOSTS'
-__HOSTS__
-HOSTS
+    [ -f /etc/ims-core/hosts ] && cat /etc/ims-core/hosts >> "$hosts"
 done
 
 systemctl enable --now "$UNIT"

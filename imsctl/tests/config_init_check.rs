@@ -203,7 +203,7 @@ fn each_broken_rule_names_its_file_and_key() {
         (
             "I-CSCF S-CSCF name",
             vec![Text("icscf.toml", "name = \"sip:scscf.ims.example.net:5080\"", "name = \"sip:scscf.ims.example.net:5081\"")],
-            "icscf.toml: scscf[0].name: sip:scscf.ims.example.net:5081 is not scscf.toml's registrar.server_name",
+            "icscf.toml: scscf[0].name: sip:scscf.ims.example.net:5081 is no S-CSCF's registrar.server_name (scscf.toml has sip:scscf.ims.example.net:5080)",
         ),
         (
             "I-CSCF S-CSCF uri",
@@ -248,7 +248,7 @@ fn each_broken_rule_names_its_file_and_key() {
         (
             "HSS Server-Capabilities",
             vec![Text("hss.toml", "server_names = [\"sip:scscf.ims.example.net:5080\"]", "server_names = [\"sip:scscf.ims.example.net:5081\"]")],
-            "hss.toml: diameter.capabilities.server_names[0]: sip:scscf.ims.example.net:5081 is not",
+            "hss.toml: diameter.capabilities.server_names[0]: sip:scscf.ims.example.net:5081 is no S-CSCF's registrar.server_name",
         ),
         (
             "Cx client certificate",
@@ -488,4 +488,166 @@ fn an_ipv6_core_passes() {
     assert!(icscf.contains("\"fd00::11/128\""), "{icscf}");
     let (ok, err) = check(&dir);
     assert!(ok, "{err}");
+}
+
+const POOL: [&str; 8] = [
+    "--pcscf=10.0.0.11",
+    "--pcscf=10.0.0.21",
+    "--icscf=10.0.0.12",
+    "--scscf=10.0.0.13",
+    "--scscf=10.0.0.23",
+    "--hss=10.0.0.14",
+    "--hss=10.0.0.24",
+    "--db-url=postgres://ims@10.0.0.30:5432",
+];
+
+fn init_pool(out: &Path, extra: &[&str]) -> Output {
+    let out_arg = format!("--out={}", out.display());
+    let mut args = vec!["config", "init", "--domain=ims.example.net", &out_arg];
+    args.extend(POOL);
+    args.extend(extra);
+    imsctl(&args)
+}
+
+#[test]
+fn a_pooled_core_passes_and_its_password_stays_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let pw = tmp.path().join("pw");
+    fs::write(&pw, "s3cret:x\n").unwrap();
+    let dir = tmp.path().join("pool");
+    let o = init_pool(&dir, &[&format!("--db-password-file={}", pw.display())]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (ok, err) = check(&dir);
+    assert!(ok, "{err}");
+    for id in [
+        "pcscf1", "pcscf2", "icscf", "scscf1", "scscf2", "hss1", "hss2", "policyd",
+    ] {
+        assert!(dir.join(format!("{id}.toml")).exists(), "{id}.toml");
+        assert!(dir.join(format!("tls/{id}.crt")).exists(), "tls/{id}.crt");
+    }
+    let pgpass = dir.join("db/pgpass");
+    assert_eq!(
+        fs::read_to_string(&pgpass).unwrap(),
+        "10.0.0.30:5432:*:ims:s3cret\\:x\n"
+    );
+    let mode = fs::metadata(&pgpass).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "db/pgpass: {mode:o}");
+    for e in fs::read_dir(&dir).unwrap() {
+        let text = fs::read_to_string(e.unwrap().path()).unwrap_or_default();
+        assert!(!text.contains("s3cret"), "the password in a config");
+    }
+    let s2 = fs::read_to_string(dir.join("scscf2.toml")).unwrap();
+    assert!(
+        s2.contains("pool = true")
+            && s2.contains("store = \"postgres://ims@10.0.0.30:5432/ims_scscf\"")
+    );
+    let i = fs::read_to_string(dir.join("icscf.toml")).unwrap();
+    assert_eq!(i.matches("[[scscf]]").count(), 2);
+    // A pool without the shared database, and a password in the URL, are refused.
+    let mut args = vec!["config", "init", "--domain=ims.example.net"];
+    let out_arg = format!("--out={}", tmp.path().join("nodb").display());
+    args.push(&out_arg);
+    args.extend(&POOL[..7]);
+    assert!(!imsctl(&args).status.success(), "a pool without --db-url");
+    let o = init_pool(
+        &tmp.path().join("pw-in-url"),
+        &["--db-url=postgres://ims:pw@10.0.0.30"],
+    );
+    assert!(!o.status.success());
+}
+
+#[test]
+fn each_broken_pool_rule_names_its_file_and_key() {
+    use Break::*;
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    assert!(init_pool(&base, &[]).status.success());
+    let foreign = tmp.path().join("foreign");
+    init(&foreign, &[]);
+    let cases: Vec<Case> = vec![
+        (
+            "every S-CSCF in the I-CSCF's list",
+            vec![Text("icscf.toml", "name = \"sip:scscf2.", "name = \"sip:scscf9.")],
+            "icscf.toml: scscf: no [[scscf]] named sip:scscf2.ims.example.net:5080 (scscf2.toml registrar.server_name)",
+        ),
+        (
+            "every [[scscf]] an S-CSCF",
+            vec![Text("icscf.toml", "name = \"sip:scscf2.", "name = \"sip:scscf9.")],
+            "icscf.toml: scscf[1].name: sip:scscf9.ims.example.net:5080 is no S-CSCF's registrar.server_name",
+        ),
+        (
+            "a pool member's route (views)",
+            vec![Text("icscf.toml", "sip:10.0.0.23:5080;lr", "sip:10.0.0.23:5081;lr")],
+            "icscf.toml: scscf[1].uri: sip:10.0.0.23:5081;lr is not a listener of scscf2.toml",
+        ),
+        (
+            "pool = true",
+            vec![Text("scscf2.toml", "pool = true", "pool = false")],
+            "scscf2.toml: registrar.pool: false, but 2 S-CSCFs",
+        ),
+        (
+            "one store",
+            vec![Text("scscf2.toml", "5432/ims_scscf", "5432/other")],
+            "scscf2.toml: registrar.store: postgres://ims@10.0.0.30:5432/other is not scscf1.toml's",
+        ),
+        (
+            "distinct Server-Names",
+            vec![Text(
+                "scscf2.toml",
+                "server_name = \"sip:scscf2.",
+                "server_name = \"sip:scscf1.",
+            )],
+            "scscf2.toml: registrar.server_name: sip:scscf1.ims.example.net:5080 is scscf1.toml's too",
+        ),
+        (
+            "every HSS accepts every CSCF",
+            vec![Text(
+                "hss2.toml",
+                "host = \"scscf1.ims.example.net\"",
+                "host = \"scscf9.ims.example.net\"",
+            )],
+            "hss2.toml: diameter.peer: no [[diameter.peer]] host scscf1.ims.example.net (scscf1.toml's cx.origin_host)",
+        ),
+        (
+            "every CSCF lists every HSS",
+            vec![Text(
+                "scscf1.toml",
+                "origin_host = \"hss2.ims.example.net\"",
+                "origin_host = \"hss9.ims.example.net\"",
+            )],
+            "scscf1.toml: cx.hss: names no peer hss2.ims.example.net (hss2.toml's diameter.origin_host)",
+        ),
+        (
+            "one HSS database",
+            vec![Text("hss2.toml", "5432/ims_hss", "5432/other")],
+            "hss2.toml: store.url: postgres://ims@10.0.0.30:5432/other is not hss1.toml's",
+        ),
+        (
+            "zones cover the pool",
+            vec![Text("scscf1.toml", ", \"10.0.0.23/32\"", "")],
+            "scscf1.toml: zones.core: does not cover scscf2.toml's address 10.0.0.23",
+        ),
+    ];
+    run_cases(tmp.path(), &base, &foreign, &cases);
+}
+
+#[test]
+fn an_srv_name_in_a_route_is_a_warning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("pool");
+    assert!(init_pool(&dir, &[]).status.success());
+    let path = dir.join("pcscf1.toml");
+    let text = fs::read_to_string(&path).unwrap();
+    fs::write(
+        &path,
+        text.replace("sip:10.0.0.12:5070;lr", "sip:icscf-pool.ims.example.net;lr"),
+    )
+    .unwrap();
+    let (ok, err) = check(&dir);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("warning: pcscf1.toml: pcscf.home_networks.\"ims.example.net\": sip:icscf-pool.ims.example.net;lr: icscf-pool.ims.example.net names no port, so it is looked up by NAPTR/SRV"),
+        "{err}"
+    );
 }

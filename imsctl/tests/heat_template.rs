@@ -3,8 +3,9 @@
 //! resource types and properties, every `get_param`/`get_resource`/`get_attr`/
 //! `get_file`/`condition` naming something that exists), and security-group rules that
 //! open exactly the ports the configurations of `imsctl config init` listen on, each to
-//! exactly the roles that use it, nothing but the P-CSCF's SIP to 0.0.0.0/0. The
-//! bundles of `deploy/openstack/bundle` carry each role its own files only.
+//! exactly the roles that use it, nothing but the P-CSCF's SIP to 0.0.0.0/0, PostgreSQL
+//! to the S-CSCFs and HSSs only. The bundles of `deploy/openstack/bundle` carry each
+//! node its own files only, for a pooled core (two P-CSCFs, S-CSCFs, HSSs).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -345,13 +346,30 @@ fn the_templates_are_valid_hot() {
             "{role}"
         );
         let params = sr["params"].as_mapping().unwrap();
-        assert_eq!(keys(params), placeholders, "{role}: str_replace params");
+        // __BUNDLE__ is the node's own: node.yaml fills it in from `bundles`.
+        let mut want = placeholders.clone();
+        want.remove("__BUNDLE__");
+        assert_eq!(keys(params), want, "{role}: str_replace params");
         assert_eq!(params["__ROLE__"].as_str(), Some(role));
-        let bundle = params["__BUNDLE__"]["get_param"].as_str();
-        assert_eq!(bundle, Some(format!("{role}_bundle").as_str()));
+        let bundles = &props["bundles"];
+        let bundle = bundles
+            .get("get_param")
+            .or_else(|| bundles.get(0).and_then(|b| b.get("get_param")))
+            .and_then(Value::as_str);
+        assert_eq!(bundle, Some(format!("{role}_bundle").as_str()), "{role}");
     }
+    let node = load("node.yaml");
+    let server = &map(&node, "resources")["server"]["properties"]["user_data"]["str_replace"];
+    assert_eq!(
+        server["params"]["__BUNDLE__"]["get_param"][0].as_str(),
+        Some("bundles")
+    );
     let script = deploy().join("cloud-init.sh");
-    for file in [script, deploy().join("bundle")] {
+    for file in [
+        script,
+        deploy().join("bundle"),
+        deploy().join("postgres-init.sh"),
+    ] {
         let ok = std::process::Command::new("sh")
             .arg("-n")
             .arg(&file)
@@ -399,13 +417,41 @@ fn port_of(addr: &str) -> u16 {
 
 /// The rules the generated configurations need.
 fn needed(dir: &Path) -> BTreeSet<Rule> {
-    let toml: BTreeMap<&str, toml::Value> = ROLES
+    // Every node of a role (pcscf1.toml, pcscf2.toml, ...) has the role's rules.
+    let nodes: Vec<(&str, toml::Value)> = ROLES
         .iter()
-        .map(|r| {
-            let text = std::fs::read_to_string(dir.join(format!("{r}.toml"))).unwrap();
-            (*r, toml::from_str(&text).unwrap())
+        .flat_map(|r| {
+            let single = dir.join(format!("{r}.toml"));
+            let files: Vec<PathBuf> = if single.exists() {
+                vec![single]
+            } else {
+                (1..=8)
+                    .map(|n| dir.join(format!("{r}{n}.toml")))
+                    .take_while(|p| p.exists())
+                    .collect()
+            };
+            assert!(!files.is_empty(), "no {r}.toml");
+            files.into_iter().map(move |f| {
+                let text = std::fs::read_to_string(f).unwrap();
+                (*r, toml::from_str(&text).unwrap())
+            })
         })
         .collect();
+    let mut rules = BTreeSet::new();
+    for i in 0..nodes.len() {
+        let toml: BTreeMap<&str, toml::Value> = nodes
+            .iter()
+            .filter(|(r, _)| *r != nodes[i].0)
+            .chain([&nodes[i]])
+            .map(|(r, v)| (*r, v.clone()))
+            .collect();
+        rules.extend(node_rules(&toml));
+    }
+    rules
+}
+
+/// The rules of one node of each role (`toml`, by role).
+fn node_rules(toml: &BTreeMap<&str, toml::Value>) -> BTreeSet<Rule> {
     let mut rules = BTreeSet::new();
     let mut add = |role: &str, proto: &str, port: u16, from: From| {
         rules.insert((role.to_string(), proto.to_string(), port, from));
@@ -492,6 +538,20 @@ fn needed(dir: &Path) -> BTreeSet<Rule> {
             .unwrap();
         add("policyd", "tcp", port, From::Role(role.into()));
     }
+    // The shared PostgreSQL store, from the S-CSCFs and HSSs that use it.
+    for (role, section, key) in [("scscf", "registrar", "store"), ("hss", "store", "url")] {
+        let url = toml[role][section][key].as_str().unwrap();
+        if let Some(rest) = url.strip_prefix("postgres://") {
+            let hostport = rest.split('@').nth(1).unwrap().split('/').next().unwrap();
+            add(
+                "postgres",
+                "tcp",
+                port_of(hostport),
+                From::Role(role.into()),
+            );
+            add("postgres", "tcp", 22, From::Management);
+        }
+    }
     rules
 }
 
@@ -545,20 +605,31 @@ fn opened(t: &Mapping) -> BTreeSet<Rule> {
     rules
 }
 
-/// `imsctl config init` with the template's default addresses and a floating IP.
+/// `imsctl config init` of a pooled core (two P-CSCFs with floating IPs, two S-CSCFs,
+/// two HSSs on the PostgreSQL VM) with the template's default addresses first.
 fn generate(dir: &Path, t: &Mapping) {
     let params = map(t, "parameters");
     let default = |p: &str| params[p]["default"].as_str().unwrap().to_string();
+    let password = dir.with_extension("password");
+    std::fs::write(&password, "db-secret\n").unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_imsctl"))
         .args(["config", "init", "--domain", &default("domain")])
         .arg(format!(
             "--pcscf={},public=203.0.113.10",
             default("pcscf_addresses")
         ))
+        .arg("--pcscf=10.10.0.21,public=203.0.113.11")
         .arg(format!("--icscf={}", default("icscf_address")))
         .arg(format!("--scscf={}", default("scscf_addresses")))
-        .arg(format!("--hss={}", default("hss_address")))
+        .arg("--scscf=10.10.0.23")
+        .arg(format!("--hss={}", default("hss_addresses")))
+        .arg("--hss=10.10.0.24")
         .arg(format!("--policyd={}", default("policyd_address")))
+        .arg(format!(
+            "--db-url=postgres://ims@{}:5432",
+            default("postgres_address")
+        ))
+        .arg(format!("--db-password-file={}", password.display()))
         .args([
             "--keystone",
             "https://keystone.example.net:5000/v3",
@@ -653,34 +724,58 @@ fn each_bundle_carries_its_roles_files_only() {
             Some(true),
             "{key} hidden"
         );
-        let b64 = defaults[key.as_str()].as_str().unwrap();
-        let list = std::process::Command::new("sh")
-            .arg("-c")
-            .arg("base64 -d | tar -tzf -")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .and_then(|mut c| {
-                use std::io::Write;
-                c.stdin.take().unwrap().write_all(b64.as_bytes())?;
-                c.wait_with_output()
-            })
-            .unwrap();
-        let files: BTreeSet<String> = String::from_utf8(list.stdout)
-            .unwrap()
-            .lines()
-            .map(str::to_string)
-            .collect();
-        let mut want: BTreeSet<String> = [
-            format!("{role}.toml"),
-            "tls/ca.crt".into(),
-            format!("tls/{role}.crt"),
-            format!("tls/{role}.key"),
-        ]
-        .into();
-        if role == "hss" {
-            want.extend(["hss/store.key".to_string(), "hss/admin.token".to_string()]);
+        let pool = role != "icscf" && role != "policyd";
+        let all = defaults[key.as_str()].as_str().unwrap();
+        let bundles: Vec<&str> = all.split(',').collect();
+        assert_eq!(bundles.len(), if pool { 2 } else { 1 }, "{key}");
+        if pool {
+            let count = format!("{role}_count");
+            assert_eq!(defaults[count.as_str()].as_u64(), Some(2), "{count}");
+            assert!(params.contains_key(count.as_str()), "{count}");
         }
-        assert_eq!(files, want, "{role}");
+        for (n, b64) in bundles.iter().enumerate() {
+            let id = if pool {
+                format!("{role}{}", n + 1)
+            } else {
+                role.to_string()
+            };
+            let files = tar_list(b64);
+            let mut want: BTreeSet<String> = [
+                format!("{role}.toml"),
+                "tls/ca.crt".into(),
+                format!("tls/{id}.crt"),
+                format!("tls/{id}.key"),
+                "hosts".into(),
+            ]
+            .into();
+            if role == "hss" {
+                want.extend(["hss/store.key".to_string(), "hss/admin.token".to_string()]);
+            }
+            if role == "hss" || role == "scscf" {
+                want.insert("db/pgpass".to_string());
+            }
+            assert_eq!(files, want, "{id}");
+        }
     }
+}
+
+/// The file names in a base64 tar.gz.
+fn tar_list(b64: &str) -> BTreeSet<String> {
+    let list = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("base64 -d | tar -tzf -")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b64.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8(list.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }

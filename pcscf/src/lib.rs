@@ -4,6 +4,8 @@
 //! |---|---|---|
 //! | [`flow_token`] | flow tokens in Path naming the UE's connection | RFC 5626 §5.2-5.3 |
 //! | [`registrations`] | registrations learned from the 200 to REGISTER | TS 24.229 §5.2.2.1 |
+//! | [`regsub`] | the P-CSCF's reg event subscriptions for its UEs | TS 24.229 §5.2.3, RFC 6665 |
+//! | [`reginfo`] | what a reg event NOTIFY says ended | RFC 3680 §5.4 |
 //! | [`store`] | the registrations' durable copy (SQLite or PostgreSQL), restored at start | issue 15, RFC 5626 §5.3 |
 //! | [`headers`] | Path, P-Visited-Network-ID, P-Charging-Vector, P-Asserted-Identity | RFC 3327, RFC 7315, RFC 3325 |
 //! | [`budget`] | per-source budgets of unauthenticated traffic, back-off after failed authentication | issue 11 |
@@ -13,7 +15,9 @@ pub mod budget;
 pub mod flow_token;
 pub mod headers;
 pub mod policy;
+pub mod reginfo;
 pub mod registrations;
+pub mod regsub;
 pub mod store;
 #[cfg(test)]
 mod testutil;

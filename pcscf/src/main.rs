@@ -15,6 +15,7 @@ use ims_runtime::prometheus_client::registry::Registry;
 use ims_runtime::sip::{run_engine_until_shutdown, start_proxy, watch_engine};
 use ims_runtime::NodeArgs;
 use ims_sip::message::via::split_host_port;
+use ims_sip::proxy::engine::Originator;
 use ims_sip::transport::{Face, TransportKind, TransportLayer};
 use pcscf::budget::SourceBudget;
 use pcscf::flow_token::FlowTokens;
@@ -64,7 +65,9 @@ async fn main() -> anyhow::Result<()> {
         )?,
         ingress,
         persistence: persistence.clone(),
+        originator: Originator::default(),
     };
+    let originator = settings.originator.clone();
     let settings_filter = settings.cloud_auth.clone();
     let pcscf = Pcscf::new(settings, section.max_registrations);
     let restored = pcscf
@@ -99,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     pcscf.set_core_address(core_address(&config, engine.transport()));
+    engine.bind_originator(&originator);
     let running = ims_runtime::Node::start("pcscf", &config.node, &config.http, registry).await?;
     watch_engine(&running.status, &engine);
     let listeners: Vec<String> = engine
@@ -122,7 +126,10 @@ async fn main() -> anyhow::Result<()> {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         for second in 0u64.. {
             tick.tick().await;
-            let n = pcscf.registrations.purge(tokio::time::Instant::now());
+            let now = tokio::time::Instant::now();
+            let n = pcscf.registrations.purge(now);
+            pcscf.subscriptions.refresh(now);
+            status.set("reg_event_subscriptions", pcscf.subscriptions.len());
             status.set("registered_contacts", n);
             registered.set(i64::try_from(n).unwrap_or(i64::MAX));
             if let Some(p) = persistence

@@ -26,6 +26,13 @@
 //!   the initial one record-routed with the same token; a forged token gets 403, a flow
 //!   no longer registered 430. ACKs for a 2xx likewise ([`Policy::ack_route`]).
 //!
+//! * Reg event (TS 24.229 §5.2.3, [`crate::regsub`]): the first 200 to a UE's REGISTER
+//!   over a flow starts a subscription, its de-registration ends it; a NOTIFY to our
+//!   `reg-event` Contact is answered here, only from the core zone (403) and in our
+//!   dialogs (481); one saying the registration ended drops it and its stored row, its
+//!   flow still open a moment ([`crate::registrations::DRAIN`]) to in-dialog requests
+//!   from the core so the UE's own NOTIFY reaches it.
+//!
 //! * Registrations survive a restart ([`crate::store`]): the 200 to a REGISTER over
 //!   UDP is relayed once the registration is written ([`Policy::hold_response`]). After
 //!   a restart a UDP UE is reached again over its flow (the token names its address,
@@ -48,7 +55,7 @@ use ims_node::{Ingress, RequestKind, Zone};
 use ims_sip::message::build::response_with;
 use ims_sip::message::uri::Uri;
 use ims_sip::message::via::split_host_port;
-use ims_sip::proxy::engine::{AckRoute, Decision, Forward, Policy};
+use ims_sip::proxy::engine::{AckRoute, Decision, Forward, Originator, Policy};
 use ims_sip::proxy::record_route::route_user;
 use ims_sip::transport::{Flow, Source};
 use ims_sip::{HeaderName, Method, SipMessage};
@@ -61,7 +68,9 @@ use crate::flow_token::{label, FlowTokens};
 use crate::headers::{
     add_path, assert_identity, asserted_identity, set_charging_vector, set_visited_network,
 };
+use crate::reginfo;
 use crate::registrations::{Learned, Registrations};
+use crate::regsub::{Subscriber, CONTACT_USER};
 use crate::store::{unix_now, Change, Persistence, StoredRegistration};
 
 /// What the P-CSCF is configured with.
@@ -81,6 +90,9 @@ pub struct PcscfSettings {
     pub ingress: Ingress,
     /// The registrations' durable copy (`[pcscf] store`); `None`: memory only.
     pub persistence: Option<Persistence>,
+    /// Sends the P-CSCF's own requests (reg event SUBSCRIBEs); bound to the engine by
+    /// the node.
+    pub originator: Originator,
 }
 
 /// The P-CSCF's state, shared by the policy and the node (health, purging).
@@ -89,6 +101,8 @@ pub struct Pcscf {
     settings: PcscfSettings,
     /// Registrations learned from 200s to REGISTER.
     pub registrations: Registrations,
+    /// Reg event subscriptions for the registered UEs (TS 24.229 §5.2.3).
+    pub subscriptions: Subscriber,
     /// `host[:port][;transport=x]` the core reaches us at: the host part of Path.
     core_address: OnceLock<String>,
 }
@@ -97,9 +111,10 @@ impl Pcscf {
     /// A P-CSCF keeping at most `max_registrations`.
     pub fn new(settings: PcscfSettings, max_registrations: usize) -> Arc<Pcscf> {
         Arc::new(Pcscf {
-            settings,
             registrations: Registrations::new(max_registrations),
+            subscriptions: Subscriber::new(settings.originator.clone(), max_registrations),
             core_address: OnceLock::new(),
+            settings,
         })
     }
 
@@ -118,6 +133,73 @@ impl Pcscf {
             .cloned()
             .unwrap_or_else(|| source.local.to_string());
         format!("<sip:{token}@{host};lr>")
+    }
+
+    /// Our node identity (`sip:HOST`, the host of our Path values: what the S-CSCF
+    /// authorizes a P-CSCF subscriber by) and our Contact for reg event
+    /// subscriptions, once the listeners are bound.
+    fn subscriber_uris(&self) -> Option<(String, String)> {
+        let address = self.core_address.get()?;
+        let (host, _) = split_host_port(address.split(';').next()?)?;
+        Some((
+            format!("sip:{host}"),
+            format!("sip:{CONTACT_USER}@{address}"),
+        ))
+    }
+
+    /// A NOTIFY to our reg event Contact (TS 24.229 §5.2.3): only from the core zone,
+    /// only in one of our subscriptions' dialogs (else 481); a document saying the
+    /// registration of the subscription's UE ended drops it, with its flow's stored
+    /// copy, so the UE's requests are no longer those of a registered UE.
+    fn reg_event_notify(&self, request: &SipMessage, source: &Source) -> Decision {
+        let zone = self
+            .settings
+            .ingress
+            .zone(source.remote.ip(), source.peer_names.as_ref());
+        if zone != Zone::Core
+            || self
+                .registrations
+                .by_flow(&source.flow, Instant::now())
+                .is_some()
+        {
+            self.refused(source, "reg event NOTIFY from outside the core");
+            return refuse(request, 403, "Forbidden");
+        }
+        let notified = match self.subscriptions.notify(request) {
+            Ok(n) => n,
+            Err(code) => {
+                let reason = if code == 481 {
+                    "Subscription Does Not Exist"
+                } else {
+                    "Bad Request"
+                };
+                return refuse(request, code, reason);
+            }
+        };
+        let ends = if request.body().is_empty() {
+            Vec::new()
+        } else {
+            match reginfo::parse(request.body()) {
+                Ok(ends) => ends,
+                Err(error) => {
+                    tracing::info!(%error, "reg event NOTIFY with an unreadable body");
+                    return refuse(request, 400, "Bad Request");
+                }
+            }
+        };
+        if self
+            .registrations
+            .end(&notified.flow, &ends, Instant::now())
+        {
+            tracing::info!(flow = %notified.flow, "registration ended by the S-CSCF's reg event NOTIFY: dropped");
+            if let Some(p) = &self.settings.persistence {
+                tokio::spawn(p.write(Change::Delete(label(&notified.flow))));
+            }
+            if !notified.ended {
+                self.subscriptions.stop(&notified.flow);
+            }
+        }
+        Decision::Respond(response_with(request, 200, "OK", None, &[]))
     }
 
     /// Our host without port, for `icid-generated-at` (RFC 7315 §4.6: a host).
@@ -289,8 +371,14 @@ impl Pcscf {
                 return refuse(request, 403, "Forbidden");
             }
         };
-        let Some(reg) = self.registrations.by_label(&label, Instant::now()) else {
-            return refuse(request, 430, "Flow Failed");
+        let now = Instant::now();
+        let flow = match self.registrations.by_label(&label, now) {
+            Some(reg) => reg.flow,
+            // The NOTIFY that tells the UE the network ended its registration.
+            None => match self.registrations.draining(&label, now) {
+                Some(flow) if request.has_to_tag() => flow,
+                _ => return refuse(request, 430, "Flow Failed"),
+            },
         };
         // The bearer credential never leaves our trust boundary toward a UE.
         let record_route = !request.has_to_tag();
@@ -298,7 +386,7 @@ impl Pcscf {
         strip_bearer(&mut request);
         Decision::ForwardWith {
             request,
-            flow: Some(reg.flow),
+            flow: Some(flow),
             forward: Forward {
                 record_route,
                 record_route_user: Some(token.to_string()),
@@ -306,6 +394,25 @@ impl Pcscf {
             },
         }
     }
+}
+
+/// A NOTIFY addressed to our reg event Contact (its Request-URI's user part), not
+/// routed by a flow token of ours (those go to UEs).
+fn is_reg_event_notify(request: &SipMessage, popped_route: Option<&Bytes>) -> bool {
+    if request.method() != Some(&Method::Notify)
+        || popped_route.is_some_and(|r| std::str::from_utf8(r).ok().and_then(route_user).is_some())
+    {
+        return false;
+    }
+    request
+        .request()
+        .and_then(|r| std::str::from_utf8(&r.uri).ok())
+        .and_then(|u| {
+            Uri::parse(u)
+                .ok()
+                .and_then(|u| u.user.map(|x| x == CONTACT_USER))
+        })
+        .unwrap_or(false)
 }
 
 fn refuse(request: &SipMessage, code: u16, reason: &str) -> Decision {
@@ -332,6 +439,9 @@ impl Policy for PcscfPolicy {
         let span = ims_node::span::request_span(request, false);
         async move {
             let pcscf = &self.0;
+            if is_reg_event_notify(request, popped_route) {
+                return pcscf.reg_event_notify(request, source);
+            }
             let (zone, kind, token) = pcscf.classify(request, source, popped_route);
             // Everything from the access side is charged to its source's budget, refused
             // requests too (they cost as much to answer).
@@ -444,12 +554,25 @@ impl Policy for PcscfPolicy {
         }
         let ip = source.remote.ip();
         self.0.settings.budget.answered(request, ip, response);
-        let learned = self
-            .0
+        let pcscf = &self.0;
+        let now = Instant::now();
+        let learned = pcscf
             .registrations
-            .learn(request, source.flow, response, Instant::now());
+            .learn(request, source.flow, response, now);
         if learned != Learned::Ignored {
             tracing::debug!(flow = %source.flow, ?learned, "registration learned");
+        }
+        // TS 24.229 §5.2.3: subscribe after the UE's first registration over a flow;
+        // unsubscribe when it de-registers.
+        match learned {
+            Learned::Registered if !pcscf.subscriptions.has(&source.flow) => {
+                let reg = pcscf.registrations.by_flow(&source.flow, now);
+                if let (Some(reg), Some((identity, contact))) = (reg, pcscf.subscriber_uris()) {
+                    pcscf.subscriptions.start(&reg, &identity, &contact);
+                }
+            }
+            Learned::Deregistered => pcscf.subscriptions.stop(&source.flow),
+            _ => {}
         }
     }
 }
@@ -478,6 +601,7 @@ mod tests {
                     ims_runtime::budget::BudgetMetrics::default(),
                 )),
                 persistence: None,
+                originator: Originator::default(),
             },
             10,
         )

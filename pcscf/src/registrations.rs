@@ -25,6 +25,7 @@ use ims_sip::{HeaderName, SipMessage};
 use tokio::time::Instant;
 
 use crate::flow_token::label;
+use crate::reginfo::RegistrationEnd;
 
 /// A UE's registration as learned from the 200 to its REGISTER.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +61,16 @@ pub enum Learned {
 struct Inner {
     by_flow: HashMap<Flow, Registration>,
     by_label: HashMap<String, Flow>,
+    /// Flows of registrations the network ended ([`Registrations::end`]), by label,
+    /// still open to in-dialog requests from the core until the instant: the
+    /// notifier's NOTIFY to the UE's own subscription, sent at the same moment as
+    /// ours, still reaches it. At most as many as `by_flow` may hold.
+    draining: HashMap<String, (Flow, Instant)>,
 }
+
+/// How long the flow of a registration the network ended stays open to in-dialog
+/// requests from the core.
+pub const DRAIN: Duration = Duration::from_secs(5);
 
 /// Registrations by flow, bounded.
 pub struct Registrations {
@@ -92,6 +102,15 @@ fn same_contact(a: &str, b: &str) -> bool {
                 && a.port == b.port
         }
         _ => false,
+    }
+}
+
+/// Two public identities are the same: for SIP URIs scheme, user, host and port
+/// (case-insensitive host); anything else (tel URIs) as written.
+fn same_identity(a: &str, b: &str) -> bool {
+    match (Uri::parse(a), Uri::parse(b)) {
+        (Ok(x), Ok(_)) if x.scheme.to_ascii_lowercase().starts_with("sip") => same_contact(a, b),
+        _ => a == b,
     }
 }
 
@@ -259,6 +278,50 @@ impl Registrations {
         taken
     }
 
+    /// Applies what a reg event NOTIFY said ([`crate::reginfo::parse`]) to the
+    /// registration over `flow`: a `<registration>` of its public identity (or one of
+    /// its associated URIs) in state terminated drops it; its contacts the document
+    /// lists as terminated go, and it is dropped when none is left. True when it was
+    /// dropped.
+    pub fn end(&self, flow: &Flow, ends: &[RegistrationEnd], now: Instant) -> bool {
+        let mut inner = self.lock();
+        let Some(reg) = inner.by_flow.get_mut(flow) else {
+            return false;
+        };
+        let identities: Vec<&str> = std::iter::once(reg.public_identity.as_str())
+            .chain(reg.associated.iter().map(String::as_str))
+            .collect();
+        let mut drop_all = false;
+        for end in ends {
+            if !identities.iter().any(|i| same_identity(i, &end.aor)) {
+                continue;
+            }
+            drop_all |= end.terminated;
+            reg.contacts
+                .retain(|c| !end.ended_contacts.iter().any(|e| same_contact(c, e)));
+        }
+        if !drop_all && !reg.contacts.is_empty() {
+            return false;
+        }
+        inner.by_flow.remove(flow);
+        let flow_label = label(flow);
+        inner.by_label.remove(&flow_label);
+        if inner.draining.len() < self.max {
+            if let Some(until) = now.checked_add(DRAIN) {
+                inner.draining.insert(flow_label, (*flow, until));
+            }
+        }
+        true
+    }
+
+    /// The flow of a registration the network ended less than [`DRAIN`] ago, by
+    /// label: for in-dialog requests toward its UE only.
+    pub fn draining(&self, flow_label: &str, now: Instant) -> Option<Flow> {
+        let inner = self.lock();
+        let (flow, until) = inner.draining.get(flow_label)?;
+        (*until > now).then_some(*flow)
+    }
+
     /// Drops expired registrations; returns how many remain.
     pub fn purge(&self, now: Instant) -> usize {
         let mut inner = self.lock();
@@ -268,6 +331,7 @@ impl Registrations {
 }
 
 fn purge(inner: &mut Inner, now: Instant) {
+    inner.draining.retain(|_, (_, until)| *until > now);
     let expired: Vec<Flow> = inner
         .by_flow
         .values()
@@ -409,6 +473,54 @@ mod tests {
         // Not a number: no expiry, so no registration.
         let (req, ok) = register_200_raw(";expires=-1", "");
         assert_eq!(regs.learn(&req, flow, &ok, now), Learned::Deregistered);
+    }
+
+    #[tokio::test]
+    async fn a_notify_that_ends_the_registration_drops_it() {
+        let fl = flows(3).await;
+        let regs = Registrations::new(10);
+        let now = Instant::now();
+        let (req, ok) = register_200(600);
+        for f in &fl {
+            regs.learn(&req, *f, &ok, now);
+        }
+        let end = |aor: &str, terminated, contacts: &[&str]| RegistrationEnd {
+            aor: aor.into(),
+            terminated,
+            ended_contacts: contacts.iter().map(|c| c.to_string()).collect(),
+        };
+        // Another user's registration, or another contact of Alice's, ends nothing.
+        assert!(!regs.end(&fl[0], &[end("sip:bob@ims.example.net", true, &[])], now));
+        assert!(!regs.end(
+            &fl[0],
+            &[end(
+                "sip:alice@ims.example.net",
+                false,
+                &["sip:alice@10.9.9.9:5062"]
+            )],
+            now
+        ));
+        assert!(regs.by_flow(&fl[0], now).is_some());
+        // Her contact deactivated; her registration terminated (by an associated URI).
+        assert!(regs.end(
+            &fl[0],
+            &[end(
+                "sip:alice@IMS.example.net",
+                false,
+                &["sip:alice@127.0.0.1:5062"]
+            )],
+            now
+        ));
+        assert!(regs.end(&fl[1], &[end("tel:+15551230001", true, &[])], now));
+        assert_eq!(regs.by_flow(&fl[0], now), None);
+        assert_eq!(regs.by_label(&label(&fl[1]), now), None);
+        assert_eq!(regs.purge(now), 1);
+        assert!(!regs.end(&fl[0], &[end("sip:alice@ims.example.net", true, &[])], now));
+        // Their flows stay open to in-dialog requests a moment.
+        assert_eq!(regs.draining(&label(&fl[0]), now), Some(fl[0]));
+        assert_eq!(regs.draining(&label(&fl[2]), now), None);
+        regs.purge(now + DRAIN);
+        assert_eq!(regs.draining(&label(&fl[1]), now), None);
     }
 
     /// One UDP flow for every proptest case (the store only keys on it).

@@ -638,3 +638,56 @@ async fn a_udp_flood_does_not_starve_a_tcp_peer() {
         "the flood reached the engine"
     );
 }
+
+/// A burst of requests from many clients, forwarded to one UAS and answered: the
+/// engine reads them in batches and writes each pass's datagrams together (requests to
+/// the UAS, answers to each client); every client gets its own answer.
+#[tokio::test]
+async fn a_burst_from_many_clients_is_forwarded_and_answered_to_each() {
+    let (ok, uas_task) = uas(200).await;
+    let (engine, proxy) = start(vec![format!("sip:b@{ok}")]).await;
+    let mut clients = Vec::new();
+    for i in 0..100 {
+        let branch = format!("z9hG4bKburst{i}");
+        clients.push((
+            branch.clone(),
+            send(proxy, "OPTIONS", "sip:b@y", &branch).await,
+        ));
+    }
+    for (branch, client) in &clients {
+        let resp = recv(client).await;
+        assert_eq!(resp.status(), Some(200));
+        let call_id = resp.headers.first_value(&HeaderName::CallId).unwrap();
+        assert_eq!(&call_id[..], format!("{branch}@x").as_bytes());
+    }
+    assert_eq!(engine.stats().requests_in_total(), 100);
+    assert_eq!(engine.stats().responses_out_by_code.get(200), 100);
+    uas_task.abort();
+}
+
+/// A forwarded request that the kernel refuses when the pass's datagrams are written
+/// (it arrives just under the largest IPv4 UDP payload, 65 507 bytes, and no longer
+/// fits with our Via and Record-Route) is a transport error of its branch: the caller
+/// gets 503 (§16.9) at once, not the 408 of Timer F (1.28 s with these timers).
+#[tokio::test]
+async fn a_forwarded_request_the_kernel_refuses_is_answered_503() {
+    let next = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let next_addr = next.local_addr().unwrap();
+    let (engine, proxy) = start(vec![format!("sip:b@{next_addr}")]).await;
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let from = client.local_addr().unwrap();
+    let head = |len: usize| {
+        format!(
+            "MESSAGE sip:b@y SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch=z9hG4bKhuge1;rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: huge1@x\r\n\
+CSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\nContent-Length: {len:05}\r\n\r\n"
+        )
+    };
+    let body_len = 65_480 - head(0).len();
+    let message = format!("{}{}", head(body_len), "x".repeat(body_len));
+    assert_eq!(message.len(), 65_480);
+    client.send_to(message.as_bytes(), proxy).await.unwrap();
+    let resp = recv(&client).await;
+    assert_eq!(resp.status(), Some(503));
+    assert_eq!(engine.stats().responses_out_by_code.get(503), 1);
+}

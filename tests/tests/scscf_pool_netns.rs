@@ -9,11 +9,12 @@
 //! authentication on the bed's network only), not the host's: the namespaces cannot
 //! reach the host's loopback, and a route from the bed to the host would expose the
 //! host's database to whatever runs in the bed. The configs are `imsctl config init`'s
-//! for the first S-CSCF; the second is the first's config with its own address,
-//! Server-Name and Cx Origin-Host (the HSS binds that Origin-Host to the S-CSCF's
-//! certificate name by `tls_name`), and both have `[registrar] pool = true` and
-//! `lease_secs = 3` on the shared database. The I-CSCF knows both (`[[scscf]]`, the first
-//! first) and gives an S-CSCF `scscf_silence_ms = 1000` before restoration.
+//! for a pool (`--scscf` twice, `--db-url` naming the bed's PostgreSQL: both S-CSCFs
+//! with `[registrar] pool = true` on database `ims_scscf`, the HSS on `ims_hss`, the
+//! I-CSCF listing both, the HSS accepting both), checked by `imsctl config check`, with
+//! the test's timings: `lease_secs = 3`, the I-CSCF's `scscf_silence_ms = 1000`, and the
+//! HSS naming S-CSCF 1 alone in its `server_names` so that new users go to S-CSCF 1
+//! while it runs (the scenario below; without it they are shared by hashing).
 //!
 //! Shown, with SIPp UEs on the UE host:
 //!
@@ -64,14 +65,14 @@ const LEASE_SECS: u64 = 3;
 const HOSTS: [(&str, &str); 7] = [
     ("pcscf", "10.214.0.11"),
     ("icscf", "10.214.0.12"),
-    ("scscf", "10.214.0.13"),
+    ("scscf1", "10.214.0.13"),
     ("hss", "10.214.0.14"),
     ("scscf2", "10.214.0.15"),
     ("pg", PG_HOST),
     ("ue", UE_HOST),
 ];
 
-const SCSCF1: &str = "sip:scscf.ims.example.net:5080";
+const SCSCF1: &str = "sip:scscf1.ims.example.net:5080";
 const SCSCF2: &str = "sip:scscf2.ims.example.net:5080";
 
 fn address(name: &str) -> &'static str {
@@ -174,18 +175,23 @@ fn start_postgres(bed: &mut Bed, bin: &Path, dir: &Path) {
         .stderr(log);
     bed.spawn(c).unwrap_or_else(|e| panic!("{e}"));
     let ready = wait_for(Duration::from_secs(30), || {
-        psql(bed, "SELECT 1").ok().filter(|o| o == "1")
+        psql(bed, "postgres", "SELECT 1").ok().filter(|o| o == "1")
     });
     assert!(
         ready.is_some(),
         "PostgreSQL never answered; its log:\n{}",
         std::fs::read_to_string(dir.join("pg.log")).unwrap_or_default()
     );
+    // The databases of `imsctl config init --db-url`.
+    for db in ["ims_scscf", "ims_hss"] {
+        psql(bed, "postgres", &format!("CREATE DATABASE {db}")).unwrap_or_else(|e| panic!("{e}"));
+    }
 }
 
-/// `psql -tA -c sql` against the bed's PostgreSQL, from its namespace: the output.
-fn psql(bed: &Bed, sql: &str) -> Result<String, netns::NetnsError> {
-    let url = format!("postgresql://postgres@{PG_HOST}:5432/postgres");
+/// `psql -tA -c sql` against database `db` of the bed's PostgreSQL, from its
+/// namespace: the output.
+fn psql(bed: &Bed, db: &str, sql: &str) -> Result<String, netns::NetnsError> {
+    let url = format!("postgresql://postgres@{PG_HOST}:5432/{db}");
     let out = bed.exec("pg", "psql", &[&url, "-tA", "-c", sql])?;
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
@@ -194,6 +200,7 @@ fn psql(bed: &Bed, sql: &str) -> Result<String, netns::NetnsError> {
 fn owners(bed: &Bed) -> Vec<(String, usize)> {
     let out = psql(
         bed,
+        "ims_scscf",
         "SELECT owner, count(*) FROM registration GROUP BY owner ORDER BY owner",
     )
     .unwrap_or_else(|e| panic!("{e}"));
@@ -203,80 +210,56 @@ fn owners(bed: &Bed) -> Vec<(String, usize)> {
         .collect()
 }
 
-/// `imsctl config init` for the bed, then the pool's edits: both S-CSCFs on the shared
-/// database, the second S-CSCF's config, the HSS's peer for it, the I-CSCF's entry for
-/// it and its silence limit, and its address in the CSCFs' core zones (the S-CSCFs in
-/// each other's).
+/// `imsctl config init` of the pool for the bed (checked by `imsctl config check`),
+/// then the test's timings and S-CSCF 1 as the HSS's named S-CSCF.
 fn generate(dir: &Path) -> PathBuf {
     let core = dir.join("core");
     let core_s = core.to_str().unwrap();
-    let node = |role: &str| format!("--{role}={}", address(role));
+    let node = |role: &str, ns: &str| format!("--{role}={}", address(ns));
     let out = command("imsctl")
         .args(["config", "init", "--domain", DOMAIN])
-        .args([node("pcscf"), node("icscf"), node("scscf"), node("hss")])
+        .args([
+            node("pcscf", "pcscf"),
+            node("icscf", "icscf"),
+            node("scscf", "scscf1"),
+            node("scscf", "scscf2"),
+            node("hss", "hss"),
+        ])
+        .arg(format!("--db-url=postgresql://postgres@{PG_HOST}:5432"))
         .args(["--paths-base", core_s, "--out", core_s])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = command("imsctl")
+        .args(["config", "check", core_s, "--paths-base", core_s])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let edit = |file: &str, f: &dyn Fn(String) -> String| {
         let path = core.join(file);
         let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("pool = true") || !file.starts_with("scscf"),
+            "{text}"
+        );
         std::fs::write(&path, f(text)).unwrap();
     };
-    let store = format!(
-        "store = \"postgresql://postgres@{PG_HOST}:5432/postgres\"\npool = true\n\
-         lease_secs = {LEASE_SECS}\n"
-    );
-    // In-dialog requests go from one S-CSCF of the pool to the other (Record-Route):
-    // each is in the other's core zone.
-    let peers = format!(
-        "\"{}/32\", \"{}/32\", \"{}/32\"]",
-        address("icscf"),
-        address("scscf"),
-        address("scscf2")
-    );
-    edit("scscf.toml", &|text| {
-        let icscf = format!("\"{}/32\"]", address("icscf"));
-        assert!(text.contains(&icscf), "{text}");
-        text.replace(&icscf, &peers)
-            .lines()
-            .map(|l| {
-                if l.starts_with("store = ") {
-                    store.clone()
-                } else {
-                    format!("{l}\n")
-                }
-            })
-            .collect()
-    });
-    let scscf = std::fs::read_to_string(core.join("scscf.toml")).unwrap();
-    assert!(scscf.contains("pool = true") && scscf.contains(SCSCF1));
-    let second = scscf
-        .replace(address("scscf"), address("scscf2"))
-        .replace(
-            "origin_host = \"scscf.ims.example.net\"",
-            "origin_host = \"scscf2.ims.example.net\"",
-        )
-        .replace(SCSCF1, SCSCF2);
-    std::fs::write(core.join("scscf2.toml"), second).unwrap();
+    for file in ["scscf1.toml", "scscf2.toml"] {
+        edit(file, &|text| {
+            text.replace(
+                "pool = true\n",
+                &format!("pool = true\nlease_secs = {LEASE_SECS}\n"),
+            )
+        });
+    }
     edit("hss.toml", &|text| {
-        text + "\n[[diameter.peer]]\nhost = \"scscf2.ims.example.net\"\n\
-                tls_name = \"scscf.ims.example.net\"\ncommands = [\"MAR\", \"SAR\"]\n"
+        let both = format!("server_names = [\"{SCSCF1}\", \"{SCSCF2}\"]");
+        assert!(text.contains(&both), "{text}");
+        text.replace(&both, &format!("server_names = [\"{SCSCF1}\"]"))
     });
-    let zone = |text: String| {
-        let one = format!("\"{}/32\"", address("scscf"));
-        let both = format!("{one}, \"{}/32\"", address("scscf2"));
-        text.replace(&one, &both)
-    };
-    edit("pcscf.toml", &zone);
     edit("icscf.toml", &|text| {
         assert!(!text.contains("[registration]"), "{text}");
-        zone(text)
-            + &format!(
-                "\n[registration]\nscscf_silence_ms = 1000\n\n[[scscf]]\nname = \"{SCSCF2}\"\n\
-                 uri = \"sip:{}:5080;lr\"\ncapabilities = []\n",
-                address("scscf2")
-            )
+        text + "\n[registration]\nscscf_silence_ms = 1000\n"
     });
     core
 }
@@ -403,7 +386,7 @@ fn killing_one_of_two_pooled_s_cscfs_loses_no_registration_and_no_incoming_call(
     // then the callees with S-CSCF 1 up.
     let reg = uac(&dir, "session/register.xml", &callers_csv, CALLERS_PORT, 50);
     assert_all_passed(&reg, USERS);
-    let scscf1 = start(&mut bed, &dir, &core, "scscf", "scscf");
+    let scscf1 = start(&mut bed, &dir, &core, "scscf", "scscf1");
     let reg = uac(&dir, "session/register.xml", &callees_csv, CALLEES_PORT, 50);
     assert_all_passed(&reg, USERS);
     assert_eq!(

@@ -14,11 +14,13 @@ use clap::Subcommand;
 /// `imsctl config` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Write every node's TOML, a CA and per-node certificates for one VM per node.
+    /// Write every node's TOML, a CA and per-node certificates for one VM per node;
+    /// pools of P-CSCFs, S-CSCFs and HSSs when --pcscf, --scscf, --hss are repeated.
     Init(Box<init::InitArgs>),
     /// Load every node config in DIR and check the rules between the files.
     Check {
-        /// Directory holding pcscf.toml, icscf.toml, scscf.toml, hss.toml, policyd.toml.
+        /// Directory holding pcscf.toml, icscf.toml, scscf.toml, hss.toml, policyd.toml
+        /// (a pool's nodes as <role>1.toml, <role>2.toml, ...).
         dir: PathBuf,
         /// Paths in the configs under this directory are read from DIR (configs are
         /// written for their installed place).

@@ -68,11 +68,8 @@ impl Ca {
         params.not_after = now + Duration::days(LEAF_DAYS);
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer)?;
-        devca::write_secret(
-            &dir.join(format!("{}.key", node.role)),
-            &key.serialize_pem(),
-        )?;
-        let crt = dir.join(format!("{}.crt", node.role));
+        devca::write_secret(&dir.join(format!("{}.key", node.id)), &key.serialize_pem())?;
+        let crt = dir.join(format!("{}.crt", node.id));
         fs::write(&crt, cert.pem()).with_context(|| format!("writing {}", crt.display()))
     }
 }

@@ -101,6 +101,9 @@ pub fn host_name_ok(name: &str) -> bool {
 pub struct Node {
     /// `pcscf`, `icscf`, `scscf`, `hss` or `policyd`.
     pub role: &'static str,
+    /// The stem of its files (`<id>.toml`, `tls/<id>.crt`): the role for a role of one
+    /// node, `<role><n>` (from 1) for each node of a pool.
+    pub id: String,
     /// Private address.
     pub addr: IpAddr,
     /// Public address (P-CSCF behind a floating IP).
@@ -160,8 +163,11 @@ pub struct Keystone {
 pub struct Plan {
     /// Home network domain.
     pub domain: String,
-    /// P-CSCF, I-CSCF, S-CSCF, HSS, policyd (the order of [`ROLES`]).
-    pub nodes: [Node; 5],
+    /// P-CSCFs, I-CSCF, S-CSCFs, HSSs, policyd (the order of [`ROLES`]).
+    pub nodes: Vec<Node>,
+    /// The shared PostgreSQL server of the S-CSCF pool and the HSSs
+    /// (`postgres://user@host[:port]`, no password, no database).
+    pub db: Option<String>,
     /// Cloud authorization on, against this Keystone.
     pub keystone: Option<Keystone>,
     /// Listeners bind 0.0.0.0 (or ::) instead of the node's address.
@@ -171,11 +177,13 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Builds the plan, refusing a domain that is no host name and two nodes on one
-    /// address (each role has a VM of its own; `policyd` may share the HSS's).
+    /// Builds the plan, refusing a domain that is no host name, two nodes on one
+    /// address (each node has a VM of its own; `policyd` may share the first HSS's),
+    /// and a pool of S-CSCFs or HSSs without a shared database (`db`).
     pub fn new(
         domain: &str,
-        specs: [(&'static str, NodeSpec); 5],
+        specs: Vec<(&'static str, Vec<NodeSpec>)>,
+        db: Option<String>,
         keystone: Option<Keystone>,
         bind_any: bool,
         paths_base: PathBuf,
@@ -193,42 +201,90 @@ impl Plan {
         if !paths_base.is_absolute() {
             bail!("--paths-base {}: must be absolute", paths_base.display());
         }
-        let nodes = specs.map(|(role, s)| Node {
-            role,
-            addr: s.addr,
-            public: s.public,
-            named: s.name.is_some(),
-            name: s.name.unwrap_or_else(|| format!("{role}.{domain}")),
-        });
+        let mut nodes = Vec::new();
+        for (role, specs) in specs {
+            if specs.is_empty() {
+                bail!("--{role}: missing");
+            }
+            if specs.len() > MAX_POOL {
+                bail!("--{role}: at most {MAX_POOL} nodes");
+            }
+            let pool = specs.len() > 1;
+            if pool && !matches!(role, "pcscf" | "scscf" | "hss") {
+                bail!("--{role}: given more than once (pools are of P-CSCFs, S-CSCFs, HSSs)");
+            }
+            if pool && role != "pcscf" && db.is_none() {
+                bail!(
+                    "--{role} given {} times: a pool shares its store, --db-url is needed",
+                    specs.len()
+                );
+            }
+            for (n, s) in specs.into_iter().enumerate() {
+                let id = if pool {
+                    format!("{role}{}", n + 1)
+                } else {
+                    role.to_string()
+                };
+                nodes.push(Node {
+                    role,
+                    addr: s.addr,
+                    public: s.public,
+                    named: s.name.is_some(),
+                    name: s.name.unwrap_or_else(|| format!("{id}.{domain}")),
+                    id,
+                });
+            }
+        }
+        if let Some(url) = &db {
+            db_url_ok(url)?;
+        }
         for (i, n) in nodes.iter().enumerate() {
             if n.public.is_some() && n.role != "pcscf" {
                 bail!("--{}: public= is for the P-CSCF only", n.role);
             }
-            let shared = nodes[..i]
-                .iter()
-                .find(|m| m.addr == n.addr && !(n.role == "policyd" && m.role == "hss"));
+            let shared = nodes[..i].iter().find(|m| {
+                m.addr == n.addr
+                    && !(n.role == "policyd" && matches!(m.id.as_str(), "hss" | "hss1"))
+            });
             if let Some(m) = shared {
-                bail!("--{} {}: the address of --{} too", n.role, n.addr, m.role);
+                bail!(
+                    "--{} {}: the address of --{} ({}) too",
+                    n.role,
+                    n.addr,
+                    m.role,
+                    m.id
+                );
             }
             if let Some(m) = nodes[..i].iter().find(|m| m.name == n.name) {
-                bail!("--{}: host name {} is --{}'s too", n.role, n.name, m.role);
+                bail!("--{}: host name {} is {}'s too", n.role, n.name, m.id);
             }
         }
         Ok(Plan {
             domain,
             nodes,
+            db,
             keystone,
             bind_any,
             paths_base,
         })
     }
 
-    /// The node of `role`.
+    /// The (first) node of `role`.
     pub fn node(&self, role: &str) -> &Node {
         self.nodes
             .iter()
             .find(|n| n.role == role)
             .unwrap_or(&self.nodes[0])
+    }
+
+    /// Every node of `role`, in the order given.
+    pub fn members(&self, role: &str) -> Vec<&Node> {
+        self.nodes.iter().filter(|n| n.role == role).collect()
+    }
+
+    /// Whether `role` is a pool (more than one node).
+    pub fn pooled(&self, role: &str) -> bool {
+        self.members(role).len() > 1
     }
 
     /// The address a listener of `node` binds.
@@ -249,6 +305,31 @@ impl Plan {
     pub fn path(&self, rel: &str) -> String {
         self.paths_base.join(rel).display().to_string()
     }
+}
+
+/// Nodes of one role at most (a bound on the generated directory).
+pub const MAX_POOL: usize = 32;
+
+/// `--db-url`: `postgres://user@host[:port]` without a password (it goes in
+/// `--db-password-file`, written 0600) and without a database (each role has its own).
+fn db_url_ok(url: &str) -> anyhow::Result<()> {
+    let lower = url.to_ascii_lowercase();
+    let Some(rest) = lower
+        .strip_prefix("postgres://")
+        .or_else(|| lower.strip_prefix("postgresql://"))
+    else {
+        bail!("--db-url {url}: must be a postgres:// URL");
+    };
+    let Some((user, host)) = rest.split_once('@') else {
+        bail!("--db-url {url}: must name the user (postgres://USER@HOST[:PORT])");
+    };
+    if user.contains(':') {
+        bail!("--db-url: has a password; give it in --db-password-file (written 0600, never in a config)");
+    }
+    if host.is_empty() || host.contains(['/', '?', '@']) || user.is_empty() {
+        bail!("--db-url {url}: must be postgres://USER@HOST[:PORT], without a database (each role has its own)");
+    }
+    Ok(())
 }
 
 /// Parses `--keystone-*` into [`Keystone`] when a URL is given.

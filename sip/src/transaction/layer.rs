@@ -573,6 +573,21 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
         self.run(Side::Server, Arc::new(key), entry, actions);
     }
 
+    /// The transport could not write a message of client transaction `key` after
+    /// [`Transmit::transmit`] had accepted it (a datagram queued and written later, at
+    /// the end of its owner's pass): the transaction takes it as it takes a failed
+    /// [`Transmit::transmit`] (a transport error, RFC 3261 §17.1.4). Nothing happens
+    /// when the transaction is gone.
+    pub fn transport_error(&mut self, key: &TransactionKey) {
+        let Some((key, mut entry)) = self.clients.remove_entry(key) else {
+            return;
+        };
+        tracing::warn!("transport error in transaction");
+        let (machine, actions) = entry.machine.on_transport_error();
+        entry.machine = machine;
+        self.run(Side::Client, key, entry, actions);
+    }
+
     /// Fires every timer due at `now`.
     pub fn handle_timeouts(&mut self, now: Instant) {
         while let Some(Reverse(next)) = self.timers.peek() {

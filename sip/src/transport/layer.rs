@@ -255,14 +255,11 @@ impl TransportLayer {
     /// newest open connection to the address (including one the peer opened) or open
     /// one within `connect_timeout`. SCTP and WebSocket destinations are refused.
     pub async fn send(&self, target: &Target, bytes: Bytes) -> Result<Flow, SendError> {
+        if let Some(udp) = self.udp_flow(target) {
+            let (flow, listener) = udp?;
+            return self.send_udp(listener, flow, &bytes).await;
+        }
         match target {
-            Target::Flow(flow) if flow.kind == TransportKind::Udp => {
-                let index = usize::try_from(flow.id).ok();
-                let listener = index
-                    .and_then(|i| self.shared.udp.get(i))
-                    .ok_or(SendError::FlowClosed(*flow))?;
-                self.send_udp(listener, *flow, &bytes).await
-            }
             Target::Flow(flow) => {
                 let tx = self
                     .shared
@@ -282,18 +279,6 @@ impl TransportLayer {
                 ) =>
             {
                 Err(SendError::Unsupported(dest.kind))
-            }
-            Target::Destination(dest) if dest.kind == TransportKind::Udp => {
-                let (index, listener) = self.udp_toward(dest).ok_or(SendError::NoListener {
-                    kind: dest.kind,
-                    addr: dest.addr,
-                })?;
-                let flow = Flow {
-                    kind: TransportKind::Udp,
-                    remote: dest.addr,
-                    id: index,
-                };
-                self.send_udp(listener, flow, &bytes).await
             }
             Target::Destination(dest) => {
                 let table = &self.shared.streams.table;
@@ -318,28 +303,11 @@ impl TransportLayer {
     /// [`TrySend::Later`] when that would wait (socket buffer or writer queue full, or
     /// no connection open yet): give them to [`TransportLayer::send`] then.
     pub fn try_send(&self, target: &Target, bytes: Bytes) -> Result<Flow, TrySend> {
+        if let Some(udp) = self.udp_flow(target) {
+            let (flow, listener) = udp.map_err(TrySend::Failed)?;
+            return self.try_send_udp(listener, flow, bytes);
+        }
         let (flow, tx) = match target {
-            Target::Flow(flow) if flow.kind == TransportKind::Udp => {
-                let listener = usize::try_from(flow.id)
-                    .ok()
-                    .and_then(|i| self.shared.udp.get(i))
-                    .ok_or(TrySend::Failed(SendError::FlowClosed(*flow)))?;
-                return self.try_send_udp(listener, *flow, bytes);
-            }
-            Target::Destination(dest) if dest.kind == TransportKind::Udp => {
-                let Some((index, listener)) = self.udp_toward(dest) else {
-                    return Err(TrySend::Failed(SendError::NoListener {
-                        kind: dest.kind,
-                        addr: dest.addr,
-                    }));
-                };
-                let flow = Flow {
-                    kind: TransportKind::Udp,
-                    remote: dest.addr,
-                    id: index,
-                };
-                return self.try_send_udp(listener, flow, bytes);
-            }
             Target::Flow(flow) => {
                 let tx = self.shared.streams.table.writer(flow);
                 (
@@ -366,6 +334,53 @@ impl TransportLayer {
         }
     }
 
+    /// The flow a message to a UDP `target` leaves by, with its socket; `None` when
+    /// the target is not UDP.
+    pub(super) fn udp_flow(
+        &self,
+        target: &Target,
+    ) -> Option<Result<(Flow, &UdpListener), SendError>> {
+        match target {
+            Target::Flow(flow) if flow.kind == TransportKind::Udp => Some(
+                usize::try_from(flow.id)
+                    .ok()
+                    .and_then(|i| self.shared.udp.get(i))
+                    .map(|listener| (*flow, listener))
+                    .ok_or(SendError::FlowClosed(*flow)),
+            ),
+            Target::Destination(dest) if dest.kind == TransportKind::Udp => {
+                Some(match self.udp_toward(dest) {
+                    Some((index, listener)) => Ok((
+                        Flow {
+                            kind: TransportKind::Udp,
+                            remote: dest.addr,
+                            id: index,
+                        },
+                        listener,
+                    )),
+                    None => Err(SendError::NoListener {
+                        kind: dest.kind,
+                        addr: dest.addr,
+                    }),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The UDP listening sockets, by flow id.
+    pub(super) fn udp_listeners(&self) -> &[UdpListener] {
+        &self.shared.udp
+    }
+
+    /// Counts a message written to `to` from the UDP socket at `from` and copies it to
+    /// the HEP collector, if any.
+    pub(super) fn sent_udp(&self, from: SocketAddr, to: SocketAddr, bytes: &[u8]) {
+        TransportStats::inc(&self.shared.stats.messages_out);
+        let upward = &self.shared.streams.upward;
+        upward.copy(TransportKind::Udp, from, to, bytes);
+    }
+
     /// The UDP socket (and its index) requests to `dest` leave from: the first of the
     /// destination's address family facing [`Self::face_toward_destinations`].
     fn udp_toward(&self, dest: &Destination) -> Option<(u64, &UdpListener)> {
@@ -385,9 +400,7 @@ impl TransportLayer {
         let addr = flow.remote;
         match listener.socket.try_send_to(&bytes, addr) {
             Ok(_) => {
-                TransportStats::inc(&self.shared.stats.messages_out);
-                let upward = &self.shared.streams.upward;
-                upward.copy(TransportKind::Udp, listener.local, addr, &bytes);
+                self.sent_udp(listener.local, addr, &bytes);
                 Ok(flow)
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(TrySend::Later(bytes)),
@@ -407,9 +420,7 @@ impl TransportLayer {
             .send_to(bytes, addr)
             .await
             .map_err(|source| SendError::Io { addr, source })?;
-        TransportStats::inc(&self.shared.stats.messages_out);
-        let upward = &self.shared.streams.upward;
-        upward.copy(TransportKind::Udp, listener.local, addr, bytes);
+        self.sent_udp(listener.local, addr, bytes);
         Ok(flow)
     }
 

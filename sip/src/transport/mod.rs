@@ -10,7 +10,9 @@
 //! [`TransportLayer::bind_reading_udp`] leaves the UDP sockets to be read by the
 //! caller's own task ([`UdpIngress`]), with no hand-off between tasks.
 //! [`TransportLayer::send`] writes to a [`Target`]: an existing flow, or a destination
-//! for which a connection is reused or opened.
+//! for which a connection is reused or opened. A task that sends several datagrams in
+//! one pass queues them in a [`UdpBatch`] and writes them together
+//! ([`TransportLayer::flush_udp`]; `recvmmsg`/`sendmmsg` on Linux).
 //!
 //! Peers are hostile: oversize input, header bombs, binary garbage and truncated
 //! messages are logged and dropped (closing the stream when framing is lost), and the
@@ -26,11 +28,13 @@ mod kind;
 mod layer;
 mod limits;
 mod log_budget;
+mod mmsg;
 mod peer_names;
 mod stats;
 mod stream;
 pub mod tls;
 mod udp;
+mod udp_batch;
 mod upward;
 
 use std::fmt;
@@ -47,6 +51,7 @@ pub use limits::TransportLimits;
 pub use peer_names::PeerNames;
 pub use stats::TransportStats;
 pub use udp::UdpIngress;
+pub use udp_batch::{UdpBatch, Unsent};
 
 use crate::message::{ParseError, SipMessage};
 

@@ -14,6 +14,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use tokio::net::UdpSocket;
 
+use super::mmsg;
 use super::upward::{Delivered, Upward};
 use super::{Flow, Source, TransportEvent, TransportKind, TransportStats};
 
@@ -26,28 +27,43 @@ pub(super) struct UdpListener {
 
 /// Reads the UDP listening sockets of a [`TransportLayer`](super::TransportLayer) and
 /// parses what arrives, on the caller's task: each [`UdpIngress::recv`] takes what the
-/// sockets hold at once (up to a batch), with no hand-off to another task. Oversize
-/// datagrams and bare CRLF keep-alives are dropped here.
+/// sockets hold at once (up to a batch), with no hand-off to another task. On Linux a
+/// socket's waiting datagrams are taken with one `recvmmsg` ([`mmsg`]); elsewhere one
+/// `recv_from` each. Oversize datagrams and bare CRLF keep-alives are dropped here.
 pub struct UdpIngress {
     sockets: Vec<(Arc<UdpSocket>, SocketAddr)>,
     upward: Arc<Upward>,
-    /// One byte more than the size limit, to tell an oversize datagram from a full one.
+    /// [`SLOTS`] slots of one byte more than the size limit each, to tell an oversize
+    /// datagram from a full one. Pages are touched only as datagrams fill them.
     buf: Vec<u8>,
+    /// The length of a slot of `buf`.
+    slot: usize,
+    /// Length and source of each datagram of the last receive call, by slot.
+    got: Vec<(usize, SocketAddr)>,
     /// The socket read first by the next call (the others get their turn first when a
     /// batch fills up).
     next: usize,
 }
 
+/// Datagrams one receive call may take: a batch on Linux, one elsewhere.
+const SLOTS: usize = if cfg!(target_os = "linux") {
+    mmsg::MAX_BATCH
+} else {
+    1
+};
+
 impl UdpIngress {
     pub(super) fn new(listeners: &[UdpListener], upward: Arc<Upward>) -> UdpIngress {
-        let max = upward.limits.max_message_size;
+        let slot = upward.limits.max_message_size.saturating_add(1);
         UdpIngress {
             sockets: listeners
                 .iter()
                 .map(|l| (l.socket.clone(), l.local))
                 .collect(),
             upward,
-            buf: vec![0u8; max.saturating_add(1)],
+            buf: vec![0u8; slot.saturating_mul(SLOTS)],
+            slot,
+            got: Vec::with_capacity(SLOTS),
             next: 0,
         }
     }
@@ -76,6 +92,8 @@ impl UdpIngress {
             sockets,
             upward,
             buf,
+            slot,
+            got,
             next,
         } = self;
         let count = sockets.len();
@@ -84,7 +102,9 @@ impl UdpIngress {
             let Some((socket, local)) = sockets.get(index) else {
                 continue;
             };
-            loop {
+            // Each round takes at least one datagram or meets an error: bounded by the
+            // batch, with room for as many errors.
+            for _ in 0..limit.saturating_mul(2) {
                 if out.len() >= limit {
                     // Full: this socket is read first next time.
                     *next = index;
@@ -98,17 +118,18 @@ impl UdpIngress {
                     }
                     Poll::Pending => break,
                 }
-                // Ready: read until the socket would block, which clears the readiness
-                // so that the next `poll_recv_ready` registers the waker.
-                while out.len() < limit {
-                    match socket.try_recv_from(buf) {
-                        Ok((n, remote)) => {
-                            if let Some(event) = datagram(upward, buf, n, index, *local, remote) {
-                                out.push(event);
-                            }
-                        }
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                        Err(error) => tracing::debug!(%local, %error, "UDP receive error"),
+                // Ready: take what the socket holds. A call that would block, or a
+                // short batch, clears the readiness, so that the next
+                // `poll_recv_ready` registers the waker.
+                got.clear();
+                match mmsg::recv(socket, buf, *slot, limit - out.len(), got) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(error) => tracing::debug!(%local, %error, "UDP receive error"),
+                }
+                for (&(n, remote), data) in got.iter().zip(buf.chunks(*slot)) {
+                    if let Some(event) = datagram(upward, data, n, index, *local, remote) {
+                        out.push(event);
                     }
                 }
             }

@@ -339,7 +339,11 @@ fn cx(c: &Configs, files: &Files, out: &mut Vec<Finding>) {
                     key: "diameter.tls_files.cert".into(),
                     cert: &hss_tls.cert,
                     ca: (file, "cx.tls_ca".into(), ca),
-                    name: cx.hss_tls_name().to_string(),
+                    name: cx
+                        .peers()
+                        .into_iter()
+                        .find(|p| p.host.eq_ignore_ascii_case(&d.origin_host))
+                        .map_or_else(|| cx.hss_tls_name().to_string(), |p| p.tls_name),
                     why: format!("{file}'s cx.destination_host/tls_server_name"),
                 },
                 out,
@@ -520,7 +524,7 @@ fn core_names(c: &Configs, files: &Files, out: &mut Vec<Finding>) {
                 .any(|o| o.cert_names.iter().any(|x| x.eq_ignore_ascii_case(name)));
             if !carried {
                 out.push(Finding::new(
-                    me.file,
+                    &me.file,
                     format!("zones.core_names[{n}]"),
                     format!("{name}: no other CSCF's sip.tls_files.cert names it"),
                 ));

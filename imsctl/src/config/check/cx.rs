@@ -25,11 +25,26 @@ pub fn check(c: &Configs, hss_names: &[String], out: &mut Vec<Finding>) {
         }
         return;
     };
+    let hsss = &c.hss_hosts;
     if let Some(i) = &c.icscf {
-        client("icscf.toml", &i.cx, &ICSCF_COMMANDS, hss, hss_names, out);
+        client(
+            "icscf.toml",
+            &i.cx,
+            &ICSCF_COMMANDS,
+            (hss, hsss),
+            hss_names,
+            out,
+        );
     }
     if let Some(s) = &c.scscf {
-        client("scscf.toml", &s.cx, &SCSCF_COMMANDS, hss, hss_names, out);
+        client(
+            "scscf.toml",
+            &s.cx,
+            &SCSCF_COMMANDS,
+            (hss, hsss),
+            hss_names,
+            out,
+        );
         let host = super::endpoint::sip_uri(&s.registrar.server_name).map(|e| e.host);
         if host.as_deref() != Some(s.cx.origin_host.to_ascii_lowercase().as_str()) {
             out.push(Finding::new(
@@ -43,25 +58,33 @@ pub fn check(c: &Configs, hss_names: &[String], out: &mut Vec<Finding>) {
         }
         let names = &d.capabilities.server_names;
         for (n, name) in names.iter().enumerate() {
-            if !name.eq_ignore_ascii_case(&s.registrar.server_name) {
+            // Another S-CSCF of a pool: checked in its own view.
+            let member = c.scscf_names.contains(&name.to_ascii_lowercase());
+            if !member && !name.eq_ignore_ascii_case(&s.registrar.server_name) {
                 out.push(Finding::new(
                     "hss.toml",
                     format!("diameter.capabilities.server_names[{n}]"),
-                    format!("{name} is not scscf.toml's registrar.server_name"),
+                    format!(
+                        "{name} is no S-CSCF's registrar.server_name (scscf.toml has {})",
+                        s.registrar.server_name
+                    ),
                 ));
             }
         }
     }
 }
 
+/// `cx` of `file` against the view's HSS; `hss.1` are the identities of every HSS of
+/// the directory (a CSCF names several).
 fn client(
     file: &str,
     cx: &CxClientSection,
     needs: &[&str],
-    hss: &HssConfig,
+    hss: (&HssConfig, &[String]),
     hss_names: &[String],
     out: &mut Vec<Finding>,
 ) {
+    let (hss, all_hss) = hss;
     let Some(d) = &hss.diameter else { return };
     match d
         .peer
@@ -94,7 +117,8 @@ fn client(
             }
         }
     }
-    if !cx.destination_host.eq_ignore_ascii_case(&d.origin_host) {
+    let some_hss = all_hss.contains(&cx.destination_host.to_ascii_lowercase());
+    if !cx.destination_host.eq_ignore_ascii_case(&d.origin_host) && !some_hss {
         out.push(Finding::new(
             file,
             "cx.destination_host",
@@ -126,6 +150,15 @@ fn client(
         (&d.tcp, "tcp")
     };
     for (n, entry) in cx.hss.iter().enumerate() {
+        let peer = match entry {
+            ims_config::HssEntry::Peer(p) => p.origin_host.as_deref(),
+            ims_config::HssEntry::Address(_) => None,
+        }
+        .unwrap_or(&cx.destination_host);
+        if !peer.eq_ignore_ascii_case(&d.origin_host) && all_hss.len() > 1 {
+            // Another HSS of the directory: checked in its own view.
+            continue;
+        }
         let hss = entry.address();
         let to = Endpoint {
             host: hss.host.clone(),

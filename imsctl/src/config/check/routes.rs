@@ -9,8 +9,8 @@ use super::{Configs, Finding};
 
 /// A CSCF as the zone rule sees it: its file, SIP section, zones and certificate names.
 pub struct Cscf<'a> {
-    /// `pcscf.toml`, ...
-    pub file: &'static str,
+    /// `pcscf.toml`, `scscf2.toml`, ...
+    pub file: String,
     /// Its `[sip]`.
     pub sip: &'a SipSection,
     /// Its `[zones]`.
@@ -45,6 +45,7 @@ pub fn check(c: &Configs, cscfs: &[Cscf<'_>], out: &mut Vec<Finding>) {
     if let (Some(i), Some(s)) = (&c.icscf, &c.scscf) {
         let server = &s.registrar.server_name;
         if !i.scscf.iter().any(|e| e.name.eq_ignore_ascii_case(server)) {
+            // Every S-CSCF of a pool (each view's) must be in the list.
             out.push(Finding::new(
                 "icscf.toml",
                 "scscf",
@@ -52,12 +53,15 @@ pub fn check(c: &Configs, cscfs: &[Cscf<'_>], out: &mut Vec<Finding>) {
             ));
         }
         for (n, e) in i.scscf.iter().enumerate() {
-            if !e.name.eq_ignore_ascii_case(server) {
+            let other_member = c.scscf_names.contains(&e.name.to_ascii_lowercase());
+            if !e.name.eq_ignore_ascii_case(server) && other_member {
+                // Another S-CSCF of the pool: checked in its own view.
+            } else if !e.name.eq_ignore_ascii_case(server) {
                 out.push(Finding::new(
                     "icscf.toml",
                     format!("scscf[{n}].name"),
                     format!(
-                        "{} is not scscf.toml's registrar.server_name ({server})",
+                        "{} is no S-CSCF's registrar.server_name (scscf.toml has {server})",
                         e.name
                     ),
                 ));
@@ -122,10 +126,22 @@ fn cscf<'a>(cscfs: &'a [Cscf<'a>], file: &'a str, sip: &'a SipSection) -> Target
     Target { file, sip, hosts }
 }
 
-/// `uri` (at `key` of `file`) must reach a SIP listener of `target`.
+/// `uri` (at `key` of `file`) must reach a SIP listener of `target`. A host name
+/// without a port is resolved by RFC 3263 (NAPTR/SRV, `docs/dns.md`): when it is no
+/// name of `target`, it may be a pool's SRV name, which no file tells: a warning.
 fn route(uri: &str, target: &Target<'_>, file: &str, key: &str, out: &mut Vec<Finding>) {
     match sip_uri(uri) {
         None => out.push(Finding::new(file, key, format!("{uri}: no host in it"))),
+        Some(to) if srv_resolved(uri) && !target.hosts.contains(&to.host) => {
+            out.push(Finding::warning(
+                file,
+                key,
+                format!(
+                    "{uri}: {} names no port, so it is looked up by NAPTR/SRV (RFC 3263, docs/dns.md), which config check does not do; make sure its SRV records point at {}'s listeners",
+                    to.host, target.file
+                ),
+            ))
+        }
         Some(to) if !reaches_sip(&to, target.sip, target.hosts) => out.push(Finding::new(
             file,
             key,
@@ -138,10 +154,24 @@ fn route(uri: &str, target: &Target<'_>, file: &str, key: &str, out: &mut Vec<Fi
     }
 }
 
-/// Each CSCF's `[zones]` covers every other CSCF, by address or certificate name.
-fn zones(cscfs: &[Cscf<'_>], out: &mut Vec<Finding>) {
+/// Whether a SIP URI's host is a name without a port: RFC 3263 §4.2 looks it up by
+/// NAPTR/SRV (a pool's name) before A/AAAA.
+fn srv_resolved(uri: &str) -> bool {
+    let rest = uri.split_once(':').map_or(uri, |(_, r)| r);
+    let rest = rest.split([';', '?']).next().unwrap_or_default();
+    let hostport = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    !hostport.starts_with('[') && !hostport.contains(':') && hostport.parse::<IpAddr>().is_err()
+}
+
+/// Each CSCF's `[zones]` covers every other CSCF, by address or certificate name (the
+/// P-CSCFs of a pool need not cover each other: they do not exchange requests).
+pub fn zones(cscfs: &[Cscf<'_>], out: &mut Vec<Finding>) {
+    let pcscf = |c: &Cscf<'_>| c.file.starts_with("pcscf");
     for me in cscfs {
-        for other in cscfs.iter().filter(|o| o.file != me.file) {
+        for other in cscfs
+            .iter()
+            .filter(|o| o.file != me.file && !(pcscf(me) && pcscf(o)))
+        {
             let by_name = other.cert_names.iter().any(|n| {
                 me.zones
                     .core_names
@@ -157,7 +187,7 @@ fn zones(cscfs: &[Cscf<'_>], out: &mut Vec<Finding>) {
                 .collect();
             if let Some(ip) = uncovered.first() {
                 out.push(Finding::new(
-                    me.file,
+                    &me.file,
                     "zones.core",
                     format!(
                         "does not cover {}'s address {ip} (nor does zones.core_names name its certificate)",

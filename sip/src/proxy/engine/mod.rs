@@ -7,7 +7,8 @@
 //! matched to its transaction, decided and forwarded in that task, by method calls; the
 //! policy's [`Policy::decide`] is polled there once, and only a decision that waits for
 //! I/O is kept (in the same task) until it completes ([`deciding`]); what goes out is
-//! written to the socket from there too, and only a write that would wait goes to a
+//! written to the socket from there too (the UDP datagrams of one pass of its loop
+//! together, at the end of the pass), and only a write that would wait goes to a
 //! sender task ([`send`]). While [`EngineConfig::queue`] decisions wait, new input
 //! waits in the transport's bounded channel.
 //!
@@ -145,13 +146,15 @@ impl ProxyEngine {
         let stats = Arc::new(EngineStats::default());
         let queue = config.queue.max(1);
         let (failed_tx, failed_rx) = mpsc::channel(queue);
-        let (transmit, sender) = send::start(layer.clone(), config.clone(), queue, failed_tx);
+        let (transmit, output, sender) =
+            send::start(layer.clone(), config.clone(), queue, failed_tx);
         let (originate, originate_rx) = mpsc::channel(originate::QUEUE);
         let core = Core {
             layer: TransactionLayer::new(config.timers, config.limits, transmit),
             config,
             policy: Arc::new(policy),
             transport: layer.clone(),
+            output,
             stats: stats.clone(),
             listener_hosts,
             deciding: FuturesUnordered::new(),
@@ -205,7 +208,7 @@ fn host_text(ip: IpAddr) -> String {
     }
 }
 
-fn answer_malformed(transport: &TransportLayer, bad: &Malformed, stats: &EngineStats) {
+fn answer_malformed(output: &send::Output, bad: &Malformed, stats: &EngineStats) {
     let reason = match bad.error.status_code() {
         513 => "Message Too Large",
         _ => "Bad Request",
@@ -214,7 +217,7 @@ fn answer_malformed(transport: &TransportLayer, bad: &Malformed, stats: &EngineS
         Some(response) => {
             tracing::info!(remote = %bad.source.remote, error = %bad.error, "malformed request answered 400");
             stats.response_out(400);
-            send::stateless(transport, Target::Flow(bad.source.flow), &response);
+            output.stateless(Target::Flow(bad.source.flow), &response);
         }
         None => {
             tracing::info!(remote = %bad.source.remote, error = %bad.error, "malformed message dropped");
@@ -273,6 +276,8 @@ struct Core<P> {
     config: Arc<EngineConfig>,
     policy: Arc<P>,
     transport: TransportLayer,
+    /// What goes out: this pass's datagrams, written at its end ([`Core::flush`]).
+    output: Arc<send::Output>,
     layer: TransactionLayer<Peer>,
     stats: Arc<EngineStats>,
     /// Each listener's address as a SIP host, written where a face has no advertised
@@ -300,6 +305,10 @@ struct Core<P> {
 /// Transport events handled in a row before the engine looks at its timers and
 /// decisions again.
 const BATCH: usize = 64;
+
+/// Rounds of writing a pass's datagrams and handling the transport errors of those
+/// refused, before what is left goes to the sender task.
+const FLUSH_ROUNDS: usize = 4;
 
 impl<P: Policy> Core<P> {
     /// Serves until the transport's event channel closes. Each input (a message, a
@@ -352,14 +361,37 @@ impl<P: Policy> Core<P> {
                     self.take_ready(&mut events, BATCH);
                 }
                 event = events.recv(), if self.deciding.len() < backlog => {
-                    let Some(event) = event else { return };
+                    let Some(event) = event else {
+                        self.flush();
+                        return;
+                    };
                     self.on_transport(event);
                     self.drain();
                     self.take_ready(&mut events, BATCH - 1);
                 }
             }
             self.drain();
+            self.flush();
         }
+    }
+
+    /// Writes what this pass queued (one `sendmmsg` per UDP socket on Linux). A client
+    /// transaction whose request could not be written takes it as a transport error,
+    /// as when a write at once fails; what that causes (a 503 upstream, new branches)
+    /// goes out in the next round.
+    fn flush(&mut self) {
+        for _ in 0..FLUSH_ROUNDS {
+            let failed = self.output.flush();
+            if failed.is_empty() {
+                return;
+            }
+            for key in failed {
+                self.layer.transport_error(&key);
+            }
+            self.drain();
+        }
+        // Nothing stays queued while the core waits.
+        self.output.hand_over();
     }
 
     /// Handles up to `max` of the messages the connections have already delivered.
@@ -405,7 +437,7 @@ impl<P: Policy> Core<P> {
             }
             TransportEvent::Malformed(bad) => {
                 EngineStats::inc(&self.stats.parse_errors);
-                answer_malformed(&self.transport, &bad, &self.stats);
+                answer_malformed(&self.output, &bad, &self.stats);
             }
         }
     }
@@ -1126,7 +1158,7 @@ impl<P: Policy> Core<P> {
             addr,
             server_name: None,
         });
-        send::stateless(&self.transport, target, &response);
+        self.output.stateless(target, &response);
     }
 
     /// §16.11: an ACK for a 2xx is routed like any request but without state or
@@ -1196,9 +1228,9 @@ impl<P: Policy> Core<P> {
             })
         };
         if let Some(flow) = flow {
-            send::stateless(&self.transport, Target::Flow(flow), &request);
+            self.output.stateless(Target::Flow(flow), &request);
         } else if let Some(hop) = server {
-            send::stateless(&self.transport, destination(hop.addr), &request);
+            self.output.stateless(destination(hop.addr), &request);
         } else {
             // A host name not looked up yet: look it up aside, then send to a server
             // of the transport the Via was written for.

@@ -1,12 +1,15 @@
 //! The engine's way out. The transaction layer's [`Transmit`] is synchronous and runs in
-//! the engine's task: a message is written from there at once when the transport can
-//! take it without waiting (a UDP `try_send_to`, or the write queue of an open
-//! connection, [`TransportLayer::try_send`]). Only what would wait (a full socket
-//! buffer or write queue, a connection to open) goes to a sender task, which writes it
-//! with the transport layer and reports a client request it could not send back to the
-//! engine (RFC 3261 §16.9).
+//! the engine's task: a message is written from there without waiting. UDP datagrams
+//! are queued in a batch ([`Output`]) that the engine writes at the end of each pass of
+//! its loop, one `sendmmsg` per socket on Linux ([`TransportLayer::flush_udp`]); a
+//! message over a stream goes to the write queue of its open connection at once
+//! ([`TransportLayer::try_send`]). Only what would wait (a full socket buffer or write
+//! queue, a connection to open) goes to a sender task, which writes it with the
+//! transport layer and reports a client request it could not send back to the engine
+//! (RFC 3261 §16.9). A datagram of a client transaction that the kernel refuses at the
+//! flush is a transport error of that transaction, as a refused write at once was.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -15,7 +18,7 @@ use tokio::task::JoinHandle;
 use crate::message::key::TransactionKey;
 use crate::proxy::via::response_destination;
 use crate::transaction::Transmit;
-use crate::transport::{Destination, Source, Target, TransportLayer, TrySend};
+use crate::transport::{Destination, SendError, Source, Target, TransportLayer, TrySend, UdpBatch};
 use crate::SipMessage;
 
 use super::EngineConfig;
@@ -50,31 +53,144 @@ struct Outgoing {
     client: Option<TransactionKey>,
 }
 
-/// The transaction layer's [`Transmit`]: writes at once when it can, else queues for
-/// the sender task.
-pub(super) struct Transmitter {
-    transport: TransportLayer,
-    resolver: Arc<EngineConfig>,
-    queue: mpsc::Sender<Outgoing>,
+/// What [`Output::try_send`] did.
+enum Attempt {
+    /// Written, or queued for this pass's flush.
+    Done,
+    /// It would wait: the bytes and the client transaction back, for the sender task.
+    Later(Bytes, Option<TransactionKey>),
+    /// It cannot be sent.
+    Failed(SendError),
 }
 
-/// Builds the transaction layer's [`Transmit`] and starts the sender task (returned
-/// too); requests of client transactions that the task could not send are reported on
-/// `failed`.
+/// Where the engine's messages go out: the transport, the UDP datagrams of the current
+/// pass, and the sender task's queue. Shared by the transaction layer's [`Transmitter`]
+/// and the engine's core (one task: the lock is never contended).
+pub(super) struct Output {
+    transport: TransportLayer,
+    queue: mpsc::Sender<Outgoing>,
+    /// The datagrams of this pass, each with the client transaction it belongs to.
+    udp: Mutex<UdpBatch<Option<TransactionKey>>>,
+}
+
+/// The transaction layer's [`Transmit`]: queues or writes at once, else hands to the
+/// sender task.
+pub(super) struct Transmitter {
+    output: Arc<Output>,
+    resolver: Arc<EngineConfig>,
+}
+
+/// Builds the transaction layer's [`Transmit`] and the engine's [`Output`], and starts
+/// the sender task (returned too); requests of client transactions that the task could
+/// not send are reported on `failed`.
 pub(super) fn start(
     transport: TransportLayer,
     resolver: Arc<EngineConfig>,
     queue: usize,
     failed: mpsc::Sender<TransactionKey>,
-) -> (Transmitter, JoinHandle<()>) {
+) -> (Transmitter, Arc<Output>, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel::<Outgoing>(queue.max(1));
     let task = tokio::spawn(run(transport.clone(), rx, failed));
-    let transmitter = Transmitter {
+    let output = Arc::new(Output {
         transport,
-        resolver,
         queue: tx,
+        udp: Mutex::new(UdpBatch::default()),
+    });
+    let transmitter = Transmitter {
+        output: output.clone(),
+        resolver,
     };
-    (transmitter, task)
+    (transmitter, output, task)
+}
+
+impl Output {
+    /// Writes `bytes` to `target` without waiting: a datagram is queued for
+    /// [`Output::flush`] (`client`: its client transaction, told should the kernel
+    /// refuse it), a stream message goes to its connection's write queue.
+    fn try_send(&self, target: &Target, bytes: Bytes, client: Option<TransactionKey>) -> Attempt {
+        let mut udp = self.udp.lock().unwrap_or_else(PoisonError::into_inner);
+        match self.transport.queue_udp(&mut udp, target, bytes, client) {
+            Ok(Ok(_)) => Attempt::Done,
+            Ok(Err((bytes, client))) => {
+                drop(udp);
+                match self.transport.try_send(target, bytes) {
+                    Ok(_) => Attempt::Done,
+                    Err(TrySend::Later(bytes)) => Attempt::Later(bytes, client),
+                    Err(TrySend::Failed(error)) => Attempt::Failed(error),
+                }
+            }
+            Err(error) => Attempt::Failed(error),
+        }
+    }
+
+    fn queue(&self, out: Outgoing) -> std::io::Result<()> {
+        self.queue
+            .try_send(out)
+            .map_err(|_| std::io::Error::other("send queue full"))
+    }
+
+    /// Writes the datagrams of this pass (one `sendmmsg` per socket on Linux). Those
+    /// that would wait go to the sender task in order; returns the client
+    /// transactions whose request could not be sent (refused by the kernel, or the
+    /// sender task's queue full), for the transaction layer.
+    pub(super) fn flush(&self) -> Vec<TransactionKey> {
+        let mut udp = self.udp.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut failed = Vec::new();
+        self.transport.flush_udp(&mut udp, |unsent| {
+            let error = match unsent.outcome {
+                TrySend::Later(bytes) => {
+                    let out = Outgoing {
+                        bytes,
+                        target: Target::Flow(unsent.flow),
+                        fallback: None,
+                        client: unsent.tag.clone(),
+                    };
+                    match self.queue(out) {
+                        Ok(()) => return,
+                        Err(error) => error.to_string(),
+                    }
+                }
+                TrySend::Failed(error) => error.to_string(),
+            };
+            tracing::warn!(%error, "send failed");
+            failed.extend(unsent.tag);
+        });
+        failed
+    }
+
+    /// Hands the datagrams still queued to the sender task, in order (when the engine
+    /// stops flushing within a pass).
+    pub(super) fn hand_over(&self) {
+        let mut udp = self.udp.lock().unwrap_or_else(PoisonError::into_inner);
+        for (flow, bytes, client) in udp.take() {
+            let out = Outgoing {
+                bytes,
+                target: Target::Flow(flow),
+                fallback: None,
+                client,
+            };
+            if self.queue(out).is_err() {
+                tracing::warn!("send queue full: datagram dropped");
+            }
+        }
+    }
+
+    /// Sends a message outside any transaction (stateless forwarding of ACK and 2xx,
+    /// §16.11, a 400 to a malformed request): a datagram with this pass's, anything
+    /// else at once when the transport can take it, else from a task of its own; a
+    /// failure is logged.
+    pub(super) fn stateless(&self, target: Target, message: &SipMessage) {
+        let bytes = message.to_bytes();
+        let mut udp = self.udp.lock().unwrap_or_else(PoisonError::into_inner);
+        match self.transport.queue_udp(&mut udp, &target, bytes, None) {
+            Ok(Ok(_)) => {}
+            Ok(Err((bytes, _))) => {
+                drop(udp);
+                stateless_bytes(&self.transport, target, bytes);
+            }
+            Err(error) => tracing::warn!(%error, "stateless forward failed"),
+        }
+    }
 }
 
 impl Transmit<Peer> for Transmitter {
@@ -123,12 +239,6 @@ impl Transmit<Peer> for Transmitter {
 }
 
 impl Transmitter {
-    fn queue(&self, out: Outgoing) -> std::io::Result<()> {
-        self.queue
-            .try_send(out)
-            .map_err(|_| std::io::Error::other("send queue full"))
-    }
-
     /// Where a response to a request from `source` goes, and where else should its
     /// stream flow have closed.
     fn response_route(
@@ -162,30 +272,30 @@ impl Transmitter {
         fallback: Option<Destination>,
     ) -> std::io::Result<()> {
         let retry = fallback.as_ref().map(|_| bytes.clone());
-        match self.transport.try_send(&target, bytes) {
-            Ok(_) => Ok(()),
-            Err(TrySend::Later(bytes)) => self.queue(Outgoing {
+        match self.output.try_send(&target, bytes, None) {
+            Attempt::Done => Ok(()),
+            Attempt::Later(bytes, _) => self.output.queue(Outgoing {
                 bytes,
                 target,
                 fallback,
                 client: None,
             }),
-            Err(TrySend::Failed(error)) => match (fallback, retry) {
+            Attempt::Failed(error) => match (fallback, retry) {
                 (Some(dest), Some(bytes)) => {
                     tracing::debug!(%error, addr = %dest.addr, "flow closed, sending the response per its Via");
                     let target = Target::Destination(dest);
-                    match self.transport.try_send(&target, bytes) {
-                        Err(TrySend::Later(bytes)) => self.queue(Outgoing {
+                    match self.output.try_send(&target, bytes, None) {
+                        Attempt::Later(bytes, _) => self.output.queue(Outgoing {
                             bytes,
                             target,
                             fallback: None,
                             client: None,
                         }),
-                        Err(TrySend::Failed(error)) => {
+                        Attempt::Failed(error) => {
                             tracing::warn!(%error, "response could not be sent");
                             Ok(())
                         }
-                        Ok(_) => Ok(()),
+                        Attempt::Done => Ok(()),
                     }
                 }
                 _ => {
@@ -204,15 +314,15 @@ impl Transmitter {
         target: &Target,
         client: Option<TransactionKey>,
     ) -> std::io::Result<()> {
-        match self.transport.try_send(target, bytes) {
-            Ok(_) => Ok(()),
-            Err(TrySend::Later(bytes)) => self.queue(Outgoing {
+        match self.output.try_send(target, bytes, client) {
+            Attempt::Done => Ok(()),
+            Attempt::Later(bytes, client) => self.output.queue(Outgoing {
                 bytes,
                 target: target.clone(),
                 fallback: None,
                 client,
             }),
-            Err(TrySend::Failed(error)) => {
+            Attempt::Failed(error) => {
                 tracing::warn!(%error, "send failed");
                 Err(std::io::Error::other(error))
             }
@@ -265,11 +375,15 @@ async fn write(transport: &TransportLayer, out: Outgoing, failed: &mpsc::Sender<
     }
 }
 
-/// Sends a message outside any transaction (stateless forwarding of ACK and 2xx,
-/// §16.11, a 400 to a malformed request): at once when the transport can take it,
-/// else from a task of its own; a failure is logged.
+/// Sends a message outside any transaction from a task other than the engine's core
+/// (nothing flushes a batch there): at once when the transport can take it, else from a
+/// task of its own; a failure is logged.
 pub(super) fn stateless(transport: &TransportLayer, target: Target, message: &SipMessage) {
-    let bytes = match transport.try_send(&target, message.to_bytes()) {
+    stateless_bytes(transport, target, message.to_bytes());
+}
+
+fn stateless_bytes(transport: &TransportLayer, target: Target, bytes: Bytes) {
+    let bytes = match transport.try_send(&target, bytes) {
         Ok(_) => return,
         Err(TrySend::Failed(error)) => {
             tracing::warn!(%error, "stateless forward failed");
