@@ -41,4 +41,5 @@ pub mod regevent;
 pub mod registrar;
 pub mod session;
 pub mod store;
+pub mod thirdparty;
 pub mod unregistered;

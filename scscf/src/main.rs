@@ -31,6 +31,7 @@ use scscf::registrar::{Registrar, Settings};
 use scscf::session::case::ORIG_USER;
 use scscf::session::SessionSettings;
 use scscf::store::BindingStore;
+use scscf::thirdparty::ThirdParty;
 
 /// Our SIP `host[:port]` for other nodes and application servers: the advertised SIP
 /// address toward the core ([`ims_config::SipSection::core_host_port`]), else the host
@@ -127,6 +128,10 @@ async fn main() -> anyhow::Result<()> {
     .await
     .map_err(|e| anyhow::anyhow!("registrar.store (reg event subscriptions): {e}"))?;
     registrar.notify_to(notifier.clone());
+    // Third-party REGISTERs (TS 24.229 §5.4.1.7) leave through the same engine.
+    let (third_party, as_failures) =
+        ThirdParty::new(format!("sip:{}", own_host(&config)), originator.clone());
+    registrar.third_party_to(third_party, as_failures);
     let expiry = registrar.spawn_expiry();
     let pool = registrar.spawn_pool(PoolSettings {
         lease_secs: r.lease_secs,

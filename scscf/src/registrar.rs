@@ -13,7 +13,12 @@
 //! the Path received (RFC 3327 §5.3).
 //!
 //! Each change of a registration is handed to the reg event notifier
-//! ([`crate::regevent`], [`Registrar::notify_to`]) with its cause, once it is in memory.
+//! ([`crate::regevent`], [`Registrar::notify_to`]) with its cause, once it is in memory,
+//! and to the third-party registration ([`crate::thirdparty`],
+//! [`Registrar::third_party_to`]): a REGISTER of the UE once its 200 OK is built, a
+//! de-registration by the network when it happens. An AS whose failure de-registers the
+//! user (SESSION_TERMINATED) makes a network-initiated de-registration here: SAR
+//! ADMINISTRATIVE_DEREGISTRATION, reg event `rejected`.
 //!
 //! Every change of a registration (REGISTER, de-registration, expiry, RTR, PPR) runs
 //! under the lock of the identities it touches ([`crate::identity_lock`]): two changes
@@ -51,6 +56,7 @@ use crate::auth::{scheme_for, Challenges, VectorError, Verdict};
 use crate::cloud_auth::check_registration;
 use crate::cx::CxClient;
 use crate::identity_lock::{IdentityGuard, IdentityLocks, SHARDS};
+use crate::ifc::RegistrationType;
 use crate::location::{
     apply, read_contacts, ContactError, ContactRequest, ExpiryLimits, Location, Registration,
     RequestMeta,
@@ -59,9 +65,11 @@ use crate::profile::UserProfile;
 use crate::regevent::{Cause, Notifier};
 use crate::store::writer::{StoreWriter, WriterStats, MAX_BATCH};
 use crate::store::{BindingStore, Change};
+use crate::thirdparty::ThirdParty;
 use crate::unregistered::UnregisteredProfiles;
 
 pub mod takeover;
+mod third_party;
 
 /// How often lapsed bindings are looked for.
 pub const EXPIRY_TICK: Duration = Duration::from_secs(1);
@@ -108,6 +116,8 @@ pub struct Registrar {
     outcomes: crate::auth_metrics::AuthOutcomes,
     /// The reg event notifier told of every change of a registration.
     notifier: OnceLock<Arc<Notifier>>,
+    /// The sender of third-party REGISTERs.
+    third_party: OnceLock<Arc<ThirdParty>>,
 }
 
 impl std::fmt::Debug for Registrar {
@@ -165,6 +175,7 @@ impl Registrar {
             status: OnceLock::new(),
             outcomes: Default::default(),
             notifier: OnceLock::new(),
+            third_party: OnceLock::new(),
         }))
     }
 
@@ -174,11 +185,31 @@ impl Registrar {
         let _ = self.notifier.set(notifier);
     }
 
-    /// Hands a change of a registration to the notifier, if any. Never called with the
+    /// Hands a change of a registration to the notifier, if any, and a de-registration
+    /// the network made to the third-party registration. Never called with the
     /// location's lock held.
     fn changed(&self, old: Option<&Registration>, new: Option<&Registration>, cause: Cause) {
+        let now = unix_now();
         if let Some(n) = self.notifier.get() {
-            n.registration_changed(old, new, cause, unix_now());
+            n.registration_changed(old, new, cause, now);
+        }
+        if let (Some(tp), Some(old), None, Cause::Network(_) | Cause::Expiry) =
+            (self.third_party.get(), old, new, cause)
+        {
+            tp.network_deregistered(old, now);
+        }
+    }
+
+    /// Third-party REGISTERs for the UE's `req` answered with `ok` (TS 24.229 §5.4.1.7).
+    fn third_party(
+        &self,
+        kind: RegistrationType,
+        reg: &Registration,
+        req: &SipMessage,
+        ok: &SipMessage,
+    ) {
+        if let Some(tp) = self.third_party.get() {
+            tp.registered(kind, reg, req, ok, unix_now());
         }
     }
 
@@ -541,7 +572,13 @@ impl Registrar {
         self.unregistered.forget_covered_by(&reg.profile);
         self.publish();
         tracing::info!(%impu, contacts = reg.bindings.len(), ?kind, "registered");
-        self.ok(req, Some(&reg), now)
+        let ok = self.ok(req, Some(&reg), now);
+        let kind = match kind {
+            ServerAssignmentType::ReRegistration => RegistrationType::Re,
+            _ => RegistrationType::Initial,
+        };
+        self.third_party(kind, &reg, req, &ok);
+        ok
     }
 
     async fn deregister(
@@ -580,6 +617,11 @@ impl Registrar {
             }
             self.publish();
             tracing::info!(%impu, "de-registered by the UE");
+            let ok = reply(req, 200, &[]);
+            if let Some(old) = &removed {
+                self.third_party(RegistrationType::De, old, req, &ok);
+            }
+            return ok;
         }
         reply(req, 200, &[])
     }

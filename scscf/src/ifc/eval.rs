@@ -8,16 +8,47 @@
 //!   in several groups is evaluated once.
 //! * An SPT whose regular expression did not compile never matches, negated or not.
 //! * Only requests are evaluated: a response matches no iFC.
+//! * A `Method` REGISTER SPT with `RegistrationType` values matches only the kinds of
+//!   REGISTER it names ([`InitialFilterCriteria::matches_register`], TS 24.229
+//!   §5.4.1.7); outside third-party registration the values are not consulted.
 
 use ims_sip::message::{HeaderName, SipMessage};
 
 use super::model::{
-    InitialFilterCriteria, RegistrationState, SessionCase, Spt, SptCondition, TriggerPoint,
+    InitialFilterCriteria, RegistrationState, RegistrationType, SessionCase, Spt, SptCondition,
+    TriggerPoint,
 };
+
+/// What an evaluation is for: the session case, and the kind of REGISTER when
+/// third-party registration asks (`None` otherwise).
+type Context = (SessionCase, Option<RegistrationType>);
 
 impl InitialFilterCriteria {
     /// Whether this iFC applies to `req` for the served user in `state` and `case`.
     pub fn matches(&self, req: &SipMessage, case: SessionCase, state: RegistrationState) -> bool {
+        self.matches_in(req, case, state, None)
+    }
+
+    /// Whether this iFC asks for a third-party REGISTER (TS 24.229 §5.4.1.7) for the
+    /// UE's `req` (or the one the S-CSCF stands in for), a registration of kind `kind`:
+    /// evaluated in the originating case for the registered part of the profile
+    /// (TS 29.228 Annex C), the `RegistrationType` of REGISTER SPTs consulted.
+    pub fn matches_register(&self, req: &SipMessage, kind: RegistrationType) -> bool {
+        self.matches_in(
+            req,
+            SessionCase::Originating,
+            RegistrationState::Registered,
+            Some(kind),
+        )
+    }
+
+    fn matches_in(
+        &self,
+        req: &SipMessage,
+        case: SessionCase,
+        state: RegistrationState,
+        kind: Option<RegistrationType>,
+    ) -> bool {
         if !req.is_request() {
             return false;
         }
@@ -26,7 +57,7 @@ impl InitialFilterCriteria {
         }
         self.trigger_point
             .as_ref()
-            .is_none_or(|tp| tp.matches(req, case))
+            .is_none_or(|tp| tp.matches_in(req, (case, kind)))
     }
 }
 
@@ -46,6 +77,10 @@ pub fn matching<'p>(
 impl TriggerPoint {
     /// Whether the trigger point holds for `req` in session case `case`.
     pub fn matches(&self, req: &SipMessage, case: SessionCase) -> bool {
+        self.matches_in(req, (case, None))
+    }
+
+    fn matches_in(&self, req: &SipMessage, (case, kind): Context) -> bool {
         // One bit per SPT (at most 64): evaluated, and its result.
         let mut done = 0u64;
         let mut value = 0u64;
@@ -55,13 +90,13 @@ impl TriggerPoint {
                 // Not reached: TriggerPoint::new caps SPTs at 64.
                 return spts
                     .get(usize::from(i))
-                    .is_some_and(|s| s.matches(req, case));
+                    .is_some_and(|s| s.matches_in(req, (case, kind)));
             };
             if done & bit == 0 {
                 done |= bit;
                 if spts
                     .get(usize::from(i))
-                    .is_some_and(|s| s.matches(req, case))
+                    .is_some_and(|s| s.matches_in(req, (case, kind)))
                 {
                     value |= bit;
                 }
@@ -79,7 +114,19 @@ impl TriggerPoint {
 impl Spt {
     /// Whether this SPT holds for `req` (negation applied).
     pub fn matches(&self, req: &SipMessage, case: SessionCase) -> bool {
-        match self.condition.test(req, case) {
+        self.matches_in(req, (case, None))
+    }
+
+    fn matches_in(&self, req: &SipMessage, (case, kind): Context) -> bool {
+        let hit = self.condition.test(req, case).map(|hit| {
+            hit && match (&self.condition, kind) {
+                (SptCondition::Method(m), Some(kind)) if m.eq_ignore_ascii_case("REGISTER") => {
+                    self.registration_types.is_empty() || self.registration_types.contains(&kind)
+                }
+                _ => true,
+            }
+        });
+        match hit {
             Some(hit) => hit != self.negated,
             None => false,
         }
@@ -329,6 +376,50 @@ mod tests {
             &ext,
             ORIG
         ));
+    }
+
+    #[test]
+    fn register_triggers_match_the_registration_types_they_name() {
+        use RegistrationType::{De, Initial, Re};
+        let register = request("REGISTER", "sip:ims.example.net", "", "");
+        let spt = |types: &[u8]| {
+            let ext: String = types
+                .iter()
+                .map(|t| format!("<RegistrationType>{t}</RegistrationType>"))
+                .collect();
+            let ext = if ext.is_empty() {
+                ext
+            } else {
+                format!("<Extension>{ext}</Extension>")
+            };
+            profile(&ifc(
+                0,
+                &tp(
+                    true,
+                    &[(&[0], false, &format!("<Method>REGISTER</Method>{ext}"))],
+                ),
+                "",
+            ))
+            .remove(0)
+        };
+        let all = spt(&[]);
+        let initial_and_de = spt(&[0, 2]);
+        let re = spt(&[1]);
+        for kind in [Initial, Re, De] {
+            assert!(all.matches_register(&register, kind), "{kind:?}");
+        }
+        assert!(initial_and_de.matches_register(&register, Initial));
+        assert!(!initial_and_de.matches_register(&register, Re));
+        assert!(initial_and_de.matches_register(&register, De));
+        assert!(re.matches_register(&register, Re));
+        assert!(!re.matches_register(&register, Initial));
+        // Session evaluation does not consult the types, and other methods never match.
+        assert!(re.matches(&register, ORIG, REG));
+        assert!(!re.matches_register(&invite(), Re));
+        // An unknown RegistrationType makes the iFC unusable: left out of the profile.
+        let bad = "<Method>REGISTER</Method><Extension><RegistrationType>7\
+                   </RegistrationType></Extension>";
+        assert!(profile(&ifc(0, &tp(true, &[(&[0], false, bad)]), "")).is_empty());
     }
 
     #[test]

@@ -38,5 +38,5 @@ pub use cursor::{CursorError, IfcCursor, IfcPosition};
 pub use eval::matching;
 pub use model::{
     ApplicationServer, DefaultHandling, InitialFilterCriteria, Pattern, RegistrationState,
-    SessionCase, Spt, SptCondition, TriggerPoint, TriggerPointError,
+    RegistrationType, SessionCase, Spt, SptCondition, TriggerPoint, TriggerPointError,
 };

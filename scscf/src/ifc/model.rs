@@ -101,6 +101,31 @@ impl RegistrationState {
     }
 }
 
+/// `RegistrationType` in the `Extension` of an SPT testing the REGISTER method (TS 29.228
+/// Annex B.2.2, table B.2.2A): which REGISTERs the SPT matches. An SPT naming none
+/// matches every REGISTER.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RegistrationType {
+    /// INITIAL_REGISTRATION (0).
+    Initial,
+    /// RE_REGISTRATION (1).
+    Re,
+    /// DE_REGISTRATION (2).
+    De,
+}
+
+impl RegistrationType {
+    /// From the enumerated value.
+    pub fn from_code(code: i64) -> Option<RegistrationType> {
+        match code {
+            0 => Some(RegistrationType::Initial),
+            1 => Some(RegistrationType::Re),
+            2 => Some(RegistrationType::De),
+            _ => None,
+        }
+    }
+}
+
 /// `DefaultHandling`: what the S-CSCF does when the AS cannot be reached (TS 29.228
 /// Annex B.2.3; TS 24.229 §5.4.3.2). Absent in the profile means SESSION_CONTINUED.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -247,6 +272,9 @@ pub struct Spt {
     pub groups: Vec<i64>,
     /// What the SPT tests.
     pub condition: SptCondition,
+    /// `Extension/RegistrationType` values: with a `Method` REGISTER condition, the
+    /// kinds of REGISTER it matches (empty: all). Ignored for other conditions.
+    pub registration_types: Vec<RegistrationType>,
 }
 
 /// What an SPT tests.
@@ -390,6 +418,7 @@ mod tests {
             negated: false,
             groups: groups.to_vec(),
             condition: SptCondition::Method("INVITE".into()),
+            registration_types: Vec::new(),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Reading one `InitialFilterCriteria` element of an IMSSubscription (TS 29.228
 //! Annex B.2.2, schema CxDataType.xsd in Annex E). Booleans are `0`/`1`/`false`/`true`,
-//! enumerations by number. The `Extension` of an SPT (`RegistrationType`, for REGISTER
-//! triggers) is not read.
+//! enumerations by number. The `Extension` of an SPT is read for its `RegistrationType`
+//! values (REGISTER triggers: initial, re- or de-registration).
 //!
 //! An iFC the schema does not allow (no `Priority`, no `ServerName`, a TriggerPoint
 //! without `ConditionTypeCNF` or SPTs, an SPT with no condition or `Group`, an
@@ -13,7 +13,7 @@ use ims_sip::message::HeaderName;
 
 use super::model::{
     ApplicationServer, DefaultHandling, InitialFilterCriteria, Pattern, RegistrationState,
-    SessionCase, Spt, SptCondition, TriggerPoint, TriggerPointError,
+    RegistrationType, SessionCase, Spt, SptCondition, TriggerPoint, TriggerPointError,
 };
 use super::xml::Element;
 
@@ -99,10 +99,23 @@ fn read_spt(el: &Element) -> Result<Spt, IfcReadError> {
         .iter()
         .find_map(|c| read_condition(c).transpose())
         .ok_or(Unusable("SPT without a condition"))??;
+    let mut registration_types = Vec::new();
+    if let Some(ext) = el.child("Extension") {
+        for t in ext.children("RegistrationType") {
+            let t = number(t.text.trim())
+                .and_then(RegistrationType::from_code)
+                .ok_or(Unusable("unknown RegistrationType"))?;
+            // Three values exist: duplicates add nothing (and keep the list bounded).
+            if !registration_types.contains(&t) {
+                registration_types.push(t);
+            }
+        }
+    }
     Ok(Spt {
         negated,
         groups,
         condition,
+        registration_types,
     })
 }
 
