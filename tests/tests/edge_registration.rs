@@ -25,7 +25,7 @@ use ims_node::cx::CxClient;
 use ims_node::{Ingress, Role};
 use ims_runtime::budget::BudgetMetrics;
 use ims_sip::message::build::response;
-use ims_sip::proxy::engine::{EngineConfig, ProxyEngine};
+use ims_sip::proxy::engine::{EngineConfig, Originator, ProxyEngine};
 use ims_sip::proxy::record_route::route_user;
 use ims_sip::transport::{TransportConfig, TransportKind};
 use ims_sip::{HeaderName, Method, SipMessage};
@@ -188,6 +188,9 @@ async fn chain_with(max_registrations: usize, persistence: Option<Persistence>) 
             )),
             ingress: Ingress::new(Role::Pcscf, &loopback_core()),
             persistence,
+            // Not bound to the engine: this chain has no reg event notifier to
+            // subscribe to (the P-CSCF's subscriber is `pcscf_reg_event.rs`'s).
+            originator: Originator::default(),
         },
         max_registrations,
     );
