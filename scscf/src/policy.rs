@@ -38,6 +38,7 @@ use ims_sip::{HeaderName, Method, SipMessage};
 
 use crate::cloud_auth::{check_session, in_dialog};
 use crate::location::Registration;
+use crate::regevent::authorize::{asserted_of, is_network_node};
 use crate::regevent::subscription::is_reg_event;
 use crate::regevent::Notifier;
 use crate::registrar::{unix_now, Registrar};
@@ -62,7 +63,8 @@ impl ScscfPolicy {
     /// The notifier's answer to `req`, a SUBSCRIBE to the reg event package that passed
     /// the ingress filter as `kind`: in one of our dialogs (nothing left in its Route
     /// set: it is addressed to us), or initial for an identity registered here
-    /// (checked by cloud authorization as any originating or terminating request).
+    /// (checked by cloud authorization as any originating or terminating request, unless
+    /// the subscriber is the user's P-CSCF or one of its application servers).
     /// `None`: not the notifier's (routed as any other request).
     async fn reg_event(
         &self,
@@ -82,7 +84,14 @@ impl ScscfPolicy {
             RequestKind::Originating | RequestKind::Terminating => {
                 let resource = std::str::from_utf8(&req.request()?.uri).ok()?.to_string();
                 let reg = self.registrar.registration(&resource)?;
-                let filter = self.registrar.cloud_auth().filter(|f| f.applies_to(req));
+                // A phone's subscription is checked like any request it starts; the
+                // P-CSCF's or an AS's own (node identities the ingress filter let
+                // assert themselves) carries no token and needs none.
+                let filter = self
+                    .registrar
+                    .cloud_auth()
+                    .filter(|f| f.applies_to(req))
+                    .filter(|_| !is_network_node(&asserted_of(req), &reg));
                 if let (Some(filter), Ok(case)) = (filter, recognise(req, popped_route)) {
                     let served = self.registrar.registration(case.served_user());
                     if let Err(refusal) = check_session(filter, req, &case, served.as_ref()).await {

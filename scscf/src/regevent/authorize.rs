@@ -15,6 +15,7 @@
 
 use ims_sip::message::addr::NameAddr;
 use ims_sip::message::uri::Uri;
+use ims_sip::{HeaderName, SipMessage};
 
 use super::subscription::SubscriberKind;
 use crate::location::Registration;
@@ -35,6 +36,27 @@ pub fn asserted_uris(pai: &str) -> Vec<String> {
     pai.split(',')
         .filter_map(|v| NameAddr::parse(v.trim()).ok().map(|a| a.uri.to_string()))
         .collect()
+}
+
+/// The asserted identities of `req`: the URIs of its P-Asserted-Identity headers (what
+/// the ingress filter left: nothing from a sender not trusted to assert one).
+pub fn asserted_of(req: &SipMessage) -> Vec<String> {
+    req.headers
+        .get_all(&HeaderName::PAssertedIdentity)
+        .filter_map(|h| h.value_str().map(asserted_uris))
+        .flatten()
+        .collect()
+}
+
+/// Whether a SUBSCRIBE from `asserted` to `reg` is a network node's (the P-CSCF on the
+/// user's Path, an application server of its iFCs) rather than a request a phone
+/// started: cloud authorization checks what phones start, with their token, and a node
+/// subscribing for its own bookkeeping (TS 24.229 §5.2.3, §5.7.1.1) carries none.
+pub fn is_network_node(asserted: &[String], reg: &Registration) -> bool {
+    matches!(
+        authorize(asserted, reg),
+        Ok(SubscriberKind::Pcscf | SubscriberKind::ApplicationServer)
+    )
 }
 
 /// Scheme, user and host (lower case) and port of a URI, to compare identities.
@@ -130,6 +152,19 @@ mod tests {
 
     fn check(pai: &str) -> Result<SubscriberKind, Refused> {
         authorize(&asserted_uris(pai), &alice())
+    }
+
+    #[test]
+    fn only_the_pcscf_and_the_users_application_servers_count_as_network_nodes() {
+        let node = |pai: &str| is_network_node(&asserted_uris(pai), &alice());
+        assert!(node("<sip:pcscf.example.net>"));
+        assert!(node("<sip:as.example.net:5090>"));
+        // The user's own UE starts its subscription: cloud authorization applies.
+        assert!(!node("<sip:alice@ims.example.net>"));
+        // Nobody else is exempt: another user, a look-alike host, no identity.
+        assert!(!node("<sip:bob@ims.example.net>"));
+        assert!(!node("<sip:pcscf.example.net.evil.org>"));
+        assert!(!node(""));
     }
 
     #[test]

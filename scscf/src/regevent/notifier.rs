@@ -19,7 +19,7 @@ use ims_sip::proxy::engine::{OriginateError, Originator};
 use ims_sip::{HeaderName, SipMessage};
 use tokio::sync::mpsc;
 
-use super::authorize::{asserted_uris, authorize};
+use super::authorize::{asserted_of, authorize};
 use super::changes::{changes, full_state, Cause};
 use super::reginfo::{ContactEvent, Reginfo, RegistrationInfo};
 use super::subscription::{cseq_of, dialog_of, key, Subscription};
@@ -247,12 +247,7 @@ impl Notifier {
         reg: &Registration,
         now: u64,
     ) -> SipMessage {
-        let asserted = req
-            .headers
-            .get_all(&HeaderName::PAssertedIdentity)
-            .filter_map(|h| h.value_str().map(asserted_uris))
-            .flatten()
-            .collect::<Vec<_>>();
+        let asserted = asserted_of(req);
         let kind = match authorize(&asserted, reg) {
             Ok(kind) => kind,
             Err(refused) => {
