@@ -49,6 +49,15 @@ pub struct PcscfSection {
     /// only (every UE must register again after a restart).
     #[serde(default = "default_store")]
     pub store: String,
+    /// Subscribe to the reg event package of each UE after its first registration and
+    /// drop registrations the S-CSCF's NOTIFY ends (TS 24.229 §5.2.3). On by default;
+    /// off only toward a core without a reg event notifier.
+    #[serde(default = "default_reg_event")]
+    pub reg_event: bool,
+}
+
+fn default_reg_event() -> bool {
+    true
 }
 
 fn default_max_registrations() -> usize {
@@ -71,6 +80,7 @@ impl Default for PcscfSection {
             flow_token_key: None,
             flow_token_key_file: None,
             store: default_store(),
+            reg_event: default_reg_event(),
         }
     }
 }

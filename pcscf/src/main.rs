@@ -66,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
         ingress,
         persistence: persistence.clone(),
         originator: Originator::default(),
+        reg_event: section.reg_event,
     };
     let originator = settings.originator.clone();
     let settings_filter = settings.cloud_auth.clone();

@@ -93,6 +93,8 @@ pub struct PcscfSettings {
     /// Sends the P-CSCF's own requests (reg event SUBSCRIBEs); bound to the engine by
     /// the node.
     pub originator: Originator,
+    /// Whether to subscribe to the UEs' reg event (`[pcscf] reg_event`).
+    pub reg_event: bool,
 }
 
 /// The P-CSCF's state, shared by the policy and the node (health, purging).
@@ -565,7 +567,9 @@ impl Policy for PcscfPolicy {
         // TS 24.229 §5.2.3: subscribe after the UE's first registration over a flow;
         // unsubscribe when it de-registers.
         match learned {
-            Learned::Registered if !pcscf.subscriptions.has(&source.flow) => {
+            Learned::Registered
+                if pcscf.settings.reg_event && !pcscf.subscriptions.has(&source.flow) =>
+            {
                 let reg = pcscf.registrations.by_flow(&source.flow, now);
                 if let (Some(reg), Some((identity, contact))) = (reg, pcscf.subscriber_uris()) {
                     pcscf.subscriptions.start(&reg, &identity, &contact);
@@ -602,6 +606,7 @@ mod tests {
                 )),
                 persistence: None,
                 originator: Originator::default(),
+                reg_event: true,
             },
             10,
         )

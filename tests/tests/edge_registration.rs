@@ -191,6 +191,7 @@ async fn chain_with(max_registrations: usize, persistence: Option<Persistence>) 
             // Not bound to the engine: this chain has no reg event notifier to
             // subscribe to (the P-CSCF's subscriber is `pcscf_reg_event.rs`'s).
             originator: Originator::default(),
+            reg_event: false,
         },
         max_registrations,
     );

@@ -136,6 +136,7 @@ fn setup(name: &str, tls: Option<(u16, &Path, &Path)>) -> Setup {
              [zones]\ncore = [\"127.0.0.1/32\"]\n\
              [pcscf]\nvisited_network_id = \"visited.example.net\"\n\
              store = \"sqlite://{}/pcscf/registrations.db\"\n\
+             reg_event = false\n\
              [pcscf.home_networks]\n\"ims.example.net\" = \"sip:127.0.0.1:{i_sip};lr\"\n\
              [sip]\nudp = [\"127.0.0.1:{p_sip}\"]\ntcp = [\"127.0.0.1:{p_sip}\"]\n{tls_text}",
             dir.display()
