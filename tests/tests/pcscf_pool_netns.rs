@@ -1,0 +1,283 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Two P-CSCFs of one core, and one of them killed (issue 15 item 6, `docs/scale-out.md`),
+//! in a bed of network namespaces on one bridge (10.215.0.0/24): P-CSCF 1 (.11), the
+//! I-CSCF (.12), the S-CSCF (.13), the HSS (.14), P-CSCF 2 (.21) and the UEs' host (.20).
+//! The configs are `imsctl config init`'s with `--pcscf` twice (`pcscf1.toml`,
+//! `pcscf2.toml`; one S-CSCF and one HSS on SQLite), checked by `imsctl config check`.
+//!
+//! Shown, with SIPp UEs over UDP on the UE host:
+//!
+//! 1. callers and callees of P-CSCF 1 register through it, callees of P-CSCF 2 through
+//!    P-CSCF 2; every caller of P-CSCF 1 calls a callee of P-CSCF 2;
+//! 2. P-CSCF 2 gets SIGKILL; the UEs of P-CSCF 1 re-register and call each other: all
+//!    succeed;
+//! 3. a call to a callee of the dead P-CSCF 2 (still registered through it at the
+//!    S-CSCF) ends with an error at the caller rather than hanging: the INVITE sent to
+//!    P-CSCF 2's address gets no SIP answer, so after Timer B (64*T1 = 32 s) the caller
+//!    gets `408 Request Timeout`, which it ACKs (`session/uac_call_as_failed.xml`). Not
+//!    quick: failing at once (on the ICMP port unreachable of P-CSCF 2's host, say) is
+//!    left to do;
+//! 4. the callees of P-CSCF 2 register through P-CSCF 1 (as a UE does after its SRV
+//!    failover) and receive calls again.
+//!
+//! Needs root, `ip`, `nft` and SIPp; like `deployment_netns.rs`, skipped without network
+//! namespaces unless `IMS_TEST_NETNS=1`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ims_e2e::chain::{assert_all_passed, provision_digest_in, users, workdir, DOMAIN};
+use ims_e2e::netns::{self, Bed};
+use ims_e2e::sipp::{self, SippResult, SippTransport};
+use ims_e2e::{binary, command, scratch_dir, wait_for};
+
+const UE_HOST: &str = "10.215.0.20";
+/// UEs of each group.
+const USERS: usize = 5;
+
+/// The bed's namespaces (named for the node's config, `<name>.toml`) and addresses.
+const HOSTS: [(&str, &str); 6] = [
+    ("pcscf1", "10.215.0.11"),
+    ("icscf", "10.215.0.12"),
+    ("scscf", "10.215.0.13"),
+    ("hss", "10.215.0.14"),
+    ("pcscf2", "10.215.0.21"),
+    ("ue", UE_HOST),
+];
+
+/// The UEs' ports: callers and callees of P-CSCF 1, callees of P-CSCF 2.
+const CALLERS_PORT: u16 = 5100;
+const CALLEES1_PORT: u16 = 5200;
+const CALLEES2_PORT: u16 = 5300;
+
+fn address(name: &str) -> &'static str {
+    HOSTS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, a)| *a)
+        .unwrap_or_else(|| panic!("no host {name}"))
+}
+
+fn sock(ip: &str, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.parse().unwrap(), port)
+}
+
+/// Skips (`None`) without network namespaces or SIPp, unless `IMS_TEST_NETNS=1`.
+fn gate() -> Option<()> {
+    let missing = match (netns::available(), sipp::available()) {
+        (Ok(()), true) => return Some(()),
+        (Err(e), _) => format!("network namespaces with nftables: {e}"),
+        (_, false) => "sipp".into(),
+    };
+    assert!(
+        std::env::var("IMS_TEST_NETNS").as_deref() != Ok("1"),
+        "IMS_TEST_NETNS=1 but this is missing: {missing}"
+    );
+    eprintln!("skipped: needs {missing}");
+    None
+}
+
+/// `imsctl config init` with two P-CSCFs for the bed, checked by `imsctl config check`.
+fn generate(dir: &Path) -> PathBuf {
+    let core = dir.join("core");
+    let core_s = core.to_str().unwrap();
+    let node = |role: &str, ns: &str| format!("--{role}={}", address(ns));
+    for args in [
+        vec![
+            "config".to_string(),
+            "init".into(),
+            "--domain".into(),
+            DOMAIN.into(),
+            node("pcscf", "pcscf1"),
+            node("pcscf", "pcscf2"),
+            node("icscf", "icscf"),
+            node("scscf", "scscf"),
+            node("hss", "hss"),
+            "--paths-base".into(),
+            core_s.into(),
+            "--out".into(),
+            core_s.into(),
+        ],
+        vec![
+            "config".into(),
+            "check".into(),
+            core_s.into(),
+            "--paths-base".into(),
+            core_s.into(),
+        ],
+    ] {
+        let out = command("imsctl").args(&args).output().unwrap();
+        assert!(out.status.success(), "imsctl {args:?}: {out:?}");
+    }
+    core
+}
+
+/// Starts node `role` with config `<ns>.toml` in namespace `ns` and waits (at most
+/// 30 s) until it has bound its SIP (or Diameter) port; returns its process index.
+fn start(bed: &mut Bed, dir: &Path, core: &Path, role: &str, ns: &str) -> usize {
+    let log = std::fs::File::create(dir.join(format!("{ns}.log"))).unwrap();
+    let run = dir.join(format!("run-{ns}"));
+    std::fs::create_dir_all(&run).unwrap();
+    let mut c = bed.command(ns, &binary(role));
+    c.arg("--config")
+        .arg(core.join(format!("{ns}.toml")))
+        .env("IMS_DATA_DIR", run)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+    let index = bed.spawn(c).unwrap_or_else(|e| panic!("{e}"));
+    let (protocol, port) = match role {
+        "pcscf" => ("udp", 5060),
+        "icscf" => ("udp", 5070),
+        "scscf" => ("udp", 5080),
+        _ => ("tcp", 5658),
+    };
+    let local = sock(address(ns), port);
+    let up = wait_for(Duration::from_secs(30), || {
+        netns::listening(&bed.ns(ns), protocol, local).then_some(())
+    });
+    assert!(
+        up.is_some(),
+        "{ns} never bound {local}; its log:\n{}",
+        std::fs::read_to_string(dir.join(format!("{ns}.log"))).unwrap_or_default()
+    );
+    index
+}
+
+/// A SIPp injection file: one line per `(user, peer)` (the format of
+/// [`ims_e2e::chain::sipp_csv`] with a peer of its own per user).
+fn pairs_csv(dir: &Path, file: &str, users: &[String], peers: &[String]) -> PathBuf {
+    let mut text = String::from("SEQUENTIAL\n");
+    for (user, peer) in users.iter().zip(peers) {
+        text.push_str(&format!(
+            "{user};{DOMAIN};[authentication username={user}@{DOMAIN} password=secret];{peer}\n"
+        ));
+    }
+    let path = dir.join(file);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Runs `scenario` once per line of `csv` (`USERS` lines) from the UE host's `local`
+/// port toward P-CSCF `pcscf`, bounded by `timeout_secs`.
+fn uac(
+    dir: &Path,
+    pcscf: &str,
+    scenario: &str,
+    csv: &Path,
+    local: u16,
+    timeout_secs: u32,
+) -> SippResult {
+    let calls = u32::try_from(USERS).unwrap();
+    sipp::run_uac_inf(
+        &sipp::scenario(scenario),
+        sock(address(pcscf), 5060),
+        None,
+        Some(csv),
+        sock(UE_HOST, local),
+        SippTransport::Udp,
+        calls,
+        10,
+        timeout_secs,
+        &workdir(dir),
+    )
+    .expect("sipp runs")
+}
+
+/// Callees on the UE host's `local` port answering `USERS` calls.
+fn answer_calls(dir: &Path, local: u16) -> sipp::Background {
+    sipp::Background::uas(
+        &sipp::scenario("session/uas_answer.xml"),
+        sock(UE_HOST, local),
+        u32::try_from(USERS).unwrap(),
+        30,
+        &workdir(dir),
+        false,
+    )
+    .expect("sipp UAS starts")
+}
+
+/// Every caller calls its peer, answered on `callee_port`: all succeed.
+fn calls_succeed(dir: &Path, csv: &Path, callee_port: u16) {
+    let uas = answer_calls(dir, callee_port);
+    let calls = uac(dir, "pcscf1", "session/uac_call.xml", csv, CALLERS_PORT, 30);
+    assert_all_passed(&calls, USERS);
+    assert_all_passed(&uas.finish(), USERS);
+}
+
+#[test]
+fn ues_of_one_p_cscf_keep_working_when_another_p_cscf_of_the_core_dies() {
+    let Some(()) = gate() else {
+        return;
+    };
+    let dir = scratch_dir("pcscf-pool");
+    let core = generate(&dir);
+    let mut bed = Bed::new(&format!("edge{}", std::process::id())).unwrap();
+    bed.bridge("core").unwrap();
+    for (name, addr) in HOSTS {
+        bed.add(name).unwrap();
+        bed.attach(name, "eth0", "core", &format!("{addr}/24"))
+            .unwrap_or_else(|e| panic!("building the bed: {e}"));
+    }
+    start(&mut bed, &dir, &core, "hss", "hss");
+    start(&mut bed, &dir, &core, "scscf", "scscf");
+    start(&mut bed, &dir, &core, "icscf", "icscf");
+    start(&mut bed, &dir, &core, "pcscf", "pcscf1");
+    let pcscf2 = start(&mut bed, &dir, &core, "pcscf", "pcscf2");
+
+    let callers = users("caller", USERS);
+    let callees1 = users("calleeone", USERS);
+    let callees2 = users("calleetwo", USERS);
+    let all: Vec<String> = [&callers, &callees1, &callees2]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    provision_digest_in(&bed, "ue", &core, &dir, &all);
+    let to_callees1 = pairs_csv(&dir, "to1.csv", &callers, &callees1);
+    let to_callees2 = pairs_csv(&dir, "to2.csv", &callers, &callees2);
+    let callees1_csv = pairs_csv(&dir, "callees1.csv", &callees1, &callers);
+    let callees2_csv = pairs_csv(&dir, "callees2.csv", &callees2, &callers);
+    sipp::run_in_netns(Some(&bed.ns("ue")));
+    let register = |pcscf: &str, csv: &Path, port: u16| {
+        assert_all_passed(
+            &uac(&dir, pcscf, "session/register.xml", csv, port, 30),
+            USERS,
+        );
+    };
+
+    // 1. Each group registers through its P-CSCF; calls from P-CSCF 1 to P-CSCF 2.
+    register("pcscf1", &to_callees1, CALLERS_PORT);
+    register("pcscf1", &callees1_csv, CALLEES1_PORT);
+    register("pcscf2", &callees2_csv, CALLEES2_PORT);
+    calls_succeed(&dir, &to_callees2, CALLEES2_PORT);
+
+    // 2. P-CSCF 2 dies; the UEs of P-CSCF 1 re-register and call each other.
+    bed.signal(pcscf2, "KILL");
+    let killed = Instant::now();
+    register("pcscf1", &to_callees1, CALLERS_PORT);
+    register("pcscf1", &callees1_csv, CALLEES1_PORT);
+    calls_succeed(&dir, &to_callees1, CALLEES1_PORT);
+
+    // 3. Calls to the callees still registered through the dead P-CSCF 2: 408.
+    let started = Instant::now();
+    let failed = uac(
+        &dir,
+        "pcscf1",
+        "session/uac_call_as_failed.xml",
+        &to_callees2,
+        CALLERS_PORT,
+        45,
+    );
+    eprintln!(
+        "calls toward the dead P-CSCF ended in {:?}",
+        started.elapsed()
+    );
+    assert_all_passed(&failed, USERS);
+
+    // 4. The callees of P-CSCF 2 move to P-CSCF 1 and receive calls again.
+    register("pcscf1", &callees2_csv, CALLEES2_PORT);
+    calls_succeed(&dir, &to_callees2, CALLEES2_PORT);
+    sipp::run_in_netns(None);
+    eprintln!("P-CSCF pool test: {:?} after the kill", killed.elapsed());
+}
