@@ -12,11 +12,11 @@
 //! 2. P-CSCF 2 gets SIGKILL; the UEs of P-CSCF 1 re-register and call each other: all
 //!    succeed;
 //! 3. a call to a callee of the dead P-CSCF 2 (still registered through it at the
-//!    S-CSCF) ends with an error at the caller rather than hanging: the INVITE sent to
-//!    P-CSCF 2's address gets no SIP answer, so after Timer B (64*T1 = 32 s) the caller
-//!    gets `408 Request Timeout`, which it ACKs (`session/uac_call_as_failed.xml`). Not
-//!    quick: failing at once (on the ICMP port unreachable of P-CSCF 2's host, say) is
-//!    left to do;
+//!    S-CSCF; its UE still listening and answering) ends with an error at the caller
+//!    rather than hanging: the S-CSCF's INVITE to P-CSCF 2's address gets no answer,
+//!    so after Timer B (64*T1 = 32 s) the caller gets `408 Request Timeout`, which it
+//!    ACKs (`session/uac_call_as_failed.xml`). Not quick: failing at once (on the ICMP
+//!    port unreachable of P-CSCF 2's host, say) is left to do;
 //! 4. the callees of P-CSCF 2 register through P-CSCF 1 (as a UE does after its SRV
 //!    failover) and receive calls again.
 //!
@@ -260,6 +260,8 @@ fn ues_of_one_p_cscf_keep_working_when_another_p_cscf_of_the_core_dies() {
     calls_succeed(&dir, &to_callees1, CALLEES1_PORT);
 
     // 3. Calls to the callees still registered through the dead P-CSCF 2: 408.
+    // Their UE answers as before: only the dead P-CSCF keeps the calls from it.
+    let uas = answer_calls(&dir, CALLEES2_PORT);
     let started = Instant::now();
     let failed = uac(
         &dir,
@@ -274,6 +276,7 @@ fn ues_of_one_p_cscf_keep_working_when_another_p_cscf_of_the_core_dies() {
         started.elapsed()
     );
     assert_all_passed(&failed, USERS);
+    drop(uas);
 
     // 4. The callees of P-CSCF 2 move to P-CSCF 1 and receive calls again.
     register("pcscf1", &callees2_csv, CALLEES2_PORT);
