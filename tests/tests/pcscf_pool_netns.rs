@@ -27,7 +27,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use ims_e2e::chain::{assert_all_passed, provision_digest_in, users, workdir, DOMAIN};
+use ims_e2e::chain::{
+    assert_all_passed, provision_digest_in, sipp_pairs_csv, users, workdir, DOMAIN,
+};
 use ims_e2e::netns::{self, Bed};
 use ims_e2e::sipp::{self, SippResult, SippTransport};
 use ims_e2e::{command, scratch_dir};
@@ -118,20 +120,6 @@ fn start(bed: &mut Bed, dir: &Path, core: &Path, role: &str, ns: &str) -> usize 
     bed.start_node(dir, core, role, ns, address(ns).parse().unwrap())
 }
 
-/// A SIPp injection file: one line per `(user, peer)` (the format of
-/// [`ims_e2e::chain::sipp_csv`] with a peer of its own per user).
-fn pairs_csv(dir: &Path, file: &str, users: &[String], peers: &[String]) -> PathBuf {
-    let mut text = String::from("SEQUENTIAL\n");
-    for (user, peer) in users.iter().zip(peers) {
-        text.push_str(&format!(
-            "{user};{DOMAIN};[authentication username={user}@{DOMAIN} password=secret];{peer}\n"
-        ));
-    }
-    let path = dir.join(file);
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 /// Runs `scenario` once per line of `csv` (`USERS` lines) from the UE host's `local`
 /// port toward P-CSCF `pcscf`, bounded by `timeout_secs`.
 fn uac(
@@ -208,10 +196,10 @@ fn ues_of_one_p_cscf_keep_working_when_another_p_cscf_of_the_core_dies() {
         .cloned()
         .collect();
     provision_digest_in(&bed, "ue", &core, &dir, &all);
-    let to_callees1 = pairs_csv(&dir, "to1.csv", &callers, &callees1);
-    let to_callees2 = pairs_csv(&dir, "to2.csv", &callers, &callees2);
-    let callees1_csv = pairs_csv(&dir, "callees1.csv", &callees1, &callers);
-    let callees2_csv = pairs_csv(&dir, "callees2.csv", &callees2, &callers);
+    let to_callees1 = sipp_pairs_csv(&dir, "to1.csv", &callers, &callees1);
+    let to_callees2 = sipp_pairs_csv(&dir, "to2.csv", &callers, &callees2);
+    let callees1_csv = sipp_pairs_csv(&dir, "callees1.csv", &callees1, &callers);
+    let callees2_csv = sipp_pairs_csv(&dir, "callees2.csv", &callees2, &callers);
     sipp::run_in_netns(Some(&bed.ns("ue")));
     let register = |pcscf: &str, csv: &Path, port: u16| {
         assert_all_passed(

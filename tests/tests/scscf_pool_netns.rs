@@ -41,7 +41,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ims_e2e::chain::{assert_all_passed, provision_digest_in, users, workdir, DOMAIN};
+use ims_e2e::chain::{
+    assert_all_passed, provision_digest_in, sipp_pairs_csv, users, workdir, DOMAIN,
+};
 use ims_e2e::netns::{self, Bed};
 use ims_e2e::sipp::{self, SippResult, SippTransport};
 use ims_e2e::{command, scratch_dir, wait_for};
@@ -269,20 +271,6 @@ fn start(bed: &mut Bed, dir: &Path, core: &Path, role: &str, ns: &str) -> usize 
     bed.start_node(dir, core, role, ns, address(ns).parse().unwrap())
 }
 
-/// A SIPp injection file: one line per `(user, peer)`, the format of
-/// [`ims_e2e::chain::sipp_csv`] with a peer of its own per user.
-fn pairs_csv(dir: &Path, file: &str, pairs: &[(String, String)]) -> PathBuf {
-    let mut text = String::from("SEQUENTIAL\n");
-    for (user, peer) in pairs {
-        text.push_str(&format!(
-            "{user};{DOMAIN};[authentication username={user}@{DOMAIN} password=secret];{peer}\n"
-        ));
-    }
-    let path = dir.join(file);
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 /// Runs `scenario` once per line of `csv` from `local` at `rate` per second toward the
 /// P-CSCF, bounded by `timeout_secs`.
 fn uac(dir: &Path, scenario: &str, csv: &Path, local: u16, rate: u32) -> SippResult {
@@ -349,11 +337,8 @@ fn killing_one_of_two_pooled_s_cscfs_loses_no_registration_and_no_incoming_call(
     let callees = users("callee", USERS);
     let all: Vec<String> = callers.iter().chain(&callees).cloned().collect();
     provision_digest_in(&bed, "ue", &core, &dir, &all);
-    let pairs: Vec<(String, String)> = callers.iter().cloned().zip(callees.clone()).collect();
-    let callers_csv = pairs_csv(&dir, "callers.csv", &pairs);
-    let callee_pairs: Vec<(String, String)> =
-        callees.iter().cloned().zip(callers.clone()).collect();
-    let callees_csv = pairs_csv(&dir, "callees.csv", &callee_pairs);
+    let callers_csv = sipp_pairs_csv(&dir, "callers.csv", &callers, &callees);
+    let callees_csv = sipp_pairs_csv(&dir, "callees.csv", &callees, &callers);
     sipp::run_in_netns(Some(&bed.ns("ue")));
 
     // 1. The callers register with S-CSCF 1 down (its REGISTERs fall back to S-CSCF 2),
