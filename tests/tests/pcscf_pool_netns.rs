@@ -8,7 +8,8 @@
 //! Shown, with SIPp UEs over UDP on the UE host:
 //!
 //! 1. callers and callees of P-CSCF 1 register through it, callees of P-CSCF 2 through
-//!    P-CSCF 2; every caller of P-CSCF 1 calls a callee of P-CSCF 2;
+//!    P-CSCF 2; every caller of P-CSCF 1 calls a callee of P-CSCF 2, and each callee of
+//!    P-CSCF 2 calls a caller of P-CSCF 1;
 //! 2. P-CSCF 2 gets SIGKILL; the UEs of P-CSCF 1 re-register and call each other: all
 //!    succeed;
 //! 3. a call to a callee of the dead P-CSCF 2 (still registered through it at the
@@ -159,10 +160,11 @@ fn answer_calls(dir: &Path, local: u16) -> sipp::Background {
     .expect("sipp UAS starts")
 }
 
-/// Every caller calls its peer, answered on `callee_port`: all succeed.
-fn calls_succeed(dir: &Path, csv: &Path, callee_port: u16) {
-    let uas = answer_calls(dir, callee_port);
-    let calls = uac(dir, "pcscf1", "session/uac_call.xml", csv, CALLERS_PORT, 30);
+/// Every user of `csv` calls its peer from port `from` through P-CSCF `pcscf`, answered
+/// on port `to`: all succeed.
+fn calls_succeed(dir: &Path, pcscf: &str, csv: &Path, from: u16, to: u16) {
+    let uas = answer_calls(dir, to);
+    let calls = uac(dir, pcscf, "session/uac_call.xml", csv, from, 30);
     assert_all_passed(&calls, USERS);
     assert_all_passed(&uas.finish(), USERS);
 }
@@ -208,18 +210,19 @@ fn ues_of_one_p_cscf_keep_working_when_another_p_cscf_of_the_core_dies() {
         );
     };
 
-    // 1. Each group registers through its P-CSCF; calls from P-CSCF 1 to P-CSCF 2.
+    // 1. Each group registers through its P-CSCF; calls between P-CSCF 1 and 2.
     register("pcscf1", &to_callees1, CALLERS_PORT);
     register("pcscf1", &callees1_csv, CALLEES1_PORT);
     register("pcscf2", &callees2_csv, CALLEES2_PORT);
-    calls_succeed(&dir, &to_callees2, CALLEES2_PORT);
+    calls_succeed(&dir, "pcscf1", &to_callees2, CALLERS_PORT, CALLEES2_PORT);
+    calls_succeed(&dir, "pcscf2", &callees2_csv, CALLEES2_PORT, CALLERS_PORT);
 
     // 2. P-CSCF 2 dies; the UEs of P-CSCF 1 re-register and call each other.
     bed.signal(pcscf2, "KILL");
     let killed = Instant::now();
     register("pcscf1", &to_callees1, CALLERS_PORT);
     register("pcscf1", &callees1_csv, CALLEES1_PORT);
-    calls_succeed(&dir, &to_callees1, CALLEES1_PORT);
+    calls_succeed(&dir, "pcscf1", &to_callees1, CALLERS_PORT, CALLEES1_PORT);
 
     // 3. Calls to the callees still registered through the dead P-CSCF 2: 408.
     // Their UE answers as before: only the dead P-CSCF keeps the calls from it.
@@ -242,7 +245,7 @@ fn ues_of_one_p_cscf_keep_working_when_another_p_cscf_of_the_core_dies() {
 
     // 4. The callees of P-CSCF 2 move to P-CSCF 1 and receive calls again.
     register("pcscf1", &callees2_csv, CALLEES2_PORT);
-    calls_succeed(&dir, &to_callees2, CALLEES2_PORT);
+    calls_succeed(&dir, "pcscf1", &to_callees2, CALLERS_PORT, CALLEES2_PORT);
     sipp::run_in_netns(None);
     eprintln!("P-CSCF pool test: {:?} after the kill", killed.elapsed());
 }
