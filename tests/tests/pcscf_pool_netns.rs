@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! Two P-CSCFs of one core, and one of them killed (issue 15 item 6, `docs/dns.md` "Load sharing at the edge"),
-//! in a bed of network namespaces on one bridge (10.215.0.0/24): P-CSCF 1 (.11), the
-//! I-CSCF (.12), the S-CSCF (.13), the HSS (.14), P-CSCF 2 (.21) and the UEs' host (.20).
+//! Two P-CSCFs of one core, and one of them killed (issue 15 item 6; `docs/dns.md`, "Load
+//! sharing at the edge"), in a bed of network namespaces on one bridge (10.215.0.0/24):
+//! P-CSCF 1 (.11), the I-CSCF (.12), the S-CSCF (.13), the HSS (.14), P-CSCF 2 (.21) and
+//! the UEs' host (.20).
 //! The configs are `imsctl config init`'s with `--pcscf` twice (`pcscf1.toml`,
 //! `pcscf2.toml`; one S-CSCF and one HSS on SQLite), checked by `imsctl config check`.
 //!
