@@ -181,6 +181,20 @@ pub fn sipp_csv(
     path
 }
 
+/// [`sipp_csv`] (password `secret`) with a peer of its own per user: one line per
+/// `(user, peer)` of `users` and `peers` zipped.
+pub fn sipp_pairs_csv(dir: &Path, file: &str, users: &[String], peers: &[String]) -> PathBuf {
+    let mut text = String::from("SEQUENTIAL\n");
+    for (user, peer) in users.iter().zip(peers) {
+        text.push_str(&format!(
+            "{user};{DOMAIN};[authentication username={user}@{DOMAIN} password=secret];{peer}\n"
+        ));
+    }
+    let path = dir.join(file);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 /// A fresh work directory under `dir` for one SIPp run (its logs stay apart).
 pub fn workdir(dir: &Path) -> PathBuf {
     static RUN: AtomicU32 = AtomicU32::new(0);

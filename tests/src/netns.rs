@@ -230,6 +230,49 @@ impl Bed {
         Ok(self.processes.len() - 1)
     }
 
+    /// Starts node `role` (its binary) in namespace `ns` with `--config core/<ns>.toml`
+    /// (`imsctl config init`'s names), its log `dir/<ns>.log` and its data directory
+    /// `dir/run-<ns>`, and waits (at most 30 s) until it has bound its SIP port at
+    /// `address` (5060, 5070, 5080; Diameter's 5658 over TCP for the HSS); returns its
+    /// process index for [`Bed::signal`]. Panics (the test's failure) when it cannot.
+    #[allow(clippy::unwrap_used, clippy::panic)]
+    pub fn start_node(
+        &mut self,
+        dir: &Path,
+        core: &Path,
+        role: &str,
+        ns: &str,
+        address: std::net::IpAddr,
+    ) -> usize {
+        let log_path = dir.join(format!("{ns}.log"));
+        let log = std::fs::File::create(&log_path).unwrap();
+        let run = dir.join(format!("run-{ns}"));
+        std::fs::create_dir_all(&run).unwrap();
+        let mut c = self.command(ns, &crate::binary(role));
+        c.arg("--config")
+            .arg(core.join(format!("{ns}.toml")))
+            .env("IMS_DATA_DIR", run)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        let index = self.spawn(c).unwrap_or_else(|e| panic!("{e}"));
+        let (protocol, port) = match role {
+            "pcscf" => ("udp", 5060),
+            "icscf" => ("udp", 5070),
+            "scscf" => ("udp", 5080),
+            _ => ("tcp", 5658),
+        };
+        let local = SocketAddr::new(address, port);
+        let up = crate::wait_for(std::time::Duration::from_secs(30), || {
+            listening(&self.ns(ns), protocol, local).then_some(())
+        });
+        assert!(
+            up.is_some(),
+            "{ns} never bound {local}; its log:\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
+        index
+    }
+
     /// Sends signal `sig` (`KILL`, `TERM`, ...) to the process [`Bed::spawn`] returned
     /// `index` for, and waits (at most 10 s) for it to end when the signal is `KILL`.
     pub fn signal(&mut self, index: usize, sig: &str) {

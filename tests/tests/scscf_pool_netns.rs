@@ -41,10 +41,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ims_e2e::chain::{assert_all_passed, provision_digest_in, users, workdir, DOMAIN};
+use ims_e2e::chain::{
+    assert_all_passed, provision_digest_in, sipp_pairs_csv, users, workdir, DOMAIN,
+};
 use ims_e2e::netns::{self, Bed};
 use ims_e2e::sipp::{self, SippResult, SippTransport};
-use ims_e2e::{binary, command, scratch_dir, wait_for};
+use ims_e2e::{command, scratch_dir, wait_for};
 
 const NET: &str = "10.214.0";
 const PG_HOST: &str = "10.214.0.16";
@@ -264,49 +266,9 @@ fn generate(dir: &Path) -> PathBuf {
     core
 }
 
-/// Starts node `role` (config `<config>.toml`) in namespace `ns` and waits (at most
-/// 30 s) until it has bound its SIP (or Diameter) port; returns its process index.
+/// Starts node `role` with config `<ns>.toml` in namespace `ns` ([`Bed::start_node`]).
 fn start(bed: &mut Bed, dir: &Path, core: &Path, role: &str, ns: &str) -> usize {
-    let log = std::fs::File::create(dir.join(format!("{ns}.log"))).unwrap();
-    let run = dir.join(format!("run-{ns}"));
-    std::fs::create_dir_all(&run).unwrap();
-    let mut c = bed.command(ns, &binary(role));
-    c.arg("--config")
-        .arg(core.join(format!("{ns}.toml")))
-        .env("IMS_DATA_DIR", run)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log);
-    let index = bed.spawn(c).unwrap_or_else(|e| panic!("{e}"));
-    let (protocol, port) = match role {
-        "pcscf" => ("udp", 5060),
-        "icscf" => ("udp", 5070),
-        "scscf" => ("udp", 5080),
-        _ => ("tcp", 5658),
-    };
-    let local = sock(address(ns), port);
-    let up = wait_for(Duration::from_secs(30), || {
-        netns::listening(&bed.ns(ns), protocol, local).then_some(())
-    });
-    assert!(
-        up.is_some(),
-        "{ns} never bound {local}; its log:\n{}",
-        std::fs::read_to_string(dir.join(format!("{ns}.log"))).unwrap_or_default()
-    );
-    index
-}
-
-/// A SIPp injection file: one line per `(user, peer)`, the format of
-/// [`ims_e2e::chain::sipp_csv`] with a peer of its own per user.
-fn pairs_csv(dir: &Path, file: &str, pairs: &[(String, String)]) -> PathBuf {
-    let mut text = String::from("SEQUENTIAL\n");
-    for (user, peer) in pairs {
-        text.push_str(&format!(
-            "{user};{DOMAIN};[authentication username={user}@{DOMAIN} password=secret];{peer}\n"
-        ));
-    }
-    let path = dir.join(file);
-    std::fs::write(&path, text).unwrap();
-    path
+    bed.start_node(dir, core, role, ns, address(ns).parse().unwrap())
 }
 
 /// Runs `scenario` once per line of `csv` from `local` at `rate` per second toward the
@@ -375,11 +337,8 @@ fn killing_one_of_two_pooled_s_cscfs_loses_no_registration_and_no_incoming_call(
     let callees = users("callee", USERS);
     let all: Vec<String> = callers.iter().chain(&callees).cloned().collect();
     provision_digest_in(&bed, "ue", &core, &dir, &all);
-    let pairs: Vec<(String, String)> = callers.iter().cloned().zip(callees.clone()).collect();
-    let callers_csv = pairs_csv(&dir, "callers.csv", &pairs);
-    let callee_pairs: Vec<(String, String)> =
-        callees.iter().cloned().zip(callers.clone()).collect();
-    let callees_csv = pairs_csv(&dir, "callees.csv", &callee_pairs);
+    let callers_csv = sipp_pairs_csv(&dir, "callers.csv", &callers, &callees);
+    let callees_csv = sipp_pairs_csv(&dir, "callees.csv", &callees, &callers);
     sipp::run_in_netns(Some(&bed.ns("ue")));
 
     // 1. The callers register with S-CSCF 1 down (its REGISTERs fall back to S-CSCF 2),
