@@ -62,6 +62,24 @@ fn ip(args: &[&str]) -> Result<(), NetnsError> {
     run("ip", args, None).map(|_| ())
 }
 
+/// The address of host `name` in a bed's table of `(name, address)` (panics when the
+/// table has no such host: a mistake in the test).
+#[allow(clippy::panic)]
+pub fn address_of(hosts: &[(&str, &'static str)], name: &str) -> &'static str {
+    hosts
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, a)| *a)
+        .unwrap_or_else(|| panic!("no host {name}"))
+}
+
+/// `ip` (a bed address, known to parse; panics otherwise: a mistake in the test) and
+/// `port` as a socket address.
+#[allow(clippy::unwrap_used)]
+pub fn sock(ip: &str, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.parse().unwrap(), port)
+}
+
 /// Whether this machine can build a bed: creates a namespace, brings its loopback up,
 /// loads an nftables table in it and deletes it. The error says what is missing.
 pub fn available() -> Result<(), NetnsError> {

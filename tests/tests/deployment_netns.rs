@@ -71,11 +71,7 @@ const NODES: [(&str, &str); 4] = [
 /// A node's private address (`policyd` is on the HSS's).
 fn address(role: &str) -> &'static str {
     let role = if role == "policyd" { "hss" } else { role };
-    NODES
-        .iter()
-        .find(|(r, _)| *r == role)
-        .map(|(_, a)| *a)
-        .unwrap_or_else(|| panic!("no node {role}"))
+    netns::address_of(&NODES, role)
 }
 
 /// Who a security-group rule admits.
@@ -266,10 +262,6 @@ fn with(verdicts: &BTreeMap<String, String>, verdict: &str) -> BTreeSet<String> 
         .collect()
 }
 
-fn sock(ip: &str, port: u16) -> SocketAddr {
-    SocketAddr::new(ip.parse().unwrap(), port)
-}
-
 /// Every port of every node, at each of its addresses (the P-CSCF's floating IP too):
 /// each port of the template's rules, and each port a node's namespace has bound
 /// outside its loopback (so a listener the template does not know is probed too). TCP
@@ -298,7 +290,7 @@ fn every_port(bed: &Bed, rules: &[Opening]) -> (Vec<SocketAddr>, Vec<SocketAddr>
         } else {
             &mut tcp
         };
-        set.extend(ips.into_iter().map(|ip| sock(ip, port)));
+        set.extend(ips.into_iter().map(|ip| netns::sock(ip, port)));
     }
     (tcp, udp)
 }
@@ -360,7 +352,7 @@ fn start(bed: &mut Bed, dir: &Path, core: &Path, role: &str) {
     let ca = core.join("tls/ca.crt");
     let args = [
         "https".to_string(),
-        sock(address(role), port).to_string(),
+        netns::sock(address(role), port).to_string(),
         "/health".to_string(),
         ca.to_str().unwrap().to_string(),
     ];
@@ -400,13 +392,13 @@ fn a_namespace_cloud_registers_calls_and_shows_only_the_pcscf_sip_ports() {
     // The UEs, in the UE host, through the floating IP: Bob registers, Alice registers
     // and calls him.
     sipp::run_in_netns(Some(&bed.ns("ue")));
-    let entry = sock(FLOATING, 5060);
+    let entry = netns::sock(FLOATING, 5060);
     let bob = Ue::register_at(
         &dir,
         "bob",
         "alice",
         "session/register.xml",
-        sock(UE_HOST, 5102),
+        netns::sock(UE_HOST, 5102),
         entry,
     );
     let alice = Ue::register_at(
@@ -414,7 +406,7 @@ fn a_namespace_cloud_registers_calls_and_shows_only_the_pcscf_sip_ports() {
         "alice",
         "bob",
         "session/register.xml",
-        sock(UE_HOST, 5101),
+        netns::sock(UE_HOST, 5101),
         entry,
     );
     let callee = bob.serve(&dir, "session/uas_answer.xml", 1);
@@ -422,12 +414,12 @@ fn a_namespace_cloud_registers_calls_and_shows_only_the_pcscf_sip_ports() {
     assert_all_passed(&callee.finish(), 1);
     // Carol registers over TLS to the floating IP's 5061, through stunnel in the UE
     // host, which checks that the P-CSCF's certificate names the floating IP.
-    let tls_entry = sock("127.0.0.1", 5065);
+    let tls_entry = netns::sock("127.0.0.1", 5065);
     let _tunnel = stunnel::start_in(
         Some(&bed.ns("ue")),
         &dir,
         tls_entry,
-        sock(FLOATING, 5061),
+        netns::sock(FLOATING, 5061),
         &core.join("tls/ca.crt"),
         FLOATING,
     )
@@ -440,7 +432,7 @@ fn a_namespace_cloud_registers_calls_and_shows_only_the_pcscf_sip_ports() {
         SippTransport::Tcp,
         1,
         tls_entry,
-        sock("127.0.0.1", 5103),
+        netns::sock("127.0.0.1", 5103),
     );
     assert_all_passed(&r, 1);
     sipp::run_in_netns(None);
@@ -452,9 +444,9 @@ fn a_namespace_cloud_registers_calls_and_shows_only_the_pcscf_sip_ports() {
     let seen = verdicts(&bed, "ue", &tcp, &udp);
     let mut expected = BTreeSet::new();
     for ip in [address("pcscf"), FLOATING] {
-        expected.insert(format!("tcp/{}", sock(ip, 5060)));
-        expected.insert(format!("tcp/{}", sock(ip, 5061)));
-        expected.insert(format!("udp/{}", sock(ip, 5060)));
+        expected.insert(format!("tcp/{}", netns::sock(ip, 5060)));
+        expected.insert(format!("tcp/{}", netns::sock(ip, 5061)));
+        expected.insert(format!("udp/{}", netns::sock(ip, 5060)));
     }
     assert_eq!(with(&seen, "open"), expected, "what answers the UE host");
     // Everything else is dropped on the way (silent), not refused by a node with nothing
@@ -467,7 +459,7 @@ fn a_namespace_cloud_registers_calls_and_shows_only_the_pcscf_sip_ports() {
 
     // The P-CSCF's core face answers the S-CSCF; the HSS's Diameter answers the S-CSCF
     // and is dropped from the P-CSCF.
-    let pcscf_core = sock(address("pcscf"), 5064);
+    let pcscf_core = netns::sock(address("pcscf"), 5064);
     assert_eq!(
         with(
             &verdicts(&bed, "scscf", &[pcscf_core], &[pcscf_core]),
@@ -476,7 +468,7 @@ fn a_namespace_cloud_registers_calls_and_shows_only_the_pcscf_sip_ports() {
         BTreeSet::from([format!("tcp/{pcscf_core}"), format!("udp/{pcscf_core}")]),
         "the P-CSCF's [sip.core] from the S-CSCF"
     );
-    let diameter = sock(address("hss"), 5658);
+    let diameter = netns::sock(address("hss"), 5658);
     let key = format!("tcp/{diameter}");
     assert_eq!(
         verdicts(&bed, "scscf", &[diameter], &[])

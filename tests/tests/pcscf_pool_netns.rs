@@ -25,7 +25,6 @@
 //! Needs root, `ip`, `nft` and SIPp; like `deployment_netns.rs`, skipped without network
 //! namespaces unless `IMS_TEST_NETNS=1`.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -56,15 +55,7 @@ const CALLEES1_PORT: u16 = 5200;
 const CALLEES2_PORT: u16 = 5300;
 
 fn address(name: &str) -> &'static str {
-    HOSTS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, a)| *a)
-        .unwrap_or_else(|| panic!("no host {name}"))
-}
-
-fn sock(ip: &str, port: u16) -> SocketAddr {
-    SocketAddr::new(ip.parse().unwrap(), port)
+    netns::address_of(&HOSTS, name)
 }
 
 /// Skips (`None`) without network namespaces or SIPp, unless `IMS_TEST_NETNS=1`.
@@ -135,10 +126,10 @@ fn uac(
     let calls = u32::try_from(USERS).unwrap();
     sipp::run_uac_inf(
         &sipp::scenario(scenario),
-        sock(address(pcscf), 5060),
+        netns::sock(address(pcscf), 5060),
         None,
         Some(csv),
-        sock(UE_HOST, local),
+        netns::sock(UE_HOST, local),
         SippTransport::Udp,
         calls,
         10,
@@ -152,7 +143,7 @@ fn uac(
 fn answer_calls(dir: &Path, local: u16) -> sipp::Background {
     sipp::Background::uas(
         &sipp::scenario("session/uas_answer.xml"),
-        sock(UE_HOST, local),
+        netns::sock(UE_HOST, local),
         u32::try_from(USERS).unwrap(),
         30,
         &workdir(dir),

@@ -36,7 +36,6 @@
 //! `IMS_TEST_POSTGRES_URL` is set (the PostgreSQL tests' gate, which CI sets), and, like
 //! `deployment_netns.rs`, is skipped without network namespaces unless `IMS_TEST_NETNS=1`.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -78,15 +77,7 @@ const SCSCF1: &str = "sip:scscf1.ims.example.net:5080";
 const SCSCF2: &str = "sip:scscf2.ims.example.net:5080";
 
 fn address(name: &str) -> &'static str {
-    HOSTS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, a)| *a)
-        .unwrap_or_else(|| panic!("no host {name}"))
-}
-
-fn sock(ip: &str, port: u16) -> SocketAddr {
-    SocketAddr::new(ip.parse().unwrap(), port)
+    netns::address_of(&HOSTS, name)
 }
 
 /// The directory of PostgreSQL's server binaries (`initdb`, `postgres`), if installed.
@@ -289,10 +280,10 @@ fn uac_calls(
 ) -> SippResult {
     sipp::run_uac_inf(
         &sipp::scenario(scenario),
-        sock(address("pcscf"), 5060),
+        netns::sock(address("pcscf"), 5060),
         None,
         Some(csv),
-        sock(UE_HOST, local),
+        netns::sock(UE_HOST, local),
         SippTransport::Udp,
         calls,
         rate,
@@ -306,7 +297,7 @@ fn uac_calls(
 fn answer_calls(dir: &Path, calls: u32, timeout_secs: u32) -> sipp::Background {
     sipp::Background::uas(
         &sipp::scenario("session/uas_answer.xml"),
-        sock(UE_HOST, CALLEES_PORT),
+        netns::sock(UE_HOST, CALLEES_PORT),
         calls,
         timeout_secs,
         &workdir(dir),
