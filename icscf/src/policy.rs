@@ -164,6 +164,12 @@ impl IcscfPolicy {
         let (call_id, cseq) = transaction_of(request)?;
         // Forgotten: only a new 401 makes a Call-ID recallable again.
         self.memory.failed(call_id);
+        let candidates = others(&self.scscfs, failed);
+        if candidates.is_empty() {
+            // Nothing to restore to: a UAR could only name the S-CSCF that failed.
+            tracing::debug!(scscf = %failed, status, "S-CSCF failed a REGISTER; no other S-CSCF configured");
+            return None;
+        }
         let mut uar = uar_for(request, self.cx.header(), &self.home_network).ok()?;
         uar.user_authorization_type = Some(UserAuthorizationType::RegistrationAndCapabilities);
         tracing::info!(impu = %uar.public_identity, scscf = %failed, status, "S-CSCF failed a REGISTER, asking the HSS again");
@@ -175,9 +181,7 @@ impl IcscfPolicy {
                 return None;
             }
         };
-        let Outcome::Forward(selected) =
-            outcome(&uaa, &uar.public_identity, &others(&self.scscfs, failed))
-        else {
+        let Outcome::Forward(selected) = outcome(&uaa, &uar.public_identity, &candidates) else {
             return None;
         };
         if selected.name.eq_ignore_ascii_case(failed) {

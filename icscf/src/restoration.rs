@@ -15,7 +15,9 @@
 //!   the user over from the store (`scscf::registrar::takeover`); otherwise it serves
 //!   the request as it can (unregistered services, or 480).
 //!
-//! Only one other S-CSCF is tried: its failure goes upstream.
+//! Only one other S-CSCF is tried: its failure goes upstream. With no other S-CSCF
+//! configured the HSS is not asked at all (its answer could only name the failed one):
+//! the failure goes upstream at once.
 
 use std::time::Duration;
 
@@ -104,6 +106,12 @@ impl IcscfPolicy {
         if !leg.failed(status) {
             return None;
         }
+        let candidates = others(&self.scscfs, failed);
+        if candidates.is_empty() {
+            // Nothing to restore to: a LIR could only name the S-CSCF that failed.
+            tracing::debug!(scscf = %failed, status, "S-CSCF failed a request; no other S-CSCF configured");
+            return None;
+        }
         let header = self.cx.header();
         let mut lir = match leg {
             Leg::Originating => lir_originating(request, header),
@@ -119,7 +127,7 @@ impl IcscfPolicy {
             }
         };
         let Outcome::Forward(mut selected) =
-            location_outcome(&lia, &lir.public_identity, &others(&self.scscfs, failed))
+            location_outcome(&lia, &lir.public_identity, &candidates)
         else {
             return None;
         };
