@@ -121,11 +121,7 @@ fn the_priority_2_as_gets_its_register_only_after_the_priority_1_as_answered() {
     provision_digest(&data, &dir, &["alice".to_string()], "secret", None);
     let (as1_port, as2_port) = (free_port(), free_port());
     // Listed priority 2 first: the S-CSCF goes by priority, not by document order.
-    set_ifcs(
-        &data,
-        ALICE,
-        register_ifcs(&[(2, as2_port), (1, as1_port)]),
-    );
+    set_ifcs(&data, ALICE, register_ifcs(&[(2, as2_port), (1, as1_port)]));
     let as1 = traced_as(&dir, "thirdparty/as_register_200_after_1s.xml", as1_port, 1);
     let as2 = traced_as(&dir, "thirdparty/as_register_200.xml", as2_port, 1);
 
@@ -155,11 +151,7 @@ fn a_ppr_dropping_an_as_register_ifc_sends_that_as_a_deregister() {
     let (dir, data, core) = start_core("3pty-ppr", None);
     provision_digest(&data, &dir, &["alice".to_string()], "secret", None);
     let (as1_port, as2_port) = (free_port(), free_port());
-    set_ifcs(
-        &data,
-        ALICE,
-        register_ifcs(&[(1, as1_port), (2, as2_port)]),
-    );
+    set_ifcs(&data, ALICE, register_ifcs(&[(1, as1_port), (2, as2_port)]));
     // AS1: the registration, then the de-REGISTER of the PPR. AS2: the registration,
     // then the UE's de-registration.
     let as1 = traced_as(&dir, "thirdparty/as_register_200.xml", as1_port, 2);
@@ -177,8 +169,18 @@ fn a_ppr_dropping_an_as_register_ifc_sends_that_as_a_deregister() {
     let t1 = trace(&r1);
     let got1 = registers_received(&t1);
     assert_eq!(got1.len(), 2, "{}", r1.messages);
-    assert_ne!(header(got1[0].text, "Expires"), Some("0"), "{}", got1[0].text);
-    assert_eq!(header(got1[1].text, "Expires"), Some("0"), "{}", got1[1].text);
+    assert_ne!(
+        header(got1[0].text, "Expires"),
+        Some("0"),
+        "{}",
+        got1[0].text
+    );
+    assert_eq!(
+        header(got1[1].text, "Expires"),
+        Some("0"),
+        "{}",
+        got1[1].text
+    );
     assert_eq!(
         header(got1[1].text, "To"),
         Some(format!("<{ALICE}>").as_str())

@@ -103,11 +103,14 @@ pub(crate) mod tests {
     use super::*;
     use crate::ifc::DefaultHandling;
 
+    /// What went out: (Request-URI, Expires) of each request.
+    pub(crate) type Sent = Arc<Mutex<Vec<(String, String)>>>;
+
     /// A stand-in for the SIP engine: records the Request-URI and Expires of each
     /// request and answers with `code_for` the AS (`Err` for no answer).
     pub(crate) fn recording_sender(
         code_for: impl Fn(&str) -> Result<u16, OriginateError> + Send + Sync + 'static,
-    ) -> (SendRequest, Arc<Mutex<Vec<(String, String)>>>) {
+    ) -> (SendRequest, Sent) {
         let sent = Arc::new(Mutex::new(Vec::new()));
         let log = sent.clone();
         let send: SendRequest = Arc::new(move |req: SipMessage| {

@@ -129,7 +129,11 @@ mod tests {
     use crate::thirdparty::chain::tests::{answer, server};
     use crate::thirdparty::chain::SendFuture;
 
-    type Pending = (String, String, oneshot::Sender<Result<SipMessage, OriginateError>>);
+    type Pending = (
+        String,
+        String,
+        oneshot::Sender<Result<SipMessage, OriginateError>>,
+    );
 
     /// A stand-in for the SIP engine whose answers the test gives: each request comes
     /// out of the receiver as (Request-URI, To, where to answer).
@@ -189,7 +193,11 @@ mod tests {
         let (send, mut rx) = held_sender();
         let (failures, _f) = mpsc::channel(4);
         let lanes = Lanes::new("sip:s".into(), send, failures, 8);
-        lanes.submit(chain(ALICE, RegistrationType::Initial, &["sip:as1", "sip:as2"]));
+        lanes.submit(chain(
+            ALICE,
+            RegistrationType::Initial,
+            &["sip:as1", "sip:as2"],
+        ));
         let (uri, _, done) = next(&mut rx).await;
         assert_eq!(uri, "sip:as1");
         assert!(quiet(&mut rx).await, "as2 waits for as1's answer");
@@ -206,7 +214,11 @@ mod tests {
         let (send, mut rx) = held_sender();
         let (failures, _f) = mpsc::channel(4);
         let lanes = Lanes::new("sip:s".into(), send, failures, 8);
-        lanes.submit(chain(ALICE, RegistrationType::Initial, &["sip:as1", "sip:as2"]));
+        lanes.submit(chain(
+            ALICE,
+            RegistrationType::Initial,
+            &["sip:as1", "sip:as2"],
+        ));
         let (uri, to, as1) = next(&mut rx).await;
         assert_eq!((uri.as_str(), to.as_str()), ("sip:as1", "<sip:alice@x>"));
         // Alice de-registers while as1 has not answered; Bob registers.

@@ -166,7 +166,10 @@ mod tests {
         // RegistrationType INITIAL and RE only (0, 1): no de-REGISTER ever.
         let old = registration(
             &[ALICE],
-            &[register_ifc(1, "as1", &[0, 1]), register_ifc(2, "as2", &[2])],
+            &[
+                register_ifc(1, "as1", &[0, 1]),
+                register_ifc(2, "as2", &[2]),
+            ],
         );
         let new = registration(&[ALICE], &[]);
         assert_eq!(names(&dropped(&old, &new, &deregister())), ["sip:as2@x"]);
