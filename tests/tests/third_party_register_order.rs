@@ -9,6 +9,9 @@
 //!   gets its REGISTER only after that answer left (the S-CSCF sends them one after the
 //!   other). Only the order is asserted, on the SIPp message traces' timestamps (one
 //!   clock: both run on this machine), never a duration.
+//! * SESSION_TERMINATED: the priority-1 AS answers 500; the priority-2 AS never gets
+//!   the registration's REGISTER, only the de-REGISTER of the de-registration that
+//!   follows, after the priority-1 AS got its own.
 //! * PPR: the HSS API taking the priority-1 AS's iFC out of the registered user's
 //!   profile makes the HSS send a PPR; the S-CSCF then sends that AS a de-REGISTER
 //!   (Expires 0); the AS still named gets the UE's de-registration later.
@@ -31,16 +34,25 @@ const ALICE: &str = "sip:alice@ims.example.net";
 /// iFCs asking for third-party REGISTERs of every kind, one per (priority, AS port),
 /// SESSION_CONTINUED, no body.
 fn register_ifcs(servers: &[(i64, u16)]) -> Value {
+    let servers: Vec<(i64, u16, &str)> = servers
+        .iter()
+        .map(|(priority, port)| (*priority, *port, "SESSION_CONTINUED"))
+        .collect();
+    register_ifcs_handled(&servers)
+}
+
+/// [`register_ifcs`] with each iFC's DefaultHandling: (priority, AS port, handling).
+fn register_ifcs_handled(servers: &[(i64, u16, &str)]) -> Value {
     let ifcs: Vec<Value> = servers
         .iter()
-        .map(|(priority, port)| {
+        .map(|(priority, port, handling)| {
             json!({
                 "priority": priority,
                 "trigger_point": {"condition_type_cnf": true, "spts": [
                     {"group": 0, "type": "method", "method": "REGISTER"}]},
                 "application_server": {
                     "server_name": format!("sip:127.0.0.1:{port}"),
-                    "default_handling": "SESSION_CONTINUED"
+                    "default_handling": handling
                 }
             })
         })
@@ -191,5 +203,52 @@ fn a_ppr_dropping_an_as_register_ifc_sends_that_as_a_deregister() {
     // AS2 keeps its iFC: the registration, then the UE's de-registration.
     assert_ne!(header(got2[0].text, "Expires"), Some("0"));
     assert_eq!(header(got2[1].text, "Expires"), Some("0"));
+    stop_core(core);
+}
+
+#[test]
+fn a_session_terminated_failure_stops_the_chain_before_the_next_as() {
+    let (dir, data, core) = start_core("3pty-stop", None);
+    provision_digest(&data, &dir, &["alice".to_string()], "secret", None);
+    let (as1_port, as2_port) = (free_port(), free_port());
+    set_ifcs(
+        &data,
+        ALICE,
+        register_ifcs_handled(&[
+            (1, as1_port, "SESSION_TERMINATED"),
+            (2, as2_port, "SESSION_CONTINUED"),
+        ]),
+    );
+    // AS1: the registration (500), then the network de-registration's de-REGISTER.
+    // AS2: one REGISTER only.
+    let as1 = traced_as(&dir, "thirdparty/as_register_500.xml", as1_port, 2);
+    let as2 = traced_as(&dir, "thirdparty/as_register_200.xml", as2_port, 1);
+
+    let _alice = Ue::register_with(&dir, "alice", "alice;600", "regevent/register.xml");
+    let (r1, r2) = (as1.finish(), as2.finish());
+    assert_all_passed(&r1, 2);
+    assert_all_passed(&r2, 1);
+
+    let t1 = trace(&r1);
+    let got1 = registers_received(&t1);
+    assert_eq!(got1.len(), 2, "{}", r1.messages);
+    assert_ne!(header(got1[0].text, "Expires"), Some("0"));
+    assert_eq!(header(got1[1].text, "Expires"), Some("0"));
+    let t2 = trace(&r2);
+    let got2 = registers_received(&t2);
+    assert_eq!(got2.len(), 1, "{}", r2.messages);
+    assert_eq!(
+        header(got2[0].text, "Expires"),
+        Some("0"),
+        "AS2 hears only of the de-registration: {}",
+        got2[0].text
+    );
+    // The de-REGISTERs in priority order too: AS2's after AS1 answered its own.
+    let answered = t1
+        .iter()
+        .filter(|m| !m.received && m.text.starts_with("SIP/2.0 500"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("AS1 answered twice: {}", r1.messages));
+    assert!(got2[0].at > answered.at);
     stop_core(core);
 }
