@@ -19,45 +19,35 @@
 //! The nodes listen on the fixed dev ports: run it alone (`cargo nextest run -p ims-e2e
 //! --test third_party_register_order`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ims_e2e::chain::{
     addr, assert_all_passed, provision_digest, start_core, stop_core, workdir, Ue,
 };
-use ims_e2e::free_port;
-use ims_e2e::hss_api::set_ifcs;
+use ims_e2e::hss_api::{register_ifc, set_ifcs};
 use ims_e2e::sipp::{scenario, Background, SippResult};
-use serde_json::{json, Value};
+use ims_e2e::{free_port, DevCore};
+use serde_json::Value;
 
 const ALICE: &str = "sip:alice@ims.example.net";
+const CONTINUED: &str = "SESSION_CONTINUED";
 
-/// iFCs asking for third-party REGISTERs of every kind, one per (priority, AS port),
-/// SESSION_CONTINUED, no body.
-fn register_ifcs(servers: &[(i64, u16)]) -> Value {
-    let servers: Vec<(i64, u16, &str)> = servers
-        .iter()
-        .map(|(priority, port)| (*priority, *port, "SESSION_CONTINUED"))
-        .collect();
-    register_ifcs_handled(&servers)
+/// The iFCs of [`register_ifc`], one per (priority, AS port, DefaultHandling).
+fn register_ifcs(servers: &[(i64, u16, &str)]) -> Value {
+    Value::Array(
+        servers
+            .iter()
+            .map(|(priority, port, handling)| register_ifc(*priority, *port, handling))
+            .collect(),
+    )
 }
 
-/// [`register_ifcs`] with each iFC's DefaultHandling: (priority, AS port, handling).
-fn register_ifcs_handled(servers: &[(i64, u16, &str)]) -> Value {
-    let ifcs: Vec<Value> = servers
-        .iter()
-        .map(|(priority, port, handling)| {
-            json!({
-                "priority": priority,
-                "trigger_point": {"condition_type_cnf": true, "spts": [
-                    {"group": 0, "type": "method", "method": "REGISTER"}]},
-                "application_server": {
-                    "server_name": format!("sip:127.0.0.1:{port}"),
-                    "default_handling": handling
-                }
-            })
-        })
-        .collect();
-    Value::Array(ifcs)
+/// The core started in a scratch directory named for `name`, alice provisioned, and
+/// two free ports for the ASs: (scratch directory, data directory, core, AS1, AS2).
+fn core_and_two_ases(name: &str) -> (PathBuf, PathBuf, DevCore, u16, u16) {
+    let (dir, data, core) = start_core(name, None);
+    provision_digest(&data, &dir, &["alice".to_string()], "secret", None);
+    (dir, data, core, free_port(), free_port())
 }
 
 /// A SIPp AS on `port` answering `calls` REGISTERs with `scenario_file`, traced in a
@@ -74,49 +64,51 @@ fn traced_as(dir: &Path, scenario_file: &str, port: u16, calls: u32) -> Backgrou
     .expect("SIPp AS starts")
 }
 
-/// One message of a SIPp trace (`-trace_msg`).
-#[derive(Debug)]
-struct Traced<'a> {
-    /// SIPp's timestamp, `YYYY-MM-DD HH:MM:SS.uuuuuu` (fixed width: ordered as text).
-    at: &'a str,
-    /// Received (else sent).
-    received: bool,
-    /// The message.
-    text: &'a str,
+/// What an AS's SIPp trace (`-trace_msg`) shows, timestamps as SIPp wrote them
+/// (`YYYY-MM-DD HH:MM:SS.uuuuuu`: fixed width, so ordered as text).
+#[derive(Debug, Default)]
+struct Seen {
+    /// The REGISTERs received, first transmissions only (a retransmission repeats the
+    /// Call-ID of the one before it): when, and whether it de-registers (Expires 0).
+    registers: Vec<(String, bool)>,
+    /// When each final response left.
+    answers: Vec<String>,
 }
 
-/// The messages of `r`'s trace, in the order SIPp logged them.
-fn trace(r: &SippResult) -> Vec<Traced<'_>> {
-    r.messages
-        .split("----------------------------------------------- ")
-        .filter_map(|entry| {
-            let (at, rest) = entry.split_once('\n')?;
-            let (what, text) = rest.split_once("\n\n")?;
-            Some(Traced {
-                at: at.trim(),
-                received: what.contains("message received"),
-                text: text.trim_start(),
-            })
-        })
-        .collect()
-}
-
-/// The REGISTERs received, first transmissions only (a retransmission repeats the
-/// Call-ID of the one before it).
-fn registers_received<'a>(t: &'a [Traced<'a>]) -> Vec<&'a Traced<'a>> {
-    let mut out: Vec<&Traced> = Vec::new();
-    for m in t
-        .iter()
-        .filter(|m| m.received && m.text.starts_with("REGISTER "))
-    {
-        if out
-            .last()
-            .is_none_or(|p| header(p.text, "Call-ID") != header(m.text, "Call-ID"))
+impl Seen {
+    fn of(r: &SippResult) -> Seen {
+        let mut seen = Seen::default();
+        let mut last_call_id = None;
+        for entry in r
+            .messages
+            .split("----------------------------------------------- ")
         {
-            out.push(m);
+            let Some((at, rest)) = entry.split_once('\n') else {
+                continue;
+            };
+            let Some((what, text)) = rest.split_once("\n\n") else {
+                continue;
+            };
+            let (at, text) = (at.trim().to_string(), text.trim_start());
+            if what.contains("message sent") && text.starts_with("SIP/2.0 ") {
+                seen.answers.push(at);
+            } else if what.contains("message received") && text.starts_with("REGISTER ") {
+                let call_id = header(text, "Call-ID");
+                if call_id != last_call_id {
+                    seen.registers
+                        .push((at, header(text, "Expires") == Some("0")));
+                    last_call_id = call_id;
+                }
+            }
         }
+        seen
     }
-    out
+
+    /// "register" or "de-register" for each REGISTER, in order.
+    fn kinds(&self) -> Vec<&'static str> {
+        let kind = |de: bool| if de { "de-register" } else { "register" };
+        self.registers.iter().map(|(_, de)| kind(*de)).collect()
+    }
 }
 
 /// The value of header `name` in `msg`.
@@ -127,128 +119,89 @@ fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
         .map(|l| l[prefix.len()..].trim())
 }
 
+/// An AS to start: its scenario (under `sipp-scenarios/`), port and calls.
+type AsRun<'a> = (&'a str, u16, u32);
+
+/// Starts the two ASs, then registers alice through the core.
+fn ases_then_alice(dir: &Path, as1: AsRun, as2: AsRun) -> (Background, Background, Ue) {
+    let start = |(file, port, calls): AsRun| traced_as(dir, file, port, calls);
+    let (b1, b2) = (start(as1), start(as2));
+    let alice = Ue::register_with(dir, "alice", "alice;600", "regevent/register.xml");
+    (b1, b2, alice)
+}
+
+/// Waits for an AS's run to end; asserts its `calls` passed and reports what it saw.
+fn finished(run: Background, calls: usize) -> Seen {
+    let r = run.finish();
+    assert_all_passed(&r, calls);
+    let seen = Seen::of(&r);
+    assert_eq!(seen.registers.len(), calls, "{}", r.messages);
+    seen
+}
+
 #[test]
 fn the_priority_2_as_gets_its_register_only_after_the_priority_1_as_answered() {
-    let (dir, data, core) = start_core("3pty-order", None);
-    provision_digest(&data, &dir, &["alice".to_string()], "secret", None);
-    let (as1_port, as2_port) = (free_port(), free_port());
+    let (dir, data, core, as1_port, as2_port) = core_and_two_ases("3pty-order");
     // Listed priority 2 first: the S-CSCF goes by priority, not by document order.
-    set_ifcs(&data, ALICE, register_ifcs(&[(2, as2_port), (1, as1_port)]));
-    let as1 = traced_as(&dir, "thirdparty/as_register_200_after_1s.xml", as1_port, 1);
-    let as2 = traced_as(&dir, "thirdparty/as_register_200.xml", as2_port, 1);
-
-    let _alice = Ue::register_with(&dir, "alice", "alice;600", "regevent/register.xml");
-    let (r1, r2) = (as1.finish(), as2.finish());
-    assert_all_passed(&r1, 1);
-    assert_all_passed(&r2, 1);
-
-    let (t1, t2) = (trace(&r1), trace(&r2));
-    let answered = t1
-        .iter()
-        .find(|m| !m.received && m.text.starts_with("SIP/2.0 200"))
-        .unwrap_or_else(|| panic!("AS1 answered: {}", r1.messages));
-    let got = registers_received(&t2);
-    assert_eq!(got.len(), 1, "{}", r2.messages);
+    let ifcs = [(2, as2_port, CONTINUED), (1, as1_port, CONTINUED)];
+    set_ifcs(&data, ALICE, register_ifcs(&ifcs));
+    let slow = "thirdparty/as_register_200_after_1s.xml";
+    let (as1, as2, _alice) = ases_then_alice(
+        &dir,
+        (slow, as1_port, 1),
+        ("thirdparty/as_register_200.xml", as2_port, 1),
+    );
+    let (seen1, seen2) = (finished(as1, 1), finished(as2, 1));
+    let (got, answered) = (&seen2.registers[0].0, &seen1.answers[0]);
     assert!(
-        got[0].at > answered.at,
-        "AS2's REGISTER ({}) came after AS1's 200 left ({})",
-        got[0].at,
-        answered.at
+        got > answered,
+        "AS2's REGISTER ({got}) came after AS1's 200 left ({answered})"
     );
     stop_core(core);
 }
 
 #[test]
 fn a_ppr_dropping_an_as_register_ifc_sends_that_as_a_deregister() {
-    let (dir, data, core) = start_core("3pty-ppr", None);
-    provision_digest(&data, &dir, &["alice".to_string()], "secret", None);
-    let (as1_port, as2_port) = (free_port(), free_port());
-    set_ifcs(&data, ALICE, register_ifcs(&[(1, as1_port), (2, as2_port)]));
+    let (dir, data, core, as1_port, as2_port) = core_and_two_ases("3pty-ppr");
+    let ifcs = [(1, as1_port, CONTINUED), (2, as2_port, CONTINUED)];
+    set_ifcs(&data, ALICE, register_ifcs(&ifcs));
     // AS1: the registration, then the de-REGISTER of the PPR. AS2: the registration,
     // then the UE's de-registration.
-    let as1 = traced_as(&dir, "thirdparty/as_register_200.xml", as1_port, 2);
-    let as2 = traced_as(&dir, "thirdparty/as_register_200.xml", as2_port, 2);
-
-    let alice = Ue::register_with(&dir, "alice", "alice;600", "regevent/register.xml");
+    let ok = "thirdparty/as_register_200.xml";
+    let (as1, as2, alice) = ases_then_alice(&dir, (ok, as1_port, 2), (ok, as2_port, 2));
     // The HSS API changes the registered user's profile: PPR to the S-CSCF.
-    set_ifcs(&data, ALICE, register_ifcs(&[(2, as2_port)]));
-    let r1 = as1.finish();
-    assert_all_passed(&r1, 2);
+    set_ifcs(&data, ALICE, register_ifcs(&[(2, as2_port, CONTINUED)]));
+    let seen1 = finished(as1, 2);
+    assert_eq!(seen1.kinds(), ["register", "de-register"]);
     assert_all_passed(&alice.run(&dir, "regevent/deregister.xml"), 1);
-    let r2 = as2.finish();
-    assert_all_passed(&r2, 2);
-
-    let t1 = trace(&r1);
-    let got1 = registers_received(&t1);
-    assert_eq!(got1.len(), 2, "{}", r1.messages);
-    assert_ne!(
-        header(got1[0].text, "Expires"),
-        Some("0"),
-        "{}",
-        got1[0].text
-    );
-    assert_eq!(
-        header(got1[1].text, "Expires"),
-        Some("0"),
-        "{}",
-        got1[1].text
-    );
-    assert_eq!(
-        header(got1[1].text, "To"),
-        Some(format!("<{ALICE}>").as_str())
-    );
-    let t2 = trace(&r2);
-    let got2 = registers_received(&t2);
-    assert_eq!(got2.len(), 2, "{}", r2.messages);
     // AS2 keeps its iFC: the registration, then the UE's de-registration.
-    assert_ne!(header(got2[0].text, "Expires"), Some("0"));
-    assert_eq!(header(got2[1].text, "Expires"), Some("0"));
+    assert_eq!(finished(as2, 2).kinds(), ["register", "de-register"]);
     stop_core(core);
 }
 
 #[test]
 fn a_session_terminated_failure_stops_the_chain_before_the_next_as() {
-    let (dir, data, core) = start_core("3pty-stop", None);
-    provision_digest(&data, &dir, &["alice".to_string()], "secret", None);
-    let (as1_port, as2_port) = (free_port(), free_port());
-    set_ifcs(
-        &data,
-        ALICE,
-        register_ifcs_handled(&[
-            (1, as1_port, "SESSION_TERMINATED"),
-            (2, as2_port, "SESSION_CONTINUED"),
-        ]),
-    );
+    let (dir, data, core, as1_port, as2_port) = core_and_two_ases("3pty-stop");
+    let ifcs = [
+        (1, as1_port, "SESSION_TERMINATED"),
+        (2, as2_port, CONTINUED),
+    ];
+    set_ifcs(&data, ALICE, register_ifcs(&ifcs));
     // AS1: the registration (500), then the network de-registration's de-REGISTER.
     // AS2: one REGISTER only.
-    let as1 = traced_as(&dir, "thirdparty/as_register_500.xml", as1_port, 2);
-    let as2 = traced_as(&dir, "thirdparty/as_register_200.xml", as2_port, 1);
-
-    let _alice = Ue::register_with(&dir, "alice", "alice;600", "regevent/register.xml");
-    let (r1, r2) = (as1.finish(), as2.finish());
-    assert_all_passed(&r1, 2);
-    assert_all_passed(&r2, 1);
-
-    let t1 = trace(&r1);
-    let got1 = registers_received(&t1);
-    assert_eq!(got1.len(), 2, "{}", r1.messages);
-    assert_ne!(header(got1[0].text, "Expires"), Some("0"));
-    assert_eq!(header(got1[1].text, "Expires"), Some("0"));
-    let t2 = trace(&r2);
-    let got2 = registers_received(&t2);
-    assert_eq!(got2.len(), 1, "{}", r2.messages);
+    let (as1, as2, _alice) = ases_then_alice(
+        &dir,
+        ("thirdparty/as_register_500.xml", as1_port, 2),
+        ("thirdparty/as_register_200.xml", as2_port, 1),
+    );
+    let (seen1, seen2) = (finished(as1, 2), finished(as2, 1));
+    assert_eq!(seen1.kinds(), ["register", "de-register"]);
     assert_eq!(
-        header(got2[0].text, "Expires"),
-        Some("0"),
-        "AS2 hears only of the de-registration: {}",
-        got2[0].text
+        seen2.kinds(),
+        ["de-register"],
+        "AS2 hears only of the de-registration"
     );
     // The de-REGISTERs in priority order too: AS2's after AS1 answered its own.
-    let answered = t1
-        .iter()
-        .filter(|m| !m.received && m.text.starts_with("SIP/2.0 500"))
-        .nth(1)
-        .unwrap_or_else(|| panic!("AS1 answered twice: {}", r1.messages));
-    assert!(got2[0].at > answered.at);
+    assert!(seen2.registers[0].0 > seen1.answers[1]);
     stop_core(core);
 }
