@@ -18,8 +18,8 @@
 //! changes nothing for the ASs.
 //!
 //! An AS that only the new profile names gets nothing now: the standard has no
-//! third-party REGISTER for a profile change, and the AS hears of the user at the next
-//! re-registration (at the latest when half the registration's time has run).
+//! third-party REGISTER for a profile change, and the AS hears of the user at the UE's
+//! next re-registration.
 
 use ims_sip::SipMessage;
 
