@@ -155,7 +155,7 @@ fn the_priority_2_as_gets_its_register_only_after_the_priority_1_as_answered() {
     let (got, answered) = (&seen2.registers[0].0, &seen1.answers[0]);
     assert!(
         got > answered,
-        "AS2's REGISTER ({got}) came after AS1's 200 left ({answered})"
+        "AS2's REGISTER ({got}) must come after AS1's 200 left ({answered})"
     );
     stop_core(core);
 }
