@@ -825,6 +825,7 @@ impl Registrar {
         // registration state (RFC 3680 `created`, `rejected`).
         for (old, new) in &updated {
             self.changed(Some(old), Some(new), Cause::Profile);
+            self.profile_replaced(old, new);
         }
         let unregistered = self.unregistered.push_profile(&ppr.user_name, &profile);
         if updated.is_empty() && unregistered == 0 {

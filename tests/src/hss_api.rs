@@ -1,7 +1,8 @@
 //! Service profiles through the HSS provisioning API: the iFCs that send a subscriber's
 //! requests to application servers (TS 29.228 Annex B/C), patched as JSON in one step
 //! (`imsctl subscriber add-ifc` adds them one at a time for operators).
-//! Shared by `tests/tests/as_chain.rs` and `tests/tests/cloud_auth_chain.rs`.
+//! Shared by `tests/tests/as_chain.rs`, `tests/tests/cloud_auth_chain.rs` and the
+//! third-party registration tests.
 //!
 //! These are test steps: a step that cannot be done fails the test (panics) with what
 //! went wrong.
@@ -73,6 +74,19 @@ pub fn ifc(priority: i64, session_case: &str, port: u16, default_handling: &str)
         "trigger_point": {"condition_type_cnf": true, "spts": [
             {"group": 0, "type": "method", "method": "INVITE"},
             {"group": 1, "type": "session_case", "session_case": session_case}]},
+        "application_server": {"server_name": format!("sip:127.0.0.1:{port}"),
+                               "default_handling": default_handling}
+    })
+}
+
+/// An iFC of `priority` asking for third-party REGISTERs of every kind (TS 24.229
+/// §5.4.1.7: initial, re- and de-registration) to the AS `sip:127.0.0.1:<port>` with
+/// `default_handling`, no body.
+pub fn register_ifc(priority: i64, port: u16, default_handling: &str) -> Value {
+    json!({
+        "priority": priority,
+        "trigger_point": {"condition_type_cnf": true, "spts": [
+            {"group": 0, "type": "method", "method": "REGISTER"}]},
         "application_server": {"server_name": format!("sip:127.0.0.1:{port}"),
                                "default_handling": default_handling}
     })

@@ -22,26 +22,21 @@ use ims_e2e::chain::{
     addr, assert_all_passed, imsctl, provision_digest, start_core, stop_core, workdir, Ue,
 };
 use ims_e2e::free_port;
-use ims_e2e::hss_api::set_ifcs;
+use ims_e2e::hss_api::{self, set_ifcs};
 use ims_e2e::sipp::{scenario, Background, SippResult};
 use serde_json::{json, Value};
 
 const ALICE: &str = "sip:alice@ims.example.net";
 
-/// A REGISTER-method iFC of `priority` naming the AS `sip:127.0.0.1:<port>`.
+/// A REGISTER-method iFC of `priority` naming the AS `sip:127.0.0.1:<port>`, asking
+/// for `service_info` and the UE's REGISTER and 200 in the body.
 fn register_ifc(priority: i64, port: u16, default_handling: &str, service_info: &str) -> Value {
-    json!({
-        "priority": priority,
-        "trigger_point": {"condition_type_cnf": true, "spts": [
-            {"group": 0, "type": "method", "method": "REGISTER"}]},
-        "application_server": {
-            "server_name": format!("sip:127.0.0.1:{port}"),
-            "default_handling": default_handling,
-            "service_info": service_info,
-            "include_register_request": true,
-            "include_register_response": true
-        }
-    })
+    let mut ifc = hss_api::register_ifc(priority, port, default_handling);
+    let server = &mut ifc["application_server"];
+    server["service_info"] = json!(service_info);
+    server["include_register_request"] = json!(true);
+    server["include_register_response"] = json!(true);
+    ifc
 }
 
 /// A SIPp AS answering `calls` third-party REGISTERs with `scenario_file`, traced.

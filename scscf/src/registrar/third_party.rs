@@ -1,12 +1,15 @@
 //! The registrar's side of third-party registration ([`crate::thirdparty`]): binding the
-//! sender, and the network-initiated de-registration an application server's failure
-//! asks for (TS 24.229 §5.4.1.7 with DefaultHandling SESSION_TERMINATED).
+//! sender, the network-initiated de-registration an application server's failure asks
+//! for (TS 24.229 §5.4.1.7 with DefaultHandling SESSION_TERMINATED), and the
+//! de-REGISTERs to the ASs a PPR's new profile no longer names
+//! ([`crate::thirdparty::profile_change`]).
 
 use std::sync::Arc;
 
 use ims_diameter::cx::{ReasonCode, ServerAssignmentType};
 
 use super::Registrar;
+use crate::location::Registration;
 use crate::regevent::Cause;
 use crate::store::Change;
 use crate::thirdparty::{AsFailure, ThirdParty};
@@ -29,6 +32,14 @@ impl Registrar {
                 r.deregister_after_as_failure(&failure).await;
             }
         });
+    }
+
+    /// A PPR replaced the profile of registration `old`, now `new` (TS 29.228 §6.1.4):
+    /// the ASs the new profile no longer notifies get a de-REGISTER.
+    pub(super) fn profile_replaced(&self, old: &Registration, new: &Registration) {
+        if let Some(tp) = self.third_party.get() {
+            tp.profile_changed(old, new);
+        }
     }
 
     /// Network-initiated de-registration of `failure.impu` (TS 24.229 §5.4.1.7, §5.4.1.5):

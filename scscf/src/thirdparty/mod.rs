@@ -8,28 +8,39 @@
 //!   (`IncludeRegisterRequest`, `IncludeRegisterResponse`).
 //! * A de-registration the network made (expiry, RTR, a failed AS): evaluated against
 //!   the de-REGISTER the S-CSCF sends (Expires 0), nothing of the UE to include.
+//! * A profile the HSS replaced (PPR): a de-REGISTER to each AS the new profile no
+//!   longer notifies ([`profile_change`]).
 //!
-//! The sends run in tasks of their own (the 200 OK never waits for them), at most
-//! [`MAX_IN_FLIGHT`] at once: past that a third-party REGISTER is dropped with a
-//! warning. When the AS's failure calls for it ([`handling`]), the identity is handed
-//! to the registrar over a bounded channel ([`ThirdParty::new`]), which de-registers it
-//! as the network would.
+//! The REGISTERs of one event go to the matching ASs in iFC priority order, one after
+//! the other ([`chain`]); a failure with DefaultHandling SESSION_TERMINATED stops them
+//! and the identity is handed to the registrar over a bounded channel
+//! ([`ThirdParty::new`]), which de-registers it as the network would (the ASs then get
+//! that de-registration's de-REGISTERs). The events of one identity run one after the
+//! other, those of different identities at the same time ([`lanes`]), in tasks of their
+//! own: the 200 OK never waits for them. At most [`MAX_IN_FLIGHT`] identities have
+//! REGISTERs on their way at once, past that an event is dropped with a warning.
 
 pub mod body;
+pub mod chain;
 pub mod handling;
+pub mod lanes;
+pub mod profile_change;
 pub mod request;
 
 use std::sync::Arc;
 
 use ims_sip::proxy::engine::Originator;
 use ims_sip::SipMessage;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 
 use crate::ifc::RegistrationType;
 use crate::location::Registration;
+use chain::{Chain, SendFuture, SendRequest};
+use lanes::Lanes;
 use request::ThirdPartyRegister;
 
-/// Third-party REGISTERs waiting for their final response at most.
+/// Identities with third-party REGISTERs on their way at most (each has one REGISTER
+/// waiting for its final response at a time).
 pub const MAX_IN_FLIGHT: usize = 256;
 /// De-registrations asked by failed ASs waiting for the registrar at most.
 pub const FAILURE_QUEUE: usize = 256;
@@ -47,9 +58,7 @@ pub struct AsFailure {
 #[derive(Debug)]
 pub struct ThirdParty {
     own_uri: String,
-    originator: Originator,
-    slots: Arc<Semaphore>,
-    failures: mpsc::Sender<AsFailure>,
+    lanes: Arc<Lanes>,
 }
 
 impl ThirdParty {
@@ -60,14 +69,20 @@ impl ThirdParty {
         own_uri: String,
         originator: Originator,
     ) -> (Arc<ThirdParty>, mpsc::Receiver<AsFailure>) {
+        let send: SendRequest = Arc::new(move |request: SipMessage| {
+            let originator = originator.clone();
+            Box::pin(async move { originator.send(request).await }) as SendFuture
+        });
+        ThirdParty::sending_through(own_uri, send)
+    }
+
+    fn sending_through(
+        own_uri: String,
+        send: SendRequest,
+    ) -> (Arc<ThirdParty>, mpsc::Receiver<AsFailure>) {
         let (failures, rx) = mpsc::channel(FAILURE_QUEUE);
-        let me = ThirdParty {
-            own_uri,
-            originator,
-            slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
-            failures,
-        };
-        (Arc::new(me), rx)
+        let lanes = Lanes::new(own_uri.clone(), send, failures, MAX_IN_FLIGHT);
+        (Arc::new(ThirdParty { own_uri, lanes }), rx)
     }
 
     /// The UE's `register`, answered with `ok`, made the registration `reg` (`kind`
@@ -86,6 +101,37 @@ impl ThirdParty {
     /// The network de-registered `reg` (expiry, RTR, an AS's failure).
     pub fn network_deregistered(&self, reg: &Registration, now: u64) {
         self.send_all(RegistrationType::De, reg, None, now);
+    }
+
+    /// A PPR replaced the profile of registration `old`, now `new`: a de-REGISTER to
+    /// each AS the new profile no longer notifies ([`profile_change`]).
+    pub fn profile_changed(&self, old: &Registration, new: &Registration) {
+        let servers = profile_change::dropped(old, new, &self.deregister(&old.impu));
+        if servers.is_empty() {
+            return;
+        }
+        tracing::info!(impu = %old.impu, servers = servers.len(), "profile changed: de-REGISTER to the ASs it no longer names");
+        self.lanes.submit(Chain {
+            impu: old.impu.clone(),
+            kind: RegistrationType::De,
+            expires: 0,
+            register: None,
+            ok: None,
+            servers,
+        });
+    }
+
+    /// Our de-REGISTER of `impu`: what the iFCs are evaluated on when the UE sent none.
+    fn deregister(&self, impu: &str) -> SipMessage {
+        ThirdPartyRegister {
+            server: &self.own_uri,
+            own_uri: &self.own_uri,
+            impu,
+            expires: 0,
+            register: None,
+            body: None,
+        }
+        .build()
     }
 
     fn send_all(
@@ -111,62 +157,126 @@ impl ThirdParty {
         let evaluated = match register {
             Some(r) => r,
             None => {
-                probe = ThirdPartyRegister {
-                    server: &self.own_uri,
-                    own_uri: &self.own_uri,
-                    impu: &reg.impu,
-                    expires,
-                    register: None,
-                    body: None,
-                }
-                .build();
+                probe = self.deregister(&reg.impu);
                 &probe
             }
         };
-        for ifc in reg.profile.ifcs(&reg.impu) {
-            if !ifc.matches_register(evaluated, kind) {
-                continue;
-            }
-            let server = &ifc.application_server;
-            let request = ThirdPartyRegister {
-                server: &server.server_name,
-                own_uri: &self.own_uri,
-                impu: &reg.impu,
-                expires,
-                register,
-                body: body::build(server, register, ok),
-            }
-            .build();
-            let Ok(slot) = self.slots.clone().try_acquire_owned() else {
-                tracing::warn!(impu = %reg.impu, server = %server.server_name, "third-party REGISTER dropped: too many in flight");
-                continue;
-            };
-            let originator = self.originator.clone();
-            let failures = self.failures.clone();
-            let handling = server.default_handling;
-            let failure = AsFailure {
-                impu: reg.impu.clone(),
-                server: server.server_name.clone(),
-            };
-            tokio::spawn(async move {
-                // The 200 OK to the UE is on its way first.
-                tokio::task::yield_now().await;
-                let outcome = originator.send(request).await;
-                drop(slot);
-                match &outcome {
-                    Ok(r) => {
-                        tracing::debug!(server = %failure.server, code = r.status(), ?kind, "third-party REGISTER answered")
-                    }
-                    Err(e) => {
-                        tracing::info!(server = %failure.server, error = %e, ?kind, "third-party REGISTER failed")
-                    }
-                }
-                if handling::deregisters(kind, handling, &outcome) {
-                    if let Err(e) = failures.try_send(failure) {
-                        tracing::warn!(error = %e, "de-registration after an AS failure not queued");
-                    }
-                }
-            });
+        // In priority order: the service profile keeps its iFCs sorted.
+        let servers = reg
+            .profile
+            .ifcs(&reg.impu)
+            .iter()
+            .filter(|ifc| ifc.matches_register(evaluated, kind))
+            .map(|ifc| ifc.application_server.clone())
+            .collect();
+        self.lanes.submit(Chain {
+            impu: reg.impu.clone(),
+            kind,
+            expires,
+            register: register.cloned(),
+            ok: ok.cloned(),
+            servers,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::location::Binding;
+    use crate::profile::UserProfile;
+    use chain::tests::recording_sender;
+
+    const ALICE: &str = "sip:alice@ims.example.net";
+
+    fn register_ifc(prio: i64, name: &str) -> String {
+        format!(
+            "<InitialFilterCriteria><Priority>{prio}</Priority><TriggerPoint>\
+             <ConditionTypeCNF>1</ConditionTypeCNF><SPT><ConditionNegated>0\
+             </ConditionNegated><Group>0</Group><Method>REGISTER</Method></SPT>\
+             </TriggerPoint><ApplicationServer><ServerName>sip:{name}@x</ServerName>\
+             </ApplicationServer></InitialFilterCriteria>"
+        )
+    }
+
+    fn registration(ifcs: &[String]) -> Registration {
+        let doc = format!(
+            "<IMSSubscription><PrivateID>alice@ims.example.net</PrivateID><ServiceProfile>\
+             <PublicIdentity><Identity>{ALICE}</Identity></PublicIdentity>{}\
+             </ServiceProfile></IMSSubscription>",
+            ifcs.concat()
+        );
+        Registration {
+            impu: ALICE.into(),
+            impi: "alice@ims.example.net".into(),
+            profile: UserProfile::parse(Bytes::from(doc)).unwrap(),
+            bindings: vec![Binding {
+                key: "uri:sip:alice@192.0.2.1".into(),
+                contact: "<sip:alice@192.0.2.1>".into(),
+                path: Vec::new(),
+                call_id: "c".into(),
+                cseq: 1,
+                expires_at: 1600,
+            }],
         }
+    }
+
+    /// Waits (at most 5 s) until `n` requests went out; what went out.
+    async fn sent_n(
+        sent: &std::sync::Mutex<Vec<(String, String)>>,
+        n: usize,
+    ) -> Vec<(String, String)> {
+        for _ in 0..500 {
+            if sent.lock().unwrap().len() >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Anything more would show up now.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        sent.lock().unwrap().clone()
+    }
+
+    fn pair(uri: &str, expires: &str) -> (String, String) {
+        (uri.to_string(), expires.to_string())
+    }
+
+    #[tokio::test]
+    async fn registers_go_in_ifc_priority_order_not_document_order() {
+        let (send, sent) = recording_sender(|_| Ok(200));
+        let (tp, _failures) = ThirdParty::sending_through("sip:scscf@x".into(), send);
+        // Document order: 3, 1, 2.
+        let reg = registration(&[
+            register_ifc(3, "as3"),
+            register_ifc(1, "as1"),
+            register_ifc(2, "as2"),
+        ]);
+        tp.network_deregistered(&reg, 1000);
+        assert_eq!(
+            sent_n(&sent, 3).await,
+            [
+                pair("sip:as1@x", "0"),
+                pair("sip:as2@x", "0"),
+                pair("sip:as3@x", "0")
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_ppr_dropping_a_register_ifc_sends_that_as_a_deregister() {
+        let (send, sent) = recording_sender(|_| Ok(200));
+        let (tp, _failures) = ThirdParty::sending_through("sip:scscf@x".into(), send);
+        let old = registration(&[register_ifc(1, "as1"), register_ifc(2, "as2")]);
+        let mut new = registration(&[register_ifc(2, "as2"), register_ifc(3, "as3")]);
+        new.bindings = old.bindings.clone();
+        tp.profile_changed(&old, &new);
+        // as2 kept, as3 added (the standard asks nothing for it): only as1 hears.
+        assert_eq!(sent_n(&sent, 1).await, [pair("sip:as1@x", "0")]);
+        tp.profile_changed(&new, &new);
+        assert_eq!(sent_n(&sent, 2).await.len(), 1, "no change, nothing sent");
     }
 }
