@@ -79,6 +79,7 @@ fn subscriber(i: usize) -> SubscriptionData {
                         group: 0,
                         condition: SptCondition::Method {
                             method: "INVITE".into(),
+                            registration_type: Vec::new(),
                         },
                     }],
                 }),

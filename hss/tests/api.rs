@@ -839,3 +839,115 @@ async fn sub_publics(store: &hss::store::Store, id: &str) -> Vec<Value> {
 }
 
 on_every_backend!(identities_of_one_request_are_one_implicit_set);
+
+/// `alice()` with one iFC whose SPT is `spt` (a REGISTER trigger unless changed).
+fn alice_with_spt(spt: Value) -> Value {
+    let mut v = alice();
+    v["service_profiles"][0]["ifcs"][0]["trigger_point"]["spts"] = json!([spt]);
+    v
+}
+
+#[tokio::test]
+async fn register_triggers_take_registration_types_only_on_register() {
+    let (app, db) = app().await;
+    let spt = json!({"group": 0, "type": "method", "method": "REGISTER",
+                     "registration_type": ["DE_REGISTRATION", "INITIAL_REGISTRATION"]});
+    let (status, created, text) = call(
+        &app,
+        "POST",
+        "/api/v1/subscribers",
+        Some(TOKEN),
+        Some(alice_with_spt(spt)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    let stored = &created["service_profiles"][0]["ifcs"][0]["trigger_point"]["spts"][0];
+    // Returned in the order of the values' codes (0 initial, 1 re, 2 de).
+    assert_eq!(
+        stored["registration_type"],
+        json!(["INITIAL_REGISTRATION", "DE_REGISTRATION"]),
+        "{text}"
+    );
+    let (_, got, _) = call(&app, "GET", "/api/v1/subscribers/alice", Some(TOKEN), None).await;
+    assert_eq!(
+        got["service_profiles"][0]["ifcs"][0]["trigger_point"]["spts"][0],
+        *stored
+    );
+    // An SPT without it shows none (every registration matches).
+    let (status, plain, text) = call(
+        &app,
+        "PATCH",
+        "/api/v1/subscribers/alice",
+        Some(TOKEN),
+        Some(json!({"service_profiles": alice_with_spt(
+            json!({"group": 0, "type": "method", "method": "register"})
+        )["service_profiles"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let spt = &plain["service_profiles"][0]["ifcs"][0]["trigger_point"]["spts"][0];
+    assert!(spt.get("registration_type").is_none(), "{text}");
+
+    let field = "service_profiles[0].ifcs[0].trigger_point.spts[0].registration_type";
+    let refused: Vec<(Value, &str)> = vec![
+        // Not the REGISTER method.
+        (
+            json!({"group": 0, "type": "method", "method": "INVITE",
+                   "registration_type": ["INITIAL_REGISTRATION"]}),
+            field,
+        ),
+        // Not a method SPT at all.
+        (
+            json!({"group": 0, "type": "session_case", "session_case": "ORIGINATING",
+                   "registration_type": ["INITIAL_REGISTRATION"]}),
+            "service_profiles[0].ifcs[0].trigger_point.spts[0]",
+        ),
+        // A value listed twice, all three (the XSD allows two; none means all), an
+        // unknown value, not a list.
+        (
+            json!({"group": 0, "type": "method", "method": "REGISTER",
+                   "registration_type": ["RE_REGISTRATION", "RE_REGISTRATION"]}),
+            field,
+        ),
+        (
+            json!({"group": 0, "type": "method", "method": "REGISTER",
+                   "registration_type": ["INITIAL_REGISTRATION", "RE_REGISTRATION",
+                                         "DE_REGISTRATION"]}),
+            field,
+        ),
+        (
+            json!({"group": 0, "type": "method", "method": "REGISTER",
+                   "registration_type": ["SOMETIMES"]}),
+            "service_profiles[0].ifcs[0].trigger_point.spts[0]",
+        ),
+        (
+            json!({"group": 0, "type": "method", "method": "REGISTER",
+                   "registration_type": "INITIAL_REGISTRATION"}),
+            "service_profiles[0].ifcs[0].trigger_point.spts[0]",
+        ),
+    ];
+    for (spt, want) in refused {
+        let mut body = alice_with_spt(spt.clone());
+        body["id"] = json!("bob");
+        body["private_identities"][0]["impi"] = json!("bob@ims.example.net");
+        body["public_identities"] = json!([{"impu": "sip:bob@ims.example.net"}]);
+        let (status, err, text) =
+            call(&app, "POST", "/api/v1/subscribers", Some(TOKEN), Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{spt}: {text}");
+        assert!(
+            err["field"].as_str().is_some_and(|f| f.starts_with(want)),
+            "{spt}: {text}"
+        );
+        assert!(err["error"].as_str().is_some_and(|e| !e.is_empty()));
+    }
+    assert_eq!(db.store.count().await.unwrap(), 1, "only alice");
+
+    let (_, doc, _) = call(&app, "GET", "/api/v1/openapi.json", Some(TOKEN), None).await;
+    let values = &doc["components"]["schemas"]["RegistrationType"]["enum"];
+    assert_eq!(
+        *values,
+        json!(["INITIAL_REGISTRATION", "RE_REGISTRATION", "DE_REGISTRATION"]),
+        "{doc}"
+    );
+    db.cleanup().await;
+}

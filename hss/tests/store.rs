@@ -37,6 +37,7 @@ fn profile() -> ServiceProfile {
                             group: 0,
                             condition: SptCondition::Method {
                                 method: "INVITE".into(),
+                                registration_type: Vec::new(),
                             },
                         },
                         Spt {
@@ -649,7 +650,135 @@ async fn concurrent_writers_do_not_fail_or_collide(store: Store, _url: String) {
     assert_eq!(store.count().await.unwrap(), 11);
 }
 
+/// `data(user)` with a REGISTER trigger of `types` as the first iFC of its profile.
+fn with_register_trigger(user: &str, types: Vec<RegistrationType>) -> SubscriptionData {
+    let mut d = data(user);
+    d.service_profiles[0].ifcs[0].trigger_point = Some(TriggerPoint {
+        condition_type_cnf: true,
+        spts: vec![Spt {
+            condition_negated: false,
+            group: 0,
+            condition: SptCondition::Method {
+                method: "REGISTER".into(),
+                registration_type: types,
+            },
+        }],
+    });
+    d
+}
+
+/// The `registration_type` of the first SPT of the first iFC.
+fn first_registration_types(sub: &Subscription) -> Vec<RegistrationType> {
+    let spt = &sub.service_profiles[0].ifcs[0]
+        .trigger_point
+        .as_ref()
+        .unwrap()
+        .spts[0];
+    match &spt.condition {
+        SptCondition::Method {
+            registration_type, ..
+        } => registration_type.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// RegistrationType values of a REGISTER trigger are stored, read back (in the order of
+/// their codes), cached with the subscription, and kept by reopening; they are refused
+/// on other SPTs, twice, or all three.
+async fn registration_types_round_trip(store: Store, url: String) {
+    use RegistrationType::{DeRegistration, InitialRegistration, ReRegistration};
+    let d = with_register_trigger("alice", vec![DeRegistration, InitialRegistration]);
+    store.create("a", &d).await.unwrap();
+    let got = store.get("a").await.unwrap().unwrap();
+    assert_eq!(
+        first_registration_types(&got),
+        [InitialRegistration, DeRegistration]
+    );
+    let d = with_register_trigger("bob", vec![ReRegistration]);
+    store.create("b", &d).await.unwrap();
+    let got = store.get("b").await.unwrap().unwrap();
+    assert_eq!(got.service_profiles, d.service_profiles);
+    // The second read of a SQLite store comes from its cache: the same values.
+    let before = store.cache_counts();
+    let again = store.by_impu("sip:bob@ims.example.net").await.unwrap();
+    assert_eq!(first_registration_types(&again.unwrap()), [ReRegistration]);
+    if let (Some((hits, _)), Some((after, _))) = (before, store.cache_counts()) {
+        assert_eq!(after, hits + 1, "answered from the cache");
+    }
+    // No values: stored as none (every registration), not as some default.
+    let d = with_register_trigger("carol", Vec::new());
+    store.create("c", &d).await.unwrap();
+    let got = store.get("c").await.unwrap().unwrap();
+    assert!(first_registration_types(&got).is_empty());
+    store.close().await;
+    let reopened = Store::open(&url, 2, common::key()).await.unwrap();
+    let got = reopened.get("a").await.unwrap().unwrap();
+    assert_eq!(
+        first_registration_types(&got),
+        [InitialRegistration, DeRegistration]
+    );
+
+    let field = "service_profiles[0].ifcs[0].trigger_point.spts[0].registration_type";
+    let mut on_invite = with_register_trigger("dave", vec![InitialRegistration]);
+    if let Some(tp) = on_invite.service_profiles[0].ifcs[0].trigger_point.as_mut() {
+        tp.spts[0].condition = SptCondition::Method {
+            method: "INVITE".into(),
+            registration_type: vec![InitialRegistration],
+        };
+    }
+    let twice = with_register_trigger("dave", vec![ReRegistration, ReRegistration]);
+    let all = with_register_trigger(
+        "dave",
+        vec![InitialRegistration, ReRegistration, DeRegistration],
+    );
+    for bad in [on_invite, twice, all] {
+        match reopened.create("d", &bad).await.unwrap_err() {
+            StoreError::Invalid { field: f, .. } => assert_eq!(f, field),
+            other => panic!("{other}"),
+        }
+    }
+    assert!(reopened.get("d").await.unwrap().is_none());
+    reopened.close().await;
+}
+
+/// A database from before migration 0002 (its column dropped and its record removed):
+/// opening the store adds the column, and the SPTs already stored read back with no
+/// RegistrationType (every registration, as before).
+async fn databases_from_before_registration_types_migrate(store: Store, url: String) {
+    store
+        .create("a", &with_register_trigger("alice", Vec::new()))
+        .await
+        .unwrap();
+    let before = store.get("a").await.unwrap().unwrap();
+    for q in [
+        "ALTER TABLE spt DROP COLUMN registration_types",
+        "DELETE FROM _sqlx_migrations WHERE version = 2",
+    ] {
+        sqlx::query(q).execute(store.pool()).await.unwrap();
+    }
+    store.close().await;
+    let again = Store::open(&url, 2, common::key()).await.unwrap();
+    assert_eq!(again.get("a").await.unwrap().unwrap(), before);
+    let versions: Vec<i64> = sqlx::query("SELECT version FROM _sqlx_migrations ORDER BY version")
+        .fetch_all(again.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get("version").unwrap())
+        .collect();
+    assert_eq!(versions, [1, 2]);
+    let d = with_register_trigger("alice", vec![RegistrationType::DeRegistration]);
+    let updated = again.update("a", &d).await.unwrap();
+    assert_eq!(
+        first_registration_types(&updated),
+        [RegistrationType::DeRegistration]
+    );
+    again.close().await;
+}
+
 on_every_backend!(
+    registration_types_round_trip,
+    databases_from_before_registration_types_migrate,
     concurrent_writers_do_not_fail_or_collide,
     create_get_and_lookups,
     duplicates_are_refused_whole,

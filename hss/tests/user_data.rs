@@ -64,6 +64,7 @@ fn subscription() -> Subscription {
                                     false,
                                     SptCondition::Method {
                                         method: "INVITE".into(),
+                                        registration_type: Vec::new(),
                                     },
                                 ),
                                 spt(
@@ -114,6 +115,31 @@ fn subscription() -> Subscription {
                             include_register_response: true,
                         },
                         profile_part_indicator: Some(ProfilePartIndicator::Registered),
+                    },
+                    InitialFilterCriteria {
+                        priority: 30,
+                        trigger_point: Some(TriggerPoint {
+                            condition_type_cnf: false,
+                            spts: vec![spt(
+                                0,
+                                false,
+                                SptCondition::Method {
+                                    method: "REGISTER".into(),
+                                    registration_type: vec![
+                                        RegistrationType::InitialRegistration,
+                                        RegistrationType::DeRegistration,
+                                    ],
+                                },
+                            )],
+                        }),
+                        application_server: ApplicationServer {
+                            server_name: "sip:presence.ims.example.net".into(),
+                            default_handling: DefaultHandling::SessionContinued,
+                            service_info: None,
+                            include_register_request: false,
+                            include_register_response: false,
+                        },
+                        profile_part_indicator: None,
                     },
                 ],
             },
@@ -198,7 +224,7 @@ fn parses_back_with_escaped_text_restored() {
     // Priority order, whatever the stored order.
     assert_eq!(
         find("IMSSubscription/ServiceProfile/InitialFilterCriteria/Priority"),
-        ["10", "20"]
+        ["10", "20", "30"]
     );
     let spt = "IMSSubscription/ServiceProfile/InitialFilterCriteria/TriggerPoint/SPT";
     assert_eq!(find(&format!("{spt}/SIPHeader/Content")), [".*<video>.*"]);
@@ -206,8 +232,20 @@ fn parses_back_with_escaped_text_restored() {
     assert_eq!(find(&format!("{spt}/SessionCase")), ["2"]);
     assert_eq!(
         find(&format!("{spt}/ConditionNegated")),
-        ["0", "1", "0", "0", "0", "0"]
+        ["0", "1", "0", "0", "0", "0", "0"]
     );
+    // RegistrationType in the SPT's Extension, after its condition (Annex E
+    // tSePoTriExtension); only the REGISTER trigger has one.
+    assert_eq!(find(&format!("{spt}/Method")), ["INVITE", "REGISTER"]);
+    assert_eq!(
+        find(&format!("{spt}/Extension/RegistrationType")),
+        ["0", "2"]
+    );
+    assert!(render().contains(
+        "<Method>REGISTER</Method><Extension><RegistrationType>0</RegistrationType>\
+         <RegistrationType>2</RegistrationType></Extension></SPT>"
+    ));
+    assert_eq!(render().matches("<RegistrationType>").count(), 2);
     assert_eq!(
         find("IMSSubscription/ServiceProfile/InitialFilterCriteria/ApplicationServer/ServiceInfo"),
         ["mmtel"],

@@ -1,8 +1,9 @@
 //! `imsctl subscriber add-ifc` / `remove-ifc`: a subscriber's initial filter criteria
 //! (TS 29.228 Annex B) in one of its service profiles, through the provisioning API's
 //! JSON. The trigger point an operator usually wants is one method and one session case
-//! (CNF: both must hold); more elaborate ones (regular expressions, SDP lines,
-//! negation) go through the API directly.
+//! (CNF: both must hold), for a REGISTER trigger optionally the kinds of registration
+//! (`RegistrationType`); more elaborate ones (regular expressions, SDP lines, negation)
+//! go through the API directly.
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
@@ -53,6 +54,28 @@ pub enum ProfilePartArg {
     Unregistered,
 }
 
+/// The kinds of registration a REGISTER trigger fires on (`RegistrationType`,
+/// TS 29.228 Annex B.2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RegistrationTypeArg {
+    /// INITIAL_REGISTRATION (0).
+    Initial,
+    /// RE_REGISTRATION (1).
+    Re,
+    /// DE_REGISTRATION (2).
+    De,
+}
+
+impl RegistrationTypeArg {
+    fn api_name(self) -> &'static str {
+        match self {
+            RegistrationTypeArg::Initial => "INITIAL_REGISTRATION",
+            RegistrationTypeArg::Re => "RE_REGISTRATION",
+            RegistrationTypeArg::De => "DE_REGISTRATION",
+        }
+    }
+}
+
 /// The iFC options of `add-ifc`.
 #[derive(Debug, Clone, Args)]
 pub struct IfcArgs {
@@ -65,6 +88,10 @@ pub struct IfcArgs {
     /// The SIP method that triggers it, e.g. INVITE (any method when absent).
     #[arg(long)]
     pub method: Option<String>,
+    /// With `--method REGISTER`: the registrations that trigger it (third-party
+    /// REGISTER to the AS), e.g. `initial,de`; every registration when absent.
+    #[arg(long = "registration-type", value_enum, value_delimiter = ',')]
+    pub registration_types: Vec<RegistrationTypeArg>,
     /// The session case that triggers it (any when absent).
     #[arg(long, value_enum)]
     pub session_case: Option<SessionCaseArg>,
@@ -90,8 +117,25 @@ pub fn ifc_json(args: &IfcArgs) -> anyhow::Result<Value> {
             "--method must be a SIP method name"
         );
         let method = method.to_ascii_uppercase();
-        spts.push(json!({"group": 0, "type": "method", "method": method}));
+        let mut spt = json!({"group": 0, "type": "method", "method": method});
+        if !args.registration_types.is_empty() {
+            anyhow::ensure!(
+                method == "REGISTER",
+                "--registration-type needs --method REGISTER"
+            );
+            let types: Vec<&str> = args
+                .registration_types
+                .iter()
+                .map(|t| t.api_name())
+                .collect();
+            spt["registration_type"] = json!(types);
+        }
+        spts.push(spt);
     }
+    anyhow::ensure!(
+        args.method.is_some() || args.registration_types.is_empty(),
+        "--registration-type needs --method REGISTER"
+    );
     if let Some(case) = args.session_case {
         let case = case.api_name();
         spts.push(json!({"group": 1, "type": "session_case", "session_case": case}));
@@ -185,6 +229,41 @@ mod tests {
             session_case: Some(SessionCaseArg::OriginatingCdiv),
             default_handling: DefaultHandlingArg::Terminated,
             profile_part: Some(ProfilePartArg::Unregistered),
+            registration_types: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_register_trigger_names_its_registration_types() {
+        let register = IfcArgs {
+            method: Some("register".into()),
+            session_case: None,
+            registration_types: vec![RegistrationTypeArg::Initial, RegistrationTypeArg::De],
+            ..args()
+        };
+        let ifc = ifc_json(&register).unwrap();
+        let spt = &ifc["trigger_point"]["spts"][0];
+        assert_eq!(spt["method"], "REGISTER");
+        assert_eq!(
+            spt["registration_type"],
+            json!(["INITIAL_REGISTRATION", "DE_REGISTRATION"])
+        );
+        // Without the option: no RegistrationType (every registration).
+        let all = IfcArgs {
+            registration_types: Vec::new(),
+            ..register.clone()
+        };
+        assert!(ifc_json(&all).unwrap()["trigger_point"]["spts"][0]
+            .get("registration_type")
+            .is_none());
+        // Only on a REGISTER trigger.
+        for method in [Some("INVITE".to_string()), None] {
+            let wrong = IfcArgs {
+                method,
+                ..register.clone()
+            };
+            let err = ifc_json(&wrong).unwrap_err().to_string();
+            assert!(err.contains("--method REGISTER"), "{err}");
         }
     }
 

@@ -295,6 +295,39 @@ async fn add_show_update_delete() {
     let sub = h.store.get("alice").await.unwrap().unwrap();
     assert_eq!(servers(&sub), [(10, "sip:127.0.0.1:5090".to_string())]);
 
+    // A third-party registration AS for initial and de-registrations only.
+    let register = |types: &'static str, method: &'static str| {
+        [
+            "add-ifc",
+            "alice",
+            "--priority",
+            "30",
+            "--as",
+            "sip:reg.ims.example.net",
+            "--method",
+            method,
+            "--registration-type",
+            types,
+        ]
+    };
+    let out = imsctl(h.addr, TOKEN, &register("re", "INVITE")).await;
+    assert!(!out.status.success(), "only on a REGISTER trigger");
+    let out = imsctl(h.addr, TOKEN, &register("de,initial", "REGISTER")).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let sub = h.store.get("alice").await.unwrap().unwrap();
+    let ifc = &sub.service_profiles[0].ifcs[1];
+    assert_eq!(ifc.priority, 30);
+    assert_eq!(
+        ifc.trigger_point.as_ref().unwrap().spts[0].condition,
+        hss::store::SptCondition::Method {
+            method: "REGISTER".into(),
+            registration_type: vec![
+                hss::store::RegistrationType::InitialRegistration,
+                hss::store::RegistrationType::DeRegistration
+            ],
+        }
+    );
+
     let out = imsctl(h.addr, TOKEN, &["list"]).await;
     assert!(
         out.status.success() && text(&out).contains("sip:al@ims.example.net"),

@@ -10,7 +10,8 @@ use hss::cx::user_data::ims_subscription;
 use hss::store as h;
 use ims_sip::SipMessage;
 use scscf::ifc::{
-    matching, DefaultHandling, IfcCursor, RegistrationState, SessionCase, SptCondition,
+    matching, DefaultHandling, IfcCursor, RegistrationState, RegistrationType, SessionCase,
+    SptCondition,
 };
 use scscf::profile::UserProfile;
 
@@ -25,7 +26,10 @@ fn spt(group: i64, negated: bool, condition: h::SptCondition) -> h::Spt {
 }
 
 fn method(m: &str) -> h::SptCondition {
-    h::SptCondition::Method { method: m.into() }
+    h::SptCondition::Method {
+        method: m.into(),
+        registration_type: Vec::new(),
+    }
 }
 
 fn case(c: h::SessionCase) -> h::SptCondition {
@@ -289,7 +293,16 @@ fn the_hss_golden_document_reads() {
     assert_eq!(p.tenant.as_deref(), Some("p<1>&\"2\""));
     assert_eq!(p.bound_user.as_deref(), Some("u1"));
     let prios: Vec<i64> = p.ifcs(ALICE).iter().map(|i| i.priority).collect();
-    assert_eq!(prios, [10, 20]);
+    assert_eq!(prios, [10, 20, 30]);
+    let register = p.ifcs(ALICE)[2]
+        .trigger_point
+        .as_ref()
+        .expect("trigger point")
+        .spts();
+    assert_eq!(
+        register[0].registration_types,
+        [RegistrationType::Initial, RegistrationType::De]
+    );
     let spts = p.ifcs(ALICE)[0]
         .trigger_point
         .as_ref()
@@ -300,6 +313,56 @@ fn the_hss_golden_document_reads() {
         panic!("RequestURI expected, got {:?}", spts[4].condition)
     };
     assert_eq!(uri.source(), "sip:conf.*&x");
+}
+
+/// A REGISTER trigger the HSS writes with RegistrationType INITIAL_REGISTRATION and
+/// DE_REGISTRATION: the S-CSCF asks for third-party REGISTERs on those two kinds of
+/// registration and not on re-registration; without RegistrationType, on all three.
+#[test]
+fn hss_registration_types_choose_the_third_party_registers() {
+    let register_ifc = |types: Vec<h::RegistrationType>| {
+        let mut sub = subscription();
+        let ifc = hss_ifc(
+            5,
+            Some((
+                true,
+                vec![spt(
+                    0,
+                    false,
+                    h::SptCondition::Method {
+                        method: "REGISTER".into(),
+                        registration_type: types,
+                    },
+                )],
+            )),
+            "sip:reg@as",
+            None,
+        );
+        sub.service_profiles[0].ifcs = vec![ifc];
+        let set: Vec<&h::PublicIdentityInfo> = sub.public_identities.iter().collect();
+        let xml = ims_subscription(&sub, "alice@ims.example.net", &set);
+        let profile = UserProfile::parse(Bytes::from(xml)).expect("profile reads");
+        let req = SipMessage::parse(Bytes::from(format!(
+            "REGISTER sip:ims.example.net SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+             Max-Forwards: 70\r\nTo: <{ALICE}>\r\nFrom: <{ALICE}>;tag=1\r\n\
+             Call-ID: r\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n"
+        )))
+        .expect("test REGISTER parses");
+        let ifc = profile.ifcs(ALICE)[0].clone();
+        [
+            RegistrationType::Initial,
+            RegistrationType::Re,
+            RegistrationType::De,
+        ]
+        .map(|kind| ifc.matches_register(&req, kind))
+    };
+    use h::RegistrationType as T;
+    assert_eq!(
+        register_ifc(vec![T::InitialRegistration, T::DeRegistration]),
+        [true, false, true]
+    );
+    assert_eq!(register_ifc(vec![T::ReRegistration]), [false, true, false]);
+    assert_eq!(register_ifc(Vec::new()), [true, true, true]);
 }
 
 #[test]

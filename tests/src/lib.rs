@@ -10,6 +10,7 @@ pub mod nodes;
 pub mod reginfo;
 pub mod sipp;
 pub mod stunnel;
+pub mod third_party;
 pub mod uar_hss;
 
 use std::io::{Read, Write};

@@ -6,12 +6,15 @@
 //! `PublicIdentity` elements (`BarringIndication`, `Identity`, `Extension/IdentityType`)
 //! and `InitialFilterCriteria`, and the cloud profile of the subscription in the
 //! `IMSSubscription`'s `Extension` (`CloudProfile/ProjectId`, `CloudProfile/UserId`).
-//! All text is escaped; booleans are written `0`/`1`, enumerations by number.
+//! An SPT on the REGISTER method carries its `RegistrationType` values in the SPT's
+//! `Extension` (Annex E `tSePoTriExtension`). All text is escaped; booleans are written
+//! `0`/`1`, enumerations by number.
 
 use std::fmt::Write;
 
 use crate::store::{
-    InitialFilterCriteria, PublicIdentityInfo, SptCondition, Subscription, TriggerPoint,
+    InitialFilterCriteria, PublicIdentityInfo, RegistrationType, SptCondition, Subscription,
+    TriggerPoint,
 };
 
 /// `IdentityType` PUBLIC_USER_IDENTITY (TS 29.228 Annex B.2.2, table B.2.2.2).
@@ -138,7 +141,7 @@ impl Xml {
             self.num("Group", spt.group);
             match &spt.condition {
                 SptCondition::RequestUri { request_uri } => self.text("RequestURI", request_uri),
-                SptCondition::Method { method } => self.text("Method", method),
+                SptCondition::Method { method, .. } => self.text("Method", method),
                 SptCondition::SipHeader { header, content } => {
                     self.open("SIPHeader");
                     self.text("Header", header);
@@ -159,9 +162,28 @@ impl Xml {
                     self.close("SessionDescription");
                 }
             }
+            if let SptCondition::Method {
+                registration_type, ..
+            } = &spt.condition
+            {
+                self.registration_types(registration_type);
+            }
             self.close("SPT");
         }
         self.close("TriggerPoint");
+    }
+
+    /// The SPT's `Extension` (CxDataType.xsd `tSePoTriExtension`, after the condition)
+    /// with one `RegistrationType` per value; nothing when there are none.
+    fn registration_types(&mut self, types: &[RegistrationType]) {
+        if types.is_empty() {
+            return;
+        }
+        self.open("Extension");
+        for t in types {
+            self.num("RegistrationType", t.code());
+        }
+        self.close("Extension");
     }
 }
 

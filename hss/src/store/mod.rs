@@ -115,28 +115,53 @@ impl Backend {
         }
     }
 
+    /// The schema migrations of this backend (`hss/migrations/<backend>/`), in order.
+    /// A database made by an older HSS gets the ones it lacks when the store opens.
+    fn migrations(self) -> [(&'static str, &'static str); 2] {
+        match self {
+            Backend::Sqlite => [
+                (
+                    "subscribers",
+                    include_str!("../../migrations/sqlite/0001_subscribers.sql"),
+                ),
+                (
+                    "spt registration type",
+                    include_str!("../../migrations/sqlite/0002_spt_registration_type.sql"),
+                ),
+            ],
+            Backend::Postgres => [
+                (
+                    "subscribers",
+                    include_str!("../../migrations/postgres/0001_subscribers.sql"),
+                ),
+                (
+                    "spt registration type",
+                    include_str!("../../migrations/postgres/0002_spt_registration_type.sql"),
+                ),
+            ],
+        }
+    }
+
     fn migrator(self) -> Migrator {
-        let (name, sql) = match self {
-            Backend::Sqlite => (
-                "subscribers",
-                include_str!("../../migrations/sqlite/0001_subscribers.sql"),
-            ),
-            Backend::Postgres => (
-                "subscribers",
-                include_str!("../../migrations/postgres/0001_subscribers.sql"),
-            ),
-        };
         // sqlx's `migrate!` macro needs its `macros` feature, which builds both database
         // drivers a second time for the proc-macro; the migrations are embedded the same
-        // way by hand instead.
+        // way by hand instead (version n is the file `000n_*.sql`).
+        let migrations = self
+            .migrations()
+            .into_iter()
+            .zip(1..)
+            .map(|((name, sql), version)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(name),
+                    MigrationType::Simple,
+                    Cow::Borrowed(sql),
+                    false,
+                )
+            })
+            .collect();
         Migrator {
-            migrations: Cow::Owned(vec![Migration::new(
-                1,
-                Cow::Borrowed(name),
-                MigrationType::Simple,
-                Cow::Borrowed(sql),
-                false,
-            )]),
+            migrations: Cow::Owned(migrations),
             ignore_missing: false,
             locking: true,
             no_tx: false,
@@ -847,9 +872,18 @@ fn spt_of(r: &AnyRow) -> Result<Spt, StoreError> {
     let kind: String = r.try_get("kind")?;
     let value: String = r.try_get("value")?;
     let content: Option<String> = r.try_get("content")?;
+    let types: i64 = r.try_get("registration_types")?;
+    let registration_type =
+        registration_types_of(types).ok_or(StoreError::Corrupt("spt registration types"))?;
+    if kind != "method" && !registration_type.is_empty() {
+        return Err(StoreError::Corrupt("spt registration types"));
+    }
     let condition = match kind.as_str() {
         "request_uri" => SptCondition::RequestUri { request_uri: value },
-        "method" => SptCondition::Method { method: value },
+        "method" => SptCondition::Method {
+            method: value,
+            registration_type,
+        },
         "sip_header" => SptCondition::SipHeader {
             header: value,
             content,
@@ -874,19 +908,44 @@ fn spt_of(r: &AnyRow) -> Result<Spt, StoreError> {
     })
 }
 
-/// The stored form of an SPT condition: kind, value, content.
-fn spt_columns(c: &SptCondition) -> (&'static str, String, Option<String>) {
+/// The stored form of `RegistrationType` values: bit n set for the value n.
+fn registration_types_bits(types: &[RegistrationType]) -> i64 {
+    types.iter().fold(0, |bits, t| bits | (1 << t.code()))
+}
+
+/// The values of a stored bit set, in the order of their codes; `None` if it has a bit
+/// no value has.
+fn registration_types_of(bits: i64) -> Option<Vec<RegistrationType>> {
+    let known = registration_types_bits(&RegistrationType::ALL);
+    (bits & !known == 0).then(|| {
+        RegistrationType::ALL
+            .into_iter()
+            .filter(|t| bits & (1 << t.code()) != 0)
+            .collect()
+    })
+}
+
+/// The stored form of an SPT condition: kind, value, content, registration types.
+fn spt_columns(c: &SptCondition) -> (&'static str, String, Option<String>, i64) {
     match c {
-        SptCondition::RequestUri { request_uri } => ("request_uri", request_uri.clone(), None),
-        SptCondition::Method { method } => ("method", method.clone(), None),
+        SptCondition::RequestUri { request_uri } => ("request_uri", request_uri.clone(), None, 0),
+        SptCondition::Method {
+            method,
+            registration_type,
+        } => (
+            "method",
+            method.clone(),
+            None,
+            registration_types_bits(registration_type),
+        ),
         SptCondition::SipHeader { header, content } => {
-            ("sip_header", header.clone(), content.clone())
+            ("sip_header", header.clone(), content.clone(), 0)
         }
         SptCondition::SessionCase { session_case } => {
-            ("session_case", session_case.code().to_string(), None)
+            ("session_case", session_case.code().to_string(), None, 0)
         }
         SptCondition::SessionDescription { line, content } => {
-            ("session_description", line.clone(), content.clone())
+            ("session_description", line.clone(), content.clone(), 0)
         }
     }
 }
@@ -913,6 +972,9 @@ fn check_data(data: &SubscriptionData) -> Result<(), StoreError> {
             "profile names must be unique",
         ));
     }
+    for (i, p) in data.service_profiles.iter().enumerate() {
+        check_registration_types(i, p)?;
+    }
     let mut seen = HashSet::new();
     for (i, p) in data.public_identities.iter().enumerate() {
         if !seen.insert(p.impu.as_str()) {
@@ -926,6 +988,50 @@ fn check_data(data: &SubscriptionData) -> Result<(), StoreError> {
                 format!("public_identities[{i}].service_profile"),
                 format!("no service profile named {}", p.service_profile),
             ));
+        }
+    }
+    Ok(())
+}
+
+/// `RegistrationType` only on an SPT testing the REGISTER method (TS 29.228 Annex B.2.2),
+/// each value once, at most two of them (CxDataType.xsd `tSePoTriExtension`; all three
+/// is what none means).
+fn check_registration_types(i: usize, profile: &ServiceProfile) -> Result<(), StoreError> {
+    for (j, ifc) in profile.ifcs.iter().enumerate() {
+        let spts = ifc.trigger_point.iter().flat_map(|t| t.spts.iter());
+        for (k, spt) in spts.enumerate() {
+            let SptCondition::Method {
+                method,
+                registration_type: types,
+            } = &spt.condition
+            else {
+                continue;
+            };
+            let field = || {
+                format!("service_profiles[{i}].ifcs[{j}].trigger_point.spts[{k}].registration_type")
+            };
+            if types.is_empty() {
+                continue;
+            }
+            if !method.eq_ignore_ascii_case("REGISTER") {
+                return Err(StoreError::invalid(
+                    field(),
+                    format!("only an SPT on the REGISTER method has one; this one tests {method}"),
+                ));
+            }
+            if types
+                .iter()
+                .enumerate()
+                .any(|(n, t)| types[..n].contains(t))
+            {
+                return Err(StoreError::invalid(field(), "a value is listed twice"));
+            }
+            if types.len() >= RegistrationType::ALL.len() {
+                return Err(StoreError::invalid(
+                    field(),
+                    "at most two values; leave it out to match every registration",
+                ));
+            }
         }
     }
     Ok(())
@@ -1060,7 +1166,7 @@ async fn write_profiles(
                 .flat_map(|t| t.spts.iter())
                 .enumerate()
             {
-                let (kind, value, content) = spt_columns(&spt.condition);
+                let (kind, value, content, types) = spt_columns(&spt.condition);
                 sqlx::query(sql::INSERT_SPT)
                     .bind(id)
                     .bind(p.name.as_str())
@@ -1071,6 +1177,7 @@ async fn write_profiles(
                     .bind(kind)
                     .bind(value)
                     .bind(content)
+                    .bind(types)
                     .execute(&mut **tx)
                     .await?;
             }

@@ -300,6 +300,11 @@ pub enum SptCondition {
     Method {
         /// The method, e.g. `INVITE`.
         method: String,
+        /// `Extension/RegistrationType` (TS 29.228 Annex B.2.2, Annex C): with method
+        /// `REGISTER` only, the kinds of registration the SPT matches (at most two,
+        /// none listed twice); empty (the default) matches all three.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        registration_type: Vec<RegistrationType>,
     },
     /// `SIPHeader`: presence of a header, or a regular expression on its content.
     SipHeader {
@@ -363,6 +368,42 @@ impl SessionCase {
         ]
         .into_iter()
         .find(|c| c.code() == code)
+    }
+}
+
+/// `RegistrationType` values (TS 29.228 Annex B.2.2): which REGISTER
+/// requests a `Method` REGISTER SPT matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RegistrationType {
+    /// 0: an initial registration.
+    InitialRegistration,
+    /// 1: a re-registration.
+    ReRegistration,
+    /// 2: a de-registration (UE-initiated or by the network).
+    DeRegistration,
+}
+
+impl RegistrationType {
+    /// All values, in the order of their codes.
+    pub const ALL: [RegistrationType; 3] = [
+        RegistrationType::InitialRegistration,
+        RegistrationType::ReRegistration,
+        RegistrationType::DeRegistration,
+    ];
+
+    /// The enumerated value of TS 29.228.
+    pub fn code(self) -> i64 {
+        match self {
+            RegistrationType::InitialRegistration => 0,
+            RegistrationType::ReRegistration => 1,
+            RegistrationType::DeRegistration => 2,
+        }
+    }
+
+    /// From the enumerated value.
+    pub fn from_code(code: i64) -> Option<RegistrationType> {
+        RegistrationType::ALL.into_iter().find(|t| t.code() == code)
     }
 }
 

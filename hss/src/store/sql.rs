@@ -64,15 +64,16 @@ pub const INSERT_IFC: &str = "INSERT INTO ifc (subscription_id, profile, positio
     include_register_response, profile_part_indicator) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 pub const INSERT_SPT: &str = "INSERT INTO spt (subscription_id, profile, ifc_position, \
-    position, grp, negated, kind, value, content) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    position, grp, negated, kind, value, content, registration_types) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 pub const SELECT_PROFILES: &str =
     "SELECT name FROM service_profile WHERE subscription_id = $1 ORDER BY name";
 pub const SELECT_IFCS: &str = "SELECT profile, position, priority, cnf, server_name, \
     default_handling, service_info, include_register_request, include_register_response, \
     profile_part_indicator FROM ifc WHERE subscription_id = $1 ORDER BY profile, position";
 pub const SELECT_SPTS: &str = "SELECT profile, ifc_position, grp, negated, kind, value, \
-    content FROM spt WHERE subscription_id = $1 ORDER BY profile, ifc_position, position";
+    content, registration_types FROM spt WHERE subscription_id = $1 \
+    ORDER BY profile, ifc_position, position";
 
 pub const DELETE_ROAMING: &str = "DELETE FROM roaming_network WHERE subscription_id = $1";
 pub const INSERT_ROAMING: &str =

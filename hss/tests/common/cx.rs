@@ -65,6 +65,7 @@ fn ifc(priority: i64, ppi: Option<ProfilePartIndicator>) -> InitialFilterCriteri
                 group: 0,
                 condition: SptCondition::Method {
                     method: "INVITE".into(),
+                    registration_type: Vec::new(),
                 },
             }],
         }),
