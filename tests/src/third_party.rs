@@ -16,18 +16,11 @@ use crate::sipp::{scenario, Background, SippResult};
 /// (SESSION_CONTINUED), matching the registrations `registration_types` names
 /// (`INITIAL_REGISTRATION`, `RE_REGISTRATION`, `DE_REGISTRATION`; all when empty).
 pub fn register_ifc(priority: i64, port: u16, registration_types: &[&str]) -> Value {
-    let mut spt = json!({"group": 0, "type": "method", "method": "REGISTER"});
+    let mut ifc = crate::hss_api::register_ifc(priority, port, "SESSION_CONTINUED");
     if !registration_types.is_empty() {
-        spt["registration_type"] = json!(registration_types);
+        ifc["trigger_point"]["spts"][0]["registration_type"] = json!(registration_types);
     }
-    json!({
-        "priority": priority,
-        "trigger_point": {"condition_type_cnf": true, "spts": [spt]},
-        "application_server": {
-            "server_name": format!("sip:127.0.0.1:{port}"),
-            "default_handling": "SESSION_CONTINUED"
-        }
-    })
+    ifc
 }
 
 /// A SIPp AS on `port` answering `calls` third-party REGISTERs with `scenario_file`

@@ -18,12 +18,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ims_e2e::chain::{
-    addr, assert_all_passed, imsctl, provision_digest, start_core, stop_core, workdir, Ue,
-};
+use ims_e2e::chain::{assert_all_passed, imsctl, provision_digest, start_core, stop_core, Ue};
 use ims_e2e::free_port;
 use ims_e2e::hss_api::{self, set_ifcs};
-use ims_e2e::sipp::{scenario, Background, SippResult};
+use ims_e2e::third_party::{application_server, header, registers};
 use serde_json::{json, Value};
 
 const ALICE: &str = "sip:alice@ims.example.net";
@@ -37,39 +35,6 @@ fn register_ifc(priority: i64, port: u16, default_handling: &str, service_info: 
     server["include_register_request"] = json!(true);
     server["include_register_response"] = json!(true);
     ifc
-}
-
-/// A SIPp AS answering `calls` third-party REGISTERs with `scenario_file`, traced.
-fn application_server(dir: &Path, scenario_file: &str, port: u16, calls: u32) -> Background {
-    Background::uas(
-        &scenario(scenario_file),
-        addr(port),
-        calls,
-        60,
-        &workdir(dir),
-        true,
-    )
-    .expect("SIPp AS starts")
-}
-
-/// The REGISTERs SIPp's trace shows received, each as its text.
-fn registers(r: &SippResult) -> Vec<String> {
-    r.messages
-        .split("\n----------")
-        .filter(|m| m.contains("message received"))
-        .filter_map(|m| {
-            let start = m.find("\nREGISTER sip:127.0.0.1:")?;
-            Some(m[start + 1..].to_string())
-        })
-        .collect()
-}
-
-/// The value of header `name` in `msg` (first line of it, outside the body's parts).
-fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
-    let prefix = format!("{name}:");
-    msg.lines()
-        .find(|l| l.len() > prefix.len() && l[..prefix.len()].eq_ignore_ascii_case(&prefix))
-        .map(|l| l[prefix.len()..].trim())
 }
 
 /// Whether the S-CSCF holds a registration for `impu` (`imsctl registrations`).

@@ -26,6 +26,7 @@ use ims_e2e::chain::{
 };
 use ims_e2e::hss_api::{register_ifc, set_ifcs};
 use ims_e2e::sipp::{scenario, Background, SippResult};
+use ims_e2e::third_party::header;
 use ims_e2e::{free_port, DevCore};
 use serde_json::Value;
 
@@ -109,14 +110,6 @@ impl Seen {
         let kind = |de: bool| if de { "de-register" } else { "register" };
         self.registers.iter().map(|(_, de)| kind(*de)).collect()
     }
-}
-
-/// The value of header `name` in `msg`.
-fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
-    let prefix = format!("{name}:");
-    msg.lines()
-        .find(|l| l.len() > prefix.len() && l[..prefix.len()].eq_ignore_ascii_case(&prefix))
-        .map(|l| l[prefix.len()..].trim())
 }
 
 /// An AS to start: its scenario (under `sipp-scenarios/`), port and calls.
