@@ -111,14 +111,19 @@ fn delivered(
     (one.finish(), two.finish())
 }
 
-/// The Request-URIs of the MESSAGEs `r` received.
+/// The GRUUs the MESSAGEs `r` received were sent to: their P-Called-Party-ID (the
+/// Request-URI as the terminating S-CSCF got it, RFC 3455 §4.2; the Request-URI that
+/// reaches the device is its contact).
 fn received(r: &SippResult) -> Vec<String> {
     r.messages
         .split("\n----------")
-        .filter(|m| m.contains("message received"))
+        .filter(|m| m.contains("message received") && m.contains("\nMESSAGE "))
         .filter_map(|m| {
-            let line = m.lines().find(|l| l.starts_with("MESSAGE "))?;
-            Some(line.split(' ').nth(1)?.to_string())
+            let line = m
+                .lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("p-called-party-id:"))?;
+            let value = line.split_once(':')?.1.trim();
+            Some(value.trim_start_matches('<').trim_end_matches('>').to_string())
         })
         .collect()
 }
