@@ -395,7 +395,10 @@ mod tests {
         assert_eq!(g.public, format!("{AOR};gr={INSTANCE}"));
         assert_eq!(g.first_cseq, 5);
         // Deterministic: the same for every registration of the instance.
-        assert_eq!(g, gruus().of(&reg, AOR, &binding("c1", 5, Some(5))).unwrap());
+        assert_eq!(
+            g,
+            gruus().of(&reg, AOR, &binding("c1", 5, Some(5))).unwrap()
+        );
         // A tel identity of the set gets the registered SIP identity's GRUUs.
         assert_eq!(gruus().of(&reg, "tel:+1555", &b).unwrap(), g);
         // None for a binding whose UE asked for none.
@@ -406,7 +409,10 @@ mod tests {
     fn the_temporary_gruu_reveals_neither_the_aor_nor_the_instance() {
         let g = gruus();
         let t = g.temporary(AOR, INSTANCE, "call-1", 7).unwrap();
-        assert!(t.starts_with("sip:tgruu.") && t.ends_with("@127.0.0.1:5080;gr"), "{t}");
+        assert!(
+            t.starts_with("sip:tgruu.") && t.ends_with("@127.0.0.1:5080;gr"),
+            "{t}"
+        );
         for secret in ["alice", "ims.example.net", "f81d4fae", "urn:uuid", "call-1"] {
             assert!(!t.contains(secret), "{t} shows {secret}");
         }
@@ -455,11 +461,17 @@ mod tests {
             })
         );
         assert!(g
-            .target(&format!("sip:alice@ims.example.net;gr={}", INSTANCE.to_uppercase()))
+            .target(&format!(
+                "sip:alice@ims.example.net;gr={}",
+                INSTANCE.to_uppercase()
+            ))
             .unwrap()
             .reaches(&binding("c", 1, None)));
         assert_eq!(g.target(AOR), None);
-        assert_eq!(g.target("sip:tgruu.AAAA@127.0.0.1:5080;gr"), Some(Target::Unknown));
+        assert_eq!(
+            g.target("sip:tgruu.AAAA@127.0.0.1:5080;gr"),
+            Some(Target::Unknown)
+        );
         assert_eq!(g.target("sip:bob@127.0.0.1:5080;gr"), Some(Target::Unknown));
         // A tampered token does not open.
         let t = g.temporary(AOR, INSTANCE, "c", 1).unwrap();

@@ -23,11 +23,11 @@ use ims_sip::proxy::engine::Originator;
 use scscf::api::AdminToken;
 use scscf::auth::Challenges;
 use scscf::cx::{CxClient, HssRequests};
+use scscf::gruu::Gruus;
 use scscf::location::ExpiryLimits;
 use scscf::policy::ScscfPolicy;
 use scscf::regevent::{Notifier, NotifierSettings};
 use scscf::registrar::takeover::PoolSettings;
-use scscf::gruu::Gruus;
 use scscf::registrar::{Registrar, Settings};
 use scscf::session::case::ORIG_USER;
 use scscf::session::SessionSettings;
@@ -94,7 +94,9 @@ async fn main() -> anyhow::Result<()> {
         Some(path) => Gruus::from_key_file(path, &own_host(&config))
             .map_err(|e| anyhow::anyhow!("registrar.gruu_key_file: {e}"))?,
         None => {
-            tracing::warn!("no [registrar] gruu_key_file: temporary GRUUs do not survive a restart");
+            tracing::warn!(
+                "no [registrar] gruu_key_file: temporary GRUUs do not survive a restart"
+            );
             Gruus::random(&own_host(&config))
         }
     });

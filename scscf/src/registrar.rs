@@ -48,8 +48,8 @@ use ims_runtime::NodeStatus;
 use ims_sip::auth::decoy::Decoys;
 use ims_sip::auth::{carries_response, digest_credentials, Algorithm, Credentials};
 use ims_sip::message::addr::NameAddr;
-use ims_sip::message::identity::public_identity;
 use ims_sip::message::build::{reason_phrase, response_with};
+use ims_sip::message::identity::public_identity;
 use ims_sip::{HeaderName, SipMessage};
 use tokio::time::Instant;
 
@@ -645,7 +645,10 @@ impl Registrar {
             for b in &reg.bindings {
                 let left = b.expires_at.saturating_sub(now);
                 let mut contact = format!("{};expires={left}", b.contact);
-                if let Some(g) = gruu_aor.as_ref().and_then(|a| self.settings.gruus.of(reg, a, b)) {
+                if let Some(g) = gruu_aor
+                    .as_ref()
+                    .and_then(|a| self.settings.gruus.of(reg, a, b))
+                {
                     contact.push_str(&format!(
                         ";pub-gruu=\"{}\";temp-gruu=\"{}\"",
                         g.public, g.temporary

@@ -22,9 +22,9 @@ use ims_sip::message::auth_params::AuthParams;
 use ims_sip::{HeaderName, SipMessage};
 use scscf::auth::Challenges;
 use scscf::cx::{CxClient, HssRequests};
+use scscf::gruu::Gruus;
 use scscf::location::ExpiryLimits;
 use scscf::registrar::takeover::PoolSettings;
-use scscf::gruu::Gruus;
 use scscf::registrar::{unix_now, Registrar, Settings};
 use scscf::store::BindingStore;
 
@@ -888,7 +888,10 @@ async fn gruus_in_the_200_for_a_ue_that_asks_and_their_set_in_the_store() {
     assert_eq!(ok.status(), Some(200), "{ok:?}");
     assert_eq!(contact_param(&ok, "urn:uuid:b1", "pub-gruu"), None);
     assert_eq!(
-        r.registration("sip:user1@ims.example.net").unwrap().bindings[0].gruu_first_cseq,
+        r.registration("sip:user1@ims.example.net")
+            .unwrap()
+            .bindings[0]
+            .gruu_first_cseq,
         None
     );
 }

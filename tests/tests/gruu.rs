@@ -123,7 +123,12 @@ fn received(r: &SippResult) -> Vec<String> {
                 .lines()
                 .find(|l| l.to_ascii_lowercase().starts_with("p-called-party-id:"))?;
             let value = line.split_once(':')?.1.trim();
-            Some(value.trim_start_matches('<').trim_end_matches('>').to_string())
+            Some(
+                value
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_string(),
+            )
         })
         .collect()
 }
@@ -164,22 +169,38 @@ fn gruus_reach_one_device_and_are_reported() {
         send(&dir, &bob, &temp1, 200);
     });
     assert_all_passed(&one, 2);
-    assert_eq!(received(&one), [pub1.clone(), temp1.clone()], "{}", one.messages);
-    assert!(received(&two).is_empty(), "device 2 got {:?}", received(&two));
+    assert_eq!(
+        received(&one),
+        [pub1.clone(), temp1.clone()],
+        "{}",
+        one.messages
+    );
+    assert!(
+        received(&two).is_empty(),
+        "device 2 got {:?}",
+        received(&two)
+    );
 
     // To device 2's temporary GRUU: device 2 only.
     let (one, two) = delivered(&dir, &device2, &device1, 1, || {
         send(&dir, &bob, &temp2, 200);
     });
     assert_all_passed(&one, 1);
-    assert!(received(&two).is_empty(), "device 1 got {:?}", received(&two));
+    assert!(
+        received(&two).is_empty(),
+        "device 1 got {:?}",
+        received(&two)
+    );
 
     // RFC 5627 §5.4: a public GRUU of an instance alice has not registered: 480; a
     // temporary GRUU the S-CSCF did not issue (or a forged one): 404.
     send(
         &dir,
         &bob,
-        &format!("{};gr=urn:uuid:00000000-0000-0000-0000-000000000000", impu("alice")),
+        &format!(
+            "{};gr=urn:uuid:00000000-0000-0000-0000-000000000000",
+            impu("alice")
+        ),
         480,
     );
     let token = temp1
@@ -220,5 +241,9 @@ fn gruus_reach_one_device_and_are_reported() {
         send(&dir, &bob, &temp1, 200);
     });
     assert_all_passed(&one, 1);
-    assert!(received(&two).is_empty(), "device 2 got {:?}", received(&two));
+    assert!(
+        received(&two).is_empty(),
+        "device 2 got {:?}",
+        received(&two)
+    );
 }

@@ -491,11 +491,11 @@ impl Notifier {
         let mut sends = tokio::task::JoinSet::new();
         for mut sub in all {
             let full = full_state(
-                    registration(&sub.resource).as_ref(),
-                    &sub.resource,
-                    now,
-                    Some(&self.settings.gruus),
-                );
+                registration(&sub.resource).as_ref(),
+                &sub.resource,
+                now,
+                Some(&self.settings.gruus),
+            );
             let n = self.notify_of(&mut sub, full, true, "terminated;reason=deactivated");
             self.queue(Job::Delete(sub.key(), None));
             let originator = self.originator.clone();

@@ -381,7 +381,10 @@ mod tests {
             }],
         };
         let xml = doc.to_xml();
-        assert!(xml.contains(" xmlns:gr=\"urn:ietf:params:xml:ns:gruuinfo\""), "{xml}");
+        assert!(
+            xml.contains(" xmlns:gr=\"urn:ietf:params:xml:ns:gruuinfo\""),
+            "{xml}"
+        );
         assert!(xml.contains("<gr:pub-gruu uri=\"sip:alice@ims.example.net;gr=urn:uuid:1\"/>"));
         assert!(xml.contains(
             "<gr:temp-gruu uri=\"sip:tgruu.abc_-9@127.0.0.1:5080;gr\" first-cseq=\"7\"/>"

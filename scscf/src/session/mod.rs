@@ -650,9 +650,16 @@ pub(crate) mod tests {
         let req = request("MESSAGE", &format!("{bob};gr=urn:uuid:b9"), PAI);
         assert_eq!(code(decide(&s, &subs, &req, None).await), 480);
         let foreign = Gruus::new([5; 32], "scscf.test:5080");
-        let req = request("MESSAGE", &foreign.temporary(bob, "urn:uuid:b2", "reg", 1).unwrap(), PAI);
+        let req = request(
+            "MESSAGE",
+            &foreign.temporary(bob, "urn:uuid:b2", "reg", 1).unwrap(),
+            PAI,
+        );
         assert_eq!(code(decide(&s, &subs, &req, None).await), 404);
-        let stale = s.gruus.temporary(bob, "urn:uuid:b2", "reg-before", 1).unwrap();
+        let stale = s
+            .gruus
+            .temporary(bob, "urn:uuid:b2", "reg-before", 1)
+            .unwrap();
         let req = request("MESSAGE", &stale, PAI);
         assert_eq!(code(decide(&s, &subs, &req, None).await), 480);
         let carol = "sip:carol@ims.example.net;gr=urn:uuid:c1";
