@@ -602,7 +602,9 @@ pub(crate) mod tests {
             "sip:alice@x",
             &[("sip:a@10.0.0.1", 5000), ("sip:b@10.0.0.2", 6000)],
         );
-        let b = reg("sip:bob@x", &[("sip:b@10.0.0.3", 7000)]);
+        let mut b = reg("sip:bob@x", &[("sip:b@10.0.0.3", 7000)]);
+        // Where the binding's set of temporary GRUUs started (migration 0004).
+        b.bindings[0].gruu_first_cseq = Some(4);
         store.apply(&[Change::Save(a.clone())]).await.unwrap();
         store.apply(&[Change::Save(b.clone())]).await.unwrap();
         let mut a2 = a.clone();
