@@ -92,23 +92,25 @@ fn send(dir: &Path, bob: &Ue, target: &str, status: u16) {
     assert_all_passed(&r, 1);
 }
 
-/// Both devices wait for MESSAGEs (device 1 for `expected`, device 2 for one it must
-/// not get) while `trigger` runs; returns what each received.
-fn delivered(
-    dir: &Path,
-    device1: &Ue,
-    device2: &Ue,
-    expected: u32,
-    trigger: impl FnOnce(),
-) -> (SippResult, SippResult) {
+/// Bob sends a MESSAGE to each of `gruus` while `device` waits for them and `other`
+/// (another device of the same user) waits for one it must not get: `device` gets
+/// every one of them, `other` none.
+fn reach_only(dir: &Path, bob: &Ue, gruus: &[&str], device: &Ue, other: &Ue) {
     let scenario = sipp::scenario("gruu/uas_message.xml");
-    let one = Background::uas(&scenario, device1.local, expected, 20, &workdir(dir), true)
-        .expect("device 1 waits");
-    // Device 2 gives up after a few seconds: it should get nothing.
-    let two = Background::uas(&scenario, device2.local, 1, 8, &workdir(dir), true)
-        .expect("device 2 waits");
-    trigger();
-    (one.finish(), two.finish())
+    let calls = u32::try_from(gruus.len()).unwrap();
+    let wanted = Background::uas(&scenario, device.local, calls, 20, &workdir(dir), true)
+        .expect("the device waits");
+    // The other device gives up after a few seconds: it should get nothing.
+    let unwanted = Background::uas(&scenario, other.local, 1, 8, &workdir(dir), true)
+        .expect("the other device waits");
+    for gruu in gruus {
+        send(dir, bob, gruu, 200);
+    }
+    let (wanted, unwanted) = (wanted.finish(), unwanted.finish());
+    assert_all_passed(&wanted, gruus.len());
+    assert_eq!(received(&wanted), gruus, "{}", wanted.messages);
+    let stray = received(&unwanted);
+    assert!(stray.is_empty(), "the other device got {stray:?}");
 }
 
 /// The GRUUs the MESSAGEs `r` received were sent to: their P-Called-Party-ID (the
@@ -164,33 +166,10 @@ fn gruus_reach_one_device_and_are_reported() {
 
     // To device 1's public GRUU, then its temporary GRUU: device 1 gets both, device 2
     // neither (without GRUUs both would be forked to).
-    let (one, two) = delivered(&dir, &device1, &device2, 2, || {
-        send(&dir, &bob, &pub1, 200);
-        send(&dir, &bob, &temp1, 200);
-    });
-    assert_all_passed(&one, 2);
-    assert_eq!(
-        received(&one),
-        [pub1.clone(), temp1.clone()],
-        "{}",
-        one.messages
-    );
-    assert!(
-        received(&two).is_empty(),
-        "device 2 got {:?}",
-        received(&two)
-    );
+    reach_only(&dir, &bob, &[&pub1, &temp1], &device1, &device2);
 
     // To device 2's temporary GRUU: device 2 only.
-    let (one, two) = delivered(&dir, &device2, &device1, 1, || {
-        send(&dir, &bob, &temp2, 200);
-    });
-    assert_all_passed(&one, 1);
-    assert!(
-        received(&two).is_empty(),
-        "device 1 got {:?}",
-        received(&two)
-    );
+    reach_only(&dir, &bob, &[&temp2], &device2, &device1);
 
     // RFC 5627 §5.4: a public GRUU of an instance alice has not registered: 480; a
     // temporary GRUU the S-CSCF did not issue (or a forged one): 404.
@@ -237,13 +216,5 @@ fn gruus_reach_one_device_and_are_reported() {
     // device 1's temporary GRUU still reaches it.
     nodes.kill_node("scscf");
     nodes.start_node("scscf");
-    let (one, two) = delivered(&dir, &device1, &device2, 1, || {
-        send(&dir, &bob, &temp1, 200);
-    });
-    assert_all_passed(&one, 1);
-    assert!(
-        received(&two).is_empty(),
-        "device 2 got {:?}",
-        received(&two)
-    );
+    reach_only(&dir, &bob, &[&temp1], &device1, &device2);
 }
