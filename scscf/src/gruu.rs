@@ -247,7 +247,11 @@ impl Gruus {
     /// The temporary GRUU of `aor`'s `instance` for the REGISTER with `call_id` and
     /// `cseq`; `None` for an identity or instance too long or holding a NUL byte.
     pub fn temporary(&self, aor: &str, instance: &str, call_id: &str, cseq: u32) -> Option<String> {
-        if aor.len() > MAX_PART || instance.len() > MAX_PART || aor.contains('\0') {
+        if aor.len() > MAX_PART
+            || instance.len() > MAX_PART
+            || aor.contains('\0')
+            || instance.contains('\0')
+        {
             return None;
         }
         let mut plain = Vec::with_capacity(aor.len() + instance.len() + 14);
