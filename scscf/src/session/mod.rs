@@ -667,8 +667,17 @@ pub(crate) mod tests {
         assert_eq!(code(decide(&s, &subs, &req, None).await), 480);
         assert_eq!(subs.sars.load(Ordering::Relaxed), 0);
         // Alice sends to bob's temporary GRUU: by its Request-URI (to the S-CSCF that
-        // issued it), not to the I-CSCF, whose HSS knows no such identity.
-        let req = request("MESSAGE", &temp, PAI);
+        // issued it), not to the I-CSCF, whose HSS knows no such identity, even when
+        // the S-CSCF's host is in a home domain; her Bearer token goes on (the request
+        // stays in the core).
+        let with_token = format!("{PAI}Authorization: Bearer abc\r\n");
+        let req = request("MESSAGE", &temp, &with_token);
+        let (edited, f) = sent(decide(&s, &subs, &req, Some(&orig_route())).await);
+        assert!(f.preload_routes.is_empty(), "{f:?}");
+        assert!(has_bearer(edited.as_ref().unwrap_or(&req)));
+        s.gruus = Arc::new(Gruus::new([4; 32], "ims.example.net:5080"));
+        let home_host = s.gruus.temporary(bob, "urn:uuid:b2", "reg", 1).unwrap();
+        let req = request("MESSAGE", &home_host, PAI);
         let f = forward(decide(&s, &subs, &req, Some(&orig_route())).await);
         assert!(f.preload_routes.is_empty(), "{f:?}");
         let req = request("MESSAGE", &format!("{bob};gr=urn:uuid:b1"), PAI);
