@@ -45,6 +45,12 @@ pub struct RegistrarSection {
     /// SAR: bounds the burst at the HSS after a failure. 1 to 900, default 200.
     #[serde(default = "default_takeover_batch")]
     pub takeover_batch: usize,
+    /// File holding the GRUU key (64 hex digits; RFC 5627 temporary GRUUs are sealed
+    /// with it), generated with mode 0600 when missing, refused if group or others may
+    /// access it. The S-CSCFs of a pool share it. Unset: a random key per start, so
+    /// the temporary GRUUs handed out before a restart no longer reach anyone.
+    #[serde(default)]
+    pub gruu_key_file: Option<std::path::PathBuf>,
 }
 
 fn default_min_expires() -> u32 {

@@ -5,7 +5,9 @@
 //! User-Authorization-Type (the I-CSCF wants the serving S-CSCF, not only
 //! capabilities):
 //!
-//! * terminating ([`lir_for`]): the Request-URI, no Originating-Request;
+//! * terminating ([`lir_for`]): the Request-URI, no Originating-Request (a public GRUU
+//!   `sip:bob@host;gr=urn:...` is asked for as its address-of-record, the `gr`
+//!   parameter dropped with the others; TS 24.229 §5.3.2.1, RFC 5627 §5.4);
 //! * originating ([`lir_originating`], an AS originating on behalf of a user sent the
 //!   request to the I-CSCF with `orig` in its Route): the served user from
 //!   P-Served-User, else P-Asserted-Identity, with Originating-Request, so that the HSS
@@ -83,6 +85,14 @@ mod tests {
         assert_eq!(lir.user_authorization_type, None);
         let tel = lir_for(&invite("tel:+15551230002"), RequestHeader::default()).unwrap();
         assert_eq!(tel.public_identity, "tel:+15551230002");
+        // A public GRUU (RFC 5627 §3.1): the LIR is on its address-of-record (TS 24.229
+        // §5.3.2.1); the S-CSCF picks the instance's contacts from the `gr` parameter.
+        let gruu = lir_for(
+            &invite("sip:bob@ims.example.net;gr=urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6"),
+            RequestHeader::default(),
+        )
+        .unwrap();
+        assert_eq!(gruu.public_identity, "sip:bob@ims.example.net");
     }
 
     #[test]

@@ -64,6 +64,7 @@ fn registration(user: u64, n: u64) -> anyhow::Result<Registration> {
             call_id: format!("reg-{user}"),
             cseq: u32::try_from(n).unwrap_or(u32::MAX),
             expires_at: 4_000_000_000,
+            gruu_first_cseq: None,
         }],
     })
 }

@@ -8,6 +8,8 @@
 //! * [`cloud_auth`]: registrations checked against the token's tenant and the policies
 //!   (design brief §5-§6).
 //! * [`location`]: bindings and the RFC 3261 §10.3 rules (RFC 5626/5627 instances).
+//! * [`gruu`]: public and temporary GRUUs of the bindings with an instance (RFC 5627,
+//!   TS 24.229 §5.4.7A), and the way back from one to its contacts.
 //! * [`store`]: bindings persisted in SQLite or PostgreSQL, written by one group-commit
 //!   writer ([`store::writer`]), owned by one S-CSCF of a pool each, with leases
 //!   ([`store::pool`]).
@@ -32,6 +34,7 @@ pub mod auth;
 pub mod auth_metrics;
 pub mod cloud_auth;
 pub mod cx;
+pub mod gruu;
 pub mod identity_lock;
 pub mod ifc;
 pub mod location;

@@ -47,6 +47,10 @@ pub struct Binding {
     pub cseq: u32,
     /// When the binding lapses (Unix seconds).
     pub expires_at: u64,
+    /// The CSeq of the REGISTER that started the binding's current set of temporary
+    /// GRUUs ([`crate::gruu`]); `None` when the UE asked for no GRUU (no `Supported:
+    /// gruu`) or the binding has no `+sip.instance`.
+    pub gruu_first_cseq: Option<u32>,
 }
 
 /// A registered public identity: who registered it, its implicit set and profile, and
@@ -252,6 +256,9 @@ pub struct RequestMeta {
     pub cseq: u32,
     /// Path values, topmost first (RFC 3327 §5.3).
     pub path: Vec<String>,
+    /// The REGISTER says `Supported: gruu` (RFC 5627 §4.1): its bindings with an
+    /// instance get GRUUs.
+    pub gruu: bool,
 }
 
 impl RequestMeta {
@@ -274,10 +281,12 @@ impl RequestMeta {
             .flat_map(|h| h.values().collect::<Vec<Bytes>>())
             .filter_map(|v| std::str::from_utf8(&v).ok().map(str::to_string))
             .collect();
+        let gruu = crate::gruu::supports_gruu(req);
         Ok(RequestMeta {
             call_id,
             cseq,
             path,
+            gruu,
         })
     }
 }
@@ -305,6 +314,15 @@ pub fn apply(
         } else if u.expires == 0 {
             continue;
         }
+        // RFC 5627 §5.3: the temporary GRUUs handed out under one Call-ID stay valid
+        // together; a new Call-ID (a rebooted UE) starts a new set.
+        let gruu_first_cseq = (meta.gruu && u.key.starts_with("instance:")).then(|| {
+            existing
+                .and_then(|i| out.get(i))
+                .filter(|b| b.call_id == meta.call_id)
+                .and_then(|b| b.gruu_first_cseq)
+                .unwrap_or(meta.cseq)
+        });
         let binding = Binding {
             key: u.key.clone(),
             contact: u.contact.clone(),
@@ -312,6 +330,7 @@ pub fn apply(
             call_id: meta.call_id.clone(),
             cseq: meta.cseq,
             expires_at: now.saturating_add(u64::from(u.expires)),
+            gruu_first_cseq,
         };
         match existing.and_then(|i| out.get_mut(i)) {
             Some(slot) => *slot = binding,
@@ -532,6 +551,7 @@ mod tests {
             call_id: call_id.into(),
             cseq,
             path: vec!["<sip:pcscf;lr>".into()],
+            gruu: false,
         }
     }
 

@@ -23,6 +23,7 @@ use ims_sip::proxy::engine::Originator;
 use scscf::api::AdminToken;
 use scscf::auth::Challenges;
 use scscf::cx::{CxClient, HssRequests};
+use scscf::gruu::Gruus;
 use scscf::location::ExpiryLimits;
 use scscf::policy::ScscfPolicy;
 use scscf::regevent::{Notifier, NotifierSettings};
@@ -87,6 +88,18 @@ async fn main() -> anyhow::Result<()> {
     let handler = HssRequests::new(&config.cx.origin_host, &config.cx.origin_realm);
     let cx = CxClient::start(&config.cx, &r.server_name, handler.clone())
         .map_err(|e| anyhow::anyhow!("cx TLS files: {e}"))?;
+    // One GRUU key for the registrar, session routing and the reg event notifier;
+    // temporary GRUUs name our own SIP address as their host.
+    let gruus = Arc::new(match &r.gruu_key_file {
+        Some(path) => Gruus::from_key_file(path, &own_host(&config))
+            .map_err(|e| anyhow::anyhow!("registrar.gruu_key_file: {e}"))?,
+        None => {
+            tracing::warn!(
+                "no [registrar] gruu_key_file: temporary GRUUs do not survive a restart"
+            );
+            Gruus::random(&own_host(&config))
+        }
+    });
     let settings = Settings {
         limits: ExpiryLimits {
             min: r.min_expires,
@@ -104,6 +117,7 @@ async fn main() -> anyhow::Result<()> {
         max_unregistered_profiles: config.session.max_unregistered_profiles,
         failures: identity_backoff(&config.budget, &metrics),
         pool: r.pool,
+        gruus: gruus.clone(),
     };
     let filter = settings.cloud_auth.clone();
     let challenges = Challenges::new(r.nonce_lifetime, r.max_pending_challenges);
@@ -121,6 +135,7 @@ async fn main() -> anyhow::Result<()> {
             max_per_identity: ev.max_per_identity,
             contact: format!("<sip:{}>", own_host(&config)),
             terminate_on_shutdown: ev.terminate_on_shutdown,
+            gruus: gruus.clone(),
         },
         store.clone(),
         originator.clone(),
@@ -152,6 +167,7 @@ async fn main() -> anyhow::Result<()> {
         &config.node.domain,
     );
     sessions.own_host = own_host(&config);
+    sessions.gruus = gruus;
     sessions.as_timeout = Duration::from_millis(config.session.as_timeout_ms);
     let policy = ScscfPolicy {
         registrar: registrar.clone(),

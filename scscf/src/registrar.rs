@@ -49,12 +49,14 @@ use ims_sip::auth::decoy::Decoys;
 use ims_sip::auth::{carries_response, digest_credentials, Algorithm, Credentials};
 use ims_sip::message::addr::NameAddr;
 use ims_sip::message::build::{reason_phrase, response_with};
+use ims_sip::message::identity::public_identity;
 use ims_sip::{HeaderName, SipMessage};
 use tokio::time::Instant;
 
 use crate::auth::{scheme_for, Challenges, VectorError, Verdict};
 use crate::cloud_auth::check_registration;
 use crate::cx::CxClient;
+use crate::gruu::{supports_gruu, Gruus};
 use crate::identity_lock::{IdentityGuard, IdentityLocks, SHARDS};
 use crate::ifc::RegistrationType;
 use crate::location::{
@@ -99,6 +101,9 @@ pub struct Settings {
     /// Several S-CSCFs share the store (`[registrar] pool`): a registration not in
     /// memory is looked for there.
     pub pool: bool,
+    /// The GRUU key and host ([`crate::gruu`]), shared with session routing and the
+    /// reg event notifier.
+    pub gruus: Arc<Gruus>,
 }
 
 /// The registrar.
@@ -626,13 +631,30 @@ impl Registrar {
         reply(req, 200, &[])
     }
 
-    /// The 200 OK to a REGISTER: bindings, Service-Route, P-Associated-URI, Path.
+    /// The 200 OK to a REGISTER: bindings (with their GRUUs for a UE that supports
+    /// them, RFC 5627 §5.3, TS 24.229 §5.4.1.2.2), Service-Route, P-Associated-URI, Path.
     fn ok(&self, req: &SipMessage, reg: Option<&Registration>, now: u64) -> SipMessage {
         let mut extra: Vec<(HeaderName, String)> = Vec::new();
         if let Some(reg) = reg {
+            // The GRUUs of the identity registered (the To), for a UE that asks.
+            let gruu_aor = supports_gruu(req).then(|| {
+                to_uri(req)
+                    .and_then(|u| public_identity(&u))
+                    .unwrap_or_else(|| reg.impu.clone())
+            });
             for b in &reg.bindings {
                 let left = b.expires_at.saturating_sub(now);
-                extra.push((HeaderName::Contact, format!("{};expires={left}", b.contact)));
+                let mut contact = format!("{};expires={left}", b.contact);
+                if let Some(g) = gruu_aor
+                    .as_ref()
+                    .and_then(|a| self.settings.gruus.of(reg, a, b))
+                {
+                    contact.push_str(&format!(
+                        ";pub-gruu=\"{}\";temp-gruu=\"{}\"",
+                        g.public, g.temporary
+                    ));
+                }
+                extra.push((HeaderName::Contact, contact));
             }
             extra.push((
                 HeaderName::ServiceRoute,

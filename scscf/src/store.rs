@@ -53,14 +53,14 @@ const UPSERT_REGISTRATION_HEAD: &str =
 const UPSERT_REGISTRATION_TAIL: &str = " ON CONFLICT (impu) DO UPDATE SET impi = excluded.impi, \
     profile = excluded.profile, owner = excluded.owner";
 const INSERT_BINDING_HEAD: &str = "INSERT INTO binding \
-    (impu, key, position, contact, path, call_id, cseq, expires_at) VALUES ";
+    (impu, key, position, contact, path, call_id, cseq, expires_at, gruu_first_cseq) VALUES ";
 const DELETE_REGISTRATIONS_IN: &str = "DELETE FROM registration WHERE impu IN ";
 const DELETE_BINDINGS_IN: &str = "DELETE FROM binding WHERE impu IN ";
 const DELETE_IDENTITIES_IN: &str = "DELETE FROM registration_identity WHERE impu IN ";
 const INSERT_IDENTITY_HEAD: &str = "INSERT INTO registration_identity (identity, impu) VALUES ";
 const SELECT_REGISTRATIONS: &str = "SELECT impu, impi, profile, owner FROM registration";
-const SELECT_BINDINGS: &str = "SELECT impu, key, contact, path, call_id, cseq, expires_at \
-    FROM binding";
+const SELECT_BINDINGS: &str = "SELECT impu, key, contact, path, call_id, cseq, expires_at, \
+    gruu_first_cseq FROM binding";
 
 /// Bind parameters in one statement at most: the lowest limit of the backends (SQLite
 /// builds before 3.32 allowed 999; PostgreSQL allows 65 535). Longer lists of rows are
@@ -154,7 +154,7 @@ fn last_of_each(changes: &[Change]) -> Vec<&Change> {
 }
 
 /// The migrations of each backend: version, name, PostgreSQL and SQLite text.
-const MIGRATIONS: [(i64, &str, &str, &str); 3] = [
+const MIGRATIONS: [(i64, &str, &str, &str); 4] = [
     (
         1,
         "bindings",
@@ -172,6 +172,12 @@ const MIGRATIONS: [(i64, &str, &str, &str); 3] = [
         "pool",
         include_str!("../migrations/postgres/0003_pool.sql"),
         include_str!("../migrations/sqlite/0003_pool.sql"),
+    ),
+    (
+        4,
+        "gruu",
+        include_str!("../migrations/postgres/0004_gruu.sql"),
+        include_str!("../migrations/sqlite/0004_gruu.sql"),
     ),
 ];
 
@@ -365,8 +371,8 @@ impl BindingStore {
                     .map(|(i, b)| (reg.impu.as_str(), i, b))
             })
             .collect();
-        for chunk in bindings.chunks(MAX_PARAMETERS / 8) {
-            let sql = format!("{INSERT_BINDING_HEAD}{}", self.params.rows(chunk.len(), 8));
+        for chunk in bindings.chunks(MAX_PARAMETERS / 9) {
+            let sql = format!("{INSERT_BINDING_HEAD}{}", self.params.rows(chunk.len(), 9));
             let mut q = sqlx::query(&sql);
             for (impu, position, b) in chunk {
                 q = q
@@ -377,7 +383,8 @@ impl BindingStore {
                     .bind(b.path.join("\n"))
                     .bind(b.call_id.as_str())
                     .bind(i64::from(b.cseq))
-                    .bind(i64_of(b.expires_at));
+                    .bind(i64_of(b.expires_at))
+                    .bind(b.gruu_first_cseq.map_or(-1, i64::from));
             }
             q.execute(&mut *tx).await?;
         }
@@ -479,6 +486,7 @@ impl BindingStore {
             let path: String = row.try_get("path")?;
             let cseq: i64 = row.try_get("cseq")?;
             let expires_at: i64 = row.try_get("expires_at")?;
+            let gruu_first_cseq: i64 = row.try_get("gruu_first_cseq")?;
             reg.registration.bindings.push(Binding {
                 key: row.try_get("key")?,
                 contact: row.try_get("contact")?,
@@ -490,6 +498,7 @@ impl BindingStore {
                 call_id: row.try_get("call_id")?,
                 cseq: u32::try_from(cseq).unwrap_or(0),
                 expires_at: u64::try_from(expires_at).unwrap_or(0),
+                gruu_first_cseq: u32::try_from(gruu_first_cseq).ok(),
             });
         }
         regs.retain(|r| !r.registration.bindings.is_empty());
@@ -538,6 +547,7 @@ pub(crate) mod tests {
                     call_id: "call-1".into(),
                     cseq: 7,
                     expires_at: *exp,
+                    gruu_first_cseq: None,
                 })
                 .collect(),
         }
@@ -592,7 +602,9 @@ pub(crate) mod tests {
             "sip:alice@x",
             &[("sip:a@10.0.0.1", 5000), ("sip:b@10.0.0.2", 6000)],
         );
-        let b = reg("sip:bob@x", &[("sip:b@10.0.0.3", 7000)]);
+        let mut b = reg("sip:bob@x", &[("sip:b@10.0.0.3", 7000)]);
+        // Where the binding's set of temporary GRUUs started (migration 0004).
+        b.bindings[0].gruu_first_cseq = Some(4);
         store.apply(&[Change::Save(a.clone())]).await.unwrap();
         store.apply(&[Change::Save(b.clone())]).await.unwrap();
         let mut a2 = a.clone();

@@ -22,6 +22,7 @@ use ims_sip::message::auth_params::AuthParams;
 use ims_sip::{HeaderName, SipMessage};
 use scscf::auth::Challenges;
 use scscf::cx::{CxClient, HssRequests};
+use scscf::gruu::Gruus;
 use scscf::location::ExpiryLimits;
 use scscf::registrar::takeover::PoolSettings;
 use scscf::registrar::{unix_now, Registrar, Settings};
@@ -117,6 +118,7 @@ async fn registrar_on(
         max_unregistered_profiles: 100,
         failures,
         pool: member.pool,
+        gruus: Arc::new(Gruus::new([5; 32], "127.0.0.1:5080")),
     };
     let store = store.owned_by(member.server_name);
     let r = Registrar::new(settings, Challenges::new(nonce_lifetime, 1000), cx, store)
@@ -826,4 +828,70 @@ async fn postgres_a_pool_member_takes_over_a_failed_peers_users() {
         pool_takeover(pg.url()).await;
         pg.drop_schema().await.unwrap();
     }
+}
+
+/// The value of Contact parameter `name` (quoted) in the 200's Contact holding `needle`.
+fn contact_param(ok: &SipMessage, needle: &str, name: &str) -> Option<String> {
+    let contact = ok
+        .headers
+        .values(&HeaderName::Contact)
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
+        .find(|c| c.contains(needle))?;
+    let at = contact.find(&format!("{name}=\""))? + name.len() + 2;
+    Some(contact[at..].split('"').next()?.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gruus_in_the_200_for_a_ue_that_asks_and_their_set_in_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let hss = TestHss::start(2).await;
+    let (r, store) = registrar_and_store(&hss, dir.path(), 30).await;
+    let alice = "sip:alice@ims.example.net";
+    let asks = "Supported: path, gruu\r\n\
+                Contact: <sip:alice@10.0.0.1:5070>;+sip.instance=\"<urn:uuid:a1>\"\r\n";
+    let ok = digest_register(&r, "alice", "c1", asks).await;
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+    // RFC 5627 §5.3: pub-gruu (the AOR with the instance) and temp-gruu in the Contact.
+    assert_eq!(
+        contact_param(&ok, "urn:uuid:a1", "pub-gruu").as_deref(),
+        Some("sip:alice@ims.example.net;gr=urn:uuid:a1")
+    );
+    let temp = contact_param(&ok, "urn:uuid:a1", "temp-gruu").unwrap();
+    assert!(temp.starts_with("sip:tgruu.") && temp.ends_with("@127.0.0.1:5080;gr"));
+    assert!(!temp.contains("alice") && !temp.contains("a1"), "{temp}");
+    // The binding keeps where its set of temporary GRUUs started (the REGISTER's
+    // CSeq), in memory and in the store.
+    let held = r.registration(alice).unwrap();
+    assert_eq!(held.bindings[0].gruu_first_cseq, Some(2));
+    let stored = store.load_all().await.unwrap();
+    assert_eq!(stored[0].bindings[0].gruu_first_cseq, Some(2));
+    let gruus = Gruus::new([5; 32], "127.0.0.1:5080");
+    let target = gruus.target(&temp).unwrap();
+    assert!(target.reaches(&held.bindings[0]));
+
+    // The UE re-registers after a reboot (new Call-ID): a new set, the old temporary
+    // GRUU no longer reaches it; the public GRUU is the same.
+    let ok = digest_register(&r, "alice", "c2", asks).await;
+    let again = contact_param(&ok, "urn:uuid:a1", "temp-gruu").unwrap();
+    assert_ne!(again, temp);
+    assert_eq!(
+        contact_param(&ok, "urn:uuid:a1", "pub-gruu").as_deref(),
+        Some("sip:alice@ims.example.net;gr=urn:uuid:a1")
+    );
+    let held = r.registration(alice).unwrap();
+    assert!(!target.reaches(&held.bindings[0]));
+    assert!(gruus.target(&again).unwrap().reaches(&held.bindings[0]));
+
+    // A UE that does not say Supported: gruu gets none.
+    let plain = "Contact: <sip:user1@10.0.0.2:5070>;+sip.instance=\"<urn:uuid:b1>\"\r\n";
+    let ok = digest_register(&r, "user1", "c1", plain).await;
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+    assert_eq!(contact_param(&ok, "urn:uuid:b1", "pub-gruu"), None);
+    assert_eq!(
+        r.registration("sip:user1@ims.example.net")
+            .unwrap()
+            .bindings[0]
+            .gruu_first_cseq,
+        None
+    );
 }

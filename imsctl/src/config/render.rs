@@ -304,7 +304,9 @@ fn scscf(plan: &Plan, me: &Node, out: &mut String) {
     let _ = write!(
         out,
         "[registrar]\n# Server-Name in MAR/SAR; its host is our Cx origin_host.\n\
-         server_name = \"{}\"\nstore = \"{}\"\n{pool}\n\
+         server_name = \"{}\"\nstore = \"{}\"\n\
+         # Temporary GRUUs (RFC 5627) are sealed with this key (generated, mode 0600).\n\
+         gruu_key_file = \"{DATA}/scscf/gruu.key\"\n{pool}\n\
          [session]\n# Originating requests toward a home domain go to the I-CSCF.\n\
          icscf = \"{}\"\nhome_domains = [\"{}\"]\n\n",
         scscf_server_name(me),

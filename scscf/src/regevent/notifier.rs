@@ -23,6 +23,7 @@ use super::authorize::{asserted_of, authorize};
 use super::changes::{changes, full_state, Cause};
 use super::reginfo::{ContactEvent, Reginfo, RegistrationInfo};
 use super::subscription::{cseq_of, dialog_of, key, Subscription};
+use crate::gruu::Gruus;
 use crate::location::{expires_header, Registration};
 use crate::store::BindingStore;
 
@@ -48,6 +49,8 @@ pub struct NotifierSettings {
     /// End every subscription when the S-CSCF stops (else they are kept for its
     /// restart).
     pub terminate_on_shutdown: bool,
+    /// The registrar's GRUUs, reported in each contact (RFC 5628).
+    pub gruus: Arc<Gruus>,
 }
 
 /// The subscriptions in memory, by dialog and by identity subscribed to.
@@ -276,7 +279,7 @@ impl Notifier {
                 return reply(req, 400, None, &[]);
             }
         };
-        let full = full_state(Some(reg), resource, now);
+        let full = full_state(Some(reg), resource, now, Some(&self.settings.gruus));
         if expires == 0 {
             // A fetch (RFC 6665 §4.4.3): one NOTIFY, no subscription kept.
             let n = self.notify_of(&mut sub, full, true, "terminated;reason=timeout");
@@ -304,7 +307,7 @@ impl Notifier {
                     return reply(req, 403, None, &[]);
                 };
                 let mut old = oldest;
-                let gone = full_state(Some(reg), resource, now);
+                let gone = full_state(Some(reg), resource, now, Some(&self.settings.gruus));
                 let n = self.notify_of(&mut old, gone, true, "terminated;reason=rejected");
                 self.queue(Job::Delete(old.key(), Some(n)));
             }
@@ -363,7 +366,7 @@ impl Notifier {
         }
         sub.remote_cseq = cseq;
         let reg = registration(&sub.resource);
-        let full = full_state(reg.as_ref(), &sub.resource, now);
+        let full = full_state(reg.as_ref(), &sub.resource, now, Some(&self.settings.gruus));
         if expires == 0 {
             if let Some(mut sub) = t.remove(&k) {
                 let n = self.notify_of(&mut sub, full, true, "terminated;reason=timeout");
@@ -393,7 +396,7 @@ impl Notifier {
         cause: Cause,
         now: u64,
     ) {
-        let infos = changes(old, new, cause, now);
+        let infos = changes(old, new, cause, now, Some(&self.settings.gruus));
         if infos.is_empty() {
             return;
         }
@@ -457,7 +460,12 @@ impl Notifier {
             .collect();
         for k in lapsed {
             if let Some(mut sub) = t.remove(&k) {
-                let full = full_state(registration(&sub.resource).as_ref(), &sub.resource, now);
+                let full = full_state(
+                    registration(&sub.resource).as_ref(),
+                    &sub.resource,
+                    now,
+                    Some(&self.settings.gruus),
+                );
                 let n = self.notify_of(&mut sub, full, true, "terminated;reason=timeout");
                 self.queue(Job::Delete(k, Some(n)));
             }
@@ -482,7 +490,12 @@ impl Notifier {
         };
         let mut sends = tokio::task::JoinSet::new();
         for mut sub in all {
-            let full = full_state(registration(&sub.resource).as_ref(), &sub.resource, now);
+            let full = full_state(
+                registration(&sub.resource).as_ref(),
+                &sub.resource,
+                now,
+                Some(&self.settings.gruus),
+            );
             let n = self.notify_of(&mut sub, full, true, "terminated;reason=deactivated");
             self.queue(Job::Delete(sub.key(), None));
             let originator = self.originator.clone();
@@ -576,6 +589,7 @@ mod tests {
             max_per_identity,
             contact: "<sip:127.0.0.1:5080>".into(),
             terminate_on_shutdown: false,
+            gruus: Arc::new(crate::gruu::Gruus::random("127.0.0.1:5080")),
         }
     }
 

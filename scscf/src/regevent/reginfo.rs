@@ -10,8 +10,12 @@ use std::fmt::Write;
 
 use quick_xml::escape::escape;
 
+use crate::gruu::ContactGruus;
+
 /// The reginfo namespace (RFC 3680 §5.4).
 pub const NAMESPACE: &str = "urn:ietf:params:xml:ns:reginfo";
+/// The namespace of the GRUU extension (RFC 5628 §5), prefix `gr`.
+pub const GRUU_NAMESPACE: &str = "urn:ietf:params:xml:ns:gruuinfo";
 /// The MIME type of the body.
 pub const CONTENT_TYPE: &str = "application/reginfo+xml";
 
@@ -116,6 +120,8 @@ pub struct ContactInfo {
     /// The other Contact parameters (`+sip.instance`, `reg-id`, feature tags), value
     /// unquoted (RFC 3680 §5.4 `unknown-param`).
     pub unknown_params: Vec<(String, Option<String>)>,
+    /// Its public and temporary GRUU (RFC 5628 `<gr:pub-gruu>`, `<gr:temp-gruu>`).
+    pub gruus: Option<ContactGruus>,
 }
 
 impl ContactInfo {
@@ -159,6 +165,13 @@ impl Reginfo {
         let mut out = String::with_capacity(256 + 256 * self.registrations.len());
         out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<reginfo");
         attr(&mut out, "xmlns", NAMESPACE);
+        let gruus = self
+            .registrations
+            .iter()
+            .any(|r| r.contacts.iter().any(|c| c.gruus.is_some()));
+        if gruus {
+            attr(&mut out, "xmlns:gr", GRUU_NAMESPACE);
+        }
         let _ = write!(out, " version=\"{}\"", self.version);
         attr(
             &mut out,
@@ -220,6 +233,13 @@ fn write_contact(out: &mut String, c: &ContactInfo) {
             None => out.push_str("/>\n"),
         }
     }
+    if let Some(g) = &c.gruus {
+        out.push_str("   <gr:pub-gruu");
+        attr(out, "uri", &g.public);
+        out.push_str("/>\n   <gr:temp-gruu");
+        attr(out, "uri", &g.temporary);
+        let _ = writeln!(out, " first-cseq=\"{}\"/>", g.first_cseq);
+    }
     out.push_str("  </contact>\n");
 }
 
@@ -240,6 +260,7 @@ mod tests {
                 ("+sip.instance".into(), Some("<urn:uuid:1&2>".into())),
                 ("+g.3gpp.smsip".into(), None),
             ],
+            gruus: None,
         }
     }
 
@@ -341,6 +362,36 @@ mod tests {
                 ims_e2e::reginfo::validate(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
             }
         }
+        // With the GRUU extension (RFC 5628): valid against its schema too, which
+        // reginfo.xsd imports, so a malformed element is refused, not skipped.
+        let mut with_gruus = contact(Registered);
+        with_gruus.gruus = Some(ContactGruus {
+            public: "sip:alice@ims.example.net;gr=urn:uuid:1".into(),
+            temporary: "sip:tgruu.abc_-9@127.0.0.1:5080;gr".into(),
+            first_cseq: 7,
+        });
+        let doc = Reginfo {
+            version: 1,
+            full: true,
+            registrations: vec![RegistrationInfo {
+                aor: "sip:alice@ims.example.net".into(),
+                id: "r1".into(),
+                state: RegistrationState::Active,
+                contacts: vec![with_gruus, contact(Refreshed)],
+            }],
+        };
+        let xml = doc.to_xml();
+        assert!(
+            xml.contains(" xmlns:gr=\"urn:ietf:params:xml:ns:gruuinfo\""),
+            "{xml}"
+        );
+        assert!(xml.contains("<gr:pub-gruu uri=\"sip:alice@ims.example.net;gr=urn:uuid:1\"/>"));
+        assert!(xml.contains(
+            "<gr:temp-gruu uri=\"sip:tgruu.abc_-9@127.0.0.1:5080;gr\" first-cseq=\"7\"/>"
+        ));
+        ims_e2e::reginfo::validate(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
+        let bad = xml.replace(" first-cseq=\"7\"", "");
+        assert!(ims_e2e::reginfo::validate(&bad).is_err(), "{bad}");
         let empty = Reginfo {
             version: 9,
             full: true,

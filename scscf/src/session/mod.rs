@@ -32,11 +32,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use cloud_auth::filter::sip::SipFilter;
 use ims_sip::message::build::response_with;
+use ims_sip::message::identity::request_uri_identity;
 use ims_sip::message::uri::Uri;
 use ims_sip::proxy::engine::Decision;
 use ims_sip::SipMessage;
 
 use crate::cloud_auth::{check_as_routing, check_session};
+use crate::gruu::{Gruus, Target};
 use crate::ifc::RegistrationState;
 use crate::location::Registration;
 use crate::registrar::unix_now;
@@ -62,6 +64,9 @@ pub struct SessionSettings {
     pub odi: OdiKeys,
     /// Bearer tokens of requests visiting application servers.
     pub carried: Arc<CarriedTokens>,
+    /// The registrar's GRUUs: a Request-URI that is one reaches only its instance's
+    /// contacts ([`crate::gruu`]).
+    pub gruus: Arc<Gruus>,
 }
 
 /// `<uri;lr>` (or `<uri>` when it already says `lr`): a Route value for a SIP URI.
@@ -75,7 +80,8 @@ pub fn loose_route(uri: &str) -> String {
 
 impl SessionSettings {
     /// Settings from `[session]`; `node_domain` when no home domain is listed. Our own
-    /// host defaults to `node_domain`, the AS timeout to 2 s, the odi key is random.
+    /// host defaults to `node_domain`, the AS timeout to 2 s, the odi and GRUU keys are
+    /// random.
     pub fn new(icscf: &str, home_domains: &[String], node_domain: &str) -> SessionSettings {
         let domains = if home_domains.is_empty() {
             vec![node_domain.to_string()]
@@ -89,6 +95,7 @@ impl SessionSettings {
             as_timeout: Duration::from_secs(2),
             odi: OdiKeys::random(),
             carried: Arc::default(),
+            gruus: Arc::new(Gruus::random(node_domain)),
         }
     }
 
@@ -100,6 +107,21 @@ impl SessionSettings {
             .request()
             .and_then(|r| std::str::from_utf8(&r.uri).ok())
             .is_some_and(|uri| self.is_home_uri(uri))
+    }
+
+    /// Where the Request-URI points when it is a GRUU (RFC 5627 §5.4).
+    pub fn gruu_target(&self, request: &SipMessage) -> Option<Target> {
+        let uri = std::str::from_utf8(&request.request()?.uri).ok()?;
+        self.gruus.target(uri)
+    }
+
+    /// The identity the Request-URI addresses: the owner of a GRUU of ours, else the
+    /// Request-URI as an address-of-record.
+    pub fn addressed_identity(&self, request: &SipMessage) -> Option<String> {
+        match self.gruu_target(request) {
+            Some(target) => target.aor().map(str::to_string),
+            None => request_uri_identity(request),
+        }
     }
 
     /// True when `uri` is a tel URI or a SIP(S) URI of a home domain: an identity our
@@ -170,9 +192,33 @@ pub async fn decide(
             return answer(request, 416, "Unsupported URI Scheme");
         }
     };
+    // A GRUU (RFC 5627 §5.4, TS 24.229 §5.4.3.3): the request is for its owner, who
+    // must be registered (480 otherwise); a temporary GRUU we cannot open was never
+    // valid (404).
+    let gruu = match &case {
+        SessionCase::Terminating { .. } => settings.gruu_target(request),
+        SessionCase::Originating { .. } => None,
+    };
+    let case = match gruu.as_ref().map(Target::aor) {
+        None => case,
+        Some(None) => {
+            tracing::info!("request for a GRUU that is not ours");
+            return answer(request, 404, "Not Found");
+        }
+        Some(Some(aor)) => SessionCase::Terminating {
+            served_user: aor.to_string(),
+        },
+    };
     let served_user = case.served_user();
     let (registration, state) = match subscribers.registration(served_user) {
         Some(registration) => (Some(registration), RegistrationState::Registered),
+        None if gruu.is_some() => match subscribers.restore(served_user).await {
+            Some(registration) => (Some(registration), RegistrationState::Registered),
+            None => {
+                tracing::info!(%served_user, "request for a GRUU of a user not registered");
+                return answer(request, 480, "Temporarily Unavailable");
+            }
+        },
         None if settings.is_home_uri(served_user) => match subscribers.restore(served_user).await {
             Some(registration) => (Some(registration), RegistrationState::Registered),
             None => (
@@ -293,7 +339,7 @@ async fn through_services(
     served: Served,
     request: &SipMessage,
 ) -> Decision {
-    let served = terminating::diverted(served, request);
+    let served = terminating::diverted(settings, served, request);
     match next_hop(settings, &served, request) {
         Ok(Some(hop)) => {
             if let Some(filter) = subscribers.cloud_auth().filter(|f| f.applies_to(request)) {
@@ -314,7 +360,7 @@ async fn through_services(
         Ok(None) if served.is_originating() => {
             originating::onward(settings, request, &served.served_user)
         }
-        Ok(None) => terminating::onward(request, &served),
+        Ok(None) => terminating::onward(settings, request, &served),
         Err(error) => {
             tracing::warn!(%error, served_user = %served.served_user, "cannot route to the application server");
             answer(request, 500, "Server Internal Error")
@@ -416,6 +462,7 @@ pub(crate) mod tests {
                     call_id: "reg".into(),
                     cseq: 1,
                     expires_at: u64::MAX,
+                    gruu_first_cseq: None,
                 })
                 .collect(),
         }
@@ -556,6 +603,86 @@ pub(crate) mod tests {
         );
         let odd = request("INVITE", "mailto:bob@ims.example.net", "");
         assert_eq!(code(decide(&s, &subs, &odd, None).await), 416);
+    }
+
+    #[tokio::test]
+    async fn a_gruu_reaches_only_its_instance() {
+        let mut s = settings();
+        s.gruus = Arc::new(Gruus::new([4; 32], "scscf.test:5080"));
+        let bob = "sip:bob@ims.example.net";
+        let mut subs = alice_and_bob();
+        subs.registered[1] = registration(
+            bob,
+            "sip:bob-barred@ims.example.net",
+            &[
+                (
+                    "<sip:bob@127.0.0.1:7002>;+sip.instance=\"<urn:uuid:b1>\"",
+                    "<sip:B1@127.0.0.1:5060;lr>",
+                ),
+                (
+                    "<sip:bob@127.0.0.1:7003>;+sip.instance=\"<urn:uuid:b2>\"",
+                    "<sip:B2@127.0.0.1:5060;lr>",
+                ),
+            ],
+        );
+        for b in &mut subs.registered[1].bindings {
+            b.gruu_first_cseq = Some(1);
+        }
+        let targets = |d: Decision| forward(d).targets;
+        // Without a GRUU: forked to both; to the public GRUU of one: that one alone.
+        let req = request("MESSAGE", bob, PAI);
+        assert_eq!(targets(decide(&s, &subs, &req, None).await).len(), 2);
+        let req = request("MESSAGE", &format!("{bob};gr=urn:uuid:b1"), PAI);
+        assert_eq!(
+            targets(decide(&s, &subs, &req, None).await),
+            ["sip:bob@127.0.0.1:7002"]
+        );
+        // To the temporary GRUU of the other: that one alone, served as bob (his
+        // terminating iFCs; not a diversion).
+        let temp = s.gruus.temporary(bob, "urn:uuid:b2", "reg", 1).unwrap();
+        let req = request("MESSAGE", &temp, PAI);
+        assert_eq!(
+            targets(decide(&s, &subs, &req, None).await),
+            ["sip:bob@127.0.0.1:7003"]
+        );
+        // An instance bob has not registered: 480; a temporary GRUU of another key, or
+        // of a set that ended: 404 and 480; a GRUU of a user not registered: 480, no SAR.
+        let req = request("MESSAGE", &format!("{bob};gr=urn:uuid:b9"), PAI);
+        assert_eq!(code(decide(&s, &subs, &req, None).await), 480);
+        let foreign = Gruus::new([5; 32], "scscf.test:5080");
+        let req = request(
+            "MESSAGE",
+            &foreign.temporary(bob, "urn:uuid:b2", "reg", 1).unwrap(),
+            PAI,
+        );
+        assert_eq!(code(decide(&s, &subs, &req, None).await), 404);
+        let stale = s
+            .gruus
+            .temporary(bob, "urn:uuid:b2", "reg-before", 1)
+            .unwrap();
+        let req = request("MESSAGE", &stale, PAI);
+        assert_eq!(code(decide(&s, &subs, &req, None).await), 480);
+        let carol = "sip:carol@ims.example.net;gr=urn:uuid:c1";
+        let req = request("MESSAGE", carol, PAI);
+        assert_eq!(code(decide(&s, &subs, &req, None).await), 480);
+        assert_eq!(subs.sars.load(Ordering::Relaxed), 0);
+        // Alice sends to bob's temporary GRUU: by its Request-URI (to the S-CSCF that
+        // issued it), not to the I-CSCF, whose HSS knows no such identity, even when
+        // the S-CSCF's host is in a home domain; her Bearer token goes on (the request
+        // stays in the core).
+        let with_token = format!("{PAI}Authorization: Bearer abc\r\n");
+        let req = request("MESSAGE", &temp, &with_token);
+        let (edited, f) = sent(decide(&s, &subs, &req, Some(&orig_route())).await);
+        assert!(f.preload_routes.is_empty(), "{f:?}");
+        assert!(has_bearer(edited.as_ref().unwrap_or(&req)));
+        s.gruus = Arc::new(Gruus::new([4; 32], "ims.example.net:5080"));
+        let home_host = s.gruus.temporary(bob, "urn:uuid:b2", "reg", 1).unwrap();
+        let req = request("MESSAGE", &home_host, PAI);
+        let f = forward(decide(&s, &subs, &req, Some(&orig_route())).await);
+        assert!(f.preload_routes.is_empty(), "{f:?}");
+        let req = request("MESSAGE", &format!("{bob};gr=urn:uuid:b1"), PAI);
+        let f = forward(decide(&s, &subs, &req, Some(&orig_route())).await);
+        assert_eq!(f.preload_routes, ["<sip:127.0.0.1:5070;lr>"]);
     }
 
     #[tokio::test]

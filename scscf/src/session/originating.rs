@@ -21,6 +21,7 @@ use ims_sip::{HeaderName, SipMessage};
 use super::as_routing::{NotServed, Served};
 use super::SessionSettings;
 use crate::cloud_auth::without_bearer;
+use crate::gruu::Target;
 use crate::ifc::{RegistrationState, SessionCase};
 use crate::location::Registration;
 
@@ -57,7 +58,10 @@ pub fn served(
 /// Routes an originating request of `served_user` past its application servers:
 /// toward the callee's home network, record-routed.
 pub fn onward(settings: &SessionSettings, request: &SipMessage, served_user: &str) -> Decision {
-    let home = settings.is_home(request);
+    // One of our temporary GRUUs names this S-CSCF as its host: it goes there by its
+    // Request-URI (no I-CSCF could ask the HSS about it), still inside our network.
+    let own_gruu = matches!(settings.gruu_target(request), Some(Target::Temporary(_)));
+    let home = settings.is_home(request) && !own_gruu;
     let preload_routes = if home {
         vec![settings.icscf_route.clone()]
     } else {
@@ -72,7 +76,7 @@ pub fn onward(settings: &SessionSettings, request: &SipMessage, served_user: &st
     // The Bearer token goes on to our I-CSCF (the callee's S-CSCF asks with it), never
     // to another network.
     let edited = without_served_user(request);
-    let edited = if home {
+    let edited = if home || own_gruu {
         edited
     } else {
         without_bearer(edited, request)

@@ -30,8 +30,7 @@ use ims_sip::{HeaderName, SipMessage};
 use super::as_routing::{NotServed, Served};
 use super::{answer, SessionSettings};
 use crate::ifc::{IfcCursor, RegistrationState, SessionCase};
-use crate::location::Registration;
-use ims_sip::message::identity::request_uri_identity;
+use crate::location::{Binding, Registration};
 
 /// The served user of a terminating request, at the start of its iFC chain: its
 /// `registration` here (`state` registered) or its unregistered profile (`state`
@@ -72,11 +71,14 @@ pub fn served(
 }
 
 /// `served` as it goes on: unchanged, unless it is terminating and an application
-/// server changed the Request-URI to another identity; then at the start of the
-/// diverting user's ORIGINATING_CDIV chain.
-pub fn diverted(served: Served, request: &SipMessage) -> Served {
+/// server changed the Request-URI to another identity (a GRUU of the served user is
+/// still the served user); then at the start of the diverting user's ORIGINATING_CDIV
+/// chain.
+pub fn diverted(settings: &SessionSettings, served: Served, request: &SipMessage) -> Served {
     if served.is_originating()
-        || request_uri_identity(request).is_none_or(|target| target == served.served_user)
+        || settings
+            .addressed_identity(request)
+            .is_none_or(|target| target == served.served_user)
     {
         return served;
     }
@@ -89,10 +91,17 @@ pub fn diverted(served: Served, request: &SipMessage) -> Served {
 }
 
 /// Routes a terminating request past the served user's application servers: to every
-/// registered contact, 480 when there is none.
-pub fn onward(request: &SipMessage, served: &Served) -> Decision {
+/// registered contact, or for a GRUU only to the contacts of its instance (RFC 5627
+/// §5.4); 480 when there is none.
+pub fn onward(settings: &SessionSettings, request: &SipMessage, served: &Served) -> Decision {
     let served_user = served.served_user.as_str();
-    let bindings = &served.registration.bindings;
+    let gruu = settings.gruu_target(request);
+    let bindings: Vec<&Binding> = served
+        .registration
+        .bindings
+        .iter()
+        .filter(|b| gruu.as_ref().is_none_or(|g| g.reaches(b)))
+        .collect();
     let mut targets = Vec::with_capacity(bindings.len());
     let mut target_routes = Vec::with_capacity(bindings.len());
     for binding in bindings {
@@ -149,7 +158,7 @@ mod tests {
         reg: Option<&Registration>,
     ) -> Decision {
         match served(s, req, user, reg.cloned(), RegistrationState::Registered) {
-            Ok(served) => onward(req, &served),
+            Ok(served) => onward(s, req, &served),
             Err(n) => answer(req, n.code, n.reason),
         }
     }
