@@ -221,6 +221,7 @@ mod tests {
                 call_id: "c".into(),
                 cseq: 1,
                 expires_at: 1600,
+                gruu_first_cseq: None,
             }],
         }
     }
