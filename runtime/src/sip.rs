@@ -83,6 +83,7 @@ pub fn engine_config(sip: &SipSection) -> EngineConfig {
         advertise_core: host(sip.core.as_ref().and_then(|c| c.advertise.as_deref())),
         names: Arc::new(HostCache::new(&sip.dns.servers, MAX_ENTRIES)),
         failover_after: sip.dns.failover_after_ms.map(Duration::from_millis),
+        shards: sip.workers.count(),
         ..EngineConfig::default()
     }
 }
@@ -95,7 +96,16 @@ pub async fn start_proxy<P: Policy>(
     registry: &mut Registry,
     rejections: Rejections,
 ) -> Result<ProxyEngine, TransportError> {
-    let engine = ProxyEngine::start(transport_config(sip), engine_config(sip), policy).await?;
+    let config = engine_config(sip);
+    let threads = tokio::runtime::Handle::current().metrics().num_workers();
+    if config.shards > threads {
+        tracing::warn!(
+            workers = config.shards,
+            threads,
+            "[sip] workers is above the runtime's worker threads (TOKIO_WORKER_THREADS?): the shards share them"
+        );
+    }
+    let engine = ProxyEngine::start(transport_config(sip), config, policy).await?;
     if let Some(hep) = &sip.hep {
         let collector = hep.collector;
         engine

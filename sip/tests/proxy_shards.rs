@@ -1,0 +1,238 @@
+//! The proxy engine in two shards (`EngineConfig::shards`) over loopback UDP: each shard
+//! has its own socket on the listener's address (`SO_REUSEPORT`), and the kernel picks
+//! the socket by the datagram's addresses and ports. Many clients from many ports reach
+//! both shards and all complete; a response that reaches the shard not owning its
+//! transaction is handed to the owner (our Via's branch names it); a CANCEL and an ACK
+//! sent from another port than their INVITE reach its owner through the shared map of
+//! INVITE server transactions; Timer F answers 408 on each shard.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use ims_sip::message::build::response;
+use ims_sip::proxy::engine::{Decision, EngineConfig, EngineStats, Forward, Policy, ProxyEngine};
+use ims_sip::transport::{Source, TransportConfig};
+use ims_sip::{Method, SipMessage};
+use tokio::net::UdpSocket;
+use tokio::time::timeout;
+
+/// Forwards everything to `target`.
+struct ToTarget {
+    target: String,
+}
+
+impl Policy for ToTarget {
+    async fn decide(&self, _request: &SipMessage, _source: &Source) -> Decision {
+        Decision::Forward(Forward {
+            targets: vec![self.target.clone()],
+            ..Forward::default()
+        })
+    }
+}
+
+/// A two-shard engine forwarding to `target`, T1 20 ms (Timer F 1.28 s).
+async fn start(target: SocketAddr) -> (ProxyEngine, SocketAddr) {
+    let mut config = EngineConfig::default();
+    config.timers.t1 = Duration::from_millis(20);
+    config.timers.t4 = Duration::from_millis(100);
+    config.shards = 2;
+    let transport = TransportConfig {
+        udp: vec!["127.0.0.1:0".parse().unwrap()],
+        ..TransportConfig::default()
+    };
+    let policy = ToTarget {
+        target: format!("sip:b@{target}"),
+    };
+    let engine = ProxyEngine::start(transport, config, policy).await.unwrap();
+    let addr = engine.transport().local_addrs()[0].1;
+    (engine, addr)
+}
+
+fn request(method: &str, via: SocketAddr, branch: &str) -> String {
+    format!(
+        "{method} sip:b@y SIP/2.0\r\nVia: SIP/2.0/UDP {via};branch={branch};rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: {branch}@x\r\n\
+CSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+async fn recv(socket: &UdpSocket) -> SipMessage {
+    let mut buf = vec![0u8; 65_535];
+    let n = timeout(Duration::from_secs(5), socket.recv(&mut buf))
+        .await
+        .expect("a message within 5 s")
+        .unwrap();
+    SipMessage::parse(buf[..n].to_vec()).unwrap()
+}
+
+/// The first final response `client` receives.
+async fn final_code(client: &UdpSocket) -> u16 {
+    loop {
+        let code = recv(client).await.status().unwrap();
+        if code >= 200 {
+            return code;
+        }
+    }
+}
+
+/// A UAS answering every request but ACK with 200, each answer from a new socket
+/// (another source port, so the kernel may give it to either shard's socket).
+async fn uas_answering_from_new_ports() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_535];
+        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+            let Ok(req) = SipMessage::parse(buf[..n].to_vec()) else {
+                continue;
+            };
+            if req.is_request() && req.method() != Some(&Method::Ack) {
+                let other = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                let _ = other.send_to(&response(&req, 200).to_bytes(), from).await;
+            }
+        }
+    });
+    (addr, task)
+}
+
+/// `n` clients, each from its own port, each sending one `method`: their final codes.
+async fn clients(proxy: SocketAddr, method: &str, n: usize, tag: &str) -> Vec<u16> {
+    let mut sockets = Vec::new();
+    for i in 0..n {
+        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let via = client.local_addr().unwrap();
+        let req = request(method, via, &format!("z9hG4bK{tag}{i}"));
+        client.send_to(req.as_bytes(), proxy).await.unwrap();
+        sockets.push(client);
+    }
+    let mut codes = Vec::new();
+    for client in &sockets {
+        codes.push(final_code(client).await);
+    }
+    codes
+}
+
+fn per_shard(stats: &EngineStats) -> [u64; 2] {
+    [0, 1].map(|i| stats.shard_messages[i].load(Ordering::Relaxed))
+}
+
+/// Many transactions from many ports reach both shards' sockets and all complete; the
+/// responses, sent from ports of their own, reach either shard and those that reach the
+/// other one are handed to the shard whose branch they carry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_reaching_the_other_shard_are_handed_over_and_all_complete() {
+    let (uas, task) = uas_answering_from_new_ports().await;
+    let (engine, proxy) = start(uas).await;
+    let codes = clients(proxy, "OPTIONS", 64, "opt").await;
+    assert!(codes.iter().all(|c| *c == 200), "{codes:?}");
+    let stats = engine.stats();
+    let [first, second] = per_shard(stats);
+    assert!(
+        first > 0 && second > 0,
+        "both shards read: {first} and {second}"
+    );
+    assert_eq!(first + second, 128, "64 requests and 64 responses");
+    assert!(stats.handovers.load(Ordering::Relaxed) > 0);
+    assert_eq!(stats.handovers_dropped.load(Ordering::Relaxed), 0);
+    task.abort();
+}
+
+/// A UAS that rings for an INVITE and, on its CANCEL, answers 200 and the INVITE 487
+/// (RFC 3261 §9.2); it counts the requests that reach it.
+fn ringing_uas(socket: UdpSocket) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_535];
+        let mut invites = std::collections::HashMap::new();
+        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+            let req = SipMessage::parse(buf[..n].to_vec()).unwrap();
+            let call = req
+                .headers
+                .get_str(&ims_sip::HeaderName::CallId)
+                .unwrap()
+                .to_string();
+            let answers = match req.method() {
+                Some(Method::Invite) => {
+                    invites.insert(call, req.clone());
+                    vec![response(&req, 180)]
+                }
+                Some(Method::Cancel) => {
+                    let invite = invites.get(&call).unwrap();
+                    vec![response(&req, 200), response(invite, 487)]
+                }
+                _ => Vec::new(),
+            };
+            for answer in answers {
+                socket.send_to(&answer.to_bytes(), from).await.unwrap();
+            }
+        }
+    })
+}
+
+/// CANCELs (and the ACKs of the 487s) sent from another port than their INVITE, so that
+/// some reach the shard without the INVITE: each is handed to the INVITE's shard, which
+/// cancels the branch (487 upstream) and absorbs the ACK (no 487 retransmission).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_and_ack_from_another_port_reach_the_invites_shard() {
+    let uas = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let uas_addr = uas.local_addr().unwrap();
+    let task = ringing_uas(uas);
+    let (engine, proxy) = start(uas_addr).await;
+    for i in 0..12 {
+        let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let via = caller.local_addr().unwrap();
+        let branch = format!("z9hG4bKcall{i}");
+        let invite = request("INVITE", via, &branch);
+        caller.send_to(invite.as_bytes(), proxy).await.unwrap();
+        let mut ringing = false;
+        while !ringing {
+            ringing = recv(&caller).await.status() == Some(180);
+        }
+        // The CANCEL and ACK carry the INVITE's Via (same branch and sent-by) but leave
+        // from another port: `rport` sends their answers there.
+        let other = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let cancel = request("CANCEL", via, &branch);
+        other.send_to(cancel.as_bytes(), proxy).await.unwrap();
+        assert_eq!(recv(&other).await.status(), Some(200), "CANCEL {i}");
+        let final_response = recv(&caller).await;
+        assert_eq!(final_response.status(), Some(487), "INVITE {i}");
+        let to = final_response
+            .headers
+            .get_str(&ims_sip::HeaderName::To)
+            .unwrap()
+            .to_string();
+        let ack = request("ACK", via, &branch).replace("To: <sip:b@y>", &format!("To: {to}"));
+        other.send_to(ack.as_bytes(), proxy).await.unwrap();
+        // Timer G (T1 = 20 ms) would have sent the 487 again within 200 ms.
+        let mut buf = vec![0u8; 65_535];
+        let again = timeout(Duration::from_millis(300), caller.recv(&mut buf)).await;
+        assert!(
+            again.is_err(),
+            "487 retransmitted: the ACK {i} was not absorbed"
+        );
+    }
+    let stats = engine.stats();
+    assert!(
+        stats.handovers.load(Ordering::Relaxed) > 0,
+        "some CANCEL or ACK reached the other shard"
+    );
+    assert_eq!(stats.responses_out_by_code.get(487), 12);
+    task.abort();
+}
+
+/// A next hop that never answers: Timer F (64*T1) ends each shard's transactions with
+/// 408 (RFC 3261 §16.8).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timer_f_answers_408_on_both_shards() {
+    let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (engine, proxy) = start(silent.local_addr().unwrap()).await;
+    let codes = clients(proxy, "OPTIONS", 16, "silent").await;
+    assert!(codes.iter().all(|c| *c == 408), "{codes:?}");
+    let [first, second] = per_shard(engine.stats());
+    assert!(
+        first > 0 && second > 0,
+        "both shards read: {first} and {second}"
+    );
+    drop(silent);
+}
