@@ -389,6 +389,33 @@ impl Collector for SipCollector {
             "Branches sent on to the next server of their next hop after a 503, a timeout or a transport error (RFC 3263 §4.3)",
             &e.failovers,
         )?;
+        counter(
+            &mut enc,
+            "sip_shard_handovers",
+            "Messages handed from the shard they reached to the shard owning their transaction ([sip] workers above 1)",
+            &e.handovers,
+        )?;
+        counter(
+            &mut enc,
+            "sip_shard_handovers_dropped",
+            "Messages dropped because the owning shard's queue was full",
+            &e.handovers_dropped,
+        )?;
+        let mut family = enc.encode_descriptor(
+            "sip_shard_messages",
+            "Messages each shard of the SIP engine read from its own sockets and connections",
+            None,
+            MetricType::Counter,
+        )?;
+        for (shard, c) in e.shard_messages.iter().enumerate() {
+            let n = c.load(Ordering::Relaxed);
+            // Shard 0 always; the others once they exist and read something.
+            if n == 0 && shard > 0 {
+                continue;
+            }
+            let label = shard.to_string();
+            ConstCounter::new(n).encode(family.encode_family(&[("shard", label.as_str())])?)?;
+        }
         let mut family = enc.encode_descriptor(
             "sip_requests_rejected",
             "Requests rejected before the node's policy: malformed (unparsable), zone (the sender's trust zone may not send it), budget (over a source's rate or backed off)",
