@@ -126,6 +126,13 @@ impl ProxyEngine {
         mut config: EngineConfig,
         policy: P,
     ) -> Result<ProxyEngine, TransportError> {
+        if config.shards > MAX_SHARDS {
+            tracing::warn!(
+                asked = config.shards,
+                run = MAX_SHARDS,
+                "more shards asked than the engine runs"
+            );
+        }
         config.shards = config.shards.clamp(1, MAX_SHARDS);
         let (layer, inputs) = TransportLayer::bind_shards(transport, config.shards).await?;
         let listeners: Vec<_> = layer.listeners().collect();
