@@ -18,6 +18,9 @@ use ims_sip::{Method, SipMessage};
 use tokio::net::UdpSocket;
 use tokio::time::timeout;
 
+mod engine_support;
+use engine_support::{recv_udp as recv, uas, AnswerFrom};
+
 /// Forwards everything to `target`, or answers 200 itself without one.
 struct ToTarget {
     target: Option<String>,
@@ -67,15 +70,6 @@ CSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n"
     )
 }
 
-async fn recv(socket: &UdpSocket) -> SipMessage {
-    let mut buf = vec![0u8; 65_535];
-    let n = timeout(Duration::from_secs(5), socket.recv(&mut buf))
-        .await
-        .expect("a message within 5 s")
-        .unwrap();
-    SipMessage::parse(buf[..n].to_vec()).unwrap()
-}
-
 /// The first final response `client` receives.
 async fn final_code(client: &UdpSocket) -> u16 {
     loop {
@@ -84,26 +78,6 @@ async fn final_code(client: &UdpSocket) -> u16 {
             return code;
         }
     }
-}
-
-/// A UAS answering every request but ACK with 200, each answer from a new socket
-/// (another source port, so the kernel may give it to either shard's socket).
-async fn uas_answering_from_new_ports() -> (SocketAddr, tokio::task::JoinHandle<()>) {
-    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = socket.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        let mut buf = vec![0u8; 65_535];
-        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
-            let Ok(req) = SipMessage::parse(buf[..n].to_vec()) else {
-                continue;
-            };
-            if req.is_request() && req.method() != Some(&Method::Ack) {
-                let other = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-                let _ = other.send_to(&response(&req, 200).to_bytes(), from).await;
-            }
-        }
-    });
-    (addr, task)
 }
 
 /// `n` clients, each from its own port, each sending one `method`: their final codes.
@@ -132,7 +106,9 @@ fn per_shard(stats: &EngineStats) -> [u64; 2] {
 /// other one are handed to the shard whose branch they carry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn responses_reaching_the_other_shard_are_handed_over_and_all_complete() {
-    let (uas, task) = uas_answering_from_new_ports().await;
+    // The UAS answers each request from a new socket (another source port, so the
+    // kernel may give the response to either shard's socket).
+    let (uas, task) = uas(200, AnswerFrom::NewPort).await;
     let (engine, proxy) = start(uas).await;
     let codes = clients(proxy, "OPTIONS", 64, "opt").await;
     assert!(codes.iter().all(|c| *c == 200), "{codes:?}");
