@@ -83,7 +83,9 @@ def run_calls(rate, seconds, work, proxy_port, pids, uac_transport="u1"):
              "-rsa", f"127.0.0.1:{proxy_port}", "-i", "127.0.0.1", "-p", str(uac_port),
              "-t", uac_transport, "-nd", "-m", str(calls), "-r", str(rate), "-l", str(rate * 4),
              "-timeout", f"{seconds * 3 + 20}s", "-timeout_error", "-buff_size", "4194304",
-             "-trace_stat", "-fd", "1", "-stf", "stat.csv", "-trace_rtt", "-rtt_freq", "1"],
+             "-trace_stat", "-fd", "1", "-stf", "stat.csv", "-trace_rtt", "-rtt_freq", "1"]
+            # A socket per call, up to 1 000 (then SIPp spreads calls over those).
+            + (["-max_socket", "1000"] if uac_transport == "un" else []),
             cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             timeout=seconds * 3 + 60,
         )
