@@ -387,6 +387,7 @@ impl<P: Policy> Core<P> {
         .await;
     }
 
+    /// The loop of [`Core::run`], until the transport's event channel closes.
     async fn serve(
         &mut self,
         events: &mut mpsc::Receiver<TransportEvent>,
