@@ -99,6 +99,21 @@ def run_calls(rate, seconds, work, proxy_port, pids, uac_transport="u1"):
             "cpu": {n: 100.0 * c / wall if wall > 0 else 0.0 for n, c in cpu_s.items()}}
 
 
+def context_switches(pid):
+    """Voluntary and involuntary context switches of every thread of `pid` so far."""
+    total = 0
+    task_dir = f"/proc/{pid}/task"
+    for tid in os.listdir(task_dir):
+        try:
+            with open(os.path.join(task_dir, tid, "status")) as f:
+                total += sum(int(line.split()[1]) for line in f
+                             if line.startswith(("voluntary_ctxt_switches",
+                                                 "nonvoluntary_ctxt_switches")))
+        except OSError:
+            continue
+    return total
+
+
 def run_rate(proxy_bin, rate, seconds, work, workers=1, uac_transport="u1"):
     proxy_port = free_port()
     proxy = subprocess.Popen(
@@ -108,12 +123,16 @@ def run_rate(proxy_bin, rate, seconds, work, workers=1, uac_transport="u1"):
     )
     try:
         wait_udp_bound(proxy_port)
+        switches = context_switches(proxy.pid)
         r = run_calls(rate, seconds, work, proxy_port, {"proxy": proxy.pid}, uac_transport)
+        switches = context_switches(proxy.pid) - switches
     finally:
         stop(proxy)
     pct = r["pct"]
     return {**r, "p50_ms": pct[50], "p95_ms": pct[95], "p99_ms": pct[99],
-            "proxy_cpu_pct": r["cpu"]["proxy"]}
+            "proxy_cpu_pct": r["cpu"]["proxy"],
+            "cpu_us_per_call": 1e6 * r["cpu_s"]["proxy"] / r["ok"] if r["ok"] else 0.0,
+            "switches_per_call": switches / r["ok"] if r["ok"] else 0.0}
 
 
 def main():
@@ -135,14 +154,16 @@ def main():
     uac_transport = "un" if args.many_ports else "u1"
     best = {w: None for w in workers}
     print(f"{'workers':>7} {'rate':>6} {'calls':>7} {'ok':>7} {'failed':>6} {'p50ms':>7} "
-          f"{'p95ms':>7} {'p99ms':>7} {'proxy CPU%':>10} {'load':>5}")
+          f"{'p95ms':>7} {'p99ms':>7} {'proxy CPU%':>10} {'us/call':>7} {'csw/call':>8} "
+          f"{'load':>5}")
     for rate in [int(r) for r in args.rates.split(",")]:
         clean = False
         for w in workers:
             r = run_rate(proxy_bin, rate, args.seconds, work, w, uac_transport)
             print(f"{w:>7} {r['rate']:>6} {r['calls']:>7} {r['ok']:>7} {r['failed']:>6} "
                   f"{r['p50_ms']:>7.2f} {r['p95_ms']:>7.2f} {r['p99_ms']:>7.2f} "
-                  f"{r['proxy_cpu_pct']:>10.1f} {r['load']:>5.1f}", flush=True)
+                  f"{r['proxy_cpu_pct']:>10.1f} {r['cpu_us_per_call']:>7.0f} "
+                  f"{r['switches_per_call']:>8.2f} {r['load']:>5.1f}", flush=True)
             if r["failed"] == 0 and r["ok"] == r["calls"]:
                 best[w] = r
                 clean = True
