@@ -120,7 +120,7 @@ pub struct ProxyEngine {
 
 impl ProxyEngine {
     /// Binds the listeners of `transport` and starts proxying with `policy`, in
-    /// [`EngineConfig::shards`] shards (see [`shard`]).
+    /// [`EngineConfig::shards`] shards (`sip/README.md`, "Shards").
     pub async fn start<P: Policy>(
         transport: TransportConfig,
         mut config: EngineConfig,
