@@ -265,3 +265,37 @@ async fn tcp_connections_are_spread_over_the_shards_and_answered() {
     );
     assert_eq!(first + second, 32);
 }
+
+/// The kernel picks a shard's socket by the datagram's addresses and ports: a request
+/// sent again from the same port reaches the shard that has its transaction (absorbed
+/// as a retransmission, answered again), never the other one (which would take it for
+/// a new request). 32 clients from their own ports, each sending its request twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retransmission_from_the_same_port_reaches_the_same_shard() {
+    let engine = start_with(ToTarget { target: None }).await;
+    let proxy = engine.transport().local_addrs()[0].1;
+    let mut clients = Vec::new();
+    for i in 0..32 {
+        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let via = client.local_addr().unwrap();
+        let req = request("OPTIONS", via, &format!("z9hG4bKagain{i}"));
+        client.send_to(req.as_bytes(), proxy).await.unwrap();
+        assert_eq!(recv(&client).await.status(), Some(200));
+        client.send_to(req.as_bytes(), proxy).await.unwrap();
+        assert_eq!(recv(&client).await.status(), Some(200), "answered again");
+        clients.push(client);
+    }
+    let stats = engine.stats();
+    let [first, second] = per_shard(stats);
+    assert!(
+        first > 0 && second > 0,
+        "both shards read: {first} and {second}"
+    );
+    assert_eq!(
+        stats.requests_in_total(),
+        32,
+        "no retransmission taken for new"
+    );
+    assert_eq!(stats.retransmissions_received.load(Ordering::Relaxed), 32);
+    assert_eq!(stats.handovers.load(Ordering::Relaxed), 0);
+}
