@@ -237,6 +237,49 @@ pub struct SipSection {
     /// `[sip.dns]`: how next hops are looked up (RFC 3263).
     #[serde(default)]
     pub dns: DnsSection,
+    /// `workers`: how many shards the SIP engine runs, each a task with its own UDP
+    /// socket per listener (`SO_REUSEPORT`), transactions and timers: a number (1, the
+    /// default: one task, one socket per listener) or `"auto"` (one per core the
+    /// process may use). Shards run in parallel when the runtime has as many worker
+    /// threads (tokio's default is one per core; `TOKIO_WORKER_THREADS` lowers it).
+    #[serde(default)]
+    pub workers: Workers,
+}
+
+/// `[sip] workers`: a number of shards, or `"auto"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Workers {
+    /// This many (at least 1).
+    Count(usize),
+    /// `"auto"`: one per core available to the process.
+    Auto(AutoWorkers),
+}
+
+/// The word `auto` of [`Workers::Auto`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoWorkers {
+    /// `"auto"`.
+    Auto,
+}
+
+impl Default for Workers {
+    fn default() -> Self {
+        Workers::Count(1)
+    }
+}
+
+impl Workers {
+    /// The number of shards: the count, or the cores available to the process.
+    pub fn count(self) -> usize {
+        match self {
+            Workers::Count(n) => n,
+            Workers::Auto(AutoWorkers::Auto) => {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            }
+        }
+    }
 }
 
 /// `[sip.dns]`: the DNS servers next-hop names are looked up with (NAPTR, SRV, A/AAAA;
@@ -381,6 +424,12 @@ impl Validate for SipSection {
             return Err(Invalid::new(
                 "tls_files",
                 "TLS listeners need tls_files.cert and tls_files.key",
+            ));
+        }
+        if self.workers == Workers::Count(0) {
+            return Err(Invalid::new(
+                "workers",
+                "needs at least 1 (or \"auto\": one per core)",
             ));
         }
         self.limits.validate().map_err(|e| e.under("limits"))

@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use ims_config::{
-    load, parse_str, CloudAuthMode, ConfigError, HssConfig, IcscfConfig, PcscfConfig, ScscfConfig,
-    ZonesSection,
+    load, parse_str, AutoWorkers, CloudAuthMode, ConfigError, HssConfig, IcscfConfig, PcscfConfig,
+    ScscfConfig, Workers, ZonesSection,
 };
 
 fn dev(name: &str) -> PathBuf {
@@ -309,4 +309,20 @@ fn the_core_host_port_takes_the_listener_port_when_advertise_has_none() {
         Some("10.0.0.5:5064".into())
     );
     assert_eq!(sip("[sip]\nudp = [\"10.0.0.5:5060\"]\n"), None);
+}
+
+#[test]
+fn sip_workers_is_one_by_default_a_count_or_auto() {
+    let udp = "[sip]\nudp = [\"127.0.0.1:5060\"]\n";
+    let p = parse_pcscf(udp).expect("default");
+    assert_eq!(p.sip.workers, Workers::Count(1));
+    assert_eq!(p.sip.workers.count(), 1);
+    let p = parse_pcscf(&format!("{udp}workers = 3\n")).expect("count");
+    assert_eq!(p.sip.workers.count(), 3);
+    let p = parse_pcscf(&format!("{udp}workers = \"auto\"\n")).expect("auto");
+    assert_eq!(p.sip.workers, Workers::Auto(AutoWorkers::Auto));
+    assert!(p.sip.workers.count() >= 1);
+    let err = parse_pcscf(&format!("{udp}workers = 0\n")).unwrap_err();
+    assert_eq!(err.key(), Some("sip.workers"), "{err}");
+    assert!(parse_pcscf(&format!("{udp}workers = \"many\"\n")).is_err());
 }

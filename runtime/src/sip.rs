@@ -83,6 +83,7 @@ pub fn engine_config(sip: &SipSection) -> EngineConfig {
         advertise_core: host(sip.core.as_ref().and_then(|c| c.advertise.as_deref())),
         names: Arc::new(HostCache::new(&sip.dns.servers, MAX_ENTRIES)),
         failover_after: sip.dns.failover_after_ms.map(Duration::from_millis),
+        shards: sip.workers.count(),
         ..EngineConfig::default()
     }
 }
@@ -95,7 +96,16 @@ pub async fn start_proxy<P: Policy>(
     registry: &mut Registry,
     rejections: Rejections,
 ) -> Result<ProxyEngine, TransportError> {
-    let engine = ProxyEngine::start(transport_config(sip), engine_config(sip), policy).await?;
+    let config = engine_config(sip);
+    let threads = tokio::runtime::Handle::current().metrics().num_workers();
+    if config.shards > threads {
+        tracing::warn!(
+            workers = config.shards,
+            threads,
+            "[sip] workers is above the runtime's worker threads (TOKIO_WORKER_THREADS?): the shards share them"
+        );
+    }
+    let engine = ProxyEngine::start(transport_config(sip), config, policy).await?;
     if let Some(hep) = &sip.hep {
         let collector = hep.collector;
         engine
@@ -379,6 +389,33 @@ impl Collector for SipCollector {
             "Branches sent on to the next server of their next hop after a 503, a timeout or a transport error (RFC 3263 §4.3)",
             &e.failovers,
         )?;
+        counter(
+            &mut enc,
+            "sip_shard_handovers",
+            "Messages handed from the shard they reached to the shard owning their transaction ([sip] workers above 1)",
+            &e.handovers,
+        )?;
+        counter(
+            &mut enc,
+            "sip_shard_handovers_dropped",
+            "Messages dropped because the owning shard's queue was full",
+            &e.handovers_dropped,
+        )?;
+        let mut family = enc.encode_descriptor(
+            "sip_shard_messages",
+            "Messages each shard of the SIP engine read from its own sockets and connections",
+            None,
+            MetricType::Counter,
+        )?;
+        for (shard, c) in e.shard_messages.iter().enumerate() {
+            let n = c.load(Ordering::Relaxed);
+            // Shard 0 always; the others once they exist and read something.
+            if n == 0 && shard > 0 {
+                continue;
+            }
+            let label = shard.to_string();
+            ConstCounter::new(n).encode(family.encode_family(&[("shard", label.as_str())])?)?;
+        }
         let mut family = enc.encode_descriptor(
             "sip_requests_rejected",
             "Requests rejected before the node's policy: malformed (unparsable), zone (the sender's trust zone may not send it), budget (over a source's rate or backed off)",

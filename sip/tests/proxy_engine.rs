@@ -18,6 +18,9 @@ use ims_sip::{HeaderName, Method, SipMessage};
 use tokio::net::UdpSocket;
 use tokio::time::timeout;
 
+mod engine_support;
+use engine_support::{recv_udp as recv, AnswerFrom};
+
 /// Answers REGISTER itself (as a registrar would); forks everything else to `targets`,
 /// each branch with its own pre-loaded Route (`target_routes`).
 struct TestPolicy {
@@ -84,31 +87,9 @@ async fn send(proxy: SocketAddr, method: &str, ruri: &str, branch: &str) -> UdpS
     client
 }
 
-async fn recv(socket: &UdpSocket) -> SipMessage {
-    let mut buf = vec![0u8; 65_535];
-    let n = timeout(Duration::from_secs(5), socket.recv(&mut buf))
-        .await
-        .expect("a message within 5 s")
-        .unwrap();
-    SipMessage::parse(buf[..n].to_vec()).unwrap()
-}
-
-/// A UAS answering every request with `code` (copying the §8.2.6.2 headers).
+/// A UAS answering every request with `code` from the port the request reached.
 async fn uas(code: u16) -> (SocketAddr, tokio::task::JoinHandle<()>) {
-    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = socket.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        let mut buf = vec![0u8; 65_535];
-        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
-            let Ok(req) = SipMessage::parse(buf[..n].to_vec()) else {
-                continue;
-            };
-            if req.is_request() && req.method() != Some(&Method::Ack) {
-                let _ = socket.send_to(&response(&req, code).to_bytes(), from).await;
-            }
-        }
-    });
-    (addr, task)
+    engine_support::uas(code, AnswerFrom::ItsPort).await
 }
 
 #[tokio::test]

@@ -19,6 +19,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;
 
+mod engine_support;
+use engine_support::recv_udp;
+
 /// Remembers the flow a REGISTER came over; sends requests whose popped Route has the
 /// user part `ue` over that flow, record-routed with that user part, and so the ACKs
 /// whose popped Route has it; marks every response it forwards.
@@ -93,15 +96,6 @@ impl Policy for EdgePolicy {
             format!("{method} {kind}"),
         );
     }
-}
-
-async fn recv_udp(socket: &UdpSocket) -> SipMessage {
-    let mut buf = vec![0u8; 65_535];
-    let n = timeout(Duration::from_secs(5), socket.recv(&mut buf))
-        .await
-        .expect("a message within 5 s")
-        .unwrap();
-    SipMessage::parse(buf[..n].to_vec()).unwrap()
 }
 
 /// Reads one message without a body from a stream.

@@ -50,6 +50,24 @@ impl TransactionKey {
         }
     }
 
+    /// The same transaction's key with `method` (a CANCEL's or an ACK's INVITE, §9.2,
+    /// §17.2.3).
+    pub fn with_method(&self, method: Method) -> TransactionKey {
+        match self {
+            TransactionKey::Rfc3261 {
+                branch, sent_by, ..
+            } => TransactionKey::Rfc3261 {
+                branch: branch.clone(),
+                sent_by: sent_by.clone(),
+                method,
+            },
+            TransactionKey::Rfc2543 { parts, .. } => TransactionKey::Rfc2543 {
+                parts: parts.clone(),
+                method,
+            },
+        }
+    }
+
     /// The key of a message (request or response) from its top Via and CSeq.
     ///
     /// For a response the method comes from CSeq; a response always matches by

@@ -90,6 +90,13 @@ impl LoopHash {
     /// Appends a fresh branch id carrying this hash ([`LoopHash::branch`]) to `out`.
     pub fn push_branch(&self, out: &mut String) {
         out.push_str(BRANCH_MAGIC);
+        self.push_after_magic(out);
+    }
+
+    /// Appends what follows the magic cookie in [`LoopHash::branch`] (the random part,
+    /// the separator and the hash) to `out`, for a caller that writes the magic cookie
+    /// and something of its own first (a sharded engine's tag).
+    pub fn push_after_magic(&self, out: &mut String) {
         push_random_hex(out, 16);
         out.push(SEPARATOR);
         out.push_str(&self.0);

@@ -471,6 +471,18 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
                 return;
             }
         };
+        self.receive_keyed(key, message, source, reliable);
+    }
+
+    /// [`TransactionLayer::receive`] of a message whose key the caller has already
+    /// taken ([`TransactionKey::of`]).
+    pub fn receive_keyed(
+        &mut self,
+        key: TransactionKey,
+        message: SipMessage,
+        source: D,
+        reliable: bool,
+    ) {
         if message.is_request() {
             self.receive_request(key, message, source, reliable);
         } else {
@@ -546,7 +558,7 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
             }
             method => {
                 let cancels = if method == Some(&Method::Cancel) {
-                    Some(with_method(&key, Method::Invite)).filter(|k| self.servers.contains_key(k))
+                    Some(key.with_method(Method::Invite)).filter(|k| self.servers.contains_key(k))
                 } else {
                     None
                 };
@@ -571,6 +583,11 @@ impl<D: Clone + Send + 'static> TransactionLayer<D> {
             armed: Armed::default(),
         });
         self.run(Side::Server, Arc::new(key), entry, actions);
+    }
+
+    /// Whether the server transaction `key` is live here.
+    pub fn has_server(&self, key: &TransactionKey) -> bool {
+        self.servers.contains_key(key)
     }
 
     /// The transport could not write a message of client transaction `key` after
@@ -763,23 +780,6 @@ pub(crate) fn shrink_map<K: Eq + Hash, V>(map: &mut HashMap<K, V>) {
     let len = map.len();
     if map.capacity() > 4 * len + SMALL {
         map.shrink_to(2 * len);
-    }
-}
-
-/// The same key with another method (CANCEL -> the INVITE it cancels, §9.2).
-fn with_method(key: &TransactionKey, method: Method) -> TransactionKey {
-    match key {
-        TransactionKey::Rfc3261 {
-            branch, sent_by, ..
-        } => TransactionKey::Rfc3261 {
-            branch: branch.clone(),
-            sent_by: sent_by.clone(),
-            method,
-        },
-        TransactionKey::Rfc2543 { parts, .. } => TransactionKey::Rfc2543 {
-            parts: parts.clone(),
-            method,
-        },
     }
 }
 

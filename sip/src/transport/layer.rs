@@ -43,9 +43,16 @@ struct Shared {
 /// The running transport layer. Cheap to clone; listener and connection tasks run on
 /// the tokio runtime it was bound in. Dropping the event receiver stops them: listeners
 /// close and connections are shut down.
+///
+/// A layer bound for several shards ([`TransportLayer::bind_shards`]) has one UDP
+/// socket per listener and shard; each clone names the shard it sends for
+/// ([`TransportLayer::for_shard`]): a datagram to a destination leaves by that shard's
+/// socket (all of a listener's sockets share its address).
 #[derive(Clone)]
 pub struct TransportLayer {
     shared: Arc<Shared>,
+    /// The shard whose UDP sockets datagrams to destinations leave by.
+    shard: usize,
 }
 
 impl TransportLayer {
@@ -69,11 +76,41 @@ impl TransportLayer {
     pub async fn bind_reading_udp(
         config: TransportConfig,
     ) -> Result<(TransportLayer, mpsc::Receiver<TransportEvent>, UdpIngress), TransportError> {
+        let (layer, first, _) = TransportLayer::bind_inner(config, 1).await?;
+        Ok((layer, first.events, first.udp))
+    }
+
+    /// [`TransportLayer::bind_reading_udp`] for `shards` readers (at least one): each
+    /// UDP listener gets one socket per shard, bound to the same address with
+    /// `SO_REUSEPORT` when there are several (the kernel spreads the datagrams over
+    /// them by a hash of the source and destination addresses and ports, so one
+    /// peer's datagrams all reach the same socket); the messages of a TCP or TLS
+    /// connection all go to the channel of shard `connection id % shards`. The layer
+    /// returned sends for shard 0; [`TransportLayer::for_shard`] gives each shard its
+    /// own. Dropping every shard's receiver stops the connections.
+    pub async fn bind_shards(
+        config: TransportConfig,
+        shards: usize,
+    ) -> Result<(TransportLayer, Vec<ShardInput>), TransportError> {
+        let (layer, first, rest) = TransportLayer::bind_inner(config, shards).await?;
+        Ok((layer, std::iter::once(first).chain(rest).collect()))
+    }
+
+    /// [`TransportLayer::bind_shards`] with shard 0's input apart from the others'.
+    async fn bind_inner(
+        config: TransportConfig,
+        shards: usize,
+    ) -> Result<(TransportLayer, ShardInput, Vec<ShardInput>), TransportError> {
+        let shards = shards.max(1);
         let limits = &config.limits;
         let stats = Arc::new(TransportStats::default());
-        let (events, rx) = mpsc::channel(limits.queue_depth.max(1));
+        let (first_tx, first_rx) = mpsc::channel(limits.queue_depth.max(1));
+        let (more_tx, more_rx): (Vec<_>, Vec<_>) = (1..shards)
+            .map(|_| mpsc::channel(limits.queue_depth.max(1)))
+            .unzip();
         let upward = Arc::new(Upward {
-            events,
+            events: first_tx,
+            more: more_tx,
             limits: limits.parse_limits(),
             stats: stats.clone(),
             log: LogBudget::new(),
@@ -102,23 +139,30 @@ impl TransportLayer {
         let core = &config.core;
         let udp_binds = config.udp.iter().map(|a| (Face::Main, a));
         for (face, &addr) in udp_binds.chain(core.udp.iter().map(|a| (Face::Core, a))) {
-            let socket = UdpSocket::bind(addr)
-                .await
-                .map_err(|source| bind_error(TransportKind::Udp, addr, source))?;
-            let local = socket
-                .local_addr()
-                .map_err(|source| bind_error(TransportKind::Udp, addr, source))?;
-            if let Err(error) =
-                socket2::SockRef::from(&socket).set_recv_buffer_size(limits.udp_recv_buffer)
-            {
-                tracing::warn!(%error, %local, "cannot size the UDP receive buffer");
+            let mut bound = addr;
+            for shard in 0..shards {
+                let socket = bind_udp(bound, shards > 1)
+                    .await
+                    .map_err(|source| bind_error(TransportKind::Udp, addr, source))?;
+                let local = socket
+                    .local_addr()
+                    .map_err(|source| bind_error(TransportKind::Udp, addr, source))?;
+                // The other shards' sockets join the first one's port (chosen by the
+                // kernel when 0 was asked).
+                bound = local;
+                if let Err(error) =
+                    socket2::SockRef::from(&socket).set_recv_buffer_size(limits.udp_recv_buffer)
+                {
+                    tracing::warn!(%error, %local, "cannot size the UDP receive buffer");
+                }
+                udp_sockets.push(UdpListener {
+                    socket: Arc::new(socket),
+                    local,
+                    face,
+                    shard,
+                });
             }
-            udp_sockets.push(UdpListener {
-                socket: Arc::new(socket),
-                local,
-                face,
-            });
-            listeners.push((TransportKind::Udp, local));
+            listeners.push((TransportKind::Udp, bound));
             faces.push(face);
         }
         let mut tcp = Vec::new();
@@ -141,7 +185,17 @@ impl TransportLayer {
             }
         }
         // Everything is bound: start serving.
-        let ingress = UdpIngress::new(&udp_sockets, upward);
+        let first = ShardInput {
+            events: first_rx,
+            udp: UdpIngress::new(&udp_sockets, 0, upward.clone()),
+        };
+        let rest = (1..)
+            .zip(more_rx)
+            .map(|(shard, events)| ShardInput {
+                events,
+                udp: UdpIngress::new(&udp_sockets, shard, upward.clone()),
+            })
+            .collect();
         for (kind, listener) in tcp {
             tokio::spawn(stream::accept_loop(listener, kind, streams.clone()));
         }
@@ -156,7 +210,16 @@ impl TransportLayer {
             tls_connector,
             stats,
         });
-        Ok((TransportLayer { shared }, rx, ingress))
+        Ok((TransportLayer { shared, shard: 0 }, first, rest))
+    }
+
+    /// This layer sending for `shard`: datagrams to destinations leave by that shard's
+    /// UDP socket of the listener (shard 0's when there is no such shard).
+    pub fn for_shard(&self, shard: usize) -> TransportLayer {
+        TransportLayer {
+            shared: self.shared.clone(),
+            shard,
+        }
     }
 
     /// Copies every message received and sent from now on to the HEP v3 collector
@@ -382,13 +445,17 @@ impl TransportLayer {
     }
 
     /// The UDP socket (and its index) requests to `dest` leave from: the first of the
-    /// destination's address family facing [`Self::face_toward_destinations`].
+    /// destination's address family facing [`Self::face_toward_destinations`], this
+    /// layer's shard's (else shard 0's).
     fn udp_toward(&self, dest: &Destination) -> Option<(u64, &UdpListener)> {
         let face = self.face_toward_destinations(TransportKind::Udp);
-        (0u64..)
-            .zip(&self.shared.udp)
-            .filter(|(_, l)| l.face == face)
-            .find(|(_, l)| l.local.is_ipv4() == dest.addr.is_ipv4())
+        let of_shard = |shard: usize| {
+            (0u64..)
+                .zip(&self.shared.udp)
+                .filter(|(_, l)| l.face == face && l.shard == shard)
+                .find(|(_, l)| l.local.is_ipv4() == dest.addr.is_ipv4())
+        };
+        of_shard(self.shard).or_else(|| of_shard(0))
     }
 
     fn try_send_udp(
@@ -464,6 +531,32 @@ impl TransportLayer {
             Ok((flow, tx))
         }
     }
+}
+
+/// What one shard of a layer bound by [`TransportLayer::bind_shards`] reads: its UDP
+/// sockets and the channel of its stream connections' messages.
+pub struct ShardInput {
+    /// What the shard's TCP and TLS connections receive.
+    pub events: mpsc::Receiver<TransportEvent>,
+    /// The shard's UDP sockets.
+    pub udp: UdpIngress,
+}
+
+/// A UDP socket bound to `addr`; with `shared`, with `SO_REUSEPORT` so that the other
+/// shards' sockets can bind the same address.
+async fn bind_udp(addr: SocketAddr, shared: bool) -> std::io::Result<UdpSocket> {
+    if !shared {
+        return UdpSocket::bind(addr).await;
+    }
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
 }
 
 fn bind_error(kind: TransportKind, addr: SocketAddr, source: std::io::Error) -> TransportError {

@@ -46,7 +46,7 @@ pub use config::{CoreListeners, PemIdentity, TlsClientSource, TlsServerSource, T
 pub use error::{SendError, TransportError};
 pub use face::Face;
 pub use kind::TransportKind;
-pub use layer::{TransportLayer, TrySend};
+pub use layer::{ShardInput, TransportLayer, TrySend};
 pub use limits::TransportLimits;
 pub use peer_names::PeerNames;
 pub use stats::TransportStats;

@@ -39,7 +39,7 @@ pub(super) async fn accept_loop(
     loop {
         let accepted_or_closed = tokio::select! {
             r = listener.accept() => Some(r),
-            () = ctx.upward.events.closed() => None,
+            () = ctx.upward.closed() => None,
         };
         let Some(accepted_result) = accepted_or_closed else {
             tracing::debug!(%kind, "event receiver dropped; listener stops");
@@ -192,7 +192,7 @@ pub(super) async fn serve<S>(
                 }
                 deadline = Instant::now() + ctx.idle_timeout;
             }
-            () = upward.events.closed() => break,
+            () = upward.closed() => break,
             () = sleep_until(deadline) => {
                 tracing::info!(%flow, "closing idle connection");
                 break;

@@ -23,6 +23,8 @@ pub(super) struct UdpListener {
     pub(super) socket: Arc<UdpSocket>,
     pub(super) local: SocketAddr,
     pub(super) face: super::Face,
+    /// The shard that reads it ([`super::TransportLayer::bind_shards`]).
+    pub(super) shard: usize,
 }
 
 /// Reads the UDP listening sockets of a [`TransportLayer`](super::TransportLayer) and
@@ -31,7 +33,9 @@ pub(super) struct UdpListener {
 /// socket's waiting datagrams are taken with one `recvmmsg` ([`mmsg`]); elsewhere one
 /// `recv_from` each. Oversize datagrams and bare CRLF keep-alives are dropped here.
 pub struct UdpIngress {
-    sockets: Vec<(Arc<UdpSocket>, SocketAddr)>,
+    /// The sockets read, each with its address and index among the layer's (the id of
+    /// its flows).
+    sockets: Vec<(Arc<UdpSocket>, SocketAddr, usize)>,
     upward: Arc<Upward>,
     /// [`SLOTS`] slots of one byte more than the size limit each, to tell an oversize
     /// datagram from a full one. Pages are touched only as datagrams fill them.
@@ -53,12 +57,15 @@ const SLOTS: usize = if cfg!(target_os = "linux") {
 };
 
 impl UdpIngress {
-    pub(super) fn new(listeners: &[UdpListener], upward: Arc<Upward>) -> UdpIngress {
+    /// Reads the sockets of `listeners` that belong to `shard`.
+    pub(super) fn new(listeners: &[UdpListener], shard: usize, upward: Arc<Upward>) -> UdpIngress {
         let slot = upward.limits.max_message_size.saturating_add(1);
         UdpIngress {
             sockets: listeners
                 .iter()
-                .map(|l| (l.socket.clone(), l.local))
+                .enumerate()
+                .filter(|(_, l)| l.shard == shard)
+                .map(|(index, l)| (l.socket.clone(), l.local, index))
                 .collect(),
             upward,
             buf: vec![0u8; slot.saturating_mul(SLOTS)],
@@ -99,7 +106,7 @@ impl UdpIngress {
         let count = sockets.len();
         for turn in 0..count {
             let index = (*next + turn) % count;
-            let Some((socket, local)) = sockets.get(index) else {
+            let Some((socket, local, id)) = sockets.get(index) else {
                 continue;
             };
             // Each round takes at least one datagram or meets an error: bounded by the
@@ -128,7 +135,7 @@ impl UdpIngress {
                     Err(error) => tracing::debug!(%local, %error, "UDP receive error"),
                 }
                 for (&(n, remote), data) in got.iter().zip(buf.chunks(*slot)) {
-                    if let Some(event) = datagram(upward, data, n, index, *local, remote) {
+                    if let Some(event) = datagram(upward, data, n, *id, *local, remote) {
                         out.push(event);
                     }
                 }
@@ -182,7 +189,7 @@ pub(super) async fn serve(mut ingress: UdpIngress) {
     loop {
         tokio::select! {
             () = ingress.recv(&mut batch, 64) => {}
-            () = upward.events.closed() => return,
+            () = upward.closed() => return,
         }
         for event in batch.drain(..) {
             if upward.send(event).await == Delivered::Closed {

@@ -23,7 +23,11 @@ pub(super) enum Delivered {
 
 /// The upward channel with what parsing needs.
 pub(super) struct Upward {
+    /// Shard 0's channel (the only one unless the layer was bound for several shards).
     pub(super) events: mpsc::Sender<TransportEvent>,
+    /// The channels of shards 1 and up: a stream connection's messages go to shard
+    /// `connection id % shards`, so that they stay on one shard.
+    pub(super) more: Vec<mpsc::Sender<TransportEvent>>,
     pub(super) limits: ParseLimits,
     pub(super) stats: Arc<TransportStats>,
     /// Bounds the log lines about what peers send.
@@ -78,9 +82,33 @@ impl Upward {
         }
     }
 
-    /// Hands a parsed event upward.
+    /// Resolves once every shard's receiver is gone.
+    pub(super) async fn closed(&self) {
+        self.events.closed().await;
+        for events in &self.more {
+            events.closed().await;
+        }
+    }
+
+    /// The channel of the shard a message of `flow` goes to.
+    fn channel(&self, flow: &super::Flow) -> &mpsc::Sender<TransportEvent> {
+        let shards = self.more.len() as u64 + 1;
+        match (flow.id % shards).checked_sub(1) {
+            Some(i) => usize::try_from(i)
+                .ok()
+                .and_then(|i| self.more.get(i))
+                .unwrap_or(&self.events),
+            None => &self.events,
+        }
+    }
+
+    /// Hands a parsed event upward, to the channel of its flow's shard.
     pub(super) async fn send(&self, event: TransportEvent) -> Delivered {
-        if self.events.send(event).await.is_err() {
+        let flow = match &event {
+            TransportEvent::Message(m) => &m.source.flow,
+            TransportEvent::Malformed(m) => &m.source.flow,
+        };
+        if self.channel(flow).send(event).await.is_err() {
             Delivered::Closed
         } else {
             Delivered::Ok

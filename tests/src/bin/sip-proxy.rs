@@ -39,6 +39,10 @@ struct Args {
     /// Record-Route (on by default).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     record_route: bool,
+    /// Shards of the proxy engine (each with its own UDP sockets, `SO_REUSEPORT`,
+    /// transactions and timers); `0`: one per core.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
     /// Route value pre-loaded on requests without Route, e.g.
     /// `<sip:127.0.0.1:5070;transport=tcp;lr>`.
     #[arg(long)]
@@ -85,6 +89,10 @@ async fn run(args: Args) -> ExitCode {
     };
     let mut config = EngineConfig::default();
     config.timers.t1 = Duration::from_millis(args.t1_ms);
+    config.shards = match args.workers {
+        0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        n => n,
+    };
     let policy = DefaultRouting {
         outbound: args.outbound,
         record_route: args.record_route,

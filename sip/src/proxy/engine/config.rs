@@ -42,6 +42,11 @@ pub struct EngineConfig {
     pub transports: Vec<TransportKind>,
     /// Depth of the engine's internal queues.
     pub queue: usize,
+    /// How many shards (`core` tasks, each with its own UDP sockets, transactions and
+    /// timers; [`super::MAX_SHARDS`] at most) the engine runs. 1, the default, is one
+    /// task and one socket per listener; more need as many runtime worker threads to
+    /// run in parallel.
+    pub shards: usize,
 }
 
 impl Default for EngineConfig {
@@ -57,6 +62,7 @@ impl Default for EngineConfig {
             failover_after: None,
             transports: Vec::new(),
             queue: 1024,
+            shards: 1,
         }
     }
 }

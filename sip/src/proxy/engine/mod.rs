@@ -51,6 +51,7 @@ mod originate;
 mod policy;
 pub mod resolver;
 mod send;
+mod shard;
 mod stats;
 mod stopped;
 
@@ -73,6 +74,7 @@ pub use config::EngineConfig;
 pub use originate::{OriginateError, Originator};
 pub use policy::{AckRoute, Decision, DefaultRouting, Forward, Policy};
 pub use resolver::{Hop, HostCache, Servers};
+pub use shard::MAX_SHARDS;
 pub use stats::{method_index, ByCode, EngineStats, Latency, LATENCY_BUCKETS, METHODS};
 pub use stopped::EngineStopped;
 
@@ -80,6 +82,7 @@ use self::deciding::{Decided, Deciding, Panicked};
 use self::failover::{BranchSpec, Failover};
 use self::originate::Originate;
 use self::send::Peer;
+use self::shard::{Handover, Shard};
 use crate::message::build::{self, response_with};
 use crate::message::key::TransactionKey;
 use crate::message::via::{Via, BRANCH_MAGIC};
@@ -98,8 +101,8 @@ use crate::proxy::{LocalAddr, TransportKind};
 use crate::transaction::layer::shrink_map;
 use crate::transaction::{TransactionLayer, TuEvent};
 use crate::transport::{
-    Destination, Face, Flow, Malformed, Source, Target, TransportConfig, TransportError,
-    TransportEvent, TransportLayer, UdpIngress,
+    Destination, Face, Flow, Malformed, ShardInput, Source, Target, TransportConfig,
+    TransportError, TransportEvent, TransportLayer,
 };
 use crate::{HeaderName, Method, SipMessage};
 
@@ -116,15 +119,24 @@ pub struct ProxyEngine {
 }
 
 impl ProxyEngine {
-    /// Binds the listeners of `transport` and starts proxying with `policy`.
+    /// Binds the listeners of `transport` and starts proxying with `policy`, in
+    /// [`EngineConfig::shards`] shards (`sip/README.md`, "Shards").
     pub async fn start<P: Policy>(
         transport: TransportConfig,
         mut config: EngineConfig,
         policy: P,
     ) -> Result<ProxyEngine, TransportError> {
-        let (layer, events, udp) = TransportLayer::bind_reading_udp(transport).await?;
+        if config.shards > MAX_SHARDS {
+            tracing::warn!(
+                asked = config.shards,
+                run = MAX_SHARDS,
+                "more shards asked than the engine runs"
+            );
+        }
+        config.shards = config.shards.clamp(1, MAX_SHARDS);
+        let (layer, inputs) = TransportLayer::bind_shards(transport, config.shards).await?;
         let listeners: Vec<_> = layer.listeners().collect();
-        let listener_hosts = listeners
+        let listener_hosts: Vec<_> = listeners
             .iter()
             .map(|(_, addr, _)| (addr.ip(), host_text(addr.ip())))
             .collect();
@@ -145,33 +157,49 @@ impl ProxyEngine {
         let config = Arc::new(config);
         let stats = Arc::new(EngineStats::default());
         let queue = config.queue.max(1);
-        let (failed_tx, failed_rx) = mpsc::channel(queue);
-        let (transmit, output, sender) =
-            send::start(layer.clone(), config.clone(), queue, failed_tx);
+        let policy = Arc::new(policy);
         let (originate, originate_rx) = mpsc::channel(originate::QUEUE);
-        let core = Core {
-            layer: TransactionLayer::new(config.timers, config.limits, transmit),
-            config,
-            policy: Arc::new(policy),
-            transport: layer.clone(),
-            output,
-            stats: stats.clone(),
-            listener_hosts,
-            deciding: FuturesUnordered::new(),
-            silent: DelayQueue::new(),
-            contexts: HashMap::new(),
-            branches: HashMap::new(),
-            answered: Vec::new(),
-            originated: HashMap::new(),
-        };
-        let engine_config = core.config.clone();
-        let main = tokio::spawn(core.run(events, udp, failed_rx, originate_rx));
+        // The node's own requests leave from shard 0.
+        let mut originate_rx = Some(originate_rx);
+        let mut tasks = Vec::new();
+        let shards = Shard::all(config.shards, queue);
+        for ((shard, handovers), input) in shards.into_iter().zip(inputs) {
+            let transport = layer.for_shard(shard.index);
+            let (failed_tx, failed_rx) = mpsc::channel(queue);
+            let (transmit, output, sender) =
+                send::start(transport.clone(), config.clone(), queue, failed_tx);
+            let core = Core {
+                layer: TransactionLayer::new(config.timers, config.limits, transmit),
+                config: config.clone(),
+                policy: policy.clone(),
+                transport,
+                output,
+                stats: stats.clone(),
+                listener_hosts: listener_hosts.clone(),
+                deciding: FuturesUnordered::new(),
+                silent: DelayQueue::new(),
+                contexts: HashMap::new(),
+                branches: HashMap::new(),
+                answered: Vec::new(),
+                originated: HashMap::new(),
+                shard,
+                reported: (0, 0),
+            };
+            let inbound = Inbound {
+                input,
+                failed: failed_rx,
+                originate: originate_rx.take(),
+                handovers,
+            };
+            tasks.push(("core", tokio::spawn(core.run(inbound))));
+            tasks.push(("send", sender));
+        }
         Ok(ProxyEngine {
             transport: layer,
             stats,
-            config: engine_config,
+            config,
             originate,
-            tasks: vec![("core", main), ("send", sender)],
+            tasks,
         })
     }
 
@@ -300,6 +328,30 @@ struct Core<P> {
     /// who waits for their final response.
     originated:
         HashMap<TransactionKey, tokio::sync::oneshot::Sender<Result<SipMessage, OriginateError>>>,
+    /// This core's shard and the way to its siblings.
+    shard: Shard,
+    /// The transaction layer's retransmission counts last added to the counters.
+    reported: (u64, u64),
+}
+
+/// What a core reads besides its timers and decisions.
+struct Inbound {
+    /// Its shard's UDP sockets and stream connections.
+    input: ShardInput,
+    /// Client requests the sender task could not write.
+    failed: mpsc::Receiver<TransactionKey>,
+    /// The node's own requests ([`Originator`]): shard 0's core only.
+    originate: Option<mpsc::Receiver<Originate>>,
+    /// Messages other shards hand to this one.
+    handovers: mpsc::Receiver<Handover>,
+}
+
+/// The next request an [`Originator`] queued, if this core takes them; else pending.
+async fn next_originated(originate: &mut Option<mpsc::Receiver<Originate>>) -> Option<Originate> {
+    match originate {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Transport events handled in a row before the engine looks at its timers and
@@ -315,12 +367,34 @@ impl<P: Policy> Core<P> {
     /// timer, a decision, a failed send) is carried as far as it goes at once: the
     /// transaction layer's events it causes are handled before the next input.
     /// Datagrams are read from the UDP sockets here, in batches of what they hold.
-    async fn run(
-        mut self,
-        mut events: mpsc::Receiver<TransportEvent>,
-        mut udp: UdpIngress,
-        mut failed: mpsc::Receiver<TransactionKey>,
-        mut originate: mpsc::Receiver<Originate>,
+    async fn run(mut self, inbound: Inbound) {
+        let Inbound {
+            input: ShardInput {
+                mut events,
+                mut udp,
+            },
+            mut failed,
+            mut originate,
+            mut handovers,
+        } = inbound;
+        self.serve(
+            &mut events,
+            &mut udp,
+            &mut failed,
+            &mut originate,
+            &mut handovers,
+        )
+        .await;
+    }
+
+    /// The loop of [`Core::run`], until the transport's event channel closes.
+    async fn serve(
+        &mut self,
+        events: &mut mpsc::Receiver<TransportEvent>,
+        udp: &mut crate::transport::UdpIngress,
+        failed: &mut mpsc::Receiver<TransactionKey>,
+        originate: &mut Option<mpsc::Receiver<Originate>>,
+        handovers: &mut mpsc::Receiver<Handover>,
     ) {
         let backlog = self.config.queue.max(1);
         let timer = tokio::time::sleep_until(Instant::now());
@@ -348,7 +422,10 @@ impl<P: Policy> Core<P> {
                     self.on_branch(expired.get_ref(), BranchEvent::NoResponse);
                 }
                 Some(key) = failed.recv() => self.on_branch(&key, BranchEvent::TransportError),
-                Some(job) = originate.recv() => self.originate(job),
+                Some(job) = next_originated(originate) => self.originate(job),
+                Some(Handover { message, source }) = handovers.recv() => {
+                    self.receive(message, source);
+                }
                 // While `queue` decisions wait, new input waits in the sockets and the
                 // transport's bounded channel. After each batch of datagrams, what the
                 // connections delivered gets its turn too: a datagram flood must not
@@ -358,7 +435,7 @@ impl<P: Policy> Core<P> {
                         self.on_transport(event);
                         self.drain();
                     }
-                    self.take_ready(&mut events, BATCH);
+                    self.take_ready(events, BATCH);
                 }
                 event = events.recv(), if self.deciding.len() < backlog => {
                     let Some(event) = event else {
@@ -367,7 +444,7 @@ impl<P: Policy> Core<P> {
                     };
                     self.on_transport(event);
                     self.drain();
-                    self.take_ready(&mut events, BATCH - 1);
+                    self.take_ready(events, BATCH - 1);
                 }
             }
             self.drain();
@@ -415,31 +492,80 @@ impl<P: Policy> Core<P> {
             self.contexts.remove(&key);
         }
         let (received, sent) = self.layer.retransmissions();
-        self.stats.retransmissions(received, sent);
+        let (was_received, was_sent) = self.reported;
+        self.stats.retransmissions(
+            received.saturating_sub(was_received),
+            sent.saturating_sub(was_sent),
+        );
+        self.reported = (received, sent);
     }
 
     /// What the transport delivers: stamped with `received`/`rport` and handed to the
     /// transaction layer; an unparsable request is answered 400 (RFC 3261 §8.2.6,
     /// §18.2.1).
+    /// A message that belongs to another shard's transaction is handed to it
+    /// ([`shard`]).
     fn on_transport(&mut self, event: TransportEvent) {
+        self.stats.shard_message(self.shard.index);
         match event {
             TransportEvent::Message(incoming) => {
-                let mut message = incoming.message;
-                let source = incoming.source;
-                if message.is_request() {
-                    if let Err(error) = stamp_received(&mut message, source.remote) {
-                        tracing::debug!(%error, remote = %source.remote, "cannot stamp Via");
-                    }
+                let (message, source) = (incoming.message, incoming.source);
+                if self.shard.is_sharded() {
+                    self.receive_sharded(message, source);
+                } else {
+                    self.receive(message, source);
                 }
-                let reliable = source.flow.kind().is_reliable();
-                self.layer
-                    .receive(message, Peer::Upstream(source), reliable);
             }
             TransportEvent::Malformed(bad) => {
                 EngineStats::inc(&self.stats.parse_errors);
                 answer_malformed(&self.output, &bad, &self.stats);
             }
         }
+    }
+
+    /// A message of this shard's, or of its transaction's owner when another shard
+    /// has it.
+    fn receive_sharded(&mut self, message: SipMessage, source: Source) {
+        let key = match TransactionKey::of(&message) {
+            Ok(key) => key,
+            Err(e) => {
+                tracing::warn!(error = %e, "dropping message that cannot be matched to a transaction");
+                return;
+            }
+        };
+        let layer = &self.layer;
+        match self
+            .shard
+            .owner_elsewhere(&message, &key, |k| layer.has_server(k))
+        {
+            Some(owner) => {
+                let handover = Handover { message, source };
+                self.shard.hand_over(owner, handover, &self.stats);
+            }
+            None => self.receive_keyed(key, message, source),
+        }
+    }
+
+    /// Stamps a request with `received`/`rport` and hands the message to the
+    /// transaction layer.
+    fn receive(&mut self, message: SipMessage, source: Source) {
+        match TransactionKey::of(&message) {
+            Ok(key) => self.receive_keyed(key, message, source),
+            Err(e) => {
+                tracing::warn!(error = %e, "dropping message that cannot be matched to a transaction");
+            }
+        }
+    }
+
+    fn receive_keyed(&mut self, key: TransactionKey, mut message: SipMessage, source: Source) {
+        if message.is_request() {
+            if let Err(error) = stamp_received(&mut message, source.remote) {
+                tracing::debug!(%error, remote = %source.remote, "cannot stamp Via");
+            }
+        }
+        let reliable = source.flow.kind().is_reliable();
+        self.layer
+            .receive_keyed(key, message, Peer::Upstream(source), reliable);
     }
 
     fn on_event(&mut self, event: TuEvent<Peer>) {
@@ -456,6 +582,7 @@ impl<P: Policy> Core<P> {
                 let Peer::Upstream(source) = source else {
                     return;
                 };
+                self.shard.own(&key);
                 if request.method() == Some(&Method::Cancel) {
                     self.on_cancel(key, request, cancels);
                 } else {
@@ -479,6 +606,10 @@ impl<P: Policy> Core<P> {
             }
             TuEvent::Terminated { key } => {
                 self.stats.transaction_ended();
+                let client = self.branches.contains_key(&key) || self.originated.contains_key(&key);
+                if !client {
+                    self.shard.disown(&key);
+                }
                 self.branches.remove(&key);
                 self.originated.remove(&key);
                 self.contexts.remove(&key);
@@ -819,7 +950,10 @@ impl<P: Policy> Core<P> {
             port: Some(via_addr.port()),
             rport: false,
         };
-        add_via_with(&mut request, &via, |s| ctx.loop_hash.push_branch(s));
+        add_via_with(&mut request, &via, |s| {
+            self.shard.push_branch_start(s);
+            ctx.loop_hash.push_after_magic(s);
+        });
         if let Some(flow) = flow {
             return Ok(Built {
                 request,
@@ -995,7 +1129,8 @@ impl<P: Policy> Core<P> {
         let (addr, face) = self
             .outbound(kind, None)
             .ok_or_else(|| unroutable(&format_args!("no {kind} listener")))?;
-        let mut branch = String::from(BRANCH_MAGIC);
+        let mut branch = String::new();
+        self.shard.push_branch_start(&mut branch);
         build::push_random_hex(&mut branch, 16);
         let via = LocalVia {
             transport: kind,

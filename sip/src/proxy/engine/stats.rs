@@ -7,6 +7,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::shard::MAX_SHARDS;
 use crate::message::Method;
 
 /// The methods counted by name, in [`EngineStats::requests_in`] order; any other
@@ -152,6 +153,14 @@ pub struct EngineStats {
     /// Time from a request's arrival to its final response going upstream, by method
     /// ([`METHODS`]): the latency of this hop, the next hops' included.
     pub latency: [Latency; METHODS.len()],
+    /// Messages each shard read from its own sockets and connections, by shard
+    /// ([`super::EngineConfig::shards`]); handed-over messages are not counted again.
+    pub shard_messages: [AtomicU64; MAX_SHARDS],
+    /// Messages handed from the shard they reached to the one owning their
+    /// transaction ([`super::EngineConfig::shards`]).
+    pub handovers: AtomicU64,
+    /// Messages not handed over because the owner's queue was full (dropped).
+    pub handovers_dropped: AtomicU64,
 }
 
 impl EngineStats {
@@ -191,10 +200,21 @@ impl EngineStats {
         }
     }
 
+    /// Adds a shard's retransmissions since it last reported.
     pub(super) fn retransmissions(&self, received: u64, sent: u64) {
-        self.retransmissions_received
-            .store(received, Ordering::Relaxed);
-        self.retransmissions_sent.store(sent, Ordering::Relaxed);
+        if received > 0 {
+            self.retransmissions_received
+                .fetch_add(received, Ordering::Relaxed);
+        }
+        if sent > 0 {
+            self.retransmissions_sent.fetch_add(sent, Ordering::Relaxed);
+        }
+    }
+
+    pub(super) fn shard_message(&self, shard: usize) {
+        if let Some(c) = self.shard_messages.get(shard) {
+            Self::inc(c);
+        }
     }
 
     pub(super) fn transaction_started(&self) {
