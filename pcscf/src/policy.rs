@@ -114,7 +114,11 @@ impl Pcscf {
     pub fn new(settings: PcscfSettings, max_registrations: usize) -> Arc<Pcscf> {
         Arc::new(Pcscf {
             registrations: Registrations::new(max_registrations),
-            subscriptions: Subscriber::new(settings.originator.clone(), max_registrations),
+            subscriptions: Subscriber::new(
+                settings.originator.clone(),
+                max_registrations,
+                settings.persistence.clone(),
+            ),
             core_address: OnceLock::new(),
             settings,
         })
