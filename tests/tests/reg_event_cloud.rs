@@ -8,9 +8,11 @@
 //!
 //! * The P-CSCF's own SUBSCRIBE for each UE (TS 24.229 §5.2.3) carries no token and
 //!   needs none: the S-CSCF takes it as the subscription of the P-CSCF on the user's
-//!   Path (`scscf/src/regevent/authorize.rs`, `is_network_node`), for both tenants,
-//!   tenant b's too; its NOTIFY with the full state reaches the P-CSCF, which answers
-//!   200 (tshark). An administrative de-registration (`imsctl deregister`) makes the
+//!   Path, for both tenants, tenant b's too; its NOTIFY with the full state reaches the
+//!   P-CSCF, which answers 200 (tshark). A core node asserting the P-CSCF's host
+//!   subscribes straight at the S-CSCF without a token too (the terminating case,
+//!   where only `is_network_node` in `scscf/src/regevent/authorize.rs` spares it the
+//!   token check). An administrative de-registration (`imsctl deregister`) makes the
 //!   P-CSCF drop the UE: its next request, with a valid token, gets 403.
 //! * A phone's own SUBSCRIBE is checked like any request it starts: without a token
 //!   401 with the Bearer challenge (the P-CSCF's filter), with a token its tenant's
@@ -27,15 +29,18 @@ use std::path::Path;
 use std::time::Duration;
 
 use ims_e2e::chain::{
-    assert_all_passed, decode, impu, imsctl, node_health, provision_digest, start_core, stop_core,
-    users, Capture, Ue,
+    addr, assert_all_passed, decode, impu, imsctl, node_health, provision_digest, run, start_core,
+    stop_core, users, Capture, Ue, DOMAIN,
 };
 use ims_e2e::cloud::{configs, put_root, KeystoneAccount};
+use ims_e2e::sipp::SippTransport;
 use ims_e2e::{scratch_dir, wait_for};
 use serde_json::json;
 use support::{Keystone, SERVICE_PASSWORD, SERVICE_USER};
 
 const HOUR: u64 = 3600;
+/// The S-CSCF's SIP port in the dev configs.
+const SCSCF_SIP: u16 = 5080;
 
 /// A field of the P-CSCF's `/health`, as a number.
 fn pcscf_health(data: &Path, field: &str) -> Option<u64> {
@@ -110,6 +115,23 @@ async fn the_pcscfs_subscription_needs_no_token_and_a_phones_needs_its_tenants_l
     for user in ["ca000", "ca001", "cb000"] {
         assert_pcscf_subscribed(&data, user);
     }
+    // The same subscriber straight at the S-CSCF: a core node asserting the P-CSCF's
+    // host subscribes (a fetch) to ca000 without a token, as the terminating case whose
+    // served user is ca000 herself, registered with a tenant: taken only because the
+    // subscriber is the P-CSCF on her Path. (The P-CSCF's own SUBSCRIBE comes along the
+    // Service-Route, the originating case, whose served user is the P-CSCF's node
+    // identity: registered nowhere, which cloud authorization leaves to routing.)
+    let csv = dir.join("core-node.csv");
+    std::fs::write(&csv, format!("SEQUENTIAL\nca000;{DOMAIN};127.0.0.1\n")).unwrap();
+    let fetch = run(
+        &dir,
+        "regevent/core_subscribe.xml",
+        &csv,
+        SippTransport::Udp,
+        1,
+        addr(SCSCF_SIP),
+    );
+    assert_all_passed(&fetch, 1);
 
     // The phones' own subscriptions (ca001's and cb000's; ca000 keeps none, so that
     // no NOTIFY toward her races her scenario below): no token 401, a token its
