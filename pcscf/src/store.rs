@@ -30,13 +30,12 @@
 //! batches grow with the load. Subscription writes are queued from tasks of their own
 //! and no SIP message waits for them.
 
-use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ims_runtime::group_commit::{Batch, GroupCommit, MAX_BATCH};
+use ims_runtime::migrations::{migrator, Embedded};
 use ims_runtime::prometheus_client::metrics::counter::Counter;
 use ims_sip::transport::{Flow, TransportKind};
-use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Row};
 use tokio::time::Instant;
 
@@ -63,7 +62,7 @@ pub enum StoreError {
 /// The migrations of each backend (`pcscf/migrations/<backend>/`): version, name,
 /// PostgreSQL and SQLite text. Version 1 creates the registrations' table only when
 /// missing: databases of releases before migrations hold it already.
-const MIGRATIONS: [(i64, &str, &str, &str); 2] = [
+const MIGRATIONS: [Embedded; 2] = [
     (
         1,
         "registrations",
@@ -77,28 +76,6 @@ const MIGRATIONS: [(i64, &str, &str, &str); 2] = [
         include_str!("../migrations/sqlite/0002_reg_subscriptions.sql"),
     ),
 ];
-
-fn migrator(postgres: bool) -> Migrator {
-    let migrations = MIGRATIONS
-        .iter()
-        .map(|(version, name, pg, lite)| {
-            let sql = if postgres { pg } else { lite };
-            Migration::new(
-                *version,
-                Cow::Borrowed(name),
-                MigrationType::Simple,
-                Cow::Borrowed(sql),
-                false,
-            )
-        })
-        .collect();
-    Migrator {
-        migrations: Cow::Owned(migrations),
-        ignore_missing: false,
-        locking: true,
-        no_tx: false,
-    }
-}
 
 const UPSERT: &str = "INSERT INTO pcscf_registration \
     (pcscf, flow, public_identity, contacts, expires_at, service_route, associated) \
@@ -296,7 +273,7 @@ impl RegistrationStore {
         let connections = if sqlite { 1 } else { 2 };
         let pool =
             ims_runtime::sqlite::connect_pool(url, connections, "registrations database").await?;
-        migrator(postgres).run(&pool).await?;
+        migrator(&MIGRATIONS, postgres).run(&pool).await?;
         let style = |s: &str| if postgres { numbered(s) } else { s.to_string() };
         Ok(RegistrationStore {
             pool,

@@ -23,30 +23,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use ims_e2e::chain::{
-    assert_all_passed, decode, edited_dev_configs, impu, imsctl, node_health, provision_digest,
-    Capture, Ue,
+    assert_all_passed, assert_pcscf, edited_dev_configs, impu, imsctl, notify_answers,
+    pcscf_health, provision_digest, Capture, Ue,
 };
 use ims_e2e::nodes::Nodes;
 use ims_e2e::{block_on, wait_for};
 use sqlx::{Connection, Row};
-
-/// A field of the P-CSCF's `/health`, as a number.
-fn pcscf_health(data: &Path, field: &str) -> Option<u64> {
-    node_health(data, "pcscf")?[field].as_u64()
-}
-
-/// Waits (at most 15 s) until the P-CSCF's `/health` `field` is `n`; asserts it is.
-fn assert_pcscf(data: &Path, field: &str, n: u64) {
-    let seen = wait_for(Duration::from_secs(15), || {
-        pcscf_health(data, field).filter(|c| *c == n)
-    });
-    assert_eq!(
-        seen,
-        Some(n),
-        "P-CSCF {field}: {:?}",
-        pcscf_health(data, field)
-    );
-}
 
 /// The confirmed subscription dialogs in the P-CSCF's SQLite store: (resource,
 /// Call-ID, CSeq), by resource.
@@ -136,24 +118,9 @@ fn a_restarted_pcscf_still_learns_of_network_deregistrations() {
     // On the wire: the P-CSCF answered the S-CSCF's NOTIFYs in alice's old dialog with
     // 200, never 481.
     let pcap = capture.stop();
-    let answers = decode(
-        &pcap,
-        &[
-            "-Y",
-            &format!(
-                "sip.Status-Code && sip.CSeq.method == \"NOTIFY\" && udp.srcport == 5060 \
-                 && udp.dstport == 5080 && sip.Call-ID == \"{}\"",
-                before[0].1
-            ),
-            "-T",
-            "fields",
-            "-e",
-            "sip.Status-Code",
-        ],
-    );
-    let codes: Vec<&str> = answers.lines().map(str::trim).collect();
+    let codes = notify_answers(&pcap, &format!("sip.Call-ID == \"{}\"", before[0].1));
     assert!(
-        !codes.is_empty() && codes.iter().all(|c| *c == "200"),
-        "answers to the NOTIFYs in alice's dialog: {answers}"
+        !codes.is_empty() && codes.iter().all(|c| c == "200"),
+        "answers to the NOTIFYs in alice's dialog: {codes:?}"
     );
 }

@@ -25,57 +25,19 @@
 #[path = "../../cloud-auth/tests/support/mod.rs"]
 mod support;
 
-use std::path::Path;
-use std::time::Duration;
-
 use ims_e2e::chain::{
-    addr, assert_all_passed, decode, impu, imsctl, node_health, provision_digest, run, start_core,
-    stop_core, users, Capture, Ue, DOMAIN,
+    addr, assert_all_passed, assert_pcscf, assert_pcscf_subscribed, decode, impu, imsctl,
+    notify_answers, provision_digest, run, start_core, stop_core, users, Capture, Ue, DOMAIN,
 };
 use ims_e2e::cloud::{configs, put_root, KeystoneAccount};
+use ims_e2e::scratch_dir;
 use ims_e2e::sipp::SippTransport;
-use ims_e2e::{scratch_dir, wait_for};
 use serde_json::json;
 use support::{Keystone, SERVICE_PASSWORD, SERVICE_USER};
 
 const HOUR: u64 = 3600;
 /// The S-CSCF's SIP port in the dev configs.
 const SCSCF_SIP: u16 = 5080;
-
-/// A field of the P-CSCF's `/health`, as a number.
-fn pcscf_health(data: &Path, field: &str) -> Option<u64> {
-    node_health(data, "pcscf")?[field].as_u64()
-}
-
-/// Waits (at most 10 s) until the P-CSCF's `/health` `field` is `n`; asserts it is.
-fn assert_pcscf(data: &Path, field: &str, n: u64) {
-    let seen = wait_for(Duration::from_secs(10), || {
-        pcscf_health(data, field).filter(|c| *c == n)
-    });
-    assert_eq!(
-        seen,
-        Some(n),
-        "P-CSCF {field}: {:?}",
-        pcscf_health(data, field)
-    );
-}
-
-/// Asserts the S-CSCF lists the P-CSCF's (`sip:127.0.0.1`) subscription to `user`'s
-/// registration (`imsctl registrations`).
-fn assert_pcscf_subscribed(data: &Path, user: &str) {
-    let out = imsctl(data, &["registrations", &impu(user)]);
-    assert!(out.status.success(), "imsctl registrations: {out:?}");
-    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let subs = shown["subscriptions"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    assert!(
-        subs.iter()
-            .any(|s| s["kind"] == "pcscf" && s["subscriber"] == "sip:127.0.0.1"),
-        "the P-CSCF's subscription to {user}: {shown}"
-    );
-}
 
 #[tokio::test]
 async fn the_pcscfs_subscription_needs_no_token_and_a_phones_needs_its_tenants_leave() {
@@ -168,28 +130,16 @@ async fn the_pcscfs_subscription_needs_no_token_and_a_phones_needs_its_tenants_l
     dialogs.sort_unstable();
     dialogs.dedup();
     assert_eq!(dialogs.len(), 3, "full-state NOTIFYs to the P-CSCF: {full}");
-    let answers = decode(
-        &pcap,
-        &[
-            "-Y",
-            "sip.Status-Code && sip.CSeq.method == \"NOTIFY\" && udp.srcport == 5060 \
-             && udp.dstport == 5080",
-            "-T",
-            "fields",
-            "-e",
-            "sip.Status-Code",
-        ],
-    );
-    let codes: Vec<&str> = answers.lines().map(str::trim).collect();
+    let codes = notify_answers(&pcap, "");
     // Three first NOTIFYs and ca000's de-registration (and ca001's answer to the
     // NOTIFY of her own subscription, relayed).
     assert!(
-        codes.iter().filter(|c| **c == "200").count() >= 4,
-        "answers to NOTIFYs: {answers}"
+        codes.iter().filter(|c| *c == "200").count() >= 4,
+        "answers to NOTIFYs: {codes:?}"
     );
     assert!(
-        !codes.iter().any(|c| *c == "481" || *c == "403"),
-        "answers to NOTIFYs: {answers}"
+        !codes.iter().any(|c| c == "481" || c == "403"),
+        "answers to NOTIFYs: {codes:?}"
     );
 
     stop_core(core);
