@@ -18,7 +18,10 @@
 //! took just before a crash, whose 2xx was not written yet, is not repeated with the
 //! same CSeq (RFC 3261 §12.2.2 refuses that). A restored registration whose
 //! subscription was not stored (not confirmed yet, or a TCP/TLS flow's) is subscribed
-//! again at its next 200 to REGISTER.
+//! again at its next 200 to REGISTER. Each write is queued from a task of its own, so
+//! two changes of one dialog made within the same instant may commit in either order; a
+//! row left behind that way names a dialog the notifier has ended, which the restarted
+//! P-CSCF drops at its first refresh (481) or with its registration.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
