@@ -1,7 +1,9 @@
 //! P-CSCF: the IMS edge proxy toward UEs (TS 24.229 §5.2). See the library docs for
 //! what it does; this binary runs it on the `[sip]` listeners with `/health` (which
-//! shows `registered_contacts` and `restored_registrations`) and `/metrics`. At start it
-//! takes back the registrations `[pcscf] store` kept ([`pcscf::store`]).
+//! shows `registered_contacts`, `restored_registrations`, `reg_event_subscriptions` and
+//! `restored_reg_event_subscriptions`) and `/metrics`. At start it takes back the
+//! registrations and reg event subscription dialogs `[pcscf] store` kept
+//! ([`pcscf::store`], [`pcscf::regsub`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +22,7 @@ use ims_sip::transport::{Face, TransportKind, TransportLayer};
 use pcscf::budget::SourceBudget;
 use pcscf::flow_token::FlowTokens;
 use pcscf::registrations::Registration;
-use pcscf::store::{unix_now, Change, Persistence, RegistrationStore};
+use pcscf::store::{unix_now, Change, Persistence, RegistrationStore, StoredSubscription};
 use pcscf::{Pcscf, PcscfPolicy, PcscfSettings};
 
 #[tokio::main]
@@ -45,7 +47,7 @@ async fn main() -> anyhow::Result<()> {
         .refusals
         .spawn_reporter(Duration::from_secs(config.budget.summary_secs));
     let ingress = Ingress::new(Role::Pcscf, &config.zones).with_refusals(budget.refusals.sink());
-    let (persistence, restored) = open_store(&config).await?;
+    let (persistence, restored, subscriptions) = open_store(&config).await?;
     let settings = PcscfSettings {
         budget,
         home_networks: section
@@ -71,11 +73,18 @@ async fn main() -> anyhow::Result<()> {
     let originator = settings.originator.clone();
     let settings_filter = settings.cloud_auth.clone();
     let pcscf = Pcscf::new(settings, section.max_registrations);
-    let restored = pcscf
-        .registrations
-        .restore(restored, tokio::time::Instant::now());
+    let now = tokio::time::Instant::now();
+    let restored = pcscf.registrations.restore(restored, now);
+    let restored_subscriptions =
+        pcscf
+            .subscriptions
+            .restore(subscriptions, &pcscf.registrations, now, unix_now());
     if persistence.is_some() {
-        tracing::info!(restored, "registrations restored from the store");
+        tracing::info!(
+            restored,
+            restored_subscriptions,
+            "registrations and their reg event subscriptions restored from the store"
+        );
     }
     let mut registry = Registry::default();
     if let Some(p) = &persistence {
@@ -122,6 +131,9 @@ async fn main() -> anyhow::Result<()> {
         },
     );
     running.status.set("restored_registrations", restored);
+    running
+        .status
+        .set("restored_reg_event_subscriptions", restored_subscriptions);
     let status = running.status.clone();
     let purger = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -153,21 +165,32 @@ async fn main() -> anyhow::Result<()> {
 /// How often the store drops the rows of lapsed registrations, in seconds.
 const PURGE_STORE_SECS: u64 = 60;
 
-/// The store of `[pcscf] store` with its writer, and the registrations it holds that
-/// can be used again (live, over UDP); none with `store = "memory"`.
-async fn open_store(
-    config: &PcscfConfig,
-) -> anyhow::Result<(Option<Persistence>, Vec<Registration>)> {
+/// What the store gave back at start: its writer, the registrations that can be used
+/// again (live, over UDP) and the reg event subscription dialogs.
+type Restored = (
+    Option<Persistence>,
+    Vec<Registration>,
+    Vec<StoredSubscription>,
+);
+
+/// The store of `[pcscf] store` with its writer, the registrations it holds that can be
+/// used again (live, over UDP) and the stored subscription dialogs; none with
+/// `store = "memory"`.
+async fn open_store(config: &PcscfConfig) -> anyhow::Result<Restored> {
     let url = &config.pcscf.store;
     if url == MEMORY_STORE {
         tracing::warn!("pcscf.store = \"memory\": every UE must register again after a restart");
-        return Ok((None, Vec::new()));
+        return Ok((None, Vec::new(), Vec::new()));
     }
     let store = RegistrationStore::open(url, &config.node.name)
         .await
         .context("pcscf.store")?;
     let unix = unix_now();
     let stored = store.load(unix).await.context("pcscf.store: loading")?;
+    let subscriptions = store
+        .subscriptions()
+        .await
+        .context("pcscf.store: loading the reg event subscriptions")?;
     let now = tokio::time::Instant::now();
     let count = stored.len();
     let live: Vec<Registration> = stored
@@ -180,7 +203,7 @@ async fn open_store(
             "stored registrations over connections of the previous run (or unreadable) not restored"
         );
     }
-    Ok((Some(Persistence::spawn(store)), live))
+    Ok((Some(Persistence::spawn(store)), live, subscriptions))
 }
 
 /// Where the core reaches us (the host part of Path): the first UDP listener (else the

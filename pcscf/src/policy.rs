@@ -31,7 +31,8 @@
 //!   `reg-event` Contact is answered here, only from the core zone (403) and in our
 //!   dialogs (481); one saying the registration ended drops it and its stored row, its
 //!   flow still open a moment ([`crate::registrations::DRAIN`]) to in-dialog requests
-//!   from the core so the UE's own NOTIFY reaches it.
+//!   from the core so the UE's own NOTIFY reaches it. The dialogs survive a restart
+//!   with the registrations ([`crate::store`]).
 //!
 //! * Registrations survive a restart ([`crate::store`]): the 200 to a REGISTER over
 //!   UDP is relayed once the registration is written ([`Policy::hold_response`]). After
@@ -114,7 +115,11 @@ impl Pcscf {
     pub fn new(settings: PcscfSettings, max_registrations: usize) -> Arc<Pcscf> {
         Arc::new(Pcscf {
             registrations: Registrations::new(max_registrations),
-            subscriptions: Subscriber::new(settings.originator.clone(), max_registrations),
+            subscriptions: Subscriber::new(
+                settings.originator.clone(),
+                max_registrations,
+                settings.persistence.clone(),
+            ),
             core_address: OnceLock::new(),
             settings,
         })

@@ -8,9 +8,20 @@
 //! what they say is applied to the registrations by the policy.
 //!
 //! The table is bounded (one subscription per registered flow, at most as many as
-//! registrations) and lives in memory only: after a restart the restored
-//! registrations are subscribed again at their next 200 to REGISTER (their
-//! re-registration), not at once.
+//! registrations). With `[pcscf] store` the dialog of each confirmed subscription of a
+//! UDP flow (Call-ID, tags, CSeq, target, route set, expiry and refresh time) is kept
+//! beside its registration ([`crate::store`]): written after each 2xx to a SUBSCRIBE,
+//! deleted when the subscription ends, through the store's group-commit writer in a
+//! task of its own (no SIP message waits for it), and [`Subscriber::restore`]d at start
+//! with the registrations, so the S-CSCF's NOTIFYs in the old dialog are still matched
+//! and its refreshes go on. The CSeq restored skips one number: a refresh the notifier
+//! took just before a crash, whose 2xx was not written yet, is not repeated with the
+//! same CSeq (RFC 3261 §12.2.2 refuses that). A restored registration whose
+//! subscription was not stored (not confirmed yet, or a TCP/TLS flow's) is subscribed
+//! again at its next 200 to REGISTER. Each write is queued from a task of its own, so
+//! two changes of one dialog made within the same instant may commit in either order; a
+//! row left behind that way names a dialog the notifier has ended, which the restarted
+//! P-CSCF drops at its first refresh (481) or with its registration.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,11 +33,13 @@ use ims_sip::message::build::new_tag;
 use ims_sip::message::delta_seconds::delta_seconds;
 use ims_sip::message::{Headers, Request, StartLine};
 use ims_sip::proxy::engine::Originator;
-use ims_sip::transport::Flow;
+use ims_sip::transport::{Flow, TransportKind};
 use ims_sip::{HeaderName, Method, SipMessage};
 use tokio::time::Instant;
 
-use crate::registrations::Registration;
+use crate::flow_token::label;
+use crate::registrations::{Registration, Registrations};
+use crate::store::{Change, Persistence, StoredSubscription};
 
 /// The Expires the P-CSCF asks for (TS 24.229 §5.2.3: 600 000 seconds); the S-CSCF
 /// grants at most its own maximum.
@@ -56,6 +69,20 @@ struct Sub {
     contact: String,
     /// When to refresh; `None` while a SUBSCRIBE is under way.
     refresh_at: Option<Instant>,
+    /// When the notifier's last grant lapses; `None` before the first 2xx.
+    expires: Option<Instant>,
+}
+
+/// Seconds since the UNIX epoch at `at`, given `now` is `unix`, rounded up.
+fn unix_at(at: Instant, now: Instant, unix: u64) -> u64 {
+    let left = at.saturating_duration_since(now);
+    unix.saturating_add(left.as_secs() + u64::from(left.subsec_nanos() > 0))
+}
+
+/// The instant of `at` (seconds since the UNIX epoch) given `now` is `unix`; `now`
+/// when it has passed.
+fn instant_at(at: u64, now: Instant, unix: u64) -> Option<Instant> {
+    now.checked_add(Duration::from_secs(at.saturating_sub(unix)))
 }
 
 impl Sub {
@@ -94,6 +121,53 @@ impl Sub {
         let start = StartLine::Request(Request::new(Method::Subscribe, self.target.clone()));
         SipMessage::new(start, h, Bytes::new())
     }
+
+    /// The confirmed dialog for `flow` as stored, at `now` (`unix` seconds since the
+    /// epoch); `None` before it is confirmed and granted.
+    fn stored(&self, flow: &Flow, now: Instant, unix: u64) -> Option<StoredSubscription> {
+        let remote_tag = self.remote_tag.clone()?;
+        let expires = self.expires?;
+        Some(StoredSubscription {
+            flow: label(flow),
+            call_id: self.call_id.clone(),
+            local_tag: self.local_tag.clone(),
+            remote_tag,
+            resource: self.resource.clone(),
+            identity: self.identity.clone(),
+            contact: self.contact.clone(),
+            target: self.target.clone(),
+            route: self.route.clone(),
+            cseq: self.cseq,
+            expires_at: unix_at(expires, now, unix),
+            refresh_at: self.refresh_at.map_or(unix, |at| unix_at(at, now, unix)),
+        })
+    }
+
+    /// The dialog `stored` describes, to go on with at `now` (`unix` seconds since the
+    /// epoch): none when its grant has lapsed or it names no UDP flow.
+    fn restore(stored: StoredSubscription, now: Instant, unix: u64) -> Option<(Flow, Sub)> {
+        let flow: Flow = stored.flow.parse().ok()?;
+        if flow.kind() != TransportKind::Udp
+            || stored.expires_at <= unix
+            || stored.remote_tag.is_empty()
+        {
+            return None;
+        }
+        let sub = Sub {
+            call_id: stored.call_id,
+            local_tag: stored.local_tag,
+            remote_tag: Some(stored.remote_tag),
+            target: stored.target,
+            route: stored.route,
+            cseq: stored.cseq.saturating_add(1),
+            resource: stored.resource,
+            identity: stored.identity,
+            contact: stored.contact,
+            refresh_at: Some(instant_at(stored.refresh_at, now, unix)?),
+            expires: Some(instant_at(stored.expires_at, now, unix)?),
+        };
+        Some((flow, sub))
+    }
 }
 
 #[derive(Debug, Default)]
@@ -126,6 +200,8 @@ pub struct Subscriber {
     table: Arc<Mutex<Table>>,
     originator: Originator,
     max: usize,
+    /// Where the dialogs are kept across restarts (`[pcscf] store`).
+    persistence: Option<Persistence>,
 }
 
 /// The tag parameter of a From/To value.
@@ -147,13 +223,59 @@ fn terminated(value: &str) -> bool {
 }
 
 impl Subscriber {
-    /// At most `max` subscriptions, sent through `originator`.
-    pub fn new(originator: Originator, max: usize) -> Subscriber {
+    /// At most `max` subscriptions, sent through `originator`, their dialogs kept in
+    /// `persistence` when there is one.
+    pub fn new(originator: Originator, max: usize, persistence: Option<Persistence>) -> Subscriber {
         Subscriber {
             table: Arc::default(),
             originator,
             max,
+            persistence,
         }
+    }
+
+    /// Writes `change` about `flow` to the store in a task of its own: only UDP flows'
+    /// subscriptions are kept (a connection does not survive a restart).
+    fn write(&self, flow: &Flow, change: Change) {
+        if let Some(p) = self
+            .persistence
+            .as_ref()
+            .filter(|_| flow.kind() == TransportKind::Udp)
+        {
+            tokio::spawn(p.write(change));
+        }
+    }
+
+    /// Takes back the dialogs read from the store after a restart, for the flows
+    /// `registrations` holds (restored just before), up to the bound; returns how many
+    /// were taken. They are refreshed when due, at once when that time has passed.
+    pub fn restore(
+        &self,
+        stored: Vec<StoredSubscription>,
+        registrations: &Registrations,
+        now: Instant,
+        unix: u64,
+    ) -> usize {
+        let mut t = self.lock();
+        let mut taken = 0;
+        for (flow, sub) in stored
+            .into_iter()
+            .filter_map(|s| Sub::restore(s, now, unix))
+        {
+            if t.by_flow.len() >= self.max {
+                break;
+            }
+            if t.by_flow.contains_key(&flow)
+                || t.by_call.contains_key(&sub.call_id)
+                || registrations.by_flow(&flow, now).is_none()
+            {
+                continue;
+            }
+            t.by_call.insert(sub.call_id.clone(), flow);
+            t.by_flow.insert(flow, sub);
+            taken += 1;
+        }
+        taken
     }
 
     fn lock(&self) -> MutexGuard<'_, Table> {
@@ -181,36 +303,41 @@ impl Subscriber {
     /// URI); the SUBSCRIBE goes in a task of its own. Nothing when the flow is
     /// subscribed to already or the table is full.
     pub fn start(&self, reg: &Registration, identity: &str, contact: &str) {
-        let request = {
-            let mut t = self.lock();
-            if t.by_flow.contains_key(&reg.flow) {
-                return;
-            }
-            if t.by_flow.len() >= self.max {
-                tracing::warn!(
-                    max = self.max,
-                    "reg event subscriptions full: not subscribing"
-                );
-                return;
-            }
-            let mut sub = Sub {
-                call_id: format!("{}{}", new_tag(), new_tag()),
-                local_tag: new_tag(),
-                remote_tag: None,
-                target: reg.public_identity.clone(),
-                route: reg.service_route.clone(),
-                cseq: 0,
-                resource: reg.public_identity.clone(),
-                identity: identity.to_string(),
-                contact: contact.to_string(),
-                refresh_at: None,
-            };
-            let request = sub.request(EXPIRES);
-            t.by_call.insert(sub.call_id.clone(), reg.flow);
-            t.by_flow.insert(reg.flow, sub);
-            request
+        if let Some(request) = self.begin(reg, identity, contact) {
+            self.spawn_send(reg.flow, request);
+        }
+    }
+
+    /// [`Self::start`] up to the SUBSCRIBE to send: the new dialog in the table.
+    fn begin(&self, reg: &Registration, identity: &str, contact: &str) -> Option<SipMessage> {
+        let mut t = self.lock();
+        if t.by_flow.contains_key(&reg.flow) {
+            return None;
+        }
+        if t.by_flow.len() >= self.max {
+            tracing::warn!(
+                max = self.max,
+                "reg event subscriptions full: not subscribing"
+            );
+            return None;
+        }
+        let mut sub = Sub {
+            call_id: format!("{}{}", new_tag(), new_tag()),
+            local_tag: new_tag(),
+            remote_tag: None,
+            target: reg.public_identity.clone(),
+            route: reg.service_route.clone(),
+            cseq: 0,
+            resource: reg.public_identity.clone(),
+            identity: identity.to_string(),
+            contact: contact.to_string(),
+            refresh_at: None,
+            expires: None,
         };
-        self.spawn_send(reg.flow, request);
+        let request = sub.request(EXPIRES);
+        t.by_call.insert(sub.call_id.clone(), reg.flow);
+        t.by_flow.insert(reg.flow, sub);
+        Some(request)
     }
 
     /// Unsubscribes (`Expires: 0`) for the UE over `flow`, which de-registered
@@ -233,6 +360,7 @@ impl Subscriber {
     /// gets 481).
     fn unsubscribe(&self, flow: &Flow) -> Option<SipMessage> {
         let mut sub = self.lock().remove(flow)?;
+        self.write(flow, Change::DeleteSubscription(label(flow)));
         sub.remote_tag.as_ref()?;
         Some(sub.request(0))
     }
@@ -269,10 +397,22 @@ impl Subscriber {
     /// the subscription (RFC 6665 §4.1.2.1: the UE is subscribed again at its next
     /// initial registration).
     fn answered(&self, flow: &Flow, call_id: &str, response: Option<&SipMessage>, now: Instant) {
+        let change = self.confirm(flow, call_id, response, now);
+        if let Some(change) = change {
+            self.write(flow, change);
+        }
+    }
+
+    /// [`Self::answered`] on the table; the store's change it makes, if any.
+    fn confirm(
+        &self,
+        flow: &Flow,
+        call_id: &str,
+        response: Option<&SipMessage>,
+        now: Instant,
+    ) -> Option<Change> {
         let mut t = self.lock();
-        let Some(sub) = t.by_flow.get_mut(flow).filter(|s| s.call_id == call_id) else {
-            return;
-        };
+        let sub = t.by_flow.get_mut(flow).filter(|s| s.call_id == call_id)?;
         let code = response.and_then(SipMessage::status).unwrap_or(0);
         let granted = response
             .and_then(|r| r.headers.get_str(&HeaderName::Expires))
@@ -294,13 +434,18 @@ impl Subscriber {
                 {
                     sub.target = target;
                 }
+                let granted = Duration::from_secs(u64::from(secs));
                 let refresh = Duration::from_secs(u64::from(secs) * 2 / 3).max(MIN_REFRESH);
                 sub.refresh_at = now.checked_add(refresh);
+                sub.expires = now.checked_add(granted);
                 tracing::debug!(resource = %sub.resource, secs, "reg event subscription active");
+                sub.stored(flow, now, crate::store::unix_now())
+                    .map(Change::SaveSubscription)
             }
             _ => {
                 tracing::info!(resource = %sub.resource, code, "reg event subscription refused or unanswered");
                 t.remove(flow);
+                Some(Change::DeleteSubscription(label(flow)))
             }
         }
     }
@@ -337,6 +482,8 @@ impl Subscriber {
         .is_some_and(|s| terminated(&s));
         if ended {
             t.remove(&flow);
+            drop(t);
+            self.write(&flow, Change::DeleteSubscription(label(&flow)));
         }
         Ok(Notified { flow, ended })
     }
@@ -344,14 +491,16 @@ impl Subscriber {
     /// Forgets the subscription for `flow` without a SUBSCRIBE (its registration was
     /// dropped because the notifier said it ended).
     pub fn forget(&self, flow: &Flow) {
-        self.lock().remove(flow);
+        if self.lock().remove(flow).is_some() {
+            self.write(flow, Change::DeleteSubscription(label(flow)));
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registrations::Registrations;
+    use crate::store::RegistrationStore;
     use crate::testutil::{flows, register_200};
 
     fn subscriber_with(flow: Flow) -> (Subscriber, Registration) {
@@ -359,7 +508,7 @@ mod tests {
         let (req, ok) = register_200(600);
         regs.learn(&req, flow, &ok, Instant::now());
         let reg = regs.by_flow(&flow, Instant::now()).unwrap();
-        (Subscriber::new(Originator::default(), 1), reg)
+        (Subscriber::new(Originator::default(), 1, None), reg)
     }
 
     fn notify(call_id: &str, to_tag: &str, from_tag: &str, state: &str) -> SipMessage {
@@ -370,6 +519,17 @@ mod tests {
              To: <sip:127.0.0.1>;tag={to_tag}\r\nCall-ID: {call_id}\r\nCSeq: 1 NOTIFY\r\n\
              Event: reg\r\nSubscription-State: {state}\r\nMax-Forwards: 70\r\n\
              Content-Length: 0\r\n\r\n"
+        ))
+        .unwrap()
+    }
+
+    /// The notifier's 200 to the first SUBSCRIBE of the dialog `call_id`, for 600 s.
+    fn subscribe_200(call_id: &str) -> SipMessage {
+        SipMessage::parse(format!(
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKx\r\n\
+             From: <sip:127.0.0.1>;tag=a\r\nTo: <sip:alice@ims.example.net>;tag=scscf\r\n\
+             Call-ID: {call_id}\r\nCSeq: 1 SUBSCRIBE\r\nContact: <sip:scscf@127.0.0.1:5080>\r\n\
+             Expires: 600\r\nContent-Length: 0\r\n\r\n"
         ))
         .unwrap()
     }
@@ -422,13 +582,7 @@ mod tests {
         let (s, reg) = subscriber_with(fl[0]);
         s.start(&reg, "sip:127.0.0.1", "sip:reg-event@127.0.0.1:5060");
         let call_id = s.lock().by_flow[&fl[0]].call_id.clone();
-        let ok = SipMessage::parse(format!(
-            "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKx\r\n\
-             From: <sip:127.0.0.1>;tag=a\r\nTo: <sip:alice@ims.example.net>;tag=scscf\r\n\
-             Call-ID: {call_id}\r\nCSeq: 1 SUBSCRIBE\r\nContact: <sip:scscf@127.0.0.1:5080>\r\n\
-             Expires: 600\r\nContent-Length: 0\r\n\r\n"
-        ))
-        .unwrap();
+        let ok = subscribe_200(&call_id);
         let now = Instant::now();
         s.answered(&fl[0], &call_id, Some(&ok), now);
         let sub = s.lock().by_flow[&fl[0]].clone();
@@ -454,5 +608,137 @@ mod tests {
         s.answered(&fl[0], &call_id, None, now);
         assert!(!s.has(&fl[0]));
         assert_eq!(s.unsubscribe(&fl[0]), None);
+    }
+
+    /// The stored subscriptions of `store`, once there are `n` (at most 5 s).
+    async fn stored_once(store: &RegistrationStore, n: usize) -> Vec<StoredSubscription> {
+        for _ in 0..500 {
+            let rows = store.subscriptions().await.unwrap();
+            if rows.len() == n {
+                return rows;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "never {n} stored subscriptions: {:?}",
+            store.subscriptions().await
+        )
+    }
+
+    /// A confirmed dialog is written to the store; a P-CSCF restarted on that store
+    /// matches the notifier's NOTIFYs in it (not 481), refreshes it with the next CSeq
+    /// but one, and forgets it (in the store too) when it ends.
+    #[tokio::test]
+    async fn a_confirmed_dialog_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("r.db").display());
+        let store = RegistrationStore::open(&url, "pcscf").await.unwrap();
+        let fl = flows(1).await;
+        let regs = Registrations::new(4);
+        let (req, ok) = register_200(600);
+        let now = Instant::now();
+        regs.learn(&req, fl[0], &ok, now);
+        let reg = regs.by_flow(&fl[0], now).unwrap();
+        let before = Subscriber::new(
+            Originator::default(),
+            4,
+            Some(Persistence::spawn(store.clone())),
+        );
+        // The SUBSCRIBE is not sent (the test answers it).
+        before
+            .begin(&reg, "sip:127.0.0.1", "sip:reg-event@127.0.0.1:5060")
+            .unwrap();
+        let call_id = before.lock().by_flow[&fl[0]].call_id.clone();
+        let local_tag = before.lock().by_flow[&fl[0]].local_tag.clone();
+        before.answered(&fl[0], &call_id, Some(&subscribe_200(&call_id)), now);
+        let unix = crate::store::unix_now();
+        let rows = stored_once(&store, 1).await;
+        let row = &rows[0];
+        assert_eq!(
+            (
+                row.call_id.as_str(),
+                row.local_tag.as_str(),
+                row.remote_tag.as_str()
+            ),
+            (call_id.as_str(), local_tag.as_str(), "scscf")
+        );
+        assert_eq!(row.target, "sip:scscf@127.0.0.1:5080");
+        assert_eq!((row.flow.clone(), row.cseq), (label(&fl[0]), 1));
+        assert!(
+            (unix + 599..=unix + 601).contains(&row.expires_at),
+            "{row:?}"
+        );
+        assert!(
+            (unix + 399..=unix + 401).contains(&row.refresh_at),
+            "{row:?}"
+        );
+
+        // Restarted: the registrations and then the dialogs come back.
+        let after = Subscriber::new(
+            Originator::default(),
+            4,
+            Some(Persistence::spawn(store.clone())),
+        );
+        let later = Instant::now();
+        assert_eq!(
+            after.restore(rows.clone(), &Registrations::new(4), later, unix),
+            0
+        );
+        assert_eq!(after.restore(rows.clone(), &regs, later, unix), 1);
+        assert_eq!(after.restore(rows, &regs, later, unix), 0, "already there");
+        let state = notify(&call_id, &local_tag, "scscf", "active;expires=500");
+        assert_eq!(after.notify(&state).map(|n| n.flow), Ok(fl[0]));
+        let mut sub = after.lock().by_flow[&fl[0]].clone();
+        let text = String::from_utf8(sub.request(EXPIRES).to_bytes().to_vec()).unwrap();
+        assert!(
+            text.starts_with("SUBSCRIBE sip:scscf@127.0.0.1:5080 SIP/2.0\r\n")
+                && text.contains("CSeq: 3 SUBSCRIBE")
+                && text.contains(";tag=scscf\r\n"),
+            "{text}"
+        );
+        let ended = notify(
+            &call_id,
+            &local_tag,
+            "scscf",
+            "terminated;reason=deactivated",
+        );
+        assert!(after.notify(&ended).unwrap().ended);
+        stored_once(&store, 0).await;
+        store.close().await;
+    }
+
+    #[test]
+    fn a_lapsed_dialog_or_a_connections_is_not_restored() {
+        let now = Instant::now();
+        let row = StoredSubscription {
+            flow: "UDP#0:127.0.0.1:5062".into(),
+            call_id: "c".into(),
+            local_tag: "l".into(),
+            remote_tag: "r".into(),
+            resource: "sip:alice@ims.example.net".into(),
+            identity: "sip:127.0.0.1".into(),
+            contact: "sip:reg-event@127.0.0.1:5060".into(),
+            target: "sip:scscf@127.0.0.1:5080".into(),
+            route: Vec::new(),
+            cseq: u32::MAX,
+            expires_at: 1_600,
+            refresh_at: 900,
+        };
+        let (_, sub) = Sub::restore(row.clone(), now, 1_000).unwrap();
+        // Due already: refreshed at the next tick; the CSeq saturates.
+        assert_eq!(sub.refresh_at, Some(now));
+        assert_eq!(sub.expires, Some(now + Duration::from_secs(600)));
+        assert_eq!(sub.cseq, u32::MAX);
+        assert!(Sub::restore(row.clone(), now, 1_600).is_none());
+        let tcp = StoredSubscription {
+            flow: "TCP#4:127.0.0.1:40000".into(),
+            ..row.clone()
+        };
+        assert!(Sub::restore(tcp, now, 1_000).is_none());
+        let unconfirmed = StoredSubscription {
+            remote_tag: String::new(),
+            ..row
+        };
+        assert!(Sub::restore(unconfirmed, now, 1_000).is_none());
     }
 }

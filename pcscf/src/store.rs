@@ -13,17 +13,27 @@
 //! closed flow and registers again, RFC 5626 §4.4), and requests toward it are answered
 //! `430 Flow Failed` (RFC 5626 §5.3) like those toward any flow no longer registered.
 //!
+//! Beside each registration the dialog of the P-CSCF's reg event subscription for it is
+//! kept ([`StoredSubscription`], [`crate::regsub`]): Call-ID, tags, CSeq, target, route
+//! set, expiry and refresh time, so that after a restart the S-CSCF's NOTIFYs are still
+//! matched (not answered 481) and the network's de-registrations still reach the
+//! P-CSCF. Deleting a registration deletes its subscription; the periodic purge drops
+//! lapsed subscriptions and those whose registration has gone. The schema is applied by
+//! migrations (`pcscf/migrations/<backend>/`) at [`RegistrationStore::open`].
+//!
 //! Writes go through one group-commit writer task ([`ims_runtime::group_commit`]),
 //! never from the proxy engine's task: the engine holds the 200 to a REGISTER until its
 //! write has committed ([`ims_sip::proxy::engine::Policy::hold_response`]), so a
 //! registration a UE was told of survives a crash of the process (SQLite in WAL mode
 //! with `synchronous = NORMAL`: a commit survives the process, not a power loss; see
 //! `ims_runtime::sqlite`). Each change is one statement of the batch's transaction; the
-//! batches grow with the load.
+//! batches grow with the load. Subscription writes are queued from tasks of their own
+//! and no SIP message waits for them.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ims_runtime::group_commit::{Batch, GroupCommit, MAX_BATCH};
+use ims_runtime::migrations::{migrator, Embedded};
 use ims_runtime::prometheus_client::metrics::counter::Counter;
 use ims_sip::transport::{Flow, TransportKind};
 use sqlx::{AnyPool, Row};
@@ -41,22 +51,32 @@ pub enum StoreError {
     /// The group-commit writer stopped before answering (the process is shutting down).
     #[error("the store writer stopped")]
     WriterStopped,
+    /// The schema migration failed.
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
     /// The URL names no supported backend.
     #[error("unsupported store URL (expected sqlite: or postgres://)")]
     UnsupportedUrl,
 }
 
-/// The table, created when missing (version 1 of the schema).
-const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS pcscf_registration (
-    pcscf TEXT NOT NULL,
-    flow TEXT NOT NULL,
-    public_identity TEXT NOT NULL,
-    contacts TEXT NOT NULL,
-    expires_at BIGINT NOT NULL,
-    service_route TEXT NOT NULL,
-    associated TEXT NOT NULL,
-    PRIMARY KEY (pcscf, flow)
-)";
+/// The migrations of each backend (`pcscf/migrations/<backend>/`): version, name,
+/// PostgreSQL and SQLite text. Version 1 creates the registrations' table only when
+/// missing: databases of releases before migrations hold it already.
+const MIGRATIONS: [Embedded; 2] = [
+    (
+        1,
+        "registrations",
+        include_str!("../migrations/postgres/0001_registrations.sql"),
+        include_str!("../migrations/sqlite/0001_registrations.sql"),
+    ),
+    (
+        2,
+        "reg_subscriptions",
+        include_str!("../migrations/postgres/0002_reg_subscriptions.sql"),
+        include_str!("../migrations/sqlite/0002_reg_subscriptions.sql"),
+    ),
+];
+
 const UPSERT: &str = "INSERT INTO pcscf_registration \
     (pcscf, flow, public_identity, contacts, expires_at, service_route, associated) \
     VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pcscf, flow) DO UPDATE SET \
@@ -67,6 +87,22 @@ const DELETE: &str = "DELETE FROM pcscf_registration WHERE pcscf = ? AND flow = 
 const DELETE_EXPIRED: &str = "DELETE FROM pcscf_registration WHERE pcscf = ? AND expires_at <= ?";
 const SELECT: &str = "SELECT flow, public_identity, contacts, expires_at, service_route, \
     associated FROM pcscf_registration WHERE pcscf = ? ORDER BY flow";
+const UPSERT_SUBSCRIPTION: &str = "INSERT INTO pcscf_reg_subscription \
+    (pcscf, flow, call_id, local_tag, remote_tag, resource, identity, contact, target, \
+    route_set, cseq, expires_at, refresh_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+    ON CONFLICT (pcscf, flow) DO UPDATE SET call_id = excluded.call_id, \
+    local_tag = excluded.local_tag, remote_tag = excluded.remote_tag, \
+    resource = excluded.resource, identity = excluded.identity, contact = excluded.contact, \
+    target = excluded.target, route_set = excluded.route_set, cseq = excluded.cseq, \
+    expires_at = excluded.expires_at, refresh_at = excluded.refresh_at";
+const DELETE_SUBSCRIPTION: &str = "DELETE FROM pcscf_reg_subscription WHERE pcscf = ? AND flow = ?";
+/// A subscription goes when its grant lapses or its registration's row has gone.
+const DELETE_EXPIRED_SUBSCRIPTIONS: &str = "DELETE FROM pcscf_reg_subscription \
+    WHERE pcscf = ? AND (expires_at <= ? OR flow NOT IN \
+    (SELECT flow FROM pcscf_registration WHERE pcscf = ?))";
+const SELECT_SUBSCRIPTIONS: &str = "SELECT flow, call_id, local_tag, remote_tag, resource, \
+    identity, contact, target, route_set, cseq, expires_at, refresh_at \
+    FROM pcscf_reg_subscription WHERE pcscf = ? ORDER BY flow";
 
 /// A registration as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,15 +164,50 @@ impl StoredRegistration {
     }
 }
 
-/// One change of the stored registrations.
+/// The dialog of a reg event subscription as stored ([`crate::regsub`]): what the
+/// P-CSCF needs to match the notifier's NOTIFYs and to refresh it after a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSubscription {
+    /// The label of the flow whose registration it watches.
+    pub flow: String,
+    /// The dialog's Call-ID.
+    pub call_id: String,
+    /// Our tag.
+    pub local_tag: String,
+    /// The notifier's tag.
+    pub remote_tag: String,
+    /// The public identity subscribed to.
+    pub resource: String,
+    /// Our node identity (From and P-Asserted-Identity).
+    pub identity: String,
+    /// Our Contact URI.
+    pub contact: String,
+    /// Request-URI of the next SUBSCRIBE (the notifier's Contact).
+    pub target: String,
+    /// Route values of the next SUBSCRIBE (the dialog's route set).
+    pub route: Vec<String>,
+    /// CSeq of the last SUBSCRIBE answered with a 2xx.
+    pub cseq: u32,
+    /// When the notifier's grant lapses, in seconds since the UNIX epoch.
+    pub expires_at: u64,
+    /// When to refresh it, in seconds since the UNIX epoch.
+    pub refresh_at: u64,
+}
+
+/// One change of the stored registrations and subscriptions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// Store this registration, replacing what was stored for its flow.
     Save(StoredRegistration),
-    /// Delete the registration of the flow with this label.
+    /// Delete the registration of the flow with this label, and its subscription.
     Delete(String),
-    /// Delete every registration that expired at or before this UNIX time.
+    /// Delete every registration that expired at or before this UNIX time, and the
+    /// subscriptions that lapsed or whose registration is gone.
     DeleteExpired(u64),
+    /// Store this subscription dialog, replacing what was stored for its flow.
+    SaveSubscription(StoredSubscription),
+    /// Delete the subscription of the flow with this label.
+    DeleteSubscription(String),
 }
 
 fn i64_of(v: u64) -> i64 {
@@ -174,6 +245,10 @@ struct Statements {
     delete: String,
     delete_expired: String,
     select: String,
+    upsert_subscription: String,
+    delete_subscription: String,
+    delete_expired_subscriptions: String,
+    select_subscriptions: String,
 }
 
 /// The registrations database of one P-CSCF. Cheap to clone.
@@ -185,8 +260,8 @@ pub struct RegistrationStore {
 }
 
 impl RegistrationStore {
-    /// Connects to `url` (a SQLite file is created if missing, mode 0600), creates the
-    /// table if missing; the rows are those of P-CSCF `pcscf`.
+    /// Connects to `url` (a SQLite file is created if missing, mode 0600), applies the
+    /// migrations; the rows are those of P-CSCF `pcscf`.
     pub async fn open(url: &str, pcscf: &str) -> Result<RegistrationStore, StoreError> {
         let lower = url.to_ascii_lowercase();
         let postgres = lower.starts_with("postgres://") || lower.starts_with("postgresql://");
@@ -198,7 +273,7 @@ impl RegistrationStore {
         let connections = if sqlite { 1 } else { 2 };
         let pool =
             ims_runtime::sqlite::connect_pool(url, connections, "registrations database").await?;
-        sqlx::query(SCHEMA).execute(&pool).await?;
+        migrator(&MIGRATIONS, postgres).run(&pool).await?;
         let style = |s: &str| if postgres { numbered(s) } else { s.to_string() };
         Ok(RegistrationStore {
             pool,
@@ -208,6 +283,10 @@ impl RegistrationStore {
                 delete: style(DELETE),
                 delete_expired: style(DELETE_EXPIRED),
                 select: style(SELECT),
+                upsert_subscription: style(UPSERT_SUBSCRIPTION),
+                delete_subscription: style(DELETE_SUBSCRIPTION),
+                delete_expired_subscriptions: style(DELETE_EXPIRED_SUBSCRIPTIONS),
+                select_subscriptions: style(SELECT_SUBSCRIPTIONS),
             }),
         })
     }
@@ -234,16 +313,49 @@ impl RegistrationStore {
                         .await?;
                 }
                 Change::Delete(flow) => {
-                    sqlx::query(&self.sql.delete)
-                        .bind(pcscf)
-                        .bind(flow.as_str())
-                        .execute(&mut *tx)
-                        .await?;
+                    for sql in [&self.sql.delete, &self.sql.delete_subscription] {
+                        sqlx::query(sql)
+                            .bind(pcscf)
+                            .bind(flow.as_str())
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                 }
                 Change::DeleteExpired(unix) => {
                     sqlx::query(&self.sql.delete_expired)
                         .bind(pcscf)
                         .bind(i64_of(*unix))
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(&self.sql.delete_expired_subscriptions)
+                        .bind(pcscf)
+                        .bind(i64_of(*unix))
+                        .bind(pcscf)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Change::SaveSubscription(s) => {
+                    sqlx::query(&self.sql.upsert_subscription)
+                        .bind(pcscf)
+                        .bind(s.flow.as_str())
+                        .bind(s.call_id.as_str())
+                        .bind(s.local_tag.as_str())
+                        .bind(s.remote_tag.as_str())
+                        .bind(s.resource.as_str())
+                        .bind(s.identity.as_str())
+                        .bind(s.contact.as_str())
+                        .bind(s.target.as_str())
+                        .bind(s.route.join("\n"))
+                        .bind(i64::from(s.cseq))
+                        .bind(i64_of(s.expires_at))
+                        .bind(i64_of(s.refresh_at))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Change::DeleteSubscription(flow) => {
+                    sqlx::query(&self.sql.delete_subscription)
+                        .bind(pcscf)
+                        .bind(flow.as_str())
                         .execute(&mut *tx)
                         .await?;
                 }
@@ -271,6 +383,36 @@ impl RegistrationStore {
                 expires_at: u64::try_from(expires_at).unwrap_or(0),
                 service_route: lines(&row.try_get::<String, _>("service_route")?),
                 associated: lines(&row.try_get::<String, _>("associated")?),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The stored subscription dialogs, ordered by flow label (after [`Self::load`],
+    /// which drops those that lapsed or lost their registration).
+    pub async fn subscriptions(&self) -> Result<Vec<StoredSubscription>, StoreError> {
+        let rows = sqlx::query(&self.sql.select_subscriptions)
+            .bind(self.pcscf.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let number = |name: &str| -> Result<u64, sqlx::Error> {
+                Ok(u64::try_from(row.try_get::<i64, _>(name)?).unwrap_or(0))
+            };
+            out.push(StoredSubscription {
+                flow: row.try_get("flow")?,
+                call_id: row.try_get("call_id")?,
+                local_tag: row.try_get("local_tag")?,
+                remote_tag: row.try_get("remote_tag")?,
+                resource: row.try_get("resource")?,
+                identity: row.try_get("identity")?,
+                contact: row.try_get("contact")?,
+                target: row.try_get("target")?,
+                route: lines(&row.try_get::<String, _>("route_set")?),
+                cseq: u32::try_from(number("cseq")?).unwrap_or(u32::MAX),
+                expires_at: number("expires_at")?,
+                refresh_at: number("refresh_at")?,
             });
         }
         Ok(out)
@@ -419,6 +561,143 @@ mod tests {
         round_trip,
         sqlite_registrations_survive_reopen,
         postgres_registrations_survive_reopen
+    );
+
+    fn subscription(flow: &str, user: &str, expires_at: u64) -> StoredSubscription {
+        StoredSubscription {
+            flow: flow.into(),
+            call_id: format!("call-{user}"),
+            local_tag: "ours".into(),
+            remote_tag: "theirs".into(),
+            resource: format!("sip:{user}@ims.example.net"),
+            identity: "sip:127.0.0.1".into(),
+            contact: "sip:reg-event@127.0.0.1:5060".into(),
+            target: "sip:scscf@127.0.0.1:5080".into(),
+            route: vec!["<sip:a.example;lr>".into(), "<sip:b.example;lr>".into()],
+            cseq: 3,
+            expires_at,
+            refresh_at: expires_at - 100,
+        }
+    }
+
+    /// Subscription dialogs are saved and replaced, reloaded by a reopened store, and go
+    /// with their registration, when they lapse, or when their registration lapsed;
+    /// another P-CSCF's are not ours.
+    async fn subscriptions_round_trip(url: &str) {
+        let store = RegistrationStore::open(url, "pcscf-1").await.unwrap();
+        let regs = [
+            stored("UDP#0:127.0.0.1:5062", "bob", 2_000),
+            stored("UDP#0:127.0.0.1:5064", "carol", 3_000),
+            stored("UDP#0:127.0.0.1:5066", "dave", 9_000),
+            stored("UDP#0:127.0.0.1:5068", "eve", 9_000),
+        ];
+        let [bob, carol, dave, eve] = regs.clone();
+        store.apply(&regs.map(Change::Save)).await.unwrap();
+        let mut sub_bob = subscription(&bob.flow, "bob", 1_500);
+        // Outlives its registration; lapses before its registration; outlives nothing.
+        let sub_carol = subscription(&carol.flow, "carol", 9_000);
+        let sub_dave = subscription(&dave.flow, "dave", 1_200);
+        let sub_eve = subscription(&eve.flow, "eve", 9_000);
+        store
+            .apply(
+                &[&sub_bob, &sub_carol, &sub_dave, &sub_eve]
+                    .map(|s| Change::SaveSubscription(s.clone())),
+            )
+            .await
+            .unwrap();
+        sub_bob.cseq = 4;
+        sub_bob.expires_at = 1_800;
+        store
+            .apply(&[Change::SaveSubscription(sub_bob.clone())])
+            .await
+            .unwrap();
+        let other = RegistrationStore::open(url, "pcscf-2").await.unwrap();
+        other
+            .apply(&[
+                Change::Save(eve.clone()),
+                Change::SaveSubscription(sub_eve.clone()),
+            ])
+            .await
+            .unwrap();
+        store.close().await;
+        let store = RegistrationStore::open(url, "pcscf-1").await.unwrap();
+        store.load(1_000).await.unwrap();
+        let all = vec![
+            sub_bob.clone(),
+            sub_carol.clone(),
+            sub_dave.clone(),
+            sub_eve.clone(),
+        ];
+        assert_eq!(store.subscriptions().await.unwrap(), all);
+        // Deleting a registration deletes its subscription.
+        store.apply(&[Change::Delete(bob.flow)]).await.unwrap();
+        assert_eq!(store.subscriptions().await.unwrap(), all[1..].to_vec());
+        // Carol's registration lapsed, dave's subscription did: eve's is left.
+        store.load(3_000).await.unwrap();
+        assert_eq!(store.subscriptions().await.unwrap(), vec![sub_eve.clone()]);
+        store
+            .apply(&[Change::DeleteSubscription(eve.flow.clone())])
+            .await
+            .unwrap();
+        assert!(store.subscriptions().await.unwrap().is_empty());
+        assert_eq!(store.load(3_000).await.unwrap(), vec![dave, eve]);
+        assert_eq!(other.subscriptions().await.unwrap(), vec![sub_eve]);
+        store.close().await;
+        other.close().await;
+    }
+
+    on_both_backends!(
+        subscriptions_round_trip,
+        sqlite_subscriptions_survive_reopen,
+        postgres_subscriptions_survive_reopen
+    );
+
+    /// A database of a release before migrations (the registrations' table, no
+    /// migration history) opens with its rows and gains the subscriptions' table.
+    async fn database_before_migrations(url: &str) {
+        let bob = stored("UDP#0:127.0.0.1:5062", "bob", 2_000);
+        {
+            let pool = ims_runtime::sqlite::connect_pool(url, 1, "test")
+                .await
+                .unwrap();
+            let (_, _, pg, lite) = MIGRATIONS[0];
+            let postgres = url.starts_with("postgres");
+            let old = if postgres { pg } else { lite }.replace("IF NOT EXISTS ", "");
+            sqlx::query(&old).execute(&pool).await.unwrap();
+            let upsert = if postgres {
+                numbered(UPSERT)
+            } else {
+                UPSERT.to_string()
+            };
+            sqlx::query(&upsert)
+                .bind("pcscf")
+                .bind(bob.flow.as_str())
+                .bind(bob.public_identity.as_str())
+                .bind(bob.contacts.join("\n"))
+                .bind(i64_of(bob.expires_at))
+                .bind(bob.service_route.join("\n"))
+                .bind(bob.associated.join("\n"))
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+        let store = RegistrationStore::open(url, "pcscf").await.unwrap();
+        assert_eq!(store.load(1_000).await.unwrap(), vec![bob.clone()]);
+        assert!(store.subscriptions().await.unwrap().is_empty());
+        let sub = subscription(&bob.flow, "bob", 1_900);
+        store
+            .apply(&[Change::SaveSubscription(sub.clone())])
+            .await
+            .unwrap();
+        assert_eq!(store.subscriptions().await.unwrap(), vec![sub]);
+        store.close().await;
+    }
+
+    on_both_backends!(
+        database_before_migrations,
+        sqlite_database_before_migrations_opens,
+        postgres_database_before_migrations_opens
     );
 
     /// Changes queued together share a transaction, in their order.

@@ -9,6 +9,7 @@ pub mod group_commit;
 mod http;
 mod https;
 mod logging;
+pub mod migrations;
 pub mod secret_file;
 pub mod sip;
 pub mod sqlite;

@@ -15,11 +15,10 @@
 //! [`pool`].
 //! The reg event subscriptions are kept in the same database ([`subscriptions`]).
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use ims_runtime::migrations::{migrator, Embedded};
 use sqlx::{AnyPool, Row};
 
 use crate::location::{Binding, Registration};
@@ -154,7 +153,7 @@ fn last_of_each(changes: &[Change]) -> Vec<&Change> {
 }
 
 /// The migrations of each backend: version, name, PostgreSQL and SQLite text.
-const MIGRATIONS: [(i64, &str, &str, &str); 4] = [
+const MIGRATIONS: [Embedded; 4] = [
     (
         1,
         "bindings",
@@ -180,28 +179,6 @@ const MIGRATIONS: [(i64, &str, &str, &str); 4] = [
         include_str!("../migrations/sqlite/0004_gruu.sql"),
     ),
 ];
-
-fn migrator(postgres: bool) -> Migrator {
-    let migrations = MIGRATIONS
-        .iter()
-        .map(|(version, name, pg, lite)| {
-            let sql = if postgres { pg } else { lite };
-            Migration::new(
-                *version,
-                Cow::Borrowed(name),
-                MigrationType::Simple,
-                Cow::Borrowed(sql),
-                false,
-            )
-        })
-        .collect();
-    Migrator {
-        migrations: Cow::Owned(migrations),
-        ignore_missing: false,
-        locking: true,
-        no_tx: false,
-    }
-}
 
 /// The bindings database, as one S-CSCF (its [`BindingStore::owner`]) sees it. Cheap to
 /// clone.
@@ -258,7 +235,7 @@ impl BindingStore {
         // writes go through one group-commit writer anyway.
         let connections = if sqlite { 1 } else { 4 };
         let pool = ims_runtime::sqlite::connect_pool(url, connections, "bindings database").await?;
-        migrator(postgres).run(&pool).await?;
+        migrator(&MIGRATIONS, postgres).run(&pool).await?;
         let params = if postgres {
             Params::Numbered
         } else {

@@ -64,6 +64,41 @@ pub fn node_health(data: &Path, node: &str) -> Option<serde_json::Value> {
     }
 }
 
+/// A field of the dev P-CSCF's `/health`, as a number.
+pub fn pcscf_health(data: &Path, field: &str) -> Option<u64> {
+    node_health(data, "pcscf")?[field].as_u64()
+}
+
+/// Waits (at most 15 s) until the P-CSCF's `/health` `field` is `n`; asserts it is.
+pub fn assert_pcscf(data: &Path, field: &str, n: u64) {
+    let seen = wait_for(Duration::from_secs(15), || {
+        pcscf_health(data, field).filter(|c| *c == n)
+    });
+    assert_eq!(
+        seen,
+        Some(n),
+        "P-CSCF {field}: {:?}",
+        pcscf_health(data, field)
+    );
+}
+
+/// Asserts the S-CSCF lists the dev P-CSCF's (`sip:127.0.0.1`) reg event subscription
+/// to `user`'s registration (`imsctl registrations`).
+pub fn assert_pcscf_subscribed(data: &Path, user: &str) {
+    let out = imsctl(data, &["registrations", &impu(user)]);
+    assert!(out.status.success(), "imsctl registrations: {out:?}");
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let subs = shown["subscriptions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        subs.iter()
+            .any(|s| s["kind"] == "pcscf" && s["subscriber"] == "sip:127.0.0.1"),
+        "the P-CSCF's subscription to {user}: {shown}"
+    );
+}
+
 /// `imsctl <args>` against the dev configs and the data directory `data`.
 pub fn imsctl(data: &Path, args: &[&str]) -> Output {
     command("imsctl")
@@ -627,6 +662,24 @@ pub fn decode(pcap: &Path, args: &[&str]) -> String {
         .expect("tshark reads the capture");
     assert!(out.status.success(), "{out:?}");
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The status codes of the dev P-CSCF's answers to the S-CSCF's NOTIFYs (UDP 5060 to
+/// 5080) in `pcap` that also match the display filter `narrower` (`""`: all of them).
+pub fn notify_answers(pcap: &Path, narrower: &str) -> Vec<String> {
+    let mut filter = "sip.Status-Code && sip.CSeq.method == \"NOTIFY\" && udp.srcport == 5060 \
+                      && udp.dstport == 5080"
+        .to_string();
+    if !narrower.is_empty() {
+        filter.push_str(&format!(" && {narrower}"));
+    }
+    decode(
+        pcap,
+        &["-Y", &filter, "-T", "fields", "-e", "sip.Status-Code"],
+    )
+    .lines()
+    .map(|l| l.trim().to_string())
+    .collect()
 }
 
 /// Asserts that tshark's full decode of `pcap` has no malformed packet or error-level

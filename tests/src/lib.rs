@@ -2,6 +2,7 @@
 //! running child processes with bounded waits, and reading nodes' `/health`.
 
 pub mod chain;
+pub mod cloud;
 pub mod dnsmasq;
 pub mod hss_api;
 pub mod metrics;

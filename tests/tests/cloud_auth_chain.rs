@@ -22,11 +22,12 @@ use std::time::Duration;
 
 use ims_e2e::chain::{
     addr, assert_all_passed, assert_not_registered, assert_registered, provision_digest, run,
-    sipp_csv, start_core, stop_core, users, workdir, Ue, PCSCF, POLICYD_HTTP,
+    sipp_csv, start_core, stop_core, users, workdir, Ue, PCSCF,
 };
+use ims_e2e::cloud::{self, KeystoneAccount};
 use ims_e2e::hss_api::{ifc, set_ifcs};
 use ims_e2e::sipp::{scenario, Background, SippResult, SippTransport};
-use ims_e2e::{free_port, repo_root, scratch_dir};
+use ims_e2e::{free_port, scratch_dir};
 use serde_json::{json, Value};
 use support::{Keystone, SERVICE_PASSWORD, SERVICE_USER};
 
@@ -37,49 +38,16 @@ const TOKEN_TTL_S: u64 = 2;
 /// The dev configs with cloud authorization on, pointed at `ks` and its service user,
 /// with a Keystone cache of [`TOKEN_TTL_S`] (the CSCFs and policyd).
 fn configs(dir: &Path, ks: &Keystone) -> PathBuf {
-    let out = dir.join("config");
-    std::fs::create_dir_all(&out).unwrap();
-    for node in ["hss", "icscf", "pcscf", "scscf", "policyd"] {
-        let mut text =
-            std::fs::read_to_string(repo_root().join(format!("config/dev/{node}.toml"))).unwrap();
-        if matches!(node, "pcscf" | "scscf" | "policyd") {
-            let mut password = format!("service_password = \"{SERVICE_PASSWORD}\"");
-            if node == "policyd" {
-                text = text.replace(
-                    "cache_ttl_secs = 60",
-                    &format!("cache_ttl_secs = {TOKEN_TTL_S}"),
-                );
-            } else {
-                password.push_str(&format!("\ncache_ttl_secs = {TOKEN_TTL_S}"));
-            }
-            for (from, to) in [
-                ("mode = \"${IMS_CLOUD_AUTH:-off}\"", "mode = \"on\""),
-                (
-                    "${IMS_KEYSTONE_URL:-http://127.0.0.1:5000/v3}",
-                    ks.url.as_str(),
-                ),
-                (
-                    "service_password_file = \"${IMS_DATA_DIR:-data}/keystone/service.password\"",
-                    &password,
-                ),
-            ] {
-                assert!(text.contains(from), "{node}.toml has {from}");
-                text = text.replace(from, to);
-            }
-            assert!(text.contains(&format!("cache_ttl_secs = {TOKEN_TTL_S}")));
-            assert!(
-                text.contains(&format!("service_user = \"{SERVICE_USER}\"")),
-                "{node}.toml names the fixture's service user"
-            );
-        }
-        std::fs::write(out.join(format!("{node}.toml")), text).unwrap();
-    }
-    out
+    let account = KeystoneAccount {
+        url: &ks.url,
+        service_user: SERVICE_USER,
+        service_password: SERVICE_PASSWORD,
+    };
+    cloud::configs(dir, account, TOKEN_TTL_S)
 }
 
 /// `PUT /v1/policies/<name>?tenant=<tenant>` with `body` as `admin` (a tenant admin of
-/// that tenant), over HTTPS checked against the dev CA of the core's data directory
-/// `data`; the status.
+/// that tenant); the status.
 async fn put_policy(
     data: &Path,
     ks: &Keystone,
@@ -89,27 +57,13 @@ async fn put_policy(
     body: Value,
 ) -> reqwest::StatusCode {
     let token = ks.user_token(admin).await.token;
-    ims_e2e::https_client(&data.join("tls/ca.crt"))
-        .expect("the dev CA")
-        .put(format!(
-            "https://127.0.0.1:{POLICYD_HTTP}/v1/policies/{name}?tenant={tenant}"
-        ))
-        .header("X-Auth-Token", token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .status()
+    cloud::put_policy(data, &token, tenant, name, body).await
 }
 
 /// The root policy of `tenant` (created or replaced) with `rules` (`default` enforcer).
 async fn put_root(data: &Path, ks: &Keystone, admin: &str, tenant: &str, rules: Value) {
-    let body = json!({"enforcer": "default", "rules": rules});
-    let status = put_policy(data, ks, admin, tenant, "root", body).await;
-    assert!(
-        status == 200 || status == 201,
-        "PUT root policy of {tenant}: {status}"
-    );
+    let token = ks.user_token(admin).await.token;
+    cloud::put_root(data, &token, tenant, rules).await;
 }
 
 fn members_may_register_and_call() -> Value {

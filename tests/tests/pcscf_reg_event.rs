@@ -14,33 +14,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::{SocketAddr, UdpSocket};
-use std::path::Path;
 use std::time::Duration;
 
 use ims_e2e::chain::{
-    addr, assert_all_passed, decode, impu, imsctl, node_health, provision_digest, Capture, Ue,
-    PCSCF,
+    addr, assert_all_passed, assert_pcscf, assert_pcscf_subscribed, decode, impu, imsctl,
+    provision_digest, Capture, Ue, PCSCF,
 };
 use ims_e2e::nodes::Nodes;
-use ims_e2e::wait_for;
-
-/// A field of the P-CSCF's `/health`, as a number.
-fn pcscf_health(data: &Path, field: &str) -> Option<u64> {
-    node_health(data, "pcscf")?[field].as_u64()
-}
-
-/// Waits (at most 10 s) until the P-CSCF's `/health` `field` is `n`; asserts it is.
-fn assert_pcscf(data: &Path, field: &str, n: u64) {
-    let seen = wait_for(Duration::from_secs(10), || {
-        pcscf_health(data, field).filter(|c| *c == n)
-    });
-    assert_eq!(
-        seen,
-        Some(n),
-        "P-CSCF {field}: {:?}",
-        pcscf_health(data, field)
-    );
-}
 
 /// Sends a reg event NOTIFY to the P-CSCF's subscription Contact from `from`, in a
 /// dialog the P-CSCF never made; returns the status line of the answer.
@@ -86,18 +66,7 @@ fn pcscf_subscribes_and_drops_what_the_core_ended() {
     let alice = Ue::register(&dir, "alice", "bob");
     let bob = Ue::register_with(&dir, "bob", "alice;600", "regevent/register.xml");
     assert_pcscf(&data, "reg_event_subscriptions", 2);
-    let out = imsctl(&data, &["registrations", &impu("alice")]);
-    assert!(out.status.success(), "imsctl registrations: {out:?}");
-    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let subs = shown["subscriptions"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    assert!(
-        subs.iter()
-            .any(|s| s["kind"] == "pcscf" && s["subscriber"] == "sip:127.0.0.1"),
-        "{shown}"
-    );
+    assert_pcscf_subscribed(&data, "alice");
 
     // A NOTIFY from a UE's registered flow is refused; from the core, outside the
     // P-CSCF's dialogs, it names no subscription. Bob stays registered.
