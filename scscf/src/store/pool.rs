@@ -71,17 +71,30 @@ impl BindingStore {
             tx.commit().await?;
             return Ok(Vec::new());
         }
+        // The lease is checked again on the rows as they are now, locked: PostgreSQL
+        // re-checks a row that a concurrent sweep changed and committed after our
+        // SELECT's snapshot against that row's new version, but with the lease row the
+        // join found for the old owner (none), so the SELECT alone can return a row a
+        // live S-CSCF has just taken over.
         let sql = format!(
-            "UPDATE registration SET owner = {} WHERE impu IN {}",
+            "UPDATE registration SET owner = {} WHERE impu IN {} AND NOT EXISTS \
+             (SELECT 1 FROM scscf_lease l WHERE l.owner = registration.owner \
+             AND l.lease_until >= {}) RETURNING impu",
             self.params.rows(1, 1),
-            self.params.rows_after(1, 1, orphans.len())
+            self.params.rows_after(1, 1, orphans.len()),
+            self.params.rows_after(1 + orphans.len(), 1, 1),
         );
         let mut q = sqlx::query(&sql).bind(self.owner.as_str());
         for (impu, _) in &orphans {
             q = q.bind(impu.as_str());
         }
-        q.execute(&mut *tx).await?;
+        let updated = q.bind(super::i64_of(now)).fetch_all(&mut *tx).await?;
         tx.commit().await?;
+        let mut moved = std::collections::HashSet::with_capacity(updated.len());
+        for row in updated {
+            moved.insert(row.try_get::<String, _>("impu")?);
+        }
+        orphans.retain(|(impu, _)| moved.contains(impu));
         let mut taken = Vec::with_capacity(orphans.len());
         for (impu, previous) in orphans {
             // Read after the commit: a REGISTER elsewhere may have claimed it since
@@ -212,30 +225,39 @@ mod tests {
     );
 
     /// Two survivors sweeping the same dead owner's registrations at once take each
-    /// registration once between them.
+    /// registration once between them, and neither takes one from the other: rounds
+    /// of small overlapping batches, so that one sweep's transaction often commits
+    /// between the other's snapshot and its lock on the same row.
     async fn concurrent(url: &str) {
         let store = BindingStore::open(url).await.unwrap();
-        let dead = store.clone().owned_by("sip:dead.ims.example.net");
         let b = store.clone().owned_by("sip:b.ims.example.net");
-        let c = store.owned_by("sip:c.ims.example.net");
-        let changes: Vec<Change> = (0..40)
-            .map(|i| Change::Save(reg(&format!("sip:u{i:02}@x"), &[("sip:u@h", 5000)])))
-            .collect();
-        dead.apply(&changes).await.unwrap();
+        let c = store.clone().owned_by("sip:c.ims.example.net");
         b.renew_lease(1_000).await.unwrap();
         c.renew_lease(1_000).await.unwrap();
-        let mut total = 0;
-        for _ in 0..20 {
-            let (x, y) = tokio::join!(b.take_over_orphans(10, 7), c.take_over_orphans(10, 7));
-            let (x, y) = (x.unwrap(), y.unwrap());
-            total += x.len() + y.len();
-            if x.is_empty() && y.is_empty() {
-                break;
+        for round in 0..25 {
+            let dead = store
+                .clone()
+                .owned_by(&format!("sip:dead{round}.ims.example.net"));
+            let changes: Vec<Change> = (0..40)
+                .map(|i| {
+                    let impu = format!("sip:r{round}u{i:02}@x");
+                    Change::Save(reg(&impu, &[("sip:u@h", 5000)]))
+                })
+                .collect();
+            dead.apply(&changes).await.unwrap();
+            let mut total = 0;
+            for _ in 0..40 {
+                let (x, y) = tokio::join!(b.take_over_orphans(10, 3), c.take_over_orphans(10, 3));
+                let (x, y) = (x.unwrap(), y.unwrap());
+                total += x.len() + y.len();
+                if x.is_empty() && y.is_empty() {
+                    break;
+                }
             }
+            assert_eq!(total, 40, "round {round}: each registration taken once");
         }
-        assert_eq!(total, 40, "each registration taken once");
         let owned = b.load_owned().await.unwrap().len() + c.load_owned().await.unwrap().len();
-        assert_eq!(owned, 40);
+        assert_eq!(owned, 25 * 40);
         b.close().await;
     }
 
