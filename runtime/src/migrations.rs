@@ -1,7 +1,7 @@
 //! Schema migrations embedded in a node's binary, one text per backend: sqlx's
 //! `migrate!` macro needs its `macros` feature, which builds both database drivers a
 //! second time for the proc-macro, so the stores (the S-CSCF's bindings, the P-CSCF's
-//! registrations) list their migration files with `include_str!` and run them through
+//! registrations, the HSS's subscribers) list their migration files with `include_str!` and run them through
 //! [`migrator`].
 
 use std::borrow::Cow;

@@ -13,13 +13,13 @@ mod model;
 mod sealed_ha1;
 mod sql;
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
+use ims_runtime::migrations::{migrator, Embedded};
 use ims_sip::auth::{Ha1, Sqn};
 use sqlx::any::AnyRow;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyPool, Row, Transaction};
 
 pub use model::*;
@@ -115,59 +115,29 @@ impl Backend {
         }
     }
 
-    /// The schema migrations of this backend (`hss/migrations/<backend>/`), in order.
-    /// A database made by an older HSS gets the ones it lacks when the store opens.
-    fn migrations(self) -> [(&'static str, &'static str); 2] {
-        match self {
-            Backend::Sqlite => [
-                (
-                    "subscribers",
-                    include_str!("../../migrations/sqlite/0001_subscribers.sql"),
-                ),
-                (
-                    "spt registration type",
-                    include_str!("../../migrations/sqlite/0002_spt_registration_type.sql"),
-                ),
-            ],
-            Backend::Postgres => [
-                (
-                    "subscribers",
-                    include_str!("../../migrations/postgres/0001_subscribers.sql"),
-                ),
-                (
-                    "spt registration type",
-                    include_str!("../../migrations/postgres/0002_spt_registration_type.sql"),
-                ),
-            ],
-        }
-    }
-
+    /// The migrator of this backend's schema ([`MIGRATIONS`]).
     fn migrator(self) -> Migrator {
-        // sqlx's `migrate!` macro needs its `macros` feature, which builds both database
-        // drivers a second time for the proc-macro; the migrations are embedded the same
-        // way by hand instead (version n is the file `000n_*.sql`).
-        let migrations = self
-            .migrations()
-            .into_iter()
-            .zip(1..)
-            .map(|((name, sql), version)| {
-                Migration::new(
-                    version,
-                    Cow::Borrowed(name),
-                    MigrationType::Simple,
-                    Cow::Borrowed(sql),
-                    false,
-                )
-            })
-            .collect();
-        Migrator {
-            migrations: Cow::Owned(migrations),
-            ignore_missing: false,
-            locking: true,
-            no_tx: false,
-        }
+        migrator(MIGRATIONS, matches!(self, Backend::Postgres))
     }
 }
+
+/// The schema migrations (`hss/migrations/<backend>/`), in order: version, name,
+/// PostgreSQL and SQLite text. A database made by an older HSS gets the ones it lacks
+/// when the store opens.
+const MIGRATIONS: &[Embedded] = &[
+    (
+        1,
+        "subscribers",
+        include_str!("../../migrations/postgres/0001_subscribers.sql"),
+        include_str!("../../migrations/sqlite/0001_subscribers.sql"),
+    ),
+    (
+        2,
+        "spt registration type",
+        include_str!("../../migrations/postgres/0002_spt_registration_type.sql"),
+        include_str!("../../migrations/sqlite/0002_spt_registration_type.sql"),
+    ),
+];
 
 /// One page of [`Store::list`].
 #[derive(Debug, Clone, PartialEq, Eq)]
