@@ -15,6 +15,9 @@ use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 use tokio::time::timeout;
 
+mod engine_support;
+use engine_support::recv_udp_from;
+
 /// Forwards everything to `target`; holds the final response of a request whose
 /// Call-ID starts with `hold` until `release` fires, and panics holding one whose
 /// Call-ID starts with `panic`.
@@ -69,12 +72,7 @@ async fn through(client: &UdpSocket, server: &UdpSocket, proxy: SocketAddr, call
         .send_to(options(me, call).as_bytes(), proxy)
         .await
         .unwrap();
-    let mut buf = vec![0u8; 65_535];
-    let (n, from) = timeout(Duration::from_secs(5), server.recv_from(&mut buf))
-        .await
-        .expect("the request is forwarded")
-        .unwrap();
-    let forwarded = SipMessage::parse(buf[..n].to_vec()).unwrap();
+    let (forwarded, from) = recv_udp_from(server).await;
     server
         .send_to(&response(&forwarded, 200).to_bytes(), from)
         .await

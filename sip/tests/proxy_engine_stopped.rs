@@ -12,6 +12,9 @@ use ims_sip::SipMessage;
 use tokio::net::UdpSocket;
 use tokio::time::timeout;
 
+mod engine_support;
+use engine_support::{recv_udp, recv_udp_from};
+
 /// Forwards everything to `target`; panics on the response.
 struct PanickyPolicy {
     target: String,
@@ -57,12 +60,7 @@ async fn a_panic_in_the_core_task_is_reported_by_stopped() {
          CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
     );
     client.send_to(text.as_bytes(), proxy).await.unwrap();
-    let mut buf = vec![0u8; 65_535];
-    let (n, from) = timeout(Duration::from_secs(5), server.recv_from(&mut buf))
-        .await
-        .expect("the request is forwarded")
-        .unwrap();
-    let forwarded = SipMessage::parse(buf[..n].to_vec()).unwrap();
+    let (forwarded, from) = recv_udp_from(&server).await;
     let ok = response(&forwarded, 200);
     server.send_to(&ok.to_bytes(), from).await.unwrap();
 
@@ -125,28 +123,18 @@ async fn a_panic_deciding_a_request_is_answered_500_and_the_engine_goes_on() {
              CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
         )
     };
-    let mut buf = vec![0u8; 65_535];
-
     client
         .send_to(options("boom", "boom1").as_bytes(), proxy)
         .await
         .unwrap();
-    let (n, _) = timeout(Duration::from_secs(5), client.recv_from(&mut buf))
-        .await
-        .expect("the request is answered")
-        .unwrap();
-    let answer = SipMessage::parse(buf[..n].to_vec()).unwrap();
+    let answer = recv_udp(&client).await;
     assert_eq!(answer.status(), Some(500));
 
     client
         .send_to(options("b", "after1").as_bytes(), proxy)
         .await
         .unwrap();
-    let (n, _) = timeout(Duration::from_secs(5), server.recv_from(&mut buf))
-        .await
-        .expect("the next request is still forwarded")
-        .unwrap();
-    let forwarded = SipMessage::parse(buf[..n].to_vec()).unwrap();
+    let forwarded = recv_udp(&server).await;
     assert_eq!(
         forwarded.headers.get_str(&ims_sip::HeaderName::CallId),
         Some("after1@x")

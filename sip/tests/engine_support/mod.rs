@@ -11,12 +11,17 @@ use tokio::time::timeout;
 
 /// The next SIP message `socket` receives, within 5 s.
 pub async fn recv_udp(socket: &UdpSocket) -> SipMessage {
+    recv_udp_from(socket).await.0
+}
+
+/// The next SIP message `socket` receives, within 5 s, and where it came from.
+pub async fn recv_udp_from(socket: &UdpSocket) -> (SipMessage, SocketAddr) {
     let mut buf = vec![0u8; 65_535];
-    let n = timeout(Duration::from_secs(5), socket.recv(&mut buf))
+    let (n, from) = timeout(Duration::from_secs(5), socket.recv_from(&mut buf))
         .await
         .expect("a message within 5 s")
         .unwrap();
-    SipMessage::parse(buf[..n].to_vec()).unwrap()
+    (SipMessage::parse(buf[..n].to_vec()).unwrap(), from)
 }
 
 /// Where a [`uas`] sends its answers from.
