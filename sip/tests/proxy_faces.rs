@@ -7,14 +7,15 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use ims_sip::message::build::response;
 use ims_sip::proxy::engine::{Decision, EngineConfig, Forward, Policy, ProxyEngine};
 use ims_sip::transport::{CoreListeners, Face, Flow, Source, TransportConfig};
 use ims_sip::{HeaderName, Method, SipMessage};
 use tokio::net::UdpSocket;
-use tokio::time::timeout;
+
+mod engine_support;
+use engine_support::recv_udp_from as recv_from;
 
 const EDGE: &str = "edge.example.net";
 const CORE: &str = "core.example.net";
@@ -100,15 +101,6 @@ fn message(from: SocketAddr, ruri: &str, branch: &str) -> String {
 Max-Forwards: 70\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: {branch}@x\r\n\
 CSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n"
     )
-}
-
-async fn recv_from(socket: &UdpSocket) -> (SipMessage, SocketAddr) {
-    let mut buf = vec![0u8; 65_535];
-    let (n, from) = timeout(Duration::from_secs(5), socket.recv_from(&mut buf))
-        .await
-        .expect("a message within 5 s")
-        .unwrap();
-    (SipMessage::parse(buf[..n].to_vec()).unwrap(), from)
 }
 
 fn values(m: &SipMessage, name: &HeaderName) -> Vec<String> {
