@@ -24,6 +24,18 @@ pub struct NodeSection {
     /// overrides it.
     #[serde(default)]
     pub log_format: LogFormat,
+    /// `threads`: the worker threads of the node's runtime, a number or `"auto"` (one
+    /// per core the process may use). Unset: see [`NodeSection::threads`].
+    #[serde(default, rename = "threads")]
+    pub threads_setting: Option<Workers>,
+}
+
+impl NodeSection {
+    /// The runtime's worker threads: `[node] threads` when set, else `default` (a SIP
+    /// node's engine shards; the other nodes one per core), at least one.
+    pub fn threads(&self, default: usize) -> usize {
+        self.threads_setting.map_or(default, Workers::count).max(1)
+    }
 }
 
 /// The format of a node's log lines.
@@ -43,6 +55,9 @@ fn default_log() -> String {
 
 impl Validate for NodeSection {
     fn validate(&self) -> Result<(), Invalid> {
+        if self.threads_setting == Some(Workers::Count(0)) {
+            return Err(Invalid::new("threads", "must be at least 1 or \"auto\""));
+        }
         if self.name.trim().is_empty() {
             return Err(Invalid::new("name", "must not be empty"));
         }
@@ -241,12 +256,13 @@ pub struct SipSection {
     /// socket per listener (`SO_REUSEPORT`), transactions and timers: a number (1, the
     /// default: one task, one socket per listener) or `"auto"` (one per core the
     /// process may use). Shards run in parallel when the runtime has as many worker
-    /// threads (tokio's default is one per core; `TOKIO_WORKER_THREADS` lowers it).
+    /// threads, which is its default (`[node] threads`).
     #[serde(default)]
     pub workers: Workers,
 }
 
-/// `[sip] workers`: a number of shards, or `"auto"`.
+/// A count of workers (`[sip] workers`: engine shards; `[node] threads`: runtime
+/// threads), or `"auto"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum Workers {
@@ -271,7 +287,7 @@ impl Default for Workers {
 }
 
 impl Workers {
-    /// The number of shards: the count, or the cores available to the process.
+    /// The count, or the cores available to the process.
     pub fn count(self) -> usize {
         match self {
             Workers::Count(n) => n,

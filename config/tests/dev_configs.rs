@@ -326,3 +326,35 @@ fn sip_workers_is_one_by_default_a_count_or_auto() {
     assert_eq!(err.key(), Some("sip.workers"), "{err}");
     assert!(parse_pcscf(&format!("{udp}workers = \"many\"\n")).is_err());
 }
+
+#[test]
+fn node_threads_default_to_the_callers_count_or_are_a_count_or_auto() {
+    let udp = "[sip]\nudp = [\"127.0.0.1:5060\"]\n";
+    let with_threads = |threads: &str| -> Result<PcscfConfig, ConfigError> {
+        parse_str(
+            &format!(
+                "{}[cloud_auth]\nmode = \"off\"\n{udp}",
+                BASE.replace(
+                    "domain = \"ims.example.net\"\n",
+                    &format!("domain = \"ims.example.net\"\nthreads = {threads}\n"),
+                )
+            ),
+            Path::new("bad.toml"),
+        )
+    };
+    // Unset: what the node asks (a SIP node its engine shards).
+    let p = parse_pcscf(udp).expect("default");
+    assert_eq!(p.node.threads(p.sip.workers.count()), 1);
+    assert_eq!(p.node.threads(4), 4);
+    assert_eq!(p.node.threads(0), 1);
+    let p = with_threads("3").expect("count");
+    assert_eq!(p.node.threads(1), 3);
+    let p = with_threads("\"auto\"").expect("auto");
+    assert_eq!(
+        p.node.threads(1),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let err = with_threads("0").unwrap_err();
+    assert_eq!(err.key(), Some("node.threads"), "{err}");
+    assert!(with_threads("\"many\"").is_err());
+}

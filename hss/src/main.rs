@@ -17,10 +17,14 @@ use hss::store::Store;
 use ims_config::HssConfig;
 use ims_runtime::{prometheus_client::registry::Registry, Node, NodeArgs};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = NodeArgs::parse_for(env!("CARGO_BIN_NAME"), env!("CARGO_PKG_VERSION"));
     let config: HssConfig = ims_config::load(&args.config)?;
+    let threads = config.node.threads(ims_runtime::cores());
+    ims_runtime::node_runtime(threads)?.block_on(run(config))
+}
+
+async fn run(config: HssConfig) -> anyhow::Result<()> {
     ims_runtime::init_node_logging(&config.node);
     let key = StoreKey::load(&config.security).context("security: store key")?;
     let token = if config.provisioning.static_token {

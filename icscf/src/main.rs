@@ -16,10 +16,14 @@ use ims_runtime::prometheus_client::registry::Registry;
 use ims_runtime::sip::{run_sip_node, NodeWatch};
 use ims_runtime::NodeArgs;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = NodeArgs::parse_for(env!("CARGO_BIN_NAME"), env!("CARGO_PKG_VERSION"));
     let config: IcscfConfig = ims_config::load(&args.config)?;
+    let threads = config.node.threads(config.sip.workers.count());
+    ims_runtime::node_runtime(threads)?.block_on(run(config))
+}
+
+async fn run(config: IcscfConfig) -> anyhow::Result<()> {
     ims_runtime::init_node_logging(&config.node);
     let metrics = BudgetMetrics::default();
     let unknown = Arc::new(UnknownUsers::new(

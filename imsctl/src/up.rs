@@ -19,25 +19,6 @@ struct Running {
     log: PathBuf,
 }
 
-/// The environment variable that sizes a node's tokio runtime.
-const WORKER_THREADS: &str = "TOKIO_WORKER_THREADS";
-
-/// Worker threads per node when every node shares this host: the host's cores shared
-/// among the nodes, at least one. Measured on 2 vCPUs with the five nodes and SIPp
-/// (`docs/benchmarks.md`, sessions): one worker per node took 10-15 % less CPU per call
-/// than one per core, with lower latency, because fewer messages cross threads. A node
-/// on a host of its own keeps tokio's default (one per core); `TOKIO_WORKER_THREADS`
-/// set for `imsctl up` wins.
-fn worker_threads() -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    share(cores, NodeKind::ALL.len())
-}
-
-/// `cores` shared among `nodes`, at least one each.
-fn share(cores: usize, nodes: usize) -> usize {
-    (cores / nodes.max(1)).max(1)
-}
-
 /// Whether `imsctl up` runs with cloud authorization (`--cloud`, `--no-cloud`, neither).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cloud {
@@ -302,9 +283,6 @@ async fn start(kind: NodeKind, launch: &Launch<'_>) -> anyhow::Result<Running> {
         Some(url) => command.env(CLOUD_AUTH, "on").env(KEYSTONE_URL, url),
         None => command.env(CLOUD_AUTH, "off").env_remove(KEYSTONE_URL),
     };
-    if std::env::var_os(WORKER_THREADS).is_none() {
-        command.env(WORKER_THREADS, worker_threads().to_string());
-    }
     let child = command
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
@@ -401,7 +379,7 @@ async fn stop_all(running: &mut [Running]) {
 
 #[cfg(test)]
 mod tests {
-    use super::{share, Cloud};
+    use super::Cloud;
 
     #[test]
     fn cloud_authorization_is_on_by_default_only_when_keystone_is_installed() {
@@ -409,13 +387,5 @@ mod tests {
         assert!(!Cloud::from_flags(false, false).wanted(false));
         assert!(Cloud::from_flags(true, false).wanted(false));
         assert!(!Cloud::from_flags(false, true).wanted(true));
-    }
-
-    #[test]
-    fn nodes_on_one_host_share_its_cores() {
-        assert_eq!(share(2, 5), 1);
-        assert_eq!(share(16, 5), 3);
-        assert_eq!(share(1, 5), 1);
-        assert_eq!(share(8, 0), 8);
     }
 }

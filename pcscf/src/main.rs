@@ -25,10 +25,14 @@ use pcscf::registrations::Registration;
 use pcscf::store::{unix_now, Change, Persistence, RegistrationStore, StoredSubscription};
 use pcscf::{Pcscf, PcscfPolicy, PcscfSettings};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = NodeArgs::parse_for(env!("CARGO_BIN_NAME"), env!("CARGO_PKG_VERSION"));
     let config: PcscfConfig = ims_config::load(&args.config)?;
+    let threads = config.node.threads(config.sip.workers.count());
+    ims_runtime::node_runtime(threads)?.block_on(run(config))
+}
+
+async fn run(config: PcscfConfig) -> anyhow::Result<()> {
     ims_runtime::init_node_logging(&config.node);
     let section = &config.pcscf;
     let tokens = match (&section.flow_token_key, &section.flow_token_key_file) {

@@ -84,6 +84,10 @@ impl NodeStatus {
             "kind": self.kind,
             "version": env!("CARGO_PKG_VERSION"),
             "uptime_secs": self.started.elapsed().as_secs(),
+            // The runtime's worker threads (`[node] threads`, `TOKIO_WORKER_THREADS`).
+            "worker_threads": tokio::runtime::Handle::try_current()
+                .ok()
+                .map(|h| h.metrics().num_workers()),
         });
         if let (Some(obj), Ok(fields)) = (v.as_object_mut(), self.fields.read()) {
             for (k, val) in fields.iter() {

@@ -102,7 +102,7 @@ pub async fn start_proxy<P: Policy>(
         tracing::warn!(
             workers = config.shards,
             threads,
-            "[sip] workers is above the runtime's worker threads (TOKIO_WORKER_THREADS?): the shards share them"
+            "[sip] workers is above the runtime's worker threads ([node] threads or TOKIO_WORKER_THREADS): the shards share them"
         );
     }
     let engine = ProxyEngine::start(transport_config(sip), config, policy).await?;

@@ -74,10 +74,14 @@ fn identity_backoff(
     })
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = NodeArgs::parse_for(env!("CARGO_BIN_NAME"), env!("CARGO_PKG_VERSION"));
     let config: ScscfConfig = ims_config::load(&args.config)?;
+    let threads = config.node.threads(config.sip.workers.count());
+    ims_runtime::node_runtime(threads)?.block_on(run(config))
+}
+
+async fn run(config: ScscfConfig) -> anyhow::Result<()> {
     ims_runtime::init_node_logging(&config.node);
     let r = &config.registrar;
     let store = BindingStore::open(&r.store)

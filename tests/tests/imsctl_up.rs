@@ -35,20 +35,20 @@ fn up_starts_all_nodes_and_ctrl_c_stops_them() {
         }
     }
     https_listeners_carry_the_tokens(&data);
-    // Every node on this host got its share of the cores as tokio worker threads.
-    let sized = node_environments(&data)
-        .iter()
-        .filter(|env| {
-            env.iter()
-                .filter_map(|v| v.strip_prefix("TOKIO_WORKER_THREADS="))
-                .any(|n| n.parse::<usize>().is_ok_and(|n| n >= 1))
-        })
-        .count();
-    assert_eq!(
-        sized,
-        NODE_HTTP.len(),
-        "nodes started with TOKIO_WORKER_THREADS"
-    );
+    // `imsctl up` no longer sizes the nodes' runtimes through the environment: each SIP
+    // node runs one worker thread per engine shard (one in the dev configs), by itself.
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        assert!(
+            node_environments(&data)
+                .iter()
+                .all(|env| !env.iter().any(|v| v.starts_with("TOKIO_WORKER_THREADS="))),
+            "imsctl up set TOKIO_WORKER_THREADS"
+        );
+        for name in ["pcscf", "icscf", "scscf"] {
+            let h = node_health(&data, name).unwrap_or_else(|| panic!("{name} /health"));
+            assert_eq!(h["worker_threads"], 1, "{name}: {h}");
+        }
+    }
     for f in ["ca.crt", "ca.key", "pcscf.crt", "pcscf.key"] {
         assert!(
             data.join("tls").join(f).exists(),

@@ -13,10 +13,14 @@ use cloud_auth::policyd::{self, Engine, Reference, Store};
 use ims_config::PolicydConfig;
 use ims_runtime::{prometheus_client::registry::Registry, Node, NodeArgs};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = NodeArgs::parse_for(env!("CARGO_BIN_NAME"), env!("CARGO_PKG_VERSION"));
     let config: PolicydConfig = ims_config::load(&args.config)?;
+    let threads = config.node.threads(ims_runtime::cores());
+    ims_runtime::node_runtime(threads)?.block_on(run(config))
+}
+
+async fn run(config: PolicydConfig) -> anyhow::Result<()> {
     ims_runtime::init_node_logging(&config.node);
     let effective = config
         .policy
