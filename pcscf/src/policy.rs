@@ -712,7 +712,8 @@ mod tests {
     /// Issue 12. A 200 to REGISTER is written before it goes; a refresh that changes
     /// only the expiry, the stored one lagging by at most min(3 630 / 20, 60) s, is not
     /// written nor held, and a restart (the store reopened) restores it no earlier than
-    /// the acknowledged expiry less that bound; a refresh beyond the bound is written,
+    /// the acknowledged expiry less that bound, and knows what is stored (a refresh
+    /// within the bound is not written there either); a refresh beyond the bound is written,
     /// as is one with another Service-Route within it, and the de-registration.
     async fn refreshes(url: &str) {
         let store = RegistrationStore::open(url, "pcscf").await.unwrap();
@@ -752,6 +753,23 @@ mod tests {
         assert!(restored[0].expires_at >= refreshed.expires_at - bound);
         let reg = restored[0].clone().restore(Instant::now(), unix).unwrap();
         assert_eq!(reg.contacts, refreshed.contacts);
+        // The restarted P-CSCF knows what the store holds: a refresh within the bound of
+        // the stored expiry is not written either.
+        let again = Persistence::spawn(reopened.clone());
+        again.restored(restored.clone());
+        let restarted = pcscf_with(Some(again.clone()), false);
+        assert_eq!(
+            restarted.registrations.restore(vec![reg], Instant::now()),
+            1
+        );
+        let (req, ok) = register_200(3630);
+        assert!(
+            !relay(&PcscfPolicy(restarted), &req, &src, &ok).await,
+            "not held"
+        );
+        assert_eq!(again.stats().changes, 0);
+        assert_eq!(again.unwritten.get(), 1);
+        assert_eq!(rows().await.unwrap(), written);
 
         // Beyond the bound: written.
         let (req, ok) = register_200(3700);
