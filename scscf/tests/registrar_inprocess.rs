@@ -910,42 +910,46 @@ async fn refreshes(url: &str) {
     assert_eq!(r.refreshes_unwritten().get(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_a_refresh_within_the_bound_is_not_written() {
-    let dir = tempfile::tempdir().unwrap();
-    refreshes(&format!("sqlite://{}", dir.path().join("b.db").display())).await;
+/// Two tests running `$check(url)`: on SQLite in a temporary directory, and on
+/// PostgreSQL in a fresh schema named after `$schema` when `IMS_TEST_POSTGRES_URL` is
+/// set.
+macro_rules! on_both_backends {
+    ($check:ident, $schema:literal, $sqlite:ident, $postgres:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $sqlite() {
+            let dir = tempfile::tempdir().unwrap();
+            $check(&format!("sqlite://{}", dir.path().join("b.db").display())).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $postgres() {
+            if let Some(pg) = ims_runtime::test_db::PgSchema::create($schema)
+                .await
+                .unwrap()
+            {
+                $check(pg.url()).await;
+                pg.drop_schema().await.unwrap();
+            }
+        }
+    };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_a_refresh_within_the_bound_is_not_written() {
-    if let Some(pg) = ims_runtime::test_db::PgSchema::create("scscf_refresh")
-        .await
-        .unwrap()
-    {
-        refreshes(pg.url()).await;
-        pg.drop_schema().await.unwrap();
-    }
-}
+on_both_backends!(
+    refreshes,
+    "scscf_refresh",
+    sqlite_a_refresh_within_the_bound_is_not_written,
+    postgres_a_refresh_within_the_bound_is_not_written
+);
 
 const A_NAME: &str = "sip:scscf-a.ims.example.net:5080";
 const B_NAME: &str = "sip:scscf-b.ims.example.net:5080";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_a_pool_member_takes_over_a_failed_peers_users() {
-    let dir = tempfile::tempdir().unwrap();
-    pool_takeover(&format!("sqlite://{}", dir.path().join("b.db").display())).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_a_pool_member_takes_over_a_failed_peers_users() {
-    if let Some(pg) = ims_runtime::test_db::PgSchema::create("scscf_pool")
-        .await
-        .unwrap()
-    {
-        pool_takeover(pg.url()).await;
-        pg.drop_schema().await.unwrap();
-    }
-}
+on_both_backends!(
+    pool_takeover,
+    "scscf_pool",
+    sqlite_a_pool_member_takes_over_a_failed_peers_users,
+    postgres_a_pool_member_takes_over_a_failed_peers_users
+);
 
 /// The value of Contact parameter `name` (quoted) in the 200's Contact holding `needle`.
 fn contact_param(ok: &SipMessage, needle: &str, name: &str) -> Option<String> {
