@@ -97,6 +97,11 @@ async fn run(config: PcscfConfig) -> anyhow::Result<()> {
             "Registration writes the store refused (the registration then lives in memory only)",
             p.failures.clone(),
         );
+        registry.register(
+            "pcscf_store_refreshes_unwritten",
+            "Refreshes not written to the store: only their expiry changed, the stored one lagging by at most min(duration / 20, 60 s)",
+            p.unwritten.clone(),
+        );
     }
     metrics.register(&mut registry);
     if let Some(f) = &settings_filter {
@@ -155,7 +160,9 @@ async fn run(config: PcscfConfig) -> anyhow::Result<()> {
             {
                 // The rows of registrations that lapsed: the table stays as bounded as
                 // the memory.
-                tokio::spawn(p.write(Change::DeleteExpired(unix_now())));
+                let unix = unix_now();
+                p.forget_expired(unix);
+                tokio::spawn(p.write(Change::DeleteExpired(unix)));
             }
         }
     });
@@ -197,17 +204,20 @@ async fn open_store(config: &PcscfConfig) -> anyhow::Result<Restored> {
         .context("pcscf.store: loading the reg event subscriptions")?;
     let now = tokio::time::Instant::now();
     let count = stored.len();
-    let live: Vec<Registration> = stored
+    let (live, rows): (Vec<Registration>, Vec<_>) = stored
         .into_iter()
-        .filter_map(|r| r.restore(now, unix))
-        .collect();
+        .filter_map(|r| Some((r.clone().restore(now, unix)?, r)))
+        .unzip();
     if live.len() < count {
         tracing::info!(
             dropped = count - live.len(),
             "stored registrations over connections of the previous run (or unreadable) not restored"
         );
     }
-    Ok((Some(Persistence::spawn(store)), live, subscriptions))
+    let persistence = Persistence::spawn(store);
+    // What the store holds: their refreshes within the bound need no write.
+    persistence.restored(rows);
+    Ok((Some(persistence), live, subscriptions))
 }
 
 /// Where the core reaches us (the host part of Path): the first UDP listener (else the

@@ -35,7 +35,8 @@
 //!   with the registrations ([`crate::store`]).
 //!
 //! * Registrations survive a restart ([`crate::store`]): the 200 to a REGISTER over
-//!   UDP is relayed once the registration is written ([`Policy::hold_response`]). After
+//!   UDP is relayed once the registration is written ([`Policy::hold_response`]), but
+//!   for a refresh that only moves the expiry within the bound (issue 12). After
 //!   a restart a UDP UE is reached again over its flow (the token names its address,
 //!   and the key survives); a TCP or TLS flow is gone with the process that held it, so
 //!   requests toward it get 430 and the UE, which is bound to its flow, must register
@@ -72,7 +73,7 @@ use crate::headers::{
 use crate::reginfo;
 use crate::registrations::{Learned, Registrations};
 use crate::regsub::{Subscriber, CONTACT_USER};
-use crate::store::{unix_now, Change, Persistence, StoredRegistration};
+use crate::store::{unix_now, Persistence, StoredRegistration};
 
 /// What the P-CSCF is configured with.
 #[derive(Debug, Clone)]
@@ -199,8 +200,13 @@ impl Pcscf {
             .end(&notified.flow, &ends, Instant::now())
         {
             tracing::info!(flow = %notified.flow, "registration ended by the S-CSCF's reg event NOTIFY: dropped");
-            if let Some(p) = &self.settings.persistence {
-                tokio::spawn(p.write(Change::Delete(label(&notified.flow))));
+            if let Some(write) = self
+                .settings
+                .persistence
+                .as_ref()
+                .and_then(|p| p.registration(label(&notified.flow), None))
+            {
+                tokio::spawn(write);
             }
             if !notified.ended {
                 self.subscriptions.stop(&notified.flow);
@@ -532,8 +538,10 @@ impl Policy for PcscfPolicy {
 
     /// The 200 to a REGISTER over UDP goes to the UE once the registration it taught
     /// (or its end) is written to the store: a registration the UE was told of
-    /// survives a restart. Over TCP and TLS nothing is written (the connection does not
-    /// survive the process), and nothing waits.
+    /// survives a restart. A refresh that changes only the expiry, the stored one
+    /// lagging within the bound, is not written and goes at once ([`crate::store`]).
+    /// Over TCP and TLS nothing is written (the connection does not survive the
+    /// process), and nothing waits.
     fn hold_response(
         &self,
         request: &SipMessage,
@@ -548,11 +556,12 @@ impl Policy for PcscfPolicy {
             return None;
         }
         let now = Instant::now();
-        let change = match self.0.registrations.by_flow(&source.flow, now) {
-            Some(reg) => Change::Save(StoredRegistration::of(&reg, now, unix_now())),
-            None => Change::Delete(label(&source.flow)),
-        };
-        Some(persistence.write(change))
+        let row = self
+            .0
+            .registrations
+            .by_flow(&source.flow, now)
+            .map(|reg| (StoredRegistration::of(&reg, now, unix_now()), reg.granted));
+        persistence.registration(label(&source.flow), row)
     }
 
     fn on_response(&self, request: &SipMessage, source: &Source, response: &mut SipMessage) {
@@ -589,11 +598,18 @@ impl Policy for PcscfPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::tests::on_both_backends;
+    use crate::store::RegistrationStore;
     use crate::testutil::{flows, register_200, sip};
     use ims_config::ZonesSection;
     use ims_node::Role;
 
     fn pcscf() -> Arc<Pcscf> {
+        pcscf_with(None, true)
+    }
+
+    /// A P-CSCF writing to `persistence`, subscribing to the reg event or not.
+    fn pcscf_with(persistence: Option<Persistence>, reg_event: bool) -> Arc<Pcscf> {
         let zones = ZonesSection {
             core: vec!["127.0.0.1/32".parse().unwrap()],
             ..ZonesSection::default()
@@ -609,9 +625,9 @@ mod tests {
                     &ims_config::BudgetSection::default(),
                     ims_runtime::budget::BudgetMetrics::default(),
                 )),
-                persistence: None,
+                persistence,
                 originator: Originator::default(),
-                reg_event: true,
+                reg_event,
             },
             10,
         )
@@ -673,4 +689,120 @@ mod tests {
         let (zone, kind, _) = p.classify(&reg, &source(core), Some(&popped));
         assert_eq!((zone, kind), (Zone::Access, RequestKind::Register));
     }
+
+    /// The 200 `ok` to `req` from `source` through the policy as the engine passes it
+    /// (learned, then held until its write commits); whether it was held.
+    async fn relay(
+        policy: &PcscfPolicy,
+        req: &SipMessage,
+        source: &Source,
+        ok: &SipMessage,
+    ) -> bool {
+        let mut ok = ok.clone();
+        policy.on_response(req, source, &mut ok);
+        match policy.hold_response(req, source, &ok) {
+            Some(write) => {
+                write.await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Issue 12. A 200 to REGISTER is written before it goes; a refresh that changes
+    /// only the expiry, the stored one lagging by at most min(3 630 / 20, 60) s, is not
+    /// written nor held, and a restart (the store reopened) restores it no earlier than
+    /// the acknowledged expiry less that bound, and knows what is stored (a refresh
+    /// within the bound is not written there either); a refresh beyond the bound is written,
+    /// as is one with another Service-Route within it, and the de-registration.
+    async fn refreshes(url: &str) {
+        let store = RegistrationStore::open(url, "pcscf").await.unwrap();
+        let persistence = Persistence::spawn(store.clone());
+        let p = pcscf_with(Some(persistence.clone()), false);
+        let policy = PcscfPolicy(p.clone());
+        let flow = flows(1).await[0];
+        let src = source(flow);
+        let rows = || store.load(0);
+        let acknowledged = || {
+            let now = Instant::now();
+            let reg = p.registrations.by_flow(&flow, now).unwrap();
+            StoredRegistration::of(&reg, now, unix_now())
+        };
+
+        let (req, ok) = register_200(3600);
+        assert!(relay(&policy, &req, &src, &ok).await, "new: written");
+        let written = rows().await.unwrap();
+        assert_eq!(written.len(), 1);
+        assert_eq!(persistence.stats().changes, 1);
+
+        // Within the bound: not written, not held.
+        let (req, ok) = register_200(3630);
+        assert!(!relay(&policy, &req, &src, &ok).await, "not held");
+        let refreshed = acknowledged();
+        assert_eq!(persistence.stats().changes, 1, "not written");
+        assert_eq!(persistence.unwritten.get(), 1);
+        assert_eq!(rows().await.unwrap(), written);
+        assert!(refreshed.expires_at > written[0].expires_at);
+
+        // Restarted: the store reopened, what it restores.
+        let reopened = RegistrationStore::open(url, "pcscf").await.unwrap();
+        let unix = unix_now();
+        let restored = reopened.load(unix).await.unwrap();
+        assert_eq!(restored.len(), 1);
+        let bound = ims_runtime::expiry_lag::bound(3_630);
+        assert!(restored[0].expires_at >= refreshed.expires_at - bound);
+        let reg = restored[0].clone().restore(Instant::now(), unix).unwrap();
+        assert_eq!(reg.contacts, refreshed.contacts);
+        // The restarted P-CSCF knows what the store holds: a refresh within the bound of
+        // the stored expiry is not written either.
+        let again = Persistence::spawn(reopened.clone());
+        again.restored(restored.clone());
+        let restarted = pcscf_with(Some(again.clone()), false);
+        assert_eq!(
+            restarted.registrations.restore(vec![reg], Instant::now()),
+            1
+        );
+        let (req, ok) = register_200(3630);
+        assert!(
+            !relay(&PcscfPolicy(restarted), &req, &src, &ok).await,
+            "not held"
+        );
+        assert_eq!(again.stats().changes, 0);
+        assert_eq!(again.unwritten.get(), 1);
+        assert_eq!(rows().await.unwrap(), written);
+
+        // Beyond the bound: written.
+        let (req, ok) = register_200(3700);
+        assert!(relay(&policy, &req, &src, &ok).await, "written");
+        assert_eq!(persistence.stats().changes, 2);
+        let beyond = rows().await.unwrap();
+        assert!(beyond[0].same_but_expiry(&written[0]));
+        assert!(beyond[0].expires_at > written[0].expires_at + bound);
+
+        // Another Service-Route, within the bound: written.
+        let (req, ok) = register_200(3700);
+        let text = String::from_utf8(ok.to_bytes().to_vec()).unwrap();
+        let ok = SipMessage::parse(text.replace("orig@scscf", "orig2@scscf")).unwrap();
+        assert!(relay(&policy, &req, &src, &ok).await, "written");
+        assert_eq!(persistence.stats().changes, 3);
+        assert_eq!(
+            rows().await.unwrap()[0].service_route,
+            ["<sip:orig2@scscf.ims.example.net:5080;lr>"]
+        );
+
+        // De-registered: written.
+        let (req, ok) = register_200(0);
+        assert!(relay(&policy, &req, &src, &ok).await, "written");
+        assert_eq!(persistence.stats().changes, 4);
+        assert!(rows().await.unwrap().is_empty());
+        assert_eq!(persistence.unwritten.get(), 1);
+        store.close().await;
+        reopened.close().await;
+    }
+
+    on_both_backends!(
+        refreshes,
+        sqlite_a_refresh_within_the_bound_is_not_written,
+        postgres_a_refresh_within_the_bound_is_not_written
+    );
 }

@@ -38,6 +38,10 @@ pub struct Registration {
     pub contacts: Vec<String>,
     /// When the last contact expires.
     pub expires: Instant,
+    /// The expiry the registrar granted that contact, in seconds (what is left of it
+    /// for a registration restored from the store): it bounds how far the stored
+    /// expiry may lag ([`ims_runtime::expiry_lag`]).
+    pub granted: u32,
     /// Service-Route values, topmost first (pre-loaded on the UE's requests).
     pub service_route: Vec<String>,
     /// P-Associated-URI URIs, the default public identity first.
@@ -220,6 +224,7 @@ impl Registrations {
             public_identity,
             contacts,
             expires,
+            granted: longest,
             service_route,
             associated,
         };

@@ -29,6 +29,14 @@
 //! `ims_runtime::sqlite`). Each change is one statement of the batch's transaction; the
 //! batches grow with the load. Subscription writes are queued from tasks of their own
 //! and no SIP message waits for them.
+//!
+//! A refresh is not written when all it changes is the expiry and the stored one lags
+//! the acknowledged one by at most `min(duration / 20, 60 s)` (issue 12,
+//! [`ims_runtime::expiry_lag`], [`written`]); its 200 then goes at once. After a crash
+//! such a registration comes back up to that much early, still after the UE's next
+//! refresh (TS 24.229 §5.1.1.4.1). Anything else (a new registration or flow, another
+//! contact, Service-Route or P-Associated-URI, a de-registration, a lag beyond the
+//! bound, a shortened expiry) is written as before, its 200 waiting for the commit.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -41,6 +49,10 @@ use tokio::time::Instant;
 
 use crate::flow_token::label;
 use crate::registrations::Registration;
+
+pub mod written;
+
+use written::Written;
 
 /// Store failures.
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +141,23 @@ pub fn unix_now() -> u64 {
 }
 
 impl StoredRegistration {
+    /// Whether `other` is this row but for its expiry.
+    pub fn same_but_expiry(&self, other: &StoredRegistration) -> bool {
+        let StoredRegistration {
+            flow,
+            public_identity,
+            contacts,
+            expires_at: _,
+            service_route,
+            associated,
+        } = self;
+        *flow == other.flow
+            && *public_identity == other.public_identity
+            && *contacts == other.contacts
+            && *service_route == other.service_route
+            && *associated == other.associated
+    }
+
     /// `reg` as stored, its expiry (at `now`, which is `unix` seconds since the epoch)
     /// rounded up to the second.
     pub fn of(reg: &Registration, now: Instant, unix: u64) -> StoredRegistration {
@@ -158,6 +187,8 @@ impl StoredRegistration {
             public_identity: self.public_identity,
             contacts: self.contacts,
             expires: now.checked_add(Duration::from_secs(left))?,
+            // The grant is not stored: what is left of it bounds the lag as tightly.
+            granted: u32::try_from(left).unwrap_or(u32::MAX),
             service_route: self.service_route,
             associated: self.associated,
         })
@@ -441,8 +472,12 @@ impl Batch for RegistrationStore {
 #[derive(Debug, Clone)]
 pub struct Persistence {
     writer: GroupCommit<RegistrationStore>,
+    /// What the store holds of each registration, as written ([`written`]).
+    written: std::sync::Arc<Written>,
     /// Writes that failed (the registration then lives in memory only).
     pub failures: Counter,
+    /// Refreshes not written: only their expiry changed, within the bound.
+    pub unwritten: Counter,
 }
 
 impl Persistence {
@@ -450,7 +485,9 @@ impl Persistence {
     pub fn spawn(store: RegistrationStore) -> Persistence {
         Persistence {
             writer: GroupCommit::spawn(store, MAX_BATCH),
+            written: Default::default(),
             failures: Counter::default(),
+            unwritten: Counter::default(),
         }
     }
 
@@ -458,13 +495,58 @@ impl Persistence {
     /// counted: the registration keeps working from memory, and only a restart loses
     /// it).
     pub fn write(&self, change: Change) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let commit = self.commit(change);
+        async move {
+            commit.await;
+        }
+    }
+
+    /// [`Persistence::write`], resolving to whether the change was committed.
+    fn commit(&self, change: Change) -> impl std::future::Future<Output = bool> + Send + 'static {
         let (writer, failures) = (self.writer.clone(), self.failures.clone());
         async move {
-            if let Err(error) = writer.write(change).await {
-                failures.inc();
-                tracing::warn!(%error, "registration not written to the store");
+            match writer.write(change).await {
+                Ok(()) => true,
+                Err(error) => {
+                    failures.inc();
+                    tracing::warn!(%error, "registration not written to the store");
+                    false
+                }
             }
         }
+    }
+
+    /// Writes the registration over the flow labelled `flow` as it now is: `Some((row,
+    /// granted_secs))` (the registrar's grant), or `None` when it is gone. `None` back
+    /// (counted in [`Persistence::unwritten`]) when the store holds the row already but
+    /// for an expiry lagging within the bound ([`written`]); else a future that resolves
+    /// once the write is committed or has failed ([`Persistence::write`]).
+    pub fn registration(
+        &self,
+        flow: String,
+        now: Option<(StoredRegistration, u32)>,
+    ) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+        let (row, granted) = now.map_or((None, 0), |(row, granted)| (Some(row), granted));
+        let Some(change) = self.written.plan(&flow, row, u64::from(granted)) else {
+            self.unwritten.inc();
+            return None;
+        };
+        let mut answer = written::Answer::new(self.written.clone(), flow);
+        let commit = self.commit(change);
+        Some(async move {
+            answer.commit(commit.await);
+        })
+    }
+
+    /// Records `rows` as what the store holds (the registrations restored at start).
+    pub fn restored(&self, rows: impl IntoIterator<Item = StoredRegistration>) {
+        self.written.restored(rows);
+    }
+
+    /// Forgets what was written of the registrations expired at `unix` (the store's
+    /// purge, [`Change::DeleteExpired`], deletes their rows).
+    pub fn forget_expired(&self, unix: u64) {
+        self.written.purge(unix);
     }
 
     /// The writer's counters.
@@ -474,7 +556,7 @@ impl Persistence {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn stored(flow: &str, user: &str, expires_at: u64) -> StoredRegistration {
@@ -491,7 +573,8 @@ mod tests {
         }
     }
 
-    fn sqlite_url(dir: &std::path::Path) -> String {
+    /// A SQLite store URL in `dir`.
+    pub(crate) fn sqlite_url(dir: &std::path::Path) -> String {
         format!("sqlite://{}", dir.join("pcscf/registrations.db").display())
     }
 
@@ -502,7 +585,7 @@ mod tests {
             #[tokio::test]
             async fn $sqlite() {
                 let dir = tempfile::tempdir().unwrap();
-                $check(&sqlite_url(dir.path())).await;
+                $check(&crate::store::tests::sqlite_url(dir.path())).await;
             }
 
             #[tokio::test]
@@ -517,6 +600,7 @@ mod tests {
             }
         };
     }
+    pub(crate) use on_both_backends;
 
     /// Saved, replaced, deleted; what a reopened store (a restarted P-CSCF) loads; rows
     /// of another P-CSCF in the same database are not ours.

@@ -5,6 +5,7 @@
 pub mod admin_token;
 mod args;
 pub mod budget;
+pub mod expiry_lag;
 pub mod group_commit;
 mod http;
 mod https;

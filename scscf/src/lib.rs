@@ -12,7 +12,8 @@
 //!   TS 24.229 §5.4.7A), and the way back from one to its contacts.
 //! * [`store`]: bindings persisted in SQLite or PostgreSQL, written by one group-commit
 //!   writer ([`store::writer`]), owned by one S-CSCF of a pool each, with leases
-//!   ([`store::pool`]).
+//!   ([`store::pool`]); a REGISTER that only refreshes expiries within the bound is
+//!   not written ([`store::written`], issue 12).
 //! * [`identity_lock`]: the order of the registrar's changes per identity.
 //! * [`profile`]: the IMSSubscription (TS 29.228 Annex E): implicit registration set,
 //!   service profiles, cloud profile.

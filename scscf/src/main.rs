@@ -187,6 +187,11 @@ async fn run(config: ScscfConfig) -> anyhow::Result<()> {
         registered.clone(),
     );
     registrar.auth_outcomes().register(&mut registry);
+    registry.register(
+        "scscf_store_refreshes_unwritten",
+        "REGISTERs not written to the store: only expiries (and CSeqs) changed, each stored expiry lagging by at most min(duration / 20, 60 s)",
+        registrar.refreshes_unwritten().clone(),
+    );
     let cx_open = registrar.cx_peers().register_metrics(&mut registry);
     let mut engine = start_proxy(&config.sip, policy, &mut registry, metrics.rejections()).await?;
     engine.bind_originator(&originator);

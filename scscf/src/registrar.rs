@@ -66,6 +66,7 @@ use crate::location::{
 use crate::profile::UserProfile;
 use crate::regevent::{Cause, Notifier};
 use crate::store::writer::{StoreWriter, WriterStats, MAX_BATCH};
+use crate::store::written::Written;
 use crate::store::{BindingStore, Change};
 use crate::thirdparty::ThirdParty;
 use crate::unregistered::UnregisteredProfiles;
@@ -114,6 +115,8 @@ pub struct Registrar {
     cx: CxClient,
     store: BindingStore,
     writer: StoreWriter,
+    /// What the store holds of each registration, as last written ([`Written`]).
+    written: Written,
     location: Mutex<Location>,
     unregistered: UnregisteredProfiles,
     order: IdentityLocks,
@@ -156,7 +159,9 @@ impl Registrar {
         store: BindingStore,
     ) -> Result<Arc<Registrar>, crate::store::StoreError> {
         let mut location = Location::default();
+        let written = Written::new(settings.pool);
         for reg in store.load_owned().await? {
+            written.saved(&reg);
             location.put(reg);
         }
         tracing::info!(
@@ -174,6 +179,7 @@ impl Registrar {
             challenges,
             cx,
             writer: StoreWriter::spawn(store.clone(), MAX_BATCH),
+            written,
             store,
             location: Mutex::new(location),
             order: IdentityLocks::new(SHARDS),
@@ -265,6 +271,14 @@ impl Registrar {
     /// The counters of the store's writer (changes, transactions).
     pub fn store_stats(&self) -> WriterStats {
         self.writer.stats()
+    }
+
+    /// REGISTERs not written to the store: only their expiries (and CSeqs) changed,
+    /// within the bound ([`Written`]).
+    pub fn refreshes_unwritten(
+        &self,
+    ) -> &ims_runtime::prometheus_client::metrics::counter::Counter {
+        &self.written.unwritten
     }
 
     /// The registered identity whose registration covers `impu`, if any.
@@ -559,12 +573,18 @@ impl Registrar {
             .map(|r| r.impu.clone())
             .filter(|key| key != impu);
         // The 200 OK only after the commit: an acknowledged registration survives a
-        // restart.
-        if let Err(e) = self.writer.write(Change::Save(reg.clone())).await {
-            tracing::error!(%impu, error = %e, "cannot persist the registration");
-            return reply(req, 500, &[]);
+        // restart. Not written when the store holds it but for expiries lagging within
+        // the bound ([`Written`]).
+        if replaced.is_some() || !self.written.holds(&reg, now) {
+            self.written.forget(impu);
+            if let Err(e) = self.writer.write(Change::Save(reg.clone())).await {
+                tracing::error!(%impu, error = %e, "cannot persist the registration");
+                return reply(req, 500, &[]);
+            }
+            self.written.saved(&reg);
         }
         if let Some(old) = replaced {
+            self.written.forget(&old);
             if let Err(e) = self.writer.write(Change::Delete(old.clone())).await {
                 tracing::error!(%impu, replaced = %old, error = %e, "cannot delete the replaced registration from the store");
             }
@@ -617,6 +637,7 @@ impl Registrar {
                 bindings: Vec::new(),
                 ..reg
             };
+            self.written.forget(&key);
             if let Err(e) = self.writer.write(Change::Save(gone)).await {
                 tracing::error!(%impu, error = %e, "cannot delete the registration from the store");
             }
@@ -859,11 +880,13 @@ impl Registrar {
     }
 
     /// Queues `changes` one after the other, then waits for all their commits (they
-    /// share transactions); failures are logged with `what`.
+    /// share transactions); failures are logged with `what`. The callers hold the
+    /// identities' locks.
     async fn write_all(&self, changes: Vec<Change>, what: &str) {
         let mut pending = Vec::new();
         for change in changes {
             let impu = change.impu().to_string();
+            self.written.forget(&impu);
             pending.push((impu, self.writer.submit(change).await));
         }
         for (impu, p) in pending {

@@ -14,6 +14,11 @@
 //! stored. The leases and the take-over of a dead owner's registrations are in
 //! [`pool`].
 //! The reg event subscriptions are kept in the same database ([`subscriptions`]).
+//!
+//! A REGISTER that only refreshes expiries (and CSeqs), each stored expiry lagging the
+//! acknowledged one by at most `min(duration / 20, 60 s)`, is not written (issue 12,
+//! [`written`], [`ims_runtime::expiry_lag`]): after a crash its bindings come back up to
+//! that much early, still after the UE's next refresh (TS 24.229 §5.1.1.4.1).
 
 use std::collections::{HashMap, HashSet};
 
@@ -27,6 +32,7 @@ use crate::profile::UserProfile;
 pub mod pool;
 pub mod subscriptions;
 pub mod writer;
+pub mod written;
 
 /// Store failures.
 #[derive(Debug, thiserror::Error)]

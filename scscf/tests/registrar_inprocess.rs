@@ -810,25 +810,146 @@ async fn pool_takeover(url: &str) {
     assert_eq!(stored_contacts(&store, &bob).await.len(), 2);
 }
 
+/// The next REGISTER of Alice's dialog `c1` (CSeq `cseq`, the nonce answered with count
+/// `nc`) with `contacts`; its 200.
+async fn alice_again(r: &Registrar, nonce: &str, nc: u32, cseq: u32, contacts: &str) -> SipMessage {
+    let auth = answer("alice", Algorithm::Md5, nonce, b"secret", nc, "");
+    let ok = r
+        .register(&register_in("alice", "c1", cseq, &auth, contacts))
+        .await;
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+    ok
+}
+
+/// Alice's one stored binding: what a restarted S-CSCF would load.
+async fn stored_binding(store: &BindingStore) -> scscf::location::Binding {
+    let all = store.load_all().await.unwrap();
+    assert_eq!(all.len(), 1, "{all:?}");
+    all[0].bindings[0].clone()
+}
+
+/// Issue 12. Alice registers (written). A refresh in her dialog that changes only the
+/// expiry, the stored one lagging by at most min(3 630 / 20, 60) s, is not written; a
+/// registrar restarted on the store then holds her binding with an expiry no earlier
+/// than the acknowledged one less that bound, and knows what is stored (a refresh
+/// within the bound is not written there either). A refresh beyond the bound is written, as
+/// is one with another Contact value within it, and the de-registration.
+async fn refreshes(url: &str) {
+    const ALICE: &str = "sip:alice@ims.example.net";
+    let contact = |params: &str| format!("Contact: <sip:alice@10.0.0.1:5070>{params}\r\n");
+    let hss = TestHss::start(0).await;
+    let addr = hss.server.local_addr();
+    let member = || Member {
+        server_name: SERVER_NAME,
+        pool: false,
+    };
+    let store = BindingStore::open(url).await.unwrap();
+    let r = registrar_on(addr, store.clone(), 60, None, member()).await;
+    let first = r
+        .register(&register_in("alice", "c1", 1, &initial("alice", ""), ""))
+        .await;
+    let nonce = challenge(&first).get("nonce").unwrap();
+    let held = |r: &Registrar| r.registration(ALICE).unwrap().bindings[0].clone();
+
+    alice_again(&r, &nonce, 1, 2, &contact(";expires=3600")).await;
+    assert_eq!(r.store_stats().changes, 1);
+    let written = stored_binding(&store).await;
+    assert_eq!(written, held(&r));
+
+    // Within the bound: not written.
+    alice_again(&r, &nonce, 2, 3, &contact(";expires=3630")).await;
+    let acknowledged = held(&r);
+    assert_eq!(r.store_stats().changes, 1, "not written");
+    assert_eq!(r.refreshes_unwritten().get(), 1);
+    assert_eq!(stored_binding(&store).await, written);
+    assert!(acknowledged.expires_at > written.expires_at);
+    assert_eq!(acknowledged.cseq, 3);
+
+    // Restarted on the store: at most the bound early.
+    let restarted = registrar_on(
+        addr,
+        BindingStore::open(url).await.unwrap(),
+        60,
+        None,
+        member(),
+    )
+    .await;
+    let restored = held(&restarted);
+    let bound = ims_runtime::expiry_lag::bound(3_630);
+    assert!(
+        restored.expires_at >= acknowledged.expires_at - bound,
+        "{restored:?} {acknowledged:?}"
+    );
+    assert_eq!(restored.contact, acknowledged.contact);
+    // It knows what the store holds: a refresh within the bound of the stored expiry
+    // is not written either.
+    let challenged = restarted
+        .register(&register_in("alice", "c1", 10, &initial("alice", ""), ""))
+        .await;
+    let again = challenge(&challenged).get("nonce").unwrap();
+    alice_again(&restarted, &again, 1, 11, &contact(";expires=3630")).await;
+    assert_eq!(restarted.store_stats().changes, 0, "not written");
+    assert_eq!(restarted.refreshes_unwritten().get(), 1);
+    assert_eq!(stored_binding(&store).await, written);
+
+    // Beyond the bound: written.
+    alice_again(&r, &nonce, 3, 4, &contact(";expires=3700")).await;
+    assert_eq!(r.store_stats().changes, 2, "written");
+    assert_eq!(stored_binding(&store).await, held(&r));
+
+    // Another Contact value, within the bound: written.
+    alice_again(&r, &nonce, 4, 5, &contact(";audio;expires=3700")).await;
+    assert_eq!(r.store_stats().changes, 3, "written");
+    assert_eq!(stored_binding(&store).await, held(&r));
+    assert!(held(&r).contact.contains("audio"), "{:?}", held(&r));
+
+    // De-registration: written.
+    alice_again(&r, &nonce, 5, 6, &contact(";expires=0")).await;
+    assert_eq!(r.store_stats().changes, 4, "written");
+    assert!(store.load_all().await.unwrap().is_empty());
+    assert_eq!(r.refreshes_unwritten().get(), 1);
+}
+
+/// Two tests running `$check(url)`: on SQLite in a temporary directory, and on
+/// PostgreSQL in a fresh schema named after `$schema` when `IMS_TEST_POSTGRES_URL` is
+/// set.
+macro_rules! on_both_backends {
+    ($check:ident, $schema:literal, $sqlite:ident, $postgres:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $sqlite() {
+            let dir = tempfile::tempdir().unwrap();
+            $check(&format!("sqlite://{}", dir.path().join("b.db").display())).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $postgres() {
+            if let Some(pg) = ims_runtime::test_db::PgSchema::create($schema)
+                .await
+                .unwrap()
+            {
+                $check(pg.url()).await;
+                pg.drop_schema().await.unwrap();
+            }
+        }
+    };
+}
+
+on_both_backends!(
+    refreshes,
+    "scscf_refresh",
+    sqlite_a_refresh_within_the_bound_is_not_written,
+    postgres_a_refresh_within_the_bound_is_not_written
+);
+
 const A_NAME: &str = "sip:scscf-a.ims.example.net:5080";
 const B_NAME: &str = "sip:scscf-b.ims.example.net:5080";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_a_pool_member_takes_over_a_failed_peers_users() {
-    let dir = tempfile::tempdir().unwrap();
-    pool_takeover(&format!("sqlite://{}", dir.path().join("b.db").display())).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_a_pool_member_takes_over_a_failed_peers_users() {
-    if let Some(pg) = ims_runtime::test_db::PgSchema::create("scscf_pool")
-        .await
-        .unwrap()
-    {
-        pool_takeover(pg.url()).await;
-        pg.drop_schema().await.unwrap();
-    }
-}
+on_both_backends!(
+    pool_takeover,
+    "scscf_pool",
+    sqlite_a_pool_member_takes_over_a_failed_peers_users,
+    postgres_a_pool_member_takes_over_a_failed_peers_users
+);
 
 /// The value of Contact parameter `name` (quoted) in the 200's Contact holding `needle`.
 fn contact_param(ok: &SipMessage, needle: &str, name: &str) -> Option<String> {

@@ -84,6 +84,7 @@ impl Registrar {
                 return None;
             }
         }
+        self.written.forget(&reg.impu);
         if let Err(error) = self.writer.write(Change::Save(reg.clone())).await {
             tracing::error!(impu = %reg.impu, %error, "cannot claim a taken-over registration");
         }
@@ -116,6 +117,8 @@ impl Registrar {
         {
             let key = registration.impu.clone();
             let _order = self.order.lock([key.as_str()]).await;
+            // Its row is no longer as this node may have written it.
+            self.written.forget(&key);
             if owner.is_empty() {
                 // Stored before owners were, by this node: the HSS already names us.
                 self.location().put(registration);

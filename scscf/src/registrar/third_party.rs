@@ -57,6 +57,7 @@ impl Registrar {
                     None,
                     Cause::Network(ReasonCode::PermanentTermination),
                 );
+                self.written.forget(&reg.impu);
                 if let Err(e) = self.writer.write(Change::Delete(reg.impu.clone())).await {
                     tracing::error!(%impu, error = %e, "cannot delete the registration from the store");
                 }
