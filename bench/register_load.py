@@ -25,6 +25,10 @@ graphs) into DIR/<rate>-<node>.data, and the shares (kernel, allocation and copi
 the rest) and top symbols of each are printed after the rate's row (`session_load.py`'s
 summary).
 
+With `--rss SECONDS`, each node's resident memory (VmRSS) is sampled that often during
+each rate and printed as a series per node: a soak is `--warm --rates 800 --seconds 300
+--rss 30` (issue 12's memory check: flat from the first minute, under ~150 MB per proxy).
+
 Run it in a network namespace of its own (the dev ports are fixed):
     unshare -n bash -c 'ip link set lo up && python3 bench/register_load.py --warm'
 """
@@ -75,6 +79,50 @@ def node_pids(bin_dir, nodes=None):
     if missing:
         sys.exit(f"node processes not found: {missing}")
     return pids
+
+
+def rss_mib(pid):
+    """Resident memory of a process (VmRSS), in MiB; 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return 0
+
+
+class RssSampler:
+    """Samples each node's resident memory every `every` seconds on a thread of its own,
+    until stopped (bounded by `limit` samples)."""
+
+    def __init__(self, pids, every=10.0, limit=1000):
+        self.pids, self.every, self.limit = pids, every, limit
+        self.samples = []
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        t0 = time.time()
+        while len(self.samples) < self.limit and not self.stop_event.wait(self.every):
+            self.samples.append((time.time() - t0, {n: rss_mib(p) for n, p in self.pids.items()}))
+
+    def stop(self):
+        """Stops sampling and returns the samples: (seconds since the start, {node: MiB})."""
+        self.stop_event.set()
+        self.thread.join(timeout=self.every + 5)
+        return self.samples
+
+
+def print_rss(samples, nodes):
+    """Each node's RSS over the run, one line per node (MiB at each sample)."""
+    if not samples:
+        return
+    print("      RSS MiB every " + f"{samples[1][0] - samples[0][0]:.0f} s" if len(samples) > 1 else "      RSS MiB", flush=True)
+    for n in nodes:
+        print(f"        {n:<6} " + " ".join(str(s[n]) for _, s in samples), flush=True)
 
 
 def children_cpu():
@@ -187,11 +235,12 @@ def syscalls_per_registration(r):
 
 
 def run_rate(rate, seconds, users_csv, work, pids, scenario="sipp-scenarios/register/digest.xml",
-             target="127.0.0.1:5060", perf_dir=None, syscalls=False):
+             target="127.0.0.1:5060", perf_dir=None, syscalls=False, rss_every=None):
     """One SIPp run of `scenario` against `target` at `rate` calls/s for `seconds`; CPU of
     each of `pids` (name -> pid or list of pids) over the run: "cpu" in % of one core,
     "cpu_s" in seconds. With `perf_dir`, each node is `perf record`ed into it; with
-    `syscalls`, its system calls over the run are counted ("syscalls")."""
+    `syscalls`, its system calls over the run are counted ("syscalls"); with `rss_every`
+    (seconds), each node's resident memory is sampled that often ("rss")."""
     calls = rate * seconds
     load = os.getloadavg()[0]
     cpu0 = {n: cpu_seconds(p) for n, p in pids.items()}
@@ -204,6 +253,7 @@ def run_rate(rate, seconds, users_csv, work, pids, scenario="sipp-scenarios/regi
                                            "--", "sleep", str(seconds)],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     counters = start_syscall_count(pids) if syscalls else None
+    sampler = RssSampler(pids, rss_every) if rss_every else None
     sipp0 = children_cpu()
     t0 = time.time()
     sipp = subprocess.run(
@@ -217,6 +267,7 @@ def run_rate(rate, seconds, users_csv, work, pids, scenario="sipp-scenarios/regi
     cpu_s = {n: cpu_seconds(p) - cpu0[n] for n, p in pids.items()}
     cpu_s["sipp"] = children_cpu() - sipp0
     counts = stop_syscall_count(counters) if counters else None
+    rss = sampler.stop() if sampler else None
     cpu = {n: 100.0 * c / wall for n, c in cpu_s.items()}
     for p in perfs:
         try:
@@ -226,7 +277,7 @@ def run_rate(rate, seconds, users_csv, work, pids, scenario="sipp-scenarios/regi
     ok, failed, rtts = sipp_results(work)
     return {"rate": rate, "calls": calls, "ok": ok, "failed": failed, "exit": sipp.returncode,
             "pct": percentiles(rtts, [50, 95, 99]), "cpu": cpu, "cpu_s": cpu_s, "wall": wall,
-            "load": load, "syscalls": counts}
+            "load": load, "syscalls": counts, "rss": rss}
 
 
 def scscf_store_counters(port=9103):
@@ -363,6 +414,9 @@ def main():
     ap.add_argument("--syscalls", action="store_true",
                     help="count each node's system calls over each rate (perf stat of the "
                          "syscall tracepoints) and print them per registration")
+    ap.add_argument("--rss", type=float, metavar="SECONDS",
+                    help="sample each node's resident memory (VmRSS) every SECONDS during each "
+                         "rate and print the series (a soak: --rates 800 --seconds 300 --rss 30)")
     ap.add_argument("--warm", action="store_true",
                     help="register every user once (at 400/s, not reported) before the rates, so that "
                          "they measure re-registrations of known users rather than first registrations")
@@ -392,13 +446,15 @@ def main():
             before = scscf_store_counters()
             uars0 = icscf_uars()
             r = run_rate(rate, args.seconds, users_csv, work, pids, perf_dir=args.perf,
-                         syscalls=args.syscalls)
+                         syscalls=args.syscalls, rss_every=args.rss)
             uars1 = icscf_uars()
             print_row(r, NODES)
             sent = uars1 - uars0 if uars0 is not None and uars1 is not None else None
             print(per_registration(r, sent), flush=True)
             if args.syscalls:
                 print(syscalls_per_registration(r), flush=True)
+            if args.rss:
+                print_rss(r["rss"], NODES)
             if args.perf:
                 from session_load import print_perf
                 print_perf(args.perf, rate, pids)
