@@ -14,7 +14,8 @@ result is the highest rate with zero failed calls.
 one after the other, and goes on to the next rate while any of them was clean. With
 `--many-ports` the SIPp UAC sends each call from a socket of its own (`-t un`): a
 sharded proxy's kernel spreads datagrams over its sockets by source port, so with one
-UAC socket (`-t u1`, the default) every request reaches the same shard.
+UAC socket (`-t u1`, the default) every request reaches the same shard. The last
+column is the responses the proxy handed from one shard to another (its exit line).
 """
 import argparse
 import os
@@ -114,13 +115,26 @@ def context_switches(pid):
     return total
 
 
+def handovers(log_path):
+    """The response handovers sip-proxy reported on its way out (its last stderr line
+    `sip-proxy: handovers N responses M ...`), or None."""
+    with open(log_path) as f:
+        for line in f:
+            words = line.split()
+            if len(words) >= 5 and words[:2] == ["sip-proxy:", "handovers"]:
+                return int(words[4])
+    return None
+
+
 def run_rate(proxy_bin, rate, seconds, work, workers=1, uac_transport="u1"):
     proxy_port = free_port()
-    proxy = subprocess.Popen(
-        [proxy_bin, "--udp", f"127.0.0.1:{proxy_port}", "--workers", str(workers)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "RUST_LOG": "warn"},
-    )
+    log_path = os.path.join(work, "sip-proxy.log")
+    with open(log_path, "w") as log:
+        proxy = subprocess.Popen(
+            [proxy_bin, "--udp", f"127.0.0.1:{proxy_port}", "--workers", str(workers)],
+            stdout=subprocess.DEVNULL, stderr=log,
+            env={**os.environ, "RUST_LOG": "warn"},
+        )
     try:
         wait_udp_bound(proxy_port)
         switches = context_switches(proxy.pid)
@@ -132,7 +146,8 @@ def run_rate(proxy_bin, rate, seconds, work, workers=1, uac_transport="u1"):
     return {**r, "p50_ms": pct[50], "p95_ms": pct[95], "p99_ms": pct[99],
             "proxy_cpu_pct": r["cpu"]["proxy"],
             "cpu_us_per_call": 1e6 * r["cpu_s"]["proxy"] / r["ok"] if r["ok"] else 0.0,
-            "switches_per_call": switches / r["ok"] if r["ok"] else 0.0}
+            "switches_per_call": switches / r["ok"] if r["ok"] else 0.0,
+            "response_handovers": handovers(log_path)}
 
 
 def main():
@@ -155,7 +170,7 @@ def main():
     best = {w: None for w in workers}
     print(f"{'workers':>7} {'rate':>6} {'calls':>7} {'ok':>7} {'failed':>6} {'p50ms':>7} "
           f"{'p95ms':>7} {'p99ms':>7} {'proxy CPU%':>10} {'us/call':>7} {'csw/call':>8} "
-          f"{'load':>5}")
+          f"{'load':>5} {'resp handovers':>14}")
     for rate in [int(r) for r in args.rates.split(",")]:
         clean = False
         for w in workers:
@@ -163,7 +178,9 @@ def main():
             print(f"{w:>7} {r['rate']:>6} {r['calls']:>7} {r['ok']:>7} {r['failed']:>6} "
                   f"{r['p50_ms']:>7.2f} {r['p95_ms']:>7.2f} {r['p99_ms']:>7.2f} "
                   f"{r['proxy_cpu_pct']:>10.1f} {r['cpu_us_per_call']:>7.0f} "
-                  f"{r['switches_per_call']:>8.2f} {r['load']:>5.1f}", flush=True)
+                  f"{r['switches_per_call']:>8.2f} {r['load']:>5.1f} "
+                  f"{r['response_handovers'] if r['response_handovers'] is not None else '-':>14}",
+                  flush=True)
             if r["failed"] == 0 and r["ok"] == r["calls"]:
                 best[w] = r
                 clean = True

@@ -259,6 +259,13 @@ pub struct SipSection {
     /// threads, which is its default (`[node] threads`).
     #[serde(default)]
     pub workers: Workers,
+    /// `shard_ports`: with `workers` above 1, each shard sends the requests it
+    /// forwards over UDP from a socket of its own (so that their responses come back
+    /// to it, not to any shard): shard `i` binds port `shard_ports + i` on the address
+    /// of the UDP listener requests leave from (of `[sip.core]` when it has one; one
+    /// per address family). Unset: ports the kernel picks (logged at start). Set it
+    /// when a firewall must know them; unused with one worker.
+    pub shard_ports: Option<u16>,
 }
 
 /// A count of workers (`[sip] workers`: engine shards; `[node] threads`: runtime
@@ -446,6 +453,12 @@ impl Validate for SipSection {
             return Err(Invalid::new(
                 "workers",
                 "needs at least 1 (or \"auto\": one per core)",
+            ));
+        }
+        if self.shard_ports == Some(0) {
+            return Err(Invalid::new(
+                "shard_ports",
+                "a port from 1 (leave it unset for ports the kernel picks)",
             ));
         }
         self.limits.validate().map_err(|e| e.under("limits"))

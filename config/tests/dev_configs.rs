@@ -358,3 +358,14 @@ fn node_threads_default_to_the_callers_count_or_are_a_count_or_auto() {
     assert_eq!(err.key(), Some("node.threads"), "{err}");
     assert!(with_threads("\"many\"").is_err());
 }
+
+#[test]
+fn sip_shard_ports_is_unset_by_default_a_port_or_refused_at_0() {
+    let udp = "[sip]\nudp = [\"127.0.0.1:5060\"]\nworkers = 2\n";
+    assert_eq!(parse_pcscf(udp).expect("default").sip.shard_ports, None);
+    let p = parse_pcscf(&format!("{udp}shard_ports = 5200\n")).expect("a port");
+    assert_eq!(p.sip.shard_ports, Some(5200));
+    let err = parse_pcscf(&format!("{udp}shard_ports = 0\n")).unwrap_err();
+    assert_eq!(err.key(), Some("sip.shard_ports"), "{err}");
+    assert!(parse_pcscf(&format!("{udp}shard_ports = 70000\n")).is_err());
+}

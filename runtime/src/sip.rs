@@ -55,6 +55,7 @@ pub fn transport_config(sip: &SipSection) -> TransportConfig {
             })
         }),
         limits: transport_limits(&sip.limits),
+        shard_ports: sip.shard_ports,
     }
 }
 
@@ -394,6 +395,18 @@ impl Collector for SipCollector {
             "sip_shard_handovers",
             "Messages handed from the shard they reached to the shard owning their transaction ([sip] workers above 1)",
             &e.handovers,
+        )?;
+        counter(
+            &mut enc,
+            "sip_shard_response_handovers",
+            "Responses among sip_shard_handovers: they reached another shard than the one whose client port our Via named",
+            &e.response_handovers,
+        )?;
+        counter(
+            &mut enc,
+            "sip_shard_client_port_dropped",
+            "Requests and unparsable messages that reached a shard's client port (only responses are taken there), dropped",
+            &e.client_port_dropped,
         )?;
         counter(
             &mut enc,

@@ -19,7 +19,7 @@ use tokio::net::UdpSocket;
 use tokio::time::timeout;
 
 mod engine_support;
-use engine_support::{recv_udp as recv, uas, AnswerFrom};
+use engine_support::{recv_udp as recv, uas_to, AnswerTo};
 
 /// Forwards everything to `target`, or answers 200 itself without one.
 struct ToTarget {
@@ -102,14 +102,16 @@ fn per_shard(stats: &EngineStats) -> [u64; 2] {
 }
 
 /// Many transactions from many ports reach both shards' sockets and all complete; the
-/// responses, sent from ports of their own, reach either shard and those that reach the
+/// responses, sent from ports of their own to the listener (a next hop that ignores
+/// the shard's client port in our Via), reach either shard and those that reach the
 /// other one are handed to the shard whose branch they carry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn responses_reaching_the_other_shard_are_handed_over_and_all_complete() {
+    let uas = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (engine, proxy) = start(uas.local_addr().unwrap()).await;
     // The UAS answers each request from a new socket (another source port, so the
     // kernel may give the response to either shard's socket).
-    let (uas, task) = uas(200, AnswerFrom::NewPort).await;
-    let (engine, proxy) = start(uas).await;
+    let (task, _) = uas_to(uas, 200, AnswerTo::Fixed(proxy));
     let codes = clients(proxy, "OPTIONS", 64, "opt").await;
     assert!(codes.iter().all(|c| *c == 200), "{codes:?}");
     let stats = engine.stats();
@@ -121,6 +123,7 @@ async fn responses_reaching_the_other_shard_are_handed_over_and_all_complete() {
     // 64 requests and 64 responses, and the answers to any retransmission (T1 20 ms).
     assert!(first + second >= 128, "{first} + {second}");
     assert!(stats.handovers.load(Ordering::Relaxed) > 0);
+    assert!(stats.response_handovers.load(Ordering::Relaxed) > 0);
     assert_eq!(stats.handovers_dropped.load(Ordering::Relaxed), 0);
     task.abort();
 }

@@ -26,6 +26,11 @@ pub struct TransportConfig {
     pub tls_client: Option<TlsClientSource>,
     /// Resource limits.
     pub limits: TransportLimits,
+    /// With several shards ([`TransportLayer::bind_shards`](super::TransportLayer::bind_shards)):
+    /// the port of shard 0's client socket, shard `i` binding `shard_ports + i` on the
+    /// address of each UDP listener requests leave from; `None`: ports the kernel
+    /// picks (ephemeral). Unused with one shard.
+    pub shard_ports: Option<u16>,
 }
 
 /// The listeners of [`Face::Core`](super::Face::Core): a node reached at one address

@@ -53,6 +53,9 @@ pub struct TransportLayer {
     shared: Arc<Shared>,
     /// The shard whose UDP sockets datagrams to destinations leave by.
     shard: usize,
+    /// Whether datagrams to destinations leave by the shard's client socket (when it
+    /// has one) rather than by the listener ([`TransportLayer::for_client_requests`]).
+    clients: bool,
 }
 
 impl TransportLayer {
@@ -141,29 +144,30 @@ impl TransportLayer {
         for (face, &addr) in udp_binds.chain(core.udp.iter().map(|a| (Face::Core, a))) {
             let mut bound = addr;
             for shard in 0..shards {
-                let socket = bind_udp(bound, shards > 1)
-                    .await
-                    .map_err(|source| bind_error(TransportKind::Udp, addr, source))?;
-                let local = socket
-                    .local_addr()
-                    .map_err(|source| bind_error(TransportKind::Udp, addr, source))?;
+                let (socket, local) = bind_sized(bound, shards > 1, limits.udp_recv_buffer).await?;
                 // The other shards' sockets join the first one's port (chosen by the
                 // kernel when 0 was asked).
                 bound = local;
-                if let Err(error) =
-                    socket2::SockRef::from(&socket).set_recv_buffer_size(limits.udp_recv_buffer)
-                {
-                    tracing::warn!(%error, %local, "cannot size the UDP receive buffer");
-                }
                 udp_sockets.push(UdpListener {
                     socket: Arc::new(socket),
                     local,
                     face,
                     shard,
+                    client_of: None,
                 });
             }
             listeners.push((TransportKind::Udp, bound));
             faces.push(face);
+        }
+        if shards > 1 {
+            let clients = bind_clients(
+                &udp_sockets,
+                shards,
+                config.shard_ports,
+                limits.udp_recv_buffer,
+            )
+            .await?;
+            udp_sockets.extend(clients);
         }
         let mut tcp = Vec::new();
         for (face, kind, addrs) in [
@@ -210,7 +214,12 @@ impl TransportLayer {
             tls_connector,
             stats,
         });
-        Ok((TransportLayer { shared, shard: 0 }, first, rest))
+        let layer = TransportLayer {
+            shared,
+            shard: 0,
+            clients: false,
+        };
+        Ok((layer, first, rest))
     }
 
     /// This layer sending for `shard`: datagrams to destinations leave by that shard's
@@ -219,7 +228,50 @@ impl TransportLayer {
         TransportLayer {
             shared: self.shared.clone(),
             shard,
+            clients: false,
         }
+    }
+
+    /// This layer with UDP datagrams to destinations leaving by its shard's client
+    /// socket, when the layer has client sockets (bound for more than one shard,
+    /// [`TransportLayer::bind_shards`]), else by the listener as before: the layer a
+    /// proxy's client transactions send with, so that their responses come back to
+    /// the shard that sent them. Their Via must name that socket's port
+    /// ([`TransportLayer::client_addr_toward`]).
+    pub fn for_client_requests(&self) -> TransportLayer {
+        TransportLayer {
+            shared: self.shared.clone(),
+            shard: self.shard,
+            clients: true,
+        }
+    }
+
+    /// The address of this layer's shard's client socket a UDP request to `to` leaves
+    /// by with [`TransportLayer::for_client_requests`]; `None` without client sockets
+    /// (it leaves by the listener).
+    pub fn client_addr_toward(&self, to: SocketAddr) -> Option<SocketAddr> {
+        let (_, listener) = self.listener_toward(to)?;
+        let (_, client) = self.client_socket_of(listener)?;
+        Some(client.local)
+    }
+
+    /// Every shard's client sockets: each one's address and face (its listener's).
+    pub fn client_addrs(&self) -> impl Iterator<Item = (SocketAddr, Face)> + '_ {
+        self.shared
+            .udp
+            .iter()
+            .filter(|l| l.client_of.is_some())
+            .map(|l| (l.local, l.face))
+    }
+
+    /// True when `flow` is over a shard's client socket (what arrives there should be
+    /// a response to a request it sent).
+    pub fn is_client_flow(&self, flow: &Flow) -> bool {
+        flow.kind == TransportKind::Udp
+            && usize::try_from(flow.id)
+                .ok()
+                .and_then(|i| self.shared.udp.get(i))
+                .is_some_and(|l| l.client_of.is_some())
     }
 
     /// Copies every message received and sent from now on to the HEP v3 collector
@@ -276,7 +328,8 @@ impl TransportLayer {
     }
 
     /// The listener a message of `flow` arrived on or leaves by, and its face: the UDP
-    /// socket of a UDP flow; for a stream, the listener of its kind whose address is
+    /// socket of a UDP flow (for a shard's client socket, the listener it sends for);
+    /// for a stream, the listener of its kind whose address is
     /// `local` (the connection's local address), else (a connection we opened has an
     /// ephemeral port, or `local` is unknown) the first listener of the kind on the
     /// main face.
@@ -289,7 +342,7 @@ impl TransportLayer {
             let udp = usize::try_from(flow.id)
                 .ok()
                 .and_then(|i| self.shared.udp.get(i))?;
-            return Some((udp.local, udp.face));
+            return Some((udp.listener(), udp.face));
         }
         let of_kind = || self.listeners().filter(|&(k, _, _)| k == flow.kind);
         let is_local = |addr: SocketAddr| {
@@ -447,15 +500,37 @@ impl TransportLayer {
     /// The UDP socket (and its index) requests to `dest` leave from: the first of the
     /// destination's address family facing [`Self::face_toward_destinations`], this
     /// layer's shard's (else shard 0's).
+    /// With [`TransportLayer::for_client_requests`], the shard's client socket of that
+    /// listener when it has one.
     fn udp_toward(&self, dest: &Destination) -> Option<(u64, &UdpListener)> {
+        let listener = self.listener_toward(dest.addr)?;
+        if self.clients {
+            if let Some(client) = self.client_socket_of(listener.1) {
+                return Some(client);
+            }
+        }
+        Some(listener)
+    }
+
+    /// The listening socket (and its index) of this layer's shard (else shard 0's)
+    /// requests to `to` leave from: the first of the address's family facing
+    /// [`Self::face_toward_destinations`].
+    fn listener_toward(&self, to: SocketAddr) -> Option<(u64, &UdpListener)> {
         let face = self.face_toward_destinations(TransportKind::Udp);
         let of_shard = |shard: usize| {
             (0u64..)
                 .zip(&self.shared.udp)
-                .filter(|(_, l)| l.face == face && l.shard == shard)
-                .find(|(_, l)| l.local.is_ipv4() == dest.addr.is_ipv4())
+                .filter(|(_, l)| l.client_of.is_none() && l.face == face && l.shard == shard)
+                .find(|(_, l)| l.local.is_ipv4() == to.is_ipv4())
         };
         of_shard(self.shard).or_else(|| of_shard(0))
+    }
+
+    /// The client socket (and its index) of `listener`'s shard sending for it, if any.
+    fn client_socket_of(&self, listener: &UdpListener) -> Option<(u64, &UdpListener)> {
+        (0u64..)
+            .zip(&self.shared.udp)
+            .find(|(_, l)| l.client_of == Some(listener.local) && l.shard == listener.shard)
     }
 
     fn try_send_udp(
@@ -559,6 +634,76 @@ async fn bind_udp(addr: SocketAddr, shared: bool) -> std::io::Result<UdpSocket> 
     UdpSocket::from_std(socket.into())
 }
 
+/// [`bind_udp`] with a receive buffer of `recv_buffer` bytes (up to the kernel's cap):
+/// the socket and its bound address.
+async fn bind_sized(
+    addr: SocketAddr,
+    shared: bool,
+    recv_buffer: usize,
+) -> Result<(UdpSocket, SocketAddr), TransportError> {
+    let socket = bind_udp(addr, shared)
+        .await
+        .map_err(|source| bind_error(TransportKind::Udp, addr, source))?;
+    let local = socket
+        .local_addr()
+        .map_err(|source| bind_error(TransportKind::Udp, addr, source))?;
+    if let Err(error) = socket2::SockRef::from(&socket).set_recv_buffer_size(recv_buffer) {
+        tracing::warn!(%error, %local, "cannot size the UDP receive buffer");
+    }
+    Ok((socket, local))
+}
+
+/// The shards' client sockets: for each address family, the first UDP listener
+/// requests leave from (on the core face when there are UDP listeners there) gets one
+/// per shard, bound to its IP address and port `base + shard` (ephemeral without a
+/// base), with a receive buffer of `recv_buffer` bytes.
+async fn bind_clients(
+    sockets: &[UdpListener],
+    shards: usize,
+    base: Option<u16>,
+    recv_buffer: usize,
+) -> Result<Vec<UdpListener>, TransportError> {
+    let out_face = if sockets.iter().any(|l| l.face == Face::Core) {
+        Face::Core
+    } else {
+        Face::Main
+    };
+    let firsts = [true, false].into_iter().filter_map(|v4| {
+        sockets
+            .iter()
+            .find(|l| l.shard == 0 && l.face == out_face && l.local.is_ipv4() == v4)
+    });
+    let mut clients = Vec::new();
+    for listener in firsts {
+        for shard in 0..shards {
+            let port = match base {
+                Some(base) => u16::try_from(shard)
+                    .ok()
+                    .and_then(|s| base.checked_add(s))
+                    .ok_or_else(|| {
+                        let error = std::io::Error::new(
+                            std::io::ErrorKind::InvalidInput,
+                            "shard_ports + shards goes beyond port 65535",
+                        );
+                        bind_error(TransportKind::Udp, listener.local, error)
+                    })?,
+                None => 0,
+            };
+            let addr = SocketAddr::new(listener.local.ip(), port);
+            let (socket, local) = bind_sized(addr, false, recv_buffer).await?;
+            tracing::info!(%local, listener = %listener.local, shard, "SIP shard client socket bound");
+            clients.push(UdpListener {
+                socket: Arc::new(socket),
+                local,
+                face: listener.face,
+                shard,
+                client_of: Some(listener.local),
+            });
+        }
+    }
+    Ok(clients)
+}
+
 fn bind_error(kind: TransportKind, addr: SocketAddr, source: std::io::Error) -> TransportError {
     TransportError::Bind { kind, addr, source }
 }
@@ -594,5 +739,91 @@ mod tests {
             .unwrap();
         // Linux doubles the value for its bookkeeping; the cap applies before that.
         assert!(got >= asked.min(rmem_max()), "{got}");
+    }
+
+    /// Two free UDP ports in a row on 127.0.0.1 (as free as a probe can tell).
+    fn two_free_ports() -> u16 {
+        for _ in 0..100 {
+            let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let port = probe.local_addr().unwrap().port();
+            if port < u16::MAX && std::net::UdpSocket::bind(("127.0.0.1", port + 1)).is_ok() {
+                return port;
+            }
+        }
+        panic!("no two free ports in a row");
+    }
+
+    #[tokio::test]
+    async fn shard_client_sockets_take_the_base_ports_on_the_core_listener_ip() {
+        let base = two_free_ports();
+        let config = TransportConfig {
+            udp: vec!["127.0.0.1:0".parse().unwrap()],
+            core: crate::transport::CoreListeners {
+                udp: vec!["127.0.0.2:0".parse().unwrap()],
+                ..Default::default()
+            },
+            shard_ports: Some(base),
+            ..TransportConfig::default()
+        };
+        let (layer, _inputs) = TransportLayer::bind_shards(config, 2).await.unwrap();
+        let clients: Vec<_> = layer.client_addrs().collect();
+        let core_ip = "127.0.0.2".parse::<std::net::IpAddr>().unwrap();
+        assert_eq!(
+            clients,
+            [
+                (SocketAddr::new(core_ip, base), Face::Core),
+                (SocketAddr::new(core_ip, base + 1), Face::Core)
+            ]
+        );
+        let core = layer.local_addr_on(TransportKind::Udp, Face::Core).unwrap();
+        let to: SocketAddr = "127.0.0.9:5060".parse().unwrap();
+        for (shard, (client, _)) in clients.iter().enumerate() {
+            let layer = layer.for_shard(shard);
+            assert_eq!(layer.client_addr_toward(to), Some(*client));
+            // A client socket belongs to its listener (the face, Record-Route).
+            let (flow, _) = layer
+                .for_client_requests()
+                .udp_flow(&Target::Destination(Destination {
+                    kind: TransportKind::Udp,
+                    addr: to,
+                    server_name: None,
+                }))
+                .unwrap()
+                .unwrap();
+            assert!(layer.is_client_flow(&flow));
+            assert_eq!(layer.listener_of(&flow, None), Some((core, Face::Core)));
+            // Without `for_client_requests`, requests leave by the listener.
+            let (flow, _) = layer
+                .udp_flow(&Target::Destination(Destination {
+                    kind: TransportKind::Udp,
+                    addr: to,
+                    server_name: None,
+                }))
+                .unwrap()
+                .unwrap();
+            assert!(!layer.is_client_flow(&flow));
+        }
+        // The listeners are where they were: the client sockets are not listeners.
+        assert_eq!(layer.local_addrs().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn one_shard_has_no_client_socket_and_ports_past_65535_are_refused() {
+        let udp = vec!["127.0.0.1:0".parse().unwrap()];
+        let config = TransportConfig {
+            udp: udp.clone(),
+            shard_ports: Some(5300),
+            ..TransportConfig::default()
+        };
+        let (layer, _inputs) = TransportLayer::bind_shards(config, 1).await.unwrap();
+        assert_eq!(layer.client_addrs().count(), 0);
+        let to = "127.0.0.9:5060".parse().unwrap();
+        assert_eq!(layer.client_addr_toward(to), None);
+        let config = TransportConfig {
+            udp,
+            shard_ports: Some(u16::MAX),
+            ..TransportConfig::default()
+        };
+        assert!(TransportLayer::bind_shards(config, 2).await.is_err());
     }
 }

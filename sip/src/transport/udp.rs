@@ -25,6 +25,18 @@ pub(super) struct UdpListener {
     pub(super) face: super::Face,
     /// The shard that reads it ([`super::TransportLayer::bind_shards`]).
     pub(super) shard: usize,
+    /// For a shard's client socket (the port its UDP client transactions leave from
+    /// and their responses come back to): the address of the listener it sends for.
+    /// `None` for a listening socket.
+    pub(super) client_of: Option<SocketAddr>,
+}
+
+impl UdpListener {
+    /// The address of the listener this socket belongs to: its own, or for a shard's
+    /// client socket the listener's it sends for.
+    pub(super) fn listener(&self) -> SocketAddr {
+        self.client_of.unwrap_or(self.local)
+    }
 }
 
 /// Reads the UDP listening sockets of a [`TransportLayer`](super::TransportLayer) and

@@ -58,3 +58,58 @@ pub async fn uas(code: u16, from: AnswerFrom) -> (SocketAddr, tokio::task::JoinH
     });
     (addr, task)
 }
+
+/// Where a [`uas_to`] sends its answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerTo {
+    /// The top Via's sent-by (RFC 3261 §18.2.2, the request having no `received`).
+    ViaSentBy,
+    /// This address, whatever the Via says (a peer that ignores the Via's port).
+    Fixed(SocketAddr),
+}
+
+/// A UAS on `socket` answering every request but ACK with `code` (an INVITE first
+/// with 180), each answer from a new socket (another source port each time, so that
+/// the kernel's hash may pick any of the proxy's sockets) to `to`. The returned list
+/// gets the top Via's sent-by of each request.
+pub fn uas_to(
+    socket: UdpSocket,
+    code: u16,
+    to: AnswerTo,
+) -> (
+    tokio::task::JoinHandle<()>,
+    std::sync::Arc<std::sync::Mutex<Vec<SocketAddr>>>,
+) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let task = tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_535];
+        while let Ok((n, _)) = socket.recv_from(&mut buf).await {
+            let Ok(req) = SipMessage::parse(buf[..n].to_vec()) else {
+                continue;
+            };
+            if !req.is_request() || req.method() == Some(&Method::Ack) {
+                continue;
+            }
+            let top = req.headers.first_value(&ims_sip::HeaderName::Via).unwrap();
+            let via =
+                ims_sip::message::via::Via::parse(std::str::from_utf8(&top).unwrap()).unwrap();
+            let sent_by = SocketAddr::new(via.host.parse().unwrap(), via.port.unwrap_or(5060));
+            record.lock().unwrap().push(sent_by);
+            let dest = match to {
+                AnswerTo::ViaSentBy => sent_by,
+                AnswerTo::Fixed(addr) => addr,
+            };
+            let mut answers = Vec::new();
+            if req.method() == Some(&Method::Invite) {
+                answers.push(response(&req, 180));
+            }
+            answers.push(response(&req, code));
+            let other = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            for answer in answers {
+                let _ = other.send_to(&answer.to_bytes(), dest).await;
+            }
+        }
+    });
+    (task, seen)
+}

@@ -43,6 +43,10 @@ struct Args {
     /// transactions and timers); `0`: one per core.
     #[arg(long, default_value_t = 1)]
     workers: usize,
+    /// With several workers: the UDP port of shard 0's client socket (shard `i` binds
+    /// this plus `i`); unset: ports the kernel picks.
+    #[arg(long)]
+    shard_ports: Option<u16>,
     /// Route value pre-loaded on requests without Route, e.g.
     /// `<sip:127.0.0.1:5070;transport=tcp;lr>`.
     #[arg(long)]
@@ -85,6 +89,7 @@ async fn run(args: Args) -> ExitCode {
         tcp: args.tcp,
         tls: args.tls,
         tls_server,
+        shard_ports: args.shard_ports,
         ..TransportConfig::default()
     };
     let mut config = EngineConfig::default();
@@ -107,11 +112,34 @@ async fn run(args: Args) -> ExitCode {
     for (kind, addr) in engine.transport().local_addrs() {
         eprintln!("sip-proxy: listening on {kind} {addr}");
     }
-    match tokio::signal::ctrl_c().await {
+    for (addr, _) in engine.transport().client_addrs() {
+        eprintln!("sip-proxy: shard client port UDP {addr}");
+    }
+    let code = match stopped().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("sip-proxy: {error}");
             ExitCode::FAILURE
         }
+    };
+    // What bench/proxy_load.py reads: how many messages crossed shards.
+    let stats = engine.stats();
+    let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "sip-proxy: handovers {} responses {} dropped {} client_port_dropped {}",
+        count(&stats.handovers),
+        count(&stats.response_handovers),
+        count(&stats.handovers_dropped),
+        count(&stats.client_port_dropped),
+    );
+    code
+}
+
+/// Waits for SIGINT or SIGTERM.
+async fn stopped() -> std::io::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result,
+        _ = term.recv() => Ok(()),
     }
 }

@@ -154,6 +154,16 @@ impl ProxyEngine {
                 config.proxy.local.push(LocalAddr::new(host, port));
             }
         }
+        // The shards' client ports are ours too: in our Via (loop detection, a stray
+        // 2xx's top Via), though never in Record-Route or Path.
+        for (addr, face) in layer.client_addrs() {
+            let port = Some(addr.port());
+            let mut hosts = vec![host_text(addr.ip())];
+            hosts.extend(config.advertised(face).map(str::to_string));
+            for host in hosts {
+                config.proxy.local.push(LocalAddr::new(host, port));
+            }
+        }
         let config = Arc::new(config);
         let stats = Arc::new(EngineStats::default());
         let queue = config.queue.max(1);
@@ -508,6 +518,7 @@ impl<P: Policy> Core<P> {
     fn on_transport(&mut self, event: TransportEvent) {
         self.stats.shard_message(self.shard.index);
         match event {
+            TransportEvent::Message(incoming) if self.refused_on_client_port(&incoming) => {}
             TransportEvent::Message(incoming) => {
                 let (message, source) = (incoming.message, incoming.source);
                 if self.shard.is_sharded() {
@@ -518,9 +529,29 @@ impl<P: Policy> Core<P> {
             }
             TransportEvent::Malformed(bad) => {
                 EngineStats::inc(&self.stats.parse_errors);
-                answer_malformed(&self.output, &bad, &self.stats);
+                if self.transport.is_client_flow(&bad.source.flow) {
+                    EngineStats::inc(&self.stats.client_port_dropped);
+                    tracing::debug!(remote = %bad.source.remote, "malformed message on a shard client port dropped");
+                } else {
+                    answer_malformed(&self.output, &bad, &self.stats);
+                }
             }
         }
+    }
+
+    /// True (and counted) when `incoming` is a request that reached a shard's client
+    /// socket: only the responses to the requests it sent are taken there. A request
+    /// goes to a listener (it is advertised in Record-Route, Path and DNS; the client
+    /// ports only in our Via), so nothing there is served, nor answered: a client
+    /// port is no way around what a listener enforces.
+    fn refused_on_client_port(&self, incoming: &crate::transport::Incoming) -> bool {
+        let refused =
+            incoming.message.is_request() && self.transport.is_client_flow(&incoming.source.flow);
+        if refused {
+            EngineStats::inc(&self.stats.client_port_dropped);
+            tracing::debug!(remote = %incoming.source.remote, "request on a shard client port dropped");
+        }
+        refused
     }
 
     /// A message of this shard's, or of its transaction's owner when another shard
@@ -944,10 +975,11 @@ impl<P: Policy> Core<P> {
             }
         }
         let (via_addr, via_face) = outbound.unwrap_or((ctx.source.local, Face::Main));
+        let to = first.filter(|_| flow.is_none()).map(|hop| hop.addr);
         let via = LocalVia {
             transport: kind,
             host: self.host(via_face, via_addr),
-            port: Some(via_addr.port()),
+            port: Some(self.via_port(kind, to, via_addr)),
             rport: false,
         };
         add_via_with(&mut request, &via, |s| {
@@ -1023,6 +1055,17 @@ impl<P: Policy> Core<P> {
                 Some((addr, face))
             }
         }
+    }
+
+    /// The port of our Via on a client transaction's request of `kind` sent by the
+    /// listener at `listener`: over UDP to the address `to` (not over a flow), the
+    /// port of this shard's client socket it leaves by when the engine has them
+    /// (several shards), so that the response comes back to this shard; else the
+    /// listener's.
+    fn via_port(&self, kind: TransportKind, to: Option<SocketAddr>, listener: SocketAddr) -> u16 {
+        to.filter(|_| kind == TransportKind::Udp)
+            .and_then(|to| self.transport.client_addr_toward(to))
+            .map_or(listener.port(), |client| client.port())
     }
 
     /// Our host in Via and Record-Route for a listener at `addr` facing `face`: the
@@ -1135,7 +1178,7 @@ impl<P: Policy> Core<P> {
         let via = LocalVia {
             transport: kind,
             host: self.host(face, addr),
-            port: Some(addr.port()),
+            port: Some(self.via_port(kind, Some(server.addr), addr)),
             rport: false,
         };
         add_via(&mut request, &via, &branch);

@@ -68,6 +68,9 @@ enum Attempt {
 /// and the engine's core (one task: the lock is never contended).
 pub(super) struct Output {
     transport: TransportLayer,
+    /// What client transactions send with: UDP requests leave by the shard's client
+    /// socket when it has one ([`TransportLayer::for_client_requests`]).
+    requests: TransportLayer,
     queue: mpsc::Sender<Outgoing>,
     /// The datagrams of this pass, each with the client transaction it belongs to.
     udp: Mutex<UdpBatch<Option<TransactionKey>>>,
@@ -92,6 +95,7 @@ pub(super) fn start(
     let (tx, rx) = mpsc::channel::<Outgoing>(queue.max(1));
     let task = tokio::spawn(run(transport.clone(), rx, failed));
     let output = Arc::new(Output {
+        requests: transport.for_client_requests(),
         transport,
         queue: tx,
         udp: Mutex::new(UdpBatch::default()),
@@ -107,9 +111,22 @@ impl Output {
     /// Writes `bytes` to `target` without waiting: a datagram is queued for
     /// [`Output::flush`] (`client`: its client transaction, told should the kernel
     /// refuse it), a stream message goes to its connection's write queue.
-    fn try_send(&self, target: &Target, bytes: Bytes, client: Option<TransactionKey>) -> Attempt {
+    /// `downstream`: a client transaction's request, which leaves by the shard's client
+    /// socket when it has one.
+    fn try_send(
+        &self,
+        target: &Target,
+        bytes: Bytes,
+        client: Option<TransactionKey>,
+        downstream: bool,
+    ) -> Attempt {
+        let layer = if downstream {
+            &self.requests
+        } else {
+            &self.transport
+        };
         let mut udp = self.udp.lock().unwrap_or_else(PoisonError::into_inner);
-        match self.transport.queue_udp(&mut udp, target, bytes, client) {
+        match layer.queue_udp(&mut udp, target, bytes, client) {
             Ok(Ok(_)) => Attempt::Done,
             Ok(Err((bytes, client))) => {
                 drop(udp);
@@ -272,7 +289,7 @@ impl Transmitter {
         fallback: Option<Destination>,
     ) -> std::io::Result<()> {
         let retry = fallback.as_ref().map(|_| bytes.clone());
-        match self.output.try_send(&target, bytes, None) {
+        match self.output.try_send(&target, bytes, None, false) {
             Attempt::Done => Ok(()),
             Attempt::Later(bytes, _) => self.output.queue(Outgoing {
                 bytes,
@@ -284,7 +301,7 @@ impl Transmitter {
                 (Some(dest), Some(bytes)) => {
                     tracing::debug!(%error, addr = %dest.addr, "flow closed, sending the response per its Via");
                     let target = Target::Destination(dest);
-                    match self.output.try_send(&target, bytes, None) {
+                    match self.output.try_send(&target, bytes, None, false) {
                         Attempt::Later(bytes, _) => self.output.queue(Outgoing {
                             bytes,
                             target,
@@ -314,7 +331,7 @@ impl Transmitter {
         target: &Target,
         client: Option<TransactionKey>,
     ) -> std::io::Result<()> {
-        match self.output.try_send(target, bytes, client) {
+        match self.output.try_send(target, bytes, client, true) {
             Attempt::Done => Ok(()),
             Attempt::Later(bytes, client) => self.output.queue(Outgoing {
                 bytes,

@@ -11,9 +11,12 @@
 //! * a TCP or TLS connection's messages all go to shard `connection id % shards`
 //!   ([`crate::transport::TransportLayer::bind_shards`]);
 //! * a response belongs to the shard that sent the request: the branch of our Via names
-//!   it ([`push_tag`]: `z9hG4bK` then `S` and two hex digits). A next hop answers from
-//!   its own port, which the kernel may hash to any of our sockets; a response that
-//!   reaches another shard is handed to its owner once, over a bounded channel;
+//!   it ([`push_tag`]: `z9hG4bK` then `S` and two hex digits). Over UDP the shard sent
+//!   the request from its own client socket, whose port our Via names
+//!   ([`crate::transport::TransportLayer::for_client_requests`]), so a next hop that
+//!   answers to the Via reaches the shard's socket; one that answers to the listener
+//!   instead (or a request sent over a flow) may reach any of our sockets: a response
+//!   that reaches another shard is handed to its owner once, over a bounded channel;
 //! * the INVITE server transactions are listed in a map shared by the shards
 //!   ([`Owners`]): a CANCEL, an ACK or an INVITE retransmission that reaches a shard
 //!   without that transaction is handed to the shard that has it (a UAC behind a NAT
@@ -133,8 +136,14 @@ impl Shard {
         let Some(peer) = self.peers.get(to) else {
             return;
         };
+        let response = !handover.message.is_request();
         match peer.try_send(handover) {
-            Ok(()) => EngineStats::inc(&stats.handovers),
+            Ok(()) => {
+                EngineStats::inc(&stats.handovers);
+                if response {
+                    EngineStats::inc(&stats.response_handovers);
+                }
+            }
             Err(_) => {
                 EngineStats::inc(&stats.handovers_dropped);
                 tracing::debug!(to, "handover queue full: message dropped");

@@ -161,6 +161,13 @@ pub struct EngineStats {
     pub handovers: AtomicU64,
     /// Messages not handed over because the owner's queue was full (dropped).
     pub handovers_dropped: AtomicU64,
+    /// The responses among [`EngineStats::handovers`]: those that reached another
+    /// shard than the one that sent their request (a next hop that answered to the
+    /// listener instead of the shard's client port in our Via, or over a flow).
+    pub response_handovers: AtomicU64,
+    /// Requests (and unparsable messages) that reached a shard's client socket, where
+    /// only responses are taken: dropped unanswered.
+    pub client_port_dropped: AtomicU64,
 }
 
 impl EngineStats {
