@@ -61,13 +61,7 @@ async fn start_with(targets: Vec<String>, config: EngineConfig) -> (ProxyEngine,
 }
 
 async fn start_policy(policy: TestPolicy, config: EngineConfig) -> (ProxyEngine, SocketAddr) {
-    let transport = TransportConfig {
-        udp: vec!["127.0.0.1:0".parse().unwrap()],
-        ..TransportConfig::default()
-    };
-    let engine = ProxyEngine::start(transport, config, policy).await.unwrap();
-    let addr = engine.transport().local_addrs()[0].1;
-    (engine, addr)
+    engine_support::start_on_udp(policy, config).await
 }
 
 fn request(method: &str, from: SocketAddr, ruri: &str, branch: &str) -> String {

@@ -14,13 +14,14 @@ use std::time::Duration;
 
 use ims_sip::message::build::response;
 use ims_sip::proxy::engine::{Decision, EngineConfig, Forward, Policy, ProxyEngine};
-use ims_sip::transport::{Source, TransportConfig};
+use ims_sip::transport::Source;
 use ims_sip::{HeaderName, SipMessage};
 use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
 mod engine_support;
-use engine_support::{recv_udp as recv, uas_to, AnswerTo};
+use engine_support::{recv_udp as recv, start_on_udp, uas_to, udp_clients, udp_request, AnswerTo};
 
 /// Forwards everything to the target once set, else answers 200 itself; counts what
 /// it decides.
@@ -50,48 +51,25 @@ async fn start(shards: usize, policy: ToTarget) -> (ProxyEngine, SocketAddr) {
     config.timers.t1 = Duration::from_millis(20);
     config.timers.t4 = Duration::from_millis(100);
     config.shards = shards;
-    let transport = TransportConfig {
-        udp: vec!["127.0.0.1:0".parse().unwrap()],
-        ..TransportConfig::default()
-    };
-    let engine = ProxyEngine::start(transport, config, policy).await.unwrap();
-    let addr = engine.transport().local_addrs()[0].1;
-    (engine, addr)
+    start_on_udp(policy, config).await
 }
 
-fn request(method: &str, via: SocketAddr, branch: &str) -> String {
-    format!(
-        "{method} sip:b@y SIP/2.0\r\nVia: SIP/2.0/UDP {via};branch={branch};rport\r\n\
-Max-Forwards: 70\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: {branch}@x\r\n\
-CSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n"
-    )
-}
+/// The sent-by of each request a [`uas_to`] got.
+type Seen = Arc<std::sync::Mutex<Vec<SocketAddr>>>;
 
-/// The first final response `client` receives.
-async fn final_code(client: &UdpSocket) -> u16 {
-    loop {
-        let code = recv(client).await.status().unwrap();
-        if code >= 200 {
-            return code;
-        }
-    }
-}
-
-/// `n` clients, each from its own port, each sending one `method`: their final codes.
-async fn clients(proxy: SocketAddr, method: &str, n: usize, tag: &str) -> Vec<u16> {
-    let mut sockets = Vec::new();
-    for i in 0..n {
-        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let via = client.local_addr().unwrap();
-        let req = request(method, via, &format!("z9hG4bK{tag}{i}"));
-        client.send_to(req.as_bytes(), proxy).await.unwrap();
-        sockets.push(client);
-    }
-    let mut codes = Vec::new();
-    for client in &sockets {
-        codes.push(final_code(client).await);
-    }
-    codes
+/// An engine of `shards` forwarding everything to a UAS that answers to the Via's
+/// sent-by ([`AnswerTo::ViaSentBy`]): the engine, its listener, the UAS's task and the
+/// sent-by of each request it got.
+async fn start_to_uas(shards: usize) -> (ProxyEngine, SocketAddr, JoinHandle<()>, Seen) {
+    let uas = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let policy = ToTarget::default();
+    policy
+        .target
+        .set(format!("sip:b@{}", uas.local_addr().unwrap()))
+        .unwrap();
+    let (engine, proxy) = start(shards, policy).await;
+    let (task, seen) = uas_to(uas, 200, AnswerTo::ViaSentBy);
+    (engine, proxy, task, seen)
 }
 
 /// A UAS that answers to the Via's sent-by, each answer from a new port (which the
@@ -101,16 +79,9 @@ async fn clients(proxy: SocketAddr, method: &str, n: usize, tag: &str) -> Vec<u1
 /// ports, never the listener's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn responses_to_the_via_port_reach_the_owning_shard_without_handover() {
-    let uas = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let policy = ToTarget::default();
-    policy
-        .target
-        .set(format!("sip:b@{}", uas.local_addr().unwrap()))
-        .unwrap();
-    let (engine, proxy) = start(2, policy).await;
-    let (task, seen) = uas_to(uas, 200, AnswerTo::ViaSentBy);
-    let mut codes = clients(proxy, "INVITE", 32, "call").await;
-    codes.extend(clients(proxy, "OPTIONS", 32, "opt").await);
+    let (engine, proxy, task, seen) = start_to_uas(2).await;
+    let mut codes = udp_clients(proxy, "INVITE", 32, "call").await;
+    codes.extend(udp_clients(proxy, "OPTIONS", 32, "opt").await);
     assert!(codes.iter().all(|c| *c == 200), "{codes:?}");
 
     let stats = engine.stats();
@@ -141,15 +112,8 @@ async fn responses_to_the_via_port_reach_the_owning_shard_without_handover() {
 /// listener with its port in our Via.
 #[tokio::test]
 async fn one_shard_sends_from_the_listener_with_its_port_in_via() {
-    let uas = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let policy = ToTarget::default();
-    policy
-        .target
-        .set(format!("sip:b@{}", uas.local_addr().unwrap()))
-        .unwrap();
-    let (engine, proxy) = start(1, policy).await;
-    let (task, seen) = uas_to(uas, 200, AnswerTo::ViaSentBy);
-    let codes = clients(proxy, "OPTIONS", 4, "one").await;
+    let (engine, proxy, task, seen) = start_to_uas(1).await;
+    let codes = udp_clients(proxy, "OPTIONS", 4, "one").await;
     assert_eq!(codes, [200; 4]);
     assert_eq!(engine.transport().client_addrs().count(), 0);
     assert!(seen.lock().unwrap().iter().all(|a| *a == proxy));
@@ -172,7 +136,7 @@ async fn a_request_to_a_client_port_is_dropped_unanswered() {
     let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let via = client.local_addr().unwrap();
     for (i, port) in ports.iter().enumerate() {
-        let req = request("OPTIONS", via, &format!("z9hG4bKclient{i}"));
+        let req = udp_request("OPTIONS", via, &format!("z9hG4bKclient{i}"));
         client.send_to(req.as_bytes(), port).await.unwrap();
         client
             .send_to(b"OPTIONS garbage\r\n\r\n", port)
@@ -187,7 +151,7 @@ async fn a_request_to_a_client_port_is_dropped_unanswered() {
     assert_eq!(stats.requests_in_total(), 0);
     assert_eq!(decided.load(Ordering::Relaxed), 0);
 
-    let req = request("OPTIONS", via, "z9hG4bKlistener");
+    let req = udp_request("OPTIONS", via, "z9hG4bKlistener");
     client.send_to(req.as_bytes(), proxy).await.unwrap();
     assert_eq!(recv(&client).await.status(), Some(200));
     assert_eq!(decided.load(Ordering::Relaxed), 1);
@@ -203,7 +167,7 @@ async fn a_loop_through_the_client_ports_is_detected() {
     let target = policy.target.clone();
     let (engine, proxy) = start(2, policy).await;
     target.set(format!("sip:b@{proxy}")).unwrap();
-    let codes = clients(proxy, "OPTIONS", 4, "loop").await;
+    let codes = udp_clients(proxy, "OPTIONS", 4, "loop").await;
     assert_eq!(codes, [482; 4]);
     assert!(engine.stats().responses_out_by_code.get(482) >= 4);
 }

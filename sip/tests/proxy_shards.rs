@@ -19,7 +19,7 @@ use tokio::net::UdpSocket;
 use tokio::time::timeout;
 
 mod engine_support;
-use engine_support::{recv_udp as recv, uas_to, AnswerTo};
+use engine_support::{recv_udp as recv, uas_to, udp_clients, udp_request, AnswerTo};
 
 /// Forwards everything to `target`, or answers 200 itself without one.
 struct ToTarget {
@@ -62,41 +62,6 @@ async fn start_with(policy: ToTarget) -> ProxyEngine {
     ProxyEngine::start(transport, config, policy).await.unwrap()
 }
 
-fn request(method: &str, via: SocketAddr, branch: &str) -> String {
-    format!(
-        "{method} sip:b@y SIP/2.0\r\nVia: SIP/2.0/UDP {via};branch={branch};rport\r\n\
-Max-Forwards: 70\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: {branch}@x\r\n\
-CSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n"
-    )
-}
-
-/// The first final response `client` receives.
-async fn final_code(client: &UdpSocket) -> u16 {
-    loop {
-        let code = recv(client).await.status().unwrap();
-        if code >= 200 {
-            return code;
-        }
-    }
-}
-
-/// `n` clients, each from its own port, each sending one `method`: their final codes.
-async fn clients(proxy: SocketAddr, method: &str, n: usize, tag: &str) -> Vec<u16> {
-    let mut sockets = Vec::new();
-    for i in 0..n {
-        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let via = client.local_addr().unwrap();
-        let req = request(method, via, &format!("z9hG4bK{tag}{i}"));
-        client.send_to(req.as_bytes(), proxy).await.unwrap();
-        sockets.push(client);
-    }
-    let mut codes = Vec::new();
-    for client in &sockets {
-        codes.push(final_code(client).await);
-    }
-    codes
-}
-
 fn per_shard(stats: &EngineStats) -> [u64; 2] {
     [0, 1].map(|i| stats.shard_messages[i].load(Ordering::Relaxed))
 }
@@ -112,7 +77,7 @@ async fn responses_reaching_the_other_shard_are_handed_over_and_all_complete() {
     // The UAS answers each request from a new socket (another source port, so the
     // kernel may give the response to either shard's socket).
     let (task, _) = uas_to(uas, 200, AnswerTo::Fixed(proxy));
-    let codes = clients(proxy, "OPTIONS", 64, "opt").await;
+    let codes = udp_clients(proxy, "OPTIONS", 64, "opt").await;
     assert!(codes.iter().all(|c| *c == 200), "{codes:?}");
     let stats = engine.stats();
     let [first, second] = per_shard(stats);
@@ -172,7 +137,7 @@ async fn a_cancel_and_ack_from_another_port_reach_the_invites_shard() {
         let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let via = caller.local_addr().unwrap();
         let branch = format!("z9hG4bKcall{i}");
-        let invite = request("INVITE", via, &branch);
+        let invite = udp_request("INVITE", via, &branch);
         caller.send_to(invite.as_bytes(), proxy).await.unwrap();
         let mut ringing = false;
         while !ringing {
@@ -181,7 +146,7 @@ async fn a_cancel_and_ack_from_another_port_reach_the_invites_shard() {
         // The CANCEL and ACK carry the INVITE's Via (same branch and sent-by) but leave
         // from another port: `rport` sends their answers there.
         let other = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let cancel = request("CANCEL", via, &branch);
+        let cancel = udp_request("CANCEL", via, &branch);
         other.send_to(cancel.as_bytes(), proxy).await.unwrap();
         assert_eq!(recv(&other).await.status(), Some(200), "CANCEL {i}");
         let final_response = recv(&caller).await;
@@ -191,7 +156,7 @@ async fn a_cancel_and_ack_from_another_port_reach_the_invites_shard() {
             .get_str(&ims_sip::HeaderName::To)
             .unwrap()
             .to_string();
-        let ack = request("ACK", via, &branch).replace("To: <sip:b@y>", &format!("To: {to}"));
+        let ack = udp_request("ACK", via, &branch).replace("To: <sip:b@y>", &format!("To: {to}"));
         other.send_to(ack.as_bytes(), proxy).await.unwrap();
         // Timer G (T1 = 20 ms) would have sent the 487 again within 200 ms.
         let mut buf = vec![0u8; 65_535];
@@ -216,7 +181,7 @@ async fn a_cancel_and_ack_from_another_port_reach_the_invites_shard() {
 async fn timer_f_answers_408_on_both_shards() {
     let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let (engine, proxy) = start(silent.local_addr().unwrap()).await;
-    let codes = clients(proxy, "OPTIONS", 16, "silent").await;
+    let codes = udp_clients(proxy, "OPTIONS", 16, "silent").await;
     assert!(codes.iter().all(|c| *c == 408), "{codes:?}");
     let [first, second] = per_shard(engine.stats());
     assert!(
@@ -241,7 +206,7 @@ async fn tcp_connections_are_spread_over_the_shards_and_answered() {
         let mut stream = tokio::net::TcpStream::connect(tcp).await.unwrap();
         let from = stream.local_addr().unwrap();
         for j in 0..2 {
-            let req = request("OPTIONS", from, &format!("z9hG4bKtcp{i}x{j}"))
+            let req = udp_request("OPTIONS", from, &format!("z9hG4bKtcp{i}x{j}"))
                 .replace("SIP/2.0/UDP", "SIP/2.0/TCP");
             stream.write_all(req.as_bytes()).await.unwrap();
             let mut got = Vec::new();
@@ -281,7 +246,7 @@ async fn a_retransmission_from_the_same_port_reaches_the_same_shard() {
     for i in 0..32 {
         let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let via = client.local_addr().unwrap();
-        let req = request("OPTIONS", via, &format!("z9hG4bKagain{i}"));
+        let req = udp_request("OPTIONS", via, &format!("z9hG4bKagain{i}"));
         client.send_to(req.as_bytes(), proxy).await.unwrap();
         assert_eq!(recv(&client).await.status(), Some(200));
         client.send_to(req.as_bytes(), proxy).await.unwrap();

@@ -777,30 +777,24 @@ mod tests {
         );
         let core = layer.local_addr_on(TransportKind::Udp, Face::Core).unwrap();
         let to: SocketAddr = "127.0.0.9:5060".parse().unwrap();
+        let dest = Target::Destination(Destination {
+            kind: TransportKind::Udp,
+            addr: to,
+            server_name: None,
+        });
         for (shard, (client, _)) in clients.iter().enumerate() {
             let layer = layer.for_shard(shard);
             assert_eq!(layer.client_addr_toward(to), Some(*client));
             // A client socket belongs to its listener (the face, Record-Route).
             let (flow, _) = layer
                 .for_client_requests()
-                .udp_flow(&Target::Destination(Destination {
-                    kind: TransportKind::Udp,
-                    addr: to,
-                    server_name: None,
-                }))
+                .udp_flow(&dest)
                 .unwrap()
                 .unwrap();
             assert!(layer.is_client_flow(&flow));
             assert_eq!(layer.listener_of(&flow, None), Some((core, Face::Core)));
             // Without `for_client_requests`, requests leave by the listener.
-            let (flow, _) = layer
-                .udp_flow(&Target::Destination(Destination {
-                    kind: TransportKind::Udp,
-                    addr: to,
-                    server_name: None,
-                }))
-                .unwrap()
-                .unwrap();
+            let (flow, _) = layer.udp_flow(&dest).unwrap().unwrap();
             assert!(!layer.is_client_flow(&flow));
         }
         // The listeners are where they were: the client sockets are not listeners.

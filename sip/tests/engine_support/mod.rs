@@ -113,3 +113,58 @@ pub fn uas_to(
     });
     (task, seen)
 }
+
+/// A request of `method` from the UDP address `via` (its Via's sent-by, with `rport`)
+/// with `branch`, also its Call-ID.
+pub fn udp_request(method: &str, via: SocketAddr, branch: &str) -> String {
+    format!(
+        "{method} sip:b@y SIP/2.0\r\nVia: SIP/2.0/UDP {via};branch={branch};rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: {branch}@x\r\n\
+CSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+/// The first final response `client` receives.
+pub async fn final_code(client: &UdpSocket) -> u16 {
+    loop {
+        let code = recv_udp(client).await.status().unwrap();
+        if code >= 200 {
+            return code;
+        }
+    }
+}
+
+/// `n` clients, each from its own port, each sending one `method` to `proxy`: their
+/// final codes.
+pub async fn udp_clients(proxy: SocketAddr, method: &str, n: usize, tag: &str) -> Vec<u16> {
+    let mut sockets = Vec::new();
+    for i in 0..n {
+        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let via = client.local_addr().unwrap();
+        let req = udp_request(method, via, &format!("z9hG4bK{tag}{i}"));
+        client.send_to(req.as_bytes(), proxy).await.unwrap();
+        sockets.push(client);
+    }
+    let mut codes = Vec::new();
+    for client in &sockets {
+        codes.push(final_code(client).await);
+    }
+    codes
+}
+
+/// Starts an engine with `policy` and `config` on one UDP listener of 127.0.0.1: the
+/// engine and its listener's address.
+pub async fn start_on_udp<P: ims_sip::proxy::engine::Policy>(
+    policy: P,
+    config: ims_sip::proxy::engine::EngineConfig,
+) -> (ims_sip::proxy::engine::ProxyEngine, SocketAddr) {
+    let transport = ims_sip::transport::TransportConfig {
+        udp: vec!["127.0.0.1:0".parse().unwrap()],
+        ..Default::default()
+    };
+    let engine = ims_sip::proxy::engine::ProxyEngine::start(transport, config, policy)
+        .await
+        .unwrap();
+    let addr = engine.transport().local_addrs()[0].1;
+    (engine, addr)
+}
