@@ -41,7 +41,7 @@ pub use nodes::{HssConfig, IcscfConfig, NodeKind, PcscfConfig, ScscfConfig};
 pub use policyd::{KeystoneSection, PolicySection, PolicydConfig};
 pub use scscf::{RegEventSection, RegistrarSection, ScscfApiSection, SessionSection};
 pub use sections::{
-    AutoWorkers, DnsSection, HepSection, HttpSection, HttpTlsSection, LimitsSection, LogFormat,
-    NodeSection, SipFaceSection, SipSection, TlsSection, Workers,
+    available_cores, AutoWorkers, DnsSection, HepSection, HttpSection, HttpTlsSection,
+    LimitsSection, LogFormat, NodeSection, SipFaceSection, SipSection, TlsSection, Workers,
 };
 pub use zones::ZonesSection;

@@ -268,6 +268,12 @@ pub struct SipSection {
     pub shard_ports: Option<u16>,
 }
 
+/// The cores available to the process (one when that cannot be read): what `"auto"`
+/// counts, and the runtime threads of a node that is not a SIP node.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
 /// A count of workers (`[sip] workers`: engine shards; `[node] threads`: runtime
 /// threads), or `"auto"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -298,9 +304,7 @@ impl Workers {
     pub fn count(self) -> usize {
         match self {
             Workers::Count(n) => n,
-            Workers::Auto(AutoWorkers::Auto) => {
-                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-            }
+            Workers::Auto(AutoWorkers::Auto) => available_cores(),
         }
     }
 }

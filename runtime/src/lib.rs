@@ -23,7 +23,7 @@ pub use axum::Router;
 pub use http::{serve, serve_node, serve_with, HttpError, NodeHttp, NodeStatus, ReadinessCheck};
 pub use logging::{init_logging, init_node_logging, LOG_FORMAT_ENV};
 pub use prometheus_client;
-pub use threads::{cores, node_runtime, WORKER_THREADS_ENV};
+pub use threads::{node_runtime, WORKER_THREADS_ENV};
 
 /// Resolves when the process receives SIGINT or SIGTERM.
 pub async fn shutdown_signal() {

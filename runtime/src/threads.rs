@@ -9,12 +9,6 @@
 /// The environment variable that overrides the worker threads of every node.
 pub const WORKER_THREADS_ENV: &str = "TOKIO_WORKER_THREADS";
 
-/// The cores available to the process (one when that cannot be read): the worker
-/// threads of a node that is not a SIP node.
-pub fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-}
-
 /// A multi-threaded runtime with `threads` worker threads (at least one), or with
 /// `TOKIO_WORKER_THREADS` of them when that is set.
 pub fn node_runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {

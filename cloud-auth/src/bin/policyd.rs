@@ -16,7 +16,7 @@ use ims_runtime::{prometheus_client::registry::Registry, Node, NodeArgs};
 fn main() -> anyhow::Result<()> {
     let args = NodeArgs::parse_for(env!("CARGO_BIN_NAME"), env!("CARGO_PKG_VERSION"));
     let config: PolicydConfig = ims_config::load(&args.config)?;
-    let threads = config.node.threads(ims_runtime::cores());
+    let threads = config.node.threads(ims_config::available_cores());
     ims_runtime::node_runtime(threads)?.block_on(run(config))
 }
 
