@@ -20,14 +20,20 @@ With `--syscalls`, each node's system calls over each rate are counted with `per
 of the kernel's syscall tracepoints (no ptrace: the nodes run at full speed) and printed
 per registration, by family (recv, send, epoll, futex, other).
 
-With `--perf DIR`, `perf record -g` samples each node during each rate (99 Hz, call
-graphs) into DIR/<rate>-<node>.data, and the shares (kernel, allocation and copies, tokio,
+With `--perf DIR`, `perf record -g` samples each node during each rate (99 Hz, or
+`--perf-hz`; call graphs) into DIR/<rate>-<node>.data, and the shares (kernel, allocation and copies, tokio,
 the rest) and top symbols of each are printed after the rate's row (`session_load.py`'s
 summary).
 
 With `--rss SECONDS`, each node's resident memory (VmRSS) is sampled that often during
 each rate and printed as a series per node: a soak is `--warm --rates 800 --seconds 300
 --rss 30` (issue 12's memory check: flat from the first minute, under ~150 MB per proxy).
+
+Each UE sends from an address of its own (127.1.x.y, SIPp `-t ui`), so each is a flow
+of its own at the P-CSCF, as phones are: its refreshes are refreshes of its own
+registration, and the reg event NOTIFY of each refresh reaches the P-CSCF's subscription
+for it. `--shared-flow` sends all UEs from one socket instead (one flow at the P-CSCF for
+every UE, as the figures before 2026-12-07's session 11 were taken).
 
 Run it in a network namespace of its own (the dev ports are fixed):
     unshare -n bash -c 'ip link set lo up && python3 bench/register_load.py --warm'
@@ -234,13 +240,27 @@ def syscalls_per_registration(r):
     return "\n".join(lines)
 
 
+def flows(shared):
+    """SIPp's transport options: one socket for every UE (`shared`) or one per UE address."""
+    if shared:
+        return ["-t", "u1"]
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return ["-t", "ui", "-ip_field", "3", "-max_socket", str(max(limit - 64, 64))]
+
+
 def run_rate(rate, seconds, users_csv, work, pids, scenario="sipp-scenarios/register/digest.xml",
-             target="127.0.0.1:5060", perf_dir=None, syscalls=False, rss_every=None):
+             target="127.0.0.1:5060", perf_dir=None, syscalls=False, rss_every=None, perf_hz=99,
+             perf_graph="fp", shared_flow=False):
     """One SIPp run of `scenario` against `target` at `rate` calls/s for `seconds`; CPU of
     each of `pids` (name -> pid or list of pids) over the run: "cpu" in % of one core,
     "cpu_s" in seconds. With `perf_dir`, each node is `perf record`ed into it; with
     `syscalls`, its system calls over the run are counted ("syscalls"); with `rss_every`
-    (seconds), each node's resident memory is sampled that often ("rss")."""
+    (seconds), each node's resident memory is sampled that often ("rss").
+
+    Each UE sends from its own address (the injection file's field3, SIPp `-t ui`), so
+    each is its own flow at the P-CSCF, as phones are; `shared_flow` sends every UE's
+    messages from one socket (`-t u1`: one flow for all, the figures before 2026-12-07's
+    session 11)."""
     calls = rate * seconds
     load = os.getloadavg()[0]
     cpu0 = {n: cpu_seconds(p) for n, p in pids.items()}
@@ -249,7 +269,7 @@ def run_rate(rate, seconds, users_csv, work, pids, scenario="sipp-scenarios/regi
         for n, p in pids.items():
             out = os.path.join(perf_dir, f"{rate}-{n}.data")
             ids = ",".join(str(i) for i in (p if isinstance(p, list) else [p]))
-            perfs.append(subprocess.Popen(["perf", "record", "-F", "99", "-g", "-p", ids, "-o", out,
+            perfs.append(subprocess.Popen(["perf", "record", "-F", str(perf_hz), "--call-graph", perf_graph, "-p", ids, "-o", out,
                                            "--", "sleep", str(seconds)],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     counters = start_syscall_count(pids) if syscalls else None
@@ -258,7 +278,7 @@ def run_rate(rate, seconds, users_csv, work, pids, scenario="sipp-scenarios/regi
     t0 = time.time()
     sipp = subprocess.run(
         ["sipp", target, "-sf", os.path.join(ROOT, scenario),
-         "-inf", users_csv, "-i", "127.0.0.1", "-p", "25062", "-t", "u1", "-nd",
+         "-inf", users_csv, "-i", "127.0.0.1", "-p", "25062", *flows(shared_flow), "-nd",
          "-m", str(calls), "-r", str(rate), "-l", str(rate * 4),
          "-timeout", f"{seconds * 3 + 20}s", "-timeout_error", "-buff_size", "4194304",
          "-trace_stat", "-fd", "1", "-stf", "stat.csv", "-trace_rtt", "-rtt_freq", "1"],
@@ -374,10 +394,18 @@ def stop_core(up):
         os.killpg(up.pid, signal.SIGKILL)
 
 
+def ue_address(i):
+    """The loopback address UE `i` sends from with per-UE flows: 127.1.x.y, one per UE
+    (up to 64 000 UEs)."""
+    return f"127.1.{i // 250}.{i % 250 + 1}"
+
+
 def write_users(work, count):
     """Writes `count` digest users load<i>@ims.example.net (password pw<i>) as an
-    `imsctl subscriber import` file and the matching SIPp injection file into `work`;
-    returns (import file, SIPp file)."""
+    `imsctl subscriber import` file and the matching SIPp injection file into `work`
+    (field3: the UE's own address, [`ue_address`]); returns (import file, SIPp file)."""
+    if count > 64000:
+        sys.exit("at most 64 000 users (one loopback address each)")
     imp = os.path.join(work, "import.csv")
     users_csv = os.path.join(work, "users.csv")
     with open(imp, "w") as f, open(users_csv, "w") as g:
@@ -385,7 +413,8 @@ def write_users(work, count):
         g.write("SEQUENTIAL\n")
         for i in range(count):
             f.write(f"load{i}@ims.example.net,sip:load{i}@ims.example.net,pw{i}\n")
-            g.write(f"load{i};ims.example.net;[authentication username=load{i}@ims.example.net password=pw{i}]\n")
+            g.write(f"load{i};ims.example.net;[authentication username=load{i}@ims.example.net password=pw{i}];"
+                    f"{ue_address(i)}\n")
     return imp, users_csv
 
 
@@ -395,10 +424,11 @@ def import_users(imsctl, env, imp):
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
 
 
-def warm_up(users, users_csv, work, pids, target="127.0.0.1:5060"):
+def warm_up(users, users_csv, work, pids, target="127.0.0.1:5060", shared_flow=False):
     """Registers every user once at 400/s (not reported), so that the rates measure
     re-registrations of known users."""
-    w = run_rate(400, -(-users // 400), users_csv, work, pids, target=target)
+    w = run_rate(400, -(-users // 400), users_csv, work, pids, target=target,
+                 shared_flow=shared_flow)
     print(f"warm-up: {w['ok']} registered, {w['failed']} failed", flush=True)
     return w
 
@@ -411,12 +441,20 @@ def main():
     ap.add_argument("--config-dir", default=None,
                     help="node configs for `imsctl up --config-dir` (default: config/dev)")
     ap.add_argument("--perf", metavar="DIR", help="perf record each node into DIR")
+    ap.add_argument("--perf-hz", type=int, default=99,
+                    help="sampling frequency of --perf (default 99 Hz; more samples per node at 499)")
+    ap.add_argument("--perf-callgraph", default="fp",
+                    help="perf's --call-graph mode for --perf (default fp; `dwarf` gives callers "
+                    "in release builds without frame pointers, at the cost of large files)")
     ap.add_argument("--syscalls", action="store_true",
                     help="count each node's system calls over each rate (perf stat of the "
                          "syscall tracepoints) and print them per registration")
     ap.add_argument("--rss", type=float, metavar="SECONDS",
                     help="sample each node's resident memory (VmRSS) every SECONDS during each "
                          "rate and print the series (a soak: --rates 800 --seconds 300 --rss 30)")
+    ap.add_argument("--shared-flow", action="store_true",
+                    help="send every UE's messages from one SIPp socket (one flow at the P-CSCF "
+                    "for all UEs, as before session 11) instead of one address per UE")
     ap.add_argument("--warm", action="store_true",
                     help="register every user once (at 400/s, not reported) before the rates, so that "
                          "they measure re-registrations of known users rather than first registrations")
@@ -436,7 +474,7 @@ def main():
         import_users(imsctl, env, imp)
         pids = node_pids(bin_dir)
         if args.warm:
-            warm_up(args.users, users_csv, work, pids)
+            warm_up(args.users, users_csv, work, pids, shared_flow=args.shared_flow)
         best = None
         print(f"machine: {os.cpu_count()} CPUs; load average before the run: "
               + " ".join(f"{x:.2f}" for x in os.getloadavg()))
@@ -446,7 +484,8 @@ def main():
             before = scscf_store_counters()
             uars0 = icscf_uars()
             r = run_rate(rate, args.seconds, users_csv, work, pids, perf_dir=args.perf,
-                         syscalls=args.syscalls, rss_every=args.rss)
+                         syscalls=args.syscalls, rss_every=args.rss, perf_hz=args.perf_hz,
+                         perf_graph=args.perf_callgraph, shared_flow=args.shared_flow)
             uars1 = icscf_uars()
             print_row(r, NODES)
             sent = uars1 - uars0 if uars0 is not None and uars1 is not None else None
