@@ -11,4 +11,4 @@ pub mod reginfo;
 pub mod subscription;
 
 pub use changes::Cause;
-pub use notifier::{Notifier, NotifierSettings};
+pub use notifier::{Notifier, NotifierSettings, NOTIFY_WRITE_LAG};

@@ -6,10 +6,18 @@
 //!
 //! The table of subscriptions is bounded, overall and per identity subscribed to.
 //! Every subscription is in the store ([`crate::store::subscriptions`]) before its
-//! NOTIFY leaves: the store writes go through one task in the order the changes were
-//! made, which then hands the NOTIFY to the SIP engine ([`Originator`]). A NOTIFY
-//! answered 481, or that times out or cannot be sent, ends its subscription (RFC 6665
-//! §4.2.2).
+//! first NOTIFY leaves, and again after each SUBSCRIBE that refreshes it: the store
+//! writes go through one task in the order the changes were made, which then hands
+//! the NOTIFY to the SIP engine ([`Originator`]). A NOTIFY answered 481, or that times
+//! out or cannot be sent, ends its subscription (RFC 6665 §4.2.2).
+//!
+//! The NOTIFYs of registration changes (one per re-registration of each subscribed
+//! user) change only the dialog's CSeq and the document's version. Those are written
+//! at most every [`NOTIFY_WRITE_LAG`]th NOTIFY, and a restarted S-CSCF restores both
+//! that much higher: what it sends next is above whatever it sent before (RFC 3261
+//! §12.2.1.1, RFC 3680 §5.4), and its first NOTIFY in each restored dialog carries the
+//! full state, as a subscriber that sees the version jump expects. The NOTIFYs without
+//! a write go through the same task, in order.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,6 +38,10 @@ use crate::store::BindingStore;
 /// Store writes (and their NOTIFYs) waiting at most; beyond, a change is not notified
 /// (logged).
 const QUEUE: usize = 4096;
+
+/// At most this many NOTIFYs of a subscription go out between writes of its row; a
+/// restored subscription's CSeq and version are put this much higher.
+pub const NOTIFY_WRITE_LAG: u32 = 32;
 
 /// Notifier settings (`[regevent]`).
 #[derive(Debug, Clone)]
@@ -90,6 +102,8 @@ impl Table {
 enum Job {
     Save(Box<Subscription>, Option<SipMessage>),
     Delete(String, Option<SipMessage>),
+    /// A NOTIFY whose CSeq and version need no write yet (its subscription's key).
+    Send(String, SipMessage),
     /// Answered once every job queued before it is done.
     Flush(tokio::sync::oneshot::Sender<()>),
 }
@@ -142,7 +156,7 @@ impl Notifier {
     ) -> Result<Arc<Notifier>, crate::store::StoreError> {
         let mut table = Table::default();
         for sub in store.load_subscriptions().await? {
-            table.insert(sub);
+            table.insert(restored(sub));
         }
         tracing::info!(
             subscriptions = table.by_key.len(),
@@ -188,6 +202,19 @@ impl Notifier {
             .collect()
     }
 
+    /// Queues `notify`, the NOTIFY `sub` just took, with the write of `sub` when
+    /// [`NOTIFY_WRITE_LAG`] NOTIFYs would otherwise go unwritten; keeps `sub` in `t`.
+    fn notify_in(&self, t: &mut Table, mut sub: Subscription, notify: SipMessage) {
+        if write_due(&mut sub) {
+            t.insert(sub.clone());
+            self.queue(Job::Save(Box::new(sub), Some(notify)));
+        } else {
+            let key = sub.key();
+            t.insert(sub);
+            self.queue(Job::Send(key, notify));
+        }
+    }
+
     fn queue(&self, job: Job) {
         if let Err(e) = self.jobs.try_send(job) {
             let what = match e {
@@ -213,6 +240,7 @@ impl Notifier {
             registrations,
         };
         sub.version = sub.version.saturating_add(1);
+        sub.restored &= !full;
         sub.notify(&self.settings.contact, state, &doc.to_xml())
     }
 
@@ -378,6 +406,7 @@ impl Notifier {
         sub.expires_at = now.saturating_add(u64::from(expires));
         let mut sub = sub.clone();
         let n = self.notify_of(&mut sub, full, true, &format!("active;expires={expires}"));
+        sub.unwritten = 0;
         t.insert(sub.clone());
         drop(t);
         self.queue(Job::Save(Box::new(sub), Some(n)));
@@ -428,14 +457,14 @@ impl Notifier {
             if still.contains(&sub.resource) {
                 let mut sub = sub.clone();
                 let left = sub.expires_at.saturating_sub(now);
-                let n = self.notify_of(
-                    &mut sub,
-                    infos.clone(),
-                    false,
-                    &format!("active;expires={left}"),
-                );
-                t.insert(sub.clone());
-                self.queue(Job::Save(Box::new(sub), Some(n)));
+                let state = format!("active;expires={left}");
+                let n = if sub.restored {
+                    let full = full_state(new, &sub.resource, now, Some(&self.settings.gruus));
+                    self.notify_of(&mut sub, full, true, &state)
+                } else {
+                    self.notify_of(&mut sub, infos.clone(), false, &state)
+                };
+                self.notify_in(&mut t, sub, n);
             } else if let Some(mut sub) = t.remove(&k) {
                 let n = self.notify_of(
                     &mut sub,
@@ -545,6 +574,29 @@ impl Notifier {
     }
 }
 
+/// Whether the NOTIFY `sub` just took must be written with it: when
+/// [`NOTIFY_WRITE_LAG`] would otherwise go unwritten. Counts it either way.
+fn write_due(sub: &mut Subscription) -> bool {
+    if sub.unwritten.saturating_add(1) >= NOTIFY_WRITE_LAG {
+        sub.unwritten = 0;
+        true
+    } else {
+        sub.unwritten += 1;
+        false
+    }
+}
+
+/// `sub` as loaded from the store: its CSeq and version [`NOTIFY_WRITE_LAG`] higher
+/// than written (NOTIFYs may have gone out unwritten before the restart), its next
+/// NOTIFY of the full state and written.
+fn restored(mut sub: Subscription) -> Subscription {
+    sub.local_cseq = sub.local_cseq.saturating_add(NOTIFY_WRITE_LAG);
+    sub.version = sub.version.saturating_add(NOTIFY_WRITE_LAG);
+    sub.unwritten = NOTIFY_WRITE_LAG;
+    sub.restored = true;
+    sub
+}
+
 /// The store task: each job's write, in order, then its NOTIFY sent in a task of its
 /// own; until the notifier is dropped.
 async fn run(
@@ -559,6 +611,7 @@ async fn run(
                 continue;
             }
             Job::Save(sub, n) => (sub.key(), store.save_subscription(&sub).await, n),
+            Job::Send(key, n) => (key, Ok(()), Some(n)),
             Job::Delete(key, n) => {
                 let r = store.delete_subscription(&key).await;
                 (key, r, n)
@@ -671,6 +724,69 @@ mod tests {
         assert_eq!(n.len(), 1);
         n.expire(lookup, 1000 + 3761);
         assert!(n.is_empty(), "the default-length one lapsed");
+    }
+
+    /// The one subscription of `n`.
+    fn only(n: &Notifier) -> Subscription {
+        let t = n.table();
+        assert_eq!(t.by_key.len(), 1);
+        t.by_key.values().next().unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn a_notify_is_written_every_lag_th_time_and_a_restart_resumes_above_all_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = notifier(dir.path(), 10, 4).await;
+        let alice = reg(ALICE, &[("sip:a@10.0.0.1", 5000)]);
+        let refreshed = reg(ALICE, &[("sip:a@10.0.0.1", 6000)]);
+        let ok = n.subscribe(&subscribe(ALICE, "c1", ""), ALICE, &alice, 1000);
+        assert_eq!(ok.status(), Some(200));
+        // The SUBSCRIBE's full-state NOTIFY (CSeq 1, version 0) is written with the row.
+        let mut stored = only(&n);
+        assert_eq!(
+            (stored.local_cseq, stored.version, stored.unwritten),
+            (1, 1, 0)
+        );
+        // Re-registrations: one NOTIFY each; the row is written every NOTIFY_WRITE_LAG-th.
+        let (mut writes, mut sent) = (0, (0, 0));
+        for i in 0..3 * NOTIFY_WRITE_LAG - 5 {
+            n.registration_changed(Some(&alice), Some(&refreshed), Cause::Register, 1000);
+            let sub = only(&n);
+            sent = (sub.local_cseq, sub.version - 1);
+            assert_eq!(sent, (i + 2, i + 1), "one CSeq and one version per NOTIFY");
+            assert!(sub.unwritten < NOTIFY_WRITE_LAG);
+            if sub.unwritten == 0 {
+                writes += 1;
+                stored = sub;
+            }
+        }
+        assert_eq!(
+            writes, 2,
+            "written every {NOTIFY_WRITE_LAG}th NOTIFY, not each"
+        );
+        assert!(stored.unwritten == 0 && stored.local_cseq < sent.0);
+
+        // A restart finds the last written row: it goes on above every CSeq and
+        // version sent, with the full state, written at once.
+        let dir = tempfile::tempdir().unwrap();
+        let store = BindingStore::open(&sqlite_url(dir.path())).await.unwrap();
+        store.save_subscription(&stored).await.unwrap();
+        store.close().await;
+        let n = notifier(dir.path(), 10, 4).await;
+        let back = only(&n);
+        assert!(back.restored);
+        assert!(
+            back.local_cseq >= sent.0 && back.version > sent.1,
+            "{back:?} {sent:?}"
+        );
+        n.registration_changed(Some(&alice), Some(&refreshed), Cause::Register, 1000);
+        let next = only(&n);
+        assert!(next.local_cseq > sent.0 && next.version - 1 > sent.1);
+        assert!(
+            !next.restored,
+            "the first NOTIFY after the restart is the full state"
+        );
+        assert_eq!(next.unwritten, 0, "and is written");
     }
 
     #[tokio::test]

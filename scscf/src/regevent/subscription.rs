@@ -74,6 +74,12 @@ pub struct Subscription {
     pub expires_at: u64,
     /// The `id` parameter of the Event header, if any (RFC 6665 §8.2.1).
     pub event_id: Option<String>,
+    /// NOTIFYs sent since the row was last written (not stored): the notifier writes a
+    /// NOTIFY's CSeq and version only every [`crate::regevent::NOTIFY_WRITE_LAG`]th time.
+    pub unwritten: u32,
+    /// Restored from the store (not stored): the next NOTIFY carries the full state,
+    /// since the CSeq and version jumped over the ones that were not written.
+    pub restored: bool,
 }
 
 /// Why a SUBSCRIBE cannot make a dialog.
@@ -175,6 +181,8 @@ impl Subscription {
             version: 0,
             expires_at,
             event_id: event_id(req),
+            unwritten: 0,
+            restored: false,
         })
     }
 

@@ -1,8 +1,10 @@
 //! The reg event subscriptions in the bindings database (`reg_subscription`,
 //! migration 0002), so that a restarted S-CSCF goes on notifying in the same dialogs
-//! with higher versions. One row per subscription, written whole at each change (a
-//! NOTIFY takes a CSeq and a version): few and small writes, outside the bindings'
-//! group commit.
+//! with higher versions. One row per subscription, written whole when the dialog
+//! changes (SUBSCRIBE, refresh, end) and at least every
+//! [`crate::regevent::NOTIFY_WRITE_LAG`]th NOTIFY (each takes a CSeq and a version; the
+//! notifier restores both that much higher): few and small writes, outside the
+//! bindings' group commit.
 
 use sqlx::Row;
 
@@ -96,6 +98,8 @@ impl BindingStore {
                 version: u32_of(row.try_get("version")?),
                 expires_at: u64::try_from(row.try_get::<i64, _>("expires_at")?).unwrap_or(0),
                 event_id: Some(event_id).filter(|e| !e.is_empty()),
+                unwritten: 0,
+                restored: false,
             });
         }
         Ok(out)
@@ -124,6 +128,8 @@ mod tests {
             version: 4,
             expires_at: 1_000_000,
             event_id: (n == 2).then(|| "7".to_string()),
+            unwritten: 0,
+            restored: false,
         }
     }
 
