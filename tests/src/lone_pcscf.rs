@@ -1,6 +1,7 @@
 //! The real `pcscf` binary alone, with raw UDP sockets of the test playing its UEs and
-//! its I-CSCF (`[pcscf.home_networks]` names the test's socket). Shared by
-//! `tests/tests/pcscf_binary_hardening.rs` and `tests/tests/shard_client_ports.rs`.
+//! its I-CSCF (`[pcscf.home_networks]` names the test's socket, or a name its DNS
+//! resolves). Shared by `tests/tests/pcscf_binary_hardening.rs`,
+//! `tests/tests/shard_client_ports.rs` and `tests/tests/dns_edge.rs`.
 //!
 //! These are test steps: a step that cannot be done fails the test (panics).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -86,12 +87,13 @@ pub struct PcscfConfig<'a> {
     pub sip: u16,
     /// Its `[http]` port (on 127.0.0.1: `/health`, `/metrics`).
     pub http: u16,
-    /// The port of the test's I-CSCF (on 127.0.0.1), the home network's entry.
-    pub icscf: u16,
+    /// The host (`host` or `host:port`) of the home network's entry, the I-CSCF the
+    /// P-CSCF sends registrations to (`127.0.0.1:<port>` of the test's socket).
+    pub home: &'a str,
     /// More lines of its `[pcscf]` section (a `store =` line replaces the SQLite
     /// store under the test's directory).
     pub pcscf_extra: &'a str,
-    /// More lines of its `[sip]` section.
+    /// More lines of its `[sip]` section (and sections after it, `[sip.dns]`).
     pub sip_extra: &'a str,
 }
 
@@ -101,7 +103,7 @@ pub fn start(dir: &Path, config: &PcscfConfig) -> GroupGuard {
     let PcscfConfig {
         sip,
         http,
-        icscf,
+        home,
         pcscf_extra,
         sip_extra,
     } = config;
@@ -122,7 +124,7 @@ pub fn start(dir: &Path, config: &PcscfConfig) -> GroupGuard {
              [cloud_auth]\nmode = \"off\"\n\
              [zones]\ncore = [\"127.0.0.1/32\"]\n\
              [pcscf]\n{pcscf_extra}\n{store}\n\
-             [pcscf.home_networks]\n\"ims.example.net\" = \"sip:127.0.0.1:{icscf};lr\"\n\
+             [pcscf.home_networks]\n\"ims.example.net\" = \"sip:{home};lr\"\n\
              [sip]\nudp = [\"127.0.0.1:{sip}\"]\n{sip_extra}\n"
         ),
     )

@@ -50,7 +50,7 @@ fn start_pcscf_with(
         &PcscfConfig {
             sip: p_sip,
             http: p_http,
-            icscf: i_sip,
+            home: &format!("127.0.0.1:{i_sip}"),
             pcscf_extra,
             sip_extra: "",
         },

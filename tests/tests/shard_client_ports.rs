@@ -45,7 +45,7 @@ fn shard_ports_carry_forwarded_requests_and_drop_requests_sent_to_them() {
         &PcscfConfig {
             sip: p_sip,
             http: p_http,
-            icscf: icscf.local_addr().unwrap().port(),
+            home: &icscf.local_addr().unwrap().to_string(),
             pcscf_extra: "",
             sip_extra: &format!("workers = 2\nshard_ports = {base}"),
         },
