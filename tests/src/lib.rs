@@ -5,6 +5,7 @@ pub mod chain;
 pub mod cloud;
 pub mod dnsmasq;
 pub mod hss_api;
+pub mod lone_pcscf;
 pub mod metrics;
 pub mod netns;
 pub mod nodes;
@@ -224,6 +225,30 @@ pub fn free_port() -> u16 {
         };
         if std::net::UdpSocket::bind(addr).is_ok() {
             return addr.port();
+        }
+    }
+    0
+}
+
+/// The first of `n` consecutive loopback ports that are free for UDP right now (for
+/// `[sip] shard_ports`, shard `i` binding the first one plus `i`).
+pub fn free_udp_ports(n: u16) -> u16 {
+    for _ in 0..100 {
+        let Ok(first) = std::net::UdpSocket::bind("127.0.0.1:0") else {
+            continue;
+        };
+        let Ok(addr) = first.local_addr() else {
+            continue;
+        };
+        let base = addr.port();
+        let rest: Option<Vec<_>> = (1..n)
+            .map(|i| {
+                let port = base.checked_add(i)?;
+                std::net::UdpSocket::bind(("127.0.0.1", port)).ok()
+            })
+            .collect();
+        if rest.is_some() {
+            return base;
         }
     }
     0

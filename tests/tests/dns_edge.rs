@@ -14,7 +14,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ims_e2e::dnsmasq::{self, Record};
-use ims_e2e::{command, free_port, health, scratch_dir, signal, wait_exit, wait_for, GroupGuard};
+use ims_e2e::lone_pcscf::{self, PcscfConfig};
+use ims_e2e::{free_port, health, scratch_dir, signal, wait_exit, wait_for, GroupGuard};
 use ims_e2e::{http_get, metrics, sipp};
 
 fn addr(port: u16) -> SocketAddr {
@@ -113,31 +114,18 @@ fn pcscf_shares_registrations_between_srv_icscfs_and_survives_one_dying() {
         ],
     )
     .expect("dnsmasq starts");
-    let config = dir.join("pcscf.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[node]\nname = \"pcscf\"\ndomain = \"ims.example.net\"\nlog = \"info\"\n\
-             [http]\nlisten = \"127.0.0.1:{p_http}\"\n\
-             [cloud_auth]\nmode = \"off\"\n\
-             [zones]\ncore = [\"127.0.0.1/32\"]\n\
-             [pcscf]\nvisited_network_id = \"visited.example.net\"\n\
-             [pcscf.home_networks]\n\"ims.example.net\" = \"sip:icscf.dns.test;lr\"\n\
-             [sip]\nudp = [\"127.0.0.1:{p_sip}\"]\n\
-             [sip.dns]\nservers = [\"{}\"]\nfailover_after_ms = 1000\n",
-            dns.addr
-        ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.join("pcscf.log")).unwrap();
-    let _pcscf = GroupGuard(
-        command("pcscf")
-            .arg("--config")
-            .arg(&config)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
+    let _pcscf = lone_pcscf::start(
+        &dir,
+        &PcscfConfig {
+            sip: p_sip,
+            http: p_http,
+            home: "icscf.dns.test",
+            pcscf_extra: "visited_network_id = \"visited.example.net\"",
+            sip_extra: &format!(
+                "[sip.dns]\nservers = [\"{}\"]\nfailover_after_ms = 1000",
+                dns.addr
+            ),
+        },
     );
     wait_for(Duration::from_secs(15), || health(addr(p_http))).expect("the P-CSCF answers /health");
     let first = registrar(&dir, i1);

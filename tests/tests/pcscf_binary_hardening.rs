@@ -10,39 +10,15 @@
 //!   authentic after it (430 until the UE registers again, then delivered over its
 //!   flow, with the same Path); a key file others may read stops the P-CSCF at start.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::path::Path;
 use std::time::Duration;
 
-use ims_e2e::{command, free_port, health, scratch_dir, wait_for, GroupGuard};
+use ims_e2e::chain::addr;
+use ims_e2e::lone_pcscf::{self, recv, register, relay_register, socket, PcscfConfig};
+use ims_e2e::{free_port, health, scratch_dir, wait_for, GroupGuard};
 use ims_sip::message::build::response_with;
-use ims_sip::{HeaderName, SipMessage};
-
-fn addr(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-fn socket() -> UdpSocket {
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s
-}
-
-fn recv(socket: &UdpSocket) -> Option<(SipMessage, SocketAddr)> {
-    let mut buf = vec![0u8; 65_535];
-    let (n, from) = socket.recv_from(&mut buf).ok()?;
-    Some((SipMessage::parse(buf[..n].to_vec()).unwrap(), from))
-}
-
-fn register(ue: &UdpSocket, user: &str, call: &str) -> String {
-    let me = ue.local_addr().unwrap();
-    format!(
-        "REGISTER sip:ims.example.net SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{call};rport\r\n\
-         Max-Forwards: 70\r\nFrom: <sip:{user}@ims.example.net>;tag=ue\r\n\
-         To: <sip:{user}@ims.example.net>\r\nCall-ID: {call}\r\nCSeq: 1 REGISTER\r\n\
-         Contact: <sip:{user}@{me}>;expires=600000\r\nExpires: 600000\r\nContent-Length: 0\r\n\r\n"
-    )
-}
+use ims_sip::HeaderName;
 
 /// One REGISTER from a new UE through the P-CSCF, answered 200 by the test's I-CSCF
 /// with the UE's contact carrying `params` and the extra header `extra`: whether the
@@ -54,19 +30,7 @@ fn registers(
     params: &str,
     extra: Option<(HeaderName, &str)>,
 ) -> bool {
-    let ue = socket();
-    let call = format!("{user}-{}", ue.local_addr().unwrap().port());
-    ue.send_to(register(&ue, user, &call).as_bytes(), addr(p_sip))
-        .unwrap();
-    let Some((req, from)) = recv(icscf) else {
-        return false;
-    };
-    let contact = format!("<sip:{user}@{}>{params}", ue.local_addr().unwrap());
-    let mut headers = vec![(HeaderName::Contact, contact.as_str())];
-    headers.extend(extra);
-    let ok = response_with(&req, 200, "OK", None, &headers);
-    icscf.send_to(&ok.to_bytes(), from).unwrap();
-    recv(&ue).is_some_and(|(m, _)| m.status() == Some(200))
+    relay_register(p_sip, icscf, user, params, extra).is_some_and(|r| r.answered)
 }
 
 fn start_pcscf(dir: &Path, p_sip: u16, p_http: u16, i_sip: u16) -> GroupGuard {
@@ -81,37 +45,16 @@ fn start_pcscf_with(
     i_sip: u16,
     pcscf_extra: &str,
 ) -> GroupGuard {
-    let cfg = dir.join("pcscf.toml");
-    let store = if pcscf_extra.contains("store =") {
-        String::new()
-    } else {
-        format!(
-            "store = \"sqlite://{}/pcscf/registrations.db\"",
-            dir.display()
-        )
-    };
-    std::fs::write(
-        &cfg,
-        format!(
-            "[node]\nname = \"pcscf\"\ndomain = \"ims.example.net\"\nlog = \"info\"\n\
-             [http]\nlisten = \"127.0.0.1:{p_http}\"\n\
-             [cloud_auth]\nmode = \"off\"\n\
-             [zones]\ncore = [\"127.0.0.1/32\"]\n\
-             [pcscf]\n{pcscf_extra}\n{store}\n\
-             [pcscf.home_networks]\n\"ims.example.net\" = \"sip:127.0.0.1:{i_sip};lr\"\n\
-             [sip]\nudp = [\"127.0.0.1:{p_sip}\"]\n"
-        ),
+    lone_pcscf::start(
+        dir,
+        &PcscfConfig {
+            sip: p_sip,
+            http: p_http,
+            home: &format!("127.0.0.1:{i_sip}"),
+            pcscf_extra,
+            sip_extra: "",
+        },
     )
-    .unwrap();
-    let log = std::fs::File::create(dir.join("pcscf.log")).unwrap();
-    let child = command("pcscf")
-        .arg("--config")
-        .arg(&cfg)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("pcscf starts");
-    GroupGuard(child)
 }
 
 #[test]
