@@ -240,12 +240,33 @@ def syscalls_per_registration(r):
     return "\n".join(lines)
 
 
+UE_PORT = 25062
+
+
 def flows(shared):
     """SIPp's transport options: one socket for every UE (`shared`) or one per UE address."""
     if shared:
         return ["-t", "u1"]
     limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     return ["-t", "ui", "-ip_field", "3", "-max_socket", str(max(limit - 64, 64))]
+
+
+def scenario_file(scenario, work, shared):
+    """The scenario to run: as it is with one shared socket; with one address per UE, a
+    copy in `work` whose Via and Contact name the UE's own address (field3) and port.
+    SIPp's `[local_ip]` stays the `-i` address with `-t ui`, and its `[local_port]` is 0
+    in the first message of each new socket, which would make every UE's contact change
+    between its first and second registration."""
+    path = os.path.join(ROOT, scenario)
+    if shared:
+        return path
+    with open(path) as f:
+        text = f.read()
+    text = text.replace("[local_ip]:[local_port]", f"[field3]:{UE_PORT}")
+    own = os.path.join(work, "per-ue-" + os.path.basename(scenario))
+    with open(own, "w") as f:
+        f.write(text)
+    return own
 
 
 def run_rate(rate, seconds, users_csv, work, pids, scenario="sipp-scenarios/register/digest.xml",
@@ -277,8 +298,8 @@ def run_rate(rate, seconds, users_csv, work, pids, scenario="sipp-scenarios/regi
     sipp0 = children_cpu()
     t0 = time.time()
     sipp = subprocess.run(
-        ["sipp", target, "-sf", os.path.join(ROOT, scenario),
-         "-inf", users_csv, "-i", "127.0.0.1", "-p", "25062", *flows(shared_flow), "-nd",
+        ["sipp", target, "-sf", scenario_file(scenario, work, shared_flow),
+         "-inf", users_csv, "-i", "127.0.0.1", "-p", str(UE_PORT), *flows(shared_flow), "-nd",
          "-m", str(calls), "-r", str(rate), "-l", str(rate * 4),
          "-timeout", f"{seconds * 3 + 20}s", "-timeout_error", "-buff_size", "4194304",
          "-trace_stat", "-fd", "1", "-stf", "stat.csv", "-trace_rtt", "-rtt_freq", "1"],
