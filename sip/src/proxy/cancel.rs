@@ -17,19 +17,7 @@ use super::response_context::{Actions, ResponseContext};
 /// key with the method INVITE (same top Via branch and sent-by, or for RFC 2543 peers
 /// the same Request-URI, tags, Call-ID, CSeq number and top Via).
 pub fn invite_key(cancel: &SipMessage) -> Result<TransactionKey, ParseError> {
-    Ok(match TransactionKey::of(cancel)? {
-        TransactionKey::Rfc3261 {
-            branch, sent_by, ..
-        } => TransactionKey::Rfc3261 {
-            branch,
-            sent_by,
-            method: Method::Invite,
-        },
-        TransactionKey::Rfc2543 { parts, .. } => TransactionKey::Rfc2543 {
-            parts,
-            method: Method::Invite,
-        },
-    })
+    Ok(TransactionKey::of(cancel)?.with_method(Method::Invite))
 }
 
 /// What to do with a CANCEL that matched a response context.

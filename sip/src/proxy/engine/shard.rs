@@ -252,11 +252,11 @@ mod tests {
     #[test]
     fn an_owner_is_forgotten_only_by_itself() {
         let owners = Owners::default();
-        let key = TransactionKey::Rfc3261 {
-            branch: bytes::Bytes::from_static(b"z9hG4bK1"),
-            sent_by: bytes::Bytes::from_static(b"ua:5060"),
-            method: Method::Invite,
-        };
+        let key = TransactionKey::rfc3261(
+            bytes::Bytes::from_static(b"z9hG4bK1"),
+            bytes::Bytes::from_static(b"ua:5060"),
+            Method::Invite,
+        );
         owners.insert(&key, 1);
         owners.remove(&key, 0);
         assert_eq!(owners.owner(&key), Some(1));
