@@ -247,22 +247,22 @@ impl Pcscf {
     }
 
     /// `request` (already through the ingress filter) to the I-CSCF of its home domain.
-    fn register(&self, request: &SipMessage, source: &Source) -> Decision {
-        let Some(icscf) = self.home_route(request) else {
+    fn register(&self, request: SipMessage, source: &Source) -> Decision {
+        let Some(icscf) = self.home_route(&request) else {
             self.refused(source, "unknown home network");
-            return refuse(request, 403, "Forbidden - unknown home network");
+            return refuse(&request, 403, "Forbidden - unknown home network");
         };
         if !self.registrations.has_room(&source.flow, Instant::now()) {
             tracing::warn!(remote = %source.remote, "registration store full: REGISTER refused");
             return Decision::Respond(response_with(
-                request,
+                &request,
                 503,
                 "Service Unavailable",
                 None,
                 &[(HeaderName::RetryAfter, "60")],
             ));
         }
-        let mut edited = request.clone();
+        let mut edited = request;
         edited.headers.remove_all(&HeaderName::Route);
         add_path(&mut edited, &self.path_value(source));
         set_visited_network(&mut edited, &self.settings.visited_network_id);
@@ -495,7 +495,7 @@ impl Policy for PcscfPolicy {
                         }
                     }
                     if kind == RequestKind::Register {
-                        pcscf.register(&filtered, source)
+                        pcscf.register(filtered, source)
                     } else {
                         pcscf.originating(request, filtered, source)
                     }
